@@ -1,0 +1,5 @@
+//! The OrbitLab engine: one module per concern (see `DESIGN.md`, "Shape of
+//! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
+//! thin edges over this library.
+
+pub mod store;

@@ -1,0 +1,3 @@
+//! `orbitlab`: the command-line edge over the engine.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Simulators of the parts of Proxmox VE that OrbitLab uses.
