@@ -2,4 +2,7 @@
 //! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
 //! thin edges over this library.
 
+pub mod api;
+pub mod placement;
+pub mod status;
 pub mod store;
