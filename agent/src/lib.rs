@@ -2,4 +2,5 @@
 //! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
 //! thin edges over this library.
 
+pub mod pve;
 pub mod store;
