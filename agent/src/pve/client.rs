@@ -97,8 +97,13 @@ fn sdn_base(kind: SdnKind, vnet: Option<&str>) -> Result<String> {
     })
 }
 
-/// Keys that are read back but never sent.
-const READ_ONLY: &[&str] = &["cidr", "zone", "network", "mask", "digest"];
+/// Subnet keys that are read back but never sent.
+const SUBNET_READ_ONLY: &[&str] = &["cidr", "zone", "network", "mask"];
+
+/// Whether a key read back from Proxmox must not be sent back.
+fn read_only(kind: SdnKind, key: &str) -> bool {
+    key == "digest" || (kind == SdnKind::Subnet && SUBNET_READ_ONLY.contains(&key))
+}
 
 impl PveClient {
     /// A client; no request is made yet.
@@ -167,7 +172,7 @@ impl PveClient {
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
         let mut params = to_params(cfg)?;
-        params.retain(|(k, _)| !READ_ONLY.contains(&k.as_str()) && k != C::KIND.id_key());
+        params.retain(|(k, _)| !read_only(C::KIND, k) && k != C::KIND.id_key());
         match C::KIND {
             SdnKind::Subnet => {
                 params.retain(|(k, _)| k != "type" && k != "vnet");
@@ -202,7 +207,7 @@ impl PveClient {
     ) -> Result<()> {
         let mut params = to_params(cfg)?;
         params.retain(|(k, _)| {
-            !READ_ONLY.contains(&k.as_str())
+            !read_only(C::KIND, k)
                 && k != "type"
                 && k != C::KIND.id_key()
                 && !(C::KIND == SdnKind::Subnet && k == "vnet")
