@@ -3,6 +3,6 @@
 //! thin edges over this library.
 
 pub mod api;
-pub mod placement;
+pub mod pve;
 pub mod status;
 pub mod store;
