@@ -2,4 +2,6 @@
 //! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
 //! thin edges over this library.
 
+pub mod ipam;
+pub mod render;
 pub mod store;
