@@ -3,6 +3,8 @@
 //! thin edges over this library.
 
 pub mod api;
+pub mod ipam;
 pub mod pve;
+pub mod render;
 pub mod status;
 pub mod store;
