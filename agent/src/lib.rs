@@ -3,8 +3,11 @@
 //! thin edges over this library.
 
 pub mod api;
+pub mod host;
 pub mod ipam;
+pub mod placement;
 pub mod pve;
+pub mod reconcile;
 pub mod render;
 pub mod status;
 pub mod store;

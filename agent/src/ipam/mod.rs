@@ -29,6 +29,7 @@
 //! the next session ignores, so re-running the same allocation converges
 //! and releasing by owner finds every address the owner holds.
 
+pub mod cluster;
 mod layout;
 mod names;
 mod pool;

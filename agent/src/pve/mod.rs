@@ -21,6 +21,7 @@ mod http;
 pub mod known_calls;
 mod lxc;
 mod sdn;
+mod stored;
 mod tls;
 mod types;
 
@@ -34,6 +35,7 @@ pub use sdn::{
     ControllerConfig, PendingState, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig,
     VnetConfig, ZoneConfig,
 };
+pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub use tls::{Fingerprint, Trust};
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,

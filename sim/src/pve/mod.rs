@@ -14,6 +14,7 @@ pub mod error;
 pub mod faults;
 pub mod files;
 pub mod formats;
+pub mod pct;
 pub mod request;
 mod rules;
 pub mod schema;

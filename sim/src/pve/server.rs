@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::control;
+use super::pct::{self, PctLog, PushedFile};
 use super::endpoints::access::{ApiToken, UserLogin};
 use super::endpoints::{AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
 use super::error::ApiError;
@@ -128,6 +129,7 @@ pub struct Shared {
     pmxcfs_root: Option<PathBuf>,
     seq: AtomicU64,
     files_written: Mutex<(u64, u64)>,
+    pub(crate) pct: Mutex<PctLog>,
 }
 
 /// Lock a mutex, recovering from a poisoned one (a panicking handler must
@@ -182,6 +184,7 @@ impl PveSim {
             pmxcfs_root: cfg.pmxcfs_root.clone(),
             seq: AtomicU64::new(0),
             files_written: Mutex::new((0, 0)),
+            pct: Mutex::new(PctLog::new()),
         });
         shared.sync_files(&lock(&shared.state));
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -257,7 +260,7 @@ async fn serve(
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    control::routes().fallback(api).with_state(shared)
+    control::routes().merge(pct::routes()).fallback(api).with_state(shared)
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -338,6 +341,21 @@ impl SimHandle {
     }
 
     /// Stop the server and wait for its thread.
+    /// `pct push` into a running container on `node`.
+    pub fn pct_push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &str) -> Result<(), String> {
+        pct::push(&self.shared, node, vmid, path, PushedFile { mode, content: content.to_owned() })
+    }
+
+    /// `pct exec` in a running container on `node`.
+    pub fn pct_exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), String> {
+        pct::exec(&self.shared, node, vmid, argv.to_vec())
+    }
+
+    /// What existing containers received through `pct`.
+    pub fn pct_log(&self) -> PctLog {
+        pct::records(&self.shared)
+    }
+
     pub fn shutdown(mut self) {
         self.stop_now();
     }
