@@ -8,14 +8,17 @@
 
 use std::time::{Duration, Instant};
 
-use orbitlab_agent::pve::{ClientConfig, ClientOptions, Credentials, Pve, PveClient, Secret, Trust, ZoneConfig};
-use orbitlab_sim::pve::{PveSim, SimConfig, SimHandle, TestCa, DEFAULT_TOKEN_SECRET};
+use orbitlab_agent::pve::{
+    ClientConfig, ClientOptions, Credentials, Pve, PveClient, Secret, Trust, ZoneConfig,
+};
+use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, SimHandle, TestCa};
 
 fn client(sim: &SimHandle, trust: Trust) -> PveClient {
     PveClient::new(ClientConfig {
         base_url: sim.origin(),
         trust,
-        credentials: Credentials::token("root@pam", "orbitlab", Secret::new(DEFAULT_TOKEN_SECRET)).expect("token"),
+        credentials: Credentials::token("root@pam", "orbitlab", Secret::new(DEFAULT_TOKEN_SECRET))
+            .expect("token"),
         options: ClientOptions::default(),
     })
     .expect("client")
@@ -26,9 +29,13 @@ fn rate(n: u32, d: Duration) -> f64 {
 }
 
 fn run(label: &str, sim: &SimHandle, c: &PveClient) {
-    let zone = ZoneConfig { kind: Some("simple".into()), ..ZoneConfig::default() };
+    let zone = ZoneConfig {
+        kind: Some("simple".into()),
+        ..ZoneConfig::default()
+    };
     for i in 0..50 {
-        c.sdn_create_zone(&format!("w{i}"), &zone, None).expect("seed");
+        c.sdn_create_zone(&format!("w{i}"), &zone, None)
+            .expect("seed");
     }
     // Warm up.
     for _ in 0..200 {
@@ -43,7 +50,8 @@ fn run(label: &str, sim: &SimHandle, c: &PveClient) {
     let creates = 3000;
     let t = Instant::now();
     for i in 0..creates {
-        c.sdn_create_zone(&format!("b{i}"), &zone, None).expect("create");
+        c.sdn_create_zone(&format!("b{i}"), &zone, None)
+            .expect("create");
     }
     let create_time = t.elapsed();
     let small = 3000;
@@ -67,7 +75,10 @@ fn run(label: &str, sim: &SimHandle, c: &PveClient) {
         rate(small, small_time),
         small_time.as_secs_f64() * 1e6 / f64::from(small)
     );
-    assert_eq!(sim.requests().len() as u32, 50 + 200 + reads + creates + small);
+    assert_eq!(
+        sim.requests().len() as u32,
+        50 + 200 + reads + creates + small
+    );
 }
 
 fn main() {

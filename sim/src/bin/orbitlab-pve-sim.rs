@@ -10,9 +10,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
-use orbitlab_sim::pve::{ApiToken, PveSim, PveVersion, SimConfig, TestCa, UserLogin, DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET};
+use orbitlab_sim::pve::{
+    ApiToken, DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, TestCa,
+    UserLogin,
+};
 
 /// Simulated Proxmox VE API (never for production).
 #[derive(Debug, Parser)]
@@ -42,15 +45,23 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let args = Args::parse();
     let version: PveVersion = args.pve_version.parse().map_err(anyhow::Error::msg)?;
     if !args.listen.ip().is_loopback() {
-        eprintln!("warning: listening on {} (not loopback); the control API /_sim has no authentication", args.listen);
+        eprintln!(
+            "warning: listening on {} (not loopback); the control API /_sim has no authentication",
+            args.listen
+        );
     }
-    let secret = std::env::var("ORBITLAB_SIM_TOKEN_SECRET").unwrap_or_else(|_| DEFAULT_TOKEN_SECRET.to_string());
+    let secret = std::env::var("ORBITLAB_SIM_TOKEN_SECRET")
+        .unwrap_or_else(|_| DEFAULT_TOKEN_SECRET.to_string());
     if secret.is_empty() {
-        bail!("ORBITLAB_SIM_TOKEN_SECRET is empty: set a secret or unset it to use the test default");
+        bail!(
+            "ORBITLAB_SIM_TOKEN_SECRET is empty: set a secret or unset it to use the test default"
+        );
     }
     let tls = match &args.tls_dir {
         None => None,
@@ -60,7 +71,8 @@ fn main() -> Result<()> {
             let host = args.listen.ip().to_string();
             let material = ca.issue_server(&["localhost", &host])?;
             let ca_path = dir.join("pve-root-ca.pem");
-            std::fs::write(&ca_path, ca.pem()).with_context(|| format!("writing {}", ca_path.display()))?;
+            std::fs::write(&ca_path, ca.pem())
+                .with_context(|| format!("writing {}", ca_path.display()))?;
             std::fs::write(dir.join("pve-ssl.pem"), &material.cert_chain_pem)
                 .with_context(|| format!("writing {}", dir.join("pve-ssl.pem").display()))?;
             println!("CA: {}", ca_path.display());
@@ -84,13 +96,18 @@ fn main() -> Result<()> {
     }];
     cfg.auth.users = vec![UserLogin {
         user: "root@pam".into(),
-        password: std::env::var("ORBITLAB_SIM_PASSWORD").unwrap_or_else(|_| DEFAULT_PASSWORD.to_string()),
+        password: std::env::var("ORBITLAB_SIM_PASSWORD")
+            .unwrap_or_else(|_| DEFAULT_PASSWORD.to_string()),
     }];
     let sim = PveSim::start(cfg)?;
     println!("Proxmox VE {version} simulator: {}", sim.base_url());
     println!("control API: {}/_sim/requests", sim.origin());
-    println!("token: root@pam!orbitlab (secret from ORBITLAB_SIM_TOKEN_SECRET or the test default)");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    println!(
+        "token: root@pam!orbitlab (secret from ORBITLAB_SIM_TOKEN_SECRET or the test default)"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -527,13 +527,13 @@ fn handle_inner(
             )
         }
     })?;
-    if let Some(node) = vars.get("node") {
-        if st.nodes.get(node).is_some_and(|n| !n.online) {
-            return Err(ApiError::status(
-                595,
-                format!("No route to host (node '{node}' is offline)"),
-            ));
-        }
+    if let Some(node) = vars.get("node")
+        && st.nodes.get(node).is_some_and(|n| !n.online)
+    {
+        return Err(ApiError::status(
+            595,
+            format!("No route to host (node '{node}' is offline)"),
+        ));
     }
     let mut all: Vec<(String, String)> = vars.into_iter().collect();
     all.extend(raw.params.iter().cloned());
