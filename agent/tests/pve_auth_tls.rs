@@ -5,7 +5,9 @@ mod pve_common;
 
 use std::time::Duration;
 
-use orbitlab_agent::pve::{ClientConfig, Credentials, Fingerprint, Pve, PveClient, PveError, Secret, Trust, ZoneConfig};
+use orbitlab_agent::pve::{
+    ClientConfig, Credentials, Fingerprint, Pve, PveClient, PveError, Secret, Trust, ZoneConfig,
+};
 use orbitlab_sim::pve::{PveSim, PveVersion, SimConfig, TestCa};
 use pve_common::*;
 
@@ -13,10 +15,16 @@ use pve_common::*;
 fn token_auth_is_accepted_and_a_wrong_secret_refused() {
     let (sim, client) = sim_and_client(PveVersion::V8_4);
     assert_eq!(client.version().expect("version").release, "8.4");
-    let bad = client_for(&sim, Credentials::token("root@pam", "orbitlab", Secret::new("wrong-secret")).expect("token"));
+    let bad = client_for(
+        &sim,
+        Credentials::token("root@pam", "orbitlab", Secret::new("wrong-secret")).expect("token"),
+    );
     let err = bad.version().expect_err("refused");
     assert_eq!(err.status(), Some(401), "{err}");
-    assert!(!format!("{err} {err:?}").contains("wrong-secret"), "secret leaked: {err:?}");
+    assert!(
+        !format!("{err} {err:?}").contains("wrong-secret"),
+        "secret leaked: {err:?}"
+    );
     let recorded = sim.requests();
     assert_eq!(recorded[0].user.as_deref(), Some("root@pam!orbitlab"));
     assert_eq!(recorded[1].status, 401);
@@ -32,13 +40,22 @@ fn ticket_auth_logs_in_once_and_writes_carry_the_csrf_token() {
         kind: Some("simple".into()),
         ..ZoneConfig::default()
     };
-    client.sdn_create_zone("ztick", &zone, None).expect("write with ticket");
+    client
+        .sdn_create_zone("ztick", &zone, None)
+        .expect("write with ticket");
     let reqs = sim.requests();
     let logins: Vec<_> = reqs.iter().filter(|r| r.path == "/access/ticket").collect();
     assert_eq!(logins.len(), 1);
     assert_eq!(logins[0].params["password"], "<redacted>");
-    assert!(reqs.iter().filter(|r| r.path != "/access/ticket").all(|r| r.user.as_deref() == Some("root@pam") && r.status == 200));
-    let bad = client_for(&sim, Credentials::password("root@pam", Secret::new("nope-nope")).expect("creds"));
+    assert!(
+        reqs.iter()
+            .filter(|r| r.path != "/access/ticket")
+            .all(|r| r.user.as_deref() == Some("root@pam") && r.status == 200)
+    );
+    let bad = client_for(
+        &sim,
+        Credentials::password("root@pam", Secret::new("nope-nope")).expect("creds"),
+    );
     let err = bad.nodes().expect_err("bad password");
     assert_eq!(err.status(), Some(401));
     assert!(err.to_string().contains("authentication failure"), "{err}");
@@ -61,7 +78,11 @@ fn tls_sim() -> TlsSetup {
     })
     .expect("tls sim");
     assert!(sim.base_url().starts_with("https://"));
-    TlsSetup { ca, sim, leaf_fingerprint }
+    TlsSetup {
+        ca,
+        sim,
+        leaf_fingerprint,
+    }
 }
 
 fn tls_client(sim: &orbitlab_sim::pve::SimHandle, trust: Trust) -> PveClient {
@@ -87,7 +108,10 @@ fn tls_with_the_right_ca_works_and_a_wrong_ca_is_refused() {
     let bad = tls_client(&t.sim, Trust::CaPem(other.pem()));
     let err = bad.nodes().expect_err("wrong CA refused");
     assert!(matches!(err, PveError::Transport { .. }), "{err:?}");
-    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
     // Refused before any request reached the API.
     assert_eq!(t.sim.requests().len(), 1);
 }
@@ -102,7 +126,10 @@ fn tls_checks_the_host_name_in_ca_mode() {
     .expect("sim");
     let client = tls_client(&sim, Trust::CaPem(ca.pem()));
     let err = client.nodes().expect_err("name mismatch refused");
-    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,7 +144,11 @@ fn tls_with_the_pinned_fingerprint_works_and_a_wrong_one_is_refused() {
     assert!(err.to_string().contains("fingerprint mismatch"), "{err}");
     // The CA's own fingerprint is not the server's: refused too.
     let ca_fp = Fingerprint::of_pem(&t.ca.pem()).expect("fp");
-    assert!(tls_client(&t.sim, Trust::Fingerprint(ca_fp)).version().is_err());
+    assert!(
+        tls_client(&t.sim, Trust::Fingerprint(ca_fp))
+            .version()
+            .is_err()
+    );
 }
 
 #[test]
@@ -130,5 +161,9 @@ fn https_without_trust_and_plain_http_elsewhere_are_refused_at_setup() {
         options: fast_options(),
     })
     .expect_err("https needs trust");
-    assert!(err.to_string().contains("CA file or a certificate fingerprint"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("CA file or a certificate fingerprint"),
+        "{err}"
+    );
 }

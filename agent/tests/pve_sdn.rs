@@ -5,13 +5,16 @@
 mod pve_common;
 
 use orbitlab_agent::pve::{
-    sdn_transaction, ControllerConfig, PendingState, Pve, PveClient, PveError, SdnKind, SubnetConfig, VnetConfig,
-    ZoneConfig,
+    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnKind, SubnetConfig, VnetConfig,
+    ZoneConfig, sdn_transaction,
 };
 use orbitlab_sim::pve::{PveVersion, RequestRecord};
 use pve_common::*;
 
-fn backplane(c: &PveClient, lock: Option<&orbitlab_agent::pve::SdnLockToken>) -> orbitlab_agent::pve::Result<()> {
+fn backplane(
+    c: &PveClient,
+    lock: Option<&orbitlab_agent::pve::SdnLockToken>,
+) -> orbitlab_agent::pve::Result<()> {
     c.sdn_create_controller(
         "olevpn",
         &ControllerConfig {
@@ -76,17 +79,32 @@ fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
     assert_eq!(writes[0].path, "/cluster/sdn/lock");
     assert_eq!(writes[0].method, "POST");
     // Every later SDN write carries the same token; the apply releases it.
-    let tokens: Vec<&str> = writes[1..].iter().map(|r| r.params.get("lock-token").map(String::as_str).unwrap_or("")).collect();
+    let tokens: Vec<&str> = writes[1..]
+        .iter()
+        .map(|r| r.params.get("lock-token").map(String::as_str).unwrap_or(""))
+        .collect();
     assert_eq!(tokens.len(), 5, "{writes:?}");
-    assert!(tokens.iter().all(|t| !t.is_empty() && *t == tokens[0]), "{tokens:?}");
+    assert!(
+        tokens.iter().all(|t| !t.is_empty() && *t == tokens[0]),
+        "{tokens:?}"
+    );
     let apply = writes.last().expect("apply");
-    assert_eq!((apply.method.as_str(), apply.path.as_str()), ("PUT", "/cluster/sdn"));
-    assert!(sim.with_state(|st| st.sdn.lock_token.is_none()), "apply released the lock");
+    assert_eq!(
+        (apply.method.as_str(), apply.path.as_str()),
+        ("PUT", "/cluster/sdn")
+    );
+    assert!(
+        sim.with_state(|st| st.sdn.lock_token.is_none()),
+        "apply released the lock"
+    );
     // Applied: nothing pending.
     let zones = c.sdn_zones().expect("zones");
     assert_eq!(zones.len(), 1);
     assert_eq!(zones[0].state, None);
-    assert_eq!(zones[0].running.as_ref().and_then(|z| z.vrf_vxlan), Some(10));
+    assert_eq!(
+        zones[0].running.as_ref().and_then(|z| z.vrf_vxlan),
+        Some(10)
+    );
 }
 
 #[test]
@@ -99,20 +117,30 @@ fn on_84_no_sdn_lock_is_used() {
     .expect("transaction");
     assert_eq!(task.exitstatus.as_deref(), Some("OK"));
     let log = sim.requests();
-    assert!(log.iter().all(|r| !r.path.starts_with("/cluster/sdn/lock")), "{log:?}");
+    assert!(
+        log.iter().all(|r| !r.path.starts_with("/cluster/sdn/lock")),
+        "{log:?}"
+    );
     assert!(log.iter().all(|r| !r.params.contains_key("lock-token")));
     assert_eq!(sdn_writes(&log).len(), 5);
-    assert!(matches!(c.sdn_rollback(None), Err(PveError::Unsupported { .. })));
+    assert!(matches!(
+        c.sdn_rollback(None),
+        Err(PveError::Unsupported { .. })
+    ));
 }
 
 #[test]
 fn a_locked_sdn_refuses_edits_without_the_token() {
     let (_sim, c) = sim_and_client(PveVersion::V9_1);
     let lock = c.sdn_lock(false).expect("lock").expect("token");
-    let zone = ZoneConfig { kind: Some("simple".into()), ..ZoneConfig::default() };
+    let zone = ZoneConfig {
+        kind: Some("simple".into()),
+        ..ZoneConfig::default()
+    };
     let err = c.sdn_create_zone("z1", &zone, None).expect_err("locked");
     assert!(err.to_string().contains("lock"), "{err}");
-    c.sdn_create_zone("z1", &zone, Some(&lock)).expect("with token");
+    c.sdn_create_zone("z1", &zone, Some(&lock))
+        .expect("with token");
     // Pending edits refuse a new lock unless allowed.
     c.sdn_unlock(&lock, false).expect("unlock");
     let err = c.sdn_lock(false).expect_err("pending changes");
@@ -130,45 +158,118 @@ fn edits_stay_pending_until_applied_and_read_back_with_their_state() {
     assert_eq!(zones[0].state, Some(PendingState::New));
     assert!(zones[0].running.is_none());
     let desired = zones[0].desired().expect("ok").expect("exists");
-    assert_eq!((desired.mtu, desired.advertise_subnets), (Some(1450), Some(true)));
+    assert_eq!(
+        (desired.mtu, desired.advertise_subnets),
+        (Some(1450), Some(true))
+    );
     let subnets = c.sdn_subnets("olbpnet").expect("subnets");
     assert_eq!(subnets[0].id, "olbp-10.200.0.0-16");
-    c.wait_task(&c.sdn_apply(None, true).expect("apply"), DEADLINE).expect("applied");
+    c.wait_task(&c.sdn_apply(None, true).expect("apply"), DEADLINE)
+        .expect("applied");
     // Change one value: running keeps the old one until the next apply.
-    c.sdn_update_zone("olbp", &ZoneConfig { mtu: Some(1400), ..ZoneConfig::default() }, &[], None).expect("update");
+    c.sdn_update_zone(
+        "olbp",
+        &ZoneConfig {
+            mtu: Some(1400),
+            ..ZoneConfig::default()
+        },
+        &[],
+        None,
+    )
+    .expect("update");
     let z = &c.sdn_zones().expect("zones")[0];
     assert_eq!(z.state, Some(PendingState::Changed));
     assert_eq!(z.running.as_ref().and_then(|r| r.mtu), Some(1450));
     assert_eq!(z.desired().expect("ok").and_then(|d| d.mtu), Some(1400));
     let s = &c.sdn_subnets("olbpnet").expect("subnets")[0];
-    assert_eq!(s.running.as_ref().and_then(|r| r.cidr.clone()).as_deref(), Some("10.200.0.0/16"));
-    c.sdn_update_subnet("olbpnet", &s.id, &SubnetConfig { snat: Some(false), ..SubnetConfig::default() }, &[], None)
-        .expect("subnet update");
+    assert_eq!(
+        s.running.as_ref().and_then(|r| r.cidr.clone()).as_deref(),
+        Some("10.200.0.0/16")
+    );
+    c.sdn_update_subnet(
+        "olbpnet",
+        &s.id,
+        &SubnetConfig {
+            snat: Some(false),
+            ..SubnetConfig::default()
+        },
+        &[],
+        None,
+    )
+    .expect("subnet update");
     // Deleting is pending too.
-    c.sdn_delete(SdnKind::Subnet, Some("olbpnet"), "olbp-10.200.0.0-16", None).expect("delete subnet");
-    assert_eq!(c.sdn_subnets("olbpnet").expect("subnets")[0].state, Some(PendingState::Deleted));
+    c.sdn_delete(SdnKind::Subnet, Some("olbpnet"), "olbp-10.200.0.0-16", None)
+        .expect("delete subnet");
+    assert_eq!(
+        c.sdn_subnets("olbpnet").expect("subnets")[0].state,
+        Some(PendingState::Deleted)
+    );
 }
 
 #[test]
 fn vnis_are_unique_and_dependencies_block_deletes() {
     let (_sim, c) = sim_and_client(PveVersion::V8_4);
     backplane(&c, None).expect("edits");
-    let zone = ZoneConfig { kind: Some("vxlan".into()), peers: Some("192.168.100.11".into()), ..ZoneConfig::default() };
+    let zone = ZoneConfig {
+        kind: Some("vxlan".into()),
+        peers: Some("192.168.100.11".into()),
+        ..ZoneConfig::default()
+    };
     c.sdn_create_zone("sec1", &zone, None).expect("zone");
     let err = c
-        .sdn_create_vnet("olvn1001", &VnetConfig { zone: Some("sec1".into()), tag: Some(100), ..VnetConfig::default() }, None)
+        .sdn_create_vnet(
+            "olvn1001",
+            &VnetConfig {
+                zone: Some("sec1".into()),
+                tag: Some(100),
+                ..VnetConfig::default()
+            },
+            None,
+        )
         .expect_err("tag 100 is the backplane's");
-    assert!(err.param_errors().expect("errors")["tag"].contains("already exists"), "{err}");
+    assert!(
+        err.param_errors().expect("errors")["tag"].contains("already exists"),
+        "{err}"
+    );
     let err = c
-        .sdn_create_vnet("olvn1001", &VnetConfig { zone: Some("sec1".into()), tag: Some(10), ..VnetConfig::default() }, None)
+        .sdn_create_vnet(
+            "olvn1001",
+            &VnetConfig {
+                zone: Some("sec1".into()),
+                tag: Some(10),
+                ..VnetConfig::default()
+            },
+            None,
+        )
         .expect_err("10 is the VRF VNI");
-    assert!(err.to_string().contains("already exists in zone olbp"), "{err}");
-    c.sdn_create_vnet("olvn1001", &VnetConfig { zone: Some("sec1".into()), tag: Some(1001), ..VnetConfig::default() }, None)
-        .expect("free tag");
-    let err = c.sdn_delete(SdnKind::Zone, None, "sec1", None).expect_err("used by vnet");
+    assert!(
+        err.to_string().contains("already exists in zone olbp"),
+        "{err}"
+    );
+    c.sdn_create_vnet(
+        "olvn1001",
+        &VnetConfig {
+            zone: Some("sec1".into()),
+            tag: Some(1001),
+            ..VnetConfig::default()
+        },
+        None,
+    )
+    .expect("free tag");
+    let err = c
+        .sdn_delete(SdnKind::Zone, None, "sec1", None)
+        .expect_err("used by vnet");
     assert!(err.to_string().contains("used by vnet 'olvn1001'"), "{err}");
     let err = c
-        .sdn_create_subnet("olvn1001", "10.0.0.0/24", &SubnetConfig { gateway: Some("10.9.9.1".into()), ..SubnetConfig::default() }, None)
+        .sdn_create_subnet(
+            "olvn1001",
+            "10.0.0.0/24",
+            &SubnetConfig {
+                gateway: Some("10.9.9.1".into()),
+                ..SubnetConfig::default()
+            },
+            None,
+        )
         .expect_err("gateway outside");
     assert!(err.param_errors().expect("errors").contains_key("gateway"));
 }

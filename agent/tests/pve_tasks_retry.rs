@@ -6,9 +6,10 @@ mod pve_common;
 use std::time::Duration;
 
 use orbitlab_agent::pve::{
-    ClientConfig, ClientOptions, LxcCreate, Pve, PveClient, PveError, RetryPolicy, Trust, ZoneConfig,
+    ClientConfig, ClientOptions, LxcCreate, Pve, PveClient, PveError, RetryPolicy, Trust,
+    ZoneConfig,
 };
-use orbitlab_sim::pve::{FaultSpec, PveVersion, DEFAULT_TEMPLATE};
+use orbitlab_sim::pve::{DEFAULT_TEMPLATE, FaultSpec, PveVersion};
 use pve_common::*;
 
 fn ct(vmid: u32) -> LxcCreate {
@@ -24,15 +25,24 @@ fn ct(vmid: u32) -> LxcCreate {
 #[test]
 fn a_failed_task_is_reported_with_its_message() {
     let (sim, c) = sim_and_client(PveVersion::V8_4);
-    sim.fail_next_task("vzcreate", "unable to create CT 200 - no space left on device");
+    sim.fail_next_task(
+        "vzcreate",
+        "unable to create CT 200 - no space left on device",
+    );
     let upid = c.lxc_create("pve2", &ct(200)).expect("create accepted");
     assert_eq!(upid.node(), "pve2");
     assert_eq!(upid.kind(), "vzcreate");
     let err = c.wait_task(&upid, DEADLINE).expect_err("task failed");
     match &err {
-        PveError::TaskFailed { upid: u, exitstatus } => {
+        PveError::TaskFailed {
+            upid: u,
+            exitstatus,
+        } => {
             assert_eq!(u, upid.as_str());
-            assert_eq!(exitstatus, "unable to create CT 200 - no space left on device");
+            assert_eq!(
+                exitstatus,
+                "unable to create CT 200 - no space left on device"
+            );
         }
         other => panic!("expected TaskFailed, got {other:?}"),
     }
@@ -46,7 +56,9 @@ fn a_task_that_outlives_its_deadline_is_its_own_error() {
     let (sim, c) = sim_and_client(PveVersion::V8_4);
     sim.set_task_duration(Duration::from_secs(30));
     let upid = c.lxc_create("pve1", &ct(101)).expect("create");
-    let err = c.wait_task(&upid, Duration::from_millis(300)).expect_err("deadline");
+    let err = c
+        .wait_task(&upid, Duration::from_millis(300))
+        .expect_err("deadline");
     match err {
         PveError::TaskDeadline { upid: u, waited } => {
             assert_eq!(u, upid.as_str());
@@ -55,7 +67,10 @@ fn a_task_that_outlives_its_deadline_is_its_own_error() {
         other => panic!("expected TaskDeadline, got {other:?}"),
     }
     // Still locked by the running create.
-    assert_eq!(c.lxc_config("pve1", 101).expect("config").lock().as_deref(), Some("create"));
+    assert_eq!(
+        c.lxc_config("pve1", 101).expect("config").lock().as_deref(),
+        Some("create")
+    );
 }
 
 #[test]
@@ -69,7 +84,12 @@ fn a_transient_error_on_a_read_is_retried() {
         message: "service unavailable".into(),
     });
     assert!(c.sdn_zones().expect("retried and succeeded").is_empty());
-    let gets: Vec<u16> = sim.requests().iter().filter(|r| r.path == "/cluster/sdn/zones").map(|r| r.status).collect();
+    let gets: Vec<u16> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/cluster/sdn/zones")
+        .map(|r| r.status)
+        .collect();
     assert_eq!(gets, vec![503, 200]);
 }
 
@@ -83,16 +103,29 @@ fn a_transient_error_on_a_create_is_not_retried() {
         status: 503,
         message: "proxy loop detected".into(),
     });
-    let zone = ZoneConfig { kind: Some("simple".into()), ..ZoneConfig::default() };
+    let zone = ZoneConfig {
+        kind: Some("simple".into()),
+        ..ZoneConfig::default()
+    };
     let err = c.sdn_create_zone("z1", &zone, None).expect_err("surfaced");
     assert_eq!(err.status(), Some(503));
     assert!(err.to_string().contains("proxy loop detected"), "{err}");
-    let posts = sim.requests().iter().filter(|r| r.method == "POST" && r.path == "/cluster/sdn/zones").count();
+    let posts = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/cluster/sdn/zones")
+        .count();
     assert_eq!(posts, 1, "a create must be sent once");
     // Deterministic errors are not retried even on reads.
     let err = c.lxc_config("pve1", 999).expect_err("no such CT");
     assert_eq!(err.status(), Some(500));
-    assert_eq!(sim.requests().iter().filter(|r| r.path.ends_with("/999/config")).count(), 1);
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/999/config"))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -105,7 +138,10 @@ fn every_call_has_a_timeout() {
         credentials: token(),
         options: ClientOptions {
             timeout: Duration::from_millis(200),
-            retry: RetryPolicy { attempts: 1, ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
             ..ClientOptions::default()
         },
     })
@@ -144,17 +180,37 @@ fn other_processes_drive_the_simulator_through_the_control_api() {
     let err = c.nodes().expect_err("second fails");
     assert!(err.to_string().contains("injected"), "{err}");
     c.nodes().expect("fault fired once");
-    let log: Vec<serde_json::Value> = http.get(format!("{origin}/_sim/requests")).send().expect("log").json().expect("json");
+    let log: Vec<serde_json::Value> = http
+        .get(format!("{origin}/_sim/requests"))
+        .send()
+        .expect("log")
+        .json()
+        .expect("json");
     assert_eq!(log.len(), 3);
     assert_eq!(log[1]["status"], 500);
-    http.post(format!("{origin}/_sim/nodes/pve2")).json(&serde_json::json!({"online": false})).send().expect("drop");
-    let state: serde_json::Value = http.get(format!("{origin}/_sim/state")).send().expect("state").json().expect("json");
+    http.post(format!("{origin}/_sim/nodes/pve2"))
+        .json(&serde_json::json!({"online": false}))
+        .send()
+        .expect("drop");
+    let state: serde_json::Value = http
+        .get(format!("{origin}/_sim/state"))
+        .send()
+        .expect("state")
+        .json()
+        .expect("json");
     assert_eq!(state["nodes"]["pve2"]["online"], false);
     http.post(format!("{origin}/_sim/task-failures"))
         .json(&serde_json::json!({"task_type": "vzstart", "message": "startup for container '100' failed"}))
         .send()
         .expect("task failure");
-    c.wait_task(&c.lxc_create("pve1", &ct(100)).expect("create"), DEADLINE).expect("created");
-    let err = c.wait_task(&c.lxc_start("pve1", 100).expect("start"), DEADLINE).expect_err("start fails");
-    assert!(err.to_string().contains("startup for container '100' failed"), "{err}");
+    c.wait_task(&c.lxc_create("pve1", &ct(100)).expect("create"), DEADLINE)
+        .expect("created");
+    let err = c
+        .wait_task(&c.lxc_start("pve1", 100).expect("start"), DEADLINE)
+        .expect_err("start fails");
+    assert!(
+        err.to_string()
+            .contains("startup for container '100' failed"),
+        "{err}"
+    );
 }

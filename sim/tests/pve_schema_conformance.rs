@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use orbitlab_agent::pve::known_calls::KNOWN_CALLS;
 use orbitlab_sim::pve::formats::KNOWN as KNOWN_FORMATS;
-use orbitlab_sim::pve::schema::{rules, Kind, ParamRule, PveVersion, Rules};
+use orbitlab_sim::pve::schema::{Kind, ParamRule, PveVersion, Rules, rules};
 use serde_json::Value;
 
 fn schema_dir() -> Option<PathBuf> {
@@ -25,7 +25,10 @@ fn schema_dir() -> Option<PathBuf> {
         "CI must check the simulator against the official schema, but {} is missing",
         dir.display()
     );
-    eprintln!("NOTICE: {} not found; schema conformance not checked here", dir.display());
+    eprintln!(
+        "NOTICE: {} not found; schema conformance not checked here",
+        dir.display()
+    );
     None
 }
 
@@ -34,8 +37,10 @@ type Official = BTreeMap<String, BTreeMap<String, Value>>;
 /// path -> method -> info.
 fn load(dir: &std::path::Path, v: PveVersion) -> Official {
     let file = dir.join(format!("pve-api-schema-full-pve{}.json", v.release()));
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
-    let tree: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", file.display()));
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    let tree: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", file.display()));
     let mut out = Official::new();
     fn walk(n: &Value, out: &mut Official) {
         if let (Some(path), Some(info)) = (n["path"].as_str(), n["info"].as_object()) {
@@ -75,37 +80,123 @@ fn flag(v: &Value) -> bool {
 
 fn diff(errs: &mut Vec<String>, at: &str, name: &str, what: &str, ours: String, theirs: String) {
     if ours != theirs {
-        errs.push(format!("{at} {name}: {what}: ours {ours}, official {theirs}"));
+        errs.push(format!(
+            "{at} {name}: {what}: ours {ours}, official {theirs}"
+        ));
     }
 }
 
 /// Compare one rule with the official definition; push differences.
 fn compare(rules: &Rules, at: &str, rule: &ParamRule, off: &Value, errs: &mut Vec<String>) {
-    diff(errs, at, &rule.name, "type", rule.kind.schema_name().into(), off["type"].as_str().unwrap_or("").into());
-    diff(errs, at, &rule.name, "optional", rule.optional.to_string(), flag(&off["optional"]).to_string());
-    diff(errs, at, &rule.name, "minimum", format!("{:?}", rule.min), format!("{:?}", num(&off["minimum"])));
-    diff(errs, at, &rule.name, "maximum", format!("{:?}", rule.max), format!("{:?}", num(&off["maximum"])));
-    diff(errs, at, &rule.name, "minLength", format!("{:?}", rule.min_len), format!("{:?}", off["minLength"].as_u64()));
-    diff(errs, at, &rule.name, "maxLength", format!("{:?}", rule.max_len), format!("{:?}", off["maxLength"].as_u64()));
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "type",
+        rule.kind.schema_name().into(),
+        off["type"].as_str().unwrap_or("").into(),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "optional",
+        rule.optional.to_string(),
+        flag(&off["optional"]).to_string(),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "minimum",
+        format!("{:?}", rule.min),
+        format!("{:?}", num(&off["minimum"])),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "maximum",
+        format!("{:?}", rule.max),
+        format!("{:?}", num(&off["maximum"])),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "minLength",
+        format!("{:?}", rule.min_len),
+        format!("{:?}", off["minLength"].as_u64()),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "maxLength",
+        format!("{:?}", rule.max_len),
+        format!("{:?}", off["maxLength"].as_u64()),
+    );
     let theirs_enum: Vec<String> = off["enum"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
-    diff(errs, at, &rule.name, "enum", format!("{:?}", rule.enumeration), format!("{theirs_enum:?}"));
-    diff(errs, at, &rule.name, "requires", format!("{:?}", rule.requires), format!("{:?}", off["requires"].as_str()));
-    diff(errs, at, &rule.name, "pattern", format!("{:?}", rule.pattern), format!("{:?}", off["pattern"].as_str()));
-    diff(errs, at, &rule.name, "default_key", rule.default_key.to_string(), flag(&off["default_key"]).to_string());
-    let named = if rule.kind == Kind::Array { &off["items"]["format"] } else { &off["format"] };
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "enum",
+        format!("{:?}", rule.enumeration),
+        format!("{theirs_enum:?}"),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "requires",
+        format!("{:?}", rule.requires),
+        format!("{:?}", off["requires"].as_str()),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "pattern",
+        format!("{:?}", rule.pattern),
+        format!("{:?}", off["pattern"].as_str()),
+    );
+    diff(
+        errs,
+        at,
+        &rule.name,
+        "default_key",
+        rule.default_key.to_string(),
+        flag(&off["default_key"]).to_string(),
+    );
+    let named = if rule.kind == Kind::Array {
+        &off["items"]["format"]
+    } else {
+        &off["format"]
+    };
     match (named, &rule.prop) {
         (Value::Object(keys), Some(prop)) => {
             let Some(ours) = rules.formats.get(prop) else {
-                errs.push(format!("{at} {}: property format {prop} missing", rule.name));
+                errs.push(format!(
+                    "{at} {}: property format {prop} missing",
+                    rule.name
+                ));
                 return;
             };
             let ours_names: BTreeSet<&str> = ours.iter().map(|k| k.name.as_str()).collect();
             let theirs_names: BTreeSet<&str> = keys.keys().map(String::as_str).collect();
             if ours_names != theirs_names {
-                errs.push(format!("{at} {}: property keys differ: ours {ours_names:?}, official {theirs_names:?}", rule.name));
+                errs.push(format!(
+                    "{at} {}: property keys differ: ours {ours_names:?}, official {theirs_names:?}",
+                    rule.name
+                ));
             }
             for k in ours {
                 if let Some(o) = keys.get(&k.name) {
@@ -113,12 +204,25 @@ fn compare(rules: &Rules, at: &str, rule: &ParamRule, off: &Value, errs: &mut Ve
                 }
             }
         }
-        (Value::Object(_), None) => errs.push(format!("{at} {}: official has a property format, ours not", rule.name)),
+        (Value::Object(_), None) => errs.push(format!(
+            "{at} {}: official has a property format, ours not",
+            rule.name
+        )),
         (other, prop) => {
             if prop.is_some() {
-                errs.push(format!("{at} {}: ours has a property format, official not", rule.name));
+                errs.push(format!(
+                    "{at} {}: ours has a property format, official not",
+                    rule.name
+                ));
             }
-            diff(errs, at, &rule.name, "format", format!("{:?}", rule.format), format!("{:?}", other.as_str()));
+            diff(
+                errs,
+                at,
+                &rule.name,
+                "format",
+                format!("{:?}", rule.format),
+                format!("{:?}", other.as_str()),
+            );
         }
     }
 }
@@ -141,11 +245,16 @@ fn simulator_rules_match_the_official_schema() {
             let ours: BTreeSet<&str> = ep.params.iter().map(|p| p.name.as_str()).collect();
             let theirs_names: BTreeSet<&str> = theirs.keys().map(String::as_str).collect();
             for missing in theirs_names.difference(&ours) {
-                errs.push(format!("{at}: official parameter '{missing}' unknown to the simulator"));
+                errs.push(format!(
+                    "{at}: official parameter '{missing}' unknown to the simulator"
+                ));
             }
             for p in &ep.params {
                 match theirs.get(&p.name) {
-                    None => errs.push(format!("{at}: parameter '{}' not in the official schema", p.name)),
+                    None => errs.push(format!(
+                        "{at}: parameter '{}' not in the official schema",
+                        p.name
+                    )),
                     Some(off) => {
                         compare(rules, &at, p, off, &mut errs);
                         checked += 1;
@@ -154,7 +263,12 @@ fn simulator_rules_match_the_official_schema() {
             }
         }
     }
-    assert!(errs.is_empty(), "{} differences:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} differences:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
     assert!(checked > 400, "only {checked} parameters checked");
 }
 
@@ -176,7 +290,10 @@ fn nine_only_endpoints_exist_only_on_nine() {
             );
         }
     }
-    assert!(nine_only >= 3, "the SDN lock and rollback endpoints are 9-only");
+    assert!(
+        nine_only >= 3,
+        "the SDN lock and rollback endpoints are 9-only"
+    );
 }
 
 #[test]
@@ -203,13 +320,16 @@ fn every_client_call_is_official_and_simulated() {
                 errs.push(format!("{at}: the simulator does not serve it"));
             }
             let theirs = props(info);
-            let sent = call
-                .params
-                .iter()
-                .chain(if v >= PveVersion::V9_1 { call.params_9 } else { &[] });
+            let sent = call.params.iter().chain(if v >= PveVersion::V9_1 {
+                call.params_9
+            } else {
+                &[]
+            });
             for p in sent {
                 if !theirs.contains_key(*p) {
-                    errs.push(format!("{at}: sends '{p}', which the official schema does not define"));
+                    errs.push(format!(
+                        "{at}: sends '{p}', which the official schema does not define"
+                    ));
                 }
             }
         }
@@ -221,10 +341,18 @@ fn every_client_call_is_official_and_simulated() {
 fn every_named_format_in_the_rules_has_a_check() {
     for v in PveVersion::ALL {
         let r = rules(v);
-        let all = r.endpoints.iter().flat_map(|e| e.params.iter()).chain(r.formats.values().flatten());
+        let all = r
+            .endpoints
+            .iter()
+            .flat_map(|e| e.params.iter())
+            .chain(r.formats.values().flatten());
         for p in all {
             if let Some(f) = &p.format {
-                assert!(KNOWN_FORMATS.contains(&f.as_str()), "[{v}] {}: format {f} has no check", p.name);
+                assert!(
+                    KNOWN_FORMATS.contains(&f.as_str()),
+                    "[{v}] {}: format {f} has no check",
+                    p.name
+                );
             }
         }
     }

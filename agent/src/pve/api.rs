@@ -227,10 +227,10 @@ pub fn sdn_transaction<T>(
     let out = match edits(lock.as_ref()) {
         Ok(v) => v,
         Err(e) => {
-            if let Some(l) = &lock {
-                if let Err(u) = pve.sdn_unlock(l, false) {
-                    tracing::warn!("releasing the SDN lock after a failed edit: {u}");
-                }
+            if let Some(l) = &lock
+                && let Err(u) = pve.sdn_unlock(l, false)
+            {
+                tracing::warn!("releasing the SDN lock after a failed edit: {u}");
             }
             return Err(e);
         }

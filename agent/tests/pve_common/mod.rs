@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
-use orbitlab_agent::pve::{ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust};
-use orbitlab_sim::pve::{PveSim, PveVersion, SimConfig, SimHandle, DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET};
+use orbitlab_agent::pve::{
+    ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
+};
+use orbitlab_sim::pve::{
+    DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle,
+};
 
 pub fn token() -> Credentials {
     Credentials::token("root@pam", "orbitlab", Secret::new(DEFAULT_TOKEN_SECRET)).expect("token")

@@ -63,14 +63,13 @@ impl Faults {
                 }
             }
         }
-        if let Some(f) = &fired {
-            if let Some(i) = self
+        if let Some(f) = &fired
+            && let Some(i) = self
                 .armed
                 .iter()
                 .position(|a| a.spec == *f && a.seen == f.nth.max(1))
-            {
-                self.armed.remove(i);
-            }
+        {
+            self.armed.remove(i);
         }
         fired
     }

@@ -293,7 +293,9 @@ pub fn parse_tables(endpoints: &str, formats: &str, version: PveVersion) -> Resu
             });
             if skip {
                 // Mark for removal after its parameter lines.
-                rules.endpoints.last_mut().map(|e| e.method.insert(0, '!'));
+                if let Some(e) = rules.endpoints.last_mut() {
+                    e.method.insert(0, '!')
+                }
             }
             continue;
         }
@@ -320,8 +322,10 @@ pub fn parse_tables(endpoints: &str, formats: &str, version: PveVersion) -> Resu
         let name = current
             .as_ref()
             .ok_or_else(|| err("key before FORMAT".into()))?;
-        if let Some(p) = parse_param(raw.trim(), version).map_err(err)? {
-            rules.formats.get_mut(name).map(|v| v.push(p));
+        if let Some(p) = parse_param(raw.trim(), version).map_err(err)?
+            && let Some(v) = rules.formats.get_mut(name)
+        {
+            v.push(p)
         }
     }
     Ok(rules)

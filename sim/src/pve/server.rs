@@ -376,6 +376,9 @@ impl Drop for SimHandle {
     }
 }
 
+/// Most requests kept in the log.
+const MAX_LOG: usize = 200_000;
+
 const SECRET_PARAMS: &[&str] = &[
     "password",
     "new-password",
@@ -433,7 +436,12 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(mut rec) = record {
         rec.status = status;
         rec.seq = shared.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        lock(&shared.log).push(rec);
+        let mut log = lock(&shared.log);
+        if log.len() >= MAX_LOG {
+            // A long-running sandbox keeps the newest half.
+            log.drain(..MAX_LOG / 2);
+        }
+        log.push(rec);
     }
     match result {
         Ok(data) => axum::Json(json!({ "data": data })).into_response(),
@@ -537,13 +545,13 @@ fn handle_inner(
             )
         }
     })?;
-    if let Some(node) = vars.get("node") {
-        if st.nodes.get(node).is_some_and(|n| !n.online) {
-            return Err(ApiError::status(
-                595,
-                format!("No route to host (node '{node}' is offline)"),
-            ));
-        }
+    if let Some(node) = vars.get("node")
+        && st.nodes.get(node).is_some_and(|n| !n.online)
+    {
+        return Err(ApiError::status(
+            595,
+            format!("No route to host (node '{node}' is offline)"),
+        ));
     }
     let mut all: Vec<(String, String)> = vars.into_iter().collect();
     all.extend(raw.params.iter().cloned());

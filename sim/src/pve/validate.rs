@@ -139,13 +139,14 @@ pub fn validate(
         if !rule.optional && rule.family().is_none() && !grouped.contains_key(rule.name.as_str()) {
             errors.insert(rule.name.clone(), MISSING.to_string());
         }
-        if let Some(other) = &rule.requires {
-            if grouped.contains_key(rule.name.as_str()) && !grouped.contains_key(other.as_str()) {
-                errors.insert(
-                    other.clone(),
-                    format!("missing property - '{}' requires this property", rule.name),
-                );
-            }
+        if let Some(other) = &rule.requires
+            && grouped.contains_key(rule.name.as_str())
+            && !grouped.contains_key(other.as_str())
+        {
+            errors.insert(
+                other.clone(),
+                format!("missing property - '{}' requires this property", rule.name),
+            );
         }
     }
     if errors.is_empty() {
@@ -234,10 +235,10 @@ fn check_string(rules: &Rules, rule: &ParamRule, name: &str, v: &str) -> Result<
             rule.enumeration.join(", ")
         ));
     }
-    if let Some(re) = &rule.regex {
-        if !re.is_match(v) {
-            return Err("value does not match the regex pattern".to_string());
-        }
+    if let Some(re) = &rule.regex
+        && !re.is_match(v)
+    {
+        return Err("value does not match the regex pattern".to_string());
     }
     if let Some(fmt) = &rule.format {
         formats::check(fmt, v).map_err(|e| format!("invalid format - {e}"))?;

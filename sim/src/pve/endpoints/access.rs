@@ -127,10 +127,10 @@ pub fn issue_ticket(
     p: &Params,
 ) -> Result<Value, ApiError> {
     let mut user = p.str("username").unwrap_or_default().to_string();
-    if let Some(realm) = p.str("realm") {
-        if !user.contains('@') {
-            user = format!("{user}@{realm}");
-        }
+    if let Some(realm) = p.str("realm")
+        && !user.contains('@')
+    {
+        user = format!("{user}@{realm}");
     }
     let password = p.str("password").unwrap_or_default();
     let ok = cfg

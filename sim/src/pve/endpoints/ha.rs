@@ -73,13 +73,13 @@ fn canonical(ctx: &Ctx<'_>) -> Result<String, ApiError> {
 fn create(ctx: &mut Ctx<'_>) -> Reply {
     let sid = canonical(ctx)?;
     let (kind, id) = sid.split_once(':').unwrap_or(("ct", &sid));
-    if let Some(t) = ctx.p.str("type") {
-        if t != kind {
-            return Err(ApiError::param(
-                "type",
-                format!("type mismatch - '{t}' does not match '{sid}'"),
-            ));
-        }
+    if let Some(t) = ctx.p.str("type")
+        && t != kind
+    {
+        return Err(ApiError::param(
+            "type",
+            format!("type mismatch - '{t}' does not match '{sid}'"),
+        ));
     }
     if kind == "ct"
         && !id

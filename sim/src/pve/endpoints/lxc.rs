@@ -302,12 +302,12 @@ fn put_config(ctx: &mut Ctx<'_>) -> Reply {
     let vmid = ctx.vmid()?;
     let g = guest(ctx, &node, vmid)?;
     not_locked(g, vmid)?;
-    if let Some(d) = ctx.p.str("digest") {
-        if d != config_digest(&g.config) {
-            return Err(ApiError::fail(
-                "detected modified configuration - file changed by other user? Try again.",
-            ));
-        }
+    if let Some(d) = ctx.p.str("digest")
+        && d != config_digest(&g.config)
+    {
+        return Err(ApiError::fail(
+            "detected modified configuration - file changed by other user? Try again.",
+        ));
     }
     let mut config = g.config.clone();
     for key in ctx.p.delete_list() {

@@ -164,12 +164,12 @@ fn update(ctx: &mut Ctx<'_>, k: K) -> Reply {
         .get(&id)
         .cloned()
         .ok_or_else(|| ApiError::fail(format!("sdn {} '{id}' does not exist", k.idkey())))?;
-    if let Some(d) = ctx.p.str("digest") {
-        if d != digest(cur) {
-            return Err(ApiError::fail(
-                "detected modified configuration - file changed by other user? Try again.",
-            ));
-        }
+    if let Some(d) = ctx.p.str("digest")
+        && d != digest(cur)
+    {
+        return Err(ApiError::fail(
+            "detected modified configuration - file changed by other user? Try again.",
+        ));
     }
     for key in ctx.p.delete_list() {
         obj.remove(&key);
@@ -283,13 +283,13 @@ fn check_object(ctx: &Ctx<'_>, k: K, id: &str, o: &Obj) -> Result<(), ApiError> 
                     }
                 }
             }
-            if let Some(n) = int(o, "vrf-vxlan") {
-                if let Some(owner) = vnis.get(&n) {
-                    return Err(ApiError::param(
-                        "vrf-vxlan",
-                        format!("vxlan id {n} is already used by {owner}"),
-                    ));
-                }
+            if let Some(n) = int(o, "vrf-vxlan")
+                && let Some(owner) = vnis.get(&n)
+            {
+                return Err(ApiError::param(
+                    "vrf-vxlan",
+                    format!("vxlan id {n} is already used by {owner}"),
+                ));
             }
         }
         K::Vnet => {
@@ -316,13 +316,13 @@ fn check_object(ctx: &Ctx<'_>, k: K, id: &str, o: &Obj) -> Result<(), ApiError> 
                 }
                 _ => {}
             }
-            if let Some(t) = tag {
-                if let Some(owner) = vnis.get(&t) {
-                    return Err(ApiError::param(
-                        "tag",
-                        format!("tag {t} already exists in {owner}"),
-                    ));
-                }
+            if let Some(t) = tag
+                && let Some(owner) = vnis.get(&t)
+            {
+                return Err(ApiError::param(
+                    "tag",
+                    format!("tag {t} already exists in {owner}"),
+                ));
             }
         }
         K::Subnet => {
@@ -335,13 +335,12 @@ fn check_object(ctx: &Ctx<'_>, k: K, id: &str, o: &Obj) -> Result<(), ApiError> 
                 text(o, "gateway"),
                 net.parse::<IpAddr>(),
                 mask.parse::<u8>(),
-            ) {
-                if !in_subnet(gw, net, mask) {
-                    return Err(ApiError::param(
-                        "gateway",
-                        format!("gateway {gw} is not in subnet {net}/{mask}"),
-                    ));
-                }
+            ) && !in_subnet(gw, net, mask)
+            {
+                return Err(ApiError::param(
+                    "gateway",
+                    format!("gateway {gw} is not in subnet {net}/{mask}"),
+                ));
             }
         }
     }
