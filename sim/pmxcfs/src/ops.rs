@@ -1,0 +1,762 @@
+//! FUSE request handlers: the glue between kernel requests, the pmxcfs
+//! [`rules`](crate::rules) and the inode [`Tree`].
+//!
+//! One mutex guards the tree (pmxcfs also serialises on one memdb mutex), so
+//! every operation is atomic for all processes sharing the mount. Entry and
+//! attribute TTLs are zero and every file is opened with `FOPEN_DIRECT_IO`
+//! (as pmxcfs does), so the kernel caches nothing and each process sees the
+//! others' changes at once. Every file is owned by root:www-data.
+//!
+//! The quorum flag and the `.members`/`.vmlist` feeds are read from the
+//! [`Control`] directory on every request that needs them.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::control::Control;
+use crate::fs::{FsError, FsResult, Ino, ROOT_INO, Tree};
+use crate::rules::{self, UtimePlan, UtimeRequest, VirtualFile};
+use crate::vmlist;
+
+/// Nothing is cached by the kernel: other processes' changes show at once.
+const TTL: Duration = Duration::ZERO;
+
+fn virtual_ino(file: VirtualFile) -> Ino {
+    match file {
+        VirtualFile::Members => 2,
+        VirtualFile::Vmlist => 3,
+    }
+}
+
+fn virtual_of_ino(ino: Ino) -> Option<VirtualFile> {
+    VirtualFile::ALL.into_iter().find(|&v| virtual_ino(v) == ino)
+}
+
+fn virtual_at(parent: Ino, name: &OsStr) -> Option<VirtualFile> {
+    (parent == ROOT_INO)
+        .then(|| VirtualFile::from_name(name))
+        .flatten()
+}
+
+fn now_secs() -> u32 {
+    secs_of(SystemTime::now())
+}
+
+fn secs_of(t: SystemTime) -> u32 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+fn errno(e: FsError) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+/// A directory listing taken at `opendir`, served by `readdir`.
+#[derive(Debug)]
+struct DirEntry {
+    ino: Ino,
+    kind: FileType,
+    name: OsString,
+}
+
+#[derive(Debug)]
+struct State {
+    tree: Tree,
+    listings: HashMap<u64, Vec<DirEntry>>,
+    next_fh: u64,
+    /// Bumped whenever a guest config appears, changes or goes (`.vmlist` version).
+    guests_version: u64,
+}
+
+/// The simulated pmxcfs as a FUSE filesystem.
+#[derive(Debug)]
+pub(crate) struct PmxcfsFs {
+    state: Mutex<State>,
+    control: Control,
+    lock_timeout: Duration,
+    www_data_gid: u32,
+}
+
+impl PmxcfsFs {
+    pub fn new(control: Control, lock_timeout: Duration, www_data_gid: u32) -> Self {
+        Self {
+            state: Mutex::new(State {
+                tree: Tree::new(now_secs()),
+                listings: HashMap::new(),
+                next_fh: 1,
+                guests_version: 0,
+            }),
+            control,
+            lock_timeout,
+            www_data_gid,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn attr(&self, ino: Ino, kind: FileType, size: u64, mtime: SystemTime, perm: u16) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            crtime: mtime,
+            kind,
+            perm,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: 0,
+            gid: self.www_data_gid,
+            rdev: 0,
+            blksize: rules::BLOCK_SIZE,
+            flags: 0,
+        }
+    }
+
+    fn node_attr(&self, tree: &Tree, ino: Ino, quorate: bool) -> FsResult<FileAttr> {
+        let node = tree.get(ino)?;
+        let class = rules::classify(&tree.components(ino)?);
+        let kind = if node.is_dir() {
+            FileType::Directory
+        } else {
+            FileType::RegularFile
+        };
+        let mtime = UNIX_EPOCH + Duration::from_secs(node.mtime.into());
+        let perm = rules::perm(node.is_dir(), class.private, quorate);
+        Ok(self.attr(ino, kind, node.size(), mtime, perm))
+    }
+
+    /// Content of a virtual file: fed through the control directory, or (for
+    /// `.vmlist` only) computed from the tree.
+    fn virtual_content(&self, file: VirtualFile) -> FsResult<(Vec<u8>, SystemTime)> {
+        if let Some(fed) = self.control.feed(file) {
+            return Ok(fed);
+        }
+        match file {
+            VirtualFile::Members => Err(FsError::NotFound),
+            VirtualFile::Vmlist => {
+                let st = self.state();
+                Ok((vmlist::render(&st.tree, st.guests_version), SystemTime::now()))
+            }
+        }
+    }
+
+    fn virtual_attr(&self, file: VirtualFile) -> FsResult<FileAttr> {
+        let (bytes, mtime) = self.virtual_content(file)?;
+        Ok(self.attr(
+            virtual_ino(file),
+            FileType::RegularFile,
+            bytes.len() as u64,
+            mtime,
+            0o440,
+        ))
+    }
+
+    fn do_lookup(&self, parent: Ino, name: &OsStr) -> FsResult<FileAttr> {
+        if let Some(file) = virtual_at(parent, name) {
+            return self.virtual_attr(file);
+        }
+        let quorate = self.control.quorate();
+        let st = self.state();
+        let ino = st.tree.lookup(parent, name)?;
+        self.node_attr(&st.tree, ino, quorate)
+    }
+
+    fn do_getattr(&self, ino: Ino) -> FsResult<FileAttr> {
+        if let Some(file) = virtual_of_ino(ino) {
+            return self.virtual_attr(file);
+        }
+        let quorate = self.control.quorate();
+        self.node_attr(&self.state().tree, ino, quorate)
+    }
+
+    /// chmod, chown, truncate and utime, in that order (as libfuse calls
+    /// them for pmxcfs), stopping at the first refusal.
+    fn do_setattr(&self, ino: Ino, change: &AttrChange) -> FsResult<FileAttr> {
+        if let Some(file) = virtual_of_ino(ino) {
+            if let Some(mode) = change.mode {
+                rules::check_chmod(mode, false)?;
+            }
+            rules::check_chown(change.uid, change.gid, self.www_data_gid)?;
+            if change.size.is_some() || change.times {
+                return Err(FsError::Access);
+            }
+            return self.virtual_attr(file);
+        }
+        let quorate = self.control.quorate();
+        let mut st = self.state();
+        let tree = &mut st.tree;
+        let path = tree.components(ino)?;
+        let class = rules::classify(&path);
+        if let Some(mode) = change.mode {
+            rules::check_chmod(mode, class.private)?;
+        }
+        rules::check_chown(change.uid, change.gid, self.www_data_gid)?;
+        if let Some(size) = change.size {
+            rules::require_quorum(quorate)?;
+            rules::check_truncate(size)?;
+            tree.truncate(ino, size, now_secs())?;
+        }
+        if change.times {
+            rules::require_quorum(quorate)?;
+            let node = tree.get(ino)?;
+            let request = UtimeRequest {
+                is_dir: node.is_dir(),
+                class,
+                current_mtime: node.mtime,
+                new_mtime: change.mtime,
+                lock_age: node.lock_since.map(|t| t.elapsed()),
+                empty_dir: node.is_empty_dir(),
+            };
+            match rules::plan_utime(request, self.lock_timeout)? {
+                UtimePlan::Keep => {}
+                UtimePlan::SetMtime { secs, renew_lock } => {
+                    tree.set_mtime(ino, secs)?;
+                    if renew_lock {
+                        tree.mark_lock(ino, Instant::now())?;
+                    }
+                }
+                UtimePlan::ExpireLock => {
+                    tree.remove_dir(ino)?;
+                    tracing::info!(path = %display_path(&path), "expired lock removed on request");
+                    return Err(FsError::NotFound);
+                }
+            }
+        }
+        self.node_attr(tree, ino, quorate)
+    }
+
+    /// Common preamble of every change to entry `name` in `parent`: the
+    /// virtual files are read-only and nothing changes without quorum.
+    fn guard_change(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
+        if virtual_at(parent, name).is_some() {
+            return Err(FsError::Access);
+        }
+        rules::require_quorum(self.control.quorate())
+    }
+
+    fn do_mkdir(&self, parent: Ino, name: &OsStr) -> FsResult<FileAttr> {
+        self.guard_change(parent, name)?;
+        let mut st = self.state();
+        let class = rules::classify(&st.tree.child_components(parent, name)?);
+        let ino = st.tree.mkdir(parent, name, now_secs())?;
+        if class.in_lock_area {
+            st.tree.mark_lock(ino, Instant::now())?;
+        }
+        self.node_attr(&st.tree, ino, true)
+    }
+
+    fn do_create(&self, parent: Ino, name: &OsStr, open: bool) -> FsResult<FileAttr> {
+        self.guard_change(parent, name)?;
+        let mut st = self.state();
+        let guest = rules::guest_config(&st.tree.child_components(parent, name)?);
+        if let Some(g) = &guest {
+            if vmlist::conflicts(&st.tree, g, None) {
+                return Err(FsError::Exists);
+            }
+        }
+        let ino = st.tree.create(parent, name, now_secs())?;
+        if open {
+            st.tree.open(ino)?;
+        }
+        if guest.is_some() {
+            st.guests_version += 1;
+        }
+        self.node_attr(&st.tree, ino, true)
+    }
+
+    fn do_remove(&self, parent: Ino, name: &OsStr, dir: bool) -> FsResult<()> {
+        self.guard_change(parent, name)?;
+        let mut st = self.state();
+        let guest = rules::guest_config(&st.tree.child_components(parent, name)?);
+        if dir {
+            st.tree.rmdir(parent, name)?;
+        } else {
+            st.tree.unlink(parent, name)?;
+        }
+        if guest.is_some() {
+            st.guests_version += 1;
+        }
+        Ok(())
+    }
+
+    fn do_rename(&self, from: (Ino, &OsStr), to: (Ino, &OsStr), flags: RenameFlags) -> FsResult<()> {
+        if !flags.is_empty() {
+            // pmxcfs (libfuse 2 API) has no rename2: the kernel answers EINVAL.
+            return Err(FsError::Invalid);
+        }
+        self.guard_change(from.0, from.1)?;
+        self.guard_change(to.0, to.1)?;
+        let mut st = self.state();
+        let src = st.tree.lookup(from.0, from.1)?;
+        let src_path = st.tree.child_components(from.0, from.1)?;
+        let dst_path = st.tree.child_components(to.0, to.1)?;
+        let src_is_dir = st.tree.get(src)?.is_dir();
+        if src_is_dir && rules::classify(&src_path).in_lock_area {
+            return Err(FsError::Access);
+        }
+        let src_guest = rules::guest_config(&src_path);
+        let dst_guest = rules::guest_config(&dst_path);
+        if let Some(g) = dst_guest.as_ref().filter(|_| !src_is_dir) {
+            if vmlist::conflicts(&st.tree, g, src_guest.as_ref()) {
+                return Err(FsError::Exists);
+            }
+        }
+        st.tree.rename(from.0, from.1, to.0, to.1, now_secs())?;
+        if src_guest.is_some() || dst_guest.is_some() {
+            st.guests_version += 1;
+        }
+        Ok(())
+    }
+
+    fn do_open(&self, ino: Ino, flags: OpenFlags) -> FsResult<()> {
+        if virtual_of_ino(ino).is_some() {
+            return match flags.acc_mode() {
+                OpenAccMode::O_RDONLY => Ok(()),
+                _ => Err(FsError::Access),
+            };
+        }
+        let mut st = self.state();
+        if st.tree.get(ino)?.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        st.tree.open(ino)
+    }
+
+    fn do_read(&self, ino: Ino, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let size = size as usize;
+        if let Some(file) = virtual_of_ino(ino) {
+            let (bytes, _) = self.virtual_content(file)?;
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+            let end = start.saturating_add(size).min(bytes.len());
+            return Ok(bytes[start..end].to_vec());
+        }
+        Ok(self.state().tree.read(ino, offset, size)?.to_vec())
+    }
+
+    fn do_write(&self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
+        if virtual_of_ino(ino).is_some() {
+            return Err(FsError::Access);
+        }
+        rules::require_quorum(self.control.quorate())?;
+        let n = rules::writable_len(offset, data.len())?;
+        let mut st = self.state();
+        st.tree.write(ino, offset, &data[..n], now_secs())?;
+        if rules::guest_config(&st.tree.components(ino)?).is_some() {
+            st.guests_version += 1;
+        }
+        Ok(n)
+    }
+
+    fn do_opendir(&self, ino: Ino) -> FsResult<u64> {
+        let virtuals: Vec<VirtualFile> = if ino == ROOT_INO {
+            VirtualFile::ALL
+                .into_iter()
+                .filter(|&v| self.virtual_content(v).is_ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut st = self.state();
+        let node = st.tree.get(ino)?;
+        let mut listing = vec![
+            DirEntry {
+                ino,
+                kind: FileType::Directory,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: node.parent,
+                kind: FileType::Directory,
+                name: "..".into(),
+            },
+        ];
+        listing.extend(virtuals.into_iter().map(|v| DirEntry {
+            ino: virtual_ino(v),
+            kind: FileType::RegularFile,
+            name: v.name().into(),
+        }));
+        for (name, child, is_dir) in st.tree.entries(ino)? {
+            let kind = if is_dir {
+                FileType::Directory
+            } else {
+                FileType::RegularFile
+            };
+            listing.push(DirEntry {
+                ino: child,
+                kind,
+                name,
+            });
+        }
+        let fh = st.next_fh;
+        st.next_fh += 1;
+        st.listings.insert(fh, listing);
+        Ok(fh)
+    }
+}
+
+/// A path for log lines, from components below the mount root.
+fn display_path(components: &[OsString]) -> String {
+    let parts: Vec<String> = components
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// The parts of a `setattr` request pmxcfs cares about.
+#[derive(Debug)]
+struct AttrChange {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    /// Any of atime or mtime is being set (a `utimens` call).
+    times: bool,
+    mtime: Option<u32>,
+}
+
+fn reply_entry(reply: ReplyEntry, res: FsResult<FileAttr>) {
+    match res {
+        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+fn reply_empty(reply: ReplyEmpty, res: FsResult<()>) {
+    match res {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+impl Filesystem for PmxcfsFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        reply_entry(reply, self.do_lookup(parent.0, name));
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.do_getattr(ino.0) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let change = AttrChange {
+            mode,
+            uid,
+            gid,
+            size,
+            times: atime.is_some() || mtime.is_some(),
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => secs_of(t),
+                TimeOrNow::Now => now_secs(),
+            }),
+        };
+        match self.do_setattr(ino.0, &change) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, _ino: INodeNo, reply: ReplyData) {
+        reply.error(errno(FsError::Invalid));
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // libfuse turns a regular-file mknod into pmxcfs's create; pmxcfs
+        // has no other node types.
+        let res = if mode & libc::S_IFMT == libc::S_IFREG {
+            self.do_create(parent.0, name, false)
+        } else {
+            Err(FsError::NoSys)
+        };
+        reply_entry(reply, res);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply_entry(reply, self.do_mkdir(parent.0, name));
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(reply, self.do_remove(parent.0, name, false));
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(reply, self.do_remove(parent.0, name, true));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(FsError::NoSys));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(
+            reply,
+            self.do_rename((parent.0, name), (newparent.0, newname), flags),
+        );
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(FsError::NoSys));
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_open(ino.0, flags) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.do_read(ino.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.do_write(ino.0, offset, data) {
+            // `n` is at most the request size, itself a u32.
+            Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if virtual_of_ino(ino.0).is_none() {
+            self.state().tree.release(ino.0);
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let st = self.state();
+        let Some(listing) = st.listings.get(&fh.0) else {
+            drop(st);
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, entry) in listing.iter().enumerate().skip(start) {
+            if reply.add(INodeNo(entry.ino), i as u64 + 1, entry.kind, &entry.name) {
+                break;
+            }
+        }
+        drop(st);
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.state().listings.remove(&fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let (bytes, nodes) = self.state().tree.usage();
+        let block = u64::from(rules::BLOCK_SIZE);
+        let blocks = rules::MAX_FS_BYTES / block;
+        let free = blocks.saturating_sub(bytes.div_ceil(block));
+        let free_inodes = rules::MAX_INODES.saturating_sub(nodes);
+        reply.statfs(
+            blocks,
+            free,
+            free,
+            rules::MAX_INODES,
+            free_inodes,
+            rules::BLOCK_SIZE,
+            rules::NAME_MAX,
+            rules::BLOCK_SIZE,
+        );
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.do_create(parent.0, name, true) {
+            Ok(attr) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::FOPEN_DIRECT_IO,
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_inodes_round_trip() {
+        for v in VirtualFile::ALL {
+            assert_eq!(virtual_of_ino(virtual_ino(v)), Some(v));
+            assert_eq!(virtual_at(ROOT_INO, OsStr::new(v.name())), Some(v));
+            assert_eq!(virtual_at(99, OsStr::new(v.name())), None);
+        }
+        assert_eq!(virtual_of_ino(ROOT_INO), None);
+    }
+
+    #[test]
+    fn time_conversion_clamps() {
+        assert_eq!(secs_of(UNIX_EPOCH), 0);
+        assert_eq!(secs_of(UNIX_EPOCH - Duration::from_secs(5)), 0);
+        assert_eq!(secs_of(UNIX_EPOCH + Duration::from_secs(42)), 42);
+    }
+}
