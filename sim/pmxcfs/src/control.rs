@@ -24,7 +24,9 @@ use crate::rules::VirtualFile;
 
 /// A control file could not be written or read.
 #[derive(Debug, thiserror::Error)]
-#[error("pmxcfs simulator control file {path}: {source}; check that the control directory exists and is writable by this user")]
+#[error(
+    "pmxcfs simulator control file {path}: {source}; check that the control directory exists and is writable by this user"
+)]
 pub struct ControlError {
     /// The file concerned.
     pub path: PathBuf,
@@ -79,9 +81,7 @@ impl Control {
     /// Replaces control file `name` atomically.
     fn replace(&self, name: &str, bytes: &[u8]) -> Result<(), ControlError> {
         let path = self.file(name);
-        let tmp = self
-            .dir
-            .join(format!("{name}.tmp.{}", std::process::id()));
+        let tmp = self.dir.join(format!("{name}.tmp.{}", std::process::id()));
         let err = |source| ControlError {
             path: path.clone(),
             source,
@@ -192,6 +192,10 @@ mod tests {
     fn write_errors_name_the_file() {
         let c = Control::new("/nonexistent/orbitlab-control");
         let e = c.set_quorate(true).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/orbitlab-control/quorate"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/orbitlab-control/quorate"),
+            "{e}"
+        );
     }
 }

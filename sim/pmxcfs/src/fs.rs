@@ -358,7 +358,9 @@ impl Tree {
     pub fn read(&self, ino: Ino, offset: u64, size: usize) -> FsResult<&[u8]> {
         match &self.get(ino)?.content {
             Content::File(data) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
                 let end = start.saturating_add(size).min(data.len());
                 Ok(&data[start..end])
             }
@@ -444,7 +446,10 @@ mod tests {
         let f = t.create(d, os("a"), 3).unwrap();
         assert_eq!(t.create(d, os("a"), 3), Err(FsError::Exists));
         assert_eq!(t.lookup(d, os("a")), Ok(f));
-        assert_eq!(t.components(f).unwrap(), vec![OsString::from("priv"), "a".into()]);
+        assert_eq!(
+            t.components(f).unwrap(),
+            vec![OsString::from("priv"), "a".into()]
+        );
         assert_eq!(t.create(f, os("x"), 3), Err(FsError::NotDir));
     }
 
@@ -468,7 +473,8 @@ mod tests {
         t.open(old).unwrap();
         let new = t.create(ROOT_INO, os("x.tmp"), 1).unwrap();
         t.write(new, 0, b"new", 1).unwrap();
-        t.rename(ROOT_INO, os("x.tmp"), ROOT_INO, os("x"), 2).unwrap();
+        t.rename(ROOT_INO, os("x.tmp"), ROOT_INO, os("x"), 2)
+            .unwrap();
         assert_eq!(t.lookup(ROOT_INO, os("x")), Ok(new));
         assert_eq!(t.lookup(ROOT_INO, os("x.tmp")), Err(FsError::NotFound));
         assert_eq!(t.read(old, 0, 9).unwrap(), b"old");

@@ -104,7 +104,9 @@ pub enum MountError {
     )]
     NoFuseDevice,
     /// The mount point is not an existing directory.
-    #[error("cannot mount the pmxcfs simulator on {path}: {reason}; create an empty directory there first")]
+    #[error(
+        "cannot mount the pmxcfs simulator on {path}: {reason}; create an empty directory there first"
+    )]
     BadMountpoint {
         /// The mount point given.
         path: PathBuf,
@@ -129,7 +131,9 @@ pub enum MountError {
         source: io::Error,
     },
     /// The filesystem could not be unmounted.
-    #[error("unmounting the pmxcfs simulator from {path} failed: {source}; run `fusermount3 -u -z {path}`")]
+    #[error(
+        "unmounting the pmxcfs simulator from {path} failed: {source}; run `fusermount3 -u -z {path}`"
+    )]
     Unmount {
         /// The mount point.
         path: PathBuf,
@@ -195,9 +199,11 @@ impl PmxcfsSim {
         config.n_threads = Some(options.threads.max(1));
         config.clone_fd = true;
         let mut session =
-            fuser::Session::new(filesystem, &mountpoint, &config).map_err(|source| MountError::Mount {
-                path: mountpoint.clone(),
-                source,
+            fuser::Session::new(filesystem, &mountpoint, &config).map_err(|source| {
+                MountError::Mount {
+                    path: mountpoint.clone(),
+                    source,
+                }
             })?;
         let unmounter = session.unmount_callable();
         let thread = std::thread::Builder::new()

@@ -37,7 +37,9 @@ fn virtual_ino(file: VirtualFile) -> Ino {
 }
 
 fn virtual_of_ino(ino: Ino) -> Option<VirtualFile> {
-    VirtualFile::ALL.into_iter().find(|&v| virtual_ino(v) == ino)
+    VirtualFile::ALL
+        .into_iter()
+        .find(|&v| virtual_ino(v) == ino)
 }
 
 fn virtual_at(parent: Ino, name: &OsStr) -> Option<VirtualFile> {
@@ -147,7 +149,10 @@ impl PmxcfsFs {
             VirtualFile::Members => Err(FsError::NotFound),
             VirtualFile::Vmlist => {
                 let st = self.state();
-                Ok((vmlist::render(&st.tree, st.guests_version), SystemTime::now()))
+                Ok((
+                    vmlist::render(&st.tree, st.guests_version),
+                    SystemTime::now(),
+                ))
             }
         }
     }
@@ -261,10 +266,11 @@ impl PmxcfsFs {
         self.guard_change(parent, name)?;
         let mut st = self.state();
         let guest = rules::guest_config(&st.tree.child_components(parent, name)?);
-        if let Some(g) = &guest {
-            if vmlist::conflicts(&st.tree, g, None) {
-                return Err(FsError::Exists);
-            }
+        if guest
+            .as_ref()
+            .is_some_and(|g| vmlist::conflicts(&st.tree, g, None))
+        {
+            return Err(FsError::Exists);
         }
         let ino = st.tree.create(parent, name, now_secs())?;
         if open {
@@ -291,7 +297,12 @@ impl PmxcfsFs {
         Ok(())
     }
 
-    fn do_rename(&self, from: (Ino, &OsStr), to: (Ino, &OsStr), flags: RenameFlags) -> FsResult<()> {
+    fn do_rename(
+        &self,
+        from: (Ino, &OsStr),
+        to: (Ino, &OsStr),
+        flags: RenameFlags,
+    ) -> FsResult<()> {
         if !flags.is_empty() {
             // pmxcfs (libfuse 2 API) has no rename2: the kernel answers EINVAL.
             return Err(FsError::Invalid);
@@ -308,10 +319,9 @@ impl PmxcfsFs {
         }
         let src_guest = rules::guest_config(&src_path);
         let dst_guest = rules::guest_config(&dst_path);
-        if let Some(g) = dst_guest.as_ref().filter(|_| !src_is_dir) {
-            if vmlist::conflicts(&st.tree, g, src_guest.as_ref()) {
-                return Err(FsError::Exists);
-            }
+        let taken = |g: &rules::GuestConfig| vmlist::conflicts(&st.tree, g, src_guest.as_ref());
+        if !src_is_dir && dst_guest.as_ref().is_some_and(taken) {
+            return Err(FsError::Exists);
         }
         st.tree.rename(from.0, from.1, to.0, to.1, now_secs())?;
         if src_guest.is_some() || dst_guest.is_some() {
@@ -338,7 +348,9 @@ impl PmxcfsFs {
         let size = size as usize;
         if let Some(file) = virtual_of_ino(ino) {
             let (bytes, _) = self.virtual_content(file)?;
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             let end = start.saturating_add(size).min(bytes.len());
             return Ok(bytes[start..end].to_vec());
         }

@@ -72,14 +72,22 @@ pub fn perm(is_dir: bool, private: bool, quorate: bool) -> u16 {
 
 /// Every change needs quorum: `EACCES` without it.
 pub fn require_quorum(quorate: bool) -> Result<(), FsError> {
-    if quorate { Ok(()) } else { Err(FsError::Access) }
+    if quorate {
+        Ok(())
+    } else {
+        Err(FsError::Access)
+    }
 }
 
 /// chmod succeeds only for the mode pmxcfs already uses (0640, 0600 when
 /// private), for files and directories alike, and changes nothing.
 pub fn check_chmod(mode: u32, private: bool) -> Result<(), FsError> {
     let allowed = if private { 0o600 } else { 0o640 };
-    if mode & 0o7777 == allowed { Ok(()) } else { Err(FsError::Perm) }
+    if mode & 0o7777 == allowed {
+        Ok(())
+    } else {
+        Err(FsError::Perm)
+    }
 }
 
 /// chown succeeds only towards root:www-data (either side may be left
@@ -87,7 +95,11 @@ pub fn check_chmod(mode: u32, private: bool) -> Result<(), FsError> {
 pub fn check_chown(uid: Option<u32>, gid: Option<u32>, www_data_gid: u32) -> Result<(), FsError> {
     let uid_ok = uid.is_none_or(|u| u == 0);
     let gid_ok = gid.is_none_or(|g| g == www_data_gid);
-    if uid_ok && gid_ok { Ok(()) } else { Err(FsError::Perm) }
+    if uid_ok && gid_ok {
+        Ok(())
+    } else {
+        Err(FsError::Perm)
+    }
 }
 
 /// How many of `len` bytes written at `offset` fit below 1 MiB: all of them,
@@ -105,7 +117,11 @@ pub fn writable_len(offset: u64, len: usize) -> Result<usize, FsError> {
 
 /// A file may not be extended past 1 MiB by truncate either.
 pub fn check_truncate(size: u64) -> Result<(), FsError> {
-    if size > MAX_FILE_SIZE { Err(FsError::TooBig) } else { Ok(()) }
+    if size > MAX_FILE_SIZE {
+        Err(FsError::TooBig)
+    } else {
+        Ok(())
+    }
 }
 
 /// The state a `utime`/`utimensat` request meets.
@@ -218,9 +234,9 @@ pub struct GuestConfig {
 pub fn valid_node_name(name: &OsStr) -> bool {
     let b = name.as_encoded_bytes();
     !b.is_empty()
-        && b.iter().enumerate().all(|(i, &c)| {
-            c.is_ascii_alphanumeric() || (c == b'-' && i != 0 && i != b.len() - 1)
-        })
+        && b.iter()
+            .enumerate()
+            .all(|(i, &c)| c.is_ascii_alphanumeric() || (c == b'-' && i != 0 && i != b.len() - 1))
 }
 
 /// The VMID of a file named `<vmid>.conf` (no leading zero), if it is one.
@@ -349,7 +365,10 @@ mod tests {
         let t = Duration::from_secs(120);
         assert_eq!(plan_utime(lock_req(0, 10, true), t), Err(FsError::Access));
         assert_eq!(plan_utime(lock_req(0, 120, true), t), Err(FsError::Access));
-        assert_eq!(plan_utime(lock_req(0, 121, true), t), Ok(UtimePlan::ExpireLock));
+        assert_eq!(
+            plan_utime(lock_req(0, 121, true), t),
+            Ok(UtimePlan::ExpireLock)
+        );
         assert_eq!(plan_utime(lock_req(0, 500, false), t), Err(FsError::Access));
         assert_eq!(
             plan_utime(lock_req(2000, 500, true), t),
@@ -389,7 +408,10 @@ mod tests {
                 vmid: 101
             })
         );
-        assert_eq!(g("nodes/pve1/qemu-server/100.conf").map(|c| c.kind), Some(GuestType::Qemu));
+        assert_eq!(
+            g("nodes/pve1/qemu-server/100.conf").map(|c| c.kind),
+            Some(GuestType::Qemu)
+        );
         assert_eq!(g("nodes/pve1/lxc/0101.conf"), None);
         assert_eq!(g("nodes/pve1/lxc/101.conf.tmp"), None);
         assert_eq!(g("nodes/-pve/lxc/101.conf"), None);

@@ -140,10 +140,18 @@ mod tests {
         assert_eq!(g[&101].node, "pve2");
         assert!(conflicts(&t, &cfg("nodes/pve2/lxc/100.conf"), None));
         assert!(conflicts(&t, &cfg("nodes/pve1/lxc/100.conf"), None));
-        assert!(!conflicts(&t, &cfg("nodes/pve1/qemu-server/100.conf"), None));
+        assert!(!conflicts(
+            &t,
+            &cfg("nodes/pve1/qemu-server/100.conf"),
+            None
+        ));
         assert!(!conflicts(&t, &cfg("nodes/pve3/lxc/102.conf"), None));
         let moving = cfg("nodes/pve1/qemu-server/100.conf");
-        assert!(!conflicts(&t, &cfg("nodes/pve2/qemu-server/100.conf"), Some(&moving)));
+        assert!(!conflicts(
+            &t,
+            &cfg("nodes/pve2/qemu-server/100.conf"),
+            Some(&moving)
+        ));
         let json: serde_json::Value = serde_json::from_slice(&render(&t, 7)).unwrap();
         assert_eq!(json["version"], 7);
         assert_eq!(json["ids"]["100"]["type"], "qemu");

@@ -7,7 +7,8 @@
 //! `echo 0 > CONTROL/quorate` (and `1` back); `.members` and `.vmlist` are
 //! fed through `CONTROL/members.json` and `CONTROL/vmlist.json` (see the
 //! library docs). If the process is killed with SIGKILL the mount is left
-//! dangling: `fusermount3 -u -z DIR` removes it.
+//! dangling: `fusermount3 -u -z DIR` removes it. `--exit-with-parent` makes
+//! it stop cleanly when whoever spawned it dies.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ struct Args {
     /// FUSE worker threads.
     #[arg(long, value_name = "N", default_value_t = 4)]
     threads: usize,
+    /// Unmount and exit when the process (strictly: the thread) that started
+    /// this one dies, so a killed test run leaves no mount behind.
+    #[arg(long)]
+    exit_with_parent: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,7 +62,12 @@ fn main() -> anyhow::Result<()> {
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         stop.add(sig);
     }
-    stop.thread_block().context("cannot block SIGTERM/SIGINT/SIGHUP")?;
+    stop.thread_block()
+        .context("cannot block SIGTERM/SIGINT/SIGHUP")?;
+    if args.exit_with_parent {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+            .context("cannot ask for SIGTERM on the parent's death")?;
+    }
 
     std::fs::create_dir_all(&args.mount)
         .with_context(|| format!("cannot create mount point {}", args.mount.display()))?;

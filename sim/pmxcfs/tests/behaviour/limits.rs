@@ -13,7 +13,9 @@ fn a_write_past_one_mebibyte_is_short_then_efbig_and_the_file_is_cut() {
     let path = m.path("big");
     let mut f = File::create(&path).unwrap();
     let data = vec![b'x'; MIB + 100];
-    let n = f.write(&data).expect("the write crossing the limit succeeds short");
+    let n = f
+        .write(&data)
+        .expect("the write crossing the limit succeeds short");
     assert_eq!(n, MIB, "short count up to the limit");
     assert_errno(f.write(b"y"), libc::EFBIG, "next write at the limit");
     drop(f);
@@ -27,8 +29,16 @@ fn a_write_past_one_mebibyte_is_short_then_efbig_and_the_file_is_cut() {
 fn write_all_of_a_too_large_file_fails_with_efbig() {
     let m = mount();
     let path = m.path("too-big.yaml");
-    assert_errno(fs::write(&path, vec![b'a'; 2 * MIB]), libc::EFBIG, "fs::write 2 MiB");
-    assert_eq!(fs::metadata(&path).unwrap().len(), MIB as u64, "left cut at 1 MiB");
+    assert_errno(
+        fs::write(&path, vec![b'a'; 2 * MIB]),
+        libc::EFBIG,
+        "fs::write 2 MiB",
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        MIB as u64,
+        "left cut at 1 MiB"
+    );
     // A file that fits is written whole, and appending stops at the limit.
     fs::write(&path, vec![b'b'; MIB - 10]).unwrap();
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();

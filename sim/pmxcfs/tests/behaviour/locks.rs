@@ -37,13 +37,25 @@ fn a_young_lock_refuses_takeover_and_an_old_one_is_removed_on_request() {
     let m = with_lock_dir();
     let lock = m.path("priv/lock/orbitlab-sdn");
     fs::create_dir(&lock).unwrap();
-    assert_errno(unlock_request(&lock), libc::EACCES, "utime(0,0) on a young lock");
+    assert_errno(
+        unlock_request(&lock),
+        libc::EACCES,
+        "utime(0,0) on a young lock",
+    );
     assert!(lock.is_dir(), "a refused request leaves the lock");
     wait_past_timeout();
-    assert_errno(unlock_request(&lock), libc::ENOENT, "utime(0,0) on an expired lock");
+    assert_errno(
+        unlock_request(&lock),
+        libc::ENOENT,
+        "utime(0,0) on an expired lock",
+    );
     assert!(!lock.exists(), "the expired lock is gone");
     fs::create_dir(&lock).expect("a fresh mkdir wins after expiry");
-    assert_errno(unlock_request(&lock), libc::EACCES, "the new lock is young again");
+    assert_errno(
+        unlock_request(&lock),
+        libc::EACCES,
+        "the new lock is young again",
+    );
 }
 
 #[test]
@@ -58,14 +70,22 @@ fn renewal_by_the_holder_restarts_the_clock() {
     assert_eq!(fs::metadata(&lock).unwrap().mtime(), secs);
     std::thread::sleep(LOCK_TIMEOUT / 2 + Duration::from_millis(300));
     // Older than the timeout since mkdir, but not since the renewal.
-    assert_errno(unlock_request(&lock), libc::EACCES, "utime(0,0) after renewal");
+    assert_errno(
+        unlock_request(&lock),
+        libc::EACCES,
+        "utime(0,0) after renewal",
+    );
     assert_errno(
         utime(&lock, UNIX_EPOCH, now - Duration::from_secs(60)),
         libc::EACCES,
         "moving a lock's mtime backwards",
     );
     wait_past_timeout();
-    assert_errno(unlock_request(&lock), libc::ENOENT, "expired after the renewal too");
+    assert_errno(
+        unlock_request(&lock),
+        libc::ENOENT,
+        "expired after the renewal too",
+    );
 }
 
 #[test]
@@ -75,8 +95,16 @@ fn a_lock_holding_a_file_never_expires() {
     fs::create_dir(&lock).unwrap();
     fs::write(lock.join("owner"), "pve1").unwrap();
     wait_past_timeout();
-    assert_errno(unlock_request(&lock), libc::EACCES, "utime(0,0) on a non-empty old lock");
-    assert_errno(fs::remove_dir(&lock), libc::ENOTEMPTY, "rmdir of a non-empty lock");
+    assert_errno(
+        unlock_request(&lock),
+        libc::EACCES,
+        "utime(0,0) on a non-empty old lock",
+    );
+    assert_errno(
+        fs::remove_dir(&lock),
+        libc::ENOTEMPTY,
+        "rmdir of a non-empty lock",
+    );
     assert!(lock.join("owner").is_file());
 }
 

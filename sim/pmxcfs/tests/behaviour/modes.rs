@@ -1,7 +1,9 @@
 //! Links, fixed modes, chmod and chown.
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt, chown, symlink};
+use std::os::unix::fs::{
+    DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt, chown, symlink,
+};
 
 use crate::common::{assert_errno, mount};
 
@@ -10,7 +12,13 @@ fn www_data() -> u32 {
     fs::read_to_string("/etc/group")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("www-data:x:")?.split(':').next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("www-data:x:")?
+                .split(':')
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(33)
 }
 
@@ -32,9 +40,18 @@ fn symlinks_and_hard_links_are_refused() {
 #[test]
 fn new_files_and_directories_get_pmxcfs_modes_whatever_is_asked() {
     let m = mount();
-    DirBuilder::new().mode(0o777).create(m.path("orbitlab")).unwrap();
-    DirBuilder::new().mode(0o777).create(m.path("priv")).unwrap();
-    DirBuilder::new().mode(0o777).create(m.path("priv/orbitlab")).unwrap();
+    DirBuilder::new()
+        .mode(0o777)
+        .create(m.path("orbitlab"))
+        .unwrap();
+    DirBuilder::new()
+        .mode(0o777)
+        .create(m.path("priv"))
+        .unwrap();
+    DirBuilder::new()
+        .mode(0o777)
+        .create(m.path("priv/orbitlab"))
+        .unwrap();
     for (rel, perm, is_dir) in [
         ("orbitlab", 0o755, true),
         ("priv", 0o700, true),
@@ -57,7 +74,10 @@ fn new_files_and_directories_get_pmxcfs_modes_whatever_is_asked() {
     // nodes/<node>/priv is private too.
     fs::create_dir_all(m.path("nodes/pve1/priv")).unwrap();
     fs::write(m.path("nodes/pve1/priv/x"), "").unwrap();
-    assert_eq!(fs::metadata(m.path("nodes/pve1/priv/x")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(m.path("nodes/pve1/priv/x")).unwrap().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -71,7 +91,11 @@ fn chmod_succeeds_only_for_the_mode_pmxcfs_already_uses() {
     assert_errno(chmod("pub", 0o644), libc::EPERM, "chmod 0644");
     assert_errno(chmod("pub", 0o600), libc::EPERM, "chmod 0600 outside priv");
     chmod("priv/secret", 0o600).unwrap();
-    assert_errno(chmod("priv/secret", 0o640), libc::EPERM, "chmod 0640 in priv");
+    assert_errno(
+        chmod("priv/secret", 0o640),
+        libc::EPERM,
+        "chmod 0640 in priv",
+    );
     // pmxcfs checks directories against the file modes too.
     assert_errno(chmod("priv", 0o700), libc::EPERM, "chmod of a directory");
     assert_eq!(fs::metadata(m.path("pub")).unwrap().mode() & 0o777, 0o640);
@@ -85,7 +109,11 @@ fn chown_succeeds_only_towards_root_and_www_data() {
     chown(&p, Some(0), Some(www_data())).unwrap();
     chown(&p, None, Some(www_data())).unwrap();
     chown(&p, Some(0), None).unwrap();
-    assert_errno(chown(&p, Some(1000), None), libc::EPERM, "chown to uid 1000");
+    assert_errno(
+        chown(&p, Some(1000), None),
+        libc::EPERM,
+        "chown to uid 1000",
+    );
     assert_errno(chown(&p, None, Some(0)), libc::EPERM, "chgrp to root");
     let md = fs::metadata(&p).unwrap();
     assert_eq!((md.uid(), md.gid()), (0, www_data()));

@@ -27,7 +27,7 @@ impl SimProcess {
             .arg(mount)
             .arg("--control")
             .arg(control)
-            .args(["--lock-timeout", "2"])
+            .args(["--lock-timeout", "2", "--exit-with-parent"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -39,9 +39,14 @@ impl SimProcess {
         if !line.starts_with("ready ") {
             let mut err = String::new();
             child.stderr.take().map(|mut e| e.read_to_string(&mut err));
-            panic!("orbitlab-pmxcfs-sim did not start (it needs FUSE: root and /dev/fuse): {line}{err}");
+            panic!(
+                "orbitlab-pmxcfs-sim did not start (it needs FUSE: root and /dev/fuse): {line}{err}"
+            );
         }
-        assert!(line.contains(&format!("mount={}", mount.display())), "{line}");
+        assert!(
+            line.contains(&format!("mount={}", mount.display())),
+            "{line}"
+        );
         Self {
             child,
             mount: mount.to_path_buf(),
@@ -78,7 +83,10 @@ impl Drop for SimProcess {
             }
         }
         if is_mounted(&self.mount) {
-            let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&self.mount).status();
+            let _ = Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(&self.mount)
+                .status();
         }
     }
 }
@@ -129,7 +137,11 @@ fn processes_sharing_the_mount_lose_no_update_and_sigterm_unmounts() {
     assert_eq!(counter.trim(), total.to_string(), "lost counter updates");
     let log = std::fs::read_to_string(mount.join("log")).unwrap();
     let lines: BTreeSet<&str> = log.lines().collect();
-    assert_eq!((log.lines().count(), lines.len()), (total, total), "lost or doubled appends");
+    assert_eq!(
+        (log.lines().count(), lines.len()),
+        (total, total),
+        "lost or doubled appends"
+    );
     assert!(!mount.join("priv/lock/counter").exists(), "lock released");
 
     // Another process switches quorum off through the control directory.
@@ -143,12 +155,59 @@ fn processes_sharing_the_mount_lose_no_update_and_sigterm_unmounts() {
             .success()
     };
     assert!(sh(r#"echo 0 > "$2/quorate""#));
-    assert!(!sh(r#"mkdir "$1/after" 2>/dev/null"#), "mkdir must fail without quorum");
-    assert!(sh(r#"cat "$1/counter" >/dev/null"#), "reads work without quorum");
+    assert!(
+        !sh(r#"mkdir "$1/after" 2>/dev/null"#),
+        "mkdir must fail without quorum"
+    );
+    assert!(
+        sh(r#"cat "$1/counter" >/dev/null"#),
+        "reads work without quorum"
+    );
     assert!(sh(r#"echo 1 > "$2/quorate" && mkdir "$1/after""#));
 
     sim.signal(Signal::SIGTERM);
-    let status = sim.wait_exit(Duration::from_secs(10)).expect("exits on SIGTERM");
+    let status = sim
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
     assert!(status.success(), "clean exit: {status}");
     assert!(!is_mounted(&mount), "unmounted after SIGTERM");
+}
+
+#[test]
+fn exit_with_parent_unmounts_when_the_spawner_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("pve");
+    let mut parent = Command::new("sh")
+        .args([
+            "-c",
+            r#""$0" --mount "$1" --exit-with-parent & wait"#,
+            env!("CARGO_BIN_EXE_orbitlab-pmxcfs-sim"),
+        ])
+        .arg(&mount)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("ready "),
+        "simulator did not start (needs FUSE): {line}"
+    );
+    assert!(is_mounted(&mount));
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_mounted(&mount) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still = is_mounted(&mount);
+    if still {
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(&mount)
+            .status();
+    }
+    assert!(!still, "the orphaned simulator should have unmounted");
 }

@@ -9,7 +9,7 @@ use crate::common::{assert_errno, mount};
 
 /// Two versions of different lengths, so a torn read cannot pass for either.
 fn version(i: usize) -> String {
-    let body = if i % 2 == 0 { "a" } else { "bb" };
+    let body = if i.is_multiple_of(2) { "a" } else { "bb" };
     format!("version: {i}\n{}\nend\n", body.repeat(3000 + i % 7))
 }
 
@@ -32,7 +32,9 @@ fn tmp_then_rename_replaces_without_torn_reads() {
                             .next()
                             .and_then(|l| l.strip_prefix("version: "))
                             .and_then(|n| n.parse().ok())
-                            .unwrap_or_else(|| panic!("torn read: {:?}", &text[..40.min(text.len())]));
+                            .unwrap_or_else(|| {
+                                panic!("torn read: {:?}", &text[..40.min(text.len())])
+                            });
                         assert_eq!(text, version(i), "torn read of version {i}");
                         reads += 1;
                     }
@@ -61,7 +63,11 @@ fn tmp_then_rename_replaces_without_torn_reads() {
 fn only_empty_directories_can_be_renamed() {
     let m = mount();
     fs::create_dir_all(m.path("full/sub")).unwrap();
-    assert_errno(fs::rename(m.path("full"), m.path("moved")), libc::ENOTEMPTY, "rename non-empty dir");
+    assert_errno(
+        fs::rename(m.path("full"), m.path("moved")),
+        libc::ENOTEMPTY,
+        "rename non-empty dir",
+    );
     fs::create_dir(m.path("empty")).unwrap();
     fs::rename(m.path("empty"), m.path("moved")).unwrap();
     assert!(m.path("moved").is_dir() && !m.path("empty").exists());

@@ -32,16 +32,27 @@ fn members_is_fed_from_the_control_directory_and_read_only() {
     assert!(listed.iter().any(|n| n == ".members"), "{listed:?}");
     assert_errno(fs::write(&members, "{}"), libc::EACCES, "write .members");
     assert_errno(fs::remove_file(&members), libc::EACCES, "unlink .members");
-    assert_errno(fs::rename(&members, m.path("x")), libc::EACCES, "rename .members");
+    assert_errno(
+        fs::rename(&members, m.path("x")),
+        libc::EACCES,
+        "rename .members",
+    );
     // The feed changes take effect at once.
-    m.handle.control().set_members(b"{\"version\": 4}\n").unwrap();
+    m.handle
+        .control()
+        .set_members(b"{\"version\": 4}\n")
+        .unwrap();
     assert_eq!(fs::read_to_string(&members).unwrap(), "{\"version\": 4}\n");
 }
 
 #[test]
 fn vmlist_follows_guest_configs_and_vmids_stay_unique() {
     let m = mount();
-    for dir in ["nodes/pve1/qemu-server", "nodes/pve2/lxc", "nodes/pve2/qemu-server"] {
+    for dir in [
+        "nodes/pve1/qemu-server",
+        "nodes/pve2/lxc",
+        "nodes/pve2/qemu-server",
+    ] {
         fs::create_dir_all(m.path(dir)).unwrap();
     }
     fs::write(m.path("nodes/pve1/qemu-server/100.conf"), "memory: 512\n").unwrap();
@@ -70,8 +81,14 @@ fn vmlist_follows_guest_configs_and_vmids_stay_unique() {
     assert!(vmlist()["ids"].get("101").is_none());
 
     // A fed .vmlist overrides the computed one, and clearing it goes back.
-    m.handle.control().set_vmlist(b"{\"version\": 99}\n").unwrap();
-    assert_eq!(fs::read_to_string(m.path(".vmlist")).unwrap(), "{\"version\": 99}\n");
+    m.handle
+        .control()
+        .set_vmlist(b"{\"version\": 99}\n")
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(m.path(".vmlist")).unwrap(),
+        "{\"version\": 99}\n"
+    );
     m.handle.control().clear_vmlist().unwrap();
     assert_eq!(vmlist()["ids"]["100"]["node"], "pve2");
 }
@@ -81,5 +98,8 @@ fn mounting_on_a_missing_directory_says_what_to_do() {
     let err = orbitlab_pmxcfs_sim::PmxcfsSim::mount("/nonexistent/pve", Default::default())
         .expect_err("no such mount point");
     let msg = err.to_string();
-    assert!(msg.contains("/nonexistent/pve") && msg.contains("create"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/pve") && msg.contains("create"),
+        "{msg}"
+    );
 }
