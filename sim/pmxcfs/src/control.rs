@@ -7,7 +7,7 @@
 //! | file | meaning |
 //! | --- | --- |
 //! | `quorate` | `1` (quorate) or `0` (no quorum: every change fails with `EACCES`); missing or anything else counts as no quorum |
-//! | `members.json` | served verbatim as `.members` at the mount root; without it `.members` does not exist |
+//! | `members.json` | served as `.members` at the mount root, its `cluster.quorate` set to follow `quorate`; without it `.members` does not exist |
 //! | `vmlist.json` | served verbatim as `.vmlist`; without it `.vmlist` is computed from `nodes/*/{qemu-server,lxc}/*.conf` like pmxcfs does |
 //!
 //! From a shell: `echo 0 > CONTROL/quorate`. From Rust: [`Control`]. Writes

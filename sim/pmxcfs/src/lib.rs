@@ -28,7 +28,8 @@
 //!   since they never change anything, as on pmxcfs;
 //! - `.members` and `.vmlist` at the root are read-only (`EACCES` to any
 //!   change through the mount) and fed from the control directory, see
-//!   [`Control`]; without a feed `.vmlist` is computed from
+//!   [`Control`] (`.members`' `cluster.quorate` follows the quorum flag);
+//!   without a feed `.vmlist` is computed from
 //!   `nodes/<node>/{qemu-server,lxc}/<vmid>.conf` as pmxcfs does, and a guest
 //!   config whose VMID another node or type already has is refused
 //!   (`EEXIST`);

@@ -139,11 +139,16 @@ impl PmxcfsFs {
         Ok(self.attr(ino, kind, node.size(), mtime, perm))
     }
 
-    /// Content of a virtual file: fed through the control directory, or (for
-    /// `.vmlist` only) computed from the tree.
+    /// Content of a virtual file: fed through the control directory (with
+    /// `.members`' quorum following the flag), or (for `.vmlist` only)
+    /// computed from the tree.
     fn virtual_content(&self, file: VirtualFile) -> FsResult<(Vec<u8>, SystemTime)> {
-        if let Some(fed) = self.control.feed(file) {
-            return Ok(fed);
+        if let Some((bytes, mtime)) = self.control.feed(file) {
+            let bytes = match file {
+                VirtualFile::Members => rules::members_with_quorum(bytes, self.control.quorate()),
+                VirtualFile::Vmlist => bytes,
+            };
+            return Ok((bytes, mtime));
         }
         match file {
             VirtualFile::Members => Err(FsError::NotFound),

@@ -266,6 +266,23 @@ pub fn guest_config<S: AsRef<OsStr>>(components: &[S]) -> Option<GuestConfig> {
     })
 }
 
+/// `.members` as pmxcfs would show it now: its `cluster.quorate` follows
+/// the simulator's quorum flag. A document that already agrees, or that is
+/// not JSON with that field, is served unchanged.
+pub fn members_with_quorum(fed: Vec<u8>, quorate: bool) -> Vec<u8> {
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&fed) else {
+        return fed;
+    };
+    let want = serde_json::Value::from(u8::from(quorate));
+    match doc.pointer_mut("/cluster/quorate") {
+        Some(q) if *q != want => *q = want,
+        _ => return fed,
+    }
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or(fed);
+    out.push(b'\n');
+    out
+}
+
 /// The files pmxcfs generates at its root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VirtualFile {
@@ -395,6 +412,21 @@ mod tests {
             ..lock_req(0, 0, true)
         };
         assert_eq!(plan_utime(atime_only, t), Ok(UtimePlan::Keep));
+    }
+
+    #[test]
+    fn members_quorate_follows_the_flag() {
+        let fed = br#"{"cluster": {"name": "lab", "quorate": 1}, "nodelist": {}}"#.to_vec();
+        assert_eq!(members_with_quorum(fed.clone(), true), fed);
+        let off: serde_json::Value =
+            serde_json::from_slice(&members_with_quorum(fed, false)).unwrap();
+        assert_eq!(off["cluster"]["quorate"], 0);
+        assert_eq!(off["cluster"]["name"], "lab");
+        assert_eq!(
+            members_with_quorum(b"not json".to_vec(), false),
+            b"not json"
+        );
+        assert_eq!(members_with_quorum(b"{}".to_vec(), false), b"{}");
     }
 
     #[test]

@@ -37,6 +37,13 @@ fn members_is_fed_from_the_control_directory_and_read_only() {
         libc::EACCES,
         "rename .members",
     );
+    // Like on pmxcfs, `.members` reports the loss of quorum.
+    m.handle.set_quorate(false).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&members).unwrap()).unwrap();
+    assert_eq!(doc["cluster"]["quorate"], 0);
+    assert_eq!(doc["nodelist"]["pve2"]["ip"], "192.0.2.2");
+    m.handle.set_quorate(true).unwrap();
+    assert_eq!(fs::read_to_string(&members).unwrap(), MEMBERS);
     // The feed changes take effect at once.
     m.handle
         .control()
