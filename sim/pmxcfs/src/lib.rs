@@ -2,6 +2,9 @@
 //! mounted at `/etc/pve`) where OrbitLab depends on it. Tests and the
 //! sandbox only; never packaged.
 //!
+//! A fresh mount holds what every pmxcfs has: `nodes/`, `priv/` and
+//! `priv/lock/`.
+//!
 //! What it reproduces (each rule cites pmxcfs's own behaviour, see
 //! [`rules`] and DESIGN.md "On the cluster"):
 //! - files of at most 1 MiB: a `write()` crossing the limit is cut there and

@@ -61,6 +61,19 @@ fn errno(e: FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// The directories every pmxcfs has from the start: `nodes/`, `priv/`
+/// and `priv/lock/`.
+fn fresh_tree() -> Tree {
+    let now = now_secs();
+    let mut tree = Tree::new(now);
+    let made = tree
+        .mkdir(ROOT_INO, OsStr::new("nodes"), now)
+        .and_then(|_| tree.mkdir(ROOT_INO, OsStr::new("priv"), now))
+        .and_then(|private| tree.mkdir(private, OsStr::new("lock"), now));
+    debug_assert!(made.is_ok(), "an empty tree takes any name");
+    tree
+}
+
 /// A directory listing taken at `opendir`, served by `readdir`.
 #[derive(Debug)]
 struct DirEntry {
@@ -91,7 +104,7 @@ impl PmxcfsFs {
     pub fn new(control: Control, lock_timeout: Duration, www_data_gid: u32) -> Self {
         Self {
             state: Mutex::new(State {
-                tree: Tree::new(now_secs()),
+                tree: fresh_tree(),
                 listings: HashMap::new(),
                 next_fh: 1,
                 guests_version: 0,
@@ -768,6 +781,14 @@ mod tests {
             assert_eq!(virtual_at(99, OsStr::new(v.name())), None);
         }
         assert_eq!(virtual_of_ino(ROOT_INO), None);
+    }
+
+    #[test]
+    fn a_fresh_tree_has_the_standard_directories() {
+        let t = fresh_tree();
+        let private = t.lookup(ROOT_INO, OsStr::new("priv")).unwrap();
+        assert!(t.lookup(private, OsStr::new("lock")).is_ok());
+        assert!(t.lookup(ROOT_INO, OsStr::new("nodes")).is_ok());
     }
 
     #[test]

@@ -46,15 +46,13 @@ fn new_files_and_directories_get_pmxcfs_modes_whatever_is_asked() {
         .unwrap();
     DirBuilder::new()
         .mode(0o777)
-        .create(m.path("priv"))
-        .unwrap();
-    DirBuilder::new()
-        .mode(0o777)
         .create(m.path("priv/orbitlab"))
         .unwrap();
     for (rel, perm, is_dir) in [
         ("orbitlab", 0o755, true),
         ("priv", 0o700, true),
+        ("priv/lock", 0o700, true),
+        ("nodes", 0o755, true),
         ("priv/orbitlab", 0o700, true),
     ] {
         let md = fs::metadata(m.path(rel)).unwrap();
@@ -83,7 +81,6 @@ fn new_files_and_directories_get_pmxcfs_modes_whatever_is_asked() {
 #[test]
 fn chmod_succeeds_only_for_the_mode_pmxcfs_already_uses() {
     let m = mount();
-    fs::create_dir(m.path("priv")).unwrap();
     fs::write(m.path("pub"), "").unwrap();
     fs::write(m.path("priv/secret"), "").unwrap();
     let chmod = |rel: &str, mode| fs::set_permissions(m.path(rel), Permissions::from_mode(mode));
