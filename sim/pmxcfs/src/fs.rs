@@ -89,6 +89,15 @@ pub(crate) enum Content {
     File(Vec<u8>),
 }
 
+/// A lock directory's holder and age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockState {
+    /// When the lock was taken or last renewed.
+    pub since: Instant,
+    /// Who took it: the process id standing for a pmxcfs node.
+    pub writer: u32,
+}
+
 /// One file or directory.
 #[derive(Debug)]
 pub(crate) struct Node {
@@ -102,8 +111,8 @@ pub(crate) struct Node {
     pub mtime: u32,
     /// Global change version at this node's last change.
     pub version: u64,
-    /// For lock directories: when the lock was taken or last renewed.
-    pub lock_since: Option<Instant>,
+    /// For lock directories: who holds it and since when.
+    pub lock: Option<LockState>,
     /// Open file handles on this node.
     open: u32,
     /// False once unlinked or replaced; the node then lives only while open.
@@ -148,7 +157,7 @@ impl Tree {
             content: Content::Dir(BTreeMap::new()),
             mtime,
             version: 0,
-            lock_since: None,
+            lock: None,
             open: 0,
             linked: true,
         };
@@ -239,7 +248,7 @@ impl Tree {
                 content,
                 mtime,
                 version,
-                lock_since: None,
+                lock: None,
                 open: 0,
                 linked: true,
             },
@@ -401,9 +410,9 @@ impl Tree {
         self.touch(ino, mtime)
     }
 
-    /// Marks `ino` as a lock taken or renewed now.
-    pub fn mark_lock(&mut self, ino: Ino, now: Instant) -> FsResult<()> {
-        self.get_mut(ino)?.lock_since = Some(now);
+    /// Marks `ino` as a lock taken or renewed by `writer` at `since`.
+    pub fn mark_lock(&mut self, ino: Ino, since: Instant, writer: u32) -> FsResult<()> {
+        self.get_mut(ino)?.lock = Some(LockState { since, writer });
         Ok(())
     }
 

@@ -22,8 +22,10 @@
 //!   held); `utime(dir, 0, 0)` is an unlock request that fails with `EACCES`
 //!   while the lock is younger than the lock timeout, and once it is older
 //!   removes the directory and fails with `ENOENT`, after which a fresh
-//!   `mkdir` wins; `utime(dir, 0, now)` renews (restarts the clock; the mtime
-//!   may only grow); `rmdir` releases; a lock directory holding a file never
+//!   `mkdir` wins; `utime(dir, 0, now)` by the holder renews (restarts the
+//!   clock; the mtime may only grow; pmxcfs accepts it only from the node
+//!   that took the lock, here only from the process that did); `rmdir`
+//!   releases; a lock directory holding a file never
 //!   expires; lock directories cannot be renamed (`EACCES`);
 //! - without quorum every change (create, write, truncate, mkdir, rmdir,
 //!   unlink, rename, utime) fails with `EACCES` and the write bits vanish
@@ -48,9 +50,7 @@
 //! inotify sees everything: do not let tests depend on it); a reader racing a
 //! `rename()` may briefly get `ENOENT` on pmxcfs, never here; `flock`/`fcntl`
 //! locks are node-local on pmxcfs but shared here (never use them as
-//! cluster locks); the writer check on lock renewal (pmxcfs lets only the
-//! node that wrote a lock renew it; here every process is the same node);
-//! the other pmxcfs generated files (`.version`, `.rrd`, `.clusterlog`,
+//! cluster locks); the other pmxcfs generated files (`.version`, `.rrd`, `.clusterlog`,
 //! `.debug`) and the node symlinks (`local`, `qemu-server`, `lxc`).
 
 use std::io;

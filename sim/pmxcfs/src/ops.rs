@@ -239,7 +239,10 @@ impl PmxcfsFs {
                 class,
                 current_mtime: node.mtime,
                 new_mtime: change.mtime,
-                lock_age: node.lock_since.map(|t| t.elapsed()),
+                lock_age: node.lock.map(|l| l.since.elapsed()),
+                from_holder: node
+                    .lock
+                    .is_none_or(|l| l.writer == process_of(change.caller)),
                 empty_dir: node.is_empty_dir(),
             };
             match rules::plan_utime(request, self.lock_timeout)? {
@@ -247,7 +250,7 @@ impl PmxcfsFs {
                 UtimePlan::SetMtime { secs, renew_lock } => {
                     tree.set_mtime(ino, secs)?;
                     if renew_lock {
-                        tree.mark_lock(ino, Instant::now())?;
+                        tree.mark_lock(ino, Instant::now(), process_of(change.caller))?;
                     }
                 }
                 UtimePlan::ExpireLock => {
@@ -269,13 +272,13 @@ impl PmxcfsFs {
         rules::require_quorum(self.control.quorate())
     }
 
-    fn do_mkdir(&self, parent: Ino, name: &OsStr) -> FsResult<FileAttr> {
+    fn do_mkdir(&self, parent: Ino, name: &OsStr, caller: u32) -> FsResult<FileAttr> {
         self.guard_change(parent, name)?;
         let mut st = self.state();
         let class = rules::classify(&st.tree.child_components(parent, name)?);
         let ino = st.tree.mkdir(parent, name, now_secs())?;
         if class.in_lock_area {
-            st.tree.mark_lock(ino, Instant::now())?;
+            st.tree.mark_lock(ino, Instant::now(), process_of(caller))?;
         }
         self.node_attr(&st.tree, ino, true)
     }
@@ -445,9 +448,25 @@ fn display_path(components: &[OsString]) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// The process a FUSE request came from (the kernel reports the calling
+/// thread): processes stand for pmxcfs nodes as lock writers.
+fn process_of(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
 /// The parts of a `setattr` request pmxcfs cares about.
 #[derive(Debug)]
 struct AttrChange {
+    /// Thread id of the caller.
+    caller: u32,
     mode: Option<u32>,
     uid: Option<u32>,
     gid: Option<u32>,
@@ -485,7 +504,7 @@ impl Filesystem for PmxcfsFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -502,6 +521,7 @@ impl Filesystem for PmxcfsFs {
         reply: ReplyAttr,
     ) {
         let change = AttrChange {
+            caller: req.pid(),
             mode,
             uid,
             gid,
@@ -544,14 +564,14 @@ impl Filesystem for PmxcfsFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply_entry(reply, self.do_mkdir(parent.0, name));
+        reply_entry(reply, self.do_mkdir(parent.0, name, req.pid()));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -789,6 +809,23 @@ mod tests {
         let private = t.lookup(ROOT_INO, OsStr::new("priv")).unwrap();
         assert!(t.lookup(private, OsStr::new("lock")).is_ok());
         assert!(t.lookup(ROOT_INO, OsStr::new("nodes")).is_ok());
+    }
+
+    #[test]
+    fn threads_map_to_their_process() {
+        let me = std::process::id();
+        assert_eq!(process_of(me), me);
+        let (tid, process) = std::thread::spawn(|| {
+            let tid: u32 = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+                .expect("thread id");
+            (tid, process_of(tid))
+        })
+        .join()
+        .unwrap();
+        assert_ne!(tid, me);
+        assert_eq!(process, me);
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub struct UtimeRequest {
     pub new_mtime: Option<u32>,
     /// For a lock directory: time since it was taken or last renewed.
     pub lock_age: Option<Duration>,
+    /// The request comes from the lock's holder (pmxcfs: the same node;
+    /// true for anything that is not a lock).
+    pub from_holder: bool,
     /// Target is an empty directory.
     pub empty_dir: bool,
 }
@@ -162,9 +165,9 @@ pub enum UtimePlan {
 /// - `utime(dir, _, 0)` on a directory under `priv/lock/` is an unlock
 ///   request: if the lock is older than `timeout` and empty, it is removed
 ///   (the caller answers `ENOENT`); a lock holding a file never expires;
-/// - a lock directory's mtime may only move forward (`utime(dir, 0, now)`
-///   renews it); an older mtime, including the 0 of a refused unlock
-///   request, is `EACCES`;
+/// - a lock directory's mtime may only move forward, and only its holder may
+///   move it (`utime(dir, 0, now)` renews it); an older mtime, including
+///   the 0 of a refused unlock request, or another writer is `EACCES`;
 /// - anything else just gets the new mtime.
 pub fn plan_utime(req: UtimeRequest, timeout: Duration) -> Result<UtimePlan, FsError> {
     let Some(secs) = req.new_mtime else {
@@ -175,7 +178,7 @@ pub fn plan_utime(req: UtimeRequest, timeout: Duration) -> Result<UtimePlan, FsE
         return Ok(UtimePlan::ExpireLock);
     }
     if req.class.lock_level && req.is_dir {
-        if secs < req.current_mtime {
+        if secs < req.current_mtime || !req.from_holder {
             return Err(FsError::Access);
         }
         return Ok(UtimePlan::SetMtime {
@@ -373,6 +376,7 @@ mod tests {
             current_mtime: 1000,
             new_mtime: Some(new_mtime),
             lock_age: Some(Duration::from_secs(age)),
+            from_holder: true,
             empty_dir,
         }
     }
@@ -395,6 +399,16 @@ mod tests {
             })
         );
         assert_eq!(plan_utime(lock_req(999, 1, true), t), Err(FsError::Access));
+        let stranger = UtimeRequest {
+            from_holder: false,
+            ..lock_req(2000, 1, true)
+        };
+        assert_eq!(plan_utime(stranger, t), Err(FsError::Access));
+        let stranger_expiring = UtimeRequest {
+            from_holder: false,
+            ..lock_req(0, 500, true)
+        };
+        assert_eq!(plan_utime(stranger_expiring, t), Ok(UtimePlan::ExpireLock));
         let file = UtimeRequest {
             is_dir: false,
             class: class("orbitlab/x"),

@@ -127,3 +127,23 @@ fn utime_zero_elsewhere_just_sets_the_mtime() {
     unlock_request(&m.path("dir")).unwrap();
     assert_eq!(fs::metadata(m.path("dir")).unwrap().mtime(), 0);
 }
+
+#[test]
+fn only_the_holder_renews_a_lock() {
+    let m = with_lock_dir();
+    let lock = m.path("priv/lock/orbitlab-held");
+    fs::create_dir(&lock).unwrap();
+    // Another process (standing for another node) may not move the mtime.
+    let other = std::process::Command::new("touch")
+        .args(["-m", "-d", "@4000000000"])
+        .arg(&lock)
+        .status()
+        .unwrap();
+    assert!(!other.success(), "a renewal by another process must fail");
+    // The holder may, from any of its threads.
+    let lock2 = lock.clone();
+    std::thread::spawn(move || utime(&lock2, UNIX_EPOCH, SystemTime::now()))
+        .join()
+        .unwrap()
+        .expect("renewal by the holder");
+}
