@@ -60,6 +60,7 @@ use std::time::{Duration, Instant};
 
 mod control;
 mod fs;
+mod kernel;
 mod ops;
 pub mod rules;
 mod vmlist;

@@ -1,11 +1,11 @@
-//! FUSE request handlers: the glue between kernel requests, the pmxcfs
-//! [`rules`](crate::rules) and the inode [`Tree`].
+//! The simulated pmxcfs's operations: each applies the pmxcfs
+//! [`rules`](crate::rules) to the inode [`Tree`] and returns attributes or
+//! an [`FsError`]. The kernel-facing side is in `kernel.rs`.
 //!
 //! One mutex guards the tree (pmxcfs also serialises on one memdb mutex), so
-//! every operation is atomic for all processes sharing the mount. Entry and
-//! attribute TTLs are zero and every file is opened with `FOPEN_DIRECT_IO`
-//! (as pmxcfs does), so the kernel caches nothing and each process sees the
-//! others' changes at once. Every file is owned by root:www-data.
+//! every operation is atomic for all processes sharing the mount. Every file
+//! is owned by root:www-data. Lock holders are identified by process id
+//! (read from `/proc/<tid>/status`), standing for pmxcfs nodes.
 //!
 //! The quorum flag and the `.members`/`.vmlist` feeds are read from the
 //! [`Control`] directory on every request that needs them.
@@ -15,19 +15,12 @@ use std::ffi::{OsStr, OsString};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
-};
+use fuser::{FileAttr, FileType, INodeNo, OpenAccMode, OpenFlags, RenameFlags};
 
 use crate::control::Control;
 use crate::fs::{FsError, FsResult, Ino, ROOT_INO, Tree};
 use crate::rules::{self, UtimePlan, UtimeRequest, VirtualFile};
 use crate::vmlist;
-
-/// Nothing is cached by the kernel: other processes' changes show at once.
-const TTL: Duration = Duration::ZERO;
 
 fn virtual_ino(file: VirtualFile) -> Ino {
     match file {
@@ -36,7 +29,7 @@ fn virtual_ino(file: VirtualFile) -> Ino {
     }
 }
 
-fn virtual_of_ino(ino: Ino) -> Option<VirtualFile> {
+pub(crate) fn virtual_of_ino(ino: Ino) -> Option<VirtualFile> {
     VirtualFile::ALL
         .into_iter()
         .find(|&v| virtual_ino(v) == ino)
@@ -48,17 +41,13 @@ fn virtual_at(parent: Ino, name: &OsStr) -> Option<VirtualFile> {
         .flatten()
 }
 
-fn now_secs() -> u32 {
+pub(crate) fn now_secs() -> u32 {
     secs_of(SystemTime::now())
 }
 
-fn secs_of(t: SystemTime) -> u32 {
+pub(crate) fn secs_of(t: SystemTime) -> u32 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-}
-
-fn errno(e: FsError) -> Errno {
-    Errno::from_i32(e.errno())
 }
 
 /// The directories every pmxcfs has from the start: `nodes/`, `priv/`
@@ -74,12 +63,12 @@ fn fresh_tree() -> Tree {
     tree
 }
 
-/// A directory listing taken at `opendir`, served by `readdir`.
+/// A directory listing entry taken at `opendir`, served by `readdir`.
 #[derive(Debug)]
-struct DirEntry {
-    ino: Ino,
-    kind: FileType,
-    name: OsString,
+pub(crate) struct DirEntry {
+    pub ino: Ino,
+    pub kind: FileType,
+    pub name: OsString,
 }
 
 #[derive(Debug)]
@@ -91,7 +80,7 @@ struct State {
     guests_version: u64,
 }
 
-/// The simulated pmxcfs as a FUSE filesystem.
+/// The simulated pmxcfs (served to the kernel by `kernel.rs`).
 #[derive(Debug)]
 pub(crate) struct PmxcfsFs {
     state: Mutex<State>,
@@ -186,7 +175,7 @@ impl PmxcfsFs {
         ))
     }
 
-    fn do_lookup(&self, parent: Ino, name: &OsStr) -> FsResult<FileAttr> {
+    pub(crate) fn do_lookup(&self, parent: Ino, name: &OsStr) -> FsResult<FileAttr> {
         if let Some(file) = virtual_at(parent, name) {
             return self.virtual_attr(file);
         }
@@ -196,7 +185,7 @@ impl PmxcfsFs {
         self.node_attr(&st.tree, ino, quorate)
     }
 
-    fn do_getattr(&self, ino: Ino) -> FsResult<FileAttr> {
+    pub(crate) fn do_getattr(&self, ino: Ino) -> FsResult<FileAttr> {
         if let Some(file) = virtual_of_ino(ino) {
             return self.virtual_attr(file);
         }
@@ -206,7 +195,7 @@ impl PmxcfsFs {
 
     /// chmod, chown, truncate and utime, in that order (as libfuse calls
     /// them for pmxcfs), stopping at the first refusal.
-    fn do_setattr(&self, ino: Ino, change: &AttrChange) -> FsResult<FileAttr> {
+    pub(crate) fn do_setattr(&self, ino: Ino, change: &AttrChange) -> FsResult<FileAttr> {
         if let Some(file) = virtual_of_ino(ino) {
             if let Some(mode) = change.mode {
                 rules::check_chmod(mode, false)?;
@@ -272,7 +261,7 @@ impl PmxcfsFs {
         rules::require_quorum(self.control.quorate())
     }
 
-    fn do_mkdir(&self, parent: Ino, name: &OsStr, caller: u32) -> FsResult<FileAttr> {
+    pub(crate) fn do_mkdir(&self, parent: Ino, name: &OsStr, caller: u32) -> FsResult<FileAttr> {
         self.guard_change(parent, name)?;
         let mut st = self.state();
         let class = rules::classify(&st.tree.child_components(parent, name)?);
@@ -283,7 +272,7 @@ impl PmxcfsFs {
         self.node_attr(&st.tree, ino, true)
     }
 
-    fn do_create(&self, parent: Ino, name: &OsStr, open: bool) -> FsResult<FileAttr> {
+    pub(crate) fn do_create(&self, parent: Ino, name: &OsStr, open: bool) -> FsResult<FileAttr> {
         self.guard_change(parent, name)?;
         let mut st = self.state();
         let guest = rules::guest_config(&st.tree.child_components(parent, name)?);
@@ -303,7 +292,7 @@ impl PmxcfsFs {
         self.node_attr(&st.tree, ino, true)
     }
 
-    fn do_remove(&self, parent: Ino, name: &OsStr, dir: bool) -> FsResult<()> {
+    pub(crate) fn do_remove(&self, parent: Ino, name: &OsStr, dir: bool) -> FsResult<()> {
         self.guard_change(parent, name)?;
         let mut st = self.state();
         let guest = rules::guest_config(&st.tree.child_components(parent, name)?);
@@ -318,7 +307,7 @@ impl PmxcfsFs {
         Ok(())
     }
 
-    fn do_rename(
+    pub(crate) fn do_rename(
         &self,
         from: (Ino, &OsStr),
         to: (Ino, &OsStr),
@@ -351,7 +340,7 @@ impl PmxcfsFs {
         Ok(())
     }
 
-    fn do_open(&self, ino: Ino, flags: OpenFlags) -> FsResult<()> {
+    pub(crate) fn do_open(&self, ino: Ino, flags: OpenFlags) -> FsResult<()> {
         if virtual_of_ino(ino).is_some() {
             return match flags.acc_mode() {
                 OpenAccMode::O_RDONLY => Ok(()),
@@ -365,7 +354,7 @@ impl PmxcfsFs {
         st.tree.open(ino)
     }
 
-    fn do_read(&self, ino: Ino, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    pub(crate) fn do_read(&self, ino: Ino, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let size = size as usize;
         if let Some(file) = virtual_of_ino(ino) {
             let (bytes, _) = self.virtual_content(file)?;
@@ -378,7 +367,7 @@ impl PmxcfsFs {
         Ok(self.state().tree.read(ino, offset, size)?.to_vec())
     }
 
-    fn do_write(&self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
+    pub(crate) fn do_write(&self, ino: Ino, offset: u64, data: &[u8]) -> FsResult<usize> {
         if virtual_of_ino(ino).is_some() {
             return Err(FsError::Access);
         }
@@ -392,7 +381,50 @@ impl PmxcfsFs {
         Ok(n)
     }
 
-    fn do_opendir(&self, ino: Ino) -> FsResult<u64> {
+    /// Serves part of the listing `fh` from entry `offset` on: `add` gets
+    /// each entry with the offset of the next one, and returns true when
+    /// the reply is full.
+    pub(crate) fn list(
+        &self,
+        fh: u64,
+        offset: u64,
+        mut add: impl FnMut(&DirEntry, u64) -> bool,
+    ) -> FsResult<()> {
+        let st = self.state();
+        let listing = st.listings.get(&fh).ok_or(FsError::Invalid)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, entry) in listing.iter().enumerate().skip(start) {
+            if add(entry, i as u64 + 1) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the listing taken by `opendir`.
+    pub(crate) fn close_listing(&self, fh: u64) {
+        self.state().listings.remove(&fh);
+    }
+
+    /// One handle on `ino` fewer.
+    pub(crate) fn release(&self, ino: Ino) {
+        if virtual_of_ino(ino).is_none() {
+            self.state().tree.release(ino);
+        }
+    }
+
+    /// `statfs` figures: (blocks, free blocks, inodes, free inodes), against
+    /// pmxcfs's reported capacity.
+    pub(crate) fn usage(&self) -> (u64, u64, u64, u64) {
+        let (bytes, nodes) = self.state().tree.usage();
+        let block = u64::from(rules::BLOCK_SIZE);
+        let blocks = rules::MAX_FS_BYTES / block;
+        let free = blocks.saturating_sub(bytes.div_ceil(block));
+        let free_inodes = rules::MAX_INODES.saturating_sub(nodes);
+        (blocks, free, rules::MAX_INODES, free_inodes)
+    }
+
+    pub(crate) fn do_opendir(&self, ino: Ino) -> FsResult<u64> {
         let virtuals: Vec<VirtualFile> = if ino == ROOT_INO {
             VirtualFile::ALL
                 .into_iter()
@@ -464,329 +496,16 @@ fn process_of(tid: u32) -> u32 {
 
 /// The parts of a `setattr` request pmxcfs cares about.
 #[derive(Debug)]
-struct AttrChange {
+pub(crate) struct AttrChange {
     /// Thread id of the caller.
-    caller: u32,
-    mode: Option<u32>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    size: Option<u64>,
+    pub caller: u32,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
     /// Any of atime or mtime is being set (a `utimens` call).
-    times: bool,
-    mtime: Option<u32>,
-}
-
-fn reply_entry(reply: ReplyEntry, res: FsResult<FileAttr>) {
-    match res {
-        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-fn reply_empty(reply: ReplyEmpty, res: FsResult<()>) {
-    match res {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-impl Filesystem for PmxcfsFs {
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply_entry(reply, self.do_lookup(parent.0, name));
-    }
-
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.do_getattr(ino.0) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn setattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let change = AttrChange {
-            caller: req.pid(),
-            mode,
-            uid,
-            gid,
-            size,
-            times: atime.is_some() || mtime.is_some(),
-            mtime: mtime.map(|t| match t {
-                TimeOrNow::SpecificTime(t) => secs_of(t),
-                TimeOrNow::Now => now_secs(),
-            }),
-        };
-        match self.do_setattr(ino.0, &change) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn readlink(&self, _req: &Request, _ino: INodeNo, reply: ReplyData) {
-        reply.error(errno(FsError::Invalid));
-    }
-
-    fn mknod(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        // libfuse turns a regular-file mknod into pmxcfs's create; pmxcfs
-        // has no other node types.
-        let res = if mode & libc::S_IFMT == libc::S_IFREG {
-            self.do_create(parent.0, name, false)
-        } else {
-            Err(FsError::NoSys)
-        };
-        reply_entry(reply, res);
-    }
-
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        reply: ReplyEntry,
-    ) {
-        reply_entry(reply, self.do_mkdir(parent.0, name, req.pid()));
-    }
-
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply_empty(reply, self.do_remove(parent.0, name, false));
-    }
-
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply_empty(reply, self.do_remove(parent.0, name, true));
-    }
-
-    fn symlink(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &std::path::Path,
-        reply: ReplyEntry,
-    ) {
-        reply.error(errno(FsError::NoSys));
-    }
-
-    fn rename(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        newparent: INodeNo,
-        newname: &OsStr,
-        flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply_empty(
-            reply,
-            self.do_rename((parent.0, name), (newparent.0, newname), flags),
-        );
-    }
-
-    fn link(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        reply.error(errno(FsError::NoSys));
-    }
-
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.do_open(ino.0, flags) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn read(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        match self.do_read(ino.0, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn write(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyWrite,
-    ) {
-        match self.do_write(ino.0, offset, data) {
-            // `n` is at most the request size, itself a u32.
-            Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
-    fn release(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        if virtual_of_ino(ino.0).is_none() {
-            self.state().tree.release(ino.0);
-        }
-        reply.ok();
-    }
-
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.do_opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn readdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let st = self.state();
-        let Some(listing) = st.listings.get(&fh.0) else {
-            drop(st);
-            reply.error(Errno::EBADF);
-            return;
-        };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (i, entry) in listing.iter().enumerate().skip(start) {
-            if reply.add(INodeNo(entry.ino), i as u64 + 1, entry.kind, &entry.name) {
-                break;
-            }
-        }
-        drop(st);
-        reply.ok();
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        self.state().listings.remove(&fh.0);
-        reply.ok();
-    }
-
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let (bytes, nodes) = self.state().tree.usage();
-        let block = u64::from(rules::BLOCK_SIZE);
-        let blocks = rules::MAX_FS_BYTES / block;
-        let free = blocks.saturating_sub(bytes.div_ceil(block));
-        let free_inodes = rules::MAX_INODES.saturating_sub(nodes);
-        reply.statfs(
-            blocks,
-            free,
-            free,
-            rules::MAX_INODES,
-            free_inodes,
-            rules::BLOCK_SIZE,
-            rules::NAME_MAX,
-            rules::BLOCK_SIZE,
-        );
-    }
-
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        reply.ok();
-    }
-
-    fn create(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _flags: i32,
-        reply: ReplyCreate,
-    ) {
-        match self.do_create(parent.0, name, true) {
-            Ok(attr) => reply.created(
-                &TTL,
-                &attr,
-                Generation(0),
-                FileHandle(0),
-                FopenFlags::FOPEN_DIRECT_IO,
-            ),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
+    pub times: bool,
+    pub mtime: Option<u32>,
 }
 
 #[cfg(test)]
