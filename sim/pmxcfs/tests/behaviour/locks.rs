@@ -63,13 +63,15 @@ fn renewal_by_the_holder_restarts_the_clock() {
     let m = with_lock_dir();
     let lock = m.path("priv/lock/orbitlab-vmid");
     fs::create_dir(&lock).unwrap();
-    std::thread::sleep(LOCK_TIMEOUT / 2 + Duration::from_millis(300));
+    let taken = std::time::Instant::now();
+    std::thread::sleep(LOCK_TIMEOUT / 2 + Duration::from_millis(200));
     let now = SystemTime::now();
     utime(&lock, UNIX_EPOCH, now).expect("renew with utime(dir, 0, now)");
     let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     assert_eq!(fs::metadata(&lock).unwrap().mtime(), secs);
-    std::thread::sleep(LOCK_TIMEOUT / 2 + Duration::from_millis(300));
+    std::thread::sleep(LOCK_TIMEOUT / 2);
     // Older than the timeout since mkdir, but not since the renewal.
+    assert!(taken.elapsed() > LOCK_TIMEOUT, "test setup: the lock is old");
     assert_errno(
         unlock_request(&lock),
         libc::EACCES,
