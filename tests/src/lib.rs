@@ -119,7 +119,7 @@ impl Lab {
             pve: &self.pve,
             store: &self.store,
             host,
-            options: Options { task_deadline: Duration::from_secs(10), max_passes: 8 },
+            options: Options { task_deadline: Duration::from_secs(10), max_passes: 8, ..Options::default() },
         }
     }
 

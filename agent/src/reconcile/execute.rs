@@ -13,9 +13,8 @@ use orbitlab_manifests::Kind;
 use super::ReconcileError;
 use super::action::{Action, AddressRef, ContainerPlan, FixedRole, NicPlan, ZoneConfig};
 use super::ids::{self, GUEST_TAG};
-use super::observe::PUSHED_PREFIX;
 use super::plan::{ObjectKey, Plan};
-use super::tags;
+use super::{pushed, tags};
 use crate::host::{ContainerHost, HostError};
 use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
 use crate::pve::{self, LxcCreate, Pve, SdnKind, SdnLockToken};
@@ -217,6 +216,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             }
             let upid = pve.lxc_delete(node, *vmid, true)?;
             pve.wait_task(&upid, ctx.task_deadline)?;
+            pushed::forget(ctx.store, *vmid)?;
         }
         Action::Allocate { pool: p, holder, fixed, .. } => {
             let pool = pool(&p.id, p.cidr)?;
@@ -260,11 +260,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             for command in &plan.reload {
                 ctx.host.exec(&plan.node, plan.vmid, command)?;
             }
-            outcome
-                .outputs
-                .entry((plan.marker.kind, plan.marker.name.to_string()))
-                .or_default()
-                .insert(format!("{PUSHED_PREFIX}{}", plan.vmid), plan.digest.clone());
+            pushed::record(ctx.store, plan.vmid, &plan.node, &plan.digest)?;
         }
         other => return Err(ReconcileError::Internal(format!("step {other} is handled elsewhere"))),
     }
@@ -333,6 +329,9 @@ fn net_value(ctx: &Context<'_>, nic: &NicPlan) -> Result<String, ReconcileError>
     }
     Ok(value)
 }
+
+/// Prefix of status outputs showing a container's configuration digest.
+const PUSHED_PREFIX: &str = "config/";
 
 /// Status outputs describing an object as observed.
 pub(crate) fn describe(kind: Kind, name: &str, observed: &super::Observed) -> BTreeMap<String, String> {

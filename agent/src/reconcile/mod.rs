@@ -15,6 +15,7 @@ pub mod init;
 mod observe;
 pub mod observed;
 pub mod plan;
+mod pushed;
 pub mod tags;
 
 use std::collections::BTreeMap;
@@ -63,11 +64,23 @@ pub struct Options {
     pub task_deadline: Duration,
     /// Most passes [`Reconciler::run`] makes.
     pub max_passes: usize,
+    /// Which steps this node takes.
+    pub scope: Scope,
+}
+
+/// Which steps a reconciler takes (see `DESIGN.md`, "Coordination").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every step: this node owns the cluster-scoped work (SDN, IPAM,
+    /// VMIDs, container lifecycle) and writes statuses.
+    Cluster,
+    /// Only what must run on this node: configuring its own containers.
+    Node,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { task_deadline: Duration::from_secs(300), max_passes: 8 }
+        Options { task_deadline: Duration::from_secs(300), max_passes: 8, scope: Scope::Cluster }
     }
 }
 
@@ -98,11 +111,17 @@ impl Reconciler<'_> {
         Ok(Desired::from_set(&set))
     }
 
-    /// The plan of the next pass (reads only).
+    /// The plan of the next pass (reads only), restricted to this
+    /// reconciler's [`Scope`].
     pub fn plan(&self) -> Result<(Plan, Observed), ReconcileError> {
         let desired = self.desired()?;
         let observed = observe(self.pve, self.store, &uplink_bridge(&desired))?;
-        Ok((plan(&desired, &observed), observed))
+        let mut plan = plan(&desired, &observed);
+        if self.options.scope == Scope::Node {
+            let local = self.host.local_node();
+            plan.actions.retain(|a| matches!(a, Action::Configure(c) if c.node == local));
+        }
+        Ok((plan, observed))
     }
 
     /// Runs passes until nothing is left to do, nothing progresses, or
@@ -111,13 +130,19 @@ impl Reconciler<'_> {
         let mut report = Report::default();
         let lock: LockName = "reconcile".parse()?;
         for _ in 0..self.options.max_passes {
-            let _guard = self.store.lock(&lock)?;
+            // Node-scoped work touches only this node's containers.
+            let _guard = match self.options.scope {
+                Scope::Cluster => Some(self.store.lock(&lock)?),
+                Scope::Node => None,
+            };
             report.passes += 1;
             let (plan, observed) = self.plan()?;
             let context = Context { pve: self.pve, store: self.store, host: self.host, task_deadline: self.options.task_deadline };
             let outcome = execute(&plan, &context, observed.own_pending());
             let after = if outcome.done > 0 { self.plan()? } else { (plan.clone(), observed) };
-            self.write_statuses(&after.0, &after.1, &plan, &outcome)?;
+            if self.options.scope == Scope::Cluster {
+                self.write_statuses(&after.0, &after.1, &plan, &outcome)?;
+            }
             report.steps += outcome.done;
             report.failed = outcome.failed.clone();
             report.failed.extend(after.0.blocked.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -15,10 +15,6 @@ use crate::ipam::{IpamSession, Owner};
 use crate::pve::{GuestState, PendingState, Pve, SdnItem};
 use crate::store::Store;
 
-/// Prefix of status outputs recording a pushed configuration's digest:
-/// `config/<vmid>`.
-pub(crate) const PUSHED_PREFIX: &str = "config/";
-
 /// Takes a snapshot. `uplink` is the bridge whose address and MTU count
 /// (the cluster default, `vmbr0`).
 pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, ReconcileError> {
@@ -107,13 +103,9 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
     }
     observed.tags = tags::read(store)?;
     observed.addresses = addresses_by_owner(store)?;
+    observed.pushed = super::pushed::read_all(store)?;
     for kind in [Kind::Cluster, Kind::Sector] {
-        for (name, status) in store.read_statuses(kind)? {
-            for (key, digest) in &status.outputs {
-                if let Some(vmid) = key.strip_prefix(PUSHED_PREFIX).and_then(|v| v.parse().ok()) {
-                    observed.pushed.insert(vmid, digest.clone());
-                }
-            }
+        for name in store.read_statuses(kind)?.into_keys() {
             observed.statuses.insert((kind, name));
         }
     }
