@@ -71,8 +71,43 @@ pub(crate) struct LabelRules {
 impl LabelRules {
     /// Check `value`; on failure return the reason with the hint appended.
     pub(crate) fn check(&self, value: &str) -> Result<(), InvalidValue> {
-        self.problem(value)
-            .map_or(Ok(()), |why| Err(InvalidValue(format!("{} {why}; {}", shown(value), self.hint))))
+        if self.plainly_valid(value) {
+            return Ok(());
+        }
+        self.problem(value).map_or(Ok(()), |why| {
+            Err(InvalidValue(format!(
+                "{} {why}; {}",
+                shown(value),
+                self.hint
+            )))
+        })
+    }
+
+    /// One pass over the bytes that accepts the common case (a short ASCII
+    /// value obeying every rule); anything else goes through
+    /// [`LabelRules::problem`], which finds and words the first mistake.
+    fn plainly_valid(&self, value: &str) -> bool {
+        let bytes = value.as_bytes();
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+            return false;
+        };
+        let allowed = |c: u8| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || (self.uppercase && c.is_ascii_uppercase())
+                || self.extra.contains(&char::from(c))
+        };
+        let first_ok = match self.first {
+            First::Alnum => first.is_ascii_alphanumeric(),
+            First::Letter => first.is_ascii_alphabetic(),
+            First::Digit => first.is_ascii_digit(),
+        };
+        bytes.len() >= self.min
+            && bytes.len() <= self.max
+            && first_ok
+            && (!self.alnum_last || last.is_ascii_alphanumeric())
+            && bytes.iter().all(|&c| allowed(c))
+            && !bytes.windows(2).any(|w| w == b"..")
     }
 
     fn problem(&self, value: &str) -> Option<String> {
@@ -91,7 +126,9 @@ impl LabelRules {
         }
         for c in value.chars() {
             if c.is_ascii_uppercase() && !self.uppercase {
-                return Some(format!("contains the uppercase letter '{c}'; use lowercase"));
+                return Some(format!(
+                    "contains the uppercase letter '{c}'; use lowercase"
+                ));
             }
             if !(c.is_ascii_alphanumeric() || self.extra.contains(&c)) {
                 return Some(format!("contains {}, which is not allowed", describe(c)));
@@ -121,7 +158,10 @@ fn common_problem(value: &str) -> Option<String> {
         return Some("contains a newline".to_owned());
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Some(format!("contains a control character (U+{:04X})", u32::from(c)));
+        return Some(format!(
+            "contains a control character (U+{:04X})",
+            u32::from(c)
+        ));
     }
     if let Some(c) = value.chars().find(|c| matches!(c, '"' | '\'' | '`')) {
         return Some(format!("contains a quote ({c})"));
@@ -160,14 +200,19 @@ pub(crate) fn check_text(
     let problem = if value.contains(['\n', '\r']) {
         Some("contains a newline".to_owned())
     } else if let Some(c) = value.chars().find(|c| c.is_control()) {
-        Some(format!("contains a control character (U+{:04X})", u32::from(c)))
+        Some(format!(
+            "contains a control character (U+{:04X})",
+            u32::from(c)
+        ))
     } else if let Some(c) = value.chars().find(|c| !allowed(*c)) {
         Some(format!("contains {}, which is not allowed", describe(c)))
     } else {
         let len = value.chars().count();
         (len > max).then(|| format!("is {len} characters long; at most {max}"))
     };
-    problem.map_or(Ok(()), |why| Err(InvalidValue(format!("{} {why}; {hint}", shown(value)))))
+    problem.map_or(Ok(()), |why| {
+        Err(InvalidValue(format!("{} {why}; {hint}", shown(value))))
+    })
 }
 
 /// Define a string newtype whose only constructor runs `$check`. It gets
@@ -435,7 +480,12 @@ validated_string!(
 const VOLUME_HINT: &str = "a template is a Proxmox volume id such as local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 
 fn check_volume_id(value: &str) -> Result<(), InvalidValue> {
-    let fail = |why: String| Err(InvalidValue(format!("{} {why}; {VOLUME_HINT}", shown(value))));
+    let fail = |why: String| {
+        Err(InvalidValue(format!(
+            "{} {why}; {VOLUME_HINT}",
+            shown(value)
+        )))
+    };
     if let Some(why) = common_problem_except_slash(value) {
         return fail(why);
     }
@@ -446,11 +496,16 @@ fn check_volume_id(value: &str) -> Result<(), InvalidValue> {
         return fail(format!("has a storage id that {why}"));
     }
     if path.chars().count() > VOLUME_PATH_RULES.max {
-        return fail(format!("has a path that is {} characters long; at most 255", path.chars().count()));
+        return fail(format!(
+            "has a path that is {} characters long; at most 255",
+            path.chars().count()
+        ));
     }
     for part in path.split('/') {
         if part.is_empty() {
-            return fail("has an empty path component (a leading, trailing or doubled '/')".to_owned());
+            return fail(
+                "has an empty path component (a leading, trailing or doubled '/')".to_owned(),
+            );
         }
         if let Some(why) = VOLUME_PATH_RULES.problem(part) {
             return fail(format!("has a path component {} that {why}", shown(part)));
@@ -462,9 +517,8 @@ fn check_volume_id(value: &str) -> Result<(), InvalidValue> {
 /// Like [`common_problem`] but without the slash rule, for values whose
 /// syntax uses `/` as a separator (it is checked per component instead).
 fn common_problem_except_slash(value: &str) -> Option<String> {
-    common_problem(&value.replace('/', "")).or_else(|| {
-        value.contains("..").then(|| "contains '..'".to_owned())
-    })
+    common_problem(&value.replace('/', ""))
+        .or_else(|| value.contains("..").then(|| "contains '..'".to_owned()))
 }
 
 const DNS_HINT: &str = "a DNS name is lowercase labels of letters, digits or '-' separated by '.', such as api.example.org";
@@ -536,7 +590,10 @@ mod tests {
         for (input, want) in cases {
             let got = reason::<Name>(input);
             assert!(got.contains(want), "{input:?}: {got}");
-            assert!(!got.contains('\n'), "message must stay on one line: {got:?}");
+            assert!(
+                !got.contains('\n'),
+                "message must stay on one line: {got:?}"
+            );
         }
         let long = "a".repeat(70);
         assert!(reason::<Name>(&long).contains("is 70 characters long; at most 63"));
@@ -544,13 +601,20 @@ mod tests {
 
     #[test]
     fn node_names_keep_case() {
-        assert_eq!("PVE-1".parse::<NodeName>().map(|n| n.to_string()), Ok("PVE-1".to_owned()));
+        assert_eq!(
+            "PVE-1".parse::<NodeName>().map(|n| n.to_string()),
+            Ok("PVE-1".to_owned())
+        );
         assert!(reason::<NodeName>("pve.lan").contains("'.'"));
     }
 
     #[test]
     fn volume_ids() {
-        assert!("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".parse::<VolumeId>().is_ok());
+        assert!(
+            "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+                .parse::<VolumeId>()
+                .is_ok()
+        );
         assert!(reason::<VolumeId>("vztmpl/x.tar").contains("no storage part"));
         assert!(reason::<VolumeId>("local:vztmpl/../etc/passwd").contains("'..'"));
         assert!(reason::<VolumeId>("local:/etc/passwd").contains("empty path component"));
@@ -561,10 +625,50 @@ mod tests {
     #[test]
     fn dns_names() {
         assert!("api.example.org".parse::<DnsName>().is_ok());
-        assert!("*.example.org".parse::<DnsName>().is_ok_and(|d| d.is_wildcard()));
+        assert!(
+            "*.example.org"
+                .parse::<DnsName>()
+                .is_ok_and(|d| d.is_wildcard())
+        );
         assert!(reason::<DnsName>("a..b").contains("'..'"));
         assert!(reason::<DnsName>("a.*.b").contains("'*'"));
         assert!(reason::<DnsName>("Api.example.org").contains("uppercase"));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_check() {
+        // Every string of up to 3 characters over an alphabet that exercises
+        // each rule: the fast path may only accept what the full check accepts.
+        let alphabet = [
+            'a', 'Z', '0', '-', '_', '.', '+', '~', ' ', '/', '"', '\n', 'é',
+        ];
+        let rules = [
+            &NAME_RULES,
+            &NODE_RULES,
+            &LABEL_KEY_RULES,
+            &LABEL_VALUE_RULES,
+            &STORAGE_RULES,
+            &BRIDGE_RULES,
+            &VERSION_RULES,
+        ];
+        let mut words = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(longer);
+        }
+        for r in rules {
+            for w in &words {
+                assert_eq!(
+                    r.plainly_valid(w),
+                    r.problem(w).is_none() && !w.is_empty(),
+                    "{w:?} with {}",
+                    r.hint
+                );
+            }
+        }
     }
 
     #[test]

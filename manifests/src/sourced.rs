@@ -34,12 +34,22 @@ impl<T> Sourced<T> {
     /// A value from `source` with no line information (e.g. built by the
     /// command line from options).
     pub fn new(source: impl Into<String>, value: T) -> Self {
-        Sourced { source: source.into(), line: None, value, origin: None }
+        Sourced {
+            source: source.into(),
+            line: None,
+            value,
+            origin: None,
+        }
     }
 
     /// A value decoded from `text` (the whole file) whose document starts at `line`.
     pub(crate) fn from_text(source: &str, line: Option<usize>, value: T, text: Arc<str>) -> Self {
-        Sourced { source: source.to_owned(), line, value, origin: Some(Origin { text }) }
+        Sourced {
+            source: source.to_owned(),
+            line,
+            value,
+            origin: Some(Origin { text }),
+        }
     }
 
     /// The line of `field` (e.g. `spec.subnets[1].cidr`) in this document:
@@ -62,12 +72,20 @@ impl<T> Sourced<T> {
 
     /// Locate a batch of problems.
     pub(crate) fn errors(&self, problems: Problems) -> impl Iterator<Item = ManifestError> + '_ {
-        problems.items.into_iter().map(move |(field, reason)| self.error(field, reason))
+        problems
+            .items
+            .into_iter()
+            .map(move |(field, reason)| self.error(field, reason))
     }
 
     /// Apply `f` to the value, keeping the origin.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Sourced<U> {
-        Sourced { source: self.source, line: self.line, value: f(self.value), origin: self.origin }
+        Sourced {
+            source: self.source,
+            line: self.line,
+            value: f(self.value),
+            origin: self.origin,
+        }
     }
 
     /// The value without its origin.

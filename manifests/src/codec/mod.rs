@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, UserMessageFormatter};
 
-use crate::error::ManifestError;
+use crate::error::{ManifestError, ManifestErrors};
 use crate::manifest::Manifest;
 use crate::sourced::Sourced;
 
@@ -86,6 +86,56 @@ pub fn decode(source: &str, text: &str) -> Result<Vec<Sourced<Manifest>>, Manife
         .collect())
 }
 
+/// Decode many files at once — `(label, text)` pairs, e.g. every file of
+/// the store — using every available core. Returns the manifests in the
+/// order of `files` (documents in file order), or every file's refusal.
+pub fn decode_all<S, T>(files: &[(S, T)]) -> Result<Vec<Sourced<Manifest>>, ManifestErrors>
+where
+    S: AsRef<str> + Sync,
+    T: AsRef<str> + Sync,
+{
+    /// Fewest files worth a thread of their own.
+    const MIN_PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len().div_ceil(MIN_PER_THREAD))
+        .max(1);
+    let decode_chunk = |chunk: &[(S, T)]| {
+        let mut docs = Vec::with_capacity(chunk.len());
+        let mut errors = Vec::new();
+        for (label, text) in chunk {
+            match decode(label.as_ref(), text.as_ref()) {
+                Ok(d) => docs.extend(d),
+                Err(e) => errors.push(e),
+            }
+        }
+        (docs, errors)
+    };
+    let parts: Vec<(Vec<Sourced<Manifest>>, Vec<ManifestError>)> = if threads == 1 {
+        vec![decode_chunk(files)]
+    } else {
+        let size = files.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(size)
+                .map(|c| scope.spawn(move || decode_chunk(c)))
+                .collect();
+            // A decoder thread panics only on a bug; pass it on unchanged.
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for (d, e) in parts {
+        docs.extend(d);
+        errors.extend(e);
+    }
+    ManifestErrors(errors).into_result().map(|()| docs)
+}
+
 /// Encode one manifest as YAML. Decoding the result gives the same manifest.
 pub fn encode(manifest: &Manifest) -> String {
     // Serialising these types cannot fail: every map key is a string and
@@ -112,20 +162,35 @@ fn parse_error(source: &str, text: &str, err: &serde_saphyr::Error) -> ManifestE
     let at = err
         .location()
         .filter(|l| l.line() > 0)
-        .map(|l| locate::Pos { line: to_usize(l.line()), col: to_usize(l.column()) });
-    let mut field = at.and_then(|at| locate::path_at(text, at)).unwrap_or_default();
+        .map(|l| locate::Pos {
+            line: to_usize(l.line()),
+            col: to_usize(l.column()),
+        });
+    let mut field = at
+        .and_then(|at| locate::path_at(text, at))
+        .unwrap_or_default();
     let mut reason = explain(inner, &message);
     // A missing field is reported inside the mapping that lacks it.
     if let Some(missing) = between(&message, "missing field `", "`") {
-        let parent = at.map(|at| locate::container_at(text, at)).unwrap_or_default();
-        field = if parent.is_empty() { missing.to_owned() } else { format!("{parent}.{missing}") };
+        let parent = at
+            .map(|at| locate::container_at(text, at))
+            .unwrap_or_default();
+        field = if parent.is_empty() {
+            missing.to_owned()
+        } else {
+            format!("{parent}.{missing}")
+        };
         reason = "is required but missing".to_owned();
     }
     // The parent of a mapping key that is unknown is what the error names.
     if let Some(unknown) = between(&message, "unknown field `", "`")
         && !field.ends_with(unknown)
     {
-        field = if field.is_empty() { unknown.to_owned() } else { format!("{field}.{unknown}") };
+        field = if field.is_empty() {
+            unknown.to_owned()
+        } else {
+            format!("{field}.{unknown}")
+        };
     }
     if field.ends_with(".value") || field.ends_with(".data") {
         reason.push_str("; secret values never go into manifests: store them in the vault (orbitlab set /vault/secrets/NAME)");
@@ -139,7 +204,10 @@ fn explain(err: &serde_saphyr::Error, message: &str) -> String {
     const SHAPE: &str = "manifests are small, shallow documents; write the values out plainly";
     match err {
         E::AliasError { error, .. } => explain(error, message),
-        E::Budget { breach, .. } => format!("refused before reading further: {}; {SHAPE}", breach_words(breach)),
+        E::Budget { breach, .. } => format!(
+            "refused before reading further: {}; {SHAPE}",
+            breach_words(breach)
+        ),
         E::AliasReplayLimitExceeded { .. }
         | E::AliasExpansionLimitExceeded { .. }
         | E::AliasReplayStackDepthExceeded { .. } => {
@@ -149,7 +217,9 @@ fn explain(err: &serde_saphyr::Error, message: &str) -> String {
             format!("{message}; each key may appear only once in a mapping: remove one of them")
         }
         _ if message.contains("recursion limit") => {
-            format!("refused before reading further: nesting deeper than {MAX_DEPTH} levels; {SHAPE}")
+            format!(
+                "refused before reading further: nesting deeper than {MAX_DEPTH} levels; {SHAPE}"
+            )
         }
         _ if message.starts_with("expected mapping") => {
             format!("{message}; a manifest is a mapping with apiVersion, kind, metadata and spec")
