@@ -202,6 +202,11 @@ impl Serialize for Manifest {
     }
 }
 
+/// Prefix of errors about a `spec` read before its `kind` (or absent): the
+/// parser's position is then past the spec, so the codec names the field
+/// from this prefix instead.
+pub(crate) const BUFFERED_SPEC: &str = "in spec: ";
+
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "camelCase")]
 enum Field {
@@ -263,7 +268,8 @@ impl<'de> Visitor<'de> for ManifestVisitor {
                 // An absent spec means "all defaults" (e.g. `kind: Settings`).
                 let value =
                     early_spec.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-                Spec::deserialize_for(kind, value).map_err(de::Error::custom)?
+                Spec::deserialize_for(kind, value)
+                    .map_err(|e| de::Error::custom(format_args!("{BUFFERED_SPEC}{e}")))?
             }
         };
         Ok(Manifest {

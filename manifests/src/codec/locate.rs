@@ -147,6 +147,34 @@ pub(crate) fn path_at(text: &str, at: Pos) -> Option<String> {
     best.filter(|p| !p.is_empty())
 }
 
+/// For an error about a spec read before its kind, or an absent spec
+/// (whose position the parser does not know): the line of the first
+/// document's `spec` written before `kind`, else the `kind` line of the
+/// first document without a `spec`.
+pub(crate) fn buffered_spec_line(text: &str) -> Option<usize> {
+    // Per document: (line of kind, line of spec, spec came first).
+    let mut docs: Vec<(usize, Option<usize>, Option<usize>, bool)> = Vec::new();
+    walk(text, |root, step, path, pos| {
+        if docs.last().is_none_or(|d| d.0 != root) {
+            docs.push((root, None, None, false));
+        }
+        if let (Step::Leaf | Step::Open, Some(doc)) = (step, docs.last_mut()) {
+            match path {
+                "kind" if doc.1.is_none() => doc.1 = Some(pos.line),
+                "spec" if doc.2.is_none() => {
+                    doc.2 = Some(pos.line);
+                    doc.3 = doc.1.is_none();
+                }
+                _ => {}
+            }
+        }
+        true
+    });
+    docs.iter()
+        .find_map(|d| d.2.filter(|_| d.3))
+        .or_else(|| docs.iter().find(|d| d.2.is_none()).and_then(|d| d.1))
+}
+
 /// The path of the innermost mapping or sequence open at `at` (the
 /// position of an error about a whole mapping, such as a missing field);
 /// empty for the document root.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, UserMessageFormatter};
 
 use crate::error::{ManifestError, ManifestErrors};
-use crate::manifest::Manifest;
+use crate::manifest::{BUFFERED_SPEC, Manifest};
 use crate::sourced::Sourced;
 
 /// Largest text [`decode`] accepts: 1 MiB, the pmxcfs per-file limit.
@@ -159,43 +159,55 @@ pub fn encode_all<'a>(manifests: impl IntoIterator<Item = &'a Manifest>) -> Stri
 fn parse_error(source: &str, text: &str, err: &serde_saphyr::Error) -> ManifestError {
     let inner = err.without_snippet();
     let message = clean(&UserMessageFormatter.format_message(inner));
-    let at = err
-        .location()
-        .filter(|l| l.line() > 0)
-        .map(|l| locate::Pos {
-            line: to_usize(l.line()),
-            col: to_usize(l.column()),
-        });
-    let mut field = at
-        .and_then(|at| locate::path_at(text, at))
-        .unwrap_or_default();
+    let at = err.location().filter(|l| l.line() > 0).map(|l| locate::Pos {
+        line: to_usize(l.line()),
+        col: to_usize(l.column()),
+    });
+    let (message, buffered) = match message.strip_prefix(BUFFERED_SPEC) {
+        Some(rest) => (rest.to_owned(), true),
+        None => (message, false),
+    };
+    let mut line = at.map(|a| a.line);
+    let mut field = if buffered {
+        // A spec read before its kind (or absent): the position is past it.
+        line = locate::buffered_spec_line(text).or(line);
+        "spec".to_owned()
+    } else {
+        at.and_then(|at| locate::path_at(text, at))
+            .unwrap_or_default()
+    };
     let mut reason = explain(inner, &message);
     // A missing field is reported inside the mapping that lacks it.
     if let Some(missing) = between(&message, "missing field `", "`") {
-        let parent = at
-            .map(|at| locate::container_at(text, at))
-            .unwrap_or_default();
-        field = if parent.is_empty() {
-            missing.to_owned()
-        } else {
-            format!("{parent}.{missing}")
+        let parent = match (buffered, at) {
+            (true, _) => "spec".to_owned(),
+            (false, Some(at)) => locate::container_at(text, at),
+            (false, None) => String::new(),
         };
+        field = join(&parent, missing);
         reason = "is required but missing".to_owned();
     }
-    // The parent of a mapping key that is unknown is what the error names.
+    // An unknown key is reported at the key itself or at its mapping.
     if let Some(unknown) = between(&message, "unknown field `", "`")
         && !field.ends_with(unknown)
     {
-        field = if field.is_empty() {
-            unknown.to_owned()
-        } else {
-            format!("{field}.{unknown}")
-        };
+        field = join(&field, unknown);
     }
     if field.ends_with(".value") || field.ends_with(".data") {
-        reason.push_str("; secret values never go into manifests: store them in the vault (orbitlab set /vault/secrets/NAME)");
+        reason.push_str(
+            "; secret values never go into manifests: store them in the vault (orbitlab set /vault/secrets/NAME)",
+        );
     }
-    ManifestError::new(field, reason).at(source, at.map(|a| a.line))
+    ManifestError::new(field, reason).at(source, line)
+}
+
+/// `parent.child`, or `child` at the root.
+fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
 }
 
 /// Reword the parser's budget refusals and terse messages for an operator.
