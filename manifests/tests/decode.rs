@@ -229,10 +229,19 @@ fn spec_may_come_before_kind() {
     let e = decode_err("s.yaml", &text.replace("cidr:", "cdir:"));
     assert_eq!((e.field.as_str(), e.line), ("spec.cdir", Some(1)));
     assert!(e.reason.contains("unknown field `cdir`"), "{e}");
-    let e = decode_err("s.yaml", &text.replace("cidr: 10.1.0.0/16", "cidr: 10.1.0.0"));
+    let e = decode_err(
+        "s.yaml",
+        &text.replace("cidr: 10.1.0.0/16", "cidr: 10.1.0.0"),
+    );
     assert_eq!((e.field.as_str(), e.line), ("spec", Some(1)));
     assert!(e.reason.contains("has no prefix length"), "{e}");
-    let e = decode_err("l.yaml", &format!("{}---\napiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: a\n", doc("Secret", "x", "")));
+    let e = decode_err(
+        "l.yaml",
+        &format!(
+            "{}---\napiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: a\n",
+            doc("Secret", "x", "")
+        ),
+    );
     assert_eq!((e.field.as_str(), e.line), ("spec.sector", Some(8)));
     assert!(e.reason.contains("required"), "{e}");
 }

@@ -159,10 +159,13 @@ pub fn encode_all<'a>(manifests: impl IntoIterator<Item = &'a Manifest>) -> Stri
 fn parse_error(source: &str, text: &str, err: &serde_saphyr::Error) -> ManifestError {
     let inner = err.without_snippet();
     let message = clean(&UserMessageFormatter.format_message(inner));
-    let at = err.location().filter(|l| l.line() > 0).map(|l| locate::Pos {
-        line: to_usize(l.line()),
-        col: to_usize(l.column()),
-    });
+    let at = err
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| locate::Pos {
+            line: to_usize(l.line()),
+            col: to_usize(l.column()),
+        });
     let (message, buffered) = match message.strip_prefix(BUFFERED_SPEC) {
         Some(rest) => (rest.to_owned(), true),
         None => (message, false),
