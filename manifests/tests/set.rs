@@ -572,3 +572,22 @@ fn immutable_fields() {
     )[0];
     assert_eq!(validate_update(c1, c3), Ok(()));
 }
+
+#[test]
+fn every_document_of_a_large_file_is_located() {
+    // 3,000 instances in one file, each naming a missing Sector: every
+    // refusal points at its own document's line.
+    let one = lxc("x", "nowhere", "");
+    let lines_per_doc = one.lines().count() + 1; // plus the `---` separator
+    let text: Vec<String> = (0..3000)
+        .map(|i| lxc(&format!("i-{i}"), "nowhere", ""))
+        .collect();
+    let text = text.join("---\n");
+    let errors = set_err(&[("lxc/all.yaml", &text)]);
+    assert_eq!(errors.len(), 3000);
+    for e in &errors {
+        assert_eq!(e.field, "spec.sector");
+        let line = e.line.expect("located");
+        assert_eq!(line % lines_per_doc, 6, "{e}");
+    }
+}

@@ -77,11 +77,31 @@ pub fn decode(source: &str, text: &str) -> Result<Vec<Sourced<Manifest>>, Manife
     let docs: Vec<Spanned<Manifest>> = serde_saphyr::from_multiple_with_options(text, options())
         .map_err(|e| parse_error(source, text, &e))?;
     let shared: Arc<str> = Arc::from(text);
+    // Each document's text runs from the start of its first line to the
+    // start of the next document's first line.
+    let starts: Option<Vec<usize>> = docs
+        .iter()
+        .map(|d| {
+            let offset = d
+                .referenced
+                .span()
+                .byte_offset()
+                .and_then(|o| usize::try_from(o).ok());
+            let offset = offset.filter(|&o| text.is_char_boundary(o))?;
+            Some(text[..offset].rfind('\n').map_or(0, |i| i + 1))
+        })
+        .collect();
+    let range = |i: usize| {
+        let starts = starts.as_ref()?;
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        (end >= starts[i]).then(|| starts[i]..end)
+    };
     Ok(docs
         .into_iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             let line = usize::try_from(d.referenced.line()).ok().filter(|l| *l > 0);
-            Sourced::from_text(source, line, d.value, Arc::clone(&shared))
+            Sourced::from_text(source, line, d.value, Arc::clone(&shared), range(i))
         })
         .collect())
 }

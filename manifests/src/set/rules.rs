@@ -86,10 +86,9 @@ fn check_lxc<'a>(
     errors: &mut Vec<ManifestError>,
 ) {
     if let Some(node) = &lxc.node {
-        let cordoned = set
-            .of_kind(Kind::Node)
-            .find(|n| n.name().as_str().eq_ignore_ascii_case(node.as_str()));
-        if let Some(Spec::Node(n)) = cordoned.map(|m| &m.spec)
+        // Node manifests are named in lower case; Proxmox node names may not be.
+        let settings = set.get(Kind::Node, node.as_str().to_ascii_lowercase().as_str());
+        if let Some(Spec::Node(n)) = settings.map(|m| &m.spec)
             && !n.schedulable
         {
             errors.push(item.error(
