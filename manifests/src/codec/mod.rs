@@ -1,4 +1,4 @@
-//! The YAML codec: text ⇄ manifests, behind two functions.
+//! The YAML codec: text ⇄ manifests. The only module that knows YAML.
 //!
 //! [`decode`] reads a multi-document YAML text into located manifests. It
 //! refuses, before parsing anything, a text over 1 MiB (the most a Proxmox
@@ -6,6 +6,9 @@
 //! 16 levels, alias bombs, more than 4096 documents, duplicate keys, unknown
 //! fields, unknown kinds and apiVersions, and invalid names. Every refusal
 //! names the file, the line, the field and the reason.
+//!
+//! [`decode_all`] does the same for many files at once, on every core,
+//! and reports every file's refusal.
 //!
 //! [`encode`] writes a manifest as stable, human-readable YAML (keys in
 //! declaration order, labels sorted, absent optional fields omitted) that
@@ -208,7 +211,7 @@ fn parse_error(source: &str, text: &str, err: &serde_saphyr::Error) -> ManifestE
             (false, None) => String::new(),
         };
         field = join(&parent, missing);
-        reason = "is required but missing".to_owned();
+        reason = "is required but missing; add it".to_owned();
     }
     // An unknown key is reported at the key itself or at its mapping.
     if let Some(unknown) = between(&message, "unknown field `", "`")
