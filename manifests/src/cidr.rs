@@ -107,12 +107,21 @@ pub(crate) fn parse_network(s: &str) -> Result<Ipv4Net, String> {
         return Ok(net);
     }
     if s.parse::<Ipv4Addr>().is_ok() {
-        return Err(format!("{} has no prefix length; write it like {s}/24", shown(s)));
+        return Err(format!(
+            "{} has no prefix length; write it like {s}/24",
+            shown(s)
+        ));
     }
     if s.contains(':') {
-        return Err(format!("{} is not an IPv4 network; OrbitLab networks are IPv4 for now", shown(s)));
+        return Err(format!(
+            "{} is not an IPv4 network; OrbitLab networks are IPv4 for now",
+            shown(s)
+        ));
     }
-    Err(format!("{} is not an IPv4 network in CIDR form such as 10.1.0.0/16", shown(s)))
+    Err(format!(
+        "{} is not an IPv4 network in CIDR form such as 10.1.0.0/16",
+        shown(s)
+    ))
 }
 
 /// Parse an IPv4 address with an operator-friendly message.
@@ -149,7 +158,9 @@ pub(crate) mod opt_addr {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Ipv4Addr>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| super::parse_address(&s).map_err(serde::de::Error::custom))
             .transpose()
@@ -180,7 +191,12 @@ mod tests {
 
     #[test]
     fn accepts_private_networks() {
-        for s in ["10.0.0.0/8", "172.16.0.0/16", "192.168.1.0/24", "100.64.0.0/29"] {
+        for s in [
+            "10.0.0.0/8",
+            "172.16.0.0/16",
+            "192.168.1.0/24",
+            "100.64.0.0/29",
+        ] {
             assert_eq!(check_network(&n(s), NetworkRole::Sector), Ok(()), "{s}");
         }
     }
@@ -188,15 +204,39 @@ mod tests {
     #[test]
     fn refuses_with_reason() {
         let cases = [
-            ("10.1.2.3/16", NetworkRole::Sector, "has host bits set; write 10.1.0.0/16"),
-            ("127.0.0.0/16", NetworkRole::Sector, "overlaps 127.0.0.0/8, which is loopback"),
+            (
+                "10.1.2.3/16",
+                NetworkRole::Sector,
+                "has host bits set; write 10.1.0.0/16",
+            ),
+            (
+                "127.0.0.0/16",
+                NetworkRole::Sector,
+                "overlaps 127.0.0.0/8, which is loopback",
+            ),
             ("169.254.1.0/24", NetworkRole::Subnet, "link-local"),
             ("224.1.0.0/16", NetworkRole::Sector, "multicast"),
-            ("255.255.255.248/29", NetworkRole::Sector, "reserved and broadcast"),
+            (
+                "255.255.255.248/29",
+                NetworkRole::Sector,
+                "reserved and broadcast",
+            ),
             ("0.0.0.0/0", NetworkRole::Sector, "overlaps 0.0.0.0/8"),
-            ("10.0.0.0/30", NetworkRole::Sector, "leaves no address for an instance"),
-            ("10.0.0.0/7", NetworkRole::Sector, "prefix /7 is larger than OrbitLab allows"),
-            ("10.0.0.0/25", NetworkRole::Backplane, "too small for the Backplane"),
+            (
+                "10.0.0.0/30",
+                NetworkRole::Sector,
+                "leaves no address for an instance",
+            ),
+            (
+                "10.0.0.0/7",
+                NetworkRole::Sector,
+                "prefix /7 is larger than OrbitLab allows",
+            ),
+            (
+                "10.0.0.0/25",
+                NetworkRole::Backplane,
+                "too small for the Backplane",
+            ),
         ];
         for (s, role, want) in cases {
             let got = check_network(&n(s), role).unwrap_err();
@@ -206,16 +246,31 @@ mod tests {
 
     #[test]
     fn parse_messages() {
-        assert!(parse_network("10.0.0.0").unwrap_err().contains("has no prefix length"));
-        assert!(parse_network("fd00::/64").unwrap_err().contains("not an IPv4 network"));
-        assert!(parse_network("10.0.0.0/33").unwrap_err().contains("CIDR form"));
+        assert!(
+            parse_network("10.0.0.0")
+                .unwrap_err()
+                .contains("has no prefix length")
+        );
+        assert!(
+            parse_network("fd00::/64")
+                .unwrap_err()
+                .contains("not an IPv4 network")
+        );
+        assert!(
+            parse_network("10.0.0.0/33")
+                .unwrap_err()
+                .contains("CIDR form")
+        );
         assert!(parse_address("10.0.0.256").is_err());
     }
 
     #[test]
     fn host_helpers() {
         let net = n("10.1.0.0/24");
-        assert_eq!(hosts(&net), (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 254)));
+        assert_eq!(
+            hosts(&net),
+            (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 254))
+        );
         assert_eq!(nth(&net, 2), Ipv4Addr::new(10, 1, 0, 2));
         assert!(overlaps(&net, &n("10.1.0.128/25")));
         assert!(!overlaps(&net, &n("10.1.1.0/24")));
