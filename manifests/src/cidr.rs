@@ -6,10 +6,11 @@
 //! - the address must be the network address (no host bits set);
 //! - no overlap with `0.0.0.0/8`, `127.0.0.0/8`, `169.254.0.0/16`,
 //!   `224.0.0.0/4` or `240.0.0.0/4` (which holds the broadcast address);
-//! - Sectors and subnets: prefix `/8` to `/29` (a `/29` leaves the network
-//!   and broadcast addresses, gateway `.1`, DNS `.2` and four instance
-//!   addresses; a `/30` would leave none for an instance);
-//! - the Backplane: prefix `/8` to `/24` (it addresses every node and every
+//! - Sectors and subnets: prefix `/16` to `/28` (IPAM keeps `.1` for the
+//!   gateway, `.2` for DNS and `.3`–`.9` in reserve, so a `/28` leaves five
+//!   instance addresses and a `/29` none; IPAM's sharded files cover at most
+//!   a `/16`);
+//! - the Backplane: prefix `/16` to `/24` (it addresses every node and every
 //!   Sector Gateway).
 //!
 //! CIDRs may overlap between Sectors: each Sector is its own routing domain.
@@ -21,10 +22,11 @@ use ipnet::Ipv4Net;
 
 use crate::names::shown;
 
-/// Smallest prefix length OrbitLab accepts for any network.
-pub const MIN_PREFIX: u8 = 8;
+/// Smallest prefix length OrbitLab accepts for any network (IPAM pools are
+/// at most a `/16`).
+pub const MIN_PREFIX: u8 = 16;
 /// Largest prefix length of a Sector or subnet.
-pub const MAX_SECTOR_PREFIX: u8 = 29;
+pub const MAX_SECTOR_PREFIX: u8 = 28;
 /// Largest prefix length of the Backplane.
 pub const MAX_BACKPLANE_PREFIX: u8 = 24;
 
@@ -63,7 +65,7 @@ impl NetworkRole {
                 "prefix /{prefix} is too small for the Backplane, which needs an address for every node and every Sector Gateway; use /{MAX_BACKPLANE_PREFIX} or a shorter prefix"
             ),
             NetworkRole::Sector | NetworkRole::Subnet => format!(
-                "prefix /{prefix} leaves no address for an instance after the network, gateway (.1), DNS (.2) and broadcast addresses; use /{MAX_SECTOR_PREFIX} or a shorter prefix"
+                "prefix /{prefix} leaves no address for an instance after the network, gateway (.1), DNS (.2), reserved (.3-.9) and broadcast addresses; use /{MAX_SECTOR_PREFIX} or a shorter prefix"
             ),
         }
     }
@@ -85,7 +87,7 @@ pub(crate) fn check_network(net: &Ipv4Net, role: NetworkRole) -> Result<(), Stri
     }
     if net.prefix_len() < MIN_PREFIX {
         return Err(format!(
-            "prefix /{} is larger than OrbitLab allows; use /{MIN_PREFIX} or a longer prefix",
+            "prefix /{} is larger than OrbitLab allows (IPAM manages at most a /{MIN_PREFIX}); use /{MIN_PREFIX} or a longer prefix, and split a larger Sector into subnets",
             net.prefix_len()
         ));
     }
@@ -192,10 +194,10 @@ mod tests {
     #[test]
     fn accepts_private_networks() {
         for s in [
-            "10.0.0.0/8",
+            "10.0.0.0/16",
             "172.16.0.0/16",
             "192.168.1.0/24",
-            "100.64.0.0/29",
+            "100.64.0.0/28",
         ] {
             assert_eq!(check_network(&n(s), NetworkRole::Sector), Ok(()), "{s}");
         }
@@ -217,20 +219,20 @@ mod tests {
             ("169.254.1.0/24", NetworkRole::Subnet, "link-local"),
             ("224.1.0.0/16", NetworkRole::Sector, "multicast"),
             (
-                "255.255.255.248/29",
+                "255.255.255.240/28",
                 NetworkRole::Sector,
                 "reserved and broadcast",
             ),
             ("0.0.0.0/0", NetworkRole::Sector, "overlaps 0.0.0.0/8"),
             (
-                "10.0.0.0/30",
+                "10.0.0.0/29",
                 NetworkRole::Sector,
                 "leaves no address for an instance",
             ),
             (
-                "10.0.0.0/7",
+                "10.0.0.0/15",
                 NetworkRole::Sector,
-                "prefix /7 is larger than OrbitLab allows",
+                "prefix /15 is larger than OrbitLab allows",
             ),
             (
                 "10.0.0.0/25",

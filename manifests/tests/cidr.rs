@@ -52,12 +52,12 @@ fn reserved_and_malformed_cidrs() {
         ("169.254.0.0/16", "link-local"),
         ("224.0.0.0/8", "multicast"),
         ("240.0.0.0/8", "reserved and broadcast"),
-        ("255.255.255.248/29", "reserved and broadcast"),
+        ("255.255.255.240/28", "reserved and broadcast"),
         ("0.0.0.0/8", "\"this network\""),
-        ("10.0.0.0/7", "prefix /7 is larger than OrbitLab allows"),
+        ("10.0.0.0/8", "prefix /8 is larger than OrbitLab allows"),
         (
-            "10.0.0.0/30",
-            "leaves no address for an instance after the network, gateway (.1), DNS (.2)",
+            "10.0.0.0/29",
+            "leaves no address for an instance after the network, gateway (.1), DNS (.2), reserved (.3-.9)",
         ),
         ("10.0.0.0/32", "leaves no address for an instance"),
     ];
@@ -67,9 +67,9 @@ fn reserved_and_malformed_cidrs() {
         assert_eq!(e.line, Some(6), "{cidr}");
         assert!(e.reason.contains(want), "{cidr}: expected {want:?} in {e}");
     }
-    // The smallest usable Sector: /29 (gateway, DNS and four instances).
+    // The smallest usable Sector: /28 (gateway, DNS, reserve, five instances).
     assert!(
-        decode_ok("s.yaml", &sector("web", "10.0.0.8/29", ""))[0]
+        decode_ok("s.yaml", &sector("web", "10.0.0.16/28", ""))[0]
             .validate()
             .is_ok()
     );
@@ -121,7 +121,7 @@ fn sectors_stay_clear_of_the_backplane() {
     assert!(set.is_ok(), "{:?}", set.err());
     let errors = set_err(&[
         ("c.yaml", &cluster),
-        ("web.yaml", &sector("web", "10.0.0.0/8", "")),
+        ("web.yaml", &sector("web", "10.50.0.0/16", "")),
     ]);
     assert!(find(&errors, "spec.cidr").reason.contains("10.50.0.0/16"));
 }
