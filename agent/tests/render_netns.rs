@@ -90,7 +90,17 @@ impl Lab {
     /// listener answered, or the client's error output.
     fn connect(&self, ns: Ns, addr: &str, port: u16) -> Result<String, String> {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.name(ns), "socat", "-t", "2", "-T", "4", "-"])
+            .args([
+                "netns",
+                "exec",
+                &self.name(ns),
+                "socat",
+                "-t",
+                "2",
+                "-T",
+                "4",
+                "-",
+            ])
             .arg(format!("TCP:{addr}:{port},connect-timeout=1"))
             .stdin(Stdio::null())
             .output()
@@ -139,8 +149,14 @@ impl Drop for Lab {
 fn build_topology(lab: &Lab) {
     let (s, b) = (lab.name(Ns::Sector), lab.name(Ns::Backplane));
     // The gateway's interfaces carry the appliance's names, eth0 and eth1.
-    lab.must(Ns::Gateway, &format!("ip link add eth0 type veth peer name eth0 netns {s}"));
-    lab.must(Ns::Gateway, &format!("ip link add eth1 type veth peer name eth0 netns {b}"));
+    lab.must(
+        Ns::Gateway,
+        &format!("ip link add eth0 type veth peer name eth0 netns {s}"),
+    );
+    lab.must(
+        Ns::Gateway,
+        &format!("ip link add eth1 type veth peer name eth0 netns {b}"),
+    );
     for cmd in [
         "ip link set lo up",
         "ip link set eth0 up",
@@ -188,28 +204,74 @@ fn gateway_ruleset_isolates_the_sector_in_real_namespaces() {
     lab.listen(Ns::Gateway, "10.200.0.10", 7003); // a service on the gateway
 
     // Without the ruleset every path works: the checks below can fail.
-    assert_eq!(lab.connect_ok(Ns::Sector, "198.51.100.10", 7000), "peer=172.16.0.10");
-    assert_eq!(lab.connect_ok(Ns::Backplane, "172.16.0.10", 7001), "peer=10.200.0.1");
-    assert_eq!(lab.connect_ok(Ns::Sector, "10.200.0.20", 7002), "peer=172.16.0.10");
-    assert_eq!(lab.connect_ok(Ns::Backplane, "10.200.0.10", 7003), "peer=10.200.0.1");
-    lab.connect_blocked(Ns::Backplane, "10.200.0.10", 8080, "no DNAT before the ruleset");
+    assert_eq!(
+        lab.connect_ok(Ns::Sector, "198.51.100.10", 7000),
+        "peer=172.16.0.10"
+    );
+    assert_eq!(
+        lab.connect_ok(Ns::Backplane, "172.16.0.10", 7001),
+        "peer=10.200.0.1"
+    );
+    assert_eq!(
+        lab.connect_ok(Ns::Sector, "10.200.0.20", 7002),
+        "peer=172.16.0.10"
+    );
+    assert_eq!(
+        lab.connect_ok(Ns::Backplane, "10.200.0.10", 7003),
+        "peer=10.200.0.1"
+    );
+    lab.connect_blocked(
+        Ns::Backplane,
+        "10.200.0.10",
+        8080,
+        "no DNAT before the ruleset",
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let ruleset = write(dir.path(), "nftables.conf", &render::nftables(&gateway()));
     lab.must(Ns::Gateway, &format!("nft -f {ruleset}"));
 
     // The Sector reaches hosts beyond the Backplane, masqueraded as eth1.
-    assert_eq!(lab.connect_ok(Ns::Sector, "198.51.100.10", 7000), "peer=10.200.0.10");
+    assert_eq!(
+        lab.connect_ok(Ns::Sector, "198.51.100.10", 7000),
+        "peer=10.200.0.10"
+    );
     // The declared ingress works, and the instance sees the real client.
-    assert_eq!(lab.connect_ok(Ns::Backplane, "10.200.0.10", 8080), "peer=10.200.0.1");
+    assert_eq!(
+        lab.connect_ok(Ns::Backplane, "10.200.0.10", 8080),
+        "peer=10.200.0.1"
+    );
     // Nothing else enters the Sector from the Backplane, even with a route.
-    lab.connect_blocked(Ns::Backplane, "172.16.0.10", 7001, "new connection into the Sector");
-    lab.connect_blocked(Ns::Backplane, "172.16.0.10", 80, "ingress target reached directly");
+    lab.connect_blocked(
+        Ns::Backplane,
+        "172.16.0.10",
+        7001,
+        "new connection into the Sector",
+    );
+    lab.connect_blocked(
+        Ns::Backplane,
+        "172.16.0.10",
+        80,
+        "ingress target reached directly",
+    );
     // The gateway itself offers nothing to the Backplane.
     lab.connect_blocked(Ns::Backplane, "10.200.0.10", 7003, "service on the gateway");
     // The Sector does not reach the Backplane network itself.
-    lab.connect_blocked(Ns::Sector, "10.200.0.20", 7002, "Sector to another Backplane host");
-    lab.connect_blocked(Ns::Sector, "10.200.0.1", 7002, "Sector to the Backplane gateway host");
+    lab.connect_blocked(
+        Ns::Sector,
+        "10.200.0.20",
+        7002,
+        "Sector to another Backplane host",
+    );
+    lab.connect_blocked(
+        Ns::Sector,
+        "10.200.0.1",
+        7002,
+        "Sector to the Backplane gateway host",
+    );
     // And the allowed path still works after all those attempts.
-    assert_eq!(lab.connect_ok(Ns::Sector, "198.51.100.10", 7000), "peer=10.200.0.10");
+    assert_eq!(
+        lab.connect_ok(Ns::Sector, "198.51.100.10", 7000),
+        "peer=10.200.0.10"
+    );
 }
