@@ -34,6 +34,7 @@ fn main() {
             .expect("write status");
     }
     let exe = env!("CARGO_BIN_EXE_orbitlab");
+    let cpu_before = children_cpu_seconds();
     let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
     for run in 0..=RUNS {
         let started = Instant::now();
@@ -57,6 +58,7 @@ fn main() {
             times.push(elapsed);
         }
     }
+    let cpu_per_run = (children_cpu_seconds() - cpu_before) / (RUNS + 1) as f64;
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -66,4 +68,19 @@ fn main() {
         ms(times[RUNS * 9 / 10]),
         ms(times[RUNS - 1])
     );
+    println!(
+        "  CPU time (user + system) per run: {:.1} ms (independent of other load; the wall time above is not)",
+        cpu_per_run * 1000.0
+    );
+}
+
+/// User + system CPU seconds of this process's waited-for children, from
+/// `/proc/self/stat` (fields 16 and 17, in clock ticks of 10 ms).
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) may hold spaces; fields after it follow ')'.
+    let after = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("a number");
+    (ticks(16) + ticks(17)) / 100.0
 }
