@@ -1,0 +1,245 @@
+//! Cluster-wide locks on pmxcfs.
+//!
+//! Protocol (see `DESIGN.md`, "On the cluster"): `mkdir
+//! <root>/priv/lock/orbitlab-NAME` acquires, atomically across the cluster.
+//! While the directory exists, a waiter asks pmxcfs to expire it with
+//! `utime(dir, 0, 0)`: pmxcfs answers EACCES while the lock is younger than
+//! 120 s, and removes it (answering ENOENT) once it is older, after which a
+//! fresh `mkdir` wins. The holder renews with `utime(dir, 0, now)` from a
+//! background thread and releases with `rmdir` when the [`LockGuard`] drops.
+//! The directory stays empty; the last holder's identity is recorded in
+//! `<root>/priv/orbitlab/locks/NAME.owner`, only to explain waits.
+
+use std::fmt;
+use std::fs::{self, File, FileTimes};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::StoreError;
+use super::files;
+use super::path::{Area, StorePath};
+
+/// How long pmxcfs lets a lock live without renewal before a waiter may
+/// expire it.
+pub const PMXCFS_LOCK_EXPIRY: Duration = Duration::from_secs(120);
+
+/// Name of a cluster lock: `[a-z0-9-]`, 1 to 64 characters. The directory
+/// is `priv/lock/orbitlab-NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LockName(String);
+
+impl FromStr for LockName {
+    type Err = StoreError;
+
+    fn from_str(name: &str) -> Result<Self, StoreError> {
+        let invalid = |reason| StoreError::InvalidLockName {
+            name: name.to_owned(),
+            reason,
+        };
+        if name.is_empty() || name.len() > 64 {
+            return Err(invalid("must be 1 to 64 characters long"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                "only lowercase letters, digits and `-` are allowed",
+            ));
+        }
+        Ok(LockName(name.to_owned()))
+    }
+}
+
+impl fmt::Display for LockName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Timing of acquisition and renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOptions {
+    /// Give up (with [`StoreError::LockTimeout`]) after this long.
+    pub wait: Duration,
+    /// Longest pause between attempts; pauses start short and double.
+    pub max_poll: Duration,
+    /// How often the holder renews; well under [`PMXCFS_LOCK_EXPIRY`].
+    pub renew_every: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            wait: Duration::from_secs(150),
+            max_poll: Duration::from_millis(250),
+            renew_every: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A held cluster lock. Renewed in the background; released on drop.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard {
+    dir: PathBuf,
+    lost: Arc<AtomicBool>,
+    stop: Option<Sender<()>>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").field("dir", &self.dir).finish()
+    }
+}
+
+impl LockGuard {
+    /// The lock directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// False once a renewal failed (for instance when quorum was lost):
+    /// long operations check this before each write and stop.
+    pub fn is_held(&self) -> bool {
+        !self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.join();
+        }
+        if let Err(e) = fs::remove_dir(&self.dir)
+            && e.kind() != ErrorKind::NotFound
+        {
+            tracing::warn!(lock = %self.dir.display(), error = %e,
+                "could not release cluster lock; pmxcfs lets it expire after 120 s");
+        }
+    }
+}
+
+/// Acquires `name` under `root` (see the module documentation).
+pub(crate) fn acquire(
+    root: &Path,
+    name: &LockName,
+    options: LockOptions,
+) -> Result<LockGuard, StoreError> {
+    let lock_root = root.join("priv/lock");
+    let dir = lock_root.join(format!("orbitlab-{name}"));
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match fs::create_dir(&dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                if request_expiry(&dir)? {
+                    continue;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // First lock ever on this root (pmxcfs always has priv/lock).
+                files::create_dirs(Area::Private, &lock_root)?;
+                continue;
+            }
+            Err(e) => return Err(StoreError::io("create directory", &dir, e)),
+        }
+        let waited = started.elapsed();
+        if waited >= options.wait {
+            return Err(StoreError::LockTimeout {
+                holder: describe_holder(root, name),
+                path: dir,
+                waited,
+                expiry: PMXCFS_LOCK_EXPIRY,
+            });
+        }
+        thread::sleep(pause.min(options.wait - waited));
+        pause = (pause * 2).min(options.max_poll);
+    }
+    record_holder(root, name);
+    let lost = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = mpsc::channel::<()>();
+    let renewer = {
+        let renew_dir = dir.clone();
+        let lost = Arc::clone(&lost);
+        thread::Builder::new()
+            .name(format!("lock-{name}"))
+            .spawn(move || loop {
+                match stopped.recv_timeout(options.renew_every) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = set_times(&renew_dir, SystemTime::now()) {
+                            tracing::warn!(lock = %renew_dir.display(), error = %e, "cannot renew cluster lock");
+                            lost.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    _ => return,
+                }
+            })
+            .map_err(|e| StoreError::io("start lock renewer for", &dir, e))?
+    };
+    Ok(LockGuard {
+        dir,
+        lost,
+        stop: Some(stop),
+        renewer: Some(renewer),
+    })
+}
+
+/// Asks pmxcfs to expire a lock held by someone else. `true` when the lock
+/// is gone and `mkdir` should be retried at once.
+fn request_expiry(dir: &Path) -> Result<bool, StoreError> {
+    match set_times(dir, UNIX_EPOCH) {
+        // pmxcfs removed an expired lock, or the holder released it.
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+        // Still young (pmxcfs), or an ordinary filesystem that simply
+        // accepted the times: keep waiting.
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Ok(false),
+        Ok(()) => Ok(false),
+        Err(e) => Err(StoreError::io("request expiry of lock", dir, e)),
+    }
+}
+
+/// `utime(dir, 0, mtime)`: atime 0 marks a lock request to pmxcfs.
+fn set_times(dir: &Path, modified: SystemTime) -> std::io::Result<()> {
+    File::open(dir)?.set_times(
+        FileTimes::new()
+            .set_accessed(UNIX_EPOCH)
+            .set_modified(modified),
+    )
+}
+
+fn owner_path(name: &LockName) -> Option<StorePath> {
+    StorePath::private("locks")
+        .and_then(|p| p.join(&format!("{name}.owner")))
+        .ok()
+}
+
+fn record_holder(root: &Path, name: &LockName) {
+    let Some(path) = owner_path(name) else { return };
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let line = format!(
+        "node={} pid={} since={since}\n",
+        super::node_name(),
+        std::process::id()
+    );
+    // Purely informative: a failure here must not fail the operation.
+    let _ = files::replace(Area::Private, &path.under(root), line.as_bytes());
+}
+
+fn describe_holder(root: &Path, name: &LockName) -> String {
+    owner_path(name)
+        .and_then(|p| fs::read_to_string(p.under(root)).ok())
+        .map(|s| format!("last taken by {}", s.trim()))
+        .unwrap_or_else(|| "holder unknown".into())
+}
