@@ -3,3 +3,4 @@
 //! thin edges over this library.
 
 pub mod store;
+pub mod vault;
