@@ -251,7 +251,7 @@ fn a_foreign_or_damaged_keyring_is_named() {
 
 #[test]
 fn bad_values_and_paths_change_nothing() {
-    let (dir, vault) = setup();
+    let (dir, _vault) = setup();
     let before = snapshot(dir.path());
     let empty = SecretValue::read_from(&b""[..], "stdin").unwrap_err();
     assert!(empty.to_string().contains("empty"), "{empty}");

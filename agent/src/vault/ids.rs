@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest secret path, in bytes.
 pub const MAX_PATH_LEN: usize = 256;
@@ -168,7 +168,7 @@ impl From<Version> for u64 {
 
 /// Seconds since the Unix epoch (UTC). Serialized as the number; shown as
 /// RFC 3339 (`2025-01-31T12:00:00Z`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
