@@ -231,13 +231,19 @@ impl Pki {
         self.cert_details(&self.load_cert(ca, name)?)
     }
 
-    /// Certificates (CAs and leaves) with at most `within_days` days left,
-    /// expired ones included, revoked ones left out; CAs first (roots, then
-    /// intermediates), then leaves.
+    /// Certificates (CAs and leaves) close to expiry, expired ones
+    /// included, revoked ones left out; CAs first (roots, then
+    /// intermediates), then leaves. "Close" means at most `within_days`
+    /// days left, or at most half the certificate's lifetime when that is
+    /// shorter — so a certificate shorter-lived than the threshold is not
+    /// renewed again on every pass.
     pub fn renewal_due(&self, within_days: u32) -> Result<Vec<DueItem>, PkiError> {
         let mut cas = self.all_cas()?;
         cas.sort_by_key(|c| (c.kind == CaKind::Intermediate, c.name.clone()));
-        let limit = i64::from(within_days);
+        let due = |info: &CertInfo| {
+            let half_life = (info.not_after.0.saturating_sub(info.not_before.0) / 86_400 / 2) as i64;
+            info.days_left <= i64::from(within_days).min(half_life)
+        };
         let mut ca_items = Vec::new();
         let mut leaf_items = Vec::new();
         for rec in &cas {
@@ -246,7 +252,7 @@ impl Pki {
                 Some(p) => self.revoked_entry(&self.load_ca(p)?, &info.serial).is_some(),
                 None => false,
             };
-            if !revoked && info.days_left <= limit {
+            if !revoked && due(&info) {
                 ca_items.push(DueItem {
                     kind: DueKind::Ca,
                     ca: rec.name.clone(),
@@ -257,7 +263,7 @@ impl Pki {
             }
             for cert in self.certs_of(&rec.name)? {
                 let info = first_info(&cert.cert_pem, self.now())?;
-                if self.revoked_entry(rec, &info.serial).is_none() && info.days_left <= limit {
+                if self.revoked_entry(rec, &info.serial).is_none() && due(&info) {
                     leaf_items.push(DueItem {
                         kind: DueKind::Cert,
                         ca: rec.name.clone(),
