@@ -5,3 +5,4 @@
 pub mod store;
 pub mod vault;
 pub mod pki;
+pub mod ssh;

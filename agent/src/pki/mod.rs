@@ -24,7 +24,7 @@ mod ca;
 mod error;
 mod inspect;
 mod leaf;
-mod names;
+pub(crate) mod names;
 mod records;
 mod view;
 

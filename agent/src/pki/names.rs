@@ -28,7 +28,7 @@ fn invalid(what: &'static str, input: &str, reason: impl Into<String>) -> Invali
 
 /// Checks an object name: `[a-z0-9][a-z0-9-]*`, 1 to 63 characters, no
 /// trailing `-`. These names become store file names and vault paths.
-fn check_object_name(what: &'static str, input: &str) -> Result<(), InvalidInput> {
+pub(crate) fn check_object_name(what: &'static str, input: &str) -> Result<(), InvalidInput> {
     if input.is_empty() || input.len() > 63 {
         return Err(invalid(what, input, "must be 1 to 63 characters long"));
     }
@@ -48,10 +48,11 @@ fn check_object_name(what: &'static str, input: &str) -> Result<(), InvalidInput
     Ok(())
 }
 
+/// Defines a validated object-name type (see [`check_object_name`]).
 macro_rules! object_name {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -62,22 +63,30 @@ macro_rules! object_name {
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidInput;
+        impl std::str::FromStr for $name {
+            type Err = $crate::pki::InvalidInput;
 
-            fn from_str(input: &str) -> Result<Self, InvalidInput> {
-                check_object_name($what, input)?;
+            fn from_str(input: &str) -> Result<Self, $crate::pki::InvalidInput> {
+                $crate::pki::names::check_object_name($what, input)?;
                 Ok($name(input.to_owned()))
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
             }
         }
     };
 }
+pub(crate) use object_name;
 
 object_name!(
     /// Name of a certificate authority (`root`, `sector-web`).

@@ -191,18 +191,6 @@ pub(crate) fn canonical_serial(input: &str) -> Option<String> {
         .then_some(hex)
 }
 
-// Names deserialize through their validating parsers.
-macro_rules! deserialize_via_parse {
-    ($($t:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-deserialize_via_parse!(CaName, CertName);
 
 #[cfg(test)]
 mod tests {

@@ -112,8 +112,8 @@ impl From<SecretPath> for String {
 }
 
 /// A version number of a secret: 1, 2, 3… Written `3` or `v3`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(into = "u64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u64", try_from = "u64")]
 pub struct Version(NonZeroU64);
 
 impl Version {
@@ -157,6 +157,14 @@ impl FromStr for Version {
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+impl TryFrom<u64> for Version {
+    type Error = &'static str;
+
+    fn try_from(n: u64) -> Result<Version, &'static str> {
+        Version::new(n).ok_or("versions start at 1")
     }
 }
 
