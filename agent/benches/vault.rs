@@ -13,12 +13,15 @@ use orbitlab_agent::vault::{SecretPath, SecretValue, Vault};
 use rand::Rng;
 
 fn path(i: usize) -> SecretPath {
-    format!("bench/app{}/secret-{i}", i % 100).parse().expect("valid path")
+    format!("bench/app{}/secret-{i}", i % 100)
+        .parse()
+        .expect("valid path")
 }
 
 fn value(i: usize, round: usize) -> SecretValue {
     // A typical secret: a 40-byte token.
-    SecretValue::new(format!("token-{i:08}-{round:04}-abcdefghijklmnopqrstu").into_bytes()).expect("valid value")
+    SecretValue::new(format!("token-{i:08}-{round:04}-abcdefghijklmnopqrstu").into_bytes())
+        .expect("valid value")
 }
 
 fn report(what: &str, n: usize, took: Duration) {
@@ -41,7 +44,10 @@ fn main() {
     }
     .expect("temporary directory");
     let vault = Vault::new(Store::open(dir.path()));
-    println!("vault benchmark: {secrets} secrets in {}", dir.path().display());
+    println!(
+        "vault benchmark: {secrets} secrets in {}",
+        dir.path().display()
+    );
 
     let started = Instant::now();
     for i in 0..secrets {
@@ -65,7 +71,11 @@ fn main() {
         let i = rng.gen_range(0..secrets);
         vault.set(&path(i), &value(i, round)).expect("set");
     }
-    report("set (new version of existing secret)", sets, started.elapsed());
+    report(
+        "set (new version of existing secret)",
+        sets,
+        started.elapsed(),
+    );
 
     // A secret with many versions: reads authenticate every version.
     let hot = path(0);
@@ -77,7 +87,11 @@ fn main() {
     for _ in 0..1_000 {
         vault.get(&hot).expect("get");
     }
-    report(&format!("get (secret with {versions} versions)"), 1_000, started.elapsed());
+    report(
+        &format!("get (secret with {versions} versions)"),
+        1_000,
+        started.elapsed(),
+    );
 
     let started = Instant::now();
     let listing = vault.list(None).expect("list");
@@ -89,8 +103,6 @@ fn main() {
     report("rotate KEK (whole vault)", 1, started.elapsed());
     println!(
         "  rotation re-wrapped {} data keys in {} secrets; retired {:?}",
-        rotation.versions_rewrapped,
-        rotation.secrets_rewrapped,
-        rotation.retired
+        rotation.versions_rewrapped, rotation.secrets_rewrapped, rotation.retired
     );
 }

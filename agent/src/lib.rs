@@ -2,7 +2,7 @@
 //! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
 //! thin edges over this library.
 
-pub mod store;
-pub mod vault;
 pub mod pki;
 pub mod ssh;
+pub mod store;
+pub mod vault;

@@ -79,16 +79,24 @@ fn an_expired_ca_issues_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (pki, clock) = setup(dir.path());
     pki.create_root(&ca("short"), &opts(10)).unwrap();
-    pki.issue(&ca("short"), &cert("early"), &server("a.example", 5)).unwrap();
+    pki.issue(&ca("short"), &cert("early"), &server("a.example", 5))
+        .unwrap();
     let keys_before = vault_files(dir.path());
     clock.advance(11 * DAY);
-    let err = pki.issue(&ca("short"), &cert("late"), &server("b.example", 1)).unwrap_err();
+    let err = pki
+        .issue(&ca("short"), &cert("late"), &server("b.example", 1))
+        .unwrap_err();
     assert!(matches!(err, PkiError::CaExpired { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("CA short expired on") && text.contains("renew"), "{text}");
+    assert!(
+        text.contains("CA short expired on") && text.contains("renew"),
+        "{text}"
+    );
     assert_eq!(vault_files(dir.path()), keys_before, "no key was stored");
     assert!(pki.show_cert(&ca("short"), &cert("late")).is_err());
-    let err = pki.create_intermediate(&ca("child"), &ca("short"), &opts(1)).unwrap_err();
+    let err = pki
+        .create_intermediate(&ca("child"), &ca("short"), &opts(1))
+        .unwrap_err();
     assert!(matches!(err, PkiError::CaExpired { .. }), "{err}");
     // The CA's days left turn negative.
     assert!(pki.show_ca(&ca("short")).unwrap().info.days_left < 0);
@@ -101,14 +109,30 @@ fn refusals_change_nothing() {
     pki.create_root(&ca("root"), &opts(100)).unwrap();
     let mut constrained = opts(50);
     constrained.permitted_dns = vec!["lab.internal".parse().unwrap()];
-    pki.create_intermediate(&ca("lab"), &ca("root"), &constrained).unwrap();
+    pki.create_intermediate(&ca("lab"), &ca("root"), &constrained)
+        .unwrap();
 
-    let err = pki.issue(&ca("lab"), &cert("x"), &server("x.lab.internal", 51)).unwrap_err();
-    assert!(matches!(err, PkiError::OutlivesIssuer { max_days: 49..=50, .. }), "{err}");
-    let err = pki.issue(&ca("lab"), &cert("x"), &server("x.evil.example", 5)).unwrap_err();
+    let err = pki
+        .issue(&ca("lab"), &cert("x"), &server("x.lab.internal", 51))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PkiError::OutlivesIssuer {
+                max_days: 49..=50,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = pki
+        .issue(&ca("lab"), &cert("x"), &server("x.evil.example", 5))
+        .unwrap_err();
     assert!(matches!(err, PkiError::OutsideConstraints { .. }), "{err}");
     assert!(err.to_string().contains("x.evil.example") && err.to_string().contains("lab.internal"));
-    let err = pki.issue(&ca("lab"), &cert("x"), &server("notlab.internal", 5)).unwrap_err();
+    let err = pki
+        .issue(&ca("lab"), &cert("x"), &server("notlab.internal", 5))
+        .unwrap_err();
     assert!(matches!(err, PkiError::OutsideConstraints { .. }), "{err}");
     let no_san = LeafRequest {
         dns: Vec::new(),
@@ -116,22 +140,35 @@ fn refusals_change_nothing() {
     };
     let err = pki.issue(&ca("lab"), &cert("x"), &no_san).unwrap_err();
     assert!(matches!(err, PkiError::NoSubjectAltName { .. }), "{err}");
-    let err = pki.create_intermediate(&ca("sub"), &ca("lab"), &opts(5)).unwrap_err();
+    let err = pki
+        .create_intermediate(&ca("sub"), &ca("lab"), &opts(5))
+        .unwrap_err();
     assert!(matches!(err, PkiError::NotARoot { .. }), "{err}");
     let err = pki.create_root(&ca("root"), &opts(5)).unwrap_err();
     assert!(matches!(err, PkiError::CaExists { .. }), "{err}");
     let err = pki.create_root(&ca("r2"), &constrained).unwrap_err();
     assert!(matches!(err, PkiError::ConstraintsOnRoot), "{err}");
-    let err = pki.create_intermediate(&ca("i2"), &ca("nope"), &opts(5)).unwrap_err();
+    let err = pki
+        .create_intermediate(&ca("i2"), &ca("nope"), &opts(5))
+        .unwrap_err();
     assert!(matches!(err, PkiError::CaNotFound { .. }), "{err}");
-    assert!(pki.list_certs(None).unwrap().is_empty(), "nothing was issued");
+    assert!(
+        pki.list_certs(None).unwrap().is_empty(),
+        "nothing was issued"
+    );
     assert_eq!(pki.list_cas().unwrap().len(), 2);
 
-    pki.issue(&ca("lab"), &cert("x"), &server("x.lab.internal", 5)).unwrap();
-    let err = pki.issue(&ca("lab"), &cert("x"), &server("y.lab.internal", 5)).unwrap_err();
+    pki.issue(&ca("lab"), &cert("x"), &server("x.lab.internal", 5))
+        .unwrap();
+    let err = pki
+        .issue(&ca("lab"), &cert("x"), &server("y.lab.internal", 5))
+        .unwrap_err();
     assert!(matches!(err, PkiError::CertExists { .. }), "{err}");
     assert_eq!(
-        pki.show_cert(&ca("lab"), &cert("x")).unwrap().info.dns_names,
+        pki.show_cert(&ca("lab"), &cert("x"))
+            .unwrap()
+            .info
+            .dns_names,
         ["x.lab.internal"],
         "the refused request did not replace the certificate"
     );
@@ -142,9 +179,12 @@ fn renewal_renews_what_is_due_cas_first() {
     let dir = tempfile::tempdir().unwrap();
     let (pki, clock) = setup(dir.path());
     pki.create_root(&ca("root"), &opts(400)).unwrap();
-    pki.create_intermediate(&ca("mid"), &ca("root"), &opts(50)).unwrap();
-    pki.issue(&ca("mid"), &cert("web"), &server("web.example", 10)).unwrap();
-    pki.issue(&ca("mid"), &cert("api"), &server("api.example", 45)).unwrap();
+    pki.create_intermediate(&ca("mid"), &ca("root"), &opts(50))
+        .unwrap();
+    pki.issue(&ca("mid"), &cert("web"), &server("web.example", 10))
+        .unwrap();
+    pki.issue(&ca("mid"), &cert("api"), &server("api.example", 45))
+        .unwrap();
 
     // web lives 10 days: with 10 left it is not due yet (half its life).
     assert!(pki.renewal_due(14).unwrap().is_empty());
@@ -156,7 +196,14 @@ fn renewal_renews_what_is_due_cas_first() {
     clock.advance(35 * DAY);
     let due = pki.renewal_due(14).unwrap();
     let names: Vec<(DueKind, &str)> = due.iter().map(|d| (d.kind, d.name.as_str())).collect();
-    assert_eq!(names, [(DueKind::Ca, "mid"), (DueKind::Cert, "api"), (DueKind::Cert, "web")]);
+    assert_eq!(
+        names,
+        [
+            (DueKind::Ca, "mid"),
+            (DueKind::Cert, "api"),
+            (DueKind::Cert, "web")
+        ]
+    );
     assert!(due[2].days_left < 0, "web has expired");
 
     let old_web = pki.show_cert(&ca("mid"), &cert("web")).unwrap();
@@ -164,23 +211,42 @@ fn renewal_renews_what_is_due_cas_first() {
     let report = pki.renew_due(14).unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.renewed.len(), 3);
-    assert_eq!(report.crls_refreshed.len(), 2, "both CRLs were past half their validity");
-    assert!(pki.renewal_due(14).unwrap().is_empty(), "renewed certificates are not due again");
+    assert_eq!(
+        report.crls_refreshed.len(),
+        2,
+        "both CRLs were past half their validity"
+    );
+    assert!(
+        pki.renewal_due(14).unwrap().is_empty(),
+        "renewed certificates are not due again"
+    );
 
     let web = pki.show_cert(&ca("mid"), &cert("web")).unwrap();
     assert_ne!(web.info.serial, old_web.info.serial);
     assert_eq!(web.previous_serials, [old_web.info.serial.replace(':', "")]);
     assert!(web.info.days_left >= 9);
-    assert!(web.chain_verified, "the renewed leaf chains to the renewed intermediate");
-    assert_ne!(pki.cert_key(&ca("mid"), &cert("web")).unwrap(), old_key, "a fresh key");
+    assert!(
+        web.chain_verified,
+        "the renewed leaf chains to the renewed intermediate"
+    );
+    assert_ne!(
+        pki.cert_key(&ca("mid"), &cert("web")).unwrap(),
+        old_key,
+        "a fresh key"
+    );
     let mid = pki.show_ca(&ca("mid")).unwrap();
     assert_eq!(mid.previous_serials.len(), 1);
     assert_eq!(mid.crl_number, 2);
     assert!(mid.chain_verified);
     // A leaf issued before the intermediate's renewal still chains to it
     // (same key and subject).
-    pki.issue(&ca("mid"), &cert("late"), &server("late.example", 5)).unwrap();
-    assert!(pki.show_cert(&ca("mid"), &cert("late")).unwrap().chain_verified);
+    pki.issue(&ca("mid"), &cert("late"), &server("late.example", 5))
+        .unwrap();
+    assert!(
+        pki.show_cert(&ca("mid"), &cert("late"))
+            .unwrap()
+            .chain_verified
+    );
 }
 
 #[test]
@@ -192,9 +258,14 @@ fn a_ca_key_that_does_not_match_and_damaged_records_are_named() {
     let vault = Vault::new(Store::open(dir.path()));
     let other_key = vault.get(&"pki/other/key".parse().unwrap()).unwrap().value;
     vault
-        .set(&"pki/root/key".parse().unwrap(), &SecretValue::new(other_key.expose().to_vec()).unwrap())
+        .set(
+            &"pki/root/key".parse().unwrap(),
+            &SecretValue::new(other_key.expose().to_vec()).unwrap(),
+        )
         .unwrap();
-    let err = pki.issue(&ca("root"), &cert("x"), &server("x.example", 1)).unwrap_err();
+    let err = pki
+        .issue(&ca("root"), &cert("x"), &server("x.example", 1))
+        .unwrap_err();
     assert!(matches!(err, PkiError::KeyMismatch { .. }), "{err}");
     assert!(err.to_string().contains("pki/root/key"), "{err}");
 
@@ -202,16 +273,27 @@ fn a_ca_key_that_does_not_match_and_damaged_records_are_named() {
     std::fs::write(&record, b"{\"name\": 3").unwrap();
     let err = pki.show_ca(&ca("other")).unwrap_err();
     assert!(matches!(err, PkiError::Damaged { .. }), "{err}");
-    assert!(err.to_string().contains(&record.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&record.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
 fn garbage_certificates_are_refused() {
     let now = SystemTime::now();
-    for garbage in ["", "garbage", "-----BEGIN CERTIFICATE-----\nZm9v\n-----END CERTIFICATE-----\n"] {
+    for garbage in [
+        "",
+        "garbage",
+        "-----BEGIN CERTIFICATE-----\nZm9v\n-----END CERTIFICATE-----\n",
+    ] {
         let err = inspect_pem(garbage, now).unwrap_err();
         assert!(matches!(err, PkiError::BadPem { .. }), "{err}");
-        assert!(err.to_string().starts_with("the certificate given is not usable"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("the certificate given is not usable"),
+            "{err}"
+        );
     }
     let names = ["../x", "Root", "a b", "a\nb", ""];
     for bad in names {

@@ -39,7 +39,11 @@ fn ssh_keygen(args: &[&str]) -> (bool, String) {
     let out = Command::new("ssh-keygen").args(args).output().unwrap();
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -48,20 +52,41 @@ fn listed(file: &Path) -> (String, String, String) {
     let (ok, text) = ssh_keygen(&["-l", "-f", file.to_str().unwrap()]);
     assert!(ok, "{text}");
     let fields: Vec<&str> = text.split_whitespace().collect();
-    (fields[0].into(), fields[1].into(), fields.last().unwrap().to_string())
+    (
+        fields[0].into(),
+        fields[1].into(),
+        fields.last().unwrap().to_string(),
+    )
 }
 
 /// The first two fields (type and base64) of a public key line.
 fn key_part(line: &str) -> String {
-    line.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Checks fingerprint and public-key derivation with ssh-keygen.
-fn check_with_ssh_keygen(keys: &SshKeys, key: &KeyName, out: &Path, passphrase: Option<&str>, bits: &str, kind: &str) {
+fn check_with_ssh_keygen(
+    keys: &SshKeys,
+    key: &KeyName,
+    out: &Path,
+    passphrase: Option<&str>,
+    bits: &str,
+    kind: &str,
+) {
     let info = keys.show(key).unwrap();
     let public = out.join(format!("{key}.pub"));
     std::fs::write(&public, format!("{}\n", keys.public_key(key).unwrap())).unwrap();
-    assert_eq!(listed(&public), (bits.to_owned(), info.current.fingerprint.clone(), kind.to_owned()));
+    assert_eq!(
+        listed(&public),
+        (
+            bits.to_owned(),
+            info.current.fingerprint.clone(),
+            kind.to_owned()
+        )
+    );
 
     let private = keys.private_key(key).unwrap();
     let file = private_file(out, key.as_str(), private.expose());
@@ -108,7 +133,14 @@ fn passphrase_protected_keys_agree_with_ssh_keygen() {
     let info = keys.generate(&name("ops"), &spec).unwrap();
     assert!(info.current.encrypted);
     assert!(info.current.public_key.ends_with(" ops@orbitlab"));
-    check_with_ssh_keygen(&keys, &name("ops"), out.path(), Some("s3cret pass phrase"), "256", "(ED25519)");
+    check_with_ssh_keygen(
+        &keys,
+        &name("ops"),
+        out.path(),
+        Some("s3cret pass phrase"),
+        "256",
+        "(ED25519)",
+    );
 }
 
 #[test]
@@ -123,7 +155,14 @@ fn rsa_4096_keys_agree_with_ssh_keygen() {
     };
     let info = keys.generate(&name("legacy"), &spec).unwrap();
     assert!(info.current.public_key.starts_with("ssh-rsa "));
-    check_with_ssh_keygen(&keys, &name("legacy"), out.path(), Some("rsa-pass"), "4096", "(RSA)");
+    check_with_ssh_keygen(
+        &keys,
+        &name("legacy"),
+        out.path(),
+        Some("rsa-pass"),
+        "4096",
+        "(RSA)",
+    );
 }
 
 #[test]
@@ -140,21 +179,33 @@ fn rotation_keeps_the_previous_key_until_dropped() {
     let authorized = keys.authorized_keys(std::slice::from_ref(&deploy)).unwrap();
     assert_eq!(
         authorized,
-        format!("{}\n{}\n", rotated.current.public_key, first.current.public_key)
+        format!(
+            "{}\n{}\n",
+            rotated.current.public_key, first.current.public_key
+        )
     );
     // ssh-keygen reads the authorized_keys content we hand out.
     let file = out.path().join("authorized_keys");
     std::fs::write(&file, &authorized).unwrap();
     let (ok, text) = ssh_keygen(&["-l", "-f", file.to_str().unwrap()]);
     assert!(ok, "{text}");
-    assert!(text.contains(&first.current.fingerprint) && text.contains(&rotated.current.fingerprint));
+    assert!(
+        text.contains(&first.current.fingerprint) && text.contains(&rotated.current.fingerprint)
+    );
     // The exported private key is the new one.
     check_with_ssh_keygen(&keys, &deploy, out.path(), None, "256", "(ED25519)");
 
     let err = keys.rotate(&deploy, &KeySpec::default()).unwrap_err();
     assert!(matches!(err, SshError::PreviousKept { .. }), "{err}");
-    assert!(err.to_string().contains(&first.current.fingerprint), "{err}");
-    assert_eq!(keys.show(&deploy).unwrap(), rotated, "a refused rotation changed nothing");
+    assert!(
+        err.to_string().contains(&first.current.fingerprint),
+        "{err}"
+    );
+    assert_eq!(
+        keys.show(&deploy).unwrap(),
+        rotated,
+        "a refused rotation changed nothing"
+    );
 
     let dropped = keys.drop_previous(&deploy).unwrap();
     assert_eq!(dropped.previous, None);
@@ -162,7 +213,10 @@ fn rotation_keeps_the_previous_key_until_dropped() {
         keys.authorized_keys(std::slice::from_ref(&deploy)).unwrap(),
         format!("{}\n", rotated.current.public_key)
     );
-    assert!(matches!(keys.drop_previous(&deploy), Err(SshError::NoPrevious { .. })));
+    assert!(matches!(
+        keys.drop_previous(&deploy),
+        Err(SshError::NoPrevious { .. })
+    ));
     // Rotation to RSA works once the previous key is gone... (ed25519 here to keep the test fast)
     let third = keys.rotate(&deploy, &KeySpec::default()).unwrap();
     assert_eq!(third.current.vault_version.get(), 3);
@@ -170,7 +224,10 @@ fn rotation_keeps_the_previous_key_until_dropped() {
     keys.delete(&deploy).unwrap();
     assert!(matches!(keys.show(&deploy), Err(SshError::NotFound { .. })));
     let vault = Vault::new(Store::open(dir.path()));
-    assert!(!vault.exists(&secret_path(&deploy)).unwrap(), "the private keys are gone");
+    assert!(
+        !vault.exists(&secret_path(&deploy)).unwrap(),
+        "the private keys are gone"
+    );
 }
 
 #[test]
@@ -190,7 +247,10 @@ fn refusals_name_the_key_or_file() {
     for bad in ["", "Upper", "../k", "a/b", "a\nb", "-x"] {
         assert!(bad.parse::<KeyName>().is_err(), "{bad:?}");
     }
-    assert!(matches!(keys.show(&name("missing")), Err(SshError::NotFound { .. })));
+    assert!(matches!(
+        keys.show(&name("missing")),
+        Err(SshError::NotFound { .. })
+    ));
     assert_eq!(keys.list().unwrap().len(), 1);
 
     // The vault version the record names must hold the key it names.
@@ -205,5 +265,8 @@ fn refusals_name_the_key_or_file() {
     std::fs::write(&record, b"{ broken").unwrap();
     let err = keys.show(&k).unwrap_err();
     assert!(matches!(err, SshError::Damaged { .. }), "{err}");
-    assert!(err.to_string().contains(&record.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&record.display().to_string()),
+        "{err}"
+    );
 }

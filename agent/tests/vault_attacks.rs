@@ -70,7 +70,10 @@ fn assert_no_plaintext(text: &str) {
 }
 
 fn assert_b_intact(vault: &Vault) {
-    assert_eq!(vault.get(&p("app/b")).unwrap().value.expose(), PLAIN_B.as_bytes());
+    assert_eq!(
+        vault.get(&p("app/b")).unwrap().value.expose(),
+        PLAIN_B.as_bytes()
+    );
 }
 
 #[test]
@@ -97,13 +100,20 @@ fn every_single_byte_flip_is_caught() {
             *kinds.entry(kind).or_default() += 1;
             let text = format!("{err} {err:?}");
             assert!(text.contains("app/a"), "the error names the secret: {text}");
-            assert!(text.contains(&file.display().to_string()) || kind == "kek-missing", "{text}");
+            assert!(
+                text.contains(&file.display().to_string()) || kind == "kek-missing",
+                "{text}"
+            );
             assert_no_plaintext(&text);
             // Sampled (each takes the cluster lock): writes are refused too,
             // nothing is built on a damaged file, nothing else is affected.
             if i % 11 == 0 {
                 assert!(vault.set(&p("app/a"), &v("new")).is_err());
-                assert_eq!(std::fs::read(&file).unwrap(), bytes, "a refused set changed the file");
+                assert_eq!(
+                    std::fs::read(&file).unwrap(),
+                    bytes,
+                    "a refused set changed the file"
+                );
                 assert_b_intact(&vault);
             }
         }
@@ -111,7 +121,10 @@ fn every_single_byte_flip_is_caught() {
     println!("{} bytes x 3 masks flipped: {kinds:?}", original.len());
     assert!(kinds["integrity"] > 0 && kinds["damaged"] > 0);
     std::fs::write(&file, &original).unwrap();
-    assert_eq!(vault.get(&p("app/a")).unwrap().value.expose(), PLAIN_A2.as_bytes());
+    assert_eq!(
+        vault.get(&p("app/a")).unwrap().value.expose(),
+        PLAIN_A2.as_bytes()
+    );
     assert_b_intact(&vault);
 }
 
@@ -126,12 +139,17 @@ fn swapped_secret_files_are_refused() {
         let err = vault.get(&p(asked)).unwrap_err();
         assert!(matches!(err, VaultError::Misplaced { .. }), "{err}");
         let text = err.to_string();
-        assert!(text.contains(asked) && text.contains(holds) && text.contains("swapped"), "{text}");
+        assert!(
+            text.contains(asked) && text.contains(holds) && text.contains("swapped"),
+            "{text}"
+        );
         assert_no_plaintext(&text);
     }
     // Rewriting the path inside the copied file does not help: the path is
     // bound into every tag.
-    let forged = String::from_utf8(b.clone()).unwrap().replace("\"app/b\"", "\"app/a\"");
+    let forged = String::from_utf8(b.clone())
+        .unwrap()
+        .replace("\"app/b\"", "\"app/a\"");
     std::fs::write(&fa, forged).unwrap();
     let err = vault.get(&p("app/a")).unwrap_err();
     assert!(matches!(err, VaultError::Integrity { .. }), "{err}");
@@ -180,7 +198,10 @@ fn swapped_or_copied_versions_are_refused() {
         vs.push(old);
     });
     let err = vault.get(&p("app/a")).unwrap_err();
-    assert!(matches!(err, VaultError::Integrity { version, .. } if version.get() == 3), "{err}");
+    assert!(
+        matches!(err, VaultError::Integrity { version, .. } if version.get() == 3),
+        "{err}"
+    );
 
     // Copy app/b's version 1 into app/a as version 3: path binding.
     std::fs::write(&fa, &original).unwrap();
@@ -192,7 +213,10 @@ fn swapped_or_copied_versions_are_refused() {
         vs.push(copied);
     });
     let err = vault.get_version(&p("app/a"), Version::FIRST).unwrap_err();
-    assert!(matches!(err, VaultError::Integrity { version, .. } if version.get() == 3), "{err}");
+    assert!(
+        matches!(err, VaultError::Integrity { version, .. } if version.get() == 3),
+        "{err}"
+    );
 
     std::fs::write(&fa, &original).unwrap();
     assert_eq!(vault.versions(&p("app/a")).unwrap().len(), 2);
@@ -226,12 +250,21 @@ fn a_foreign_or_damaged_keyring_is_named() {
 
     // A keyring from another vault (another cluster, or a stale backup).
     let other = tempfile::tempdir().unwrap();
-    Vault::new(Store::open(other.path())).set(&p("x"), &v("x")).unwrap();
-    std::fs::copy(other.path().join("priv/orbitlab/vault/keyring.json"), &keyring).unwrap();
+    Vault::new(Store::open(other.path()))
+        .set(&p("x"), &v("x"))
+        .unwrap();
+    std::fs::copy(
+        other.path().join("priv/orbitlab/vault/keyring.json"),
+        &keyring,
+    )
+    .unwrap();
     let err = vault.get(&p("app/b")).unwrap_err();
     assert!(matches!(err, VaultError::KekMissing { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains(&keyring.display().to_string()) && text.contains("app/b"), "{text}");
+    assert!(
+        text.contains(&keyring.display().to_string()) && text.contains("app/b"),
+        "{text}"
+    );
     assert_no_plaintext(&text);
 
     // The right keyring with one changed key byte.
@@ -243,7 +276,10 @@ fn a_foreign_or_damaged_keyring_is_named() {
     std::fs::write(&keyring, serde_json::to_vec(&doc).unwrap()).unwrap();
     let err = vault.get(&p("app/b")).unwrap_err();
     assert!(matches!(err, VaultError::KeyringDamaged { .. }), "{err}");
-    assert!(err.to_string().contains(&keyring.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&keyring.display().to_string()),
+        "{err}"
+    );
 
     std::fs::write(&keyring, &own).unwrap();
     assert_b_intact(&vault);
@@ -257,9 +293,20 @@ fn bad_values_and_paths_change_nothing() {
     assert!(empty.to_string().contains("empty"), "{empty}");
     let huge = vec![b'z'; 10_000_000];
     let big = SecretValue::read_from(&huge[..], "big.bin").unwrap_err();
-    assert!(big.to_string().contains("big.bin") && big.to_string().contains("65536"), "{big}");
+    assert!(
+        big.to_string().contains("big.bin") && big.to_string().contains("65536"),
+        "{big}"
+    );
     assert!(SecretValue::new(Vec::new()).is_err());
-    for bad in ["../etc/passwd", "app/../b", "a\0b", "a\nb", "/abs", "a//b", ""] {
+    for bad in [
+        "../etc/passwd",
+        "app/../b",
+        "a\0b",
+        "a\nb",
+        "/abs",
+        "a//b",
+        "",
+    ] {
         let err = bad.parse::<SecretPath>().unwrap_err();
         let err = VaultError::from(err).to_string();
         assert!(err.starts_with("invalid secret path"), "{err}");

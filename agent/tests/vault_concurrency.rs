@@ -46,7 +46,11 @@ fn concurrent_writers_keep_every_version() {
     let children: Vec<_> = (0..PROCESSES)
         .map(|n| {
             Command::new(&exe)
-                .args(["--exact", "concurrent_writers_keep_every_version", "--nocapture"])
+                .args([
+                    "--exact",
+                    "concurrent_writers_keep_every_version",
+                    "--nocapture",
+                ])
                 .env(CHILD_ENV, format!("{root}|w{n}"))
                 .spawn()
                 .unwrap()
@@ -59,23 +63,34 @@ fn concurrent_writers_keep_every_version() {
     let vault = vault(root);
     let versions = vault.versions(&path()).unwrap();
     let total = PROCESSES * WRITES_PER_PROCESS;
-    println!("{PROCESSES} processes x {WRITES_PER_PROCESS} writes: {} versions kept", versions.len());
+    println!(
+        "{PROCESSES} processes x {WRITES_PER_PROCESS} writes: {} versions kept",
+        versions.len()
+    );
     assert_eq!(versions.len(), total, "a version was lost");
     let numbers: Vec<u64> = versions.iter().map(|v| v.version.get()).collect();
     assert_eq!(numbers, (1..=total as u64).collect::<Vec<_>>());
 
     let mut seen = BTreeSet::new();
-    let mut last_per_writer = vec![None::<usize>; PROCESSES];
+    let mut last_per_writer = [None::<usize>; PROCESSES];
     for n in 1..=total as u64 {
-        let secret = vault.get_version(&path(), Version::new(n).unwrap()).unwrap();
+        let secret = vault
+            .get_version(&path(), Version::new(n).unwrap())
+            .unwrap();
         let text = secret.value.expose_str().unwrap().to_owned();
         let (who, i) = text.split_once('-').unwrap();
         let (w, i): (usize, usize) = (who[1..].parse().unwrap(), i.parse().unwrap());
         // Each writer's own versions appear in the order it wrote them.
-        assert!(last_per_writer[w].is_none_or(|last| last < i), "{text} out of order");
+        assert!(
+            last_per_writer[w].is_none_or(|last| last < i),
+            "{text} out of order"
+        );
         last_per_writer[w] = Some(i);
         assert!(seen.insert(text), "a value appears twice");
     }
     assert_eq!(seen.len(), total);
-    assert!(!dir.path().join("priv/lock/orbitlab-vault").exists(), "lock released");
+    assert!(
+        !dir.path().join("priv/lock/orbitlab-vault").exists(),
+        "lock released"
+    );
 }

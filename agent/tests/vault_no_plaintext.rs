@@ -55,7 +55,10 @@ fn all_files(root: &Path) -> Vec<(String, Vec<u8>)> {
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             } else {
-                out.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
+                out.push((
+                    e.path().display().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                ));
             }
         }
     }
@@ -169,7 +172,12 @@ fn plaintext_appears_nowhere_but_in_decryptions() {
         lifetime: Lifetime::days(5).unwrap(),
     };
     note!(pki.issue(&root, &web, &req)).unwrap();
-    note!(pki.revoke(&root, &RevokeTarget::Cert(web.clone()), RevocationReason::Superseded)).unwrap();
+    note!(pki.revoke(
+        &root,
+        &RevokeTarget::Cert(web.clone()),
+        RevocationReason::Superseded
+    ))
+    .unwrap();
     note!(pki.show_ca(&root)).unwrap();
     note!(pki.show_cert(&root, &web)).unwrap();
     note!(pki.renew_due(3650)).unwrap();
@@ -195,12 +203,22 @@ fn plaintext_appears_nowhere_but_in_decryptions() {
     let logs = captured.0.lock().unwrap().clone();
     let mut corpus: Vec<(String, Vec<u8>)> = all_files(dir.path());
     corpus.push(("captured logs".into(), logs.clone()));
-    corpus.extend(seen.iter().enumerate().map(|(i, s)| (format!("captured output #{i}"), s.clone().into_bytes())));
+    corpus.extend(
+        seen.iter()
+            .enumerate()
+            .map(|(i, s)| (format!("captured output #{i}"), s.clone().into_bytes())),
+    );
 
     // The grep is not vacuous: the corpus holds what we expect it to.
     let logs = String::from_utf8_lossy(&logs);
-    assert!(logs.contains("secret version written") && logs.contains("app/db/password"), "{logs}");
-    assert!(seen.iter().any(|s| s.contains("failed its integrity check")));
+    assert!(
+        logs.contains("secret version written") && logs.contains("app/db/password"),
+        "{logs}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.contains("failed its integrity check"))
+    );
     assert!(seen.iter().any(|s| s.contains("keyring")));
     assert!(decrypted.contains(&SECRET_1.as_bytes().to_vec()));
     assert!(decrypted.contains(&SECRET_2.as_bytes().to_vec()));
@@ -212,9 +230,16 @@ fn plaintext_appears_nowhere_but_in_decryptions() {
         }
     }
     // A private key is recognised by any 64-character line of its PEM body.
-    for (what, key) in [("PKI leaf key", &leaf_key), ("CA key", &ca_key), ("SSH key", &ssh_key)] {
+    for (what, key) in [
+        ("PKI leaf key", &leaf_key),
+        ("CA key", &ca_key),
+        ("SSH key", &ssh_key),
+    ] {
         let text = key.expose_str().unwrap();
-        for line in text.lines().filter(|l| l.len() == 64 || (l.len() > 40 && !l.starts_with("-----"))) {
+        for line in text
+            .lines()
+            .filter(|l| l.len() == 64 || (l.len() > 40 && !l.starts_with("-----")))
+        {
             needles.push((what.to_owned(), line.as_bytes().to_vec()));
         }
     }

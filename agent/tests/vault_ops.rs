@@ -69,9 +69,16 @@ fn versions_rollback_list_delete() {
     }
 
     let missing = vault.rollback(&db, Version::new(9).unwrap()).unwrap_err();
-    assert!(matches!(missing, VaultError::VersionNotFound { .. }), "{missing}");
+    assert!(
+        matches!(missing, VaultError::VersionNotFound { .. }),
+        "{missing}"
+    );
     assert!(missing.to_string().contains("1, 2, 3, 4"), "{missing}");
-    assert_eq!(vault.versions(&db).unwrap().len(), 4, "a failed rollback wrote nothing");
+    assert_eq!(
+        vault.versions(&db).unwrap().len(),
+        4,
+        "a failed rollback wrote nothing"
+    );
 
     let all = vault.list(None).unwrap();
     assert!(all.damaged.is_empty());
@@ -86,8 +93,14 @@ fn versions_rollback_list_delete() {
     assert_eq!(vault.delete(&p("other")).unwrap(), 1);
     let gone = vault.get(&p("other")).unwrap_err();
     assert!(matches!(gone, VaultError::NotFound { .. }), "{gone}");
-    assert!(gone.to_string().contains("secret other does not exist"), "{gone}");
-    assert!(matches!(vault.delete(&p("other")), Err(VaultError::NotFound { .. })));
+    assert!(
+        gone.to_string().contains("secret other does not exist"),
+        "{gone}"
+    );
+    assert!(matches!(
+        vault.delete(&p("other")),
+        Err(VaultError::NotFound { .. })
+    ));
     assert_eq!(vault.status().unwrap().secrets, 2);
 }
 
@@ -106,7 +119,10 @@ fn files_are_private_and_one_per_secret() {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
     }
-    assert!(!dir.path().join("priv/lock/orbitlab-vault").exists(), "lock released");
+    assert!(
+        !dir.path().join("priv/lock/orbitlab-vault").exists(),
+        "lock released"
+    );
     let status = vault.status().unwrap();
     assert_eq!(status.keys.len(), 1);
     assert!(status.keys[0].active);
@@ -129,19 +145,33 @@ fn caps_on_values_and_files() {
     };
     assert!(matches!(err, VaultError::FileTooLarge { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains(&MAX_SECRET_FILE_BYTES.to_string()) && text.contains("prune"), "{text}");
-    assert!(written >= 8, "at least 8 full-size versions fit, got {written}");
+    assert!(
+        text.contains(&MAX_SECRET_FILE_BYTES.to_string()) && text.contains("prune"),
+        "{text}"
+    );
+    assert!(
+        written >= 8,
+        "at least 8 full-size versions fit, got {written}"
+    );
     let file = &secret_files(dir.path())[0];
     let size = std::fs::metadata(file).unwrap().len() as usize;
     assert!(size <= MAX_SECRET_FILE_BYTES, "{size}");
-    assert_eq!(vault.versions(&big).unwrap().len(), written, "the refused version left no trace");
+    assert_eq!(
+        vault.versions(&big).unwrap().len(),
+        written,
+        "the refused version left no trace"
+    );
 
     // Pruning makes room again and keeps the newest.
     let dropped = vault.prune(&big, NonZeroUsize::new(2).unwrap()).unwrap();
     assert_eq!(dropped.len(), written - 2);
     assert_eq!(dropped[0].get(), 1);
     let next = vault.set(&big, &v("small")).unwrap();
-    assert_eq!(next.version.get(), written as u64 + 1, "version numbers are never reused");
+    assert_eq!(
+        next.version.get(),
+        written as u64 + 1,
+        "version numbers are never reused"
+    );
     assert_eq!(vault.versions(&big).unwrap().len(), 3);
 }
 
@@ -193,8 +223,12 @@ fn kek_rotation_rewraps_without_touching_ciphertexts() {
         assert_ne!(b.1, a.1, "data keys are re-wrapped");
         assert_eq!(a.2, report.new_kek.as_str());
     }
-    let keyring = std::fs::read_to_string(dir.path().join("priv/orbitlab/vault/keyring.json")).unwrap();
-    assert!(!keyring.contains(first_kek.as_str()), "the retired KEK is gone");
+    let keyring =
+        std::fs::read_to_string(dir.path().join("priv/orbitlab/vault/keyring.json")).unwrap();
+    assert!(
+        !keyring.contains(first_kek.as_str()),
+        "the retired KEK is gone"
+    );
     for (path, n, value) in &expected {
         let got = vault.get_version(path, Version::new(*n).unwrap()).unwrap();
         assert_eq!(got.value.expose(), value.as_bytes());
@@ -203,7 +237,10 @@ fn kek_rotation_rewraps_without_touching_ciphertexts() {
     let second = vault.rotate_kek().unwrap();
     assert_ne!(second.new_kek, report.new_kek);
     vault.set(&p("svc0/key"), &v("after rotation")).unwrap();
-    assert_eq!(vault.get(&p("svc0/key")).unwrap().value.expose(), b"after rotation");
+    assert_eq!(
+        vault.get(&p("svc0/key")).unwrap().value.expose(),
+        b"after rotation"
+    );
     assert_eq!(vault.status().unwrap().keys.len(), 1);
 }
 
@@ -215,14 +252,21 @@ fn rotation_keeps_keks_that_damaged_files_may_need() {
     vault.set(&p("bad"), &v("b")).unwrap();
     let bad_file = secret_files(dir.path())
         .into_iter()
-        .find(|f| std::fs::read_to_string(f).unwrap().contains("\"path\":\"bad\""))
+        .find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("\"path\":\"bad\"")
+        })
         .unwrap();
     std::fs::write(&bad_file, b"{ not json").unwrap();
     let report = vault.rotate_kek().unwrap();
     assert_eq!(report.secrets_rewrapped, 1);
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].file, bad_file);
-    assert!(report.retired.is_empty(), "an unreadable file may need the old KEK");
+    assert!(
+        report.retired.is_empty(),
+        "an unreadable file may need the old KEK"
+    );
     assert_eq!(vault.status().unwrap().keys.len(), 2);
     assert_eq!(vault.get(&p("good")).unwrap().value.expose(), b"g");
 }

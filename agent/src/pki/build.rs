@@ -147,8 +147,13 @@ pub(crate) fn leaf_params(
 }
 
 /// The issuer built from a CA certificate and its key.
-pub(crate) fn issuer<'k>(cert_pem: &str, key: &'k KeyPair, ca: &str) -> Result<Issuer<'static, &'k KeyPair>, PkiError> {
-    Issuer::from_ca_cert_pem(cert_pem, key).map_err(PkiError::build(format!("use the certificate of CA {ca}")))
+pub(crate) fn issuer<'k>(
+    cert_pem: &str,
+    key: &'k KeyPair,
+    ca: &str,
+) -> Result<Issuer<'static, &'k KeyPair>, PkiError> {
+    Issuer::from_ca_cert_pem(cert_pem, key)
+        .map_err(PkiError::build(format!("use the certificate of CA {ca}")))
 }
 
 /// A CRL listing `revoked`, signed by the CA, valid for
@@ -162,7 +167,10 @@ pub(crate) fn crl(
 ) -> Result<(String, Timestamp), PkiError> {
     let next = now + Duration::from_secs(CRL_VALIDITY_DAYS * 86_400);
     let number = crl_number.to_be_bytes();
-    let first = number.iter().position(|b| *b != 0).unwrap_or(number.len() - 1);
+    let first = number
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(number.len() - 1);
     let params = CertificateRevocationListParams {
         this_update: at(now - Duration::from_secs(60)),
         next_update: at(next),
@@ -171,7 +179,9 @@ pub(crate) fn crl(
         revoked_certs: revoked
             .iter()
             .map(|r| RevokedCertParams {
-                serial_number: SerialNumber::from_slice(&hex::decode(&r.serial).unwrap_or_default()),
+                serial_number: SerialNumber::from_slice(
+                    &hex::decode(&r.serial).unwrap_or_default(),
+                ),
                 revocation_time: OffsetDateTime::from_unix_timestamp(
                     i64::try_from(r.revoked_at.0).unwrap_or(0),
                 )

@@ -70,10 +70,19 @@ impl Pki {
             .clone()
             .unwrap_or_else(|| format!("OrbitLab {name} CA"));
         check_common_name(&common_name)?;
-        if self.read_record::<CaRecord>(&records::ca_file(name))?.is_some() {
-            return Err(PkiError::CaExists { ca: name.to_string() });
+        if self
+            .read_record::<CaRecord>(&records::ca_file(name))?
+            .is_some()
+        {
+            return Err(PkiError::CaExists {
+                ca: name.to_string(),
+            });
         }
-        let kind = if parent.is_some() { CaKind::Intermediate } else { CaKind::Root };
+        let kind = if parent.is_some() {
+            CaKind::Intermediate
+        } else {
+            CaKind::Root
+        };
         let permitted: Vec<String> = opts.permitted_dns.iter().map(|d| d.to_string()).collect();
         let now = self.now();
         let params = build::ca_params(&common_name, kind, &permitted, now, opts.lifetime)?;
@@ -134,7 +143,13 @@ impl Pki {
         let key = self.ca_key(&rec)?;
         let lifetime = Lifetime::days(rec.lifetime_days)?;
         let now = self.now();
-        let params = build::ca_params(&rec.common_name, rec.kind, &rec.permitted_dns, now, lifetime)?;
+        let params = build::ca_params(
+            &rec.common_name,
+            rec.kind,
+            &rec.permitted_dns,
+            now,
+            lifetime,
+        )?;
         let cert = match &rec.parent {
             None => params
                 .self_signed(&key)
@@ -151,7 +166,8 @@ impl Pki {
             }
         };
         let old = self.ca_info(&rec)?;
-        rec.previous_serials.push(records::canonical_serial(&old.serial).unwrap_or(old.serial));
+        rec.previous_serials
+            .push(records::canonical_serial(&old.serial).unwrap_or(old.serial));
         rec.cert_pem = cert.pem();
         self.write_record(&records::ca_file(name), &rec)?;
         tracing::info!(ca = %name, "CA certificate renewed");
@@ -193,7 +209,8 @@ impl Pki {
     pub(super) fn refresh_crl_locked(&self, rec: &mut CaRecord) -> Result<(), PkiError> {
         let key = self.ca_key(rec)?;
         rec.crl_number += 1;
-        let (pem, next) = self.sign_crl(&rec.name, &rec.cert_pem, &key, rec.crl_number, &rec.revoked)?;
+        let (pem, next) =
+            self.sign_crl(&rec.name, &rec.cert_pem, &key, rec.crl_number, &rec.revoked)?;
         rec.crl_pem = pem;
         rec.crl_next_update = next;
         self.write_record(&records::ca_file(&rec.name), rec)
@@ -212,7 +229,11 @@ impl Pki {
     }
 
     /// The canonical serial and a description of what `target` names.
-    fn resolve_target(&self, rec: &CaRecord, target: &RevokeTarget) -> Result<(String, String), PkiError> {
+    fn resolve_target(
+        &self,
+        rec: &CaRecord,
+        target: &RevokeTarget,
+    ) -> Result<(String, String), PkiError> {
         let current_serial = |pem: &str| -> Result<String, PkiError> {
             let info = first_info(pem, self.now())?;
             Ok(records::canonical_serial(&info.serial).unwrap_or(info.serial))
@@ -238,7 +259,9 @@ impl Pki {
                 };
                 let wanted = records::canonical_serial(serial).ok_or_else(unknown)?;
                 for cert in self.certs_of(&rec.name)? {
-                    if current_serial(&cert.cert_pem)? == wanted || cert.previous_serials.contains(&wanted) {
+                    if current_serial(&cert.cert_pem)? == wanted
+                        || cert.previous_serials.contains(&wanted)
+                    {
                         return Ok((wanted, format!("cert {}", cert.name)));
                     }
                 }

@@ -93,7 +93,9 @@ pub enum PkiError {
     },
 
     /// The issuing CA was revoked by its parent.
-    #[error("CA {ca} has been revoked by CA {parent}; nothing was issued — create a new intermediate CA")]
+    #[error(
+        "CA {ca} has been revoked by CA {parent}; nothing was issued — create a new intermediate CA"
+    )]
     CaRevoked {
         /// The CA.
         ca: String,
@@ -128,7 +130,9 @@ pub enum PkiError {
     },
 
     /// A server certificate with no SAN at all.
-    #[error("certificate {name} needs at least one DNS name or IP address (subject alternative name)")]
+    #[error(
+        "certificate {name} needs at least one DNS name or IP address (subject alternative name)"
+    )]
     NoSubjectAltName {
         /// The certificate.
         name: String,

@@ -57,7 +57,10 @@ pub(crate) fn pem_blocks(text: &str, label: &str, what: &str) -> Result<Vec<Vec<
     for item in Pem::iter_from_buffer(text.as_bytes()) {
         let pem = item.map_err(|e| bad(format!("it is not valid PEM ({e})")))?;
         if pem.label != label {
-            return Err(bad(format!("found a {:?} block where {label:?} was expected", pem.label)));
+            return Err(bad(format!(
+                "found a {:?} block where {label:?} was expected",
+                pem.label
+            )));
         }
         blocks.push(pem.contents);
     }
@@ -203,7 +206,10 @@ mod tests {
                 "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
                 "\"PRIVATE KEY\" block",
             ),
-            ("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "not valid PEM"),
+            (
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+                "not valid PEM",
+            ),
         ] {
             let err = inspect_pem(text, now).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");

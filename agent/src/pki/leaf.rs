@@ -32,7 +32,12 @@ pub struct LeafRequest {
 
 impl Pki {
     /// Issues `name` from CA `ca` with a fresh key kept in the vault.
-    pub fn issue(&self, ca: &CaName, name: &CertName, req: &LeafRequest) -> Result<CertDetails, PkiError> {
+    pub fn issue(
+        &self,
+        ca: &CaName,
+        name: &CertName,
+        req: &LeafRequest,
+    ) -> Result<CertDetails, PkiError> {
         let _guard = self.lock()?;
         let rec = self.prepare_issue(ca, name)?;
         let (key, key_pem) = build::generate_key()?;
@@ -51,24 +56,28 @@ impl Pki {
         csr_pem: &str,
         req: &LeafRequest,
     ) -> Result<CertDetails, PkiError> {
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| PkiError::BadCsr {
-            reason: match e {
-                rcgen::Error::CouldNotParseCertificationRequest => {
-                    "it is not a PEM-encoded PKCS#10 certificate request".into()
-                }
-                rcgen::Error::InvalidCertificationRequestSignature => {
-                    "its signature does not verify".into()
-                }
-                other => other.to_string(),
-            },
-        })?;
+        let csr =
+            CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| PkiError::BadCsr {
+                reason: match e {
+                    rcgen::Error::CouldNotParseCertificationRequest => {
+                        "it is not a PEM-encoded PKCS#10 certificate request".into()
+                    }
+                    rcgen::Error::InvalidCertificationRequestSignature => {
+                        "its signature does not verify".into()
+                    }
+                    other => other.to_string(),
+                },
+            })?;
         let mut req = req.clone();
         if req.dns.is_empty() && req.ips.is_empty() {
             for san in &csr.params.subject_alt_names {
                 match san {
-                    SanType::DnsName(d) => req.dns.push(d.as_str().parse().map_err(|e| PkiError::BadCsr {
-                        reason: format!("it asks for a bad DNS name: {e}"),
-                    })?),
+                    SanType::DnsName(d) => {
+                        req.dns
+                            .push(d.as_str().parse().map_err(|e| PkiError::BadCsr {
+                                reason: format!("it asks for a bad DNS name: {e}"),
+                            })?)
+                    }
                     SanType::IpAddress(ip) => req.ips.push(*ip),
                     _ => {}
                 }
@@ -90,7 +99,11 @@ impl Pki {
         self.renew_cert_locked(ca, name)
     }
 
-    pub(super) fn renew_cert_locked(&self, ca: &CaName, name: &CertName) -> Result<CertDetails, PkiError> {
+    pub(super) fn renew_cert_locked(
+        &self,
+        ca: &CaName,
+        name: &CertName,
+    ) -> Result<CertDetails, PkiError> {
         let mut cert = self.load_cert(ca, name)?;
         let rec = self.load_ca(ca)?;
         let req = LeafRequest {
@@ -111,8 +124,9 @@ impl Pki {
                 pem
             }
             KeySource::Csr { csr_pem } => {
-                let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-                    .map_err(PkiError::build(format!("re-read the CSR of certificate {name}")))?;
+                let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(
+                    PkiError::build(format!("re-read the CSR of certificate {name}")),
+                )?;
                 self.sign_leaf(&rec, name, &req, &csr.public_key)?
             }
         };
@@ -132,7 +146,9 @@ impl Pki {
             KeySource::Generated => Ok(self.vault.get(&cert_key_path(ca, name))?.value),
             KeySource::Csr { .. } => Err(PkiError::Build {
                 doing: format!("hand out the key of certificate {name}"),
-                reason: "it was signed from a CSR: the requester holds the key, OrbitLab never had it".into(),
+                reason:
+                    "it was signed from a CSR: the requester holds the key, OrbitLab never had it"
+                        .into(),
             }),
         }
     }
@@ -141,7 +157,10 @@ impl Pki {
     /// free.
     fn prepare_issue(&self, ca: &CaName, name: &CertName) -> Result<CaRecord, PkiError> {
         let rec = self.load_ca(ca)?;
-        if self.read_record::<CertRecord>(&records::cert_file(ca, name))?.is_some() {
+        if self
+            .read_record::<CertRecord>(&records::cert_file(ca, name))?
+            .is_some()
+        {
             return Err(PkiError::CertExists {
                 ca: ca.to_string(),
                 name: name.to_string(),
@@ -171,7 +190,10 @@ impl Pki {
             .map(|d| d.parse())
             .collect::<Result<_, _>>()?;
         if !permitted.is_empty()
-            && let Some(outside) = req.dns.iter().find(|d| !permitted.iter().any(|p| d.is_within(p)))
+            && let Some(outside) = req
+                .dns
+                .iter()
+                .find(|d| !permitted.iter().any(|p| d.is_within(p)))
         {
             return Err(PkiError::OutsideConstraints {
                 ca: rec.name.to_string(),
@@ -179,8 +201,18 @@ impl Pki {
                 permitted: rec.permitted_dns.join(", "),
             });
         }
-        let common_name = req.dns.first().map_or_else(|| name.to_string(), |d| d.to_string());
-        let params = build::leaf_params(&common_name, req.profile, &req.dns, &req.ips, self.now(), req.lifetime)?;
+        let common_name = req
+            .dns
+            .first()
+            .map_or_else(|| name.to_string(), |d| d.to_string());
+        let params = build::leaf_params(
+            &common_name,
+            req.profile,
+            &req.dns,
+            &req.ips,
+            self.now(),
+            req.lifetime,
+        )?;
         let key = self.ca_key(rec)?;
         let issuer = build::issuer(&rec.cert_pem, &key, rec.name.as_str())?;
         let cert = params
@@ -190,7 +222,12 @@ impl Pki {
     }
 
     /// Refuses a lifetime that would end after the issuer's certificate.
-    pub(super) fn check_lifetime(&self, ca: &CaName, ca_info: &CertInfo, lifetime: Lifetime) -> Result<(), PkiError> {
+    pub(super) fn check_lifetime(
+        &self,
+        ca: &CaName,
+        ca_info: &CertInfo,
+        lifetime: Lifetime,
+    ) -> Result<(), PkiError> {
         let end = build::end_of(self.now(), lifetime);
         if end > ca_info.not_after {
             let now = Timestamp::from(self.now()).0;

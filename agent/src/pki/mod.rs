@@ -44,8 +44,8 @@ pub use records::{
     CaKind, LeafProfile, RevocationReason, RevokedEntry, ca_key_path, cert_key_path,
 };
 pub use view::{
-    CaDetails, CaSummary, CertDetails, CertSummary, DueItem, DueKind, RenewFailure, Renewed,
-    RenewalReport,
+    CaDetails, CaSummary, CertDetails, CertSummary, DueItem, DueKind, RenewFailure, RenewalReport,
+    Renewed,
 };
 
 use crate::store::{LockGuard, LockName, Store, StorePath};
@@ -127,9 +127,7 @@ impl Pki {
 
     fn load_ca(&self, ca: &CaName) -> Result<CaRecord, PkiError> {
         self.read_record(&records::ca_file(ca))?
-            .ok_or_else(|| PkiError::CaNotFound {
-                ca: ca.to_string(),
-            })
+            .ok_or_else(|| PkiError::CaNotFound { ca: ca.to_string() })
     }
 
     fn load_cert(&self, ca: &CaName, name: &CertName) -> Result<CertRecord, PkiError> {
@@ -144,8 +142,12 @@ impl Pki {
     fn all_cas(&self) -> Result<Vec<CaRecord>, PkiError> {
         let mut out = Vec::new();
         for file in self.store().list(&StorePath::config("pki/cas")?)? {
-            let Some(name) = file.strip_suffix(".json") else { continue };
-            let Ok(name) = name.parse::<CaName>() else { continue };
+            let Some(name) = file.strip_suffix(".json") else {
+                continue;
+            };
+            let Ok(name) = name.parse::<CaName>() else {
+                continue;
+            };
             out.push(self.load_ca(&name)?);
         }
         Ok(out)
@@ -154,9 +156,16 @@ impl Pki {
     /// Every leaf record of `ca`, by name.
     fn certs_of(&self, ca: &CaName) -> Result<Vec<CertRecord>, PkiError> {
         let mut out = Vec::new();
-        for file in self.store().list(&StorePath::config(&records::certs_dir(ca))?)? {
-            let Some(name) = file.strip_suffix(".json") else { continue };
-            let Ok(name) = name.parse::<CertName>() else { continue };
+        for file in self
+            .store()
+            .list(&StorePath::config(&records::certs_dir(ca))?)?
+        {
+            let Some(name) = file.strip_suffix(".json") else {
+                continue;
+            };
+            let Ok(name) = name.parse::<CertName>() else {
+                continue;
+            };
             out.push(self.load_cert(ca, &name)?);
         }
         Ok(out)

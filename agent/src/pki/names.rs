@@ -131,17 +131,30 @@ impl FromStr for DnsName {
         let rest = input.strip_prefix("*.").unwrap_or(input);
         for label in rest.split('.') {
             if label.is_empty() || label.len() > 63 {
-                return Err(invalid(what, input, "every label must be 1 to 63 characters long"));
-            }
-            if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
                 return Err(invalid(
                     what,
                     input,
-                    format!("contains {bad:?}; labels hold letters, digits and `-` (a `*.` wildcard only in front)"),
+                    "every label must be 1 to 63 characters long",
+                ));
+            }
+            if let Some(bad) = label
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+            {
+                return Err(invalid(
+                    what,
+                    input,
+                    format!(
+                        "contains {bad:?}; labels hold letters, digits and `-` (a `*.` wildcard only in front)"
+                    ),
                 ));
             }
             if label.starts_with('-') || label.ends_with('-') {
-                return Err(invalid(what, input, "a label may not start or end with `-`"));
+                return Err(invalid(
+                    what,
+                    input,
+                    "a label may not start or end with `-`",
+                ));
             }
         }
         Ok(DnsName(input.to_ascii_lowercase()))
@@ -165,7 +178,11 @@ impl Lifetime {
         if (1..=36_500).contains(&days) {
             Ok(Lifetime(days))
         } else {
-            Err(invalid("lifetime", &days.to_string(), "must be 1 to 36500 days"))
+            Err(invalid(
+                "lifetime",
+                &days.to_string(),
+                "must be 1 to 36500 days",
+            ))
         }
     }
 
@@ -180,7 +197,13 @@ impl FromStr for Lifetime {
 
     /// `90`, `90d` or `2y` (365-day years).
     fn from_str(input: &str) -> Result<Self, InvalidInput> {
-        let bad = || invalid("lifetime", input, "write days (`90` or `90d`) or years (`2y`)");
+        let bad = || {
+            invalid(
+                "lifetime",
+                input,
+                "write days (`90` or `90d`) or years (`2y`)",
+            )
+        };
         let (digits, factor) = match input.strip_suffix('y') {
             Some(d) => (d, 365),
             None => (input.strip_suffix('d').unwrap_or(input), 1),
@@ -196,10 +219,18 @@ impl FromStr for Lifetime {
 /// Checks a subject common name: 1 to 64 characters, no control characters.
 pub(crate) fn check_common_name(input: &str) -> Result<(), InvalidInput> {
     if input.is_empty() || input.chars().count() > 64 {
-        return Err(invalid("common name", input, "must be 1 to 64 characters long"));
+        return Err(invalid(
+            "common name",
+            input,
+            "must be 1 to 64 characters long",
+        ));
     }
     if input.chars().any(char::is_control) {
-        return Err(invalid("common name", input, "may not contain control characters"));
+        return Err(invalid(
+            "common name",
+            input,
+            "may not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -212,7 +243,17 @@ mod tests {
     fn object_names() {
         assert!("root".parse::<CaName>().is_ok());
         assert!("sector-web-1".parse::<CertName>().is_ok());
-        for bad in ["", "Root", "a_b", "-a", "a-", "../x", "a/b", "a\nb", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "Root",
+            "a_b",
+            "-a",
+            "a-",
+            "../x",
+            "a/b",
+            "a\nb",
+            &"x".repeat(64),
+        ] {
             let err = bad.parse::<CaName>().unwrap_err().to_string();
             assert!(err.starts_with("invalid CA name"), "{err}");
         }
@@ -225,9 +266,29 @@ mod tests {
         let base: DnsName = "example.internal".parse().unwrap();
         assert!(n.is_within(&base));
         assert!(base.is_within(&base));
-        assert!("*.example.internal".parse::<DnsName>().unwrap().is_within(&base));
-        assert!(!"badexample.internal".parse::<DnsName>().unwrap().is_within(&base));
-        for bad in ["", "a..b", "-a.b", "a-.b", "a b", "a.*.b", "a_b.c", "é.x", &"a".repeat(64)] {
+        assert!(
+            "*.example.internal"
+                .parse::<DnsName>()
+                .unwrap()
+                .is_within(&base)
+        );
+        assert!(
+            !"badexample.internal"
+                .parse::<DnsName>()
+                .unwrap()
+                .is_within(&base)
+        );
+        for bad in [
+            "",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a b",
+            "a.*.b",
+            "a_b.c",
+            "é.x",
+            &"a".repeat(64),
+        ] {
             assert!(bad.parse::<DnsName>().is_err(), "{bad:?}");
         }
     }

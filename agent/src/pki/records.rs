@@ -75,9 +75,7 @@ impl RevocationReason {
             RevocationReason::CaCompromise => rcgen::RevocationReason::CaCompromise,
             RevocationReason::AffiliationChanged => rcgen::RevocationReason::AffiliationChanged,
             RevocationReason::Superseded => rcgen::RevocationReason::Superseded,
-            RevocationReason::CessationOfOperation => {
-                rcgen::RevocationReason::CessationOfOperation
-            }
+            RevocationReason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
         }
     }
 }
@@ -174,7 +172,9 @@ pub(crate) fn cert_file(ca: &CaName, name: &CertName) -> String {
 
 /// Vault path of a CA's private key.
 pub fn ca_key_path(ca: &CaName) -> SecretPath {
-    format!("pki/{ca}/key").parse().expect("CA names are valid path segments")
+    format!("pki/{ca}/key")
+        .parse()
+        .expect("CA names are valid path segments")
 }
 
 /// Vault path of a generated leaf key.
@@ -186,11 +186,14 @@ pub fn cert_key_path(ca: &CaName, name: &CertName) -> SecretPath {
 
 /// Serial in canonical form: lower-case hex, no separators.
 pub(crate) fn canonical_serial(input: &str) -> Option<String> {
-    let hex: String = input.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+    let hex: String = input
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
     (!hex.is_empty() && hex.len() <= 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
         .then_some(hex)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::build::CRL_VALIDITY_DAYS;
 use super::inspect::{self, CertInfo};
 use super::names::{CaName, CertName};
-use super::records::{CaKind, CaRecord, CertRecord, KeySource, LeafProfile, RevokedEntry, cert_key_path};
+use super::records::{
+    CaKind, CaRecord, CertRecord, KeySource, LeafProfile, RevokedEntry, cert_key_path,
+};
 use super::{Pki, PkiError, ca_key_path, first_info};
 use crate::vault::{SecretPath, Timestamp};
 
@@ -241,7 +243,8 @@ impl Pki {
         let mut cas = self.all_cas()?;
         cas.sort_by_key(|c| (c.kind == CaKind::Intermediate, c.name.clone()));
         let due = |info: &CertInfo| {
-            let half_life = (info.not_after.0.saturating_sub(info.not_before.0) / 86_400 / 2) as i64;
+            let half_life =
+                (info.not_after.0.saturating_sub(info.not_before.0) / 86_400 / 2) as i64;
             info.days_left <= i64::from(within_days).min(half_life)
         };
         let mut ca_items = Vec::new();
@@ -249,7 +252,9 @@ impl Pki {
         for rec in &cas {
             let info = self.ca_info(rec)?;
             let revoked = match &rec.parent {
-                Some(p) => self.revoked_entry(&self.load_ca(p)?, &info.serial).is_some(),
+                Some(p) => self
+                    .revoked_entry(&self.load_ca(p)?, &info.serial)
+                    .is_some(),
                 None => false,
             };
             if !revoked && due(&info) {
@@ -355,14 +360,19 @@ impl Pki {
             info,
             chain,
             chain_verified: leaf_ok && above_ok,
-            key_path: matches!(cert.key, KeySource::Generated).then(|| cert_key_path(&cert.ca, &cert.name)),
+            key_path: matches!(cert.key, KeySource::Generated)
+                .then(|| cert_key_path(&cert.ca, &cert.name)),
             previous_serials: cert.previous_serials.clone(),
         })
     }
 
     /// The certificates above `rec` and whether every signature from `rec`
     /// up to its self-signed root verifies.
-    fn chain_above(&self, rec: &CaRecord, info: &CertInfo) -> Result<(Vec<CertInfo>, bool), PkiError> {
+    fn chain_above(
+        &self,
+        rec: &CaRecord,
+        info: &CertInfo,
+    ) -> Result<(Vec<CertInfo>, bool), PkiError> {
         match &rec.parent {
             None => Ok((Vec::new(), signed_by(info, info)?)),
             Some(parent) => {

@@ -30,7 +30,9 @@ pub enum SshError {
     },
 
     /// A key of that name exists.
-    #[error("SSH key {name} already exists; rotate it, or choose another name (nothing was changed)")]
+    #[error(
+        "SSH key {name} already exists; rotate it, or choose another name (nothing was changed)"
+    )]
     Exists {
         /// The key.
         name: String,

@@ -99,7 +99,10 @@ pub(crate) fn generate(
     key.set_comment(comment);
     // Read the public facts first: an encrypted key keeps its comment in
     // the encrypted part.
-    let public_line = key.public_key().to_openssh().map_err(failed("encode the public key"))?;
+    let public_line = key
+        .public_key()
+        .to_openssh()
+        .map_err(failed("encode the public key"))?;
     let fingerprint = key.public_key().fingerprint(HashAlg::Sha256).to_string();
     if let Some(pass) = passphrase {
         key = key
@@ -137,7 +140,11 @@ mod tests {
     #[test]
     fn ed25519_keys_and_fingerprints() {
         let g = generate(SshAlgorithm::Ed25519, "orbitlab:test", None).unwrap();
-        assert!(g.public_line.starts_with("ssh-ed25519 AAAA"), "{}", g.public_line);
+        assert!(
+            g.public_line.starts_with("ssh-ed25519 AAAA"),
+            "{}",
+            g.public_line
+        );
         assert!(g.public_line.ends_with(" orbitlab:test"));
         assert!(g.fingerprint.starts_with("SHA256:"));
         assert_eq!(g.fingerprint.len(), "SHA256:".len() + 43);
@@ -160,7 +167,10 @@ mod tests {
 
     #[test]
     fn names_and_comments() {
-        assert_eq!("rsa".parse::<SshAlgorithm>().unwrap(), SshAlgorithm::Rsa4096);
+        assert_eq!(
+            "rsa".parse::<SshAlgorithm>().unwrap(),
+            SshAlgorithm::Rsa4096
+        );
         assert!("dsa".parse::<SshAlgorithm>().is_err());
         assert!(check_comment("root@node1").is_ok());
         assert!(check_comment("a\nb").is_err());

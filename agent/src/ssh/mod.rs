@@ -220,10 +220,15 @@ impl SshKeys {
     }
 
     fn new_key(&self, name: &KeyName, spec: &KeySpec) -> Result<PublicKeyInfo, SshError> {
-        let comment = spec.comment.clone().unwrap_or_else(|| format!("orbitlab:{name}"));
+        let comment = spec
+            .comment
+            .clone()
+            .unwrap_or_else(|| format!("orbitlab:{name}"));
         keygen::check_comment(&comment)?;
         let generated = keygen::generate(spec.algorithm, &comment, spec.passphrase.as_ref())?;
-        let written = self.vault.set(&secret_path(name), &generated.private_openssh)?;
+        let written = self
+            .vault
+            .set(&secret_path(name), &generated.private_openssh)?;
         Ok(PublicKeyInfo {
             algorithm: spec.algorithm,
             fingerprint: generated.fingerprint.clone(),
@@ -261,7 +266,9 @@ impl SshKeys {
 
 /// Vault path of a key's private part.
 pub fn secret_path(name: &KeyName) -> SecretPath {
-    format!("ssh/{name}").parse().expect("key names are valid path segments")
+    format!("ssh/{name}")
+        .parse()
+        .expect("key names are valid path segments")
 }
 
 fn record_path(name: &KeyName) -> Result<StorePath, SshError> {

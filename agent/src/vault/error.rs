@@ -65,7 +65,7 @@ pub enum VaultError {
 
     /// An authentication tag did not verify.
     #[error(
-        "secret {path} version {version} failed its integrity check in {file}: the file was modified, or versions or files were swapped; no data was returned and nothing was changed — restore the file from a backup, or drop the damaged version"
+        "secret {path} version {version} failed its integrity check in {file}: the file was modified, or versions or files were swapped; no data was returned and nothing was changed — restore the file from a backup; an old damaged version can be dropped with `orbitlab secret prune`, otherwise delete the secret and set it again"
     )]
     Integrity {
         /// The secret.

@@ -47,7 +47,8 @@ impl SecretPath {
     /// `app/db` is under `app` but `application` is not).
     pub fn starts_with(&self, prefix: &SecretPath) -> bool {
         self.0 == prefix.0
-            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&prefix.0)
+                && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
     }
 }
 
@@ -61,7 +62,9 @@ impl FromStr for SecretPath {
             reason,
         };
         if input.is_empty() {
-            return Err(invalid("it is empty; give a path like `app/db/password`".into()));
+            return Err(invalid(
+                "it is empty; give a path like `app/db/password`".into(),
+            ));
         }
         if input.len() > MAX_PATH_LEN {
             return Err(invalid(format!(
@@ -70,7 +73,9 @@ impl FromStr for SecretPath {
             )));
         }
         if input.starts_with('/') {
-            return Err(invalid("it starts with `/`; secret paths are relative (`app/db/password`)".into()));
+            return Err(invalid(
+                "it starts with `/`; secret paths are relative (`app/db/password`)".into(),
+            ));
         }
         let segments: Vec<&str> = input.split('/').collect();
         if segments.len() > MAX_PATH_DEPTH {
@@ -81,7 +86,9 @@ impl FromStr for SecretPath {
         }
         for segment in segments {
             if segment.is_empty() {
-                return Err(invalid("it has an empty segment (`//` or a trailing `/`)".into()));
+                return Err(invalid(
+                    "it has an empty segment (`//` or a trailing `/`)".into(),
+                ));
             }
             if segment == "." || segment == ".." {
                 return Err(invalid(format!("it has a `{segment}` segment")));
@@ -218,7 +225,13 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_paths() {
-        for good in ["a", "app/db/password", "pki/root-ca/key", "x.y_z-1/.env", "a/b..c"] {
+        for good in [
+            "a",
+            "app/db/password",
+            "pki/root-ca/key",
+            "x.y_z-1/.env",
+            "a/b..c",
+        ] {
             let p: SecretPath = good.parse().unwrap();
             assert_eq!(p.as_str(), good);
         }
@@ -268,7 +281,16 @@ mod tests {
     fn versions_parse_and_refuse() {
         assert_eq!("3".parse::<Version>().unwrap().get(), 3);
         assert_eq!("v12".parse::<Version>().unwrap().get(), 12);
-        for bad in ["0", "v0", "-1", "+2", "x", "", "1.0", "99999999999999999999"] {
+        for bad in [
+            "0",
+            "v0",
+            "-1",
+            "+2",
+            "x",
+            "",
+            "1.0",
+            "99999999999999999999",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad:?}");
         }
         assert_eq!(Version::FIRST.next().get(), 2);

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use super::crypto::{self, KEY_LEN, Key};
 use super::ids::Timestamp;
+use super::record::json_error;
 
 /// On-disk format number of the keyring file.
 const FORMAT: u32 = 1;
@@ -172,8 +173,8 @@ impl Keyring {
     /// Parses and checks a keyring file. The error is the reason only; the
     /// caller names the file.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Keyring, String> {
-        let file: KeyringFile =
-            serde_json::from_slice(bytes).map_err(|e| format!("it is not a valid keyring ({e})"))?;
+        let file: KeyringFile = serde_json::from_slice(bytes)
+            .map_err(|e| format!("it is not a valid keyring ({})", json_error(&e)))?;
         if file.format != FORMAT {
             return Err(format!(
                 "it has format {}, this OrbitLab reads format {FORMAT}",
@@ -182,8 +183,9 @@ impl Keyring {
         }
         let mut keys = BTreeMap::new();
         for entry in &file.keys {
-            let key = decode_key(&entry.key)
-                .ok_or_else(|| format!("the key of entry {:?} is not 32 bytes of base64", entry.id))?;
+            let key = decode_key(&entry.key).ok_or_else(|| {
+                format!("the key of entry {:?} is not 32 bytes of base64", entry.id)
+            })?;
             let id = KekId::of(&key);
             if id.0 != entry.id {
                 return Err(format!(
@@ -201,7 +203,10 @@ impl Keyring {
         }
         let active = KekId(file.active.clone());
         if !keys.contains_key(&active) {
-            return Err(format!("its active key {:?} is not among its keys", file.active));
+            return Err(format!(
+                "its active key {:?} is not among its keys",
+                file.active
+            ));
         }
         Ok(Keyring { active, keys })
     }
@@ -230,7 +235,10 @@ mod tests {
         assert_ne!(first, second);
         let parsed = Keyring::parse(&ring.to_bytes()).unwrap();
         assert_eq!(parsed.active().0, &second);
-        assert_eq!(*parsed.get(first.as_str()).unwrap(), *ring.get(first.as_str()).unwrap());
+        assert_eq!(
+            *parsed.get(first.as_str()).unwrap(),
+            *ring.get(first.as_str()).unwrap()
+        );
         assert_eq!(parsed.info().len(), 2);
         let mut parsed = parsed;
         assert_eq!(parsed.retire_unused(|_| false), vec![first]);
@@ -243,7 +251,13 @@ mod tests {
         let ring = Keyring::generate(Timestamp(1));
         let bytes = ring.to_bytes();
         let text = std::str::from_utf8(&bytes).unwrap();
-        let key_b64 = text.split("\"key\":\"").nth(1).unwrap().split('"').next().unwrap();
+        let key_b64 = text
+            .split("\"key\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert!(!format!("{ring:?}").contains(key_b64));
     }
 
@@ -251,7 +265,13 @@ mod tests {
     fn damaged_keyrings_are_refused_with_a_reason() {
         let ring = Keyring::generate(Timestamp(1));
         let good = String::from_utf8(ring.to_bytes().to_vec()).unwrap();
-        let key_b64 = good.split("\"key\":\"").nth(1).unwrap().split('"').next().unwrap();
+        let key_b64 = good
+            .split("\"key\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let mut other = key_b64.as_bytes().to_vec();
         other[3] = if other[3] == b'A' { b'B' } else { b'A' };
         let edited = good.replace(key_b64, std::str::from_utf8(&other).unwrap());
@@ -260,9 +280,14 @@ mod tests {
             (good.replace("\"format\":1", "\"format\":2"), "format 2"),
             (edited, "does not match its id"),
             (good.replace(key_b64, "AAAA"), "not 32 bytes"),
+            (
+                good.replace("\"created\":1", &format!("\"created\":\"{key_b64}\"")),
+                "wrong type",
+            ),
         ] {
             let err = Keyring::parse(bad.as_bytes()).unwrap_err();
             assert!(err.contains(needle), "{err}");
+            assert!(!err.contains(key_b64), "key material in an error: {err}");
         }
     }
 }

@@ -345,7 +345,11 @@ impl Vault {
     }
 
     /// Reads and decodes the file of `path`; `None` when absent.
-    fn load(&self, path: &SecretPath, file: &StorePath) -> Result<Option<SecretRecord>, VaultError> {
+    fn load(
+        &self,
+        path: &SecretPath,
+        file: &StorePath,
+    ) -> Result<Option<SecretRecord>, VaultError> {
         let Some(bytes) = self.store.read(file)? else {
             return Ok(None);
         };
@@ -376,23 +380,31 @@ impl Vault {
     ) -> Result<Option<SecretValue>, VaultError> {
         let mut wanted = None;
         for entry in &record.versions {
-            let kek = keyring.get(&entry.kek).ok_or_else(|| VaultError::KekMissing {
-                path: path.clone(),
-                version: entry.version,
-                kek: entry.kek.clone(),
-                file: self.store.absolute(&keyring_path()),
-            })?;
+            let kek = keyring
+                .get(&entry.kek)
+                .ok_or_else(|| VaultError::KekMissing {
+                    path: path.clone(),
+                    version: entry.version,
+                    kek: entry.kek.clone(),
+                    file: self.store.absolute(&keyring_path()),
+                })?;
             let integrity = || VaultError::Integrity {
                 path: path.clone(),
                 version: entry.version,
                 file: self.store.absolute(file),
             };
             let wrap_aad = crypto::wrap_aad(&entry.kek, path, entry.version);
-            let data_key = crypto::unwrap_key(kek, &entry.key.nonce, &wrap_aad, &entry.key.ciphertext)
-                .map_err(|_| integrity())?;
+            let data_key =
+                crypto::unwrap_key(kek, &entry.key.nonce, &wrap_aad, &entry.key.ciphertext)
+                    .map_err(|_| integrity())?;
             let data_aad = crypto::data_aad(path, entry.version, entry.created);
-            let plain = crypto::open(&data_key, &entry.data.nonce, &data_aad, &entry.data.ciphertext)
-                .map_err(|_| integrity())?;
+            let plain = crypto::open(
+                &data_key,
+                &entry.data.nonce,
+                &data_aad,
+                &entry.data.ciphertext,
+            )
+            .map_err(|_| integrity())?;
             if Some(entry.version) == want {
                 wanted = Some(SecretValue::from_decrypted(plain));
             }
@@ -422,11 +434,17 @@ impl Vault {
         keyring: &Keyring,
         value: &SecretValue,
     ) -> Result<VersionInfo, VaultError> {
-        let version = record.versions.last().map_or(Version::FIRST, |v| v.version.next());
+        let version = record
+            .versions
+            .last()
+            .map_or(Version::FIRST, |v| v.version.next());
         let created = Timestamp::now();
         let data_key = crypto::random_key();
-        let (nonce, ciphertext) =
-            crypto::seal(&data_key, &crypto::data_aad(path, version, created), value.expose());
+        let (nonce, ciphertext) = crypto::seal(
+            &data_key,
+            &crypto::data_aad(path, version, created),
+            value.expose(),
+        );
         let (kek_id, kek) = keyring.active();
         let (key_nonce, wrapped) = crypto::seal(
             kek,

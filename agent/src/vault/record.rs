@@ -123,7 +123,7 @@ impl SecretRecord {
     /// only; the caller names the file and the secret.
     pub(crate) fn decode(bytes: &[u8]) -> Result<SecretRecord, String> {
         let form: FileForm = serde_json::from_slice(bytes)
-            .map_err(|e| format!("it is not a valid secret file ({e})"))?;
+            .map_err(|e| format!("it is not a valid secret file ({})", json_error(&e)))?;
         if form.format != FORMAT {
             return Err(format!(
                 "it has format {}, this OrbitLab reads format {FORMAT}",
@@ -144,8 +144,15 @@ impl SecretRecord {
                     prev.version
                 ));
             }
-            if v.kek.len() != 16 || !v.kek.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                return Err(format!("version {version} names a malformed key-encryption key id"));
+            if v.kek.len() != 16
+                || !v
+                    .kek
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(format!(
+                    "version {version} names a malformed key-encryption key id"
+                ));
             }
             let key = decode_sealed(&v.key)
                 .filter(|s| s.ciphertext.len() == KEY_LEN + TAG_LEN)
@@ -174,6 +181,28 @@ impl Header {
         serde_json::from_slice::<Header>(bytes)
             .ok()
             .filter(|h| !h.versions.is_empty())
+    }
+}
+
+/// A JSON decoding error without any value from the input (serde_json
+/// quotes offending strings, which could be key material or ciphertext).
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let at = format!("line {}, column {}", e.line(), e.column());
+    let text = e.to_string();
+    match e.classify() {
+        serde_json::error::Category::Data
+            if ["missing field", "unknown field", "duplicate field"]
+                .iter()
+                .any(|p| text.starts_with(p)) =>
+        {
+            // Field names only, e.g. "unknown field `pathx`, expected ...".
+            let name_only = text.split(", expected").next().unwrap_or(&text);
+            let name_only = name_only.split(" at line").next().unwrap_or(name_only);
+            format!("{name_only} at {at}")
+        }
+        serde_json::error::Category::Data => format!("a field has the wrong type or value at {at}"),
+        serde_json::error::Category::Eof => format!("it ends early at {at}"),
+        _ => format!("it is not valid JSON at {at}"),
     }
 }
 
@@ -236,14 +265,24 @@ mod tests {
         let good = String::from_utf8(sample().encode()).unwrap();
         for (bad, needle) in [
             (good.replace("\"format\":1", "\"format\":7"), "format 7"),
-            (good.replace("\"version\":3", "\"version\":1"), "out of order"),
+            (
+                good.replace("\"version\":3", "\"version\":1"),
+                "out of order",
+            ),
             (good.replace("\"version\":1", "\"version\":0"), "version 0"),
-            (good.replace("0123456789abcdef", "0123456789abcdeX"), "malformed key-encryption"),
-            (good.replace("\"path\"", "\"pathx\""), "not a valid secret file"),
+            (
+                good.replace("0123456789abcdef", "0123456789abcdeX"),
+                "malformed key-encryption",
+            ),
+            (
+                good.replace("\"path\"", "\"pathx\""),
+                "not a valid secret file",
+            ),
             (good[..good.len() - 1].to_owned(), "not a valid secret file"),
         ] {
             let err = SecretRecord::decode(bad.as_bytes()).unwrap_err();
             assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains("SECRETISH") && !err.contains("BAQE"), "{err}");
         }
     }
 

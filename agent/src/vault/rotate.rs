@@ -6,7 +6,7 @@
 //! stays byte-for-byte the same. Order of writes: keyring with the new KEK
 //! first, then each secret file, then the keyring without retired KEKs — a
 //! crash at any point leaves every version readable. A file that cannot be
-//! re-wrapped (damaged, misplaced) is reported and left as it was, and the
+//! re-wrapped (undecodable, or a wrap that fails its check) is reported and left as it was, and the
 //! KEKs it may need are kept.
 
 use std::collections::BTreeSet;
@@ -124,7 +124,12 @@ fn rewrap(record: &mut SecretRecord, keyring: &Keyring) -> Result<usize, String>
             &crypto::wrap_aad(&entry.kek, &path, entry.version),
             &entry.key.ciphertext,
         )
-        .map_err(|_| format!("version {} of {path} failed its integrity check", entry.version))?;
+        .map_err(|_| {
+            format!(
+                "version {} of {path} failed its integrity check",
+                entry.version
+            )
+        })?;
         let (nonce, ciphertext) = crypto::seal(
             active,
             &crypto::wrap_aad(active_id.as_str(), &path, entry.version),

@@ -14,13 +14,17 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
     /// Nothing to store.
-    #[error("the secret value from {source_name} is empty; an empty secret is refused (delete the secret instead)")]
+    #[error(
+        "the secret value from {source_name} is empty; an empty secret is refused (delete the secret instead)"
+    )]
     Empty {
         /// Where the value came from (`stdin`, a file name).
         source_name: String,
     },
     /// Over [`MAX_VALUE_BYTES`].
-    #[error("the secret value from {source_name} is {size} bytes; the vault stores at most {max} bytes (64 KiB) per value")]
+    #[error(
+        "the secret value from {source_name} is {size} bytes; the vault stores at most {max} bytes (64 KiB) per value"
+    )]
     TooLarge {
         /// Where the value came from.
         source_name: String,
