@@ -2,7 +2,15 @@
 //! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
 //! thin edges over this library.
 
+pub mod api;
+pub mod host;
+pub mod ipam;
 pub mod pki;
+pub mod placement;
+pub mod pve;
+pub mod reconcile;
+pub mod render;
 pub mod ssh;
+pub mod status;
 pub mod store;
 pub mod vault;

@@ -1,1 +1,4 @@
-//! Simulators of the parts of Proxmox VE that OrbitLab uses.
+//! Simulators of the parts of Proxmox VE that OrbitLab uses, for tests and
+//! for trying OrbitLab on any Linux machine. Never packaged.
+
+pub mod pve;

@@ -1,1 +1,151 @@
-//! Shared helpers for the cross-crate tests.
+//! Shared fixtures of the cross-crate tests: a simulated Proxmox cluster,
+//! a store in a temporary directory standing in for `/etc/pve`, and the
+//! engine wired to both — one container host per simulated node, as each
+//! node's agent would have.
+
+use std::fmt;
+use std::time::Duration;
+
+use orbitlab_agent::host::{ContainerHost, HostError};
+use orbitlab_agent::pve::{ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust};
+use orbitlab_agent::reconcile::{Options, Reconciler, Report};
+use orbitlab_agent::store::{LockOptions, Store};
+use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle};
+
+/// The simulated nodes.
+pub const NODES: [&str; 3] = ["pve1", "pve2", "pve3"];
+
+/// A simulated cluster with a store and a client.
+pub struct Lab {
+    pub sim: SimHandle,
+    pub pve: PveClient,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+}
+
+impl fmt::Debug for Lab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lab").field("root", &self.dir.path()).finish()
+    }
+}
+
+/// `pct` for one simulated node: pushes and execs go to the simulator.
+pub struct SimHost<'a> {
+    pub sim: &'a SimHandle,
+    pub node: String,
+}
+
+impl fmt::Debug for SimHost<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SimHost({})", self.node)
+    }
+}
+
+impl ContainerHost for SimHost<'_> {
+    fn local_node(&self) -> &str {
+        &self.node
+    }
+
+    fn push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &[u8]) -> Result<(), HostError> {
+        self.local(node, vmid)?;
+        let content = String::from_utf8_lossy(content);
+        self.sim.pct_push(node, vmid, path, mode, &content).map_err(|stderr| failed("push", stderr))
+    }
+
+    fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {
+        self.local(node, vmid)?;
+        self.sim.pct_exec(node, vmid, argv).map_err(|stderr| failed("exec", stderr))
+    }
+}
+
+impl SimHost<'_> {
+    fn local(&self, node: &str, vmid: u32) -> Result<(), HostError> {
+        if node == self.node {
+            Ok(())
+        } else {
+            Err(HostError::NotLocal { vmid, node: node.to_owned(), local: self.node.clone() })
+        }
+    }
+}
+
+fn failed(verb: &str, stderr: String) -> HostError {
+    HostError::Failed { command: format!("pct {verb}"), status: "exit status: 255".into(), stderr }
+}
+
+impl Lab {
+    /// A 3-node PVE 8.4 cluster (tasks take 5 ms).
+    pub fn new() -> Self {
+        Self::with_version(PveVersion::V8_4)
+    }
+
+    /// A 3-node cluster of the given version.
+    pub fn with_version(version: PveVersion) -> Self {
+        let sim = PveSim::start(SimConfig {
+            version,
+            nodes: NODES.iter().map(|n| n.to_string()).collect(),
+            task_duration: Duration::from_millis(5),
+            ..SimConfig::default()
+        })
+        .expect("the simulator starts");
+        let pve = PveClient::new(ClientConfig {
+            base_url: sim.origin(),
+            trust: Trust::LoopbackHttp,
+            credentials: Credentials::token("root@pam", "orbitlab", Secret::new(DEFAULT_TOKEN_SECRET)).expect("token"),
+            options: ClientOptions {
+                timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(2),
+                upload_timeout: Duration::from_secs(10),
+                retry: RetryPolicy { attempts: 1, first_delay: Duration::from_millis(1), max_delay: Duration::from_millis(1) },
+            },
+        })
+        .expect("the client builds");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(dir.path()).with_lock_options(LockOptions {
+            wait: Duration::from_secs(30),
+            max_poll: Duration::from_millis(10),
+            renew_every: Duration::from_secs(20),
+        });
+        Lab { sim, pve, store, dir }
+    }
+
+    /// The host of `node`.
+    pub fn host(&self, node: &str) -> SimHost<'_> {
+        SimHost { sim: &self.sim, node: node.to_owned() }
+    }
+
+    /// A reconciler acting as `node`.
+    pub fn reconciler<'a>(&'a self, host: &'a SimHost<'a>) -> Reconciler<'a> {
+        Reconciler {
+            pve: &self.pve,
+            store: &self.store,
+            host,
+            options: Options { task_deadline: Duration::from_secs(10), max_passes: 8, ..Options::default() },
+        }
+    }
+
+    /// Runs a reconcile as every node in turn, as the three agents would,
+    /// until a round changes nothing; returns the reports of the last round.
+    pub fn converge(&self) -> Vec<Report> {
+        let mut last = Vec::new();
+        for _round in 0..6 {
+            let mut steps = 0;
+            last.clear();
+            for node in NODES {
+                let host = self.host(node);
+                let report = self.reconciler(&host).run().expect("a reconcile pass runs");
+                steps += report.steps;
+                last.push(report);
+            }
+            if steps == 0 {
+                break;
+            }
+        }
+        last
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -16,6 +16,7 @@ mod error;
 mod files;
 mod generation;
 mod lock;
+mod objects;
 mod path;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use error::{MAX_FILE_BYTES, StoreError};
 pub use generation::Generation;
 pub use lock::{LockGuard, LockName, LockOptions, PMXCFS_LOCK_EXPIRY};
+pub use objects::{ObjectError, manifest_label, manifest_path, manifests_dir, status_path};
 pub use path::{Area, StorePath};
 
 /// Where the cluster filesystem is mounted on a Proxmox node.

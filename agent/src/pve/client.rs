@@ -1,0 +1,587 @@
+//! [`PveClient`]: the [`Pve`] trait over HTTP(S). Reads are retried on
+//! transient errors; so are updates that set absolute values (repeating
+//! them changes nothing). Creates, deletes, starts, stops, applies and
+//! locks are sent once.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::api::Pve;
+use super::auth::Credentials;
+use super::error::{PveError, Result};
+use super::http::{ClientOptions, Retry, Transport, seg};
+use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
+use super::sdn::{
+    ControllerConfig, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig,
+    ZoneConfig,
+};
+use super::tls::Trust;
+use super::types::{
+    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
+    NetworkInterface, NodeSummary, Release, StorageVolume, TaskStatus, Upid, VersionInfo,
+};
+
+/// Where and how to reach Proxmox.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://HOST:8006` (the `/api2/json` suffix is added if missing).
+    pub base_url: String,
+    /// What to trust.
+    pub trust: Trust,
+    /// Token or password.
+    pub credentials: Credentials,
+    /// Timeouts and retries.
+    pub options: ClientOptions,
+}
+
+/// The Proxmox API client.
+#[derive(Debug)]
+pub struct PveClient {
+    t: Transport,
+    release: OnceLock<Release>,
+}
+
+type Params = Vec<(String, String)>;
+
+fn p(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+/// A typed value as form parameters (booleans as 0/1, arrays repeated).
+fn to_params<T: Serialize>(v: &T) -> Result<Params> {
+    let value = serde_json::to_value(v)
+        .map_err(|e| PveError::Config(format!("encoding parameters: {e}")))?;
+    let mut out = Vec::new();
+    if let Value::Object(m) = value {
+        for (k, v) in m {
+            match v {
+                Value::Null => {}
+                Value::Bool(b) => out.push((k, u8::from(b).to_string())),
+                Value::String(s) => out.push((k, s)),
+                Value::Array(items) => {
+                    for i in items {
+                        out.push((
+                            k.clone(),
+                            i.as_str().map_or_else(|| i.to_string(), str::to_string),
+                        ));
+                    }
+                }
+                other => out.push((k, other.to_string())),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn lock_param(params: &mut Params, lock: Option<&SdnLockToken>) {
+    if let Some(l) = lock {
+        params.push(p("lock-token", &l.0));
+    }
+}
+
+fn sdn_base(kind: SdnKind, vnet: Option<&str>) -> Result<String> {
+    Ok(match kind {
+        SdnKind::Controller => "/cluster/sdn/controllers".into(),
+        SdnKind::Zone => "/cluster/sdn/zones".into(),
+        SdnKind::Vnet => "/cluster/sdn/vnets".into(),
+        SdnKind::Subnet => {
+            let v = vnet.ok_or_else(|| PveError::Config("a subnet call needs its vnet".into()))?;
+            format!("/cluster/sdn/vnets/{}/subnets", seg(v))
+        }
+    })
+}
+
+/// Subnet keys that are read back but never sent.
+const SUBNET_READ_ONLY: &[&str] = &["cidr", "zone", "network", "mask"];
+
+/// Whether a key read back from Proxmox must not be sent back.
+fn read_only(kind: SdnKind, key: &str) -> bool {
+    key == "digest" || (kind == SdnKind::Subnet && SUBNET_READ_ONLY.contains(&key))
+}
+
+impl PveClient {
+    /// A client; no request is made yet.
+    pub fn new(cfg: ClientConfig) -> Result<Self> {
+        Ok(PveClient {
+            t: Transport::new(&cfg.base_url, &cfg.trust, cfg.credentials, cfg.options)?,
+            release: OnceLock::new(),
+        })
+    }
+
+    /// Call any API path (after `/api2/json`) and return its `data`. Use
+    /// `Retry::Safe` only for reads and for writes that are idempotent.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(String, String)],
+        retry: Retry,
+    ) -> Result<Value> {
+        self.t.call(method, path, params, retry)
+    }
+
+    fn typed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(String, String)],
+        retry: Retry,
+    ) -> Result<T> {
+        let data = self.t.call(method.clone(), path, params, retry)?;
+        serde_json::from_value(data).map_err(|e| PveError::Decode {
+            method: method.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, params: &[(String, String)]) -> Result<T> {
+        self.typed(Method::GET, path, params, Retry::Safe)
+    }
+
+    fn upid(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<Upid> {
+        self.typed(method, path, params, Retry::Never)
+    }
+
+    fn sdn_list<C: SdnConfig>(&self, vnet: Option<&str>) -> Result<Vec<SdnItem<C>>> {
+        let path = sdn_base(C::KIND, vnet)?;
+        let items: Vec<Value> = self.get(&path, &[p("pending", 1), p("running", 1)])?;
+        items
+            .into_iter()
+            .map(|v| {
+                SdnItem::from_value(v).map_err(|message| PveError::Decode {
+                    method: "GET".into(),
+                    path: path.clone(),
+                    message,
+                })
+            })
+            .collect()
+    }
+
+    fn sdn_create<C: SdnConfig>(
+        &self,
+        vnet: Option<&str>,
+        id: &str,
+        cfg: &C,
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        let mut params = to_params(cfg)?;
+        params.retain(|(k, _)| !read_only(C::KIND, k) && k != C::KIND.id_key());
+        match C::KIND {
+            SdnKind::Subnet => {
+                params.retain(|(k, _)| k != "type" && k != "vnet");
+                params.push(p("type", "subnet"));
+            }
+            SdnKind::Zone | SdnKind::Controller if !params.iter().any(|(k, _)| k == "type") => {
+                return Err(PveError::Config(format!(
+                    "SDN {} '{id}' needs a type",
+                    C::KIND
+                )));
+            }
+            _ => {}
+        }
+        params.push(p(C::KIND.id_key(), id));
+        lock_param(&mut params, lock);
+        self.t.call(
+            Method::POST,
+            &sdn_base(C::KIND, vnet)?,
+            &params,
+            Retry::Never,
+        )?;
+        Ok(())
+    }
+
+    fn sdn_update<C: SdnConfig>(
+        &self,
+        vnet: Option<&str>,
+        id: &str,
+        cfg: &C,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        let mut params = to_params(cfg)?;
+        params.retain(|(k, _)| {
+            !read_only(C::KIND, k)
+                && k != "type"
+                && k != C::KIND.id_key()
+                && !(C::KIND == SdnKind::Subnet && k == "vnet")
+        });
+        if !delete.is_empty() {
+            params.push(p("delete", delete.join(",")));
+        }
+        lock_param(&mut params, lock);
+        let path = format!("{}/{}", sdn_base(C::KIND, vnet)?, seg(id));
+        self.t.call(Method::PUT, &path, &params, Retry::Safe)?;
+        Ok(())
+    }
+
+    fn needs_9(&self, what: &str) -> Result<()> {
+        let r = self.release()?;
+        if r.has_sdn_lock() {
+            Ok(())
+        } else {
+            Err(PveError::Unsupported {
+                what: what.into(),
+                needs: "9.0".into(),
+                found: r.to_string(),
+            })
+        }
+    }
+}
+
+fn lxc_path(node: &str, vmid: u32, tail: &str) -> String {
+    format!("/nodes/{}/lxc/{vmid}{tail}", seg(node))
+}
+
+impl Pve for PveClient {
+    fn version(&self) -> Result<VersionInfo> {
+        self.get("/version", &[])
+    }
+
+    fn release(&self) -> Result<Release> {
+        if let Some(r) = self.release.get() {
+            return Ok(*r);
+        }
+        let r = self.version()?.parse_release()?;
+        Ok(*self.release.get_or_init(|| r))
+    }
+
+    fn cluster_status(&self) -> Result<Vec<ClusterStatusEntry>> {
+        self.get("/cluster/status", &[])
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeSummary>> {
+        self.get("/nodes", &[])
+    }
+
+    fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>> {
+        self.get(&format!("/nodes/{}/network", seg(node)), &[])
+    }
+
+    fn next_vmid(&self, wanted: Option<u32>) -> Result<u32> {
+        let params: Params = wanted.map(|w| p("vmid", w)).into_iter().collect();
+        let v: Value = self.get("/cluster/nextid", &params)?;
+        let n = match &v {
+            Value::String(s) => s.parse().ok(),
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            _ => None,
+        };
+        n.ok_or_else(|| PveError::Decode {
+            method: "GET".into(),
+            path: "/cluster/nextid".into(),
+            message: format!("not a VMID: {v}"),
+        })
+    }
+
+    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
+        self.sdn_list(None)
+    }
+    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
+        self.sdn_list(None)
+    }
+    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
+        self.sdn_list(None)
+    }
+    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
+        self.sdn_list(Some(vnet))
+    }
+    fn sdn_create_controller(
+        &self,
+        id: &str,
+        cfg: &ControllerConfig,
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_create(None, id, cfg, lock)
+    }
+    fn sdn_create_zone(
+        &self,
+        id: &str,
+        cfg: &ZoneConfig,
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_create(None, id, cfg, lock)
+    }
+    fn sdn_create_vnet(
+        &self,
+        id: &str,
+        cfg: &VnetConfig,
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_create(None, id, cfg, lock)
+    }
+    fn sdn_create_subnet(
+        &self,
+        vnet: &str,
+        cidr: &str,
+        cfg: &SubnetConfig,
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_create(Some(vnet), cidr, cfg, lock)
+    }
+    fn sdn_update_controller(
+        &self,
+        id: &str,
+        cfg: &ControllerConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_update(None, id, cfg, delete, lock)
+    }
+    fn sdn_update_zone(
+        &self,
+        id: &str,
+        cfg: &ZoneConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_update(None, id, cfg, delete, lock)
+    }
+    fn sdn_update_vnet(
+        &self,
+        id: &str,
+        cfg: &VnetConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_update(None, id, cfg, delete, lock)
+    }
+    fn sdn_update_subnet(
+        &self,
+        vnet: &str,
+        id: &str,
+        cfg: &SubnetConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_update(Some(vnet), id, cfg, delete, lock)
+    }
+    fn sdn_delete(
+        &self,
+        kind: SdnKind,
+        vnet: Option<&str>,
+        id: &str,
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        let mut params = Vec::new();
+        lock_param(&mut params, lock);
+        let path = format!("{}/{}", sdn_base(kind, vnet)?, seg(id));
+        self.t.call(Method::DELETE, &path, &params, Retry::Never)?;
+        Ok(())
+    }
+
+    fn sdn_lock(&self, allow_pending: bool) -> Result<Option<SdnLockToken>> {
+        if !self.release()?.has_sdn_lock() {
+            return Ok(None);
+        }
+        let params = if allow_pending {
+            vec![p("allow-pending", 1)]
+        } else {
+            Vec::new()
+        };
+        let token: String = self.typed(Method::POST, "/cluster/sdn/lock", &params, Retry::Never)?;
+        Ok(Some(SdnLockToken(token)))
+    }
+
+    fn sdn_unlock(&self, lock: &SdnLockToken, force: bool) -> Result<()> {
+        self.needs_9("the SDN lock")?;
+        let mut params = vec![p("lock-token", &lock.0)];
+        if force {
+            params.push(p("force", 1));
+        }
+        self.t
+            .call(Method::DELETE, "/cluster/sdn/lock", &params, Retry::Never)?;
+        Ok(())
+    }
+
+    fn sdn_apply(&self, lock: Option<&SdnLockToken>, release_lock: bool) -> Result<Upid> {
+        let mut params = Vec::new();
+        if lock.is_some() {
+            self.needs_9("applying SDN under a lock")?;
+            lock_param(&mut params, lock);
+            if !release_lock {
+                params.push(p("release-lock", 0));
+            }
+        }
+        self.upid(Method::PUT, "/cluster/sdn", &params)
+    }
+
+    fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()> {
+        self.needs_9("SDN rollback")?;
+        let mut params = Vec::new();
+        lock_param(&mut params, lock);
+        self.t
+            .call(Method::POST, "/cluster/sdn/rollback", &params, Retry::Never)?;
+        Ok(())
+    }
+
+    fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>> {
+        self.get(&format!("/nodes/{}/lxc", seg(node)), &[])
+    }
+
+    fn lxc_create(&self, node: &str, req: &LxcCreate) -> Result<Upid> {
+        self.upid(
+            Method::POST,
+            &format!("/nodes/{}/lxc", seg(node)),
+            &req.params(),
+        )
+    }
+
+    fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig> {
+        self.get(&lxc_path(node, vmid, "/config"), &[])
+            .map(LxcConfig)
+    }
+
+    fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
+        self.t.call(
+            Method::PUT,
+            &lxc_path(node, vmid, "/config"),
+            &req.params(),
+            Retry::Safe,
+        )?;
+        Ok(())
+    }
+
+    fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
+        self.get(&lxc_path(node, vmid, "/status/current"), &[])
+    }
+
+    fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(Method::POST, &lxc_path(node, vmid, "/status/start"), &[])
+    }
+
+    fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
+        self.upid(Method::POST, &lxc_path(node, vmid, "/status/stop"), &[])
+    }
+
+    fn lxc_shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeout: Option<Duration>,
+        force_stop: bool,
+    ) -> Result<Upid> {
+        let mut params = Vec::new();
+        if let Some(t) = timeout {
+            params.push(p("timeout", t.as_secs()));
+        }
+        if force_stop {
+            params.push(p("forceStop", 1));
+        }
+        self.upid(
+            Method::POST,
+            &lxc_path(node, vmid, "/status/shutdown"),
+            &params,
+        )
+    }
+
+    fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid> {
+        let params = if purge {
+            vec![p("purge", 1)]
+        } else {
+            Vec::new()
+        };
+        self.upid(Method::DELETE, &lxc_path(node, vmid, ""), &params)
+    }
+
+    fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
+        self.get(
+            &format!(
+                "/nodes/{}/tasks/{}/status",
+                seg(upid.node()),
+                seg(upid.as_str())
+            ),
+            &[],
+        )
+    }
+
+    fn ha_resources(&self) -> Result<Vec<HaResource>> {
+        self.get("/cluster/ha/resources", &[])
+    }
+
+    fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
+        let mut params = to_params(spec)?;
+        params.push(p("sid", sid));
+        self.t
+            .call(Method::POST, "/cluster/ha/resources", &params, Retry::Never)?;
+        Ok(())
+    }
+
+    fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
+        let params = to_params(spec)?;
+        self.t.call(
+            Method::PUT,
+            &format!("/cluster/ha/resources/{}", seg(sid)),
+            &params,
+            Retry::Safe,
+        )?;
+        Ok(())
+    }
+
+    fn ha_remove(&self, sid: &str) -> Result<()> {
+        self.t.call(
+            Method::DELETE,
+            &format!("/cluster/ha/resources/{}", seg(sid)),
+            &[],
+            Retry::Never,
+        )?;
+        Ok(())
+    }
+
+    fn storage_content(
+        &self,
+        node: &str,
+        storage: &str,
+        content: Option<&str>,
+    ) -> Result<Vec<StorageVolume>> {
+        let params: Params = content.map(|c| p("content", c)).into_iter().collect();
+        self.get(
+            &format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
+            &params,
+        )
+    }
+
+    fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>> {
+        self.get(&format!("/nodes/{}/aplinfo", seg(node)), &[])
+    }
+
+    fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
+        self.upid(
+            Method::POST,
+            &format!("/nodes/{}/aplinfo", seg(node)),
+            &[p("storage", storage), p("template", template)],
+        )
+    }
+
+    fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid> {
+        self.upid(
+            Method::POST,
+            &format!("/nodes/{}/storage/{}/download-url", seg(node), seg(storage)),
+            &to_params(req)?,
+        )
+    }
+
+    fn upload(
+        &self,
+        node: &str,
+        storage: &str,
+        content: &str,
+        file: &Path,
+        file_name: &str,
+    ) -> Result<Upid> {
+        let path = format!("/nodes/{}/storage/{}/upload", seg(node), seg(storage));
+        let data = self
+            .t
+            .upload(&path, &[p("content", content)], "filename", file_name, file)?;
+        serde_json::from_value(data).map_err(|e| PveError::Decode {
+            method: "POST".into(),
+            path,
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! The Proxmox VE HTTP API client (reqwest, blocking, rustls with ring).
+//!
+//! - auth: API token or ticket (`auth.rs`); secrets never print;
+//! - TLS: a CA file such as `/etc/pve/pve-root-ca.pem` or a pinned SHA-256
+//!   fingerprint (`tls.rs`); verification cannot be turned off;
+//! - typed calls behind the [`Pve`] trait (`api.rs`), implemented by
+//!   [`PveClient`] (`client.rs`) over the HTTP layer (`http.rs`: timeouts,
+//!   retries only for safe calls, Proxmox's messages kept intact);
+//! - tasks: [`Pve::wait_task`] polls a UPID until it stops or a deadline;
+//! - SDN: pending-aware reads (`sdn.rs`) and [`sdn_transaction`], which
+//!   uses the 9.x SDN lock when the cluster has it.
+//!
+//! Side effects: network calls to the configured Proxmox URL only.
+
+mod api;
+mod auth;
+mod client;
+mod de;
+mod error;
+mod http;
+pub mod known_calls;
+mod lxc;
+mod sdn;
+mod stored;
+mod tls;
+mod types;
+
+pub use api::{Pve, sdn_transaction};
+pub use auth::{Credentials, Secret};
+pub use client::{ClientConfig, PveClient};
+pub use error::{PveError, Result};
+pub use http::{ClientOptions, Retry, RetryPolicy};
+pub use lxc::{GuestState, LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
+pub use sdn::{
+    ControllerConfig, PendingState, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig,
+    VnetConfig, ZoneConfig,
+};
+pub use stored::{ConnectionError, StoredConnection, StoredTrust};
+pub use tls::{Fingerprint, Trust};
+pub use types::{
+    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
+    NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
+    VersionInfo,
+};

@@ -1,0 +1,240 @@
+//! Making Proxmox match the manifests.
+//!
+//! A pass is: load and validate every manifest ([`Desired`]), take a
+//! snapshot of Proxmox and OrbitLab's records ([`observe`]), compute the
+//! steps ([`plan`], pure), run them ([`execute`]), and write each object's
+//! status (`Ready`, `Progressing`, `Failed` with reason and since). The
+//! whole pass runs under the cluster lock `orbitlab-reconcile`, so two
+//! reconcilers never interleave; [`Reconciler::run`] repeats passes until
+//! nothing is left to do or no progress is made.
+
+pub mod action;
+mod execute;
+pub mod ids;
+pub mod init;
+mod observe;
+pub mod observed;
+pub mod plan;
+mod pushed;
+pub mod tags;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use orbitlab_manifests::{Kind, ManifestErrors, ManifestSet, Name};
+
+pub use action::Action;
+pub use execute::{Context, Outcome, execute};
+pub use observe::observe;
+pub use observed::Observed;
+pub use plan::{Desired, ObjectKey, Plan, plan};
+
+use crate::host::{ContainerHost, HostError};
+use crate::ipam::IpamError;
+use crate::pve::{Pve, PveError};
+use crate::status::{ConditionType, ObjectStatus};
+use crate::store::{LockName, ObjectError, Store, StoreError};
+
+/// Why a pass could not run (a failing step is reported per object
+/// instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Pve(#[from] PveError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+    #[error("the stored manifests are invalid; nothing was changed:\n{0}")]
+    Manifests(#[from] ManifestErrors),
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    #[error(transparent)]
+    Tag(#[from] tags::TagError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Settings of a reconciler.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How long one Proxmox task may run.
+    pub task_deadline: Duration,
+    /// Most passes [`Reconciler::run`] makes.
+    pub max_passes: usize,
+    /// Which steps this node takes.
+    pub scope: Scope,
+}
+
+/// Which steps a reconciler takes (see `DESIGN.md`, "Coordination").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every step: this node owns the cluster-scoped work (SDN, IPAM,
+    /// VMIDs, container lifecycle) and writes statuses.
+    Cluster,
+    /// Only what must run on this node: configuring its own containers.
+    Node,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { task_deadline: Duration::from_secs(300), max_passes: 8, scope: Scope::Cluster }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub passes: usize,
+    pub steps: usize,
+    pub ready: Vec<ObjectKey>,
+    pub progressing: BTreeMap<ObjectKey, String>,
+    pub failed: BTreeMap<ObjectKey, String>,
+}
+
+/// The engine's reconciler over one store, one Proxmox and one node's
+/// container host.
+#[derive(Debug)]
+pub struct Reconciler<'a> {
+    pub pve: &'a dyn Pve,
+    pub store: &'a Store,
+    pub host: &'a dyn ContainerHost,
+    pub options: Options,
+}
+
+impl Reconciler<'_> {
+    /// The desired state from the stored manifests, validated as a whole.
+    pub fn desired(&self) -> Result<Desired, ReconcileError> {
+        let set = ManifestSet::new(self.store.read_all_manifests()?)?;
+        Ok(Desired::from_set(&set))
+    }
+
+    /// The plan of the next pass (reads only), restricted to this
+    /// reconciler's [`Scope`].
+    pub fn plan(&self) -> Result<(Plan, Observed), ReconcileError> {
+        let desired = self.desired()?;
+        let observed = observe(self.pve, self.store, &uplink_bridge(&desired))?;
+        let mut plan = plan(&desired, &observed);
+        if self.options.scope == Scope::Node {
+            let local = self.host.local_node();
+            plan.actions.retain(|a| matches!(a, Action::Configure(c) if c.node == local));
+        }
+        Ok((plan, observed))
+    }
+
+    /// Runs passes until nothing is left to do, nothing progresses, or
+    /// `max_passes` is reached; writes statuses after every pass.
+    pub fn run(&self) -> Result<Report, ReconcileError> {
+        let mut report = Report::default();
+        let lock: LockName = "reconcile".parse()?;
+        for _ in 0..self.options.max_passes {
+            // Node-scoped work touches only this node's containers.
+            let _guard = match self.options.scope {
+                Scope::Cluster => Some(self.store.lock(&lock)?),
+                Scope::Node => None,
+            };
+            report.passes += 1;
+            let (plan, observed) = self.plan()?;
+            let context = Context { pve: self.pve, store: self.store, host: self.host, task_deadline: self.options.task_deadline };
+            let outcome = execute(&plan, &context, observed.own_pending());
+            let after = if outcome.done > 0 { self.plan()? } else { (plan.clone(), observed) };
+            if self.options.scope == Scope::Cluster {
+                self.write_statuses(&after.0, &after.1, &plan, &outcome)?;
+            }
+            report.steps += outcome.done;
+            report.failed = outcome.failed.clone();
+            report.failed.extend(after.0.blocked.iter().map(|(k, v)| (k.clone(), v.clone())));
+            report.ready = after.0.ready().into_iter().collect();
+            report.progressing = outcome.deferred.clone();
+            let waiting_only = after.0.actions.iter().all(|a| {
+                a.object().is_some_and(|o| outcome.deferred.contains_key(&o) || outcome.failed.contains_key(&o))
+            });
+            if after.0.is_empty() || outcome.done == 0 || waiting_only {
+                for action in &after.0.actions {
+                    if let Some(o) = action.object()
+                        && !report.failed.contains_key(&o)
+                    {
+                        report.progressing.entry(o).or_insert_with(|| format!("next: {action}"));
+                    }
+                }
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes every planned object's status from the plan after the pass.
+    fn write_statuses(&self, after: &Plan, observed: &Observed, before: &Plan, outcome: &Outcome) -> Result<(), ReconcileError> {
+        let node = self.host.local_node().to_owned();
+        let mut objects: Vec<ObjectKey> = after.declared.iter().cloned().collect();
+        objects.extend(before.actions.iter().filter_map(Action::object));
+        objects.sort();
+        objects.dedup();
+        for key in objects {
+            let (kind, name) = (key.0, key.1.clone());
+            let Ok(name) = name.parse::<Name>() else { continue };
+            if !after.declared.contains(&key) && !observed.statuses.contains(&key) && !outcome.failed.contains_key(&key) {
+                continue; // Torn down, or never had a status.
+            }
+            if !after.declared.contains(&key) && !observed_leftovers(kind, &key.1, observed) && !outcome.failed.contains_key(&key) {
+                continue;
+            }
+            let mut status = self.store.read_status(kind, &name)?.unwrap_or_default();
+            status.node = Some(node.clone());
+            status.updated = Some(crate::status::rfc3339(std::time::SystemTime::now()));
+            status.outputs = execute::describe(kind, name.as_ref(), observed);
+            if let Some(extra) = outcome.outputs.get(&key) {
+                status.outputs.extend(extra.clone());
+            }
+            apply_conditions(&mut status, &key, after, outcome);
+            self.store.write_status(kind, &name, &status)?;
+        }
+        Ok(())
+    }
+}
+
+/// True while anything of a deleted object remains.
+fn observed_leftovers(kind: Kind, name: &str, observed: &Observed) -> bool {
+    !execute::describe(kind, name, observed).is_empty()
+}
+
+fn apply_conditions(status: &mut ObjectStatus, key: &ObjectKey, after: &Plan, outcome: &Outcome) {
+    use ConditionType::{Failed, Progressing, Ready};
+    let declared = after.declared.contains(key);
+    if let Some(reason) = after.blocked.get(key) {
+        status.set_condition(Ready, false, "Blocked", reason);
+        status.set_condition(Progressing, false, "Blocked", reason);
+        status.set_condition(Failed, true, "Blocked", reason);
+    } else if let Some(error) = outcome.failed.get(key) {
+        status.set_condition(Ready, false, "StepFailed", error);
+        status.set_condition(Progressing, false, "StepFailed", "retrying with backoff");
+        status.set_condition(Failed, true, "StepFailed", error);
+    } else if let Some(waiting) = outcome.deferred.get(key) {
+        status.set_condition(Ready, false, "Waiting", waiting);
+        status.set_condition(Progressing, true, "Waiting", waiting);
+        status.set_condition(Failed, false, "Waiting", "");
+    } else if let Some(next) = after.steps_of(key).next() {
+        let message = format!("next: {next}");
+        let reason = if declared { "Reconciling" } else { "Deleting" };
+        status.set_condition(Ready, false, reason, &message);
+        status.set_condition(Progressing, true, reason, &message);
+        status.set_condition(Failed, false, reason, "");
+    } else {
+        status.set_condition(Ready, true, "Reconciled", "everything the manifest declares exists in Proxmox");
+        status.set_condition(Progressing, false, "Reconciled", "");
+        status.set_condition(Failed, false, "Reconciled", "");
+    }
+}
+
+/// The bridge whose address and MTU define the Backplane's peers.
+fn uplink_bridge(desired: &Desired) -> String {
+    desired.cluster.as_ref().map_or_else(|| "vmbr0".to_owned(), |(_, c)| c.defaults.bridge.to_string())
+}
+
+/// Node-scoped helper for callers: the `ContainerHost` of this node.
+pub fn local_host() -> crate::host::Pct {
+    crate::host::Pct::new(crate::store::node_name())
+}
+

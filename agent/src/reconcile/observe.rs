@@ -1,0 +1,186 @@
+//! Gathering an [`Observed`] snapshot: Proxmox through the [`Pve`] API,
+//! OrbitLab's records through the store. Reads only.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use orbitlab_manifests::Kind;
+
+use super::ReconcileError;
+use super::ids::{GUEST_TAG, Marker};
+use super::observed::{ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs};
+use super::tags;
+use crate::ipam::{IpamSession, Owner};
+use crate::pve::{GuestState, PendingState, Pve, SdnItem};
+use crate::store::Store;
+
+/// Takes a snapshot. `uplink` is the bridge whose address and MTU count
+/// (the cluster default, `vmbr0`).
+pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, ReconcileError> {
+    let mut observed = Observed { pve_major: pve.release()?.major.try_into().unwrap_or(u8::MAX), ..Observed::default() };
+    for node in pve.nodes()? {
+        let online = node.status == "online";
+        let uplink = if online { node_uplink(pve, &node.node, uplink)? } else { None };
+        observed.nodes.insert(node.node, NodeObs { online, uplink });
+    }
+    for item in pve.sdn_controllers()? {
+        if let (Some(c), pending) = settled(&item)? {
+            observed.controllers.insert(
+                item.id.clone(),
+                ControllerObs {
+                    kind: c.kind.unwrap_or_default(),
+                    asn: c.asn,
+                    peers: addresses(c.peers.as_deref()),
+                    pending,
+                },
+            );
+        }
+    }
+    for item in pve.sdn_zones()? {
+        if let (Some(z), pending) = settled(&item)? {
+            observed.zones.insert(
+                item.id.clone(),
+                ZoneObs {
+                    kind: z.kind.unwrap_or_default(),
+                    controller: z.controller,
+                    vrf_vxlan: z.vrf_vxlan,
+                    peers: addresses(z.peers.as_deref()),
+                    exitnodes: list(z.exitnodes.as_deref()),
+                    advertise_subnets: z.advertise_subnets.unwrap_or(false),
+                    mtu: z.mtu,
+                    pending,
+                },
+            );
+        }
+    }
+    for item in pve.sdn_vnets()? {
+        if let (Some(v), pending) = settled(&item)? {
+            observed.vnets.insert(
+                item.id.clone(),
+                VnetObs { zone: v.zone.unwrap_or_default(), tag: v.tag, alias: v.alias, pending },
+            );
+        }
+    }
+    let vnets: Vec<String> = observed.vnets.keys().cloned().collect();
+    for vnet in vnets {
+        for item in pve.sdn_subnets(&vnet)? {
+            let (Some(s), pending) = settled(&item)? else { continue };
+            let Some(cidr) = s.cidr.as_deref().and_then(|c| c.parse::<Ipv4Net>().ok()).or_else(|| cidr_of_subnet_id(&item.id)) else {
+                continue;
+            };
+            observed.subnets.insert(
+                item.id.clone(),
+                SubnetObs {
+                    vnet: vnet.clone(),
+                    cidr,
+                    gateway: s.gateway.as_deref().and_then(|g| g.parse().ok()),
+                    snat: s.snat.unwrap_or(false),
+                    pending,
+                },
+            );
+        }
+    }
+    let online: Vec<String> = observed.nodes.iter().filter(|(_, n)| n.online).map(|(n, _)| n.clone()).collect();
+    for node in online {
+        for guest in pve.lxc_list(&node)? {
+            let tagged = guest.tags.as_deref().is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG));
+            let marker = if tagged {
+                pve.lxc_config(&node, guest.vmid)?.description().as_deref().and_then(Marker::find_in)
+            } else {
+                None
+            };
+            observed.containers.insert(
+                guest.vmid,
+                ContainerObs {
+                    node: node.clone(),
+                    hostname: guest.name.clone(),
+                    running: guest.status == GuestState::Running,
+                    marker,
+                },
+            );
+        }
+    }
+    observed.tags = tags::read(store)?;
+    observed.addresses = addresses_by_owner(store)?;
+    observed.pushed = super::pushed::read_all(store)?;
+    for kind in [Kind::Cluster, Kind::Sector] {
+        for name in store.read_statuses(kind)?.into_keys() {
+            observed.statuses.insert((kind, name));
+        }
+    }
+    Ok(observed)
+}
+
+/// The configuration an SDN object will have once pending changes are
+/// applied (`None` when pending deletion is all that is left is handled by
+/// the caller), with its pending state.
+fn settled<C: crate::pve::SdnConfig>(item: &SdnItem<C>) -> Result<(Option<C>, Option<Pending>), ReconcileError> {
+    let pending = item.state.map(|s| match s {
+        PendingState::New => Pending::New,
+        PendingState::Changed => Pending::Changed,
+        PendingState::Deleted => Pending::Deleted,
+    });
+    if pending == Some(Pending::Deleted) {
+        // Still listed until applied: keep its last running config.
+        return Ok((item.running.clone(), pending));
+    }
+    Ok((item.desired()?, pending))
+}
+
+fn node_uplink(pve: &dyn Pve, node: &str, bridge: &str) -> Result<Option<Uplink>, ReconcileError> {
+    let Some(iface) = pve.node_network(node)?.into_iter().find(|i| i.iface == bridge) else {
+        return Ok(None);
+    };
+    let network = iface
+        .cidr
+        .as_deref()
+        .and_then(|c| c.parse::<Ipv4Net>().ok())
+        .or_else(|| {
+            let addr: Ipv4Addr = iface.address.as_deref()?.parse().ok()?;
+            let mask: Ipv4Addr = iface.netmask.as_deref()?.parse().ok()?;
+            Ipv4Net::with_netmask(addr, mask).ok()
+        });
+    Ok(network.map(|net| Uplink { address: net.addr(), network: net.trunc(), mtu: iface.mtu.unwrap_or(1500) }))
+}
+
+fn list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default().split([',', ';', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn addresses(text: Option<&str>) -> Vec<Ipv4Addr> {
+    list(text).iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// `<zone>-<a.b.c.d>-<prefix>` → the subnet's CIDR.
+fn cidr_of_subnet_id(id: &str) -> Option<Ipv4Net> {
+    let mut parts = id.rsplitn(3, '-');
+    let prefix = parts.next()?;
+    let ip = parts.next()?;
+    format!("{ip}/{prefix}").parse().ok()
+}
+
+/// Every IPAM allocation, by owner and pool.
+fn addresses_by_owner(store: &Store) -> Result<BTreeMap<String, BTreeMap<String, Ipv4Addr>>, ReconcileError> {
+    let mut session = IpamSession::begin(store)?;
+    let mut out: BTreeMap<String, BTreeMap<String, Ipv4Addr>> = BTreeMap::new();
+    for id in session.pools()? {
+        let Some(pool) = session.recorded_pool(&id)? else { continue };
+        for (addr, owner) in session.list(&pool)? {
+            out.entry(Owner::as_str(&owner).to_owned()).or_default().insert(id.to_string(), addr);
+        }
+    }
+    Ok(out)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_ids_give_their_cidr() {
+        assert_eq!(cidr_of_subnet_id("olz1001-172.16.0.0-24"), Some("172.16.0.0/24".parse().unwrap()));
+        assert_eq!(cidr_of_subnet_id("nonsense"), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! What the planner sees: a snapshot of Proxmox (nodes, SDN objects with
+//! their pending state, containers) and of OrbitLab's own records (VNet tag
+//! reservations, IPAM allocations, configurations pushed). Plain data,
+//! gathered by [`super::observe`]; tests build it by hand.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::ids::Marker;
+
+/// Proxmox VE major version (8 or 9): 9 has the SDN lock API.
+pub type PveMajor = u8;
+
+/// A change Proxmox holds pending until `PUT /cluster/sdn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    New,
+    Changed,
+    Deleted,
+}
+
+/// A node and its `vmbr0` (uplink) interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeObs {
+    pub online: bool,
+    pub uplink: Option<Uplink>,
+}
+
+/// Address, network and MTU of a node's uplink bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uplink {
+    pub address: Ipv4Addr,
+    pub network: Ipv4Net,
+    pub mtu: u32,
+}
+
+/// An SDN controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerObs {
+    pub kind: String,
+    pub asn: Option<u32>,
+    pub peers: Vec<Ipv4Addr>,
+    pub pending: Option<Pending>,
+}
+
+/// An SDN zone (as it will be once pending changes are applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneObs {
+    pub kind: String,
+    pub controller: Option<String>,
+    pub vrf_vxlan: Option<u32>,
+    pub peers: Vec<Ipv4Addr>,
+    pub exitnodes: Vec<String>,
+    pub advertise_subnets: bool,
+    pub mtu: Option<u32>,
+    pub pending: Option<Pending>,
+}
+
+/// An SDN VNet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VnetObs {
+    pub zone: String,
+    pub tag: Option<u32>,
+    pub alias: Option<String>,
+    pub pending: Option<Pending>,
+}
+
+/// An SDN subnet (id `<zone>-<ip>-<prefix>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetObs {
+    pub vnet: String,
+    pub cidr: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub snat: bool,
+    pub pending: Option<Pending>,
+}
+
+/// A container, with OrbitLab's marker when it carries one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerObs {
+    pub node: String,
+    pub hostname: Option<String>,
+    pub running: bool,
+    pub marker: Option<Marker>,
+}
+
+/// Everything the planner reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub pve_major: PveMajor,
+    pub nodes: BTreeMap<String, NodeObs>,
+    pub controllers: BTreeMap<String, ControllerObs>,
+    pub zones: BTreeMap<String, ZoneObs>,
+    pub vnets: BTreeMap<String, VnetObs>,
+    pub subnets: BTreeMap<String, SubnetObs>,
+    /// Every guest by VMID (only OrbitLab's carry a marker).
+    pub containers: BTreeMap<u32, ContainerObs>,
+    /// OrbitLab's VNet tag reservations: tag → Sector name.
+    pub tags: BTreeMap<u32, String>,
+    /// IPAM allocations: owner (`sector/web/gateway`) → pool id → address.
+    pub addresses: BTreeMap<String, BTreeMap<String, Ipv4Addr>>,
+    /// Digest of the configuration last pushed, by container VMID.
+    pub pushed: BTreeMap<u32, String>,
+    /// Objects that have a status file.
+    pub statuses: std::collections::BTreeSet<(orbitlab_manifests::Kind, String)>,
+}
+
+impl Observed {
+    /// The online nodes whose uplink is known, by name.
+    pub fn uplinks(&self) -> BTreeMap<&str, Uplink> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.online)
+            .filter_map(|(name, n)| Some((name.as_str(), n.uplink?)))
+            .collect()
+    }
+
+    /// Pending SDN changes on objects OrbitLab does not own: ids.
+    pub fn foreign_pending(&self) -> Vec<String> {
+        let ours = super::ids::is_ours;
+        let mut ids: Vec<String> = Vec::new();
+        ids.extend(self.controllers.iter().filter(|(id, c)| c.pending.is_some() && !ours(id)).map(|(id, _)| format!("controller {id}")));
+        ids.extend(self.zones.iter().filter(|(id, z)| z.pending.is_some() && !ours(id)).map(|(id, _)| format!("zone {id}")));
+        ids.extend(self.vnets.iter().filter(|(id, v)| v.pending.is_some() && !ours(id)).map(|(id, _)| format!("vnet {id}")));
+        ids.extend(self.subnets.iter().filter(|(_, s)| s.pending.is_some() && !ours(&s.vnet)).map(|(id, _)| format!("subnet {id}")));
+        ids
+    }
+
+    /// True when any of OrbitLab's SDN objects has a pending change.
+    pub fn own_pending(&self) -> bool {
+        let ours = super::ids::is_ours;
+        self.controllers.iter().any(|(id, c)| c.pending.is_some() && ours(id))
+            || self.zones.iter().any(|(id, z)| z.pending.is_some() && ours(id))
+            || self.vnets.iter().any(|(id, v)| v.pending.is_some() && ours(id))
+            || self.subnets.values().any(|s| s.pending.is_some() && ours(&s.vnet))
+    }
+
+    /// Every VNI/tag in use in Proxmox (VNet tags, zone VRF VNIs) or
+    /// reserved by OrbitLab.
+    pub fn used_tags(&self) -> std::collections::BTreeSet<u32> {
+        self.vnets
+            .values()
+            .filter_map(|v| v.tag)
+            .chain(self.zones.values().filter_map(|z| z.vrf_vxlan))
+            .chain(self.tags.keys().copied())
+            .collect()
+    }
+
+    /// The container carrying `marker`, if any (the lowest VMID when a
+    /// crash left two).
+    pub fn container(&self, marker: &Marker) -> Option<(u32, &ContainerObs)> {
+        self.containers
+            .iter()
+            .find(|(_, c)| c.marker.as_ref() == Some(marker))
+            .map(|(vmid, c)| (*vmid, c))
+    }
+}

@@ -1,0 +1,167 @@
+//! Rendering what goes into a Sector's running gateway and DNS containers,
+//! and deciding whether it must be pushed (its digest differs from the one
+//! recorded after the last push).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use orbitlab_manifests::{Kind, Name, Protocol as SpecProtocol, SectorSpec};
+use sha2::{Digest, Sha256};
+
+use super::Planner;
+use super::backplane::{Backplane, first_host, second_host};
+use super::sector::subnet_pool;
+use crate::reconcile::action::{Action, ConfigurePlan, FileToPush};
+use crate::reconcile::ids::{Marker, Role};
+use crate::render::{
+    self, DnsConfig, DnsLabel, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol,
+    RenderedFile,
+};
+
+/// Commands that load the gateway's configuration.
+fn gateway_reload() -> Vec<Vec<String>> {
+    argv(&[&["nft", "-f", render::NFTABLES_PATH], &["systemctl", "restart", "frr"]])
+}
+
+/// Commands that load the DNS server's configuration.
+fn dns_reload() -> Vec<Vec<String>> {
+    argv(&[&["systemctl", "restart", "dnsmasq"]])
+}
+
+fn argv(commands: &[&[&str]]) -> Vec<Vec<String>> {
+    commands.iter().map(|c| c.iter().map(|s| s.to_string()).collect()).collect()
+}
+
+impl Planner<'_> {
+    /// Configuration steps for the Sector's two containers, once both run
+    /// and every address they need is allocated; `None` before that (the
+    /// next pass plans them).
+    pub(super) fn configure_sector(
+        &self,
+        name: &Name,
+        spec: &SectorSpec,
+        tag: u32,
+        bp: &Backplane,
+    ) -> Option<Vec<Action>> {
+        let gateway = Marker::part(Kind::Sector, name, Role::Gateway);
+        let dns = Marker::part(Kind::Sector, name, Role::Dns);
+        let (gw_vmid, gw) = self.observed.container(&gateway).filter(|(_, c)| c.running)?;
+        let (dns_vmid, dns_c) = self.observed.container(&dns).filter(|(_, c)| c.running)?;
+        let backplane_address = self.address(&gateway.owner(), &bp.pool().id)?;
+        let subnets = spec.effective_subnets();
+        let first = subnets.first()?.cidr;
+        let sector_label = name.as_ref().parse::<DnsLabel>().ok()?;
+
+        let gateway_config = GatewayConfig::new(GatewaySpec {
+            sector: sector_label.clone(),
+            hostname: Role::Gateway.hostname(tag).parse::<DnsLabel>().ok()?,
+            subnets: subnets
+                .iter()
+                .map(|s| GatewaySubnet { cidr: s.cidr, gateway: first_host(s.cidr) })
+                .collect(),
+            backplane_address: Ipv4Net::new(backplane_address, bp.cidr.prefix_len()).ok()?,
+            backplane_gateway: bp.gateway,
+            ingress: spec
+                .ingress
+                .iter()
+                .filter_map(|rule| {
+                    let to = match (&rule.to_address, &rule.to_instance) {
+                        (Some(addr), _) => *addr,
+                        (None, Some(instance)) => self.instance_address(name, spec, instance.as_ref())?,
+                        (None, None) => return None,
+                    };
+                    Some(Ingress {
+                        name: rule.name.as_ref().parse::<DnsLabel>().ok()?,
+                        protocol: match rule.protocol {
+                            SpecProtocol::Tcp => Protocol::Tcp,
+                            SpecProtocol::Udp => Protocol::Udp,
+                        },
+                        port: rule.port,
+                        to,
+                        to_port: rule.target_port(),
+                    })
+                })
+                .collect(),
+        })
+        .ok()?;
+
+        let mut records: BTreeMap<DnsLabel, Ipv4Addr> = BTreeMap::new();
+        records.insert("router".parse::<DnsLabel>().ok()?, first_host(first));
+        records.insert("dns".parse::<DnsLabel>().ok()?, second_host(first));
+        for (instance, addr) in self.instance_addresses(name, spec) {
+            if let Ok(label) = instance.parse::<DnsLabel>() {
+                records.insert(label, addr);
+            }
+        }
+        let dns_config = DnsConfig::new(DnsSpec {
+            sector: sector_label,
+            listen: second_host(first),
+            upstreams: Vec::new(),
+            records,
+        })
+        .ok()?;
+
+        let mut steps = Vec::new();
+        for (marker, vmid, node, files, reload) in [
+            (gateway, gw_vmid, &gw.node, render::gateway_files(&gateway_config), gateway_reload()),
+            (dns, dns_vmid, &dns_c.node, render::dns_files(&dns_config), dns_reload()),
+        ] {
+            let digest = digest(vmid, &files, &reload);
+            if self.observed.pushed.get(&vmid) != Some(&digest) {
+                steps.push(Action::Configure(Box::new(ConfigurePlan {
+                    marker,
+                    vmid,
+                    node: node.clone(),
+                    files: files
+                        .into_iter()
+                        .map(|f| FileToPush { path: f.path.to_owned(), mode: f.mode, content: f.content })
+                        .collect(),
+                    reload,
+                    digest,
+                })));
+            }
+        }
+        Some(steps)
+    }
+
+    /// Addresses IPAM gave instances (`lxc/<name>`) in this Sector's subnets.
+    fn instance_addresses(&self, sector: &Name, spec: &SectorSpec) -> Vec<(String, Ipv4Addr)> {
+        let pools: Vec<String> = spec.effective_subnets().iter().map(|s| subnet_pool(sector, s.cidr).id).collect();
+        self.observed
+            .addresses
+            .iter()
+            .filter_map(|(owner, by_pool)| {
+                let instance = owner.strip_prefix("lxc/")?;
+                let addr = pools.iter().find_map(|p| by_pool.get(p))?;
+                Some((instance.to_owned(), *addr))
+            })
+            .collect()
+    }
+
+    fn instance_address(&self, sector: &Name, spec: &SectorSpec, instance: &str) -> Option<Ipv4Addr> {
+        self.instance_addresses(sector, spec)
+            .into_iter()
+            .find(|(n, _)| n == instance)
+            .map(|(_, a)| a)
+    }
+}
+
+/// SHA-256 over the VMID, every file (path, mode, content) and command.
+fn digest(vmid: u32, files: &[RenderedFile], reload: &[Vec<String>]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(vmid.to_be_bytes());
+    for f in files {
+        for part in [f.path.as_bytes(), &f.mode.to_be_bytes(), f.content.as_bytes()] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+    }
+    for command in reload {
+        for arg in command {
+            hash.update((arg.len() as u64).to_be_bytes());
+            hash.update(arg.as_bytes());
+        }
+    }
+    hex::encode(hash.finalize())
+}

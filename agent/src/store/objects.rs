@@ -1,0 +1,214 @@
+//! Manifest and status files: where each object's spec and status live,
+//! and how they are decoded.
+//!
+//! - spec:   `<root>/orbitlab/manifests/<kind>/<name>.yaml` (people, the
+//!   command, GitOps);
+//! - status: `<root>/orbitlab/status/<kind>/<name>.json` (agents only;
+//!   JSON because every `orbitlab get` reads all of them and JSON parses an
+//!   order of magnitude faster than YAML).
+//!
+//! A stored manifest that no longer decodes is reported with its file and
+//! line, never silently skipped.
+
+use std::collections::BTreeMap;
+
+use orbitlab_manifests::{Kind, Manifest, ManifestErrors, Name, Sourced, codec};
+
+use super::{Store, StoreError, StorePath};
+use crate::status::ObjectStatus;
+
+/// Reading stored objects failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored manifest does not decode or validate.
+    #[error(transparent)]
+    Manifest(#[from] ManifestErrors),
+    /// A status file written by an agent does not decode.
+    #[error("{path}: not a valid status file ({reason}); agents rewrite it on their next pass")]
+    Status { path: String, reason: String },
+}
+
+/// Where the spec of `kind/name` is stored.
+pub fn manifest_path(kind: Kind, name: &Name) -> StorePath {
+    object_path("manifests", kind, name, "yaml")
+}
+
+/// Where the status of `kind/name` is stored.
+pub fn status_path(kind: Kind, name: &Name) -> StorePath {
+    object_path("status", kind, name, "json")
+}
+
+/// The directory holding every manifest of `kind`.
+pub fn manifests_dir(kind: Kind) -> StorePath {
+    kind_dir("manifests", kind)
+}
+
+fn kind_dir(section: &str, kind: Kind) -> StorePath {
+    StorePath::config(&format!("{section}/{}", kind.dir_name()))
+        .expect("kind directories are valid store paths")
+}
+
+fn object_path(section: &str, kind: Kind, name: &Name, extension: &str) -> StorePath {
+    // A validated `Name` is a DNS label: always a valid path component.
+    kind_dir(section, kind)
+        .join(&format!("{name}.{extension}"))
+        .expect("validated names are valid path components")
+}
+
+/// The label errors use for a stored manifest: its path under the store.
+pub fn manifest_label(kind: Kind, name: &str) -> String {
+    format!("manifests/{}/{name}.yaml", kind.dir_name())
+}
+
+impl Store {
+    /// The stored manifest `kind/name`, if any.
+    pub fn read_manifest(
+        &self,
+        kind: Kind,
+        name: &Name,
+    ) -> Result<Option<Sourced<Manifest>>, ObjectError> {
+        let Some(bytes) = self.read(&manifest_path(kind, name))? else {
+            return Ok(None);
+        };
+        decode_one(kind, name.as_ref(), &bytes).map(Some)
+    }
+
+    /// Every stored manifest of `kind`, in name order. Decoding (the
+    /// costly part with thousands of objects) runs on every core.
+    pub fn read_manifests(&self, kind: Kind) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+        let files: Vec<(String, Vec<u8>)> = self
+            .read_dir(&kind_dir("manifests", kind))?
+            .into_iter()
+            .filter(|(file, _)| file.ends_with(".yaml"))
+            .collect();
+        let decode = |chunk: &[(String, Vec<u8>)]| -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+            chunk
+                .iter()
+                .map(|(file, bytes)| decode_one(kind, file.trim_end_matches(".yaml"), bytes))
+                .collect()
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if threads < 2 || files.len() < 64 {
+            return decode(&files);
+        }
+        let chunk = files.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || decode(c)))
+                .collect();
+            let mut out = Vec::with_capacity(files.len());
+            for worker in workers {
+                out.extend(worker.join().expect("manifest decoding does not panic")?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every stored manifest of every kind.
+    pub fn read_all_manifests(&self) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            out.extend(self.read_manifests(kind)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes a manifest in its canonical form.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let path = manifest_path(manifest.kind(), manifest.name());
+        self.write(&path, codec::encode(manifest).as_bytes())
+    }
+
+    /// The status an agent reported for `kind/name`, if any.
+    pub fn read_status(
+        &self,
+        kind: Kind,
+        name: &Name,
+    ) -> Result<Option<ObjectStatus>, ObjectError> {
+        let path = status_path(kind, name);
+        match self.read(&path)? {
+            Some(bytes) => decode_status(&path, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every status of `kind`, by object name.
+    pub fn read_statuses(&self, kind: Kind) -> Result<BTreeMap<String, ObjectStatus>, ObjectError> {
+        let dir = kind_dir("status", kind);
+        let mut out = BTreeMap::new();
+        for (file, bytes) in self.read_dir(&dir)? {
+            let Some(name) = file.strip_suffix(".json") else {
+                continue;
+            };
+            let path = dir.join(&file)?;
+            out.insert(name.to_owned(), decode_status(&path, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the status of `kind/name`.
+    pub fn write_status(
+        &self,
+        kind: Kind,
+        name: &Name,
+        status: &ObjectStatus,
+    ) -> Result<(), StoreError> {
+        let path = status_path(kind, name);
+        let mut text = serde_json::to_vec_pretty(status).map_err(|e| StoreError::Corrupt {
+            path: self.absolute(&path),
+            reason: format!("cannot encode status: {e}"),
+        })?;
+        text.push(b'\n');
+        self.write(&path, &text)
+    }
+
+    /// Removes the status of `kind/name` (after teardown).
+    pub fn remove_status(&self, kind: Kind, name: &Name) -> Result<bool, StoreError> {
+        self.remove(&status_path(kind, name))
+    }
+}
+
+fn decode_one(kind: Kind, name: &str, bytes: &[u8]) -> Result<Sourced<Manifest>, ObjectError> {
+    let label = manifest_label(kind, name);
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        ManifestErrors(vec![
+            orbitlab_manifests::ManifestError::new("", "the file is not UTF-8 text")
+                .at(label.clone(), None),
+        ])
+    })?;
+    let mut docs = codec::decode(&label, text).map_err(|e| ManifestErrors(vec![e]))?;
+    let wrong = |reason: String| {
+        ObjectError::Manifest(ManifestErrors(vec![
+            orbitlab_manifests::ManifestError::new("", reason).at(label.clone(), Some(1)),
+        ]))
+    };
+    if docs.len() != 1 {
+        return Err(wrong(format!(
+            "holds {} documents; a stored manifest holds exactly one",
+            docs.len()
+        )));
+    }
+    let doc = docs.remove(0);
+    if doc.value.kind() != kind || doc.value.name().as_ref() != name {
+        return Err(wrong(format!(
+            "declares {} {} but is stored as {} {name}; move it to {}",
+            doc.value.kind(),
+            doc.value.name(),
+            kind,
+            manifest_label(doc.value.kind(), doc.value.name().as_ref())
+        )));
+    }
+    Ok(doc)
+}
+
+fn decode_status(path: &StorePath, bytes: &[u8]) -> Result<ObjectStatus, ObjectError> {
+    serde_json::from_slice(bytes).map_err(|e| ObjectError::Status {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,107 @@
+//! `kind: Lxc` — a container instance placed in a Sector subnet: its
+//! template and size, where it runs, and the SSH keys and password it gets
+//! (both by reference; values live in the vault).
+//!
+//! Single-object rules: sizes in range, `node` and `placement` not both
+//! set, no SSH key listed twice. References (Sector, subnet, SSH keys,
+//! password Secret, fixed address) are resolved by [`crate::ManifestSet`].
+//! Pure: no I/O.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::PlacementPolicy;
+use super::rules::{duplicates, within};
+use crate::error::Problems;
+use crate::names::{Name, NodeName, VolumeId};
+
+/// The desired state of a container instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct LxcSpec {
+    /// The Sector the instance lives in.
+    #[garde(skip)]
+    pub sector: Name,
+    /// The subnet of that Sector; defaults to its first subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub subnet: Option<Name>,
+    /// Container template, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`.
+    #[garde(skip)]
+    pub template: VolumeId,
+    /// CPU cores, 1–128.
+    #[serde(default = "default_cores")]
+    #[garde(custom(within(1u16, 128, "")))]
+    pub cores: u16,
+    /// Memory in MiB, 16–1048576.
+    #[serde(default = "default_memory")]
+    #[garde(custom(within(16u32, 1_048_576, " MiB")))]
+    pub memory: u32,
+    /// Root disk in GiB, 1–65536.
+    #[serde(default = "default_disk")]
+    #[garde(custom(within(1u32, 65_536, " GiB")))]
+    pub disk: u32,
+    /// Pin the instance to this Proxmox node (or use `placement`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub node: Option<NodeName>,
+    /// Placement policy when `node` is absent; defaults to the cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub placement: Option<PlacementPolicy>,
+    /// SSH keys (names of `SshKey` objects) installed for root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[garde(skip)]
+    pub ssh_keys: Vec<Name>,
+    /// Root password (name of a `Secret` object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub password: Option<Name>,
+    /// A fixed address inside the subnet; otherwise IPAM picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::cidr::opt_addr")]
+    #[garde(skip)]
+    pub address: Option<Ipv4Addr>,
+}
+
+fn default_cores() -> u16 {
+    1
+}
+fn default_memory() -> u32 {
+    512
+}
+fn default_disk() -> u32 {
+    8
+}
+
+impl LxcSpec {
+    /// An instance in `sector` from `template` with default sizes
+    /// (1 core, 512 MiB, 8 GiB) and automatic placement.
+    pub fn new(sector: Name, template: VolumeId) -> Self {
+        LxcSpec {
+            sector,
+            subnet: None,
+            template,
+            cores: default_cores(),
+            memory: default_memory(),
+            disk: default_disk(),
+            node: None,
+            placement: None,
+            ssh_keys: Vec::new(),
+            password: None,
+            address: None,
+        }
+    }
+
+    pub(crate) fn check(&self, p: &mut Problems) {
+        if self.node.is_some() && self.placement.is_some() {
+            p.push("placement", "set either node (pin to one node) or placement, not both");
+        }
+        for (i, first) in duplicates(&self.ssh_keys, |k| k) {
+            p.push(
+                format!("ssh_keys[{i}]"),
+                format!("SSH key {} is already listed at ssh_keys[{first}]; list each key once", self.ssh_keys[i]),
+            );
+        }
+    }
+}

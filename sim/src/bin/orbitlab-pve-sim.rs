@@ -1,0 +1,120 @@
+//! `orbitlab-pve-sim`: run the Proxmox VE API simulator for the sandbox or
+//! for multi-process tests. Listens on loopback by default; serves HTTPS
+//! with a freshly made CA when `--tls-dir` is given (the CA goes to
+//! `DIR/pve-root-ca.pem`, like a node's `/etc/pve/pve-root-ca.pem`).
+//! The API token is `root@pam!orbitlab`; its secret comes from the
+//! environment variable `ORBITLAB_SIM_TOKEN_SECRET` (never from
+//! arguments), else the built-in test secret. Stops on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use orbitlab_sim::pve::{
+    ApiToken, DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, TestCa,
+    UserLogin,
+};
+
+/// Simulated Proxmox VE API (never for production).
+#[derive(Debug, Parser)]
+#[command(name = "orbitlab-pve-sim", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8006")]
+    listen: SocketAddr,
+    /// Node names, comma separated.
+    #[arg(long, default_value = "pve1,pve2,pve3", value_delimiter = ',')]
+    nodes: Vec<String>,
+    /// Proxmox VE version to behave like: 8.4 or 9.1.
+    #[arg(long = "pve-version", default_value = "8.4")]
+    pve_version: String,
+    /// Serve HTTPS; write the CA to DIR/pve-root-ca.pem.
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// Mirror .members and .vmlist into this directory.
+    #[arg(long)]
+    pmxcfs_root: Option<PathBuf>,
+    /// How long each task runs, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    task_ms: u64,
+    /// MTU of every node's vmbr0.
+    #[arg(long, default_value_t = 1500)]
+    mtu: u32,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let version: PveVersion = args.pve_version.parse().map_err(anyhow::Error::msg)?;
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {} (not loopback); the control API /_sim has no authentication",
+            args.listen
+        );
+    }
+    let secret = std::env::var("ORBITLAB_SIM_TOKEN_SECRET")
+        .unwrap_or_else(|_| DEFAULT_TOKEN_SECRET.to_string());
+    if secret.is_empty() {
+        bail!(
+            "ORBITLAB_SIM_TOKEN_SECRET is empty: set a secret or unset it to use the test default"
+        );
+    }
+    let tls = match &args.tls_dir {
+        None => None,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let ca = TestCa::new("OrbitLab simulator CA")?;
+            let host = args.listen.ip().to_string();
+            let material = ca.issue_server(&["localhost", &host])?;
+            let ca_path = dir.join("pve-root-ca.pem");
+            std::fs::write(&ca_path, ca.pem())
+                .with_context(|| format!("writing {}", ca_path.display()))?;
+            std::fs::write(dir.join("pve-ssl.pem"), &material.cert_chain_pem)
+                .with_context(|| format!("writing {}", dir.join("pve-ssl.pem").display()))?;
+            println!("CA: {}", ca_path.display());
+            Some(material)
+        }
+    };
+    let mut cfg = SimConfig {
+        nodes: args.nodes,
+        version,
+        tls,
+        task_duration: Duration::from_millis(args.task_ms),
+        pmxcfs_root: args.pmxcfs_root,
+        bridge_mtu: args.mtu,
+        listen: args.listen,
+        ..SimConfig::default()
+    };
+    cfg.auth.tokens = vec![ApiToken {
+        user: "root@pam".into(),
+        name: "orbitlab".into(),
+        secret,
+    }];
+    cfg.auth.users = vec![UserLogin {
+        user: "root@pam".into(),
+        password: std::env::var("ORBITLAB_SIM_PASSWORD")
+            .unwrap_or_else(|_| DEFAULT_PASSWORD.to_string()),
+    }];
+    let sim = PveSim::start(cfg)?;
+    println!("Proxmox VE {version} simulator: {}", sim.base_url());
+    println!("control API: {}/_sim/requests", sim.origin());
+    println!(
+        "token: root@pam!orbitlab (secret from ORBITLAB_SIM_TOKEN_SECRET or the test default)"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    sim.shutdown();
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The control API under `/_sim` (a prefix real Proxmox does not have), so
+//! that other processes — agents in multi-process tests — can read what
+//! the simulator saw and inject faults. No authentication: the simulator
+//! is a test tool and listens on loopback unless told otherwise.
+//!
+//! | call | effect |
+//! | --- | --- |
+//! | `GET /_sim/requests` | recorded requests (JSON array) |
+//! | `DELETE /_sim/requests` | forget them |
+//! | `GET /_sim/state` | the cluster state |
+//! | `POST /_sim/faults` `{method?, path_contains, nth?, status, message}` | fail the Nth matching request once |
+//! | `DELETE /_sim/faults` | disarm all faults, remove latency |
+//! | `POST /_sim/latency` `{millis}` | delay every API answer |
+//! | `POST /_sim/nodes/{node}` `{online}` | take a node offline / online |
+//! | `POST /_sim/task-failures` `{task_type, message}` | fail the next task of that type |
+//! | `POST /_sim/task-duration` `{millis}` | how long new tasks run |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::faults::FaultSpec;
+use super::server::{RequestRecord, Shared, lock};
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sim/requests", get(requests).delete(clear_requests))
+        .route("/_sim/state", get(state))
+        .route("/_sim/faults", post(add_fault).delete(clear_faults))
+        .route("/_sim/latency", post(latency))
+        .route("/_sim/nodes/{node}", post(node))
+        .route("/_sim/task-failures", post(task_failure))
+        .route("/_sim/task-duration", post(task_duration))
+}
+
+/// Take a node offline or bring it back; false if there is no such node.
+pub(crate) fn set_node_online(shared: &Shared, node: &str, online: bool) -> bool {
+    let mut st = lock(&shared.state);
+    let Some(n) = st.nodes.get_mut(node) else {
+        return false;
+    };
+    if n.online != online {
+        n.online = online;
+        st.members_version += 1;
+    }
+    shared.sync_files(&st);
+    true
+}
+
+async fn requests(State(s): State<Arc<Shared>>) -> Json<Vec<RequestRecord>> {
+    Json(lock(&s.log).clone())
+}
+
+async fn clear_requests(State(s): State<Arc<Shared>>) -> StatusCode {
+    lock(&s.log).clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn state(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let mut st = lock(&s.state);
+    st.tick();
+    Json(serde_json::to_value(&*st).unwrap_or(Value::Null))
+}
+
+async fn add_fault(State(s): State<Arc<Shared>>, Json(spec): Json<FaultSpec>) -> StatusCode {
+    lock(&s.faults).add(spec);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(s): State<Arc<Shared>>) -> StatusCode {
+    lock(&s.faults).clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Millis {
+    millis: u64,
+}
+
+async fn latency(State(s): State<Arc<Shared>>, Json(m): Json<Millis>) -> StatusCode {
+    lock(&s.faults).latency = Duration::from_millis(m.millis);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Online {
+    online: bool,
+}
+
+async fn node(
+    State(s): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    Json(o): Json<Online>,
+) -> (StatusCode, Json<Value>) {
+    if set_node_online(&s, &node, o.online) {
+        (
+            StatusCode::OK,
+            Json(json!({ "node": node, "online": o.online })),
+        )
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no node '{node}'") })),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct TaskFailure {
+    task_type: String,
+    message: String,
+}
+
+async fn task_failure(State(s): State<Arc<Shared>>, Json(f): Json<TaskFailure>) -> StatusCode {
+    lock(&s.state).task_failures.push((f.task_type, f.message));
+    StatusCode::NO_CONTENT
+}
+
+async fn task_duration(State(s): State<Arc<Shared>>, Json(m): Json<Millis>) -> StatusCode {
+    lock(&s.state).task_duration = Duration::from_millis(m.millis);
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,170 @@
+//! Storage under `/nodes/{node}/storage` and `/nodes/{node}/aplinfo`:
+//! storage list, content list, appliance template list and download, URL
+//! download and upload (each a task that adds a volume when it ends).
+
+use serde_json::{Value, json};
+
+use super::{Ctx, list};
+use crate::pve::error::{ApiError, Reply};
+use crate::pve::state::{Effect, Storage, Volume};
+
+/// Templates the simulated appliance index offers.
+pub const APPLIANCES: &[(&str, &str)] = &[
+    ("debian-12-standard_12.7-1_amd64.tar.zst", "debian-12"),
+    ("debian-13-standard_13.1-1_amd64.tar.zst", "debian-13"),
+    ("alpine-3.22-default_20250617_amd64.tar.xz", "alpine-3.22"),
+];
+
+pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
+    match (method, template) {
+        ("GET", "/nodes/{node}/storage") => storages(ctx),
+        ("GET", "/nodes/{node}/storage/{storage}/content") => content(ctx),
+        ("GET", "/nodes/{node}/aplinfo") => {
+            ctx.node()?;
+            list(
+                APPLIANCES
+                    .iter()
+                    .map(|(t, os)| {
+                        json!({
+                            "template": t, "os": os, "type": "lxc", "section": "system",
+                            "package": t.split('_').next().unwrap_or(t),
+                            "version": t.split('_').nth(1).unwrap_or(""),
+                            "headline": format!("{os} template"),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+        ("POST", "/nodes/{node}/aplinfo") => {
+            let t = ctx.s("template")?;
+            if !APPLIANCES.iter().any(|(a, _)| *a == t) {
+                return Err(ApiError::fail(format!("no such template '{t}'")));
+            }
+            add_volume(ctx, "download", "vztmpl", &t, 126_000_000)
+        }
+        ("POST", "/nodes/{node}/storage/{storage}/download-url") => {
+            let content = ctx.s("content")?;
+            let name = ctx.s("filename")?;
+            add_volume(ctx, "download", &content, &name, 100_000_000)
+        }
+        ("POST", "/nodes/{node}/storage/{storage}/upload") => {
+            let content = ctx.s("content")?;
+            let name = ctx.s("filename")?;
+            let file = ctx
+                .upload
+                .ok_or_else(|| ApiError::param("filename", "no file uploaded"))?;
+            if let (Some(alg), Some(want)) =
+                (ctx.p.str("checksum-algorithm"), ctx.p.str("checksum"))
+            {
+                let got = match alg {
+                    "sha256" => Some(&file.sha256),
+                    "sha512" => Some(&file.sha512),
+                    _ => None,
+                };
+                if got.is_some_and(|g| !g.eq_ignore_ascii_case(want)) {
+                    return Err(ApiError::fail(format!(
+                        "checksum mismatch: got '{}' != expected '{want}'",
+                        got.map(String::as_str).unwrap_or_default()
+                    )));
+                }
+            }
+            let size = file.size;
+            add_volume(ctx, "imgcopy", &content, &name, size)
+        }
+        _ => Err(ApiError::status(
+            501,
+            format!("Method '{method} {template}' not implemented"),
+        )),
+    }
+}
+
+fn storage_of<'a>(ctx: &'a Ctx<'_>, node: &str) -> Result<(String, &'a Storage), ApiError> {
+    let id = ctx.s("storage")?;
+    let st = ctx
+        .st
+        .storage
+        .get(node)
+        .and_then(|s| s.get(&id))
+        .ok_or_else(|| ApiError::fail(format!("storage '{id}' does not exist")))?;
+    Ok((id, st))
+}
+
+fn storages(ctx: &mut Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let want = ctx.p.str("content");
+    let only = ctx.p.str("storage");
+    list(
+        ctx.st
+            .storage
+            .get(&node)
+            .into_iter()
+            .flatten()
+            .filter(|(id, s)| {
+                only.is_none_or(|o| o == *id)
+                    && want.is_none_or(|w| w.split(',').any(|c| s.content.iter().any(|x| x == c)))
+            })
+            .map(|(id, s)| {
+                json!({
+                    "storage": id, "type": s.kind, "content": s.content.join(","),
+                    "active": 1, "enabled": 1, "shared": 0,
+                    "total": 100_000_000_000_u64, "used": 10_000_000_000_u64,
+                    "avail": 90_000_000_000_u64,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn content(ctx: &mut Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let (_, st) = storage_of(ctx, &node)?;
+    let want = ctx.p.str("content");
+    list(
+        st.volumes
+            .iter()
+            .filter(|v| want.is_none_or(|w| v.content == w))
+            .map(|v| json!({ "volid": v.volid, "content": v.content, "size": v.size, "format": v.format, "ctime": 1_700_000_000 }))
+            .collect(),
+    )
+}
+
+fn add_volume(ctx: &mut Ctx<'_>, task: &str, content: &str, name: &str, size: u64) -> Reply {
+    let node = ctx.node()?;
+    let (storage, st) = storage_of(ctx, &node)?;
+    if !st.content.iter().any(|c| c == content) {
+        return Err(ApiError::fail(format!(
+            "storage '{storage}' does not support '{content}' content"
+        )));
+    }
+    if name.contains('/') || name.starts_with('.') {
+        return Err(ApiError::param(
+            "filename",
+            format!("invalid filename '{name}'"),
+        ));
+    }
+    let dir = match content {
+        "vztmpl" => "vztmpl",
+        "iso" => "iso",
+        _ => "import",
+    };
+    let format = name.rsplit('.').next().unwrap_or("raw").to_string();
+    let volume = Volume {
+        volid: format!("{storage}:{dir}/{name}"),
+        content: content.to_string(),
+        size,
+        format,
+    };
+    let task_id = storage.clone();
+    let upid = ctx.st.start_task(
+        &node,
+        task,
+        &task_id,
+        ctx.user,
+        Effect::AddVolume {
+            node: node.clone(),
+            storage,
+            volume,
+        },
+    );
+    Ok(Value::from(upid))
+}

@@ -1,0 +1,576 @@
+//! The simulator's HTTP(S) server: binds a loopback port (or the address
+//! given), serves the Proxmox API under `/api2/json` and the control API
+//! under `/_sim` (see `control.rs`), on a background thread with its own
+//! tokio runtime so synchronous tests can use it. Every API request is
+//! authenticated, checked against the rules, answered like pveproxy, and
+//! recorded (secrets redacted).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::control;
+use super::pct::{self, PctLog, PushedFile};
+use super::endpoints::access::{ApiToken, UserLogin};
+use super::endpoints::{AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
+use super::error::ApiError;
+use super::faults::{FaultSpec, Faults};
+use super::files;
+use super::request;
+use super::schema::{PveVersion, rules};
+use super::state::ClusterState;
+use super::tls::{TlsError, TlsMaterial, server_config};
+use super::validate::validate;
+
+/// Token secret of the default API token `root@pam!orbitlab` (tests and
+/// sandbox only).
+pub const DEFAULT_TOKEN_SECRET: &str = "00000000-0000-4000-8000-0000000071a6";
+/// Password of `root@pam` in the default configuration (tests and sandbox only).
+pub const DEFAULT_PASSWORD: &str = "orbitlab-sim";
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Node names (`pve1`, `pve2`...).
+    pub nodes: Vec<String>,
+    /// Proxmox VE version to behave like.
+    pub version: PveVersion,
+    /// Serve HTTPS with this certificate; plain HTTP when `None`.
+    pub tls: Option<TlsMaterial>,
+    /// How long every task runs.
+    pub task_duration: Duration,
+    /// Accepted tokens and passwords.
+    pub auth: AuthConfig,
+    /// Mirror `.members` and `.vmlist` into this directory.
+    pub pmxcfs_root: Option<PathBuf>,
+    /// MTU of every node's `vmbr0`.
+    pub bridge_mtu: u32,
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: vec!["pve1".into(), "pve2".into(), "pve3".into()],
+            version: PveVersion::V8_4,
+            tls: None,
+            task_duration: Duration::from_millis(50),
+            auth: AuthConfig {
+                tokens: vec![ApiToken {
+                    user: "root@pam".into(),
+                    name: "orbitlab".into(),
+                    secret: DEFAULT_TOKEN_SECRET.into(),
+                }],
+                users: vec![UserLogin {
+                    user: "root@pam".into(),
+                    password: DEFAULT_PASSWORD.into(),
+                }],
+            },
+            pmxcfs_root: None,
+            bridge_mtu: 1500,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// Errors starting the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Binding or runtime setup failed.
+    #[error("starting the PVE simulator failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS material unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The configuration is unusable.
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+}
+
+/// One recorded API request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Arrival order, from 1.
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path after `/api2/json`.
+    pub path: String,
+    /// Parameters (query and body; repeated ones joined by `,`; secrets redacted).
+    pub params: BTreeMap<String, String>,
+    /// Authenticated id, if any.
+    pub user: Option<String>,
+    /// Status answered.
+    pub status: u16,
+}
+
+/// State shared by the server and the handle.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) state: Mutex<ClusterState>,
+    pub(crate) log: Mutex<Vec<RequestRecord>>,
+    pub(crate) faults: Mutex<Faults>,
+    auth: AuthConfig,
+    pmxcfs_root: Option<PathBuf>,
+    seq: AtomicU64,
+    files_written: Mutex<(u64, u64)>,
+    pub(crate) pct: Mutex<PctLog>,
+}
+
+/// Lock a mutex, recovering from a poisoned one (a panicking handler must
+/// not take the simulator down for the other tests).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Write `.members`/`.vmlist` if they may have changed.
+    pub(crate) fn sync_files(&self, st: &ClusterState) {
+        let Some(dir) = &self.pmxcfs_root else {
+            return;
+        };
+        let key = (st.members_version, st.vmlist_version);
+        let mut last = lock(&self.files_written);
+        if *last != key {
+            match files::write_all(dir, st) {
+                Ok(()) => *last = key,
+                Err(e) => tracing::warn!("writing pmxcfs files into {}: {e}", dir.display()),
+            }
+        }
+    }
+}
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct PveSim;
+
+impl PveSim {
+    /// Start a simulator on a background thread.
+    pub fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
+        if cfg.nodes.is_empty() {
+            return Err(SimError::Config("at least one node is needed".into()));
+        }
+        for n in &cfg.nodes {
+            super::formats::check("pve-node", n).map_err(SimError::Config)?;
+        }
+        let listener = std::net::TcpListener::bind(cfg.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let acceptor = match &cfg.tls {
+            Some(m) => Some(tokio_rustls::TlsAcceptor::from(server_config(m)?)),
+            None => None,
+        };
+        let state = ClusterState::new(&cfg.nodes, cfg.version, cfg.task_duration, cfg.bridge_mtu);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(Faults::default()),
+            auth: cfg.auth.clone(),
+            pmxcfs_root: cfg.pmxcfs_root.clone(),
+            seq: AtomicU64::new(0),
+            files_written: Mutex::new((0, 0)),
+            pct: Mutex::new(PctLog::new()),
+        });
+        shared.sync_files(&lock(&shared.state));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pve-sim")
+            .enable_all()
+            .build()?;
+        let app = router(shared.clone());
+        let ticker_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("pve-sim".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    tokio::spawn(ticker(ticker_shared));
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => serve(l, app, acceptor, stop_rx).await,
+                        Err(e) => tracing::error!("PVE simulator listener: {e}"),
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })?;
+        Ok(SimHandle {
+            shared,
+            addr,
+            tls: cfg.tls.is_some(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+async fn ticker(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        every.tick().await;
+        let mut st = lock(&shared.state);
+        st.tick();
+        shared.sync_files(&st);
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                let svc = TowerToHyperService::new(app.clone());
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    control::routes().merge(pct::routes()).fallback(api).with_state(shared)
+}
+
+/// A running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tls: bool,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// The API base URL (`https://127.0.0.1:PORT/api2/json`).
+    pub fn base_url(&self) -> String {
+        format!("{}/api2/json", self.origin())
+    }
+
+    /// Scheme, host and port (`http://127.0.0.1:PORT`); the control API is
+    /// at `{origin}/_sim/...`.
+    pub fn origin(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every recorded API request so far.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Forget the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Look at the state (tasks due are finished first).
+    pub fn with_state<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        let mut st = lock(&self.shared.state);
+        st.tick();
+        f(&st)
+    }
+
+    /// The state as JSON (what `GET /_sim/state` returns).
+    pub fn snapshot(&self) -> Value {
+        self.with_state(|st| serde_json::to_value(st).unwrap_or(Value::Null))
+    }
+
+    /// Fail the Nth request matching `spec` once.
+    pub fn inject_fault(&self, spec: FaultSpec) {
+        lock(&self.shared.faults).add(spec);
+    }
+
+    /// Delay every API answer by `d`.
+    pub fn set_latency(&self, d: Duration) {
+        lock(&self.shared.faults).latency = d;
+    }
+
+    /// Take a node offline or bring it back.
+    pub fn set_node_online(&self, node: &str, online: bool) -> bool {
+        control::set_node_online(&self.shared, node, online)
+    }
+
+    /// Make the next task of this type (`vzcreate`, `*` for any) fail with `message`.
+    pub fn fail_next_task(&self, task_type: &str, message: &str) {
+        lock(&self.shared.state)
+            .task_failures
+            .push((task_type.to_string(), message.to_string()));
+    }
+
+    /// Change how long new tasks run.
+    pub fn set_task_duration(&self, d: Duration) {
+        lock(&self.shared.state).task_duration = d;
+    }
+
+    /// Stop the server and wait for its thread.
+    /// `pct push` into a running container on `node`.
+    pub fn pct_push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &str) -> Result<(), String> {
+        pct::push(&self.shared, node, vmid, path, PushedFile { mode, content: content.to_owned() })
+    }
+
+    /// `pct exec` in a running container on `node`.
+    pub fn pct_exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), String> {
+        pct::exec(&self.shared, node, vmid, argv.to_vec())
+    }
+
+    /// What existing containers received through `pct`.
+    pub fn pct_log(&self) -> PctLog {
+        pct::records(&self.shared)
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Most requests kept in the log.
+const MAX_LOG: usize = 200_000;
+
+const SECRET_PARAMS: &[&str] = &[
+    "password",
+    "new-password",
+    "otp",
+    "tfa-challenge",
+    "ssh-public-keys",
+];
+
+fn error_response(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = json!({ "data": null });
+    if let (Some(errs), Some(o)) = (&e.errors, body.as_object_mut()) {
+        o.insert("errors".into(), json!(errs));
+    }
+    let mut resp = (status, axum::Json(body)).into_response();
+    let reason: String = e
+        .message
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if let Ok(rp) = hyper::ext::ReasonPhrase::try_from(reason) {
+        resp.extensions_mut().insert(rp);
+    }
+    resp
+}
+
+async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, 1 << 30).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(&ApiError::status(
+                400,
+                format!("reading the request body failed: {e}"),
+            ));
+        }
+    };
+    let latency = lock(&shared.faults).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (result, record) = handle(
+        &shared,
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        &parts.headers,
+        &bytes,
+    );
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.status,
+    };
+    if let Some(mut rec) = record {
+        rec.status = status;
+        rec.seq = shared.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut log = lock(&shared.log);
+        if log.len() >= MAX_LOG {
+            // A long-running sandbox keeps the newest half.
+            log.drain(..MAX_LOG / 2);
+        }
+        log.push(rec);
+    }
+    match result {
+        Ok(data) => axum::Json(json!({ "data": data })).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Handle one API request synchronously; returns the answer and the record.
+fn handle(
+    shared: &Shared,
+    method: &Method,
+    full_path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Result<Value, ApiError>, Option<RequestRecord>) {
+    let Some(path) = full_path.strip_prefix("/api2/json") else {
+        return (
+            Err(ApiError::status(404, "Not found - use /api2/json")),
+            None,
+        );
+    };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let method = method.as_str();
+    let raw = match request::parse(query, header(headers, "content-type"), body) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), None),
+    };
+    let mut record = RequestRecord {
+        seq: 0,
+        method: method.to_string(),
+        path: path.to_string(),
+        params: BTreeMap::new(),
+        user: None,
+        status: 0,
+    };
+    for (k, v) in &raw.params {
+        let v = if SECRET_PARAMS.contains(&k.as_str()) {
+            "<redacted>"
+        } else {
+            v.as_str()
+        };
+        record
+            .params
+            .entry(k.clone())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(v);
+            })
+            .or_insert_with(|| v.to_string());
+    }
+    let result = handle_inner(shared, method, path, headers, &raw, &mut record);
+    (result, Some(record))
+}
+
+fn handle_inner(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    raw: &request::RawRequest,
+    record: &mut RequestRecord,
+) -> Result<Value, ApiError> {
+    let mut st = lock(&shared.state);
+    st.tick();
+    let version = st.version;
+    let rules = rules(version);
+    let ticket_call = method == "POST" && path == "/access/ticket";
+    let user = if ticket_call {
+        None
+    } else {
+        let auth = authenticate(
+            &shared.auth,
+            &st,
+            header(headers, "authorization"),
+            header(headers, "cookie"),
+            header(headers, "csrfpreventiontoken"),
+            method != "GET",
+        )?;
+        record.user = Some(auth.id().to_string());
+        Some(auth)
+    };
+    if let Some(f) = lock(&shared.faults).check(method, path) {
+        return Err(ApiError::status(f.status, f.message));
+    }
+    let (ep, vars) = rules.lookup(method, path).map_err(|path_known| {
+        if path_known {
+            ApiError::status(501, format!("Method '{method} {path}' not implemented"))
+        } else {
+            ApiError::status(
+                501,
+                format!("Method '{method} {path}' not implemented (no such path)"),
+            )
+        }
+    })?;
+    if let Some(node) = vars.get("node")
+        && st.nodes.get(node).is_some_and(|n| !n.online)
+    {
+        return Err(ApiError::status(
+            595,
+            format!("No route to host (node '{node}' is offline)"),
+        ));
+    }
+    let mut all: Vec<(String, String)> = vars.into_iter().collect();
+    all.extend(raw.params.iter().cloned());
+    let params = validate(rules, ep, &all).map_err(ApiError::params)?;
+    let reply = if ticket_call {
+        issue_ticket(&shared.auth, &mut st, &params)
+    } else {
+        let uid = user
+            .as_ref()
+            .map(|u| u.id().to_string())
+            .unwrap_or_default();
+        let mut ctx = Ctx {
+            st: &mut st,
+            p: &params,
+            user: &uid,
+            upload: raw.upload.as_ref(),
+        };
+        dispatch(method, &ep.path, &mut ctx)
+    };
+    shared.sync_files(&st);
+    reply
+}

@@ -1,0 +1,416 @@
+//! The simulated cluster's state: nodes, SDN (running and pending), guests,
+//! tasks, HA resources, storage content, auth sessions. Everything lives in
+//! memory behind one mutex (see `server.rs`); `files.rs` mirrors the node
+//! list and guest list into a pmxcfs-like directory when asked to.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::schema::PveVersion;
+
+/// A JSON object as stored for one SDN object or HA resource.
+pub type Obj = Map<String, Value>;
+
+/// One simulated node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeState {
+    /// Corosync node id (1-based).
+    pub nodeid: u32,
+    /// Address of `vmbr0` (also the cluster address).
+    pub ip: Ipv4Addr,
+    /// Prefix length of `vmbr0`'s address.
+    pub prefix: u8,
+    /// MTU of `vmbr0`.
+    pub mtu: u32,
+    /// Whether the node is online (a dropped node is not).
+    pub online: bool,
+}
+
+/// SDN objects of one configuration (running or current).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SdnConfig {
+    /// Controllers by id.
+    pub controllers: BTreeMap<String, Obj>,
+    /// Zones by id.
+    pub zones: BTreeMap<String, Obj>,
+    /// VNets by id.
+    pub vnets: BTreeMap<String, Obj>,
+    /// Subnets by id (`<zone>-<ip>-<mask>`).
+    pub subnets: BTreeMap<String, Obj>,
+}
+
+/// The SDN state: what is applied and what is configured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SdnState {
+    /// Applied configuration.
+    pub running: SdnConfig,
+    /// Configuration including pending edits.
+    pub current: SdnConfig,
+    /// The 9.x global SDN lock token, when taken.
+    pub lock_token: Option<String>,
+}
+
+/// Power state of a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    /// Not running.
+    Stopped,
+    /// Running.
+    Running,
+}
+
+/// One container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guest {
+    /// Node the container lives on.
+    pub node: String,
+    /// Power state.
+    pub status: PowerState,
+    /// Config keys as Proxmox stores them.
+    pub config: BTreeMap<String, String>,
+    /// Config lock (`create`, `destroyed`...), if any.
+    pub lock: Option<String>,
+    /// Bumped on every config change (`.vmlist` version).
+    pub version: u64,
+}
+
+/// What a task does to the state when it ends.
+#[derive(Debug, Clone, Serialize)]
+pub enum Effect {
+    /// Nothing beyond the task itself.
+    None,
+    /// A container being created: unlocked (and started if asked) on
+    /// success, removed on failure.
+    Create {
+        /// The container.
+        vmid: u32,
+        /// Start it once created.
+        start: bool,
+    },
+    /// Container power change on success.
+    Power(u32, PowerState),
+    /// Container removed on success.
+    Destroy(u32),
+    /// A volume appears on a storage on success.
+    AddVolume {
+        /// Node.
+        node: String,
+        /// Storage id.
+        storage: String,
+        /// The new volume.
+        volume: Volume,
+    },
+}
+
+/// A worker task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    /// The task's UPID.
+    pub upid: String,
+    /// Node it runs on.
+    pub node: String,
+    /// Task type (`vzcreate`, `reloadnetworkall`...).
+    pub kind: String,
+    /// Object id (vmid...).
+    pub id: String,
+    /// Who started it.
+    pub user: String,
+    /// Start time (Unix seconds).
+    pub starttime: u64,
+    #[serde(skip)]
+    started: Instant,
+    /// How long it runs.
+    pub duration: Duration,
+    /// `None` while running; `Some("OK")` or the failure message after.
+    pub exitstatus: Option<String>,
+    /// Planned failure message, if the task is to fail.
+    pub fail_with: Option<String>,
+    /// What happens when it ends.
+    pub effect: Effect,
+}
+
+/// One volume on a storage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Volume {
+    /// Volume id (`local:vztmpl/debian-12.tar.zst`).
+    pub volid: String,
+    /// Content type (`vztmpl`, `iso`, `rootdir`...).
+    pub content: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Format (`tzst`, `raw`...).
+    pub format: String,
+}
+
+/// One simulated storage on one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Storage {
+    /// Storage type (`dir`, `lvmthin`).
+    pub kind: String,
+    /// Allowed content types.
+    pub content: Vec<String>,
+    /// Volumes.
+    pub volumes: Vec<Volume>,
+}
+
+/// A ticket session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `user@realm`.
+    pub user: String,
+    /// The CSRF prevention token for writes.
+    pub csrf: String,
+}
+
+/// The whole simulated cluster.
+#[derive(Debug, Serialize)]
+pub struct ClusterState {
+    /// Version served.
+    pub version: PveVersion,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeState>,
+    /// SDN.
+    pub sdn: SdnState,
+    /// Containers by vmid.
+    pub guests: BTreeMap<u32, Guest>,
+    /// Tasks by UPID.
+    pub tasks: BTreeMap<String, Task>,
+    /// HA resources by sid (`ct:100`).
+    pub ha: BTreeMap<String, Obj>,
+    /// Storages by (node, storage id).
+    pub storage: BTreeMap<String, BTreeMap<String, Storage>>,
+    /// Default task duration.
+    pub task_duration: Duration,
+    /// Planned task failures: (task type or `*`, message), used once each.
+    pub task_failures: Vec<(String, String)>,
+    #[serde(skip)]
+    pub(crate) sessions: BTreeMap<String, Session>,
+    #[serde(skip)]
+    pub(crate) pid_counter: u32,
+    /// Bumped on every change to guests (`.vmlist` version).
+    pub vmlist_version: u64,
+    /// Bumped on every change to nodes (`.members` version).
+    pub members_version: u64,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The template every node's `local` storage starts with.
+pub const DEFAULT_TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+
+impl ClusterState {
+    /// A fresh cluster of these nodes.
+    pub fn new(nodes: &[String], version: PveVersion, task_duration: Duration, mtu: u32) -> Self {
+        let mut map = BTreeMap::new();
+        let mut storage = BTreeMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            let idx = u8::try_from(i + 11).unwrap_or(u8::MAX);
+            map.insert(
+                n.clone(),
+                NodeState {
+                    nodeid: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    ip: Ipv4Addr::new(192, 168, 100, idx),
+                    prefix: 24,
+                    mtu,
+                    online: true,
+                },
+            );
+            let mut st = BTreeMap::new();
+            st.insert(
+                "local".to_string(),
+                Storage {
+                    kind: "dir".into(),
+                    content: vec![
+                        "vztmpl".into(),
+                        "iso".into(),
+                        "backup".into(),
+                        "import".into(),
+                    ],
+                    volumes: vec![Volume {
+                        volid: DEFAULT_TEMPLATE.into(),
+                        content: "vztmpl".into(),
+                        size: 126_000_000,
+                        format: "tzst".into(),
+                    }],
+                },
+            );
+            st.insert(
+                "local-lvm".to_string(),
+                Storage {
+                    kind: "lvmthin".into(),
+                    content: vec!["rootdir".into(), "images".into()],
+                    volumes: Vec::new(),
+                },
+            );
+            storage.insert(n.clone(), st);
+        }
+        ClusterState {
+            version,
+            cluster_name: "orbitlab".into(),
+            nodes: map,
+            sdn: SdnState::default(),
+            guests: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            ha: BTreeMap::new(),
+            storage,
+            task_duration,
+            task_failures: Vec::new(),
+            sessions: BTreeMap::new(),
+            pid_counter: 1000,
+            vmlist_version: 1,
+            members_version: 1,
+        }
+    }
+
+    /// Whether a majority of nodes is online.
+    pub fn quorate(&self) -> bool {
+        let online = self.nodes.values().filter(|n| n.online).count();
+        online * 2 > self.nodes.len()
+    }
+
+    /// Start a task; returns its UPID.
+    pub fn start_task(
+        &mut self,
+        node: &str,
+        kind: &str,
+        id: &str,
+        user: &str,
+        effect: Effect,
+    ) -> String {
+        self.pid_counter += 1;
+        let starttime = unix_now();
+        let pid = self.pid_counter;
+        let upid = format!(
+            "UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:",
+            pstart = pid * 7
+        );
+        let fail_with = self
+            .task_failures
+            .iter()
+            .position(|(k, _)| k == kind || k == "*")
+            .map(|i| self.task_failures.remove(i).1);
+        self.tasks.insert(
+            upid.clone(),
+            Task {
+                upid: upid.clone(),
+                node: node.to_string(),
+                kind: kind.to_string(),
+                id: id.to_string(),
+                user: user.to_string(),
+                starttime,
+                started: Instant::now(),
+                duration: self.task_duration,
+                exitstatus: None,
+                fail_with,
+                effect,
+            },
+        );
+        self.tick();
+        upid
+    }
+
+    /// Finish every task whose time is up; returns whether anything changed.
+    pub fn tick(&mut self) -> bool {
+        let now = Instant::now();
+        let done: Vec<String> = self
+            .tasks
+            .values()
+            .filter(|t| t.exitstatus.is_none() && now.duration_since(t.started) >= t.duration)
+            .map(|t| t.upid.clone())
+            .collect();
+        for upid in &done {
+            let Some(task) = self.tasks.get_mut(upid) else {
+                continue;
+            };
+            let ok = task.fail_with.is_none();
+            task.exitstatus = Some(task.fail_with.clone().unwrap_or_else(|| "OK".into()));
+            let effect = task.effect.clone();
+            self.finish(effect, ok);
+        }
+        !done.is_empty()
+    }
+
+    fn finish(&mut self, effect: Effect, ok: bool) {
+        match effect {
+            Effect::None => {}
+            Effect::Create { vmid, start } => {
+                if ok {
+                    if let Some(g) = self.guests.get_mut(&vmid) {
+                        g.lock = None;
+                        g.version += 1;
+                        if start {
+                            g.status = PowerState::Running;
+                        }
+                    }
+                } else {
+                    self.guests.remove(&vmid);
+                }
+                self.vmlist_version += 1;
+            }
+            Effect::Power(vmid, st) => {
+                if let (true, Some(g)) = (ok, self.guests.get_mut(&vmid)) {
+                    g.status = st;
+                }
+            }
+            Effect::Destroy(vmid) => {
+                if ok {
+                    self.guests.remove(&vmid);
+                    self.ha.remove(&format!("ct:{vmid}"));
+                } else if let Some(g) = self.guests.get_mut(&vmid) {
+                    g.lock = None;
+                }
+                self.vmlist_version += 1;
+            }
+            Effect::AddVolume {
+                node,
+                storage,
+                volume,
+            } => {
+                if let (true, Some(st)) = (
+                    ok,
+                    self.storage
+                        .get_mut(&node)
+                        .and_then(|s| s.get_mut(&storage)),
+                ) {
+                    st.volumes.retain(|v| v.volid != volume.volid);
+                    st.volumes.push(volume);
+                }
+            }
+        }
+    }
+
+    /// The node a guest lives on, if it exists.
+    pub fn guest_node(&self, vmid: u32) -> Option<&str> {
+        self.guests.get(&vmid).map(|g| g.node.as_str())
+    }
+
+    /// Every VNI or tag in use (vnet tags and EVPN VRF VXLAN ids) with its owner.
+    pub fn vnis_in_use(&self) -> BTreeMap<i64, String> {
+        let mut out = BTreeMap::new();
+        let cfg = &self.sdn.current;
+        for (id, z) in &cfg.zones {
+            if let Some(n) = z.get("vrf-vxlan").and_then(Value::as_i64) {
+                out.insert(n, format!("zone {id}"));
+            }
+        }
+        for (id, v) in &cfg.vnets {
+            if let Some(n) = v.get("tag").and_then(Value::as_i64) {
+                out.insert(n, format!("vnet {id}"));
+            }
+        }
+        out
+    }
+}
