@@ -51,6 +51,7 @@ fn opts(days: u32) -> CaOptions {
         common_name: None,
         lifetime: Lifetime::days(days).unwrap(),
         permitted_dns: Vec::new(),
+        path_len: None,
     }
 }
 
@@ -143,11 +144,10 @@ fn refusals_change_nothing() {
     let err = pki
         .create_intermediate(&ca("sub"), &ca("lab"), &opts(5))
         .unwrap_err();
-    assert!(matches!(err, PkiError::NotARoot { .. }), "{err}");
+    assert!(matches!(err, PkiError::CannotSignCa { .. }), "{err}");
+    assert!(err.to_string().contains("path length is 0"), "{err}");
     let err = pki.create_root(&ca("root"), &opts(5)).unwrap_err();
     assert!(matches!(err, PkiError::CaExists { .. }), "{err}");
-    let err = pki.create_root(&ca("r2"), &constrained).unwrap_err();
-    assert!(matches!(err, PkiError::ConstraintsOnRoot), "{err}");
     let err = pki
         .create_intermediate(&ca("i2"), &ca("nope"), &opts(5))
         .unwrap_err();
@@ -246,6 +246,79 @@ fn renewal_renews_what_is_due_cas_first() {
         pki.show_cert(&ca("mid"), &cert("late"))
             .unwrap()
             .chain_verified
+    );
+}
+
+#[test]
+fn deeper_chains_follow_path_lengths_constraints_and_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, _clock) = setup(dir.path());
+    pki.create_root(&ca("root"), &opts(100)).unwrap();
+    let mid = CaOptions {
+        path_len: Some(1),
+        permitted_dns: vec!["corp.internal".parse().unwrap()],
+        ..opts(80)
+    };
+    pki.create_intermediate(&ca("mid"), &ca("root"), &mid)
+        .unwrap();
+    let too_long = CaOptions {
+        path_len: Some(1),
+        ..opts(10)
+    };
+    let err = pki
+        .create_intermediate(&ca("x"), &ca("mid"), &too_long)
+        .unwrap_err();
+    assert!(matches!(err, PkiError::CannotSignCa { .. }), "{err}");
+    assert!(err.to_string().contains("at most 0"), "{err}");
+    let issuing = CaOptions {
+        permitted_dns: vec!["web.corp.internal".parse().unwrap()],
+        ..opts(60)
+    };
+    pki.create_intermediate(&ca("issuing"), &ca("mid"), &issuing)
+        .unwrap();
+    let err = pki
+        .create_intermediate(&ca("y"), &ca("issuing"), &opts(10))
+        .unwrap_err();
+    assert!(matches!(err, PkiError::CannotSignCa { .. }), "{err}");
+
+    let ok = pki
+        .issue(
+            &ca("issuing"),
+            &cert("a"),
+            &server("a.web.corp.internal", 5),
+        )
+        .unwrap();
+    assert!(ok.chain_verified);
+    assert_eq!(ok.chain.len(), 3);
+    let err = pki
+        .issue(
+            &ca("issuing"),
+            &cert("b"),
+            &server("b.other.corp.internal", 5),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, PkiError::OutsideConstraints { ca, .. } if ca == "issuing"),
+        "{err}"
+    );
+
+    // Revoking the middle CA stops issuing below it.
+    pki.revoke(
+        &ca("root"),
+        &orbitlab_agent::pki::RevokeTarget::Ca(ca("mid")),
+        orbitlab_agent::pki::RevocationReason::CaCompromise,
+    )
+    .unwrap();
+    let err = pki
+        .issue(
+            &ca("issuing"),
+            &cert("c"),
+            &server("c.web.corp.internal", 5),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, PkiError::CaRevoked { ca, parent } if ca == "mid" && parent == "root"),
+        "{err}"
     );
 }
 

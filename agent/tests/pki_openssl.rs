@@ -32,6 +32,7 @@ fn opts(days: u32, permitted: &[&str]) -> CaOptions {
         common_name: None,
         lifetime: Lifetime::days(days).unwrap(),
         permitted_dns: permitted.iter().map(|d| d.parse().unwrap()).collect(),
+        path_len: None,
     }
 }
 
@@ -220,6 +221,67 @@ fn openssl_accepts_the_chain_and_shows_the_sans() {
         ],
     );
     assert!(ok, "{text}");
+}
+
+#[test]
+fn a_three_level_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    pki.create_root(&ca("root"), &opts(3650, &[])).unwrap();
+    let mid = CaOptions {
+        path_len: Some(1),
+        ..opts(1000, &["corp.internal"])
+    };
+    pki.create_intermediate(&ca("mid"), &ca("root"), &mid)
+        .unwrap();
+    pki.create_intermediate(
+        &ca("issuing"),
+        &ca("mid"),
+        &opts(500, &["web.corp.internal"]),
+    )
+    .unwrap();
+    let leaf = pki
+        .issue(
+            &ca("issuing"),
+            &cert("a"),
+            &server(&["a.web.corp.internal"], &["10.1.2.3"], 30),
+        )
+        .unwrap();
+    std::fs::write(
+        out.path().join("root.pem"),
+        pki.ca_cert_pem(&ca("root")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(out.path().join("untrusted.pem"), leaf.chain_pem()).unwrap();
+    std::fs::write(out.path().join("leaf.pem"), &leaf.info.pem).unwrap();
+    let (ok, text) = openssl(
+        out.path(),
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "untrusted.pem",
+            "leaf.pem",
+        ],
+    );
+    assert!(ok && text.contains("leaf.pem: OK"), "{text}");
+    let (_, text) = openssl(
+        out.path(),
+        &["x509", "-in", "untrusted.pem", "-text", "-noout"],
+    );
+    assert!(
+        text.contains("CA:FALSE"),
+        "the bundle starts with the leaf: {text}"
+    );
+    std::fs::write(
+        out.path().join("mid.pem"),
+        pki.ca_cert_pem(&ca("mid")).unwrap(),
+    )
+    .unwrap();
+    let (_, text) = openssl(out.path(), &["x509", "-in", "mid.pem", "-text", "-noout"]);
+    assert!(text.contains("CA:TRUE, pathlen:1"), "{text}");
 }
 
 #[test]

@@ -162,6 +162,7 @@ fn plaintext_appears_nowhere_but_in_decryptions() {
         common_name: None,
         lifetime: Lifetime::days(30).unwrap(),
         permitted_dns: Vec::new(),
+        path_len: None,
     };
     note!(pki.create_root(&root, &opts)).unwrap();
     let web: CertName = "web".parse().unwrap();

@@ -84,19 +84,20 @@ fn base_params(common_name: &str, now: SystemTime, lifetime: Lifetime) -> Certif
     params
 }
 
-/// Parameters of a CA certificate.
+/// Parameters of a CA certificate (`path_len` `None`: no limit).
 pub(crate) fn ca_params(
     common_name: &str,
     kind: CaKind,
+    path_len: Option<u8>,
     permitted_dns: &[String],
     now: SystemTime,
     lifetime: Lifetime,
 ) -> Result<CertificateParams, PkiError> {
     let mut params = base_params(common_name, now, lifetime);
-    params.is_ca = match kind {
-        CaKind::Root => IsCa::Ca(BasicConstraints::Unconstrained),
-        CaKind::Intermediate => IsCa::Ca(BasicConstraints::Constrained(0)),
-    };
+    params.is_ca = IsCa::Ca(path_len.map_or(
+        BasicConstraints::Unconstrained,
+        BasicConstraints::Constrained,
+    ));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,

@@ -22,8 +22,25 @@ pub struct CaOptions {
     pub common_name: Option<String>,
     /// Validity from now.
     pub lifetime: Lifetime,
-    /// DNS subtrees an intermediate may certify (empty: unconstrained).
+    /// DNS subtrees the CA may certify (empty: unconstrained). Meant for
+    /// intermediates; checked before issuing and by every verifier.
     pub permitted_dns: Vec<DnsName>,
+    /// How many CAs may follow below it: default no limit for a root, 0
+    /// (signs only leaves) for an intermediate.
+    pub path_len: Option<u8>,
+}
+
+impl CaOptions {
+    /// Options with defaults: no common name, no constraints, default
+    /// path length.
+    pub fn lifetime(lifetime: Lifetime) -> CaOptions {
+        CaOptions {
+            common_name: None,
+            lifetime,
+            permitted_dns: Vec::new(),
+            path_len: None,
+        }
+    }
 }
 
 /// What to revoke.
@@ -40,15 +57,13 @@ pub enum RevokeTarget {
 impl Pki {
     /// Creates a self-signed root CA.
     pub fn create_root(&self, name: &CaName, opts: &CaOptions) -> Result<CaDetails, PkiError> {
-        if !opts.permitted_dns.is_empty() {
-            return Err(PkiError::ConstraintsOnRoot);
-        }
         let _guard = self.lock()?;
         self.create_ca(name, None, opts)
     }
 
-    /// Creates an intermediate CA (path length 0) signed by the root
-    /// `parent`, optionally limited to `opts.permitted_dns`.
+    /// Creates an intermediate CA (path length 0 unless `opts` says more)
+    /// signed by `parent` (a root, or an intermediate whose path length
+    /// allows it), optionally limited to `opts.permitted_dns`.
     pub fn create_intermediate(
         &self,
         name: &CaName,
@@ -84,8 +99,13 @@ impl Pki {
             CaKind::Root
         };
         let permitted: Vec<String> = opts.permitted_dns.iter().map(|d| d.to_string()).collect();
+        let path_len = match kind {
+            CaKind::Root => opts.path_len,
+            CaKind::Intermediate => Some(opts.path_len.unwrap_or(0)),
+        };
         let now = self.now();
-        let params = build::ca_params(&common_name, kind, &permitted, now, opts.lifetime)?;
+        let params =
+            build::ca_params(&common_name, kind, path_len, &permitted, now, opts.lifetime)?;
         let (key, key_pem) = build::generate_key()?;
         let cert = match parent {
             None => params
@@ -93,10 +113,23 @@ impl Pki {
                 .map_err(PkiError::build(format!("sign root CA {name}")))?,
             Some(parent) => {
                 let parent_rec = self.load_ca(parent)?;
-                if parent_rec.kind != CaKind::Root {
-                    return Err(PkiError::NotARoot {
-                        parent: parent.to_string(),
-                    });
+                match (parent_rec.path_len, path_len) {
+                    (Some(0), _) => {
+                        return Err(PkiError::CannotSignCa {
+                            parent: parent.to_string(),
+                            reason: "its path length is 0, so it signs only leaf certificates; sign this CA with a root".into(),
+                        });
+                    }
+                    (Some(max), Some(asked)) if asked >= max => {
+                        return Err(PkiError::CannotSignCa {
+                            parent: parent.to_string(),
+                            reason: format!(
+                                "its path length is {max}, so a CA below it may have a path length of at most {}",
+                                max - 1
+                            ),
+                        });
+                    }
+                    _ => {}
                 }
                 let parent_info = self.check_can_issue(&parent_rec)?;
                 self.check_lifetime(parent, &parent_info, opts.lifetime)?;
@@ -115,6 +148,7 @@ impl Pki {
             parent: parent.cloned(),
             common_name,
             lifetime_days: opts.lifetime.get(),
+            path_len,
             permitted_dns: permitted,
             cert_pem,
             previous_serials: Vec::new(),
@@ -146,6 +180,7 @@ impl Pki {
         let params = build::ca_params(
             &rec.common_name,
             rec.kind,
+            rec.path_len,
             &rec.permitted_dns,
             now,
             lifetime,

@@ -59,18 +59,14 @@ pub enum PkiError {
         name: String,
     },
 
-    /// Only roots sign intermediates.
-    #[error(
-        "CA {parent} is an intermediate CA (path length 0) and cannot sign another CA; sign intermediate CAs with a root CA"
-    )]
-    NotARoot {
+    /// The parent's path length forbids this CA below it.
+    #[error("CA {parent} cannot sign this CA: {reason}; nothing was created")]
+    CannotSignCa {
         /// The would-be parent.
         parent: String,
+        /// Why (its path length).
+        reason: String,
     },
-
-    /// Name constraints were asked for on a root.
-    #[error("name constraints apply to intermediate CAs only; create the root without them")]
-    ConstraintsOnRoot,
 
     /// The issuing CA has expired.
     #[error(

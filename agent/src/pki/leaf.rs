@@ -184,22 +184,25 @@ impl Pki {
                 name: name.to_string(),
             });
         }
-        let permitted: Vec<DnsName> = rec
-            .permitted_dns
-            .iter()
-            .map(|d| d.parse())
-            .collect::<Result<_, _>>()?;
-        if !permitted.is_empty()
-            && let Some(outside) = req
-                .dns
+        // Every CA up the chain may constrain names; verifiers check all.
+        for ca in self.lineage(rec)? {
+            let permitted: Vec<DnsName> = ca
+                .permitted_dns
                 .iter()
-                .find(|d| !permitted.iter().any(|p| d.is_within(p)))
-        {
-            return Err(PkiError::OutsideConstraints {
-                ca: rec.name.to_string(),
-                name: outside.to_string(),
-                permitted: rec.permitted_dns.join(", "),
-            });
+                .map(|d| d.parse())
+                .collect::<Result<_, _>>()?;
+            if !permitted.is_empty()
+                && let Some(outside) = req
+                    .dns
+                    .iter()
+                    .find(|d| !permitted.iter().any(|p| d.is_within(p)))
+            {
+                return Err(PkiError::OutsideConstraints {
+                    ca: ca.name.to_string(),
+                    name: outside.to_string(),
+                    permitted: ca.permitted_dns.join(", "),
+                });
+            }
         }
         let common_name = req
             .dns

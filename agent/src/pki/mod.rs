@@ -71,6 +71,9 @@ impl Clock for SystemClock {
 /// Name of the cluster lock every PKI change holds.
 const LOCK_NAME: &str = "pki";
 
+/// Deepest chain of CAs followed (a longer one means damaged records).
+const MAX_DEPTH: usize = 16;
+
 /// Handle on the PKI of one store (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Pki {
@@ -192,33 +195,54 @@ impl Pki {
         first_info(&rec.cert_pem, self.now())
     }
 
-    /// Refuses a CA that may not issue now: expired, not yet valid, or
-    /// revoked by its parent.
-    fn check_can_issue(&self, rec: &CaRecord) -> Result<CertInfo, PkiError> {
-        let info = self.ca_info(rec)?;
-        let now = crate::vault::Timestamp::from(self.now());
-        if now >= info.not_after {
-            return Err(PkiError::CaExpired {
-                ca: rec.name.to_string(),
-                not_after: info.not_after,
-            });
-        }
-        if now < info.not_before {
-            return Err(PkiError::CaNotYetValid {
-                ca: rec.name.to_string(),
-                not_before: info.not_before,
-            });
-        }
-        if let Some(parent) = &rec.parent {
-            let parent_rec = self.load_ca(parent)?;
-            if self.revoked_entry(&parent_rec, &info.serial).is_some() {
-                return Err(PkiError::CaRevoked {
-                    ca: rec.name.to_string(),
-                    parent: parent.to_string(),
+    /// `rec` and the CAs above it, nearest first, ending with the root.
+    fn lineage(&self, rec: &CaRecord) -> Result<Vec<CaRecord>, PkiError> {
+        let mut out = vec![rec.clone()];
+        while let Some(parent) = out.last().and_then(|c| c.parent.clone()) {
+            if out.len() > MAX_DEPTH {
+                return Err(PkiError::Damaged {
+                    file: self
+                        .store()
+                        .absolute(&StorePath::config(&records::ca_file(&rec.name))?),
+                    reason: format!("its chain of parents is longer than {MAX_DEPTH} (a loop?)"),
                 });
             }
+            out.push(self.load_ca(&parent)?);
         }
-        Ok(info)
+        Ok(out)
+    }
+
+    /// Refuses a CA that may not issue now: it or a CA above it expired or
+    /// not yet valid, or revoked by its own parent. Returns the CA's facts.
+    fn check_can_issue(&self, rec: &CaRecord) -> Result<CertInfo, PkiError> {
+        let lineage = self.lineage(rec)?;
+        let now = crate::vault::Timestamp::from(self.now());
+        let mut infos = Vec::with_capacity(lineage.len());
+        for (i, ca) in lineage.iter().enumerate() {
+            let info = self.ca_info(ca)?;
+            if now >= info.not_after {
+                return Err(PkiError::CaExpired {
+                    ca: ca.name.to_string(),
+                    not_after: info.not_after,
+                });
+            }
+            if now < info.not_before {
+                return Err(PkiError::CaNotYetValid {
+                    ca: ca.name.to_string(),
+                    not_before: info.not_before,
+                });
+            }
+            if let Some(parent) = lineage.get(i + 1)
+                && self.revoked_entry(parent, &info.serial).is_some()
+            {
+                return Err(PkiError::CaRevoked {
+                    ca: ca.name.to_string(),
+                    parent: parent.name.to_string(),
+                });
+            }
+            infos.push(info);
+        }
+        Ok(infos.swap_remove(0))
     }
 
     /// The revocation entry of `serial` (any form) in `ca`'s list.

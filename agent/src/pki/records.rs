@@ -19,7 +19,8 @@ use crate::vault::{SecretPath, Timestamp};
 pub enum CaKind {
     /// Self-signed, no path length limit.
     Root,
-    /// Signed by a root, path length 0 (signs only leaves).
+    /// Signed by another CA (by default with path length 0: it signs
+    /// only leaves).
     Intermediate,
 }
 
@@ -31,6 +32,25 @@ pub enum LeafProfile {
     Server,
     /// TLS client (`clientAuth`).
     Client,
+}
+
+impl TryFrom<orbitlab_manifests::spec::CertificateRole> for LeafProfile {
+    type Error = InvalidInput;
+
+    /// The profile of a `Certificate` manifest's leaf role (CA roles are
+    /// refused: they are made with `create_root` / `create_intermediate`).
+    fn try_from(role: orbitlab_manifests::spec::CertificateRole) -> Result<Self, InvalidInput> {
+        use orbitlab_manifests::spec::CertificateRole;
+        match role {
+            CertificateRole::Server => Ok(LeafProfile::Server),
+            CertificateRole::Client => Ok(LeafProfile::Client),
+            CertificateRole::RootCa | CertificateRole::IntermediateCa => Err(InvalidInput {
+                what: "certificate profile",
+                input: role.as_str().to_owned(),
+                reason: "a CA role is not a leaf profile; create the CA instead".into(),
+            }),
+        }
+    }
 }
 
 impl FromStr for LeafProfile {
@@ -115,6 +135,8 @@ pub(crate) struct CaRecord {
     pub(crate) parent: Option<CaName>,
     pub(crate) common_name: String,
     pub(crate) lifetime_days: u32,
+    /// How many CAs may follow below it (`None`: no limit).
+    pub(crate) path_len: Option<u8>,
     pub(crate) permitted_dns: Vec<String>,
     pub(crate) cert_pem: String,
     /// Serials of this CA's earlier certificates (before renewals).

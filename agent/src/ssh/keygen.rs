@@ -41,6 +41,16 @@ impl FromStr for SshAlgorithm {
     }
 }
 
+impl From<orbitlab_manifests::spec::SshKeyAlgorithm> for SshAlgorithm {
+    /// The algorithm an `SshKey` manifest asks for.
+    fn from(a: orbitlab_manifests::spec::SshKeyAlgorithm) -> Self {
+        match a {
+            orbitlab_manifests::spec::SshKeyAlgorithm::Ed25519 => SshAlgorithm::Ed25519,
+            orbitlab_manifests::spec::SshKeyAlgorithm::Rsa4096 => SshAlgorithm::Rsa4096,
+        }
+    }
+}
+
 impl fmt::Display for SshAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -163,6 +173,23 @@ mod tests {
         assert!(key.decrypt(b"wrong").is_err());
         assert!(key.decrypt(pass.expose()).is_ok());
         assert_eq!(fingerprint_of(&g.private_openssh).unwrap(), g.fingerprint);
+    }
+
+    #[test]
+    fn algorithms_match_the_manifest_kind() {
+        use orbitlab_manifests::spec::SshKeyAlgorithm as M;
+        for (m, ours) in [
+            (M::Ed25519, SshAlgorithm::Ed25519),
+            (M::Rsa4096, SshAlgorithm::Rsa4096),
+        ] {
+            assert_eq!(SshAlgorithm::from(m), ours);
+            // The same words in manifests, records and commands.
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                serde_json::to_string(&ours).unwrap()
+            );
+            assert_eq!(ours.to_string().parse::<SshAlgorithm>().unwrap(), ours);
+        }
     }
 
     #[test]
