@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use orbitlab_agent::store::{LockOptions, Store};
@@ -93,4 +94,41 @@ fn concurrent_writers_keep_every_version() {
         !dir.path().join("priv/lock/orbitlab-vault").exists(),
         "lock released"
     );
+}
+
+#[test]
+fn reads_stay_consistent_during_kek_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let vault = vault(root);
+    for i in 0..3 {
+        vault
+            .set(
+                &path(),
+                &SecretValue::new(format!("v{i}").into_bytes()).unwrap(),
+            )
+            .unwrap();
+    }
+    let done = AtomicBool::new(false);
+    let (reads, rotations) = std::thread::scope(|s| {
+        let rotator = s.spawn(|| {
+            let vault = self::vault(root);
+            for _ in 0..25 {
+                vault.rotate_kek().unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            done.store(true, Ordering::SeqCst);
+            25
+        });
+        let mut reads = 0;
+        while !done.load(Ordering::SeqCst) {
+            let got = vault.get(&path()).unwrap();
+            assert_eq!(got.value.expose(), b"v2");
+            reads += 1;
+        }
+        (reads, rotator.join().unwrap())
+    });
+    println!("{reads} reads during {rotations} KEK rotations, all consistent");
+    assert!(reads > 0);
+    assert_eq!(vault.status().unwrap().keys.len(), 1);
 }

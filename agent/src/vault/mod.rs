@@ -186,10 +186,7 @@ impl Vault {
 
     /// Every kept version of `path`, oldest first (all authenticated).
     pub fn versions(&self, path: &SecretPath) -> Result<Vec<VersionInfo>, VaultError> {
-        let file = file_path(path);
-        let record = self.load(path, &file)?.ok_or_else(|| not_found(path))?;
-        let keyring = self.keyring_for_reading()?;
-        self.verify(path, &file, &record, &keyring, None)?;
+        let (record, _) = self.open_unlocked(path, |_| None)?;
         Ok(record.versions.iter().map(info_of).collect())
     }
 
@@ -324,13 +321,10 @@ impl Vault {
     }
 
     fn read(&self, path: &SecretPath, want: Option<Version>) -> Result<Secret, VaultError> {
-        let file = file_path(path);
-        let record = self.load(path, &file)?.ok_or_else(|| not_found(path))?;
-        let keyring = self.keyring_for_reading()?;
+        let (record, value) =
+            self.open_unlocked(path, |r| Some(want.unwrap_or(r.latest().version)))?;
+        let value = value.expect("verify returns the wanted version");
         let version = want.unwrap_or(record.latest().version);
-        let value = self
-            .verify(path, &file, &record, &keyring, Some(version))?
-            .expect("verify returns the wanted version");
         let entry = record
             .versions
             .iter()
@@ -342,6 +336,29 @@ impl Vault {
             created: entry.created,
             value,
         })
+    }
+
+    /// Reads, decodes and authenticates `path` without the lock; returns
+    /// the record and the plaintext of the version `want` picks. A read
+    /// races KEK rotations on other nodes (keyring and file are two
+    /// reads), so a missing KEK is retried (a few times) with both read
+    /// afresh.
+    fn open_unlocked(
+        &self,
+        path: &SecretPath,
+        want: impl Fn(&SecretRecord) -> Option<Version>,
+    ) -> Result<(SecretRecord, Option<SecretValue>), VaultError> {
+        let file = file_path(path);
+        let mut retries = 3;
+        loop {
+            let record = self.load(path, &file)?.ok_or_else(|| not_found(path))?;
+            let keyring = self.keyring_for_reading()?;
+            match self.verify(path, &file, &record, &keyring, want(&record)) {
+                Err(VaultError::KekMissing { .. }) if retries > 0 => retries -= 1,
+                Err(e) => return Err(e),
+                Ok(value) => return Ok((record, value)),
+            }
+        }
     }
 
     /// Reads and decodes the file of `path`; `None` when absent.
