@@ -38,13 +38,24 @@ fn appliance_file_lists_match_the_renderers() {
     let gw = gateway();
     let files = render::gateway_files(&gw);
     let paths: Vec<_> = files.iter().map(|f| f.path).collect();
-    assert_eq!(paths, ["/etc/frr/daemons", "/etc/frr/frr.conf", "/etc/nftables.conf"]);
+    assert_eq!(
+        paths,
+        [
+            "/etc/frr/daemons",
+            "/etc/frr/frr.conf",
+            "/etc/nftables.conf"
+        ]
+    );
     assert_eq!(files[1].content, render::frr_conf(&gw));
     assert_eq!(files[2].content, render::nftables(&gw));
     let files = render::dns_files(&dns());
     assert_eq!(files[0].path, render::DNSMASQ_CONF_PATH);
     assert_eq!(files[1].content, render::dns_hosts(&dns()));
-    assert!(files[0].content.contains(&format!("addn-hosts={}", render::DNS_HOSTS_PATH)));
+    assert!(
+        files[0]
+            .content
+            .contains(&format!("addn-hosts={}", render::DNS_HOSTS_PATH))
+    );
 }
 
 #[test]
@@ -138,7 +149,10 @@ fn bad_gateway_inputs_are_refused_with_a_clear_reason() {
             "already taken by ingress http",
         ),
         (gateway_err(|s| s.ingress[0].port = 0), "port 0 in port"),
-        (gateway_err(|s| s.ingress[0].to_port = 0), "port 0 in to_port"),
+        (
+            gateway_err(|s| s.ingress[0].to_port = 0),
+            "port 0 in to_port",
+        ),
         (
             gateway_err(|s| s.ingress[0].to = "192.168.1.10".parse().unwrap()),
             "ingress http targets 192.168.1.10",
@@ -151,7 +165,10 @@ fn bad_gateway_inputs_are_refused_with_a_clear_reason() {
     for (err, expected) in cases {
         let msg = err.to_string();
         assert!(msg.starts_with("sector web: "), "{msg}");
-        assert!(msg.contains(expected), "{msg:?} should contain {expected:?}");
+        assert!(
+            msg.contains(expected),
+            "{msg:?} should contain {expected:?}"
+        );
     }
     // The same port number on another protocol is a different ingress.
     let mut spec = gateway_spec();
@@ -165,15 +182,31 @@ fn bad_dns_inputs_are_refused_with_a_clear_reason() {
         let mut spec = dns_spec();
         edit(&mut spec);
         let msg = DnsConfig::new(spec).unwrap_err().to_string();
-        assert!(msg.contains(expected), "{msg:?} should contain {expected:?}");
+        assert!(
+            msg.contains(expected),
+            "{msg:?} should contain {expected:?}"
+        );
     };
-    check(&|s| s.listen = "0.0.0.0".parse().unwrap(), "listen address 0.0.0.0");
-    check(&|s| s.upstreams.push("127.0.0.1".parse().unwrap()), "loopback");
-    check(&|s| s.upstreams.push("172.16.0.2".parse().unwrap()), "itself");
-    check(&|s| s.upstreams.push("192.0.2.53".parse().unwrap()), "listed twice");
+    check(
+        &|s| s.listen = "0.0.0.0".parse().unwrap(),
+        "listen address 0.0.0.0",
+    );
+    check(
+        &|s| s.upstreams.push("127.0.0.1".parse().unwrap()),
+        "loopback",
+    );
+    check(
+        &|s| s.upstreams.push("172.16.0.2".parse().unwrap()),
+        "itself",
+    );
+    check(
+        &|s| s.upstreams.push("192.0.2.53".parse().unwrap()),
+        "listed twice",
+    );
     check(
         &|s| {
-            s.records.insert("bcast".parse().unwrap(), "255.255.255.255".parse().unwrap());
+            s.records
+                .insert("bcast".parse().unwrap(), "255.255.255.255".parse().unwrap());
         },
         "record 255.255.255.255",
     );

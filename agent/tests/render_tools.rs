@@ -20,7 +20,11 @@ fn nftables_ruleset_passes_nft_check() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "nftables.conf", &render::nftables(&gateway()));
     let out = nft_check(&path);
-    assert!(out.status.success(), "nft -c rejected the ruleset:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "nft -c rejected the ruleset:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -39,7 +43,10 @@ fn nftables_ruleset_loads_and_lists_back_in_a_namespace() {
         "masquerade",
         "comment \"ingress dns-public\"",
     ] {
-        assert!(listed.contains(expected), "{expected:?} missing from:\n{listed}");
+        assert!(
+            listed.contains(expected),
+            "{expected:?} missing from:\n{listed}"
+        );
     }
 }
 
@@ -49,7 +56,11 @@ fn nft_check_rejects_a_broken_ruleset() {
     let broken = render::nftables(&gateway()).replace("masquerade", "masqerade");
     let path = write(dir.path(), "broken.conf", &broken);
     let out = nft_check(&path);
-    assert!(!out.status.success(), "nft -c accepted a broken ruleset:\n{}", text(&out));
+    assert!(
+        !out.status.success(),
+        "nft -c accepted a broken ruleset:\n{}",
+        text(&out)
+    );
 }
 
 /// FRR's own check: `vtysh --dryrun -f FILE` parses every line with the
@@ -63,8 +74,16 @@ fn frr_conf_passes_vtysh_dryrun() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "frr.conf", &render::frr_conf(&gateway()));
     let out = frr_check(&path);
-    assert!(out.status.success(), "vtysh rejected frr.conf:\n{}", text(&out));
-    assert!(!text(&out).contains('%'), "vtysh complained:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "vtysh rejected frr.conf:\n{}",
+        text(&out)
+    );
+    assert!(
+        !text(&out).contains('%'),
+        "vtysh complained:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -72,14 +91,27 @@ fn vtysh_dryrun_rejects_broken_frr_confs() {
     let good = render::frr_conf(&gateway());
     let dir = tempfile::tempdir().unwrap();
     for (what, broken) in [
-        ("bad prefix", good.replace("ip route 0.0.0.0/0", "ip route 0.0.0.0/33")),
-        ("name with a space", good.replace("hostname olvn1001-router", "hostname olvn1001 router")),
-        ("unknown command", good.replace("ip forwarding", "ip forwarding-everything")),
+        (
+            "bad prefix",
+            good.replace("ip route 0.0.0.0/0", "ip route 0.0.0.0/33"),
+        ),
+        (
+            "name with a space",
+            good.replace("hostname olvn1001-router", "hostname olvn1001 router"),
+        ),
+        (
+            "unknown command",
+            good.replace("ip forwarding", "ip forwarding-everything"),
+        ),
     ] {
         assert_ne!(broken, good, "{what}: the edit must change the file");
         let path = write(dir.path(), "broken.conf", &broken);
         let out = frr_check(&path);
-        assert!(!out.status.success(), "{what}: vtysh accepted it:\n{}", text(&out));
+        assert!(
+            !out.status.success(),
+            "{what}: vtysh accepted it:\n{}",
+            text(&out)
+        );
     }
 }
 
@@ -92,8 +124,14 @@ fn frr_daemons_file_enables_no_dynamic_routing_daemon() {
     let script = format!(". {path} && echo \"$bgpd $ospfd $staticd_options\"");
     let out = run("sh", &["-c", &script]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no no -A 127.0.0.1");
-    for line in daemons.lines().filter(|l| l.ends_with("d=yes") || l.ends_with("d=no")) {
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no no -A 127.0.0.1"
+    );
+    for line in daemons
+        .lines()
+        .filter(|l| l.ends_with("d=yes") || l.ends_with("d=no"))
+    {
         assert!(line.ends_with("=no"), "{line}");
     }
 }
@@ -108,7 +146,11 @@ fn dnsmasq_conf_passes_dnsmasq_test() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "orbitlab.conf", &render::dnsmasq_conf(&dns()));
     let out = dnsmasq_check(&path);
-    assert!(out.status.success(), "dnsmasq rejected the config:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "dnsmasq rejected the config:\n{}",
+        text(&out)
+    );
     assert!(text(&out).contains("syntax check OK"), "{}", text(&out));
 }
 
@@ -118,7 +160,11 @@ fn dnsmasq_test_rejects_a_broken_conf() {
     let broken = render::dnsmasq_conf(&dns()).replace("listen-address=", "listen-adress=");
     let path = write(dir.path(), "broken.conf", &broken);
     let out = dnsmasq_check(&path);
-    assert!(!out.status.success(), "dnsmasq accepted a broken config:\n{}", text(&out));
+    assert!(
+        !out.status.success(),
+        "dnsmasq accepted a broken config:\n{}",
+        text(&out)
+    );
 }
 
 /// The real server answers `<host>.web.orbitlab.internal` from the rendered
@@ -131,7 +177,11 @@ fn dnsmasq_answers_sector_names_from_the_rendered_records() {
     let d = dir.path();
     let conf = write(d, "orbitlab.conf", &render::dnsmasq_conf(&dns()));
     let hosts = write(d, "dns.hosts", &render::dns_hosts(&dns()));
-    let resolv = write(d, "resolv.conf", "nameserver 172.16.0.2\noptions timeout:1 attempts:2\n");
+    let resolv = write(
+        d,
+        "resolv.conf",
+        "nameserver 172.16.0.2\noptions timeout:1 attempts:2\n",
+    );
     let pid = d.join("dnsmasq.pid");
     let pid = pid.to_str().unwrap();
     // The rendered config points addn-hosts at the appliance's path; here
@@ -153,5 +203,10 @@ fn dnsmasq_answers_sector_names_from_the_rendered_records() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(answers, ["172.16.0.10", "172.16.1.20", "172.16.0.1"], "{}", text(&out));
+    assert_eq!(
+        answers,
+        ["172.16.0.10", "172.16.1.20", "172.16.0.1"],
+        "{}",
+        text(&out)
+    );
 }

@@ -6,10 +6,11 @@
 //! - the address must be the network address (no host bits set);
 //! - no overlap with `0.0.0.0/8`, `127.0.0.0/8`, `169.254.0.0/16`,
 //!   `224.0.0.0/4` or `240.0.0.0/4` (which holds the broadcast address);
-//! - Sectors and subnets: prefix `/8` to `/29` (a `/29` leaves the network
-//!   and broadcast addresses, gateway `.1`, DNS `.2` and four instance
-//!   addresses; a `/30` would leave none for an instance);
-//! - the Backplane: prefix `/8` to `/24` (it addresses every node and every
+//! - Sectors and subnets: prefix `/16` to `/28` (IPAM keeps `.1` for the
+//!   gateway, `.2` for DNS and `.3`–`.9` in reserve, so a `/28` leaves five
+//!   instance addresses and a `/29` none; IPAM's sharded files cover at most
+//!   a `/16`);
+//! - the Backplane: prefix `/16` to `/24` (it addresses every node and every
 //!   Sector Gateway).
 //!
 //! CIDRs may overlap between Sectors: each Sector is its own routing domain.
@@ -21,10 +22,11 @@ use ipnet::Ipv4Net;
 
 use crate::names::shown;
 
-/// Smallest prefix length OrbitLab accepts for any network.
-pub const MIN_PREFIX: u8 = 8;
+/// Smallest prefix length OrbitLab accepts for any network (IPAM pools are
+/// at most a `/16`).
+pub const MIN_PREFIX: u8 = 16;
 /// Largest prefix length of a Sector or subnet.
-pub const MAX_SECTOR_PREFIX: u8 = 29;
+pub const MAX_SECTOR_PREFIX: u8 = 28;
 /// Largest prefix length of the Backplane.
 pub const MAX_BACKPLANE_PREFIX: u8 = 24;
 
@@ -63,7 +65,7 @@ impl NetworkRole {
                 "prefix /{prefix} is too small for the Backplane, which needs an address for every node and every Sector Gateway; use /{MAX_BACKPLANE_PREFIX} or a shorter prefix"
             ),
             NetworkRole::Sector | NetworkRole::Subnet => format!(
-                "prefix /{prefix} leaves no address for an instance after the network, gateway (.1), DNS (.2) and broadcast addresses; use /{MAX_SECTOR_PREFIX} or a shorter prefix"
+                "prefix /{prefix} leaves no address for an instance after the network, gateway (.1), DNS (.2), reserved (.3-.9) and broadcast addresses; use /{MAX_SECTOR_PREFIX} or a shorter prefix"
             ),
         }
     }
@@ -85,7 +87,7 @@ pub(crate) fn check_network(net: &Ipv4Net, role: NetworkRole) -> Result<(), Stri
     }
     if net.prefix_len() < MIN_PREFIX {
         return Err(format!(
-            "prefix /{} is larger than OrbitLab allows; use /{MIN_PREFIX} or a longer prefix",
+            "prefix /{} is larger than OrbitLab allows (IPAM manages at most a /{MIN_PREFIX}); use /{MIN_PREFIX} or a longer prefix, and split a larger Sector into subnets",
             net.prefix_len()
         ));
     }
@@ -107,12 +109,21 @@ pub(crate) fn parse_network(s: &str) -> Result<Ipv4Net, String> {
         return Ok(net);
     }
     if s.parse::<Ipv4Addr>().is_ok() {
-        return Err(format!("{} has no prefix length; write it like {s}/24", shown(s)));
+        return Err(format!(
+            "{} has no prefix length; write it like {s}/24",
+            shown(s)
+        ));
     }
     if s.contains(':') {
-        return Err(format!("{} is not an IPv4 network; OrbitLab networks are IPv4 for now", shown(s)));
+        return Err(format!(
+            "{} is not an IPv4 network; OrbitLab networks are IPv4 for now",
+            shown(s)
+        ));
     }
-    Err(format!("{} is not an IPv4 network in CIDR form such as 10.1.0.0/16", shown(s)))
+    Err(format!(
+        "{} is not an IPv4 network in CIDR form such as 10.1.0.0/16",
+        shown(s)
+    ))
 }
 
 /// Parse an IPv4 address with an operator-friendly message.
@@ -149,7 +160,9 @@ pub(crate) mod opt_addr {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Ipv4Addr>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| super::parse_address(&s).map_err(serde::de::Error::custom))
             .transpose()
@@ -180,7 +193,12 @@ mod tests {
 
     #[test]
     fn accepts_private_networks() {
-        for s in ["10.0.0.0/8", "172.16.0.0/16", "192.168.1.0/24", "100.64.0.0/29"] {
+        for s in [
+            "10.0.0.0/16",
+            "172.16.0.0/16",
+            "192.168.1.0/24",
+            "100.64.0.0/28",
+        ] {
             assert_eq!(check_network(&n(s), NetworkRole::Sector), Ok(()), "{s}");
         }
     }
@@ -188,15 +206,39 @@ mod tests {
     #[test]
     fn refuses_with_reason() {
         let cases = [
-            ("10.1.2.3/16", NetworkRole::Sector, "has host bits set; write 10.1.0.0/16"),
-            ("127.0.0.0/16", NetworkRole::Sector, "overlaps 127.0.0.0/8, which is loopback"),
+            (
+                "10.1.2.3/16",
+                NetworkRole::Sector,
+                "has host bits set; write 10.1.0.0/16",
+            ),
+            (
+                "127.0.0.0/16",
+                NetworkRole::Sector,
+                "overlaps 127.0.0.0/8, which is loopback",
+            ),
             ("169.254.1.0/24", NetworkRole::Subnet, "link-local"),
             ("224.1.0.0/16", NetworkRole::Sector, "multicast"),
-            ("255.255.255.248/29", NetworkRole::Sector, "reserved and broadcast"),
+            (
+                "255.255.255.240/28",
+                NetworkRole::Sector,
+                "reserved and broadcast",
+            ),
             ("0.0.0.0/0", NetworkRole::Sector, "overlaps 0.0.0.0/8"),
-            ("10.0.0.0/30", NetworkRole::Sector, "leaves no address for an instance"),
-            ("10.0.0.0/7", NetworkRole::Sector, "prefix /7 is larger than OrbitLab allows"),
-            ("10.0.0.0/25", NetworkRole::Backplane, "too small for the Backplane"),
+            (
+                "10.0.0.0/29",
+                NetworkRole::Sector,
+                "leaves no address for an instance",
+            ),
+            (
+                "10.0.0.0/15",
+                NetworkRole::Sector,
+                "prefix /15 is larger than OrbitLab allows",
+            ),
+            (
+                "10.0.0.0/25",
+                NetworkRole::Backplane,
+                "too small for the Backplane",
+            ),
         ];
         for (s, role, want) in cases {
             let got = check_network(&n(s), role).unwrap_err();
@@ -206,16 +248,31 @@ mod tests {
 
     #[test]
     fn parse_messages() {
-        assert!(parse_network("10.0.0.0").unwrap_err().contains("has no prefix length"));
-        assert!(parse_network("fd00::/64").unwrap_err().contains("not an IPv4 network"));
-        assert!(parse_network("10.0.0.0/33").unwrap_err().contains("CIDR form"));
+        assert!(
+            parse_network("10.0.0.0")
+                .unwrap_err()
+                .contains("has no prefix length")
+        );
+        assert!(
+            parse_network("fd00::/64")
+                .unwrap_err()
+                .contains("not an IPv4 network")
+        );
+        assert!(
+            parse_network("10.0.0.0/33")
+                .unwrap_err()
+                .contains("CIDR form")
+        );
         assert!(parse_address("10.0.0.256").is_err());
     }
 
     #[test]
     fn host_helpers() {
         let net = n("10.1.0.0/24");
-        assert_eq!(hosts(&net), (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 254)));
+        assert_eq!(
+            hosts(&net),
+            (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 254))
+        );
         assert_eq!(nth(&net, 2), Ipv4Addr::new(10, 1, 0, 2));
         assert!(overlaps(&net, &n("10.1.0.128/25")));
         assert!(!overlaps(&net, &n("10.1.1.0/24")));

@@ -27,7 +27,12 @@ pub struct ManifestError {
 impl ManifestError {
     /// A refusal with no file (for manifests built in memory).
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ManifestError { file: String::new(), line: None, field: field.into(), reason: reason.into() }
+        ManifestError {
+            file: String::new(),
+            line: None,
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The same refusal located in `file` at `line`.
@@ -76,13 +81,18 @@ impl ManifestErrors {
 
     /// Sort by file, line, field (stable for equal keys).
     pub(crate) fn sorted(mut self) -> Self {
-        self.0.sort_by(|a, b| (&a.file, a.line, &a.field).cmp(&(&b.file, b.line, &b.field)));
+        self.0
+            .sort_by(|a, b| (&a.file, a.line, &a.field).cmp(&(&b.file, b.line, &b.field)));
         self
     }
 
     /// `Ok(())` when empty, else `Err(self)`.
     pub(crate) fn into_result(self) -> Result<(), ManifestErrors> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.sorted()) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.sorted())
+        }
     }
 }
 
@@ -135,7 +145,10 @@ pub(crate) struct Problems {
 impl Problems {
     /// A collector whose fields are all below `prefix` (e.g. `spec`).
     pub(crate) fn under(prefix: &str) -> Self {
-        Problems { prefix: prefix.to_owned(), items: Vec::new() }
+        Problems {
+            prefix: prefix.to_owned(),
+            items: Vec::new(),
+        }
     }
 
     /// Record a problem at `field` (relative to the prefix; empty means the
@@ -175,8 +188,14 @@ mod tests {
 
     #[test]
     fn display_with_and_without_location() {
-        let e = ManifestError::new("spec.subnets[1].cidr", "10.9.0.0/24 is outside the Sector CIDR 172.16.0.0/16");
-        assert_eq!(e.to_string(), "spec.subnets[1].cidr: 10.9.0.0/24 is outside the Sector CIDR 172.16.0.0/16");
+        let e = ManifestError::new(
+            "spec.subnets[1].cidr",
+            "10.9.0.0/24 is outside the Sector CIDR 172.16.0.0/16",
+        );
+        assert_eq!(
+            e.to_string(),
+            "spec.subnets[1].cidr: 10.9.0.0/24 is outside the Sector CIDR 172.16.0.0/16"
+        );
         let e = e.at("sectors/web.yaml", Some(7));
         assert_eq!(
             e.to_string(),

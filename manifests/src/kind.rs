@@ -219,6 +219,10 @@ mod tests {
     #[test]
     fn unknown_api_version() {
         let e = "orbitlab.io/v2".parse::<ApiVersion>().unwrap_err();
-        assert!(e.message().contains("unknown apiVersion \"orbitlab.io/v2\""), "{e}");
+        assert!(
+            e.message()
+                .contains("unknown apiVersion \"orbitlab.io/v2\""),
+            "{e}"
+        );
     }
 }

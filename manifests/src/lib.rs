@@ -28,16 +28,20 @@ mod sourced;
 pub mod spec;
 mod text;
 
-pub use codec::{MAX_FILE_BYTES, decode, encode, encode_all};
+pub use codec::{MAX_FILE_BYTES, decode, decode_all, encode, encode_all};
 pub use error::{ManifestError, ManifestErrors};
 pub use kind::{ApiVersion, Kind};
 pub use manifest::{MAX_LABELS, Manifest, Metadata, validate_update};
-pub use names::{BridgeName, DnsName, InvalidValue, LabelKey, LabelValue, Name, NodeName, StorageId, Version, VolumeId};
+pub use names::{
+    BridgeName, DnsName, InvalidValue, LabelKey, LabelValue, Name, NodeName, StorageId, Version,
+    VolumeId,
+};
 pub use set::ManifestSet;
 pub use sourced::Sourced;
 pub use spec::{
-    ApplianceRole, ApplianceSpec, BackplaneSpec, CertificateRole, CertificateSpec, ClusterDefaults, ClusterSpec,
-    IngressRule, LogLevel, LxcSpec, NodeSpec, PlacementPolicy, Protocol, Reference, SecretSpec, SecretType,
-    SectorSpec, SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec,
+    ApplianceRole, ApplianceSpec, BackplaneSpec, CertificateRole, CertificateSpec, ClusterDefaults,
+    ClusterSpec, IngressRule, LogLevel, LxcSpec, NodeSpec, PlacementPolicy, Protocol, Reference,
+    SecretSpec, SecretType, SectorSpec, SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec,
+    SubnetSpec,
 };
 pub use text::{Alias, Comment, CommonName, Description};

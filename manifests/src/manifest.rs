@@ -39,7 +39,11 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata with only a name.
     pub fn named(name: Name) -> Self {
-        Metadata { name, labels: BTreeMap::new(), description: None }
+        Metadata {
+            name,
+            labels: BTreeMap::new(),
+            description: None,
+        }
     }
 }
 
@@ -57,7 +61,11 @@ pub struct Manifest {
 impl Manifest {
     /// A current-version manifest named `name` holding `spec`.
     pub fn new(name: Name, spec: impl Into<Spec>) -> Self {
-        Manifest { api_version: ApiVersion::V1, metadata: Metadata::named(name), spec: spec.into() }
+        Manifest {
+            api_version: ApiVersion::V1,
+            metadata: Metadata::named(name),
+            spec: spec.into(),
+        }
     }
 
     /// The kind, derived from the spec.
@@ -80,7 +88,12 @@ impl Manifest {
     /// [`crate::ManifestSet::new`]. The errors carry no file; use
     /// [`crate::Sourced::validate`] for located errors.
     pub fn validate(&self) -> Result<(), ManifestErrors> {
-        let errors = self.problems().items.into_iter().map(|(f, r)| ManifestError::new(f, r)).collect();
+        let errors = self
+            .problems()
+            .items
+            .into_iter()
+            .map(|(f, r)| ManifestError::new(f, r))
+            .collect();
         ManifestErrors(errors).into_result()
     }
 
@@ -90,7 +103,10 @@ impl Manifest {
         if self.metadata.labels.len() > MAX_LABELS {
             p.push(
                 "metadata.labels",
-                format!("has {} labels; at most {MAX_LABELS}", self.metadata.labels.len()),
+                format!(
+                    "has {} labels; at most {MAX_LABELS}",
+                    self.metadata.labels.len()
+                ),
             );
         }
         self.spec.check(&mut p);
@@ -134,12 +150,33 @@ pub fn validate_update(old: &Manifest, new: &Manifest) -> Result<(), ManifestErr
     };
     match (&old.spec, &new.spec) {
         (Spec::Cluster(a), Spec::Cluster(b)) => {
-            let why = "the Backplane is configured on every node; keep the value it was created with";
+            let why =
+                "the Backplane is configured on every node; keep the value it was created with";
             let (a, b) = (&a.backplane, &b.backplane);
-            fixed("spec.backplane.cidr", a.cidr.to_string(), b.cidr.to_string(), why)?;
-            fixed("spec.backplane.asn", a.asn.to_string(), b.asn.to_string(), why)?;
-            fixed("spec.backplane.vrf_vxlan", a.vrf_vxlan.to_string(), b.vrf_vxlan.to_string(), why)?;
-            fixed("spec.backplane.vnet_tag", a.vnet_tag.to_string(), b.vnet_tag.to_string(), why)?;
+            fixed(
+                "spec.backplane.cidr",
+                a.cidr.to_string(),
+                b.cidr.to_string(),
+                why,
+            )?;
+            fixed(
+                "spec.backplane.asn",
+                a.asn.to_string(),
+                b.asn.to_string(),
+                why,
+            )?;
+            fixed(
+                "spec.backplane.vrf_vxlan",
+                a.vrf_vxlan.to_string(),
+                b.vrf_vxlan.to_string(),
+                why,
+            )?;
+            fixed(
+                "spec.backplane.vnet_tag",
+                a.vnet_tag.to_string(),
+                b.vnet_tag.to_string(),
+                why,
+            )?;
         }
         (Spec::Sector(a), Spec::Sector(b)) => {
             fixed(
@@ -164,6 +201,11 @@ impl Serialize for Manifest {
         map.end()
     }
 }
+
+/// Prefix of errors about a `spec` read before its `kind` (or absent): the
+/// parser's position is then past the spec, so the codec names the field
+/// from this prefix instead.
+pub(crate) const BUFFERED_SPEC: &str = "in spec: ";
 
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "camelCase")]
@@ -224,11 +266,17 @@ impl<'de> Visitor<'de> for ManifestVisitor {
             Some(spec) => spec,
             None => {
                 // An absent spec means "all defaults" (e.g. `kind: Settings`).
-                let value = early_spec.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-                Spec::deserialize_for(kind, value).map_err(de::Error::custom)?
+                let value =
+                    early_spec.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+                Spec::deserialize_for(kind, value)
+                    .map_err(|e| de::Error::custom(format_args!("{BUFFERED_SPEC}{e}")))?
             }
         };
-        Ok(Manifest { api_version, metadata, spec })
+        Ok(Manifest {
+            api_version,
+            metadata,
+            spec,
+        })
     }
 }
 
@@ -287,7 +335,11 @@ mod tests {
         }
         let e = validate_update(&old, &new).unwrap_err();
         assert_eq!(e.field, "spec.backplane.asn");
-        assert!(e.reason.contains("cannot change after creation (was 65001, now 65002)"), "{e}");
+        assert!(
+            e.reason
+                .contains("cannot change after creation (was 65001, now 65002)"),
+            "{e}"
+        );
 
         let a = Manifest::new(name("web"), SectorSpec::new("10.1.0.0/16".parse().unwrap()));
         let b = Manifest::new(name("web"), SectorSpec::new("10.2.0.0/16".parse().unwrap()));

@@ -4,7 +4,7 @@
 //! Pure: no I/O (the text it keeps was read by the caller).
 
 use std::fmt;
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 use std::sync::Arc;
 
 use crate::codec::locate;
@@ -27,19 +27,41 @@ pub struct Sourced<T> {
 /// The text a value was decoded from, kept to find field lines on demand.
 #[derive(Clone)]
 struct Origin {
+    /// The whole file.
     text: Arc<str>,
+    /// Byte range of this value's document, starting at the beginning of
+    /// the document's first line (so a lookup parses only this document),
+    /// when the parser reported byte offsets.
+    range: Option<Range<usize>>,
 }
 
 impl<T> Sourced<T> {
     /// A value from `source` with no line information (e.g. built by the
     /// command line from options).
     pub fn new(source: impl Into<String>, value: T) -> Self {
-        Sourced { source: source.into(), line: None, value, origin: None }
+        Sourced {
+            source: source.into(),
+            line: None,
+            value,
+            origin: None,
+        }
     }
 
-    /// A value decoded from `text` (the whole file) whose document starts at `line`.
-    pub(crate) fn from_text(source: &str, line: Option<usize>, value: T, text: Arc<str>) -> Self {
-        Sourced { source: source.to_owned(), line, value, origin: Some(Origin { text }) }
+    /// A value decoded from `text` (the whole file) whose document starts
+    /// at `line` and occupies `range` (whole lines) of the text.
+    pub(crate) fn from_text(
+        source: &str,
+        line: Option<usize>,
+        value: T,
+        text: Arc<str>,
+        range: Option<Range<usize>>,
+    ) -> Self {
+        Sourced {
+            source: source.to_owned(),
+            line,
+            value,
+            origin: Some(Origin { text, range }),
+        }
     }
 
     /// The line of `field` (e.g. `spec.subnets[1].cidr`) in this document:
@@ -47,7 +69,10 @@ impl<T> Sourced<T> {
     /// document's first line.
     pub fn line_of(&self, field: &str) -> Option<usize> {
         let found = match (&self.origin, self.line) {
-            (Some(o), Some(doc_line)) => locate::line_of(&o.text, doc_line, field),
+            (Some(o), Some(doc_line)) => match o.range.clone().and_then(|r| o.text.get(r)) {
+                Some(doc) => locate::line_of(doc, 1, field).map(|l| l + doc_line - 1),
+                None => locate::line_of(&o.text, doc_line, field),
+            },
             _ => None,
         };
         found.or(self.line)
@@ -62,12 +87,20 @@ impl<T> Sourced<T> {
 
     /// Locate a batch of problems.
     pub(crate) fn errors(&self, problems: Problems) -> impl Iterator<Item = ManifestError> + '_ {
-        problems.items.into_iter().map(move |(field, reason)| self.error(field, reason))
+        problems
+            .items
+            .into_iter()
+            .map(move |(field, reason)| self.error(field, reason))
     }
 
     /// Apply `f` to the value, keeping the origin.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Sourced<U> {
-        Sourced { source: self.source, line: self.line, value: f(self.value), origin: self.origin }
+        Sourced {
+            source: self.source,
+            line: self.line,
+            value: f(self.value),
+            origin: self.origin,
+        }
     }
 
     /// The value without its origin.

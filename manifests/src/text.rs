@@ -97,8 +97,15 @@ mod tests {
         let e = "line one\nline two".parse::<Description>().unwrap_err();
         assert!(e.message().contains("contains a newline"), "{e}");
         let e = "x".repeat(600).parse::<Description>().unwrap_err();
-        assert!(e.message().contains("is 600 characters long; at most 512"), "{e}");
-        assert!("Web tier — production, «critical»".parse::<Description>().is_ok());
+        assert!(
+            e.message().contains("is 600 characters long; at most 512"),
+            "{e}"
+        );
+        assert!(
+            "Web tier — production, «critical»"
+                .parse::<Description>()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ Examples:
   orbitlab delete /sectors/web
   orbitlab apply -f manifests/
   orbitlab validate -f sector.yaml
+  orbitlab init --backplane-cidr 10.200.0.0/16
+  orbitlab plan --detailed-exitcode
+  orbitlab reconcile --once
 
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox.";
@@ -71,10 +74,28 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Create or update every manifest in files or directories, all or
     /// nothing.
-    Apply(FilesArgs),
+    Apply(ApplyArgs),
     /// Check manifests (alone and together with what is stored) and say
     /// what `apply` would do; changes nothing.
     Validate(FilesArgs),
+    /// Declare the cluster and build its Backplane (once; a second run
+    /// changes nothing). Stores the Proxmox connection for later commands
+    /// and the agents; the token secret is read from
+    /// ORBITLAB_API_TOKEN_SECRET or standard input, never from arguments.
+    Init(InitArgs),
+    /// Show the steps that would make Proxmox match the manifests.
+    Plan {
+        /// Exit 0 when nothing is to do, 2 when there are steps, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Make Proxmox match the manifests now, in this process.
+    Reconcile {
+        /// Run until nothing is left to do, then exit (the daemon is
+        /// orbitlab-agent).
+        #[arg(long, required = true)]
+        once: bool,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -121,4 +142,39 @@ pub struct FilesArgs {
         value_name = "FILE|DIR"
     )]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub files: FilesArgs,
+    /// Wait until every applied object is Ready (or Failed), showing
+    /// progress on standard error.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The Backplane network; fixed forever once chosen.
+    #[arg(long, value_name = "CIDR")]
+    pub backplane_cidr: Option<ipnet::Ipv4Net>,
+    /// Proxmox API URL (default on a node: https://localhost:8006).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// API token id, USER@REALM!NAME.
+    #[arg(long, value_name = "TOKENID")]
+    pub api_token: Option<String>,
+    /// CA certificate to verify Proxmox with (default /etc/pve/pve-root-ca.pem).
+    #[arg(long, value_name = "FILE", conflicts_with = "api_fingerprint")]
+    pub api_ca: Option<PathBuf>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub api_fingerprint: Option<String>,
+    /// Plain HTTP to a loopback address: the simulator only.
+    #[arg(long, conflicts_with_all = ["api_ca", "api_fingerprint"])]
+    pub api_loopback_http: bool,
 }

@@ -3,6 +3,7 @@
 //! when the request was refused or failed, 2 for usage errors.
 
 mod cli;
+mod engine;
 mod input;
 mod output;
 mod properties;
@@ -22,7 +23,7 @@ use properties::Properties;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("orbitlab: {error:#}");
             ExitCode::FAILURE
@@ -30,9 +31,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let api = Api::new(Store::open(&cli.root));
+fn run(cli: Cli) -> Result<ExitCode> {
+    let store = Store::open(&cli.root);
+    let api = Api::new(store.clone());
     let mut format = cli.output_format;
+    let mut code = ExitCode::SUCCESS;
     let result: Value = match cli.command {
         Command::Ls(arg) => api.ls(&parse_path(&arg.path)?)?,
         Command::Get(arg) => api.get(&parse_path(&arg.path)?)?,
@@ -47,7 +50,14 @@ fn run(cli: Cli) -> Result<()> {
             changes(api.set(&parse_path(&args.path)?, props.tree()?, &props.delete)?)
         }
         Command::Delete(args) => changes(api.delete(&parse_path(&args.path)?, args.force)?),
-        Command::Apply(args) => changes(api.apply(input::read_manifests(&args.files)?)?),
+        Command::Apply(args) => {
+            let applied = api.apply(input::read_manifests(&args.files.files)?)?;
+            emit(&changes(applied.clone()), format)?;
+            if args.wait {
+                engine::wait_ready(&api, &applied, std::time::Duration::from_secs(args.timeout))?;
+            }
+            return Ok(code);
+        }
         Command::Validate(args) => changes(api.validate(input::read_manifests(&args.files)?)?),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -56,12 +66,24 @@ fn run(cli: Cli) -> Result<()> {
                 "orbitlab",
                 &mut std::io::stdout(),
             );
-            return Ok(());
+            return Ok(code);
+        }
+        Command::Init(args) => engine::init(&store, &args)?,
+        Command::Plan { detailed_exitcode } => {
+            let (plan, plan_code) = engine::plan(&store)?;
+            if detailed_exitcode {
+                code = plan_code;
+            }
+            plan
+        }
+        Command::Reconcile { .. } => {
+            let (report, report_code) = engine::reconcile_once(&store)?;
+            code = report_code;
+            report
         }
     };
-    let text = output::render(&result, format)?;
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(())
+    emit(&result, format)?;
+    Ok(code)
 }
 
 fn parse_path(path: &str) -> Result<ApiPath> {
@@ -76,4 +98,11 @@ fn changes(changes: Vec<Change>) -> Value {
             .map(|c| serde_json::json!({ "path": c.path(), "action": c.action }))
             .collect(),
     )
+}
+
+/// Writes `value` to standard output in `format`.
+fn emit(value: &Value, format: cli::OutputFormat) -> Result<()> {
+    let text = output::render(value, format)?;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }

@@ -30,9 +30,12 @@ impl fmt::Debug for Lab {
 }
 
 /// `pct` for one simulated node: pushes and execs go to the simulator.
+/// With `any_node`, it reaches every node's containers (one reconciler
+/// then does what the three agents would share).
 pub struct SimHost<'a> {
     pub sim: &'a SimHandle,
     pub node: String,
+    pub any_node: bool,
 }
 
 impl fmt::Debug for SimHost<'_> {
@@ -60,7 +63,7 @@ impl ContainerHost for SimHost<'_> {
 
 impl SimHost<'_> {
     fn local(&self, node: &str, vmid: u32) -> Result<(), HostError> {
-        if node == self.node {
+        if self.any_node || node == self.node {
             Ok(())
         } else {
             Err(HostError::NotLocal { vmid, node: node.to_owned(), local: self.node.clone() })
@@ -80,10 +83,15 @@ impl Lab {
 
     /// A 3-node cluster of the given version.
     pub fn with_version(version: PveVersion) -> Self {
+        Self::with_config(version, Duration::from_millis(5))
+    }
+
+    /// A 3-node cluster whose tasks take `task_duration`.
+    pub fn with_config(version: PveVersion, task_duration: Duration) -> Self {
         let sim = PveSim::start(SimConfig {
             version,
             nodes: NODES.iter().map(|n| n.to_string()).collect(),
-            task_duration: Duration::from_millis(5),
+            task_duration,
             ..SimConfig::default()
         })
         .expect("the simulator starts");
@@ -110,7 +118,12 @@ impl Lab {
 
     /// The host of `node`.
     pub fn host(&self, node: &str) -> SimHost<'_> {
-        SimHost { sim: &self.sim, node: node.to_owned() }
+        SimHost { sim: &self.sim, node: node.to_owned(), any_node: false }
+    }
+
+    /// A host that reaches the containers of every node.
+    pub fn omni_host(&self) -> SimHost<'_> {
+        SimHost { sim: &self.sim, node: NODES[0].to_owned(), any_node: true }
     }
 
     /// A reconciler acting as `node`.

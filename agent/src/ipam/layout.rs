@@ -87,21 +87,80 @@ pub(crate) fn bucket_count(pool: &Pool) -> u32 {
 /// The bucket of `owner`: FNV-1a (32 bit) of its bytes, masked. Part of the
 /// on-disk format: never change it.
 pub(crate) fn bucket_of(pool: &Pool, owner: &Owner) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in owner.as_str().bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash & (bucket_count(pool) - 1)
+    fnv1a32(owner.as_str().as_bytes()) & (bucket_count(pool) - 1)
 }
 
-/// Serialises a document, refusing anything larger than [`MAX_FILE_BYTES`].
-pub(crate) fn encode<T: Serialize>(path: &str, doc: &T) -> Result<Vec<u8>, IpamError> {
-    let mut bytes = serde_json::to_vec(doc).map_err(|e| IpamError::Corrupt {
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Serialises `pool.json`.
+pub(crate) fn encode_meta(path: &str, meta: &PoolMeta) -> Result<Vec<u8>, IpamError> {
+    let mut bytes = serde_json::to_vec(meta).map_err(|e| IpamError::Corrupt {
         path: path.to_owned(),
         reason: format!("cannot encode: {e}"),
     })?;
     bytes.push(b'\n');
+    checked_size(path, bytes)
+}
+
+/// A key or value of a shard or bucket, appended to JSON text as is.
+pub(crate) trait JsonAtom {
+    /// Appends the atom's text (which never needs JSON escaping).
+    fn push_to(&self, out: &mut String);
+}
+
+impl JsonAtom for Ipv4Addr {
+    fn push_to(&self, out: &mut String) {
+        for (i, octet) in self.octets().into_iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            if octet >= 100 {
+                out.push(char::from(b'0' + octet / 100));
+            }
+            if octet >= 10 {
+                out.push(char::from(b'0' + octet / 10 % 10));
+            }
+            out.push(char::from(b'0' + octet % 10));
+        }
+    }
+}
+
+impl JsonAtom for Owner {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
+/// Encodes an address shard or an owner bucket as one compact JSON object.
+/// Keys and values are IPv4 addresses and validated owners (`[a-z0-9._/-]`),
+/// which never need escaping; written directly because this runs on every
+/// allocation.
+pub(crate) fn encode_map<K: JsonAtom, V: JsonAtom>(
+    path: &str,
+    map: &BTreeMap<K, V>,
+) -> Result<Vec<u8>, IpamError> {
+    let mut out = String::with_capacity(map.len() * 48 + 4);
+    out.push('{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        key.push_to(&mut out);
+        out.push_str("\":\"");
+        value.push_to(&mut out);
+        out.push('"');
+    }
+    out.push_str("}\n");
+    checked_size(path, out.into_bytes())
+}
+
+/// Refuses anything larger than [`MAX_FILE_BYTES`].
+fn checked_size(path: &str, bytes: Vec<u8>) -> Result<Vec<u8>, IpamError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(IpamError::FileTooLarge {
             path: path.to_owned(),
@@ -124,7 +183,10 @@ pub(crate) fn decode_meta(path: &str, bytes: &[u8]) -> Result<PoolMeta, IpamErro
     if meta.format != FORMAT {
         return Err(IpamError::Corrupt {
             path: path.to_owned(),
-            reason: format!("format {} is not supported (this agent reads format {FORMAT}); upgrade OrbitLab", meta.format),
+            reason: format!(
+                "format {} is not supported (this agent reads format {FORMAT}); upgrade OrbitLab",
+                meta.format
+            ),
         });
     }
     Ok(meta)
@@ -142,10 +204,17 @@ pub(crate) fn decode_shard(
     let range = pool.block_range(block);
     for addr in shard.keys() {
         let n = u32::from(*addr);
-        if !range.contains(&n) || n == u32::from(pool.cidr().network()) || *addr == pool.cidr().broadcast() {
+        if !range.contains(&n)
+            || n == u32::from(pool.cidr().network())
+            || *addr == pool.cidr().broadcast()
+        {
             return Err(IpamError::Corrupt {
                 path: path.to_owned(),
-                reason: format!("address {addr} does not belong in this file of pool {} ({})", pool.id(), pool.cidr()),
+                reason: format!(
+                    "address {addr} does not belong in this file of pool {} ({})",
+                    pool.id(),
+                    pool.cidr()
+                ),
             });
         }
     }
@@ -158,8 +227,101 @@ pub(crate) fn decode_bucket(path: &str, bytes: &[u8], pool: &Pool) -> Result<Buc
     if let Some((owner, addr)) = bucket.iter().find(|(_, a)| !pool.contains(**a)) {
         return Err(IpamError::Corrupt {
             path: path.to_owned(),
-            reason: format!("owner {owner} points to {addr}, outside pool {} ({})", pool.id(), pool.cidr()),
+            reason: format!(
+                "owner {owner} points to {addr}, outside pool {} ({})",
+                pool.id(),
+                pool.cidr()
+            ),
         });
     }
     Ok(bucket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::MAX_OWNER_LEN;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        // Published FNV-1a 32-bit test vectors.
+        assert_eq!(fnv1a32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn bucket_counts_follow_pool_size() {
+        let pool = |cidr: &str| Pool::new(PoolId::backplane(), cidr.parse().unwrap()).unwrap();
+        assert_eq!(bucket_count(&pool("10.0.0.0/16")), 512);
+        assert_eq!(bucket_count(&pool("10.0.0.0/24")), 2);
+        assert_eq!(bucket_count(&pool("10.0.0.0/28")), 1);
+        assert_eq!(
+            shard_path(&PoolId::backplane(), 0x0ac8_0100),
+            "ipam/backplane/addr/10.200.1.0-24.json"
+        );
+        assert_eq!(
+            bucket_path(&PoolId::backplane(), 0x1ff),
+            "ipam/backplane/owners/1ff.json"
+        );
+    }
+
+    fn longest_owner(n: u32) -> Owner {
+        let head = format!("lxc/{n:05}-");
+        format!("{head}{}", "x".repeat(MAX_OWNER_LEN - head.len()))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn hand_encoded_maps_are_json_that_decodes_back() {
+        let pool = Pool::new(PoolId::backplane(), "10.200.0.0/16".parse().unwrap()).unwrap();
+        let shard: Shard = (10..=255u32)
+            .map(|o| (Ipv4Addr::from(0x0ac8_0000 + o), longest_owner(o)))
+            .collect();
+        let bytes = encode_map("s", &shard).unwrap();
+        assert_eq!(
+            decode_shard("s", &bytes, &pool, 0x0ac8_0000).unwrap(),
+            shard
+        );
+        let bucket: Bucket = shard.iter().map(|(a, o)| (o.clone(), *a)).collect();
+        let bytes = encode_map("b", &bucket).unwrap();
+        assert_eq!(decode_bucket("b", &bytes, &pool).unwrap(), bucket);
+        assert_eq!(
+            encode_map::<Owner, Ipv4Addr>("e", &Bucket::new()).unwrap(),
+            b"{}\n"
+        );
+        for addr in ["0.0.0.0", "10.200.9.99", "100.10.1.255", "255.255.255.255"] {
+            let mut out = String::new();
+            addr.parse::<Ipv4Addr>().unwrap().push_to(&mut out);
+            assert_eq!(out, addr);
+        }
+    }
+
+    #[test]
+    fn worst_case_files_stay_far_below_the_limits() {
+        // A full /24 shard of the longest owners.
+        let shard: Shard = (0..=255u32)
+            .map(|o| (Ipv4Addr::from(0x0ac8_ff00 + o), longest_owner(o)))
+            .collect();
+        let shard_len = encode_map("s", &shard).unwrap().len();
+        assert!(shard_len < 40 * 1024, "{shard_len}");
+        // A bucket of a /16 holds 128 owners on average; 400 would be a
+        // deviation far beyond what FNV-1a gives for distinct names.
+        let bucket: Bucket = (0..400u32)
+            .map(|n| (longest_owner(n), Ipv4Addr::from(0x0ac8_0000 + n)))
+            .collect();
+        let bucket_len = encode_map("b", &bucket).unwrap().len();
+        assert!(bucket_len < 64 * 1024, "{bucket_len}");
+    }
+
+    #[test]
+    fn oversized_files_are_refused() {
+        let bucket: Bucket = (0..2000u32)
+            .map(|n| (longest_owner(n), Ipv4Addr::from(0x0ac8_0000 + n)))
+            .collect();
+        let err = encode_map("ipam/x/owners/000.json", &bucket).unwrap_err();
+        assert!(matches!(err, IpamError::FileTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("ipam/x/owners/000.json"), "{err}");
+    }
 }

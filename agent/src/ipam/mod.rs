@@ -60,7 +60,9 @@ pub enum IpamError {
         reason: String,
     },
     /// An owner is malformed.
-    #[error("invalid IPAM owner {value:?}: {reason}; use '/'-separated lowercase names such as \"lxc/web1\"")]
+    #[error(
+        "invalid IPAM owner {value:?}: {reason}; use '/'-separated lowercase names such as \"lxc/web1\""
+    )]
     InvalidOwner {
         /// The refused text.
         value: String,
@@ -78,7 +80,9 @@ pub enum IpamError {
         reason: String,
     },
     /// The pool is recorded with a different CIDR than the one requested.
-    #[error("IPAM pool {pool} is recorded with CIDR {recorded} but was used with {requested}; a pool's CIDR never changes, use a new pool id")]
+    #[error(
+        "IPAM pool {pool} is recorded with CIDR {recorded} but was used with {requested}; a pool's CIDR never changes, use a new pool id"
+    )]
     PoolMismatch {
         /// The pool.
         pool: PoolId,
@@ -88,7 +92,9 @@ pub enum IpamError {
         requested: Ipv4Net,
     },
     /// Every allocatable address of the pool is taken.
-    #[error("IPAM pool {pool} ({cidr}) is exhausted: all {allocatable} allocatable addresses of its {size} are in use; release unused addresses or use a larger subnet")]
+    #[error(
+        "IPAM pool {pool} ({cidr}) is exhausted: all {allocatable} allocatable addresses of its {size} are in use; release unused addresses or use a larger subnet"
+    )]
     Exhausted {
         /// The pool.
         pool: PoolId,
@@ -120,7 +126,9 @@ pub enum IpamError {
         reason: &'static str,
     },
     /// The requested address belongs to someone else.
-    #[error("{addr} in IPAM pool {pool} is already held by {holder}; choose another address or release it first")]
+    #[error(
+        "{addr} in IPAM pool {pool} is already held by {holder}; choose another address or release it first"
+    )]
     AddressInUse {
         /// The pool.
         pool: PoolId,
@@ -130,7 +138,9 @@ pub enum IpamError {
         holder: Owner,
     },
     /// The owner already holds a different address in the pool.
-    #[error("{owner} already holds {held} in IPAM pool {pool} and cannot also take {requested}; release {held} first")]
+    #[error(
+        "{owner} already holds {held} in IPAM pool {pool} and cannot also take {requested}; release {held} first"
+    )]
     OwnerConflict {
         /// The pool.
         pool: PoolId,
@@ -142,7 +152,9 @@ pub enum IpamError {
         requested: Ipv4Addr,
     },
     /// A pool still has allocations and cannot be removed.
-    #[error("IPAM pool {pool} still holds {count} allocation(s); release them before removing the pool")]
+    #[error(
+        "IPAM pool {pool} still holds {count} allocation(s); release them before removing the pool"
+    )]
     PoolNotEmpty {
         /// The pool.
         pool: PoolId,
@@ -150,7 +162,9 @@ pub enum IpamError {
         count: usize,
     },
     /// An IPAM file does not hold what it should.
-    #[error("IPAM file {path} is invalid: {reason}; repair or remove it (addresses it records are then forgotten)")]
+    #[error(
+        "IPAM file {path} is invalid: {reason}; repair or remove it (addresses it records are then forgotten)"
+    )]
     Corrupt {
         /// The file (relative to OrbitLab's root).
         path: String,
@@ -158,7 +172,9 @@ pub enum IpamError {
         reason: String,
     },
     /// A file would grow past [`MAX_FILE_BYTES`].
-    #[error("IPAM file {path} would be {size} bytes, more than the {limit} allowed; nothing was written")]
+    #[error(
+        "IPAM file {path} would be {size} bytes, more than the {limit} allowed; nothing was written"
+    )]
     FileTooLarge {
         /// The file.
         path: String,
@@ -171,7 +187,9 @@ pub enum IpamError {
     #[error("cannot take the IPAM lock: {0}")]
     Lock(#[source] StoreError),
     /// The store failed.
-    #[error("IPAM store failed to {op} {path}: {source}; the allocation state is consistent, retry")]
+    #[error(
+        "IPAM store failed to {op} {path}: {source}; the allocation state is consistent, retry"
+    )]
     Store {
         /// `read`, `write`, `remove` or `list`.
         op: &'static str,

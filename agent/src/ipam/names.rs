@@ -123,7 +123,10 @@ fn check_segment(s: &str, max: usize, extra: impl Fn(char) -> bool) -> Result<()
         return Err("it is empty".into());
     }
     if s.len() > max {
-        return Err(format!("it is {} bytes long, at most {max} are allowed", s.len()));
+        return Err(format!(
+            "it is {} bytes long, at most {max} are allowed",
+            s.len()
+        ));
     }
     if let Some((pos, c)) = s
         .char_indices()
@@ -150,7 +153,18 @@ mod tests {
         assert_eq!(PoolId::backplane().as_str(), "backplane");
         let id = PoolId::sector_subnet("web", "172.16.0.0/24".parse().unwrap()).unwrap();
         assert_eq!(id.as_str(), "sector-web-172.16.0.0-24");
-        for bad in ["", "a/b", "..", "a..b", ".a", "a-", "A", "a b", "a\nb", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "a..b",
+            ".a",
+            "a-",
+            "A",
+            "a b",
+            "a\nb",
+            &"a".repeat(65),
+        ] {
             assert!(bad.parse::<PoolId>().is_err(), "{bad:?}");
         }
         assert!(PoolId::sector_subnet("We b", "10.0.0.0/24".parse().unwrap()).is_err());
@@ -158,11 +172,27 @@ mod tests {
 
     #[test]
     fn owners() {
-        for ok in ["sector/web/gateway", "lxc/web1", "vm/100", "a", "lb/web_1.x"] {
+        for ok in [
+            "sector/web/gateway",
+            "lxc/web1",
+            "vm/100",
+            "a",
+            "lb/web_1.x",
+        ] {
             assert_eq!(ok.parse::<Owner>().unwrap().as_str(), ok);
         }
         for bad in [
-            "", "/", "a/", "/a", "a//b", "a/../b", "a/.b", "A", "a b", "a\"b", "a\nb",
+            "",
+            "/",
+            "a/",
+            "/a",
+            "a//b",
+            "a/../b",
+            "a/.b",
+            "A",
+            "a b",
+            "a\"b",
+            "a\nb",
             &"a".repeat(129),
         ] {
             let err = bad.parse::<Owner>().unwrap_err().to_string();

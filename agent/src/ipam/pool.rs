@@ -61,7 +61,9 @@ impl Reserved {
             Self::Role(Role::Gateway) => {
                 "it is the gateway address (.1); request it by role (allocate_role)"
             }
-            Self::Role(Role::Dns) => "it is the DNS address (.2); request it by role (allocate_role)",
+            Self::Role(Role::Dns) => {
+                "it is the DNS address (.2); request it by role (allocate_role)"
+            }
             Self::Future => "it is in the reserved range .3-.9, which is never handed out",
         }
     }
@@ -175,7 +177,10 @@ mod tests {
         assert_eq!(p.blocks().count(), 256);
         let p = pool("172.16.0.64/28");
         assert_eq!(p.allocatable(), 5);
-        assert_eq!(p.blocks().collect::<Vec<_>>(), vec![u32::from(Ipv4Addr::new(172, 16, 0, 0))]);
+        assert_eq!(
+            p.blocks().collect::<Vec<_>>(),
+            vec![u32::from(Ipv4Addr::new(172, 16, 0, 0))]
+        );
         let r = p.block_range(u32::from(Ipv4Addr::new(172, 16, 0, 0)));
         assert_eq!(Ipv4Addr::from(*r.start()), Ipv4Addr::new(172, 16, 0, 64));
         assert_eq!(Ipv4Addr::from(*r.end()), Ipv4Addr::new(172, 16, 0, 79));

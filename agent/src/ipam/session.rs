@@ -10,15 +10,13 @@
 //! check before reporting a pool exhausted read every shard.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
-
 use super::layout::{
-    self, Bucket, PoolMeta, Shard, block_net, bucket_count, bucket_of, bucket_path, meta_path,
-    shard_path,
+    self, Bucket, JsonAtom, PoolMeta, Shard, block_net, bucket_count, bucket_of, bucket_path,
+    meta_path, shard_path,
 };
 use super::pool::block_of;
 use super::{IPAM_DIR, IpamError, IpamStore, Owner, Pool, PoolId, Role, StoreError};
@@ -70,7 +68,7 @@ fn cached<'c, T: Default>(
 /// Writes the cached map at `path` (removing the file when the map is
 /// empty); on failure the cache entry is dropped so the next use re-reads
 /// whatever the store really holds.
-fn flush<K: Serialize, V: Serialize>(
+fn flush<K: JsonAtom, V: JsonAtom>(
     store: &impl IpamStore,
     cache: &mut HashMap<String, BTreeMap<K, V>>,
     path: &str,
@@ -81,7 +79,7 @@ fn flush<K: Serialize, V: Serialize>(
     let result = if doc.is_empty() {
         store.remove(path).map_err(store_err("remove", path))
     } else {
-        layout::encode(path, doc)
+        layout::encode_map(path, doc)
             .and_then(|bytes| store.write(path, &bytes).map_err(store_err("write", path)))
     };
     if result.is_err() {
@@ -221,10 +219,11 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
     ) -> Result<Vec<(PoolId, Ipv4Addr)>, IpamError> {
         let mut released = Vec::new();
         for id in self.pools()? {
-            if let Some(pool) = self.recorded_pool(&id)? {
-                if let Some(addr) = self.release_owner(&pool, owner)? {
-                    released.push((id, addr));
-                }
+            let Some(pool) = self.recorded_pool(&id)? else {
+                continue;
+            };
+            if let Some(addr) = self.release_owner(&pool, owner)? {
+                released.push((id, addr));
             }
         }
         Ok(released)
@@ -237,14 +236,21 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
             return Ok(all);
         }
         for block in pool.blocks() {
-            all.extend(self.shard(pool, block)?.iter().map(|(a, o)| (*a, o.clone())));
+            all.extend(
+                self.shard(pool, block)?
+                    .iter()
+                    .map(|(a, o)| (*a, o.clone())),
+            );
         }
         Ok(all)
     }
 
     /// The ids of every pool recorded in the store.
     pub fn pools(&self) -> Result<Vec<PoolId>, IpamError> {
-        let names = self.store.list(IPAM_DIR).map_err(store_err("list", IPAM_DIR))?;
+        let names = self
+            .store
+            .list(IPAM_DIR)
+            .map_err(store_err("list", IPAM_DIR))?;
         let mut ids = names
             .iter()
             .map(|name| {
@@ -260,19 +266,20 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
 
     /// The pool recorded under `id` (with its recorded CIDR), if any.
     pub fn recorded_pool(&mut self, id: &PoolId) -> Result<Option<Pool>, IpamError> {
-        let path = meta_path(id);
-        let meta = match self.metas.get(id) {
-            Some(meta) => meta.clone(),
+        let cidr = match self.metas.get(id) {
+            Some(meta) => meta.as_ref().map(|m| m.cidr),
             None => {
+                let path = meta_path(id);
                 let meta = match self.store.read(&path).map_err(store_err("read", &path))? {
                     Some(bytes) => Some(layout::decode_meta(&path, &bytes)?),
                     None => None,
                 };
-                self.metas.insert(id.clone(), meta.clone());
-                meta
+                let cidr = meta.as_ref().map(|m| m.cidr);
+                self.metas.insert(id.clone(), meta);
+                cidr
             }
         };
-        meta.map(|m| Pool::new(id.clone(), m.cidr)).transpose()
+        cidr.map(|cidr| Pool::new(id.clone(), cidr)).transpose()
     }
 
     /// Removes an empty pool's files. Refused while any address is held.
@@ -291,7 +298,9 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
             .chain((0..bucket_count(pool)).map(|b| bucket_path(id, b)))
             .chain([meta_path(id)]);
         for path in files {
-            self.store.remove(&path).map_err(store_err("remove", &path))?;
+            self.store
+                .remove(&path)
+                .map_err(store_err("remove", &path))?;
             self.shards.remove(&path);
             self.buckets.remove(&path);
         }
@@ -338,8 +347,11 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
 
     fn write_meta(&mut self, id: &PoolId, meta: PoolMeta) -> Result<(), IpamError> {
         let path = meta_path(id);
-        let result = layout::encode(&path, &meta)
-            .and_then(|b| self.store.write(&path, &b).map_err(store_err("write", &path)));
+        let result = layout::encode_meta(&path, &meta).and_then(|b| {
+            self.store
+                .write(&path, &b)
+                .map_err(store_err("write", &path))
+        });
         match result {
             Ok(()) => self.metas.insert(id.clone(), Some(meta)),
             Err(_) => self.metas.remove(id),
@@ -366,9 +378,12 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
     }
 
     fn shard(&mut self, pool: &Pool, block: u32) -> Result<&mut Shard, IpamError> {
-        cached(self.store, &mut self.shards, shard_path(pool.id(), block), |p, b| {
-            layout::decode_shard(p, b, pool, block)
-        })
+        cached(
+            self.store,
+            &mut self.shards,
+            shard_path(pool.id(), block),
+            |p, b| layout::decode_shard(p, b, pool, block),
+        )
     }
 
     fn bucket(&mut self, pool: &Pool, owner: &Owner) -> Result<&mut Bucket, IpamError> {
@@ -389,23 +404,31 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
 
     /// The lowest free ordinary address in `block`.
     fn free_in_block(&mut self, pool: &Pool, block: u32) -> Result<Option<Ipv4Addr>, IpamError> {
-        let shard = self.shard(pool, block)?;
-        Ok(pool
-            .block_range(block)
-            .map(Ipv4Addr::from)
-            .find(|a| pool.reserved(*a).is_none() && !shard.contains_key(a)))
+        // Walk the block and the (sorted) taken addresses side by side.
+        let mut taken = self
+            .shard(pool, block)?
+            .keys()
+            .map(|a| u32::from(*a))
+            .peekable();
+        for n in pool.block_range(block) {
+            while taken.next_if(|&t| t < n).is_some() {}
+            if taken.next_if_eq(&n).is_none() && pool.reserved(Ipv4Addr::from(n)).is_none() {
+                return Ok(Some(Ipv4Addr::from(n)));
+            }
+        }
+        Ok(None)
     }
 
     /// Finds a free ordinary address: first in blocks not marked full, then
     /// (before giving up) in blocks marked full, in case a mark is stale.
     fn find_free(&mut self, pool: &Pool) -> Result<Ipv4Addr, IpamError> {
-        let marked = match self.metas.get(pool.id()) {
-            Some(Some(meta)) => meta.full.clone(),
-            _ => Default::default(),
+        let marked: BTreeSet<u32> = match self.metas.get(pool.id()) {
+            Some(Some(meta)) => meta.full.iter().map(|n| u32::from(n.network())).collect(),
+            _ => BTreeSet::new(),
         };
         for second_pass in [false, true] {
             for block in pool.blocks() {
-                let is_marked = marked.contains(&block_net(block));
+                let is_marked = marked.contains(&block);
                 if is_marked != second_pass {
                     continue;
                 }

@@ -61,7 +61,11 @@ pub struct MemoryLock {
 
 impl Drop for MemoryLock {
     fn drop(&mut self) {
-        *self.inner.locked.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        *self
+            .inner
+            .locked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = false;
     }
 }
 
@@ -72,12 +76,18 @@ impl MemoryStore {
     }
 
     fn files(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
-        self.inner.files.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every file with its size in bytes.
     pub fn sizes(&self) -> BTreeMap<String, usize> {
-        self.files().iter().map(|(k, v)| (k.clone(), v.len())).collect()
+        self.files()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect()
     }
 }
 
@@ -85,7 +95,11 @@ impl IpamStore for MemoryStore {
     type Guard = MemoryLock;
 
     fn lock(&self) -> Result<MemoryLock, StoreError> {
-        let mut locked = self.inner.locked.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut locked = self
+            .inner
+            .locked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if *locked {
             return Err("the IPAM lock is already held".into());
         }
@@ -242,10 +256,12 @@ impl IpamStore for DirStore {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| with_path(&path, e))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if !name.starts_with('.') && !name.contains(".tmp.") {
+            let name = entry.file_name();
+            match name.to_str() {
+                Some(name) if !name.starts_with('.') && !name.contains(".tmp.") => {
                     names.push(name.to_owned());
                 }
+                _ => {}
             }
         }
         names.sort();

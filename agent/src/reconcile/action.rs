@@ -249,7 +249,8 @@ impl fmt::Display for Action {
             ReleaseAddresses { prefix, .. } => write!(f, "release IPAM addresses of {prefix}*"),
             ForgetStatus { kind, name } => write!(f, "remove status of deleted {} {name}", kind.dir_name()),
             Allocate { pool, holder, fixed, .. } => match fixed {
-                Some(role) => write!(f, "allocate {role:?} address of {} ({}) to {holder}", pool.id, pool.cidr),
+                Some(FixedRole::Gateway) => write!(f, "allocate the gateway address (.1) of {} ({}) to {holder}", pool.id, pool.cidr),
+                Some(FixedRole::Dns) => write!(f, "allocate the DNS address (.2) of {} ({}) to {holder}", pool.id, pool.cidr),
                 None => write!(f, "allocate next free address of {} ({}) to {holder}", pool.id, pool.cidr),
             },
             CreateContainer(plan) => write!(

@@ -53,6 +53,14 @@ pub fn cluster_manifest(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -
 
 /// Checks, declares and reconciles the cluster.
 pub fn init(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<(Manifest, Report), InitError> {
+    let manifest = check(rec, backplane_cidr)?;
+    let report = declare(rec, &manifest)?;
+    Ok((manifest, report))
+}
+
+/// The cluster manifest init would write, once it is known that the
+/// Backplane can be built; writes nothing.
+pub fn check(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<Manifest, InitError> {
     let manifest = cluster_manifest(rec, backplane_cidr)?;
     let mut desired = rec.desired()?;
     if let Spec::Cluster(spec) = &manifest.spec {
@@ -64,7 +72,12 @@ pub fn init(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<(Ma
     if let Some(reason) = planned.blocked.get(&(Kind::Cluster, manifest.name().to_string())) {
         return Err(InitError::Refused(reason.clone()));
     }
+    Ok(manifest)
+}
+
+/// Writes the cluster manifest (unchanged when it is already stored) and
+/// reconciles.
+pub fn declare(rec: &Reconciler<'_>, manifest: &Manifest) -> Result<Report, InitError> {
     Api::new(rec.store.clone()).apply(vec![Sourced::new("orbitlab init", manifest.clone())])?;
-    let report = rec.run()?;
-    Ok((manifest, report))
+    Ok(rec.run()?)
 }

@@ -129,7 +129,8 @@ impl GatewayConfig {
             check_network(&spec.sector, subnet.cidr, 29)?;
             check_host(&spec.sector, "subnet gateway", subnet.gateway, subnet.cidr)?;
             for other in spec.subnets[..i].iter().map(|s| s.cidr).chain([backplane]) {
-                if subnet.cidr.contains(&other.network()) || other.contains(&subnet.cidr.network()) {
+                if subnet.cidr.contains(&other.network()) || other.contains(&subnet.cidr.network())
+                {
                     return Err(RenderError::Overlap {
                         sector: sector(),
                         a: subnet.cidr,
@@ -141,7 +142,12 @@ impl GatewayConfig {
         check_network(&spec.sector, backplane, 30)?;
         let own = spec.backplane_address.addr();
         check_host(&spec.sector, "backplane address", own, backplane)?;
-        check_host(&spec.sector, "backplane gateway", spec.backplane_gateway, backplane)?;
+        check_host(
+            &spec.sector,
+            "backplane gateway",
+            spec.backplane_gateway,
+            backplane,
+        )?;
         if own == spec.backplane_gateway {
             return Err(RenderError::SameAddress {
                 sector: sector(),

@@ -90,7 +90,9 @@ pub enum RenderError {
         network: Ipv4Net,
     },
     /// Two networks that must be disjoint overlap.
-    #[error("sector {sector}: {a} overlaps {b}; Sector subnets must not overlap each other or the Backplane")]
+    #[error(
+        "sector {sector}: {a} overlaps {b}; Sector subnets must not overlap each other or the Backplane"
+    )]
     Overlap {
         /// The Sector.
         sector: String,
@@ -118,7 +120,9 @@ pub enum RenderError {
         addr: Ipv4Addr,
     },
     /// An ingress rule name is used twice.
-    #[error("sector {sector}: ingress name {name} is declared twice; give each ingress rule its own name")]
+    #[error(
+        "sector {sector}: ingress name {name} is declared twice; give each ingress rule its own name"
+    )]
     DuplicateIngressName {
         /// The Sector.
         sector: String,
@@ -126,7 +130,9 @@ pub enum RenderError {
         name: String,
     },
     /// Two ingress rules claim the same protocol and port on the gateway.
-    #[error("sector {sector}: ingress {second} uses {protocol} port {port}, already taken by ingress {first}; choose another port")]
+    #[error(
+        "sector {sector}: ingress {second} uses {protocol} port {port}, already taken by ingress {first}; choose another port"
+    )]
     DuplicateIngressPort {
         /// The Sector.
         sector: String,
@@ -140,7 +146,9 @@ pub enum RenderError {
         second: String,
     },
     /// Port 0 is not a port.
-    #[error("sector {sector}: ingress {name} has port 0 in {field}; use a port between 1 and 65535")]
+    #[error(
+        "sector {sector}: ingress {name} has port 0 in {field}; use a port between 1 and 65535"
+    )]
     IngressPortZero {
         /// The Sector.
         sector: String,
@@ -150,7 +158,9 @@ pub enum RenderError {
         field: &'static str,
     },
     /// An ingress target is not a host address of one of the Sector's subnets.
-    #[error("sector {sector}: ingress {name} targets {to}, which is not a host address in any of the sector's subnets")]
+    #[error(
+        "sector {sector}: ingress {name} targets {to}, which is not a host address in any of the sector's subnets"
+    )]
     IngressTarget {
         /// The Sector.
         sector: String,

@@ -67,7 +67,10 @@ pub fn dns_spec() -> DnsSpec {
     DnsSpec {
         sector: "web".parse().unwrap(),
         listen: "172.16.0.2".parse().unwrap(),
-        upstreams: vec!["192.0.2.53".parse().unwrap(), "198.51.100.53".parse().unwrap()],
+        upstreams: vec![
+            "192.0.2.53".parse().unwrap(),
+            "198.51.100.53".parse().unwrap(),
+        ],
         records,
     }
 }

@@ -41,18 +41,28 @@ fn walk(text: &str, mut visit: impl FnMut(usize, Step, &str, Pos) -> bool) {
     let mut stack: Vec<Frame> = Vec::new();
     let mut root_line = 0;
     while let Some(Ok((event, span))) = parser.next_event() {
-        let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
+        let pos = Pos {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        };
         match event {
             Event::DocumentStart(..) => {
                 stack.clear();
                 root_line = 0;
             }
-            Event::Scalar(..) | Event::Alias(..) | Event::MappingStart(..) | Event::SequenceStart(..) => {
+            Event::Scalar(..)
+            | Event::Alias(..)
+            | Event::MappingStart(..)
+            | Event::SequenceStart(..) => {
                 if stack.is_empty() && root_line == 0 {
                     root_line = pos.line;
                 }
                 // A scalar in key position names the field; record the key.
-                if let Some(Frame::Map { path, key: key @ None }) = stack.last_mut() {
+                if let Some(Frame::Map {
+                    path,
+                    key: key @ None,
+                }) = stack.last_mut()
+                {
                     let name = match &event {
                         Event::Scalar(v, ..) => v.to_string(),
                         _ => "?".to_owned(),
@@ -70,14 +80,21 @@ fn walk(text: &str, mut visit: impl FnMut(usize, Step, &str, Pos) -> bool) {
                 }
                 let path = match stack.last_mut() {
                     None => String::new(),
-                    Some(Frame::Map { path, key }) => join_key(path, key.take().as_deref().unwrap_or("?")),
+                    Some(Frame::Map { path, key }) => {
+                        join_key(path, key.take().as_deref().unwrap_or("?"))
+                    }
                     Some(Frame::Seq { path, next }) => {
                         *next += 1;
                         format!("{path}[{}]", *next - 1)
                     }
                 };
                 let open = matches!(event, Event::MappingStart(..) | Event::SequenceStart(..));
-                if !visit(root_line, if open { Step::Open } else { Step::Leaf }, &path, pos) {
+                if !visit(
+                    root_line,
+                    if open { Step::Open } else { Step::Leaf },
+                    &path,
+                    pos,
+                ) {
                     return;
                 }
                 if open {
@@ -107,7 +124,11 @@ fn container(event: &Event<'_>, path: String) -> Frame {
 }
 
 fn join_key(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 /// The path of the last key or node starting at or before `at` (the
@@ -124,6 +145,34 @@ pub(crate) fn path_at(text: &str, at: Pos) -> Option<String> {
         true
     });
     best.filter(|p| !p.is_empty())
+}
+
+/// For an error about a spec read before its kind, or an absent spec
+/// (whose position the parser does not know): the line of the first
+/// document's `spec` written before `kind`, else the `kind` line of the
+/// first document without a `spec`.
+pub(crate) fn buffered_spec_line(text: &str) -> Option<usize> {
+    // Per document: (line of kind, line of spec, spec came first).
+    let mut docs: Vec<(usize, Option<usize>, Option<usize>, bool)> = Vec::new();
+    walk(text, |root, step, path, pos| {
+        if docs.last().is_none_or(|d| d.0 != root) {
+            docs.push((root, None, None, false));
+        }
+        if let (Step::Leaf | Step::Open, Some(doc)) = (step, docs.last_mut()) {
+            match path {
+                "kind" if doc.1.is_none() => doc.1 = Some(pos.line),
+                "spec" if doc.2.is_none() => {
+                    doc.2 = Some(pos.line);
+                    doc.3 = doc.1.is_none();
+                }
+                _ => {}
+            }
+        }
+        true
+    });
+    docs.iter()
+        .find_map(|d| d.2.filter(|_| d.3))
+        .or_else(|| docs.iter().find(|d| d.2.is_none()).and_then(|d| d.1))
 }
 
 /// The path of the innermost mapping or sequence open at `at` (the
@@ -158,18 +207,26 @@ pub(crate) fn line_of(text: &str, doc_line: usize, field: &str) -> Option<usize>
         if root > doc_line {
             return false;
         }
-        if root == doc_line && field_has_prefix(field, path) && !lines.iter().any(|(p, _)| p == path) {
+        if root == doc_line
+            && field_has_prefix(field, path)
+            && !lines.iter().any(|(p, _)| p == path)
+        {
             lines.push((path.to_owned(), pos.line));
         }
         true
     });
-    lines.into_iter().max_by_key(|(p, _)| p.len()).map(|(_, line)| line)
+    lines
+        .into_iter()
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, line)| line)
 }
 
 /// Whether `prefix` is `field` or one of its parents (`spec.subnets` is a
 /// parent of `spec.subnets[1].cidr`; `spec.sub` is not).
 fn field_has_prefix(field: &str, prefix: &str) -> bool {
-    field.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    field
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 #[cfg(test)]
@@ -206,15 +263,27 @@ spec:
 
     #[test]
     fn finds_field_at_position() {
-        assert_eq!(path_at(DOC, Pos { line: 4, col: 9 }).as_deref(), Some("metadata.name"));
-        assert_eq!(path_at(DOC, Pos { line: 10, col: 30 }).as_deref(), Some("spec.subnets[1].cidr"));
-        assert_eq!(path_at(DOC, Pos { line: 14, col: 11 }).as_deref(), Some("spec.sector"));
+        assert_eq!(
+            path_at(DOC, Pos { line: 4, col: 9 }).as_deref(),
+            Some("metadata.name")
+        );
+        assert_eq!(
+            path_at(DOC, Pos { line: 10, col: 30 }).as_deref(),
+            Some("spec.subnets[1].cidr")
+        );
+        assert_eq!(
+            path_at(DOC, Pos { line: 14, col: 11 }).as_deref(),
+            Some("spec.sector")
+        );
     }
 
     #[test]
     fn finds_open_container() {
         assert_eq!(container_at(DOC, Pos { line: 4, col: 3 }), "metadata");
-        assert_eq!(container_at(DOC, Pos { line: 9, col: 7 }), "spec.subnets[0]");
+        assert_eq!(
+            container_at(DOC, Pos { line: 9, col: 7 }),
+            "spec.subnets[0]"
+        );
         assert_eq!(container_at(DOC, Pos { line: 1, col: 1 }), "");
     }
 }

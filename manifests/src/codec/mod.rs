@@ -1,4 +1,4 @@
-//! The YAML codec: text ⇄ manifests, behind two functions.
+//! The YAML codec: text ⇄ manifests. The only module that knows YAML.
 //!
 //! [`decode`] reads a multi-document YAML text into located manifests. It
 //! refuses, before parsing anything, a text over 1 MiB (the most a Proxmox
@@ -6,6 +6,9 @@
 //! 16 levels, alias bombs, more than 4096 documents, duplicate keys, unknown
 //! fields, unknown kinds and apiVersions, and invalid names. Every refusal
 //! names the file, the line, the field and the reason.
+//!
+//! [`decode_all`] does the same for many files at once, on every core,
+//! and reports every file's refusal.
 //!
 //! [`encode`] writes a manifest as stable, human-readable YAML (keys in
 //! declaration order, labels sorted, absent optional fields omitted) that
@@ -20,8 +23,8 @@ use std::sync::Arc;
 
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, UserMessageFormatter};
 
-use crate::error::ManifestError;
-use crate::manifest::Manifest;
+use crate::error::{ManifestError, ManifestErrors};
+use crate::manifest::{BUFFERED_SPEC, Manifest};
 use crate::sourced::Sourced;
 
 /// Largest text [`decode`] accepts: 1 MiB, the pmxcfs per-file limit.
@@ -77,13 +80,83 @@ pub fn decode(source: &str, text: &str) -> Result<Vec<Sourced<Manifest>>, Manife
     let docs: Vec<Spanned<Manifest>> = serde_saphyr::from_multiple_with_options(text, options())
         .map_err(|e| parse_error(source, text, &e))?;
     let shared: Arc<str> = Arc::from(text);
+    // Each document's text runs from the start of its first line to the
+    // start of the next document's first line.
+    let starts: Option<Vec<usize>> = docs
+        .iter()
+        .map(|d| {
+            let offset = d
+                .referenced
+                .span()
+                .byte_offset()
+                .and_then(|o| usize::try_from(o).ok());
+            let offset = offset.filter(|&o| text.is_char_boundary(o))?;
+            Some(text[..offset].rfind('\n').map_or(0, |i| i + 1))
+        })
+        .collect();
+    let range = |i: usize| {
+        let starts = starts.as_ref()?;
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        (end >= starts[i]).then(|| starts[i]..end)
+    };
     Ok(docs
         .into_iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             let line = usize::try_from(d.referenced.line()).ok().filter(|l| *l > 0);
-            Sourced::from_text(source, line, d.value, Arc::clone(&shared))
+            Sourced::from_text(source, line, d.value, Arc::clone(&shared), range(i))
         })
         .collect())
+}
+
+/// Decode many files at once — `(label, text)` pairs, e.g. every file of
+/// the store — using every available core. Returns the manifests in the
+/// order of `files` (documents in file order), or every file's refusal.
+pub fn decode_all<S, T>(files: &[(S, T)]) -> Result<Vec<Sourced<Manifest>>, ManifestErrors>
+where
+    S: AsRef<str> + Sync,
+    T: AsRef<str> + Sync,
+{
+    /// Fewest files worth a thread of their own.
+    const MIN_PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len().div_ceil(MIN_PER_THREAD))
+        .max(1);
+    let decode_chunk = |chunk: &[(S, T)]| {
+        let mut docs = Vec::with_capacity(chunk.len());
+        let mut errors = Vec::new();
+        for (label, text) in chunk {
+            match decode(label.as_ref(), text.as_ref()) {
+                Ok(d) => docs.extend(d),
+                Err(e) => errors.push(e),
+            }
+        }
+        (docs, errors)
+    };
+    let parts: Vec<(Vec<Sourced<Manifest>>, Vec<ManifestError>)> = if threads == 1 {
+        vec![decode_chunk(files)]
+    } else {
+        let size = files.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(size)
+                .map(|c| scope.spawn(move || decode_chunk(c)))
+                .collect();
+            // A decoder thread panics only on a bug; pass it on unchanged.
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for (d, e) in parts {
+        docs.extend(d);
+        errors.extend(e);
+    }
+    ManifestErrors(errors).into_result().map(|()| docs)
 }
 
 /// Encode one manifest as YAML. Decoding the result gives the same manifest.
@@ -112,25 +185,55 @@ fn parse_error(source: &str, text: &str, err: &serde_saphyr::Error) -> ManifestE
     let at = err
         .location()
         .filter(|l| l.line() > 0)
-        .map(|l| locate::Pos { line: to_usize(l.line()), col: to_usize(l.column()) });
-    let mut field = at.and_then(|at| locate::path_at(text, at)).unwrap_or_default();
+        .map(|l| locate::Pos {
+            line: to_usize(l.line()),
+            col: to_usize(l.column()),
+        });
+    let (message, buffered) = match message.strip_prefix(BUFFERED_SPEC) {
+        Some(rest) => (rest.to_owned(), true),
+        None => (message, false),
+    };
+    let mut line = at.map(|a| a.line);
+    let mut field = if buffered {
+        // A spec read before its kind (or absent): the position is past it.
+        line = locate::buffered_spec_line(text).or(line);
+        "spec".to_owned()
+    } else {
+        at.and_then(|at| locate::path_at(text, at))
+            .unwrap_or_default()
+    };
     let mut reason = explain(inner, &message);
     // A missing field is reported inside the mapping that lacks it.
     if let Some(missing) = between(&message, "missing field `", "`") {
-        let parent = at.map(|at| locate::container_at(text, at)).unwrap_or_default();
-        field = if parent.is_empty() { missing.to_owned() } else { format!("{parent}.{missing}") };
-        reason = "is required but missing".to_owned();
+        let parent = match (buffered, at) {
+            (true, _) => "spec".to_owned(),
+            (false, Some(at)) => locate::container_at(text, at),
+            (false, None) => String::new(),
+        };
+        field = join(&parent, missing);
+        reason = "is required but missing; add it".to_owned();
     }
-    // The parent of a mapping key that is unknown is what the error names.
+    // An unknown key is reported at the key itself or at its mapping.
     if let Some(unknown) = between(&message, "unknown field `", "`")
         && !field.ends_with(unknown)
     {
-        field = if field.is_empty() { unknown.to_owned() } else { format!("{field}.{unknown}") };
+        field = join(&field, unknown);
     }
     if field.ends_with(".value") || field.ends_with(".data") {
-        reason.push_str("; secret values never go into manifests: store them in the vault (orbitlab set /vault/secrets/NAME)");
+        reason.push_str(
+            "; secret values never go into manifests: store them in the vault (orbitlab set /vault/secrets/NAME)",
+        );
     }
-    ManifestError::new(field, reason).at(source, at.map(|a| a.line))
+    ManifestError::new(field, reason).at(source, line)
+}
+
+/// `parent.child`, or `child` at the root.
+fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
 }
 
 /// Reword the parser's budget refusals and terse messages for an operator.
@@ -139,7 +242,10 @@ fn explain(err: &serde_saphyr::Error, message: &str) -> String {
     const SHAPE: &str = "manifests are small, shallow documents; write the values out plainly";
     match err {
         E::AliasError { error, .. } => explain(error, message),
-        E::Budget { breach, .. } => format!("refused before reading further: {}; {SHAPE}", breach_words(breach)),
+        E::Budget { breach, .. } => format!(
+            "refused before reading further: {}; {SHAPE}",
+            breach_words(breach)
+        ),
         E::AliasReplayLimitExceeded { .. }
         | E::AliasExpansionLimitExceeded { .. }
         | E::AliasReplayStackDepthExceeded { .. } => {
@@ -149,7 +255,9 @@ fn explain(err: &serde_saphyr::Error, message: &str) -> String {
             format!("{message}; each key may appear only once in a mapping: remove one of them")
         }
         _ if message.contains("recursion limit") => {
-            format!("refused before reading further: nesting deeper than {MAX_DEPTH} levels; {SHAPE}")
+            format!(
+                "refused before reading further: nesting deeper than {MAX_DEPTH} levels; {SHAPE}"
+            )
         }
         _ if message.starts_with("expected mapping") => {
             format!("{message}; a manifest is a mapping with apiVersion, kind, metadata and spec")

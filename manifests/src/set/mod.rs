@@ -42,7 +42,11 @@ impl ManifestSet {
         }
         let items = dedupe(items, &mut errors);
         let ranges = kind_ranges(&items);
-        let mut set = ManifestSet { items, ranges, order: Vec::new() };
+        let mut set = ManifestSet {
+            items,
+            ranges,
+            order: Vec::new(),
+        };
         rules::check(&set, &mut errors);
         match order::dependency_order(&set) {
             Ok(order) => set.order = order,
@@ -89,7 +93,9 @@ impl ManifestSet {
 
     /// The objects of one kind, sorted by name.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Manifest> {
-        self.items[self.ranges[kind.index()].clone()].iter().map(|s| &s.value)
+        self.items[self.ranges[kind.index()].clone()]
+            .iter()
+            .map(|s| &s.value)
     }
 
     /// Every object, dependencies first: Settings, Cluster, Nodes, Secrets,
@@ -146,7 +152,10 @@ impl ManifestSet {
 
 /// Sort by (kind, name) keeping input order among equals, drop repeated
 /// (kind, name) and extra singletons, reporting each against the first.
-fn dedupe(mut items: Vec<Sourced<Manifest>>, errors: &mut Vec<ManifestError>) -> Vec<Sourced<Manifest>> {
+fn dedupe(
+    mut items: Vec<Sourced<Manifest>>,
+    errors: &mut Vec<ManifestError>,
+) -> Vec<Sourced<Manifest>> {
     items.sort_by(|a, b| (a.kind(), a.name()).cmp(&(b.kind(), b.name())));
     let mut kept: Vec<Sourced<Manifest>> = Vec::with_capacity(items.len());
     for item in items {
@@ -182,7 +191,11 @@ fn dedupe(mut items: Vec<Sourced<Manifest>>, errors: &mut Vec<ManifestError>) ->
 
 /// `file:line` of an object, for messages that point elsewhere.
 pub(crate) fn place(item: &Sourced<Manifest>) -> String {
-    let file = if item.source.is_empty() { "<command line>" } else { item.source.as_str() };
+    let file = if item.source.is_empty() {
+        "<command line>"
+    } else {
+        item.source.as_str()
+    };
     match item.line {
         Some(line) => format!("{file}:{line}"),
         None => file.to_owned(),
@@ -193,7 +206,11 @@ fn kind_ranges(items: &[Sourced<Manifest>]) -> [Range<usize>; 9] {
     let mut ranges: [Range<usize>; 9] = Default::default();
     let mut start = 0;
     for kind in Kind::ALL {
-        let end = start + items[start..].iter().take_while(|m| m.kind() == kind).count();
+        let end = start
+            + items[start..]
+                .iter()
+                .take_while(|m| m.kind() == kind)
+                .count();
         ranges[kind.index()] = start..end;
         start = end;
     }

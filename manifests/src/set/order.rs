@@ -58,7 +58,10 @@ pub(super) fn dependency_order(set: &ManifestSet) -> Result<Vec<usize>, Vec<Mani
                         };
                         errors.push(items[node].error(
                             field.clone(),
-                            format!("objects depend on each other in a loop: {}; {hint}", path.join(" → ")),
+                            format!(
+                                "objects depend on each other in a loop: {}; {hint}",
+                                path.join(" → ")
+                            ),
                         ));
                     }
                     State::Done => {}
@@ -70,7 +73,11 @@ pub(super) fn dependency_order(set: &ManifestSet) -> Result<Vec<usize>, Vec<Mani
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 fn label(set: &ManifestSet, i: usize) -> String {

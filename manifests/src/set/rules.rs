@@ -65,7 +65,11 @@ pub(super) fn check(set: &ManifestSet, errors: &mut Vec<ManifestError>) {
 
 /// "no Sector named "web" exists; ..." with a few existing names.
 fn missing(set: &ManifestSet, kind: Kind, name: &str) -> String {
-    let names: Vec<&str> = set.of_kind(kind).take(LIST_NAMES + 1).map(|m| m.name().as_str()).collect();
+    let names: Vec<&str> = set
+        .of_kind(kind)
+        .take(LIST_NAMES + 1)
+        .map(|m| m.name().as_str())
+        .collect();
     let known = match names.len() {
         0 => format!("there are no {kind} objects yet"),
         n if n > LIST_NAMES => format!("existing: {}, ...", names[..LIST_NAMES].join(", ")),
@@ -82,8 +86,9 @@ fn check_lxc<'a>(
     errors: &mut Vec<ManifestError>,
 ) {
     if let Some(node) = &lxc.node {
-        let cordoned = set.of_kind(Kind::Node).find(|n| n.name().as_str().eq_ignore_ascii_case(node.as_str()));
-        if let Some(Spec::Node(n)) = cordoned.map(|m| &m.spec)
+        // Node manifests are named in lower case; Proxmox node names may not be.
+        let settings = set.get(Kind::Node, node.as_str().to_ascii_lowercase().as_str());
+        if let Some(Spec::Node(n)) = settings.map(|m| &m.spec)
             && !n.schedulable
         {
             errors.push(item.error(
@@ -139,9 +144,16 @@ fn subnet_names(sector: &SectorSpec) -> String {
         .join(", ")
 }
 
-fn check_ingress(set: &ManifestSet, item: &Sourced<Manifest>, sector: &SectorSpec, errors: &mut Vec<ManifestError>) {
+fn check_ingress(
+    set: &ManifestSet,
+    item: &Sourced<Manifest>,
+    sector: &SectorSpec,
+    errors: &mut Vec<ManifestError>,
+) {
     for (i, rule) in sector.ingress.iter().enumerate() {
-        let Some(target) = &rule.to_instance else { continue };
+        let Some(target) = &rule.to_instance else {
+            continue;
+        };
         if let Some(Spec::Lxc(lxc)) = set.get(Kind::Lxc, target).map(|m| &m.spec)
             && lxc.sector != *item.name()
         {
@@ -157,9 +169,17 @@ fn check_ingress(set: &ManifestSet, item: &Sourced<Manifest>, sector: &SectorSpe
     }
 }
 
-fn check_issuer(set: &ManifestSet, item: &Sourced<Manifest>, cert: &CertificateSpec, errors: &mut Vec<ManifestError>) {
-    let Some(issuer_name) = &cert.issuer else { return };
-    let Some(Spec::Certificate(issuer)) = set.get(Kind::Certificate, issuer_name).map(|m| &m.spec) else {
+fn check_issuer(
+    set: &ManifestSet,
+    item: &Sourced<Manifest>,
+    cert: &CertificateSpec,
+    errors: &mut Vec<ManifestError>,
+) {
+    let Some(issuer_name) = &cert.issuer else {
+        return;
+    };
+    let Some(Spec::Certificate(issuer)) = set.get(Kind::Certificate, issuer_name).map(|m| &m.spec)
+    else {
         return; // reported as a dangling reference
     };
     if !issuer.role.is_ca() {
@@ -172,13 +192,49 @@ fn check_issuer(set: &ManifestSet, item: &Sourced<Manifest>, cert: &CertificateS
         ));
         return;
     }
+    if !issuer.permitted_dns_domains.is_empty() {
+        let names = cert.dns_names.iter().map(|d| ("dns_names", d)).chain(
+            cert.permitted_dns_domains
+                .iter()
+                .map(|d| ("permitted_dns_domains", d)),
+        );
+        let mut counts = [0usize; 2];
+        for (list, dns) in names {
+            let index = usize::from(list != "dns_names");
+            let i = counts[index];
+            counts[index] += 1;
+            let bare = dns.as_str().strip_prefix("*.").unwrap_or(dns.as_str());
+            let allowed = issuer.permitted_dns_domains.iter().any(|p| {
+                bare == p.as_str()
+                    || bare
+                        .strip_suffix(p.as_str())
+                        .is_some_and(|head| head.ends_with('.'))
+            });
+            if !allowed {
+                let domains: Vec<&str> = issuer
+                    .permitted_dns_domains
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect();
+                errors.push(item.error(
+                    format!("spec.{list}[{i}]"),
+                    format!(
+                        "{dns} is outside the domains Certificate {issuer_name} may issue for ({}); clients would reject it",
+                        domains.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
     if cert.role == CertificateRole::IntermediateCa
         && let Some(limit) = issuer.path_len
     {
         let problem = match cert.path_len {
             _ if limit == 0 => Some((
                 "spec.issuer",
-                format!("Certificate {issuer_name} has path_len 0 and may sign only server and client certificates"),
+                format!(
+                    "Certificate {issuer_name} has path_len 0 and may sign only server and client certificates"
+                ),
             )),
             Some(own) if own >= limit => Some((
                 "spec.path_len",

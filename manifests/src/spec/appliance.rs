@@ -53,6 +53,11 @@ fn default_memory() -> u32 {
 impl ApplianceSpec {
     /// An appliance with the default 128 MiB of memory.
     pub fn new(role: ApplianceRole, template: VolumeId, version: Version) -> Self {
-        ApplianceSpec { role, template, version, memory: default_memory() }
+        ApplianceSpec {
+            role,
+            template,
+            version,
+            memory: default_memory(),
+        }
     }
 }

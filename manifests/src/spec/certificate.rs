@@ -34,7 +34,10 @@ pub enum CertificateRole {
 impl CertificateRole {
     /// Whether certificates of this role may issue others.
     pub fn is_ca(self) -> bool {
-        matches!(self, CertificateRole::RootCa | CertificateRole::IntermediateCa)
+        matches!(
+            self,
+            CertificateRole::RootCa | CertificateRole::IntermediateCa
+        )
     }
 
     /// The YAML form (`root_ca`, ...).
@@ -98,7 +101,8 @@ pub struct CertificateSpec {
 impl CertificateSpec {
     /// The effective lifetime in days.
     pub fn lifetime_days(&self) -> u32 {
-        self.lifetime_days.unwrap_or(self.role.default_lifetime_days())
+        self.lifetime_days
+            .unwrap_or(self.role.default_lifetime_days())
     }
 
     pub(crate) fn check(&self, p: &mut Problems) {
@@ -114,34 +118,60 @@ impl CertificateSpec {
             _ => {}
         }
         if self.role.is_ca() && self.common_name.is_none() {
-            p.push("common_name", format!("is required for a {role}; write for example \"OrbitLab Root CA\""));
+            p.push(
+                "common_name",
+                format!("is required for a {role}; write for example \"OrbitLab Root CA\""),
+            );
         }
         if !self.role.is_ca() {
             if self.path_len.is_some() {
-                p.push("path_len", format!("applies only to CAs; remove it from this {role} certificate"));
+                p.push(
+                    "path_len",
+                    format!("applies only to CAs; remove it from this {role} certificate"),
+                );
             }
             if !self.permitted_dns_domains.is_empty() {
-                p.push("permitted_dns_domains", format!("applies only to CAs; remove it from this {role} certificate"));
+                p.push(
+                    "permitted_dns_domains",
+                    format!("applies only to CAs; remove it from this {role} certificate"),
+                );
             }
         }
-        if self.role == CertificateRole::Server && self.dns_names.is_empty() && self.ip_addresses.is_empty() {
-            p.push("dns_names", "a server certificate needs at least one entry in dns_names or ip_addresses");
+        if self.role == CertificateRole::Server
+            && self.dns_names.is_empty()
+            && self.ip_addresses.is_empty()
+        {
+            p.push(
+                "dns_names",
+                "a server certificate needs at least one entry in dns_names or ip_addresses",
+            );
         }
         for (i, d) in self.permitted_dns_domains.iter().enumerate() {
             if d.is_wildcard() {
                 p.push(
                     format!("permitted_dns_domains[{i}]"),
-                    format!("{d} is a wildcard; a name constraint is a plain domain such as example.org"),
+                    format!(
+                        "{d} is a wildcard; a name constraint is a plain domain such as example.org"
+                    ),
                 );
             }
         }
         for (i, first) in duplicates(&self.dns_names, |d| d) {
-            p.push(format!("dns_names[{i}]"), format!("{} is already listed at dns_names[{first}]", self.dns_names[i]));
+            p.push(
+                format!("dns_names[{i}]"),
+                format!(
+                    "{} is already listed at dns_names[{first}]",
+                    self.dns_names[i]
+                ),
+            );
         }
         for (i, first) in duplicates(&self.ip_addresses, |a| a) {
             p.push(
                 format!("ip_addresses[{i}]"),
-                format!("{} is already listed at ip_addresses[{first}]", self.ip_addresses[i]),
+                format!(
+                    "{} is already listed at ip_addresses[{first}]",
+                    self.ip_addresses[i]
+                ),
             );
         }
     }

@@ -128,10 +128,16 @@ impl ClusterSpec {
         if b.vrf_vxlan == b.vnet_tag {
             p.push(
                 "backplane.vnet_tag",
-                format!("is {}, the same as backplane.vrf_vxlan; the two tags must differ", b.vnet_tag),
+                format!(
+                    "is {}, the same as backplane.vrf_vxlan; the two tags must differ",
+                    b.vnet_tag
+                ),
             );
         }
-        for (field, tag) in [("backplane.vrf_vxlan", b.vrf_vxlan), ("backplane.vnet_tag", b.vnet_tag)] {
+        for (field, tag) in [
+            ("backplane.vrf_vxlan", b.vrf_vxlan),
+            ("backplane.vnet_tag", b.vnet_tag),
+        ] {
             if SECTOR_TAGS.contains(&tag) {
                 p.push(
                     field,
@@ -156,7 +162,10 @@ mod tests {
     fn defaults_match_the_design() {
         let c = ClusterSpec::default();
         assert_eq!(c.backplane.cidr.to_string(), "10.200.0.0/16");
-        assert_eq!((c.backplane.asn, c.backplane.vrf_vxlan, c.backplane.vnet_tag), (65001, 10, 100));
+        assert_eq!(
+            (c.backplane.asn, c.backplane.vrf_vxlan, c.backplane.vnet_tag),
+            (65001, 10, 100)
+        );
         assert_eq!(c.defaults.storage, "local-lvm");
         assert_eq!(c.defaults.template_storage, "local");
         assert_eq!(c.defaults.bridge, "vmbr0");
@@ -173,6 +182,13 @@ mod tests {
         let mut p = Problems::under("spec");
         c.check(&mut p);
         let fields: Vec<&str> = p.items.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, ["spec.backplane.vnet_tag", "spec.backplane.vrf_vxlan", "spec.backplane.vnet_tag"]);
+        assert_eq!(
+            fields,
+            [
+                "spec.backplane.vnet_tag",
+                "spec.backplane.vrf_vxlan",
+                "spec.backplane.vnet_tag"
+            ]
+        );
     }
 }

@@ -59,7 +59,11 @@ pub struct LxcSpec {
     #[garde(skip)]
     pub password: Option<Name>,
     /// A fixed address inside the subnet; otherwise IPAM picks one.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::cidr::opt_addr")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::cidr::opt_addr"
+    )]
     #[garde(skip)]
     pub address: Option<Ipv4Addr>,
 }
@@ -95,12 +99,18 @@ impl LxcSpec {
 
     pub(crate) fn check(&self, p: &mut Problems) {
         if self.node.is_some() && self.placement.is_some() {
-            p.push("placement", "set either node (pin to one node) or placement, not both");
+            p.push(
+                "placement",
+                "set either node (pin to one node) or placement, not both",
+            );
         }
         for (i, first) in duplicates(&self.ssh_keys, |k| k) {
             p.push(
                 format!("ssh_keys[{i}]"),
-                format!("SSH key {} is already listed at ssh_keys[{first}]; list each key once", self.ssh_keys[i]),
+                format!(
+                    "SSH key {} is already listed at ssh_keys[{first}]; list each key once",
+                    self.ssh_keys[i]
+                ),
             );
         }
     }

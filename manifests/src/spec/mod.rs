@@ -34,7 +34,9 @@ pub use settings::{LogLevel, SettingsSpec};
 pub use ssh_key::{SshKeyAlgorithm, SshKeySpec};
 
 /// How instances without a pinned `node` are placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PlacementPolicy {
     /// The schedulable node with the fewest OrbitLab instances (default).
@@ -119,7 +121,10 @@ impl Spec {
 
     /// Deserialize the spec of a manifest of kind `kind` from any serde
     /// deserializer (YAML, JSON, ...).
-    pub fn deserialize_for<'de, D: serde::Deserializer<'de>>(kind: Kind, d: D) -> Result<Spec, D::Error> {
+    pub fn deserialize_for<'de, D: serde::Deserializer<'de>>(
+        kind: Kind,
+        d: D,
+    ) -> Result<Spec, D::Error> {
         Ok(match kind {
             Kind::Cluster => Spec::Cluster(Deserialize::deserialize(d)?),
             Kind::Node => Spec::Node(Deserialize::deserialize(d)?),
@@ -138,7 +143,8 @@ impl Spec {
     /// names the field `spec` and serde's reason (unknown or missing field,
     /// bad value).
     pub fn from_json(kind: Kind, value: serde_json::Value) -> Result<Spec, crate::ManifestError> {
-        Spec::deserialize_for(kind, value).map_err(|e| crate::ManifestError::new("spec", e.to_string()))
+        Spec::deserialize_for(kind, value)
+            .map_err(|e| crate::ManifestError::new("spec", e.to_string()))
     }
 
     /// The spec as a JSON value (for `--output-format json`).
@@ -149,7 +155,14 @@ impl Spec {
     /// Every reference this spec makes to other objects.
     pub fn references(&self) -> Vec<Reference<'_>> {
         let mut out = Vec::new();
-        let mut add = |field: String, kind, name, orders| out.push(Reference { field, kind, name, orders });
+        let mut add = |field: String, kind, name, orders| {
+            out.push(Reference {
+                field,
+                kind,
+                name,
+                orders,
+            })
+        };
         match self {
             Spec::Lxc(s) => {
                 add("spec.sector".into(), Kind::Sector, &s.sector, true);
@@ -173,11 +186,20 @@ impl Spec {
             Spec::Sector(s) => {
                 for (i, r) in s.ingress.iter().enumerate() {
                     if let Some(t) = &r.to_instance {
-                        add(format!("spec.ingress[{i}].to_instance"), Kind::Lxc, t, false);
+                        add(
+                            format!("spec.ingress[{i}].to_instance"),
+                            Kind::Lxc,
+                            t,
+                            false,
+                        );
                     }
                 }
             }
-            Spec::Cluster(_) | Spec::Node(_) | Spec::Appliance(_) | Spec::Secret(_) | Spec::Settings(_) => {}
+            Spec::Cluster(_)
+            | Spec::Node(_)
+            | Spec::Appliance(_)
+            | Spec::Secret(_)
+            | Spec::Settings(_) => {}
         }
         out
     }
@@ -240,14 +262,19 @@ mod tests {
 
     #[test]
     fn from_json_builds_a_sector() {
-        let spec = Spec::from_json(Kind::Sector, json!({"cidr": "10.1.0.0/16", "alias": "Web"})).unwrap();
+        let spec =
+            Spec::from_json(Kind::Sector, json!({"cidr": "10.1.0.0/16", "alias": "Web"})).unwrap();
         assert_eq!(spec.kind(), Kind::Sector);
-        assert_eq!(spec.to_json(), json!({"alias": "Web", "cidr": "10.1.0.0/16"}));
+        assert_eq!(
+            spec.to_json(),
+            json!({"alias": "Web", "cidr": "10.1.0.0/16"})
+        );
     }
 
     #[test]
     fn from_json_refuses_unknown_field() {
-        let e = Spec::from_json(Kind::Sector, json!({"cidr": "10.1.0.0/16", "vlan": 3})).unwrap_err();
+        let e =
+            Spec::from_json(Kind::Sector, json!({"cidr": "10.1.0.0/16", "vlan": 3})).unwrap_err();
         assert_eq!(e.field, "spec");
         assert!(e.reason.contains("unknown field `vlan`"), "{e}");
     }
@@ -259,8 +286,11 @@ mod tests {
             json!({"sector": "web", "template": "local:vztmpl/d.tar.zst", "ssh_keys": ["a", "b"], "password": "pw"}),
         )
         .unwrap();
-        let refs: Vec<(String, Kind, &str)> =
-            spec.references().into_iter().map(|r| (r.field, r.kind, r.name.as_str())).collect();
+        let refs: Vec<(String, Kind, &str)> = spec
+            .references()
+            .into_iter()
+            .map(|r| (r.field, r.kind, r.name.as_str()))
+            .collect();
         assert_eq!(
             refs,
             vec![

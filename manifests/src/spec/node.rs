@@ -33,6 +33,10 @@ fn yes() -> bool {
 
 impl Default for NodeSpec {
     fn default() -> Self {
-        NodeSpec { uplink_bridge: None, schedulable: true, max_instances: None }
+        NodeSpec {
+            uplink_bridge: None,
+            schedulable: true,
+            max_instances: None,
+        }
     }
 }

@@ -73,6 +73,9 @@ mod tests {
 
     #[test]
     fn finds_duplicates() {
-        assert_eq!(duplicates(&["a", "b", "a", "a"], |s| *s), vec![(2, 0), (3, 0)]);
+        assert_eq!(
+            duplicates(&["a", "b", "a", "a"], |s| *s),
+            vec![(2, 0), (3, 0)]
+        );
     }
 }

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// What a secret holds; it decides how a value is generated and shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretType {
     /// A password (generated if none is set).

@@ -89,7 +89,11 @@ pub struct IngressRule {
     #[garde(skip)]
     pub to_instance: Option<Name>,
     /// Target address inside the Sector, or use `to_instance`.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::cidr::opt_addr")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::cidr::opt_addr"
+    )]
     #[garde(skip)]
     pub to_address: Option<Ipv4Addr>,
     /// Port on the target; defaults to `port`.
@@ -108,13 +112,21 @@ impl IngressRule {
 impl SectorSpec {
     /// A Sector with one subnet `main` covering `cidr` and no ingress.
     pub fn new(cidr: Ipv4Net) -> Self {
-        SectorSpec { alias: None, cidr, subnets: Vec::new(), ingress: Vec::new() }
+        SectorSpec {
+            alias: None,
+            cidr,
+            subnets: Vec::new(),
+            ingress: Vec::new(),
+        }
     }
 
     /// The subnets in effect: the declared ones, or `main` = the whole CIDR.
     pub fn effective_subnets(&self) -> Cow<'_, [SubnetSpec]> {
         if self.subnets.is_empty() {
-            Cow::Owned(vec![SubnetSpec { name: Name::known(DEFAULT_SUBNET), cidr: self.cidr }])
+            Cow::Owned(vec![SubnetSpec {
+                name: Name::known(DEFAULT_SUBNET),
+                cidr: self.cidr,
+            }])
         } else {
             Cow::Borrowed(&self.subnets)
         }
@@ -122,12 +134,18 @@ impl SectorSpec {
 
     /// The subnet called `name`, if any (including the implicit `main`).
     pub fn subnet(&self, name: &str) -> Option<SubnetSpec> {
-        self.effective_subnets().iter().find(|s| s.name == name).cloned()
+        self.effective_subnets()
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
     }
 
     /// The Sector DNS address: `.2` of the first subnet.
     pub fn dns_address(&self) -> Ipv4Addr {
-        let first = self.effective_subnets().first().map_or(self.cidr, |s| s.cidr);
+        let first = self
+            .effective_subnets()
+            .first()
+            .map_or(self.cidr, |s| s.cidr);
         cidr::nth(&first, 2)
     }
 
@@ -142,17 +160,28 @@ impl SectorSpec {
         let Some(s) = found else {
             return Some(match subnet {
                 Some(s) => format!("{addr} is outside subnet {} ({})", s.name, s.cidr),
-                None => format!("{addr} is outside every subnet of this Sector ({})", list(&subnets)),
+                None => format!(
+                    "{addr} is outside every subnet of this Sector ({})",
+                    list(&subnets)
+                ),
             });
         };
         if addr == s.cidr.network() || addr == s.cidr.broadcast() {
-            return Some(format!("{addr} is the network or broadcast address of subnet {} ({})", s.name, s.cidr));
+            return Some(format!(
+                "{addr} is the network or broadcast address of subnet {} ({})",
+                s.name, s.cidr
+            ));
         }
         if addr == cidr::nth(&s.cidr, 1) {
-            return Some(format!("{addr} is the gateway address of subnet {}; use another address", s.name));
+            return Some(format!(
+                "{addr} is the gateway address of subnet {}; use another address",
+                s.name
+            ));
         }
         if addr == self.dns_address() {
-            return Some(format!("{addr} is the Sector DNS address; use another address"));
+            return Some(format!(
+                "{addr} is the Sector DNS address; use another address"
+            ));
         }
         None
     }
@@ -167,7 +196,10 @@ impl SectorSpec {
             if let Err(why) = cidr::check_network(&s.cidr, NetworkRole::Subnet) {
                 p.push(&field, why);
             } else if !self.cidr.contains(&s.cidr) {
-                p.push(&field, format!("{} is outside the Sector CIDR {}", s.cidr, self.cidr));
+                p.push(
+                    &field,
+                    format!("{} is outside the Sector CIDR {}", s.cidr, self.cidr),
+                );
             }
         }
         for (i, first) in duplicates(&self.subnets, |s| &s.name) {
@@ -182,7 +214,10 @@ impl SectorSpec {
                 if cidr::overlaps(&a.cidr, &b.cidr) {
                     p.push(
                         format!("subnets[{i}].cidr"),
-                        format!("{} overlaps subnet {} ({}); subnets of one Sector must not overlap", a.cidr, b.name, b.cidr),
+                        format!(
+                            "{} overlaps subnet {} ({}); subnets of one Sector must not overlap",
+                            a.cidr, b.name, b.cidr
+                        ),
                     );
                 }
             }
@@ -194,7 +229,10 @@ impl SectorSpec {
         for (i, first) in duplicates(&self.ingress, |r| &r.name) {
             p.push(
                 format!("ingress[{i}].name"),
-                format!("ingress name {} is already used by ingress[{first}]; names must be unique", self.ingress[i].name),
+                format!(
+                    "ingress name {} is already used by ingress[{first}]; names must be unique",
+                    self.ingress[i].name
+                ),
             );
         }
         for (i, first) in duplicates(&self.ingress, |r| (r.protocol, r.port)) {
@@ -238,7 +276,11 @@ fn protocol_name(p: Protocol) -> &'static str {
 }
 
 fn list(subnets: &[SubnetSpec]) -> String {
-    subnets.iter().map(|s| format!("{} {}", s.name, s.cidr)).collect::<Vec<_>>().join(", ")
+    subnets
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.cidr))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -252,7 +294,10 @@ mod tests {
     }
 
     fn subnet(name: &str, cidr: &str) -> SubnetSpec {
-        SubnetSpec { name: name.parse().unwrap(), cidr: cidr.parse().unwrap() }
+        SubnetSpec {
+            name: name.parse().unwrap(),
+            cidr: cidr.parse().unwrap(),
+        }
     }
 
     #[test]
@@ -269,13 +314,21 @@ mod tests {
     #[test]
     fn subnet_outside_and_overlapping() {
         let mut s = SectorSpec::new("172.16.0.0/16".parse().unwrap());
-        s.subnets = vec![subnet("a", "172.16.0.0/24"), subnet("b", "10.9.0.0/24"), subnet("c", "172.16.0.128/25")];
+        s.subnets = vec![
+            subnet("a", "172.16.0.0/24"),
+            subnet("b", "10.9.0.0/24"),
+            subnet("c", "172.16.0.128/25"),
+        ];
         let got = check(&s);
         assert!(got.contains(&(
             "spec.subnets[1].cidr".into(),
             "10.9.0.0/24 is outside the Sector CIDR 172.16.0.0/16".into()
         )));
-        assert!(got.iter().any(|(f, r)| f == "spec.subnets[2].cidr" && r.contains("overlaps subnet a")), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|(f, r)| f == "spec.subnets[2].cidr" && r.contains("overlaps subnet a")),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -298,10 +351,19 @@ mod tests {
         let got = check(&s);
         let has = |f: &str, r: &str| got.iter().any(|(gf, gr)| gf == f && gr.contains(r));
         assert!(has("spec.ingress[1].name", "already used"), "{got:?}");
-        assert!(has("spec.ingress[1].port", "tcp port 80 is already forwarded"), "{got:?}");
-        assert!(has("spec.ingress[1].to_address", "gateway address"), "{got:?}");
+        assert!(
+            has("spec.ingress[1].port", "tcp port 80 is already forwarded"),
+            "{got:?}"
+        );
+        assert!(
+            has("spec.ingress[1].to_address", "gateway address"),
+            "{got:?}"
+        );
         assert!(has("spec.ingress[2]", "names no target"), "{got:?}");
-        assert!(has("spec.ingress[3].to_address", "outside every subnet"), "{got:?}");
+        assert!(
+            has("spec.ingress[3].to_address", "outside every subnet"),
+            "{got:?}"
+        );
         assert_eq!(got.len(), 5, "{got:?}");
     }
 }

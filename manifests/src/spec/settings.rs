@@ -11,7 +11,9 @@ use crate::error::Problems;
 const PROXMOX_PORTS: [(u16, &str); 2] = [(3128, "spiceproxy"), (8006, "the Proxmox web interface")];
 
 /// Agent log verbosity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     /// Errors only.
@@ -81,8 +83,17 @@ impl SettingsSpec {
                 ),
             );
         }
-        if let Some((_, what)) = PROXMOX_PORTS.iter().find(|(port, _)| *port == self.metrics_port) {
-            p.push("metrics_port", format!("is {}, the port of {what}; choose another port", self.metrics_port));
+        if let Some((_, what)) = PROXMOX_PORTS
+            .iter()
+            .find(|(port, _)| *port == self.metrics_port)
+        {
+            p.push(
+                "metrics_port",
+                format!(
+                    "is {}, the port of {what}; choose another port",
+                    self.metrics_port
+                ),
+            );
         }
     }
 }

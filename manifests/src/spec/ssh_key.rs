@@ -7,7 +7,9 @@ use crate::names::Name;
 use crate::text::Comment;
 
 /// Key algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SshKeyAlgorithm {
     /// Ed25519 (the default).

@@ -74,6 +74,11 @@ impl Faults {
         fired
     }
 
+    /// How many faults are armed and have not fired.
+    pub fn armed(&self) -> usize {
+        self.armed.len()
+    }
+
     /// Forget every armed fault and the latency.
     pub fn clear(&mut self) {
         self.armed.clear();

@@ -318,6 +318,16 @@ impl SimHandle {
         lock(&self.shared.faults).add(spec);
     }
 
+    /// How many injected faults have not fired yet.
+    pub fn armed_faults(&self) -> usize {
+        lock(&self.shared.faults).armed()
+    }
+
+    /// Disarms every fault and removes the latency.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
     /// Delay every API answer by `d`.
     pub fn set_latency(&self, d: Duration) {
         lock(&self.shared.faults).latency = d;

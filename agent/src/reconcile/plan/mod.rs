@@ -66,6 +66,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         observed,
         plan: Plan::default(),
         reserved_tags: BTreeSet::new(),
+        planned_addresses: BTreeMap::new(),
     };
     let backplane = planner.backplane();
     planner.sectors(backplane.as_ref());
@@ -80,6 +81,9 @@ struct Planner<'a> {
     plan: Plan,
     /// Tags this plan reserves, so two new Sectors never get the same one.
     reserved_tags: BTreeSet<u32>,
+    /// Ordinary addresses this plan takes from each pool, so that
+    /// exhaustion is refused before anything is created.
+    planned_addresses: BTreeMap<String, u32>,
 }
 
 impl Planner<'_> {

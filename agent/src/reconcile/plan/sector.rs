@@ -67,6 +67,10 @@ impl Planner<'_> {
 
     fn sector_steps(&mut self, name: &Name, spec: &SectorSpec, bp: &Backplane) -> Result<Vec<Action>, String> {
         let owner: ObjectKey = (Kind::Sector, name.to_string());
+        let gateway = Marker::part(Kind::Sector, name, Role::Gateway);
+        if !self.has_address(&gateway.owner(), &bp.pool().id) {
+            self.reserve_ordinary_address(&bp.pool(), &gateway)?;
+        }
         let (tag, reserve) = self.sector_tag(name)?;
         let mut steps: Vec<Action> = reserve.into_iter().collect();
         let (zone, vnet) = (ids::sector_zone(tag), ids::sector_vnet(tag));
@@ -102,7 +106,6 @@ impl Planner<'_> {
             }
         }
 
-        let gateway = Marker::part(Kind::Sector, name, Role::Gateway);
         let dns = Marker::part(Kind::Sector, name, Role::Dns);
         let first = subnets.first().ok_or("a Sector needs at least one subnet")?.cidr;
         for (i, subnet) in subnets.iter().enumerate() {
@@ -170,6 +173,32 @@ impl Planner<'_> {
             steps.extend(configure);
         }
         Ok(steps)
+    }
+
+    /// Counts one more ordinary address taken from `pool`, refusing when
+    /// the pool has none left (so nothing is created for an object that
+    /// could not be given its address).
+    fn reserve_ordinary_address(&mut self, pool: &PoolRef, holder: &Marker) -> Result<(), String> {
+        let size = 1u32 << (32 - pool.cidr.prefix_len());
+        // Network, broadcast, .1, .2 and the reserved .3-.9 are never handed out.
+        let allocatable = size.saturating_sub(2 + 2 + crate::ipam::RESERVED_OFFSETS.count() as u32);
+        let network = u32::from(pool.cidr.network());
+        let in_use = self
+            .observed
+            .addresses
+            .values()
+            .filter_map(|by_pool| by_pool.get(&pool.id))
+            .filter(|addr| u32::from(**addr) - network > 2)
+            .count() as u32;
+        let planned = self.planned_addresses.entry(pool.id.clone()).or_default();
+        if in_use + *planned >= allocatable {
+            return Err(format!(
+                "IPAM pool {} ({}) is exhausted: {in_use} of its {allocatable} addresses are in use, none is left for {}; delete a Sector or re-create the cluster with a larger Backplane",
+                pool.id, pool.cidr, holder.owner()
+            ));
+        }
+        *planned += 1;
+        Ok(())
     }
 
     fn allocate(&self, steps: &mut Vec<Action>, owner: &ObjectKey, pool: &PoolRef, holder: &Marker, fixed: Option<FixedRole>) {

@@ -1,0 +1,192 @@
+//! The commands that talk to Proxmox — `init`, `plan`, `reconcile --once` —
+//! and `apply --wait`. They run the engine in this process, acting as this
+//! node (`$ORBITLAB_NODE` or the host name).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use orbitlab_agent::api::{Action as ChangeAction, Api, Change, collection_segment};
+use orbitlab_agent::pve::{PveClient, StoredConnection, StoredTrust};
+use orbitlab_agent::reconcile::{self, Options, Reconciler, Report, init};
+use orbitlab_agent::store::{Store, node_name};
+use serde_json::{Value, json};
+
+use crate::cli::InitArgs;
+
+/// Environment variable holding the API token secret for `init`.
+const SECRET_ENV: &str = "ORBITLAB_API_TOKEN_SECRET";
+
+fn client(connection: &StoredConnection, store: &Store) -> Result<PveClient> {
+    Ok(PveClient::new(connection.client_config(store)?)?)
+}
+
+fn with_reconciler<T>(store: &Store, connection: &StoredConnection, f: impl FnOnce(&Reconciler<'_>) -> Result<T>) -> Result<T> {
+    let pve = client(connection, store)?;
+    let host = reconcile::local_host();
+    let reconciler = Reconciler { pve: &pve, store, host: &host, options: Options::default() };
+    f(&reconciler)
+}
+
+/// `orbitlab init`.
+pub fn init(store: &Store, args: &InitArgs) -> Result<Value> {
+    let given = args.api_url.is_some() || args.api_token.is_some();
+    let connection = match StoredConnection::load(store) {
+        Ok(stored) if !given => stored,
+        _ => connection_from_args(args)?,
+    };
+    with_reconciler(store, &connection, |rec| {
+        let manifest = init::check(rec, args.backplane_cidr)?;
+        connection.save(store)?;
+        let report = init::declare(rec, &manifest)?;
+        Ok(json!({
+            "cluster": manifest.name().to_string(),
+            "backplane": manifest.spec.to_json()["backplane"]["cidr"],
+            "node": node_name(),
+            "report": report_json(&report),
+        }))
+    })
+}
+
+fn connection_from_args(args: &InitArgs) -> Result<StoredConnection> {
+    let token = args
+        .api_token
+        .clone()
+        .context("the first `orbitlab init` needs --api-token USER@REALM!NAME (and its secret in ORBITLAB_API_TOKEN_SECRET or on standard input)")?;
+    let secret = match std::env::var(SECRET_ENV) {
+        Ok(secret) if !secret.is_empty() => secret,
+        _ => read_secret()?,
+    };
+    let trust = if args.api_loopback_http {
+        StoredTrust::LoopbackHttp
+    } else if let Some(fp) = &args.api_fingerprint {
+        StoredTrust::Fingerprint(fp.clone())
+    } else {
+        StoredTrust::CaFile(
+            args.api_ca.as_ref().map_or_else(|| "/etc/pve/pve-root-ca.pem".to_owned(), |p| p.display().to_string()),
+        )
+    };
+    Ok(StoredConnection {
+        url: args.api_url.clone().unwrap_or_else(|| "https://localhost:8006".into()),
+        token,
+        secret,
+        trust,
+    })
+}
+
+fn read_secret() -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("API token secret: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let secret = line.trim().to_owned();
+    if secret.is_empty() {
+        bail!("no API token secret: set {SECRET_ENV} or give it on standard input");
+    }
+    Ok(secret)
+}
+
+/// `orbitlab plan`: the steps and the blocked objects, and the exit code
+/// `--detailed-exitcode` asks for.
+pub fn plan(store: &Store) -> Result<(Value, ExitCode)> {
+    let connection = StoredConnection::load(store)?;
+    with_reconciler(store, &connection, |rec| {
+        let (plan, _) = rec.plan()?;
+        let steps: Vec<Value> = plan
+            .actions
+            .iter()
+            .map(|a| json!({ "object": a.object().map(|(k, n)| format!("/{}/{n}", collection_segment(k))).unwrap_or_else(|| "/".into()), "step": a.to_string() }))
+            .collect();
+        let blocked: Vec<Value> = plan
+            .blocked
+            .iter()
+            .map(|((k, n), reason)| json!({ "object": format!("/{}/{n}", collection_segment(*k)), "blocked": reason }))
+            .collect();
+        let code = if !blocked.is_empty() {
+            ExitCode::FAILURE
+        } else if !steps.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+        Ok((Value::Array(blocked.into_iter().chain(steps).collect()), code))
+    })
+}
+
+/// `orbitlab reconcile --once`.
+pub fn reconcile_once(store: &Store) -> Result<(Value, ExitCode)> {
+    let connection = StoredConnection::load(store)?;
+    with_reconciler(store, &connection, |rec| {
+        let report = rec.run()?;
+        let code = if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        Ok((report_json(&report), code))
+    })
+}
+
+fn report_json(report: &Report) -> Value {
+    let path = |(k, n): &(orbitlab_manifests::Kind, String)| format!("/{}/{n}", collection_segment(*k));
+    json!({
+        "passes": report.passes,
+        "steps": report.steps,
+        "ready": report.ready.iter().map(path).collect::<Vec<_>>(),
+        "progressing": report.progressing.iter().map(|(o, m)| (path(o), Value::from(m.clone()))).collect::<serde_json::Map<_, _>>(),
+        "failed": report.failed.iter().map(|(o, m)| (path(o), Value::from(m.clone()))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// `apply --wait`: polls the statuses of what was created or changed until
+/// every one is Ready (deleted ones: until their status is gone), printing
+/// each change of state on standard error. Fails on a Failed object or at
+/// the timeout.
+pub fn wait_ready(api: &Api, changes: &[Change], timeout: Duration) -> Result<()> {
+    let started = Instant::now();
+    let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let mut pending = 0;
+        for change in changes.iter().filter(|c| c.action != ChangeAction::Unchanged) {
+            let status = api.store().read_status(change.kind, &change.name)?;
+            let line = match (change.action, status) {
+                (ChangeAction::Deleted, None) => "deleted".to_owned(),
+                (ChangeAction::Deleted, Some(_)) => {
+                    pending += 1;
+                    "deleting".to_owned()
+                }
+                (_, None) => {
+                    pending += 1;
+                    "Pending: no agent has reported yet".to_owned()
+                }
+                (_, Some(status)) => {
+                    let phase = status.phase();
+                    let message = status
+                        .conditions
+                        .iter()
+                        .find(|c| c.status && c.kind.to_string() == phase)
+                        .map(|c| c.message.clone())
+                        .unwrap_or_default();
+                    match phase {
+                        "Ready" => {}
+                        "Failed" => bail!("{} failed: {message}", change.path()),
+                        _ => pending += 1,
+                    }
+                    format!("{phase}: {message}")
+                }
+            };
+            if shown.get(&change.path()) != Some(&line) {
+                eprintln!("{}: {line}", change.path());
+                shown.insert(change.path(), line);
+            }
+        }
+        if pending == 0 {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            bail!("gave up after {}s: {pending} object(s) not Ready yet; `orbitlab get` shows their status", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
