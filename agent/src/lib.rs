@@ -5,9 +5,12 @@
 pub mod api;
 pub mod host;
 pub mod ipam;
+pub mod pki;
 pub mod placement;
 pub mod pve;
 pub mod reconcile;
 pub mod render;
+pub mod ssh;
 pub mod status;
 pub mod store;
+pub mod vault;

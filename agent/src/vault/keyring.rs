@@ -1,0 +1,293 @@
+//! The vault keyring: key-encryption keys (KEKs) and which one is active.
+//!
+//! On disk: `priv/orbitlab/vault/keyring.json` (root-only, 0600), written
+//! only under the vault lock:
+//! `{"format":1,"active":ID,"keys":[{"id":ID,"created":SECS,"key":B64}]}`.
+//! A KEK's id is derived from the key ([`crypto::kek_fingerprint`]), so a
+//! damaged key or a keyring from another cluster is recognised as such.
+//! Older KEKs stay until no version of any secret is wrapped by them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::crypto::{self, KEY_LEN, Key};
+use super::ids::Timestamp;
+use super::record::json_error;
+
+/// On-disk format number of the keyring file.
+const FORMAT: u32 = 1;
+
+/// Identifier of a key-encryption key (16 hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct KekId(String);
+
+impl KekId {
+    fn of(key: &Key) -> KekId {
+        KekId(hex::encode(crypto::kek_fingerprint(key)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KekId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `orbitlab vault status` shows about one KEK (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KekInfo {
+    /// Its id.
+    pub id: KekId,
+    /// When it was made.
+    pub created: Timestamp,
+    /// True for the one new data keys are wrapped with.
+    pub active: bool,
+}
+
+struct Kek {
+    created: Timestamp,
+    key: Key,
+}
+
+/// The loaded keyring. Keys are wiped from memory when it drops.
+pub(crate) struct Keyring {
+    active: KekId,
+    keys: BTreeMap<KekId, Kek>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("active", &self.active)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    format: u32,
+    active: String,
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    id: String,
+    created: u64,
+    key: Zeroizing<String>,
+}
+
+impl Keyring {
+    /// A new keyring with one fresh, active KEK.
+    pub(crate) fn generate(now: Timestamp) -> Keyring {
+        let mut ring = Keyring {
+            active: KekId(String::new()),
+            keys: BTreeMap::new(),
+        };
+        ring.add_active(now);
+        ring
+    }
+
+    /// Adds a fresh KEK and makes it the active one; returns its id.
+    pub(crate) fn add_active(&mut self, now: Timestamp) -> KekId {
+        let key = crypto::random_key();
+        let id = KekId::of(&key);
+        self.keys.insert(id.clone(), Kek { created: now, key });
+        self.active = id.clone();
+        id
+    }
+
+    /// The active KEK.
+    pub(crate) fn active(&self) -> (&KekId, &Key) {
+        let kek = &self.keys[&self.active];
+        (&self.active, &kek.key)
+    }
+
+    /// The KEK with this id.
+    pub(crate) fn get(&self, id: &str) -> Option<&Key> {
+        self.keys.get(&KekId(id.to_owned())).map(|k| &k.key)
+    }
+
+    /// Drops every KEK except the active one for which `in_use` is false;
+    /// returns the ids dropped.
+    pub(crate) fn retire_unused(&mut self, in_use: impl Fn(&KekId) -> bool) -> Vec<KekId> {
+        let active = self.active.clone();
+        let dropped: Vec<KekId> = self
+            .keys
+            .keys()
+            .filter(|id| **id != active && !in_use(id))
+            .cloned()
+            .collect();
+        for id in &dropped {
+            self.keys.remove(id);
+        }
+        dropped
+    }
+
+    /// Public facts about every KEK.
+    pub(crate) fn info(&self) -> Vec<KekInfo> {
+        self.keys
+            .iter()
+            .map(|(id, k)| KekInfo {
+                id: id.clone(),
+                created: k.created,
+                active: *id == self.active,
+            })
+            .collect()
+    }
+
+    /// The file's bytes (key material: zeroized buffer).
+    pub(crate) fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let file = KeyringFile {
+            format: FORMAT,
+            active: self.active.0.clone(),
+            keys: self
+                .keys
+                .iter()
+                .map(|(id, k)| KeyEntry {
+                    id: id.0.clone(),
+                    created: k.created.0,
+                    key: Zeroizing::new(B64.encode(&k.key[..])),
+                })
+                .collect(),
+        };
+        let mut out = Zeroizing::new(Vec::with_capacity(64 + 128 * self.keys.len()));
+        serde_json::to_writer(&mut *out, &file).expect("a keyring always serializes");
+        out
+    }
+
+    /// Parses and checks a keyring file. The error is the reason only; the
+    /// caller names the file.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Keyring, String> {
+        let file: KeyringFile = serde_json::from_slice(bytes)
+            .map_err(|e| format!("it is not a valid keyring ({})", json_error(&e)))?;
+        if file.format != FORMAT {
+            return Err(format!(
+                "it has format {}, this OrbitLab reads format {FORMAT}",
+                file.format
+            ));
+        }
+        let mut keys = BTreeMap::new();
+        for entry in &file.keys {
+            let key = decode_key(&entry.key).ok_or_else(|| {
+                format!("the key of entry {:?} is not 32 bytes of base64", entry.id)
+            })?;
+            let id = KekId::of(&key);
+            if id.0 != entry.id {
+                return Err(format!(
+                    "the key of entry {:?} does not match its id (the file was edited or damaged)",
+                    entry.id
+                ));
+            }
+            let kek = Kek {
+                created: Timestamp(entry.created),
+                key,
+            };
+            if keys.insert(id, kek).is_some() {
+                return Err(format!("entry {:?} appears twice", entry.id));
+            }
+        }
+        let active = KekId(file.active.clone());
+        if !keys.contains_key(&active) {
+            return Err(format!(
+                "its active key {:?} is not among its keys",
+                file.active
+            ));
+        }
+        Ok(Keyring { active, keys })
+    }
+}
+
+fn decode_key(text: &str) -> Option<Key> {
+    let mut buf = Zeroizing::new([0u8; KEY_LEN + 16]);
+    let n = B64.decode_slice(text.as_bytes(), &mut buf[..]).ok()?;
+    if n != KEY_LEN {
+        return None;
+    }
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    key.copy_from_slice(&buf[..KEY_LEN]);
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rotation() {
+        let mut ring = Keyring::generate(Timestamp(1));
+        let first = ring.active().0.clone();
+        let second = ring.add_active(Timestamp(2));
+        assert_ne!(first, second);
+        let parsed = Keyring::parse(&ring.to_bytes()).unwrap();
+        assert_eq!(parsed.active().0, &second);
+        assert_eq!(
+            *parsed.get(first.as_str()).unwrap(),
+            *ring.get(first.as_str()).unwrap()
+        );
+        assert_eq!(parsed.info().len(), 2);
+        let mut parsed = parsed;
+        assert_eq!(parsed.retire_unused(|_| false), vec![first]);
+        assert_eq!(parsed.info().len(), 1);
+        assert!(parsed.info()[0].active);
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let ring = Keyring::generate(Timestamp(1));
+        let bytes = ring.to_bytes();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let key_b64 = text
+            .split("\"key\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(!format!("{ring:?}").contains(key_b64));
+    }
+
+    #[test]
+    fn damaged_keyrings_are_refused_with_a_reason() {
+        let ring = Keyring::generate(Timestamp(1));
+        let good = String::from_utf8(ring.to_bytes().to_vec()).unwrap();
+        let key_b64 = good
+            .split("\"key\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut other = key_b64.as_bytes().to_vec();
+        other[3] = if other[3] == b'A' { b'B' } else { b'A' };
+        let edited = good.replace(key_b64, std::str::from_utf8(&other).unwrap());
+        for (bad, needle) in [
+            ("{}".to_owned(), "not a valid keyring"),
+            (good.replace("\"format\":1", "\"format\":2"), "format 2"),
+            (edited, "does not match its id"),
+            (good.replace(key_b64, "AAAA"), "not 32 bytes"),
+            (
+                good.replace("\"created\":1", &format!("\"created\":\"{key_b64}\"")),
+                "wrong type",
+            ),
+        ] {
+            let err = Keyring::parse(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+            assert!(!err.contains(key_b64), "key material in an error: {err}");
+        }
+    }
+}
