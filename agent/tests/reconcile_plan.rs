@@ -196,8 +196,7 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
         ContainerObs { node: "pve2".into(), hostname: Some("olvn1001-router".into()), running: true, marker: Some(marker) },
     );
     observed.addresses.entry("sector/old/gateway".into()).or_default().insert("backplane".into(), Ipv4Addr::new(10, 200, 0, 10));
-    let mut desired = Desired::default();
-    desired.cluster = None;
+    let desired = Desired::default();
     let plan = compute(&desired, &observed);
     assert_eq!(
         lines(&plan),
