@@ -309,3 +309,25 @@ fn a_failed_write_restores_what_was_already_written() {
     );
     assert_eq!(api.store().generation().unwrap().0, 1);
 }
+
+#[test]
+fn listing_uses_the_decoded_cache_but_never_a_stale_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let api = Api::new(Store::open(dir.path()).with_cache_dir(Some(cache.path().to_owned())));
+    api.apply(docs("web.yaml", SECTOR_WEB)).unwrap();
+    let first = api.get(&path("/sectors")).unwrap();
+    assert!(cache.path().join("manifests-sector.json").exists(), "no cache written");
+    // Edit the file behind the API's back, keeping its length: the cache is
+    // keyed by content, so the edit shows.
+    let file = dir.path().join("orbitlab/manifests/sector/web.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("172.16.0.0/24", "172.17.0.0/24");
+    std::fs::write(&file, text).unwrap();
+    let second = api.get(&path("/sectors")).unwrap();
+    assert_eq!(first[0]["spec"]["cidr"], "172.16.0.0/24");
+    assert_eq!(second[0]["spec"]["cidr"], "172.17.0.0/24");
+    // A corrupt cache only costs speed.
+    std::fs::write(cache.path().join("manifests-sector.json"), b"garbage").unwrap();
+    assert_eq!(api.get(&path("/sectors")).unwrap(), second);
+}
+

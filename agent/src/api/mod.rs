@@ -103,7 +103,7 @@ impl Api {
                 self.view(only.value)
             }
             ApiPath::Collection(kind) => {
-                let manifests = self.store.read_manifests(*kind)?;
+                let manifests = self.store.read_manifests_for_display(*kind)?;
                 let mut statuses = self.store.read_statuses(*kind)?;
                 let views = manifests
                     .into_iter()

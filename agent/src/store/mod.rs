@@ -14,6 +14,7 @@
 
 mod error;
 mod files;
+mod decoded;
 mod generation;
 mod lock;
 mod objects;
@@ -39,13 +40,16 @@ pub const ROOT_ENV: &str = "ORBITLAB_ROOT";
 pub struct Store {
     root: PathBuf,
     lock_options: LockOptions,
+    cache_dir: Option<PathBuf>,
 }
 
 impl Store {
     /// A store rooted at `root` (the directory that plays `/etc/pve`).
     pub fn open(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Store {
-            root: root.into(),
+            cache_dir: decoded::cache_dir(&root),
+            root,
             lock_options: LockOptions::default(),
         }
     }
@@ -61,6 +65,18 @@ impl Store {
     pub fn with_lock_options(mut self, options: LockOptions) -> Self {
         self.lock_options = options;
         self
+    }
+
+    /// The same store with its node-local cache of decoded manifests in
+    /// `dir` (`None`: no cache).
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The node-local cache directory, if any.
+    pub(crate) fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
     }
 
     /// The directory playing `/etc/pve`.

@@ -10,10 +10,11 @@
 //! A stored manifest that no longer decodes is reported with its file and
 //! line, never silently skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use orbitlab_manifests::{Kind, Manifest, ManifestErrors, Name, Sourced, codec};
 
+use super::decoded::{self, DecodedCache};
 use super::{Store, StoreError, StorePath};
 use crate::status::ObjectStatus;
 
@@ -75,14 +76,61 @@ impl Store {
         decode_one(kind, name.as_ref(), &bytes).map(Some)
     }
 
-    /// Every stored manifest of `kind`, in name order. Decoding (the
-    /// costly part with thousands of objects) runs on every core.
+    /// Every stored manifest of `kind`, in name order, for reading only:
+    /// files seen before come from the node-local cache of decoded
+    /// manifests (see `decoded`), without line numbers; the others are
+    /// decoded. Validation uses [`Store::read_manifests`].
+    pub fn read_manifests_for_display(&self, kind: Kind) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+        let files = self.manifest_files(kind)?;
+        let cache = DecodedCache::load(self.cache_dir(), kind);
+        let mut out = Vec::with_capacity(files.len());
+        let mut current = HashMap::with_capacity(files.len());
+        let mut misses = Vec::new();
+        for (file, bytes) in files {
+            let key = decoded::digest(&bytes);
+            let name = file.trim_end_matches(".yaml");
+            match cache.get(&key) {
+                Some(m) if m.kind() == kind && m.name().as_ref() == name => {
+                    current.insert(key, m.clone());
+                    out.push(Sourced::new(manifest_label(kind, name), m.clone()));
+                }
+                _ => misses.push((file, bytes, key)),
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let (decoded, keys): (Vec<_>, Vec<_>) =
+            misses.into_iter().map(|(file, bytes, key)| ((file, bytes), key)).unzip();
+        let fresh = decode_files(kind, &decoded)?;
+        for (manifest, key) in fresh.iter().zip(keys) {
+            current.insert(key, manifest.value.clone());
+        }
+        out.extend(fresh);
+        out.sort_by(|a, b| a.value.name().cmp(b.value.name()));
+        cache.save(current);
+        Ok(out)
+    }
+
+    /// Every stored manifest of `kind`, in name order, with line numbers
+    /// for messages. Decoding (the costly part with thousands of objects)
+    /// runs on every core.
     pub fn read_manifests(&self, kind: Kind) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
-        let files: Vec<(String, Vec<u8>)> = self
+        decode_files(kind, &self.manifest_files(kind)?)
+    }
+
+    fn manifest_files(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, ObjectError> {
+        Ok(self
             .read_dir(&kind_dir("manifests", kind))?
             .into_iter()
             .filter(|(file, _)| file.ends_with(".yaml"))
-            .collect();
+            .collect())
+    }
+}
+
+/// Decodes stored manifest files (on every core when there are many).
+fn decode_files(kind: Kind, files: &[(String, Vec<u8>)]) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+    {
         let decode = |chunk: &[(String, Vec<u8>)]| -> Result<Vec<Sourced<Manifest>>, ObjectError> {
             chunk
                 .iter()
@@ -93,7 +141,7 @@ impl Store {
             .map_or(1, |n| n.get())
             .min(8);
         if threads < 2 || files.len() < 64 {
-            return decode(&files);
+            return decode(files);
         }
         let chunk = files.len().div_ceil(threads);
         std::thread::scope(|scope| {
@@ -108,7 +156,9 @@ impl Store {
             Ok(out)
         })
     }
+}
 
+impl Store {
     /// Every stored manifest of every kind.
     pub fn read_all_manifests(&self) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
         let mut out = Vec::new();
