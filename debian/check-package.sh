@@ -24,6 +24,8 @@
 #   ORBITLAB_DEB_TARGET_DIR  cargo's build directory for the package build,
 #                            kept between runs (default:
 #                            ${CARGO_TARGET_DIR:-<repo>/target}/deb-package)
+#   ORBITLAB_DEB_KEEP=1      keep the temporary directory (tree, build log,
+#                            .deb, lintian output) instead of deleting it
 set -euo pipefail
 
 PKG=orbitlab
@@ -56,7 +58,7 @@ cleanup() {
         echo "cleanup: purging $PKG" >&2
         dpkg -P "$PKG" >/dev/null 2>&1 || dpkg -P --force-remove-reinstreq "$PKG" >&2 || true
     fi
-    rm -rf "$WORK"
+    if [ "${ORBITLAB_DEB_KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
     if [ "$rc" = 0 ]; then echo "check-package: all checks passed"; else echo "check-package: FAILED (exit $rc)" >&2; fi
 }
 trap cleanup EXIT
@@ -103,7 +105,7 @@ for f in /usr/bin/orbitlab /usr/bin/orbitlab-agent \
     /usr/share/zsh/vendor-completions/_orbitlab \
     /usr/share/fish/vendor_completions.d/orbitlab.fish \
     /usr/share/doc/orbitlab/copyright /usr/share/doc/orbitlab/changelog.gz \
-    /usr/share/doc/orbitlab/crates.txt; do
+    /usr/share/doc/orbitlab/crates.txt.gz; do
     grep -qxF "$f" "$WORK/contents" || fail "the package does not ship $f"
 done
 dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$WORK" ./postinst ./prerm ./postrm
@@ -193,7 +195,11 @@ while read -r f; do
     [ -d "$f" ] && continue
     grep -qxF "$f" <<<"$CONFFILES" || fail "dpkg -L still lists $f after dpkg -r, and it is not a conffile"
 done < <(dpkg -L "$PKG" 2>/dev/null || true)
-say "removed: $(pkg_status); $(wc -l <<<"$CONFFILES" | tr -d ' ') conffile line(s) kept: ${CONFFILES:-none}"
+# Debian keeps a unit's enablement (like a conffile) until purge, so that a
+# reinstall keeps the administrator's choice: the link may stay, dangling.
+KEPT="$(find /etc/systemd/system -name "$UNIT" 2>/dev/null | tr '\n' ' ')"
+for f in $KEPT; do [ ! -e "$f" ] || fail "$f still resolves after dpkg -r"; done
+say "removed: $(pkg_status); conffiles kept: ${CONFFILES:-none}; enablement kept until purge: ${KEPT:-none}"
 
 # --- purge: nothing at all ------------------------------------------------
 say "dpkg -P"
