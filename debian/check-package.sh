@@ -50,7 +50,7 @@ case "$(pkg_status)" in
 *) fail "$PKG is on this machine ($(pkg_status)); this test installs and purges it: remove it first (dpkg -P $PKG)" ;;
 esac
 
-WORK="$(mktemp -d /tmp/orbitlab-deb.XXXXXX)"
+WORK="$(mktemp -d -t orbitlab-deb.XXXXXX)"
 INSTALLED=0
 cleanup() {
     local rc=$?
@@ -67,12 +67,14 @@ trap 'exit 130' INT TERM
 START=$(date +%s)
 VERSION="$(dpkg-parsechangelog -l "$REPO/debian/changelog" -SVersion)"
 ARCH="$(dpkg --print-architecture)"
+UPSTREAM="${VERSION#*:}"   # no epoch
+UPSTREAM="${UPSTREAM%-*}"  # no Debian revision (none while the package is native)
 WS_VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$REPO/Cargo.toml")"
-[ "$WS_VERSION" = "$VERSION" ] ||
+[ "$WS_VERSION" = "$UPSTREAM" ] ||
     fail "Cargo.toml's workspace version is '$WS_VERSION' but debian/changelog's is '$VERSION': add a changelog entry (dch -v $WS_VERSION)"
 
 # --- build in a copy of the tree ------------------------------------------
-SRC="$WORK/$PKG-$VERSION"
+SRC="$WORK/$PKG-$UPSTREAM"
 mkdir -p "$SRC"
 if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     # Tracked and untracked files that are not ignored, as they are now.
@@ -91,7 +93,7 @@ if ! (cd "$SRC" && dpkg-buildpackage -b -us -uc) >"$WORK/build.log" 2>&1; then
     fail "dpkg-buildpackage failed (last 80 lines above)"
 fi
 BUILD_S=$(($(date +%s) - B0))
-DEB="$WORK/${PKG}_${VERSION}_${ARCH}.deb"
+DEB="$WORK/${PKG}_${VERSION#*:}_${ARCH}.deb"
 [ -f "$DEB" ] || fail "dpkg-buildpackage did not produce $(basename "$DEB"): $(ls "$WORK")"
 say "built $(basename "$DEB") in ${BUILD_S}s"
 
@@ -139,7 +141,7 @@ dpkg -i "$DEB" || fail "dpkg -i failed"
 for bin in orbitlab orbitlab-agent; do
     [ "$(command -v "$bin")" = "/usr/bin/$bin" ] || fail "$bin on PATH is $(command -v "$bin" || echo nothing), not /usr/bin/$bin"
     got="$("/usr/bin/$bin" --version)" || fail "$bin --version failed"
-    [ "$got" = "$bin $VERSION" ] || fail "$bin --version says '$got', expected '$bin $VERSION'"
+    [ "$got" = "$bin $UPSTREAM" ] || fail "$bin --version says '$got', expected '$bin $UPSTREAM'"
     say "$bin --version: $got"
 done
 
