@@ -317,11 +317,16 @@ fn listing_uses_the_decoded_cache_but_never_a_stale_entry() {
     let api = Api::new(Store::open(dir.path()).with_cache_dir(Some(cache.path().to_owned())));
     api.apply(docs("web.yaml", SECTOR_WEB)).unwrap();
     let first = api.get(&path("/sectors")).unwrap();
-    assert!(cache.path().join("manifests-sector.json").exists(), "no cache written");
+    assert!(
+        cache.path().join("manifests-sector.json").exists(),
+        "no cache written"
+    );
     // Edit the file behind the API's back, keeping its length: the cache is
     // keyed by content, so the edit shows.
     let file = dir.path().join("orbitlab/manifests/sector/web.yaml");
-    let text = std::fs::read_to_string(&file).unwrap().replace("172.16.0.0/24", "172.17.0.0/24");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("172.16.0.0/24", "172.17.0.0/24");
     std::fs::write(&file, text).unwrap();
     let second = api.get(&path("/sectors")).unwrap();
     assert_eq!(first[0]["spec"]["cidr"], "172.16.0.0/24");
@@ -330,4 +335,3 @@ fn listing_uses_the_decoded_cache_but_never_a_stale_entry() {
     std::fs::write(cache.path().join("manifests-sector.json"), b"garbage").unwrap();
     assert_eq!(api.get(&path("/sectors")).unwrap(), second);
 }
-

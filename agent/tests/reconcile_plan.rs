@@ -8,8 +8,8 @@ use orbitlab_agent::reconcile::ids::Marker;
 use orbitlab_agent::reconcile::observed::{
     ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
 };
-use orbitlab_agent::reconcile::{Action, Desired, Plan};
 use orbitlab_agent::reconcile::plan::plan as compute;
+use orbitlab_agent::reconcile::{Action, Desired, Plan};
 use orbitlab_manifests::{ClusterSpec, Kind, Name, SectorSpec};
 
 fn name(n: &str) -> Name {
@@ -27,20 +27,29 @@ fn cluster() -> Desired {
 
 fn with_sectors(mut desired: Desired, sectors: &[(&str, &str)]) -> Desired {
     for (n, cidr) in sectors {
-        desired.sectors.insert(name(n), SectorSpec::new(cidr.parse().unwrap()));
+        desired
+            .sectors
+            .insert(name(n), SectorSpec::new(cidr.parse().unwrap()));
     }
     desired
 }
 
 fn three_nodes() -> Observed {
-    let mut observed = Observed { pve_major: 8, ..Observed::default() };
+    let mut observed = Observed {
+        pve_major: 8,
+        ..Observed::default()
+    };
     for (i, node) in ["pve1", "pve2", "pve3"].iter().enumerate() {
         let address = Ipv4Addr::new(192, 168, 100, 11 + i as u8);
         observed.nodes.insert(
             node.to_string(),
             NodeObs {
                 online: true,
-                uplink: Some(Uplink { address, network: "192.168.100.0/24".parse().unwrap(), mtu: 1500 }),
+                uplink: Some(Uplink {
+                    address,
+                    network: "192.168.100.0/24".parse().unwrap(),
+                    mtu: 1500,
+                }),
             },
         );
     }
@@ -52,24 +61,51 @@ fn lines(plan: &Plan) -> Vec<String> {
 }
 
 fn blocked(plan: &Plan, kind: Kind, n: &str) -> String {
-    plan.blocked.get(&(kind, n.to_owned())).cloned().unwrap_or_else(|| panic!("{kind:?} {n} is not blocked: {plan:#?}"))
+    plan.blocked
+        .get(&(kind, n.to_owned()))
+        .cloned()
+        .unwrap_or_else(|| panic!("{kind:?} {n} is not blocked: {plan:#?}"))
 }
 
 #[test]
 fn a_fresh_cluster_with_one_sector() {
-    let plan = compute(&with_sectors(cluster(), &[("web", "172.16.0.0/24")]), &three_nodes());
+    let plan = compute(
+        &with_sectors(cluster(), &[("web", "172.16.0.0/24")]),
+        &three_nodes(),
+    );
     assert!(plan.blocked.is_empty(), "{:?}", plan.blocked);
     insta::assert_snapshot!(lines(&plan).join("\n"));
     // Exactly one SDN apply, after every SDN edit and before any container.
-    let apply = plan.actions.iter().position(|a| *a == Action::ApplySdn).unwrap();
-    assert_eq!(plan.actions.iter().filter(|a| **a == Action::ApplySdn).count(), 1);
-    assert!(plan.actions[..apply].iter().all(|a| !matches!(a, Action::CreateContainer(_))));
-    assert!(plan.actions[apply..].iter().all(|a| !matches!(a, Action::CreateZone { .. } | Action::CreateVnet { .. })));
+    let apply = plan
+        .actions
+        .iter()
+        .position(|a| *a == Action::ApplySdn)
+        .unwrap();
+    assert_eq!(
+        plan.actions
+            .iter()
+            .filter(|a| **a == Action::ApplySdn)
+            .count(),
+        1
+    );
+    assert!(
+        plan.actions[..apply]
+            .iter()
+            .all(|a| !matches!(a, Action::CreateContainer(_)))
+    );
+    assert!(
+        plan.actions[apply..]
+            .iter()
+            .all(|a| !matches!(a, Action::CreateZone { .. } | Action::CreateVnet { .. }))
+    );
 }
 
 #[test]
 fn nothing_is_planned_before_init() {
-    let plan = compute(&with_sectors(Desired::default(), &[("web", "172.16.0.0/24")]), &three_nodes());
+    let plan = compute(
+        &with_sectors(Desired::default(), &[("web", "172.16.0.0/24")]),
+        &three_nodes(),
+    );
     assert!(plan.actions.is_empty());
     assert!(blocked(&plan, Kind::Sector, "web").contains("orbitlab init"));
 }
@@ -78,8 +114,19 @@ fn nothing_is_planned_before_init() {
 fn new_sectors_get_the_lowest_free_tags_even_with_overlapping_cidrs() {
     let mut observed = three_nodes();
     // A VNet someone else made already uses 1001.
-    observed.vnets.insert("theirs".into(), VnetObs { zone: "z".into(), tag: Some(1001), alias: None, pending: None });
-    let plan = compute(&with_sectors(cluster(), &[("a", "172.16.0.0/24"), ("b", "172.16.0.0/24")]), &observed);
+    observed.vnets.insert(
+        "theirs".into(),
+        VnetObs {
+            zone: "z".into(),
+            tag: Some(1001),
+            alias: None,
+            pending: None,
+        },
+    );
+    let plan = compute(
+        &with_sectors(cluster(), &[("a", "172.16.0.0/24"), ("b", "172.16.0.0/24")]),
+        &observed,
+    );
     let tags: Vec<(String, u32)> = plan
         .actions
         .iter()
@@ -97,9 +144,17 @@ fn init_refusals() {
     let mut observed = three_nodes();
     observed.controllers.insert(
         "evpn1".into(),
-        ControllerObs { kind: "evpn".into(), asn: Some(65000), peers: vec![], pending: None },
+        ControllerObs {
+            kind: "evpn".into(),
+            asn: Some(65000),
+            peers: vec![],
+            pending: None,
+        },
     );
-    let plan = compute(&with_sectors(cluster(), &[("web", "172.16.0.0/24")]), &observed);
+    let plan = compute(
+        &with_sectors(cluster(), &[("web", "172.16.0.0/24")]),
+        &observed,
+    );
     assert!(blocked(&plan, Kind::Cluster, "lab").contains("EVPN controller \"evpn1\""));
     assert!(blocked(&plan, Kind::Sector, "web").contains("Backplane is blocked"));
     assert!(plan.actions.is_empty());
@@ -121,7 +176,10 @@ fn init_refusals() {
     );
     let plan = compute(&cluster(), &observed);
     assert!(blocked(&plan, Kind::Cluster, "lab").contains("zone myzone"));
-    assert!(!plan.actions.contains(&Action::ApplySdn), "would apply someone else's changes");
+    assert!(
+        !plan.actions.contains(&Action::ApplySdn),
+        "would apply someone else's changes"
+    );
 
     // A Backplane overlapping a node's network.
     let mut desired = cluster();
@@ -129,7 +187,9 @@ fn init_refusals() {
         spec.backplane.cidr = "192.168.0.0/16".parse().unwrap();
     }
     let plan = compute(&desired, &three_nodes());
-    assert!(blocked(&plan, Kind::Cluster, "lab").contains("overlaps pve1's network 192.168.100.0/24"));
+    assert!(
+        blocked(&plan, Kind::Cluster, "lab").contains("overlaps pve1's network 192.168.100.0/24")
+    );
 
     // A node whose vmbr0 has no address.
     let mut observed = three_nodes();
@@ -143,11 +203,28 @@ fn exhausted_tags_and_addresses_are_refused_before_anything_is_made() {
     let mut observed = three_nodes();
     // Every tag is taken by VNets OrbitLab did not make.
     for tag in 1001..=9999 {
-        observed.vnets.insert(format!("v{tag}"), VnetObs { zone: "z".into(), tag: Some(tag), alias: None, pending: None });
+        observed.vnets.insert(
+            format!("v{tag}"),
+            VnetObs {
+                zone: "z".into(),
+                tag: Some(tag),
+                alias: None,
+                pending: None,
+            },
+        );
     }
-    let plan = compute(&with_sectors(cluster(), &[("web", "172.16.0.0/24")]), &observed);
-    assert!(blocked(&plan, Kind::Sector, "web").contains("all 8999 VNet tags 1001–9999 are in use"));
-    assert!(plan.steps_of(&(Kind::Sector, "web".into())).next().is_none());
+    let plan = compute(
+        &with_sectors(cluster(), &[("web", "172.16.0.0/24")]),
+        &observed,
+    );
+    assert!(
+        blocked(&plan, Kind::Sector, "web").contains("all 8999 VNet tags 1001–9999 are in use")
+    );
+    assert!(
+        plan.steps_of(&(Kind::Sector, "web".into()))
+            .next()
+            .is_none()
+    );
 
     // A /24 Backplane holds 245 ordinary addresses.
     let mut desired = with_sectors(cluster(), &[("web", "172.16.0.0/24")]);
@@ -164,8 +241,15 @@ fn exhausted_tags_and_addresses_are_refused_before_anything_is_made() {
     }
     let plan = compute(&desired, &observed);
     let reason = blocked(&plan, Kind::Sector, "web");
-    assert!(reason.contains("IPAM pool backplane (10.200.0.0/24) is exhausted: 245 of its 245"), "{reason}");
-    assert!(plan.steps_of(&(Kind::Sector, "web".into())).next().is_none());
+    assert!(
+        reason.contains("IPAM pool backplane (10.200.0.0/24) is exhausted: 245 of its 245"),
+        "{reason}"
+    );
+    assert!(
+        plan.steps_of(&(Kind::Sector, "web".into()))
+            .next()
+            .is_none()
+    );
 }
 
 #[test]
@@ -185,17 +269,40 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
             pending: None,
         },
     );
-    observed.vnets.insert("olvn1001".into(), VnetObs { zone: "olz1001".into(), tag: Some(1001), alias: None, pending: None });
+    observed.vnets.insert(
+        "olvn1001".into(),
+        VnetObs {
+            zone: "olz1001".into(),
+            tag: Some(1001),
+            alias: None,
+            pending: None,
+        },
+    );
     observed.subnets.insert(
         "olz1001-172.16.0.0-24".into(),
-        SubnetObs { vnet: "olvn1001".into(), cidr: "172.16.0.0/24".parse().unwrap(), gateway: None, snat: false, pending: None },
+        SubnetObs {
+            vnet: "olvn1001".into(),
+            cidr: "172.16.0.0/24".parse().unwrap(),
+            gateway: None,
+            snat: false,
+            pending: None,
+        },
     );
     let marker: Marker = "orbitlab:sector/old/gateway".parse().unwrap();
     observed.containers.insert(
         120,
-        ContainerObs { node: "pve2".into(), hostname: Some("olvn1001-router".into()), running: true, marker: Some(marker) },
+        ContainerObs {
+            node: "pve2".into(),
+            hostname: Some("olvn1001-router".into()),
+            running: true,
+            marker: Some(marker),
+        },
     );
-    observed.addresses.entry("sector/old/gateway".into()).or_default().insert("backplane".into(), Ipv4Addr::new(10, 200, 0, 10));
+    observed
+        .addresses
+        .entry("sector/old/gateway".into())
+        .or_default()
+        .insert("backplane".into(), Ipv4Addr::new(10, 200, 0, 10));
     let desired = Desired::default();
     let plan = compute(&desired, &observed);
     assert_eq!(
@@ -214,5 +321,11 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
     after.tags.insert(1001, "old".into());
     after.statuses.insert((Kind::Sector, "old".into()));
     let plan = compute(&desired, &after);
-    assert_eq!(lines(&plan), ["release VNet tag 1001 of deleted sector old", "remove status of deleted sector old"]);
+    assert_eq!(
+        lines(&plan),
+        [
+            "release VNet tag 1001 of deleted sector old",
+            "remove status of deleted sector old"
+        ]
+    );
 }

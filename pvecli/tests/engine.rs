@@ -35,21 +35,32 @@ impl Env<'_> {
     fn reconcile_everywhere(&self) {
         for node in ["pve1", "pve2", "pve3"] {
             let out = self.run(node, &["reconcile", "--once", "--output-format", "json"]);
-            assert!(out.status.success(), "{node}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{node}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
 
 #[test]
 fn init_plan_reconcile_and_apply_wait() {
-    let sim = PveSim::start(SimConfig { task_duration: Duration::from_millis(5), ..SimConfig::default() }).unwrap();
+    let sim = PveSim::start(SimConfig {
+        task_duration: Duration::from_millis(5),
+        ..SimConfig::default()
+    })
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("pve");
     // A stand-in `pct`: pushes and execs succeed.
     let pct = dir.path().join("pct");
     std::fs::write(&pct, "#!/bin/sh\nexit 0\n").unwrap();
     std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let env = Env { root: &root, pct: &pct };
+    let env = Env {
+        root: &root,
+        pct: &pct,
+    };
 
     // Without a stored connection, plan says what to do.
     let plan = env.run("pve1", &["plan"]);
@@ -58,16 +69,37 @@ fn init_plan_reconcile_and_apply_wait() {
 
     // init: the secret comes from the environment, never the arguments.
     let init = env
-        .command("pve1", &["init", "--api-url", &sim.origin(), "--api-token", "root@pam!orbitlab", "--api-loopback-http", "--output-format", "json"])
+        .command(
+            "pve1",
+            &[
+                "init",
+                "--api-url",
+                &sim.origin(),
+                "--api-token",
+                "root@pam!orbitlab",
+                "--api-loopback-http",
+                "--output-format",
+                "json",
+            ],
+        )
         .env("ORBITLAB_API_TOKEN_SECRET", DEFAULT_TOKEN_SECRET)
         .output()
         .unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
     assert_eq!(report["backplane"], "10.200.0.0/16");
     let connection = std::fs::metadata(root.join("priv/orbitlab/pve-api.json")).unwrap();
     assert_eq!(connection.permissions().mode() & 0o777, 0o600);
-    assert_eq!(env.run("pve1", &["plan", "--detailed-exitcode"]).status.code(), Some(0));
+    assert_eq!(
+        env.run("pve1", &["plan", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
     // A second init changes nothing; a different Backplane is refused.
     assert!(env.run("pve1", &["init"]).status.success());
     let refused = env.run("pve1", &["init", "--backplane-cidr", "10.50.0.0/16"]);
@@ -75,20 +107,57 @@ fn init_plan_reconcile_and_apply_wait() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("can never change"));
 
     // A new Sector: plan shows the steps (exit 2); reconcile makes them.
-    assert!(env.run("pve1", &["create", "/sectors", "--name", "web", "--cidr", "172.16.0.0/24"]).status.success());
-    let plan = env.run("pve1", &["plan", "--detailed-exitcode", "--output-format", "json"]);
+    assert!(
+        env.run(
+            "pve1",
+            &[
+                "create",
+                "/sectors",
+                "--name",
+                "web",
+                "--cidr",
+                "172.16.0.0/24"
+            ]
+        )
+        .status
+        .success()
+    );
+    let plan = env.run(
+        "pve1",
+        &["plan", "--detailed-exitcode", "--output-format", "json"],
+    );
     assert_eq!(plan.status.code(), Some(2));
     let steps: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    assert!(steps.as_array().unwrap().iter().any(|s| s["step"].as_str().unwrap().starts_with("create zone olz1001")));
+    assert!(steps.as_array().unwrap().iter().any(|s| {
+        s["step"]
+            .as_str()
+            .unwrap()
+            .starts_with("create zone olz1001")
+    }));
     env.reconcile_everywhere();
     env.reconcile_everywhere();
-    assert_eq!(env.run("pve1", &["plan", "--detailed-exitcode"]).status.code(), Some(0));
+    assert_eq!(
+        env.run("pve1", &["plan", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
 
     // apply --wait returns once the nodes made the new Sector Ready.
     let manifest = dir.path().join("shop.yaml");
     std::fs::write(&manifest, "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: shop\nspec:\n  cidr: 172.16.0.0/24\n").unwrap();
     let mut waiting = env
-        .command("pve1", &["apply", "-f", manifest.to_str().unwrap(), "--wait", "--timeout", "60"])
+        .command(
+            "pve1",
+            &[
+                "apply",
+                "-f",
+                manifest.to_str().unwrap(),
+                "--wait",
+                "--timeout",
+                "60",
+            ],
+        )
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

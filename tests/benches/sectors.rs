@@ -32,7 +32,8 @@ fn main() {
     lab.sim.clear_requests();
     let started = Instant::now();
     let props = PropertyValue::from_pairs([("name", "web"), ("cidr", "172.16.0.0/24")]).unwrap();
-    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props).unwrap();
+    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+        .unwrap();
     lab.converge();
     let create_time = started.elapsed();
     let (create_all, create_writes) = calls(&lab);
@@ -62,10 +63,17 @@ fn main() {
         dns_template: "local:vztmpl/dns.tar.zst".into(),
     };
     for i in 0..1000u32 {
-        let cidr = format!("172.{}.{}.0/24", 16 + i / 256, i % 256).parse().unwrap();
-        desired.sectors.insert(format!("s{i:04}").parse().unwrap(), SectorSpec::new(cidr));
+        let cidr = format!("172.{}.{}.0/24", 16 + i / 256, i % 256)
+            .parse()
+            .unwrap();
+        desired
+            .sectors
+            .insert(format!("s{i:04}").parse().unwrap(), SectorSpec::new(cidr));
     }
-    let mut observed = Observed { pve_major: 8, ..Observed::default() };
+    let mut observed = Observed {
+        pve_major: 8,
+        ..Observed::default()
+    };
     for n in 1..=3u8 {
         observed.nodes.insert(
             format!("pve{n}"),

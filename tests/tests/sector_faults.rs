@@ -20,7 +20,8 @@ fn lab_with_sector_declared() -> Lab {
     init(&lab.reconciler(&host), None).expect("init");
     let api = Api::new(lab.store.clone());
     let props = PropertyValue::from_pairs([("name", "web"), ("cidr", "172.16.0.0/24")]).unwrap();
-    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props).unwrap();
+    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+        .unwrap();
     lab.sim.clear_requests();
     lab
 }
@@ -40,14 +41,26 @@ fn converge(lab: &Lab) {
 
 /// Asserts the converged state; returns a one-line summary.
 fn check(lab: &Lab, what: &str) {
-    let status = lab.store.read_status(Kind::Sector, &"web".parse().unwrap()).unwrap().unwrap_or_default();
+    let status = lab
+        .store
+        .read_status(Kind::Sector, &"web".parse().unwrap())
+        .unwrap()
+        .unwrap_or_default();
     assert!(status.is_ready(), "{what}: not Ready: {status:?}");
     let snapshot = lab.sim.snapshot();
     let markers: Vec<String> = snapshot["guests"]
         .as_object()
         .unwrap()
         .values()
-        .map(|g| g["config"]["description"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned())
+        .map(|g| {
+            g["config"]["description"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
     for m in &markers {
@@ -55,20 +68,44 @@ fn check(lab: &Lab, what: &str) {
     }
     assert_eq!(
         counted,
-        [("orbitlab:sector/web/dns", 1), ("orbitlab:sector/web/gateway", 1)].into(),
+        [
+            ("orbitlab:sector/web/dns", 1),
+            ("orbitlab:sector/web/gateway", 1)
+        ]
+        .into(),
         "{what}: containers"
     );
-    assert_eq!(snapshot["sdn"]["current"], snapshot["sdn"]["running"], "{what}: SDN changes left pending");
-    let zones: Vec<&String> = snapshot["sdn"]["running"]["zones"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        snapshot["sdn"]["current"], snapshot["sdn"]["running"],
+        "{what}: SDN changes left pending"
+    );
+    let zones: Vec<&String> = snapshot["sdn"]["running"]["zones"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(zones, ["olbp", "olz1001"], "{what}: zones");
     let observed = observe(&lab.pve, &lab.store, "vmbr0").unwrap();
-    let holdings: BTreeMap<String, usize> = observed.addresses.iter().map(|(o, p)| (o.clone(), p.len())).collect();
+    let holdings: BTreeMap<String, usize> = observed
+        .addresses
+        .iter()
+        .map(|(o, p)| (o.clone(), p.len()))
+        .collect();
     assert_eq!(
         holdings,
-        [("cluster/orbitlab/gateway".to_string(), 1), ("sector/web/dns".into(), 1), ("sector/web/gateway".into(), 2)].into(),
+        [
+            ("cluster/orbitlab/gateway".to_string(), 1),
+            ("sector/web/dns".into(), 1),
+            ("sector/web/gateway".into(), 2)
+        ]
+        .into(),
         "{what}: IPAM"
     );
-    assert_eq!(tags::read(&lab.store).unwrap(), [(1001, "web".to_string())].into(), "{what}: tags");
+    assert_eq!(
+        tags::read(&lab.store).unwrap(),
+        [(1001, "web".to_string())].into(),
+        "{what}: tags"
+    );
 }
 
 /// The part of a request path that is the same in every run: a task's
@@ -97,7 +134,10 @@ fn every_call_of_a_sector_create_may_fail_once() {
     for (i, call) in calls.iter().enumerate() {
         // The Nth request with this method and path, as faults count them.
         let pattern = stable_part(&call.path);
-        let nth = calls[..=i].iter().filter(|c| c.method == call.method && c.path.contains(&pattern)).count() as u32;
+        let nth = calls[..=i]
+            .iter()
+            .filter(|c| c.method == call.method && c.path.contains(&pattern))
+            .count() as u32;
         let lab = lab_with_sector_declared();
         lab.sim.inject_fault(FaultSpec {
             method: Some(call.method.clone()),
@@ -120,7 +160,10 @@ fn every_call_of_a_sector_create_may_fail_once() {
         // A poll that this run made fewer times than the reference never
         // came; disarm it so the checks below read undisturbed.
         lab.sim.clear_faults();
-        check(&lab, &format!("call {i} ({} {}) failed once", call.method, call.path));
+        check(
+            &lab,
+            &format!("call {i} ({} {}) failed once", call.method, call.path),
+        );
     }
     println!(
         "{} Proxmox calls in a Sector create; {fired} injected failures fired, {failed_runs} of them surfaced as a failed run; every run converged",
@@ -129,6 +172,9 @@ fn every_call_of_a_sector_create_may_fail_once() {
     // Reads vary with timing (task polls) and with what an earlier failure
     // skipped; every write must have been failed once.
     let unfired_writes: Vec<&String> = unfired.iter().filter(|c| !c.starts_with("GET ")).collect();
-    assert!(unfired_writes.is_empty(), "these writes were never failed: {unfired_writes:?}");
+    assert!(
+        unfired_writes.is_empty(),
+        "these writes were never failed: {unfired_writes:?}"
+    );
     println!("reads whose failure never came: {unfired:?}");
 }

@@ -16,13 +16,21 @@ fn ids(objects: &serde_json::Map<String, Value>) -> BTreeSet<String> {
 
 fn create_sector(api: &Api, name: &str, cidr: &str) {
     let props = PropertyValue::from_pairs([("name", name), ("cidr", cidr)]).unwrap();
-    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props).unwrap();
+    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+        .unwrap();
 }
 
 fn phase(api: &Api, path: &str) -> String {
     let view = api.get(&path.parse::<ApiPath>().unwrap()).unwrap();
-    let conditions = view["status"]["conditions"].as_array().cloned().unwrap_or_default();
-    let holds = |t: &str| conditions.iter().any(|c| c["type"] == t && c["status"] == true);
+    let conditions = view["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let holds = |t: &str| {
+        conditions
+            .iter()
+            .any(|c| c["type"] == t && c["status"] == true)
+    };
     if holds("Failed") {
         format!("Failed: {}", view["status"])
     } else if holds("Ready") {
@@ -58,7 +66,10 @@ fn init_two_overlapping_sectors_then_delete_one() {
     let (again, report) = init(&reconciler, None).expect("a second init succeeds");
     assert_eq!(again, cluster);
     assert_eq!(report.steps, 0);
-    assert!(lab.sim.requests().iter().all(|r| r.method == "GET"), "a second init wrote to Proxmox");
+    assert!(
+        lab.sim.requests().iter().all(|r| r.method == "GET"),
+        "a second init wrote to Proxmox"
+    );
 
     create_sector(&api, "web", "172.16.0.0/24");
     create_sector(&api, "shop", "172.16.0.0/24");
@@ -76,10 +87,17 @@ fn init_two_overlapping_sectors_then_delete_one() {
         assert_eq!(running["zones"][zone]["type"], "vxlan");
         assert_eq!(running["zones"][zone]["mtu"], 1450);
     }
-    assert_eq!(snapshot["guests"].as_object().unwrap().len(), 4, "gateway and DNS per Sector");
+    assert_eq!(
+        snapshot["guests"].as_object().unwrap().len(),
+        4,
+        "gateway and DNS per Sector"
+    );
     let log = lab.sim.pct_log();
     assert_eq!(log.len(), 4, "every container was configured");
-    let gateways: Vec<_> = log.values().filter(|r| r.files.contains_key("/etc/nftables.conf")).collect();
+    let gateways: Vec<_> = log
+        .values()
+        .filter(|r| r.files.contains_key("/etc/nftables.conf"))
+        .collect();
     assert_eq!(gateways.len(), 2);
     for gateway in gateways {
         let frr = &gateway.files["/etc/frr/frr.conf"].content;
@@ -88,7 +106,8 @@ fn init_two_overlapping_sectors_then_delete_one() {
     }
 
     // Delete one Sector: everything it had goes, the other stays whole.
-    let web_status = api.get(&"/sectors/web".parse().unwrap()).unwrap()["status"]["outputs"].clone();
+    let web_status =
+        api.get(&"/sectors/web".parse().unwrap()).unwrap()["status"]["outputs"].clone();
     api.delete(&"/sectors/web".parse().unwrap(), false).unwrap();
     lab.converge();
     let snapshot = lab.sim.snapshot();
@@ -109,18 +128,44 @@ fn init_two_overlapping_sectors_then_delete_one() {
         .values()
         .map(|s| s["vnet"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(subnet_vnets, ["olbpnet".to_string(), format!("olvn{shop_tag}")].into());
-    assert!(snapshot["sdn"]["current"] == snapshot["sdn"]["running"], "SDN changes left pending");
+    assert_eq!(
+        subnet_vnets,
+        ["olbpnet".to_string(), format!("olvn{shop_tag}")].into()
+    );
+    assert!(
+        snapshot["sdn"]["current"] == snapshot["sdn"]["running"],
+        "SDN changes left pending"
+    );
     let guests = snapshot["guests"].as_object().unwrap();
     assert_eq!(guests.len(), 2);
     for guest in guests.values() {
-        assert!(guest["config"]["description"].as_str().unwrap().contains("orbitlab:sector/shop/"));
+        assert!(
+            guest["config"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("orbitlab:sector/shop/")
+        );
     }
     let tags = tags::read(&lab.store).unwrap();
-    assert_eq!(tags.into_iter().collect::<Vec<_>>(), [(shop_tag, "shop".to_string())]);
+    assert_eq!(
+        tags.into_iter().collect::<Vec<_>>(),
+        [(shop_tag, "shop".to_string())]
+    );
     let observed = orbitlab_agent::reconcile::observe(&lab.pve, &lab.store, "vmbr0").unwrap();
-    assert!(observed.addresses.keys().all(|owner| !owner.starts_with("sector/web/")), "{:?}", observed.addresses);
-    assert!(lab.store.read_status(Kind::Sector, &"web".parse().unwrap()).unwrap().is_none());
+    assert!(
+        observed
+            .addresses
+            .keys()
+            .all(|owner| !owner.starts_with("sector/web/")),
+        "{:?}",
+        observed.addresses
+    );
+    assert!(
+        lab.store
+            .read_status(Kind::Sector, &"web".parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(phase(&api, "/sectors/shop"), "Ready");
     let _ = NODES;
 }

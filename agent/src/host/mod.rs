@@ -14,8 +14,14 @@ use std::process::{Command, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The container runs on another node.
-    #[error("container {vmid} runs on node {node}, not on this node ({local}); its agent configures it")]
-    NotLocal { vmid: u32, node: String, local: String },
+    #[error(
+        "container {vmid} runs on node {node}, not on this node ({local}); its agent configures it"
+    )]
+    NotLocal {
+        vmid: u32,
+        node: String,
+        local: String,
+    },
     /// `pct` could not be started.
     #[error("cannot run {program}: {source}; is this a Proxmox VE node?")]
     Spawn {
@@ -25,7 +31,11 @@ pub enum HostError {
     },
     /// `pct` ran and failed.
     #[error("`{command}` failed ({status}): {stderr}")]
-    Failed { command: String, status: String, stderr: String },
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     /// A temporary file for `pct push` could not be written.
     #[error("cannot stage a file for container {vmid}: {source}")]
     Stage {
@@ -41,7 +51,14 @@ pub trait ContainerHost: fmt::Debug + Send + Sync {
     fn local_node(&self) -> &str;
     /// Places `content` at `path` (absolute) inside container `vmid` with
     /// permission bits `mode`, replacing what was there.
-    fn push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &[u8]) -> Result<(), HostError>;
+    fn push(
+        &self,
+        node: &str,
+        vmid: u32,
+        path: &str,
+        mode: u32,
+        content: &[u8],
+    ) -> Result<(), HostError>;
     /// Runs `argv` inside container `vmid`; an exit status other than 0 is
     /// an error carrying (the end of) its standard error.
     fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError>;
@@ -60,15 +77,25 @@ const STDERR_KEPT: usize = 2000;
 impl Pct {
     /// `pct` (or `$ORBITLAB_PCT`) acting as node `local`.
     pub fn new(local: impl Into<String>) -> Self {
-        let program = std::env::var("ORBITLAB_PCT").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "pct".into());
-        Pct { program, local: local.into() }
+        let program = std::env::var("ORBITLAB_PCT")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "pct".into());
+        Pct {
+            program,
+            local: local.into(),
+        }
     }
 
     fn ensure_local(&self, node: &str, vmid: u32) -> Result<(), HostError> {
         if node == self.local {
             Ok(())
         } else {
-            Err(HostError::NotLocal { vmid, node: node.to_owned(), local: self.local.clone() })
+            Err(HostError::NotLocal {
+                vmid,
+                node: node.to_owned(),
+                local: self.local.clone(),
+            })
         }
     }
 
@@ -77,24 +104,36 @@ impl Pct {
         let mut child = Command::new(&self.program)
             .args(args)
             .env("ORBITLAB_NODE", &self.local)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| HostError::Spawn { program: self.program.clone(), source })?;
+            .map_err(|source| HostError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A child that exits early closes the pipe; its status says why.
             let _ = pipe.write_all(bytes);
         }
         let output = child
             .wait_with_output()
-            .map_err(|source| HostError::Spawn { program: self.program.clone(), source })?;
+            .map_err(|source| HostError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
         if output.status.success() {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let start = stderr.len().saturating_sub(STDERR_KEPT);
-        let start = (start..stderr.len()).find(|i| stderr.is_char_boundary(*i)).unwrap_or(stderr.len());
+        let start = (start..stderr.len())
+            .find(|i| stderr.is_char_boundary(*i))
+            .unwrap_or(stderr.len());
         Err(HostError::Failed {
             command,
             status: output.status.to_string(),
@@ -108,7 +147,14 @@ impl ContainerHost for Pct {
         &self.local
     }
 
-    fn push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &[u8]) -> Result<(), HostError> {
+    fn push(
+        &self,
+        node: &str,
+        vmid: u32,
+        path: &str,
+        mode: u32,
+        content: &[u8],
+    ) -> Result<(), HostError> {
         self.ensure_local(node, vmid)?;
         // `pct push` reads a file on the host: stage the content in a
         // private temporary file (never on the command line).
@@ -116,7 +162,9 @@ impl ContainerHost for Pct {
             .prefix("orbitlab-push-")
             .tempfile()
             .map_err(|source| HostError::Stage { vmid, source })?;
-        staged.write_all(content).map_err(|source| HostError::Stage { vmid, source })?;
+        staged
+            .write_all(content)
+            .map_err(|source| HostError::Stage { vmid, source })?;
         let args = vec![
             "push".to_owned(),
             vmid.to_string(),
@@ -160,14 +208,30 @@ mod tests {
     #[test]
     fn pushes_and_execs_through_pct_on_the_local_node_only() {
         let dir = tempfile::tempdir().unwrap();
-        let pct = Pct { program: fake_pct(dir.path(), 0), local: "pve1".into() };
-        pct.push("pve1", 101, "/etc/nftables.conf", 0o644, b"flush ruleset\n").unwrap();
-        pct.exec("pve1", 101, &["nft".into(), "-f".into(), "/etc/nftables.conf".into()]).unwrap();
+        let pct = Pct {
+            program: fake_pct(dir.path(), 0),
+            local: "pve1".into(),
+        };
+        pct.push("pve1", 101, "/etc/nftables.conf", 0o644, b"flush ruleset\n")
+            .unwrap();
+        pct.exec(
+            "pve1",
+            101,
+            &["nft".into(), "-f".into(), "/etc/nftables.conf".into()],
+        )
+        .unwrap();
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
         let lines: Vec<&str> = log.lines().collect();
-        assert!(lines[0].starts_with("pve1 push 101 ") && lines[0].ends_with(" /etc/nftables.conf --perms 644"), "{log}");
+        assert!(
+            lines[0].starts_with("pve1 push 101 ")
+                && lines[0].ends_with(" /etc/nftables.conf --perms 644"),
+            "{log}"
+        );
         assert_eq!(lines[1], "pve1 exec 101 -- nft -f /etc/nftables.conf");
-        assert_eq!(std::fs::read(dir.path().join("pushed")).unwrap(), b"flush ruleset\n");
+        assert_eq!(
+            std::fs::read(dir.path().join("pushed")).unwrap(),
+            b"flush ruleset\n"
+        );
         let err = pct.exec("pve2", 102, &["true".into()]).unwrap_err();
         assert!(matches!(err, HostError::NotLocal { .. }), "{err}");
     }
@@ -175,8 +239,21 @@ mod tests {
     #[test]
     fn a_failing_command_reports_its_stderr() {
         let dir = tempfile::tempdir().unwrap();
-        let pct = Pct { program: fake_pct(dir.path(), 3), local: "pve1".into() };
-        let err = pct.exec("pve1", 101, &["systemctl".into(), "restart".into(), "frr".into()]).unwrap_err().to_string();
-        assert!(err.contains("something broke") && err.contains("exit status: 3"), "{err}");
+        let pct = Pct {
+            program: fake_pct(dir.path(), 3),
+            local: "pve1".into(),
+        };
+        let err = pct
+            .exec(
+                "pve1",
+                101,
+                &["systemctl".into(), "restart".into(), "frr".into()],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("something broke") && err.contains("exit status: 3"),
+            "{err}"
+        );
     }
 }

@@ -66,7 +66,11 @@ impl StoredConnection {
     /// Reads the stored connection.
     pub fn load(store: &Store) -> Result<Self, ConnectionError> {
         let shown = store.absolute(&path()).display().to_string();
-        let bytes = store.read(&path())?.ok_or_else(|| ConnectionError::Missing { path: shown.clone() })?;
+        let bytes = store
+            .read(&path())?
+            .ok_or_else(|| ConnectionError::Missing {
+                path: shown.clone(),
+            })?;
         // serde_json's message names the field, never the values.
         serde_json::from_slice(&bytes).map_err(|e| ConnectionError::Invalid {
             path: shown,
@@ -84,18 +88,31 @@ impl StoredConnection {
 
     /// The client configuration for this connection.
     pub fn client_config(&self, store: &Store) -> Result<ClientConfig, ConnectionError> {
-        let invalid = |reason: String| ConnectionError::Invalid { path: store.absolute(&path()).display().to_string(), reason };
-        let (user, name) = self
-            .token
-            .split_once('!')
-            .ok_or_else(|| invalid(format!("token {:?} is not USER@REALM!TOKENNAME", self.token)))?;
+        let invalid = |reason: String| ConnectionError::Invalid {
+            path: store.absolute(&path()).display().to_string(),
+            reason,
+        };
+        let (user, name) = self.token.split_once('!').ok_or_else(|| {
+            invalid(format!(
+                "token {:?} is not USER@REALM!TOKENNAME",
+                self.token
+            ))
+        })?;
         let credentials = Credentials::token(user, name, Secret::new(self.secret.clone()))
             .map_err(|e| invalid(format!("token: {e}")))?;
         let trust = match &self.trust {
             StoredTrust::CaFile(file) => Trust::CaFile(file.into()),
-            StoredTrust::Fingerprint(fp) => Trust::Fingerprint(fp.parse().map_err(|e| invalid(format!("fingerprint: {e}")))?),
+            StoredTrust::Fingerprint(fp) => Trust::Fingerprint(
+                fp.parse()
+                    .map_err(|e| invalid(format!("fingerprint: {e}")))?,
+            ),
             StoredTrust::LoopbackHttp => Trust::LoopbackHttp,
         };
-        Ok(ClientConfig { base_url: self.url.clone(), trust, credentials, options: ClientOptions::default() })
+        Ok(ClientConfig {
+            base_url: self.url.clone(),
+            trust,
+            credentials,
+            options: ClientOptions::default(),
+        })
     }
 }

@@ -98,24 +98,87 @@ pub enum FixedRole {
 /// One step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    ReserveTag { sector: Name, tag: u32 },
-    DestroyContainer { owner: (Kind, String), vmid: u32, node: String, running: bool },
-    CreateController { id: String, asn: u32, peers: Vec<Ipv4Addr> },
-    UpdateController { id: String, peers: Vec<Ipv4Addr> },
-    CreateZone { owner: (Kind, String), id: String, config: ZoneConfig },
-    UpdateZone { owner: (Kind, String), id: String, config: ZoneConfig },
-    CreateVnet { owner: (Kind, String), id: String, zone: String, tag: u32, alias: String },
-    CreateSubnet { owner: (Kind, String), vnet: String, cidr: Ipv4Net, gateway: Ipv4Addr, snat: bool },
-    DeleteSubnet { owner: (Kind, String), vnet: String, id: String },
-    DeleteVnet { owner: (Kind, String), id: String },
-    DeleteZone { owner: (Kind, String), id: String },
+    ReserveTag {
+        sector: Name,
+        tag: u32,
+    },
+    DestroyContainer {
+        owner: (Kind, String),
+        vmid: u32,
+        node: String,
+        running: bool,
+    },
+    CreateController {
+        id: String,
+        asn: u32,
+        peers: Vec<Ipv4Addr>,
+    },
+    UpdateController {
+        id: String,
+        peers: Vec<Ipv4Addr>,
+    },
+    CreateZone {
+        owner: (Kind, String),
+        id: String,
+        config: ZoneConfig,
+    },
+    UpdateZone {
+        owner: (Kind, String),
+        id: String,
+        config: ZoneConfig,
+    },
+    CreateVnet {
+        owner: (Kind, String),
+        id: String,
+        zone: String,
+        tag: u32,
+        alias: String,
+    },
+    CreateSubnet {
+        owner: (Kind, String),
+        vnet: String,
+        cidr: Ipv4Net,
+        gateway: Ipv4Addr,
+        snat: bool,
+    },
+    DeleteSubnet {
+        owner: (Kind, String),
+        vnet: String,
+        id: String,
+    },
+    DeleteVnet {
+        owner: (Kind, String),
+        id: String,
+    },
+    DeleteZone {
+        owner: (Kind, String),
+        id: String,
+    },
     ApplySdn,
-    ReleaseAddresses { owner: (Kind, String), prefix: String },
-    ReleaseTag { sector: String, tag: u32 },
-    ForgetStatus { kind: Kind, name: String },
-    Allocate { owner: (Kind, String), pool: PoolRef, holder: String, fixed: Option<FixedRole> },
+    ReleaseAddresses {
+        owner: (Kind, String),
+        prefix: String,
+    },
+    ReleaseTag {
+        sector: String,
+        tag: u32,
+    },
+    ForgetStatus {
+        kind: Kind,
+        name: String,
+    },
+    Allocate {
+        owner: (Kind, String),
+        pool: PoolRef,
+        holder: String,
+        fixed: Option<FixedRole>,
+    },
     CreateContainer(Box<ContainerPlan>),
-    StartContainer { marker: Marker, vmid: u32, node: String },
+    StartContainer {
+        marker: Marker,
+        vmid: u32,
+        node: String,
+    },
     Configure(Box<ConfigurePlan>),
 }
 
@@ -167,7 +230,12 @@ impl Action {
             ReserveTag { .. } => Phase::Reserve,
             DestroyContainer { .. } => Phase::Destroy,
             DeleteSubnet { .. } | DeleteVnet { .. } | DeleteZone { .. } => Phase::SdnDelete,
-            CreateController { .. } | UpdateController { .. } | CreateZone { .. } | UpdateZone { .. } | CreateVnet { .. } | CreateSubnet { .. } => Phase::SdnCreate,
+            CreateController { .. }
+            | UpdateController { .. }
+            | CreateZone { .. }
+            | UpdateZone { .. }
+            | CreateVnet { .. }
+            | CreateSubnet { .. } => Phase::SdnCreate,
             ApplySdn => Phase::SdnApply,
             ReleaseAddresses { .. } | ReleaseTag { .. } | ForgetStatus { .. } => Phase::Release,
             Allocate { .. } => Phase::Allocate,
@@ -192,13 +260,22 @@ impl Action {
 }
 
 fn join<T: fmt::Display>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl fmt::Display for ZoneConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ZoneConfig::Evpn { controller, vrf_vxlan, exitnodes, mtu } => write!(
+            ZoneConfig::Evpn {
+                controller,
+                vrf_vxlan,
+                exitnodes,
+                mtu,
+            } => write!(
                 f,
                 "evpn controller={controller} vrf-vxlan={vrf_vxlan} exitnodes={} mtu={mtu} advertise-subnets=1",
                 exitnodes.join(",")
@@ -222,22 +299,47 @@ impl fmt::Display for Action {
         use Action::*;
         match self {
             ReserveTag { sector, tag } => write!(f, "reserve VNet tag {tag} for sector {sector}"),
-            ReleaseTag { sector, tag } => write!(f, "release VNet tag {tag} of deleted sector {sector}"),
-            DestroyContainer { vmid, node, running, .. } => write!(
+            ReleaseTag { sector, tag } => {
+                write!(f, "release VNet tag {tag} of deleted sector {sector}")
+            }
+            DestroyContainer {
+                vmid,
+                node,
+                running,
+                ..
+            } => write!(
                 f,
                 "{}destroy container {vmid} on {node}",
                 if *running { "stop and " } else { "" }
             ),
             CreateController { id, asn, peers } => {
-                write!(f, "create EVPN controller {id} asn={asn} peers={}", join(peers))
+                write!(
+                    f,
+                    "create EVPN controller {id} asn={asn} peers={}",
+                    join(peers)
+                )
             }
-            UpdateController { id, peers } => write!(f, "update controller {id} peers={}", join(peers)),
+            UpdateController { id, peers } => {
+                write!(f, "update controller {id} peers={}", join(peers))
+            }
             CreateZone { id, config, .. } => write!(f, "create zone {id} ({config})"),
             UpdateZone { id, config, .. } => write!(f, "update zone {id} ({config})"),
-            CreateVnet { id, zone, tag, alias, .. } => {
+            CreateVnet {
+                id,
+                zone,
+                tag,
+                alias,
+                ..
+            } => {
                 write!(f, "create vnet {id} zone={zone} tag={tag} alias={alias}")
             }
-            CreateSubnet { vnet, cidr, gateway, snat, .. } => write!(
+            CreateSubnet {
+                vnet,
+                cidr,
+                gateway,
+                snat,
+                ..
+            } => write!(
                 f,
                 "create subnet {cidr} in vnet {vnet} gateway={gateway} snat={}",
                 u8::from(*snat)
@@ -247,11 +349,30 @@ impl fmt::Display for Action {
             DeleteZone { id, .. } => write!(f, "delete zone {id}"),
             ApplySdn => write!(f, "apply pending SDN changes (PUT /cluster/sdn)"),
             ReleaseAddresses { prefix, .. } => write!(f, "release IPAM addresses of {prefix}*"),
-            ForgetStatus { kind, name } => write!(f, "remove status of deleted {} {name}", kind.dir_name()),
-            Allocate { pool, holder, fixed, .. } => match fixed {
-                Some(FixedRole::Gateway) => write!(f, "allocate the gateway address (.1) of {} ({}) to {holder}", pool.id, pool.cidr),
-                Some(FixedRole::Dns) => write!(f, "allocate the DNS address (.2) of {} ({}) to {holder}", pool.id, pool.cidr),
-                None => write!(f, "allocate next free address of {} ({}) to {holder}", pool.id, pool.cidr),
+            ForgetStatus { kind, name } => {
+                write!(f, "remove status of deleted {} {name}", kind.dir_name())
+            }
+            Allocate {
+                pool,
+                holder,
+                fixed,
+                ..
+            } => match fixed {
+                Some(FixedRole::Gateway) => write!(
+                    f,
+                    "allocate the gateway address (.1) of {} ({}) to {holder}",
+                    pool.id, pool.cidr
+                ),
+                Some(FixedRole::Dns) => write!(
+                    f,
+                    "allocate the DNS address (.2) of {} ({}) to {holder}",
+                    pool.id, pool.cidr
+                ),
+                None => write!(
+                    f,
+                    "allocate next free address of {} ({}) to {holder}",
+                    pool.id, pool.cidr
+                ),
             },
             CreateContainer(plan) => write!(
                 f,
@@ -271,7 +392,11 @@ impl fmt::Display for Action {
             Configure(plan) => write!(
                 f,
                 "push {} into container {} on {} and reload ({})",
-                plan.files.iter().map(|x| x.path.as_str()).collect::<Vec<_>>().join(", "),
+                plan.files
+                    .iter()
+                    .map(|x| x.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 plan.vmid,
                 plan.node,
                 &plan.digest[..plan.digest.len().min(12)]

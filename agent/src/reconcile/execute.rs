@@ -81,15 +81,21 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>, allow_pending: bool) -> Outcome {
         }
         let result = match action {
             Action::ApplySdn => apply_sdn(ctx, &mut sdn, allow_pending),
-            a if a.phase() == super::action::Phase::SdnCreate || a.phase() == super::action::Phase::SdnDelete => {
-                sdn_guard(ctx, &mut sdn, allow_pending).and_then(|token| sdn_edit(ctx, a, token.as_ref()))
+            a if a.phase() == super::action::Phase::SdnCreate
+                || a.phase() == super::action::Phase::SdnDelete =>
+            {
+                sdn_guard(ctx, &mut sdn, allow_pending)
+                    .and_then(|token| sdn_edit(ctx, a, token.as_ref()))
             }
             other => step(ctx, other, &mut outcome),
         };
         match (result, object) {
             (Ok(()), _) => outcome.done += 1,
             (Err(ReconcileError::Host(HostError::NotLocal { node, .. })), Some(o)) => {
-                outcome.deferred.insert(o.clone(), format!("waiting for the agent on node {node} to configure its container"));
+                outcome.deferred.insert(
+                    o.clone(),
+                    format!("waiting for the agent on node {node} to configure its container"),
+                );
                 stopped.insert(o);
             }
             (Err(e), Some(o)) => {
@@ -110,7 +116,11 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>, allow_pending: bool) -> Outcome {
     outcome
 }
 
-fn sdn_guard(ctx: &Context<'_>, sdn: &mut Option<SdnGuard>, allow_pending: bool) -> Result<Option<SdnLockToken>, ReconcileError> {
+fn sdn_guard(
+    ctx: &Context<'_>,
+    sdn: &mut Option<SdnGuard>,
+    allow_pending: bool,
+) -> Result<Option<SdnLockToken>, ReconcileError> {
     if sdn.is_none() {
         *sdn = Some(match ctx.pve.sdn_lock(allow_pending)? {
             Some(token) => SdnGuard::Proxmox(token),
@@ -120,7 +130,11 @@ fn sdn_guard(ctx: &Context<'_>, sdn: &mut Option<SdnGuard>, allow_pending: bool)
     Ok(sdn.as_ref().and_then(|g| g.token().cloned()))
 }
 
-fn apply_sdn(ctx: &Context<'_>, sdn: &mut Option<SdnGuard>, allow_pending: bool) -> Result<(), ReconcileError> {
+fn apply_sdn(
+    ctx: &Context<'_>,
+    sdn: &mut Option<SdnGuard>,
+    allow_pending: bool,
+) -> Result<(), ReconcileError> {
     let token = sdn_guard(ctx, sdn, allow_pending)?;
     let guard = sdn.take();
     let result = ctx
@@ -137,13 +151,22 @@ fn apply_sdn(ctx: &Context<'_>, sdn: &mut Option<SdnGuard>, allow_pending: bool)
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn zone_config(config: &ZoneConfig, creating: bool) -> pve::ZoneConfig {
     let mut zone = pve::ZoneConfig::default();
     match config {
-        ZoneConfig::Evpn { controller, vrf_vxlan, exitnodes, mtu } => {
+        ZoneConfig::Evpn {
+            controller,
+            vrf_vxlan,
+            exitnodes,
+            mtu,
+        } => {
             zone.kind = creating.then(|| "evpn".to_owned());
             zone.controller = Some(controller.clone());
             zone.vrf_vxlan = Some(*vrf_vxlan);
@@ -160,28 +183,61 @@ fn zone_config(config: &ZoneConfig, creating: bool) -> pve::ZoneConfig {
     zone
 }
 
-fn sdn_edit(ctx: &Context<'_>, action: &Action, lock: Option<&SdnLockToken>) -> Result<(), ReconcileError> {
+fn sdn_edit(
+    ctx: &Context<'_>,
+    action: &Action,
+    lock: Option<&SdnLockToken>,
+) -> Result<(), ReconcileError> {
     let pve = ctx.pve;
     match action {
         Action::CreateController { id, asn, peers } => pve.sdn_create_controller(
             id,
-            &pve::ControllerConfig { kind: Some("evpn".into()), asn: Some(*asn), peers: Some(join(peers)), ..Default::default() },
+            &pve::ControllerConfig {
+                kind: Some("evpn".into()),
+                asn: Some(*asn),
+                peers: Some(join(peers)),
+                ..Default::default()
+            },
             lock,
         )?,
         Action::UpdateController { id, peers } => pve.sdn_update_controller(
             id,
-            &pve::ControllerConfig { peers: Some(join(peers)), ..Default::default() },
+            &pve::ControllerConfig {
+                peers: Some(join(peers)),
+                ..Default::default()
+            },
             &[],
             lock,
         )?,
-        Action::CreateZone { id, config, .. } => pve.sdn_create_zone(id, &zone_config(config, true), lock)?,
-        Action::UpdateZone { id, config, .. } => pve.sdn_update_zone(id, &zone_config(config, false), &[], lock)?,
-        Action::CreateVnet { id, zone, tag, alias, .. } => pve.sdn_create_vnet(
+        Action::CreateZone { id, config, .. } => {
+            pve.sdn_create_zone(id, &zone_config(config, true), lock)?
+        }
+        Action::UpdateZone { id, config, .. } => {
+            pve.sdn_update_zone(id, &zone_config(config, false), &[], lock)?
+        }
+        Action::CreateVnet {
             id,
-            &pve::VnetConfig { zone: Some(zone.clone()), tag: Some(*tag), alias: Some(alias.clone()), ..Default::default() },
+            zone,
+            tag,
+            alias,
+            ..
+        } => pve.sdn_create_vnet(
+            id,
+            &pve::VnetConfig {
+                zone: Some(zone.clone()),
+                tag: Some(*tag),
+                alias: Some(alias.clone()),
+                ..Default::default()
+            },
             lock,
         )?,
-        Action::CreateSubnet { vnet, cidr, gateway, snat, .. } => pve.sdn_create_subnet(
+        Action::CreateSubnet {
+            vnet,
+            cidr,
+            gateway,
+            snat,
+            ..
+        } => pve.sdn_create_subnet(
             vnet,
             &cidr.to_string(),
             &pve::SubnetConfig {
@@ -192,7 +248,9 @@ fn sdn_edit(ctx: &Context<'_>, action: &Action, lock: Option<&SdnLockToken>) -> 
             },
             lock,
         )?,
-        Action::DeleteSubnet { vnet, id, .. } => pve.sdn_delete(SdnKind::Subnet, Some(vnet), id, lock)?,
+        Action::DeleteSubnet { vnet, id, .. } => {
+            pve.sdn_delete(SdnKind::Subnet, Some(vnet), id, lock)?
+        }
         Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnKind::Vnet, None, id, lock)?,
         Action::DeleteZone { id, .. } => pve.sdn_delete(SdnKind::Zone, None, id, lock)?,
         other => unreachable!("not an SDN edit: {other}"),
@@ -209,7 +267,12 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
     match action {
         Action::ReserveTag { sector, tag } => tags::reserve(ctx.store, sector.as_ref(), *tag)?,
         Action::ReleaseTag { sector, tag } => tags::release(ctx.store, sector, *tag)?,
-        Action::DestroyContainer { vmid, node, running, .. } => {
+        Action::DestroyContainer {
+            vmid,
+            node,
+            running,
+            ..
+        } => {
             if *running {
                 let upid = pve.lxc_stop(node, *vmid)?;
                 pve.wait_task(&upid, ctx.task_deadline)?;
@@ -218,7 +281,12 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             pve.wait_task(&upid, ctx.task_deadline)?;
             pushed::forget(ctx.store, *vmid)?;
         }
-        Action::Allocate { pool: p, holder, fixed, .. } => {
+        Action::Allocate {
+            pool: p,
+            holder,
+            fixed,
+            ..
+        } => {
             let pool = pool(&p.id, p.cidr)?;
             let owner: Owner = holder.parse()?;
             let mut session = IpamSession::begin(ctx.store)?;
@@ -231,21 +299,38 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         Action::ReleaseAddresses { prefix, .. } => {
             let mut session = IpamSession::begin(ctx.store)?;
             for id in session.pools()? {
-                let Some(pool) = session.recorded_pool(&id)? else { continue };
-                let owners: BTreeSet<Owner> =
-                    session.list(&pool)?.into_values().filter(|o| o.as_str().starts_with(prefix.as_str())).collect();
+                let Some(pool) = session.recorded_pool(&id)? else {
+                    continue;
+                };
+                let owners: BTreeSet<Owner> = session
+                    .list(&pool)?
+                    .into_values()
+                    .filter(|o| o.as_str().starts_with(prefix.as_str()))
+                    .collect();
                 for owner in owners {
                     session.release_owner(&pool, &owner)?;
                 }
             }
         }
         Action::ForgetStatus { kind, name } => {
-            ctx.store.remove_status(*kind, &name.parse().map_err(|_| ReconcileError::Internal(format!("bad name {name}")))?)?;
+            ctx.store.remove_status(
+                *kind,
+                &name
+                    .parse()
+                    .map_err(|_| ReconcileError::Internal(format!("bad name {name}")))?,
+            )?;
         }
         Action::CreateContainer(plan) => {
             let vmid = create_container(ctx, plan)?;
-            let role = plan.marker.role.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_else(|| "container".into());
-            let outputs = outcome.outputs.entry((plan.marker.kind, plan.marker.name.to_string())).or_default();
+            let role = plan
+                .marker
+                .role
+                .map(|r| format!("{r:?}").to_lowercase())
+                .unwrap_or_else(|| "container".into());
+            let outputs = outcome
+                .outputs
+                .entry((plan.marker.kind, plan.marker.name.to_string()))
+                .or_default();
             outputs.insert(format!("{role}/vmid"), vmid.to_string());
             outputs.insert(format!("{role}/node"), plan.node.clone());
         }
@@ -255,14 +340,24 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         }
         Action::Configure(plan) => {
             for file in &plan.files {
-                ctx.host.push(&plan.node, plan.vmid, &file.path, file.mode, file.content.as_bytes())?;
+                ctx.host.push(
+                    &plan.node,
+                    plan.vmid,
+                    &file.path,
+                    file.mode,
+                    file.content.as_bytes(),
+                )?;
             }
             for command in &plan.reload {
                 ctx.host.exec(&plan.node, plan.vmid, command)?;
             }
             pushed::record(ctx.store, plan.vmid, &plan.node, &plan.digest)?;
         }
-        other => return Err(ReconcileError::Internal(format!("step {other} is handled elsewhere"))),
+        other => {
+            return Err(ReconcileError::Internal(format!(
+                "step {other} is handled elsewhere"
+            )));
+        }
     }
     Ok(())
 }
@@ -291,7 +386,10 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, Reco
             rootfs: Some(format!("{}:{}", plan.storage, plan.disk_gib)),
             nets: nets.clone(),
             tags: Some(GUEST_TAG.into()),
-            description: Some(format!("{}\nManaged by OrbitLab: changes here are overwritten.", plan.marker)),
+            description: Some(format!(
+                "{}\nManaged by OrbitLab: changes here are overwritten.",
+                plan.marker
+            )),
             unprivileged: Some(true),
             onboot: Some(true),
             ..LxcCreate::default()
@@ -312,18 +410,24 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, Reco
 fn net_value(ctx: &Context<'_>, nic: &NicPlan) -> Result<String, ReconcileError> {
     let address: Ipv4Addr = match &nic.address {
         AddressRef::Known(addr) => *addr,
-        AddressRef::Allocated { pool: pool_id, owner } => {
+        AddressRef::Allocated {
+            pool: pool_id,
+            owner,
+        } => {
             let mut session = IpamSession::begin(ctx.store)?;
             let id: PoolId = pool_id.parse()?;
-            let pool = session
-                .recorded_pool(&id)?
-                .ok_or_else(|| ReconcileError::Internal(format!("IPAM pool {pool_id} does not exist yet")))?;
-            session
-                .lookup(&pool, &owner.parse()?)?
-                .ok_or_else(|| ReconcileError::Internal(format!("{owner} holds no address in {pool_id} yet")))?
+            let pool = session.recorded_pool(&id)?.ok_or_else(|| {
+                ReconcileError::Internal(format!("IPAM pool {pool_id} does not exist yet"))
+            })?;
+            session.lookup(&pool, &owner.parse()?)?.ok_or_else(|| {
+                ReconcileError::Internal(format!("{owner} holds no address in {pool_id} yet"))
+            })?
         }
     };
-    let mut value = format!("name={},bridge={},ip={address}/{}", nic.name, nic.bridge, nic.prefix);
+    let mut value = format!(
+        "name={},bridge={},ip={address}/{}",
+        nic.name, nic.bridge, nic.prefix
+    );
     if let Some(gw) = nic.gateway {
         value.push_str(&format!(",gw={gw}"));
     }
@@ -334,7 +438,11 @@ fn net_value(ctx: &Context<'_>, nic: &NicPlan) -> Result<String, ReconcileError>
 const PUSHED_PREFIX: &str = "config/";
 
 /// Status outputs describing an object as observed.
-pub(crate) fn describe(kind: Kind, name: &str, observed: &super::Observed) -> BTreeMap<String, String> {
+pub(crate) fn describe(
+    kind: Kind,
+    name: &str,
+    observed: &super::Observed,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if kind == Kind::Sector
         && let Some((tag, _)) = observed.tags.iter().find(|(_, s)| s.as_str() == name)
@@ -348,7 +456,10 @@ pub(crate) fn describe(kind: Kind, name: &str, observed: &super::Observed) -> BT
             && m.kind == kind
             && m.name.as_ref() == name
         {
-            let role = m.role.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_else(|| "container".into());
+            let role = m
+                .role
+                .map(|r| format!("{r:?}").to_lowercase())
+                .unwrap_or_else(|| "container".into());
             out.insert(format!("{role}/vmid"), vmid.to_string());
             out.insert(format!("{role}/node"), c.node.clone());
             if let Some(digest) = observed.pushed.get(vmid) {

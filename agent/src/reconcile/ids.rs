@@ -45,7 +45,10 @@ pub fn tag_of_sector_id(id: &str) -> Option<u32> {
 
 /// True for every SDN id OrbitLab owns.
 pub fn is_ours(id: &str) -> bool {
-    id == CONTROLLER || id == BACKPLANE_ZONE || id == BACKPLANE_VNET || tag_of_sector_id(id).is_some()
+    id == CONTROLLER
+        || id == BACKPLANE_ZONE
+        || id == BACKPLANE_VNET
+        || tag_of_sector_id(id).is_some()
 }
 
 /// What part of an object a container plays.
@@ -83,12 +86,20 @@ pub struct Marker {
 impl Marker {
     /// The marker of an object itself (a VNet's alias).
     pub fn object(kind: Kind, name: &Name) -> Self {
-        Marker { kind, name: name.clone(), role: None }
+        Marker {
+            kind,
+            name: name.clone(),
+            role: None,
+        }
     }
 
     /// The marker of a container playing `role` for an object.
     pub fn part(kind: Kind, name: &Name, role: Role) -> Self {
-        Marker { kind, name: name.clone(), role: Some(role) }
+        Marker {
+            kind,
+            name: name.clone(),
+            role: Some(role),
+        }
     }
 
     /// The IPAM owner string of this marker (`sector/web/gateway`).
@@ -119,7 +130,10 @@ impl FromStr for Marker {
         let rest = s.strip_prefix("orbitlab:").ok_or(())?;
         let mut parts = rest.split('/');
         let kind_dir = parts.next().ok_or(())?;
-        let kind = Kind::ALL.into_iter().find(|k| k.dir_name() == kind_dir).ok_or(())?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.dir_name() == kind_dir)
+            .ok_or(())?;
         let name: Name = parts.next().ok_or(())?.parse().map_err(drop)?;
         let role = match parts.next() {
             None => None,
@@ -142,7 +156,12 @@ mod tests {
     fn ids_fit_proxmox_limits() {
         for tag in [1001, 9999] {
             for id in [sector_zone(tag), sector_vnet(tag)] {
-                assert!(id.len() <= 8 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+                assert!(
+                    id.len() <= 8
+                        && id
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                );
                 assert_eq!(tag_of_sector_id(&id), Some(tag));
                 assert!(is_ours(&id));
             }
@@ -158,8 +177,16 @@ mod tests {
         assert_eq!(m.to_string(), "orbitlab:sector/web/dns");
         assert_eq!(m.owner(), "sector/web/dns");
         assert_eq!("orbitlab:sector/web/dns".parse::<Marker>(), Ok(m.clone()));
-        assert_eq!(Marker::find_in("Managed by OrbitLab.\norbitlab:sector/web/dns\n"), Some(m));
-        for bad in ["orbitlab:sector", "orbitlab:vpc/web", "orbitlab:sector/web/x", "orbitlab:sector/We"] {
+        assert_eq!(
+            Marker::find_in("Managed by OrbitLab.\norbitlab:sector/web/dns\n"),
+            Some(m)
+        );
+        for bad in [
+            "orbitlab:sector",
+            "orbitlab:vpc/web",
+            "orbitlab:sector/web/x",
+            "orbitlab:sector/We",
+        ] {
             assert!(bad.parse::<Marker>().is_err(), "{bad}");
         }
     }

@@ -21,8 +21,17 @@ pub enum InitError {
 
 /// The cluster manifest `init` would write: the stored one, or a new one
 /// named after the Proxmox cluster with the Backplane CIDR asked for.
-pub fn cluster_manifest(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<Manifest, InitError> {
-    if let Some(existing) = rec.store.read_manifests(Kind::Cluster).map_err(ReconcileError::from)?.into_iter().next() {
+pub fn cluster_manifest(
+    rec: &Reconciler<'_>,
+    backplane_cidr: Option<Ipv4Net>,
+) -> Result<Manifest, InitError> {
+    if let Some(existing) = rec
+        .store
+        .read_manifests(Kind::Cluster)
+        .map_err(ReconcileError::from)?
+        .into_iter()
+        .next()
+    {
         if let (Some(cidr), Spec::Cluster(spec)) = (backplane_cidr, &existing.value.spec)
             && spec.backplane.cidr != cidr
         {
@@ -47,12 +56,16 @@ pub fn cluster_manifest(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -
             .insert("backplane.cidr", PropertyValue::Scalar(cidr.to_string()))
             .map_err(|e| InitError::Refused(e.to_string()))?;
     }
-    let spec = Spec::deserialize_for(Kind::Cluster, properties).map_err(|e| InitError::Refused(e.to_string()))?;
+    let spec = Spec::deserialize_for(Kind::Cluster, properties)
+        .map_err(|e| InitError::Refused(e.to_string()))?;
     Ok(Manifest::new(name, spec))
 }
 
 /// Checks, declares and reconciles the cluster.
-pub fn init(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<(Manifest, Report), InitError> {
+pub fn init(
+    rec: &Reconciler<'_>,
+    backplane_cidr: Option<Ipv4Net>,
+) -> Result<(Manifest, Report), InitError> {
     let manifest = check(rec, backplane_cidr)?;
     let report = declare(rec, &manifest)?;
     Ok((manifest, report))
@@ -66,10 +79,16 @@ pub fn check(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<Ma
     if let Spec::Cluster(spec) = &manifest.spec {
         desired.cluster = Some((manifest.name().clone(), spec.clone()));
     }
-    let bridge = desired.cluster.as_ref().map_or_else(|| "vmbr0".to_owned(), |(_, c)| c.defaults.bridge.to_string());
+    let bridge = desired.cluster.as_ref().map_or_else(
+        || "vmbr0".to_owned(),
+        |(_, c)| c.defaults.bridge.to_string(),
+    );
     let observed = observe(rec.pve, rec.store, &bridge)?;
     let planned = plan(&desired, &observed);
-    if let Some(reason) = planned.blocked.get(&(Kind::Cluster, manifest.name().to_string())) {
+    if let Some(reason) = planned
+        .blocked
+        .get(&(Kind::Cluster, manifest.name().to_string()))
+    {
         return Err(InitError::Refused(reason.clone()));
     }
     Ok(manifest)

@@ -80,7 +80,11 @@ pub enum Scope {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { task_deadline: Duration::from_secs(300), max_passes: 8, scope: Scope::Cluster }
+        Options {
+            task_deadline: Duration::from_secs(300),
+            max_passes: 8,
+            scope: Scope::Cluster,
+        }
     }
 }
 
@@ -119,7 +123,8 @@ impl Reconciler<'_> {
         let mut plan = plan(&desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();
-            plan.actions.retain(|a| matches!(a, Action::Configure(c) if c.node == local));
+            plan.actions
+                .retain(|a| matches!(a, Action::Configure(c) if c.node == local));
         }
         Ok((plan, observed))
     }
@@ -137,26 +142,42 @@ impl Reconciler<'_> {
             };
             report.passes += 1;
             let (plan, observed) = self.plan()?;
-            let context = Context { pve: self.pve, store: self.store, host: self.host, task_deadline: self.options.task_deadline };
+            let context = Context {
+                pve: self.pve,
+                store: self.store,
+                host: self.host,
+                task_deadline: self.options.task_deadline,
+            };
             let outcome = execute(&plan, &context, observed.own_pending());
-            let after = if outcome.done > 0 { self.plan()? } else { (plan.clone(), observed) };
+            let after = if outcome.done > 0 {
+                self.plan()?
+            } else {
+                (plan.clone(), observed)
+            };
             if self.options.scope == Scope::Cluster {
                 self.write_statuses(&after.0, &after.1, &plan, &outcome)?;
             }
             report.steps += outcome.done;
             report.failed = outcome.failed.clone();
-            report.failed.extend(after.0.blocked.iter().map(|(k, v)| (k.clone(), v.clone())));
+            report
+                .failed
+                .extend(after.0.blocked.iter().map(|(k, v)| (k.clone(), v.clone())));
             report.ready = after.0.ready().into_iter().collect();
             report.progressing = outcome.deferred.clone();
             let waiting_only = after.0.actions.iter().all(|a| {
-                a.object().is_some_and(|o| outcome.deferred.contains_key(&o) || outcome.failed.contains_key(&o))
+                a.object().is_some_and(|o| {
+                    outcome.deferred.contains_key(&o) || outcome.failed.contains_key(&o)
+                })
             });
             if after.0.is_empty() || outcome.done == 0 || waiting_only {
                 for action in &after.0.actions {
                     if let Some(o) = action.object()
                         && !report.failed.contains_key(&o)
                     {
-                        report.progressing.entry(o).or_insert_with(|| format!("next: {action}"));
+                        report
+                            .progressing
+                            .entry(o)
+                            .or_insert_with(|| format!("next: {action}"));
                     }
                 }
                 break;
@@ -166,7 +187,13 @@ impl Reconciler<'_> {
     }
 
     /// Writes every planned object's status from the plan after the pass.
-    fn write_statuses(&self, after: &Plan, observed: &Observed, before: &Plan, outcome: &Outcome) -> Result<(), ReconcileError> {
+    fn write_statuses(
+        &self,
+        after: &Plan,
+        observed: &Observed,
+        before: &Plan,
+        outcome: &Outcome,
+    ) -> Result<(), ReconcileError> {
         let node = self.host.local_node().to_owned();
         let mut objects: Vec<ObjectKey> = after.declared.iter().cloned().collect();
         objects.extend(before.actions.iter().filter_map(Action::object));
@@ -174,11 +201,19 @@ impl Reconciler<'_> {
         objects.dedup();
         for key in objects {
             let (kind, name) = (key.0, key.1.clone());
-            let Ok(name) = name.parse::<Name>() else { continue };
-            if !after.declared.contains(&key) && !observed.statuses.contains(&key) && !outcome.failed.contains_key(&key) {
+            let Ok(name) = name.parse::<Name>() else {
+                continue;
+            };
+            if !after.declared.contains(&key)
+                && !observed.statuses.contains(&key)
+                && !outcome.failed.contains_key(&key)
+            {
                 continue; // Torn down, or never had a status.
             }
-            if !after.declared.contains(&key) && !observed_leftovers(kind, &key.1, observed) && !outcome.failed.contains_key(&key) {
+            if !after.declared.contains(&key)
+                && !observed_leftovers(kind, &key.1, observed)
+                && !outcome.failed.contains_key(&key)
+            {
                 continue;
             }
             let mut status = self.store.read_status(kind, &name)?.unwrap_or_default();
@@ -222,7 +257,12 @@ fn apply_conditions(status: &mut ObjectStatus, key: &ObjectKey, after: &Plan, ou
         status.set_condition(Progressing, true, reason, &message);
         status.set_condition(Failed, false, reason, "");
     } else {
-        status.set_condition(Ready, true, "Reconciled", "everything the manifest declares exists in Proxmox");
+        status.set_condition(
+            Ready,
+            true,
+            "Reconciled",
+            "everything the manifest declares exists in Proxmox",
+        );
         status.set_condition(Progressing, false, "Reconciled", "");
         status.set_condition(Failed, false, "Reconciled", "");
     }
@@ -230,11 +270,13 @@ fn apply_conditions(status: &mut ObjectStatus, key: &ObjectKey, after: &Plan, ou
 
 /// The bridge whose address and MTU define the Backplane's peers.
 fn uplink_bridge(desired: &Desired) -> String {
-    desired.cluster.as_ref().map_or_else(|| "vmbr0".to_owned(), |(_, c)| c.defaults.bridge.to_string())
+    desired.cluster.as_ref().map_or_else(
+        || "vmbr0".to_owned(),
+        |(_, c)| c.defaults.bridge.to_string(),
+    )
 }
 
 /// Node-scoped helper for callers: the `ContainerHost` of this node.
 pub fn local_host() -> crate::host::Pct {
     crate::host::Pct::new(crate::store::node_name())
 }
-

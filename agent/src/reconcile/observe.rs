@@ -9,7 +9,9 @@ use orbitlab_manifests::Kind;
 
 use super::ReconcileError;
 use super::ids::{GUEST_TAG, Marker};
-use super::observed::{ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs};
+use super::observed::{
+    ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
+};
 use super::tags;
 use crate::ipam::{IpamSession, Owner};
 use crate::pve::{GuestState, PendingState, Pve, SdnItem};
@@ -18,10 +20,17 @@ use crate::store::Store;
 /// Takes a snapshot. `uplink` is the bridge whose address and MTU count
 /// (the cluster default, `vmbr0`).
 pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, ReconcileError> {
-    let mut observed = Observed { pve_major: pve.release()?.major.try_into().unwrap_or(u8::MAX), ..Observed::default() };
+    let mut observed = Observed {
+        pve_major: pve.release()?.major.try_into().unwrap_or(u8::MAX),
+        ..Observed::default()
+    };
     for node in pve.nodes()? {
         let online = node.status == "online";
-        let uplink = if online { node_uplink(pve, &node.node, uplink)? } else { None };
+        let uplink = if online {
+            node_uplink(pve, &node.node, uplink)?
+        } else {
+            None
+        };
         observed.nodes.insert(node.node, NodeObs { online, uplink });
     }
     for item in pve.sdn_controllers()? {
@@ -58,15 +67,27 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
         if let (Some(v), pending) = settled(&item)? {
             observed.vnets.insert(
                 item.id.clone(),
-                VnetObs { zone: v.zone.unwrap_or_default(), tag: v.tag, alias: v.alias, pending },
+                VnetObs {
+                    zone: v.zone.unwrap_or_default(),
+                    tag: v.tag,
+                    alias: v.alias,
+                    pending,
+                },
             );
         }
     }
     let vnets: Vec<String> = observed.vnets.keys().cloned().collect();
     for vnet in vnets {
         for item in pve.sdn_subnets(&vnet)? {
-            let (Some(s), pending) = settled(&item)? else { continue };
-            let Some(cidr) = s.cidr.as_deref().and_then(|c| c.parse::<Ipv4Net>().ok()).or_else(|| cidr_of_subnet_id(&item.id)) else {
+            let (Some(s), pending) = settled(&item)? else {
+                continue;
+            };
+            let Some(cidr) = s
+                .cidr
+                .as_deref()
+                .and_then(|c| c.parse::<Ipv4Net>().ok())
+                .or_else(|| cidr_of_subnet_id(&item.id))
+            else {
                 continue;
             };
             observed.subnets.insert(
@@ -81,12 +102,23 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
             );
         }
     }
-    let online: Vec<String> = observed.nodes.iter().filter(|(_, n)| n.online).map(|(n, _)| n.clone()).collect();
+    let online: Vec<String> = observed
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.online)
+        .map(|(n, _)| n.clone())
+        .collect();
     for node in online {
         for guest in pve.lxc_list(&node)? {
-            let tagged = guest.tags.as_deref().is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG));
+            let tagged = guest
+                .tags
+                .as_deref()
+                .is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG));
             let marker = if tagged {
-                pve.lxc_config(&node, guest.vmid)?.description().as_deref().and_then(Marker::find_in)
+                pve.lxc_config(&node, guest.vmid)?
+                    .description()
+                    .as_deref()
+                    .and_then(Marker::find_in)
             } else {
                 None
             };
@@ -115,7 +147,9 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
 /// The configuration an SDN object will have once pending changes are
 /// applied (`None` when pending deletion is all that is left is handled by
 /// the caller), with its pending state.
-fn settled<C: crate::pve::SdnConfig>(item: &SdnItem<C>) -> Result<(Option<C>, Option<Pending>), ReconcileError> {
+fn settled<C: crate::pve::SdnConfig>(
+    item: &SdnItem<C>,
+) -> Result<(Option<C>, Option<Pending>), ReconcileError> {
     let pending = item.state.map(|s| match s {
         PendingState::New => Pending::New,
         PendingState::Changed => Pending::Changed,
@@ -129,7 +163,11 @@ fn settled<C: crate::pve::SdnConfig>(item: &SdnItem<C>) -> Result<(Option<C>, Op
 }
 
 fn node_uplink(pve: &dyn Pve, node: &str, bridge: &str) -> Result<Option<Uplink>, ReconcileError> {
-    let Some(iface) = pve.node_network(node)?.into_iter().find(|i| i.iface == bridge) else {
+    let Some(iface) = pve
+        .node_network(node)?
+        .into_iter()
+        .find(|i| i.iface == bridge)
+    else {
         return Ok(None);
     };
     let network = iface
@@ -141,11 +179,19 @@ fn node_uplink(pve: &dyn Pve, node: &str, bridge: &str) -> Result<Option<Uplink>
             let mask: Ipv4Addr = iface.netmask.as_deref()?.parse().ok()?;
             Ipv4Net::with_netmask(addr, mask).ok()
         });
-    Ok(network.map(|net| Uplink { address: net.addr(), network: net.trunc(), mtu: iface.mtu.unwrap_or(1500) }))
+    Ok(network.map(|net| Uplink {
+        address: net.addr(),
+        network: net.trunc(),
+        mtu: iface.mtu.unwrap_or(1500),
+    }))
 }
 
 fn list(text: Option<&str>) -> Vec<String> {
-    text.unwrap_or_default().split([',', ';', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    text.unwrap_or_default()
+        .split([',', ';', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn addresses(text: Option<&str>) -> Vec<Ipv4Addr> {
@@ -161,18 +207,23 @@ fn cidr_of_subnet_id(id: &str) -> Option<Ipv4Net> {
 }
 
 /// Every IPAM allocation, by owner and pool.
-fn addresses_by_owner(store: &Store) -> Result<BTreeMap<String, BTreeMap<String, Ipv4Addr>>, ReconcileError> {
+fn addresses_by_owner(
+    store: &Store,
+) -> Result<BTreeMap<String, BTreeMap<String, Ipv4Addr>>, ReconcileError> {
     let mut session = IpamSession::begin(store)?;
     let mut out: BTreeMap<String, BTreeMap<String, Ipv4Addr>> = BTreeMap::new();
     for id in session.pools()? {
-        let Some(pool) = session.recorded_pool(&id)? else { continue };
+        let Some(pool) = session.recorded_pool(&id)? else {
+            continue;
+        };
         for (addr, owner) in session.list(&pool)? {
-            out.entry(Owner::as_str(&owner).to_owned()).or_default().insert(id.to_string(), addr);
+            out.entry(Owner::as_str(&owner).to_owned())
+                .or_default()
+                .insert(id.to_string(), addr);
         }
     }
     Ok(out)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -180,7 +231,10 @@ mod tests {
 
     #[test]
     fn subnet_ids_give_their_cidr() {
-        assert_eq!(cidr_of_subnet_id("olz1001-172.16.0.0-24"), Some("172.16.0.0/24".parse().unwrap()));
+        assert_eq!(
+            cidr_of_subnet_id("olz1001-172.16.0.0-24"),
+            Some("172.16.0.0/24".parse().unwrap())
+        );
         assert_eq!(cidr_of_subnet_id("nonsense"), None);
     }
 }

@@ -121,20 +121,51 @@ impl Observed {
     pub fn foreign_pending(&self) -> Vec<String> {
         let ours = super::ids::is_ours;
         let mut ids: Vec<String> = Vec::new();
-        ids.extend(self.controllers.iter().filter(|(id, c)| c.pending.is_some() && !ours(id)).map(|(id, _)| format!("controller {id}")));
-        ids.extend(self.zones.iter().filter(|(id, z)| z.pending.is_some() && !ours(id)).map(|(id, _)| format!("zone {id}")));
-        ids.extend(self.vnets.iter().filter(|(id, v)| v.pending.is_some() && !ours(id)).map(|(id, _)| format!("vnet {id}")));
-        ids.extend(self.subnets.iter().filter(|(_, s)| s.pending.is_some() && !ours(&s.vnet)).map(|(id, _)| format!("subnet {id}")));
+        ids.extend(
+            self.controllers
+                .iter()
+                .filter(|(id, c)| c.pending.is_some() && !ours(id))
+                .map(|(id, _)| format!("controller {id}")),
+        );
+        ids.extend(
+            self.zones
+                .iter()
+                .filter(|(id, z)| z.pending.is_some() && !ours(id))
+                .map(|(id, _)| format!("zone {id}")),
+        );
+        ids.extend(
+            self.vnets
+                .iter()
+                .filter(|(id, v)| v.pending.is_some() && !ours(id))
+                .map(|(id, _)| format!("vnet {id}")),
+        );
+        ids.extend(
+            self.subnets
+                .iter()
+                .filter(|(_, s)| s.pending.is_some() && !ours(&s.vnet))
+                .map(|(id, _)| format!("subnet {id}")),
+        );
         ids
     }
 
     /// True when any of OrbitLab's SDN objects has a pending change.
     pub fn own_pending(&self) -> bool {
         let ours = super::ids::is_ours;
-        self.controllers.iter().any(|(id, c)| c.pending.is_some() && ours(id))
-            || self.zones.iter().any(|(id, z)| z.pending.is_some() && ours(id))
-            || self.vnets.iter().any(|(id, v)| v.pending.is_some() && ours(id))
-            || self.subnets.values().any(|s| s.pending.is_some() && ours(&s.vnet))
+        self.controllers
+            .iter()
+            .any(|(id, c)| c.pending.is_some() && ours(id))
+            || self
+                .zones
+                .iter()
+                .any(|(id, z)| z.pending.is_some() && ours(id))
+            || self
+                .vnets
+                .iter()
+                .any(|(id, v)| v.pending.is_some() && ours(id))
+            || self
+                .subnets
+                .values()
+                .any(|s| s.pending.is_some() && ours(&s.vnet))
     }
 
     /// Every VNI/tag in use in Proxmox (VNet tags, zone VRF VNIs) or

@@ -22,12 +22,18 @@ fn dir() -> StorePath {
 }
 
 fn path(vmid: u32) -> StorePath {
-    dir().join(&format!("{vmid}.json")).expect("a number is a valid file name")
+    dir()
+        .join(&format!("{vmid}.json"))
+        .expect("a number is a valid file name")
 }
 
 /// Records that container `vmid` on `node` runs configuration `digest`.
 pub fn record(store: &Store, vmid: u32, node: &str, digest: &str) -> Result<(), StoreError> {
-    let body = serde_json::to_vec(&Pushed { node: node.to_owned(), digest: digest.to_owned() }).expect("encodes");
+    let body = serde_json::to_vec(&Pushed {
+        node: node.to_owned(),
+        digest: digest.to_owned(),
+    })
+    .expect("encodes");
     store.write(&path(vmid), &body)
 }
 

@@ -41,7 +41,12 @@ pub fn reserve(store: &Store, sector: &str, tag: u32) -> Result<(), TagError> {
     let mut tags = read(store)?;
     match tags.get(&tag) {
         Some(holder) if holder == sector => return Ok(()),
-        Some(holder) => return Err(TagError::Taken { tag, holder: holder.clone() }),
+        Some(holder) => {
+            return Err(TagError::Taken {
+                tag,
+                holder: holder.clone(),
+            });
+        }
         None => {}
     }
     tags.insert(tag, sector.to_owned());
@@ -78,7 +83,10 @@ mod tests {
         let err = reserve(&store, "db", 1001).unwrap_err().to_string();
         assert!(err.contains("already reserved for sector web"), "{err}");
         release(&store, "db", 1001).unwrap();
-        assert_eq!(read(&store).unwrap().get(&1001).map(String::as_str), Some("web"));
+        assert_eq!(
+            read(&store).unwrap().get(&1001).map(String::as_str),
+            Some("web")
+        );
         release(&store, "web", 1001).unwrap();
         assert!(read(&store).unwrap().is_empty());
     }

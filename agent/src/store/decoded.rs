@@ -66,7 +66,12 @@ impl DecodedCache {
         let write = || -> std::io::Result<()> {
             DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
             let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-            let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             out.write_all(&serde_json::to_vec(&current).map_err(std::io::Error::other)?)?;
             fs::rename(&tmp, file)
         };

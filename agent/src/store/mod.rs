@@ -12,9 +12,9 @@
 //! before writing anything, and reports pmxcfs' EACCES as "read-only (no
 //! quorum)". See `DESIGN.md` ("On the cluster") for the facts relied on.
 
+mod decoded;
 mod error;
 mod files;
-mod decoded;
 mod generation;
 mod lock;
 mod objects;

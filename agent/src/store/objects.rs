@@ -80,7 +80,10 @@ impl Store {
     /// files seen before come from the node-local cache of decoded
     /// manifests (see `decoded`), without line numbers; the others are
     /// decoded. Validation uses [`Store::read_manifests`].
-    pub fn read_manifests_for_display(&self, kind: Kind) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+    pub fn read_manifests_for_display(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
         let files = self.manifest_files(kind)?;
         let cache = DecodedCache::load(self.cache_dir(), kind);
         let mut out = Vec::with_capacity(files.len());
@@ -100,8 +103,10 @@ impl Store {
         if misses.is_empty() {
             return Ok(out);
         }
-        let (decoded, keys): (Vec<_>, Vec<_>) =
-            misses.into_iter().map(|(file, bytes, key)| ((file, bytes), key)).unzip();
+        let (decoded, keys): (Vec<_>, Vec<_>) = misses
+            .into_iter()
+            .map(|(file, bytes, key)| ((file, bytes), key))
+            .unzip();
         let fresh = decode_files(kind, &decoded)?;
         for (manifest, key) in fresh.iter().zip(keys) {
             current.insert(key, manifest.value.clone());
@@ -129,7 +134,10 @@ impl Store {
 }
 
 /// Decodes stored manifest files (on every core when there are many).
-fn decode_files(kind: Kind, files: &[(String, Vec<u8>)]) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
+fn decode_files(
+    kind: Kind,
+    files: &[(String, Vec<u8>)],
+) -> Result<Vec<Sourced<Manifest>>, ObjectError> {
     {
         let decode = |chunk: &[(String, Vec<u8>)]| -> Result<Vec<Sourced<Manifest>>, ObjectError> {
             chunk

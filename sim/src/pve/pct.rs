@@ -44,37 +44,66 @@ pub type PctLog = BTreeMap<u32, ContainerRecord>;
 fn reachable(shared: &Shared, node: &str, vmid: u32) -> Result<(), String> {
     let st = lock(&shared.state);
     match st.guests.get(&vmid) {
-        None => Err(format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")),
-        Some(g) if g.node != node => Err(format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")),
-        Some(g) if !matches!(g.status, PowerState::Running) => Err(format!("CT {vmid} not running")),
+        None => Err(format!(
+            "Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"
+        )),
+        Some(g) if g.node != node => Err(format!(
+            "Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"
+        )),
+        Some(g) if !matches!(g.status, PowerState::Running) => {
+            Err(format!("CT {vmid} not running"))
+        }
         Some(_) => Ok(()),
     }
 }
 
 /// `pct push`.
-pub(crate) fn push(shared: &Shared, node: &str, vmid: u32, path: &str, file: PushedFile) -> Result<(), String> {
+pub(crate) fn push(
+    shared: &Shared,
+    node: &str,
+    vmid: u32,
+    path: &str,
+    file: PushedFile,
+) -> Result<(), String> {
     reachable(shared, node, vmid)?;
     if !path.starts_with('/') {
         return Err(format!("destination {path:?} is not an absolute path"));
     }
-    lock(&shared.pct).entry(vmid).or_default().files.insert(path.to_owned(), file);
+    lock(&shared.pct)
+        .entry(vmid)
+        .or_default()
+        .files
+        .insert(path.to_owned(), file);
     Ok(())
 }
 
 /// `pct exec`.
-pub(crate) fn exec(shared: &Shared, node: &str, vmid: u32, argv: Vec<String>) -> Result<(), String> {
+pub(crate) fn exec(
+    shared: &Shared,
+    node: &str,
+    vmid: u32,
+    argv: Vec<String>,
+) -> Result<(), String> {
     reachable(shared, node, vmid)?;
     if argv.is_empty() {
         return Err("no command given".into());
     }
-    lock(&shared.pct).entry(vmid).or_default().commands.push(argv);
+    lock(&shared.pct)
+        .entry(vmid)
+        .or_default()
+        .commands
+        .push(argv);
     Ok(())
 }
 
 /// What containers that still exist received.
 pub(crate) fn records(shared: &Shared) -> PctLog {
     let guests: Vec<u32> = lock(&shared.state).guests.keys().copied().collect();
-    lock(&shared.pct).iter().filter(|(vmid, _)| guests.contains(vmid)).map(|(v, r)| (*v, r.clone())).collect()
+    lock(&shared.pct)
+        .iter()
+        .filter(|(vmid, _)| guests.contains(vmid))
+        .map(|(v, r)| (*v, r.clone()))
+        .collect()
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -112,7 +141,16 @@ async fn push_route(
     Path((node, vmid)): Path<(String, u32)>,
     Json(body): Json<PushBody>,
 ) -> (StatusCode, String) {
-    answer(push(&s, &node, vmid, &body.path, PushedFile { mode: body.mode, content: body.content }))
+    answer(push(
+        &s,
+        &node,
+        vmid,
+        &body.path,
+        PushedFile {
+            mode: body.mode,
+            content: body.content,
+        },
+    ))
 }
 
 async fn exec_route(

@@ -30,7 +30,10 @@ pub(super) struct Backplane {
 
 impl Backplane {
     pub(super) fn pool(&self) -> PoolRef {
-        PoolRef { id: BACKPLANE_POOL.into(), cidr: self.cidr }
+        PoolRef {
+            id: BACKPLANE_POOL.into(),
+            cidr: self.cidr,
+        }
     }
 }
 
@@ -72,13 +75,16 @@ impl Planner<'_> {
         if uplinks.is_empty() || !offline_or_unknown.is_empty() {
             return Err(format!(
                 "the vmbr0 address and MTU of {} are not known; check that vmbr0 has an IPv4 address",
-                if offline_or_unknown.is_empty() { "any node".to_owned() } else { offline_or_unknown.join(", ") }
+                if offline_or_unknown.is_empty() {
+                    "any node".to_owned()
+                } else {
+                    offline_or_unknown.join(", ")
+                }
             ));
         }
-        if let Some((node, up)) = uplinks
-            .iter()
-            .find(|(_, u)| u.network.contains(&bp.cidr.network()) || bp.cidr.contains(&u.network.network()))
-        {
+        if let Some((node, up)) = uplinks.iter().find(|(_, u)| {
+            u.network.contains(&bp.cidr.network()) || bp.cidr.contains(&u.network.network())
+        }) {
             return Err(format!(
                 "the Backplane CIDR {} overlaps {node}'s network {} on vmbr0; choose another with `orbitlab init --backplane-cidr`",
                 bp.cidr, up.network
@@ -108,10 +114,17 @@ impl Planner<'_> {
                 let mut have = c.peers.clone();
                 have.sort();
                 if have != sorted_peers {
-                    steps.push(Action::UpdateController { id: ids::CONTROLLER.into(), peers: peers.clone() });
+                    steps.push(Action::UpdateController {
+                        id: ids::CONTROLLER.into(),
+                        peers: peers.clone(),
+                    });
                 }
             }
-            _ => steps.push(Action::CreateController { id: ids::CONTROLLER.into(), asn: bp.asn, peers: peers.clone() }),
+            _ => steps.push(Action::CreateController {
+                id: ids::CONTROLLER.into(),
+                asn: bp.asn,
+                peers: peers.clone(),
+            }),
         }
 
         let zone = ZoneConfig::Evpn {
@@ -128,7 +141,11 @@ impl Planner<'_> {
                 if v.tag != Some(bp.vnet_tag) || v.zone != ids::BACKPLANE_ZONE {
                     return Err(format!(
                         "vnet {} exists with zone {} and tag {:?}, not zone {} and tag {}; it was changed outside OrbitLab — restore it",
-                        ids::BACKPLANE_VNET, v.zone, v.tag, ids::BACKPLANE_ZONE, bp.vnet_tag
+                        ids::BACKPLANE_VNET,
+                        v.zone,
+                        v.tag,
+                        ids::BACKPLANE_ZONE,
+                        bp.vnet_tag
                     ));
                 }
             }
@@ -140,12 +157,11 @@ impl Planner<'_> {
                 alias,
             }),
         }
-        if let Some((id, other)) = self
-            .observed
-            .subnets
-            .iter()
-            .find(|(_, s)| s.vnet == ids::BACKPLANE_VNET && s.cidr != bp.cidr && s.pending != Some(Pending::Deleted))
-        {
+        if let Some((id, other)) = self.observed.subnets.iter().find(|(_, s)| {
+            s.vnet == ids::BACKPLANE_VNET
+                && s.cidr != bp.cidr
+                && s.pending != Some(Pending::Deleted)
+        }) {
             return Err(format!(
                 "the Backplane VNet holds subnet {id} ({}), not {}; the Backplane CIDR cannot change after init",
                 other.cidr, bp.cidr
@@ -157,7 +173,10 @@ impl Planner<'_> {
         if !self.has_address(&holder, BACKPLANE_POOL) {
             steps.push(Action::Allocate {
                 owner: owner.clone(),
-                pool: PoolRef { id: BACKPLANE_POOL.into(), cidr: bp.cidr },
+                pool: PoolRef {
+                    id: BACKPLANE_POOL.into(),
+                    cidr: bp.cidr,
+                },
                 holder,
                 fixed: Some(FixedRole::Gateway),
             });
@@ -174,16 +193,35 @@ impl Planner<'_> {
     }
 
     /// Create or update a zone so it matches `config`.
-    pub(super) fn zone_steps(&self, owner: &ObjectKey, id: &str, config: ZoneConfig) -> Vec<Action> {
-        let Some(zone) = self.observed.zones.get(id).filter(|z| z.pending != Some(Pending::Deleted)) else {
-            return vec![Action::CreateZone { owner: owner.clone(), id: id.into(), config }];
+    pub(super) fn zone_steps(
+        &self,
+        owner: &ObjectKey,
+        id: &str,
+        config: ZoneConfig,
+    ) -> Vec<Action> {
+        let Some(zone) = self
+            .observed
+            .zones
+            .get(id)
+            .filter(|z| z.pending != Some(Pending::Deleted))
+        else {
+            return vec![Action::CreateZone {
+                owner: owner.clone(),
+                id: id.into(),
+                config,
+            }];
         };
         let sorted = |mut v: Vec<String>| {
             v.sort();
             v
         };
         let matches = match &config {
-            ZoneConfig::Evpn { controller, vrf_vxlan, exitnodes, mtu } => {
+            ZoneConfig::Evpn {
+                controller,
+                vrf_vxlan,
+                exitnodes,
+                mtu,
+            } => {
                 zone.kind == "evpn"
                     && zone.controller.as_deref() == Some(controller.as_str())
                     && zone.vrf_vxlan == Some(*vrf_vxlan)
@@ -202,7 +240,11 @@ impl Planner<'_> {
         if matches {
             Vec::new()
         } else {
-            vec![Action::UpdateZone { owner: owner.clone(), id: id.into(), config }]
+            vec![Action::UpdateZone {
+                owner: owner.clone(),
+                id: id.into(),
+                config,
+            }]
         }
     }
 
@@ -223,16 +265,29 @@ impl Planner<'_> {
         if exists {
             Vec::new()
         } else {
-            vec![Action::CreateSubnet { owner: owner.clone(), vnet: vnet.into(), cidr, gateway, snat }]
+            vec![Action::CreateSubnet {
+                owner: owner.clone(),
+                vnet: vnet.into(),
+                cidr,
+                gateway,
+                snat,
+            }]
         }
     }
 
     pub(super) fn has_address(&self, holder: &str, pool: &str) -> bool {
-        self.observed.addresses.get(holder).is_some_and(|by_pool| by_pool.contains_key(pool))
+        self.observed
+            .addresses
+            .get(holder)
+            .is_some_and(|by_pool| by_pool.contains_key(pool))
     }
 
     pub(super) fn address(&self, holder: &str, pool: &str) -> Option<Ipv4Addr> {
-        self.observed.addresses.get(holder).and_then(|by_pool| by_pool.get(pool)).copied()
+        self.observed
+            .addresses
+            .get(holder)
+            .and_then(|by_pool| by_pool.get(pool))
+            .copied()
     }
 }
 

@@ -15,13 +15,16 @@ use super::sector::subnet_pool;
 use crate::reconcile::action::{Action, ConfigurePlan, FileToPush};
 use crate::reconcile::ids::{Marker, Role};
 use crate::render::{
-    self, DnsConfig, DnsLabel, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol,
-    RenderedFile,
+    self, DnsConfig, DnsLabel, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress,
+    Protocol, RenderedFile,
 };
 
 /// Commands that load the gateway's configuration.
 fn gateway_reload() -> Vec<Vec<String>> {
-    argv(&[&["nft", "-f", render::NFTABLES_PATH], &["systemctl", "restart", "frr"]])
+    argv(&[
+        &["nft", "-f", render::NFTABLES_PATH],
+        &["systemctl", "restart", "frr"],
+    ])
 }
 
 /// Commands that load the DNS server's configuration.
@@ -30,7 +33,10 @@ fn dns_reload() -> Vec<Vec<String>> {
 }
 
 fn argv(commands: &[&[&str]]) -> Vec<Vec<String>> {
-    commands.iter().map(|c| c.iter().map(|s| s.to_string()).collect()).collect()
+    commands
+        .iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect()
 }
 
 impl Planner<'_> {
@@ -46,7 +52,10 @@ impl Planner<'_> {
     ) -> Option<Vec<Action>> {
         let gateway = Marker::part(Kind::Sector, name, Role::Gateway);
         let dns = Marker::part(Kind::Sector, name, Role::Dns);
-        let (gw_vmid, gw) = self.observed.container(&gateway).filter(|(_, c)| c.running)?;
+        let (gw_vmid, gw) = self
+            .observed
+            .container(&gateway)
+            .filter(|(_, c)| c.running)?;
         let (dns_vmid, dns_c) = self.observed.container(&dns).filter(|(_, c)| c.running)?;
         let backplane_address = self.address(&gateway.owner(), &bp.pool().id)?;
         let subnets = spec.effective_subnets();
@@ -58,7 +67,10 @@ impl Planner<'_> {
             hostname: Role::Gateway.hostname(tag).parse::<DnsLabel>().ok()?,
             subnets: subnets
                 .iter()
-                .map(|s| GatewaySubnet { cidr: s.cidr, gateway: first_host(s.cidr) })
+                .map(|s| GatewaySubnet {
+                    cidr: s.cidr,
+                    gateway: first_host(s.cidr),
+                })
                 .collect(),
             backplane_address: Ipv4Net::new(backplane_address, bp.cidr.prefix_len()).ok()?,
             backplane_gateway: bp.gateway,
@@ -68,7 +80,9 @@ impl Planner<'_> {
                 .filter_map(|rule| {
                     let to = match (&rule.to_address, &rule.to_instance) {
                         (Some(addr), _) => *addr,
-                        (None, Some(instance)) => self.instance_address(name, spec, instance.as_ref())?,
+                        (None, Some(instance)) => {
+                            self.instance_address(name, spec, instance.as_ref())?
+                        }
                         (None, None) => return None,
                     };
                     Some(Ingress {
@@ -104,8 +118,20 @@ impl Planner<'_> {
 
         let mut steps = Vec::new();
         for (marker, vmid, node, files, reload) in [
-            (gateway, gw_vmid, &gw.node, render::gateway_files(&gateway_config), gateway_reload()),
-            (dns, dns_vmid, &dns_c.node, render::dns_files(&dns_config), dns_reload()),
+            (
+                gateway,
+                gw_vmid,
+                &gw.node,
+                render::gateway_files(&gateway_config),
+                gateway_reload(),
+            ),
+            (
+                dns,
+                dns_vmid,
+                &dns_c.node,
+                render::dns_files(&dns_config),
+                dns_reload(),
+            ),
         ] {
             let digest = digest(vmid, &files, &reload);
             if self.observed.pushed.get(&vmid) != Some(&digest) {
@@ -115,7 +141,11 @@ impl Planner<'_> {
                     node: node.clone(),
                     files: files
                         .into_iter()
-                        .map(|f| FileToPush { path: f.path.to_owned(), mode: f.mode, content: f.content })
+                        .map(|f| FileToPush {
+                            path: f.path.to_owned(),
+                            mode: f.mode,
+                            content: f.content,
+                        })
                         .collect(),
                     reload,
                     digest,
@@ -127,7 +157,11 @@ impl Planner<'_> {
 
     /// Addresses IPAM gave instances (`lxc/<name>`) in this Sector's subnets.
     fn instance_addresses(&self, sector: &Name, spec: &SectorSpec) -> Vec<(String, Ipv4Addr)> {
-        let pools: Vec<String> = spec.effective_subnets().iter().map(|s| subnet_pool(sector, s.cidr).id).collect();
+        let pools: Vec<String> = spec
+            .effective_subnets()
+            .iter()
+            .map(|s| subnet_pool(sector, s.cidr).id)
+            .collect();
         self.observed
             .addresses
             .iter()
@@ -139,7 +173,12 @@ impl Planner<'_> {
             .collect()
     }
 
-    fn instance_address(&self, sector: &Name, spec: &SectorSpec, instance: &str) -> Option<Ipv4Addr> {
+    fn instance_address(
+        &self,
+        sector: &Name,
+        spec: &SectorSpec,
+        instance: &str,
+    ) -> Option<Ipv4Addr> {
         self.instance_addresses(sector, spec)
             .into_iter()
             .find(|(n, _)| n == instance)
@@ -152,7 +191,11 @@ fn digest(vmid: u32, files: &[RenderedFile], reload: &[Vec<String>]) -> String {
     let mut hash = Sha256::new();
     hash.update(vmid.to_be_bytes());
     for f in files {
-        for part in [f.path.as_bytes(), &f.mode.to_be_bytes(), f.content.as_bytes()] {
+        for part in [
+            f.path.as_bytes(),
+            &f.mode.to_be_bytes(),
+            f.content.as_bytes(),
+        ] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);
         }

@@ -55,7 +55,9 @@ impl Plan {
 
     /// The steps of one object.
     pub fn steps_of<'a>(&'a self, object: &'a ObjectKey) -> impl Iterator<Item = &'a Action> + 'a {
-        self.actions.iter().filter(move |a| a.object().as_ref() == Some(object))
+        self.actions
+            .iter()
+            .filter(move |a| a.object().as_ref() == Some(object))
     }
 }
 
@@ -88,7 +90,10 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn block(&mut self, object: ObjectKey, reason: impl Into<String>) {
-        self.plan.blocked.entry(object).or_insert_with(|| reason.into());
+        self.plan
+            .blocked
+            .entry(object)
+            .or_insert_with(|| reason.into());
     }
 
     /// Adds an object's steps, unless SDN changes are needed while Proxmox
@@ -122,7 +127,9 @@ impl Planner<'_> {
                 super::action::Phase::SdnCreate | super::action::Phase::SdnDelete
             )
         });
-        if (sdn_changes || self.observed.own_pending()) && self.observed.foreign_pending().is_empty() {
+        if (sdn_changes || self.observed.own_pending())
+            && self.observed.foreign_pending().is_empty()
+        {
             self.plan.actions.push(Action::ApplySdn);
         }
         self.plan.actions.sort_by_key(|a| (a.phase(), a.rank()));

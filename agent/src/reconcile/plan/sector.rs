@@ -10,7 +10,9 @@ use orbitlab_manifests::{Kind, Name, SectorSpec};
 use super::backplane::{Backplane, first_host, second_host};
 use super::{ObjectKey, Planner};
 use crate::placement::rendezvous;
-use crate::reconcile::action::{Action, AddressRef, ContainerPlan, FixedRole, NicPlan, PoolRef, ZoneConfig};
+use crate::reconcile::action::{
+    Action, AddressRef, ContainerPlan, FixedRole, NicPlan, PoolRef, ZoneConfig,
+};
 use crate::reconcile::ids::{self, Marker, Role};
 
 /// Tags a Sector VNet may use.
@@ -35,7 +37,10 @@ impl Planner<'_> {
             let key: ObjectKey = (Kind::Sector, name.to_string());
             self.plan.declared.insert(key.clone());
             match backplane {
-                None => self.block(key, "the cluster is not initialised; run `orbitlab init` first"),
+                None => self.block(
+                    key,
+                    "the cluster is not initialised; run `orbitlab init` first",
+                ),
                 Some(Err(reason)) => self.block(key, reason.clone()),
                 Some(Ok(bp)) => match self.sector_steps(name, spec, bp) {
                     Ok(steps) => self.add(key, steps),
@@ -46,7 +51,12 @@ impl Planner<'_> {
     }
 
     fn sector_tag(&mut self, name: &Name) -> Result<(u32, Option<Action>), String> {
-        if let Some((tag, _)) = self.observed.tags.iter().find(|(_, s)| s.as_str() == name.as_ref()) {
+        if let Some((tag, _)) = self
+            .observed
+            .tags
+            .iter()
+            .find(|(_, s)| s.as_str() == name.as_ref())
+        {
             return Ok((*tag, None));
         }
         let used: BTreeSet<u32> = self.observed.used_tags();
@@ -62,10 +72,21 @@ impl Planner<'_> {
                 )
             })?;
         self.reserved_tags.insert(tag);
-        Ok((tag, Some(Action::ReserveTag { sector: name.clone(), tag })))
+        Ok((
+            tag,
+            Some(Action::ReserveTag {
+                sector: name.clone(),
+                tag,
+            }),
+        ))
     }
 
-    fn sector_steps(&mut self, name: &Name, spec: &SectorSpec, bp: &Backplane) -> Result<Vec<Action>, String> {
+    fn sector_steps(
+        &mut self,
+        name: &Name,
+        spec: &SectorSpec,
+        bp: &Backplane,
+    ) -> Result<Vec<Action>, String> {
         let owner: ObjectKey = (Kind::Sector, name.to_string());
         let gateway = Marker::part(Kind::Sector, name, Role::Gateway);
         if !self.has_address(&gateway.owner(), &bp.pool().id) {
@@ -74,7 +95,14 @@ impl Planner<'_> {
         let (tag, reserve) = self.sector_tag(name)?;
         let mut steps: Vec<Action> = reserve.into_iter().collect();
         let (zone, vnet) = (ids::sector_zone(tag), ids::sector_vnet(tag));
-        steps.extend(self.zone_steps(&owner, &zone, ZoneConfig::Vxlan { peers: bp.peers.clone(), mtu: bp.mtu }));
+        steps.extend(self.zone_steps(
+            &owner,
+            &zone,
+            ZoneConfig::Vxlan {
+                peers: bp.peers.clone(),
+                mtu: bp.mtu,
+            },
+        ));
         match self.observed.vnets.get(&vnet) {
             Some(v) if v.pending != Some(crate::reconcile::observed::Pending::Deleted) => {
                 if v.zone != zone || v.tag != Some(tag) {
@@ -94,7 +122,13 @@ impl Planner<'_> {
         }
         let subnets = spec.effective_subnets();
         for subnet in subnets.iter() {
-            steps.extend(self.subnet_steps(&owner, &vnet, subnet.cidr, first_host(subnet.cidr), false));
+            steps.extend(self.subnet_steps(
+                &owner,
+                &vnet,
+                subnet.cidr,
+                first_host(subnet.cidr),
+                false,
+            ));
         }
         // Subnets removed from the manifest.
         for (id, s) in &self.observed.subnets {
@@ -102,15 +136,28 @@ impl Planner<'_> {
                 && s.pending != Some(crate::reconcile::observed::Pending::Deleted)
                 && !subnets.iter().any(|want| want.cidr == s.cidr)
             {
-                steps.push(Action::DeleteSubnet { owner: owner.clone(), vnet: vnet.clone(), id: id.clone() });
+                steps.push(Action::DeleteSubnet {
+                    owner: owner.clone(),
+                    vnet: vnet.clone(),
+                    id: id.clone(),
+                });
             }
         }
 
         let dns = Marker::part(Kind::Sector, name, Role::Dns);
-        let first = subnets.first().ok_or("a Sector needs at least one subnet")?.cidr;
+        let first = subnets
+            .first()
+            .ok_or("a Sector needs at least one subnet")?
+            .cidr;
         for (i, subnet) in subnets.iter().enumerate() {
             let pool = subnet_pool(name, subnet.cidr);
-            self.allocate(&mut steps, &owner, &pool, &gateway, Some(FixedRole::Gateway));
+            self.allocate(
+                &mut steps,
+                &owner,
+                &pool,
+                &gateway,
+                Some(FixedRole::Gateway),
+            );
             if i == 0 {
                 self.allocate(&mut steps, &owner, &pool, &dns, Some(FixedRole::Dns));
             }
@@ -119,20 +166,26 @@ impl Planner<'_> {
 
         let backplane_address = match self.address(&gateway.owner(), &bp.pool().id) {
             Some(addr) => AddressRef::Known(addr),
-            None => AddressRef::Allocated { pool: bp.pool().id, owner: gateway.owner() },
+            None => AddressRef::Allocated {
+                pool: bp.pool().id,
+                owner: gateway.owner(),
+            },
         };
         let nodes: Vec<&str> = bp.nodes.iter().map(String::as_str).collect();
-        let appliance = |marker: &Marker, role: Role, template: &str, nics: Vec<NicPlan>| ContainerPlan {
-            marker: marker.clone(),
-            node: rendezvous(&marker.owner(), nodes.iter().copied()).unwrap_or_default().to_owned(),
-            hostname: role.hostname(tag),
-            template: template.to_owned(),
-            storage: bp.storage.clone(),
-            disk_gib: APPLIANCE_DISK_GIB,
-            memory_mib: APPLIANCE_MEMORY_MIB,
-            cores: 1,
-            nics,
-        };
+        let appliance =
+            |marker: &Marker, role: Role, template: &str, nics: Vec<NicPlan>| ContainerPlan {
+                marker: marker.clone(),
+                node: rendezvous(&marker.owner(), nodes.iter().copied())
+                    .unwrap_or_default()
+                    .to_owned(),
+                hostname: role.hostname(tag),
+                template: template.to_owned(),
+                storage: bp.storage.clone(),
+                disk_gib: APPLIANCE_DISK_GIB,
+                memory_mib: APPLIANCE_MEMORY_MIB,
+                cores: 1,
+                nics,
+            };
         let gateway_plan = appliance(
             &gateway,
             Role::Gateway,
@@ -194,16 +247,30 @@ impl Planner<'_> {
         if in_use + *planned >= allocatable {
             return Err(format!(
                 "IPAM pool {} ({}) is exhausted: {in_use} of its {allocatable} addresses are in use, none is left for {}; delete a Sector or re-create the cluster with a larger Backplane",
-                pool.id, pool.cidr, holder.owner()
+                pool.id,
+                pool.cidr,
+                holder.owner()
             ));
         }
         *planned += 1;
         Ok(())
     }
 
-    fn allocate(&self, steps: &mut Vec<Action>, owner: &ObjectKey, pool: &PoolRef, holder: &Marker, fixed: Option<FixedRole>) {
+    fn allocate(
+        &self,
+        steps: &mut Vec<Action>,
+        owner: &ObjectKey,
+        pool: &PoolRef,
+        holder: &Marker,
+        fixed: Option<FixedRole>,
+    ) {
         if !self.has_address(&holder.owner(), &pool.id) {
-            steps.push(Action::Allocate { owner: owner.clone(), pool: pool.clone(), holder: holder.owner(), fixed });
+            steps.push(Action::Allocate {
+                owner: owner.clone(),
+                pool: pool.clone(),
+                holder: holder.owner(),
+                fixed,
+            });
         }
     }
 
@@ -227,7 +294,11 @@ impl Planner<'_> {
             })
             .collect();
         if !keep.running {
-            steps.push(Action::StartContainer { marker: plan.marker, vmid: *vmid, node: keep.node.clone() });
+            steps.push(Action::StartContainer {
+                marker: plan.marker,
+                vmid: *vmid,
+                node: keep.node.clone(),
+            });
         }
         steps
     }

@@ -28,14 +28,32 @@ impl Planner<'_> {
             .tags
             .values()
             .cloned()
-            .chain(observed.containers.values().filter_map(|c| match &c.marker {
-                Some(Marker { kind: Kind::Sector, name, .. }) => Some(name.to_string()),
-                _ => None,
-            }))
+            .chain(
+                observed
+                    .containers
+                    .values()
+                    .filter_map(|c| match &c.marker {
+                        Some(Marker {
+                            kind: Kind::Sector,
+                            name,
+                            ..
+                        }) => Some(name.to_string()),
+                        _ => None,
+                    }),
+            )
             .chain(observed.addresses.keys().filter_map(|owner| {
-                owner.strip_prefix("sector/").and_then(|rest| rest.split('/').next()).map(str::to_owned)
+                owner
+                    .strip_prefix("sector/")
+                    .and_then(|rest| rest.split('/').next())
+                    .map(str::to_owned)
             }))
-            .chain(observed.statuses.iter().filter(|(k, _)| *k == Kind::Sector).map(|(_, n)| n.clone()))
+            .chain(
+                observed
+                    .statuses
+                    .iter()
+                    .filter(|(k, _)| *k == Kind::Sector)
+                    .map(|(_, n)| n.clone()),
+            )
             .filter(|n| !declared(n))
             .collect()
     }
@@ -62,19 +80,29 @@ impl Planner<'_> {
             for (id, s) in observed.subnets.iter().filter(|(_, s)| s.vnet == vnet) {
                 sdn_left = true;
                 if live(s.pending) {
-                    steps.push(Action::DeleteSubnet { owner: owner.clone(), vnet: vnet.clone(), id: id.clone() });
+                    steps.push(Action::DeleteSubnet {
+                        owner: owner.clone(),
+                        vnet: vnet.clone(),
+                        id: id.clone(),
+                    });
                 }
             }
             if let Some(v) = observed.vnets.get(&vnet) {
                 sdn_left = true;
                 if live(v.pending) {
-                    steps.push(Action::DeleteVnet { owner: owner.clone(), id: vnet.clone() });
+                    steps.push(Action::DeleteVnet {
+                        owner: owner.clone(),
+                        id: vnet.clone(),
+                    });
                 }
             }
             if let Some(z) = observed.zones.get(&zone) {
                 sdn_left = true;
                 if live(z.pending) {
-                    steps.push(Action::DeleteZone { owner: owner.clone(), id: zone.clone() });
+                    steps.push(Action::DeleteZone {
+                        owner: owner.clone(),
+                        id: zone.clone(),
+                    });
                 }
             }
             // The tag is released once Proxmox no longer has the VNet, so a
@@ -82,15 +110,24 @@ impl Planner<'_> {
             if sdn_left {
                 anything_left = true;
             } else {
-                steps.push(Action::ReleaseTag { sector: name.to_owned(), tag: *tag });
+                steps.push(Action::ReleaseTag {
+                    sector: name.to_owned(),
+                    tag: *tag,
+                });
             }
         }
         let prefix = format!("sector/{name}/");
         if observed.addresses.keys().any(|o| o.starts_with(&prefix)) {
-            steps.push(Action::ReleaseAddresses { owner: owner.clone(), prefix });
+            steps.push(Action::ReleaseAddresses {
+                owner: owner.clone(),
+                prefix,
+            });
         }
         if !anything_left && observed.statuses.contains(&owner) {
-            steps.push(Action::ForgetStatus { kind: Kind::Sector, name: name.to_owned() });
+            steps.push(Action::ForgetStatus {
+                kind: Kind::Sector,
+                name: name.to_owned(),
+            });
         }
         steps
     }
