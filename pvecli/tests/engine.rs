@@ -146,7 +146,7 @@ fn init_plan_reconcile_and_apply_wait() {
     // apply --wait returns once the nodes made the new Sector Ready.
     let manifest = dir.path().join("shop.yaml");
     std::fs::write(&manifest, "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: shop\nspec:\n  cidr: 172.16.0.0/24\n").unwrap();
-    let mut waiting = env
+    let waiting = env
         .command(
             "pve1",
             &[
