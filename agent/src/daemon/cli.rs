@@ -184,17 +184,12 @@ fn run(args: &Args) -> Result<(), String> {
     {
         tracing::warn!(%addr, "metrics are served beyond this host; they have no authentication (and hold no secrets)");
     }
-    // Signals are blocked before any thread starts, so every thread
-    // inherits the mask and only the signal thread receives them.
-    let blocked =
-        signals::block().map_err(|e| format!("cannot block SIGTERM/SIGINT/SIGHUP: {e}"))?;
     let notifier = Notifier::from_env()
         .map_err(|e| format!("cannot open systemd's notification socket: {e}"))?;
     let daemon = Daemon::start(config.clone(), notifier).map_err(|e| e.to_string())?;
     let (wake, woken) = mpsc::channel();
-    blocked
-        .spawn(wake, daemon.fence(), config.stop_grace)
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    signals::spawn(wake, daemon.fence(), config.stop_grace)
+        .map_err(|e| format!("cannot catch SIGTERM/SIGINT/SIGHUP: {e}"))?;
     daemon.run(woken);
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! Signals, handled without handlers: SIGTERM, SIGINT and SIGHUP are
-//! blocked in the calling thread (and so in every thread it starts later)
-//! and one thread waits for them with `sigwait`.
+//! Signals, caught by a small thread running tokio's signal handling (safe
+//! handlers, no blocked signal mask — a mask would be inherited by every
+//! program the agent starts, `pct` and what it runs in containers):
 //!
 //! - SIGTERM or SIGINT: the fence stops new changes, the loop is woken and
 //!   finishes; if it has not exited after the grace period (a Proxmox task
@@ -8,15 +8,12 @@
 //!   every step is idempotent and a lock left behind expires. A second
 //!   SIGTERM/SIGINT exits at once.
 //! - SIGHUP: a full resync now (and the stored connection is reloaded).
-//!
-//! [`block`] must run before any other thread is started; the waiting
-//! thread starts later with [`Blocked::spawn`], once the fence exists.
 
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use nix::sys::signal::{SigSet, Signal};
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::fence::Fence;
 
@@ -32,59 +29,49 @@ pub enum Wake {
 /// Exit status when the grace period ran out.
 const GRACE_EXIT: i32 = 1;
 
-/// The stop and resync signals, blocked in this thread and every thread
-/// started after.
-#[derive(Debug)]
-pub struct Blocked(SigSet);
-
-/// Blocks SIGTERM, SIGINT and SIGHUP.
-pub fn block() -> std::io::Result<Blocked> {
-    let mut set = SigSet::empty();
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        set.add(signal);
-    }
-    set.thread_block().map_err(std::io::Error::from)?;
-    Ok(Blocked(set))
-}
-
-impl Blocked {
-    /// Starts the thread that waits for the signals.
-    pub fn spawn(
-        self,
-        wake: Sender<Wake>,
-        fence: Arc<Fence>,
-        grace: Duration,
-    ) -> std::io::Result<()> {
-        let set = self.0;
-        std::thread::Builder::new().name("signals".into()).spawn(move || {
-            loop {
-                let signal = match set.wait() {
-                    Ok(signal) => signal,
-                    Err(e) => {
-                        tracing::error!(error = %e, "waiting for signals failed; SIGTERM will not stop the agent cleanly");
-                        return;
-                    }
-                };
-                match signal {
-                    Signal::SIGHUP => {
+/// Catches SIGTERM, SIGINT and SIGHUP from now on, on a background thread.
+pub fn spawn(wake: Sender<Wake>, fence: Arc<Fence>, grace: Duration) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // Registered before returning, so no signal is missed from here on.
+    let (mut term, mut int, mut hup) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                loop {
+                    let (name, number) = tokio::select! {
+                        _ = term.recv() => ("SIGTERM", 15),
+                        _ = int.recv() => ("SIGINT", 2),
+                        _ = hup.recv() => ("SIGHUP", 1),
+                    };
+                    if name == "SIGHUP" {
                         tracing::info!("SIGHUP: full resync");
                         let _ = wake.send(Wake::Resync);
-                    }
-                    _ if fence.is_stopping() => {
-                        tracing::warn!(%signal, "second stop signal: exiting now");
-                        std::process::exit(128 + signal as i32);
-                    }
-                    _ => {
-                        tracing::info!(%signal, grace_s = grace.as_secs_f64(), "stopping: no new change starts; the step in flight finishes");
+                    } else if fence.is_stopping() {
+                        tracing::warn!(signal = name, "second stop signal: exiting now");
+                        std::process::exit(128 + number);
+                    } else {
+                        tracing::info!(
+                            signal = name,
+                            grace_s = grace.as_secs_f64(),
+                            "stopping: no new change starts; the step in flight finishes"
+                        );
                         fence.stop();
                         let _ = wake.send(Wake::Stop);
                         spawn_grace_timer(grace);
                     }
                 }
-            }
+            });
         })?;
-        Ok(())
-    }
+    Ok(())
 }
 
 fn spawn_grace_timer(grace: Duration) {
