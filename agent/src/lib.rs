@@ -3,6 +3,7 @@
 //! thin edges over this library.
 
 pub mod api;
+pub mod daemon;
 pub mod host;
 pub mod ipam;
 pub mod pki;

@@ -2,3 +2,5 @@
 //! for trying OrbitLab on any Linux machine. Never packaged.
 
 pub mod pve;
+
+pub mod pct_cli;

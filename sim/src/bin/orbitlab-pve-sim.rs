@@ -36,6 +36,10 @@ struct Args {
     /// Mirror .members and .vmlist into this directory.
     #[arg(long)]
     pmxcfs_root: Option<PathBuf>,
+    /// Feed .members and .vmlist to an orbitlab-pmxcfs-sim through its
+    /// control directory (members.json, vmlist.json).
+    #[arg(long, value_name = "DIR")]
+    pmxcfs_control: Option<PathBuf>,
     /// How long each task runs, in milliseconds.
     #[arg(long, default_value_t = 200)]
     task_ms: u64,
@@ -85,6 +89,7 @@ fn main() -> Result<()> {
         tls,
         task_duration: Duration::from_millis(args.task_ms),
         pmxcfs_root: args.pmxcfs_root,
+        pmxcfs_control: args.pmxcfs_control,
         bridge_mtu: args.mtu,
         listen: args.listen,
         ..SimConfig::default()

@@ -3,6 +3,11 @@
 //! `.vmlist` (guest id -> node, type, version). Each file is replaced
 //! atomically (write `NAME.tmp.PID`, then rename), only when its content
 //! changes. Writes only inside the directory the test or sandbox gave.
+//!
+//! A pmxcfs simulator (`orbitlab-pmxcfs-sim`) refuses writes to `.members`
+//! and `.vmlist` through its mount, as pmxcfs does; it serves them from
+//! `members.json` and `vmlist.json` in its control directory instead.
+//! [`write_control`] feeds that directory with the same content.
 
 use std::io;
 use std::path::Path;
@@ -52,6 +57,13 @@ fn replace_if_changed(dir: &Path, name: &str, value: &Value) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)
+}
+
+/// Feed both files to a pmxcfs simulator's control directory `dir` (as
+/// `members.json` and `vmlist.json`), which serves them on its mount.
+pub fn write_control(dir: &Path, st: &ClusterState) -> io::Result<()> {
+    replace_if_changed(dir, "members.json", &members_json(st))?;
+    replace_if_changed(dir, "vmlist.json", &vmlist_json(st))
 }
 
 /// Write both files into `dir` (created if missing).

@@ -57,6 +57,9 @@ pub struct SimConfig {
     pub auth: AuthConfig,
     /// Mirror `.members` and `.vmlist` into this directory.
     pub pmxcfs_root: Option<PathBuf>,
+    /// Feed `.members` and `.vmlist` to a pmxcfs simulator through its
+    /// control directory (`members.json`, `vmlist.json`).
+    pub pmxcfs_control: Option<PathBuf>,
     /// MTU of every node's `vmbr0`.
     pub bridge_mtu: u32,
     /// Address to listen on (port 0: any free port).
@@ -82,6 +85,7 @@ impl Default for SimConfig {
                 }],
             },
             pmxcfs_root: None,
+            pmxcfs_control: None,
             bridge_mtu: 1500,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
@@ -127,6 +131,7 @@ pub struct Shared {
     pub(crate) faults: Mutex<Faults>,
     auth: AuthConfig,
     pmxcfs_root: Option<PathBuf>,
+    pmxcfs_control: Option<PathBuf>,
     seq: AtomicU64,
     files_written: Mutex<(u64, u64)>,
     pub(crate) pct: Mutex<PctLog>,
@@ -141,15 +146,25 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Write `.members`/`.vmlist` if they may have changed.
     pub(crate) fn sync_files(&self, st: &ClusterState) {
-        let Some(dir) = &self.pmxcfs_root else {
+        if self.pmxcfs_root.is_none() && self.pmxcfs_control.is_none() {
             return;
-        };
+        }
         let key = (st.members_version, st.vmlist_version);
         let mut last = lock(&self.files_written);
         if *last != key {
-            match files::write_all(dir, st) {
+            let mut result = Ok(());
+            if let Some(dir) = &self.pmxcfs_root {
+                result = files::write_all(dir, st)
+                    .map_err(|e| format!("writing pmxcfs files into {}: {e}", dir.display()));
+            }
+            if let (Ok(()), Some(dir)) = (&result, &self.pmxcfs_control) {
+                result = files::write_control(dir, st).map_err(|e| {
+                    format!("feeding pmxcfs simulator control directory {}: {e}", dir.display())
+                });
+            }
+            match result {
                 Ok(()) => *last = key,
-                Err(e) => tracing::warn!("writing pmxcfs files into {}: {e}", dir.display()),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
     }
@@ -182,6 +197,7 @@ impl PveSim {
             faults: Mutex::new(Faults::default()),
             auth: cfg.auth.clone(),
             pmxcfs_root: cfg.pmxcfs_root.clone(),
+            pmxcfs_control: cfg.pmxcfs_control.clone(),
             seq: AtomicU64::new(0),
             files_written: Mutex::new((0, 0)),
             pct: Mutex::new(PctLog::new()),

@@ -1,0 +1,195 @@
+//! The command line of `orbitlab-agent` (flags, and the same settings from
+//! the environment for systemd units), logging setup, and `main`. The
+//! binary's `main.rs` only calls [`main`]; test suites build the same
+//! program from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::notify::Notifier;
+use super::{BackoffPolicy, Config, Daemon, signals};
+use crate::store::{LockOptions, PMXCFS_LOCK_EXPIRY};
+
+/// The OrbitLab node agent: keeps Proxmox matching the manifests in
+/// /etc/pve/orbitlab, together with the agents on the other nodes.
+#[derive(Debug, Parser)]
+#[command(name = "orbitlab-agent", version, about, long_about = None)]
+pub struct Args {
+    /// The directory playing /etc/pve (the Proxmox cluster filesystem).
+    #[arg(
+        long,
+        env = "ORBITLAB_ROOT",
+        default_value = "/etc/pve",
+        value_name = "DIR"
+    )]
+    pub root: PathBuf,
+    /// This node's name (default: the host name, as Proxmox names nodes).
+    #[arg(long, env = "ORBITLAB_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+    /// How often to look for changes (e.g. 2s, 500ms).
+    #[arg(long, env = "ORBITLAB_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Duration,
+    /// How often to reconcile everything even when nothing seems to change.
+    #[arg(long, env = "ORBITLAB_RESYNC_INTERVAL", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub resync_interval: Duration,
+    /// Where to serve Prometheus metrics (ADDRESS:PORT); 0 turns them off.
+    #[arg(long, env = "ORBITLAB_METRICS_LISTEN", default_value = "127.0.0.1:9728", value_parser = parse_listen, value_name = "ADDRESS:PORT")]
+    pub metrics_listen: Listen,
+    /// How often a held cluster lock is renewed; must stay well under the
+    /// lock expiry of pmxcfs (120 s).
+    #[arg(long, env = "ORBITLAB_LOCK_RENEW", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_renew: Duration,
+    /// How long to wait for a cluster lock before giving up (and retrying
+    /// later).
+    #[arg(long, env = "ORBITLAB_LOCK_WAIT", default_value = "150s", value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_wait: Duration,
+    /// How long one Proxmox task may run.
+    #[arg(long, env = "ORBITLAB_TASK_DEADLINE", default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
+    pub task_deadline: Duration,
+    /// Longest pause between retries after errors.
+    #[arg(long, env = "ORBITLAB_BACKOFF_MAX", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub backoff_max: Duration,
+    /// How long a stop (SIGTERM) may take before the agent exits anyway.
+    #[arg(long, env = "ORBITLAB_STOP_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub stop_grace: Duration,
+    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    #[arg(
+        long,
+        env = "ORBITLAB_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+}
+
+/// A metrics address, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+/// `250ms`, `2s`, `5m`, `1h`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write it like 250ms, 2s, 5m or 1h"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+}
+
+/// `ADDRESS:PORT`, or `0`/`off` for no metrics.
+pub fn parse_listen(text: &str) -> Result<Listen, String> {
+    match text.trim() {
+        "0" | "off" | "" => Ok(Listen(None)),
+        addr => addr.parse().map(|a| Listen(Some(a))).map_err(|_| {
+            format!(
+                "{addr:?} is not ADDRESS:PORT (such as 127.0.0.1:9728); use 0 to turn metrics off"
+            )
+        }),
+    }
+}
+
+impl Args {
+    /// The daemon's configuration; refuses settings that cannot work.
+    pub fn config(&self) -> Result<Config, String> {
+        if self.lock_renew.is_zero() || self.lock_renew >= PMXCFS_LOCK_EXPIRY / 2 {
+            return Err(format!(
+                "--lock-renew {:?} must be above 0 and well under the {:?} pmxcfs lock expiry",
+                self.lock_renew, PMXCFS_LOCK_EXPIRY
+            ));
+        }
+        for (flag, value) in [
+            ("--poll-interval", self.poll_interval),
+            ("--resync-interval", self.resync_interval),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{flag} must be longer than 0"));
+            }
+        }
+        let node = self
+            .node
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(crate::store::node_name);
+        let mut config = Config::new(&self.root, node);
+        config.poll_interval = self.poll_interval;
+        config.resync_interval = self.resync_interval;
+        config.metrics_listen = self.metrics_listen.0;
+        config.lock = LockOptions {
+            wait: self.lock_wait,
+            renew_every: self.lock_renew,
+            ..LockOptions::default()
+        };
+        config.task_deadline = self.task_deadline;
+        config.backoff = BackoffPolicy {
+            max: self.backoff_max,
+            ..BackoffPolicy::default()
+        };
+        config.stop_grace = self.stop_grace;
+        Ok(config)
+    }
+}
+
+/// Logs to standard error; under systemd (`$JOURNAL_STREAM`) without
+/// timestamps, which journald adds.
+fn init_logging(filter: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| format!("--log {filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}
+
+/// `orbitlab-agent`'s main.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("orbitlab-agent: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let config = args.config()?;
+    init_logging(&args.log)?;
+    if let Some(addr) = config.metrics_listen
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!(%addr, "metrics are served beyond this host; they have no authentication (and hold no secrets)");
+    }
+    let notifier = Notifier::from_env()
+        .map_err(|e| format!("cannot open systemd's notification socket: {e}"))?;
+    let daemon = Daemon::start(config.clone(), notifier).map_err(|e| e.to_string())?;
+    let (wake, woken) = mpsc::channel();
+    signals::spawn(wake, daemon.fence(), config.stop_grace)
+        .map_err(|e| format!("cannot catch SIGTERM/SIGINT/SIGHUP: {e}"))?;
+    daemon.run(woken);
+    Ok(())
+}

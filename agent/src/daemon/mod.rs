@@ -1,0 +1,115 @@
+//! The node daemon `orbitlab-agent`: the loop that keeps Proxmox matching
+//! the manifests, on every node, with no leader and no state outside
+//! pmxcfs (see `DESIGN.md`, "On the cluster" and "Coordination").
+//!
+//! Every loop (a poll interval apart, default 2 s) the agent:
+//! 1. reads `<root>/.members` ([`ownership`]): quorum, and whether this
+//!    node owns cluster-scoped work (`rendezvous("cluster", online nodes)`);
+//! 2. reads the change counter `<root>/orbitlab/generation` ([`changes`]);
+//!    a change, a resync (default every 60 s) or SIGHUP marks work to do;
+//! 3. if the cluster is quorate and a Proxmox connection is stored
+//!    ([`connection`], `<root>/priv/orbitlab/pve-api.json`): the owner runs
+//!    a cluster-scoped reconcile (under the `orbitlab-reconcile` lock) and
+//!    every node a node-scoped one (configuring its own containers), one
+//!    at a time, each scope with its own exponential backoff on errors
+//!    ([`backoff`]); a reconcile that changed something bumps the change
+//!    counter so the other nodes look too;
+//! 4. sleeps until the next poll, a signal, or the end of a backoff.
+//!
+//! Without quorum the agent keeps reading and changes nothing: the
+//! [`fence`] refuses every Proxmox write and `pct` call, and no reconcile
+//! starts until `.members` says the cluster is quorate again. On SIGTERM or
+//! SIGINT ([`signals`]) no new change starts, the step in flight finishes,
+//! locks are released as their guards drop, and the process exits.
+//!
+//! Side effects: Proxmox API calls and `pct` (through the reconciler),
+//! pmxcfs writes (statuses, IPAM, locks, the change counter), a metrics
+//! port ([`metrics`], default `127.0.0.1:9728`), systemd notifications
+//! ([`notify`], [`watchdog`]), logs on standard error.
+
+pub mod backoff;
+pub mod changes;
+pub mod cli;
+pub mod connection;
+pub mod fence;
+pub mod metrics;
+pub mod notify;
+pub mod ownership;
+mod run;
+pub mod signals;
+pub mod watchdog;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use backoff::BackoffPolicy;
+pub use run::Daemon;
+pub use signals::Wake;
+
+use crate::store::LockOptions;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory playing `/etc/pve`.
+    pub root: PathBuf,
+    /// This node's name.
+    pub node: String,
+    /// How often the change counter and `.members` are read.
+    pub poll_interval: Duration,
+    /// How often everything is reconciled even without a change.
+    pub resync_interval: Duration,
+    /// Where metrics are served; `None`: not at all.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Cluster lock timing (wait, renewal).
+    pub lock: LockOptions,
+    /// How long one Proxmox task may run.
+    pub task_deadline: Duration,
+    /// Most passes of one reconcile.
+    pub max_passes: usize,
+    /// Backoff after failed reconciles.
+    pub backoff: BackoffPolicy,
+    /// How long a stop may take before the process exits anyway.
+    pub stop_grace: Duration,
+}
+
+impl Config {
+    /// The defaults for a node: `/etc/pve`, poll 2 s, resync 60 s, metrics
+    /// on `127.0.0.1:9728`.
+    pub fn new(root: impl Into<PathBuf>, node: impl Into<String>) -> Self {
+        Config {
+            root: root.into(),
+            node: node.into(),
+            poll_interval: Duration::from_secs(2),
+            resync_interval: Duration::from_secs(60),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9728))),
+            lock: LockOptions::default(),
+            task_deadline: Duration::from_secs(300),
+            max_passes: 8,
+            backoff: BackoffPolicy::default(),
+            stop_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "cannot serve metrics on {addr}: {source}; choose another address with --metrics-listen (0 turns metrics off)"
+    )]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {what}: {source}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}

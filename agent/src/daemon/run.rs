@@ -1,0 +1,446 @@
+//! The loop itself (see the module documentation of [`super`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::backoff::Backoff;
+use super::changes::{ChangeWatch, Wakeup};
+use super::connection::ConnectionSlot;
+use super::fence::{Fence, FencedHost, FencedPve};
+use super::metrics::{LoopView, Metrics, scope_label};
+use super::notify::Notifier;
+use super::ownership::Members;
+use super::signals::Wake;
+use super::{Config, DaemonError, watchdog};
+use crate::host::Pct;
+use crate::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
+use crate::store::{ObjectError, Store, StoreError};
+
+/// Work and backoff of one scope.
+#[derive(Debug)]
+struct ScopeState {
+    scope: Scope,
+    dirty: bool,
+    backoff: Backoff,
+}
+
+/// What the loop last reported, to log and notify only on change.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Shown {
+    quorate: Option<bool>,
+    owner: Option<bool>,
+    members_problem: Option<String>,
+    connection_problem: Option<String>,
+    poll_problem: Option<String>,
+    status: String,
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Daemon {
+    config: Config,
+    store: Store,
+    host: Pct,
+    fence: Arc<Fence>,
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
+    notifier: Arc<Notifier>,
+    busy: Arc<AtomicBool>,
+    connection: ConnectionSlot,
+    changes: ChangeWatch,
+    scopes: [ScopeState; 2],
+    owner: bool,
+    shown: Shown,
+}
+
+impl Daemon {
+    /// Sets the agent up: metrics server, watchdog. Nothing is reconciled
+    /// before [`Daemon::run`].
+    pub fn start(config: Config, notifier: Notifier) -> Result<Daemon, DaemonError> {
+        if config.poll_interval.is_zero() || config.resync_interval.is_zero() {
+            return Err(DaemonError::Config(
+                "the poll and resync intervals must be longer than 0".into(),
+            ));
+        }
+        let store = Store::open(&config.root).with_lock_options(config.lock);
+        let fence = Arc::new(Fence::new(&config.root, &config.node));
+        let metrics = Arc::new(Metrics::new(&config.node));
+        let metrics_addr = match config.metrics_listen {
+            None => None,
+            Some(addr) => {
+                let shared = Arc::clone(&metrics);
+                let (bound, _thread) = super::metrics::serve(addr, move || shared.render())
+                    .map_err(|source| DaemonError::Metrics { addr, source })?;
+                Some(bound)
+            }
+        };
+        let notifier = Arc::new(notifier);
+        let busy = Arc::new(AtomicBool::new(false));
+        watchdog::spawn(
+            Arc::clone(&notifier),
+            Arc::clone(&fence),
+            Arc::clone(&busy),
+            config.lock.wait,
+        )
+        .map_err(|source| DaemonError::Setup {
+            what: "start the watchdog thread",
+            source,
+        })?;
+        let scope = |scope| ScopeState {
+            scope,
+            dirty: true,
+            backoff: Backoff::new(config.backoff),
+        };
+        Ok(Daemon {
+            host: Pct::new(config.node.clone()),
+            changes: ChangeWatch::new(config.resync_interval),
+            scopes: [scope(Scope::Cluster), scope(Scope::Node)],
+            store,
+            fence,
+            metrics,
+            metrics_addr,
+            notifier,
+            busy,
+            connection: ConnectionSlot::default(),
+            owner: false,
+            shown: Shown::default(),
+            config,
+        })
+    }
+
+    /// The fence (to stop the agent from another thread: [`Fence::stop`],
+    /// then send [`Wake::Stop`]).
+    pub fn fence(&self) -> Arc<Fence> {
+        Arc::clone(&self.fence)
+    }
+
+    /// Where metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Runs until stopped ([`Wake::Stop`] or the fence stopping).
+    pub fn run(mut self, wake: Receiver<Wake>) {
+        tracing::info!(
+            node = %self.config.node,
+            root = %self.config.root.display(),
+            poll_ms = self.config.poll_interval.as_millis() as u64,
+            resync_s = self.config.resync_interval.as_secs_f64(),
+            metrics = %self.metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+            "orbitlab-agent {} started", env!("CARGO_PKG_VERSION")
+        );
+        self.notifier
+            .ready(&format!("node {}: started", self.config.node));
+        let mut force_resync = false;
+        while !self.fence.is_stopping() {
+            let now = Instant::now();
+            self.fence.beat();
+            let members = Members::read(&self.config.root, &self.config.node);
+            self.follow_members(&members);
+            self.poll_changes(now, std::mem::take(&mut force_resync));
+            let ready = members.quorate && self.client_ready();
+            if ready {
+                for index in 0..self.scopes.len() {
+                    if self.fence.is_stopping() {
+                        break;
+                    }
+                    if self.runnable(index, Instant::now()) {
+                        self.reconcile(index);
+                    }
+                }
+            }
+            self.report_loop(ready);
+            let pause = self.pause(ready, Instant::now());
+            match wake.recv_timeout(pause) {
+                Ok(Wake::Stop) => break,
+                Ok(Wake::Resync) => force_resync = true,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(pause),
+            }
+        }
+        tracing::info!(node = %self.config.node, "orbitlab-agent stopped");
+        self.notifier.stopping();
+    }
+
+    /// Tracks quorum and ownership; logs their changes.
+    fn follow_members(&mut self, members: &Members) {
+        if self.shown.members_problem != members.problem {
+            if let Some(problem) = &members.problem {
+                tracing::error!(%problem, "cannot read the cluster membership: treating the cluster as read-only");
+            }
+            self.shown.members_problem = members.problem.clone();
+        }
+        if self.shown.quorate != Some(members.quorate) {
+            if members.quorate {
+                if self.shown.quorate.is_some() {
+                    tracing::info!("the cluster is quorate again: resuming");
+                }
+                // Catch up on whatever was held back.
+                self.scopes.iter_mut().for_each(|s| {
+                    s.dirty = true;
+                    s.backoff.reset();
+                });
+            } else {
+                tracing::warn!(
+                    "the cluster has no quorum: read-only, changing nothing until it is quorate again"
+                );
+            }
+            self.shown.quorate = Some(members.quorate);
+        }
+        let owner = members.owns_cluster(&self.config.node);
+        if owner != self.owner || self.shown.owner.is_none() {
+            if owner {
+                tracing::info!(online = ?members.online, "this node owns cluster-scoped work");
+                self.scopes[0].dirty = true;
+            } else {
+                tracing::info!(owner = ?members.cluster_owner(), online = ?members.online, "cluster-scoped work belongs to another node");
+            }
+            self.owner = owner;
+            self.shown.owner = Some(owner);
+        }
+    }
+
+    /// Reads the change counter; marks work on a change or a resync.
+    fn poll_changes(&mut self, now: Instant, force_resync: bool) {
+        let wakeup = match self.changes.poll(&self.store, now) {
+            Ok(wakeup) => {
+                self.shown.poll_problem = None;
+                wakeup
+            }
+            Err(e) => {
+                let problem = e.to_string();
+                if self.shown.poll_problem.as_deref() != Some(&problem) {
+                    tracing::warn!(error = %problem, "cannot read the change counter; relying on the resync");
+                    self.shown.poll_problem = Some(problem);
+                }
+                None
+            }
+        };
+        let resync = force_resync || wakeup == Some(Wakeup::Resync);
+        if force_resync {
+            self.changes.resynced(now);
+        }
+        if resync {
+            self.refresh_connection();
+            tracing::debug!("full resync");
+        }
+        if let Some(Wakeup::Changed(generation)) = wakeup {
+            tracing::debug!(%generation, "change counter moved");
+            // New input: earlier failures say nothing about it.
+            self.scopes.iter_mut().for_each(|s| s.backoff.reset());
+        }
+        if wakeup.is_some() || force_resync {
+            self.scopes.iter_mut().for_each(|s| s.dirty = true);
+        }
+    }
+
+    /// Whether a Proxmox client is ready, loading it the first time.
+    fn client_ready(&mut self) -> bool {
+        if self.connection.client().is_none() {
+            self.refresh_connection();
+        }
+        self.connection.client().is_some()
+    }
+
+    fn refresh_connection(&mut self) {
+        match self.connection.refresh(&self.store) {
+            Ok(changed) => {
+                if changed {
+                    tracing::info!("Proxmox connection loaded");
+                }
+                self.shown.connection_problem = None;
+            }
+            Err(e) => {
+                let problem = e.to_string();
+                if self.shown.connection_problem.as_deref() != Some(&problem) {
+                    tracing::warn!(error = %problem, "no usable Proxmox connection; waiting");
+                    self.shown.connection_problem = Some(problem);
+                }
+            }
+        }
+    }
+
+    fn runnable(&self, index: usize, now: Instant) -> bool {
+        let state = &self.scopes[index];
+        state.dirty
+            && (state.scope == Scope::Node || self.owner)
+            && state.backoff.wait_until(now).is_none()
+    }
+
+    /// One reconcile of scope `index`.
+    fn reconcile(&mut self, index: usize) {
+        let Some(client) = self.connection.client() else {
+            return;
+        };
+        let scope = self.scopes[index].scope;
+        let label = scope_label(scope);
+        let pve = FencedPve::new(client, &self.fence);
+        let host = FencedHost::new(&self.host, &self.fence);
+        let reconciler = Reconciler {
+            pve: &pve,
+            store: &self.store,
+            host: &host,
+            options: Options {
+                task_deadline: self.config.task_deadline,
+                max_passes: self.config.max_passes,
+                scope,
+            },
+        };
+        self.fence.start_run();
+        self.busy.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = reconciler.run();
+        let took = started.elapsed();
+        self.busy.store(false, Ordering::Relaxed);
+        self.fence.beat();
+        if self.fence.is_stopping() {
+            tracing::info!(
+                scope = label,
+                took_ms = took.as_millis() as u64,
+                "reconcile ended early: stopping"
+            );
+            return;
+        }
+        match result {
+            Ok(report) => self.reconciled(index, took, &report),
+            Err(error) => {
+                let reason = self.reason(&error);
+                self.metrics.errored(scope, took, reason);
+                let pause = self.scopes[index].backoff.failed(Instant::now());
+                if reason == "read_only" {
+                    tracing::warn!(scope = label, %error, "reconcile stopped: the cluster is read-only");
+                } else {
+                    tracing::error!(scope = label, reason, %error, retry_in_s = pause.as_secs_f64(), "reconcile could not run");
+                }
+            }
+        }
+    }
+
+    fn reconciled(&mut self, index: usize, took: Duration, report: &Report) {
+        let scope = self.scopes[index].scope;
+        let label = scope_label(scope);
+        self.metrics
+            .reconciled(scope, took, self.fence.first_call_delay(), report);
+        if report.steps > 0 {
+            tracing::info!(
+                scope = label,
+                steps = report.steps,
+                passes = report.passes,
+                ready = report.ready.len(),
+                progressing = report.progressing.len(),
+                failed = report.failed.len(),
+                took_ms = took.as_millis() as u64,
+                "reconciled"
+            );
+            // Let the other nodes know: their part may be next.
+            match self.store.bump_generation() {
+                Ok(generation) => self.changes.bumped_by_us(generation),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot bump the change counter; other nodes notice at their resync")
+                }
+            }
+        } else {
+            tracing::debug!(
+                scope = label,
+                ready = report.ready.len(),
+                took_ms = took.as_millis() as u64,
+                "nothing to do"
+            );
+        }
+        let state = &mut self.scopes[index];
+        if report.failed.is_empty() {
+            state.backoff.reset();
+            // Something changed: look again at once; otherwise wait for news.
+            state.dirty = report.steps > 0;
+        } else {
+            let pause = state.backoff.failed(Instant::now());
+            for ((kind, name), error) in &report.failed {
+                tracing::warn!(scope = label, object = %format!("{}/{name}", kind.dir_name()), %error, retry_in_s = pause.as_secs_f64(), "object failed");
+            }
+        }
+    }
+
+    /// A short label of why a reconcile could not run, for the metrics.
+    fn reason(&self, error: &ReconcileError) -> &'static str {
+        let store = match error {
+            ReconcileError::Store(e) | ReconcileError::Objects(ObjectError::Store(e)) => Some(e),
+            ReconcileError::Tag(crate::reconcile::tags::TagError::Store(e)) => Some(e),
+            _ => None,
+        };
+        let quorate = Members::read(&self.config.root, &self.config.node).quorate;
+        match (store, error) {
+            (Some(e), _) if e.is_read_only() => "read_only",
+            _ if !quorate => "read_only",
+            (Some(StoreError::LockTimeout { .. }), _) => "lock_timeout",
+            (Some(_), _) => "store",
+            (None, ReconcileError::Pve(_)) => "proxmox",
+            (None, ReconcileError::Manifests(_) | ReconcileError::Objects(_)) => "manifests",
+            (None, ReconcileError::Ipam(_)) => "ipam",
+            (None, ReconcileError::Host(_)) => "host",
+            _ => "other",
+        }
+    }
+
+    /// Metrics and `systemctl status` after a loop.
+    fn report_loop(&mut self, ready: bool) {
+        let generation = self.changes.seen().map_or(0, |g| g.0);
+        self.metrics.loop_seen(LoopView {
+            owner: self.owner,
+            quorate: self.shown.quorate.unwrap_or(false),
+            generation,
+            calls: self.fence.counts(),
+        });
+        let role = if self.owner {
+            "owns cluster-scoped work"
+        } else {
+            "node-scoped work"
+        };
+        let state = if self.shown.quorate == Some(false) {
+            "read-only (no quorum)".to_owned()
+        } else if !ready {
+            "waiting for a Proxmox connection (orbitlab init)".to_owned()
+        } else {
+            match self
+                .scopes
+                .iter()
+                .map(|s| s.backoff.failures())
+                .max()
+                .unwrap_or(0)
+            {
+                0 => "idle".to_owned(),
+                n => format!("retrying after {n} failure(s)"),
+            }
+        };
+        let status = format!(
+            "node {}: {role}; generation {generation}; {state}",
+            self.config.node
+        );
+        if status != self.shown.status {
+            self.notifier.status(&status);
+            self.shown.status = status;
+        }
+    }
+
+    /// How long to sleep: at once if work is runnable, else until the next
+    /// poll or the end of a backoff, whichever comes first.
+    fn pause(&self, ready: bool, now: Instant) -> Duration {
+        let mut pause = self.config.poll_interval;
+        if !ready {
+            return pause;
+        }
+        for (index, state) in self.scopes.iter().enumerate() {
+            if !state.dirty || (state.scope == Scope::Cluster && !self.owner) {
+                continue;
+            }
+            match state.backoff.wait_until(now) {
+                None if self.runnable(index, now) => return Duration::ZERO,
+                Some(until) => pause = pause.min(until - now),
+                None => {}
+            }
+        }
+        pause
+    }
+}

@@ -1,0 +1,567 @@
+//! `orbitlab-sandbox`: OrbitLab on any Linux machine, without Proxmox.
+//!
+//! `cargo run --release -p orbitlab-sandbox` builds the programs it needs,
+//! then starts, in a fresh work directory:
+//! - the pmxcfs simulator (FUSE; root or fusermount3 needed) mounted as the
+//!   sandbox's `/etc/pve` — or, without FUSE, a plain directory, with a
+//!   note on what that loses;
+//! - the Proxmox VE simulator (three nodes pve1..pve3, HTTPS with its own
+//!   CA), feeding `.members` and `.vmlist`;
+//! - `orbitlab init` as node pve1 (stores the connection, builds the
+//!   Backplane), then three `orbitlab-agent` processes, one per node, with
+//!   the simulated `pct`;
+//! - an example Sector through `orbitlab apply --wait`;
+//!
+//! prints how to drive it with `orbitlab`, and keeps running until Ctrl-C
+//! (SIGINT) or SIGTERM, when it stops the agents, the simulators, unmounts,
+//! and removes the work directory (unless `--keep`). Writes only inside
+//! its work directory; listens only on loopback.
+
+mod programs;
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use rand::Rng;
+
+use programs::Programs;
+use service::Service;
+
+/// The simulated nodes.
+const NODES: [&str; 3] = ["pve1", "pve2", "pve3"];
+/// The API token the simulator accepts.
+const TOKEN: &str = "root@pam!orbitlab";
+/// pmxcfs lock expiry in the sandbox, and the agents' renewal.
+const LOCK_TIMEOUT_S: u64 = 30;
+const LOCK_RENEW: &str = "5s";
+/// How long starting a program may take.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Run OrbitLab on simulators: a Proxmox VE simulator, a pmxcfs simulator
+/// and three agents; Ctrl-C stops everything.
+#[derive(Debug, Parser)]
+#[command(name = "orbitlab-sandbox", version, about)]
+struct Args {
+    /// Work directory (created; default: a new one under /tmp).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Keep the work directory (logs, state) on exit.
+    #[arg(long)]
+    keep: bool,
+    /// Use a plain directory instead of the pmxcfs simulator (no FUSE).
+    #[arg(long)]
+    no_fuse: bool,
+    /// Do not run `cargo build` for the programs first.
+    #[arg(long)]
+    no_build: bool,
+    /// Proxmox VE version to simulate: 8.4 or 9.1.
+    #[arg(long = "pve-version", default_value = "8.4")]
+    pve_version: String,
+    /// How long each simulated Proxmox task runs, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    task_ms: u64,
+}
+
+/// Everything started, for the guide and the cleanup.
+#[derive(Debug)]
+struct Sandbox {
+    dir: PathBuf,
+    root: PathBuf,
+    control: Option<PathBuf>,
+    origin: String,
+    ca: PathBuf,
+    /// The API token secret: given to the simulator and `orbitlab init`
+    /// through the environment, never printed.
+    secret: String,
+    services: Vec<Service>,
+    metrics: Vec<(String, String)>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Ctrl-C and SIGTERM become a flag, checked by every wait below.
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = watch_signals(Arc::clone(&stop)) {
+        eprintln!("orbitlab-sandbox: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let dir = match work_dir(args.dir.clone()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("orbitlab-sandbox: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut sandbox = Sandbox {
+        root: dir.join("etc-pve"),
+        dir,
+        control: None,
+        origin: String::new(),
+        ca: PathBuf::new(),
+        secret: token_secret(),
+        services: Vec::new(),
+        metrics: Vec::new(),
+    };
+    let result = run(&args, &mut sandbox, &stop);
+    if let Err(e) = &result {
+        if stop.load(Ordering::SeqCst) {
+            eprintln!("\ninterrupted");
+        } else {
+            eprintln!("\norbitlab-sandbox: {e:#}");
+        }
+    }
+    sandbox.clean_up(args.keep || result.is_err() && !stop.load(Ordering::SeqCst));
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP set `stop`. Handlers rather than a blocked
+/// mask: children would inherit the mask and ignore their own SIGTERM.
+fn watch_signals(stop: Arc<AtomicBool>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let mut signals = runtime
+        .block_on(async {
+            [
+                SignalKind::interrupt(),
+                SignalKind::terminate(),
+                SignalKind::hangup(),
+            ]
+            .into_iter()
+            .map(signal)
+            .collect::<std::io::Result<Vec<_>>>()
+        })
+        .context("cannot catch SIGINT/SIGTERM")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let [int, term, hup] = &mut signals[..] else {
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                        _ = hup.recv() => {}
+                    }
+                    stop.store(true, Ordering::SeqCst);
+                }
+            });
+        })?;
+    Ok(())
+}
+
+fn work_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    let dir = given.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "orbitlab-sandbox-{}-{:04x}",
+            std::process::id(),
+            rand::thread_rng().r#gen::<u16>()
+        ))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.canonicalize()?)
+}
+
+/// A fresh token secret in Proxmox's format (a UUID).
+fn token_secret() -> String {
+    let b: [u8; 16] = rand::thread_rng().r#gen();
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0..4),
+        h(4..6),
+        h(6..8),
+        h(8..10),
+        h(10..16)
+    )
+}
+
+fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
+    println!("OrbitLab sandbox in {}", sb.dir.display());
+    println!("[1/6] building the programs (cargo build --bins; quick when up to date)");
+    let programs = programs::locate(!args.no_build)?;
+    let logs = sb.dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    std::fs::create_dir_all(&sb.root)?;
+
+    step_store(args, sb, &programs, &logs, stop)?;
+    step_pve(args, sb, &programs, &logs, stop)?;
+    step_init(sb, &programs)?;
+    step_agents(sb, &programs, &logs, stop)?;
+    step_sector(sb, &programs, stop)?;
+    print_guide(sb, &programs);
+    serve(sb, stop);
+    Ok(())
+}
+
+/// The pmxcfs simulator on `etc-pve`, or a plain directory.
+fn step_store(
+    args: &Args,
+    sb: &mut Sandbox,
+    programs: &Programs,
+    logs: &Path,
+    stop: &AtomicBool,
+) -> Result<()> {
+    if args.no_fuse {
+        println!(
+            "[2/6] /etc/pve: a plain directory (--no-fuse): {}",
+            sb.root.display()
+        );
+        plain_directory_note();
+        return Ok(());
+    }
+    let control = sb.dir.join("pmxcfs-control");
+    let mut command = Command::new(&programs.pmxcfs_sim);
+    command
+        .arg("--mount")
+        .arg(&sb.root)
+        .arg("--control")
+        .arg(&control)
+        .args([
+            "--lock-timeout",
+            &LOCK_TIMEOUT_S.to_string(),
+            "--exit-with-parent",
+        ]);
+    let mut service = Service::start("pmxcfs simulator", command, &logs.join("pmxcfs-sim.log"))?;
+    match service.wait_for_line("ready mount=", START_TIMEOUT, stop) {
+        Ok(_) => {
+            println!(
+                "[2/6] /etc/pve: the pmxcfs simulator (FUSE) mounted on {}",
+                sb.root.display()
+            );
+            println!(
+                "      control directory {} (quorum: echo 0 > {}/quorate)",
+                control.display(),
+                control.display()
+            );
+            sb.services.push(service);
+            sb.control = Some(control);
+        }
+        Err(_) if stop.load(Ordering::SeqCst) => bail!("interrupted"),
+        Err(e) => {
+            service.stop(Duration::from_secs(5));
+            println!(
+                "[2/6] /etc/pve: the pmxcfs simulator could not mount ({}),",
+                first_line(&e.to_string())
+            );
+            println!(
+                "      so a plain directory stands in: {}",
+                sb.root.display()
+            );
+            plain_directory_note();
+        }
+    }
+    Ok(())
+}
+
+fn plain_directory_note() {
+    println!(
+        "      Note: without FUSE (root or fusermount3, and /dev/fuse) there are no pmxcfs rules:"
+    );
+    println!(
+        "      locks never expire, quorum cannot be switched off, files are not size-limited."
+    );
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+}
+
+/// The Proxmox VE simulator over HTTPS.
+fn step_pve(
+    args: &Args,
+    sb: &mut Sandbox,
+    programs: &Programs,
+    logs: &Path,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let tls_dir = sb.dir.join("pve");
+    let mut command = Command::new(&programs.pve_sim);
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--pve-version",
+            &args.pve_version,
+            "--task-ms",
+            &args.task_ms.to_string(),
+        ])
+        .arg("--nodes")
+        .arg(NODES.join(","))
+        .arg("--tls-dir")
+        .arg(&tls_dir)
+        .env("ORBITLAB_SIM_TOKEN_SECRET", &sb.secret);
+    match &sb.control {
+        Some(control) => command.arg("--pmxcfs-control").arg(control),
+        None => command.arg("--pmxcfs-root").arg(&sb.root),
+    };
+    let mut service = Service::start("Proxmox VE simulator", command, &logs.join("pve-sim.log"))?;
+    let line = service.wait_for_line("simulator: ", START_TIMEOUT, stop);
+    sb.services.push(service);
+    let line = line?;
+    let url = line.rsplit(' ').next().unwrap_or_default();
+    sb.origin = url.trim_end_matches("/api2/json").to_owned();
+    sb.ca = tls_dir.join("pve-root-ca.pem");
+    wait_for_file(&sb.root.join(".members"), stop)?;
+    println!(
+        "[3/6] Proxmox VE {} simulator, nodes {}: {} (CA {})",
+        args.pve_version,
+        NODES.join(", "),
+        sb.origin,
+        sb.ca.display()
+    );
+    Ok(())
+}
+
+fn wait_for_file(path: &Path, stop: &AtomicBool) -> Result<()> {
+    let started = Instant::now();
+    while !path.exists() {
+        if stop.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        if started.elapsed() > START_TIMEOUT {
+            bail!(
+                "{} did not appear; see the logs in the work directory",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The environment every OrbitLab program of the sandbox gets.
+fn orbitlab_env(sb: &Sandbox, programs: &Programs, command: &mut Command, node: &str) {
+    command
+        .env("ORBITLAB_ROOT", &sb.root)
+        .env("ORBITLAB_NODE", node)
+        .env("ORBITLAB_PCT", &programs.pct)
+        .env("ORBITLAB_SIM_URL", &sb.origin)
+        .env("ORBITLAB_SIM_CA", &sb.ca);
+}
+
+/// `orbitlab init` as node pve1.
+fn step_init(sb: &Sandbox, programs: &Programs) -> Result<()> {
+    println!(
+        "[4/6] orbitlab init --api-url {} --api-token {TOKEN} --api-ca {}   (as node pve1)",
+        sb.origin,
+        sb.ca.display()
+    );
+    let mut command = Command::new(&programs.cli);
+    command
+        .arg("init")
+        .args(["--api-url", &sb.origin, "--api-token", TOKEN])
+        .arg("--api-ca")
+        .arg(&sb.ca)
+        .env("ORBITLAB_API_TOKEN_SECRET", &sb.secret)
+        .stdin(Stdio::null());
+    orbitlab_env(sb, programs, &mut command, NODES[0]);
+    let output = command.output().context("cannot run orbitlab init")?;
+    if !output.status.success() {
+        bail!(
+            "orbitlab init failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    print_indented(&String::from_utf8_lossy(&output.stdout));
+    Ok(())
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        println!("      {line}");
+    }
+}
+
+/// One agent per node.
+fn step_agents(
+    sb: &mut Sandbox,
+    programs: &Programs,
+    logs: &Path,
+    stop: &AtomicBool,
+) -> Result<()> {
+    println!("[5/6] agents (orbitlab-agent), one per node:");
+    for node in NODES {
+        let mut command = Command::new(&programs.agent);
+        command.arg("--root").arg(&sb.root).args([
+            "--node",
+            node,
+            "--poll-interval",
+            "1s",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--lock-renew",
+            LOCK_RENEW,
+        ]);
+        orbitlab_env(sb, programs, &mut command, node);
+        let log = logs.join(format!("agent-{node}.log"));
+        let mut service = Service::start(&format!("agent {node}"), command, &log)?;
+        let started = service.wait_for_line(" started", START_TIMEOUT, stop);
+        let pid = service.pid();
+        sb.services.push(service);
+        let metrics = started?
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("metrics="))
+            .map(|addr| format!("http://{addr}/metrics"))
+            .unwrap_or_else(|| "off".into());
+        println!(
+            "      {node}: pid {pid}, metrics {metrics}, log {}",
+            log.display()
+        );
+        sb.metrics.push((node.to_owned(), metrics));
+    }
+    Ok(())
+}
+
+/// The example Sector, applied and waited for.
+fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<()> {
+    let examples = sb.dir.join("examples");
+    std::fs::create_dir_all(&examples)?;
+    let file = examples.join("sector-web.yaml");
+    std::fs::write(
+        &file,
+        "# An example Sector: its own VXLAN network, a gateway and a DNS container.\n\
+         apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n",
+    )?;
+    println!("[6/6] orbitlab apply -f {} --wait", file.display());
+    let started = Instant::now();
+    let mut command = Command::new(&programs.cli);
+    command
+        .arg("apply")
+        .arg("-f")
+        .arg(&file)
+        .args(["--wait", "--timeout", "300"])
+        .stdin(Stdio::null());
+    orbitlab_env(sb, programs, &mut command, NODES[1]);
+    let output = command.output().context("cannot run orbitlab apply")?;
+    if stop.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    print_indented(&String::from_utf8_lossy(&output.stdout));
+    print_indented(&String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        bail!(
+            "the example Sector did not become Ready; see the agents' logs in {}",
+            sb.dir.join("logs").display()
+        );
+    }
+    println!(
+        "      Sector web is Ready after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn print_guide(sb: &Sandbox, programs: &Programs) {
+    let root = sb.root.display();
+    let cli = programs.cli.display();
+    println!();
+    println!(
+        "OrbitLab runs. Drive it with the orbitlab command (any node name works for ORBITLAB_NODE):"
+    );
+    println!("  ORBITLAB_ROOT={root} {cli} get /sectors");
+    println!("  ORBITLAB_ROOT={root} {cli} get /sectors/web");
+    println!("  ORBITLAB_ROOT={root} {cli} create /sectors --name shop --cidr 172.16.0.0/24");
+    println!(
+        "  ORBITLAB_ROOT={root} {cli} apply -f {} --wait",
+        sb.dir.join("examples/sector-web.yaml").display()
+    );
+    println!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
+    println!("  ORBITLAB_ROOT={root} {cli} get /cluster");
+    println!("Look behind the scenes:");
+    println!(
+        "  curl -s --cacert {} {}/_sim/state        # what the simulated Proxmox holds",
+        sb.ca.display(),
+        sb.origin
+    );
+    println!(
+        "  curl -s --cacert {} {}/_sim/pct          # what the agents pushed into containers",
+        sb.ca.display(),
+        sb.origin
+    );
+    for (node, metrics) in &sb.metrics {
+        println!("  curl -s {metrics}   # agent {node}");
+    }
+    println!("  tail -f {}/logs/agent-*.log", sb.dir.display());
+    if let Some(control) = &sb.control {
+        println!(
+            "  echo 0 > {}/quorate   # take quorum away (agents stop changing anything); echo 1 to restore",
+            control.display()
+        );
+    }
+    println!("Press Ctrl-C to stop everything and clean up.");
+}
+
+/// Waits for Ctrl-C, reporting children that exit on their own.
+fn serve(sb: &mut Sandbox, stop: &AtomicBool) {
+    let mut reported = vec![false; sb.services.len()];
+    while !stop.load(Ordering::SeqCst) {
+        for (service, reported) in sb.services.iter_mut().zip(reported.iter_mut()) {
+            if !*reported && let Some(status) = service.exited() {
+                eprintln!(
+                    "warning: {} exited ({status}); its log: {}",
+                    service.name,
+                    service.log.display()
+                );
+                *reported = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+impl Sandbox {
+    /// Stops agents first, then the simulators (the pmxcfs simulator
+    /// unmounts), then removes the work directory unless `keep`.
+    fn clean_up(&mut self, keep: bool) {
+        println!("\nstopping: agents, Proxmox simulator, pmxcfs simulator");
+        while let Some(mut service) = self.services.pop() {
+            service.stop(Duration::from_secs(15));
+        }
+        if self.control.is_some() && is_mounted(&self.root) {
+            eprintln!("  {} is still mounted: detaching it", self.root.display());
+            if let Err(e) = nix::mount::umount2(&self.root, nix::mount::MntFlags::MNT_DETACH) {
+                eprintln!(
+                    "  cannot unmount {} ({e}); run `fusermount3 -u -z {}`",
+                    self.root.display(),
+                    self.root.display()
+                );
+                return;
+            }
+        }
+        if keep {
+            println!("kept {} (logs in logs/)", self.dir.display());
+        } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("  cannot remove {}: {e}", self.dir.display());
+        } else {
+            println!("removed {}", self.dir.display());
+        }
+    }
+}
+
+/// Whether `path` is a mount point now (from /proc/self/mountinfo).
+fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    info.lines()
+        .any(|line| line.split(' ').nth(4) == Some(wanted.as_ref()))
+}
