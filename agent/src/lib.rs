@@ -9,5 +9,6 @@ pub mod placement;
 pub mod pve;
 pub mod reconcile;
 pub mod render;
+pub mod server;
 pub mod status;
 pub mod store;
