@@ -295,3 +295,31 @@ pub fn spawn(
         thread: Some(thread),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_certificate_prefers_the_custom_one() {
+        let root = tempfile::tempdir().unwrap();
+        let local = root.path().join("local");
+        std::fs::create_dir(&local).unwrap();
+        let config = ServerConfig::for_node(root.path());
+        assert_eq!(config.cert_file, local.join("pve-ssl.pem"));
+        assert_eq!(config.key_file, local.join("pve-ssl.key"));
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.limits.max_body_bytes, 1024 * 1024);
+
+        std::fs::write(local.join("pveproxy-ssl.pem"), "x").unwrap();
+        assert_eq!(
+            ServerConfig::for_node(root.path()).cert_file,
+            local.join("pve-ssl.pem"),
+            "a custom certificate without its key was chosen"
+        );
+        std::fs::write(local.join("pveproxy-ssl.key"), "x").unwrap();
+        let config = ServerConfig::for_node(root.path());
+        assert_eq!(config.cert_file, local.join("pveproxy-ssl.pem"));
+        assert_eq!(config.key_file, local.join("pveproxy-ssl.key"));
+    }
+}

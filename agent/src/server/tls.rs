@@ -74,7 +74,7 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
 struct Loaded {
     key: Arc<CertifiedKey>,
     stamps: (Option<SystemTime>, Option<SystemTime>),
-    checked: Instant,
+    next_check: Instant,
 }
 
 /// Serves the current pair, reloading it when the files change.
@@ -104,8 +104,9 @@ impl ReloadingCert {
             .loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if loaded.checked.elapsed() >= RECHECK {
-            loaded.checked = Instant::now();
+        let now = Instant::now();
+        if now >= loaded.next_check {
+            loaded.next_check = now + RECHECK;
             let stamps = self.stamps();
             if stamps != loaded.stamps {
                 match load(&self.cert, &self.key, &self.provider) {
@@ -144,7 +145,7 @@ pub(crate) fn server_config(
         loaded: Mutex::new(Loaded {
             key: Arc::new(load(cert, key, &provider)?),
             stamps: (modified(cert), modified(key)),
-            checked: Instant::now(),
+            next_check: Instant::now() + RECHECK,
         }),
     };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -157,4 +158,83 @@ pub(crate) fn server_config(
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orbitlab_sim::pve::TestCa;
+
+    fn write_pair(dir: &Path, names: &[&str], stamp: u64) -> Vec<u8> {
+        let material = TestCa::new("reload CA")
+            .unwrap()
+            .issue_server(names)
+            .unwrap();
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&cert, &material.cert_chain_pem).unwrap();
+        std::fs::write(&key, &material.key_pem).unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(stamp);
+        for f in [&cert, &key] {
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        CertificateDer::from_pem_slice(material.cert_chain_pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    fn resolver(dir: &Path) -> ReloadingCert {
+        let provider = provider();
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        ReloadingCert {
+            loaded: Mutex::new(Loaded {
+                key: Arc::new(load(&cert, &key, &provider).unwrap()),
+                stamps: (modified(&cert), modified(&key)),
+                next_check: Instant::now() + RECHECK,
+            }),
+            cert,
+            key,
+            provider,
+        }
+    }
+
+    fn age(r: &ReloadingCert) {
+        r.loaded.lock().unwrap().next_check = Instant::now();
+    }
+
+    #[test]
+    fn renewed_certificates_are_picked_up_and_broken_ones_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_pair(dir.path(), &["localhost"], 1_000_000);
+        let r = resolver(dir.path());
+        assert_eq!(r.current().cert[0].as_ref(), first.as_slice());
+
+        let second = write_pair(dir.path(), &["pve1"], 2_000_000);
+        assert_eq!(
+            r.current().cert[0].as_ref(),
+            first.as_slice(),
+            "looked at the files again before a minute passed"
+        );
+        age(&r);
+        assert_eq!(r.current().cert[0].as_ref(), second.as_slice());
+
+        std::fs::write(dir.path().join("k.pem"), "not a key").unwrap();
+        age(&r);
+        assert_eq!(r.current().cert[0].as_ref(), second.as_slice());
+        let err = load(
+            &dir.path().join("c.pem"),
+            &dir.path().join("k.pem"),
+            &provider(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.path.ends_with("k.pem") && err.reason.contains("PEM"),
+            "{err}"
+        );
+    }
 }
