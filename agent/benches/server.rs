@@ -60,6 +60,19 @@ fn measure(n: usize, mut f: impl FnMut(usize)) -> Vec<Duration> {
         .collect()
 }
 
+/// `VmRSS` (KiB) and thread count of this process.
+fn footprint() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
 fn main() {
     let sim_ca = TestCa::new("bench cluster CA").unwrap();
     let sim = PveSim::start(SimConfig {
@@ -90,7 +103,10 @@ fn main() {
         server::spawn(config, api.clone(), auth.clone()).unwrap()
     };
     let token = format!("PVEAPIToken=root@pam!orbitlab={DEFAULT_TOKEN_SECRET}");
+    let (rss_before, threads_before) = footprint();
     let cached = start(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(200));
+    let (rss_after, threads_after) = footprint();
     let uncached = start(Duration::ZERO);
     let url = |h: &server::ServerHandle, p: &str| {
         format!("https://localhost:{}{p}", h.local_addr().port())
@@ -103,6 +119,11 @@ fn main() {
     };
 
     println!("local API, HTTPS on loopback, 1 client (machine: see the report)");
+    println!(
+        "starting one idle server: {:+} KiB RSS, {:+} threads",
+        rss_after as i64 - rss_before as i64,
+        threads_after as i64 - threads_before as i64
+    );
     report(
         "create (POST /sectors, store on tmp)",
         measure(200, |i| {
