@@ -106,16 +106,14 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
         );
         h.append(VARY, HeaderValue::from_static("Origin"));
     }
-    tracing::info!(
-        target: "orbitlab::api",
-        %peer,
-        %user,
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_millis() as u64;
+    // Changes and refusals are worth a journal line; the UI's reads are not.
+    if method == Method::GET && status < 400 {
+        tracing::debug!(target: "orbitlab::api", %peer, %user, %method, %path, status, ms, "request");
+    } else {
+        tracing::info!(target: "orbitlab::api", %peer, %user, %method, %path, status, ms, "request");
+    }
     response
 }
 
