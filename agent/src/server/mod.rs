@@ -57,6 +57,7 @@
 mod authenticator;
 mod credential;
 mod listener;
+mod params;
 pub mod permissions;
 mod proxmox;
 mod reply;
