@@ -11,6 +11,7 @@ pub mod placement;
 pub mod pve;
 pub mod reconcile;
 pub mod render;
+pub mod server;
 pub mod ssh;
 pub mod status;
 pub mod store;

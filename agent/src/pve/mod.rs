@@ -36,6 +36,7 @@ pub use sdn::{
     VnetConfig, ZoneConfig,
 };
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
+pub(crate) use tls::client_config;
 pub use tls::{Fingerprint, Trust};
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,

@@ -25,8 +25,8 @@ use tokio::sync::oneshot;
 
 use super::control;
 use super::pct::{self, PctLog, PushedFile};
-use super::endpoints::access::{ApiToken, UserLogin};
-use super::endpoints::{AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
+use super::endpoints::access::{ApiToken, UserLogin, permissions};
+use super::endpoints::{Auth, AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
 use super::error::ApiError;
 use super::faults::{FaultSpec, Faults};
 use super::files;
@@ -83,6 +83,7 @@ impl Default for SimConfig {
                     user: "root@pam".into(),
                     password: DEFAULT_PASSWORD.into(),
                 }],
+                privileges: BTreeMap::new(),
             },
             pmxcfs_root: None,
             pmxcfs_control: None,
@@ -584,6 +585,9 @@ fn handle_inner(
     let params = validate(rules, ep, &all).map_err(ApiError::params)?;
     let reply = if ticket_call {
         issue_ticket(&shared.auth, &mut st, &params)
+    } else if method == "GET" && ep.path == "/access/permissions" {
+        let caller = user.as_ref().map(Auth::id).unwrap_or_default();
+        permissions(&shared.auth, caller, &params)
     } else {
         let uid = user
             .as_ref()

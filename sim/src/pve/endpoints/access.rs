@@ -1,8 +1,15 @@
 //! Authentication as pveproxy does it: API tokens
 //! (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`) and tickets from
 //! `POST /access/ticket` (cookie `PVEAuthCookie`, plus the
-//! `CSRFPreventionToken` header on every write).
+//! `CSRFPreventionToken` header on every write), and the caller's effective
+//! privileges (`GET /access/permissions`).
+//!
+//! Privileges: [`AuthConfig::privileges`] gives the privileges on `/` of
+//! chosen users and tokens; everyone not listed holds every privilege, as
+//! `root@pam` (the default login) does on a real cluster. A token without an
+//! entry of its own has its user's privileges (no privilege separation).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::{Value, json};
@@ -50,6 +57,66 @@ pub struct AuthConfig {
     pub tokens: Vec<ApiToken>,
     /// Users who may get a ticket.
     pub users: Vec<UserLogin>,
+    /// Privileges on `/` of users (`user@realm`) and tokens
+    /// (`user@realm!name`) that are not administrators; see the module doc.
+    pub privileges: BTreeMap<String, Vec<String>>,
+}
+
+/// Every privilege of Proxmox VE 8/9 (what an administrator holds).
+pub const ALL_PRIVILEGES: &[&str] = &[
+    "Datastore.Allocate",
+    "Datastore.AllocateSpace",
+    "Datastore.AllocateTemplate",
+    "Datastore.Audit",
+    "Group.Allocate",
+    "Mapping.Audit",
+    "Mapping.Modify",
+    "Mapping.Use",
+    "Permissions.Modify",
+    "Pool.Allocate",
+    "Pool.Audit",
+    "Realm.Allocate",
+    "Realm.AllocateUser",
+    "SDN.Allocate",
+    "SDN.Audit",
+    "SDN.Use",
+    "Sys.AccessNetwork",
+    "Sys.Audit",
+    "Sys.Console",
+    "Sys.Incoming",
+    "Sys.Modify",
+    "Sys.PowerMgmt",
+    "Sys.Syslog",
+    "User.Modify",
+    "VM.Allocate",
+    "VM.Audit",
+    "VM.Backup",
+    "VM.Clone",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Cloudinit",
+    "VM.Config.Disk",
+    "VM.Config.HWType",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+    "VM.Console",
+    "VM.Migrate",
+    "VM.PowerMgmt",
+    "VM.Snapshot",
+    "VM.Snapshot.Rollback",
+];
+
+impl AuthConfig {
+    /// The privileges of a user or token id (see the module doc).
+    pub fn privileges_of(&self, id: &str) -> Vec<String> {
+        let user = id.split_once('!').map_or(id, |(user, _)| user);
+        self.privileges
+            .get(id)
+            .or_else(|| self.privileges.get(user))
+            .cloned()
+            .unwrap_or_else(|| ALL_PRIVILEGES.iter().map(|p| (*p).to_string()).collect())
+    }
 }
 
 /// How a request authenticated.
@@ -154,4 +221,32 @@ pub fn issue_ticket(
         "username": user, "ticket": ticket, "CSRFPreventionToken": csrf,
         "cap": {}, "clustername": st.cluster_name,
     }))
+}
+
+/// `GET /access/permissions`: the privileges of the caller (or of
+/// `userid`, which must be the caller or one of its tokens unless the
+/// caller may audit `/access`), as `{path: {privilege: 1}}`. Privileges are
+/// held on `/` and propagate, so every path shows the same set.
+pub fn permissions(cfg: &AuthConfig, caller: &str, p: &Params) -> Result<Value, ApiError> {
+    let target = p.str("userid").unwrap_or(caller);
+    let caller_user = caller.split_once('!').map_or(caller, |(user, _)| user);
+    let own = target == caller
+        || target
+            .split_once('!')
+            .is_some_and(|(u, _)| u == caller_user);
+    if !own && !cfg.privileges_of(caller).iter().any(|p| p == "Sys.Audit") {
+        return Err(ApiError::status(
+            403,
+            "Permission check failed (/access, Sys.Audit)",
+        ));
+    }
+    let privileges: serde_json::Map<String, Value> = cfg
+        .privileges_of(target)
+        .into_iter()
+        .map(|p| (p, json!(1)))
+        .collect();
+    let path = p.str("path").unwrap_or("/").to_string();
+    let mut answer = BTreeMap::new();
+    answer.insert(path, Value::Object(privileges));
+    Ok(json!(answer))
 }

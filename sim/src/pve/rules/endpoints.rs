@@ -439,6 +439,10 @@ POST /nodes/{node}/storage/{storage}/upload
   storage                      str fmt=pve-storage-id
   tmpfilename?                 str pat=/var/tmp/pveupload-[0-9a-f]+
 
+GET /access/permissions
+  path?                        str
+  userid?                      str pat=(?^:^(?^:[^\s:/]+)\@(?^:[A-Za-z][A-Za-z0-9\.\-_]+)(?:!(?^:[A-Za-z][A-Za-z0-9\.\-_]+))?$)
+
 POST /access/ticket
   new-format?                  bool
   otp?                         str

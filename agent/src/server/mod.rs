@@ -1,0 +1,326 @@
+//! The agent's local API: the `orbitlab` path tree served over HTTPS on
+//! the node, for the web UI panel. Start it with [`spawn`].
+//!
+//! # Routes
+//!
+//! Under `https://NODE:8007` (see [`ServerConfig`]):
+//!
+//! | request | does |
+//! | --- | --- |
+//! | `GET /api2/json/orbitlab[/PATH]` | [`Api::get`]: spec and status (a collection: every object) |
+//! | `GET ...?ls=1` | [`Api::ls`]: names below the path, as `pvesh ls` |
+//! | `POST /api2/json/orbitlab/COLLECTION` | [`Api::create`] from form or JSON properties |
+//! | `PUT /api2/json/orbitlab/COLLECTION/NAME` | [`Api::set`]; `delete=a,b` resets properties |
+//! | `DELETE /api2/json/orbitlab/COLLECTION/NAME[?force=1]` | [`Api::delete`] |
+//! | `POST /api2/json/orbitlab-apply[?dry-run=1][&source=FILE]` | [`Api::apply`] (or [`Api::validate`]) of the YAML body |
+//!
+//! Properties are read as `pvesh` reads `--key value`: a form field or a
+//! JSON member each (JSON strings, numbers and booleans are taken as
+//! text; a JSON object is a nested property; a JSON list repeats the key);
+//! dotted keys address nested fields. Answers are `{"data": ...}`; a change
+//! answers its list of `{kind, name, action}`. Failures carry an HTTP
+//! status (400 refused input, 401 not authenticated, 403 not permitted,
+//! 404 no such path or object, 409 conflict, 413 body too large, 503
+//! Proxmox or quorum unavailable) and `{"data": null, "message": "...",
+//! "errors": {field: reason}}`, the message also in the status line.
+//!
+//! # Authentication
+//!
+//! No anonymous access. A request carries the caller's Proxmox ticket
+//! (cookie `PVEAuthCookie`, plus the `CSRFPreventionToken` header on
+//! anything but GET) or an API token (`Authorization:
+//! PVEAPIToken=USER@REALM!ID=SECRET`). The [`Authenticator`] asks Proxmox
+//! itself about it ([`ProxmoxAuthenticator`]: the caller's own credential is
+//! forwarded to the local Proxmox API, see its module doc), and a
+//! successful check is cached for [`ServerConfig::auth_cache_ttl`] (30 s),
+//! keyed by a SHA-256 digest of the credential. Credentials never reach
+//! logs, errors or `Debug` output; the access log names the user.
+//!
+//! # Permissions
+//!
+//! Proxmox privileges on `/` map to OrbitLab permissions (details in
+//! [`permissions`]): reads need `Sys.Audit`; changes need `Sys.Modify`, and
+//! also `SDN.Allocate` for the cluster and Sectors, `VM.Allocate` for
+//! instances, `Datastore.AllocateTemplate` for appliances.
+//!
+//! # Limits
+//!
+//! Bodies up to 1 MiB (413 beyond), TLS handshake and request-header
+//! timeouts, a whole-request timeout, a cap on open connections, and CORS
+//! answers only for the origins listed in [`ServerConfig::allowed_origins`]
+//! (the web UI's origin, e.g. `https://pve1.example.com:8006`).
+//!
+//! Side effects: listens on [`ServerConfig::listen`]; reads the certificate
+//! and key files (again when they change); reads and writes the store
+//! through [`Api`]; calls the Proxmox API through the authenticator.
+
+mod authenticator;
+mod credential;
+mod listener;
+mod params;
+pub mod permissions;
+mod proxmox;
+mod reply;
+mod routes;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use authenticator::{AuthError, Authenticator, Identity};
+pub use credential::{CSRF_HEADER, Credential, CredentialError, TICKET_COOKIE};
+pub use permissions::{Operation, Privileges};
+pub use proxmox::{AuthSetupError, ProxmoxAuthConfig, ProxmoxAuthenticator};
+pub use routes::{APPLY_PATH, TREE_PREFIX};
+pub use tls::CertError;
+
+use crate::api::Api;
+
+/// Default listening address.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8007);
+
+/// Size and time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body (1 MiB, the size of a pmxcfs file).
+    pub max_body_bytes: usize,
+    /// Time for a client to finish the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time for a client to send a request's headers (also the keep-alive
+    /// idle time between requests).
+    pub header_timeout: Duration,
+    /// Time for a whole request, body, Proxmox check and store work
+    /// included.
+    pub request_timeout: Duration,
+    /// Most connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// How long a stop waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(90),
+            max_connections: 256,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How the local API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Where to listen (default `0.0.0.0:8007`).
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_file: PathBuf,
+    /// How long a successful credential check is trusted (0: never cached).
+    pub auth_cache_ttl: Duration,
+    /// Browser origins allowed to call the API with credentials (CORS),
+    /// e.g. `https://pve1.example.com:8006`; empty: same origin only.
+    pub allowed_origins: Vec<String>,
+    /// Size and time limits.
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// Defaults with this certificate and key.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            auth_cache_ttl: Duration::from_secs(30),
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Defaults with the node's certificate under `pve_root` (`/etc/pve`):
+    /// `local/pveproxy-ssl.pem`/`.key` when both exist (a custom or ACME
+    /// certificate, the one browsers see on port 8006), else
+    /// `local/pve-ssl.pem`/`.key` (issued by the cluster CA).
+    pub fn for_node(pve_root: &Path) -> Self {
+        let local = pve_root.join("local");
+        let custom = (
+            local.join("pveproxy-ssl.pem"),
+            local.join("pveproxy-ssl.key"),
+        );
+        if custom.0.is_file() && custom.1.is_file() {
+            Self::new(custom.0, custom.1)
+        } else {
+            Self::new(local.join("pve-ssl.pem"), local.join("pve-ssl.key"))
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The certificate or key is unusable.
+    #[error("cannot serve the OrbitLab API: {0}")]
+    Cert(#[from] CertError),
+    /// The address could not be bound.
+    #[error(
+        "cannot listen on {addr} for the OrbitLab API: {source}; free the port or choose another address"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime or its thread could not be started.
+    #[error("cannot start the OrbitLab API server: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// A running server. Dropping it stops the server like
+/// [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets requests in flight finish for
+    /// [`Limits::shutdown_grace`], and waits for the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    /// Whether the server thread has ended (it only ends after a stop).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the OrbitLab API server thread panicked");
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Starts the local API: loads the certificate, binds `config.listen`, and
+/// serves `api` on a thread of its own (a small tokio runtime; store work
+/// and Proxmox checks run on its blocking pool), checking every request's
+/// credential with `auth`. Returns once the address is bound, so a bad
+/// certificate or a busy port is reported here. Stop it with
+/// [`ServerHandle::shutdown`] (or by dropping the handle).
+pub fn spawn(
+    config: ServerConfig,
+    api: Api,
+    auth: Arc<dyn Authenticator>,
+) -> Result<ServerHandle, ServerError> {
+    let tls = tls::server_config(&config.cert_file, &config.key_file)?;
+    let bind = |source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let std_listener = std::net::TcpListener::bind(config.listen).map_err(bind)?;
+    std_listener.set_nonblocking(true).map_err(bind)?;
+    let addr = std_listener.local_addr().map_err(bind)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .thread_name("orbitlab-api")
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let limits = config.limits;
+    // Kept outside the runtime so the authenticator (which may own a
+    // blocking HTTP client) is dropped on a plain thread.
+    let keep_auth = auth.clone();
+    let app = routes::router(Arc::new(routes::App {
+        api,
+        auth,
+        cache: authenticator::AuthCache::new(config.auth_cache_ttl),
+        limits,
+        allowed_origins: config.allowed_origins,
+    }));
+    let (stop, stopped) = watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("orbitlab-api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(listener) => {
+                        tracing::info!(%addr, "OrbitLab API listening");
+                        listener::run(
+                            listener,
+                            tokio_rustls::TlsAcceptor::from(tls),
+                            app,
+                            limits,
+                            stopped,
+                        )
+                        .await;
+                    }
+                    Err(e) => tracing::error!("OrbitLab API listener: {e}"),
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            drop(keep_auth);
+        })
+        .map_err(ServerError::Runtime)?;
+    Ok(ServerHandle {
+        addr,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_certificate_prefers_the_custom_one() {
+        let root = tempfile::tempdir().unwrap();
+        let local = root.path().join("local");
+        std::fs::create_dir(&local).unwrap();
+        let config = ServerConfig::for_node(root.path());
+        assert_eq!(config.cert_file, local.join("pve-ssl.pem"));
+        assert_eq!(config.key_file, local.join("pve-ssl.key"));
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.limits.max_body_bytes, 1024 * 1024);
+
+        std::fs::write(local.join("pveproxy-ssl.pem"), "x").unwrap();
+        assert_eq!(
+            ServerConfig::for_node(root.path()).cert_file,
+            local.join("pve-ssl.pem"),
+            "a custom certificate without its key was chosen"
+        );
+        std::fs::write(local.join("pveproxy-ssl.key"), "x").unwrap();
+        let config = ServerConfig::for_node(root.path());
+        assert_eq!(config.cert_file, local.join("pveproxy-ssl.pem"));
+        assert_eq!(config.key_file, local.join("pveproxy-ssl.key"));
+    }
+}

@@ -1,0 +1,347 @@
+//! Authentication of the local API against Proxmox itself (the PVE
+//! simulator over HTTPS with its own test CA): tokens and tickets are
+//! forwarded to `GET /access/permissions`, a ticket's CSRF token to a
+//! write Proxmox has no handler for, and the privileges answered decide.
+
+mod server_common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orbitlab_agent::api::ApiPath;
+use orbitlab_agent::pve::Secret;
+use orbitlab_agent::pve::Trust;
+use orbitlab_agent::server::{
+    Authenticator, Credential, ProxmoxAuthConfig, ProxmoxAuthenticator, ServerConfig,
+};
+use orbitlab_sim::pve::{
+    ApiToken, DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET, PveSim, SimConfig, SimHandle, TestCa,
+    UserLogin,
+};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::Value;
+use server_common::*;
+
+const AUDITOR_SECRET: &str = "5d3c0e4e-auditor-token";
+const AUDITOR_PASSWORD: &str = "auditor-password";
+
+struct Cluster {
+    sim: SimHandle,
+    sim_client: Client,
+    auth: Arc<ProxmoxAuthenticator>,
+}
+
+/// A simulator over HTTPS knowing root (every privilege) and an auditor
+/// (`Sys.Audit` only), by token and by password.
+fn cluster() -> Cluster {
+    let ca = TestCa::new("simulated cluster CA").unwrap();
+    let mut config = SimConfig {
+        tls: Some(ca.issue_server(&["127.0.0.1", "localhost"]).unwrap()),
+        ..SimConfig::default()
+    };
+    config.auth.tokens.push(ApiToken {
+        user: "auditor@pve".into(),
+        name: "panel".into(),
+        secret: AUDITOR_SECRET.into(),
+    });
+    config.auth.users.push(UserLogin {
+        user: "auditor@pve".into(),
+        password: AUDITOR_PASSWORD.into(),
+    });
+    config.auth.privileges = BTreeMap::from([(
+        "auditor@pve".to_owned(),
+        vec!["Sys.Audit".to_owned(), "VM.Audit".to_owned()],
+    )]);
+    let sim = PveSim::start(config).unwrap();
+    let auth = Arc::new(
+        ProxmoxAuthenticator::new(ProxmoxAuthConfig {
+            base_url: sim.origin(),
+            trust: Trust::CaPem(ca.pem()),
+            timeout: Duration::from_secs(10),
+        })
+        .unwrap(),
+    );
+    Cluster {
+        sim_client: client_trusting(&ca.pem()),
+        sim,
+        auth,
+    }
+}
+
+struct Ticket {
+    cookie: String,
+    csrf: String,
+}
+
+fn login(c: &Cluster, user: &str, password: &str) -> Ticket {
+    let answer: Value = c
+        .sim_client
+        .post(c.sim.base_url() + "/access/ticket")
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    Ticket {
+        cookie: format!(
+            "PVEAuthCookie={}",
+            answer["data"]["ticket"].as_str().unwrap()
+        ),
+        csrf: answer["data"]["CSRFPreventionToken"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+fn permission_checks(c: &Cluster) -> usize {
+    c.sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/access/permissions" && r.method == "GET")
+        .count()
+}
+
+fn answer(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().unwrap();
+    (response.status(), response.json().unwrap_or(Value::Null))
+}
+
+fn root_token() -> String {
+    format!("PVEAPIToken=root@pam!orbitlab={DEFAULT_TOKEN_SECRET}")
+}
+
+#[test]
+fn no_credential_or_a_bad_one_is_refused() {
+    let c = cluster();
+    let s = start(c.auth.clone());
+    let sectors = || s.client.get(s.url("/api2/json/orbitlab/sectors"));
+
+    let (status, body) = answer(sectors());
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("PVEAPIToken=USER@REALM!ID=SECRET")
+    );
+    assert_eq!(
+        permission_checks(&c),
+        0,
+        "asked Proxmox without a credential"
+    );
+
+    let (status, body) = answer(sectors().header(
+        "Authorization",
+        "PVEAPIToken=root@pam!orbitlab=not-the-secret",
+    ));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let text = body.to_string();
+    assert!(text.contains("Proxmox refused the credential"), "{text}");
+    assert!(!text.contains("not-the-secret"), "{text}");
+    assert_eq!(permission_checks(&c), 1);
+
+    let (status, _) =
+        answer(sectors().header("Cookie", "PVEAuthCookie=PVE:root@pam:00000000::forged"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Proxmox unreachable: 503, not a silent pass.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let offline = Arc::new(
+        ProxmoxAuthenticator::new(ProxmoxAuthConfig {
+            base_url: format!("https://127.0.0.1:{port}"),
+            trust: Trust::CaPem(server_tls().ca.pem()),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap(),
+    );
+    let s2 = start(offline);
+    let (status, body) = answer(
+        s2.client
+            .get(s2.url("/api2/json/orbitlab"))
+            .header("Authorization", root_token()),
+    );
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(!body.to_string().contains(DEFAULT_TOKEN_SECRET));
+}
+
+#[test]
+fn a_valid_token_reads_what_the_api_returns_and_checks_are_cached() {
+    let c = cluster();
+    let s = start_with(c.auth.clone(), |cfg: &mut ServerConfig| {
+        cfg.auth_cache_ttl = Duration::from_millis(500);
+    });
+    s.api
+        .apply(orbitlab_manifests::codec::decode("web.yaml", SECTOR_WEB).unwrap())
+        .unwrap();
+    let get = || {
+        s.client
+            .get(s.url("/api2/json/orbitlab/sectors/web"))
+            .header("Authorization", root_token())
+    };
+    let (status, body) = answer(get());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected = s
+        .api
+        .get(&"/sectors/web".parse::<ApiPath>().unwrap())
+        .unwrap();
+    assert_eq!(body["data"], expected);
+    assert_eq!(body["data"]["spec"]["cidr"], "172.16.0.0/24");
+
+    // The simulator saw the token (never the server's own) asking for `/`.
+    let checks: Vec<_> = c
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/access/permissions")
+        .collect();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].user.as_deref(), Some("root@pam!orbitlab"));
+    assert_eq!(checks[0].params.get("path").map(String::as_str), Some("/"));
+
+    for _ in 0..3 {
+        assert_eq!(answer(get()).0, StatusCode::OK);
+    }
+    assert_eq!(permission_checks(&c), 1, "a cached check was repeated");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(answer(get()).0, StatusCode::OK);
+    assert_eq!(
+        permission_checks(&c),
+        2,
+        "an expired check was not repeated"
+    );
+}
+
+#[test]
+fn tickets_need_a_csrf_token_that_proxmox_accepts() {
+    let c = cluster();
+    let s = start(c.auth.clone());
+    let ticket = login(&c, "root@pam", DEFAULT_PASSWORD);
+    let create = |name: &str| {
+        s.client
+            .post(s.url("/api2/json/orbitlab/sectors"))
+            .header("Cookie", format!("lang=en; {}", ticket.cookie))
+            .form(&[("name", name), ("cidr", "172.16.0.0/24")])
+    };
+
+    let (status, body) = answer(
+        s.client
+            .get(s.url("/api2/json/orbitlab/sectors"))
+            .header("Cookie", &ticket.cookie),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) = answer(create("web"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("CSRFPreventionToken")
+    );
+
+    let wrong = format!("{}x", ticket.csrf);
+    let (status, body) = answer(create("web").header("CSRFPreventionToken", wrong));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["message"].as_str().unwrap().contains("CSRF"), "{body}");
+    assert_eq!(
+        s.api.store().generation().unwrap().0,
+        0,
+        "a refused write changed the store"
+    );
+
+    let (status, body) = answer(create("web").header("CSRFPreventionToken", &ticket.csrf));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["action"], "created");
+    let stored = s
+        .api
+        .get(&"/sectors/web".parse::<ApiPath>().unwrap())
+        .unwrap();
+    assert_eq!(stored["spec"]["cidr"], "172.16.0.0/24");
+
+    // The CSRF check was a write Proxmox has no handler for.
+    let probes: Vec<u16> = c
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path == "/access/permissions")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(probes, [401, 501]);
+}
+
+#[test]
+fn auditors_read_but_may_not_write() {
+    let c = cluster();
+    let s = start(c.auth.clone());
+    let token = format!("PVEAPIToken=auditor@pve!panel={AUDITOR_SECRET}");
+    let (status, _) = answer(
+        s.client
+            .get(s.url("/api2/json/orbitlab/sectors"))
+            .header("Authorization", &token),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = answer(
+        s.client
+            .post(s.url("/api2/json/orbitlab/sectors"))
+            .header("Authorization", &token)
+            .form(&[("name", "web"), ("cidr", "172.16.0.0/24")]),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("auditor@pve!panel") && message.contains("Sys.Modify"),
+        "{message}"
+    );
+
+    // The same user logged in to the web UI.
+    let ticket = login(&c, "auditor@pve", AUDITOR_PASSWORD);
+    let (status, body) = answer(
+        s.client
+            .delete(s.url("/api2/json/orbitlab/sectors/web"))
+            .header("Cookie", &ticket.cookie)
+            .header("CSRFPreventionToken", &ticket.csrf),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("auditor@pve may not delete")
+    );
+    assert_eq!(s.api.store().generation().unwrap().0, 0);
+}
+
+#[test]
+fn the_authenticator_reports_privileges_and_hides_secrets() {
+    let c = cluster();
+    let token = Credential::Token {
+        id: "auditor@pve!panel".into(),
+        secret: Secret::new(AUDITOR_SECRET),
+    };
+    let identity = c.auth.authenticate(&token, false).unwrap();
+    assert_eq!(identity.user, "auditor@pve!panel");
+    assert_eq!(
+        identity.privileges.iter().collect::<Vec<_>>(),
+        ["Sys.Audit", "VM.Audit"]
+    );
+    assert!(!format!("{token:?} {:?}", c.auth).contains(AUDITOR_SECRET));
+
+    let ticket = login(&c, "root@pam", DEFAULT_PASSWORD);
+    let credential = Credential::Ticket {
+        ticket: Secret::new(ticket.cookie.trim_start_matches("PVEAuthCookie=")),
+        csrf: None,
+    };
+    let identity = c.auth.authenticate(&credential, false).unwrap();
+    assert_eq!(identity.user, "root@pam");
+    assert!(identity.privileges.has("Sys.Modify"));
+    let refused = c.auth.authenticate(&credential, true).unwrap_err();
+    assert!(
+        refused.to_string().contains("CSRFPreventionToken"),
+        "{refused}"
+    );
+}
