@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use orbitlab_agent::store::Store;
-use orbitlab_agent::vault::{SecretPath, SecretValue, Vault, Version};
+use orbitlab_agent::vault::{SecretPath, SecretValue, ValueError, Vault, Version};
 use serde_json::json;
 
 use crate::reply::Reply;
@@ -209,12 +209,12 @@ fn secret_path(text: &str) -> Result<SecretPath> {
 
 /// Reads `what` (a secret value, a passphrase) from standard input, byte
 /// for byte; says so first when standard input is a terminal.
-pub fn read_stdin_value(what: &str) -> Result<SecretValue> {
+pub fn read_stdin_value(what: &str) -> Result<SecretValue, ValueError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprintln!(
             "orbitlab: reading {what} from standard input; end it with Ctrl-D (a newline typed before it is kept)"
         );
     }
-    Ok(SecretValue::read_from(stdin.lock(), "standard input")?)
+    SecretValue::read_from(stdin.lock(), "standard input")
 }

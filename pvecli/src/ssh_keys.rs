@@ -12,7 +12,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use orbitlab_agent::ssh::{KeyName, KeySpec, SshAlgorithm, SshKeyInfo, SshKeys};
 use orbitlab_agent::store::Store;
-use orbitlab_agent::vault::{SecretValue, Vault};
+use orbitlab_agent::vault::{SecretValue, ValueError, Vault};
 use serde_json::json;
 
 use crate::reply::Reply;
@@ -192,18 +192,23 @@ impl SpecArgs {
 
 /// The passphrase on standard input, without one trailing newline.
 fn passphrase_from_stdin() -> Result<SecretValue> {
-    let read = read_stdin_value("the passphrase")?;
+    let empty = || {
+        anyhow::anyhow!(
+            "the passphrase on standard input is empty; give one, or leave out --passphrase-stdin"
+        )
+    };
+    let read = match read_stdin_value("the passphrase") {
+        Ok(read) => read,
+        Err(ValueError::Empty { .. }) => return Err(empty()),
+        Err(other) => return Err(anyhow::Error::new(other).context("--passphrase-stdin")),
+    };
     let bytes = read.expose();
     let end = bytes
         .strip_suffix(b"\r\n")
         .or_else(|| bytes.strip_suffix(b"\n"))
         .unwrap_or(bytes)
         .len();
-    SecretValue::new(bytes[..end].to_vec()).map_err(|_| {
-        anyhow::anyhow!(
-            "the passphrase on standard input is empty; give one, or leave out --passphrase-stdin"
-        )
-    })
+    SecretValue::new(bytes[..end].to_vec()).map_err(|_| empty())
 }
 
 /// One line of the text table of `ssh-key list`.

@@ -133,7 +133,7 @@ fn rsa_with_a_passphrase_from_stdin() {
     sb.refused(
         &["ssh-key", "create", "other", "--passphrase-stdin"],
         Some(b""),
-        "is empty",
+        "passphrase on standard input is empty",
     );
 }
 
