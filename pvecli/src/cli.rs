@@ -1,9 +1,12 @@
 //! The command line: pvesh-style verbs over the API's path tree, plus
-//! `apply`, `validate` and shell completions.
+//! `apply`, `validate`, shell completions, and the `secret`, `vault`,
+//! `pki` and `ssh-key` groups (defined in their own modules).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{pki, secrets, ssh_keys};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -20,6 +23,9 @@ Examples:
   orbitlab init --backplane-cidr 10.200.0.0/16
   orbitlab plan --detailed-exitcode
   orbitlab reconcile --once
+  printf %s 's3cr3t' | orbitlab secret set app/db/password
+  orbitlab pki cert issue sectors web --dns web.orbitlab.internal
+  orbitlab ssh-key create deploy
 
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox.";
@@ -96,6 +102,21 @@ pub enum Command {
         #[arg(long, required = true)]
         once: bool,
     },
+    /// Encrypted, versioned secrets: set (value from standard input or a
+    /// file, never from arguments), get, list, versions, rollback, delete,
+    /// prune.
+    #[command(subcommand, after_long_help = secrets::SECRET_EXAMPLES)]
+    Secret(secrets::SecretCommand),
+    /// The vault's key-encryption keys: status, rotate-key.
+    #[command(subcommand, after_long_help = secrets::VAULT_EXAMPLES)]
+    Vault(secrets::VaultCommand),
+    /// The internal certificate authority: CAs, certificates, revocation,
+    /// CRLs, renewal.
+    #[command(subcommand, after_long_help = pki::EXAMPLES)]
+    Pki(pki::PkiCommand),
+    /// SSH keys kept in the vault: create, show, export, rotate, delete.
+    #[command(subcommand, after_long_help = ssh_keys::EXAMPLES)]
+    SshKey(ssh_keys::SshKeyCommand),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -177,4 +198,14 @@ pub struct InitArgs {
     /// Plain HTTP to a loopback address: the simulator only.
     #[arg(long, conflicts_with_all = ["api_ca", "api_fingerprint"])]
     pub api_loopback_http: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -6,7 +6,11 @@ mod cli;
 mod engine;
 mod input;
 mod output;
+mod pki;
 mod properties;
+mod reply;
+mod secrets;
+mod ssh_keys;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,7 +25,10 @@ use cli::{Cli, Command};
 use properties::Properties;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -76,6 +83,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             plan
         }
+        Command::Secret(command) => return secrets::run_secret(&store, command)?.emit(format),
+        Command::Vault(command) => return secrets::run_vault(&store, command)?.emit(format),
+        Command::Pki(command) => return pki::run(&store, command)?.emit(format),
+        Command::SshKey(command) => return ssh_keys::run(&store, command)?.emit(format),
         Command::Reconcile { .. } => {
             let (report, report_code) = engine::reconcile_once(&store)?;
             code = report_code;
@@ -87,6 +98,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // piece by piece would only cost time.
     std::mem::forget(result);
     Ok(code)
+}
+
+/// Reports a usage error (exit status 2) the way clap does — except an
+/// unexpected argument to `secret set`, which is most likely a secret value
+/// and is not echoed back.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let usage = match error.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(usage)) => usage.to_string(),
+        _ => String::new(),
+    };
+    if error.kind() != ErrorKind::UnknownArgument || !usage.contains("orbitlab secret set") {
+        error.exit();
+    }
+    eprintln!(
+        "error: `orbitlab secret set` takes no value argument: a value on the command line ends up in shell history and process listings (the argument is not repeated here); give the value on standard input or with --file FILE\n\n{}\n\nFor more information, try '--help'.",
+        usage.trim_end()
+    );
+    ExitCode::from(2)
 }
 
 fn parse_path(path: &str) -> Result<ApiPath> {

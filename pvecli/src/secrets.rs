@@ -1,0 +1,220 @@
+//! `orbitlab secret ...` and `orbitlab vault ...`: the vault's secrets and
+//! keyring from the command line.
+//!
+//! Values come from standard input or a file, never from arguments (which
+//! shell histories and process listings keep); `secret get` writes the
+//! value to standard output exactly as stored. Everything else the vault
+//! shows is metadata. Reads and writes go through
+//! [`orbitlab_agent::vault::Vault`] on the store given by `--root`
+//! (`priv/orbitlab/vault/`, root-only); writes take its cluster lock.
+
+use std::fs::File;
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use orbitlab_agent::store::Store;
+use orbitlab_agent::vault::{SecretPath, SecretValue, ValueError, Vault, Version};
+use serde_json::json;
+
+use crate::reply::Reply;
+
+/// Examples under `orbitlab secret --help`.
+pub const SECRET_EXAMPLES: &str = "\
+Examples:
+  printf %s 's3cr3t' | orbitlab secret set app/db/password
+  orbitlab secret set app/tls/key --file key.pem
+  orbitlab secret get app/db/password
+  orbitlab secret get app/db/password --version 2 --output-format json
+  orbitlab secret list app
+  orbitlab secret versions app/db/password
+  orbitlab secret rollback app/db/password --to 2
+  orbitlab secret prune app/db/password --keep 5
+  orbitlab secret delete app/db/password
+
+Values are never taken from arguments: they would end up in shell
+history and process listings. Standard input is stored byte for byte
+(`echo` adds a newline; `printf %s` does not).";
+
+/// Examples under `orbitlab vault --help`.
+pub const VAULT_EXAMPLES: &str = "\
+Examples:
+  orbitlab vault status
+  orbitlab vault rotate-key --output-format json";
+
+/// `orbitlab secret`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a new version of a secret (version 1 for a new one). The
+    /// value is read from standard input, or from --file, byte for byte;
+    /// at most 64 KiB, never empty. There is no value argument.
+    Set {
+        /// Secret path, e.g. app/db/password (segments of letters, digits,
+        /// `.`, `_`, `-`).
+        path: String,
+        /// Read the value from this file instead of standard input (`-`:
+        /// standard input).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Print a secret's value: exactly as stored in text format (no
+    /// newline added), with its version and time in the other formats.
+    #[command(disable_version_flag = true)]
+    Get {
+        /// Secret path.
+        path: String,
+        /// An older version (`3` or `v3`) instead of the newest.
+        #[arg(long, value_name = "N")]
+        version: Option<String>,
+    },
+    /// List secrets (paths and version counts; no values), all or those at
+    /// or below a prefix.
+    List {
+        /// Only secrets at or below this path (segment-wise).
+        prefix: Option<String>,
+    },
+    /// Show every kept version of a secret (numbers and times; no values).
+    Versions {
+        /// Secret path.
+        path: String,
+    },
+    /// Write a new version equal to an older one. No version is destroyed.
+    Rollback {
+        /// Secret path.
+        path: String,
+        /// The version to copy.
+        #[arg(long, value_name = "N")]
+        to: String,
+    },
+    /// Delete a secret with all its versions.
+    Delete {
+        /// Secret path.
+        path: String,
+    },
+    /// Drop all but the newest versions of a secret.
+    Prune {
+        /// Secret path.
+        path: String,
+        /// How many of the newest versions to keep (at least 1).
+        #[arg(long, value_name = "N")]
+        keep: NonZeroUsize,
+    },
+}
+
+/// `orbitlab vault`.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Make a new key-encryption key and re-wrap every version's data key
+    /// with it; values are not decrypted, every version stays readable,
+    /// keys no version uses any more are dropped.
+    RotateKey,
+    /// Show the keyring file, its keys (ids and ages, never the keys) and
+    /// the number of secrets.
+    Status,
+}
+
+/// Runs `orbitlab secret ...`.
+pub fn run_secret(store: &Store, command: SecretCommand) -> Result<Reply> {
+    let vault = Vault::new(store.clone());
+    match command {
+        SecretCommand::Set { path, file } => {
+            let path = secret_path(&path)?;
+            let value = match file {
+                Some(file) if file.as_os_str() != "-" => {
+                    let label = file.display().to_string();
+                    let reader = File::open(&file)
+                        .with_context(|| format!("cannot open the value file {label}"))?;
+                    SecretValue::read_from(reader, &label)?
+                }
+                _ => read_stdin_value("the secret value")?,
+            };
+            let written = vault.set(&path, &value)?;
+            Reply::data(json!({
+                "path": path,
+                "version": written.version,
+                "created": written.created,
+                "kek": written.kek,
+            }))
+        }
+        SecretCommand::Get { path, version } => {
+            let path = secret_path(&path)?;
+            let secret = match version {
+                Some(version) => vault.get_version(&path, version.parse()?)?,
+                None => vault.get(&path)?,
+            };
+            Ok(Reply::secret(
+                json!({
+                    "path": secret.path,
+                    "version": secret.version,
+                    "created": secret.created,
+                }),
+                secret.value.expose(),
+            ))
+        }
+        SecretCommand::List { prefix } => {
+            let prefix = prefix.as_deref().map(secret_path).transpose()?;
+            let listing = vault.list(prefix.as_ref())?;
+            let mut reply = Reply::data(&listing)?.with_text(&listing.secrets)?;
+            for file in &listing.damaged {
+                reply = reply.warn(format!(
+                    "cannot list {}: its header is unreadable (`orbitlab secret get` on its path says why)",
+                    file.display()
+                ));
+            }
+            Ok(reply)
+        }
+        SecretCommand::Versions { path } => Reply::data(vault.versions(&secret_path(&path)?)?),
+        SecretCommand::Rollback { path, to } => {
+            let to: Version = to.parse()?;
+            Reply::data(vault.rollback(&secret_path(&path)?, to)?)
+        }
+        SecretCommand::Delete { path } => {
+            let path = secret_path(&path)?;
+            let versions = vault.delete(&path)?;
+            Reply::data(json!({ "path": path, "deleted_versions": versions }))
+        }
+        SecretCommand::Prune { path, keep } => {
+            let path = secret_path(&path)?;
+            let dropped = vault.prune(&path, keep)?;
+            Reply::data(json!({ "path": path, "kept": keep, "dropped": dropped }))
+        }
+    }
+}
+
+/// Runs `orbitlab vault ...`.
+pub fn run_vault(store: &Store, command: VaultCommand) -> Result<Reply> {
+    let vault = Vault::new(store.clone());
+    match command {
+        VaultCommand::RotateKey => {
+            let report = vault.rotate_kek()?;
+            let failed = report.failed.len();
+            let reply = Reply::data(&report)?;
+            Ok(if failed == 0 {
+                reply
+            } else {
+                reply.fail(format!(
+                    "{failed} secret file(s) could not be re-wrapped and still use their old key (kept in the keyring); `failed` above names them — restore or delete them, then rotate again"
+                ))
+            })
+        }
+        VaultCommand::Status => Reply::data(vault.status()?),
+    }
+}
+
+fn secret_path(text: &str) -> Result<SecretPath> {
+    Ok(text.parse()?)
+}
+
+/// Reads `what` (a secret value, a passphrase) from standard input, byte
+/// for byte; says so first when standard input is a terminal.
+pub fn read_stdin_value(what: &str) -> Result<SecretValue, ValueError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!(
+            "orbitlab: reading {what} from standard input; end it with Ctrl-D (a newline typed before it is kept)"
+        );
+    }
+    SecretValue::read_from(stdin.lock(), "standard input")
+}
