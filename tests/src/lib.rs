@@ -149,3 +149,4 @@ impl Default for Lab {
         Self::new()
     }
 }
+pub mod multinode;
