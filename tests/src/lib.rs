@@ -162,3 +162,4 @@ impl Default for Lab {
         Self::new()
     }
 }
+pub mod multinode;

@@ -65,6 +65,10 @@ pub struct Args {
         value_name = "FILTER"
     )]
     pub log: String,
+    /// Stop (as on SIGTERM) when the thread that started this process
+    /// ends: for test harnesses and the sandbox, never under systemd.
+    #[arg(long, hide = true)]
+    pub exit_with_parent: bool,
 }
 
 /// A metrics address, or off.
@@ -183,6 +187,11 @@ fn run(args: &Args) -> Result<(), String> {
         && !addr.ip().is_loopback()
     {
         tracing::warn!(%addr, "metrics are served beyond this host; they have no authentication (and hold no secrets)");
+    }
+    if args.exit_with_parent {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(|e| {
+            format!("--exit-with-parent: cannot ask for SIGTERM on the parent's death: {e}")
+        })?;
     }
     let notifier = Notifier::from_env()
         .map_err(|e| format!("cannot open systemd's notification socket: {e}"))?;

@@ -78,7 +78,7 @@ impl StoreError {
 fn is_write_op(op: &str) -> bool {
     matches!(
         op,
-        "write" | "create" | "rename" | "remove" | "create directory" | "renew lock"
+        "write" | "create" | "rename" | "remove" | "create directory" | "renew lock" | "take lock"
     )
 }
 

@@ -9,6 +9,11 @@
 //! background thread and releases with `rmdir` when the [`LockGuard`] drops.
 //! The directory stays empty; the last holder's identity is recorded in
 //! `<root>/priv/orbitlab/locks/NAME.owner`, only to explain waits.
+//!
+//! Without quorum pmxcfs answers every `utime` with EACCES too, so a held
+//! lock looks forever young: when an expiry request is refused, the waiter
+//! reads `<root>/.members`, and if the cluster is not quorate it gives up at
+//! once with [`StoreError::ReadOnly`] instead of waiting out its deadline.
 
 use std::fmt;
 use std::fs::{self, File, FileTimes};
@@ -144,6 +149,12 @@ pub(crate) fn acquire(
                 if request_expiry(&dir)? {
                     continue;
                 }
+                if !quorate(root) {
+                    return Err(StoreError::ReadOnly {
+                        op: "take lock",
+                        path: dir,
+                    });
+                }
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // First lock ever on this root (pmxcfs always has priv/lock).
@@ -207,6 +218,22 @@ fn request_expiry(dir: &Path) -> Result<bool, StoreError> {
     }
 }
 
+/// Whether `<root>/.members` allows writes: false only when it says
+/// `cluster.quorate` is 0 (no file or no cluster section: a single node).
+fn quorate(root: &Path) -> bool {
+    let Ok(bytes) = fs::read(root.join(".members")) else {
+        return true;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|members| {
+            members
+                .pointer("/cluster/quorate")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .is_none_or(|quorate| quorate != 0)
+}
+
 /// `utime(dir, 0, mtime)`: atime 0 marks a lock request to pmxcfs.
 fn set_times(dir: &Path, modified: SystemTime) -> std::io::Result<()> {
     File::open(dir)?.set_times(
@@ -242,4 +269,44 @@ fn describe_holder(root: &Path, name: &LockName) -> String {
         .and_then(|p| fs::read_to_string(p.under(root)).ok())
         .map(|s| format!("last taken by {}", s.trim()))
         .unwrap_or_else(|| "holder unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(root: &Path, quorate: u8) {
+        let json = format!(
+            r#"{{"nodename":"pve1","cluster":{{"name":"c","quorate":{quorate}}},"nodelist":{{}}}}"#
+        );
+        fs::write(root.join(".members"), json).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_without_quorum_fails_at_once_as_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let name: LockName = "test".parse().unwrap();
+        let wait = LockOptions {
+            wait: Duration::from_millis(300),
+            ..LockOptions::default()
+        };
+        let _held = acquire(dir.path(), &name, wait).unwrap();
+        members(dir.path(), 1);
+        let quorate = acquire(dir.path(), &name, wait).unwrap_err();
+        assert!(
+            matches!(quorate, StoreError::LockTimeout { .. }),
+            "{quorate}"
+        );
+        members(dir.path(), 0);
+        let patient = LockOptions {
+            wait: Duration::from_secs(3600),
+            ..LockOptions::default()
+        };
+        let refused = acquire(dir.path(), &name, patient).unwrap_err();
+        assert!(refused.is_read_only(), "{refused}");
+        assert!(
+            refused.to_string().contains("cannot take lock"),
+            "{refused}"
+        );
+    }
 }
