@@ -179,6 +179,7 @@ impl MultiNode {
             let host = SimHost {
                 sim: &sim,
                 node: NODES[0].to_owned(),
+                any_node: false,
             };
             let reconciler = Reconciler {
                 pve: &pve,
