@@ -19,6 +19,10 @@ use crate::host::Pct;
 use crate::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
 use crate::store::{ObjectError, Store, StoreError};
 
+/// Index of the node scope in [`Daemon::scopes`] (the cluster scope is 0
+/// and runs first).
+const NODE_SCOPE: usize = 1;
+
 /// Work and backoff of one scope.
 #[derive(Debug)]
 struct ScopeState {
@@ -350,11 +354,18 @@ impl Daemon {
                 "nothing to do"
             );
         }
+        let max_passes = self.config.max_passes;
+        if scope == Scope::Cluster && report.failed.is_empty() {
+            // A cluster-scoped run configures this node's containers too.
+            self.scopes[NODE_SCOPE].dirty = false;
+        }
         let state = &mut self.scopes[index];
         if report.failed.is_empty() {
             state.backoff.reset();
-            // Something changed: look again at once; otherwise wait for news.
-            state.dirty = report.steps > 0;
+            // A run repeats passes until nothing progresses; only one cut
+            // short by the pass limit has more to do right away. Otherwise
+            // wait for news: another node's bump, a change, the resync.
+            state.dirty = report.steps > 0 && report.passes >= max_passes;
         } else {
             let pause = state.backoff.failed(Instant::now());
             for ((kind, name), error) in &report.failed {
