@@ -115,8 +115,8 @@ impl Daemon {
         })
     }
 
-    /// The fence (to stop the agent from another thread: [`Fence::stop`],
-    /// then send [`Wake::Stop`]).
+    /// The fence (to stop the agent from another thread:
+    /// [`Fence::request_stop`], then send [`Wake::Stop`]).
     pub fn fence(&self) -> Arc<Fence> {
         Arc::clone(&self.fence)
     }
@@ -126,7 +126,7 @@ impl Daemon {
         self.metrics_addr
     }
 
-    /// Runs until stopped ([`Wake::Stop`] or the fence stopping).
+    /// Runs until stopped ([`Wake::Stop`] or [`Fence::request_stop`]).
     pub fn run(mut self, wake: Receiver<Wake>) {
         tracing::info!(
             node = %self.config.node,
@@ -139,7 +139,7 @@ impl Daemon {
         self.notifier
             .ready(&format!("node {}: started", self.config.node));
         let mut force_resync = false;
-        while !self.fence.is_stopping() {
+        while !self.fence.stop_requested() {
             let now = Instant::now();
             self.fence.beat();
             let members = Members::read(&self.config.root, &self.config.node);
@@ -148,7 +148,7 @@ impl Daemon {
             let ready = members.quorate && self.client_ready();
             if ready {
                 for index in 0..self.scopes.len() {
-                    if self.fence.is_stopping() {
+                    if self.fence.stop_requested() {
                         break;
                     }
                     if self.runnable(index, Instant::now()) {
@@ -300,12 +300,10 @@ impl Daemon {
         let took = started.elapsed();
         self.busy.store(false, Ordering::Relaxed);
         self.fence.beat();
-        if self.fence.is_stopping() {
-            tracing::info!(
-                scope = label,
-                took_ms = took.as_millis() as u64,
-                "reconcile ended early: stopping"
-            );
+        if self.fence.is_closed()
+            && let Err(error) = &result
+        {
+            tracing::info!(scope = label, took_ms = took.as_millis() as u64, %error, "reconcile cut short: stopping");
             return;
         }
         match result {
