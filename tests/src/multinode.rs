@@ -296,6 +296,25 @@ impl MultiNode {
         pid
     }
 
+    /// Stops `node`'s agent with SIGTERM and waits for it (30 s at most);
+    /// returns its exit status and how long it took.
+    pub fn terminate_agent(&mut self, node: &str) -> (std::process::ExitStatus, Duration) {
+        let mut agent = self.agents.remove(node).expect("the agent runs");
+        let pid = nix::unistd::Pid::from_raw(agent.child.id() as i32);
+        let started = Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let status = wait_for(Duration::from_secs(30), || {
+            agent.child.try_wait().expect("wait")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "agent {node} did not exit on SIGTERM:\n{}",
+                tail(&agent.log)
+            )
+        });
+        (status, started.elapsed())
+    }
+
     /// Stops every agent with SIGTERM and checks each exits cleanly.
     pub fn stop_agents(&mut self) {
         let agents = std::mem::take(&mut self.agents);

@@ -71,6 +71,9 @@ pub struct Args {
     pub exit_with_parent: bool,
 }
 
+/// Longest pause between two tries of a busy cluster lock.
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
 /// A metrics address, or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen(pub Option<SocketAddr>);
@@ -137,10 +140,12 @@ impl Args {
         config.poll_interval = self.poll_interval;
         config.resync_interval = self.resync_interval;
         config.metrics_listen = self.metrics_listen.0;
+        // A waiter probes a busy lock at least every 50 ms (one local mkdir and
+        // utime on pmxcfs): agents hand the locks around often.
         config.lock = LockOptions {
             wait: self.lock_wait,
             renew_every: self.lock_renew,
-            ..LockOptions::default()
+            max_poll: LOCK_POLL,
         };
         config.task_deadline = self.task_deadline;
         config.backoff = BackoffPolicy {

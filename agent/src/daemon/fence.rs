@@ -4,9 +4,10 @@
 //! Before each such call the fence reads `<root>/.members`: without quorum
 //! the call is not made (pmxcfs is read-only then, and Proxmox itself would
 //! refuse most changes; the agent must change nothing and keep reading).
-//! Once the agent is stopping (SIGTERM), no new change starts either: the
-//! step in flight finishes, the following steps fail fast, the reconcile
-//! returns and its locks are released. Reads always pass.
+//! Once the fence is closed (a stop that the reconcile in flight did not
+//! finish in time), no new change starts either: the step in flight
+//! finishes, the following steps fail fast, the reconcile returns and its
+//! locks are released. Reads always pass.
 //!
 //! The fence also keeps the agent's pulse for the systemd watchdog (every
 //! call and every loop counts as activity), counts calls for the metrics,
@@ -35,7 +36,8 @@ use super::ownership::Members;
 pub struct Fence {
     root: PathBuf,
     local: String,
-    stopping: AtomicBool,
+    stop_requested: AtomicBool,
+    closed: AtomicBool,
     born: Instant,
     /// Milliseconds after `born` of the last sign of life.
     pulse: AtomicU64,
@@ -65,7 +67,8 @@ impl Fence {
         Fence {
             root: root.to_owned(),
             local: local.to_owned(),
-            stopping: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             born: Instant::now(),
             pulse: AtomicU64::new(0),
             reads: AtomicU64::new(0),
@@ -75,14 +78,26 @@ impl Fence {
         }
     }
 
-    /// From now on no new change starts.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+    /// Asks the loop to end after the reconcile in flight.
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
     }
 
-    /// Whether the agent is stopping.
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+    /// Whether the agent was asked to stop.
+    pub fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::SeqCst)
+    }
+
+    /// From now on no new change starts (the agent is stopping and the
+    /// reconcile in flight must end soon).
+    pub fn close(&self) {
+        self.request_stop();
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the fence is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Records a sign of life.
@@ -144,7 +159,7 @@ impl Fence {
 
     /// `Ok` when a change may be made now; otherwise why not.
     pub fn may_change(&self) -> std::result::Result<(), String> {
-        if self.is_stopping() {
+        if self.is_closed() {
             return Err(format!(
                 "the agent on {} is stopping; the next reconcile continues from here",
                 self.local
@@ -515,7 +530,12 @@ mod tests {
         write_members(dir.path(), 1);
         assert!(fence.write("create container").is_ok());
         assert!(fence.cleanup("release").is_ok());
-        fence.stop();
+        fence.request_stop();
+        assert!(
+            fence.may_change().is_ok(),
+            "the reconcile in flight may finish"
+        );
+        fence.close();
         assert!(fence.may_change().unwrap_err().contains("stopping"));
         assert!(
             fence.cleanup("release").is_ok(),

@@ -19,8 +19,10 @@
 //! Without quorum the agent keeps reading and changes nothing: the
 //! [`fence`] refuses every Proxmox write and `pct` call, and no reconcile
 //! starts until `.members` says the cluster is quorate again. On SIGTERM or
-//! SIGINT ([`signals`]) no new change starts, the step in flight finishes,
-//! locks are released as their guards drop, and the process exits.
+//! SIGINT ([`signals`]) no new reconcile starts and the one in flight
+//! finishes (cut short by the fence if it takes more than half the stop
+//! grace period); locks are released as their guards drop, and the process
+//! exits.
 //!
 //! Side effects: Proxmox API calls and `pct` (through the reconciler),
 //! pmxcfs writes (statuses, IPAM, locks, the change counter), a metrics

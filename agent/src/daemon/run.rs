@@ -19,6 +19,10 @@ use crate::host::Pct;
 use crate::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
 use crate::store::{ObjectError, Store, StoreError};
 
+/// Index of the node scope in [`Daemon::scopes`] (the cluster scope is 0
+/// and runs first).
+const NODE_SCOPE: usize = 1;
+
 /// Work and backoff of one scope.
 #[derive(Debug)]
 struct ScopeState {
@@ -111,8 +115,8 @@ impl Daemon {
         })
     }
 
-    /// The fence (to stop the agent from another thread: [`Fence::stop`],
-    /// then send [`Wake::Stop`]).
+    /// The fence (to stop the agent from another thread:
+    /// [`Fence::request_stop`], then send [`Wake::Stop`]).
     pub fn fence(&self) -> Arc<Fence> {
         Arc::clone(&self.fence)
     }
@@ -122,7 +126,7 @@ impl Daemon {
         self.metrics_addr
     }
 
-    /// Runs until stopped ([`Wake::Stop`] or the fence stopping).
+    /// Runs until stopped ([`Wake::Stop`] or [`Fence::request_stop`]).
     pub fn run(mut self, wake: Receiver<Wake>) {
         tracing::info!(
             node = %self.config.node,
@@ -135,7 +139,7 @@ impl Daemon {
         self.notifier
             .ready(&format!("node {}: started", self.config.node));
         let mut force_resync = false;
-        while !self.fence.is_stopping() {
+        while !self.fence.stop_requested() {
             let now = Instant::now();
             self.fence.beat();
             let members = Members::read(&self.config.root, &self.config.node);
@@ -144,7 +148,7 @@ impl Daemon {
             let ready = members.quorate && self.client_ready();
             if ready {
                 for index in 0..self.scopes.len() {
-                    if self.fence.is_stopping() {
+                    if self.fence.stop_requested() {
                         break;
                     }
                     if self.runnable(index, Instant::now()) {
@@ -296,12 +300,10 @@ impl Daemon {
         let took = started.elapsed();
         self.busy.store(false, Ordering::Relaxed);
         self.fence.beat();
-        if self.fence.is_stopping() {
-            tracing::info!(
-                scope = label,
-                took_ms = took.as_millis() as u64,
-                "reconcile ended early: stopping"
-            );
+        if self.fence.is_closed()
+            && let Err(error) = &result
+        {
+            tracing::info!(scope = label, took_ms = took.as_millis() as u64, %error, "reconcile cut short: stopping");
             return;
         }
         match result {
@@ -350,11 +352,18 @@ impl Daemon {
                 "nothing to do"
             );
         }
+        let max_passes = self.config.max_passes;
+        if scope == Scope::Cluster && report.failed.is_empty() {
+            // A cluster-scoped run configures this node's containers too.
+            self.scopes[NODE_SCOPE].dirty = false;
+        }
         let state = &mut self.scopes[index];
         if report.failed.is_empty() {
             state.backoff.reset();
-            // Something changed: look again at once; otherwise wait for news.
-            state.dirty = report.steps > 0;
+            // A run repeats passes until nothing progresses; only one cut
+            // short by the pass limit has more to do right away. Otherwise
+            // wait for news: another node's bump, a change, the resync.
+            state.dirty = report.steps > 0 && report.passes >= max_passes;
         } else {
             let pause = state.backoff.failed(Instant::now());
             for ((kind, name), error) in &report.failed {

@@ -2,9 +2,12 @@
 //! handlers, no blocked signal mask — a mask would be inherited by every
 //! program the agent starts, `pct` and what it runs in containers):
 //!
-//! - SIGTERM or SIGINT: the fence stops new changes, the loop is woken and
-//!   finishes; if it has not exited after the grace period (a Proxmox task
-//!   still running, a lock still awaited), the process exits anyway —
+//! - SIGTERM or SIGINT: no new reconcile starts and the one in flight
+//!   finishes normally (so statuses stay truthful); if it still runs after
+//!   half the grace period, the fence closes — no new change starts, the
+//!   following steps fail fast and the reconcile returns, releasing its
+//!   locks; if the process has still not exited after the whole grace
+//!   period (a Proxmox task or a lock still awaited), it exits anyway —
 //!   every step is idempotent and a lock left behind expires. A second
 //!   SIGTERM/SIGINT exits at once.
 //! - SIGHUP: a full resync now (and the stored connection is reloaded).
@@ -55,18 +58,18 @@ pub fn spawn(wake: Sender<Wake>, fence: Arc<Fence>, grace: Duration) -> std::io:
                     if name == "SIGHUP" {
                         tracing::info!("SIGHUP: full resync");
                         let _ = wake.send(Wake::Resync);
-                    } else if fence.is_stopping() {
+                    } else if fence.stop_requested() {
                         tracing::warn!(signal = name, "second stop signal: exiting now");
                         std::process::exit(128 + number);
                     } else {
                         tracing::info!(
                             signal = name,
                             grace_s = grace.as_secs_f64(),
-                            "stopping: no new change starts; the step in flight finishes"
+                            "stopping: the reconcile in flight finishes, no new one starts"
                         );
-                        fence.stop();
+                        fence.request_stop();
                         let _ = wake.send(Wake::Stop);
-                        spawn_grace_timer(grace);
+                        spawn_grace_timer(Arc::clone(&fence), grace);
                     }
                 }
             });
@@ -74,9 +77,12 @@ pub fn spawn(wake: Sender<Wake>, fence: Arc<Fence>, grace: Duration) -> std::io:
     Ok(())
 }
 
-fn spawn_grace_timer(grace: Duration) {
+fn spawn_grace_timer(fence: Arc<Fence>, grace: Duration) {
     let spawned = std::thread::Builder::new().name("stop-grace".into()).spawn(move || {
-        std::thread::sleep(grace);
+        std::thread::sleep(grace / 2);
+        tracing::warn!("still reconciling halfway through the stop grace period: no new change starts from now on");
+        fence.close();
+        std::thread::sleep(grace / 2);
         tracing::error!(
             grace_s = grace.as_secs_f64(),
             "did not stop within the grace period: exiting; the interrupted step is redone by the next reconcile and any lock held expires"
@@ -84,6 +90,6 @@ fn spawn_grace_timer(grace: Duration) {
         std::process::exit(GRACE_EXIT);
     });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the stop timer; waiting for the step in flight");
+        tracing::warn!(error = %e, "cannot start the stop timer; waiting for the reconcile in flight");
     }
 }

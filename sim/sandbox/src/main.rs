@@ -409,6 +409,7 @@ fn step_agents(
             "127.0.0.1:0",
             "--lock-renew",
             LOCK_RENEW,
+            "--exit-with-parent",
         ]);
         orbitlab_env(sb, programs, &mut command, node);
         let log = logs.join(format!("agent-{node}.log"));
