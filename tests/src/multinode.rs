@@ -261,6 +261,8 @@ impl MultiNode {
             .args([
                 "--metrics-listen",
                 if o.metrics { "127.0.0.1:0" } else { "0" },
+                "--api-listen",
+                "0",
             ])
             .env("ORBITLAB_PCT", &self.programs.pct)
             .env("ORBITLAB_SIM_URL", self.sim.origin())

@@ -40,6 +40,10 @@ pub struct Args {
     /// Where to serve Prometheus metrics (ADDRESS:PORT); 0 turns them off.
     #[arg(long, env = "ORBITLAB_METRICS_LISTEN", default_value = "127.0.0.1:9728", value_parser = parse_listen, value_name = "ADDRESS:PORT")]
     pub metrics_listen: Listen,
+    /// Where to serve the local HTTPS API (ADDRESS:PORT) once a Proxmox
+    /// connection is stored; 0 turns it off.
+    #[arg(long, env = "ORBITLAB_API_LISTEN", default_value = "0.0.0.0:8007", value_parser = parse_listen, value_name = "ADDRESS:PORT")]
+    pub api_listen: Listen,
     /// How often a held cluster lock is renewed; must stay well under the
     /// lock expiry of pmxcfs (120 s).
     #[arg(long, env = "ORBITLAB_LOCK_RENEW", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
@@ -140,6 +144,7 @@ impl Args {
         config.poll_interval = self.poll_interval;
         config.resync_interval = self.resync_interval;
         config.metrics_listen = self.metrics_listen.0;
+        config.api_listen = self.api_listen.0;
         // A waiter probes a busy lock at least every 50 ms (one local mkdir and
         // utime on pmxcfs): agents hand the locks around often.
         config.lock = LockOptions {

@@ -29,6 +29,7 @@
 //! port ([`metrics`], default `127.0.0.1:9728`), systemd notifications
 //! ([`notify`], [`watchdog`]), logs on standard error.
 
+mod api;
 pub mod backoff;
 pub mod changes;
 pub mod cli;
@@ -64,6 +65,8 @@ pub struct Config {
     pub resync_interval: Duration,
     /// Where metrics are served; `None`: not at all.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the local HTTPS API is served; `None`: not at all.
+    pub api_listen: Option<SocketAddr>,
     /// Cluster lock timing (wait, renewal).
     pub lock: LockOptions,
     /// How long one Proxmox task may run.
@@ -86,6 +89,7 @@ impl Config {
             poll_interval: Duration::from_secs(2),
             resync_interval: Duration::from_secs(60),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9728))),
+            api_listen: Some(crate::server::DEFAULT_LISTEN),
             lock: LockOptions::default(),
             task_deadline: Duration::from_secs(300),
             max_passes: 8,

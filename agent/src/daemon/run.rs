@@ -58,6 +58,8 @@ pub struct Daemon {
     scopes: [ScopeState; 2],
     owner: bool,
     shown: Shown,
+    /// The local HTTPS API, once a connection allowed starting it.
+    api: Option<crate::server::ServerHandle>,
 }
 
 impl Daemon {
@@ -111,6 +113,7 @@ impl Daemon {
             connection: ConnectionSlot::default(),
             owner: false,
             shown: Shown::default(),
+            api: None,
             config,
         })
     }
@@ -254,6 +257,11 @@ impl Daemon {
             Ok(changed) => {
                 if changed {
                     tracing::info!("Proxmox connection loaded");
+                    // The API checks credentials through this connection.
+                    if let Some(old) = self.api.take() {
+                        old.shutdown();
+                    }
+                    self.api = super::api::start(&self.config, &self.store);
                 }
                 self.shown.connection_problem = None;
             }

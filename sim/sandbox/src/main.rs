@@ -407,6 +407,10 @@ fn step_agents(
             "1s",
             "--metrics-listen",
             "127.0.0.1:0",
+            // Three agents share this machine's ports and the sandbox has
+            // no node certificates: no local HTTPS API here.
+            "--api-listen",
+            "0",
             "--lock-renew",
             LOCK_RENEW,
             "--exit-with-parent",
