@@ -23,10 +23,19 @@ fn client(connection: &StoredConnection, store: &Store) -> Result<PveClient> {
     Ok(PveClient::new(connection.client_config(store)?)?)
 }
 
-fn with_reconciler<T>(store: &Store, connection: &StoredConnection, f: impl FnOnce(&Reconciler<'_>) -> Result<T>) -> Result<T> {
+fn with_reconciler<T>(
+    store: &Store,
+    connection: &StoredConnection,
+    f: impl FnOnce(&Reconciler<'_>) -> Result<T>,
+) -> Result<T> {
     let pve = client(connection, store)?;
     let host = reconcile::local_host();
-    let reconciler = Reconciler { pve: &pve, store, host: &host, options: Options::default() };
+    let reconciler = Reconciler {
+        pve: &pve,
+        store,
+        host: &host,
+        options: Options::default(),
+    };
     f(&reconciler)
 }
 
@@ -64,12 +73,16 @@ fn connection_from_args(args: &InitArgs) -> Result<StoredConnection> {
     } else if let Some(fp) = &args.api_fingerprint {
         StoredTrust::Fingerprint(fp.clone())
     } else {
-        StoredTrust::CaFile(
-            args.api_ca.as_ref().map_or_else(|| "/etc/pve/pve-root-ca.pem".to_owned(), |p| p.display().to_string()),
-        )
+        StoredTrust::CaFile(args.api_ca.as_ref().map_or_else(
+            || "/etc/pve/pve-root-ca.pem".to_owned(),
+            |p| p.display().to_string(),
+        ))
     };
     Ok(StoredConnection {
-        url: args.api_url.clone().unwrap_or_else(|| "https://localhost:8006".into()),
+        url: args
+            .api_url
+            .clone()
+            .unwrap_or_else(|| "https://localhost:8006".into()),
         token,
         secret,
         trust,
@@ -114,7 +127,10 @@ pub fn plan(store: &Store) -> Result<(Value, ExitCode)> {
         } else {
             ExitCode::SUCCESS
         };
-        Ok((Value::Array(blocked.into_iter().chain(steps).collect()), code))
+        Ok((
+            Value::Array(blocked.into_iter().chain(steps).collect()),
+            code,
+        ))
     })
 }
 
@@ -123,13 +139,18 @@ pub fn reconcile_once(store: &Store) -> Result<(Value, ExitCode)> {
     let connection = StoredConnection::load(store)?;
     with_reconciler(store, &connection, |rec| {
         let report = rec.run()?;
-        let code = if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let code = if report.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
         Ok((report_json(&report), code))
     })
 }
 
 fn report_json(report: &Report) -> Value {
-    let path = |(k, n): &(orbitlab_manifests::Kind, String)| format!("/{}/{n}", collection_segment(*k));
+    let path =
+        |(k, n): &(orbitlab_manifests::Kind, String)| format!("/{}/{n}", collection_segment(*k));
     json!({
         "passes": report.passes,
         "steps": report.steps,
@@ -148,7 +169,10 @@ pub fn wait_ready(api: &Api, changes: &[Change], timeout: Duration) -> Result<()
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let mut pending = 0;
-        for change in changes.iter().filter(|c| c.action != ChangeAction::Unchanged) {
+        for change in changes
+            .iter()
+            .filter(|c| c.action != ChangeAction::Unchanged)
+        {
             let status = api.store().read_status(change.kind, &change.name)?;
             let line = match (change.action, status) {
                 (ChangeAction::Deleted, None) => "deleted".to_owned(),
@@ -185,7 +209,10 @@ pub fn wait_ready(api: &Api, changes: &[Change], timeout: Duration) -> Result<()
             return Ok(());
         }
         if started.elapsed() >= timeout {
-            bail!("gave up after {}s: {pending} object(s) not Ready yet; `orbitlab get` shows their status", timeout.as_secs());
+            bail!(
+                "gave up after {}s: {pending} object(s) not Ready yet; `orbitlab get` shows their status",
+                timeout.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -29,19 +29,29 @@ pub fn main() -> ExitCode {
 fn run(args: Vec<String>) -> Result<()> {
     let node = std::env::var("ORBITLAB_NODE").context("ORBITLAB_NODE is not set")?;
     let origin = std::env::var("ORBITLAB_SIM_URL").context("ORBITLAB_SIM_URL is not set")?;
-    let (verb, rest) = args.split_first().context("usage: pct push|exec VMID ...")?;
+    let (verb, rest) = args
+        .split_first()
+        .context("usage: pct push|exec VMID ...")?;
     let (vmid, rest) = rest.split_first().context("missing VMID")?;
     let vmid: u32 = vmid.parse().with_context(|| format!("bad VMID {vmid:?}"))?;
     let (path, body) = match verb.as_str() {
         "push" => {
-            let [source, dest, tail @ ..] = rest else { bail!("usage: pct push VMID SOURCE DEST [--perms OCTAL]") };
+            let [source, dest, tail @ ..] = rest else {
+                bail!("usage: pct push VMID SOURCE DEST [--perms OCTAL]")
+            };
             let mode = match tail {
                 [] => 0o644,
-                [flag, perms] if flag == "--perms" => u32::from_str_radix(perms, 8).with_context(|| format!("bad --perms {perms}"))?,
+                [flag, perms] if flag == "--perms" => {
+                    u32::from_str_radix(perms, 8).with_context(|| format!("bad --perms {perms}"))?
+                }
                 _ => bail!("usage: pct push VMID SOURCE DEST [--perms OCTAL]"),
             };
-            let content = std::fs::read_to_string(source).with_context(|| format!("cannot read {source}"))?;
-            ("push", json!({ "path": dest, "mode": mode, "content": content }))
+            let content =
+                std::fs::read_to_string(source).with_context(|| format!("cannot read {source}"))?;
+            (
+                "push",
+                json!({ "path": dest, "mode": mode, "content": content }),
+            )
         }
         "exec" => {
             let argv = match rest {

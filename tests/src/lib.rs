@@ -7,7 +7,9 @@ use std::fmt;
 use std::time::Duration;
 
 use orbitlab_agent::host::{ContainerHost, HostError};
-use orbitlab_agent::pve::{ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust};
+use orbitlab_agent::pve::{
+    ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
+};
 use orbitlab_agent::reconcile::{Options, Reconciler, Report};
 use orbitlab_agent::store::{LockOptions, Store};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle};
@@ -25,7 +27,9 @@ pub struct Lab {
 
 impl fmt::Debug for Lab {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lab").field("root", &self.dir.path()).finish()
+        f.debug_struct("Lab")
+            .field("root", &self.dir.path())
+            .finish()
     }
 }
 
@@ -49,15 +53,26 @@ impl ContainerHost for SimHost<'_> {
         &self.node
     }
 
-    fn push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &[u8]) -> Result<(), HostError> {
+    fn push(
+        &self,
+        node: &str,
+        vmid: u32,
+        path: &str,
+        mode: u32,
+        content: &[u8],
+    ) -> Result<(), HostError> {
         self.local(node, vmid)?;
         let content = String::from_utf8_lossy(content);
-        self.sim.pct_push(node, vmid, path, mode, &content).map_err(|stderr| failed("push", stderr))
+        self.sim
+            .pct_push(node, vmid, path, mode, &content)
+            .map_err(|stderr| failed("push", stderr))
     }
 
     fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {
         self.local(node, vmid)?;
-        self.sim.pct_exec(node, vmid, argv).map_err(|stderr| failed("exec", stderr))
+        self.sim
+            .pct_exec(node, vmid, argv)
+            .map_err(|stderr| failed("exec", stderr))
     }
 }
 
@@ -66,13 +81,21 @@ impl SimHost<'_> {
         if self.any_node || node == self.node {
             Ok(())
         } else {
-            Err(HostError::NotLocal { vmid, node: node.to_owned(), local: self.node.clone() })
+            Err(HostError::NotLocal {
+                vmid,
+                node: node.to_owned(),
+                local: self.node.clone(),
+            })
         }
     }
 }
 
 fn failed(verb: &str, stderr: String) -> HostError {
-    HostError::Failed { command: format!("pct {verb}"), status: "exit status: 255".into(), stderr }
+    HostError::Failed {
+        command: format!("pct {verb}"),
+        status: "exit status: 255".into(),
+        stderr,
+    }
 }
 
 impl Lab {
@@ -98,12 +121,21 @@ impl Lab {
         let pve = PveClient::new(ClientConfig {
             base_url: sim.origin(),
             trust: Trust::LoopbackHttp,
-            credentials: Credentials::token("root@pam", "orbitlab", Secret::new(DEFAULT_TOKEN_SECRET)).expect("token"),
+            credentials: Credentials::token(
+                "root@pam",
+                "orbitlab",
+                Secret::new(DEFAULT_TOKEN_SECRET),
+            )
+            .expect("token"),
             options: ClientOptions {
                 timeout: Duration::from_secs(10),
                 connect_timeout: Duration::from_secs(2),
                 upload_timeout: Duration::from_secs(10),
-                retry: RetryPolicy { attempts: 1, first_delay: Duration::from_millis(1), max_delay: Duration::from_millis(1) },
+                retry: RetryPolicy {
+                    attempts: 1,
+                    first_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(1),
+                },
             },
         })
         .expect("the client builds");
@@ -113,17 +145,30 @@ impl Lab {
             max_poll: Duration::from_millis(10),
             renew_every: Duration::from_secs(20),
         });
-        Lab { sim, pve, store, dir }
+        Lab {
+            sim,
+            pve,
+            store,
+            dir,
+        }
     }
 
     /// The host of `node`.
     pub fn host(&self, node: &str) -> SimHost<'_> {
-        SimHost { sim: &self.sim, node: node.to_owned(), any_node: false }
+        SimHost {
+            sim: &self.sim,
+            node: node.to_owned(),
+            any_node: false,
+        }
     }
 
     /// A host that reaches the containers of every node.
     pub fn omni_host(&self) -> SimHost<'_> {
-        SimHost { sim: &self.sim, node: NODES[0].to_owned(), any_node: true }
+        SimHost {
+            sim: &self.sim,
+            node: NODES[0].to_owned(),
+            any_node: true,
+        }
     }
 
     /// A reconciler acting as `node`.
@@ -132,7 +177,11 @@ impl Lab {
             pve: &self.pve,
             store: &self.store,
             host,
-            options: Options { task_deadline: Duration::from_secs(10), max_passes: 8, ..Options::default() },
+            options: Options {
+                task_deadline: Duration::from_secs(10),
+                max_passes: 8,
+                ..Options::default()
+            },
         }
     }
 

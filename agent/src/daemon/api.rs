@@ -20,10 +20,12 @@ pub(super) fn start(config: &Config, store: &Store) -> Option<ServerHandle> {
     let started = (|| -> Result<ServerHandle, String> {
         let connection = StoredConnection::load(store).map_err(|e| e.to_string())?;
         let client = connection.client_config(store).map_err(|e| e.to_string())?;
-        let auth = ProxmoxAuthenticator::new(ProxmoxAuthConfig::from_client(&client)).map_err(|e| e.to_string())?;
+        let auth = ProxmoxAuthenticator::new(ProxmoxAuthConfig::from_client(&client))
+            .map_err(|e| e.to_string())?;
         let mut server_config = ServerConfig::for_node(store.root());
         server_config.listen = listen;
-        server::spawn(server_config, Api::new(store.clone()), Arc::new(auth)).map_err(|e| e.to_string())
+        server::spawn(server_config, Api::new(store.clone()), Arc::new(auth))
+            .map_err(|e| e.to_string())
     })();
     match started {
         Ok(handle) => {
@@ -66,7 +68,10 @@ mod tests {
         .unwrap();
         // Connection but no node certificate: still no API.
         assert!(start(&config(dir.path()), &store).is_none());
-        let tls = TestCa::new("test CA").unwrap().issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let tls = TestCa::new("test CA")
+            .unwrap()
+            .issue_server(&["localhost", "127.0.0.1"])
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("local")).unwrap();
         std::fs::write(dir.path().join("local/pve-ssl.pem"), &tls.cert_chain_pem).unwrap();
         std::fs::write(dir.path().join("local/pve-ssl.key"), &tls.key_pem).unwrap();

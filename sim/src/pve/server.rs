@@ -24,12 +24,12 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::control;
-use super::pct::{self, PctLog, PushedFile};
 use super::endpoints::access::{ApiToken, UserLogin, permissions};
 use super::endpoints::{Auth, AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
 use super::error::ApiError;
 use super::faults::{FaultSpec, Faults};
 use super::files;
+use super::pct::{self, PctLog, PushedFile};
 use super::request;
 use super::schema::{PveVersion, rules};
 use super::state::ClusterState;
@@ -160,7 +160,10 @@ impl Shared {
             }
             if let (Ok(()), Some(dir)) = (&result, &self.pmxcfs_control) {
                 result = files::write_control(dir, st).map_err(|e| {
-                    format!("feeding pmxcfs simulator control directory {}: {e}", dir.display())
+                    format!(
+                        "feeding pmxcfs simulator control directory {}: {e}",
+                        dir.display()
+                    )
                 });
             }
             match result {
@@ -277,7 +280,10 @@ async fn serve(
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    control::routes().merge(pct::routes()).fallback(api).with_state(shared)
+    control::routes()
+        .merge(pct::routes())
+        .fallback(api)
+        .with_state(shared)
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -369,8 +375,24 @@ impl SimHandle {
 
     /// Stop the server and wait for its thread.
     /// `pct push` into a running container on `node`.
-    pub fn pct_push(&self, node: &str, vmid: u32, path: &str, mode: u32, content: &str) -> Result<(), String> {
-        pct::push(&self.shared, node, vmid, path, PushedFile { mode, content: content.to_owned() })
+    pub fn pct_push(
+        &self,
+        node: &str,
+        vmid: u32,
+        path: &str,
+        mode: u32,
+        content: &str,
+    ) -> Result<(), String> {
+        pct::push(
+            &self.shared,
+            node,
+            vmid,
+            path,
+            PushedFile {
+                mode,
+                content: content.to_owned(),
+            },
+        )
     }
 
     /// `pct exec` in a running container on `node`.

@@ -71,7 +71,10 @@ fn renewal_by_the_holder_restarts_the_clock() {
     assert_eq!(fs::metadata(&lock).unwrap().mtime(), secs);
     std::thread::sleep(LOCK_TIMEOUT / 2);
     // Older than the timeout since mkdir, but not since the renewal.
-    assert!(taken.elapsed() > LOCK_TIMEOUT, "test setup: the lock is old");
+    assert!(
+        taken.elapsed() > LOCK_TIMEOUT,
+        "test setup: the lock is old"
+    );
     assert_errno(
         unlock_request(&lock),
         libc::EACCES,
