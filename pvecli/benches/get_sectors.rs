@@ -3,8 +3,11 @@
 //!
 //! Run: `cargo bench -p orbitlab-pvecli --bench get_sectors`.
 
+mod support;
+
 use std::process::Command;
-use std::time::{Duration, Instant};
+
+use support::measure;
 
 use orbitlab_agent::status::{ConditionType, ObjectStatus};
 use orbitlab_agent::store::Store;
@@ -34,53 +37,24 @@ fn main() {
             .expect("write status");
     }
     let exe = env!("CARGO_BIN_EXE_orbitlab");
-    let cpu_before = children_cpu_seconds();
-    let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
-    for run in 0..=RUNS {
-        let started = Instant::now();
-        let output = Command::new(exe)
-            .args(["--root"])
-            .arg(dir.path())
-            .args(["get", "/sectors", "--output-format", "json"])
-            .output()
-            .expect("run orbitlab");
-        let elapsed = started.elapsed();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let listed: serde_json::Value =
-            serde_json::from_slice(&output.stdout).expect("JSON output");
-        assert_eq!(listed.as_array().map(Vec::len), Some(SECTORS));
-        if run > 0 {
-            // The first run warms the page cache.
-            times.push(elapsed);
-        }
-    }
-    let cpu_per_run = (children_cpu_seconds() - cpu_before) / (RUNS + 1) as f64;
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "orbitlab get /sectors --output-format json, {SECTORS} Sectors stored, {RUNS} runs: min {:.1} ms, median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
-        ms(times[0]),
-        ms(times[RUNS / 2]),
-        ms(times[RUNS * 9 / 10]),
-        ms(times[RUNS - 1])
+    measure(
+        &format!("orbitlab get /sectors --output-format json, {SECTORS} Sectors stored"),
+        RUNS,
+        |_| {
+            let output = Command::new(exe)
+                .arg("--root")
+                .arg(dir.path())
+                .args(["get", "/sectors", "--output-format", "json"])
+                .output()
+                .expect("run orbitlab");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let listed: serde_json::Value =
+                serde_json::from_slice(&output.stdout).expect("JSON output");
+            assert_eq!(listed.as_array().map(Vec::len), Some(SECTORS));
+        },
     );
-    println!(
-        "  CPU time (user + system) per run: {:.1} ms (independent of other load; the wall time above is not)",
-        cpu_per_run * 1000.0
-    );
-}
-
-/// User + system CPU seconds of this process's waited-for children, from
-/// `/proc/self/stat` (fields 16 and 17, in clock ticks of 10 ms).
-fn children_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // The command name (field 2) may hold spaces; fields after it follow ')'.
-    let after = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("a number");
-    (ticks(16) + ticks(17)) / 100.0
 }
