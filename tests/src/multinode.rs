@@ -254,8 +254,10 @@ impl MultiNode {
             .args([
                 "--task-deadline",
                 "30s",
+                // Writes are fenced at half the grace period: leave a pass
+                // time to finish even on a loaded machine.
                 "--stop-grace",
-                "10s",
+                "40s",
                 "--exit-with-parent",
             ])
             .args([
