@@ -37,6 +37,8 @@ fn main() {
             .expect("write status");
     }
     let exe = env!("CARGO_BIN_EXE_orbitlab");
+    // As on a node (/var/cache/orbitlab): a cache of decoded manifests.
+    let cache = tempfile::tempdir().expect("temporary directory");
     measure(
         &format!("orbitlab get /sectors --output-format json, {SECTORS} Sectors stored"),
         RUNS,
@@ -45,6 +47,7 @@ fn main() {
                 .arg("--root")
                 .arg(dir.path())
                 .args(["get", "/sectors", "--output-format", "json"])
+                .env("ORBITLAB_CACHE_DIR", cache.path())
                 .output()
                 .expect("run orbitlab");
             assert!(

@@ -5,8 +5,8 @@
 //! never describe a file that changed: a changed file simply misses and is
 //! decoded. The cache lives outside pmxcfs (it is local and disposable):
 //! `$ORBITLAB_CACHE_DIR` if set (empty disables it), `/var/cache/orbitlab`
-//! for the store at `/etc/pve`, otherwise a directory under the system's
-//! temporary directory named after the store root. One file per kind,
+//! for the store at `/etc/pve`, and none for any other root (tests and the
+//! sandbox leave nothing behind). One file per kind,
 //! `manifests-<kind>.json`, 0600 in a 0700 directory, replaced by rename;
 //! any problem with it only costs speed.
 
@@ -24,11 +24,7 @@ pub(crate) fn cache_dir(root: &Path) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("ORBITLAB_CACHE_DIR") {
         return (!dir.is_empty()).then(|| PathBuf::from(dir));
     }
-    if root == Path::new(super::DEFAULT_ROOT) {
-        return Some(PathBuf::from("/var/cache/orbitlab"));
-    }
-    let tag = hex::encode(&Sha256::digest(root.as_os_str().as_encoded_bytes())[..8]);
-    Some(std::env::temp_dir().join(format!("orbitlab-cache-{tag}")))
+    (root == Path::new(super::DEFAULT_ROOT)).then(|| PathBuf::from("/var/cache/orbitlab"))
 }
 
 /// The content key of a file.
