@@ -413,7 +413,8 @@ impl Transport {
     }
 
     fn send(&self, method: &Method, path: &str, req: RequestBuilder) -> Result<Value> {
-        let resp = req.send().map_err(|e| {
+        // Sending and reading the body fail the same ways.
+        let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 PveError::Timeout {
                     method: method.to_string(),
@@ -427,27 +428,14 @@ impl Transport {
                     message: describe(&e),
                 }
             }
-        })?;
+        };
+        let resp = req.send().map_err(transport)?;
         let status = resp.status();
         let reason = resp
             .extensions()
             .get::<hyper::ext::ReasonPhrase>()
             .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
-        let bytes = resp.bytes().map_err(|e| {
-            if e.is_timeout() {
-                PveError::Timeout {
-                    method: method.to_string(),
-                    path: path.to_string(),
-                    timeout: self.opts.timeout,
-                }
-            } else {
-                PveError::Transport {
-                    method: method.to_string(),
-                    path: path.to_string(),
-                    message: describe(&e),
-                }
-            }
-        })?;
+        let bytes = resp.bytes().map_err(transport)?;
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
             let body = body.ok_or_else(|| PveError::Decode {

@@ -204,16 +204,13 @@ impl Reconciler<'_> {
             let Ok(name) = name.parse::<Name>() else {
                 continue;
             };
-            if !after.declared.contains(&key)
-                && !observed.statuses.contains(&key)
+            // A deleted object keeps a status while anything of it is
+            // left (or its teardown failed); once gone, ForgetStatus removes it.
+            let deleted_and_gone = !after.declared.contains(&key)
                 && !outcome.failed.contains_key(&key)
-            {
-                continue; // Torn down, or never had a status.
-            }
-            if !after.declared.contains(&key)
-                && !observed_leftovers(kind, &key.1, observed)
-                && !outcome.failed.contains_key(&key)
-            {
+                && (!observed.statuses.contains(&key)
+                    || !observed_leftovers(kind, &key.1, observed));
+            if deleted_and_gone {
                 continue;
             }
             let mut status = self.store.read_status(kind, &name)?.unwrap_or_default();
