@@ -178,3 +178,89 @@ pub(crate) fn resolve(
         describe(&head)
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SecretFiles, SecretValue, Vault};
+    use super::*;
+    use crate::store::Store;
+
+    fn p(s: &str) -> SecretPath {
+        s.parse().unwrap()
+    }
+
+    fn v(s: &str) -> SecretValue {
+        SecretValue::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    /// The steps of a creation or a deletion cut short at each point leave
+    /// a secret that is absent or complete, never one refused, and the
+    /// next write (or rotation) finishes the job.
+    #[test]
+    fn unfinished_creations_and_deletions_converge() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::new(Store::open(dir.path()));
+        vault.set(&p("other"), &v("o")).unwrap();
+        let keyring = vault.keyring_for_reading().unwrap();
+        let (new, files) = (p("app/new"), SecretFiles::of(&p("app/new")));
+        let read = |f: &crate::store::StorePath| vault.store.read(f).unwrap();
+        let clean = |vault: &Vault| {
+            let listing = vault.list(None).unwrap();
+            assert!(listing.damaged.is_empty(), "{listing:?}");
+            listing.secrets.len()
+        };
+
+        // Crash after the intent head: no secret yet.
+        let guard = vault.lock().unwrap();
+        let mut record = vault.begin_secret(&guard, &new, &files, &keyring).unwrap();
+        let intent = read(&files.head).unwrap();
+        assert!(matches!(vault.get(&new), Err(VaultError::NotFound { .. })));
+        assert_eq!(clean(&vault), 1);
+
+        // Crash after the record, before its head: the record counts.
+        vault
+            .append(&guard, &new, &files, &mut record, &keyring, &v("one"))
+            .unwrap();
+        drop(guard);
+        vault.store.write(&files.head, &intent).unwrap();
+        assert_eq!(vault.get(&new).unwrap().value.expose(), b"one");
+        assert_eq!(clean(&vault), 2);
+        // The next write brings the head up to date.
+        vault.set(&new, &v("two")).unwrap();
+        let head = Head::decode(&read(&files.head).unwrap()).unwrap();
+        assert_eq!(head.version_list(), "1, 2");
+
+        // Crash after a deletion's tombstone: gone, and a new secret of
+        // the same path starts afresh (another incarnation).
+        let guard = vault.lock().unwrap();
+        let generation = SecretRecord::decode(&read(&files.record).unwrap())
+            .unwrap()
+            .generation;
+        vault
+            .write_tombstone(&guard, &files, &head, generation, &keyring)
+            .unwrap();
+        drop(guard);
+        assert!(matches!(vault.get(&new), Err(VaultError::NotFound { .. })));
+        assert!(matches!(vault.versions(&new), Err(VaultError::NotFound { .. })));
+        assert_eq!(clean(&vault), 1);
+        let tombstone = read(&files.head).unwrap();
+        let old_record = read(&files.record).unwrap();
+        assert_eq!(vault.set(&new, &v("again")).unwrap().version.get(), 1);
+        let again = Head::decode(&read(&files.head).unwrap()).unwrap();
+        assert_ne!(again.incarnation, head.incarnation);
+        // ...whose files are never taken for the deleted one's.
+        vault.store.write(&files.record, &old_record).unwrap();
+        assert!(matches!(vault.get(&new), Err(VaultError::Tampered { .. })));
+        assert!(vault.delete(&new).is_ok());
+
+        // A rotation clears such leftovers and keeps the rest readable.
+        vault.store.write(&files.head, &tombstone).unwrap();
+        vault.store.write(&files.record, &old_record).unwrap();
+        let report = vault.rotate_kek().unwrap();
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(read(&files.head), None);
+        assert_eq!(read(&files.record), None);
+        assert_eq!(vault.get(&p("other")).unwrap().value.expose(), b"o");
+        assert_eq!(report.retired.len(), 1, "nothing needs the old KEK now");
+    }
+}

@@ -348,19 +348,10 @@ impl Vault {
             (None, None) => 0,
         };
         if let (Some(head), Some(keyring)) = (&head, self.load_keyring().ok().flatten())
-            && record_bytes.is_some()
+            && let Some(bytes) = &record_bytes
         {
-            let record_generation = record_bytes
-                .as_deref()
-                .and_then(|b| SecretRecord::decode(b).ok())
-                .map_or(0, |r| r.generation);
-            let mut tombstone = Head {
-                versions: Vec::new(),
-                generation: head.generation.max(record_generation) + 1,
-                ..head.clone()
-            };
-            tombstone.mac = history::seal(&keyring, &tombstone);
-            self.write(&guard, &files.head, &tombstone.encode())?;
+            let record_generation = SecretRecord::decode(bytes).map_or(0, |r| r.generation);
+            self.write_tombstone(&guard, &files, head, record_generation, &keyring)?;
         }
         self.store.remove(&files.record)?;
         self.store.remove(&files.head)?;
@@ -653,6 +644,25 @@ impl Vault {
             versions: Vec::new(),
             mac: unsealed(),
         })
+    }
+
+    /// Replaces the head of a secret being deleted by an empty one at a
+    /// generation above both files' (see [`history`]).
+    fn write_tombstone(
+        &self,
+        guard: &LockGuard,
+        files: &SecretFiles,
+        head: &Head,
+        record_generation: u64,
+        keyring: &Keyring,
+    ) -> Result<(), VaultError> {
+        let mut tombstone = Head {
+            versions: Vec::new(),
+            generation: head.generation.max(record_generation) + 1,
+            ..head.clone()
+        };
+        tombstone.mac = history::seal(keyring, &tombstone);
+        self.write(guard, &files.head, &tombstone.encode())
     }
 
     /// Seals `value` as the next version and commits the record.
