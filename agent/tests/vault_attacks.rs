@@ -529,3 +529,43 @@ fn a_crash_between_file_and_head_is_completed_not_refused() {
     assert!(vault.get_version(&p("app/a"), Version::FIRST).is_err());
     assert_b_intact(&vault);
 }
+
+#[test]
+fn every_single_byte_flip_of_a_head_is_caught() {
+    let (dir, vault) = setup();
+    let head = head_of(dir.path(), "app/a");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&head).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "heads are private");
+    let original = std::fs::read(&head).unwrap();
+    let mut kinds = BTreeMap::<&str, usize>::new();
+    for i in 0..original.len() {
+        for mask in [0x01u8, 0x20, 0x80] {
+            let mut bytes = original.clone();
+            bytes[i] ^= mask;
+            std::fs::write(&head, &bytes).unwrap();
+            let err = vault.get(&p("app/a")).expect_err(&format!(
+                "flip of head byte {i} with {mask:#x} went unnoticed"
+            ));
+            let kind = match &err {
+                VaultError::Damaged { .. } => "damaged",
+                VaultError::Tampered { .. } => "tampered",
+                VaultError::Misplaced { .. } => "misplaced",
+                VaultError::HistoryKekMissing { .. } => "kek-missing",
+                other => panic!("head byte {i}: unexpected error {other}"),
+            };
+            *kinds.entry(kind).or_default() += 1;
+            let text = format!("{err} {err:?}");
+            assert!(text.contains("app/a"), "the error names the secret: {text}");
+            assert_no_plaintext(&text);
+        }
+    }
+    println!("{} head bytes x 3 masks flipped: {kinds:?}", original.len());
+    assert!(kinds["tampered"] > 0 && kinds["damaged"] > 0);
+    std::fs::write(&head, &original).unwrap();
+    assert_eq!(
+        vault.get(&p("app/a")).unwrap().value.expose(),
+        PLAIN_A2.as_bytes()
+    );
+    assert_b_intact(&vault);
+}

@@ -241,7 +241,10 @@ mod tests {
             .unwrap();
         drop(guard);
         assert!(matches!(vault.get(&new), Err(VaultError::NotFound { .. })));
-        assert!(matches!(vault.versions(&new), Err(VaultError::NotFound { .. })));
+        assert!(matches!(
+            vault.versions(&new),
+            Err(VaultError::NotFound { .. })
+        ));
         assert_eq!(clean(&vault), 1);
         let tombstone = read(&files.head).unwrap();
         let old_record = read(&files.record).unwrap();

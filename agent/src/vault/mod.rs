@@ -208,7 +208,8 @@ impl Vault {
         Ok(record.versions.iter().map(info_of).collect())
     }
 
-    /// True when `path` has a record file (not authenticated).
+    /// True when `path` has a record file (not authenticated: a leftover of
+    /// an unfinished deletion counts too; [`Vault::get`] decides).
     pub fn exists(&self, path: &SecretPath) -> Result<bool, VaultError> {
         Ok(self.store.read(&file_path(path))?.is_some())
     }
