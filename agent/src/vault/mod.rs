@@ -285,7 +285,20 @@ impl Vault {
                 if prefix.is_some_and(|p| !path.starts_with(p)) || head.versions.is_empty() {
                     continue;
                 }
-                listing.damaged.push(self.store.absolute(&file));
+                // Maybe its record was created after the directory was read.
+                let keyring = match &keyring {
+                    Some(k) => k,
+                    None => keyring.insert(self.keyring_for_reading()?),
+                };
+                let files = SecretFiles::of(&path);
+                let state = self.load(&path, &files).and_then(|(head, record)| {
+                    history::resolve(&path, &files.names(self), head, record, keyring)
+                });
+                match state {
+                    Ok(State::Live(record)) => listing.secrets.push(listing_of(path, &record)),
+                    Ok(State::Absent) => {}
+                    Err(_) => listing.damaged.push(self.store.absolute(&file)),
+                }
             }
         }
         listing.secrets.sort_by(|a, b| a.path.cmp(&b.path));
