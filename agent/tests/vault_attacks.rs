@@ -95,6 +95,8 @@ fn every_single_byte_flip_is_caught() {
                 VaultError::Integrity { .. } => "integrity",
                 VaultError::Misplaced { .. } => "misplaced",
                 VaultError::KekMissing { .. } => "kek-missing",
+                VaultError::Tampered { .. } => "tampered",
+                VaultError::HistoryKekMissing { .. } => "kek-missing",
                 other => panic!("byte {i}: unexpected error {other}"),
             };
             *kinds.entry(kind).or_default() += 1;
@@ -119,7 +121,7 @@ fn every_single_byte_flip_is_caught() {
         }
     }
     println!("{} bytes x 3 masks flipped: {kinds:?}", original.len());
-    assert!(kinds["integrity"] > 0 && kinds["damaged"] > 0);
+    assert!(kinds["integrity"] > 0 && kinds["damaged"] > 0 && kinds["tampered"] > 0);
     std::fs::write(&file, &original).unwrap();
     assert_eq!(
         vault.get(&p("app/a")).unwrap().value.expose(),
@@ -312,4 +314,258 @@ fn bad_values_and_paths_change_nothing() {
         assert!(err.starts_with("invalid secret path"), "{err}");
     }
     assert_eq!(snapshot(dir.path()), before);
+}
+
+// ---- the version history as a whole (issue 16, finding 5) -----------------
+
+const PLAIN_A3: &str = "PLAINTEXT-alpha-third-93be";
+
+/// The head file of `secret`: same shard and name as its record, under
+/// `vault/heads/`.
+fn head_of(root: &Path, secret: &str) -> PathBuf {
+    let record = file_of(root, secret);
+    let rel = record
+        .strip_prefix(root.join("priv/orbitlab/vault/secrets"))
+        .unwrap();
+    root.join("priv/orbitlab/vault/heads").join(rel)
+}
+
+/// `result` is a refusal of secret `secret` for a changed version history:
+/// it names the secret and its file, and holds no plaintext.
+#[track_caller]
+fn assert_tampered<T: std::fmt::Debug>(result: Result<T, VaultError>, secret: &str, file: &Path) {
+    let err = result.expect_err("a changed version history went unnoticed");
+    let text = format!("{err} {err:?}");
+    assert!(
+        matches!(err, VaultError::Tampered { .. }),
+        "not a tamper error: {text}"
+    );
+    assert!(text.contains(secret), "the error names the secret: {text}");
+    assert!(
+        text.contains(&file.display().to_string()),
+        "the error names the file: {text}"
+    );
+    assert_no_plaintext(&text);
+}
+
+/// Every read of `app/a` is refused, and the listing does not show it.
+#[track_caller]
+fn assert_a_refused(vault: &Vault, file: &Path) {
+    assert_tampered(vault.get(&p("app/a")), "app/a", file);
+    for n in 1..=3 {
+        assert_tampered(
+            vault.get_version(&p("app/a"), Version::new(n).unwrap()),
+            "app/a",
+            file,
+        );
+    }
+    assert_tampered(vault.versions(&p("app/a")), "app/a", file);
+    let listing = vault.list(None).unwrap();
+    assert!(
+        listing.secrets.iter().all(|s| s.path.as_str() != "app/a"),
+        "the listing shows a tampered secret: {listing:?}"
+    );
+    assert!(listing.damaged.contains(&file.to_owned()), "{listing:?}");
+    assert_b_intact(vault);
+}
+
+#[test]
+fn dropping_versions_from_a_file_is_refused() {
+    let (dir, vault) = setup();
+    vault.set(&p("app/a"), &v(PLAIN_A3)).unwrap();
+    let fa = file_of(dir.path(), "app/a");
+    let original = std::fs::read(&fa).unwrap();
+
+    // The newest version removed: every remaining one still verifies.
+    edit_versions(&fa, |vs| {
+        vs.pop();
+    });
+    assert_a_refused(&vault, &fa);
+    let before = snapshot(dir.path());
+    assert!(vault.set(&p("app/a"), &v("new")).is_err());
+    assert!(vault.rollback(&p("app/a"), Version::FIRST).is_err());
+    assert_eq!(snapshot(dir.path()), before, "nothing is built on it");
+
+    // The list cut down to its first version.
+    std::fs::write(&fa, &original).unwrap();
+    edit_versions(&fa, |vs| vs.truncate(1));
+    assert_a_refused(&vault, &fa);
+
+    // The file cut short (bytes): not even decodable.
+    std::fs::write(&fa, &original[..original.len() / 2]).unwrap();
+    let err = vault.get(&p("app/a")).unwrap_err();
+    assert!(matches!(err, VaultError::Damaged { .. }), "{err}");
+
+    std::fs::write(&fa, &original).unwrap();
+    assert_eq!(
+        vault.get(&p("app/a")).unwrap().value.expose(),
+        PLAIN_A3.as_bytes()
+    );
+    assert_eq!(vault.versions(&p("app/a")).unwrap().len(), 3);
+}
+
+#[test]
+fn an_older_copy_of_a_file_is_refused() {
+    let (dir, vault) = setup();
+    let fa = file_of(dir.path(), "app/a");
+    let old = std::fs::read(&fa).unwrap();
+    vault.set(&p("app/a"), &v(PLAIN_A3)).unwrap();
+    let current = std::fs::read(&fa).unwrap();
+
+    std::fs::write(&fa, &old).unwrap();
+    assert_a_refused(&vault, &fa);
+    let before = snapshot(dir.path());
+    assert!(vault.set(&p("app/a"), &v("new")).is_err());
+    assert!(
+        vault
+            .prune(&p("app/a"), std::num::NonZeroUsize::MIN)
+            .is_err()
+    );
+    assert_eq!(snapshot(dir.path()), before, "nothing is built on it");
+
+    // A KEK rotation does not launder it: it is reported and left alone.
+    let report = vault.rotate_kek().unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].file, fa);
+    assert_no_plaintext(&report.failed[0].reason);
+    assert_a_refused(&vault, &fa);
+
+    // The current copy back: readable again, after the rotation too.
+    std::fs::write(&fa, &current).unwrap();
+    assert_eq!(
+        vault.get(&p("app/a")).unwrap().value.expose(),
+        PLAIN_A3.as_bytes()
+    );
+    assert_eq!(vault.versions(&p("app/a")).unwrap().len(), 3);
+}
+
+#[test]
+fn removing_the_head_is_refused() {
+    let (dir, vault) = setup();
+    vault.set(&p("app/a"), &v(PLAIN_A3)).unwrap();
+    let fa = file_of(dir.path(), "app/a");
+    let head = head_of(dir.path(), "app/a");
+    let head_bytes = std::fs::read(&head).unwrap();
+    let current = std::fs::read(&fa).unwrap();
+    std::fs::remove_file(&head).unwrap();
+    assert_a_refused(&vault, &fa);
+    let before = snapshot(dir.path());
+    assert!(vault.set(&p("app/a"), &v("new")).is_err(), "not recreated");
+    assert_eq!(snapshot(dir.path()), before);
+
+    // Head removed and an older file: still refused.
+    edit_versions(&fa, |vs| vs.truncate(1));
+    assert_a_refused(&vault, &fa);
+
+    // The head of a removed file: refused too.
+    std::fs::write(&head, &head_bytes).unwrap();
+    std::fs::remove_file(&fa).unwrap();
+    let err = vault.get(&p("app/a")).unwrap_err();
+    assert!(matches!(err, VaultError::Tampered { .. }), "{err}");
+    assert!(err.to_string().contains("app/a"), "{err}");
+
+    std::fs::write(&fa, &current).unwrap();
+    assert_eq!(
+        vault.get(&p("app/a")).unwrap().value.expose(),
+        PLAIN_A3.as_bytes()
+    );
+    // Delete clears a secret whatever its state.
+    std::fs::remove_file(&head).unwrap();
+    assert_eq!(vault.delete(&p("app/a")).unwrap(), 3);
+    assert!(matches!(
+        vault.get(&p("app/a")),
+        Err(VaultError::NotFound { .. })
+    ));
+    assert!(!head.exists() && !fa.exists());
+    assert_b_intact(&vault);
+}
+
+#[test]
+fn a_crash_between_file_and_head_is_completed_not_refused() {
+    let (dir, vault) = setup();
+    let head = head_of(dir.path(), "app/a");
+    let head_before = std::fs::read(&head).unwrap();
+    vault.set(&p("app/a"), &v(PLAIN_A3)).unwrap();
+    // The file has version 3, the head still lists 1 and 2: what a crash
+    // after the file's rename and before the head's leaves behind.
+    std::fs::write(&head, &head_before).unwrap();
+
+    let got = vault.get(&p("app/a")).unwrap();
+    assert_eq!(
+        (got.version.get(), got.value.expose()),
+        (3, PLAIN_A3.as_bytes())
+    );
+    assert_eq!(vault.versions(&p("app/a")).unwrap().len(), 3);
+    let listing = vault.list(None).unwrap();
+    assert!(listing.damaged.is_empty(), "{listing:?}");
+    assert_eq!(listing.secrets[0].latest.get(), 3);
+
+    // The next write brings the head up to date.
+    vault.set(&p("app/a"), &v("fourth")).unwrap();
+    assert_ne!(std::fs::read(&head).unwrap(), head_before);
+    let fa = file_of(dir.path(), "app/a");
+    let four = std::fs::read(&fa).unwrap();
+    // ...so an older file is now refused.
+    edit_versions(&fa, |vs| {
+        vs.pop();
+    });
+    assert_tampered(vault.get(&p("app/a")), "app/a", &fa);
+    std::fs::write(&fa, &four).unwrap();
+    assert_eq!(vault.get(&p("app/a")).unwrap().value.expose(), b"fourth");
+
+    // The same after a prune: the dropped versions stay dropped.
+    let head_before = std::fs::read(&head).unwrap();
+    vault
+        .prune(&p("app/a"), std::num::NonZeroUsize::new(2).unwrap())
+        .unwrap();
+    std::fs::write(&head, &head_before).unwrap();
+    let kept: Vec<u64> = vault
+        .versions(&p("app/a"))
+        .unwrap()
+        .iter()
+        .map(|i| i.version.get())
+        .collect();
+    assert_eq!(kept, [3, 4]);
+    assert!(vault.get_version(&p("app/a"), Version::FIRST).is_err());
+    assert_b_intact(&vault);
+}
+
+#[test]
+fn every_single_byte_flip_of_a_head_is_caught() {
+    let (dir, vault) = setup();
+    let head = head_of(dir.path(), "app/a");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&head).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "heads are private");
+    let original = std::fs::read(&head).unwrap();
+    let mut kinds = BTreeMap::<&str, usize>::new();
+    for i in 0..original.len() {
+        for mask in [0x01u8, 0x20, 0x80] {
+            let mut bytes = original.clone();
+            bytes[i] ^= mask;
+            std::fs::write(&head, &bytes).unwrap();
+            let err = vault.get(&p("app/a")).expect_err(&format!(
+                "flip of head byte {i} with {mask:#x} went unnoticed"
+            ));
+            let kind = match &err {
+                VaultError::Damaged { .. } => "damaged",
+                VaultError::Tampered { .. } => "tampered",
+                VaultError::Misplaced { .. } => "misplaced",
+                VaultError::HistoryKekMissing { .. } => "kek-missing",
+                other => panic!("head byte {i}: unexpected error {other}"),
+            };
+            *kinds.entry(kind).or_default() += 1;
+            let text = format!("{err} {err:?}");
+            assert!(text.contains("app/a"), "the error names the secret: {text}");
+            assert_no_plaintext(&text);
+        }
+    }
+    println!("{} head bytes x 3 masks flipped: {kinds:?}", original.len());
+    assert!(kinds["tampered"] > 0 && kinds["damaged"] > 0);
+    std::fs::write(&head, &original).unwrap();
+    assert_eq!(
+        vault.get(&p("app/a")).unwrap().value.expose(),
+        PLAIN_A2.as_bytes()
+    );
+    assert_b_intact(&vault);
 }

@@ -132,3 +132,53 @@ fn reads_stay_consistent_during_kek_rotations() {
     assert!(reads > 0);
     assert_eq!(vault.status().unwrap().keys.len(), 1);
 }
+
+/// A reader racing a writer (sets, prunes, deletions, re-creations) reads
+/// the head before the record, and retries a failed history check with
+/// both read afresh: it never takes a write in progress for tampering.
+#[test]
+fn readers_never_take_a_write_in_progress_for_tampering() {
+    use orbitlab_agent::vault::VaultError;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let vault = vault(root);
+    let value = |i: usize| SecretValue::new(format!("v{i}").into_bytes()).unwrap();
+    vault.set(&path(), &value(0)).unwrap();
+    let done = AtomicBool::new(false);
+    let (reads, absent) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let vault = self::vault(root);
+            for i in 1..=60 {
+                vault.set(&path(), &value(i)).unwrap();
+                if i % 7 == 0 {
+                    vault
+                        .prune(&path(), std::num::NonZeroUsize::new(2).unwrap())
+                        .unwrap();
+                }
+                if i % 13 == 0 {
+                    vault.delete(&path()).unwrap();
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let (mut reads, mut absent) = (0, 0);
+        while !done.load(Ordering::SeqCst) {
+            for outcome in [
+                vault.get(&path()).map(|_| ()),
+                vault.versions(&path()).map(|_| ()),
+            ] {
+                match outcome {
+                    Ok(()) => reads += 1,
+                    Err(VaultError::NotFound { .. }) => absent += 1,
+                    Err(e) => panic!("a read racing a write failed: {e}"),
+                }
+            }
+            let listing = vault.list(None).unwrap();
+            assert!(listing.damaged.is_empty(), "{listing:?}");
+        }
+        writer.join().unwrap();
+        (reads, absent)
+    });
+    println!("{reads} reads ({absent} between a deletion and a re-creation), none refused");
+    assert!(reads > 0);
+}

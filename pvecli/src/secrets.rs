@@ -159,7 +159,7 @@ pub fn run_secret(store: &Store, command: SecretCommand) -> Result<Reply> {
             let mut reply = Reply::data(&listing)?.with_text(&listing.secrets)?;
             for file in &listing.damaged {
                 reply = reply.warn(format!(
-                    "cannot list {}: its header is unreadable (`orbitlab secret get` on its path says why)",
+                    "cannot list {}: it is damaged, misplaced or fails its version-history check (`orbitlab secret get` on its path says why)",
                     file.display()
                 ));
             }

@@ -1,13 +1,22 @@
 //! The vault's cryptography, pure and small: random 256-bit keys,
 //! AES-256-GCM with random 96-bit nonces (sealing values and wrapping data
-//! keys), and the associated data that binds a ciphertext to its secret
-//! path, version, creation time and key-encryption key.
+//! keys), the associated data that binds a ciphertext to its secret path,
+//! version, creation time and key-encryption key, and the HMAC-SHA-256 that
+//! authenticates a secret's version history as a whole ([`head_mac`]).
 //!
 //! Every buffer that holds a key or plaintext is a [`Zeroizing`] one, sized
-//! up front so that no reallocation leaves a copy in freed memory.
+//! up front so that no reallocation leaves a copy in freed memory. The AES
+//! key schedule (the expanded round keys of a KEK or data key) lives inside
+//! the cipher value, which is built per operation and dropped right after:
+//! the `aes` crate is built with its `zeroize` feature, so those round keys
+//! are wiped when it drops. Two limits remain, both in the dependencies: a
+//! move of the cipher value may leave a stack copy that nothing wipes, and
+//! the GHASH subkey of AES-GCM (`H`, derived from the key) is not wiped on
+//! x86-64 by `polyval` 0.6 (its auto-detecting backend has no `Drop`).
 
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
@@ -21,6 +30,11 @@ pub(crate) const KEY_LEN: usize = 32;
 pub(crate) const NONCE_LEN: usize = 12;
 /// Bytes of an AES-GCM tag.
 pub(crate) const TAG_LEN: usize = 16;
+
+/// Bytes of a version digest (SHA-256).
+pub(crate) const DIGEST_LEN: usize = 32;
+/// Bytes of a history MAC (HMAC-SHA-256).
+pub(crate) const MAC_LEN: usize = 32;
 
 /// A 256-bit key, wiped on drop.
 pub(crate) type Key = Zeroizing<[u8; KEY_LEN]>;
@@ -97,6 +111,88 @@ pub(crate) fn kek_fingerprint(key: &Key) -> [u8; 8] {
     let mut id = [0u8; 8];
     id.copy_from_slice(&digest[..8]);
     id
+}
+
+/// Digest of one stored version, as a secret's head lists it:
+/// SHA-256 over the version number, creation time, nonce and sealed value.
+/// The wrapped data key is left out on purpose, so a KEK rotation (which
+/// re-wraps keys and touches nothing else) leaves every digest unchanged;
+/// the wrapped key is still authenticated, because only the right data key
+/// opens the sealed value the digest pins.
+pub(crate) fn version_digest(
+    version: Version,
+    created: Timestamp,
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+) -> [u8; DIGEST_LEN] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"orbitlab-vault/v2/version");
+    hasher.update(version.get().to_be_bytes());
+    hasher.update(created.0.to_be_bytes());
+    hasher.update(nonce);
+    hasher.update(
+        u64::try_from(ciphertext.len())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
+    hasher.update(ciphertext);
+    hasher.finalize().into()
+}
+
+/// The bytes a history MAC covers: path, incarnation, generation, then
+/// every version's number, creation time and digest, oldest first; all
+/// fixed-size or length-prefixed, so no two histories encode alike.
+pub(crate) fn head_message<'a>(
+    path: &str,
+    incarnation: &[u8],
+    generation: u64,
+    versions: impl ExactSizeIterator<Item = (Version, Timestamp, &'a [u8; DIGEST_LEN])>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + path.len() + versions.len() * (16 + DIGEST_LEN));
+    put_field(&mut out, b"orbitlab-vault/v2/head");
+    put_field(&mut out, path.as_bytes());
+    put_field(&mut out, incarnation);
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(
+        &u64::try_from(versions.len())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
+    for (version, created, digest) in versions {
+        out.extend_from_slice(&version.get().to_be_bytes());
+        out.extend_from_slice(&created.0.to_be_bytes());
+        out.extend_from_slice(digest);
+    }
+    out
+}
+
+/// HMAC-SHA-256 of `message` under the history key of `kek`.
+pub(crate) fn head_mac(kek: &Key, message: &[u8]) -> [u8; MAC_LEN] {
+    let mut mac = history_mac(kek);
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// Checks a history MAC (constant-time comparison).
+pub(crate) fn head_mac_verify(
+    kek: &Key,
+    message: &[u8],
+    tag: &[u8; MAC_LEN],
+) -> Result<(), AeadFailure> {
+    let mut mac = history_mac(kek);
+    mac.update(message);
+    mac.verify_slice(tag).map_err(|_| AeadFailure)
+}
+
+/// HMAC keyed with the history key derived from `kek`:
+/// HMAC-SHA-256(kek, "orbitlab-vault/v2/history-mac-key"). Deriving it keeps
+/// the KEK's two uses (AES key, MAC key) apart.
+fn history_mac(kek: &Key) -> Hmac<Sha256> {
+    let mut derive =
+        <Hmac<Sha256> as Mac>::new_from_slice(&kek[..]).expect("HMAC takes keys of any length");
+    derive.update(b"orbitlab-vault/v2/history-mac-key");
+    let key = Zeroizing::new(<[u8; 32]>::from(derive.finalize().into_bytes()));
+    <Hmac<Sha256> as Mac>::new_from_slice(&key[..]).expect("HMAC takes keys of any length")
 }
 
 /// Associated data of a sealed value: secret path, version and creation
@@ -179,6 +275,51 @@ mod tests {
         assert_eq!(*unwrap_key(&kek, &nonce, &aad, &wrapped).unwrap(), *dk);
         let elsewhere = wrap_aad("00ab", &path("x"), Version::FIRST);
         assert!(unwrap_key(&kek, &nonce, &elsewhere, &wrapped).is_err());
+    }
+
+    #[test]
+    fn aes_round_keys_are_wiped_on_drop() {
+        // Compiles only when `aes` is built with its `zeroize` feature:
+        // then the cipher inside `Aes256Gcm` wipes its round keys on drop.
+        fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wipes_on_drop::<aes::Aes256>();
+        wipes_on_drop::<aes::Aes256Enc>();
+    }
+
+    #[test]
+    fn history_macs_bind_every_field() {
+        let kek = random_key();
+        let d = [7u8; DIGEST_LEN];
+        let v1 = Version::FIRST;
+        let msg = |path: &str, inc: &[u8], generation: u64, list: &[(Version, Timestamp)]| {
+            head_message(
+                path,
+                inc,
+                generation,
+                list.iter().map(|(v, t)| (*v, *t, &d)),
+            )
+        };
+        let base = msg("a", &[1; 16], 2, &[(v1, Timestamp(5))]);
+        let tag = head_mac(&kek, &base);
+        assert_eq!(head_mac_verify(&kek, &base, &tag), Ok(()));
+        for other in [
+            msg("b", &[1; 16], 2, &[(v1, Timestamp(5))]),
+            msg("a", &[2; 16], 2, &[(v1, Timestamp(5))]),
+            msg("a", &[1; 16], 3, &[(v1, Timestamp(5))]),
+            msg("a", &[1; 16], 2, &[(v1, Timestamp(6))]),
+            msg("a", &[1; 16], 2, &[(v1.next(), Timestamp(5))]),
+            msg("a", &[1; 16], 2, &[]),
+        ] {
+            assert_eq!(head_mac_verify(&kek, &other, &tag), Err(AeadFailure));
+        }
+        assert_eq!(
+            head_mac_verify(&random_key(), &base, &tag),
+            Err(AeadFailure)
+        );
+        // The MAC key is derived, not the KEK itself.
+        let mut plain = <Hmac<Sha256> as Mac>::new_from_slice(&kek[..]).unwrap();
+        plain.update(&base);
+        assert_ne!(<[u8; 32]>::from(plain.finalize().into_bytes()), tag);
     }
 
     #[test]

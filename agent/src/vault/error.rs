@@ -76,6 +76,35 @@ pub enum VaultError {
         file: PathBuf,
     },
 
+    /// The version history does not match its authenticated head: a file
+    /// was replaced by an older copy, cut short, edited or removed.
+    #[error(
+        "secret {path} failed its version-history check: {reason} (file {file}, head {head}); a file was replaced by an older copy, versions were removed, or a file was edited or deleted — no data was returned and nothing was changed; restore both files from the same backup, or delete the secret (`orbitlab secret delete {path}`) and set it again"
+    )]
+    Tampered {
+        /// The secret.
+        path: SecretPath,
+        /// Its record file (all versions).
+        file: PathBuf,
+        /// Its head file.
+        head: PathBuf,
+        /// What does not match (version numbers and generations only).
+        reason: String,
+    },
+
+    /// A history MAC names a KEK the keyring does not hold.
+    #[error(
+        "the version history of secret {path} is authenticated with key-encryption key {kek}, which is not in the vault keyring {file}: the keyring was replaced, rolled back or comes from another cluster — restore the keyring that holds {kek}"
+    )]
+    HistoryKekMissing {
+        /// The secret.
+        path: SecretPath,
+        /// The KEK id the MAC needs.
+        kek: String,
+        /// The keyring file.
+        file: PathBuf,
+    },
+
     /// No keyring, but secrets exist.
     #[error(
         "the vault keyring {file} is missing, but secret files exist under {dir}: they cannot be opened without it; restore the keyring from a backup (OrbitLab will not create a new keyring over existing secrets)"

@@ -5,7 +5,10 @@
 //! `{"format":1,"active":ID,"keys":[{"id":ID,"created":SECS,"key":B64}]}`.
 //! A KEK's id is derived from the key ([`crypto::kek_fingerprint`]), so a
 //! damaged key or a keyring from another cluster is recognised as such.
-//! Older KEKs stay until no version of any secret is wrapped by them.
+//! Older KEKs stay until no version of any secret is wrapped by them and
+//! no secret's history is MAC'd with them. Each KEK has two uses: an
+//! AES-256 key (wrapping data keys) and, through a derived key, an
+//! HMAC-SHA-256 key (authenticating version histories, see `history`).
 
 use std::collections::BTreeMap;
 use std::fmt;

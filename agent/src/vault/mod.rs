@@ -12,23 +12,41 @@
 //!
 //! **Files** (root-only area, 0600, see [`crate::store`]):
 //! - `priv/orbitlab/vault/keyring.json`: the KEKs ([`keyring`]);
-//! - `priv/orbitlab/vault/secrets/<xx>/<hash>.json`: one file per secret
+//! - `priv/orbitlab/vault/secrets/<xx>/<hash>.json`: one record per secret
 //!   holding all its versions ([`record`]), capped at
-//!   [`MAX_SECRET_FILE_BYTES`]; values are capped at [`MAX_VALUE_BYTES`].
+//!   [`MAX_SECRET_FILE_BYTES`]; values are capped at [`MAX_VALUE_BYTES`];
+//! - `priv/orbitlab/vault/heads/<xx>/<hash>.json`: one head per secret, the
+//!   authenticated summary of its version history ([`history`]).
 //!
-//! **Reads** authenticate the whole file: every version's wrapped key and
+//! **Reads** authenticate the whole record: every version's wrapped key and
 //! sealed value must verify, so one changed byte anywhere makes the secret
-//! refuse to open (other secrets are untouched). **Writes** (set, rollback,
-//! delete, prune, KEK rotation) run under the cluster lock
-//! `priv/lock/orbitlab-vault`, re-reading the file inside the lock, so two
-//! writers on two nodes never lose a version. Rollback appends a new version
-//! equal to an old one; nothing but `prune` and `delete` removes versions.
+//! refuse to open (other secrets are untouched). The history as a whole is
+//! authenticated too: the record's MAC covers its version list, and its
+//! head, a second file MAC'd the same way with a generation every write
+//! bumps, catches a record cut short, stripped of its newest versions or
+//! replaced by an older copy, and a removed head ([`VaultError::Tampered`];
+//! the rules, and why a crash between the two writes is not mistaken for
+//! tampering, are in [`history`]). **Writes** (set, rollback, delete, prune,
+//! KEK rotation) run under the cluster lock `priv/lock/orbitlab-vault`,
+//! re-reading both files inside the lock, so two writers on two nodes never
+//! lose a version; each writes the record, then the head. Rollback appends
+//! a new version equal to an old one; nothing but `prune` and `delete`
+//! removes versions, and nothing else can without being noticed.
+//!
+//! **Migration.** Records of format 1 (from pre-release builds: no
+//! incarnation, generation, MAC or head) are refused with a
+//! [`VaultError::Damaged`] that says so; there is no automatic upgrade. An
+//! upgrade that trusted such a file would also trust an older copy of it put
+//! back after the upgrade, which is exactly the rollback the heads exist to
+//! catch, and no OrbitLab release ever wrote format 1: read values with the
+//! build that wrote them, then delete and set them again.
 //!
 //! Plaintext and keys live in zeroizing buffers; `Debug` of every type that
 //! carries them is redacted; errors never include them.
 
 mod crypto;
 mod error;
+mod history;
 mod ids;
 mod keyring;
 mod record;
@@ -48,8 +66,9 @@ pub use rotate::{RotationFailure, RotationReport};
 pub use value::{MAX_VALUE_BYTES, SecretValue, ValueError};
 
 use crate::store::{LockGuard, LockName, Store, StorePath};
+use history::{Files, State};
 use keyring::Keyring;
-use record::{Header, Sealed, SecretRecord, VersionEntry};
+use record::{Head, HeadMac, Header, Sealed, SecretRecord, VersionEntry};
 
 /// Largest secret file the vault writes (768 KiB): a quarter below the
 /// 1 MiB pmxcfs limit. With values at their 64 KiB cap that is 8 versions;
@@ -99,8 +118,10 @@ pub struct SecretListing {
     pub updated: Timestamp,
 }
 
-/// Result of [`Vault::list`]. Listing reads file headers without
-/// decrypting; `damaged` names files whose header cannot be read.
+/// Result of [`Vault::list`]. Listing checks every secret's version history
+/// (records and heads, their MACs) without decrypting values; `damaged`
+/// names the files of secrets that cannot be listed: undecodable,
+/// misplaced, or failing the history check (open them by path to see why).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Listing {
     /// Secrets, sorted by path.
@@ -154,22 +175,18 @@ impl Vault {
 
     /// Writes `value` as the next version of `path` (version 1 for a new
     /// secret). Creates the keyring on the very first write of an empty
-    /// vault; refuses to when secrets exist without one.
+    /// vault; refuses to when secrets exist without one. Writes the record,
+    /// then the head (a new secret: an empty head first, see [`history`]).
     pub fn set(&self, path: &SecretPath, value: &SecretValue) -> Result<VersionInfo, VaultError> {
         let guard = self.lock()?;
         let keyring = self.keyring_for_writing(&guard)?;
-        let file = file_path(path);
-        let mut record = match self.load(path, &file)? {
-            Some(record) => {
-                self.verify(path, &file, &record, &keyring, None)?;
-                record
-            }
-            None => SecretRecord {
-                path: path.as_str().to_owned(),
-                versions: Vec::new(),
-            },
+        let files = SecretFiles::of(path);
+        let (state, _) = self.current(path, &files, &keyring, |_| None)?;
+        let mut record = match state {
+            State::Live(record) => record,
+            State::Absent => self.begin_secret(&guard, path, &files, &keyring)?,
         };
-        let info = self.append(&guard, path, &file, &mut record, &keyring, value)?;
+        let info = self.append(&guard, path, &files, &mut record, &keyring, value)?;
         tracing::info!(secret = %path, version = %info.version, "secret version written");
         Ok(info)
     }
@@ -184,45 +201,108 @@ impl Vault {
         self.read(path, Some(version))
     }
 
-    /// Every kept version of `path`, oldest first (all authenticated).
+    /// Every kept version of `path`, oldest first (all authenticated, and
+    /// the list itself checked against the head).
     pub fn versions(&self, path: &SecretPath) -> Result<Vec<VersionInfo>, VaultError> {
         let (record, _) = self.open_unlocked(path, |_| None)?;
         Ok(record.versions.iter().map(info_of).collect())
     }
 
-    /// True when `path` has a file (not authenticated).
+    /// True when `path` has a record file (not authenticated: a leftover of
+    /// an unfinished deletion counts too; [`Vault::get`] decides).
     pub fn exists(&self, path: &SecretPath) -> Result<bool, VaultError> {
         Ok(self.store.read(&file_path(path))?.is_some())
     }
 
     /// Secrets at or below `prefix` (all when `None`), sorted by path.
+    /// Checks every listed secret's history (both MACs, generations), so
+    /// it needs the keyring once any secret exists; values are not
+    /// decrypted.
     pub fn list(&self, prefix: Option<&SecretPath>) -> Result<Listing, VaultError> {
         let mut listing = Listing::default();
-        for shard in self.store.list(&secrets_dir())? {
+        let mut keyring = None;
+        let mut shards: BTreeSet<String> = self.store.list(&secrets_dir())?.into_iter().collect();
+        shards.extend(self.store.list(&heads_dir())?);
+        for shard in shards {
             let dir = secrets_dir().join(&shard)?;
-            for (name, bytes) in self.store.read_dir(&dir)? {
+            let records = self.store.read_dir(&dir)?;
+            let mut seen = BTreeSet::new();
+            for (name, bytes) in records {
                 let file = dir.join(&name)?;
-                let parsed = Header::decode(&bytes).and_then(|h| {
-                    let path: SecretPath = h.path.parse().ok()?;
-                    (file_path(&path) == file).then_some((path, h))
+                seen.insert(name);
+                let decoded = SecretRecord::decode(&bytes).ok().and_then(|r| {
+                    let path: SecretPath = r.path.parse().ok()?;
+                    (file_path(&path) == file).then_some((path, r))
                 });
-                let Some((path, header)) = parsed else {
+                let Some((path, record)) = decoded else {
                     listing.damaged.push(self.store.absolute(&file));
                     continue;
                 };
                 if prefix.is_some_and(|p| !path.starts_with(p)) {
                     continue;
                 }
-                let last = header.versions.last().expect("headers are never empty");
-                listing.secrets.push(SecretListing {
-                    latest: Version::new(last.version).unwrap_or(Version::FIRST),
-                    updated: Timestamp(last.created),
-                    versions: header.versions.len(),
-                    path,
+                let keyring = match &keyring {
+                    Some(k) => k,
+                    None => keyring.insert(self.keyring_for_reading()?),
+                };
+                let files = SecretFiles::of(&path);
+                let head = self.load_head(&path, &files);
+                let state = head.and_then(|head| {
+                    history::resolve(&path, &files.names(self), head, Some(record), keyring)
                 });
+                let state = match state {
+                    // Maybe a writer raced the two reads: again, head first.
+                    Err(_) => self.load(&path, &files).and_then(|(head, record)| {
+                        history::resolve(&path, &files.names(self), head, record, keyring)
+                    }),
+                    ok => ok,
+                };
+                match state {
+                    Ok(State::Live(record)) => listing.secrets.push(listing_of(path, &record)),
+                    Ok(State::Absent) => {}
+                    Err(_) => listing.damaged.push(self.store.absolute(&file)),
+                }
+            }
+            // Heads whose record is gone: an unfinished creation or
+            // deletion (not listed), or a removed record (damaged).
+            let head_dir = heads_dir().join(&shard)?;
+            for name in self.store.list(&head_dir)? {
+                if seen.contains(&name) {
+                    continue;
+                }
+                let file = head_dir.join(&name)?;
+                let Some(bytes) = self.store.read(&file)? else {
+                    continue;
+                };
+                let decoded = Head::decode(&bytes).ok().and_then(|h| {
+                    let path: SecretPath = h.path.parse().ok()?;
+                    (SecretFiles::of(&path).head == file).then_some((path, h))
+                });
+                let Some((path, head)) = decoded else {
+                    listing.damaged.push(self.store.absolute(&file));
+                    continue;
+                };
+                if prefix.is_some_and(|p| !path.starts_with(p)) || head.versions.is_empty() {
+                    continue;
+                }
+                // Maybe its record was created after the directory was read.
+                let keyring = match &keyring {
+                    Some(k) => k,
+                    None => keyring.insert(self.keyring_for_reading()?),
+                };
+                let files = SecretFiles::of(&path);
+                let state = self.load(&path, &files).and_then(|(head, record)| {
+                    history::resolve(&path, &files.names(self), head, record, keyring)
+                });
+                match state {
+                    Ok(State::Live(record)) => listing.secrets.push(listing_of(path, &record)),
+                    Ok(State::Absent) => {}
+                    Err(_) => listing.damaged.push(self.store.absolute(&file)),
+                }
             }
         }
         listing.secrets.sort_by(|a, b| a.path.cmp(&b.path));
+        listing.damaged.sort();
         Ok(listing)
     }
 
@@ -231,12 +311,13 @@ impl Vault {
     pub fn rollback(&self, path: &SecretPath, to: Version) -> Result<Rollback, VaultError> {
         let guard = self.lock()?;
         let keyring = self.keyring_for_writing(&guard)?;
-        let file = file_path(path);
-        let mut record = self.load(path, &file)?.ok_or_else(|| not_found(path))?;
-        let old = self
-            .verify(path, &file, &record, &keyring, Some(to))?
-            .expect("verify returns the wanted version");
-        let written = self.append(&guard, path, &file, &mut record, &keyring, &old)?;
+        let files = SecretFiles::of(path);
+        let (state, old) = self.current(path, &files, &keyring, |_| Some(to))?;
+        let State::Live(mut record) = state else {
+            return Err(not_found(path));
+        };
+        let old = old.ok_or_else(|| version_not_found(path, to, &record))?;
+        let written = self.append(&guard, path, &files, &mut record, &keyring, &old)?;
         tracing::info!(secret = %path, from = %to, version = %written.version, "secret rolled back");
         Ok(Rollback {
             path: path.clone(),
@@ -245,45 +326,87 @@ impl Vault {
         })
     }
 
-    /// Removes `path` and all its versions. Works on damaged files too (so
-    /// they can be cleared), but refuses a file that holds another secret.
+    /// Removes `path` and all its versions. Works on damaged or tampered
+    /// files too (so they can be cleared), but refuses a file that holds
+    /// another secret. When the head can be read, it is first replaced by a
+    /// tombstone (an empty head), then the record and the head are removed,
+    /// so a crash part-way leaves a secret that does not exist rather than
+    /// one that fails its check.
     pub fn delete(&self, path: &SecretPath) -> Result<usize, VaultError> {
-        let _guard = self.lock()?;
-        let file = file_path(path);
-        let bytes = self.store.read(&file)?.ok_or_else(|| not_found(path))?;
-        let header = Header::decode(&bytes);
-        if let Some(h) = &header
-            && h.path != path.as_str()
-        {
-            return Err(VaultError::Misplaced {
-                path: path.clone(),
-                file: self.store.absolute(&file),
-                found: h.path.clone(),
-            });
+        let guard = self.lock()?;
+        let files = SecretFiles::of(path);
+        let head_bytes = self.store.read(&files.head)?;
+        let record_bytes = self.store.read(&files.record)?;
+        if head_bytes.is_none() && record_bytes.is_none() {
+            return Err(not_found(path));
         }
-        self.store.remove(&file)?;
+        let header = record_bytes.as_deref().and_then(Header::decode);
+        let head = head_bytes.as_deref().and_then(|b| Head::decode(b).ok());
+        for (found, file) in [
+            (header.as_ref().map(|h| &h.path), &files.record),
+            (head.as_ref().map(|h| &h.path), &files.head),
+        ] {
+            if let Some(found) = found
+                && found != path.as_str()
+            {
+                return Err(VaultError::Misplaced {
+                    path: path.clone(),
+                    file: self.store.absolute(file),
+                    found: found.clone(),
+                });
+            }
+        }
+        let count = match (&header, &head) {
+            (Some(h), _) => h.versions.len(),
+            (None, Some(h)) => h.versions.len(),
+            (None, None) => 0,
+        };
+        if let (Some(head), Some(keyring)) = (&head, self.load_keyring().ok().flatten())
+            && let Some(bytes) = &record_bytes
+        {
+            let record_generation = SecretRecord::decode(bytes).map_or(0, |r| r.generation);
+            self.write_tombstone(&guard, &files, head, record_generation, &keyring)?;
+        }
+        self.store.remove(&files.record)?;
+        self.store.remove(&files.head)?;
         tracing::info!(secret = %path, "secret deleted");
-        Ok(header.map_or(0, |h| h.versions.len()))
+        Ok(count)
     }
 
     /// Drops all but the newest `keep` versions of `path` (the only way,
     /// besides `delete`, that versions are destroyed). Returns the versions
-    /// dropped, oldest first.
+    /// dropped, oldest first. Only the kept versions need to decrypt, so an
+    /// old version whose wrapped key is damaged or needs a lost KEK can be
+    /// dropped; the history itself must pass its check.
     pub fn prune(&self, path: &SecretPath, keep: NonZeroUsize) -> Result<Vec<Version>, VaultError> {
         let guard = self.lock()?;
-        let file = file_path(path);
-        let mut record = self.load(path, &file)?.ok_or_else(|| not_found(path))?;
-        let excess = record.versions.len().saturating_sub(keep.get());
+        let files = SecretFiles::of(path);
+        let (head, record) = self.load(path, &files)?;
+        if head.is_none() && record.is_none() {
+            return Err(not_found(path));
+        }
+        let keyring = self.keyring_for_reading()?;
+        let excess = record
+            .as_ref()
+            .map_or(0, |r| r.versions.len().saturating_sub(keep.get()));
+        if let Some(record) = &record {
+            self.verify(path, &files.record, record, &keyring, excess, None)?;
+        }
+        let state = history::resolve(path, &files.names(self), head, record, &keyring)?;
+        let State::Live(mut record) = state else {
+            return Err(not_found(path));
+        };
         let dropped: Vec<Version> = record.versions.drain(..excess).map(|v| v.version).collect();
         if !dropped.is_empty() {
-            self.write(&guard, &file, &record.encode())?;
+            self.commit(&guard, path, &files, &mut record, &keyring)?;
             tracing::info!(secret = %path, dropped = dropped.len(), "old secret versions pruned");
         }
         Ok(dropped)
     }
 
     /// Adds a fresh KEK, re-wraps every data key with it (ciphertexts and
-    /// plaintext untouched), and drops the KEKs nothing uses any more.
+    /// plaintext untouched), re-MACs every history with it, and drops the
+    /// KEKs nothing uses any more.
     pub fn rotate_kek(&self) -> Result<RotationReport, VaultError> {
         let guard = self.lock()?;
         rotate::rotate(self, &guard)
@@ -323,8 +446,8 @@ impl Vault {
     fn read(&self, path: &SecretPath, want: Option<Version>) -> Result<Secret, VaultError> {
         let (record, value) =
             self.open_unlocked(path, |r| Some(want.unwrap_or(r.latest().version)))?;
-        let value = value.expect("verify returns the wanted version");
         let version = want.unwrap_or(record.latest().version);
+        let value = value.ok_or_else(|| version_not_found(path, version, &record))?;
         let entry = record
             .versions
             .iter()
@@ -338,31 +461,109 @@ impl Vault {
         })
     }
 
-    /// Reads, decodes and authenticates `path` without the lock; returns
-    /// the record and the plaintext of the version `want` picks. A read
-    /// races KEK rotations on other nodes (keyring and file are two
-    /// reads), so a missing KEK is retried (a few times) with both read
-    /// afresh.
+    /// Reads, decodes and checks `path` without the lock; returns the
+    /// authoritative record and the plaintext of the version `want` picks
+    /// (`None` when the record has no such version). A read races writers
+    /// on other nodes (head, record and keyring are three reads), so a
+    /// missing KEK or a failed history check is retried (a few times) with
+    /// everything read afresh; real damage fails every time.
     fn open_unlocked(
         &self,
         path: &SecretPath,
         want: impl Fn(&SecretRecord) -> Option<Version>,
     ) -> Result<(SecretRecord, Option<SecretValue>), VaultError> {
-        let file = file_path(path);
+        let files = SecretFiles::of(path);
         let mut retries = 3;
         loop {
-            let record = self.load(path, &file)?.ok_or_else(|| not_found(path))?;
+            let (head, record) = self.load(path, &files)?;
+            if head.is_none() && record.is_none() {
+                return Err(not_found(path));
+            }
             let keyring = self.keyring_for_reading()?;
-            match self.verify(path, &file, &record, &keyring, want(&record)) {
-                Err(VaultError::KekMissing { .. }) if retries > 0 => retries -= 1,
+            match self.check(path, &files, head, record, &keyring, &want) {
+                Err(
+                    VaultError::KekMissing { .. }
+                    | VaultError::HistoryKekMissing { .. }
+                    | VaultError::Tampered { .. },
+                ) if retries > 0 => retries -= 1,
                 Err(e) => return Err(e),
-                Ok(value) => return Ok((record, value)),
+                Ok((State::Absent, _)) => return Err(not_found(path)),
+                Ok((State::Live(record), value)) => return Ok((record, value)),
             }
         }
     }
 
-    /// Reads and decodes the file of `path`; `None` when absent.
+    /// [`Vault::load`] and [`Vault::check`] in one, for writers (under the
+    /// lock, so no retry).
+    fn current(
+        &self,
+        path: &SecretPath,
+        files: &SecretFiles,
+        keyring: &Keyring,
+        want: impl Fn(&SecretRecord) -> Option<Version>,
+    ) -> Result<(State, Option<SecretValue>), VaultError> {
+        let (head, record) = self.load(path, files)?;
+        self.check(path, files, head, record, keyring, want)
+    }
+
+    /// Authenticates every version of the record (AEAD), then its history
+    /// ([`history::resolve`]); returns what to trust and the plaintext of
+    /// the version `want` picks. Nothing is returned unless every check
+    /// passed.
+    fn check(
+        &self,
+        path: &SecretPath,
+        files: &SecretFiles,
+        head: Option<Head>,
+        record: Option<SecretRecord>,
+        keyring: &Keyring,
+        want: impl Fn(&SecretRecord) -> Option<Version>,
+    ) -> Result<(State, Option<SecretValue>), VaultError> {
+        let value = match &record {
+            Some(record) => self.verify(path, &files.record, record, keyring, 0, want(record))?,
+            None => None,
+        };
+        let state = history::resolve(path, &files.names(self), head, record, keyring)?;
+        Ok((state, value))
+    }
+
+    /// Reads and decodes both files of `path`, head first (see
+    /// [`history`]); `None` for a file that is absent.
     fn load(
+        &self,
+        path: &SecretPath,
+        files: &SecretFiles,
+    ) -> Result<(Option<Head>, Option<SecretRecord>), VaultError> {
+        let head = self.load_head(path, files)?;
+        Ok((head, self.load_record(path, &files.record)?))
+    }
+
+    /// Reads and decodes the head of `path`; `None` when absent.
+    fn load_head(
+        &self,
+        path: &SecretPath,
+        files: &SecretFiles,
+    ) -> Result<Option<Head>, VaultError> {
+        let Some(bytes) = self.store.read(&files.head)? else {
+            return Ok(None);
+        };
+        let head = Head::decode(&bytes).map_err(|reason| VaultError::Damaged {
+            path: path.clone(),
+            file: self.store.absolute(&files.head),
+            reason,
+        })?;
+        if head.path != path.as_str() {
+            return Err(VaultError::Misplaced {
+                path: path.clone(),
+                file: self.store.absolute(&files.head),
+                found: head.path,
+            });
+        }
+        Ok(Some(head))
+    }
+
+    /// Reads and decodes the record of `path`; `None` when absent.
+    fn load_record(
         &self,
         path: &SecretPath,
         file: &StorePath,
@@ -385,18 +586,19 @@ impl Vault {
         Ok(Some(record))
     }
 
-    /// Authenticates every version of `record`; returns the plaintext of
-    /// `want` (an error when it is not there).
+    /// Authenticates every version of `record` from index `from` on;
+    /// returns the plaintext of `want` (`None` when it is not there).
     fn verify(
         &self,
         path: &SecretPath,
         file: &StorePath,
         record: &SecretRecord,
         keyring: &Keyring,
+        from: usize,
         want: Option<Version>,
     ) -> Result<Option<SecretValue>, VaultError> {
         let mut wanted = None;
-        for entry in &record.versions {
+        for entry in record.versions.iter().skip(from) {
             let kek = keyring
                 .get(&entry.kek)
                 .ok_or_else(|| VaultError::KekMissing {
@@ -426,27 +628,63 @@ impl Vault {
                 wanted = Some(SecretValue::from_decrypted(plain));
             }
         }
-        match (want, wanted) {
-            (Some(version), None) => Err(VaultError::VersionNotFound {
-                path: path.clone(),
-                version,
-                available: record
-                    .versions
-                    .iter()
-                    .map(|v| v.version.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-            (_, wanted) => Ok(wanted),
-        }
+        Ok(wanted)
     }
 
-    /// Seals `value` as the next version, checks the size cap, writes.
+    /// Starts a new secret: a fresh incarnation, announced by an empty head
+    /// (generation 1) before any record exists; returns the empty record
+    /// the first version is appended to.
+    fn begin_secret(
+        &self,
+        guard: &LockGuard,
+        path: &SecretPath,
+        files: &SecretFiles,
+        keyring: &Keyring,
+    ) -> Result<SecretRecord, VaultError> {
+        let incarnation = history::new_incarnation();
+        let mut intent = Head {
+            path: path.as_str().to_owned(),
+            incarnation,
+            generation: 1,
+            versions: Vec::new(),
+            mac: unsealed(),
+        };
+        intent.mac = history::seal(keyring, &intent);
+        self.write(guard, &files.head, &intent.encode())?;
+        Ok(SecretRecord {
+            path: path.as_str().to_owned(),
+            incarnation,
+            generation: 1,
+            versions: Vec::new(),
+            mac: unsealed(),
+        })
+    }
+
+    /// Replaces the head of a secret being deleted by an empty one at a
+    /// generation above both files' (see [`history`]).
+    fn write_tombstone(
+        &self,
+        guard: &LockGuard,
+        files: &SecretFiles,
+        head: &Head,
+        record_generation: u64,
+        keyring: &Keyring,
+    ) -> Result<(), VaultError> {
+        let mut tombstone = Head {
+            versions: Vec::new(),
+            generation: head.generation.max(record_generation) + 1,
+            ..head.clone()
+        };
+        tombstone.mac = history::seal(keyring, &tombstone);
+        self.write(guard, &files.head, &tombstone.encode())
+    }
+
+    /// Seals `value` as the next version and commits the record.
     fn append(
         &self,
         guard: &LockGuard,
         path: &SecretPath,
-        file: &StorePath,
+        files: &SecretFiles,
         record: &mut SecretRecord,
         keyring: &Keyring,
         value: &SecretValue,
@@ -478,6 +716,22 @@ impl Vault {
             },
             data: Sealed { nonce, ciphertext },
         });
+        self.commit(guard, path, files, record, keyring)?;
+        Ok(info_of(record.latest()))
+    }
+
+    /// Writes `record` as the next generation: bumps it, MACs it under the
+    /// active KEK, checks the size cap, writes the record, then the head.
+    fn commit(
+        &self,
+        guard: &LockGuard,
+        path: &SecretPath,
+        files: &SecretFiles,
+        record: &mut SecretRecord,
+        keyring: &Keyring,
+    ) -> Result<(), VaultError> {
+        record.generation += 1;
+        history::seal_record(keyring, record);
         let bytes = record.encode();
         if bytes.len() > MAX_SECRET_FILE_BYTES {
             return Err(VaultError::FileTooLarge {
@@ -486,8 +740,8 @@ impl Vault {
                 max: MAX_SECRET_FILE_BYTES,
             });
         }
-        self.write(guard, file, &bytes)?;
-        Ok(info_of(record.latest()))
+        self.write(guard, &files.record, &bytes)?;
+        self.write(guard, &files.head, &record.head().encode())
     }
 
     /// The keyring, or `None` when its file does not exist.
@@ -532,24 +786,52 @@ impl Vault {
     }
 
     fn any_secret_file(&self) -> Result<bool, VaultError> {
-        for shard in self.store.list(&secrets_dir())? {
-            if !self.store.list(&secrets_dir().join(&shard)?)?.is_empty() {
-                return Ok(true);
+        for dir in [secrets_dir(), heads_dir()] {
+            for shard in self.store.list(&dir)? {
+                if !self.store.list(&dir.join(&shard)?)?.is_empty() {
+                    return Ok(true);
+                }
             }
         }
         Ok(false)
     }
 
-    /// Every secret file: (file, bytes), shard by shard.
-    fn secret_files(&self) -> Result<Vec<(StorePath, Vec<u8>)>, VaultError> {
+    /// Every file under `dir` (records or heads): (file, bytes), shard by
+    /// shard.
+    fn files_in(&self, dir: &StorePath) -> Result<Vec<(StorePath, Vec<u8>)>, VaultError> {
         let mut out = Vec::new();
-        for shard in self.store.list(&secrets_dir())? {
-            let dir = secrets_dir().join(&shard)?;
-            for (name, bytes) in self.store.read_dir(&dir)? {
-                out.push((dir.join(&name)?, bytes));
+        for shard in self.store.list(dir)? {
+            let shard = dir.join(&shard)?;
+            for (name, bytes) in self.store.read_dir(&shard)? {
+                out.push((shard.join(&name)?, bytes));
             }
         }
         Ok(out)
+    }
+}
+
+/// The two files of one secret.
+pub(crate) struct SecretFiles {
+    pub(crate) record: StorePath,
+    pub(crate) head: StorePath,
+}
+
+impl SecretFiles {
+    pub(crate) fn of(path: &SecretPath) -> SecretFiles {
+        SecretFiles {
+            record: file_path(path),
+            head: StorePath::private(&record::head_for(path))
+                .expect("hashed file names are valid store paths"),
+        }
+    }
+
+    /// Their absolute names, and the keyring's, for messages.
+    fn names(&self, vault: &Vault) -> Files {
+        Files {
+            record: vault.store.absolute(&self.record),
+            head: vault.store.absolute(&self.head),
+            keyring: vault.store.absolute(&keyring_path()),
+        }
     }
 }
 
@@ -558,6 +840,33 @@ fn info_of(entry: &VersionEntry) -> VersionInfo {
         version: entry.version,
         created: entry.created,
         kek: entry.kek.clone(),
+    }
+}
+
+fn listing_of(path: SecretPath, record: &SecretRecord) -> SecretListing {
+    let last = record.latest();
+    SecretListing {
+        path,
+        latest: last.version,
+        versions: record.versions.len(),
+        updated: last.created,
+    }
+}
+
+/// A MAC field to be filled in by [`history::seal`] before anything is
+/// written.
+fn unsealed() -> HeadMac {
+    HeadMac {
+        kek: String::new(),
+        tag: [0; crypto::MAC_LEN],
+    }
+}
+
+fn version_not_found(path: &SecretPath, version: Version, record: &SecretRecord) -> VaultError {
+    VaultError::VersionNotFound {
+        path: path.clone(),
+        version,
+        available: record.head().version_list(),
     }
 }
 
@@ -575,6 +884,10 @@ fn keyring_path() -> StorePath {
 
 fn secrets_dir() -> StorePath {
     StorePath::private(record::SECRETS_DIR).expect("a valid store path")
+}
+
+fn heads_dir() -> StorePath {
+    StorePath::private(record::HEADS_DIR).expect("a valid store path")
 }
 
 /// KEK ids used by the versions of `record`.
