@@ -130,8 +130,8 @@ static WARNINGS: Throttle = Throttle::new(Duration::from_secs(60));
 /// [`Limits::auth_wait`].
 pub(crate) struct Checks {
     auth: Arc<dyn Authenticator>,
-    passed: TtlCache<Identity>,
-    refused: TtlCache<String>,
+    passed: Arc<TtlCache<Identity>>,
+    refused: Arc<TtlCache<String>>,
     places: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -147,8 +147,8 @@ impl Checks {
     ) -> Self {
         Checks {
             auth,
-            passed: TtlCache::new(passed_ttl),
-            refused: TtlCache::new(refused_ttl),
+            passed: Arc::new(TtlCache::new(passed_ttl)),
+            refused: Arc::new(TtlCache::new(refused_ttl)),
             places: Arc::new(Semaphore::new(limits.max_auth_checks.max(1))),
             waiting: AtomicUsize::new(0),
             max_waiting: limits.max_auth_waiting,
@@ -182,10 +182,20 @@ impl Checks {
         if let Some(known) = self.cached(&key) {
             return known;
         }
-        let auth = self.auth.clone();
+        let (auth, passed, refused) =
+            (self.auth.clone(), self.passed.clone(), self.refused.clone());
+        // The answer is cached before the place is given back, so a
+        // request that waited for this place finds it, and it is cached
+        // even when this request was abandoned meanwhile.
         let answer = tokio::task::spawn_blocking(move || {
-            let _place = place;
-            auth.authenticate(&credential, write)
+            let answer = auth.authenticate(&credential, write);
+            match &answer {
+                Ok(identity) => passed.put(key, identity.clone()),
+                Err(AuthError::Refused(message)) => refused.put(key, message.clone()),
+                Err(AuthError::Unavailable(_)) => {}
+            }
+            drop(place);
+            answer
         })
         .await
         .map_err(|e| {
@@ -193,14 +203,8 @@ impl Checks {
             CheckError::Failed
         })?;
         match answer {
-            Ok(identity) => {
-                self.passed.put(key, identity.clone());
-                Ok(identity)
-            }
-            Err(AuthError::Refused(message)) => {
-                self.refused.put(key, message.clone());
-                Err(CheckError::Refused(message))
-            }
+            Ok(identity) => Ok(identity),
+            Err(AuthError::Refused(message)) => Err(CheckError::Refused(message)),
             Err(AuthError::Unavailable(detail)) => {
                 if let Some(held) = WARNINGS.allow() {
                     tracing::warn!(
@@ -276,5 +280,153 @@ mod tests {
         let off = TtlCache::new(Duration::ZERO);
         off.put([1; 32], id);
         assert_eq!(off.get(&[1; 32]), None);
+    }
+
+    /// Knows the token `good`; holds every other credential until
+    /// opened (or 30 s), then refuses it, or says Proxmox is unreachable
+    /// when `down`.
+    #[derive(Default)]
+    struct Gate {
+        calls: AtomicUsize,
+        open: Mutex<bool>,
+        changed: std::sync::Condvar,
+        down: bool,
+    }
+
+    impl Gate {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.changed.notify_all();
+        }
+    }
+
+    impl Authenticator for Gate {
+        fn authenticate(&self, credential: &Credential, _: bool) -> Result<Identity, AuthError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if let Credential::Token { id, .. } = credential
+                && id == "good@pve!t"
+            {
+                return Ok(Identity {
+                    user: id.clone(),
+                    privileges: Privileges::new(["Sys.Audit"]),
+                });
+            }
+            if self.down {
+                return Err(AuthError::Unavailable(
+                    "https://10.0.0.9:8006: connection refused".into(),
+                ));
+            }
+            let open = self.open.lock().unwrap();
+            let _open = self
+                .changed
+                .wait_timeout_while(open, Duration::from_secs(30), |open| !*open)
+                .unwrap();
+            Err(AuthError::Refused("authentication failure".into()))
+        }
+    }
+
+    fn token(user: &str) -> Credential {
+        Credential::Token {
+            id: format!("{user}@pve!t"),
+            secret: crate::pve::Secret::new("s"),
+        }
+    }
+
+    /// Polls `done` until it holds; a deadline of 10 s turns a hang into
+    /// a failure.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_are_bounded_and_known_callers_never_wait() {
+        let auth = Arc::new(Gate::default());
+        let limits = Limits {
+            max_auth_checks: 1,
+            max_auth_waiting: 1,
+            auth_wait: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let checks = Arc::new(Checks::new(
+            auth.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            &limits,
+        ));
+        assert!(checks.check(token("good"), false).await.is_ok());
+        let bad = || {
+            let checks = checks.clone();
+            tokio::spawn(async move { checks.check(token("bad"), false).await })
+        };
+        let first = bad();
+        until("the first check runs", || {
+            auth.calls.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        let second = bad();
+        until("the second check waits", || {
+            checks.waiting.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(
+            checks.check(token("third"), false).await.unwrap_err(),
+            CheckError::Busy
+        );
+        // The one place is taken and the queue full: a known caller is
+        // still answered, from the cache.
+        let known =
+            tokio::time::timeout(Duration::from_secs(10), checks.check(token("good"), false))
+                .await
+                .expect("a cached identity waited behind a check");
+        assert_eq!(known.unwrap().user, "good@pve!t");
+
+        auth.open();
+        let refused = CheckError::Refused("authentication failure".into());
+        assert_eq!(first.await.unwrap().unwrap_err(), refused);
+        assert_eq!(second.await.unwrap().unwrap_err(), refused);
+        assert_eq!(
+            auth.calls.load(Ordering::SeqCst),
+            2,
+            "the waiting check asked again about a credential just refused"
+        );
+        assert_eq!(checks.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn unavailable_is_not_remembered_and_its_details_stay_inside() {
+        let auth = Arc::new(Gate {
+            down: true,
+            ..Gate::default()
+        });
+        let checks = Checks::new(
+            auth.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            &Limits::default(),
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                checks.check(token("x"), false).await.unwrap_err(),
+                CheckError::Unavailable
+            );
+        }
+        assert_eq!(auth.calls.load(Ordering::SeqCst), 2);
+        let off = Checks::new(
+            auth.clone(),
+            Duration::ZERO,
+            Duration::ZERO,
+            &Limits::default(),
+        );
+        assert!(off.check(token("good"), false).await.is_ok());
+        assert!(off.check(token("good"), false).await.is_ok());
+        assert_eq!(
+            auth.calls.load(Ordering::SeqCst),
+            4,
+            "a cache with ttl 0 kept something"
+        );
     }
 }

@@ -289,7 +289,8 @@ impl Drop for ServerHandle {
 
 /// Starts the local API: loads the certificate, binds `config.listen`, and
 /// serves `api` on a thread of its own (a small tokio runtime; store work
-/// and Proxmox checks run on its blocking pool), checking every request's
+/// runs on 16 threads of its blocking pool, Proxmox checks on at most
+/// [`Limits::max_auth_checks`] more), checking every request's
 /// credential with `auth`. Returns once the address is bound, so a bad
 /// certificate or a busy port is reported here. Stop it with
 /// [`ServerHandle::shutdown`] (or by dropping the handle).
