@@ -4,14 +4,27 @@
 //!
 //! Prints per-request latency (median, p99) and throughput for reads with
 //! the check cached, reads checked with Proxmox every time, creates, and a
-//! 20-Sector apply; plus the cost of a new TLS connection.
+//! 20-Sector apply; plus the cost of a new TLS connection. These servers
+//! have no per-client connection rate (the bench opens hundreds of
+//! connections a second from one address).
+//!
+//! Then, on a server with the default [`server::Limits`], a cached read by
+//! one client (127.0.0.2) while others misbehave: 64 clients (127.0.1.N)
+//! sending a new bad token each time, whose checks take 2 s each (a
+//! Proxmox slow to refuse); and one client (127.0.0.1) holding 300 idle
+//! sockets that never start TLS, opening new ones as fast as it can.
 
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use orbitlab_agent::api::Api;
 use orbitlab_agent::pve::Trust;
-use orbitlab_agent::server::{self, ProxmoxAuthConfig, ProxmoxAuthenticator, ServerConfig};
+use orbitlab_agent::server::{
+    self, AuthError, Authenticator, Credential, Identity, ProxmoxAuthConfig, ProxmoxAuthenticator,
+    ServerConfig,
+};
 use orbitlab_agent::store::Store;
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, TestCa};
 use reqwest::blocking::Client;
@@ -19,6 +32,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 fn client(ca_pem: &str, keep_alive: bool) -> Client {
+    client_from(ca_pem, None, keep_alive)
+}
+
+fn client_from(ca_pem: &str, local: Option<IpAddr>, keep_alive: bool) -> Client {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("PEM")).expect("root");
@@ -30,7 +47,10 @@ fn client(ca_pem: &str, keep_alive: bool) -> Client {
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut b = Client::builder().use_preconfigured_tls(tls);
+    let mut b = Client::builder()
+        .use_preconfigured_tls(tls)
+        .local_address(local)
+        .timeout(Duration::from_secs(60));
     if !keep_alive {
         b = b.pool_max_idle_per_host(0);
     }
@@ -100,6 +120,7 @@ fn main() {
         let mut config = ServerConfig::new(&cert, &key);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.auth_cache_ttl = ttl;
+        config.limits.connect_rate_per_client = 0;
         server::spawn(config, api.clone(), auth.clone()).unwrap()
     };
     let token = format!("PVEAPIToken=root@pam!orbitlab={DEFAULT_TOKEN_SECRET}");
@@ -196,4 +217,141 @@ fn main() {
                 .unwrap());
         }),
     );
+
+    drop((cached, uncached));
+
+    // Misbehaving clients, default limits.
+    let mut config = ServerConfig::new(&cert, &key);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let slow = Arc::new(SlowRefusals {
+        real: auth.clone(),
+        hold: Duration::from_secs(2),
+    });
+    let guarded = server::spawn(config, api.clone(), slow).unwrap();
+    let target = url(&guarded, "/api2/json/orbitlab/sectors/s7");
+    let known = client_from(
+        &ca.pem(),
+        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))),
+        true,
+    );
+    let fresh_known = client_from(
+        &ca.pem(),
+        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))),
+        false,
+    );
+    let get_known = |c: &Client| {
+        ok(c.get(&target)
+            .header("Authorization", &token)
+            .send()
+            .unwrap());
+    };
+    get_known(&known);
+    report(
+        "get one object, check cached, no load",
+        measure(500, |_| get_known(&known)),
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (refused, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let bad: Vec<_> = (1..=64u8)
+        .map(|i| {
+            let c = client_from(
+                &ca.pem(),
+                Some(IpAddr::V4(Ipv4Addr::new(127, 0, 1, i))),
+                true,
+            );
+            let (stop, refused, busy, target) =
+                (stop.clone(), refused.clone(), busy.clone(), target.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let answer = c
+                        .get(&target)
+                        .header("Authorization", format!("PVEAPIToken=m@pve!t{i}=guess-{n}"))
+                        .send();
+                    match answer.map(|r| r.status().as_u16()) {
+                        Ok(401) => refused.fetch_add(1, Ordering::Relaxed),
+                        _ => busy.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let began = Instant::now();
+    report(
+        "get one object, cached, 64 bad tokens in flight",
+        measure(500, |_| get_known(&known)),
+    );
+    let window = began.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in bad {
+        t.join().unwrap();
+    }
+    println!(
+        "  bad-token requests answered by the time all 64 stopped (2 s per check; measured for {:.1} s): {} refused (401), {} busy (503 or closed)",
+        window.as_secs_f64(),
+        refused.load(Ordering::Relaxed),
+        busy.load(Ordering::Relaxed)
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let addr = guarded.local_addr();
+    let flood = {
+        let (stop, opened) = (stop.clone(), opened.clone());
+        std::thread::spawn(move || {
+            let mut idle = std::collections::VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(socket) = TcpStream::connect(addr) {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    idle.push_back(socket);
+                    if idle.len() > 300 {
+                        idle.pop_front();
+                    }
+                }
+            }
+        })
+    };
+    while opened.load(Ordering::Relaxed) < 300 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let began = Instant::now();
+    report(
+        "get one object, cached, 300 idle sockets + flood",
+        measure(500, |_| get_known(&known)),
+    );
+    report(
+        "  same, new TLS connection each time",
+        measure(30, |_| get_known(&fresh_known)),
+    );
+    let window = began.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    println!(
+        "  idle sockets opened by the flooding client meanwhile: {} in {:.1} s",
+        opened.load(Ordering::Relaxed),
+        window.as_secs_f64()
+    );
+}
+
+/// Answers the bench token through Proxmox (the simulator); holds any
+/// other credential for `hold` before refusing it, as a Proxmox slow to
+/// refuse would.
+struct SlowRefusals {
+    real: Arc<ProxmoxAuthenticator>,
+    hold: Duration,
+}
+
+impl Authenticator for SlowRefusals {
+    fn authenticate(&self, credential: &Credential, write: bool) -> Result<Identity, AuthError> {
+        if let Credential::Token { secret, .. } = credential
+            && secret.expose() == DEFAULT_TOKEN_SECRET
+        {
+            return self.real.authenticate(credential, write);
+        }
+        std::thread::sleep(self.hold);
+        Err(AuthError::Refused("authentication failure".into()))
+    }
 }

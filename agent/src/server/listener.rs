@@ -1,19 +1,40 @@
-//! Accepting connections: TLS handshake and header timeouts, a cap on
-//! open connections, HTTP/1.1 with keep-alive, and a graceful stop that
-//! lets requests in flight finish for a moment.
+//! Accepting connections: the per-client and global bounds of
+//! [`super::admission`] (a handshake place on accept, a connection place
+//! only once the TLS handshake is done), TLS handshake and header
+//! timeouts, HTTP/1.1 with keep-alive, and a graceful stop that lets
+//! requests in flight finish for a moment.
+//!
+//! A connection over a limit is closed at once without an answer; each is
+//! logged at debug level, and at most one warning a minute says how many
+//! were refused.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::Limits;
+use super::admission::{Admission, Handshake, Refusal, Throttle};
 use super::routes::Peer;
+
+/// Warnings about refused connections: at most one a minute.
+static WARNINGS: Throttle = Throttle::new(Duration::from_secs(60));
+
+fn refused(peer: SocketAddr, why: Refusal) {
+    tracing::debug!(%peer, "closing a connection: {why}");
+    if let Some(held) = WARNINGS.allow() {
+        tracing::warn!(
+            %peer,
+            "closing connections to the OrbitLab API: {why} ({held} more refused since the last warning)"
+        );
+    }
+}
 
 /// Serves until `stop` turns true, then waits up to
 /// [`Limits::shutdown_grace`] for open requests.
@@ -24,7 +45,7 @@ pub(crate) async fn run(
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = Admission::new(limits);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -43,12 +64,15 @@ pub(crate) async fn run(
                         continue;
                     }
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "too many open connections ({}); refusing one", limits.max_connections);
-                    continue;
+                let handshake = match admission.admit(peer.ip()) {
+                    Ok(handshake) => handshake,
+                    Err(why) => {
+                        refused(peer, why);
+                        continue;
+                    }
                 };
                 let service = app.clone().layer(Extension(Peer(peer)));
-                connections.spawn(connection(tcp, tls.clone(), service, limits, stop.clone(), slot));
+                connections.spawn(connection(tcp, peer, tls.clone(), service, limits, stop.clone(), handshake));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -69,21 +93,29 @@ pub(crate) async fn run(
 
 async fn connection(
     tcp: TcpStream,
+    peer: SocketAddr,
     tls: TlsAcceptor,
     service: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    handshake: Handshake,
 ) {
     let _ = tcp.set_nodelay(true);
     let stream = match tokio::time::timeout(limits.handshake_timeout, tls.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::debug!("TLS handshake failed: {e}");
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
-            tracing::debug!("TLS handshake timed out");
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let _slot = match handshake.established() {
+        Ok(slot) => slot,
+        Err(why) => {
+            refused(peer, why);
             return;
         }
     };

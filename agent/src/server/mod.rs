@@ -33,8 +33,13 @@
 //! itself about it ([`ProxmoxAuthenticator`]: the caller's own credential is
 //! forwarded to the local Proxmox API, see its module doc), and a
 //! successful check is cached for [`ServerConfig::auth_cache_ttl`] (30 s),
-//! keyed by a SHA-256 digest of the credential. Credentials never reach
-//! logs, errors or `Debug` output; the access log names the user.
+//! keyed by a SHA-256 digest of the credential; a refusal is remembered the
+//! same way for [`ServerConfig::auth_refusal_ttl`] (5 s). At most
+//! [`Limits::max_auth_checks`] checks run at once, on threads of their own,
+//! so hanging or slow checks never hold up requests already authenticated.
+//! When Proxmox cannot be asked the caller gets a plain 503; the details
+//! (address, error) go to the log only. Credentials never reach logs,
+//! errors or `Debug` output; the access log names the user.
 //!
 //! # Permissions
 //!
@@ -46,7 +51,9 @@
 //! # Limits
 //!
 //! Bodies up to 1 MiB (413 beyond), TLS handshake and request-header
-//! timeouts, a whole-request timeout, a cap on open connections, and CORS
+//! timeouts, a whole-request timeout, per-client and global caps on TLS
+//! handshakes and open connections and a per-client rate of new
+//! connections (see [`Limits`]), and CORS
 //! answers only for the origins listed in [`ServerConfig::allowed_origins`]
 //! (the web UI's origin, e.g. `https://pve1.example.com:8006`).
 //!
@@ -54,6 +61,7 @@
 //! and key files (again when they change); reads and writes the store
 //! through [`Api`]; calls the Proxmox API through the authenticator.
 
+mod admission;
 mod authenticator;
 mod credential;
 mod listener;
@@ -85,12 +93,17 @@ use crate::api::Api;
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8007);
 
-/// Size and time limits.
+/// Size, time and count limits. The connection limits apply before any
+/// credential is seen; a connection over one of them is closed without an
+/// answer (logged at debug level, plus at most one warning a minute).
+/// A client is a source address (an IPv6 /64); clients behind one NAT or
+/// proxy share their limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest request body (1 MiB, the size of a pmxcfs file).
     pub max_body_bytes: usize,
-    /// Time for a client to finish the TLS handshake.
+    /// Time for a client to finish the TLS handshake (5 s); a socket that
+    /// never starts one holds its handshake place that long.
     pub handshake_timeout: Duration,
     /// Time for a client to send a request's headers (also the keep-alive
     /// idle time between requests).
@@ -98,8 +111,35 @@ pub struct Limits {
     /// Time for a whole request, body, Proxmox check and store work
     /// included.
     pub request_timeout: Duration,
-    /// Most connections open at once; more are closed at once.
+    /// Most TLS handshakes in progress at once, all clients (128).
+    pub max_handshakes: usize,
+    /// Most TLS handshakes in progress at once from one client (8).
+    pub max_handshakes_per_client: usize,
+    /// Most connections open at once past their TLS handshake, all
+    /// clients (256); a connection only takes its place once its
+    /// handshake is done.
     pub max_connections: usize,
+    /// Most connections open at once past their TLS handshake from one
+    /// client (32; a browser opens about 6).
+    pub max_connections_per_client: usize,
+    /// New connections a client may open per second, on average (10);
+    /// 0: no rate limit.
+    pub connect_rate_per_client: u32,
+    /// New connections a client may open at once before its rate applies
+    /// (40).
+    pub connect_burst_per_client: u32,
+    /// Most credential checks with Proxmox at once (4). They run on the
+    /// blocking pool, which has this many threads on top of the 16 that
+    /// serve authenticated requests, so checks never take those; a
+    /// request whose identity is cached never waits for a check.
+    /// At least 1.
+    pub max_auth_checks: usize,
+    /// Most requests waiting for a check place (64); more are answered
+    /// 503 at once.
+    pub max_auth_waiting: usize,
+    /// How long a request waits for a check place before it is answered
+    /// 503 (5 s).
+    pub auth_wait: Duration,
     /// How long a stop waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -108,14 +148,25 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 1024 * 1024,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(90),
+            max_handshakes: 128,
+            max_handshakes_per_client: 8,
             max_connections: 256,
+            max_connections_per_client: 32,
+            connect_rate_per_client: 10,
+            connect_burst_per_client: 40,
+            max_auth_checks: 4,
+            max_auth_waiting: 64,
+            auth_wait: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
         }
     }
 }
+
+/// Blocking threads that serve authenticated requests (store work).
+const API_THREADS: usize = 16;
 
 /// How the local API is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +179,11 @@ pub struct ServerConfig {
     pub key_file: PathBuf,
     /// How long a successful credential check is trusted (0: never cached).
     pub auth_cache_ttl: Duration,
+    /// How long a credential Proxmox refused is refused again without
+    /// asking (5 s; 0: never). Keyed by the same digest as successful
+    /// checks, never the credential; "Proxmox could not be asked" is not
+    /// remembered.
+    pub auth_refusal_ttl: Duration,
     /// Browser origins allowed to call the API with credentials (CORS),
     /// e.g. `https://pve1.example.com:8006`; empty: same origin only.
     pub allowed_origins: Vec<String>,
@@ -143,6 +199,7 @@ impl ServerConfig {
             cert_file: cert_file.into(),
             key_file: key_file.into(),
             auth_cache_ttl: Duration::from_secs(30),
+            auth_refusal_ttl: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
@@ -232,7 +289,8 @@ impl Drop for ServerHandle {
 
 /// Starts the local API: loads the certificate, binds `config.listen`, and
 /// serves `api` on a thread of its own (a small tokio runtime; store work
-/// and Proxmox checks run on its blocking pool), checking every request's
+/// runs on 16 threads of its blocking pool, Proxmox checks on at most
+/// [`Limits::max_auth_checks`] more), checking every request's
 /// credential with `auth`. Returns once the address is bound, so a bad
 /// certificate or a busy port is reported here. Stop it with
 /// [`ServerHandle::shutdown`] (or by dropping the handle).
@@ -251,7 +309,7 @@ pub fn spawn(
     let addr = std_listener.local_addr().map_err(bind)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(16)
+        .max_blocking_threads(API_THREADS + config.limits.max_auth_checks.max(1))
         .thread_name("orbitlab-api")
         .build()
         .map_err(ServerError::Runtime)?;
@@ -261,8 +319,12 @@ pub fn spawn(
     let keep_auth = auth.clone();
     let app = routes::router(Arc::new(routes::App {
         api,
-        auth,
-        cache: authenticator::AuthCache::new(config.auth_cache_ttl),
+        checks: authenticator::Checks::new(
+            auth,
+            config.auth_cache_ttl,
+            config.auth_refusal_ttl,
+            &limits,
+        ),
         limits,
         allowed_origins: config.allowed_origins,
     }));

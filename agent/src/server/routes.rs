@@ -20,7 +20,7 @@ use orbitlab_manifests::{ManifestErrors, codec};
 use serde_json::Value;
 
 use super::Limits;
-use super::authenticator::{AuthCache, Authenticator, Identity};
+use super::authenticator::{CheckError, Checks, Identity};
 use super::credential::{CSRF_HEADER, Credential};
 use super::params::{
     bad_request, body_params, properties, query_params, refuse_unknown, take, take_flag,
@@ -37,8 +37,7 @@ pub const APPLY_PATH: &str = "/api2/json/orbitlab-apply";
 /// What every request handler shares.
 pub(crate) struct App {
     pub(crate) api: Api,
-    pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) cache: AuthCache,
+    pub(crate) checks: Checks,
     pub(crate) limits: Limits,
     pub(crate) allowed_origins: Vec<String>,
 }
@@ -227,7 +226,9 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
     Ok(ok(data))
 }
 
-/// Asks the authenticator (or the cache) about `credential`.
+/// Asks the authenticator (or a cache) about `credential`. A caller
+/// who is not authenticated learns only that Proxmox refused, could not
+/// be asked, or that the agent is busy: internal details go to the log.
 async fn authenticate(
     app: &Arc<App>,
     credential: Credential,
@@ -238,21 +239,24 @@ async fn authenticate(
             "a change made with a Proxmox ticket needs the {CSRF_HEADER} header (the web UI sends it); scripts should use an API token"
         )));
     }
-    let key = credential.cache_key(write);
-    if let Some(identity) = app.cache.get(&key) {
-        return Ok(identity);
-    }
-    let auth = app.auth.clone();
-    let identity = tokio::task::spawn_blocking(move || auth.authenticate(&credential, write))
+    app.checks
+        .check(credential, write)
         .await
-        .map_err(|e| {
-            Failure::new(
+        .map_err(|e| match e {
+            CheckError::Refused(message) => Failure::unauthenticated(message),
+            CheckError::Unavailable => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Proxmox could not be asked about this credential; try again later (the agent's log has the details)",
+            ),
+            CheckError::Busy => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the agent is checking too many credentials with Proxmox at once; try again in a few seconds",
+            ),
+            CheckError::Failed => Failure::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("checking the credential failed inside the agent ({e})"),
-            )
-        })??;
-    app.cache.put(key, identity.clone());
-    Ok(identity)
+                "checking the credential failed inside the agent; see the agent's log",
+            ),
+        })
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {

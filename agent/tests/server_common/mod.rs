@@ -153,3 +153,25 @@ pub fn start(auth: Arc<dyn Authenticator>) -> Running {
 }
 
 pub const SECTOR_WEB: &str = "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n";
+
+/// Like [`client_trusting`], with every connection made from the loopback
+/// address `local` (e.g. `127.0.0.2`), so a test can play several clients.
+pub fn client_from(ca_pem: &str, local: std::net::IpAddr) -> Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("PEM")).expect("root");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Client::builder()
+        .use_preconfigured_tls(tls)
+        .local_address(local)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
