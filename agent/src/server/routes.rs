@@ -1,11 +1,26 @@
 //! The HTTP face of [`Api`]: routes, parameters, authentication and the
 //! permission check of every request, then the API call on the blocking
 //! pool. See the module doc of [`super`] for the routes.
+//!
+//! Order of a request: route and method; credential, checked with Proxmox;
+//! the operation, from method, path and query alone, and its privileges
+//! (for an apply: `Sys.Modify`, or `Sys.Audit` for a dry run) — all before
+//! the body is read. Then the body is read (up to the size limit) and
+//! parsed or decoded on the blocking pool, within [`PARSE_TIMEOUT`]; an
+//! apply is checked again for the kinds it holds; a delete is checked for
+//! every object it would remove ([`Api::removal`]) and then removes
+//! exactly those ([`Api::delete_exactly`]).
+//!
+//! The access log names a user only once Proxmox has vouched for it
+//! (`unauthenticated` until then), and every field is escaped by
+//! [`log_field`], so no request can forge a journal line.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -23,16 +38,22 @@ use super::Limits;
 use super::authenticator::{AuthCache, Authenticator, Identity};
 use super::credential::{CSRF_HEADER, Credential};
 use super::params::{
-    bad_request, body_params, properties, query_params, refuse_unknown, take, take_flag,
+    bad_request, body_format, body_params, properties, query_params, refuse_unknown, take,
+    take_flag,
 };
-use super::permissions::{Operation, decide};
+use super::permissions::{Operation, decide, decide_removal};
 use super::reply::{Failure, ok};
-use crate::api::{Api, ApiError, ApiPath, PropertyValue};
+use crate::api::{Api, ApiError, ApiPath, PropertyValue, object_path};
 
 /// Prefix of the path tree.
 pub const TREE_PREFIX: &str = "/api2/json/orbitlab";
 /// Where manifests are applied.
 pub const APPLY_PATH: &str = "/api2/json/orbitlab-apply";
+/// Longest a body may take to parse or decode on the blocking pool (the
+/// limits of the parsers keep it to milliseconds; this is the backstop).
+pub(crate) const PARSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The access log's user until Proxmox has accepted the credential.
+const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// What every request handler shares.
 pub(crate) struct App {
@@ -81,7 +102,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let origin = allowed_origin(&app, request.headers());
-    let mut user = "-".to_owned();
+    let mut user = UNAUTHENTICATED.to_owned();
     let mut response = if method == Method::OPTIONS {
         preflight(origin.is_some(), route(&path))
     } else {
@@ -111,13 +132,44 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
     }
     let status = response.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
+    let (peer, user) = (log_field(&peer), log_field(&user));
+    let (method, path) = (log_field(method.as_str()), log_field(&path));
     // Changes and refusals are worth a journal line; the UI's reads are not.
-    if method == Method::GET && status < 400 {
+    if method == "GET" && status < 400 {
         tracing::debug!(target: "orbitlab::api", %peer, %user, %method, %path, status, ms, "request");
     } else {
         tracing::info!(target: "orbitlab::api", %peer, %user, %method, %path, status, ms, "request");
     }
     response
+}
+
+/// `text` as one log field on one line: control characters, Unicode line
+/// and paragraph separators and bidirectional controls are written as
+/// `\n`, `\r`, `\t` or `\u{..}`, and a backslash is doubled, so what a
+/// client sent can always be told from the escaping.
+pub(crate) fn log_field(text: &str) -> Cow<'_, str> {
+    let escaped = |c: char| {
+        c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if escaped(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn allowed_origin(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -191,24 +243,38 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
                 "authentication required: send a Proxmox API token (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`) or the Proxmox ticket cookie PVEAuthCookie",
             )
         })?;
-    *user = format!("{}?", credential.claimed_user());
     let write = parts.method != Method::GET;
     let identity = authenticate(app, credential, write).await?;
     user.clone_from(&identity.user);
 
-    let body = read_body(body, app.limits.max_body_bytes).await?;
+    // What is asked, from method, path and query alone: refused now, when
+    // not permitted, before a byte of the body is read.
     let query = parts.uri.query().unwrap_or_default();
-    let call = match route {
-        Route::Apply => Call::apply(query, &body)?,
-        Route::Tree => {
-            let api_path = tree_path(path)?;
-            let content_type = parts
-                .headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            Call::tree(&parts.method, api_path, query, content_type, &body)?
-        }
+    let intent = match route {
+        Route::Apply => Intent::apply(query)?,
+        Route::Tree => Intent::tree(&parts.method, tree_path(path)?, query)?,
     };
+    decide(
+        &identity.user,
+        &intent.attempted(),
+        &intent.operation(),
+        &identity.privileges,
+    )?;
+    let call = if intent.takes_body() {
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_body(body, app.limits.max_body_bytes).await?;
+        off_the_loop(PARSE_TIMEOUT, move || {
+            intent.with_body(content_type.as_deref(), &body)
+        })
+        .await??
+    } else {
+        intent.without_body()
+    };
+    // An apply's kinds are known now.
     decide(
         &identity.user,
         &call.attempted(),
@@ -216,15 +282,30 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
         &identity.privileges,
     )?;
     let api = app.api.clone();
-    let data = tokio::task::spawn_blocking(move || call.run(&api))
-        .await
-        .map_err(|e| {
-            Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the request failed inside the agent ({e}); see the agent's log"),
-            )
-        })??;
+    let data = off_the_loop(app.limits.request_timeout, move || call.run(&api, &identity)).await??;
     Ok(ok(data))
+}
+
+/// Runs `work` on the blocking pool: a panic there is a 500 for this
+/// request only, and past `limit` the request is answered with a 503 (the
+/// work itself cannot be stopped; it finishes unobserved).
+async fn off_the_loop<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request failed inside the agent ({e}); see the agent's log"),
+        )),
+        Err(_) => Err(Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than {limit:?} to process and was abandoned; try again, or send a smaller request"
+            ),
+        )),
+    }
 }
 
 /// Asks the authenticator (or the cache) about `credential`.
@@ -273,7 +354,161 @@ fn tree_path(path: &str) -> Result<ApiPath, Failure> {
         .map_err(|e| Failure::from(ApiError::Path(e)))
 }
 
-/// A checked request, ready to run.
+/// What a request asks, known from its method, path and query alone:
+/// enough to check privileges before the body is read.
+#[derive(Debug)]
+enum Intent {
+    Get { path: ApiPath, ls: bool },
+    Create { path: ApiPath, query: String },
+    Set { path: ApiPath, query: String },
+    Delete { path: ApiPath, force: bool },
+    Apply { dry_run: bool, source: String },
+}
+
+impl Intent {
+    fn tree(method: &Method, path: ApiPath, query: &str) -> Result<Self, Failure> {
+        Ok(match *method {
+            Method::POST => Intent::Create {
+                path,
+                query: query.to_owned(),
+            },
+            Method::PUT => Intent::Set {
+                path,
+                query: query.to_owned(),
+            },
+            Method::GET => {
+                let mut params = query_params(query)?;
+                let ls = take_flag(&mut params, "ls")?;
+                refuse_unknown(&params, "only `ls`")?;
+                Intent::Get { path, ls }
+            }
+            _ => {
+                let mut params = query_params(query)?;
+                let force = take_flag(&mut params, "force")?;
+                refuse_unknown(&params, "only `force`")?;
+                Intent::Delete { path, force }
+            }
+        })
+    }
+
+    fn apply(query: &str) -> Result<Self, Failure> {
+        let mut params = query_params(query)?;
+        let dry_run = take_flag(&mut params, "dry-run")?;
+        let source = take(&mut params, "source")?
+            .pop()
+            .unwrap_or_else(|| "request body".to_owned());
+        refuse_unknown(&params, "`dry-run` and `source`")?;
+        if source.is_empty() || source.len() > 200 || source.chars().any(char::is_control) {
+            return Err(bad_request(
+                "source",
+                "give a short file name without control characters",
+            ));
+        }
+        Ok(Intent::Apply { dry_run, source })
+    }
+
+    /// The privileges to check before the body is read: for an apply,
+    /// only the base privilege (its kinds are in the body).
+    fn operation(&self) -> Operation {
+        match self {
+            Intent::Get { .. } | Intent::Apply { dry_run: true, .. } => Operation::Read,
+            Intent::Apply { .. } => Operation::Write(BTreeSet::new()),
+            Intent::Create { path, .. } | Intent::Set { path, .. } | Intent::Delete { path, .. } => {
+                write_of(path)
+            }
+        }
+    }
+
+    fn attempted(&self) -> String {
+        match self {
+            Intent::Get { path, .. } => format!("read {path}"),
+            Intent::Create { path, .. } => format!("create in {path}"),
+            Intent::Set { path, .. } => format!("change {path}"),
+            Intent::Delete { path, .. } => format!("delete {path}"),
+            Intent::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
+            Intent::Apply { .. } => "apply manifests".to_owned(),
+        }
+    }
+
+    fn takes_body(&self) -> bool {
+        matches!(
+            self,
+            Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. }
+        )
+    }
+
+    /// The call of a request without a body (a body sent along is not
+    /// read).
+    fn without_body(self) -> Call {
+        match self {
+            Intent::Get { path, ls } => Call::Get { path, ls },
+            Intent::Delete { path, force } => Call::Delete { path, force },
+            Intent::Create { path, .. } => Call::Create {
+                path,
+                properties: PropertyValue::map(),
+            },
+            Intent::Set { path, .. } => Call::Set {
+                path,
+                properties: PropertyValue::map(),
+                delete: Vec::new(),
+            },
+            Intent::Apply { dry_run, .. } => Call::Apply {
+                documents: Vec::new(),
+                dry_run,
+            },
+        }
+    }
+
+    /// Parses the query and `body` (CPU work: run it off the event loop).
+    fn with_body(self, content_type: Option<&str>, body: &[u8]) -> Result<Call, Failure> {
+        match self {
+            Intent::Create { path, query } => {
+                let mut params = query_params(&query)?;
+                params.extend(body_params(body_format(content_type)?, body)?);
+                Ok(Call::Create {
+                    path,
+                    properties: properties(params)?,
+                })
+            }
+            Intent::Set { path, query } => {
+                let mut params = query_params(&query)?;
+                params.extend(body_params(body_format(content_type)?, body)?);
+                let delete = take(&mut params, "delete")?
+                    .iter()
+                    .flat_map(|d| d.split([',', ';', ' ', '\t', '\n']))
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                Ok(Call::Set {
+                    path,
+                    properties: properties(params)?,
+                    delete,
+                })
+            }
+            Intent::Apply { dry_run, source } => {
+                let text = std::str::from_utf8(body).map_err(|_| {
+                    bad_request(
+                        "body",
+                        "the manifests are not UTF-8 text; send the YAML file as it is",
+                    )
+                })?;
+                let documents = codec::decode(&source, text)
+                    .map_err(|e| Failure::from(ApiError::Invalid(ManifestErrors::from(e))))?;
+                Ok(Call::Apply { documents, dry_run })
+            }
+            other => Ok(other.without_body()),
+        }
+    }
+}
+
+fn write_of(path: &ApiPath) -> Operation {
+    match path {
+        ApiPath::Root => Operation::Write(BTreeSet::new()),
+        ApiPath::Collection(kind) | ApiPath::Object(kind, _) => Operation::write(*kind),
+    }
+}
+
+/// A parsed request, ready to run.
 enum Call {
     Get {
         path: ApiPath,
@@ -299,81 +534,13 @@ enum Call {
 }
 
 impl Call {
-    fn tree(
-        method: &Method,
-        path: ApiPath,
-        query: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<Self, Failure> {
-        let mut params = query_params(query);
-        if *method == Method::POST || *method == Method::PUT {
-            params.extend(body_params(content_type, body)?);
-        }
-        Ok(match *method {
-            Method::GET => {
-                let ls = take_flag(&mut params, "ls")?;
-                refuse_unknown(&params, "only `ls`")?;
-                Call::Get { path, ls }
-            }
-            Method::POST => Call::Create {
-                path,
-                properties: properties(params)?,
-            },
-            Method::PUT => {
-                let delete = take(&mut params, "delete")?
-                    .iter()
-                    .flat_map(|d| d.split([',', ';', ' ', '\t', '\n']))
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                Call::Set {
-                    path,
-                    properties: properties(params)?,
-                    delete,
-                }
-            }
-            _ => {
-                let force = take_flag(&mut params, "force")?;
-                refuse_unknown(&params, "only `force`")?;
-                Call::Delete { path, force }
-            }
-        })
-    }
-
-    fn apply(query: &str, body: &[u8]) -> Result<Self, Failure> {
-        let mut params = query_params(query);
-        let dry_run = take_flag(&mut params, "dry-run")?;
-        let source = take(&mut params, "source")?
-            .pop()
-            .unwrap_or_else(|| "request body".to_owned());
-        refuse_unknown(&params, "`dry-run` and `source`")?;
-        if source.is_empty() || source.len() > 200 || source.chars().any(char::is_control) {
-            return Err(bad_request(
-                "source",
-                "give a short file name without control characters",
-            ));
-        }
-        let text = std::str::from_utf8(body).map_err(|_| {
-            bad_request(
-                "body",
-                "the manifests are not UTF-8 text; send the YAML file as it is",
-            )
-        })?;
-        let documents = codec::decode(&source, text)
-            .map_err(|e| Failure::from(ApiError::Invalid(ManifestErrors::from(e))))?;
-        Ok(Call::Apply { documents, dry_run })
-    }
-
+    /// The privileges the call needs as far as known before it runs (a
+    /// delete's dependents are checked in [`Call::run`]).
     fn operation(&self) -> Operation {
-        let kind_of = |path: &ApiPath| match path {
-            ApiPath::Root => Operation::Write(BTreeSet::new()),
-            ApiPath::Collection(kind) | ApiPath::Object(kind, _) => Operation::write(*kind),
-        };
         match self {
             Call::Get { .. } | Call::Apply { dry_run: true, .. } => Operation::Read,
             Call::Create { path, .. } | Call::Set { path, .. } | Call::Delete { path, .. } => {
-                kind_of(path)
+                write_of(path)
             }
             Call::Apply { documents, .. } => {
                 Operation::Write(documents.iter().map(|d| d.value.kind()).collect())
@@ -393,18 +560,28 @@ impl Call {
         }
     }
 
-    /// Runs the call (blocking store I/O).
-    fn run(self, api: &Api) -> Result<Value, ApiError> {
+    /// Runs the call for `who` (blocking store I/O). A delete first
+    /// computes everything it would remove and needs the privileges of
+    /// every kind in that set.
+    fn run(self, api: &Api, who: &Identity) -> Result<Value, Failure> {
         let changes = match self {
-            Call::Get { path, ls: true } => return api.ls(&path),
-            Call::Get { path, ls: false } => return api.get(&path),
+            Call::Get { path, ls: true } => return Ok(api.ls(&path)?),
+            Call::Get { path, ls: false } => return Ok(api.get(&path)?),
             Call::Create { path, properties } => api.create(&path, properties)?,
             Call::Set {
                 path,
                 properties,
                 delete,
             } => api.set(&path, properties, &delete)?,
-            Call::Delete { path, force } => api.delete(&path, force)?,
+            Call::Delete { path, force } => {
+                let removal = api.removal(&path, force)?;
+                let objects: Vec<_> = removal
+                    .objects()
+                    .map(|(kind, name)| (kind, object_path(kind, name)))
+                    .collect();
+                decide_removal(&who.user, &objects, &who.privileges)?;
+                api.delete_exactly(&removal)?
+            }
             Call::Apply {
                 documents,
                 dry_run: true,
@@ -418,6 +595,55 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Call {
+        /// The call a request makes, parsed as [`handle`] does.
+        fn tree(
+            method: &Method,
+            path: ApiPath,
+            query: &str,
+            content_type: Option<&str>,
+            body: &[u8],
+        ) -> Result<Self, Failure> {
+            let intent = Intent::tree(method, path, query)?;
+            if intent.takes_body() {
+                intent.with_body(content_type, body)
+            } else {
+                Ok(intent.without_body())
+            }
+        }
+    }
+
+    #[test]
+    fn log_fields_stay_on_one_line_and_show_what_was_sent() {
+        assert!(matches!(log_field("admin@pve!ui"), Cow::Borrowed(_)));
+        assert_eq!(log_field("eve@pve\nINFO fake"), "eve@pve\\nINFO fake");
+        assert_eq!(log_field("a\r\tb\u{1b}[31m"), "a\\r\\tb\\u{1b}[31m");
+        assert_eq!(log_field("x\u{2028}y\u{202e}z\u{85}"), "x\\u{2028}y\\u{202e}z\\u{85}");
+        // A backslash is doubled: a sent `\n` (two characters) differs
+        // from an escaped newline.
+        assert_eq!(log_field("a\\nb"), "a\\\\nb");
+        assert_ne!(log_field("a\\nb"), log_field("a\nb"));
+        assert_eq!(log_field("é日本"), "é日本");
+        for text in ["a\nb", "\u{0}", "x\u{2029}"] {
+            assert!(!log_field(text).chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
+        }
+    }
+
+    #[test]
+    fn privileges_are_known_before_the_body() {
+        let sectors: ApiPath = "/sectors".parse().unwrap();
+        let create = Intent::tree(&Method::POST, sectors.clone(), "").unwrap();
+        assert!(create.takes_body());
+        assert_eq!(create.operation(), Operation::write(orbitlab_manifests::Kind::Sector));
+        let apply = Intent::apply("source=a.yaml").unwrap();
+        assert!(apply.takes_body());
+        assert_eq!(apply.operation(), Operation::Write(BTreeSet::new()));
+        assert_eq!(Intent::apply("dry-run=1").unwrap().operation(), Operation::Read);
+        let get = Intent::tree(&Method::GET, sectors, "ls=1").unwrap();
+        assert!(!get.takes_body());
+        assert_eq!(get.operation(), Operation::Read);
+    }
 
     #[test]
     fn routes_and_paths() {
