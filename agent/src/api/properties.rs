@@ -185,6 +185,14 @@ impl PropertyValue {
         value: PropertyValue,
         merge: Merge,
     ) -> Result<(), PropertyError> {
+        // Counted on the text as given, before anything is copied.
+        let parts = key.bytes().filter(|b| *b == b'.').count() + 1;
+        if parts > MAX_DEPTH {
+            return Err(PropertyError::for_key(
+                full_key,
+                format!("nested {parts} levels deep; properties nest at most {MAX_DEPTH} levels"),
+            ));
+        }
         if key.len() > MAX_KEY_BYTES {
             return Err(PropertyError::for_key(
                 full_key,

@@ -221,6 +221,9 @@ mod tests {
         let err = into_properties(parse_body(BodyFormat::Form, deep_key.as_bytes()).unwrap())
             .unwrap_err();
         assert!(err.field.starts_with("a.a.a") && err.field.len() < 80, "{err}");
+        assert!(err.reason.contains("nested 20001 levels"), "{err}");
+        let long_key = format!("{}=1", "a".repeat(600));
+        let err = into_properties(parse_query(&long_key).unwrap()).unwrap_err();
         assert!(err.reason.contains("at most 512"), "{err}");
         let deep_key = format!("{}=1", vec!["a"; 17].join("."));
         let err = into_properties(parse_body(BodyFormat::Form, deep_key.as_bytes()).unwrap())

@@ -27,7 +27,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CONTENT_TYPE, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CONNECTION, CONTENT_LENGTH,
+    CONTENT_TYPE, ORIGIN, TRANSFER_ENCODING, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -102,11 +103,19 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let origin = allowed_origin(&app, request.headers());
-    let mut user = UNAUTHENTICATED.to_owned();
+    let headers = request.headers();
+    let sends_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut seen = Seen {
+        user: UNAUTHENTICATED.to_owned(),
+        body_read: false,
+    };
     let mut response = if method == Method::OPTIONS {
         preflight(origin.is_some(), route(&path))
     } else {
-        match tokio::time::timeout(app.limits.request_timeout, handle(&app, request, &mut user))
+        match tokio::time::timeout(app.limits.request_timeout, handle(&app, request, &mut seen))
             .await
         {
             Ok(Ok(response)) => response,
@@ -121,6 +130,13 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
             .into_response(),
         }
     };
+    if sends_body && !seen.body_read {
+        // Refused before its body was read: the rest of the body is still
+        // on the connection, so it cannot carry another request.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(origin) = origin {
         let h = response.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -132,7 +148,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
     }
     let status = response.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
-    let (peer, user) = (log_field(&peer), log_field(&user));
+    let (peer, user) = (log_field(&peer), log_field(&seen.user));
     let (method, path) = (log_field(method.as_str()), log_field(&path));
     // Changes and refusals are worth a journal line; the UI's reads are not.
     if method == "GET" && status < 400 {
@@ -208,7 +224,15 @@ fn preflight(origin_allowed: bool, route: Option<Route>) -> Response {
 
 /// One request: route, credential, body, Proxmox's verdict, permission,
 /// then the API call.
-async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<Response, Failure> {
+/// What [`entry`] learns while a request is handled.
+struct Seen {
+    /// The user Proxmox accepted, or [`UNAUTHENTICATED`].
+    user: String,
+    /// Whether the body was read.
+    body_read: bool,
+}
+
+async fn handle(app: &Arc<App>, request: Request, seen: &mut Seen) -> Result<Response, Failure> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let route = route(path).ok_or_else(|| {
@@ -245,7 +269,7 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
         })?;
     let write = parts.method != Method::GET;
     let identity = authenticate(app, credential, write).await?;
-    user.clone_from(&identity.user);
+    seen.user.clone_from(&identity.user);
 
     // What is asked, from method, path and query alone: refused now, when
     // not permitted, before a byte of the body is read.
@@ -266,6 +290,7 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        seen.body_read = true;
         let body = read_body(body, app.limits.max_body_bytes).await?;
         off_the_loop(PARSE_TIMEOUT, move || {
             intent.with_body(content_type.as_deref(), &body)
