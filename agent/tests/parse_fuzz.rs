@@ -64,16 +64,65 @@ fn fuzz(name: &str, generate: impl Fn(&mut StdRng) -> Vec<u8>, target: impl Fn(&
 }
 
 const WORDS: &[&str] = &[
-    "a", "name", "labels", "spec", "cidr", "alias", "ingress", "subnets", "description",
-    "backplane", "memory", "ssh-keys", "to_instance", "port", "-", "--x", "_", "é", "0", "",
-    " ", "\u{0}", "\n", "x.y", "=", "&", "%", "%2E", "ü\u{301}", "__proto__", "delete",
-    "_dc", "force", "ls",
+    "a",
+    "name",
+    "labels",
+    "spec",
+    "cidr",
+    "alias",
+    "ingress",
+    "subnets",
+    "description",
+    "backplane",
+    "memory",
+    "ssh-keys",
+    "to_instance",
+    "port",
+    "-",
+    "--x",
+    "_",
+    "é",
+    "0",
+    "",
+    " ",
+    "\u{0}",
+    "\n",
+    "x.y",
+    "=",
+    "&",
+    "%",
+    "%2E",
+    "ü\u{301}",
+    "__proto__",
+    "delete",
+    "_dc",
+    "force",
+    "ls",
 ];
 
 const VALUES: &[&str] = &[
-    "", "1", "0", "-1", "true", "web", "172.16.0.0/24", "10.0.0.0/33", "a=1,b=2", "a=", "=",
-    ",", "a=1,,b", "name=a,cidr=10.0.0.0/25", "local:vztmpl/debian-12.tar.zst", "x=y=z",
-    "18446744073709551616", "1e309", "NaN", "\u{feff}", "tcp", "  512 ",
+    "",
+    "1",
+    "0",
+    "-1",
+    "true",
+    "web",
+    "172.16.0.0/24",
+    "10.0.0.0/33",
+    "a=1,b=2",
+    "a=",
+    "=",
+    ",",
+    "a=1,,b",
+    "name=a,cidr=10.0.0.0/25",
+    "local:vztmpl/debian-12.tar.zst",
+    "x=y=z",
+    "18446744073709551616",
+    "1e309",
+    "NaN",
+    "\u{feff}",
+    "tcp",
+    "  512 ",
 ];
 
 fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
@@ -161,7 +210,11 @@ fn random_json(rng: &mut StdRng, depth: usize, budget: &mut usize) -> serde_json
         }
         _ => {
             let n = rng.gen_range(0..5);
-            Value::Array((0..n).map(|_| random_json(rng, depth - 1, budget)).collect())
+            Value::Array(
+                (0..n)
+                    .map(|_| random_json(rng, depth - 1, budget))
+                    .collect(),
+            )
         }
     }
 }
@@ -212,7 +265,11 @@ fn random_body(rng: &mut StdRng) -> (BodyFormat, Vec<u8>) {
         _ => {
             let len = rng.gen_range(0..512);
             let bytes = (0..len).map(|_| rng.r#gen()).collect();
-            let format = if rng.r#gen() { BodyFormat::Json } else { BodyFormat::Form };
+            let format = if rng.r#gen() {
+                BodyFormat::Json
+            } else {
+                BodyFormat::Form
+            };
             (format, bytes)
         }
     }
@@ -221,7 +278,11 @@ fn random_body(rng: &mut StdRng) -> (BodyFormat, Vec<u8>) {
 /// Flips, inserts, deletes and duplicates bytes.
 fn mutate(rng: &mut StdRng, bytes: &mut Vec<u8>) {
     for _ in 0..rng.gen_range(1..8) {
-        let at = if bytes.is_empty() { 0 } else { rng.gen_range(0..bytes.len()) };
+        let at = if bytes.is_empty() {
+            0
+        } else {
+            rng.gen_range(0..bytes.len())
+        };
         match rng.gen_range(0..5) {
             0 if !bytes.is_empty() => bytes[at] ^= 1 << rng.gen_range(0..8),
             1 => bytes.insert(at, rng.r#gen()),
@@ -230,9 +291,31 @@ fn mutate(rng: &mut StdRng, bytes: &mut Vec<u8>) {
             }
             3 => {
                 let token: &[u8] = [
-                    b"{".as_slice(), b"[", b"]", b"}", b"\"", b":", b",", b".", b"=", b"&",
-                    b"%", b"\\u0000", b"- ", b"\n", b"\t", b"&a ", b"*a", b"<<: ", b"!!binary ",
-                    b"---\n", b"...\n", b"? ", b"|\n", b">-\n", b"'",
+                    b"{".as_slice(),
+                    b"[",
+                    b"]",
+                    b"}",
+                    b"\"",
+                    b":",
+                    b",",
+                    b".",
+                    b"=",
+                    b"&",
+                    b"%",
+                    b"\\u0000",
+                    b"- ",
+                    b"\n",
+                    b"\t",
+                    b"&a ",
+                    b"*a",
+                    b"<<: ",
+                    b"!!binary ",
+                    b"---\n",
+                    b"...\n",
+                    b"? ",
+                    b"|\n",
+                    b">-\n",
+                    b"'",
                 ][rng.gen_range(0..25)];
                 let at = at.min(bytes.len());
                 bytes.splice(at..at, token.iter().copied());
@@ -264,7 +347,9 @@ const EXAMPLES: &[&str] = &[
 fn random_yaml(rng: &mut StdRng) -> Vec<u8> {
     match rng.gen_range(0..10) {
         0..=5 => {
-            let mut text = EXAMPLES[rng.gen_range(0..EXAMPLES.len())].as_bytes().to_vec();
+            let mut text = EXAMPLES[rng.gen_range(0..EXAMPLES.len())]
+                .as_bytes()
+                .to_vec();
             if rng.gen_bool(0.3) {
                 let other = EXAMPLES[rng.gen_range(0..EXAMPLES.len())];
                 text.extend_from_slice(b"\n---\n");
@@ -275,7 +360,11 @@ fn random_yaml(rng: &mut StdRng) -> Vec<u8> {
         }
         6 => {
             let depth = rng.gen_range(1..5000);
-            let (open, close) = if rng.r#gen() { ("[", "]") } else { ("{a: ", "}") };
+            let (open, close) = if rng.r#gen() {
+                ("[", "]")
+            } else {
+                ("{a: ", "}")
+            };
             format!(
                 "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: x\nspec:\n  cidr: {}1{}\n",
                 open.repeat(depth),
@@ -286,7 +375,9 @@ fn random_yaml(rng: &mut StdRng) -> Vec<u8> {
         7 => {
             // Block nesting by indentation, and an alias bomb.
             let depth = rng.gen_range(1..300);
-            let mut text = String::from("apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: x\nspec:\n");
+            let mut text = String::from(
+                "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: x\nspec:\n",
+            );
             for i in 0..depth {
                 text.push_str(&" ".repeat(2 * (i + 1)));
                 text.push_str("a:\n");
@@ -314,7 +405,8 @@ fn dotted_keys_and_property_values() {
         },
         |input| {
             let pairs: Vec<(String, String)> = serde_json::from_slice(input).unwrap_or_default();
-            let Ok(props) = PropertyValue::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            let Ok(props) =
+                PropertyValue::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             else {
                 return;
             };
@@ -334,7 +426,11 @@ fn request_bodies() {
         },
         |input| {
             let (tag, body) = input.split_first().unwrap_or((&0, &[]));
-            let format = if *tag == 1 { BodyFormat::Json } else { BodyFormat::Form };
+            let format = if *tag == 1 {
+                BodyFormat::Json
+            } else {
+                BodyFormat::Form
+            };
             let Ok(mut params) = parse_body(format, body) else {
                 return;
             };
@@ -356,7 +452,8 @@ fn yaml_manifests() {
             for doc in docs {
                 // What decodes must encode and decode again.
                 let again = codec::encode(&doc.value);
-                let back = codec::decode("again.yaml", &again).expect("an encoded manifest decodes");
+                let back =
+                    codec::decode("again.yaml", &again).expect("an encoded manifest decodes");
                 assert_eq!(back.len(), 1);
                 assert_eq!(back[0].value, doc.value);
             }

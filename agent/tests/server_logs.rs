@@ -149,10 +149,16 @@ fn a_forged_ticket_cannot_write_journal_lines() {
     let requests: Vec<&&str> = lines.iter().filter(|l| l.contains(path)).collect();
     assert_eq!(requests.len(), 1, "{lines:#?}");
     assert!(requests[0].contains("user=unauthenticated"), "{lines:#?}");
-    assert!(!text.contains("mallory"), "an unverified user was logged:\n{text}");
+    assert!(
+        !text.contains("mallory"),
+        "an unverified user was logged:\n{text}"
+    );
     // The only line naming root@pam is the odd path's own, escaped as sent.
     let odd_lines: Vec<&&str> = lines.iter().filter(|l| l.contains("root@pam")).collect();
     assert_eq!(odd_lines.len(), 1, "{lines:#?}");
-    assert!(odd_lines[0].contains("path=/api2/json/orbitlab/x%0Auser=root@pam"), "{lines:#?}");
+    assert!(
+        odd_lines[0].contains("path=/api2/json/orbitlab/x%0Auser=root@pam"),
+        "{lines:#?}"
+    );
     assert!(odd_lines[0].contains("status=401"), "{lines:#?}");
 }

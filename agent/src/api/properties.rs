@@ -525,6 +525,38 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_walked_without_recursion_and_capped() {
+        let mut value = PropertyValue::map();
+        let deepest = vec!["a"; MAX_DEPTH].join(".");
+        value
+            .insert(&deepest, PropertyValue::Scalar("1".into()))
+            .unwrap();
+        assert_eq!(value.depth(), MAX_DEPTH);
+        let err = value
+            .insert(
+                &vec!["b"; 40_000].join("."),
+                PropertyValue::Scalar("1".into()),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("nested 40000 levels"), "{err}");
+        assert_eq!(err.key().map(str::len), Some(SHOWN_KEY_CHARS + 3));
+        // The value's own nesting counts too.
+        let map = parse_value("x=1");
+        let err = value
+            .insert(&vec!["c"; MAX_DEPTH].join("."), map)
+            .unwrap_err();
+        assert!(err.reason().contains("nested 17 levels"), "{err}");
+        value
+            .insert("s", PropertyValue::Scalar("1".into()))
+            .unwrap();
+        let err = value
+            .insert("s.t", PropertyValue::Scalar("1".into()))
+            .unwrap_err();
+        assert!(err.reason().contains("plain value"), "{err}");
+        assert!(value.remove(&deepest));
+    }
+
+    #[test]
     fn json_round_trip_replace_and_remove() {
         let json = serde_json::json!({"memory": 256, "enabled": false, "mode": "fast",
             "alias": null, "subnets": [{"name": "a", "cidr": "10.0.0.0/24"}]});

@@ -145,7 +145,9 @@ fn check_json(key: &str, value: &Value, budget: &mut usize) -> Result<(), ParamE
         if depth > MAX_DEPTH {
             return Err(ParamError::new(
                 key,
-                format!("nested more than {MAX_DEPTH} levels deep; properties nest at most {MAX_DEPTH} levels"),
+                format!(
+                    "nested more than {MAX_DEPTH} levels deep; properties nest at most {MAX_DEPTH} levels"
+                ),
             ));
         }
         match node {
@@ -220,7 +222,10 @@ mod tests {
         let deep_key = format!("{}=1", vec!["a"; 20_001].join("."));
         let err = into_properties(parse_body(BodyFormat::Form, deep_key.as_bytes()).unwrap())
             .unwrap_err();
-        assert!(err.field.starts_with("a.a.a") && err.field.len() < 80, "{err}");
+        assert!(
+            err.field.starts_with("a.a.a") && err.field.len() < 80,
+            "{err}"
+        );
         assert!(err.reason.contains("nested 20001 levels"), "{err}");
         let long_key = format!("{}=1", "a".repeat(600));
         let err = into_properties(parse_query(&long_key).unwrap()).unwrap_err();

@@ -273,7 +273,10 @@ mod tests {
         let vm = Privileges::new([MODIFY, VM_ALLOCATE]);
         let denied = decide_removal("v@pve", &objects[1..], &vm).unwrap_err();
         assert_eq!(denied.missing, vec![SDN_ALLOCATE]);
-        assert!(denied.attempted.starts_with("delete /lxc/app1 and"), "{denied}");
+        assert!(
+            denied.attempted.starts_with("delete /lxc/app1 and"),
+            "{denied}"
+        );
         let all = Privileges::new([MODIFY, VM_ALLOCATE, SDN_ALLOCATE]);
         assert!(decide_removal("a@pve", &objects, &all).is_ok());
         assert!(decide_removal("a@pve", &objects[..1], &modify).is_ok());

@@ -307,7 +307,10 @@ async fn handle(app: &Arc<App>, request: Request, seen: &mut Seen) -> Result<Res
         &identity.privileges,
     )?;
     let api = app.api.clone();
-    let data = off_the_loop(app.limits.request_timeout, move || call.run(&api, &identity)).await??;
+    let data = off_the_loop(app.limits.request_timeout, move || {
+        call.run(&api, &identity)
+    })
+    .await??;
     Ok(ok(data))
 }
 
@@ -438,9 +441,9 @@ impl Intent {
         match self {
             Intent::Get { .. } | Intent::Apply { dry_run: true, .. } => Operation::Read,
             Intent::Apply { .. } => Operation::Write(BTreeSet::new()),
-            Intent::Create { path, .. } | Intent::Set { path, .. } | Intent::Delete { path, .. } => {
-                write_of(path)
-            }
+            Intent::Create { path, .. }
+            | Intent::Set { path, .. }
+            | Intent::Delete { path, .. } => write_of(path),
         }
     }
 
@@ -644,14 +647,21 @@ mod tests {
         assert!(matches!(log_field("admin@pve!ui"), Cow::Borrowed(_)));
         assert_eq!(log_field("eve@pve\nINFO fake"), "eve@pve\\nINFO fake");
         assert_eq!(log_field("a\r\tb\u{1b}[31m"), "a\\r\\tb\\u{1b}[31m");
-        assert_eq!(log_field("x\u{2028}y\u{202e}z\u{85}"), "x\\u{2028}y\\u{202e}z\\u{85}");
+        assert_eq!(
+            log_field("x\u{2028}y\u{202e}z\u{85}"),
+            "x\\u{2028}y\\u{202e}z\\u{85}"
+        );
         // A backslash is doubled: a sent `\n` (two characters) differs
         // from an escaped newline.
         assert_eq!(log_field("a\\nb"), "a\\\\nb");
         assert_ne!(log_field("a\\nb"), log_field("a\nb"));
         assert_eq!(log_field("é日本"), "é日本");
         for text in ["a\nb", "\u{0}", "x\u{2029}"] {
-            assert!(!log_field(text).chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
+            assert!(
+                !log_field(text)
+                    .chars()
+                    .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+            );
         }
     }
 
@@ -660,11 +670,17 @@ mod tests {
         let sectors: ApiPath = "/sectors".parse().unwrap();
         let create = Intent::tree(&Method::POST, sectors.clone(), "").unwrap();
         assert!(create.takes_body());
-        assert_eq!(create.operation(), Operation::write(orbitlab_manifests::Kind::Sector));
+        assert_eq!(
+            create.operation(),
+            Operation::write(orbitlab_manifests::Kind::Sector)
+        );
         let apply = Intent::apply("source=a.yaml").unwrap();
         assert!(apply.takes_body());
         assert_eq!(apply.operation(), Operation::Write(BTreeSet::new()));
-        assert_eq!(Intent::apply("dry-run=1").unwrap().operation(), Operation::Read);
+        assert_eq!(
+            Intent::apply("dry-run=1").unwrap().operation(),
+            Operation::Read
+        );
         let get = Intent::tree(&Method::GET, sectors, "ls=1").unwrap();
         assert!(!get.takes_body());
         assert_eq!(get.operation(), Operation::Read);
