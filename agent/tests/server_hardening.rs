@@ -83,6 +83,16 @@ fn a_key_of_20000_dots_is_refused_and_the_server_keeps_serving() {
     );
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     still_serving(&s);
+    // Also when the unread body is a whole megabyte.
+    let (status, body) = send(
+        NOBODY_TOKEN,
+        s.client
+            .post(&sectors)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("name=x&{}=1", dotted(524_000))),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    still_serving(&s);
 
     // A caller with privileges gets a 400 naming the key.
     let (status, body) = send(

@@ -9,7 +9,9 @@
 //! parsed or decoded on the blocking pool, within [`PARSE_TIMEOUT`]; an
 //! apply is checked again for the kinds it holds; a delete is checked for
 //! every object it would remove ([`Api::removal`]) and then removes
-//! exactly those ([`Api::delete_exactly`]).
+//! exactly those ([`Api::delete_exactly`]). A body a request was answered
+//! without (a refusal) is read and thrown away unparsed, within limits, so
+//! the client sees the answer; then the connection closes.
 //!
 //! The access log names a user only once Proxmox has vouched for it
 //! (`unauthenticated` until then), and every field is escaped by
@@ -46,6 +48,8 @@ pub const APPLY_PATH: &str = "/api2/json/orbitlab-apply";
 /// Longest a body may take to parse or decode on the blocking pool (the
 /// limits of the parsers keep it to milliseconds; this is the backstop).
 pub(crate) const PARSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest spent throwing away the body of a request answered without it.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// The access log's user until Proxmox has accepted the credential.
 const UNAUTHENTICATED: &str = "unauthenticated";
 
@@ -101,14 +105,15 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
         || headers
             .get(CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
+    let (parts, body) = request.into_parts();
     let mut seen = Seen {
         user: UNAUTHENTICATED.to_owned(),
-        body_read: false,
+        body: Some(body),
     };
     let mut response = if method == Method::OPTIONS {
         preflight(origin.is_some(), route(&path))
     } else {
-        match tokio::time::timeout(app.limits.request_timeout, handle(&app, request, &mut seen))
+        match tokio::time::timeout(app.limits.request_timeout, handle(&app, parts, &mut seen))
             .await
         {
             Ok(Ok(response)) => response,
@@ -123,9 +128,14 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
             .into_response(),
         }
     };
-    if sends_body && !seen.body_read {
-        // Refused before its body was read: the rest of the body is still
-        // on the connection, so it cannot carry another request.
+    if let Some(body) = seen.body.take()
+        && sends_body
+    {
+        // Answered before its body was read (refused, or a method that
+        // takes none): the body is read and thrown away, unparsed, so the
+        // client can finish sending and see the answer; then the
+        // connection is closed.
+        discard(body, app.limits.max_body_bytes).await;
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -217,16 +227,25 @@ fn preflight(origin_allowed: bool, route: Option<Route>) -> Response {
 
 /// One request: route, credential, body, Proxmox's verdict, permission,
 /// then the API call.
-/// What [`entry`] learns while a request is handled.
+/// What [`entry`] and [`handle`] share about a request.
 struct Seen {
     /// The user Proxmox accepted, or [`UNAUTHENTICATED`].
     user: String,
-    /// Whether the body was read.
-    body_read: bool,
+    /// The body, until [`handle`] reads it.
+    body: Option<Body>,
 }
 
-async fn handle(app: &Arc<App>, request: Request, seen: &mut Seen) -> Result<Response, Failure> {
-    let (parts, body) = request.into_parts();
+/// Reads and drops up to `limit` bytes of an unwanted body, for at most
+/// [`DISCARD_TIMEOUT`].
+async fn discard(body: Body, limit: usize) {
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, axum::body::to_bytes(body, limit)).await;
+}
+
+async fn handle(
+    app: &Arc<App>,
+    parts: axum::http::request::Parts,
+    seen: &mut Seen,
+) -> Result<Response, Failure> {
     let path = parts.uri.path();
     let route = route(path).ok_or_else(|| {
         Failure::new(
@@ -283,7 +302,7 @@ async fn handle(app: &Arc<App>, request: Request, seen: &mut Seen) -> Result<Res
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        seen.body_read = true;
+        let body = seen.body.take().unwrap_or_default();
         let body = read_body(body, app.limits.max_body_bytes).await?;
         off_the_loop(PARSE_TIMEOUT, move || {
             intent.with_body(content_type.as_deref(), &body)
