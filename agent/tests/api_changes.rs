@@ -257,6 +257,59 @@ fn delete_refuses_dependents_unless_forced() {
     );
 }
 
+#[test]
+fn a_delete_removes_exactly_what_its_removal_names() {
+    let (_dir, api) = api();
+    api.apply(docs(
+        "all.yaml",
+        &format!(
+            "{SECTOR_WEB}---\napiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: app1\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n"
+        ),
+    ))
+    .unwrap();
+    // Without force: the users are named, nothing is planned.
+    let err = api.removal(&path("/sectors/web"), false).unwrap_err();
+    assert!(matches!(err, ApiError::Conflict { .. }), "{err}");
+    let removal = api.removal(&path("/sectors/web"), true).unwrap();
+    assert_eq!(removal.target(), path("/sectors/web"));
+    assert_eq!(removal.paths(), ["/sectors/web", "/lxc/app1"]);
+    assert_eq!(
+        removal.kinds().into_iter().collect::<Vec<_>>(),
+        [Kind::Sector, Kind::Lxc]
+    );
+    let alone = api.removal(&path("/lxc/app1"), false).unwrap();
+    assert!(!alone.has_dependents());
+
+    // Another instance joins the Sector after the check: the checked
+    // removal no longer matches, and nothing is deleted.
+    api.apply(docs(
+        "late.yaml",
+        "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: app2\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n",
+    ))
+    .unwrap();
+    let err = api.delete_exactly(&removal).unwrap_err();
+    assert!(matches!(err, ApiError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("/lxc/app2"), "{err}");
+    assert_eq!(api.ls(&path("/lxc")).unwrap().as_array().unwrap().len(), 2);
+
+    // Checked again, it goes through and removes exactly that set.
+    let removal = api.removal(&path("/sectors/web"), true).unwrap();
+    let changes = api.delete_exactly(&removal).unwrap();
+    let mut deleted: Vec<String> = changes.iter().map(|c| c.path()).collect();
+    let mut expected = removal.paths();
+    deleted.sort();
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert!(changes.iter().all(|c| c.action == Action::Deleted));
+    assert!(
+        api.ls(&path("/lxc"))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Makes a directory immutable (even root cannot create files in it) for
 /// the guard's lifetime.
 struct Immutable(std::path::PathBuf);

@@ -8,11 +8,19 @@
 //! whole result, and only then writes (replace-by-rename), restoring the
 //! files already written if a later write fails. Then it bumps the change
 //! counter so agents on every node notice.
+//!
+//! A delete is computed before it is made ([`Api::removal`]: the object
+//! and, when forced, everything that refers to it), so the HTTP server can
+//! check the caller's right to every object it would remove, then delete
+//! exactly that ([`Api::delete_exactly`]).
 
 mod change;
 pub mod path;
 pub mod properties;
+pub mod request;
 mod view;
+
+use std::collections::BTreeSet;
 
 use orbitlab_manifests::{Kind, Manifest, ManifestErrors, Name, Sourced};
 use serde_json::{Value, json};
@@ -176,38 +184,46 @@ impl Api {
         })
     }
 
+    /// What deleting `path` would remove, without changing anything: the
+    /// object and, when `force`, every object that refers to it (directly
+    /// or through another). Without `force`, an object still in use is
+    /// refused (409) naming its users. [`Api::delete`] and
+    /// [`Api::delete_exactly`] remove exactly what this computes, so a
+    /// caller can check its right to remove every object first.
+    pub fn removal(&self, path: &ApiPath, force: bool) -> Result<Removal, ApiError> {
+        plan_removal(&change::Catalog::load(&self.store)?, path, force)
+    }
+
     /// Deletes an object. Objects that refer to it are refused unless
-    /// `force`, which deletes them too (and what refers to them).
+    /// `force`, which deletes them too (and what refers to them): what
+    /// [`Api::removal`] reports.
     pub fn delete(&self, path: &ApiPath, force: bool) -> Result<Vec<Change>, ApiError> {
-        let ApiPath::Object(kind, name) = path else {
-            return Err(ApiError::NotAllowed {
-                method: "delete",
-                path: path.to_string(),
-                hint: "delete works on one object, e.g. `orbitlab delete /sectors/web`".into(),
-            });
-        };
         self.change(|set| {
-            if !set.contains(*kind, name) {
-                return Err(not_found(path));
-            }
-            let dependents = set.dependents(*kind, name);
-            if !dependents.is_empty() && !force {
+            let removal = plan_removal(set, path, force)?;
+            remove_all(set, &removal);
+            Ok(())
+        })
+    }
+
+    /// Deletes what `expected` (from [`Api::removal`]) names, and only if
+    /// that is still exactly what the delete removes: when objects were
+    /// added, changed or deleted since, so that the set differs, nothing
+    /// is deleted and a 409 asks to check again.
+    pub fn delete_exactly(&self, expected: &Removal) -> Result<Vec<Change>, ApiError> {
+        let path = expected.target();
+        self.change(|set| {
+            let force = !expected.dependents.is_empty();
+            let now = plan_removal(set, &path, force)?;
+            if now != *expected {
                 return Err(ApiError::Conflict {
                     path: path.to_string(),
                     reason: format!(
-                        "still used by {}; delete those first, or pass --force to delete them too",
-                        dependents
-                            .iter()
-                            .map(|(k, n)| ApiPath::Object(*k, n.clone()).to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "what deleting it removes changed while the request was checked (now: {}); check again and retry",
+                        now.paths().join(", ")
                     ),
                 });
             }
-            for (k, n) in dependents {
-                set.remove(k, &n);
-            }
-            set.remove(*kind, name);
+            remove_all(set, &now);
             Ok(())
         })
     }
@@ -254,6 +270,82 @@ impl Api {
     fn view(&self, manifest: Manifest) -> Result<Value, ApiError> {
         let status = self.store.read_status(manifest.kind(), manifest.name())?;
         Ok(view::object(&manifest, status.as_ref()))
+    }
+}
+
+/// What a delete removes: one object and the objects that refer to it.
+/// Only [`Api::removal`] makes one, from the stored set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    target: (Kind, Name),
+    /// Sorted by kind, then name; never holds the target.
+    dependents: Vec<(Kind, Name)>,
+}
+
+impl Removal {
+    /// The object asked for.
+    pub fn target(&self) -> ApiPath {
+        ApiPath::Object(self.target.0, self.target.1.clone())
+    }
+
+    /// Every object removed, the target first.
+    pub fn objects(&self) -> impl Iterator<Item = (Kind, &Name)> {
+        std::iter::once(&self.target)
+            .chain(&self.dependents)
+            .map(|(k, n)| (*k, n))
+    }
+
+    /// Paths of every object removed, the target first.
+    pub fn paths(&self) -> Vec<String> {
+        self.objects().map(|(k, n)| object_path(k, n)).collect()
+    }
+
+    /// Kinds of every object removed.
+    pub fn kinds(&self) -> BTreeSet<Kind> {
+        self.objects().map(|(k, _)| k).collect()
+    }
+
+    /// Whether objects besides the target are removed.
+    pub fn has_dependents(&self) -> bool {
+        !self.dependents.is_empty()
+    }
+}
+
+/// The removal of `path` from `set`; a pure function of the set.
+fn plan_removal(set: &change::Catalog, path: &ApiPath, force: bool) -> Result<Removal, ApiError> {
+    let ApiPath::Object(kind, name) = path else {
+        return Err(ApiError::NotAllowed {
+            method: "delete",
+            path: path.to_string(),
+            hint: "delete works on one object, e.g. `orbitlab delete /sectors/web`".into(),
+        });
+    };
+    if !set.contains(*kind, name) {
+        return Err(not_found(path));
+    }
+    let dependents = set.dependents(*kind, name);
+    if !dependents.is_empty() && !force {
+        return Err(ApiError::Conflict {
+            path: path.to_string(),
+            reason: format!(
+                "still used by {}; delete those first, or pass --force to delete them too",
+                dependents
+                    .iter()
+                    .map(|(k, n)| object_path(*k, n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(Removal {
+        target: (*kind, name.clone()),
+        dependents,
+    })
+}
+
+fn remove_all(set: &mut change::Catalog, removal: &Removal) {
+    for (kind, name) in removal.objects() {
+        set.remove(kind, name);
     }
 }
 

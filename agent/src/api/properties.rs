@@ -8,6 +8,12 @@
 //! becomes a list, and a single value is accepted where a list is expected.
 //! Dotted keys (`--backplane.cidr`) address nested fields; `-` in keys is
 //! read as `_`.
+//!
+//! Limits, so that no input drives the parser (or the deserializer, or the
+//! drop of the tree) deep: a key has at most [`MAX_KEY_BYTES`] bytes, and a
+//! property — the parts of its key plus the nesting of its value — is at
+//! most [`MAX_DEPTH`] levels deep. Keys are walked with a loop, never by
+//! recursion. Refusals name the key (cut to [`SHOWN_KEY_CHARS`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,14 +31,59 @@ pub enum PropertyValue {
     Map(BTreeMap<String, PropertyValue>),
 }
 
-/// A refusal while reading properties, naming the key.
+/// Deepest property: parts of the key plus levels of the value (a map or a
+/// list is one level).
+pub const MAX_DEPTH: usize = 16;
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// How much of a key a refusal shows.
+pub const SHOWN_KEY_CHARS: usize = 64;
+
+/// A refusal while reading properties, naming the key when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PropertyError(String);
+#[error("{}{reason}", key.as_deref().map(|k| format!("option --{k}: ")).unwrap_or_default())]
+pub struct PropertyError {
+    key: Option<String>,
+    reason: String,
+}
+
+impl PropertyError {
+    fn new(reason: impl Into<String>) -> Self {
+        PropertyError {
+            key: None,
+            reason: reason.into(),
+        }
+    }
+
+    fn for_key(key: &str, reason: impl Into<String>) -> Self {
+        PropertyError {
+            key: Some(shown_key(key)),
+            reason: reason.into(),
+        }
+    }
+
+    /// The key refused (cut to [`SHOWN_KEY_CHARS`] characters), if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Why, without the key.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// `key`, cut to [`SHOWN_KEY_CHARS`] characters (then ending in `...`).
+pub fn shown_key(key: &str) -> String {
+    match key.char_indices().nth(SHOWN_KEY_CHARS) {
+        None => key.to_owned(),
+        Some((cut, _)) => format!("{}...", &key[..cut]),
+    }
+}
 
 impl de::Error for PropertyError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        PropertyError(msg.to_string())
+        PropertyError::new(msg.to_string())
     }
 }
 
@@ -105,6 +156,28 @@ impl PropertyValue {
         false
     }
 
+    /// How deep this value nests: 0 for a scalar, 1 for a map or list of
+    /// scalars, and so on. Walks the tree with an explicit stack.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 0usize)];
+        while let Some((node, depth)) = stack.pop() {
+            deepest = deepest.max(depth);
+            match node {
+                PropertyValue::Scalar(_) => {}
+                PropertyValue::List(items) => {
+                    deepest = deepest.max(depth + 1);
+                    stack.extend(items.iter().map(|i| (i, depth + 1)));
+                }
+                PropertyValue::Map(fields) => {
+                    deepest = deepest.max(depth + 1);
+                    stack.extend(fields.values().map(|v| (v, depth + 1)));
+                }
+            }
+        }
+        deepest
+    }
+
     fn insert_at(
         &mut self,
         full_key: &str,
@@ -112,36 +185,70 @@ impl PropertyValue {
         value: PropertyValue,
         merge: Merge,
     ) -> Result<(), PropertyError> {
-        let key = normalize(key);
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(PropertyError(format!("option --{full_key}: empty key")));
+        // Counted on the text as given, before anything is copied.
+        let parts = key.bytes().filter(|b| *b == b'.').count() + 1;
+        if parts > MAX_DEPTH {
+            return Err(PropertyError::for_key(
+                full_key,
+                format!("nested {parts} levels deep; properties nest at most {MAX_DEPTH} levels"),
+            ));
         }
-        let PropertyValue::Map(fields) = self else {
-            return Err(PropertyError(format!(
-                "option --{full_key}: a plain value is already given for a part of this key"
-            )));
+        if key.len() > MAX_KEY_BYTES {
+            return Err(PropertyError::for_key(
+                full_key,
+                format!(
+                    "the key is {} bytes long; keys have at most {MAX_KEY_BYTES}",
+                    key.len()
+                ),
+            ));
+        }
+        let key = normalize(key);
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(PropertyError::for_key(full_key, "empty key"));
+        }
+        let depth = parts.len() + value.depth();
+        if depth > MAX_DEPTH {
+            return Err(PropertyError::for_key(
+                full_key,
+                format!("nested {depth} levels deep; properties nest at most {MAX_DEPTH} levels"),
+            ));
+        }
+        let Some((last, path)) = parts.split_last() else {
+            return Err(PropertyError::for_key(full_key, "empty key"));
         };
-        match key.split_once('.') {
-            Some((head, rest)) => fields
-                .entry(head.to_owned())
-                .or_insert_with(PropertyValue::map)
-                .insert_at(full_key, rest, value, merge),
-            None => {
-                match (fields.remove(&key), merge) {
-                    (Some(PropertyValue::List(mut items)), Merge::Append) => {
-                        items.push(value);
-                        fields.insert(key, PropertyValue::List(items));
-                    }
-                    (Some(previous), Merge::Append) => {
-                        fields.insert(key, PropertyValue::List(vec![previous, value]));
-                    }
-                    (_, _) => {
-                        fields.insert(key, value);
-                    }
-                }
-                Ok(())
+        let plain = || {
+            PropertyError::for_key(
+                full_key,
+                "a plain value is already given for a part of this key",
+            )
+        };
+        let mut node = self;
+        for part in path {
+            let PropertyValue::Map(fields) = node else {
+                return Err(plain());
+            };
+            node = fields
+                .entry((*part).to_owned())
+                .or_insert_with(PropertyValue::map);
+        }
+        let PropertyValue::Map(fields) = node else {
+            return Err(plain());
+        };
+        let last = (*last).to_owned();
+        match (fields.remove(&last), merge) {
+            (Some(PropertyValue::List(mut items)), Merge::Append) => {
+                items.push(value);
+                fields.insert(last, PropertyValue::List(items));
+            }
+            (Some(previous), Merge::Append) => {
+                fields.insert(last, PropertyValue::List(vec![previous, value]));
+            }
+            (_, _) => {
+                fields.insert(last, value);
             }
         }
+        Ok(())
     }
 
     fn describe(&self) -> &'static str {
@@ -166,7 +273,7 @@ fn normalize(key: &str) -> String {
 /// `a=1,b=2` → map; anything else → scalar. A value whose first `=` comes
 /// after a character that cannot be in a field name (`/`, `:`, space) stays
 /// a scalar, so `--template local:vztmpl/x.tar.zst` is not split.
-fn parse_value(value: &str) -> PropertyValue {
+pub(crate) fn parse_value(value: &str) -> PropertyValue {
     let looks_like_fields = value.split(',').all(|part| {
         part.split_once('=').is_some_and(|(k, _)| {
             !k.is_empty()
@@ -192,11 +299,11 @@ macro_rules! parse_scalar {
             match self {
                 PropertyValue::Scalar(s) => match s.trim().parse::<$ty>() {
                     Ok(v) => visitor.$visit(v),
-                    Err(_) => Err(PropertyError(format!(
+                    Err(_) => Err(PropertyError::new(format!(
                         "{s:?} is not a valid {}", stringify!($ty)
                     ))),
                 },
-                other => Err(PropertyError(format!(
+                other => Err(PropertyError::new(format!(
                     "expected a single {} value, got {}", stringify!($ty), other.describe()
                 ))),
             }
@@ -261,7 +368,7 @@ impl<'de> de::Deserializer<'de> for PropertyValue {
             PropertyValue::Scalar(s) => {
                 visitor.visit_enum(IntoDeserializer::<PropertyError>::into_deserializer(s))
             }
-            other => Err(PropertyError(format!(
+            other => Err(PropertyError::new(format!(
                 "expected one of the allowed names, got {}",
                 other.describe()
             ))),
@@ -316,9 +423,9 @@ impl<'de> MapAccess<'de> for Fields {
         let (key, value) = self
             .pending
             .take()
-            .ok_or_else(|| PropertyError("value requested before its key".into()))?;
+            .ok_or_else(|| PropertyError::new("value requested before its key"))?;
         seed.deserialize(value)
-            .map_err(|e| PropertyError(format!("{key}: {e}")))
+            .map_err(|e| PropertyError::new(format!("{key}: {e}")))
     }
 }
 
@@ -415,6 +522,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mode") && err.contains("turbo"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_walked_without_recursion_and_capped() {
+        let mut value = PropertyValue::map();
+        let deepest = vec!["a"; MAX_DEPTH].join(".");
+        value
+            .insert(&deepest, PropertyValue::Scalar("1".into()))
+            .unwrap();
+        assert_eq!(value.depth(), MAX_DEPTH);
+        let err = value
+            .insert(
+                &vec!["b"; 40_000].join("."),
+                PropertyValue::Scalar("1".into()),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("nested 40000 levels"), "{err}");
+        assert_eq!(err.key().map(str::len), Some(SHOWN_KEY_CHARS + 3));
+        // The value's own nesting counts too.
+        let map = parse_value("x=1");
+        let err = value
+            .insert(&vec!["c"; MAX_DEPTH].join("."), map)
+            .unwrap_err();
+        assert!(err.reason().contains("nested 17 levels"), "{err}");
+        value
+            .insert("s", PropertyValue::Scalar("1".into()))
+            .unwrap();
+        let err = value
+            .insert("s.t", PropertyValue::Scalar("1".into()))
+            .unwrap_err();
+        assert!(err.reason().contains("plain value"), "{err}");
+        assert!(value.remove(&deepest));
     }
 
     #[test]

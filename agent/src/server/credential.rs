@@ -124,9 +124,10 @@ impl Credential {
         })
     }
 
-    /// Who this claims to be, for logs and messages: the token id, or the
-    /// user written in the ticket (only trustworthy once Proxmox accepted
-    /// the ticket).
+    /// Who this claims to be: the token id, or the user written in the
+    /// ticket (`(ticket)` when it holds none, or holds control
+    /// characters). Only trustworthy once Proxmox accepted the credential:
+    /// never log it before.
     pub fn claimed_user(&self) -> String {
         match self {
             Credential::Token { id, .. } => id.clone(),
@@ -136,7 +137,7 @@ impl Credential {
                 plain
                     .strip_prefix("PVE:")
                     .and_then(|rest| rest.split(':').next())
-                    .filter(|u| u.contains('@'))
+                    .filter(|u| u.contains('@') && !u.chars().any(char::is_control))
                     .map_or_else(|| "(ticket)".to_owned(), str::to_owned)
             }
         }
@@ -229,6 +230,11 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(ticket.claimed_user(), "alice@pve");
+        let forged = Credential::Ticket {
+            ticket: Secret::new("PVE:eve@pve%0AINFO%20fake:6650A1B2::sig"),
+            csrf: None,
+        };
+        assert_eq!(forged.claimed_user(), "(ticket)");
         let Credential::Ticket { csrf, .. } = &ticket else {
             panic!("a ticket")
         };

@@ -10,6 +10,10 @@
 //! | ... touching `lxc` (guests) | also `VM.Allocate` |
 //! | ... touching `appliances` (templates) | also `Datastore.AllocateTemplate` |
 //!
+//! A delete needs the privileges of every object it removes: with
+//! `force`, the objects that refer to the target go too, whatever their
+//! kind ([`decide_removal`]).
+//!
 //! Only privileges on `/` count: OrbitLab objects are cluster-wide, and the
 //! agent acts on them with its own token, so a caller must hold the right
 //! cluster-wide. The `Administrator` role has all of these; a narrower role
@@ -178,6 +182,37 @@ pub fn decide(
     }
 }
 
+/// Allows a delete that removes `objects` (kind and path of each, the
+/// target first) when every privilege their kinds need is held. The
+/// refusal lists every object removed, with the privilege each lacks.
+pub fn decide_removal(
+    user: &str,
+    objects: &[(Kind, String)],
+    held: &Privileges,
+) -> Result<(), Denied> {
+    let operation = Operation::Write(objects.iter().map(|(k, _)| *k).collect());
+    let Err(mut denied) = decide(user, "", &operation, held) else {
+        return Ok(());
+    };
+    let describe = |(kind, path): &(Kind, String)| match extra_for(*kind) {
+        Some(p) if !held.has(p) => format!("{path} (needs {p})"),
+        _ => path.clone(),
+    };
+    let mut attempted = match objects.first() {
+        Some(target) => format!("delete {}", describe(target)),
+        None => "delete nothing".to_owned(),
+    };
+    if objects.len() > 1 {
+        let others: Vec<String> = objects[1..].iter().map(describe).collect();
+        attempted.push_str(&format!(
+            " and with it what refers to it: {}",
+            others.join(", ")
+        ));
+    }
+    denied.attempted = attempted;
+    Err(denied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +251,35 @@ mod tests {
         assert_eq!(denied.missing, vec![TEMPLATE_ALLOCATE]);
         // An empty apply still changes nothing without Sys.Modify.
         assert_eq!(op(&[]).required(), BTreeSet::from([MODIFY]));
+    }
+
+    #[test]
+    fn a_removal_needs_the_privilege_of_every_object() {
+        let objects = vec![
+            (Kind::Secret, "/secrets/pw".to_owned()),
+            (Kind::Lxc, "/lxc/app1".to_owned()),
+            (Kind::Sector, "/sectors/web".to_owned()),
+        ];
+        let modify = Privileges::new([AUDIT, MODIFY]);
+        let denied = decide_removal("m@pve", &objects, &modify).unwrap_err();
+        assert_eq!(denied.missing, vec![SDN_ALLOCATE, VM_ALLOCATE]);
+        let text = denied.to_string();
+        assert!(
+            text.contains(
+                "delete /secrets/pw and with it what refers to it: /lxc/app1 (needs VM.Allocate), /sectors/web (needs SDN.Allocate)"
+            ),
+            "{text}"
+        );
+        let vm = Privileges::new([MODIFY, VM_ALLOCATE]);
+        let denied = decide_removal("v@pve", &objects[1..], &vm).unwrap_err();
+        assert_eq!(denied.missing, vec![SDN_ALLOCATE]);
+        assert!(
+            denied.attempted.starts_with("delete /lxc/app1 and"),
+            "{denied}"
+        );
+        let all = Privileges::new([MODIFY, VM_ALLOCATE, SDN_ALLOCATE]);
+        assert!(decide_removal("a@pve", &objects, &all).is_ok());
+        assert!(decide_removal("a@pve", &objects[..1], &modify).is_ok());
     }
 
     #[test]

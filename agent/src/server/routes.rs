@@ -1,38 +1,57 @@
 //! The HTTP face of [`Api`]: routes, parameters, authentication and the
 //! permission check of every request, then the API call on the blocking
 //! pool. See the module doc of [`super`] for the routes.
+//!
+//! Order of a request: route and method; credential, checked with Proxmox;
+//! the operation, from method, path and query alone, and its privileges
+//! (for an apply: `Sys.Modify`, or `Sys.Audit` for a dry run) — all before
+//! the body is read. Then the body is read (up to the size limit) and
+//! parsed or decoded on the blocking pool, within [`PARSE_TIMEOUT`]; an
+//! apply is checked again for the kinds it holds; a delete is checked for
+//! every object it would remove ([`Api::removal`]) and then removes
+//! exactly those ([`Api::delete_exactly`]). A body a request was answered
+//! without (a refusal) is read and thrown away unparsed, within limits, so
+//! the client sees the answer; then the connection closes.
+//!
+//! The access log names a user only once Proxmox has vouched for it
+//! (`unauthenticated` until then), and every field is escaped by
+//! [`log_field`], so no request can forge a journal line.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CONTENT_TYPE, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CONNECTION, CONTENT_LENGTH,
+    CONTENT_TYPE, ORIGIN, TRANSFER_ENCODING, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use orbitlab_manifests::{ManifestErrors, codec};
-use serde_json::Value;
 
 use super::Limits;
 use super::authenticator::{CheckError, Checks, Identity};
 use super::credential::{CSRF_HEADER, Credential};
-use super::params::{
-    bad_request, body_params, properties, query_params, refuse_unknown, take, take_flag,
-};
-use super::permissions::{Operation, decide};
+use super::permissions::decide;
 use super::reply::{Failure, ok};
-use crate::api::{Api, ApiError, ApiPath, PropertyValue};
+use crate::api::{Api, ApiError, ApiPath};
 
 /// Prefix of the path tree.
 pub const TREE_PREFIX: &str = "/api2/json/orbitlab";
 /// Where manifests are applied.
 pub const APPLY_PATH: &str = "/api2/json/orbitlab-apply";
+/// Longest a body may take to parse or decode on the blocking pool (the
+/// limits of the parsers keep it to milliseconds; this is the backstop).
+pub(crate) const PARSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest spent throwing away the body of a request answered without it.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The access log's user until Proxmox has accepted the credential.
+const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// What every request handler shares.
 pub(crate) struct App {
@@ -80,11 +99,20 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let origin = allowed_origin(&app, request.headers());
-    let mut user = "-".to_owned();
+    let headers = request.headers();
+    let sends_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let (parts, body) = request.into_parts();
+    let mut seen = Seen {
+        user: UNAUTHENTICATED.to_owned(),
+        body: Some(body),
+    };
     let mut response = if method == Method::OPTIONS {
         preflight(origin.is_some(), route(&path))
     } else {
-        match tokio::time::timeout(app.limits.request_timeout, handle(&app, request, &mut user))
+        match tokio::time::timeout(app.limits.request_timeout, handle(&app, parts, &mut seen))
             .await
         {
             Ok(Ok(response)) => response,
@@ -99,6 +127,18 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
             .into_response(),
         }
     };
+    if let Some(body) = seen.body.take()
+        && sends_body
+    {
+        // Answered before its body was read (refused, or a method that
+        // takes none): the body is read and thrown away, unparsed, so the
+        // client can finish sending and see the answer; then the
+        // connection is closed.
+        discard(body, app.limits.max_body_bytes).await;
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(origin) = origin {
         let h = response.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -110,13 +150,44 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
     }
     let status = response.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;
+    let (peer, user) = (log_field(&peer), log_field(&seen.user));
+    let (method, path) = (log_field(method.as_str()), log_field(&path));
     // Changes and refusals are worth a journal line; the UI's reads are not.
-    if method == Method::GET && status < 400 {
+    if method == "GET" && status < 400 {
         tracing::debug!(target: "orbitlab::api", %peer, %user, %method, %path, status, ms, "request");
     } else {
         tracing::info!(target: "orbitlab::api", %peer, %user, %method, %path, status, ms, "request");
     }
     response
+}
+
+/// `text` as one log field on one line: control characters, Unicode line
+/// and paragraph separators and bidirectional controls are written as
+/// `\n`, `\r`, `\t` or `\u{..}`, and a backslash is doubled, so what a
+/// client sent can always be told from the escaping.
+pub(crate) fn log_field(text: &str) -> Cow<'_, str> {
+    let escaped = |c: char| {
+        c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if escaped(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn allowed_origin(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -155,8 +226,25 @@ fn preflight(origin_allowed: bool, route: Option<Route>) -> Response {
 
 /// One request: route, credential, body, Proxmox's verdict, permission,
 /// then the API call.
-async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<Response, Failure> {
-    let (parts, body) = request.into_parts();
+/// What [`entry`] and [`handle`] share about a request.
+struct Seen {
+    /// The user Proxmox accepted, or [`UNAUTHENTICATED`].
+    user: String,
+    /// The body, until [`handle`] reads it.
+    body: Option<Body>,
+}
+
+/// Reads and drops up to `limit` bytes of an unwanted body, for at most
+/// [`DISCARD_TIMEOUT`].
+async fn discard(body: Body, limit: usize) {
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, axum::body::to_bytes(body, limit)).await;
+}
+
+async fn handle(
+    app: &Arc<App>,
+    parts: axum::http::request::Parts,
+    seen: &mut Seen,
+) -> Result<Response, Failure> {
     let path = parts.uri.path();
     let route = route(path).ok_or_else(|| {
         Failure::new(
@@ -190,24 +278,39 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
                 "authentication required: send a Proxmox API token (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`) or the Proxmox ticket cookie PVEAuthCookie",
             )
         })?;
-    *user = format!("{}?", credential.claimed_user());
     let write = parts.method != Method::GET;
     let identity = authenticate(app, credential, write).await?;
-    user.clone_from(&identity.user);
+    seen.user.clone_from(&identity.user);
 
-    let body = read_body(body, app.limits.max_body_bytes).await?;
+    // What is asked, from method, path and query alone: refused now, when
+    // not permitted, before a byte of the body is read.
     let query = parts.uri.query().unwrap_or_default();
-    let call = match route {
-        Route::Apply => Call::apply(query, &body)?,
-        Route::Tree => {
-            let api_path = tree_path(path)?;
-            let content_type = parts
-                .headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            Call::tree(&parts.method, api_path, query, content_type, &body)?
-        }
+    let intent = match route {
+        Route::Apply => Intent::apply(query)?,
+        Route::Tree => Intent::tree(&parts.method, tree_path(path)?, query)?,
     };
+    decide(
+        &identity.user,
+        &intent.attempted(),
+        &intent.operation(),
+        &identity.privileges,
+    )?;
+    let call = if intent.takes_body() {
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = seen.body.take().unwrap_or_default();
+        let body = read_body(body, app.limits.max_body_bytes).await?;
+        off_the_loop(PARSE_TIMEOUT, move || {
+            intent.with_body(content_type.as_deref(), &body)
+        })
+        .await??
+    } else {
+        intent.without_body()
+    };
+    // An apply's kinds are known now.
     decide(
         &identity.user,
         &call.attempted(),
@@ -215,15 +318,33 @@ async fn handle(app: &Arc<App>, request: Request, user: &mut String) -> Result<R
         &identity.privileges,
     )?;
     let api = app.api.clone();
-    let data = tokio::task::spawn_blocking(move || call.run(&api))
-        .await
-        .map_err(|e| {
-            Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the request failed inside the agent ({e}); see the agent's log"),
-            )
-        })??;
+    let data = off_the_loop(app.limits.request_timeout, move || {
+        call.run(&api, &identity)
+    })
+    .await??;
     Ok(ok(data))
+}
+
+/// Runs `work` on the blocking pool: a panic there is a 500 for this
+/// request only, and past `limit` the request is answered with a 503 (the
+/// work itself cannot be stopped; it finishes unobserved).
+async fn off_the_loop<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request failed inside the agent ({e}); see the agent's log"),
+        )),
+        Err(_) => Err(Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than {limit:?} to process and was abandoned; try again, or send a smaller request"
+            ),
+        )),
+    }
 }
 
 /// Asks the authenticator (or a cache) about `credential`. A caller
@@ -270,6 +391,10 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {
     })
 }
 
+mod call;
+
+use call::Intent;
+
 fn tree_path(path: &str) -> Result<ApiPath, Failure> {
     let rest = path.strip_prefix(TREE_PREFIX).unwrap_or_default();
     let rest = if rest.is_empty() { "/" } else { rest };
@@ -277,151 +402,32 @@ fn tree_path(path: &str) -> Result<ApiPath, Failure> {
         .map_err(|e| Failure::from(ApiError::Path(e)))
 }
 
-/// A checked request, ready to run.
-enum Call {
-    Get {
-        path: ApiPath,
-        ls: bool,
-    },
-    Create {
-        path: ApiPath,
-        properties: PropertyValue,
-    },
-    Set {
-        path: ApiPath,
-        properties: PropertyValue,
-        delete: Vec<String>,
-    },
-    Delete {
-        path: ApiPath,
-        force: bool,
-    },
-    Apply {
-        documents: Vec<orbitlab_manifests::Sourced<orbitlab_manifests::Manifest>>,
-        dry_run: bool,
-    },
-}
-
-impl Call {
-    fn tree(
-        method: &Method,
-        path: ApiPath,
-        query: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<Self, Failure> {
-        let mut params = query_params(query);
-        if *method == Method::POST || *method == Method::PUT {
-            params.extend(body_params(content_type, body)?);
-        }
-        Ok(match *method {
-            Method::GET => {
-                let ls = take_flag(&mut params, "ls")?;
-                refuse_unknown(&params, "only `ls`")?;
-                Call::Get { path, ls }
-            }
-            Method::POST => Call::Create {
-                path,
-                properties: properties(params)?,
-            },
-            Method::PUT => {
-                let delete = take(&mut params, "delete")?
-                    .iter()
-                    .flat_map(|d| d.split([',', ';', ' ', '\t', '\n']))
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                Call::Set {
-                    path,
-                    properties: properties(params)?,
-                    delete,
-                }
-            }
-            _ => {
-                let force = take_flag(&mut params, "force")?;
-                refuse_unknown(&params, "only `force`")?;
-                Call::Delete { path, force }
-            }
-        })
-    }
-
-    fn apply(query: &str, body: &[u8]) -> Result<Self, Failure> {
-        let mut params = query_params(query);
-        let dry_run = take_flag(&mut params, "dry-run")?;
-        let source = take(&mut params, "source")?
-            .pop()
-            .unwrap_or_else(|| "request body".to_owned());
-        refuse_unknown(&params, "`dry-run` and `source`")?;
-        if source.is_empty() || source.len() > 200 || source.chars().any(char::is_control) {
-            return Err(bad_request(
-                "source",
-                "give a short file name without control characters",
-            ));
-        }
-        let text = std::str::from_utf8(body).map_err(|_| {
-            bad_request(
-                "body",
-                "the manifests are not UTF-8 text; send the YAML file as it is",
-            )
-        })?;
-        let documents = codec::decode(&source, text)
-            .map_err(|e| Failure::from(ApiError::Invalid(ManifestErrors::from(e))))?;
-        Ok(Call::Apply { documents, dry_run })
-    }
-
-    fn operation(&self) -> Operation {
-        let kind_of = |path: &ApiPath| match path {
-            ApiPath::Root => Operation::Write(BTreeSet::new()),
-            ApiPath::Collection(kind) | ApiPath::Object(kind, _) => Operation::write(*kind),
-        };
-        match self {
-            Call::Get { .. } | Call::Apply { dry_run: true, .. } => Operation::Read,
-            Call::Create { path, .. } | Call::Set { path, .. } | Call::Delete { path, .. } => {
-                kind_of(path)
-            }
-            Call::Apply { documents, .. } => {
-                Operation::Write(documents.iter().map(|d| d.value.kind()).collect())
-            }
-        }
-    }
-
-    /// For messages: `read /sectors`, `change /sectors/web`, ...
-    fn attempted(&self) -> String {
-        match self {
-            Call::Get { path, .. } => format!("read {path}"),
-            Call::Create { path, .. } => format!("create in {path}"),
-            Call::Set { path, .. } => format!("change {path}"),
-            Call::Delete { path, .. } => format!("delete {path}"),
-            Call::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
-            Call::Apply { .. } => "apply manifests".to_owned(),
-        }
-    }
-
-    /// Runs the call (blocking store I/O).
-    fn run(self, api: &Api) -> Result<Value, ApiError> {
-        let changes = match self {
-            Call::Get { path, ls: true } => return api.ls(&path),
-            Call::Get { path, ls: false } => return api.get(&path),
-            Call::Create { path, properties } => api.create(&path, properties)?,
-            Call::Set {
-                path,
-                properties,
-                delete,
-            } => api.set(&path, properties, &delete)?,
-            Call::Delete { path, force } => api.delete(&path, force)?,
-            Call::Apply {
-                documents,
-                dry_run: true,
-            } => api.validate(documents)?,
-            Call::Apply { documents, .. } => api.apply(documents)?,
-        };
-        Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_fields_stay_on_one_line_and_show_what_was_sent() {
+        assert!(matches!(log_field("admin@pve!ui"), Cow::Borrowed(_)));
+        assert_eq!(log_field("eve@pve\nINFO fake"), "eve@pve\\nINFO fake");
+        assert_eq!(log_field("a\r\tb\u{1b}[31m"), "a\\r\\tb\\u{1b}[31m");
+        assert_eq!(
+            log_field("x\u{2028}y\u{202e}z\u{85}"),
+            "x\\u{2028}y\\u{202e}z\\u{85}"
+        );
+        // A backslash is doubled: a sent `\n` (two characters) differs
+        // from an escaped newline.
+        assert_eq!(log_field("a\\nb"), "a\\\\nb");
+        assert_ne!(log_field("a\\nb"), log_field("a\nb"));
+        assert_eq!(log_field("é日本"), "é日本");
+        for text in ["a\nb", "\u{0}", "x\u{2029}"] {
+            assert!(
+                !log_field(text)
+                    .chars()
+                    .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+            );
+        }
+    }
 
     #[test]
     fn routes_and_paths() {
@@ -438,67 +444,5 @@ mod tests {
             "{}",
             err.message
         );
-    }
-
-    #[test]
-    fn form_and_json_bodies_become_the_same_properties() {
-        let path: ApiPath = "/sectors".parse().unwrap();
-        let form = Call::tree(
-            &Method::POST,
-            path.clone(),
-            "",
-            Some("application/x-www-form-urlencoded"),
-            b"name=web&cidr=172.16.0.0%2F24&labels.team=a",
-        )
-        .unwrap();
-        let json = Call::tree(
-            &Method::POST,
-            path.clone(),
-            "",
-            Some("application/json; charset=utf-8"),
-            br#"{"name":"web","cidr":"172.16.0.0/24","labels":{"team":"a"}}"#,
-        )
-        .unwrap();
-        let (Call::Create { properties: a, .. }, Call::Create { properties: b, .. }) = (form, json)
-        else {
-            panic!("creates")
-        };
-        assert_eq!(a, b);
-        let err = Call::tree(&Method::POST, path, "", Some("text/xml"), b"<x/>").err();
-        assert_eq!(
-            err.map(|f| f.status),
-            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
-        );
-    }
-
-    #[test]
-    fn reserved_parameters() {
-        let web: ApiPath = "/sectors/web".parse().unwrap();
-        let Ok(Call::Set { delete, .. }) = Call::tree(
-            &Method::PUT,
-            web.clone(),
-            "delete=alias,description&_dc=123",
-            None,
-            b"delete=labels.team",
-        ) else {
-            panic!("a set")
-        };
-        assert_eq!(delete, ["alias", "description", "labels.team"]);
-        let Ok(Call::Delete { force: true, .. }) =
-            Call::tree(&Method::DELETE, web.clone(), "force=1", None, b"")
-        else {
-            panic!("a forced delete")
-        };
-        let err = Call::tree(&Method::DELETE, web.clone(), "force=maybe", None, b"")
-            .err()
-            .unwrap();
-        assert_eq!(
-            err.errors["force"],
-            "\"maybe\" is not a boolean; use 1 or 0"
-        );
-        let err = Call::tree(&Method::GET, web, "full=1", None, b"")
-            .err()
-            .unwrap();
-        assert!(err.errors.contains_key("full"));
     }
 }

@@ -1,0 +1,368 @@
+//! What a request asks and the API call it becomes: an [`Intent`] is
+//! known from method, path and query alone (so its privileges are checked
+//! before the body is read); with the body parsed it becomes a [`Call`],
+//! which runs on the blocking pool.
+
+use std::collections::BTreeSet;
+
+use axum::http::Method;
+use orbitlab_manifests::{ManifestErrors, codec};
+use serde_json::Value;
+
+use super::super::authenticator::Identity;
+use super::super::params::{
+    bad_request, body_format, body_params, properties, query_params, refuse_unknown, take,
+    take_flag,
+};
+use super::super::permissions::{Operation, decide_removal};
+use super::super::reply::Failure;
+use crate::api::{Api, ApiError, ApiPath, PropertyValue, object_path};
+
+/// What a request asks, known from its method, path and query alone:
+/// enough to check privileges before the body is read.
+#[derive(Debug)]
+pub(super) enum Intent {
+    Get { path: ApiPath, ls: bool },
+    Create { path: ApiPath, query: String },
+    Set { path: ApiPath, query: String },
+    Delete { path: ApiPath, force: bool },
+    Apply { dry_run: bool, source: String },
+}
+
+impl Intent {
+    pub(super) fn tree(method: &Method, path: ApiPath, query: &str) -> Result<Self, Failure> {
+        Ok(match *method {
+            Method::POST => Intent::Create {
+                path,
+                query: query.to_owned(),
+            },
+            Method::PUT => Intent::Set {
+                path,
+                query: query.to_owned(),
+            },
+            Method::GET => {
+                let mut params = query_params(query)?;
+                let ls = take_flag(&mut params, "ls")?;
+                refuse_unknown(&params, "only `ls`")?;
+                Intent::Get { path, ls }
+            }
+            _ => {
+                let mut params = query_params(query)?;
+                let force = take_flag(&mut params, "force")?;
+                refuse_unknown(&params, "only `force`")?;
+                Intent::Delete { path, force }
+            }
+        })
+    }
+
+    pub(super) fn apply(query: &str) -> Result<Self, Failure> {
+        let mut params = query_params(query)?;
+        let dry_run = take_flag(&mut params, "dry-run")?;
+        let source = take(&mut params, "source")?
+            .pop()
+            .unwrap_or_else(|| "request body".to_owned());
+        refuse_unknown(&params, "`dry-run` and `source`")?;
+        if source.is_empty() || source.len() > 200 || source.chars().any(char::is_control) {
+            return Err(bad_request(
+                "source",
+                "give a short file name without control characters",
+            ));
+        }
+        Ok(Intent::Apply { dry_run, source })
+    }
+
+    /// The privileges to check before the body is read: for an apply,
+    /// only the base privilege (its kinds are in the body).
+    pub(super) fn operation(&self) -> Operation {
+        match self {
+            Intent::Get { .. } | Intent::Apply { dry_run: true, .. } => Operation::Read,
+            Intent::Apply { .. } => Operation::Write(BTreeSet::new()),
+            Intent::Create { path, .. }
+            | Intent::Set { path, .. }
+            | Intent::Delete { path, .. } => write_of(path),
+        }
+    }
+
+    pub(super) fn attempted(&self) -> String {
+        match self {
+            Intent::Get { path, .. } => format!("read {path}"),
+            Intent::Create { path, .. } => format!("create in {path}"),
+            Intent::Set { path, .. } => format!("change {path}"),
+            Intent::Delete { path, .. } => format!("delete {path}"),
+            Intent::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
+            Intent::Apply { .. } => "apply manifests".to_owned(),
+        }
+    }
+
+    pub(super) fn takes_body(&self) -> bool {
+        matches!(
+            self,
+            Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. }
+        )
+    }
+
+    /// The call of a request without a body (a body sent along is not
+    /// read).
+    pub(super) fn without_body(self) -> Call {
+        match self {
+            Intent::Get { path, ls } => Call::Get { path, ls },
+            Intent::Delete { path, force } => Call::Delete { path, force },
+            Intent::Create { path, .. } => Call::Create {
+                path,
+                properties: PropertyValue::map(),
+            },
+            Intent::Set { path, .. } => Call::Set {
+                path,
+                properties: PropertyValue::map(),
+                delete: Vec::new(),
+            },
+            Intent::Apply { dry_run, .. } => Call::Apply {
+                documents: Vec::new(),
+                dry_run,
+            },
+        }
+    }
+
+    /// Parses the query and `body` (CPU work: run it off the event loop).
+    pub(super) fn with_body(
+        self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Call, Failure> {
+        match self {
+            Intent::Create { path, query } => {
+                let mut params = query_params(&query)?;
+                params.extend(body_params(body_format(content_type)?, body)?);
+                Ok(Call::Create {
+                    path,
+                    properties: properties(params)?,
+                })
+            }
+            Intent::Set { path, query } => {
+                let mut params = query_params(&query)?;
+                params.extend(body_params(body_format(content_type)?, body)?);
+                let delete = take(&mut params, "delete")?
+                    .iter()
+                    .flat_map(|d| d.split([',', ';', ' ', '\t', '\n']))
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                Ok(Call::Set {
+                    path,
+                    properties: properties(params)?,
+                    delete,
+                })
+            }
+            Intent::Apply { dry_run, source } => {
+                let text = std::str::from_utf8(body).map_err(|_| {
+                    bad_request(
+                        "body",
+                        "the manifests are not UTF-8 text; send the YAML file as it is",
+                    )
+                })?;
+                let documents = codec::decode(&source, text)
+                    .map_err(|e| Failure::from(ApiError::Invalid(ManifestErrors::from(e))))?;
+                Ok(Call::Apply { documents, dry_run })
+            }
+            other => Ok(other.without_body()),
+        }
+    }
+}
+
+fn write_of(path: &ApiPath) -> Operation {
+    match path {
+        ApiPath::Root => Operation::Write(BTreeSet::new()),
+        ApiPath::Collection(kind) | ApiPath::Object(kind, _) => Operation::write(*kind),
+    }
+}
+
+/// A parsed request, ready to run.
+pub(super) enum Call {
+    Get {
+        path: ApiPath,
+        ls: bool,
+    },
+    Create {
+        path: ApiPath,
+        properties: PropertyValue,
+    },
+    Set {
+        path: ApiPath,
+        properties: PropertyValue,
+        delete: Vec<String>,
+    },
+    Delete {
+        path: ApiPath,
+        force: bool,
+    },
+    Apply {
+        documents: Vec<orbitlab_manifests::Sourced<orbitlab_manifests::Manifest>>,
+        dry_run: bool,
+    },
+}
+
+impl Call {
+    /// The privileges the call needs as far as known before it runs (a
+    /// delete's dependents are checked in [`Call::run`]).
+    pub(super) fn operation(&self) -> Operation {
+        match self {
+            Call::Get { .. } | Call::Apply { dry_run: true, .. } => Operation::Read,
+            Call::Create { path, .. } | Call::Set { path, .. } | Call::Delete { path, .. } => {
+                write_of(path)
+            }
+            Call::Apply { documents, .. } => {
+                Operation::Write(documents.iter().map(|d| d.value.kind()).collect())
+            }
+        }
+    }
+
+    /// For messages: `read /sectors`, `change /sectors/web`, ...
+    pub(super) fn attempted(&self) -> String {
+        match self {
+            Call::Get { path, .. } => format!("read {path}"),
+            Call::Create { path, .. } => format!("create in {path}"),
+            Call::Set { path, .. } => format!("change {path}"),
+            Call::Delete { path, .. } => format!("delete {path}"),
+            Call::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
+            Call::Apply { .. } => "apply manifests".to_owned(),
+        }
+    }
+
+    /// Runs the call for `who` (blocking store I/O). A delete first
+    /// computes everything it would remove and needs the privileges of
+    /// every kind in that set.
+    pub(super) fn run(self, api: &Api, who: &Identity) -> Result<Value, Failure> {
+        let changes = match self {
+            Call::Get { path, ls: true } => return Ok(api.ls(&path)?),
+            Call::Get { path, ls: false } => return Ok(api.get(&path)?),
+            Call::Create { path, properties } => api.create(&path, properties)?,
+            Call::Set {
+                path,
+                properties,
+                delete,
+            } => api.set(&path, properties, &delete)?,
+            Call::Delete { path, force } => {
+                let removal = api.removal(&path, force)?;
+                let objects: Vec<_> = removal
+                    .objects()
+                    .map(|(kind, name)| (kind, object_path(kind, name)))
+                    .collect();
+                decide_removal(&who.user, &objects, &who.privileges)?;
+                api.delete_exactly(&removal)?
+            }
+            Call::Apply {
+                documents,
+                dry_run: true,
+            } => api.validate(documents)?,
+            Call::Apply { documents, .. } => api.apply(documents)?,
+        };
+        Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    impl Call {
+        /// The call a request makes, parsed as `routes::handle` does.
+        fn tree(
+            method: &Method,
+            path: ApiPath,
+            query: &str,
+            content_type: Option<&str>,
+            body: &[u8],
+        ) -> Result<Self, Failure> {
+            let intent = Intent::tree(method, path, query)?;
+            if intent.takes_body() {
+                intent.with_body(content_type, body)
+            } else {
+                Ok(intent.without_body())
+            }
+        }
+    }
+
+    #[test]
+    fn privileges_are_known_before_the_body() {
+        let sectors: ApiPath = "/sectors".parse().unwrap();
+        let create = Intent::tree(&Method::POST, sectors.clone(), "").unwrap();
+        assert!(create.takes_body());
+        assert_eq!(
+            create.operation(),
+            Operation::write(orbitlab_manifests::Kind::Sector)
+        );
+        let apply = Intent::apply("source=a.yaml").unwrap();
+        assert!(apply.takes_body());
+        assert_eq!(apply.operation(), Operation::Write(BTreeSet::new()));
+        assert_eq!(
+            Intent::apply("dry-run=1").unwrap().operation(),
+            Operation::Read
+        );
+        let get = Intent::tree(&Method::GET, sectors, "ls=1").unwrap();
+        assert!(!get.takes_body());
+        assert_eq!(get.operation(), Operation::Read);
+    }
+
+    #[test]
+    fn form_and_json_bodies_become_the_same_properties() {
+        let path: ApiPath = "/sectors".parse().unwrap();
+        let form = Call::tree(
+            &Method::POST,
+            path.clone(),
+            "",
+            Some("application/x-www-form-urlencoded"),
+            b"name=web&cidr=172.16.0.0%2F24&labels.team=a",
+        )
+        .unwrap();
+        let json = Call::tree(
+            &Method::POST,
+            path.clone(),
+            "",
+            Some("application/json; charset=utf-8"),
+            br#"{"name":"web","cidr":"172.16.0.0/24","labels":{"team":"a"}}"#,
+        )
+        .unwrap();
+        let (Call::Create { properties: a, .. }, Call::Create { properties: b, .. }) = (form, json)
+        else {
+            panic!("creates")
+        };
+        assert_eq!(a, b);
+        let err = Call::tree(&Method::POST, path, "", Some("text/xml"), b"<x/>").err();
+        assert_eq!(
+            err.map(|f| f.status),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+    }
+
+    #[test]
+    fn reserved_parameters() {
+        let web: ApiPath = "/sectors/web".parse().unwrap();
+        let Ok(Call::Set { delete, .. }) = Call::tree(
+            &Method::PUT,
+            web.clone(),
+            "delete=alias,description&_dc=123",
+            None,
+            b"delete=labels.team",
+        ) else {
+            panic!("a set")
+        };
+        assert_eq!(delete, ["alias", "description", "labels.team"]);
+        let Ok(Call::Delete { force: true, .. }) =
+            Call::tree(&Method::DELETE, web.clone(), "force=1", None, b"")
+        else {
+            panic!("a forced delete")
+        };
+        let err = Call::tree(&Method::DELETE, web.clone(), "force=maybe", None, b"")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.errors["force"],
+            "\"maybe\" is not a boolean; use 1 or 0"
+        );
+        let err = Call::tree(&Method::GET, web, "full=1", None, b"")
+            .err()
+            .unwrap();
+        assert!(err.errors.contains_key("full"));
+    }
+}
