@@ -56,6 +56,7 @@
 
 mod authenticator;
 mod credential;
+mod csrf;
 mod listener;
 mod params;
 pub mod permissions;
