@@ -113,6 +113,7 @@ fn main() {
             base_url: sim.origin(),
             trust: Trust::CaPem(sim_ca.pem()),
             timeout: Duration::from_secs(10),
+            www_key: store_dir.path().join("pve-www.key"),
         })
         .unwrap(),
     );

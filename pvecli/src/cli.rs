@@ -195,9 +195,6 @@ pub struct InitArgs {
     /// Trust exactly the certificate with this SHA-256 fingerprint.
     #[arg(long, value_name = "FINGERPRINT")]
     pub api_fingerprint: Option<String>,
-    /// Plain HTTP to a loopback address: the simulator only.
-    #[arg(long, conflicts_with_all = ["api_ca", "api_fingerprint"])]
-    pub api_loopback_http: bool,
 }
 
 #[cfg(test)]

@@ -68,9 +68,10 @@ fn connection_from_args(args: &InitArgs) -> Result<StoredConnection> {
         Ok(secret) if !secret.is_empty() => secret,
         _ => read_secret()?,
     };
-    let trust = if args.api_loopback_http {
-        StoredTrust::LoopbackHttp
-    } else if let Some(fp) = &args.api_fingerprint {
+    // Always HTTPS with a verified certificate: plain HTTP, even on
+    // loopback, could reach a daemon such as pvedaemon (127.0.0.1:85)
+    // instead of pveproxy. The simulator serves HTTPS too.
+    let trust = if let Some(fp) = &args.api_fingerprint {
         StoredTrust::Fingerprint(fp.clone())
     } else {
         StoredTrust::CaFile(args.api_ca.as_ref().map_or_else(

@@ -1,13 +1,14 @@
 //! The engine commands end to end against the Proxmox simulator: `init`,
 //! `plan --detailed-exitcode`, `reconcile --once` as each node, and
-//! `apply --wait` while the nodes reconcile.
+//! `apply --wait` while the nodes reconcile; `init` never stores a plain
+//! HTTP connection.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig};
+use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, TestCa};
 
 struct Env<'a> {
     root: &'a Path,
@@ -46,13 +47,17 @@ impl Env<'_> {
 
 #[test]
 fn init_plan_reconcile_and_apply_wait() {
+    let ca = TestCa::new("simulated cluster CA").unwrap();
     let sim = PveSim::start(SimConfig {
         task_duration: Duration::from_millis(5),
+        tls: Some(ca.issue_server(&["127.0.0.1"]).unwrap()),
         ..SimConfig::default()
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("pve");
+    let ca_file = dir.path().join("pve-root-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
     // A stand-in `pct`: pushes and execs succeed.
     let pct = dir.path().join("pct");
     std::fs::write(&pct, "#!/bin/sh\nexit 0\n").unwrap();
@@ -77,7 +82,8 @@ fn init_plan_reconcile_and_apply_wait() {
                 &sim.origin(),
                 "--api-token",
                 "root@pam!orbitlab",
-                "--api-loopback-http",
+                "--api-ca",
+                ca_file.to_str().unwrap(),
                 "--output-format",
                 "json",
             ],
@@ -176,4 +182,43 @@ fn init_plan_reconcile_and_apply_wait() {
     for output in [&init.stdout, &init.stderr, &out.stderr, &listed.stdout] {
         assert!(!String::from_utf8_lossy(output).contains(DEFAULT_TOKEN_SECRET));
     }
+}
+
+/// Plain HTTP is never stored by `init`, not even to a loopback address:
+/// there a root daemon such as pvedaemon (127.0.0.1:85) may answer. The
+/// simulator is reached over HTTPS with its CA like a node.
+#[test]
+fn init_never_stores_a_plain_http_connection() {
+    let sim = PveSim::start(SimConfig::default()).unwrap();
+    assert!(sim.origin().starts_with("http://127.0.0.1:"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pve");
+    let env = Env {
+        root: &root,
+        pct: Path::new("/bin/true"),
+    };
+    let origin = sim.origin();
+    for extra in [&["--api-loopback-http"][..], &[]] {
+        let mut args = vec![
+            "init",
+            "--api-url",
+            origin.as_str(),
+            "--api-token",
+            "root@pam!orbitlab",
+        ];
+        args.extend_from_slice(extra);
+        let out = env
+            .command("pve1", &args)
+            .env("ORBITLAB_API_TOKEN_SECRET", DEFAULT_TOKEN_SECRET)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} was accepted: {stderr}");
+        assert!(!stderr.contains(DEFAULT_TOKEN_SECRET), "{stderr}");
+        assert!(
+            !root.join("priv/orbitlab/pve-api.json").exists(),
+            "{extra:?}: a connection was stored"
+        );
+    }
+    assert!(sim.requests().is_empty(), "{:?}", sim.requests());
 }

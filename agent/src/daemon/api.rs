@@ -1,6 +1,8 @@
 //! Serving the local HTTPS API (the path tree, for the web UI panel) from
 //! the agent: started once a Proxmox connection is stored (credentials are
-//! checked against Proxmox itself), restarted when the connection changes,
+//! checked against Proxmox itself; a ticket's CSRF prevention token with
+//! the cluster's key `<root>/pve-www.key`, read on each such write),
+//! restarted when the connection changes,
 //! stopped with the agent. A problem (no node certificate, port taken) is
 //! logged and leaves the agent reconciling without the API.
 
@@ -20,7 +22,7 @@ pub(super) fn start(config: &Config, store: &Store) -> Option<ServerHandle> {
     let started = (|| -> Result<ServerHandle, String> {
         let connection = StoredConnection::load(store).map_err(|e| e.to_string())?;
         let client = connection.client_config(store).map_err(|e| e.to_string())?;
-        let auth = ProxmoxAuthenticator::new(ProxmoxAuthConfig::from_client(&client))
+        let auth = ProxmoxAuthenticator::new(ProxmoxAuthConfig::from_client(&client, store.root()))
             .map_err(|e| e.to_string())?;
         let mut server_config = ServerConfig::for_node(store.root());
         server_config.listen = listen;

@@ -64,6 +64,7 @@
 mod admission;
 mod authenticator;
 mod credential;
+mod csrf;
 mod listener;
 mod params;
 pub mod permissions;

@@ -1,30 +1,35 @@
-//! The real [`Authenticator`]: forwards the caller's own credential to the
-//! local Proxmox API, so Proxmox alone decides who it is.
+//! The real [`Authenticator`]: Proxmox itself decides who the caller is,
+//! and a ticket's CSRF prevention token is checked here, on the node, the
+//! way Proxmox checks it.
 //!
-//! - `GET /access/permissions?path=/` with the caller's ticket or token:
-//!   Proxmox checks the credential (401 if it refuses it) and answers the
-//!   caller's privileges on `/`;
-//! - for a change made with a ticket, also `PUT /access/permissions` with
-//!   the ticket and the `CSRFPreventionToken` header. pveproxy checks the
-//!   ticket and the CSRF token of every non-GET request before it looks
-//!   for a handler, and there is none for this method: the answer is 401
-//!   for a bad token and 501 ("not implemented") for a good one. Nothing is
-//!   changed either way. Any other answer is treated as a refusal to check.
+//! - `GET /access/permissions?path=/` with the caller's own ticket or
+//!   token: Proxmox checks the credential (401 if it refuses it) and
+//!   answers the caller's privileges on `/`;
+//! - for a change made with a ticket, the `CSRFPreventionToken` header is
+//!   then verified locally with the node's key
+//!   ([`ProxmoxAuthConfig::www_key`], `/etc/pve/pve-www.key`) for the user
+//!   named in the ticket Proxmox just accepted (see [`super::csrf`]). No
+//!   daemon's answer is taken as proof: pvedaemon, running as root, skips
+//!   the CSRF check altogether, so asking it would prove nothing. A key
+//!   that cannot be read is a failure to check (503, logged with the
+//!   path), never a pass.
 //!
 //! Side effects: HTTPS calls to the configured Proxmox URL (TLS verified
-//! with [`Trust`]); credentials are sent as sensitive headers and never
-//! logged.
+//! with [`Trust`]); reads the key file on each ticket write; credentials
+//! are sent as sensitive headers and never logged.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, COOKIE, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
 use super::authenticator::{AuthError, Authenticator, Identity};
 use super::credential::{CSRF_HEADER, Credential, TICKET_COOKIE};
+use super::csrf::{self, WWW_KEY_FILE};
 use super::permissions::Privileges;
 use crate::pve::{ClientConfig, Trust};
 
@@ -37,18 +42,24 @@ pub struct ProxmoxAuthConfig {
     pub trust: Trust,
     /// Timeout of each check (pveproxy delays refusals by 3 s).
     pub timeout: Duration,
+    /// The key CSRF prevention tokens are made with: `pve-www.key` under
+    /// the pmxcfs root (`/etc/pve/pve-www.key` on a node; root:www-data
+    /// 0640). Read on every write made with a ticket.
+    pub www_key: PathBuf,
 }
 
 impl ProxmoxAuthConfig {
     /// Default timeout of one check.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
-    /// The same Proxmox the agent's own client talks to.
-    pub fn from_client(config: &ClientConfig) -> Self {
+    /// The same Proxmox the agent's own client talks to, and the CSRF key
+    /// under `pve_root` (`/etc/pve`).
+    pub fn from_client(config: &ClientConfig, pve_root: &Path) -> Self {
         ProxmoxAuthConfig {
             base_url: config.base_url.clone(),
             trust: config.trust.clone(),
             timeout: Self::DEFAULT_TIMEOUT,
+            www_key: pve_root.join(WWW_KEY_FILE),
         }
     }
 }
@@ -58,6 +69,7 @@ impl ProxmoxAuthConfig {
 pub struct ProxmoxAuthenticator {
     http: Client,
     base: Url,
+    www_key: PathBuf,
 }
 
 /// The authenticator's configuration is unusable.
@@ -112,18 +124,22 @@ impl ProxmoxAuthenticator {
         let http = builder
             .build()
             .map_err(|e| AuthSetupError(format!("building the HTTP client: {e}")))?;
-        Ok(ProxmoxAuthenticator { http, base })
+        Ok(ProxmoxAuthenticator {
+            http,
+            base,
+            www_key: config.www_key,
+        })
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
-    /// `request` carrying `credential` (and the CSRF token when asked).
+    /// `request` carrying `credential` (never the CSRF token: Proxmox is
+    /// only asked to read).
     fn with_credential(
         request: RequestBuilder,
         credential: &Credential,
-        csrf: bool,
     ) -> Result<RequestBuilder, AuthError> {
         let sensitive = |text: String| {
             let mut v = HeaderValue::from_str(&text).map_err(|_| {
@@ -137,19 +153,10 @@ impl ProxmoxAuthenticator {
                 AUTHORIZATION,
                 sensitive(format!("PVEAPIToken={id}={}", secret.expose()))?,
             ),
-            Credential::Ticket {
-                ticket,
-                csrf: token,
-            } => {
-                let mut request = request.header(
-                    COOKIE,
-                    sensitive(format!("{TICKET_COOKIE}={}", ticket.expose()))?,
-                );
-                if csrf && let Some(token) = token {
-                    request = request.header(CSRF_HEADER, sensitive(token.expose().to_owned())?);
-                }
-                request
-            }
+            Credential::Ticket { ticket, .. } => request.header(
+                COOKIE,
+                sensitive(format!("{TICKET_COOKIE}={}", ticket.expose()))?,
+            ),
         })
     }
 
@@ -190,28 +197,24 @@ impl ProxmoxAuthenticator {
         })
     }
 
-    /// Proxmox accepts the ticket's CSRF prevention token (see the module doc).
-    fn check_csrf(&self, credential: &Credential) -> Result<(), AuthError> {
-        let request = self
-            .http
-            .put(self.url("/access/permissions"))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body("");
-        let answer = self.send(
-            "CSRF token",
-            Self::with_credential(request, credential, true)?,
-        )?;
-        match answer.status {
-            StatusCode::NOT_IMPLEMENTED => Ok(()),
-            StatusCode::UNAUTHORIZED => Err(AuthError::Refused(format!(
-                "Proxmox refused the ticket or its CSRF prevention token ({}); reload the web UI or log in again",
-                answer.message
-            ))),
-            other => Err(AuthError::Unavailable(format!(
-                "Proxmox gave an unexpected answer while checking the CSRF prevention token (HTTP {other}: {}); use an API token instead",
-                answer.message
-            ))),
-        }
+    /// The ticket's CSRF prevention token is genuine and current for
+    /// `user` (see [`super::csrf`]).
+    fn check_csrf(&self, user: &str, token: &str) -> Result<(), AuthError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        csrf::verify(&self.www_key, user, token, now).map_err(|e| {
+            if e.is_refusal() {
+                AuthError::Refused(format!(
+                    "{e} ({CSRF_HEADER} header of {user}); reload the web UI or log in again"
+                ))
+            } else {
+                tracing::error!(error = %e, "cannot check CSRF prevention tokens; changes made with a ticket are refused");
+                AuthError::Unavailable(format!(
+                    "the {CSRF_HEADER} header cannot be checked: {e}; an API token still works"
+                ))
+            }
+        })
     }
 
     /// The caller's privileges on `/`.
@@ -220,10 +223,7 @@ impl ProxmoxAuthenticator {
             .http
             .get(self.url("/access/permissions"))
             .query(&[("path", "/")]);
-        let answer = self.send(
-            "permissions",
-            Self::with_credential(request, credential, false)?,
-        )?;
+        let answer = self.send("permissions", Self::with_credential(request, credential)?)?;
         match answer.status {
             s if s.is_success() => {
                 let data = answer
@@ -268,18 +268,33 @@ fn describe(e: &reqwest::Error) -> String {
 
 impl Authenticator for ProxmoxAuthenticator {
     fn authenticate(&self, credential: &Credential, write: bool) -> Result<Identity, AuthError> {
-        if write && let Credential::Ticket { csrf, .. } = credential {
-            if csrf.is_none() {
+        let csrf_token = match credential {
+            Credential::Ticket { csrf: None, .. } if write => {
                 return Err(AuthError::Refused(format!(
                     "a change made with a Proxmox ticket needs the {CSRF_HEADER} header (the web UI sends it); scripts should use an API token"
                 )));
             }
-            self.check_csrf(credential)?;
-        }
+            Credential::Ticket {
+                csrf: Some(token), ..
+            } if write => Some(token),
+            _ => None,
+        };
+        // Proxmox checks the ticket or token first...
         let privileges = self.privileges(credential)?;
-        Ok(Identity {
-            user: credential.claimed_user(),
-            privileges,
-        })
+        let user = match credential {
+            Credential::Token { id, .. } => id.clone(),
+            // ...so the user the accepted ticket names is the one it signed.
+            Credential::Ticket { ticket, .. } => {
+                csrf::ticket_user(ticket.expose()).ok_or_else(|| {
+                    AuthError::Refused(
+                        "the ticket is not a full Proxmox ticket (PVE:USER@REALM:TIME::SIGNATURE); log in again".into(),
+                    )
+                })?
+            }
+        };
+        if let Some(token) = csrf_token {
+            self.check_csrf(&user, token.expose())?;
+        }
+        Ok(Identity { user, privileges })
     }
 }

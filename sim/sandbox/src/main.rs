@@ -6,13 +6,21 @@
 //!   sandbox's `/etc/pve` — or, without FUSE, a plain directory, with a
 //!   note on what that loses;
 //! - the Proxmox VE simulator (three nodes pve1..pve3, HTTPS with its own
-//!   CA), feeding `.members` and `.vmlist`;
+//!   CA), feeding `.members` and `.vmlist`, and writing into the sandbox's
+//!   `/etc/pve` what a node holds there for HTTPS APIs (`pve-root-ca.pem`,
+//!   `local/pve-ssl.{pem,key}`, `pve-www.key`); it knows a second API
+//!   token, `root@pam!sandbox`, for people to try the agents' API with;
 //! - `orbitlab init` as node pve1 (stores the connection, builds the
 //!   Backplane), then three `orbitlab-agent` processes, one per node, with
-//!   the simulated `pct`;
-//! - an example Sector through `orbitlab apply --wait`;
+//!   the simulated `pct` and the local HTTPS API on a loopback port each
+//!   (certificate `local/pve-ssl.pem`, issued by the simulated cluster's
+//!   CA);
+//! - an example Sector through `orbitlab apply --wait`, then one read of
+//!   every agent's API with the sandbox token, verifying TLS with the CA;
 //!
-//! prints how to drive it with `orbitlab`, and keeps running until Ctrl-C
+//! prints how to drive it with `orbitlab` and `curl` (the token's header in
+//! a 0600 file, `curl -H @FILE`, so the secret is in no command line), and
+//! keeps running until Ctrl-C
 //! (SIGINT) or SIGTERM, when it stops the agents, the simulators, unmounts,
 //! and removes the work directory (unless `--keep`). Writes only inside
 //! its work directory; listens only on loopback.
@@ -35,8 +43,11 @@ use service::Service;
 
 /// The simulated nodes.
 const NODES: [&str; 3] = ["pve1", "pve2", "pve3"];
-/// The API token the simulator accepts.
+/// The API token the agents use.
 const TOKEN: &str = "root@pam!orbitlab";
+/// The API token for people trying the agents' API (as made with
+/// `pveum user token add root@pam sandbox --privsep 0`).
+const USER_TOKEN: &str = "root@pam!sandbox";
 /// pmxcfs lock expiry in the sandbox, and the agents' renewal.
 const LOCK_TIMEOUT_S: u64 = 30;
 const LOCK_RENEW: &str = "5s";
@@ -79,8 +90,15 @@ struct Sandbox {
     /// The API token secret: given to the simulator and `orbitlab init`
     /// through the environment, never printed.
     secret: String,
+    /// The secret of [`USER_TOKEN`]: given to the simulator through the
+    /// environment and written to [`Sandbox::token_header`], never printed.
+    user_secret: String,
+    /// `Authorization: PVEAPIToken=...` for `curl -H @FILE` (mode 0600).
+    token_header: PathBuf,
     services: Vec<Service>,
     metrics: Vec<(String, String)>,
+    /// Each node's local API (`https://127.0.0.1:PORT`).
+    apis: Vec<(String, String)>,
 }
 
 fn main() -> ExitCode {
@@ -105,8 +123,11 @@ fn main() -> ExitCode {
         origin: String::new(),
         ca: PathBuf::new(),
         secret: token_secret(),
+        user_secret: token_secret(),
+        token_header: PathBuf::new(),
         services: Vec::new(),
         metrics: Vec::new(),
+        apis: Vec::new(),
     };
     let result = run(&args, &mut sandbox, &stop);
     if let Err(e) = &result {
@@ -191,7 +212,7 @@ fn token_secret() -> String {
 
 fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
     println!("OrbitLab sandbox in {}", sb.dir.display());
-    println!("[1/6] building the programs (cargo build --bins; quick when up to date)");
+    println!("[1/7] building the programs (cargo build --bins; quick when up to date)");
     let programs = programs::locate(!args.no_build)?;
     let logs = sb.dir.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -202,6 +223,7 @@ fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
     step_init(sb, &programs)?;
     step_agents(sb, &programs, &logs, stop)?;
     step_sector(sb, &programs, stop)?;
+    step_api(sb)?;
     print_guide(sb, &programs);
     serve(sb, stop);
     Ok(())
@@ -217,7 +239,7 @@ fn step_store(
 ) -> Result<()> {
     if args.no_fuse {
         println!(
-            "[2/6] /etc/pve: a plain directory (--no-fuse): {}",
+            "[2/7] /etc/pve: a plain directory (--no-fuse): {}",
             sb.root.display()
         );
         plain_directory_note();
@@ -239,7 +261,7 @@ fn step_store(
     match service.wait_for_line("ready mount=", START_TIMEOUT, stop) {
         Ok(_) => {
             println!(
-                "[2/6] /etc/pve: the pmxcfs simulator (FUSE) mounted on {}",
+                "[2/7] /etc/pve: the pmxcfs simulator (FUSE) mounted on {}",
                 sb.root.display()
             );
             println!(
@@ -254,7 +276,7 @@ fn step_store(
         Err(e) => {
             service.stop(Duration::from_secs(5));
             println!(
-                "[2/6] /etc/pve: the pmxcfs simulator could not mount ({}),",
+                "[2/7] /etc/pve: the pmxcfs simulator could not mount ({}),",
                 first_line(&e.to_string())
             );
             println!(
@@ -306,7 +328,13 @@ fn step_pve(
         .arg(NODES.join(","))
         .arg("--tls-dir")
         .arg(&tls_dir)
-        .env("ORBITLAB_SIM_TOKEN_SECRET", &sb.secret);
+        .arg("--etc-pve")
+        .arg(&sb.root)
+        .env("ORBITLAB_SIM_TOKEN_SECRET", &sb.secret)
+        .env(
+            "ORBITLAB_SIM_USER_TOKEN",
+            format!("{USER_TOKEN}={}", sb.user_secret),
+        );
     match &sb.control {
         Some(control) => command.arg("--pmxcfs-control").arg(control),
         None => command.arg("--pmxcfs-root").arg(&sb.root),
@@ -319,14 +347,48 @@ fn step_pve(
     sb.origin = url.trim_end_matches("/api2/json").to_owned();
     sb.ca = tls_dir.join("pve-root-ca.pem");
     wait_for_file(&sb.root.join(".members"), stop)?;
+    wait_for_file(&sb.root.join("pve-www.key"), stop)?;
+    sb.token_header = sb.dir.join("api-token.header");
+    write_private(
+        &sb.token_header,
+        &format!(
+            "Authorization: PVEAPIToken={USER_TOKEN}={}\n",
+            sb.user_secret
+        ),
+    )?;
     println!(
-        "[3/6] Proxmox VE {} simulator, nodes {}: {} (CA {})",
+        "[3/7] Proxmox VE {} simulator, nodes {}: {} (CA {})",
         args.pve_version,
         NODES.join(", "),
         sb.origin,
         sb.ca.display()
     );
+    println!(
+        "      API token {USER_TOKEN} for you: its header is in {} (mode 0600)",
+        sb.token_header.display()
+    );
     Ok(())
+}
+
+/// Writes `content` to a new file only its owner may read (0600).
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(content.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A loopback port free right now (the agent binds it a moment later).
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free loopback port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 fn wait_for_file(path: &Path, stop: &AtomicBool) -> Result<()> {
@@ -359,7 +421,7 @@ fn orbitlab_env(sb: &Sandbox, programs: &Programs, command: &mut Command, node: 
 /// `orbitlab init` as node pve1.
 fn step_init(sb: &Sandbox, programs: &Programs) -> Result<()> {
     println!(
-        "[4/6] orbitlab init --api-url {} --api-token {TOKEN} --api-ca {}   (as node pve1)",
+        "[4/7] orbitlab init --api-url {} --api-token {TOKEN} --api-ca {}   (as node pve1)",
         sb.origin,
         sb.ca.display()
     );
@@ -397,8 +459,11 @@ fn step_agents(
     logs: &Path,
     stop: &AtomicBool,
 ) -> Result<()> {
-    println!("[5/6] agents (orbitlab-agent), one per node:");
+    println!("[5/7] agents (orbitlab-agent), one per node:");
     for node in NODES {
+        // A port of its own: the three agents share this machine. The
+        // certificate is the sandbox's local/pve-ssl.pem (for 127.0.0.1).
+        let api = format!("127.0.0.1:{}", free_port()?);
         let mut command = Command::new(&programs.agent);
         command.arg("--root").arg(&sb.root).args([
             "--node",
@@ -407,10 +472,8 @@ fn step_agents(
             "1s",
             "--metrics-listen",
             "127.0.0.1:0",
-            // Three agents share this machine's ports and the sandbox has
-            // no node certificates: no local HTTPS API here.
             "--api-listen",
-            "0",
+            &api,
             "--lock-renew",
             LOCK_RENEW,
             "--exit-with-parent",
@@ -426,11 +489,22 @@ fn step_agents(
             .find_map(|field| field.strip_prefix("metrics="))
             .map(|addr| format!("http://{addr}/metrics"))
             .unwrap_or_else(|| "off".into());
+        // The API starts once the agent has loaded the stored connection.
+        let served = sb
+            .services
+            .last_mut()
+            .map(|s| s.wait_for_line("local API ", START_TIMEOUT, stop))
+            .transpose()?
+            .unwrap_or_default();
+        if !served.contains("served over HTTPS") {
+            bail!("agent {node} does not serve its local API: {served}");
+        }
         println!(
-            "      {node}: pid {pid}, metrics {metrics}, log {}",
+            "      {node}: pid {pid}, API https://{api}, metrics {metrics}, log {}",
             log.display()
         );
         sb.metrics.push((node.to_owned(), metrics));
+        sb.apis.push((node.to_owned(), format!("https://{api}")));
     }
     Ok(())
 }
@@ -445,7 +519,7 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
         "# An example Sector: its own VXLAN network, a gateway and a DNS container.\n\
          apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n",
     )?;
-    println!("[6/6] orbitlab apply -f {} --wait", file.display());
+    println!("[6/7] orbitlab apply -f {} --wait", file.display());
     let started = Instant::now();
     let mut command = Command::new(&programs.cli);
     command
@@ -474,6 +548,45 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
     Ok(())
 }
 
+/// Reads `/sectors` from every agent's API as a user would: the sandbox
+/// token, TLS verified with the simulated cluster's CA.
+fn step_api(sb: &Sandbox) -> Result<()> {
+    let ca = std::fs::read(&sb.ca).with_context(|| format!("cannot read {}", sb.ca.display()))?;
+    let client = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let header = format!("PVEAPIToken={USER_TOKEN}={}", sb.user_secret);
+    let mut value = reqwest::header::HeaderValue::from_str(&header)?;
+    value.set_sensitive(true);
+    println!("[7/7] the agents' HTTPS API, read with the token {USER_TOKEN}:");
+    for (node, api) in &sb.apis {
+        let url = format!("{api}/api2/json/orbitlab/sectors");
+        let response = client
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, value.clone())
+            .send()
+            .with_context(|| format!("cannot reach the API of {node} at {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().unwrap_or_default();
+        if !status.is_success() {
+            bail!("the API of {node} answered {status}: {body}");
+        }
+        let names: Vec<&str> = body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["metadata"]["name"].as_str().or(s["name"].as_str()))
+            .collect();
+        println!(
+            "      {node}: GET {url} -> {status}, sectors: {}",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn print_guide(sb: &Sandbox, programs: &Programs) {
     let root = sb.root.display();
     let cli = programs.cli.display();
@@ -490,6 +603,22 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
     );
     println!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
     println!("  ORBITLAB_ROOT={root} {cli} get /cluster");
+    println!(
+        "Use the agents' HTTPS API as the web UI panel and scripts do (token header from the 0600 file):"
+    );
+    let ca = sb.ca.display();
+    let header = sb.token_header.display();
+    if let Some((_, api)) = sb.apis.first() {
+        println!("  curl -s --cacert {ca} -H @{header} {api}/api2/json/orbitlab/sectors");
+        println!("  curl -s --cacert {ca} -H @{header} {api}/api2/json/orbitlab/sectors/web");
+        println!(
+            "  curl -s --cacert {ca} -H @{header} -X POST --data name=shop --data cidr=172.16.0.0/24 {api}/api2/json/orbitlab/sectors"
+        );
+    }
+    for (node, api) in sb.apis.iter().skip(1) {
+        println!("  {api}   # agent {node}");
+    }
+    println!("  cat {header}   # the token, if you need it elsewhere");
     println!("Look behind the scenes:");
     println!(
         "  curl -s --cacert {} {}/_sim/state        # what the simulated Proxmox holds",

@@ -4,10 +4,18 @@
 //! `DIR/pve-root-ca.pem`, like a node's `/etc/pve/pve-root-ca.pem`).
 //! The API token is `root@pam!orbitlab`; its secret comes from the
 //! environment variable `ORBITLAB_SIM_TOKEN_SECRET` (never from
-//! arguments), else the built-in test secret. Stops on SIGINT/SIGTERM.
+//! arguments), else the built-in test secret. One more token, as
+//! `pveum user token add USER NAME --privsep 0` makes it, comes from
+//! `ORBITLAB_SIM_USER_TOKEN=USER@REALM!NAME=SECRET`. With `--etc-pve DIR`
+//! it writes what a node's `/etc/pve` holds for HTTPS APIs there:
+//! `pve-root-ca.pem`, `local/pve-ssl.pem` and `local/pve-ssl.key` (its own
+//! certificate, as pveproxy uses it) and `pve-www.key` (the key of its CSRF
+//! prevention tokens). Stops on SIGINT/SIGTERM.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +54,45 @@ struct Args {
     /// MTU of every node's vmbr0.
     #[arg(long, default_value_t = 1500)]
     mtu: u32,
+    /// Write pve-root-ca.pem, local/pve-ssl.{pem,key} (needs --tls-dir)
+    /// and pve-www.key into this directory (the simulated /etc/pve).
+    #[arg(long, value_name = "DIR")]
+    etc_pve: Option<PathBuf>,
+}
+
+/// Writes `content` to `path` (mode 0640, as pmxcfs keeps files outside
+/// `priv/`), replacing it through a temporary file.
+fn write_0640(path: &Path, content: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(content)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `USER@REALM!NAME=SECRET` from `ORBITLAB_SIM_USER_TOKEN`.
+fn user_token() -> Result<Option<ApiToken>> {
+    let Ok(text) = std::env::var("ORBITLAB_SIM_USER_TOKEN") else {
+        return Ok(None);
+    };
+    let parsed = text.split_once('=').and_then(|(id, secret)| {
+        let (user, name) = id.split_once('!')?;
+        (user.contains('@') && !name.is_empty() && !secret.is_empty()).then(|| ApiToken {
+            user: user.to_owned(),
+            name: name.to_owned(),
+            secret: secret.to_owned(),
+        })
+    });
+    match parsed {
+        Some(token) => Ok(Some(token)),
+        None => bail!("ORBITLAB_SIM_USER_TOKEN is not USER@REALM!NAME=SECRET"),
+    }
 }
 
 fn main() -> Result<()> {
@@ -67,6 +114,9 @@ fn main() -> Result<()> {
             "ORBITLAB_SIM_TOKEN_SECRET is empty: set a secret or unset it to use the test default"
         );
     }
+    if args.etc_pve.is_some() && args.tls_dir.is_none() {
+        bail!("--etc-pve needs --tls-dir (the certificates are the simulator's own)");
+    }
     let tls = match &args.tls_dir {
         None => None,
         Some(dir) => {
@@ -80,6 +130,17 @@ fn main() -> Result<()> {
             std::fs::write(dir.join("pve-ssl.pem"), &material.cert_chain_pem)
                 .with_context(|| format!("writing {}", dir.join("pve-ssl.pem").display()))?;
             println!("CA: {}", ca_path.display());
+            if let Some(etc) = &args.etc_pve {
+                let local = etc.join("local");
+                std::fs::create_dir_all(&local)
+                    .with_context(|| format!("creating {}", local.display()))?;
+                write_0640(&etc.join("pve-root-ca.pem"), ca.pem().as_bytes())?;
+                write_0640(
+                    &local.join("pve-ssl.pem"),
+                    material.cert_chain_pem.as_bytes(),
+                )?;
+                write_0640(&local.join("pve-ssl.key"), material.key_pem.as_bytes())?;
+            }
             Some(material)
         }
     };
@@ -92,6 +153,7 @@ fn main() -> Result<()> {
         pmxcfs_control: args.pmxcfs_control,
         bridge_mtu: args.mtu,
         listen: args.listen,
+        www_key: args.etc_pve.as_ref().map(|d| d.join("pve-www.key")),
         ..SimConfig::default()
     };
     cfg.auth.tokens = vec![ApiToken {
@@ -99,6 +161,7 @@ fn main() -> Result<()> {
         name: "orbitlab".into(),
         secret,
     }];
+    cfg.auth.tokens.extend(user_token()?);
     cfg.auth.users = vec![UserLogin {
         user: "root@pam".into(),
         password: std::env::var("ORBITLAB_SIM_PASSWORD")

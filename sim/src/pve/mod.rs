@@ -6,9 +6,11 @@
 //! `formats` (named string formats), `validate` (request checking),
 //! `request` (query/body parsing), `state` (the cluster), `endpoints/`
 //! (handlers), `files` (pmxcfs `.members`/`.vmlist` mirror), `faults`,
-//! `control` (`/_sim` API), `tls` (test CA), `server` (HTTP and handle).
+//! `control` (`/_sim` API), `csrf` (CSRF prevention tokens with the
+//! simulator's `pve-www.key`), `tls` (test CA), `server` (HTTP and handle).
 
 pub mod control;
+pub mod csrf;
 pub mod endpoints;
 pub mod error;
 pub mod faults;
@@ -23,6 +25,7 @@ pub mod state;
 pub mod tls;
 pub mod validate;
 
+pub use csrf::WwwKey;
 pub use endpoints::AuthConfig;
 pub use endpoints::access::{ApiToken, UserLogin};
 pub use faults::FaultSpec;

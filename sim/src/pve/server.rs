@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::control;
+use super::csrf::{WWW_KEY_FILE, WwwKey};
 use super::endpoints::access::{ApiToken, UserLogin, permissions};
 use super::endpoints::{Auth, AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
 use super::error::ApiError;
@@ -64,6 +65,12 @@ pub struct SimConfig {
     pub bridge_mtu: u32,
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
+    /// The key CSRF prevention tokens are made with (Proxmox:
+    /// `/etc/pve/pve-www.key`): read from this file, or made and written
+    /// there (0640) when it does not exist. `None`: `pve-www.key` under
+    /// [`SimConfig::pmxcfs_root`] when that is set, else a fresh key kept
+    /// in memory ([`SimHandle::www_key`] gives it to tests).
+    pub www_key: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -89,6 +96,7 @@ impl Default for SimConfig {
             pmxcfs_control: None,
             bridge_mtu: 1500,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            www_key: None,
         }
     }
 }
@@ -131,6 +139,7 @@ pub struct Shared {
     pub(crate) log: Mutex<Vec<RequestRecord>>,
     pub(crate) faults: Mutex<Faults>,
     auth: AuthConfig,
+    www_key: WwwKey,
     pmxcfs_root: Option<PathBuf>,
     pmxcfs_control: Option<PathBuf>,
     seq: AtomicU64,
@@ -187,6 +196,15 @@ impl PveSim {
         for n in &cfg.nodes {
             super::formats::check("pve-node", n).map_err(SimError::Config)?;
         }
+        let key_file = cfg
+            .www_key
+            .clone()
+            .or_else(|| cfg.pmxcfs_root.as_ref().map(|r| r.join(WWW_KEY_FILE)));
+        let www_key = match &key_file {
+            Some(path) => WwwKey::load_or_create(path)
+                .map_err(|e| SimError::Config(format!("CSRF key {}: {e}", path.display())))?,
+            None => WwwKey::generate(),
+        };
         let listener = std::net::TcpListener::bind(cfg.listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -200,6 +218,7 @@ impl PveSim {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Faults::default()),
             auth: cfg.auth.clone(),
+            www_key,
             pmxcfs_root: cfg.pmxcfs_root.clone(),
             pmxcfs_control: cfg.pmxcfs_control.clone(),
             seq: AtomicU64::new(0),
@@ -312,6 +331,12 @@ impl SimHandle {
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The key this simulator makes and checks CSRF prevention tokens
+    /// with (to make tokens of any time in tests).
+    pub fn www_key(&self) -> &WwwKey {
+        &self.shared.www_key
     }
 
     /// Every recorded API request so far.
@@ -573,6 +598,7 @@ fn handle_inner(
         let auth = authenticate(
             &shared.auth,
             &st,
+            &shared.www_key,
             header(headers, "authorization"),
             header(headers, "cookie"),
             header(headers, "csrfpreventiontoken"),
@@ -606,7 +632,7 @@ fn handle_inner(
     all.extend(raw.params.iter().cloned());
     let params = validate(rules, ep, &all).map_err(ApiError::params)?;
     let reply = if ticket_call {
-        issue_ticket(&shared.auth, &mut st, &params)
+        issue_ticket(&shared.auth, &mut st, &shared.www_key, &params)
     } else if method == "GET" && ep.path == "/access/permissions" {
         let caller = user.as_ref().map(Auth::id).unwrap_or_default();
         permissions(&shared.auth, caller, &params)

@@ -163,8 +163,6 @@ pub struct Storage {
 pub struct Session {
     /// `user@realm`.
     pub user: String,
-    /// The CSRF prevention token for writes.
-    pub csrf: String,
 }
 
 /// The whole simulated cluster.

@@ -1,8 +1,11 @@
 //! Authentication as pveproxy does it: API tokens
 //! (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`) and tickets from
 //! `POST /access/ticket` (cookie `PVEAuthCookie`, plus the
-//! `CSRFPreventionToken` header on every write), and the caller's effective
-//! privileges (`GET /access/permissions`).
+//! `CSRFPreventionToken` header on every write: a token made and checked
+//! with the simulator's `pve-www.key` exactly as Proxmox does, see
+//! [`crate::pve::csrf`], so any genuine current token of the ticket's user
+//! passes, not only the one issued with the ticket), and the caller's
+//! effective privileges (`GET /access/permissions`).
 //!
 //! Privileges: [`AuthConfig::privileges`] gives the privileges on `/` of
 //! chosen users and tokens; everyone not listed holds every privilege, as
@@ -14,6 +17,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
+use crate::pve::csrf::WwwKey;
 use crate::pve::error::ApiError;
 use crate::pve::state::{ClusterState, Session, unix_now};
 use crate::pve::validate::Params;
@@ -137,7 +141,8 @@ impl Auth {
     }
 }
 
-fn same(a: &str, b: &str) -> bool {
+/// Constant-time string equality.
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -145,10 +150,12 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Check a request's credentials. `write` is true for non-GET methods.
+/// Check a request's credentials. `write` is true for non-GET methods;
+/// `www_key` checks the CSRF prevention token of a ticket.
 pub fn authenticate(
     cfg: &AuthConfig,
     st: &ClusterState,
+    www_key: &WwwKey,
     authorization: Option<&str>,
     cookie: Option<&str>,
     csrf: Option<&str>,
@@ -178,7 +185,7 @@ pub fn authenticate(
         .next()
         .ok_or_else(|| ApiError::status(401, "No ticket"))?;
     let session = st.sessions.get(ticket).ok_or_else(denied)?;
-    if write && !csrf.is_some_and(|c| same(c, &session.csrf)) {
+    if write && !csrf.is_some_and(|c| www_key.accepts(&session.user, c, unix_now())) {
         return Err(ApiError::status(
             401,
             "Permission denied - invalid csrf token",
@@ -191,6 +198,7 @@ pub fn authenticate(
 pub fn issue_ticket(
     cfg: &AuthConfig,
     st: &mut ClusterState,
+    www_key: &WwwKey,
     p: &Params,
 ) -> Result<Value, ApiError> {
     let mut user = p.str("username").unwrap_or_default().to_string();
@@ -209,14 +217,9 @@ pub fn issue_ticket(
     }
     let now = unix_now();
     let ticket = format!("PVE:{user}:{now:08X}::{:032x}", rand::random::<u128>());
-    let csrf = format!("{now:08X}:{:022x}", rand::random::<u128>() >> 40);
-    st.sessions.insert(
-        ticket.clone(),
-        Session {
-            user: user.clone(),
-            csrf: csrf.clone(),
-        },
-    );
+    let csrf = www_key.token(&user, now);
+    st.sessions
+        .insert(ticket.clone(), Session { user: user.clone() });
     Ok(json!({
         "username": user, "ticket": ticket, "CSRFPreventionToken": csrf,
         "cap": {}, "clustername": st.cluster_name,
