@@ -31,7 +31,10 @@
 //! anything but GET) or an API token (`Authorization:
 //! PVEAPIToken=USER@REALM!ID=SECRET`). The [`Authenticator`] asks Proxmox
 //! itself about it ([`ProxmoxAuthenticator`]: the caller's own credential is
-//! forwarded to the local Proxmox API, see its module doc), and a
+//! forwarded to the local Proxmox API, see its module doc); a ticket's CSRF
+//! prevention token is then checked on the node with `/etc/pve/pve-www.key`
+//! exactly as Proxmox checks it (`csrf`), never inferred from a daemon's
+//! answer. A
 //! successful check is cached for [`ServerConfig::auth_cache_ttl`] (30 s),
 //! keyed by a SHA-256 digest of the credential; a refusal is remembered the
 //! same way for [`ServerConfig::auth_refusal_ttl`] (5 s). At most
@@ -46,7 +49,22 @@
 //! Proxmox privileges on `/` map to OrbitLab permissions (details in
 //! [`permissions`]): reads need `Sys.Audit`; changes need `Sys.Modify`, and
 //! also `SDN.Allocate` for the cluster and Sectors, `VM.Allocate` for
-//! instances, `Datastore.AllocateTemplate` for appliances.
+//! instances, `Datastore.AllocateTemplate` for appliances. A delete needs
+//! the privileges of every object it would remove (with `force=1`, the
+//! objects that refer to it too): the set is computed first
+//! ([`Api::removal`]) and the refusal lists it with what is missing.
+//!
+//! # Order of checks
+//!
+//! Route and method, then the credential (Proxmox), then the operation as
+//! method, path and query alone say, and its privileges, all before any
+//! byte of the body is read; a request refused there has its body
+//! discarded unread and its connection closed. Bodies are then parsed and
+//! YAML is decoded on the blocking pool, with a time limit, at most 4,096
+//! parameters and 16 levels of nesting (400 beyond, naming the field); an
+//! apply's per-kind privileges are checked once its manifests are decoded.
+//! The access log says `unauthenticated` until Proxmox has accepted the
+//! credential, and escapes control characters in every field.
 //!
 //! # Limits
 //!
