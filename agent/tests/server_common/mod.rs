@@ -41,6 +41,14 @@ pub fn server_tls() -> ServerTls {
 
 /// An HTTPS client that trusts exactly `ca_pem`.
 pub fn client_trusting(ca_pem: &str) -> Client {
+    builder_trusting(ca_pem)
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// A client builder whose TLS trusts exactly `ca_pem`.
+fn builder_trusting(ca_pem: &str) -> reqwest::blocking::ClientBuilder {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("PEM")).expect("root");
@@ -52,11 +60,7 @@ pub fn client_trusting(ca_pem: &str) -> Client {
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .expect("client")
+    Client::builder().use_preconfigured_tls(tls)
 }
 
 /// Tokens it knows, with their secret and privileges on `/`; counts calls.
@@ -157,19 +161,7 @@ pub const SECTOR_WEB: &str = "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata
 /// Like [`client_trusting`], with every connection made from the loopback
 /// address `local` (e.g. `127.0.0.2`), so a test can play several clients.
 pub fn client_from(ca_pem: &str, local: std::net::IpAddr) -> Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.expect("PEM")).expect("root");
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Client::builder()
-        .use_preconfigured_tls(tls)
+    builder_trusting(ca_pem)
         .local_address(local)
         .timeout(std::time::Duration::from_secs(10))
         .build()
