@@ -17,8 +17,9 @@
 //!   clock-skew grace and the 2-hour ticket lifetime, both bounds
 //!   exclusive).
 //!
-//! The user is read from the ticket itself (`PVE:USER:TIMESTAMP::SIG`,
-//! percent-decoded once, as pveproxy reads the cookie), which is only
+//! The user is read from the ticket itself (`PVE:USER:TIMESTAMP::SIG`):
+//! the cookie is percent-decoded once, as pveproxy reads it, and the user
+//! part once more, as pve-common's `verify_rsa_ticket` does; this is only
 //! sound after Proxmox accepted that ticket: its RSA signature covers the
 //! user. The signature comparison is constant-time.
 //!

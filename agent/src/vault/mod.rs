@@ -241,22 +241,33 @@ impl Vault {
                 if prefix.is_some_and(|p| !path.starts_with(p)) {
                     continue;
                 }
-                let keyring = match &keyring {
+                let ring = match &keyring {
                     Some(k) => k,
                     None => keyring.insert(self.keyring_for_reading()?),
                 };
                 let files = SecretFiles::of(&path);
+                let mut reread = None;
                 let head = self.load_head(&path, &files);
                 let state = head.and_then(|head| {
-                    history::resolve(&path, &files.names(self), head, Some(record), keyring)
+                    history::resolve(&path, &files.names(self), head, Some(record), ring)
                 });
                 let state = match state {
-                    // Maybe a writer raced the two reads: again, head first.
-                    Err(_) => self.load(&path, &files).and_then(|(head, record)| {
-                        history::resolve(&path, &files.names(self), head, record, keyring)
-                    }),
+                    // Maybe a writer raced the two reads, or a KEK rotation
+                    // began meanwhile: again, head first, with the keyring
+                    // read anew (it is kept for the rest of the listing).
+                    Err(_) => {
+                        let fresh = self.keyring_for_reading()?;
+                        let state = self.load(&path, &files).and_then(|(head, record)| {
+                            history::resolve(&path, &files.names(self), head, record, &fresh)
+                        });
+                        reread = Some(fresh);
+                        state
+                    }
                     ok => ok,
                 };
+                if let Some(fresh) = reread.take() {
+                    keyring = Some(fresh);
+                }
                 match state {
                     Ok(State::Live(record)) => listing.secrets.push(listing_of(path, &record)),
                     Ok(State::Absent) => {}
