@@ -131,15 +131,9 @@ impl Credential {
     pub fn claimed_user(&self) -> String {
         match self {
             Credential::Token { id, .. } => id.clone(),
-            Credential::Ticket { ticket, .. } => {
-                let plain = percent_decode(ticket.expose());
-                // PVE:USER@REALM:HEXTIME::SIGNATURE
-                plain
-                    .strip_prefix("PVE:")
-                    .and_then(|rest| rest.split(':').next())
-                    .filter(|u| u.contains('@') && !u.chars().any(char::is_control))
-                    .map_or_else(|| "(ticket)".to_owned(), str::to_owned)
-            }
+            Credential::Ticket { ticket, .. } => super::csrf::ticket_user(ticket.expose())
+                .filter(|u| u.contains('@') && !u.chars().any(char::is_control))
+                .unwrap_or_else(|| "(ticket)".to_owned()),
         }
     }
 
@@ -166,30 +160,6 @@ impl Credential {
         }
         h.finalize().into()
     }
-}
-
-/// `%XX` escapes decoded (browsers keep the ticket cookie escaped).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
