@@ -13,11 +13,16 @@
 //! and, when forced, everything that refers to it), so the HTTP server can
 //! check the caller's right to every object it would remove, then delete
 //! exactly that ([`Api::delete_exactly`]).
+//!
+//! The vault has its own part of the tree, `/vault/...` ([`VaultPath`],
+//! [`VaultCall`], [`Api::vault`]): metadata by default, a value only by
+//! the explicit `GET /vault/values/{path}`.
 
 mod change;
 pub mod path;
 pub mod properties;
 pub mod request;
+mod vault;
 mod view;
 
 use std::collections::BTreeSet;
@@ -28,6 +33,7 @@ use serde_json::{Value, json};
 pub use change::{Action, Change};
 pub use path::{ApiPath, PathError, collection_segment};
 pub use properties::{PropertyError, PropertyValue};
+pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};
 
 use crate::store::{ObjectError, Store, StoreError};
 
@@ -369,6 +375,17 @@ fn bad_property(path: &ApiPath, reason: String) -> ApiError {
         path: path.to_string(),
         reason,
     }
+}
+
+/// Kinds an agent acts on today: the cluster (Backplane), Sectors, and
+/// appliances (the templates of Sector gateways and DNS). Manifests of
+/// the other kinds are validated and stored, and nothing acts on them yet:
+/// `orbitlab apply` says so and `--wait` does not wait for them.
+pub const ACTED_ON: [Kind; 3] = [Kind::Cluster, Kind::Sector, Kind::Appliance];
+
+/// Whether an agent acts on manifests of `kind` (see [`ACTED_ON`]).
+pub fn acted_on(kind: Kind) -> bool {
+    ACTED_ON.contains(&kind)
 }
 
 /// Names a stored object for messages.

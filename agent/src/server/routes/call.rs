@@ -16,7 +16,8 @@ use super::super::params::{
 };
 use super::super::permissions::{Operation, decide_removal};
 use super::super::reply::Failure;
-use crate::api::{Api, ApiError, ApiPath, PropertyValue, object_path};
+use super::vault::VaultIntent;
+use crate::api::{Api, ApiError, ApiPath, PropertyValue, VaultCall, VaultPath, object_path};
 
 /// What a request asks, known from its method, path and query alone:
 /// enough to check privileges before the body is read.
@@ -27,9 +28,24 @@ pub(super) enum Intent {
     Set { path: ApiPath, query: String },
     Delete { path: ApiPath, force: bool },
     Apply { dry_run: bool, source: String },
+    Vault(VaultIntent),
 }
 
 impl Intent {
+    /// A request on `rest`, the path below the tree's prefix (`/` for the
+    /// root): the vault's part or the objects' tree.
+    pub(super) fn at(method: &Method, rest: &str, query: &str) -> Result<Self, Failure> {
+        match VaultPath::parse(rest).map_err(|e| Failure::from(ApiError::Path(e)))? {
+            Some(path) => Ok(Intent::Vault(VaultIntent::parse(method, path, query)?)),
+            None => {
+                let path = rest
+                    .parse::<ApiPath>()
+                    .map_err(|e| Failure::from(ApiError::Path(e)))?;
+                Intent::tree(method, path, query)
+            }
+        }
+    }
+
     pub(super) fn tree(method: &Method, path: ApiPath, query: &str) -> Result<Self, Failure> {
         Ok(match *method {
             Method::POST => Intent::Create {
@@ -80,6 +96,7 @@ impl Intent {
             Intent::Create { path, .. }
             | Intent::Set { path, .. }
             | Intent::Delete { path, .. } => write_of(path),
+            Intent::Vault(intent) => intent.operation(),
         }
     }
 
@@ -91,20 +108,22 @@ impl Intent {
             Intent::Delete { path, .. } => format!("delete {path}"),
             Intent::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
             Intent::Apply { .. } => "apply manifests".to_owned(),
+            Intent::Vault(intent) => intent.attempted(),
         }
     }
 
     pub(super) fn takes_body(&self) -> bool {
-        matches!(
-            self,
-            Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. }
-        )
+        match self {
+            Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
+            Intent::Vault(intent) => intent.takes_body(),
+            Intent::Get { .. } | Intent::Delete { .. } => false,
+        }
     }
 
     /// The call of a request without a body (a body sent along is not
     /// read).
-    pub(super) fn without_body(self) -> Call {
-        match self {
+    pub(super) fn without_body(self) -> Result<Call, Failure> {
+        Ok(match self {
             Intent::Get { path, ls } => Call::Get { path, ls },
             Intent::Delete { path, force } => Call::Delete { path, force },
             Intent::Create { path, .. } => Call::Create {
@@ -120,7 +139,8 @@ impl Intent {
                 documents: Vec::new(),
                 dry_run,
             },
-        }
+            Intent::Vault(intent) => Call::Vault(intent.without_body()?),
+        })
     }
 
     /// Parses the query and `body` (CPU work: run it off the event loop).
@@ -164,7 +184,8 @@ impl Intent {
                     .map_err(|e| Failure::from(ApiError::Invalid(ManifestErrors::from(e))))?;
                 Ok(Call::Apply { documents, dry_run })
             }
-            other => Ok(other.without_body()),
+            Intent::Vault(intent) => Ok(Call::Vault(intent.with_body(content_type, body)?)),
+            other => other.without_body(),
         }
     }
 }
@@ -199,6 +220,7 @@ pub(super) enum Call {
         documents: Vec<orbitlab_manifests::Sourced<orbitlab_manifests::Manifest>>,
         dry_run: bool,
     },
+    Vault(VaultCall),
 }
 
 impl Call {
@@ -213,6 +235,7 @@ impl Call {
             Call::Apply { documents, .. } => {
                 Operation::Write(documents.iter().map(|d| d.value.kind()).collect())
             }
+            Call::Vault(call) => super::vault::operation_of(call.access()),
         }
     }
 
@@ -225,6 +248,7 @@ impl Call {
             Call::Delete { path, .. } => format!("delete {path}"),
             Call::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
             Call::Apply { .. } => "apply manifests".to_owned(),
+            Call::Vault(call) => call.describe(),
         }
     }
 
@@ -255,6 +279,7 @@ impl Call {
                 dry_run: true,
             } => api.validate(documents)?,
             Call::Apply { documents, .. } => api.apply(documents)?,
+            Call::Vault(call) => return Ok(api.vault(call)?),
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }
@@ -278,7 +303,7 @@ mod tests {
             if intent.takes_body() {
                 intent.with_body(content_type, body)
             } else {
-                Ok(intent.without_body())
+                intent.without_body()
             }
         }
     }
