@@ -75,6 +75,7 @@ impl Remote {
             None if !host.is_empty() => format!("https://{host}"),
             None => bail!("--host is empty; give https://NODE:PORT"),
         };
+        let authorization = read_token(target.token_file.as_ref())?;
         let tls = match (&target.fingerprint, &target.cacert) {
             (Some(fp), _) => {
                 crate::tls::pinned(fp.parse::<Fingerprint>().context("--fingerprint")?)?
@@ -90,7 +91,7 @@ impl Remote {
         Ok(Remote {
             base,
             client,
-            authorization: read_token(target.token_file.as_ref())?,
+            authorization,
         })
     }
 

@@ -1,0 +1,275 @@
+//! `orbitlab --host`: the built command against a running agent's HTTPS
+//! API (the server test fixtures, with a canned authenticator), printing
+//! what it prints in-process, with the server's permission checks.
+
+#[path = "../../agent/tests/server_common/mod.rs"]
+mod server_common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use orbitlab_agent::pve::Fingerprint;
+use serde_json::Value;
+use server_common::*;
+
+const ADMIN_TOKEN: &str = "root@pam!ci=admin-secret-1";
+const OPERATOR_TOKEN: &str = "ops@pve!ci=operator-secret-2";
+const AUDITOR_TOKEN: &str = "audit@pve!ci=auditor-secret-3";
+const VALUE: &str = "s3cr3t-value-7f1c";
+
+struct Agent {
+    running: Running,
+    ca: PathBuf,
+}
+
+fn agent() -> Agent {
+    let mut admin = ADMIN.to_vec();
+    admin.push("Sys.Console");
+    let auth = CannedAuth::with(&[
+        ("root@pam!ci", "admin-secret-1", admin.leak()),
+        (
+            "ops@pve!ci",
+            "operator-secret-2",
+            &["Sys.Audit", "Sys.Modify"],
+        ),
+        ("audit@pve!ci", "auditor-secret-3", &["Sys.Audit"]),
+    ]);
+    let running = start(auth);
+    let ca = running.tls.dir.path().join("ca.pem");
+    std::fs::write(&ca, running.tls.ca.pem()).expect("write CA");
+    Agent { running, ca }
+}
+
+impl Agent {
+    fn host(&self) -> String {
+        format!(
+            "https://localhost:{}",
+            self.running.handle.local_addr().port()
+        )
+    }
+
+    /// `orbitlab --host ... args` with `token` in ORBITLAB_TOKEN.
+    fn run(&self, token: &str, args: &[&str], stdin: &[u8]) -> Output {
+        let (ca, host) = (self.ca.display().to_string(), self.host());
+        let mut all = vec!["--host", &host, "--cacert", &ca];
+        all.extend_from_slice(args);
+        orbitlab(&all, &[("ORBITLAB_TOKEN", token)], stdin)
+    }
+
+    fn root(&self) -> &Path {
+        self.running.store_dir.path()
+    }
+}
+
+fn orbitlab(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orbitlab"));
+    command
+        .args(args)
+        .env_remove("ORBITLAB_HOST")
+        .env_remove("ORBITLAB_TOKEN")
+        .env_remove("ORBITLAB_CACERT")
+        .env_remove("ORBITLAB_FINGERPRINT")
+        .env("ORBITLAB_ROOT", "/nonexistent/orbitlab-test-root")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("orbitlab starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("orbitlab ends")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}; stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("UTF-8")
+}
+
+fn refused(output: &Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8(output.stderr.clone()).expect("UTF-8")
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON output")
+}
+
+#[test]
+fn objects_over_https_print_what_the_local_command_prints() {
+    let a = agent();
+    let created = ok(&a.run(
+        OPERATOR_TOKEN,
+        &[
+            "create",
+            "/nodes",
+            "--name",
+            "pve2",
+            "--uplink_bridge",
+            "vmbr1",
+            "--output-format",
+            "json",
+        ],
+        b"",
+    ));
+    assert_eq!(
+        json(&created),
+        serde_json::json!([{"path": "/nodes/pve2", "action": "created"}])
+    );
+    let root = a.root().display().to_string();
+    for args in [["get", "/nodes/pve2"], ["ls", "/nodes"], ["get", "/"]] {
+        let remote = ok(&a.run(AUDITOR_TOKEN, &args, b""));
+        let local = ok(&orbitlab(
+            &[&["--root", &root][..], &args[..]].concat(),
+            &[],
+            b"",
+        ));
+        assert_eq!(remote, local, "{args:?}");
+    }
+
+    // The server's permission rules: an auditor changes nothing.
+    let err = refused(&a.run(AUDITOR_TOKEN, &["delete", "/nodes/pve2"], b""));
+    assert!(err.contains("lacks Sys.Modify"), "{err}");
+
+    // An apply of a kind nothing acts on says so.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: orbitlab.io/v1\nkind: Node\nmetadata:\n  name: pve3\nspec:\n  uplink_bridge: vmbr1\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let output = a.run(OPERATOR_TOKEN, &["apply", "-f", &file], b"");
+    let shown = ok(&output);
+    assert!(shown.contains("/nodes/pve3"), "{shown}");
+    let note = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        note.contains("/nodes/pve3 is stored, but no agent acts on Node manifests yet"),
+        "{note}"
+    );
+    // --wait needs the engine in-process.
+    let err = refused(&a.run(OPERATOR_TOKEN, &["apply", "--wait", "-f", &file], b""));
+    assert!(err.contains("not served over --host"), "{err}");
+
+    let ok_delete = ok(&a.run(OPERATOR_TOKEN, &["delete", "/nodes/pve2"], b""));
+    assert!(ok_delete.contains("deleted"), "{ok_delete}");
+}
+
+#[test]
+fn secrets_over_https_need_the_same_privileges_as_the_api() {
+    let a = agent();
+    let set = ok(&a.run(
+        OPERATOR_TOKEN,
+        &["secret", "set", "app/db", "--output-format", "json"],
+        VALUE.as_bytes(),
+    ));
+    assert_eq!(json(&set)["version"], 1);
+
+    // Metadata for an auditor; the value for nobody without Sys.Console.
+    let listed = ok(&a.run(
+        AUDITOR_TOKEN,
+        &["secret", "list", "--output-format", "json"],
+        b"",
+    ));
+    assert_eq!(json(&listed)["secrets"][0]["path"], "app/db");
+    assert!(!listed.contains(VALUE));
+    let err = refused(&a.run(AUDITOR_TOKEN, &["secret", "set", "app/db"], b"x"));
+    assert!(err.contains("lacks Sys.Modify"), "{err}");
+    for token in [AUDITOR_TOKEN, OPERATOR_TOKEN] {
+        let output = a.run(token, &["secret", "get", "app/db"], b"");
+        let err = refused(&output);
+        assert!(err.contains("Sys.Console"), "{err}");
+        assert!(output.stdout.is_empty());
+        assert!(!err.contains(VALUE));
+    }
+    let value = ok(&a.run(ADMIN_TOKEN, &["secret", "get", "app/db"], b""));
+    assert_eq!(value, VALUE);
+
+    // The same output as the command in-process on the node.
+    let root = a.root().display().to_string();
+    for args in [
+        &["secret", "get", "app/db", "--output-format", "json"][..],
+        &["secret", "versions", "app/db"][..],
+        &["secret", "list"][..],
+    ] {
+        let remote = ok(&a.run(ADMIN_TOKEN, args, b""));
+        let local = ok(&orbitlab(
+            &[&["--root", &root][..], args].concat(),
+            &[],
+            b"",
+        ));
+        assert_eq!(remote, local, "{args:?}");
+    }
+
+    // The token may come from a file; a pinned fingerprint replaces the CA.
+    let token_file = a.running.tls.dir.path().join("token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let cert = std::fs::read_to_string(&a.running.tls.cert).unwrap();
+    let pin = Fingerprint::of_pem(&cert).expect("fingerprint").to_string();
+    let token_path = token_file.display().to_string();
+    let host = a.host();
+    let pinned = ok(&orbitlab(
+        &[
+            "--host",
+            &host,
+            "--fingerprint",
+            &pin,
+            "--token-file",
+            &token_path,
+            "secret",
+            "get",
+            "app/db",
+        ],
+        &[],
+        b"",
+    ));
+    assert_eq!(pinned, VALUE);
+    let wrong = "00:".repeat(31) + "00";
+    let err = refused(&orbitlab(
+        &[
+            "--host",
+            &host,
+            "--fingerprint",
+            &wrong,
+            "--token-file",
+            &token_path,
+            "vault",
+            "status",
+        ],
+        &[],
+        b"",
+    ));
+    assert!(err.contains("cannot reach the agent"), "{err}");
+    // Another CA is refused, and so is plain HTTP.
+    let other = a.running.tls.dir.path().join("other.pem");
+    std::fs::write(&other, server_tls().ca.pem()).unwrap();
+    let other = other.display().to_string();
+    let err = refused(&orbitlab(
+        &["--host", &host, "--cacert", &other, "vault", "status"],
+        &[("ORBITLAB_TOKEN", ADMIN_TOKEN)],
+        b"",
+    ));
+    assert!(err.contains("cannot reach the agent"), "{err}");
+    let plain = host.replace("https", "http");
+    let err = refused(&orbitlab(
+        &["--host", &plain, "vault", "status"],
+        &[("ORBITLAB_TOKEN", ADMIN_TOKEN)],
+        b"",
+    ));
+    assert!(err.contains("HTTPS only"), "{err}");
+    // Without a token nothing is sent.
+    let err = refused(&orbitlab(&["--host", &host, "vault", "status"], &[], b""));
+    assert!(err.contains("ORBITLAB_TOKEN"), "{err}");
+}
