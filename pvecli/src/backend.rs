@@ -3,7 +3,7 @@
 //! the same JSON, so every command prints the same either way.
 
 use anyhow::{Result, bail};
-use orbitlab_agent::api::{Api, ApiPath, Change, PropertyValue, VaultCall};
+use orbitlab_agent::api::{Api, ApiPath, Change, PropertyValue, SshCall, VaultCall};
 use orbitlab_manifests::{Manifest, Sourced, codec};
 use reqwest::Method;
 use serde_json::Value;
@@ -134,6 +134,24 @@ impl Backend {
                         Body::Raw("application/octet-stream", value.expose().to_vec())
                     }
                     _ => Body::Empty,
+                };
+                r.call(method, &path.to_string(), &query, body)
+            }
+        }
+    }
+}
+
+impl Backend {
+    /// An SSH-key call (see [`orbitlab_agent::api::SshPath`]).
+    pub fn ssh(&self, call: SshCall) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.ssh(call)?),
+            Backend::Remote(r) => {
+                let (method, path, query) = call.http();
+                let method = Method::from_bytes(method.as_bytes())?;
+                let body = match call.passphrase() {
+                    Some(p) => Body::Raw("application/octet-stream", p.expose().to_vec()),
+                    None => Body::Empty,
                 };
                 r.call(method, &path.to_string(), &query, body)
             }

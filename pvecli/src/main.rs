@@ -128,10 +128,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             backend.local("pki")?;
             return pki::run(&store, command)?.emit(format);
         }
-        Command::SshKey(command) => {
-            backend.local("ssh-key")?;
-            return ssh_keys::run(&store, command)?.emit(format);
-        }
+        Command::SshKey(command) => return ssh_keys::run(&backend, command)?.emit(format),
         Command::Reconcile { .. } => {
             backend.local("reconcile")?;
             let (report, report_code) = engine::reconcile_once(&store)?;

@@ -16,12 +16,14 @@
 //!
 //! The vault has its own part of the tree, `/vault/...` ([`VaultPath`],
 //! [`VaultCall`], [`Api::vault`]): metadata by default, a value only by
-//! the explicit `GET /vault/values/{path}`.
+//! the explicit `GET /vault/values/{path}`; SSH keys are under
+//! `/ssh/keys/...` ([`SshPath`], [`SshCall`], [`Api::ssh`]).
 
 mod change;
 pub mod path;
 pub mod properties;
 pub mod request;
+mod ssh;
 mod vault;
 mod view;
 
@@ -33,6 +35,7 @@ use serde_json::{Value, json};
 pub use change::{Action, Change};
 pub use path::{ApiPath, PathError, collection_segment};
 pub use properties::{PropertyError, PropertyValue};
+pub use ssh::{KeyRequest, SshCall, SshPath};
 pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};
 
 use crate::store::{ObjectError, Store, StoreError};

@@ -12,6 +12,9 @@
 //! | vault metadata: `GET /vault`, `/vault/secrets[/{path}]` | `Sys.Audit` |
 //! | vault changes: `PUT /vault/values/{path}`, `DELETE /vault/secrets/{path}`, `POST /vault/rollback/..`, `/vault/prune/..`, `/vault/rotate-key` | `Sys.Modify` |
 //! | a secret value: `GET /vault/values/{path}` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
+//! | SSH keys: `GET /ssh/keys[/{name}[/public]]` | `Sys.Audit` |
+//! | SSH-key changes: `POST /ssh/keys/{name}[/rotate\|/drop-previous]`, `DELETE /ssh/keys/{name}` | `Sys.Modify` |
+//! | a private key: `GET /ssh/keys/{name}/private` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
 //!
 //! Reading a value needs `Sys.Console` on `/` as well: that privilege
 //! already opens a root shell on every node (where the vault could be read

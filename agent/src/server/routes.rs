@@ -16,7 +16,8 @@
 //! Below the tree's prefix, `/vault/...` is the vault ([`crate::api::VaultPath`]):
 //! metadata for `Sys.Audit`, changes for `Sys.Modify`, a value only by
 //! `GET /vault/values/{path}` with `Sys.Console` as well; a value is sent
-//! and answered only in bodies.
+//! and answered only in bodies. `/ssh/keys/...` likewise: a private key
+//! only by `GET /ssh/keys/{name}/private` with `Sys.Console`.
 //!
 //! The access log names a user only once Proxmox has vouched for it
 //! (`unauthenticated` until then), and every field is escaped by
@@ -397,6 +398,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {
 }
 
 mod call;
+mod ssh;
 mod vault;
 
 use call::Intent;

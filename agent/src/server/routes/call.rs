@@ -16,8 +16,11 @@ use super::super::params::{
 };
 use super::super::permissions::{Operation, decide_removal};
 use super::super::reply::Failure;
+use super::ssh::SshIntent;
 use super::vault::VaultIntent;
-use crate::api::{Api, ApiError, ApiPath, PropertyValue, VaultCall, VaultPath, object_path};
+use crate::api::{
+    Api, ApiError, ApiPath, PropertyValue, SshCall, SshPath, VaultCall, VaultPath, object_path,
+};
 
 /// What a request asks, known from its method, path and query alone:
 /// enough to check privileges before the body is read.
@@ -29,13 +32,18 @@ pub(super) enum Intent {
     Delete { path: ApiPath, force: bool },
     Apply { dry_run: bool, source: String },
     Vault(VaultIntent),
+    Ssh(SshIntent),
 }
 
 impl Intent {
     /// A request on `rest`, the path below the tree's prefix (`/` for the
     /// root): the vault's part or the objects' tree.
     pub(super) fn at(method: &Method, rest: &str, query: &str) -> Result<Self, Failure> {
-        match VaultPath::parse(rest).map_err(|e| Failure::from(ApiError::Path(e)))? {
+        let path_error = |e| Failure::from(ApiError::Path(e));
+        if let Some(path) = SshPath::parse(rest).map_err(path_error)? {
+            return Ok(Intent::Ssh(SshIntent::parse(method, path, query)?));
+        }
+        match VaultPath::parse(rest).map_err(path_error)? {
             Some(path) => Ok(Intent::Vault(VaultIntent::parse(method, path, query)?)),
             None => {
                 let path = rest
@@ -97,6 +105,7 @@ impl Intent {
             | Intent::Set { path, .. }
             | Intent::Delete { path, .. } => write_of(path),
             Intent::Vault(intent) => intent.operation(),
+            Intent::Ssh(intent) => intent.operation(),
         }
     }
 
@@ -109,6 +118,7 @@ impl Intent {
             Intent::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
             Intent::Apply { .. } => "apply manifests".to_owned(),
             Intent::Vault(intent) => intent.attempted(),
+            Intent::Ssh(intent) => intent.attempted(),
         }
     }
 
@@ -116,6 +126,7 @@ impl Intent {
         match self {
             Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
             Intent::Vault(intent) => intent.takes_body(),
+            Intent::Ssh(intent) => intent.takes_body(),
             Intent::Get { .. } | Intent::Delete { .. } => false,
         }
     }
@@ -140,6 +151,7 @@ impl Intent {
                 dry_run,
             },
             Intent::Vault(intent) => Call::Vault(intent.without_body()?),
+            Intent::Ssh(intent) => Call::Ssh(intent.with_body(b"")?),
         })
     }
 
@@ -185,6 +197,7 @@ impl Intent {
                 Ok(Call::Apply { documents, dry_run })
             }
             Intent::Vault(intent) => Ok(Call::Vault(intent.with_body(content_type, body)?)),
+            Intent::Ssh(intent) => Ok(Call::Ssh(intent.with_body(body)?)),
             other => other.without_body(),
         }
     }
@@ -221,6 +234,7 @@ pub(super) enum Call {
         dry_run: bool,
     },
     Vault(VaultCall),
+    Ssh(SshCall),
 }
 
 impl Call {
@@ -236,6 +250,7 @@ impl Call {
                 Operation::Write(documents.iter().map(|d| d.value.kind()).collect())
             }
             Call::Vault(call) => super::vault::operation_of(call.access()),
+            Call::Ssh(call) => super::vault::operation_of(call.access()),
         }
     }
 
@@ -249,6 +264,7 @@ impl Call {
             Call::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
             Call::Apply { .. } => "apply manifests".to_owned(),
             Call::Vault(call) => call.describe(),
+            Call::Ssh(call) => call.describe(),
         }
     }
 
@@ -280,6 +296,7 @@ impl Call {
             } => api.validate(documents)?,
             Call::Apply { documents, .. } => api.apply(documents)?,
             Call::Vault(call) => return Ok(api.vault(call)?),
+            Call::Ssh(call) => return Ok(api.ssh(call)?),
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }
