@@ -273,3 +273,47 @@ fn secrets_over_https_need_the_same_privileges_as_the_api() {
     let err = refused(&orbitlab(&["--host", &host, "vault", "status"], &[], b""));
     assert!(err.contains("ORBITLAB_TOKEN"), "{err}");
 }
+
+#[test]
+fn ssh_keys_over_https_keep_private_keys_for_console_holders() {
+    let a = agent();
+    let created = ok(&a.run(
+        OPERATOR_TOKEN,
+        &["ssh-key", "create", "deploy", "--output-format", "json"],
+        b"",
+    ));
+    assert_eq!(json(&created)["name"], "deploy");
+    let public = ok(&a.run(AUDITOR_TOKEN, &["ssh-key", "public", "deploy"], b""));
+    assert!(public.starts_with("ssh-ed25519 "), "{public}");
+    let err = refused(&a.run(AUDITOR_TOKEN, &["ssh-key", "rotate", "deploy"], b""));
+    assert!(err.contains("lacks Sys.Modify"), "{err}");
+    let output = a.run(OPERATOR_TOKEN, &["ssh-key", "private", "deploy"], b"");
+    assert!(refused(&output).contains("Sys.Console"));
+    assert!(output.stdout.is_empty());
+    let private = ok(&a.run(ADMIN_TOKEN, &["ssh-key", "private", "deploy"], b""));
+    assert!(private.contains("BEGIN OPENSSH PRIVATE KEY"), "shape only");
+    let root = a.root().display().to_string();
+    for args in [
+        &["ssh-key", "private", "deploy"][..],
+        &["ssh-key", "list"][..],
+        &["ssh-key", "show", "deploy", "--output-format", "json"][..],
+    ] {
+        let remote = ok(&a.run(ADMIN_TOKEN, args, b""));
+        let local = ok(&orbitlab(
+            &[&["--root", &root][..], args].concat(),
+            &[],
+            b"",
+        ));
+        assert_eq!(remote, local, "{args:?}");
+    }
+    let rotated = ok(&a.run(
+        OPERATOR_TOKEN,
+        &["ssh-key", "rotate", "deploy", "--output-format", "json"],
+        b"",
+    ));
+    let rotated = json(&rotated);
+    assert_ne!(
+        rotated["current"]["fingerprint"],
+        rotated["previous"]["fingerprint"]
+    );
+}
