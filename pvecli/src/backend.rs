@@ -3,7 +3,7 @@
 //! the same JSON, so every command prints the same either way.
 
 use anyhow::{Result, bail};
-use orbitlab_agent::api::{Api, ApiPath, Change, PropertyValue, SshCall, VaultCall};
+use orbitlab_agent::api::{Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall};
 use orbitlab_manifests::{Manifest, Sourced, codec};
 use reqwest::Method;
 use serde_json::Value;
@@ -142,6 +142,18 @@ impl Backend {
 }
 
 impl Backend {
+    /// A PKI call (see [`orbitlab_agent::api::PkiPath`]).
+    pub fn pki(&self, call: PkiCall) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.pki(call)?),
+            Backend::Remote(r) => {
+                let (method, path, query) = call.http();
+                let method = Method::from_bytes(method.as_bytes())?;
+                r.call(method, &path.to_string(), &query, Body::Empty)
+            }
+        }
+    }
+
     /// An SSH-key call (see [`orbitlab_agent::api::SshPath`]).
     pub fn ssh(&self, call: SshCall) -> Result<Value> {
         match self {

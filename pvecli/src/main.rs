@@ -124,10 +124,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Secret(command) => return secrets::run_secret(&backend, command)?.emit(format),
         Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),
-        Command::Pki(command) => {
-            backend.local("pki")?;
-            return pki::run(&store, command)?.emit(format);
-        }
+        Command::Pki(command) => return pki::run(&backend, &store, command)?.emit(format),
         Command::SshKey(command) => return ssh_keys::run(&backend, command)?.emit(format),
         Command::Reconcile { .. } => {
             backend.local("reconcile")?;

@@ -17,10 +17,12 @@
 //! The vault has its own part of the tree, `/vault/...` ([`VaultPath`],
 //! [`VaultCall`], [`Api::vault`]): metadata by default, a value only by
 //! the explicit `GET /vault/values/{path}`; SSH keys are under
-//! `/ssh/keys/...` ([`SshPath`], [`SshCall`], [`Api::ssh`]).
+//! `/ssh/keys/...` ([`SshPath`], [`SshCall`], [`Api::ssh`]), the CA under
+//! `/pki/...` ([`PkiPath`], [`PkiCall`], [`Api::pki`]).
 
 mod change;
 pub mod path;
+mod pki;
 pub mod properties;
 pub mod request;
 mod ssh;
@@ -34,6 +36,7 @@ use serde_json::{Value, json};
 
 pub use change::{Action, Change};
 pub use path::{ApiPath, PathError, collection_segment};
+pub use pki::{PkiCall, PkiPath, Revocation, leaf_request};
 pub use properties::{PropertyError, PropertyValue};
 pub use ssh::{KeyRequest, SshCall, SshPath};
 pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};

@@ -15,6 +15,9 @@
 //! | SSH keys: `GET /ssh/keys[/{name}[/public]]` | `Sys.Audit` |
 //! | SSH-key changes: `POST /ssh/keys/{name}[/rotate\|/drop-previous]`, `DELETE /ssh/keys/{name}` | `Sys.Modify` |
 //! | a private key: `GET /ssh/keys/{name}/private` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
+//! | PKI: `GET /pki/cas[/..]`, `/pki/certs[/..]`, `/pki/renewal` | `Sys.Audit` |
+//! | PKI changes: `POST /pki/certs/{ca}/{name}` (issue), `/pki/cas/{ca}/revoke`, `/pki/renewal` | `Sys.Modify` |
+//! | a certificate's private key: `GET /pki/certs/{ca}/{name}/key` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
 //!
 //! Reading a value needs `Sys.Console` on `/` as well: that privilege
 //! already opens a root shell on every node (where the vault could be read

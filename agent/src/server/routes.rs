@@ -17,7 +17,8 @@
 //! metadata for `Sys.Audit`, changes for `Sys.Modify`, a value only by
 //! `GET /vault/values/{path}` with `Sys.Console` as well; a value is sent
 //! and answered only in bodies. `/ssh/keys/...` likewise: a private key
-//! only by `GET /ssh/keys/{name}/private` with `Sys.Console`.
+//! only by `GET /ssh/keys/{name}/private` with `Sys.Console`; `/pki/...`
+//! too: a certificate's private key only by `GET /pki/certs/{ca}/{name}/key`.
 //!
 //! The access log names a user only once Proxmox has vouched for it
 //! (`unauthenticated` until then), and every field is escaped by
@@ -398,6 +399,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {
 }
 
 mod call;
+mod pki;
 mod ssh;
 mod vault;
 

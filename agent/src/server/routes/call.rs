@@ -19,7 +19,8 @@ use super::super::reply::Failure;
 use super::ssh::SshIntent;
 use super::vault::VaultIntent;
 use crate::api::{
-    Api, ApiError, ApiPath, PropertyValue, SshCall, SshPath, VaultCall, VaultPath, object_path,
+    Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
+    VaultPath, object_path,
 };
 
 /// What a request asks, known from its method, path and query alone:
@@ -33,6 +34,7 @@ pub(super) enum Intent {
     Apply { dry_run: bool, source: String },
     Vault(VaultIntent),
     Ssh(SshIntent),
+    Pki(PkiCall),
 }
 
 impl Intent {
@@ -40,6 +42,9 @@ impl Intent {
     /// root): the vault's part or the objects' tree.
     pub(super) fn at(method: &Method, rest: &str, query: &str) -> Result<Self, Failure> {
         let path_error = |e| Failure::from(ApiError::Path(e));
+        if let Some(path) = PkiPath::parse(rest).map_err(path_error)? {
+            return Ok(Intent::Pki(super::pki::parse(method, path, query)?));
+        }
         if let Some(path) = SshPath::parse(rest).map_err(path_error)? {
             return Ok(Intent::Ssh(SshIntent::parse(method, path, query)?));
         }
@@ -106,6 +111,7 @@ impl Intent {
             | Intent::Delete { path, .. } => write_of(path),
             Intent::Vault(intent) => intent.operation(),
             Intent::Ssh(intent) => intent.operation(),
+            Intent::Pki(call) => super::pki::operation(call),
         }
     }
 
@@ -119,6 +125,7 @@ impl Intent {
             Intent::Apply { .. } => "apply manifests".to_owned(),
             Intent::Vault(intent) => intent.attempted(),
             Intent::Ssh(intent) => intent.attempted(),
+            Intent::Pki(call) => call.describe(),
         }
     }
 
@@ -127,7 +134,7 @@ impl Intent {
             Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
             Intent::Vault(intent) => intent.takes_body(),
             Intent::Ssh(intent) => intent.takes_body(),
-            Intent::Get { .. } | Intent::Delete { .. } => false,
+            Intent::Get { .. } | Intent::Delete { .. } | Intent::Pki(_) => false,
         }
     }
 
@@ -152,6 +159,7 @@ impl Intent {
             },
             Intent::Vault(intent) => Call::Vault(intent.without_body()?),
             Intent::Ssh(intent) => Call::Ssh(intent.with_body(b"")?),
+            Intent::Pki(call) => Call::Pki(call),
         })
     }
 
@@ -235,6 +243,7 @@ pub(super) enum Call {
     },
     Vault(VaultCall),
     Ssh(SshCall),
+    Pki(PkiCall),
 }
 
 impl Call {
@@ -251,6 +260,7 @@ impl Call {
             }
             Call::Vault(call) => super::vault::operation_of(call.access()),
             Call::Ssh(call) => super::vault::operation_of(call.access()),
+            Call::Pki(call) => super::pki::operation(call),
         }
     }
 
@@ -265,6 +275,7 @@ impl Call {
             Call::Apply { .. } => "apply manifests".to_owned(),
             Call::Vault(call) => call.describe(),
             Call::Ssh(call) => call.describe(),
+            Call::Pki(call) => call.describe(),
         }
     }
 
@@ -297,6 +308,7 @@ impl Call {
             Call::Apply { documents, .. } => api.apply(documents)?,
             Call::Vault(call) => return Ok(api.vault(call)?),
             Call::Ssh(call) => return Ok(api.ssh(call)?),
+            Call::Pki(call) => return Ok(api.pki(call)?),
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }
