@@ -317,3 +317,80 @@ fn ssh_keys_over_https_keep_private_keys_for_console_holders() {
         rotated["previous"]["fingerprint"]
     );
 }
+
+#[test]
+fn pki_over_https_issues_revokes_and_keeps_keys_for_console_holders() {
+    let a = agent();
+    let root = a.root().display().to_string();
+    // Creating a CA runs on a node only.
+    let err = refused(&a.run(ADMIN_TOKEN, &["pki", "ca", "create-root", "root"], b""));
+    assert!(err.contains("not served over --host"), "{err}");
+    ok(&orbitlab(
+        &["--root", &root, "pki", "ca", "create-root", "root"],
+        &[],
+        b"",
+    ));
+    let err = refused(&a.run(
+        AUDITOR_TOKEN,
+        &[
+            "pki",
+            "cert",
+            "issue",
+            "root",
+            "web",
+            "--dns",
+            "web.orbitlab.internal",
+        ],
+        b"",
+    ));
+    assert!(err.contains("lacks Sys.Modify"), "{err}");
+    let issued = ok(&a.run(
+        OPERATOR_TOKEN,
+        &[
+            "pki",
+            "cert",
+            "issue",
+            "root",
+            "web",
+            "--dns",
+            "web.orbitlab.internal",
+            "--output-format",
+            "json",
+        ],
+        b"",
+    ));
+    assert_eq!(json(&issued)["name"], "web");
+    let output = a.run(OPERATOR_TOKEN, &["pki", "cert", "key", "root", "web"], b"");
+    assert!(refused(&output).contains("Sys.Console"));
+    assert!(output.stdout.is_empty());
+    for args in [
+        &["pki", "cert", "key", "root", "web"][..],
+        &["pki", "cert", "show", "root", "web", "--chain"][..],
+        &["pki", "cert", "list", "--output-format", "json"][..],
+        &["pki", "ca", "show", "root", "--pem"][..],
+    ] {
+        let remote = ok(&a.run(ADMIN_TOKEN, args, b""));
+        let local = ok(&orbitlab(
+            &[&["--root", &root][..], args].concat(),
+            &[],
+            b"",
+        ));
+        assert_eq!(remote, local, "{args:?}");
+    }
+    let revoked = ok(&a.run(
+        OPERATOR_TOKEN,
+        &[
+            "pki",
+            "revoke",
+            "root",
+            "--cert",
+            "web",
+            "--reason",
+            "superseded",
+        ],
+        b"",
+    ));
+    assert!(revoked.contains("superseded"), "{revoked}");
+    let crl = ok(&a.run(AUDITOR_TOKEN, &["pki", "crl", "root"], b""));
+    assert!(crl.starts_with("-----BEGIN X509 CRL-----"), "{crl}");
+}
