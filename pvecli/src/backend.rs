@@ -142,6 +142,14 @@ impl Backend {
 }
 
 impl Backend {
+    /// `plan`: computed by this node, or by the agent (`GET /plan`).
+    pub fn plan(&self) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.plan()?),
+            Backend::Remote(r) => r.call(Method::GET, "/plan", &[], Body::Empty),
+        }
+    }
+
     /// A PKI call (see [`orbitlab_agent::api::PkiPath`]).
     pub fn pki(&self, call: PkiCall) -> Result<Value> {
         match self {

@@ -31,7 +31,7 @@ Examples:
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or
 ORBITLAB_HOST) ls, get, create, set, delete, apply, validate, secret,
-vault, ssh-key and pki (except creating CAs and signing CSRs) go to that node's agent over verified HTTPS instead.";
+vault, ssh-key, pki (except creating CAs and signing CSRs) and plan go to that node's agent over verified HTTPS instead.";
 
 /// OrbitLab: a small, deterministic cloud on a Proxmox VE cluster.
 #[derive(Debug, Parser)]

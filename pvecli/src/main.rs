@@ -115,10 +115,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine::init(&store, &args)?
         }
         Command::Plan { detailed_exitcode } => {
-            backend.local("plan")?;
-            let (plan, plan_code) = engine::plan(&store)?;
+            let plan = backend.plan()?;
             if detailed_exitcode {
-                code = plan_code;
+                code = plan_code(&plan);
             }
             plan
         }
@@ -188,6 +187,19 @@ fn changes(answer: &Value) -> Value {
             .map(|c| serde_json::json!({ "path": c.path(), "action": c.action }))
             .collect(),
     )
+}
+
+/// `plan --detailed-exitcode`: 1 when an object is blocked, 2 when there
+/// are steps, 0 when nothing is to do.
+fn plan_code(plan: &Value) -> ExitCode {
+    let items = plan.as_array().map(Vec::as_slice).unwrap_or_default();
+    if items.iter().any(|i| i.get("blocked").is_some()) {
+        ExitCode::FAILURE
+    } else if items.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// Paths and kinds of applied objects no agent acts on yet.

@@ -394,3 +394,69 @@ fn pki_over_https_issues_revokes_and_keeps_keys_for_console_holders() {
     let crl = ok(&a.run(AUDITOR_TOKEN, &["pki", "crl", "root"], b""));
     assert!(crl.starts_with("-----BEGIN X509 CRL-----"), "{crl}");
 }
+
+#[test]
+fn plan_over_https_is_the_plan_of_the_node() {
+    use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, TestCa};
+    let a = agent();
+    let root = a.root().display().to_string();
+    // Before `orbitlab init` there is no plan, and the answer says why.
+    let err = refused(&a.run(AUDITOR_TOKEN, &["plan"], b""));
+    assert!(err.contains("orbitlab init"), "{err}");
+
+    let pve_ca = TestCa::new("simulated cluster CA").unwrap();
+    let sim = PveSim::start(SimConfig {
+        tls: Some(pve_ca.issue_server(&["127.0.0.1"]).unwrap()),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let pve_ca_file = a.running.tls.dir.path().join("pve-root-ca.pem");
+    std::fs::write(&pve_ca_file, pve_ca.pem()).unwrap();
+    let init = orbitlab(
+        &[
+            "--root",
+            &root,
+            "init",
+            "--api-url",
+            &sim.origin(),
+            "--api-token",
+            "root@pam!orbitlab",
+            "--api-ca",
+            pve_ca_file.to_str().unwrap(),
+        ],
+        &[
+            ("ORBITLAB_API_TOKEN_SECRET", DEFAULT_TOKEN_SECRET),
+            ("ORBITLAB_NODE", "pve1"),
+            ("ORBITLAB_CACHE_DIR", ""),
+        ],
+        b"",
+    );
+    ok(&init);
+    ok(&a.run(
+        ADMIN_TOKEN,
+        &[
+            "create",
+            "/sectors",
+            "--name",
+            "web",
+            "--cidr",
+            "172.16.0.0/24",
+        ],
+        b"",
+    ));
+    let args = ["plan", "--detailed-exitcode", "--output-format", "json"];
+    let remote = a.run(AUDITOR_TOKEN, &args, b"");
+    let local = orbitlab(&[&["--root", &root][..], &args[..]].concat(), &[], b"");
+    assert_eq!(remote.status.code(), Some(2), "{remote:?}");
+    assert_eq!(local.status.code(), Some(2), "{local:?}");
+    assert_eq!(remote.stdout, local.stdout);
+    let steps = json(&String::from_utf8(remote.stdout).unwrap());
+    assert!(
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["object"] == "/sectors/web"),
+        "{steps}"
+    );
+}

@@ -18,11 +18,13 @@
 //! [`VaultCall`], [`Api::vault`]): metadata by default, a value only by
 //! the explicit `GET /vault/values/{path}`; SSH keys are under
 //! `/ssh/keys/...` ([`SshPath`], [`SshCall`], [`Api::ssh`]), the CA under
-//! `/pki/...` ([`PkiPath`], [`PkiCall`], [`Api::pki`]).
+//! `/pki/...` ([`PkiPath`], [`PkiCall`], [`Api::pki`]); `GET /plan` is
+//! [`Api::plan`].
 
 mod change;
 pub mod path;
 mod pki;
+mod plan;
 pub mod properties;
 pub mod request;
 mod ssh;
@@ -37,6 +39,7 @@ use serde_json::{Value, json};
 pub use change::{Action, Change};
 pub use path::{ApiPath, PathError, collection_segment};
 pub use pki::{PkiCall, PkiPath, Revocation, leaf_request};
+pub use plan::PlanError;
 pub use properties::{PropertyError, PropertyValue};
 pub use ssh::{KeyRequest, SshCall, SshPath};
 pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};

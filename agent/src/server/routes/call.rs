@@ -35,6 +35,7 @@ pub(super) enum Intent {
     Vault(VaultIntent),
     Ssh(SshIntent),
     Pki(PkiCall),
+    Plan,
 }
 
 impl Intent {
@@ -42,6 +43,18 @@ impl Intent {
     /// root): the vault's part or the objects' tree.
     pub(super) fn at(method: &Method, rest: &str, query: &str) -> Result<Self, Failure> {
         let path_error = |e| Failure::from(ApiError::Path(e));
+        if rest.trim_end_matches('/') == "/plan" {
+            return if *method == Method::GET {
+                refuse_unknown(&query_params(query)?, "no parameters")?;
+                Ok(Intent::Plan)
+            } else {
+                Err(Failure::from(ApiError::NotAllowed {
+                    method: "this method",
+                    path: "/plan".into(),
+                    hint: "use GET".into(),
+                }))
+            };
+        }
         if let Some(path) = PkiPath::parse(rest).map_err(path_error)? {
             return Ok(Intent::Pki(super::pki::parse(method, path, query)?));
         }
@@ -112,6 +125,7 @@ impl Intent {
             Intent::Vault(intent) => intent.operation(),
             Intent::Ssh(intent) => intent.operation(),
             Intent::Pki(call) => super::pki::operation(call),
+            Intent::Plan => Operation::Read,
         }
     }
 
@@ -126,6 +140,7 @@ impl Intent {
             Intent::Vault(intent) => intent.attempted(),
             Intent::Ssh(intent) => intent.attempted(),
             Intent::Pki(call) => call.describe(),
+            Intent::Plan => "read the plan".to_owned(),
         }
     }
 
@@ -134,7 +149,7 @@ impl Intent {
             Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
             Intent::Vault(intent) => intent.takes_body(),
             Intent::Ssh(intent) => intent.takes_body(),
-            Intent::Get { .. } | Intent::Delete { .. } | Intent::Pki(_) => false,
+            Intent::Get { .. } | Intent::Delete { .. } | Intent::Pki(_) | Intent::Plan => false,
         }
     }
 
@@ -160,6 +175,7 @@ impl Intent {
             Intent::Vault(intent) => Call::Vault(intent.without_body()?),
             Intent::Ssh(intent) => Call::Ssh(intent.with_body(b"")?),
             Intent::Pki(call) => Call::Pki(call),
+            Intent::Plan => Call::Plan,
         })
     }
 
@@ -244,6 +260,7 @@ pub(super) enum Call {
     Vault(VaultCall),
     Ssh(SshCall),
     Pki(PkiCall),
+    Plan,
 }
 
 impl Call {
@@ -261,6 +278,7 @@ impl Call {
             Call::Vault(call) => super::vault::operation_of(call.access()),
             Call::Ssh(call) => super::vault::operation_of(call.access()),
             Call::Pki(call) => super::pki::operation(call),
+            Call::Plan => Operation::Read,
         }
     }
 
@@ -276,6 +294,7 @@ impl Call {
             Call::Vault(call) => call.describe(),
             Call::Ssh(call) => call.describe(),
             Call::Pki(call) => call.describe(),
+            Call::Plan => "read the plan".to_owned(),
         }
     }
 
@@ -309,6 +328,7 @@ impl Call {
             Call::Vault(call) => return Ok(api.vault(call)?),
             Call::Ssh(call) => return Ok(api.ssh(call)?),
             Call::Pki(call) => return Ok(api.pki(call)?),
+            Call::Plan => return Ok(api.plan()?),
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }

@@ -8,7 +8,7 @@ use super::super::params::{bad_request, query_params, refuse_unknown, take, take
 use super::super::permissions::Operation;
 use super::super::reply::Failure;
 use super::vault::operation_of;
-use crate::api::{ApiError, PkiCall, PkiPath, Revocation, leaf_request};
+use crate::api::{ApiError, PkiCall, PkiPath, PlanError, Revocation, leaf_request};
 use crate::pki::{PkiError, RevokeTarget};
 
 /// Parses a PKI request.
@@ -119,5 +119,15 @@ impl From<PkiError> for Failure {
                 Failure::new(status, other.to_string())
             }
         }
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        let status = match &e {
+            PlanError::Connection(_) => StatusCode::CONFLICT,
+            PlanError::Pve(_) | PlanError::Reconcile(_) => StatusCode::BAD_GATEWAY,
+        };
+        Failure::new(status, e.to_string())
     }
 }
