@@ -150,6 +150,14 @@ impl Backend {
         }
     }
 
+    /// `status`: every object's phase.
+    pub fn status(&self) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.status()?),
+            Backend::Remote(r) => r.call(Method::GET, "/status", &[], Body::Empty),
+        }
+    }
+
     /// A PKI call (see [`orbitlab_agent::api::PkiPath`]).
     pub fn pki(&self, call: PkiCall) -> Result<Value> {
         match self {

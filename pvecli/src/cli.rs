@@ -31,7 +31,8 @@ Examples:
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or
 ORBITLAB_HOST) ls, get, create, set, delete, apply, validate, secret,
-vault, ssh-key, pki (except creating CAs and signing CSRs) and plan go to that node's agent over verified HTTPS instead.";
+vault, ssh-key, pki (except creating CAs and signing CSRs), plan and
+status go to that node's agent over verified HTTPS instead.";
 
 /// OrbitLab: a small, deterministic cloud on a Proxmox VE cluster.
 #[derive(Debug, Parser)]
@@ -130,6 +131,8 @@ pub enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Every object's phase, and whether an agent acts on its kind yet.
+    Status,
     /// Make Proxmox match the manifests now, in this process.
     Reconcile {
         /// Run until nothing is left to do, then exit (the daemon is

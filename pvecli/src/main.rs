@@ -121,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             plan
         }
+        Command::Status => backend.status()?,
         Command::Secret(command) => return secrets::run_secret(&backend, command)?.emit(format),
         Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),
         Command::Pki(command) => return pki::run(&backend, &store, command)?.emit(format),

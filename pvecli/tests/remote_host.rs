@@ -163,6 +163,18 @@ fn objects_over_https_print_what_the_local_command_prints() {
     let err = refused(&a.run(OPERATOR_TOKEN, &["apply", "--wait", "-f", &file], b""));
     assert!(err.contains("not served over --host"), "{err}");
 
+    let status = ok(&a.run(AUDITOR_TOKEN, &["status", "--output-format", "json"], b""));
+    let local = ok(&orbitlab(
+        &["--root", &root, "status", "--output-format", "json"],
+        &[],
+        b"",
+    ));
+    assert_eq!(status, local);
+    assert_eq!(
+        json(&status)[0],
+        serde_json::json!({"object": "/nodes/pve2", "kind": "Node", "phase": "Pending", "acted_on": false})
+    );
+
     let ok_delete = ok(&a.run(OPERATOR_TOKEN, &["delete", "/nodes/pve2"], b""));
     assert!(ok_delete.contains("deleted"), "{ok_delete}");
 }

@@ -1,6 +1,7 @@
 //! One tree of paths (`/sectors/{name}`, `/lxc/{name}`, ...) with typed
-//! handlers. The `orbitlab` command calls it in-process; the agent will
-//! serve the same tree over HTTP for the web UI panel.
+//! handlers. The `orbitlab` command calls it in-process; the agent serves
+//! the same tree over HTTPS (for the web UI panel and `orbitlab --host`),
+//! with the privilege checks of `server::permissions`.
 //!
 //! Reads show spec and status together. Every change — `create`, `set`,
 //! `delete`, `apply` — runs under the cluster lock `orbitlab-manifests`:

@@ -2,10 +2,15 @@
 //! and the objects blocked from it, computed by this node with the stored
 //! Proxmox connection (`orbitlab init` stores it). Nothing is changed.
 //! `orbitlab plan` prints the same list, in-process or with `--host`.
+//!
+//! `GET /status`: every object with a manifest, its phase (`Pending` until
+//! an agent reports) and whether an agent acts on its kind at all.
 
 use serde_json::{Value, json};
 
-use super::{Api, collection_segment};
+use orbitlab_manifests::Kind;
+
+use super::{Api, ApiError, acted_on, collection_segment};
 use crate::pve::{ConnectionError, PveClient, PveError, StoredConnection};
 use crate::reconcile::{self, Options, ReconcileError, Reconciler};
 
@@ -51,5 +56,27 @@ impl Api {
             })
         });
         Ok(Value::Array(blocked.chain(steps).collect()))
+    }
+}
+
+impl Api {
+    /// `[{object, kind, phase, acted_on}]` for every stored manifest,
+    /// by kind then name; reads the store only.
+    pub fn status(&self) -> Result<Value, ApiError> {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let statuses = self.store().read_statuses(kind)?;
+            for manifest in self.store().read_manifests_for_display(kind)? {
+                let name = manifest.value.name().to_string();
+                let phase = statuses.get(&name).map_or("Pending", |s| s.phase());
+                out.push(json!({
+                    "object": format!("/{}/{name}", collection_segment(kind)),
+                    "kind": kind.as_str(),
+                    "phase": phase,
+                    "acted_on": acted_on(kind),
+                }));
+            }
+        }
+        Ok(Value::Array(out))
     }
 }

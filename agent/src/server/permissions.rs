@@ -15,7 +15,7 @@
 //! | SSH keys: `GET /ssh/keys[/{name}[/public]]` | `Sys.Audit` |
 //! | SSH-key changes: `POST /ssh/keys/{name}[/rotate\|/drop-previous]`, `DELETE /ssh/keys/{name}` | `Sys.Modify` |
 //! | a private key: `GET /ssh/keys/{name}/private` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
-//! | the plan: `GET /plan` | `Sys.Audit` |
+//! | the plan and status: `GET /plan`, `GET /status` | `Sys.Audit` |
 //! | PKI: `GET /pki/cas[/..]`, `/pki/certs[/..]`, `/pki/renewal` | `Sys.Audit` |
 //! | PKI changes: `POST /pki/certs/{ca}/{name}` (issue), `/pki/cas/{ca}/revoke`, `/pki/renewal` | `Sys.Modify` |
 //! | a certificate's private key: `GET /pki/certs/{ca}/{name}/key` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |

@@ -36,6 +36,7 @@ pub(super) enum Intent {
     Ssh(SshIntent),
     Pki(PkiCall),
     Plan,
+    Status,
 }
 
 impl Intent {
@@ -43,14 +44,19 @@ impl Intent {
     /// root): the vault's part or the objects' tree.
     pub(super) fn at(method: &Method, rest: &str, query: &str) -> Result<Self, Failure> {
         let path_error = |e| Failure::from(ApiError::Path(e));
-        if rest.trim_end_matches('/') == "/plan" {
+        let report = match rest.trim_end_matches('/') {
+            "/plan" => Some(Intent::Plan),
+            "/status" => Some(Intent::Status),
+            _ => None,
+        };
+        if let Some(intent) = report {
             return if *method == Method::GET {
                 refuse_unknown(&query_params(query)?, "no parameters")?;
-                Ok(Intent::Plan)
+                Ok(intent)
             } else {
                 Err(Failure::from(ApiError::NotAllowed {
                     method: "this method",
-                    path: "/plan".into(),
+                    path: rest.to_owned(),
                     hint: "use GET".into(),
                 }))
             };
@@ -125,7 +131,7 @@ impl Intent {
             Intent::Vault(intent) => intent.operation(),
             Intent::Ssh(intent) => intent.operation(),
             Intent::Pki(call) => super::pki::operation(call),
-            Intent::Plan => Operation::Read,
+            Intent::Plan | Intent::Status => Operation::Read,
         }
     }
 
@@ -141,6 +147,7 @@ impl Intent {
             Intent::Ssh(intent) => intent.attempted(),
             Intent::Pki(call) => call.describe(),
             Intent::Plan => "read the plan".to_owned(),
+            Intent::Status => "read the status".to_owned(),
         }
     }
 
@@ -149,7 +156,11 @@ impl Intent {
             Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
             Intent::Vault(intent) => intent.takes_body(),
             Intent::Ssh(intent) => intent.takes_body(),
-            Intent::Get { .. } | Intent::Delete { .. } | Intent::Pki(_) | Intent::Plan => false,
+            Intent::Get { .. }
+            | Intent::Delete { .. }
+            | Intent::Pki(_)
+            | Intent::Plan
+            | Intent::Status => false,
         }
     }
 
@@ -176,6 +187,7 @@ impl Intent {
             Intent::Ssh(intent) => Call::Ssh(intent.with_body(b"")?),
             Intent::Pki(call) => Call::Pki(call),
             Intent::Plan => Call::Plan,
+            Intent::Status => Call::Status,
         })
     }
 
@@ -261,6 +273,7 @@ pub(super) enum Call {
     Ssh(SshCall),
     Pki(PkiCall),
     Plan,
+    Status,
 }
 
 impl Call {
@@ -278,7 +291,7 @@ impl Call {
             Call::Vault(call) => super::vault::operation_of(call.access()),
             Call::Ssh(call) => super::vault::operation_of(call.access()),
             Call::Pki(call) => super::pki::operation(call),
-            Call::Plan => Operation::Read,
+            Call::Plan | Call::Status => Operation::Read,
         }
     }
 
@@ -295,6 +308,7 @@ impl Call {
             Call::Ssh(call) => call.describe(),
             Call::Pki(call) => call.describe(),
             Call::Plan => "read the plan".to_owned(),
+            Call::Status => "read the status".to_owned(),
         }
     }
 
@@ -329,6 +343,7 @@ impl Call {
             Call::Ssh(call) => return Ok(api.ssh(call)?),
             Call::Pki(call) => return Ok(api.pki(call)?),
             Call::Plan => return Ok(api.plan()?),
+            Call::Status => return Ok(api.status()?),
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }
