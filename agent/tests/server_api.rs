@@ -393,3 +393,95 @@ fn start_up_errors_name_the_file_or_port_and_shutdown_stops_listening() {
         "still listening after shutdown"
     );
 }
+
+#[test]
+fn the_vault_over_https_shows_values_only_on_explicit_privileged_calls() {
+    const VALUE: &[u8] = b"vault-value-\x00\xff-9d2e";
+    let mut console = ADMIN.to_vec();
+    console.push("Sys.Console");
+    let s = start(CannedAuth::with(&[
+        ("root@pam!ci", "r", console.leak()),
+        ("ops@pve!ci", "o", &["Sys.Audit", "Sys.Modify"]),
+        ("audit@pve!ci", "a", &["Sys.Audit"]),
+    ]));
+    let call = |token: &str, request: RequestBuilder| {
+        let response = request
+            .header("Authorization", format!("PVEAPIToken={token}"))
+            .send()
+            .expect("answer");
+        let status = response.status();
+        let text = response.text().expect("body");
+        (status, text)
+    };
+    let url = |path: &str| s.url(&format!("/api2/json/orbitlab{path}"));
+    let put = |token| {
+        call(
+            token,
+            s.client
+                .put(url("/vault/values/app/db"))
+                .header("Content-Type", "application/octet-stream")
+                .body(VALUE.to_vec()),
+        )
+    };
+    // An auditor cannot set; an operator can.
+    let (status, text) = put("audit@pve!ci=a");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("Sys.Modify"), "{text}");
+    let (status, text) = put("ops@pve!ci=o");
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["data"]["version"],
+        1
+    );
+
+    // Metadata for an auditor, without the value.
+    let (status, text) = call("audit@pve!ci=a", s.client.get(url("/vault/secrets")));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["data"]["secrets"][0]["path"], "app/db");
+    let (status, text) = call("audit@pve!ci=a", s.client.get(url("/vault/secrets/app/db")));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(!text.contains("vault-value"), "{text}");
+
+    // The value: only with Sys.Console too, and the same as in-process.
+    for token in ["audit@pve!ci=a", "ops@pve!ci=o"] {
+        let (status, text) = call(token, s.client.get(url("/vault/values/app/db")));
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        assert!(text.contains("Sys.Console"), "{text}");
+    }
+    let (status, text) = call("root@pam!ci=r", s.client.get(url("/vault/values/app/db")));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(answer["data"]["value"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes, VALUE);
+    let path: orbitlab_agent::vault::SecretPath = "app/db".parse().unwrap();
+    let local = s
+        .api
+        .vault(orbitlab_agent::api::VaultCall::Value {
+            path: path.clone(),
+            version: None,
+        })
+        .unwrap();
+    assert_eq!(answer["data"], local);
+
+    // Changes need Sys.Modify; bad parameters name their field.
+    let (status, _) = call("audit@pve!ci=a", s.client.post(url("/vault/rotate-key")));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, text) = call(
+        "ops@pve!ci=o",
+        s.client.post(url("/vault/rollback/app/db?to=x")),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let (status, text) = call("ops@pve!ci=o", s.client.post(url("/vault/rotate-key")));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, text) = call(
+        "ops@pve!ci=o",
+        s.client.delete(url("/vault/secrets/app/db")),
+    );
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, text) = call("root@pam!ci=r", s.client.get(url("/vault/values/app/db")));
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+}

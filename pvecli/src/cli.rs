@@ -26,9 +26,13 @@ Examples:
   printf %s 's3cr3t' | orbitlab secret set app/db/password
   orbitlab pki cert issue sectors web --dns web.orbitlab.internal
   orbitlab ssh-key create deploy
+  ORBITLAB_TOKEN=... orbitlab --host https://pve1:8443 --cacert ca.pem get /sectors
 
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
-ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox.";
+ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or
+ORBITLAB_HOST) ls, get, create, set, delete, apply, validate, secret,
+vault, ssh-key, pki (except creating CAs and signing CSRs), plan and
+status go to that node's agent over verified HTTPS instead.";
 
 /// OrbitLab: a small, deterministic cloud on a Proxmox VE cluster.
 #[derive(Debug, Parser)]
@@ -47,6 +51,38 @@ pub struct Cli {
     /// How results are printed.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output_format: OutputFormat,
+
+    /// Send the request to this node's agent over HTTPS
+    /// (https://NODE:PORT) instead of running it here; the API token comes
+    /// from ORBITLAB_TOKEN or --token-file.
+    #[arg(long, global = true, env = "ORBITLAB_HOST", value_name = "URL")]
+    pub host: Option<String>,
+
+    /// With --host: a file holding the API token USER@REALM!ID=SECRET
+    /// (instead of ORBITLAB_TOKEN).
+    #[arg(long, global = true, value_name = "FILE", requires = "host")]
+    pub token_file: Option<PathBuf>,
+
+    /// With --host: CA certificate(s) to verify the agent with (default
+    /// /etc/pve/pve-root-ca.pem).
+    #[arg(
+        long,
+        global = true,
+        env = "ORBITLAB_CACERT",
+        value_name = "FILE",
+        conflicts_with = "fingerprint"
+    )]
+    pub cacert: Option<PathBuf>,
+
+    /// With --host: trust exactly the agent certificate with this SHA-256
+    /// fingerprint (AB:CD:...).
+    #[arg(
+        long,
+        global = true,
+        env = "ORBITLAB_FINGERPRINT",
+        value_name = "FINGERPRINT"
+    )]
+    pub fingerprint: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -95,6 +131,8 @@ pub enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Every object's phase, and whether an agent acts on its kind yet.
+    Status,
     /// Make Proxmox match the manifests now, in this process.
     Reconcile {
         /// Run until nothing is left to do, then exit (the daemon is

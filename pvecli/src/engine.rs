@@ -1,4 +1,4 @@
-//! The commands that talk to Proxmox — `init`, `plan`, `reconcile --once` —
+//! The commands that talk to Proxmox — `init`, `reconcile --once` —
 //! and `apply --wait`. They run the engine in this process, acting as this
 //! node (`$ORBITLAB_NODE` or the host name).
 
@@ -103,36 +103,6 @@ fn read_secret() -> Result<String> {
         bail!("no API token secret: set {SECRET_ENV} or give it on standard input");
     }
     Ok(secret)
-}
-
-/// `orbitlab plan`: the steps and the blocked objects, and the exit code
-/// `--detailed-exitcode` asks for.
-pub fn plan(store: &Store) -> Result<(Value, ExitCode)> {
-    let connection = StoredConnection::load(store)?;
-    with_reconciler(store, &connection, |rec| {
-        let (plan, _) = rec.plan()?;
-        let steps: Vec<Value> = plan
-            .actions
-            .iter()
-            .map(|a| json!({ "object": a.object().map(|(k, n)| format!("/{}/{n}", collection_segment(k))).unwrap_or_else(|| "/".into()), "step": a.to_string() }))
-            .collect();
-        let blocked: Vec<Value> = plan
-            .blocked
-            .iter()
-            .map(|((k, n), reason)| json!({ "object": format!("/{}/{n}", collection_segment(*k)), "blocked": reason }))
-            .collect();
-        let code = if !blocked.is_empty() {
-            ExitCode::FAILURE
-        } else if !steps.is_empty() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        };
-        Ok((
-            Value::Array(blocked.into_iter().chain(steps).collect()),
-            code,
-        ))
-    })
 }
 
 /// `orbitlab reconcile --once`.

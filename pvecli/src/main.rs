@@ -2,25 +2,30 @@
 //! calls the API in-process, prints results; exit status 0 on success, 1
 //! when the request was refused or failed, 2 for usage errors.
 
+mod backend;
 mod cli;
 mod engine;
 mod input;
 mod output;
 mod pki;
 mod properties;
+mod remote;
 mod reply;
 mod secrets;
 mod ssh_keys;
+mod tls;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
-use orbitlab_agent::api::{Api, ApiPath, Change};
+use orbitlab_agent::api::{Api, ApiPath, Change, acted_on, object_path};
 use orbitlab_agent::store::Store;
+use orbitlab_manifests::{Kind, Name};
 use serde_json::Value;
 
+use backend::Backend;
 use cli::{Cli, Command};
 use properties::Properties;
 
@@ -40,32 +45,62 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let store = Store::open(&cli.root);
-    let api = Api::new(store.clone());
+    let backend = match &cli.host {
+        Some(host) => Backend::Remote(remote::Remote::new(&remote::Target {
+            host: host.clone(),
+            token_file: cli.token_file.clone(),
+            cacert: cli.cacert.clone(),
+            fingerprint: cli.fingerprint.clone(),
+        })?),
+        None => Backend::Local(Api::new(store.clone())),
+    };
     let mut format = cli.output_format;
     let mut code = ExitCode::SUCCESS;
     let result: Value = match cli.command {
-        Command::Ls(arg) => api.ls(&parse_path(&arg.path)?)?,
-        Command::Get(arg) => api.get(&parse_path(&arg.path)?)?,
+        Command::Ls(arg) => backend.ls(&parse_path(&arg.path)?)?,
+        Command::Get(arg) => backend.get(&parse_path(&arg.path)?)?,
         Command::Create(args) => {
             let props = Properties::parse(&args.properties)?;
             format = props.output_format.unwrap_or(format);
-            changes(api.create(&parse_path(&args.path)?, props.tree()?)?)
+            changes(&backend.create(&parse_path(&args.path)?, &props.pairs)?)
         }
         Command::Set(args) => {
             let props = Properties::parse(&args.properties)?;
             format = props.output_format.unwrap_or(format);
-            changes(api.set(&parse_path(&args.path)?, props.tree()?, &props.delete)?)
+            changes(&backend.set(&parse_path(&args.path)?, &props.pairs, &props.delete)?)
         }
-        Command::Delete(args) => changes(api.delete(&parse_path(&args.path)?, args.force)?),
+        Command::Delete(args) => changes(&backend.delete(&parse_path(&args.path)?, args.force)?),
         Command::Apply(args) => {
-            let applied = api.apply(input::read_manifests(&args.files.files)?)?;
-            emit(&changes(applied.clone()), format)?;
-            if args.wait {
-                engine::wait_ready(&api, &applied, std::time::Duration::from_secs(args.timeout))?;
+            let documents = input::read_manifests(&args.files.files)?;
+            let wait = if args.wait {
+                Some(backend.local("apply --wait")?)
+            } else {
+                None
+            };
+            let applied = backend.apply(documents, false)?;
+            emit(&changes(&applied), format)?;
+            for (path, kind) in inert(&applied) {
+                eprintln!(
+                    "orbitlab: note: {path} is stored, but no agent acts on {kind} manifests yet: it has no effect{}",
+                    if args.wait {
+                        " and is not waited for"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if let Some(api) = wait {
+                let applied: Vec<Change> = decoded_changes(&applied)
+                    .into_iter()
+                    .filter(|c| acted_on(c.kind))
+                    .collect();
+                engine::wait_ready(api, &applied, std::time::Duration::from_secs(args.timeout))?;
             }
             return Ok(code);
         }
-        Command::Validate(args) => changes(api.validate(input::read_manifests(&args.files)?)?),
+        Command::Validate(args) => {
+            changes(&backend.apply(input::read_manifests(&args.files)?, true)?)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -75,19 +110,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             return Ok(code);
         }
-        Command::Init(args) => engine::init(&store, &args)?,
+        Command::Init(args) => {
+            backend.local("init")?;
+            engine::init(&store, &args)?
+        }
         Command::Plan { detailed_exitcode } => {
-            let (plan, plan_code) = engine::plan(&store)?;
+            let plan = backend.plan()?;
             if detailed_exitcode {
-                code = plan_code;
+                code = plan_code(&plan);
             }
             plan
         }
-        Command::Secret(command) => return secrets::run_secret(&store, command)?.emit(format),
-        Command::Vault(command) => return secrets::run_vault(&store, command)?.emit(format),
-        Command::Pki(command) => return pki::run(&store, command)?.emit(format),
-        Command::SshKey(command) => return ssh_keys::run(&store, command)?.emit(format),
+        Command::Status => backend.status()?,
+        Command::Secret(command) => return secrets::run_secret(&backend, command)?.emit(format),
+        Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),
+        Command::Pki(command) => return pki::run(&backend, &store, command)?.emit(format),
+        Command::SshKey(command) => return ssh_keys::run(&backend, command)?.emit(format),
         Command::Reconcile { .. } => {
+            backend.local("reconcile")?;
             let (report, report_code) = engine::reconcile_once(&store)?;
             code = report_code;
             report
@@ -123,14 +163,53 @@ fn parse_path(path: &str) -> Result<ApiPath> {
     Ok(path.parse()?)
 }
 
-/// Changes as a list of `{path, kind, name, action}`.
-fn changes(changes: Vec<Change>) -> Value {
+/// The changes an API call answered (`[{kind, name, action}]`, the same
+/// in-process and over HTTPS), decoded.
+fn decoded_changes(answer: &Value) -> Vec<Change> {
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some(Change {
+                kind: c["kind"].as_str()?.parse::<Kind>().ok()?,
+                name: c["name"].as_str()?.parse::<Name>().ok()?,
+                action: serde_json::from_value(c["action"].clone()).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Changes as a list of `{path, action}`.
+fn changes(answer: &Value) -> Value {
     Value::Array(
-        changes
+        decoded_changes(answer)
             .iter()
             .map(|c| serde_json::json!({ "path": c.path(), "action": c.action }))
             .collect(),
     )
+}
+
+/// `plan --detailed-exitcode`: 1 when an object is blocked, 2 when there
+/// are steps, 0 when nothing is to do.
+fn plan_code(plan: &Value) -> ExitCode {
+    let items = plan.as_array().map(Vec::as_slice).unwrap_or_default();
+    if items.iter().any(|i| i.get("blocked").is_some()) {
+        ExitCode::FAILURE
+    } else if items.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// Paths and kinds of applied objects no agent acts on yet.
+fn inert(answer: &Value) -> Vec<(String, Kind)> {
+    decoded_changes(answer)
+        .into_iter()
+        .filter(|c| !acted_on(c.kind) && c.action != orbitlab_agent::api::Action::Deleted)
+        .map(|c| (object_path(c.kind, &c.name), c.kind))
+        .collect()
 }
 
 /// Writes `value` to standard output in `format`.

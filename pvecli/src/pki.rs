@@ -1,9 +1,11 @@
 //! `orbitlab pki ...`: the internal certificate authority from the command
 //! line — CAs, leaf certificates, revocation, CRLs, renewal.
 //!
-//! Calls [`orbitlab_agent::pki::Pki`] on the store given by `--root`:
-//! records under `orbitlab/pki/`, private keys in the vault; changes take
-//! the `pki` cluster lock. PEM documents (`--pem`, `--chain`, `crl`, `cert
+//! Runs the API's PKI calls ([`PkiCall`], `/pki/...`) in this process on
+//! the store given by `--root` (records under `orbitlab/pki/`, private
+//! keys in the vault; changes take the `pki` cluster lock) or, with
+//! `--host`, on a node's agent; creating CAs and signing CSRs run on a
+//! node only, through [`orbitlab_agent::pki::Pki`]. PEM documents (`--pem`, `--chain`, `crl`, `cert
 //! key`) print as-is in text format; `cert key` prints a private key and
 //! is the only command here that does.
 
@@ -13,7 +15,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine;
 use clap::{ArgGroup, Args, Subcommand};
+use orbitlab_agent::api::{PkiCall, Revocation};
 use orbitlab_agent::pki::{
     CaName, CaOptions, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, Pki,
     RevocationReason, RevokeTarget,
@@ -21,8 +25,10 @@ use orbitlab_agent::pki::{
 use orbitlab_agent::store::Store;
 use orbitlab_agent::vault::Vault;
 use orbitlab_manifests::spec::CertificateRole;
-use serde_json::json;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
+use crate::backend::Backend;
 use crate::reply::Reply;
 
 /// Largest CSR file read (a CSR is a few hundred bytes to a few KiB).
@@ -223,12 +229,12 @@ pub struct RevokeArgs {
     reason: String,
 }
 
-/// Runs `orbitlab pki ...`.
-pub fn run(store: &Store, command: PkiCommand) -> Result<Reply> {
-    let pki = Pki::new(Vault::new(store.clone()));
+/// Runs `orbitlab pki ...`: through `backend` (this process, or an agent
+/// over HTTPS) except creating CAs and signing CSRs, which run on a node.
+pub fn run(backend: &Backend, store: &Store, command: PkiCommand) -> Result<Reply> {
     match command {
-        PkiCommand::Ca(command) => run_ca(&pki, command),
-        PkiCommand::Cert(command) => run_cert(&pki, command),
+        PkiCommand::Ca(command) => run_ca(backend, store, command),
+        PkiCommand::Cert(command) => run_cert(backend, store, command),
         PkiCommand::Revoke(args) => {
             let ca: CaName = args.issuer.parse()?;
             let target = match (args.cert, args.child_ca, args.serial) {
@@ -238,26 +244,19 @@ pub fn run(store: &Store, command: PkiCommand) -> Result<Reply> {
                 _ => bail!("say what to revoke: --cert NAME, --ca NAME or --serial HEX"),
             };
             let reason: RevocationReason = args.reason.parse()?;
-            let entry = pki.revoke(&ca, &target, reason)?;
-            Reply::data(json!({ "ca": ca, "revoked": entry }))
+            Reply::data(backend.pki(PkiCall::Revoke(ca, Revocation { target, reason }))?)
         }
         PkiCommand::Crl { ca } => {
-            let ca: CaName = ca.parse()?;
-            let crl = pki.crl(&ca)?;
-            Ok(Reply::document(
-                json!({ "ca": ca }),
-                "crl",
-                crl.as_bytes(),
-                false,
-            ))
+            let answer = backend.pki(PkiCall::Crl(ca.parse()?))?;
+            Ok(document(&answer, "crl", &["ca"]))
         }
         PkiCommand::Renew {
             within_days,
             dry_run: true,
-        } => Reply::data(pki.renewal_due(within_days)?),
+        } => Reply::data(backend.pki(PkiCall::RenewalDue(within_days))?),
         PkiCommand::Renew { within_days, .. } => {
-            let report = pki.renew_due(within_days)?;
-            let failed = report.failed.len();
+            let report = backend.pki(PkiCall::Renew(within_days))?;
+            let failed = report["failed"].as_array().map_or(0, Vec::len);
             let reply = Reply::data(&report)?;
             Ok(if failed == 0 {
                 reply
@@ -270,40 +269,58 @@ pub fn run(store: &Store, command: PkiCommand) -> Result<Reply> {
     }
 }
 
-fn run_ca(pki: &Pki, command: CaCommand) -> Result<Reply> {
+/// A text document `field` of `answer`, with the `meta` fields.
+fn document(answer: &Value, field: &'static str, meta: &[&str]) -> Reply {
+    let meta: serde_json::Map<String, Value> = meta
+        .iter()
+        .map(|k| ((*k).to_owned(), answer[*k].clone()))
+        .collect();
+    Reply::document(
+        Value::Object(meta),
+        field,
+        answer[field].as_str().unwrap_or_default().as_bytes(),
+        false,
+    )
+}
+
+fn run_ca(backend: &Backend, store: &Store, command: CaCommand) -> Result<Reply> {
     match command {
         CaCommand::CreateRoot { name, options } => {
+            backend.local("pki ca create-root")?;
             let options = options.to_options(CertificateRole::RootCa)?;
-            Reply::data(pki.create_root(&name.parse()?, &options)?)
+            Reply::data(pki_of(store).create_root(&name.parse()?, &options)?)
         }
         CaCommand::CreateIntermediate {
             name,
             parent,
             options,
         } => {
+            backend.local("pki ca create-intermediate")?;
             let options = options.to_options(CertificateRole::IntermediateCa)?;
-            Reply::data(pki.create_intermediate(&name.parse()?, &parent.parse()?, &options)?)
+            Reply::data(pki_of(store).create_intermediate(
+                &name.parse()?,
+                &parent.parse()?,
+                &options,
+            )?)
         }
-        CaCommand::List => Reply::data(pki.list_cas()?),
+        CaCommand::List => Reply::data(backend.pki(PkiCall::ListCas)?),
         CaCommand::Show { name, pem: true } => {
-            let name: CaName = name.parse()?;
-            let pem = pki.ca_cert_pem(&name)?;
-            Ok(Reply::document(
-                json!({ "ca": name }),
-                "pem",
-                pem.as_bytes(),
-                false,
-            ))
+            let answer = backend.pki(PkiCall::CaPem(name.parse()?))?;
+            Ok(document(&answer, "pem", &["ca"]))
         }
-        CaCommand::Show { name, .. } => Reply::data(pki.show_ca(&name.parse()?)?),
+        CaCommand::Show { name, .. } => Reply::data(backend.pki(PkiCall::ShowCa(name.parse()?))?),
     }
 }
 
-fn run_cert(pki: &Pki, command: CertCommand) -> Result<Reply> {
+fn pki_of(store: &Store) -> Pki {
+    Pki::new(Vault::new(store.clone()))
+}
+
+fn run_cert(backend: &Backend, store: &Store, command: CertCommand) -> Result<Reply> {
     match command {
         CertCommand::Issue { ca, name, leaf } => {
             let (ca, name): (CaName, CertName) = (ca.parse()?, name.parse()?);
-            Reply::data(pki.issue(&ca, &name, &leaf.to_request()?)?)
+            Reply::data(backend.pki(PkiCall::Issue(ca, name, leaf.to_request()?))?)
         }
         CertCommand::SignCsr {
             ca,
@@ -311,17 +328,18 @@ fn run_cert(pki: &Pki, command: CertCommand) -> Result<Reply> {
             csr,
             leaf,
         } => {
+            backend.local("pki cert sign-csr")?;
             let (ca, name): (CaName, CertName) = (ca.parse()?, name.parse()?);
             let request = leaf.to_request()?;
             let csr_pem = read_csr(&csr)?;
-            let details = pki
+            let details = pki_of(store)
                 .sign_csr(&ca, &name, &csr_pem, &request)
                 .with_context(|| format!("CSR file {}", csr.display()))?;
             Reply::data(details)
         }
         CertCommand::List { ca } => {
             let ca: Option<CaName> = ca.map(|c| c.parse()).transpose()?;
-            Reply::data(pki.list_certs(ca.as_ref())?)
+            Reply::data(backend.pki(PkiCall::ListCerts(ca))?)
         }
         CertCommand::Show {
             ca,
@@ -330,17 +348,24 @@ fn run_cert(pki: &Pki, command: CertCommand) -> Result<Reply> {
             chain,
         } => {
             let (ca, name): (CaName, CertName) = (ca.parse()?, name.parse()?);
-            let details = pki.show_cert(&ca, &name)?;
+            let mut details = backend.pki(PkiCall::ShowCert(ca.clone(), name.clone()))?;
+            let chain_pem = details
+                .as_object_mut()
+                .and_then(|d| d.remove("chain_pem"))
+                .unwrap_or_default();
             let meta = json!({ "ca": ca, "name": name });
             if pem {
                 Ok(Reply::document(
                     meta,
                     "pem",
-                    details.info.pem.as_bytes(),
+                    details["info"]["pem"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .as_bytes(),
                     false,
                 ))
             } else if chain {
-                let chain = details.chain_pem();
+                let chain = chain_pem.as_str().unwrap_or_default();
                 Ok(Reply::document(meta, "chain", chain.as_bytes(), false))
             } else {
                 Reply::data(details)
@@ -348,11 +373,20 @@ fn run_cert(pki: &Pki, command: CertCommand) -> Result<Reply> {
         }
         CertCommand::Key { ca, name } => {
             let (ca, name): (CaName, CertName) = (ca.parse()?, name.parse()?);
-            let key = pki.cert_key(&ca, &name)?;
+            let mut answer = backend.pki(PkiCall::Key(ca, name))?;
+            let encoded = match answer.get_mut("key").map(Value::take) {
+                Some(Value::String(text)) => Zeroizing::new(text),
+                _ => bail!("the answer holds no key"),
+            };
+            let key = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.as_bytes())
+                    .context("the key in the answer is not base64")?,
+            );
             Ok(Reply::document(
-                json!({ "ca": ca, "name": name }),
+                json!({ "ca": answer["ca"], "name": answer["name"] }),
                 "key",
-                key.expose(),
+                &key,
                 false,
             ))
         }

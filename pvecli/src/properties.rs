@@ -1,7 +1,6 @@
 //! `--key value` arguments after the path of `create` and `set`.
 
 use anyhow::{Context, Result, bail};
-use orbitlab_agent::api::PropertyValue;
 
 use crate::cli::OutputFormat;
 
@@ -46,13 +45,6 @@ impl Properties {
             }
         }
         Ok(out)
-    }
-
-    /// The properties as a tree for the API.
-    pub fn tree(&self) -> Result<PropertyValue> {
-        Ok(PropertyValue::from_pairs(
-            self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        )?)
     }
 }
 

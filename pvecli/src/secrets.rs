@@ -4,21 +4,26 @@
 //! Values come from standard input or a file, never from arguments (which
 //! shell histories and process listings keep); `secret get` writes the
 //! value to standard output exactly as stored. Everything else the vault
-//! shows is metadata. Reads and writes go through
-//! [`orbitlab_agent::vault::Vault`] on the store given by `--root`
-//! (`priv/orbitlab/vault/`, root-only); writes take its cluster lock.
+//! shows is metadata. Every command is one [`VaultCall`] of the API
+//! (`/vault/...`), run in this process on the store given by `--root`
+//! (`priv/orbitlab/vault/`, root-only; writes take its cluster lock) or,
+//! with `--host`, by a node's agent over HTTPS — the value then travels in
+//! the request or answer body only.
 
 use std::fs::File;
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use base64::Engine;
 use clap::Subcommand;
-use orbitlab_agent::store::Store;
-use orbitlab_agent::vault::{SecretPath, SecretValue, ValueError, Vault, Version};
-use serde_json::json;
+use orbitlab_agent::api::VaultCall;
+use orbitlab_agent::vault::{SecretPath, SecretValue, ValueError, Version};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
+use crate::backend::Backend;
 use crate::reply::Reply;
 
 /// Examples under `orbitlab secret --help`.
@@ -115,9 +120,9 @@ pub enum VaultCommand {
     Status,
 }
 
-/// Runs `orbitlab secret ...`.
-pub fn run_secret(store: &Store, command: SecretCommand) -> Result<Reply> {
-    let vault = Vault::new(store.clone());
+/// Runs `orbitlab secret ...` through `backend` (this process, or an
+/// agent over HTTPS: the same calls and answers).
+pub fn run_secret(backend: &Backend, command: SecretCommand) -> Result<Reply> {
     match command {
         SecretCommand::Set { path, file } => {
             let path = secret_path(&path)?;
@@ -130,66 +135,71 @@ pub fn run_secret(store: &Store, command: SecretCommand) -> Result<Reply> {
                 }
                 _ => read_stdin_value("the secret value")?,
             };
-            let written = vault.set(&path, &value)?;
-            Reply::data(json!({
-                "path": path,
-                "version": written.version,
-                "created": written.created,
-                "kek": written.kek,
-            }))
+            Reply::data(backend.vault(VaultCall::Set { path, value })?)
         }
         SecretCommand::Get { path, version } => {
             let path = secret_path(&path)?;
-            let secret = match version {
-                Some(version) => vault.get_version(&path, version.parse()?)?,
-                None => vault.get(&path)?,
-            };
-            Ok(Reply::secret(
-                json!({
-                    "path": secret.path,
-                    "version": secret.version,
-                    "created": secret.created,
-                }),
-                secret.value.expose(),
-            ))
+            let version = version.map(|v| v.parse::<Version>()).transpose()?;
+            secret_reply(backend.vault(VaultCall::Value { path, version })?)
         }
         SecretCommand::List { prefix } => {
             let prefix = prefix.as_deref().map(secret_path).transpose()?;
-            let listing = vault.list(prefix.as_ref())?;
-            let mut reply = Reply::data(&listing)?.with_text(&listing.secrets)?;
-            for file in &listing.damaged {
+            let listing = backend.vault(VaultCall::List { prefix })?;
+            let mut reply = Reply::data(&listing)?.with_text(&listing["secrets"])?;
+            for file in listing["damaged"].as_array().into_iter().flatten() {
                 reply = reply.warn(format!(
                     "cannot list {}: it is damaged, misplaced or fails its version-history check (`orbitlab secret get` on its path says why)",
-                    file.display()
+                    file.as_str().unwrap_or_default()
                 ));
             }
             Ok(reply)
         }
-        SecretCommand::Versions { path } => Reply::data(vault.versions(&secret_path(&path)?)?),
+        SecretCommand::Versions { path } => {
+            Reply::data(backend.vault(VaultCall::Versions(secret_path(&path)?))?)
+        }
         SecretCommand::Rollback { path, to } => {
             let to: Version = to.parse()?;
-            Reply::data(vault.rollback(&secret_path(&path)?, to)?)
+            let path = secret_path(&path)?;
+            Reply::data(backend.vault(VaultCall::Rollback { path, to })?)
         }
         SecretCommand::Delete { path } => {
-            let path = secret_path(&path)?;
-            let versions = vault.delete(&path)?;
-            Reply::data(json!({ "path": path, "deleted_versions": versions }))
+            Reply::data(backend.vault(VaultCall::Delete(secret_path(&path)?))?)
         }
         SecretCommand::Prune { path, keep } => {
             let path = secret_path(&path)?;
-            let dropped = vault.prune(&path, keep)?;
-            Reply::data(json!({ "path": path, "kept": keep, "dropped": dropped }))
+            Reply::data(backend.vault(VaultCall::Prune { path, keep })?)
         }
     }
 }
 
-/// Runs `orbitlab vault ...`.
-pub fn run_vault(store: &Store, command: VaultCommand) -> Result<Reply> {
-    let vault = Vault::new(store.clone());
+/// The reply of a value read: `{path, version, created, encoding:
+/// "base64", value}` from the API, the value shown as it is stored.
+fn secret_reply(mut answer: Value) -> Result<Reply> {
+    let encoded = match answer.get_mut("value").map(Value::take) {
+        Some(Value::String(text)) => Zeroizing::new(text),
+        _ => bail!("the answer holds no value"),
+    };
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_bytes())
+            .context("the value in the answer is not base64")?,
+    );
+    Ok(Reply::secret(
+        json!({
+            "path": answer["path"],
+            "version": answer["version"],
+            "created": answer["created"],
+        }),
+        &bytes,
+    ))
+}
+
+/// Runs `orbitlab vault ...` through `backend`.
+pub fn run_vault(backend: &Backend, command: VaultCommand) -> Result<Reply> {
     match command {
         VaultCommand::RotateKey => {
-            let report = vault.rotate_kek()?;
-            let failed = report.failed.len();
+            let report = backend.vault(VaultCall::RotateKey)?;
+            let failed = report["failed"].as_array().map_or(0, Vec::len);
             let reply = Reply::data(&report)?;
             Ok(if failed == 0 {
                 reply
@@ -199,7 +209,7 @@ pub fn run_vault(store: &Store, command: VaultCommand) -> Result<Reply> {
                 ))
             })
         }
-        VaultCommand::Status => Reply::data(vault.status()?),
+        VaultCommand::Status => Reply::data(backend.vault(VaultCall::Status)?),
     }
 }
 

@@ -8,13 +8,16 @@
 //! only from standard input (`--passphrase-stdin`), never from arguments.
 //! `private` is the only command here that prints key material.
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use base64::Engine;
 use clap::{Args, Subcommand};
-use orbitlab_agent::ssh::{KeyName, KeySpec, SshAlgorithm, SshKeyInfo, SshKeys};
-use orbitlab_agent::store::Store;
-use orbitlab_agent::vault::{SecretValue, ValueError, Vault};
-use serde_json::json;
+use orbitlab_agent::api::{KeyRequest, SshCall};
+use orbitlab_agent::ssh::{KeyName, SshAlgorithm};
+use orbitlab_agent::vault::{SecretValue, ValueError};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
+use crate::backend::Backend;
 use crate::reply::Reply;
 use crate::secrets::read_stdin_value;
 
@@ -98,51 +101,57 @@ pub struct SpecArgs {
     passphrase_stdin: bool,
 }
 
-/// Runs `orbitlab ssh-key ...`.
-pub fn run(store: &Store, command: SshKeyCommand) -> Result<Reply> {
-    let keys = SshKeys::new(Vault::new(store.clone()));
+/// Runs `orbitlab ssh-key ...` through `backend` (this process, or an
+/// agent over HTTPS: the same calls and answers).
+pub fn run(backend: &Backend, command: SshKeyCommand) -> Result<Reply> {
     match command {
         SshKeyCommand::Create { name, spec } => {
-            let name: KeyName = name.parse()?;
-            let spec = spec.to_spec(None)?;
-            Reply::data(keys.generate(&name, &spec)?)
+            Reply::data(backend.ssh(SshCall::Generate(name.parse()?, spec.to_request()?))?)
         }
         SshKeyCommand::List => {
-            let list = keys.list()?;
-            let rows: Vec<_> = list.iter().map(row).collect();
+            let list = backend.ssh(SshCall::List)?;
+            let rows: Vec<_> = list.as_array().into_iter().flatten().map(row).collect();
             Reply::data(&list)?.with_text(rows)
         }
-        SshKeyCommand::Show { name } => Reply::data(keys.show(&name.parse()?)?),
+        SshKeyCommand::Show { name } => Reply::data(backend.ssh(SshCall::Show(name.parse()?))?),
         SshKeyCommand::Public { name } => {
-            let info = keys.show(&name.parse()?)?;
+            let answer = backend.ssh(SshCall::Public(name.parse()?))?;
             Ok(Reply::document(
-                json!({ "name": info.name, "fingerprint": info.current.fingerprint }),
+                json!({ "name": answer["name"], "fingerprint": answer["fingerprint"] }),
                 "public_key",
-                info.current.public_key.as_bytes(),
+                answer["public_key"].as_str().unwrap_or_default().as_bytes(),
                 true,
             ))
         }
         SshKeyCommand::Private { name } => {
-            let name: KeyName = name.parse()?;
-            let key = keys.private_key(&name)?;
-            let info = keys.show(&name)?;
+            let mut answer = backend.ssh(SshCall::Private(name.parse()?))?;
+            let encoded = match answer.get_mut("private_key").map(Value::take) {
+                Some(Value::String(text)) => Zeroizing::new(text),
+                _ => bail!("the answer holds no private key"),
+            };
+            let key = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.as_bytes())
+                    .context("the private key in the answer is not base64")?,
+            );
             Ok(Reply::document(
                 json!({
-                    "name": name,
-                    "fingerprint": info.current.fingerprint,
-                    "encrypted": info.current.encrypted,
+                    "name": answer["name"],
+                    "fingerprint": answer["fingerprint"],
+                    "encrypted": answer["encrypted"],
                 }),
                 "private_key",
-                key.expose(),
+                &key,
                 false,
             ))
         }
         SshKeyCommand::Rotate { name, spec } => {
             let name: KeyName = name.parse()?;
-            let current = keys.show(&name)?;
-            let spec = spec.to_spec(Some(&current))?;
-            let reply = Reply::data(keys.rotate(&name, &spec)?)?;
-            Ok(if current.current.encrypted && spec.passphrase.is_none() {
+            let rotated = backend.ssh(SshCall::Rotate(name.clone(), spec.to_request()?))?;
+            let was_encrypted = rotated["previous"]["encrypted"] == Value::Bool(true);
+            let now_encrypted = rotated["current"]["encrypted"] == Value::Bool(true);
+            let reply = Reply::data(&rotated)?;
+            Ok(if was_encrypted && !now_encrypted {
                 reply.warn(format!(
                     "the previous key of {name} was passphrase-encrypted, the new one is not (give --passphrase-stdin to encrypt it)"
                 ))
@@ -150,41 +159,30 @@ pub fn run(store: &Store, command: SshKeyCommand) -> Result<Reply> {
                 reply
             })
         }
-        SshKeyCommand::DropPrevious { name } => Reply::data(keys.drop_previous(&name.parse()?)?),
-        SshKeyCommand::Delete { name } => {
-            let name: KeyName = name.parse()?;
-            keys.delete(&name)?;
-            Reply::data(json!({ "name": name, "deleted": true }))
+        SshKeyCommand::DropPrevious { name } => {
+            Reply::data(backend.ssh(SshCall::DropPrevious(name.parse()?))?)
         }
+        SshKeyCommand::Delete { name } => Reply::data(backend.ssh(SshCall::Delete(name.parse()?))?),
     }
 }
 
 impl SpecArgs {
-    /// The spec for a new key; for a rotation, algorithm and comment
-    /// default to those of the `current` key.
-    fn to_spec(&self, current: Option<&SshKeyInfo>) -> Result<KeySpec> {
-        let algorithm = match (&self.algorithm, current) {
-            (Some(text), _) => text.parse::<SshAlgorithm>()?,
-            (None, Some(info)) => info.current.algorithm,
-            (None, None) => SshAlgorithm::default(),
-        };
-        let comment = self.comment.clone().or_else(|| {
-            current.and_then(|info| {
-                info.current
-                    .public_key
-                    .splitn(3, ' ')
-                    .nth(2)
-                    .map(str::to_owned)
-            })
-        });
+    /// The request: unset fields keep the current key's (rotate) or the
+    /// defaults (create).
+    fn to_request(&self) -> Result<KeyRequest> {
+        let algorithm = self
+            .algorithm
+            .as_deref()
+            .map(str::parse::<SshAlgorithm>)
+            .transpose()?;
         let passphrase = if self.passphrase_stdin {
             Some(passphrase_from_stdin()?)
         } else {
             None
         };
-        Ok(KeySpec {
+        Ok(KeyRequest {
             algorithm,
-            comment,
+            comment: self.comment.clone(),
             passphrase,
         })
     }
@@ -212,13 +210,14 @@ fn passphrase_from_stdin() -> Result<SecretValue> {
 }
 
 /// One line of the text table of `ssh-key list`.
-fn row(info: &SshKeyInfo) -> serde_json::Value {
+fn row(info: &Value) -> Value {
+    let current = &info["current"];
     json!({
-        "name": info.name,
-        "algorithm": info.current.algorithm,
-        "fingerprint": info.current.fingerprint,
-        "encrypted": info.current.encrypted,
-        "created": info.current.created,
-        "previous": info.previous.as_ref().map(|p| p.fingerprint.clone()).unwrap_or_default(),
+        "name": info["name"],
+        "algorithm": current["algorithm"],
+        "fingerprint": current["fingerprint"],
+        "encrypted": current["encrypted"],
+        "created": current["created"],
+        "previous": info["previous"]["fingerprint"].as_str().unwrap_or_default(),
     })
 }

@@ -13,7 +13,7 @@ use super::{ApiError, ApiPath};
 use crate::store::{LockName, Store, StoreError, manifest_path};
 
 /// What happened (or would happen) to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Created,

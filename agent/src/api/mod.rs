@@ -1,6 +1,7 @@
 //! One tree of paths (`/sectors/{name}`, `/lxc/{name}`, ...) with typed
-//! handlers. The `orbitlab` command calls it in-process; the agent will
-//! serve the same tree over HTTP for the web UI panel.
+//! handlers. The `orbitlab` command calls it in-process; the agent serves
+//! the same tree over HTTPS (for the web UI panel and `orbitlab --host`),
+//! with the privilege checks of `server::permissions`.
 //!
 //! Reads show spec and status together. Every change — `create`, `set`,
 //! `delete`, `apply` — runs under the cluster lock `orbitlab-manifests`:
@@ -13,11 +14,22 @@
 //! and, when forced, everything that refers to it), so the HTTP server can
 //! check the caller's right to every object it would remove, then delete
 //! exactly that ([`Api::delete_exactly`]).
+//!
+//! The vault has its own part of the tree, `/vault/...` ([`VaultPath`],
+//! [`VaultCall`], [`Api::vault`]): metadata by default, a value only by
+//! the explicit `GET /vault/values/{path}`; SSH keys are under
+//! `/ssh/keys/...` ([`SshPath`], [`SshCall`], [`Api::ssh`]), the CA under
+//! `/pki/...` ([`PkiPath`], [`PkiCall`], [`Api::pki`]); `GET /plan` is
+//! [`Api::plan`].
 
 mod change;
 pub mod path;
+mod pki;
+mod plan;
 pub mod properties;
 pub mod request;
+mod ssh;
+mod vault;
 mod view;
 
 use std::collections::BTreeSet;
@@ -27,7 +39,11 @@ use serde_json::{Value, json};
 
 pub use change::{Action, Change};
 pub use path::{ApiPath, PathError, collection_segment};
+pub use pki::{PkiCall, PkiPath, Revocation, leaf_request};
+pub use plan::PlanError;
 pub use properties::{PropertyError, PropertyValue};
+pub use ssh::{KeyRequest, SshCall, SshPath};
+pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};
 
 use crate::store::{ObjectError, Store, StoreError};
 
@@ -369,6 +385,17 @@ fn bad_property(path: &ApiPath, reason: String) -> ApiError {
         path: path.to_string(),
         reason,
     }
+}
+
+/// Kinds an agent acts on today: the cluster (Backplane), Sectors, and
+/// appliances (the templates of Sector gateways and DNS). Manifests of
+/// the other kinds are validated and stored, and nothing acts on them yet:
+/// `orbitlab apply` says so and `--wait` does not wait for them.
+pub const ACTED_ON: [Kind; 3] = [Kind::Cluster, Kind::Sector, Kind::Appliance];
+
+/// Whether an agent acts on manifests of `kind` (see [`ACTED_ON`]).
+pub fn acted_on(kind: Kind) -> bool {
+    ACTED_ON.contains(&kind)
 }
 
 /// Names a stored object for messages.

@@ -1,5 +1,5 @@
-//! The API's path tree, shared by the `orbitlab` command and (later) the
-//! agent's HTTP server:
+//! The API's path tree, shared by the `orbitlab` command and the agent's
+//! HTTPS server:
 //!
 //! ```text
 //! /                         the collections below
@@ -11,8 +11,13 @@
 //! /appliances[/{name}]      appliance templates
 //! /secrets[/{name}]         secret metadata (values: `orbitlab secret`)
 //! /certificates[/{name}]    certificates
-//! /ssh-keys[/{name}]        SSH keys
+//! /ssh-keys[/{name}]        SSH key manifests
 //! ```
+//!
+//! Beside these object collections the tree holds the vault
+//! (`/vault/...`, [`super::VaultPath`]), SSH keys (`/ssh/keys/...`,
+//! [`super::SshPath`]), the CA (`/pki/...`, [`super::PkiPath`]), the plan
+//! (`GET /plan`) and a status summary (`GET /status`).
 
 use std::fmt;
 use std::str::FromStr;

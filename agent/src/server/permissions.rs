@@ -9,6 +9,22 @@
 //! | ... touching `cluster` or `sectors` (networks) | also `SDN.Allocate` |
 //! | ... touching `lxc` (guests) | also `VM.Allocate` |
 //! | ... touching `appliances` (templates) | also `Datastore.AllocateTemplate` |
+//! | vault metadata: `GET /vault`, `/vault/secrets[/{path}]` | `Sys.Audit` |
+//! | vault changes: `PUT /vault/values/{path}`, `DELETE /vault/secrets/{path}`, `POST /vault/rollback/..`, `/vault/prune/..`, `/vault/rotate-key` | `Sys.Modify` |
+//! | a secret value: `GET /vault/values/{path}` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
+//! | SSH keys: `GET /ssh/keys[/{name}[/public]]` | `Sys.Audit` |
+//! | SSH-key changes: `POST /ssh/keys/{name}[/rotate\|/drop-previous]`, `DELETE /ssh/keys/{name}` | `Sys.Modify` |
+//! | a private key: `GET /ssh/keys/{name}/private` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
+//! | the plan and status: `GET /plan`, `GET /status` | `Sys.Audit` |
+//! | PKI: `GET /pki/cas[/..]`, `/pki/certs[/..]`, `/pki/renewal` | `Sys.Audit` |
+//! | PKI changes: `POST /pki/certs/{ca}/{name}` (issue), `/pki/cas/{ca}/revoke`, `/pki/renewal` | `Sys.Modify` |
+//! | a certificate's private key: `GET /pki/certs/{ca}/{name}/key` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
+//!
+//! Reading a value needs `Sys.Console` on `/` as well: that privilege
+//! already opens a root shell on every node (where the vault could be read
+//! anyway), so it grants nobody more than Proxmox already does, and
+//! operators who only manage objects (`Sys.Modify`) can set secrets
+//! without being able to read them back.
 //!
 //! A delete needs the privileges of every object it removes: with
 //! `force`, the objects that refer to the target go too, whatever their
@@ -30,6 +46,9 @@ use serde_json::Value;
 pub const AUDIT: &str = "Sys.Audit";
 /// Change OrbitLab objects.
 pub const MODIFY: &str = "Sys.Modify";
+/// Additionally needed to read a secret value (a root shell on every
+/// node already gives as much).
+pub const CONSOLE: &str = "Sys.Console";
 /// Additionally needed to change networks (cluster, Sectors).
 pub const SDN_ALLOCATE: &str = "SDN.Allocate";
 /// Additionally needed to change guests.
@@ -44,6 +63,8 @@ pub enum Operation {
     Read,
     /// Changes objects of these kinds.
     Write(BTreeSet<Kind>),
+    /// Reads a secret value.
+    Reveal,
 }
 
 impl Operation {
@@ -61,6 +82,7 @@ impl Operation {
     pub fn required(&self) -> BTreeSet<&'static str> {
         match self {
             Operation::Read => BTreeSet::from([AUDIT]),
+            Operation::Reveal => BTreeSet::from([AUDIT, MODIFY, CONSOLE]),
             Operation::Write(kinds) => {
                 let mut needed = BTreeSet::from([MODIFY]);
                 needed.extend(kinds.iter().filter_map(|k| extra_for(*k)));
@@ -280,6 +302,17 @@ mod tests {
         let all = Privileges::new([MODIFY, VM_ALLOCATE, SDN_ALLOCATE]);
         assert!(decide_removal("a@pve", &objects, &all).is_ok());
         assert!(decide_removal("a@pve", &objects[..1], &modify).is_ok());
+    }
+
+    #[test]
+    fn a_secret_value_needs_the_console_privilege() {
+        let operator = Privileges::new([AUDIT, MODIFY]);
+        let denied = decide("o@pve", "read a value", &Operation::Reveal, &operator).unwrap_err();
+        assert_eq!(denied.missing, vec![CONSOLE]);
+        let console = Privileges::new([AUDIT, MODIFY, CONSOLE]);
+        assert!(decide("r@pam", "read a value", &Operation::Reveal, &console).is_ok());
+        // Setting a secret needs no more than changing any object.
+        assert!(decide("o@pve", "set", &Operation::write(Kind::Secret), &operator).is_ok());
     }
 
     #[test]

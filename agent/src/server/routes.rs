@@ -13,6 +13,13 @@
 //! without (a refusal) is read and thrown away unparsed, within limits, so
 //! the client sees the answer; then the connection closes.
 //!
+//! Below the tree's prefix, `/vault/...` is the vault ([`crate::api::VaultPath`]):
+//! metadata for `Sys.Audit`, changes for `Sys.Modify`, a value only by
+//! `GET /vault/values/{path}` with `Sys.Console` as well; a value is sent
+//! and answered only in bodies. `/ssh/keys/...` likewise: a private key
+//! only by `GET /ssh/keys/{name}/private` with `Sys.Console`; `/pki/...`
+//! too: a certificate's private key only by `GET /pki/certs/{ca}/{name}/key`.
+//!
 //! The access log names a user only once Proxmox has vouched for it
 //! (`unauthenticated` until then), and every field is escaped by
 //! [`log_field`], so no request can forge a journal line.
@@ -39,7 +46,7 @@ use super::authenticator::{CheckError, Checks, Identity};
 use super::credential::{CSRF_HEADER, Credential};
 use super::permissions::decide;
 use super::reply::{Failure, ok};
-use crate::api::{Api, ApiError, ApiPath};
+use crate::api::Api;
 
 /// Prefix of the path tree.
 pub const TREE_PREFIX: &str = "/api2/json/orbitlab";
@@ -287,7 +294,7 @@ async fn handle(
     let query = parts.uri.query().unwrap_or_default();
     let intent = match route {
         Route::Apply => Intent::apply(query)?,
-        Route::Tree => Intent::tree(&parts.method, tree_path(path)?, query)?,
+        Route::Tree => Intent::at(&parts.method, tree_rest(path), query)?,
     };
     decide(
         &identity.user,
@@ -308,7 +315,7 @@ async fn handle(
         })
         .await??
     } else {
-        intent.without_body()
+        intent.without_body()?
     };
     // An apply's kinds are known now.
     decide(
@@ -392,19 +399,29 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {
 }
 
 mod call;
+mod pki;
+mod ssh;
+mod vault;
 
 use call::Intent;
 
-fn tree_path(path: &str) -> Result<ApiPath, Failure> {
+/// The path below [`TREE_PREFIX`] (`/` for the root).
+fn tree_rest(path: &str) -> &str {
     let rest = path.strip_prefix(TREE_PREFIX).unwrap_or_default();
-    let rest = if rest.is_empty() { "/" } else { rest };
-    rest.parse::<ApiPath>()
-        .map_err(|e| Failure::from(ApiError::Path(e)))
+    if rest.is_empty() { "/" } else { rest }
+}
+
+#[cfg(test)]
+fn tree_path(path: &str) -> Result<crate::api::ApiPath, Failure> {
+    tree_rest(path)
+        .parse::<crate::api::ApiPath>()
+        .map_err(|e| Failure::from(crate::api::ApiError::Path(e)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ApiPath;
 
     #[test]
     fn log_fields_stay_on_one_line_and_show_what_was_sent() {

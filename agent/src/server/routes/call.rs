@@ -16,7 +16,12 @@ use super::super::params::{
 };
 use super::super::permissions::{Operation, decide_removal};
 use super::super::reply::Failure;
-use crate::api::{Api, ApiError, ApiPath, PropertyValue, object_path};
+use super::ssh::SshIntent;
+use super::vault::VaultIntent;
+use crate::api::{
+    Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
+    VaultPath, object_path,
+};
 
 /// What a request asks, known from its method, path and query alone:
 /// enough to check privileges before the body is read.
@@ -27,9 +32,52 @@ pub(super) enum Intent {
     Set { path: ApiPath, query: String },
     Delete { path: ApiPath, force: bool },
     Apply { dry_run: bool, source: String },
+    Vault(VaultIntent),
+    Ssh(SshIntent),
+    Pki(PkiCall),
+    Plan,
+    Status,
 }
 
 impl Intent {
+    /// A request on `rest`, the path below the tree's prefix (`/` for the
+    /// root): the vault's part or the objects' tree.
+    pub(super) fn at(method: &Method, rest: &str, query: &str) -> Result<Self, Failure> {
+        let path_error = |e| Failure::from(ApiError::Path(e));
+        let report = match rest.trim_end_matches('/') {
+            "/plan" => Some(Intent::Plan),
+            "/status" => Some(Intent::Status),
+            _ => None,
+        };
+        if let Some(intent) = report {
+            return if *method == Method::GET {
+                refuse_unknown(&query_params(query)?, "no parameters")?;
+                Ok(intent)
+            } else {
+                Err(Failure::from(ApiError::NotAllowed {
+                    method: "this method",
+                    path: rest.to_owned(),
+                    hint: "use GET".into(),
+                }))
+            };
+        }
+        if let Some(path) = PkiPath::parse(rest).map_err(path_error)? {
+            return Ok(Intent::Pki(super::pki::parse(method, path, query)?));
+        }
+        if let Some(path) = SshPath::parse(rest).map_err(path_error)? {
+            return Ok(Intent::Ssh(SshIntent::parse(method, path, query)?));
+        }
+        match VaultPath::parse(rest).map_err(path_error)? {
+            Some(path) => Ok(Intent::Vault(VaultIntent::parse(method, path, query)?)),
+            None => {
+                let path = rest
+                    .parse::<ApiPath>()
+                    .map_err(|e| Failure::from(ApiError::Path(e)))?;
+                Intent::tree(method, path, query)
+            }
+        }
+    }
+
     pub(super) fn tree(method: &Method, path: ApiPath, query: &str) -> Result<Self, Failure> {
         Ok(match *method {
             Method::POST => Intent::Create {
@@ -80,6 +128,10 @@ impl Intent {
             Intent::Create { path, .. }
             | Intent::Set { path, .. }
             | Intent::Delete { path, .. } => write_of(path),
+            Intent::Vault(intent) => intent.operation(),
+            Intent::Ssh(intent) => intent.operation(),
+            Intent::Pki(call) => super::pki::operation(call),
+            Intent::Plan | Intent::Status => Operation::Read,
         }
     }
 
@@ -91,20 +143,31 @@ impl Intent {
             Intent::Delete { path, .. } => format!("delete {path}"),
             Intent::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
             Intent::Apply { .. } => "apply manifests".to_owned(),
+            Intent::Vault(intent) => intent.attempted(),
+            Intent::Ssh(intent) => intent.attempted(),
+            Intent::Pki(call) => call.describe(),
+            Intent::Plan => "read the plan".to_owned(),
+            Intent::Status => "read the status".to_owned(),
         }
     }
 
     pub(super) fn takes_body(&self) -> bool {
-        matches!(
-            self,
-            Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. }
-        )
+        match self {
+            Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
+            Intent::Vault(intent) => intent.takes_body(),
+            Intent::Ssh(intent) => intent.takes_body(),
+            Intent::Get { .. }
+            | Intent::Delete { .. }
+            | Intent::Pki(_)
+            | Intent::Plan
+            | Intent::Status => false,
+        }
     }
 
     /// The call of a request without a body (a body sent along is not
     /// read).
-    pub(super) fn without_body(self) -> Call {
-        match self {
+    pub(super) fn without_body(self) -> Result<Call, Failure> {
+        Ok(match self {
             Intent::Get { path, ls } => Call::Get { path, ls },
             Intent::Delete { path, force } => Call::Delete { path, force },
             Intent::Create { path, .. } => Call::Create {
@@ -120,7 +183,12 @@ impl Intent {
                 documents: Vec::new(),
                 dry_run,
             },
-        }
+            Intent::Vault(intent) => Call::Vault(intent.without_body()?),
+            Intent::Ssh(intent) => Call::Ssh(intent.with_body(b"")?),
+            Intent::Pki(call) => Call::Pki(call),
+            Intent::Plan => Call::Plan,
+            Intent::Status => Call::Status,
+        })
     }
 
     /// Parses the query and `body` (CPU work: run it off the event loop).
@@ -164,7 +232,9 @@ impl Intent {
                     .map_err(|e| Failure::from(ApiError::Invalid(ManifestErrors::from(e))))?;
                 Ok(Call::Apply { documents, dry_run })
             }
-            other => Ok(other.without_body()),
+            Intent::Vault(intent) => Ok(Call::Vault(intent.with_body(content_type, body)?)),
+            Intent::Ssh(intent) => Ok(Call::Ssh(intent.with_body(body)?)),
+            other => other.without_body(),
         }
     }
 }
@@ -199,6 +269,11 @@ pub(super) enum Call {
         documents: Vec<orbitlab_manifests::Sourced<orbitlab_manifests::Manifest>>,
         dry_run: bool,
     },
+    Vault(VaultCall),
+    Ssh(SshCall),
+    Pki(PkiCall),
+    Plan,
+    Status,
 }
 
 impl Call {
@@ -213,6 +288,10 @@ impl Call {
             Call::Apply { documents, .. } => {
                 Operation::Write(documents.iter().map(|d| d.value.kind()).collect())
             }
+            Call::Vault(call) => super::vault::operation_of(call.access()),
+            Call::Ssh(call) => super::vault::operation_of(call.access()),
+            Call::Pki(call) => super::pki::operation(call),
+            Call::Plan | Call::Status => Operation::Read,
         }
     }
 
@@ -225,6 +304,11 @@ impl Call {
             Call::Delete { path, .. } => format!("delete {path}"),
             Call::Apply { dry_run: true, .. } => "check manifests (dry run)".to_owned(),
             Call::Apply { .. } => "apply manifests".to_owned(),
+            Call::Vault(call) => call.describe(),
+            Call::Ssh(call) => call.describe(),
+            Call::Pki(call) => call.describe(),
+            Call::Plan => "read the plan".to_owned(),
+            Call::Status => "read the status".to_owned(),
         }
     }
 
@@ -255,6 +339,11 @@ impl Call {
                 dry_run: true,
             } => api.validate(documents)?,
             Call::Apply { documents, .. } => api.apply(documents)?,
+            Call::Vault(call) => return Ok(api.vault(call)?),
+            Call::Ssh(call) => return Ok(api.ssh(call)?),
+            Call::Pki(call) => return Ok(api.pki(call)?),
+            Call::Plan => return Ok(api.plan()?),
+            Call::Status => return Ok(api.status()?),
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }
@@ -278,7 +367,7 @@ mod tests {
             if intent.takes_body() {
                 intent.with_body(content_type, body)
             } else {
-                Ok(intent.without_body())
+                intent.without_body()
             }
         }
     }

@@ -1,0 +1,194 @@
+//! Where a command's requests go: the API in this process (on a node,
+//! over `--root`), or a node's agent over HTTPS (`--host`). Both answer
+//! the same JSON, so every command prints the same either way.
+
+use anyhow::{Result, bail};
+use orbitlab_agent::api::{Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall};
+use orbitlab_manifests::{Manifest, Sourced, codec};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::remote::{Body, Remote};
+
+/// The API in-process, or an agent over HTTPS.
+#[derive(Debug)]
+pub enum Backend {
+    /// Calls [`Api`] directly (as root on a node, or on a sandbox).
+    Local(Api),
+    /// Sends the same calls to an agent.
+    Remote(Remote),
+}
+
+/// Serialized changes: `[{kind, name, action}]`, as the server answers.
+fn changes(changes: Vec<Change>) -> Value {
+    serde_json::to_value(changes).unwrap_or(Value::Null)
+}
+
+impl Backend {
+    /// The local API, when there is one (commands that run the engine).
+    pub fn local(&self, what: &str) -> Result<&Api> {
+        match self {
+            Backend::Local(api) => Ok(api),
+            Backend::Remote(_) => bail!(
+                "`orbitlab {what}` is not served over --host yet; run it on a node (as root) without --host"
+            ),
+        }
+    }
+
+    /// `ls PATH`.
+    pub fn ls(&self, path: &ApiPath) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.ls(path)?),
+            Backend::Remote(r) => r.call(
+                Method::GET,
+                &path.to_string(),
+                &[("ls", "1".into())],
+                Body::Empty,
+            ),
+        }
+    }
+
+    /// `get PATH`.
+    pub fn get(&self, path: &ApiPath) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.get(path)?),
+            Backend::Remote(r) => r.call(Method::GET, &path.to_string(), &[], Body::Empty),
+        }
+    }
+
+    /// `create PATH --key value...`; `pairs` are the properties as given.
+    pub fn create(&self, path: &ApiPath, pairs: &[(String, String)]) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(changes(api.create(path, tree(pairs)?)?)),
+            Backend::Remote(r) => r.call(
+                Method::POST,
+                &path.to_string(),
+                &[],
+                Body::Form(pairs.to_vec()),
+            ),
+        }
+    }
+
+    /// `set PATH --key value... --delete KEY`.
+    pub fn set(
+        &self,
+        path: &ApiPath,
+        pairs: &[(String, String)],
+        delete: &[String],
+    ) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(changes(api.set(path, tree(pairs)?, delete)?)),
+            Backend::Remote(r) => {
+                let mut form = pairs.to_vec();
+                if !delete.is_empty() {
+                    form.push(("delete".into(), delete.join(",")));
+                }
+                r.call(Method::PUT, &path.to_string(), &[], Body::Form(form))
+            }
+        }
+    }
+
+    /// `delete PATH [--force]`.
+    pub fn delete(&self, path: &ApiPath, force: bool) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(changes(api.delete(path, force)?)),
+            Backend::Remote(r) => {
+                let query: Vec<(&str, String)> = if force {
+                    vec![("force", "1".to_owned())]
+                } else {
+                    Vec::new()
+                };
+                r.call(Method::DELETE, &path.to_string(), &query, Body::Empty)
+            }
+        }
+    }
+
+    /// `apply` (or, with `dry_run`, `validate`) of decoded manifests,
+    /// all or nothing. Over HTTPS they are sent as one YAML stream.
+    pub fn apply(&self, documents: Vec<Sourced<Manifest>>, dry_run: bool) -> Result<Value> {
+        match self {
+            Backend::Local(api) if dry_run => Ok(changes(api.validate(documents)?)),
+            Backend::Local(api) => Ok(changes(api.apply(documents)?)),
+            Backend::Remote(r) => {
+                let mut sources: Vec<&str> = documents.iter().map(|d| d.source.as_str()).collect();
+                sources.dedup();
+                let mut source = sources.join(", ");
+                if source.len() > 200 || source.chars().any(char::is_control) {
+                    source = format!("{} files", sources.len());
+                }
+                let yaml = codec::encode_all(documents.iter().map(|d| &d.value));
+                r.apply(yaml, &source, dry_run)
+            }
+        }
+    }
+
+    /// A vault call (see [`orbitlab_agent::api::VaultPath`]).
+    pub fn vault(&self, call: VaultCall) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.vault(call)?),
+            Backend::Remote(r) => {
+                let (method, path, query) = call.http();
+                let method = Method::from_bytes(method.as_bytes())?;
+                let body = match call {
+                    VaultCall::Set { value, .. } => {
+                        Body::Raw("application/octet-stream", value.expose().to_vec())
+                    }
+                    _ => Body::Empty,
+                };
+                r.call(method, &path.to_string(), &query, body)
+            }
+        }
+    }
+}
+
+impl Backend {
+    /// `plan`: computed by this node, or by the agent (`GET /plan`).
+    pub fn plan(&self) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.plan()?),
+            Backend::Remote(r) => r.call(Method::GET, "/plan", &[], Body::Empty),
+        }
+    }
+
+    /// `status`: every object's phase.
+    pub fn status(&self) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.status()?),
+            Backend::Remote(r) => r.call(Method::GET, "/status", &[], Body::Empty),
+        }
+    }
+
+    /// A PKI call (see [`orbitlab_agent::api::PkiPath`]).
+    pub fn pki(&self, call: PkiCall) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.pki(call)?),
+            Backend::Remote(r) => {
+                let (method, path, query) = call.http();
+                let method = Method::from_bytes(method.as_bytes())?;
+                r.call(method, &path.to_string(), &query, Body::Empty)
+            }
+        }
+    }
+
+    /// An SSH-key call (see [`orbitlab_agent::api::SshPath`]).
+    pub fn ssh(&self, call: SshCall) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.ssh(call)?),
+            Backend::Remote(r) => {
+                let (method, path, query) = call.http();
+                let method = Method::from_bytes(method.as_bytes())?;
+                let body = match call.passphrase() {
+                    Some(p) => Body::Raw("application/octet-stream", p.expose().to_vec()),
+                    None => Body::Empty,
+                };
+                r.call(method, &path.to_string(), &query, body)
+            }
+        }
+    }
+}
+
+fn tree(pairs: &[(String, String)]) -> Result<PropertyValue> {
+    Ok(PropertyValue::from_pairs(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
