@@ -17,7 +17,7 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 
 use super::auth::{Credentials, Secret};
-use super::error::{PveError, Result};
+use super::error::{ApiErrorKind, PveError, Result};
 use super::tls::{Trust, client_config};
 
 /// When a failed call may be repeated.
@@ -498,8 +498,8 @@ pub(crate) fn api_error(
         method: method.to_string(),
         path: path.to_string(),
         status,
+        kind: ApiErrorKind::classify(status, &message, errors),
         message,
-        errors,
     }
 }
 

@@ -28,7 +28,7 @@ mod types;
 pub use api::{Pve, sdn_transaction};
 pub use auth::{Credentials, Secret};
 pub use client::{ClientConfig, PveClient};
-pub use error::{PveError, Result};
+pub use error::{ApiErrorKind, PveError, Result};
 pub use http::{ClientOptions, Retry, RetryPolicy};
 pub use lxc::{GuestState, LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 pub use sdn::{

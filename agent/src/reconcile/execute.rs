@@ -17,7 +17,7 @@ use super::plan::{ObjectKey, Plan};
 use super::{pushed, tags};
 use crate::host::{ContainerHost, HostError};
 use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
-use crate::pve::{self, LxcCreate, Pve, SdnKind, SdnLockToken};
+use crate::pve::{self, ApiErrorKind, LxcCreate, Pve, SdnKind, SdnLockToken};
 use crate::store::{LockGuard, LockName, Store};
 
 /// Everything a step may touch.
@@ -399,7 +399,7 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, Reco
                 ctx.pve.wait_task(&upid, ctx.task_deadline)?;
                 return Ok(vmid);
             }
-            Err(e) if e.to_string().contains("already exists") => last_error = Some(e),
+            Err(e) if e.kind() == Some(&ApiErrorKind::AlreadyExists) => last_error = Some(e),
             Err(e) => return Err(e.into()),
         }
     }
