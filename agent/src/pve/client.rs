@@ -4,7 +4,7 @@
 //! locks are sent once.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::api::Pve;
 use super::auth::Credentials;
 use super::error::{PveError, Result};
+use super::gate::{Access, Gate};
 use super::http::{ClientOptions, Retry, Transport, seg};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{
@@ -112,6 +113,20 @@ impl PveClient {
             t: Transport::new(&cfg.base_url, &cfg.trust, cfg.credentials, cfg.options)?,
             release: OnceLock::new(),
         })
+    }
+
+    /// The same connection (HTTP client, login ticket, known release),
+    /// with every request passing `gate` first (see [`Gate`]). Cheap: the
+    /// connection is shared, not rebuilt.
+    pub fn with_gate(&self, gate: Arc<dyn Gate>) -> PveClient {
+        let release = OnceLock::new();
+        if let Some(r) = self.release.get() {
+            let _ = release.set(*r);
+        }
+        PveClient {
+            t: self.t.with_gate(gate),
+            release,
+        }
     }
 
     /// Call any API path (after `/api2/json`) and return its `data`. Use
@@ -394,8 +409,14 @@ impl Pve for PveClient {
         if force {
             params.push(p("force", 1));
         }
-        self.t
-            .call(Method::DELETE, "/cluster/sdn/lock", &params, Retry::Never)?;
+        // Releasing our own lock must still run while the agent stops.
+        self.t.call_as(
+            Access::Cleanup,
+            Method::DELETE,
+            "/cluster/sdn/lock",
+            &params,
+            Retry::Never,
+        )?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::blocking::{Body, Client, RequestBuilder};
@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::auth::{Credentials, Secret};
 use super::error::{ApiErrorKind, PveError, Result};
+use super::gate::{Access, Gate};
 use super::tls::{Trust, client_config};
 
 /// When a failed call may be repeated.
@@ -79,13 +80,16 @@ struct Ticket {
     csrf: Secret,
 }
 
-/// A connection to one Proxmox API endpoint.
+/// A connection to one Proxmox API endpoint. Every call and upload passes
+/// its [`Gate`], if it has one, before anything is sent.
 pub(crate) struct Transport {
     http: Client,
     base: Url,
     creds: Credentials,
-    ticket: Mutex<Option<Ticket>>,
+    /// Shared by the transports made with [`Transport::with_gate`].
+    ticket: Arc<Mutex<Option<Ticket>>>,
     opts: ClientOptions,
+    gate: Option<Arc<dyn Gate>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Transport {
             .field("base", &self.base.as_str())
             .field("user", &self.creds.id())
             .field("opts", &self.opts)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -185,9 +190,44 @@ impl Transport {
             http,
             base,
             creds,
-            ticket: Mutex::new(None),
+            ticket: Arc::new(Mutex::new(None)),
             opts,
+            gate: None,
         })
+    }
+
+    /// The same connection (HTTP client, ticket) behind `gate`.
+    pub(crate) fn with_gate(&self, gate: Arc<dyn Gate>) -> Transport {
+        Transport {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            creds: self.creds.clone(),
+            ticket: Arc::clone(&self.ticket),
+            opts: self.opts,
+            gate: Some(gate),
+        }
+    }
+
+    /// Runs `send` if the gate admits `access`, and tells the gate when it
+    /// ended.
+    fn gated<T>(
+        &self,
+        access: Access,
+        method: &Method,
+        path: &str,
+        send: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let Some(gate) = &self.gate else {
+            return send();
+        };
+        gate.admit(access).map_err(|reason| PveError::Refused {
+            method: method.to_string(),
+            path: path.to_string(),
+            reason,
+        })?;
+        let out = send();
+        gate.finished(access);
+        out
     }
 
     fn url(&self, path: &str) -> String {
@@ -283,10 +323,35 @@ impl Transport {
         Ok(())
     }
 
-    /// Call an API path (after `/api2/json`) and return its `data`.
+    /// Call an API path (after `/api2/json`) and return its `data`; the
+    /// access is [`Access::of`] the method.
     pub(crate) fn call(
         &self,
         method: Method,
+        path: &str,
+        params: &[(String, String)],
+        retry: Retry,
+    ) -> Result<Value> {
+        self.call_as(Access::of(&method), method, path, params, retry)
+    }
+
+    /// [`Transport::call`] with the access given.
+    pub(crate) fn call_as(
+        &self,
+        access: Access,
+        method: Method,
+        path: &str,
+        params: &[(String, String)],
+        retry: Retry,
+    ) -> Result<Value> {
+        self.gated(access, &method, path, || {
+            self.send_call(&method, path, params, retry)
+        })
+    }
+
+    fn send_call(
+        &self,
+        method: &Method,
         path: &str,
         params: &[(String, String)],
         retry: Retry,
@@ -296,7 +361,7 @@ impl Transport {
         }
         let mut relogged = false;
         loop {
-            let r = self.with_retry(retry, || self.once(&method, path, params));
+            let r = self.with_retry(retry, || self.once(method, path, params));
             match r {
                 Err(e)
                     if e.status() == Some(401)
@@ -357,8 +422,21 @@ impl Transport {
         self.send(method, path, req)
     }
 
-    /// Upload a file as `multipart/form-data` (never retried).
+    /// Upload a file as `multipart/form-data` (never retried; a write).
     pub(crate) fn upload(
+        &self,
+        path: &str,
+        fields: &[(String, String)],
+        file_field: &str,
+        file_name: &str,
+        file: &Path,
+    ) -> Result<Value> {
+        self.gated(Access::Write, &Method::POST, path, || {
+            self.send_upload(path, fields, file_field, file_name, file)
+        })
+    }
+
+    fn send_upload(
         &self,
         path: &str,
         fields: &[(String, String)],

@@ -10,6 +10,11 @@
 //! - SDN: pending-aware reads (`sdn.rs`) and [`sdn_transaction`], which
 //!   uses the 9.x SDN lock when the cluster has it.
 //!
+//! - one gate: every request passes a [`Gate`] (`gate.rs`) if the client
+//!   has one ([`PveClient::with_gate`]): the daemon's quorum fence and
+//!   request accounting sit there, not around the trait;
+//! - errors: each error answer is classified into an [`ApiErrorKind`].
+//!
 //! Side effects: network calls to the configured Proxmox URL only.
 
 mod api;
@@ -17,6 +22,7 @@ mod auth;
 mod client;
 mod de;
 mod error;
+mod gate;
 mod http;
 pub mod known_calls;
 mod lxc;
@@ -29,6 +35,7 @@ pub use api::{Pve, sdn_transaction};
 pub use auth::{Credentials, Secret};
 pub use client::{ClientConfig, PveClient};
 pub use error::{ApiErrorKind, PveError, Result};
+pub use gate::{Access, Gate};
 pub use http::{ClientOptions, Retry, RetryPolicy};
 pub use lxc::{GuestState, LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 pub use sdn::{
