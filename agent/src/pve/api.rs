@@ -1,25 +1,21 @@
-//! The [`Pve`] trait: every Proxmox call the engine makes, typed. The real
-//! implementation is [`super::PveClient`]; tests may use the client against
-//! the simulator or any other implementation.
+//! The [`Pve`] trait: the Proxmox calls the engine makes, typed, and
+//! nothing else (calls only tools and tests need are inherent methods of
+//! [`super::PveClient`]). The real implementation is the client; the
+//! planner and controller tests use the in-memory fake (`fake.rs`).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::{PveError, Result};
-use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
+use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
 use super::sdn::{
     ControllerConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig, ZoneConfig,
 };
 use super::types::{
-    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
-    NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
-    VersionInfo,
+    ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskState, TaskStatus, Upid,
 };
 
-/// Typed access to the Proxmox VE API.
+/// Typed access to the Proxmox VE API, as far as the engine needs it.
 pub trait Pve: Send + Sync + std::fmt::Debug {
-    /// `GET /version`.
-    fn version(&self) -> Result<VersionInfo>;
     /// The release, asked once and remembered.
     fn release(&self) -> Result<Release>;
     /// `GET /cluster/status`.
@@ -85,23 +81,6 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()>;
-    /// Update a vnet.
-    fn sdn_update_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
-    /// Update a subnet (`id` is `<zone>-<ip>-<prefix>`).
-    fn sdn_update_subnet(
-        &self,
-        vnet: &str,
-        id: &str,
-        cfg: &SubnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
     /// Delete an SDN object (`vnet` for subnets).
     fn sdn_delete(
         &self,
@@ -117,8 +96,6 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn sdn_unlock(&self, lock: &SdnLockToken, force: bool) -> Result<()>;
     /// `PUT /cluster/sdn`: apply everything pending, cluster-wide.
     fn sdn_apply(&self, lock: Option<&SdnLockToken>, release_lock: bool) -> Result<Upid>;
-    /// 9.x: drop everything pending.
-    fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()>;
 
     /// `GET /nodes/{node}/lxc`.
     fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>>;
@@ -126,60 +103,15 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn lxc_create(&self, node: &str, req: &LxcCreate) -> Result<Upid>;
     /// A container's config.
     fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig>;
-    /// Change a container's config.
-    fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()>;
-    /// A container's status.
-    fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus>;
     /// Start a container.
     fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid>;
     /// Stop a container (hard).
     fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid>;
-    /// Shut a container down cleanly, waiting up to `timeout` before
-    /// stopping it hard when `force_stop`.
-    fn lxc_shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout: Option<Duration>,
-        force_stop: bool,
-    ) -> Result<Upid>;
     /// Destroy a stopped container (`purge`: also from HA, backups...).
     fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid>;
 
     /// A task's status.
     fn task_status(&self, upid: &Upid) -> Result<TaskStatus>;
-
-    /// HA resources.
-    fn ha_resources(&self) -> Result<Vec<HaResource>>;
-    /// Put a guest under HA (`sid` like `ct:100`).
-    fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()>;
-    /// Change an HA resource.
-    fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()>;
-    /// Remove an HA resource.
-    fn ha_remove(&self, sid: &str) -> Result<()>;
-
-    /// Volumes on a storage (`content`: `vztmpl`, `iso`...).
-    fn storage_content(
-        &self,
-        node: &str,
-        storage: &str,
-        content: Option<&str>,
-    ) -> Result<Vec<StorageVolume>>;
-    /// The appliance template index.
-    fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>>;
-    /// Download an appliance template to a storage.
-    fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid>;
-    /// Download a file from a URL to a storage.
-    fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid>;
-    /// Upload a local file to a storage as `file_name`.
-    fn upload(
-        &self,
-        node: &str,
-        storage: &str,
-        content: &str,
-        file: &Path,
-        file_name: &str,
-    ) -> Result<Upid>;
 
     /// Poll a task until it stops or `deadline` passes. A stopped task
     /// whose exit status is not `OK` is [`PveError::TaskFailed`] with

@@ -255,10 +255,6 @@ fn lxc_path(node: &str, vmid: u32, tail: &str) -> String {
 }
 
 impl Pve for PveClient {
-    fn version(&self) -> Result<VersionInfo> {
-        self.get("/version", &[])
-    }
-
     fn release(&self) -> Result<Release> {
         if let Some(r) = self.release.get() {
             return Ok(*r);
@@ -357,25 +353,6 @@ impl Pve for PveClient {
     ) -> Result<()> {
         self.sdn_update(None, id, cfg, delete, lock)
     }
-    fn sdn_update_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
-    }
-    fn sdn_update_subnet(
-        &self,
-        vnet: &str,
-        id: &str,
-        cfg: &SubnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(Some(vnet), id, cfg, delete, lock)
-    }
     fn sdn_delete(
         &self,
         kind: SdnKind,
@@ -432,15 +409,6 @@ impl Pve for PveClient {
         self.upid(Method::PUT, "/cluster/sdn", &params)
     }
 
-    fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()> {
-        self.needs_9("SDN rollback")?;
-        let mut params = Vec::new();
-        lock_param(&mut params, lock);
-        self.t
-            .call(Method::POST, "/cluster/sdn/rollback", &params, Retry::Never)?;
-        Ok(())
-    }
-
     fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>> {
         self.get(&format!("/nodes/{}/lxc", seg(node)), &[])
     }
@@ -458,47 +426,12 @@ impl Pve for PveClient {
             .map(LxcConfig)
     }
 
-    fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
-        self.t.call(
-            Method::PUT,
-            &lxc_path(node, vmid, "/config"),
-            &req.params(),
-            Retry::Safe,
-        )?;
-        Ok(())
-    }
-
-    fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
-        self.get(&lxc_path(node, vmid, "/status/current"), &[])
-    }
-
     fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid> {
         self.upid(Method::POST, &lxc_path(node, vmid, "/status/start"), &[])
     }
 
     fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
         self.upid(Method::POST, &lxc_path(node, vmid, "/status/stop"), &[])
-    }
-
-    fn lxc_shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout: Option<Duration>,
-        force_stop: bool,
-    ) -> Result<Upid> {
-        let mut params = Vec::new();
-        if let Some(t) = timeout {
-            params.push(p("timeout", t.as_secs()));
-        }
-        if force_stop {
-            params.push(p("forceStop", 1));
-        }
-        self.upid(
-            Method::POST,
-            &lxc_path(node, vmid, "/status/shutdown"),
-            &params,
-        )
     }
 
     fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid> {
@@ -520,12 +453,95 @@ impl Pve for PveClient {
             &[],
         )
     }
+}
 
-    fn ha_resources(&self) -> Result<Vec<HaResource>> {
+/// Calls the engine does not make, kept for `orbitlab` commands to come and
+/// for tests of the client itself. They pass the gate like every call.
+impl PveClient {
+    /// `GET /version`.
+    pub fn version(&self) -> Result<VersionInfo> {
+        self.get("/version", &[])
+    }
+
+    /// Update a vnet.
+    pub fn sdn_update_vnet(
+        &self,
+        id: &str,
+        cfg: &VnetConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_update(None, id, cfg, delete, lock)
+    }
+
+    /// Update a subnet (`id` is `<zone>-<ip>-<prefix>`).
+    pub fn sdn_update_subnet(
+        &self,
+        vnet: &str,
+        id: &str,
+        cfg: &SubnetConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_update(Some(vnet), id, cfg, delete, lock)
+    }
+
+    /// 9.x: drop everything pending.
+    pub fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()> {
+        self.needs_9("SDN rollback")?;
+        let mut params = Vec::new();
+        lock_param(&mut params, lock);
+        self.t
+            .call(Method::POST, "/cluster/sdn/rollback", &params, Retry::Never)?;
+        Ok(())
+    }
+
+    /// Change a container's config.
+    pub fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
+        self.t.call(
+            Method::PUT,
+            &lxc_path(node, vmid, "/config"),
+            &req.params(),
+            Retry::Safe,
+        )?;
+        Ok(())
+    }
+
+    /// A container's status.
+    pub fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
+        self.get(&lxc_path(node, vmid, "/status/current"), &[])
+    }
+
+    /// Shut a container down cleanly, waiting up to `timeout` before
+    /// stopping it hard when `force_stop`.
+    pub fn lxc_shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeout: Option<Duration>,
+        force_stop: bool,
+    ) -> Result<Upid> {
+        let mut params = Vec::new();
+        if let Some(t) = timeout {
+            params.push(p("timeout", t.as_secs()));
+        }
+        if force_stop {
+            params.push(p("forceStop", 1));
+        }
+        self.upid(
+            Method::POST,
+            &lxc_path(node, vmid, "/status/shutdown"),
+            &params,
+        )
+    }
+
+    /// HA resources.
+    pub fn ha_resources(&self) -> Result<Vec<HaResource>> {
         self.get("/cluster/ha/resources", &[])
     }
 
-    fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
+    /// Put a guest under HA (`sid` like `ct:100`).
+    pub fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
         let mut params = to_params(spec)?;
         params.push(p("sid", sid));
         self.t
@@ -533,7 +549,8 @@ impl Pve for PveClient {
         Ok(())
     }
 
-    fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
+    /// Change an HA resource.
+    pub fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
         let params = to_params(spec)?;
         self.t.call(
             Method::PUT,
@@ -544,7 +561,8 @@ impl Pve for PveClient {
         Ok(())
     }
 
-    fn ha_remove(&self, sid: &str) -> Result<()> {
+    /// Remove an HA resource.
+    pub fn ha_remove(&self, sid: &str) -> Result<()> {
         self.t.call(
             Method::DELETE,
             &format!("/cluster/ha/resources/{}", seg(sid)),
@@ -554,7 +572,8 @@ impl Pve for PveClient {
         Ok(())
     }
 
-    fn storage_content(
+    /// Volumes on a storage (`content`: `vztmpl`, `iso`...).
+    pub fn storage_content(
         &self,
         node: &str,
         storage: &str,
@@ -567,11 +586,13 @@ impl Pve for PveClient {
         )
     }
 
-    fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>> {
+    /// The appliance template index.
+    pub fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>> {
         self.get(&format!("/nodes/{}/aplinfo", seg(node)), &[])
     }
 
-    fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
+    /// Download an appliance template to a storage.
+    pub fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
         self.upid(
             Method::POST,
             &format!("/nodes/{}/aplinfo", seg(node)),
@@ -579,7 +600,8 @@ impl Pve for PveClient {
         )
     }
 
-    fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid> {
+    /// Download a file from a URL to a storage.
+    pub fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid> {
         self.upid(
             Method::POST,
             &format!("/nodes/{}/storage/{}/download-url", seg(node), seg(storage)),
@@ -587,7 +609,8 @@ impl Pve for PveClient {
         )
     }
 
-    fn upload(
+    /// Upload a local file to a storage as `file_name`.
+    pub fn upload(
         &self,
         node: &str,
         storage: &str,
