@@ -5,8 +5,8 @@
 mod pve_common;
 
 use orbitlab_agent::pve::{
-    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnKind, SubnetConfig, VnetConfig,
-    ZoneConfig, sdn_transaction,
+    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnKind, SdnTransaction,
+    SubnetConfig, VnetConfig, ZoneConfig,
 };
 use orbitlab_sim::pve::{PveVersion, RequestRecord};
 use pve_common::*;
@@ -68,11 +68,13 @@ fn sdn_writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
 #[test]
 fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
     let (sim, c) = sim_and_client(PveVersion::V9_1);
-    let (_, task) = sdn_transaction(&c, false, DEADLINE, |lock| {
-        assert!(lock.is_some(), "9.x hands out a lock token");
-        backplane(&c, lock)
+    let tx = SdnTransaction::begin(&c, false, || -> Result<(), PveError> {
+        panic!("9.x needs no outside lock")
     })
-    .expect("transaction");
+    .expect("begin");
+    assert!(tx.token().is_some(), "9.x hands out a lock token");
+    backplane(&c, tx.token()).expect("edits");
+    let task = tx.apply(DEADLINE).expect("apply");
     assert_eq!(task.exitstatus.as_deref(), Some("OK"));
     let log = sim.requests();
     let writes = sdn_writes(&log);
@@ -110,11 +112,16 @@ fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
 #[test]
 fn on_84_no_sdn_lock_is_used() {
     let (sim, c) = sim_and_client(PveVersion::V8_4);
-    let (_, task) = sdn_transaction(&c, false, DEADLINE, |lock| {
-        assert!(lock.is_none(), "8.4 has no SDN lock");
-        backplane(&c, lock)
+    let mut outside = 0;
+    let tx = SdnTransaction::begin(&c, false, || {
+        outside += 1;
+        Ok::<_, PveError>("orbitlab-sdn")
     })
-    .expect("transaction");
+    .expect("begin");
+    assert!(tx.token().is_none(), "8.4 has no SDN lock");
+    backplane(&c, tx.token()).expect("edits");
+    let task = tx.apply(DEADLINE).expect("apply");
+    assert_eq!(outside, 1, "the outside lock is taken on 8.x");
     assert_eq!(task.exitstatus.as_deref(), Some("OK"));
     let log = sim.requests();
     assert!(
@@ -272,4 +279,29 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
         )
         .expect_err("gateway outside");
     assert!(err.param_errors().expect("errors").contains_key("gateway"));
+}
+
+#[test]
+fn a_transaction_dropped_unapplied_releases_the_lock_and_leaves_edits_pending() {
+    let (sim, c) = sim_and_client(PveVersion::V9_1);
+    {
+        let tx = SdnTransaction::begin(&c, false, || -> Result<(), PveError> {
+            unreachable!("9.x")
+        })
+        .expect("begin");
+        backplane(&c, tx.token()).expect("edits");
+        assert!(sim.with_state(|st| st.sdn.lock_token.is_some()));
+    }
+    assert!(
+        sim.with_state(|st| st.sdn.lock_token.is_none()),
+        "dropping released the lock"
+    );
+    let log = sim.requests();
+    let last = sdn_writes(&log).last().copied().expect("writes");
+    assert_eq!(
+        (last.method.as_str(), last.path.as_str()),
+        ("DELETE", "/cluster/sdn/lock")
+    );
+    let zones = c.sdn_zones().expect("zones");
+    assert_eq!(zones[0].state, Some(PendingState::New), "still pending");
 }

@@ -143,31 +143,3 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         }
     }
 }
-
-/// Run SDN edits as one transaction and apply them: on 9.x under the
-/// global SDN lock (its `lock-token` goes to every edit and the apply,
-/// which releases it); on 8.x without (the caller must hold OrbitLab's own
-/// lock). Waits for the apply task up to `deadline`. If `edits` fails, the
-/// 9.x lock is released and the edits made so far stay pending.
-pub fn sdn_transaction<T>(
-    pve: &dyn Pve,
-    allow_pending: bool,
-    deadline: Duration,
-    edits: impl FnOnce(Option<&SdnLockToken>) -> Result<T>,
-) -> Result<(T, TaskStatus)> {
-    let lock = pve.sdn_lock(allow_pending)?;
-    let out = match edits(lock.as_ref()) {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(l) = &lock
-                && let Err(u) = pve.sdn_unlock(l, false)
-            {
-                tracing::warn!("releasing the SDN lock after a failed edit: {u}");
-            }
-            return Err(e);
-        }
-    };
-    let upid = pve.sdn_apply(lock.as_ref(), true)?;
-    let status = pve.wait_task(&upid, deadline)?;
-    Ok((out, status))
-}

@@ -7,8 +7,9 @@
 //!   [`PveClient`] (`client.rs`) over the HTTP layer (`http.rs`: timeouts,
 //!   retries only for safe calls, Proxmox's messages kept intact);
 //! - tasks: [`Pve::wait_task`] polls a UPID until it stops or a deadline;
-//! - SDN: pending-aware reads (`sdn.rs`) and [`sdn_transaction`], which
-//!   uses the 9.x SDN lock when the cluster has it.
+//! - SDN: pending-aware reads (`sdn.rs`) and [`SdnTransaction`]
+//!   (`transaction.rs`), which holds the 9.x SDN lock when the cluster has
+//!   it and the caller's own lock otherwise.
 //!
 //! - one gate: every request passes a [`Gate`] (`gate.rs`) if the client
 //!   has one ([`PveClient::with_gate`]): the daemon's quorum fence and
@@ -29,9 +30,10 @@ mod lxc;
 mod sdn;
 mod stored;
 mod tls;
+mod transaction;
 mod types;
 
-pub use api::{Pve, sdn_transaction};
+pub use api::Pve;
 pub use auth::{Credentials, Secret};
 pub use client::{ClientConfig, PveClient};
 pub use error::{ApiErrorKind, PveError, Result};
@@ -45,6 +47,7 @@ pub use sdn::{
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub(crate) use tls::client_config;
 pub use tls::{Fingerprint, Trust};
+pub use transaction::SdnTransaction;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
