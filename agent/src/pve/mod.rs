@@ -23,6 +23,8 @@ mod auth;
 mod client;
 mod de;
 mod error;
+#[doc(hidden)]
+pub mod fake;
 mod gate;
 mod http;
 pub mod known_calls;
