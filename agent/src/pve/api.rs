@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use super::error::{PveError, Result};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
+use serde_json::Value;
+
 use super::sdn::{
-    ControllerConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig, ZoneConfig,
+    ControllerConfig, SdnConfig, SdnItem, SdnKind, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig,
+    ZoneConfig,
 };
 use super::types::{
     ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskState, TaskStatus, Upid,
@@ -28,35 +31,65 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     /// free (an error if not). Reserves nothing.
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32>;
 
+    /// The SDN objects of `kind` (the subnets of `vnet`) as Proxmox lists
+    /// them with `pending=1&running=1`; the typed views are
+    /// [`Pve::sdn_controllers`] and its siblings.
+    fn sdn_list(&self, kind: SdnKind, vnet: Option<&str>) -> Result<Vec<Value>>;
+    /// Create an SDN object (pending until applied); for a subnet `id` is
+    /// its CIDR.
+    fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()>;
+    /// Update an SDN object: set what `spec` holds, remove `delete`.
+    fn sdn_update(
+        &self,
+        id: &str,
+        spec: SdnSpec<'_>,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()>;
+
     /// SDN controllers, with pending state.
-    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>>;
+    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
+        items(self.sdn_list(SdnKind::Controller, None)?)
+    }
     /// SDN zones, with pending state.
-    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>>;
+    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
+        items(self.sdn_list(SdnKind::Zone, None)?)
+    }
     /// SDN vnets, with pending state.
-    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>>;
+    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
+        items(self.sdn_list(SdnKind::Vnet, None)?)
+    }
     /// The subnets of a vnet, with pending state.
-    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>>;
+    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
+        items(self.sdn_list(SdnKind::Subnet, Some(vnet))?)
+    }
     /// Create a controller (pending until applied).
     fn sdn_create_controller(
         &self,
         id: &str,
         cfg: &ControllerConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_create(id, SdnSpec::Controller(cfg), lock)
+    }
     /// Create a zone (pending until applied).
     fn sdn_create_zone(
         &self,
         id: &str,
         cfg: &ZoneConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_create(id, SdnSpec::Zone(cfg), lock)
+    }
     /// Create a vnet (pending until applied).
     fn sdn_create_vnet(
         &self,
         id: &str,
         cfg: &VnetConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_create(id, SdnSpec::Vnet(cfg), lock)
+    }
     /// Create a subnet `cidr` in `vnet` (pending until applied).
     fn sdn_create_subnet(
         &self,
@@ -64,15 +97,19 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         cidr: &str,
         cfg: &SubnetConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
-    /// Update a controller: set what `cfg` holds, remove `delete`.
+    ) -> Result<()> {
+        self.sdn_create(cidr, SdnSpec::Subnet { vnet, config: cfg }, lock)
+    }
+    /// Update a controller's peers and the like.
     fn sdn_update_controller(
         &self,
         id: &str,
         cfg: &ControllerConfig,
         delete: &[&str],
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_update(id, SdnSpec::Controller(cfg), delete, lock)
+    }
     /// Update a zone.
     fn sdn_update_zone(
         &self,
@@ -80,7 +117,9 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         cfg: &ZoneConfig,
         delete: &[&str],
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_update(id, SdnSpec::Zone(cfg), delete, lock)
+    }
     /// Delete an SDN object (`vnet` for subnets).
     fn sdn_delete(
         &self,
@@ -142,4 +181,18 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
+}
+
+/// Proxmox's SDN listing, typed.
+fn items<C: SdnConfig>(listed: Vec<Value>) -> Result<Vec<SdnItem<C>>> {
+    listed
+        .into_iter()
+        .map(|v| {
+            SdnItem::from_value(v).map_err(|message| PveError::Decode {
+                method: "GET".into(),
+                path: format!("/cluster/sdn/{}s", C::KIND),
+                message,
+            })
+        })
+        .collect()
 }

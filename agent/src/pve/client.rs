@@ -18,10 +18,7 @@ use super::error::{PveError, Result};
 use super::gate::{Access, Gate};
 use super::http::{ClientOptions, Retry, Transport, seg};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
-use super::sdn::{
-    ControllerConfig, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig,
-    ZoneConfig,
-};
+use super::sdn::{SdnKind, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig};
 use super::tls::Trust;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
@@ -56,10 +53,17 @@ fn p(k: &str, v: impl ToString) -> (String, String) {
 
 /// A typed value as form parameters (booleans as 0/1, arrays repeated).
 fn to_params<T: Serialize>(v: &T) -> Result<Params> {
-    let value = serde_json::to_value(v)
-        .map_err(|e| PveError::Config(format!("encoding parameters: {e}")))?;
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => Ok(map_params(m)),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(PveError::Config(format!("encoding parameters: {e}"))),
+    }
+}
+
+/// JSON fields as form parameters (booleans as 0/1, arrays repeated).
+fn map_params(m: serde_json::Map<String, Value>) -> Params {
     let mut out = Vec::new();
-    if let Value::Object(m) = value {
+    {
         for (k, v) in m {
             match v {
                 Value::Null => {}
@@ -77,7 +81,7 @@ fn to_params<T: Serialize>(v: &T) -> Result<Params> {
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn lock_param(params: &mut Params, lock: Option<&SdnLockToken>) {
@@ -164,78 +168,6 @@ impl PveClient {
         self.typed(method, path, params, Retry::Never)
     }
 
-    fn sdn_list<C: SdnConfig>(&self, vnet: Option<&str>) -> Result<Vec<SdnItem<C>>> {
-        let path = sdn_base(C::KIND, vnet)?;
-        let items: Vec<Value> = self.get(&path, &[p("pending", 1), p("running", 1)])?;
-        items
-            .into_iter()
-            .map(|v| {
-                SdnItem::from_value(v).map_err(|message| PveError::Decode {
-                    method: "GET".into(),
-                    path: path.clone(),
-                    message,
-                })
-            })
-            .collect()
-    }
-
-    fn sdn_create<C: SdnConfig>(
-        &self,
-        vnet: Option<&str>,
-        id: &str,
-        cfg: &C,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        let mut params = to_params(cfg)?;
-        params.retain(|(k, _)| !read_only(C::KIND, k) && k != C::KIND.id_key());
-        match C::KIND {
-            SdnKind::Subnet => {
-                params.retain(|(k, _)| k != "type" && k != "vnet");
-                params.push(p("type", "subnet"));
-            }
-            SdnKind::Zone | SdnKind::Controller if !params.iter().any(|(k, _)| k == "type") => {
-                return Err(PveError::Config(format!(
-                    "SDN {} '{id}' needs a type",
-                    C::KIND
-                )));
-            }
-            _ => {}
-        }
-        params.push(p(C::KIND.id_key(), id));
-        lock_param(&mut params, lock);
-        self.t.call(
-            Method::POST,
-            &sdn_base(C::KIND, vnet)?,
-            &params,
-            Retry::Never,
-        )?;
-        Ok(())
-    }
-
-    fn sdn_update<C: SdnConfig>(
-        &self,
-        vnet: Option<&str>,
-        id: &str,
-        cfg: &C,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        let mut params = to_params(cfg)?;
-        params.retain(|(k, _)| {
-            !read_only(C::KIND, k)
-                && k != "type"
-                && k != C::KIND.id_key()
-                && !(C::KIND == SdnKind::Subnet && k == "vnet")
-        });
-        if !delete.is_empty() {
-            params.push(p("delete", delete.join(",")));
-        }
-        lock_param(&mut params, lock);
-        let path = format!("{}/{}", sdn_base(C::KIND, vnet)?, seg(id));
-        self.t.call(Method::PUT, &path, &params, Retry::Safe)?;
-        Ok(())
-    }
-
     fn needs_9(&self, what: &str) -> Result<()> {
         let r = self.release()?;
         if r.has_sdn_lock() {
@@ -290,68 +222,53 @@ impl Pve for PveClient {
         })
     }
 
-    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
-        self.sdn_list(None)
+    fn sdn_list(&self, kind: SdnKind, vnet: Option<&str>) -> Result<Vec<Value>> {
+        self.get(&sdn_base(kind, vnet)?, &[p("pending", 1), p("running", 1)])
     }
-    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
-        self.sdn_list(None)
+
+    fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
+        let kind = spec.kind();
+        let mut params = map_params(spec.to_map()?);
+        params.retain(|(k, _)| !read_only(kind, k) && k != kind.id_key());
+        match kind {
+            SdnKind::Subnet => {
+                params.retain(|(k, _)| k != "type" && k != "vnet");
+                params.push(p("type", "subnet"));
+            }
+            SdnKind::Zone | SdnKind::Controller if !params.iter().any(|(k, _)| k == "type") => {
+                return Err(PveError::Config(format!("SDN {kind} '{id}' needs a type")));
+            }
+            _ => {}
+        }
+        params.push(p(kind.id_key(), id));
+        lock_param(&mut params, lock);
+        let path = sdn_base(kind, spec.vnet())?;
+        self.t.call(Method::POST, &path, &params, Retry::Never)?;
+        Ok(())
     }
-    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
-        self.sdn_list(None)
-    }
-    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
-        self.sdn_list(Some(vnet))
-    }
-    fn sdn_create_controller(
+
+    fn sdn_update(
         &self,
         id: &str,
-        cfg: &ControllerConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(None, id, cfg, lock)
-    }
-    fn sdn_create_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(None, id, cfg, lock)
-    }
-    fn sdn_create_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(None, id, cfg, lock)
-    }
-    fn sdn_create_subnet(
-        &self,
-        vnet: &str,
-        cidr: &str,
-        cfg: &SubnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(Some(vnet), cidr, cfg, lock)
-    }
-    fn sdn_update_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
+        spec: SdnSpec<'_>,
         delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
-    }
-    fn sdn_update_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
+        let kind = spec.kind();
+        let mut params = map_params(spec.to_map()?);
+        params.retain(|(k, _)| {
+            !read_only(kind, k)
+                && k != "type"
+                && k != kind.id_key()
+                && !(kind == SdnKind::Subnet && k == "vnet")
+        });
+        if !delete.is_empty() {
+            params.push(p("delete", delete.join(",")));
+        }
+        lock_param(&mut params, lock);
+        let path = format!("{}/{}", sdn_base(kind, spec.vnet())?, seg(id));
+        self.t.call(Method::PUT, &path, &params, Retry::Safe)?;
+        Ok(())
     }
     fn sdn_delete(
         &self,
@@ -471,7 +388,7 @@ impl PveClient {
         delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
+        Pve::sdn_update(self, id, SdnSpec::Vnet(cfg), delete, lock)
     }
 
     /// Update a subnet (`id` is `<zone>-<ip>-<prefix>`).
@@ -483,7 +400,8 @@ impl PveClient {
         delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
-        self.sdn_update(Some(vnet), id, cfg, delete, lock)
+        let spec = SdnSpec::Subnet { vnet, config: cfg };
+        Pve::sdn_update(self, id, spec, delete, lock)
     }
 
     /// 9.x: drop everything pending.

@@ -11,17 +11,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::api::Pve;
 use super::error::{ApiErrorKind, PveError, Result};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
-use super::sdn::{
-    ControllerConfig, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig,
-    ZoneConfig,
-};
+use super::sdn::{SdnKind, SdnLockToken, SdnSpec};
 use super::types::{ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskStatus, Upid};
 
 /// An SDN object: what is applied and what will be once applied
@@ -78,13 +74,6 @@ fn typed<T: DeserializeOwned>(v: Value) -> Result<T> {
         path: "(fake)".into(),
         message: e.to_string(),
     })
-}
-
-fn as_map<T: Serialize>(v: &T) -> Map<String, Value> {
-    match serde_json::to_value(v) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
 }
 
 impl FakePve {
@@ -187,12 +176,12 @@ impl FakePve {
         }
     }
 
-    fn list<C: SdnConfig>(&self, vnet: Option<&str>) -> Result<Vec<SdnItem<C>>> {
-        let st = self.call(format!("sdn_list_{}", C::KIND));
-        let key = C::KIND.id_key();
+    fn listed(&self, wanted: SdnKind, vnet: Option<&str>) -> Vec<Value> {
+        let st = self.call(format!("sdn_list_{wanted}"));
+        let key = wanted.id_key();
         let mut out = Vec::new();
         for ((kind, v, id), obj) in &st.sdn {
-            if *kind != C::KIND || v.as_deref() != vnet {
+            if *kind != wanted || v.as_deref() != vnet {
                 continue;
             }
             let mut top = obj.running.clone().unwrap_or_default();
@@ -213,30 +202,19 @@ impl FakePve {
                 top.insert("state".into(), s.into());
                 top.insert("pending".into(), Value::Object(pending));
             }
-            out.push(SdnItem::from_value(Value::Object(top)).map_err(|message| {
-                PveError::Decode {
-                    method: "GET".into(),
-                    path: "(fake sdn)".into(),
-                    message,
-                }
-            })?);
+            out.push(Value::Object(top));
         }
-        Ok(out)
+        out
     }
 
-    fn create<C: SdnConfig>(
-        &self,
-        vnet: Option<&str>,
-        id: &str,
-        cfg: &C,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        let kind = C::KIND;
+    fn create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
+        let kind = spec.kind();
+        let vnet = spec.vnet();
         let mut st = self.call(format!("sdn_create_{kind} {id}{}", lock_mark(lock)));
         let path = format!("/cluster/sdn/{kind}s");
         Self::check_lock(&st, lock, &path)?;
         let mut id = id.to_owned();
-        let mut map = as_map(cfg);
+        let mut map = spec.to_map()?;
         if kind == SdnKind::Subnet {
             let zone = vnet
                 .and_then(|v| st.sdn.get(&(SdnKind::Vnet, None, v.to_owned())))
@@ -272,8 +250,8 @@ impl FakePve {
         Ok(())
     }
 
-    fn update<C: SdnConfig>(&self, id: &str, cfg: &C, lock: Option<&SdnLockToken>) -> Result<()> {
-        let kind = C::KIND;
+    fn update(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
+        let kind = spec.kind();
         let mut st = self.call(format!("sdn_update_{kind} {id}{}", lock_mark(lock)));
         let path = format!("/cluster/sdn/{kind}s/{id}");
         Self::check_lock(&st, lock, &path)?;
@@ -289,7 +267,7 @@ impl FakePve {
                     format!("sdn {kind} '{id}' does not exist"),
                 )
             })?;
-        obj.extend(as_map(cfg));
+        obj.extend(spec.to_map()?);
         Ok(())
     }
 }
@@ -361,77 +339,24 @@ impl Pve for FakePve {
         }
     }
 
-    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
-        self.list(None)
+    fn sdn_list(&self, kind: SdnKind, vnet: Option<&str>) -> Result<Vec<Value>> {
+        Ok(self.listed(kind, vnet))
     }
 
-    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
-        self.list(None)
+    fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
+        self.create(id, spec, lock)
     }
 
-    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
-        self.list(None)
-    }
-
-    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
-        self.list(Some(vnet))
-    }
-
-    fn sdn_create_controller(
+    /// Sets what `spec` holds; `delete` is not kept (the engine sends
+    /// none).
+    fn sdn_update(
         &self,
         id: &str,
-        cfg: &ControllerConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.create(None, id, cfg, lock)
-    }
-
-    fn sdn_create_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.create(None, id, cfg, lock)
-    }
-
-    fn sdn_create_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.create(None, id, cfg, lock)
-    }
-
-    fn sdn_create_subnet(
-        &self,
-        vnet: &str,
-        cidr: &str,
-        cfg: &SubnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.create(Some(vnet), cidr, cfg, lock)
-    }
-
-    fn sdn_update_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
+        spec: SdnSpec<'_>,
         _delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
-        self.update(id, cfg, lock)
-    }
-
-    fn sdn_update_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        _delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.update(id, cfg, lock)
+        self.update(id, spec, lock)
     }
 
     fn sdn_delete(

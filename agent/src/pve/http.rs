@@ -80,6 +80,20 @@ struct Ticket {
     csrf: Secret,
 }
 
+/// A request the gate admitted; tells the gate when it is dropped.
+struct Pass<'g> {
+    gate: Option<&'g dyn Gate>,
+    access: Access,
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.gate {
+            gate.finished(self.access);
+        }
+    }
+}
+
 /// A connection to one Proxmox API endpoint. Every call and upload passes
 /// its [`Gate`], if it has one, before anything is sent.
 pub(crate) struct Transport {
@@ -208,26 +222,18 @@ impl Transport {
         }
     }
 
-    /// Runs `send` if the gate admits `access`, and tells the gate when it
-    /// ended.
-    fn gated<T>(
-        &self,
-        access: Access,
-        method: &Method,
-        path: &str,
-        send: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        let Some(gate) = &self.gate else {
-            return send();
-        };
-        gate.admit(access).map_err(|reason| PveError::Refused {
-            method: method.to_string(),
-            path: path.to_string(),
-            reason,
-        })?;
-        let out = send();
-        gate.finished(access);
-        out
+    /// Asks the gate to admit a request; the pass tells the gate when the
+    /// request ended (when it is dropped).
+    fn admit(&self, access: Access, method: &Method, path: &str) -> Result<Pass<'_>> {
+        let gate = self.gate.as_deref();
+        if let Some(gate) = gate {
+            gate.admit(access).map_err(|reason| PveError::Refused {
+                method: method.to_string(),
+                path: path.to_string(),
+                reason,
+            })?;
+        }
+        Ok(Pass { gate, access })
     }
 
     fn url(&self, path: &str) -> String {
@@ -344,24 +350,13 @@ impl Transport {
         params: &[(String, String)],
         retry: Retry,
     ) -> Result<Value> {
-        self.gated(access, &method, path, || {
-            self.send_call(&method, path, params, retry)
-        })
-    }
-
-    fn send_call(
-        &self,
-        method: &Method,
-        path: &str,
-        params: &[(String, String)],
-        retry: Retry,
-    ) -> Result<Value> {
+        let _pass = self.admit(access, &method, path)?;
         if matches!(self.creds, Credentials::Password { .. }) && !self.has_ticket() {
             self.with_retry(Retry::Safe, || self.login())?;
         }
         let mut relogged = false;
         loop {
-            let r = self.with_retry(retry, || self.once(method, path, params));
+            let r = self.with_retry(retry, || self.once(&method, path, params));
             match r {
                 Err(e)
                     if e.status() == Some(401)
@@ -431,19 +426,7 @@ impl Transport {
         file_name: &str,
         file: &Path,
     ) -> Result<Value> {
-        self.gated(Access::Write, &Method::POST, path, || {
-            self.send_upload(path, fields, file_field, file_name, file)
-        })
-    }
-
-    fn send_upload(
-        &self,
-        path: &str,
-        fields: &[(String, String)],
-        file_field: &str,
-        file_name: &str,
-        file: &Path,
-    ) -> Result<Value> {
+        let _pass = self.admit(Access::Write, &Method::POST, path)?;
         if file_name.is_empty()
             || file_name
                 .chars()

@@ -260,6 +260,67 @@ impl<C: SdnConfig> SdnItem<C> {
     }
 }
 
+/// What an SDN create or update sends: one object's configuration, of
+/// any kind (a subnet with the vnet it belongs to).
+#[derive(Debug, Clone, Copy)]
+pub enum SdnSpec<'a> {
+    /// A controller.
+    Controller(&'a ControllerConfig),
+    /// A zone.
+    Zone(&'a ZoneConfig),
+    /// A vnet.
+    Vnet(&'a VnetConfig),
+    /// A subnet of `vnet`.
+    Subnet {
+        /// The vnet.
+        vnet: &'a str,
+        /// The subnet.
+        config: &'a SubnetConfig,
+    },
+}
+
+impl SdnSpec<'_> {
+    /// The kind of object.
+    pub fn kind(&self) -> SdnKind {
+        match self {
+            SdnSpec::Controller(_) => SdnKind::Controller,
+            SdnSpec::Zone(_) => SdnKind::Zone,
+            SdnSpec::Vnet(_) => SdnKind::Vnet,
+            SdnSpec::Subnet { .. } => SdnKind::Subnet,
+        }
+    }
+
+    /// The vnet of a subnet.
+    pub fn vnet(&self) -> Option<&str> {
+        match self {
+            SdnSpec::Subnet { vnet, .. } => Some(vnet),
+            _ => None,
+        }
+    }
+
+    /// The configuration as Proxmox names it (kebab-case keys; unset
+    /// fields absent).
+    pub fn to_map(&self) -> Result<Map<String, Value>, PveError> {
+        let value = match self {
+            SdnSpec::Controller(c) => serde_json::to_value(c),
+            SdnSpec::Zone(z) => serde_json::to_value(z),
+            SdnSpec::Vnet(v) => serde_json::to_value(v),
+            SdnSpec::Subnet { config, .. } => serde_json::to_value(config),
+        };
+        match value {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(other) => Err(PveError::Config(format!(
+                "an SDN {} encodes as {other}, not an object",
+                self.kind()
+            ))),
+            Err(e) => Err(PveError::Config(format!(
+                "encoding an SDN {}: {e}",
+                self.kind()
+            ))),
+        }
+    }
+}
+
 /// The 9.x global SDN lock (`POST /cluster/sdn/lock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdnLockToken(pub String);
