@@ -5,7 +5,7 @@
 mod pve_common;
 
 use orbitlab_agent::pve::{
-    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnKind, SdnTransaction,
+    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnCollection, SdnTransaction,
     SubnetConfig, VnetConfig, ZoneConfig,
 };
 use orbitlab_sim::pve::{PveVersion, RequestRecord};
@@ -180,7 +180,6 @@ fn edits_stay_pending_until_applied_and_read_back_with_their_state() {
             mtu: Some(1400),
             ..ZoneConfig::default()
         },
-        &[],
         None,
     )
     .expect("update");
@@ -205,8 +204,12 @@ fn edits_stay_pending_until_applied_and_read_back_with_their_state() {
     )
     .expect("subnet update");
     // Deleting is pending too.
-    c.sdn_delete(SdnKind::Subnet, Some("olbpnet"), "olbp-10.200.0.0-16", None)
-        .expect("delete subnet");
+    c.sdn_delete(
+        SdnCollection::Subnets("olbpnet"),
+        "olbp-10.200.0.0-16",
+        None,
+    )
+    .expect("delete subnet");
     assert_eq!(
         c.sdn_subnets("olbpnet").expect("subnets")[0].state,
         Some(PendingState::Deleted)
@@ -264,7 +267,7 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
     )
     .expect("free tag");
     let err = c
-        .sdn_delete(SdnKind::Zone, None, "sec1", None)
+        .sdn_delete(SdnCollection::Zones, "sec1", None)
         .expect_err("used by vnet");
     assert!(err.to_string().contains("used by vnet 'olvn1001'"), "{err}");
     let err = c

@@ -10,8 +10,8 @@ use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
 use serde_json::Value;
 
 use super::sdn::{
-    ControllerConfig, SdnConfig, SdnItem, SdnKind, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig,
-    ZoneConfig,
+    ControllerConfig, SdnCollection, SdnConfig, SdnItem, SdnLock, SdnLockToken, SdnSpec,
+    SubnetConfig, VnetConfig, ZoneConfig,
 };
 use super::types::{
     ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskState, TaskStatus, Upid,
@@ -31,37 +31,32 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     /// free (an error if not). Reserves nothing.
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32>;
 
-    /// The SDN objects of `kind` (the subnets of `vnet`) as Proxmox lists
+    /// The SDN objects of a collection as Proxmox lists
     /// them with `pending=1&running=1`; the typed views are
     /// [`Pve::sdn_controllers`] and its siblings.
-    fn sdn_list(&self, kind: SdnKind, vnet: Option<&str>) -> Result<Vec<Value>>;
+    fn sdn_list(&self, at: SdnCollection<'_>) -> Result<Vec<Value>>;
     /// Create an SDN object (pending until applied); for a subnet `id` is
     /// its CIDR.
     fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()>;
-    /// Update an SDN object: set what `spec` holds, remove `delete`.
-    fn sdn_update(
-        &self,
-        id: &str,
-        spec: SdnSpec<'_>,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    /// Update an SDN object: set what `spec` holds (keys it leaves unset
+    /// stay as they are).
+    fn sdn_update(&self, id: &str, spec: SdnSpec<'_>, lock: SdnLock<'_>) -> Result<()>;
 
     /// SDN controllers, with pending state.
     fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
-        items(self.sdn_list(SdnKind::Controller, None)?)
+        items(self.sdn_list(SdnCollection::Controllers)?)
     }
     /// SDN zones, with pending state.
     fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
-        items(self.sdn_list(SdnKind::Zone, None)?)
+        items(self.sdn_list(SdnCollection::Zones)?)
     }
     /// SDN vnets, with pending state.
     fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
-        items(self.sdn_list(SdnKind::Vnet, None)?)
+        items(self.sdn_list(SdnCollection::Vnets)?)
     }
     /// The subnets of a vnet, with pending state.
     fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
-        items(self.sdn_list(SdnKind::Subnet, Some(vnet))?)
+        items(self.sdn_list(SdnCollection::Subnets(vnet))?)
     }
     /// Create a controller (pending until applied).
     fn sdn_create_controller(
@@ -105,29 +100,16 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         &self,
         id: &str,
         cfg: &ControllerConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
+        lock: SdnLock<'_>,
     ) -> Result<()> {
-        self.sdn_update(id, SdnSpec::Controller(cfg), delete, lock)
+        self.sdn_update(id, SdnSpec::Controller(cfg), lock)
     }
     /// Update a zone.
-    fn sdn_update_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(id, SdnSpec::Zone(cfg), delete, lock)
+    fn sdn_update_zone(&self, id: &str, cfg: &ZoneConfig, lock: SdnLock<'_>) -> Result<()> {
+        self.sdn_update(id, SdnSpec::Zone(cfg), lock)
     }
-    /// Delete an SDN object (`vnet` for subnets).
-    fn sdn_delete(
-        &self,
-        kind: SdnKind,
-        vnet: Option<&str>,
-        id: &str,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    /// Delete the SDN object `id` of a collection (pending until applied).
+    fn sdn_delete(&self, at: SdnCollection<'_>, id: &str, lock: SdnLock<'_>) -> Result<()>;
     /// 9.x: take the global SDN lock; `None` on 8.x (serialize through an
     /// OrbitLab lock there).
     fn sdn_lock(&self, allow_pending: bool) -> Result<Option<SdnLockToken>>;

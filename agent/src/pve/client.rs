@@ -18,7 +18,9 @@ use super::error::{PveError, Result};
 use super::gate::{Access, Gate};
 use super::http::{ClientOptions, Retry, Transport, seg};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
-use super::sdn::{SdnKind, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig};
+use super::sdn::{
+    SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig,
+};
 use super::tls::Trust;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
@@ -90,16 +92,11 @@ fn lock_param(params: &mut Params, lock: Option<&SdnLockToken>) {
     }
 }
 
-fn sdn_base(kind: SdnKind, vnet: Option<&str>) -> Result<String> {
-    Ok(match kind {
-        SdnKind::Controller => "/cluster/sdn/controllers".into(),
-        SdnKind::Zone => "/cluster/sdn/zones".into(),
-        SdnKind::Vnet => "/cluster/sdn/vnets".into(),
-        SdnKind::Subnet => {
-            let v = vnet.ok_or_else(|| PveError::Config("a subnet call needs its vnet".into()))?;
-            format!("/cluster/sdn/vnets/{}/subnets", seg(v))
-        }
-    })
+fn collection_path(at: SdnCollection<'_>) -> String {
+    match at {
+        SdnCollection::Subnets(vnet) => format!("/cluster/sdn/vnets/{}/subnets", seg(vnet)),
+        other => format!("/cluster/sdn/{}s", other.kind()),
+    }
 }
 
 /// Subnet keys that are read back but never sent.
@@ -168,6 +165,31 @@ impl PveClient {
         self.typed(method, path, params, Retry::Never)
     }
 
+    /// Update an SDN object: set what `spec` holds, remove `delete`.
+    fn sdn_set(
+        &self,
+        id: &str,
+        spec: SdnSpec<'_>,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        let kind = spec.kind();
+        let mut params = map_params(spec.to_map()?);
+        params.retain(|(k, _)| {
+            !read_only(kind, k)
+                && k != "type"
+                && k != kind.id_key()
+                && !(kind == SdnKind::Subnet && k == "vnet")
+        });
+        if !delete.is_empty() {
+            params.push(p("delete", delete.join(",")));
+        }
+        lock_param(&mut params, lock);
+        let path = format!("{}/{}", collection_path(spec.collection()), seg(id));
+        self.t.call(Method::PUT, &path, &params, Retry::Safe)?;
+        Ok(())
+    }
+
     fn needs_9(&self, what: &str) -> Result<()> {
         let r = self.release()?;
         if r.has_sdn_lock() {
@@ -222,8 +244,8 @@ impl Pve for PveClient {
         })
     }
 
-    fn sdn_list(&self, kind: SdnKind, vnet: Option<&str>) -> Result<Vec<Value>> {
-        self.get(&sdn_base(kind, vnet)?, &[p("pending", 1), p("running", 1)])
+    fn sdn_list(&self, at: SdnCollection<'_>) -> Result<Vec<Value>> {
+        self.get(&collection_path(at), &[p("pending", 1), p("running", 1)])
     }
 
     fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
@@ -242,44 +264,18 @@ impl Pve for PveClient {
         }
         params.push(p(kind.id_key(), id));
         lock_param(&mut params, lock);
-        let path = sdn_base(kind, spec.vnet())?;
+        let path = collection_path(spec.collection());
         self.t.call(Method::POST, &path, &params, Retry::Never)?;
         Ok(())
     }
 
-    fn sdn_update(
-        &self,
-        id: &str,
-        spec: SdnSpec<'_>,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        let kind = spec.kind();
-        let mut params = map_params(spec.to_map()?);
-        params.retain(|(k, _)| {
-            !read_only(kind, k)
-                && k != "type"
-                && k != kind.id_key()
-                && !(kind == SdnKind::Subnet && k == "vnet")
-        });
-        if !delete.is_empty() {
-            params.push(p("delete", delete.join(",")));
-        }
-        lock_param(&mut params, lock);
-        let path = format!("{}/{}", sdn_base(kind, spec.vnet())?, seg(id));
-        self.t.call(Method::PUT, &path, &params, Retry::Safe)?;
-        Ok(())
+    fn sdn_update(&self, id: &str, spec: SdnSpec<'_>, lock: SdnLock<'_>) -> Result<()> {
+        self.sdn_set(id, spec, &[], lock)
     }
-    fn sdn_delete(
-        &self,
-        kind: SdnKind,
-        vnet: Option<&str>,
-        id: &str,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
+    fn sdn_delete(&self, at: SdnCollection<'_>, id: &str, lock: SdnLock<'_>) -> Result<()> {
         let mut params = Vec::new();
         lock_param(&mut params, lock);
-        let path = format!("{}/{}", sdn_base(kind, vnet)?, seg(id));
+        let path = format!("{}/{}", collection_path(at), seg(id));
         self.t.call(Method::DELETE, &path, &params, Retry::Never)?;
         Ok(())
     }
@@ -388,7 +384,7 @@ impl PveClient {
         delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
-        Pve::sdn_update(self, id, SdnSpec::Vnet(cfg), delete, lock)
+        self.sdn_set(id, SdnSpec::Vnet(cfg), delete, lock)
     }
 
     /// Update a subnet (`id` is `<zone>-<ip>-<prefix>`).
@@ -401,7 +397,7 @@ impl PveClient {
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
         let spec = SdnSpec::Subnet { vnet, config: cfg };
-        Pve::sdn_update(self, id, spec, delete, lock)
+        self.sdn_set(id, spec, delete, lock)
     }
 
     /// 9.x: drop everything pending.

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::api::Pve;
 use super::error::{ApiErrorKind, PveError, Result};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
-use super::sdn::{SdnKind, SdnLockToken, SdnSpec};
+use super::sdn::{SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec};
 use super::types::{ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskStatus, Upid};
 
 /// An SDN object: what is applied and what will be once applied
@@ -176,7 +176,8 @@ impl FakePve {
         }
     }
 
-    fn listed(&self, wanted: SdnKind, vnet: Option<&str>) -> Vec<Value> {
+    fn listed(&self, at: SdnCollection<'_>) -> Vec<Value> {
+        let (wanted, vnet) = (at.kind(), at.vnet());
         let st = self.call(format!("sdn_list_{wanted}"));
         let key = wanted.id_key();
         let mut out = Vec::new();
@@ -209,7 +210,7 @@ impl FakePve {
 
     fn create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
         let kind = spec.kind();
-        let vnet = spec.vnet();
+        let vnet = spec.collection().vnet();
         let mut st = self.call(format!("sdn_create_{kind} {id}{}", lock_mark(lock)));
         let path = format!("/cluster/sdn/{kind}s");
         Self::check_lock(&st, lock, &path)?;
@@ -339,33 +340,20 @@ impl Pve for FakePve {
         }
     }
 
-    fn sdn_list(&self, kind: SdnKind, vnet: Option<&str>) -> Result<Vec<Value>> {
-        Ok(self.listed(kind, vnet))
+    fn sdn_list(&self, at: SdnCollection<'_>) -> Result<Vec<Value>> {
+        Ok(self.listed(at))
     }
 
     fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
         self.create(id, spec, lock)
     }
 
-    /// Sets what `spec` holds; `delete` is not kept (the engine sends
-    /// none).
-    fn sdn_update(
-        &self,
-        id: &str,
-        spec: SdnSpec<'_>,
-        _delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
+    fn sdn_update(&self, id: &str, spec: SdnSpec<'_>, lock: SdnLock<'_>) -> Result<()> {
         self.update(id, spec, lock)
     }
 
-    fn sdn_delete(
-        &self,
-        kind: SdnKind,
-        vnet: Option<&str>,
-        id: &str,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
+    fn sdn_delete(&self, at: SdnCollection<'_>, id: &str, lock: SdnLock<'_>) -> Result<()> {
+        let (kind, vnet) = (at.kind(), at.vnet());
         let mut st = self.call(format!("sdn_delete_{kind} {id}{}", lock_mark(lock)));
         let path = format!("/cluster/sdn/{kind}s/{id}");
         Self::check_lock(&st, lock, &path)?;

@@ -43,8 +43,8 @@ pub use gate::{Access, Gate};
 pub use http::{ClientOptions, Retry, RetryPolicy};
 pub use lxc::{GuestState, LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 pub use sdn::{
-    ControllerConfig, PendingState, SdnConfig, SdnItem, SdnKind, SdnLockToken, SdnSpec,
-    SubnetConfig, VnetConfig, ZoneConfig,
+    ControllerConfig, PendingState, SdnCollection, SdnConfig, SdnItem, SdnKind, SdnLock,
+    SdnLockToken, SdnSpec, SubnetConfig, VnetConfig, ZoneConfig,
 };
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub(crate) use tls::client_config;

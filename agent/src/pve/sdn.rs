@@ -279,23 +279,54 @@ pub enum SdnSpec<'a> {
     },
 }
 
-impl SdnSpec<'_> {
-    /// The kind of object.
+/// Where the SDN objects of one kind live: `/cluster/sdn/controllers`,
+/// `.../zones`, `.../vnets`, or the subnets of one vnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdnCollection<'a> {
+    /// `/cluster/sdn/controllers`.
+    Controllers,
+    /// `/cluster/sdn/zones`.
+    Zones,
+    /// `/cluster/sdn/vnets`.
+    Vnets,
+    /// `/cluster/sdn/vnets/{vnet}/subnets`.
+    Subnets(&'a str),
+}
+
+impl<'a> SdnCollection<'a> {
+    /// The kind of the objects.
     pub fn kind(&self) -> SdnKind {
         match self {
-            SdnSpec::Controller(_) => SdnKind::Controller,
-            SdnSpec::Zone(_) => SdnKind::Zone,
-            SdnSpec::Vnet(_) => SdnKind::Vnet,
-            SdnSpec::Subnet { .. } => SdnKind::Subnet,
+            SdnCollection::Controllers => SdnKind::Controller,
+            SdnCollection::Zones => SdnKind::Zone,
+            SdnCollection::Vnets => SdnKind::Vnet,
+            SdnCollection::Subnets(_) => SdnKind::Subnet,
         }
     }
 
-    /// The vnet of a subnet.
-    pub fn vnet(&self) -> Option<&str> {
-        match self {
-            SdnSpec::Subnet { vnet, .. } => Some(vnet),
+    /// The vnet whose subnets these are.
+    pub fn vnet(&self) -> Option<&'a str> {
+        match *self {
+            SdnCollection::Subnets(vnet) => Some(vnet),
             _ => None,
         }
+    }
+}
+
+impl<'a> SdnSpec<'a> {
+    /// Where the object lives.
+    pub fn collection(&self) -> SdnCollection<'a> {
+        match *self {
+            SdnSpec::Controller(_) => SdnCollection::Controllers,
+            SdnSpec::Zone(_) => SdnCollection::Zones,
+            SdnSpec::Vnet(_) => SdnCollection::Vnets,
+            SdnSpec::Subnet { vnet, .. } => SdnCollection::Subnets(vnet),
+        }
+    }
+
+    /// The kind of object.
+    pub fn kind(&self) -> SdnKind {
+        self.collection().kind()
     }
 
     /// The configuration as Proxmox names it (kebab-case keys; unset
@@ -324,6 +355,10 @@ impl SdnSpec<'_> {
 /// The 9.x global SDN lock (`POST /cluster/sdn/lock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdnLockToken(pub String);
+
+/// The lock an SDN edit passes: the 9.x token, or `None` (8.x, where the
+/// caller serialises edits through its own lock).
+pub type SdnLock<'a> = Option<&'a SdnLockToken>;
 
 #[cfg(test)]
 mod tests {

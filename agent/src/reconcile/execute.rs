@@ -18,7 +18,7 @@ use super::plan::{ObjectKey, Plan};
 use super::{pushed, tags};
 use crate::host::{ContainerHost, HostError};
 use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
-use crate::pve::{self, ApiErrorKind, LxcCreate, Pve, SdnKind, SdnLockToken, SdnTransaction};
+use crate::pve::{self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction};
 use crate::store::{LockGuard, LockName, Store};
 
 /// Everything a step may touch.
@@ -192,14 +192,13 @@ fn sdn_edit(
                 peers: Some(join(peers)),
                 ..Default::default()
             },
-            &[],
             lock,
         )?,
         Action::CreateZone { id, config, .. } => {
             pve.sdn_create_zone(id, &zone_config(config, true), lock)?
         }
         Action::UpdateZone { id, config, .. } => {
-            pve.sdn_update_zone(id, &zone_config(config, false), &[], lock)?
+            pve.sdn_update_zone(id, &zone_config(config, false), lock)?
         }
         Action::CreateVnet {
             id,
@@ -235,10 +234,10 @@ fn sdn_edit(
             lock,
         )?,
         Action::DeleteSubnet { vnet, id, .. } => {
-            pve.sdn_delete(SdnKind::Subnet, Some(vnet), id, lock)?
+            pve.sdn_delete(SdnCollection::Subnets(vnet), id, lock)?
         }
-        Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnKind::Vnet, None, id, lock)?,
-        Action::DeleteZone { id, .. } => pve.sdn_delete(SdnKind::Zone, None, id, lock)?,
+        Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnCollection::Vnets, id, lock)?,
+        Action::DeleteZone { id, .. } => pve.sdn_delete(SdnCollection::Zones, id, lock)?,
         other => unreachable!("not an SDN edit: {other}"),
     }
     Ok(())
