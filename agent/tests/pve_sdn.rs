@@ -65,14 +65,20 @@ fn sdn_writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
         .collect()
 }
 
-#[test]
-fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
-    let (sim, c) = sim_and_client(PveVersion::V9_1);
-    let tx = SdnTransaction::begin(&c, false, || -> Result<(), PveError> {
+/// A transaction on 9.x, which must not need an outside lock.
+fn begin_9x(c: &PveClient) -> SdnTransaction<'_, ()> {
+    let tx = SdnTransaction::begin(c, false, || -> Result<(), PveError> {
         panic!("9.x needs no outside lock")
     })
     .expect("begin");
     assert!(tx.token().is_some(), "9.x hands out a lock token");
+    tx
+}
+
+#[test]
+fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
+    let (sim, c) = sim_and_client(PveVersion::V9_1);
+    let tx = begin_9x(&c);
     backplane(&c, tx.token()).expect("edits");
     let task = tx.apply(DEADLINE).expect("apply");
     assert_eq!(task.exitstatus.as_deref(), Some("OK"));
@@ -288,10 +294,7 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
 fn a_transaction_dropped_unapplied_releases_the_lock_and_leaves_edits_pending() {
     let (sim, c) = sim_and_client(PveVersion::V9_1);
     {
-        let tx = SdnTransaction::begin(&c, false, || -> Result<(), PveError> {
-            unreachable!("9.x")
-        })
-        .expect("begin");
+        let tx = begin_9x(&c);
         backplane(&c, tx.token()).expect("edits");
         assert!(sim.with_state(|st| st.sdn.lock_token.is_some()));
     }
