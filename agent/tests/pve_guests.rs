@@ -6,7 +6,8 @@ mod pve_common;
 use std::time::Duration;
 
 use orbitlab_agent::pve::{
-    DownloadUrl, GuestState, HaResourceSpec, HaState, LxcCreate, LxcUpdate, Pve, Secret,
+    ApiErrorKind, DownloadUrl, GuestState, HaResourceSpec, HaState, LxcCreate, LxcUpdate, Pve,
+    Secret,
 };
 use orbitlab_sim::pve::{DEFAULT_TEMPLATE, PveSim, PveVersion, SimConfig};
 use pve_common::*;
@@ -54,6 +55,7 @@ fn container_lifecycle_reads_back_like_proxmox() {
     );
     // VMIDs are unique across the cluster.
     let err = c.lxc_create("pve2", &gateway(100)).expect_err("duplicate");
+    assert_eq!(err.kind(), Some(&ApiErrorKind::AlreadyExists), "{err}");
     assert!(
         err.to_string()
             .contains("CT 100 already exists on node 'pve1'"),

@@ -5,8 +5,8 @@
 mod pve_common;
 
 use orbitlab_agent::pve::{
-    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnKind, SubnetConfig, VnetConfig,
-    ZoneConfig, sdn_transaction,
+    ControllerConfig, PendingState, Pve, PveClient, PveError, SdnCollection, SdnTransaction,
+    SubnetConfig, VnetConfig, ZoneConfig,
 };
 use orbitlab_sim::pve::{PveVersion, RequestRecord};
 use pve_common::*;
@@ -65,14 +65,22 @@ fn sdn_writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
         .collect()
 }
 
+/// A transaction on 9.x, which must not need an outside lock.
+fn begin_9x(c: &PveClient) -> SdnTransaction<'_, ()> {
+    let tx = SdnTransaction::begin(c, false, || -> Result<(), PveError> {
+        panic!("9.x needs no outside lock")
+    })
+    .expect("begin");
+    assert!(tx.token().is_some(), "9.x hands out a lock token");
+    tx
+}
+
 #[test]
 fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
     let (sim, c) = sim_and_client(PveVersion::V9_1);
-    let (_, task) = sdn_transaction(&c, false, DEADLINE, |lock| {
-        assert!(lock.is_some(), "9.x hands out a lock token");
-        backplane(&c, lock)
-    })
-    .expect("transaction");
+    let tx = begin_9x(&c);
+    backplane(&c, tx.token()).expect("edits");
+    let task = tx.apply(DEADLINE).expect("apply");
     assert_eq!(task.exitstatus.as_deref(), Some("OK"));
     let log = sim.requests();
     let writes = sdn_writes(&log);
@@ -110,11 +118,16 @@ fn on_9x_the_sdn_lock_guards_every_edit_and_the_apply() {
 #[test]
 fn on_84_no_sdn_lock_is_used() {
     let (sim, c) = sim_and_client(PveVersion::V8_4);
-    let (_, task) = sdn_transaction(&c, false, DEADLINE, |lock| {
-        assert!(lock.is_none(), "8.4 has no SDN lock");
-        backplane(&c, lock)
+    let mut outside = 0;
+    let tx = SdnTransaction::begin(&c, false, || {
+        outside += 1;
+        Ok::<_, PveError>("orbitlab-sdn")
     })
-    .expect("transaction");
+    .expect("begin");
+    assert!(tx.token().is_none(), "8.4 has no SDN lock");
+    backplane(&c, tx.token()).expect("edits");
+    let task = tx.apply(DEADLINE).expect("apply");
+    assert_eq!(outside, 1, "the outside lock is taken on 8.x");
     assert_eq!(task.exitstatus.as_deref(), Some("OK"));
     let log = sim.requests();
     assert!(
@@ -173,7 +186,6 @@ fn edits_stay_pending_until_applied_and_read_back_with_their_state() {
             mtu: Some(1400),
             ..ZoneConfig::default()
         },
-        &[],
         None,
     )
     .expect("update");
@@ -198,8 +210,12 @@ fn edits_stay_pending_until_applied_and_read_back_with_their_state() {
     )
     .expect("subnet update");
     // Deleting is pending too.
-    c.sdn_delete(SdnKind::Subnet, Some("olbpnet"), "olbp-10.200.0.0-16", None)
-        .expect("delete subnet");
+    c.sdn_delete(
+        SdnCollection::Subnets("olbpnet"),
+        "olbp-10.200.0.0-16",
+        None,
+    )
+    .expect("delete subnet");
     assert_eq!(
         c.sdn_subnets("olbpnet").expect("subnets")[0].state,
         Some(PendingState::Deleted)
@@ -257,7 +273,7 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
     )
     .expect("free tag");
     let err = c
-        .sdn_delete(SdnKind::Zone, None, "sec1", None)
+        .sdn_delete(SdnCollection::Zones, "sec1", None)
         .expect_err("used by vnet");
     assert!(err.to_string().contains("used by vnet 'olvn1001'"), "{err}");
     let err = c
@@ -272,4 +288,26 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
         )
         .expect_err("gateway outside");
     assert!(err.param_errors().expect("errors").contains_key("gateway"));
+}
+
+#[test]
+fn a_transaction_dropped_unapplied_releases_the_lock_and_leaves_edits_pending() {
+    let (sim, c) = sim_and_client(PveVersion::V9_1);
+    {
+        let tx = begin_9x(&c);
+        backplane(&c, tx.token()).expect("edits");
+        assert!(sim.with_state(|st| st.sdn.lock_token.is_some()));
+    }
+    assert!(
+        sim.with_state(|st| st.sdn.lock_token.is_none()),
+        "dropping released the lock"
+    );
+    let log = sim.requests();
+    let last = sdn_writes(&log).last().copied().expect("writes");
+    assert_eq!(
+        (last.method.as_str(), last.path.as_str()),
+        ("DELETE", "/cluster/sdn/lock")
+    );
+    let zones = c.sdn_zones().expect("zones");
+    assert_eq!(zones[0].state, Some(PendingState::New), "still pending");
 }

@@ -6,7 +6,7 @@ mod pve_common;
 
 use std::collections::BTreeMap;
 
-use orbitlab_agent::pve::{LxcCreate, Pve, PveClient, PveError, Retry, ZoneConfig};
+use orbitlab_agent::pve::{ApiErrorKind, LxcCreate, Pve, PveClient, PveError, Retry, ZoneConfig};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveVersion};
 use pve_common::*;
 use reqwest::Method;
@@ -29,7 +29,9 @@ fn refused(
         .expect_err("refused");
     assert_eq!(err.status(), Some(400), "{err}");
     let PveError::Api {
-        message, errors, ..
+        message,
+        kind: ApiErrorKind::Invalid(errors),
+        ..
     } = &err
     else {
         panic!("not an API error: {err:?}");
@@ -227,6 +229,7 @@ fn typed_calls_surface_the_same_errors_as_the_raw_answer() {
     c.sdn_create_zone("z1", &zone, None).expect("create");
     let err = c.sdn_create_zone("z1", &zone, None).expect_err("duplicate");
     assert_eq!(err.status(), Some(500));
+    assert_eq!(err.kind(), Some(&ApiErrorKind::AlreadyExists), "{err}");
     assert!(
         err.to_string()
             .contains("sdn zone object ID 'z1' already defined"),

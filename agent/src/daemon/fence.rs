@@ -1,7 +1,9 @@
 //! The agent's fence around everything that changes the cluster from
 //! outside pmxcfs: Proxmox API writes and `pct push`/`pct exec`.
 //!
-//! Before each such call the fence reads `<root>/.members`: without quorum
+//! For Proxmox the fence is the client's [`Gate`]: the daemon hands it to
+//! [`crate::pve::PveClient::with_gate`], so every request passes it at the
+//! one point all requests go through. Before each write the fence reads `<root>/.members`: without quorum
 //! the call is not made (pmxcfs is read-only then, and Proxmox itself would
 //! refuse most changes; the agent must change nothing and keep reading).
 //! Once the fence is closed (a stop that the reconcile in flight did not
@@ -21,12 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::host::{ContainerHost, HostError};
-use crate::pve::{
-    ApplianceTemplate, ClusterStatusEntry, ControllerConfig, DownloadUrl, HaResource,
-    HaResourceSpec, LxcConfig, LxcCreate, LxcStatus, LxcUpdate, NetworkInterface, NodeSummary, Pve,
-    PveError, Release, Result, SdnItem, SdnKind, SdnLockToken, StorageVolume, SubnetConfig,
-    TaskStatus, Upid, VersionInfo, VnetConfig, ZoneConfig,
-};
+use crate::pve::{Access, Gate};
 
 use super::ownership::Members;
 
@@ -176,271 +173,51 @@ impl Fence {
     }
 
     /// Checks [`Fence::may_change`] for a write, counting it.
-    fn write(&self, what: &str) -> Result<()> {
+    fn write(&self) -> std::result::Result<(), String> {
         self.called();
-        match self.may_change() {
-            Ok(()) => {
-                self.writes.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(reason) => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                Err(PveError::Config(format!(
-                    "{what} not sent to Proxmox: {reason}"
-                )))
-            }
-        }
+        self.count(self.may_change())
     }
 
     /// A cleanup that must run even while stopping (releasing a lock),
     /// but never without quorum.
-    fn cleanup(&self, what: &str) -> Result<()> {
+    fn cleanup(&self) -> std::result::Result<(), String> {
         self.called();
-        if Members::read(&self.root, &self.local).quorate {
-            self.writes.fetch_add(1, Ordering::Relaxed);
+        let verdict = if Members::read(&self.root, &self.local).quorate {
             Ok(())
         } else {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            Err(PveError::Config(format!(
-                "{what} not sent to Proxmox: the cluster has no quorum"
-            )))
+            Err("the cluster has no quorum".to_owned())
+        };
+        self.count(verdict)
+    }
+
+    fn count(&self, verdict: std::result::Result<(), String>) -> std::result::Result<(), String> {
+        let counter = if verdict.is_ok() {
+            &self.writes
+        } else {
+            &self.refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        verdict
+    }
+}
+
+/// Reads always pass; writes pass [`Fence::may_change`]; cleanups pass
+/// with quorum even while stopping. Every call counts for the metrics and
+/// as a sign of life, when it starts and when it ends.
+impl Gate for Fence {
+    fn admit(&self, access: Access) -> std::result::Result<(), String> {
+        match access {
+            Access::Read => {
+                self.read();
+                Ok(())
+            }
+            Access::Write => self.write(),
+            Access::Cleanup => self.cleanup(),
         }
     }
-}
 
-/// A [`Pve`] whose writes pass the [`Fence`] first.
-#[derive(Debug)]
-pub struct FencedPve<'a> {
-    inner: &'a dyn Pve,
-    fence: &'a Fence,
-}
-
-impl<'a> FencedPve<'a> {
-    /// Wraps `inner`.
-    pub fn new(inner: &'a dyn Pve, fence: &'a Fence) -> Self {
-        FencedPve { inner, fence }
-    }
-
-    fn get<T>(&self, call: impl FnOnce(&dyn Pve) -> Result<T>) -> Result<T> {
-        self.fence.read();
-        call(self.inner)
-    }
-
-    fn put<T>(&self, what: &str, call: impl FnOnce(&dyn Pve) -> Result<T>) -> Result<T> {
-        self.fence.write(what)?;
-        call(self.inner)
-    }
-}
-
-type Lock<'l> = Option<&'l SdnLockToken>;
-
-impl Pve for FencedPve<'_> {
-    fn version(&self) -> Result<VersionInfo> {
-        self.get(|p| p.version())
-    }
-    fn release(&self) -> Result<Release> {
-        self.get(|p| p.release())
-    }
-    fn cluster_status(&self) -> Result<Vec<ClusterStatusEntry>> {
-        self.get(|p| p.cluster_status())
-    }
-    fn nodes(&self) -> Result<Vec<NodeSummary>> {
-        self.get(|p| p.nodes())
-    }
-    fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>> {
-        self.get(|p| p.node_network(node))
-    }
-    fn next_vmid(&self, wanted: Option<u32>) -> Result<u32> {
-        self.get(|p| p.next_vmid(wanted))
-    }
-    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
-        self.get(|p| p.sdn_controllers())
-    }
-    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
-        self.get(|p| p.sdn_zones())
-    }
-    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
-        self.get(|p| p.sdn_vnets())
-    }
-    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
-        self.get(|p| p.sdn_subnets(vnet))
-    }
-    fn sdn_create_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("create SDN controller", |p| {
-            p.sdn_create_controller(id, cfg, lock)
-        })
-    }
-    fn sdn_create_zone(&self, id: &str, cfg: &ZoneConfig, lock: Lock<'_>) -> Result<()> {
-        self.put("create SDN zone", |p| p.sdn_create_zone(id, cfg, lock))
-    }
-    fn sdn_create_vnet(&self, id: &str, cfg: &VnetConfig, lock: Lock<'_>) -> Result<()> {
-        self.put("create SDN vnet", |p| p.sdn_create_vnet(id, cfg, lock))
-    }
-    fn sdn_create_subnet(
-        &self,
-        vnet: &str,
-        cidr: &str,
-        cfg: &SubnetConfig,
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("create SDN subnet", |p| {
-            p.sdn_create_subnet(vnet, cidr, cfg, lock)
-        })
-    }
-    fn sdn_update_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
-        delete: &[&str],
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("update SDN controller", |p| {
-            p.sdn_update_controller(id, cfg, delete, lock)
-        })
-    }
-    fn sdn_update_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        delete: &[&str],
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("update SDN zone", |p| {
-            p.sdn_update_zone(id, cfg, delete, lock)
-        })
-    }
-    fn sdn_update_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        delete: &[&str],
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("update SDN vnet", |p| {
-            p.sdn_update_vnet(id, cfg, delete, lock)
-        })
-    }
-    fn sdn_update_subnet(
-        &self,
-        vnet: &str,
-        id: &str,
-        cfg: &SubnetConfig,
-        delete: &[&str],
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("update SDN subnet", |p| {
-            p.sdn_update_subnet(vnet, id, cfg, delete, lock)
-        })
-    }
-    fn sdn_delete(
-        &self,
-        kind: SdnKind,
-        vnet: Option<&str>,
-        id: &str,
-        lock: Lock<'_>,
-    ) -> Result<()> {
-        self.put("delete SDN object", |p| p.sdn_delete(kind, vnet, id, lock))
-    }
-    fn sdn_lock(&self, allow_pending: bool) -> Result<Option<SdnLockToken>> {
-        self.put("take the SDN lock", |p| p.sdn_lock(allow_pending))
-    }
-    fn sdn_unlock(&self, lock: &SdnLockToken, force: bool) -> Result<()> {
-        self.fence.cleanup("release the SDN lock")?;
-        self.inner.sdn_unlock(lock, force)
-    }
-    fn sdn_apply(&self, lock: Lock<'_>, release_lock: bool) -> Result<Upid> {
-        self.put("apply SDN", |p| p.sdn_apply(lock, release_lock))
-    }
-    fn sdn_rollback(&self, lock: Lock<'_>) -> Result<()> {
-        self.put("roll back SDN", |p| p.sdn_rollback(lock))
-    }
-    fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>> {
-        self.get(|p| p.lxc_list(node))
-    }
-    fn lxc_create(&self, node: &str, req: &LxcCreate) -> Result<Upid> {
-        self.put("create container", |p| p.lxc_create(node, req))
-    }
-    fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig> {
-        self.get(|p| p.lxc_config(node, vmid))
-    }
-    fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
-        self.put("update container", |p| p.lxc_update(node, vmid, req))
-    }
-    fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
-        self.get(|p| p.lxc_status(node, vmid))
-    }
-    fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.put("start container", |p| p.lxc_start(node, vmid))
-    }
-    fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.put("stop container", |p| p.lxc_stop(node, vmid))
-    }
-    fn lxc_shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout: Option<Duration>,
-        force_stop: bool,
-    ) -> Result<Upid> {
-        self.put("shut down container", |p| {
-            p.lxc_shutdown(node, vmid, timeout, force_stop)
-        })
-    }
-    fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid> {
-        self.put("destroy container", |p| p.lxc_delete(node, vmid, purge))
-    }
-    fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
-        self.get(|p| p.task_status(upid))
-    }
-    fn ha_resources(&self) -> Result<Vec<HaResource>> {
-        self.get(|p| p.ha_resources())
-    }
-    fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
-        self.put("add HA resource", |p| p.ha_add(sid, spec))
-    }
-    fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
-        self.put("update HA resource", |p| p.ha_update(sid, spec))
-    }
-    fn ha_remove(&self, sid: &str) -> Result<()> {
-        self.put("remove HA resource", |p| p.ha_remove(sid))
-    }
-    fn storage_content(
-        &self,
-        node: &str,
-        storage: &str,
-        content: Option<&str>,
-    ) -> Result<Vec<StorageVolume>> {
-        self.get(|p| p.storage_content(node, storage, content))
-    }
-    fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>> {
-        self.get(|p| p.appliance_index(node))
-    }
-    fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
-        self.put("download appliance template", |p| {
-            p.appliance_download(node, storage, template)
-        })
-    }
-    fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid> {
-        self.put("download to storage", |p| {
-            p.download_url(node, storage, req)
-        })
-    }
-    fn upload(
-        &self,
-        node: &str,
-        storage: &str,
-        content: &str,
-        file: &Path,
-        file_name: &str,
-    ) -> Result<Upid> {
-        self.put("upload to storage", |p| {
-            p.upload(node, storage, content, file, file_name)
-        })
+    fn finished(&self, _access: Access) {
+        self.beat();
     }
 }
 
@@ -522,14 +299,15 @@ mod tests {
         assert!(fence.may_change().unwrap_err().contains("no quorum"));
         assert!(
             fence
-                .write("create container")
+                .admit(Access::Write)
                 .unwrap_err()
-                .to_string()
-                .contains("create container not sent to Proxmox")
+                .contains("no quorum")
         );
+        assert!(fence.admit(Access::Cleanup).is_err());
+        assert!(fence.admit(Access::Read).is_ok(), "reads always pass");
         write_members(dir.path(), 1);
-        assert!(fence.write("create container").is_ok());
-        assert!(fence.cleanup("release").is_ok());
+        assert!(fence.admit(Access::Write).is_ok());
+        assert!(fence.admit(Access::Cleanup).is_ok());
         fence.request_stop();
         assert!(
             fence.may_change().is_ok(),
@@ -537,16 +315,17 @@ mod tests {
         );
         fence.close();
         assert!(fence.may_change().unwrap_err().contains("stopping"));
+        assert!(fence.admit(Access::Write).is_err());
         assert!(
-            fence.cleanup("release").is_ok(),
+            fence.admit(Access::Cleanup).is_ok(),
             "cleanups still run while stopping"
         );
         assert_eq!(
             fence.counts(),
             CallCounts {
-                reads: 0,
+                reads: 1,
                 writes: 3,
-                refused: 1
+                refused: 3
             }
         );
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::backoff::Backoff;
 use super::changes::{ChangeWatch, Wakeup};
 use super::connection::ConnectionSlot;
-use super::fence::{Fence, FencedHost, FencedPve};
+use super::fence::{Fence, FencedHost};
 use super::metrics::{LoopView, Metrics, scope_label};
 use super::notify::Notifier;
 use super::ownership::Members;
@@ -289,7 +289,7 @@ impl Daemon {
         };
         let scope = self.scopes[index].scope;
         let label = scope_label(scope);
-        let pve = FencedPve::new(client, &self.fence);
+        let pve = client.with_gate(self.fence.clone());
         let host = FencedHost::new(&self.host, &self.fence);
         let reconciler = Reconciler {
             pve: &pve,

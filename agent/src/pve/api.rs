@@ -1,25 +1,24 @@
-//! The [`Pve`] trait: every Proxmox call the engine makes, typed. The real
-//! implementation is [`super::PveClient`]; tests may use the client against
-//! the simulator or any other implementation.
+//! The [`Pve`] trait: the Proxmox calls the engine makes, typed, and
+//! nothing else (calls only tools and tests need are inherent methods of
+//! [`super::PveClient`]). The real implementation is the client; the
+//! planner and controller tests use the in-memory fake (`fake.rs`).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::{PveError, Result};
-use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
+use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
+use serde_json::Value;
+
 use super::sdn::{
-    ControllerConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig, ZoneConfig,
+    ControllerConfig, SdnCollection, SdnConfig, SdnItem, SdnLock, SdnLockToken, SdnSpec,
+    SubnetConfig, VnetConfig, ZoneConfig,
 };
 use super::types::{
-    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
-    NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
-    VersionInfo,
+    ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskState, TaskStatus, Upid,
 };
 
-/// Typed access to the Proxmox VE API.
+/// Typed access to the Proxmox VE API, as far as the engine needs it.
 pub trait Pve: Send + Sync + std::fmt::Debug {
-    /// `GET /version`.
-    fn version(&self) -> Result<VersionInfo>;
     /// The release, asked once and remembered.
     fn release(&self) -> Result<Release>;
     /// `GET /cluster/status`.
@@ -32,35 +31,60 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     /// free (an error if not). Reserves nothing.
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32>;
 
+    /// The SDN objects of a collection as Proxmox lists
+    /// them with `pending=1&running=1`; the typed views are
+    /// [`Pve::sdn_controllers`] and its siblings.
+    fn sdn_list(&self, at: SdnCollection<'_>) -> Result<Vec<Value>>;
+    /// Create an SDN object (pending until applied); for a subnet `id` is
+    /// its CIDR.
+    fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()>;
+    /// Update an SDN object: set what `spec` holds (keys it leaves unset
+    /// stay as they are).
+    fn sdn_update(&self, id: &str, spec: SdnSpec<'_>, lock: SdnLock<'_>) -> Result<()>;
+
     /// SDN controllers, with pending state.
-    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>>;
+    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
+        items(self.sdn_list(SdnCollection::Controllers)?)
+    }
     /// SDN zones, with pending state.
-    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>>;
+    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
+        items(self.sdn_list(SdnCollection::Zones)?)
+    }
     /// SDN vnets, with pending state.
-    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>>;
+    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
+        items(self.sdn_list(SdnCollection::Vnets)?)
+    }
     /// The subnets of a vnet, with pending state.
-    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>>;
+    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
+        items(self.sdn_list(SdnCollection::Subnets(vnet))?)
+    }
     /// Create a controller (pending until applied).
     fn sdn_create_controller(
         &self,
         id: &str,
         cfg: &ControllerConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_create(id, SdnSpec::Controller(cfg), lock)
+    }
     /// Create a zone (pending until applied).
     fn sdn_create_zone(
         &self,
         id: &str,
         cfg: &ZoneConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_create(id, SdnSpec::Zone(cfg), lock)
+    }
     /// Create a vnet (pending until applied).
     fn sdn_create_vnet(
         &self,
         id: &str,
         cfg: &VnetConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.sdn_create(id, SdnSpec::Vnet(cfg), lock)
+    }
     /// Create a subnet `cidr` in `vnet` (pending until applied).
     fn sdn_create_subnet(
         &self,
@@ -68,48 +92,24 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         cidr: &str,
         cfg: &SubnetConfig,
         lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
-    /// Update a controller: set what `cfg` holds, remove `delete`.
+    ) -> Result<()> {
+        self.sdn_create(cidr, SdnSpec::Subnet { vnet, config: cfg }, lock)
+    }
+    /// Update a controller's peers and the like.
     fn sdn_update_controller(
         &self,
         id: &str,
         cfg: &ControllerConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+        lock: SdnLock<'_>,
+    ) -> Result<()> {
+        self.sdn_update(id, SdnSpec::Controller(cfg), lock)
+    }
     /// Update a zone.
-    fn sdn_update_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
-    /// Update a vnet.
-    fn sdn_update_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
-    /// Update a subnet (`id` is `<zone>-<ip>-<prefix>`).
-    fn sdn_update_subnet(
-        &self,
-        vnet: &str,
-        id: &str,
-        cfg: &SubnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
-    /// Delete an SDN object (`vnet` for subnets).
-    fn sdn_delete(
-        &self,
-        kind: SdnKind,
-        vnet: Option<&str>,
-        id: &str,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()>;
+    fn sdn_update_zone(&self, id: &str, cfg: &ZoneConfig, lock: SdnLock<'_>) -> Result<()> {
+        self.sdn_update(id, SdnSpec::Zone(cfg), lock)
+    }
+    /// Delete the SDN object `id` of a collection (pending until applied).
+    fn sdn_delete(&self, at: SdnCollection<'_>, id: &str, lock: SdnLock<'_>) -> Result<()>;
     /// 9.x: take the global SDN lock; `None` on 8.x (serialize through an
     /// OrbitLab lock there).
     fn sdn_lock(&self, allow_pending: bool) -> Result<Option<SdnLockToken>>;
@@ -117,8 +117,6 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn sdn_unlock(&self, lock: &SdnLockToken, force: bool) -> Result<()>;
     /// `PUT /cluster/sdn`: apply everything pending, cluster-wide.
     fn sdn_apply(&self, lock: Option<&SdnLockToken>, release_lock: bool) -> Result<Upid>;
-    /// 9.x: drop everything pending.
-    fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()>;
 
     /// `GET /nodes/{node}/lxc`.
     fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>>;
@@ -126,60 +124,15 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn lxc_create(&self, node: &str, req: &LxcCreate) -> Result<Upid>;
     /// A container's config.
     fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig>;
-    /// Change a container's config.
-    fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()>;
-    /// A container's status.
-    fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus>;
     /// Start a container.
     fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid>;
     /// Stop a container (hard).
     fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid>;
-    /// Shut a container down cleanly, waiting up to `timeout` before
-    /// stopping it hard when `force_stop`.
-    fn lxc_shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout: Option<Duration>,
-        force_stop: bool,
-    ) -> Result<Upid>;
     /// Destroy a stopped container (`purge`: also from HA, backups...).
     fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid>;
 
     /// A task's status.
     fn task_status(&self, upid: &Upid) -> Result<TaskStatus>;
-
-    /// HA resources.
-    fn ha_resources(&self) -> Result<Vec<HaResource>>;
-    /// Put a guest under HA (`sid` like `ct:100`).
-    fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()>;
-    /// Change an HA resource.
-    fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()>;
-    /// Remove an HA resource.
-    fn ha_remove(&self, sid: &str) -> Result<()>;
-
-    /// Volumes on a storage (`content`: `vztmpl`, `iso`...).
-    fn storage_content(
-        &self,
-        node: &str,
-        storage: &str,
-        content: Option<&str>,
-    ) -> Result<Vec<StorageVolume>>;
-    /// The appliance template index.
-    fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>>;
-    /// Download an appliance template to a storage.
-    fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid>;
-    /// Download a file from a URL to a storage.
-    fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid>;
-    /// Upload a local file to a storage as `file_name`.
-    fn upload(
-        &self,
-        node: &str,
-        storage: &str,
-        content: &str,
-        file: &Path,
-        file_name: &str,
-    ) -> Result<Upid>;
 
     /// Poll a task until it stops or `deadline` passes. A stopped task
     /// whose exit status is not `OK` is [`PveError::TaskFailed`] with
@@ -212,30 +165,16 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Run SDN edits as one transaction and apply them: on 9.x under the
-/// global SDN lock (its `lock-token` goes to every edit and the apply,
-/// which releases it); on 8.x without (the caller must hold OrbitLab's own
-/// lock). Waits for the apply task up to `deadline`. If `edits` fails, the
-/// 9.x lock is released and the edits made so far stay pending.
-pub fn sdn_transaction<T>(
-    pve: &dyn Pve,
-    allow_pending: bool,
-    deadline: Duration,
-    edits: impl FnOnce(Option<&SdnLockToken>) -> Result<T>,
-) -> Result<(T, TaskStatus)> {
-    let lock = pve.sdn_lock(allow_pending)?;
-    let out = match edits(lock.as_ref()) {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(l) = &lock
-                && let Err(u) = pve.sdn_unlock(l, false)
-            {
-                tracing::warn!("releasing the SDN lock after a failed edit: {u}");
-            }
-            return Err(e);
-        }
-    };
-    let upid = pve.sdn_apply(lock.as_ref(), true)?;
-    let status = pve.wait_task(&upid, deadline)?;
-    Ok((out, status))
+/// Proxmox's SDN listing, typed.
+fn items<C: SdnConfig>(listed: Vec<Value>) -> Result<Vec<SdnItem<C>>> {
+    listed
+        .into_iter()
+        .map(|v| {
+            SdnItem::from_value(v).map_err(|message| PveError::Decode {
+                method: "GET".into(),
+                path: format!("/cluster/sdn/{}s", C::KIND),
+                message,
+            })
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 //! locks are sent once.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -15,11 +15,11 @@ use serde_json::Value;
 use super::api::Pve;
 use super::auth::Credentials;
 use super::error::{PveError, Result};
+use super::gate::{Access, Gate};
 use super::http::{ClientOptions, Retry, Transport, seg};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{
-    ControllerConfig, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig, VnetConfig,
-    ZoneConfig,
+    SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig,
 };
 use super::tls::Trust;
 use super::types::{
@@ -55,10 +55,17 @@ fn p(k: &str, v: impl ToString) -> (String, String) {
 
 /// A typed value as form parameters (booleans as 0/1, arrays repeated).
 fn to_params<T: Serialize>(v: &T) -> Result<Params> {
-    let value = serde_json::to_value(v)
-        .map_err(|e| PveError::Config(format!("encoding parameters: {e}")))?;
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => Ok(map_params(m)),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(PveError::Config(format!("encoding parameters: {e}"))),
+    }
+}
+
+/// JSON fields as form parameters (booleans as 0/1, arrays repeated).
+fn map_params(m: serde_json::Map<String, Value>) -> Params {
     let mut out = Vec::new();
-    if let Value::Object(m) = value {
+    {
         for (k, v) in m {
             match v {
                 Value::Null => {}
@@ -76,7 +83,7 @@ fn to_params<T: Serialize>(v: &T) -> Result<Params> {
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn lock_param(params: &mut Params, lock: Option<&SdnLockToken>) {
@@ -85,16 +92,11 @@ fn lock_param(params: &mut Params, lock: Option<&SdnLockToken>) {
     }
 }
 
-fn sdn_base(kind: SdnKind, vnet: Option<&str>) -> Result<String> {
-    Ok(match kind {
-        SdnKind::Controller => "/cluster/sdn/controllers".into(),
-        SdnKind::Zone => "/cluster/sdn/zones".into(),
-        SdnKind::Vnet => "/cluster/sdn/vnets".into(),
-        SdnKind::Subnet => {
-            let v = vnet.ok_or_else(|| PveError::Config("a subnet call needs its vnet".into()))?;
-            format!("/cluster/sdn/vnets/{}/subnets", seg(v))
-        }
-    })
+fn collection_path(at: SdnCollection<'_>) -> String {
+    match at {
+        SdnCollection::Subnets(vnet) => format!("/cluster/sdn/vnets/{}/subnets", seg(vnet)),
+        other => format!("/cluster/sdn/{}s", other.kind()),
+    }
 }
 
 /// Subnet keys that are read back but never sent.
@@ -112,6 +114,20 @@ impl PveClient {
             t: Transport::new(&cfg.base_url, &cfg.trust, cfg.credentials, cfg.options)?,
             release: OnceLock::new(),
         })
+    }
+
+    /// The same connection (HTTP client, login ticket, known release),
+    /// with every request passing `gate` first (see [`Gate`]). Cheap: the
+    /// connection is shared, not rebuilt.
+    pub fn with_gate(&self, gate: Arc<dyn Gate>) -> PveClient {
+        let release = OnceLock::new();
+        if let Some(r) = self.release.get() {
+            let _ = release.set(*r);
+        }
+        PveClient {
+            t: self.t.with_gate(gate),
+            release,
+        }
     }
 
     /// Call any API path (after `/api2/json`) and return its `data`. Use
@@ -149,74 +165,27 @@ impl PveClient {
         self.typed(method, path, params, Retry::Never)
     }
 
-    fn sdn_list<C: SdnConfig>(&self, vnet: Option<&str>) -> Result<Vec<SdnItem<C>>> {
-        let path = sdn_base(C::KIND, vnet)?;
-        let items: Vec<Value> = self.get(&path, &[p("pending", 1), p("running", 1)])?;
-        items
-            .into_iter()
-            .map(|v| {
-                SdnItem::from_value(v).map_err(|message| PveError::Decode {
-                    method: "GET".into(),
-                    path: path.clone(),
-                    message,
-                })
-            })
-            .collect()
-    }
-
-    fn sdn_create<C: SdnConfig>(
+    /// Update an SDN object: set what `spec` holds, remove `delete`.
+    fn sdn_set(
         &self,
-        vnet: Option<&str>,
         id: &str,
-        cfg: &C,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        let mut params = to_params(cfg)?;
-        params.retain(|(k, _)| !read_only(C::KIND, k) && k != C::KIND.id_key());
-        match C::KIND {
-            SdnKind::Subnet => {
-                params.retain(|(k, _)| k != "type" && k != "vnet");
-                params.push(p("type", "subnet"));
-            }
-            SdnKind::Zone | SdnKind::Controller if !params.iter().any(|(k, _)| k == "type") => {
-                return Err(PveError::Config(format!(
-                    "SDN {} '{id}' needs a type",
-                    C::KIND
-                )));
-            }
-            _ => {}
-        }
-        params.push(p(C::KIND.id_key(), id));
-        lock_param(&mut params, lock);
-        self.t.call(
-            Method::POST,
-            &sdn_base(C::KIND, vnet)?,
-            &params,
-            Retry::Never,
-        )?;
-        Ok(())
-    }
-
-    fn sdn_update<C: SdnConfig>(
-        &self,
-        vnet: Option<&str>,
-        id: &str,
-        cfg: &C,
+        spec: SdnSpec<'_>,
         delete: &[&str],
         lock: Option<&SdnLockToken>,
     ) -> Result<()> {
-        let mut params = to_params(cfg)?;
+        let kind = spec.kind();
+        let mut params = map_params(spec.to_map()?);
         params.retain(|(k, _)| {
-            !read_only(C::KIND, k)
+            !read_only(kind, k)
                 && k != "type"
-                && k != C::KIND.id_key()
-                && !(C::KIND == SdnKind::Subnet && k == "vnet")
+                && k != kind.id_key()
+                && !(kind == SdnKind::Subnet && k == "vnet")
         });
         if !delete.is_empty() {
             params.push(p("delete", delete.join(",")));
         }
         lock_param(&mut params, lock);
-        let path = format!("{}/{}", sdn_base(C::KIND, vnet)?, seg(id));
+        let path = format!("{}/{}", collection_path(spec.collection()), seg(id));
         self.t.call(Method::PUT, &path, &params, Retry::Safe)?;
         Ok(())
     }
@@ -240,10 +209,6 @@ fn lxc_path(node: &str, vmid: u32, tail: &str) -> String {
 }
 
 impl Pve for PveClient {
-    fn version(&self) -> Result<VersionInfo> {
-        self.get("/version", &[])
-    }
-
     fn release(&self) -> Result<Release> {
         if let Some(r) = self.release.get() {
             return Ok(*r);
@@ -279,98 +244,38 @@ impl Pve for PveClient {
         })
     }
 
-    fn sdn_controllers(&self) -> Result<Vec<SdnItem<ControllerConfig>>> {
-        self.sdn_list(None)
+    fn sdn_list(&self, at: SdnCollection<'_>) -> Result<Vec<Value>> {
+        self.get(&collection_path(at), &[p("pending", 1), p("running", 1)])
     }
-    fn sdn_zones(&self) -> Result<Vec<SdnItem<ZoneConfig>>> {
-        self.sdn_list(None)
+
+    fn sdn_create(&self, id: &str, spec: SdnSpec<'_>, lock: Option<&SdnLockToken>) -> Result<()> {
+        let kind = spec.kind();
+        let mut params = map_params(spec.to_map()?);
+        params.retain(|(k, _)| !read_only(kind, k) && k != kind.id_key());
+        match kind {
+            SdnKind::Subnet => {
+                params.retain(|(k, _)| k != "type" && k != "vnet");
+                params.push(p("type", "subnet"));
+            }
+            SdnKind::Zone | SdnKind::Controller if !params.iter().any(|(k, _)| k == "type") => {
+                return Err(PveError::Config(format!("SDN {kind} '{id}' needs a type")));
+            }
+            _ => {}
+        }
+        params.push(p(kind.id_key(), id));
+        lock_param(&mut params, lock);
+        let path = collection_path(spec.collection());
+        self.t.call(Method::POST, &path, &params, Retry::Never)?;
+        Ok(())
     }
-    fn sdn_vnets(&self) -> Result<Vec<SdnItem<VnetConfig>>> {
-        self.sdn_list(None)
+
+    fn sdn_update(&self, id: &str, spec: SdnSpec<'_>, lock: SdnLock<'_>) -> Result<()> {
+        self.sdn_set(id, spec, &[], lock)
     }
-    fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
-        self.sdn_list(Some(vnet))
-    }
-    fn sdn_create_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(None, id, cfg, lock)
-    }
-    fn sdn_create_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(None, id, cfg, lock)
-    }
-    fn sdn_create_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(None, id, cfg, lock)
-    }
-    fn sdn_create_subnet(
-        &self,
-        vnet: &str,
-        cidr: &str,
-        cfg: &SubnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(Some(vnet), cidr, cfg, lock)
-    }
-    fn sdn_update_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
-    }
-    fn sdn_update_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
-    }
-    fn sdn_update_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(None, id, cfg, delete, lock)
-    }
-    fn sdn_update_subnet(
-        &self,
-        vnet: &str,
-        id: &str,
-        cfg: &SubnetConfig,
-        delete: &[&str],
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_update(Some(vnet), id, cfg, delete, lock)
-    }
-    fn sdn_delete(
-        &self,
-        kind: SdnKind,
-        vnet: Option<&str>,
-        id: &str,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
+    fn sdn_delete(&self, at: SdnCollection<'_>, id: &str, lock: SdnLock<'_>) -> Result<()> {
         let mut params = Vec::new();
         lock_param(&mut params, lock);
-        let path = format!("{}/{}", sdn_base(kind, vnet)?, seg(id));
+        let path = format!("{}/{}", collection_path(at), seg(id));
         self.t.call(Method::DELETE, &path, &params, Retry::Never)?;
         Ok(())
     }
@@ -394,8 +299,14 @@ impl Pve for PveClient {
         if force {
             params.push(p("force", 1));
         }
-        self.t
-            .call(Method::DELETE, "/cluster/sdn/lock", &params, Retry::Never)?;
+        // Releasing our own lock must still run while the agent stops.
+        self.t.call_as(
+            Access::Cleanup,
+            Method::DELETE,
+            "/cluster/sdn/lock",
+            &params,
+            Retry::Never,
+        )?;
         Ok(())
     }
 
@@ -409,15 +320,6 @@ impl Pve for PveClient {
             }
         }
         self.upid(Method::PUT, "/cluster/sdn", &params)
-    }
-
-    fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()> {
-        self.needs_9("SDN rollback")?;
-        let mut params = Vec::new();
-        lock_param(&mut params, lock);
-        self.t
-            .call(Method::POST, "/cluster/sdn/rollback", &params, Retry::Never)?;
-        Ok(())
     }
 
     fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>> {
@@ -437,47 +339,12 @@ impl Pve for PveClient {
             .map(LxcConfig)
     }
 
-    fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
-        self.t.call(
-            Method::PUT,
-            &lxc_path(node, vmid, "/config"),
-            &req.params(),
-            Retry::Safe,
-        )?;
-        Ok(())
-    }
-
-    fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
-        self.get(&lxc_path(node, vmid, "/status/current"), &[])
-    }
-
     fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid> {
         self.upid(Method::POST, &lxc_path(node, vmid, "/status/start"), &[])
     }
 
     fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
         self.upid(Method::POST, &lxc_path(node, vmid, "/status/stop"), &[])
-    }
-
-    fn lxc_shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout: Option<Duration>,
-        force_stop: bool,
-    ) -> Result<Upid> {
-        let mut params = Vec::new();
-        if let Some(t) = timeout {
-            params.push(p("timeout", t.as_secs()));
-        }
-        if force_stop {
-            params.push(p("forceStop", 1));
-        }
-        self.upid(
-            Method::POST,
-            &lxc_path(node, vmid, "/status/shutdown"),
-            &params,
-        )
     }
 
     fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid> {
@@ -499,12 +366,96 @@ impl Pve for PveClient {
             &[],
         )
     }
+}
 
-    fn ha_resources(&self) -> Result<Vec<HaResource>> {
+/// Calls the engine does not make, kept for `orbitlab` commands to come and
+/// for tests of the client itself. They pass the gate like every call.
+impl PveClient {
+    /// `GET /version`.
+    pub fn version(&self) -> Result<VersionInfo> {
+        self.get("/version", &[])
+    }
+
+    /// Update a vnet.
+    pub fn sdn_update_vnet(
+        &self,
+        id: &str,
+        cfg: &VnetConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        self.sdn_set(id, SdnSpec::Vnet(cfg), delete, lock)
+    }
+
+    /// Update a subnet (`id` is `<zone>-<ip>-<prefix>`).
+    pub fn sdn_update_subnet(
+        &self,
+        vnet: &str,
+        id: &str,
+        cfg: &SubnetConfig,
+        delete: &[&str],
+        lock: Option<&SdnLockToken>,
+    ) -> Result<()> {
+        let spec = SdnSpec::Subnet { vnet, config: cfg };
+        self.sdn_set(id, spec, delete, lock)
+    }
+
+    /// 9.x: drop everything pending.
+    pub fn sdn_rollback(&self, lock: Option<&SdnLockToken>) -> Result<()> {
+        self.needs_9("SDN rollback")?;
+        let mut params = Vec::new();
+        lock_param(&mut params, lock);
+        self.t
+            .call(Method::POST, "/cluster/sdn/rollback", &params, Retry::Never)?;
+        Ok(())
+    }
+
+    /// Change a container's config.
+    pub fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
+        self.t.call(
+            Method::PUT,
+            &lxc_path(node, vmid, "/config"),
+            &req.params(),
+            Retry::Safe,
+        )?;
+        Ok(())
+    }
+
+    /// A container's status.
+    pub fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
+        self.get(&lxc_path(node, vmid, "/status/current"), &[])
+    }
+
+    /// Shut a container down cleanly, waiting up to `timeout` before
+    /// stopping it hard when `force_stop`.
+    pub fn lxc_shutdown(
+        &self,
+        node: &str,
+        vmid: u32,
+        timeout: Option<Duration>,
+        force_stop: bool,
+    ) -> Result<Upid> {
+        let mut params = Vec::new();
+        if let Some(t) = timeout {
+            params.push(p("timeout", t.as_secs()));
+        }
+        if force_stop {
+            params.push(p("forceStop", 1));
+        }
+        self.upid(
+            Method::POST,
+            &lxc_path(node, vmid, "/status/shutdown"),
+            &params,
+        )
+    }
+
+    /// HA resources.
+    pub fn ha_resources(&self) -> Result<Vec<HaResource>> {
         self.get("/cluster/ha/resources", &[])
     }
 
-    fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
+    /// Put a guest under HA (`sid` like `ct:100`).
+    pub fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
         let mut params = to_params(spec)?;
         params.push(p("sid", sid));
         self.t
@@ -512,7 +463,8 @@ impl Pve for PveClient {
         Ok(())
     }
 
-    fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
+    /// Change an HA resource.
+    pub fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
         let params = to_params(spec)?;
         self.t.call(
             Method::PUT,
@@ -523,7 +475,8 @@ impl Pve for PveClient {
         Ok(())
     }
 
-    fn ha_remove(&self, sid: &str) -> Result<()> {
+    /// Remove an HA resource.
+    pub fn ha_remove(&self, sid: &str) -> Result<()> {
         self.t.call(
             Method::DELETE,
             &format!("/cluster/ha/resources/{}", seg(sid)),
@@ -533,7 +486,8 @@ impl Pve for PveClient {
         Ok(())
     }
 
-    fn storage_content(
+    /// Volumes on a storage (`content`: `vztmpl`, `iso`...).
+    pub fn storage_content(
         &self,
         node: &str,
         storage: &str,
@@ -546,11 +500,13 @@ impl Pve for PveClient {
         )
     }
 
-    fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>> {
+    /// The appliance template index.
+    pub fn appliance_index(&self, node: &str) -> Result<Vec<ApplianceTemplate>> {
         self.get(&format!("/nodes/{}/aplinfo", seg(node)), &[])
     }
 
-    fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
+    /// Download an appliance template to a storage.
+    pub fn appliance_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
         self.upid(
             Method::POST,
             &format!("/nodes/{}/aplinfo", seg(node)),
@@ -558,7 +514,8 @@ impl Pve for PveClient {
         )
     }
 
-    fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid> {
+    /// Download a file from a URL to a storage.
+    pub fn download_url(&self, node: &str, storage: &str, req: &DownloadUrl) -> Result<Upid> {
         self.upid(
             Method::POST,
             &format!("/nodes/{}/storage/{}/download-url", seg(node), seg(storage)),
@@ -566,7 +523,8 @@ impl Pve for PveClient {
         )
     }
 
-    fn upload(
+    /// Upload a local file to a storage as `file_name`.
+    pub fn upload(
         &self,
         node: &str,
         storage: &str,

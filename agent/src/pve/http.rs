@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::blocking::{Body, Client, RequestBuilder};
@@ -17,7 +17,8 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 
 use super::auth::{Credentials, Secret};
-use super::error::{PveError, Result};
+use super::error::{ApiErrorKind, PveError, Result};
+use super::gate::{Access, Gate};
 use super::tls::{Trust, client_config};
 
 /// When a failed call may be repeated.
@@ -79,13 +80,30 @@ struct Ticket {
     csrf: Secret,
 }
 
-/// A connection to one Proxmox API endpoint.
+/// A request the gate admitted; tells the gate when it is dropped.
+struct Pass<'g> {
+    gate: Option<&'g dyn Gate>,
+    access: Access,
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.gate {
+            gate.finished(self.access);
+        }
+    }
+}
+
+/// A connection to one Proxmox API endpoint. Every call and upload passes
+/// its [`Gate`], if it has one, before anything is sent.
 pub(crate) struct Transport {
     http: Client,
     base: Url,
     creds: Credentials,
-    ticket: Mutex<Option<Ticket>>,
+    /// Shared by the transports made with [`Transport::with_gate`].
+    ticket: Arc<Mutex<Option<Ticket>>>,
     opts: ClientOptions,
+    gate: Option<Arc<dyn Gate>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -94,6 +112,7 @@ impl std::fmt::Debug for Transport {
             .field("base", &self.base.as_str())
             .field("user", &self.creds.id())
             .field("opts", &self.opts)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -185,9 +204,36 @@ impl Transport {
             http,
             base,
             creds,
-            ticket: Mutex::new(None),
+            ticket: Arc::new(Mutex::new(None)),
             opts,
+            gate: None,
         })
+    }
+
+    /// The same connection (HTTP client, ticket) behind `gate`.
+    pub(crate) fn with_gate(&self, gate: Arc<dyn Gate>) -> Transport {
+        Transport {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            creds: self.creds.clone(),
+            ticket: Arc::clone(&self.ticket),
+            opts: self.opts,
+            gate: Some(gate),
+        }
+    }
+
+    /// Asks the gate to admit a request; the pass tells the gate when the
+    /// request ended (when it is dropped).
+    fn admit(&self, access: Access, method: &Method, path: &str) -> Result<Pass<'_>> {
+        let gate = self.gate.as_deref();
+        if let Some(gate) = gate {
+            gate.admit(access).map_err(|reason| PveError::Refused {
+                method: method.to_string(),
+                path: path.to_string(),
+                reason,
+            })?;
+        }
+        Ok(Pass { gate, access })
     }
 
     fn url(&self, path: &str) -> String {
@@ -283,7 +329,8 @@ impl Transport {
         Ok(())
     }
 
-    /// Call an API path (after `/api2/json`) and return its `data`.
+    /// Call an API path (after `/api2/json`) and return its `data`; the
+    /// access is [`Access::of`] the method.
     pub(crate) fn call(
         &self,
         method: Method,
@@ -291,6 +338,19 @@ impl Transport {
         params: &[(String, String)],
         retry: Retry,
     ) -> Result<Value> {
+        self.call_as(Access::of(&method), method, path, params, retry)
+    }
+
+    /// [`Transport::call`] with the access given.
+    pub(crate) fn call_as(
+        &self,
+        access: Access,
+        method: Method,
+        path: &str,
+        params: &[(String, String)],
+        retry: Retry,
+    ) -> Result<Value> {
+        let _pass = self.admit(access, &method, path)?;
         if matches!(self.creds, Credentials::Password { .. }) && !self.has_ticket() {
             self.with_retry(Retry::Safe, || self.login())?;
         }
@@ -357,7 +417,7 @@ impl Transport {
         self.send(method, path, req)
     }
 
-    /// Upload a file as `multipart/form-data` (never retried).
+    /// Upload a file as `multipart/form-data` (never retried; a write).
     pub(crate) fn upload(
         &self,
         path: &str,
@@ -366,6 +426,7 @@ impl Transport {
         file_name: &str,
         file: &Path,
     ) -> Result<Value> {
+        let _pass = self.admit(Access::Write, &Method::POST, path)?;
         if file_name.is_empty()
             || file_name
                 .chars()
@@ -498,8 +559,8 @@ pub(crate) fn api_error(
         method: method.to_string(),
         path: path.to_string(),
         status,
+        kind: ApiErrorKind::classify(status, &message, errors),
         message,
-        errors,
     }
 }
 

@@ -7,8 +7,14 @@
 //!   [`PveClient`] (`client.rs`) over the HTTP layer (`http.rs`: timeouts,
 //!   retries only for safe calls, Proxmox's messages kept intact);
 //! - tasks: [`Pve::wait_task`] polls a UPID until it stops or a deadline;
-//! - SDN: pending-aware reads (`sdn.rs`) and [`sdn_transaction`], which
-//!   uses the 9.x SDN lock when the cluster has it.
+//! - SDN: pending-aware reads (`sdn.rs`) and [`SdnTransaction`]
+//!   (`transaction.rs`), which holds the 9.x SDN lock when the cluster has
+//!   it and the caller's own lock otherwise.
+//!
+//! - one gate: every request passes a [`Gate`] (`gate.rs`) if the client
+//!   has one ([`PveClient::with_gate`]): the daemon's quorum fence and
+//!   request accounting sit there, not around the trait;
+//! - errors: each error answer is classified into an [`ApiErrorKind`].
 //!
 //! Side effects: network calls to the configured Proxmox URL only.
 
@@ -17,27 +23,33 @@ mod auth;
 mod client;
 mod de;
 mod error;
+#[doc(hidden)]
+pub mod fake;
+mod gate;
 mod http;
 pub mod known_calls;
 mod lxc;
 mod sdn;
 mod stored;
 mod tls;
+mod transaction;
 mod types;
 
-pub use api::{Pve, sdn_transaction};
+pub use api::Pve;
 pub use auth::{Credentials, Secret};
 pub use client::{ClientConfig, PveClient};
-pub use error::{PveError, Result};
+pub use error::{ApiErrorKind, PveError, Result};
+pub use gate::{Access, Gate};
 pub use http::{ClientOptions, Retry, RetryPolicy};
 pub use lxc::{GuestState, LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 pub use sdn::{
-    ControllerConfig, PendingState, SdnConfig, SdnItem, SdnKind, SdnLockToken, SubnetConfig,
-    VnetConfig, ZoneConfig,
+    ControllerConfig, PendingState, SdnCollection, SdnConfig, SdnItem, SdnKind, SdnLock,
+    SdnLockToken, SdnSpec, SubnetConfig, VnetConfig, ZoneConfig,
 };
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub(crate) use tls::client_config;
 pub use tls::{Fingerprint, Trust};
+pub use transaction::SdnTransaction;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,

@@ -260,9 +260,105 @@ impl<C: SdnConfig> SdnItem<C> {
     }
 }
 
+/// What an SDN create or update sends: one object's configuration, of
+/// any kind (a subnet with the vnet it belongs to).
+#[derive(Debug, Clone, Copy)]
+pub enum SdnSpec<'a> {
+    /// A controller.
+    Controller(&'a ControllerConfig),
+    /// A zone.
+    Zone(&'a ZoneConfig),
+    /// A vnet.
+    Vnet(&'a VnetConfig),
+    /// A subnet of `vnet`.
+    Subnet {
+        /// The vnet.
+        vnet: &'a str,
+        /// The subnet.
+        config: &'a SubnetConfig,
+    },
+}
+
+/// Where the SDN objects of one kind live: `/cluster/sdn/controllers`,
+/// `.../zones`, `.../vnets`, or the subnets of one vnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdnCollection<'a> {
+    /// `/cluster/sdn/controllers`.
+    Controllers,
+    /// `/cluster/sdn/zones`.
+    Zones,
+    /// `/cluster/sdn/vnets`.
+    Vnets,
+    /// `/cluster/sdn/vnets/{vnet}/subnets`.
+    Subnets(&'a str),
+}
+
+impl<'a> SdnCollection<'a> {
+    /// The kind of the objects.
+    pub fn kind(&self) -> SdnKind {
+        match self {
+            SdnCollection::Controllers => SdnKind::Controller,
+            SdnCollection::Zones => SdnKind::Zone,
+            SdnCollection::Vnets => SdnKind::Vnet,
+            SdnCollection::Subnets(_) => SdnKind::Subnet,
+        }
+    }
+
+    /// The vnet whose subnets these are.
+    pub fn vnet(&self) -> Option<&'a str> {
+        match *self {
+            SdnCollection::Subnets(vnet) => Some(vnet),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> SdnSpec<'a> {
+    /// Where the object lives.
+    pub fn collection(&self) -> SdnCollection<'a> {
+        match *self {
+            SdnSpec::Controller(_) => SdnCollection::Controllers,
+            SdnSpec::Zone(_) => SdnCollection::Zones,
+            SdnSpec::Vnet(_) => SdnCollection::Vnets,
+            SdnSpec::Subnet { vnet, .. } => SdnCollection::Subnets(vnet),
+        }
+    }
+
+    /// The kind of object.
+    pub fn kind(&self) -> SdnKind {
+        self.collection().kind()
+    }
+
+    /// The configuration as Proxmox names it (kebab-case keys; unset
+    /// fields absent).
+    pub fn to_map(&self) -> Result<Map<String, Value>, PveError> {
+        let value = match self {
+            SdnSpec::Controller(c) => serde_json::to_value(c),
+            SdnSpec::Zone(z) => serde_json::to_value(z),
+            SdnSpec::Vnet(v) => serde_json::to_value(v),
+            SdnSpec::Subnet { config, .. } => serde_json::to_value(config),
+        };
+        match value {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(other) => Err(PveError::Config(format!(
+                "an SDN {} encodes as {other}, not an object",
+                self.kind()
+            ))),
+            Err(e) => Err(PveError::Config(format!(
+                "encoding an SDN {}: {e}",
+                self.kind()
+            ))),
+        }
+    }
+}
+
 /// The 9.x global SDN lock (`POST /cluster/sdn/lock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdnLockToken(pub String);
+
+/// The lock an SDN edit passes: the 9.x token, or `None` (8.x, where the
+/// caller serialises edits through its own lock).
+pub type SdnLock<'a> = Option<&'a SdnLockToken>;
 
 #[cfg(test)]
 mod tests {

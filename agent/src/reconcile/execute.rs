@@ -1,8 +1,9 @@
 //! Executing a plan: each step through the Proxmox API, IPAM, the tag table
 //! or the container host. A step that fails stops the rest of its object's
 //! steps (other objects go on); a failed SDN apply stops everything after
-//! it. SDN edits and their apply run under Proxmox's SDN lock on 9.x, under
-//! OrbitLab's `orbitlab-sdn` cluster lock on 8.x.
+//! it. SDN edits and their apply are one [`SdnTransaction`]: under
+//! Proxmox's SDN lock on 9.x, under OrbitLab's `orbitlab-sdn` cluster lock
+//! on 8.x.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -17,7 +18,7 @@ use super::plan::{ObjectKey, Plan};
 use super::{pushed, tags};
 use crate::host::{ContainerHost, HostError};
 use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
-use crate::pve::{self, LxcCreate, Pve, SdnKind, SdnLockToken};
+use crate::pve::{self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction};
 use crate::store::{LockGuard, LockName, Store};
 
 /// Everything a step may touch.
@@ -43,30 +44,17 @@ pub struct Outcome {
     pub outputs: BTreeMap<ObjectKey, BTreeMap<String, String>>,
 }
 
-/// Who may edit SDN right now.
-enum SdnGuard {
-    /// 9.x: Proxmox's own lock.
-    Proxmox(SdnLockToken),
-    /// 8.x: OrbitLab's cluster lock.
-    Cluster(#[allow(dead_code)] LockGuard),
-}
-
-impl SdnGuard {
-    fn token(&self) -> Option<&SdnLockToken> {
-        match self {
-            SdnGuard::Proxmox(token) => Some(token),
-            SdnGuard::Cluster(_) => None,
-        }
-    }
-}
+/// The SDN transaction of a plan: Proxmox's lock on 9.x, OrbitLab's
+/// `orbitlab-sdn` cluster lock on 8.x.
+type Sdn<'a> = SdnTransaction<'a, LockGuard>;
 
 /// Runs `plan` in order. `allow_pending` says whether Proxmox may hold
 /// pending SDN changes when the SDN lock is taken (only OrbitLab's own, as
 /// observed).
-pub fn execute(plan: &Plan, ctx: &Context<'_>, allow_pending: bool) -> Outcome {
+pub fn execute<'a>(plan: &Plan, ctx: &Context<'a>, allow_pending: bool) -> Outcome {
     let mut outcome = Outcome::default();
     let mut stopped: BTreeSet<ObjectKey> = BTreeSet::new();
-    let mut sdn: Option<SdnGuard> = None;
+    let mut sdn: Option<Sdn<'a>> = None;
     let mut all_stopped: Option<String> = None;
     for action in &plan.actions {
         let object = action.object();
@@ -84,8 +72,7 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>, allow_pending: bool) -> Outcome {
             a if a.phase() == super::action::Phase::SdnCreate
                 || a.phase() == super::action::Phase::SdnDelete =>
             {
-                sdn_guard(ctx, &mut sdn, allow_pending)
-                    .and_then(|token| sdn_edit(ctx, a, token.as_ref()))
+                sdn_open(ctx, &mut sdn, allow_pending).and_then(|tx| sdn_edit(ctx, a, tx.token()))
             }
             other => step(ctx, other, &mut outcome),
         };
@@ -109,45 +96,44 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>, allow_pending: bool) -> Outcome {
             }
         }
     }
-    if let Some(SdnGuard::Proxmox(token)) = sdn.take() {
-        // Edits were made but never applied (the apply was skipped).
-        let _ = ctx.pve.sdn_unlock(&token, false);
-    }
+    // Edits made but never applied (the apply was skipped) stay pending;
+    // dropping the transaction releases its lock.
+    drop(sdn);
     outcome
 }
 
-fn sdn_guard(
-    ctx: &Context<'_>,
-    sdn: &mut Option<SdnGuard>,
-    allow_pending: bool,
-) -> Result<Option<SdnLockToken>, ReconcileError> {
-    if sdn.is_none() {
-        *sdn = Some(match ctx.pve.sdn_lock(allow_pending)? {
-            Some(token) => SdnGuard::Proxmox(token),
-            None => SdnGuard::Cluster(ctx.store.lock(&"sdn".parse::<LockName>()?)?),
-        });
-    }
-    Ok(sdn.as_ref().and_then(|g| g.token().cloned()))
+/// Begins an SDN transaction (takes its lock).
+fn begin_sdn<'a>(ctx: &Context<'a>, allow_pending: bool) -> Result<Sdn<'a>, ReconcileError> {
+    SdnTransaction::begin(ctx.pve, allow_pending, || {
+        Ok::<_, ReconcileError>(ctx.store.lock(&"sdn".parse::<LockName>()?)?)
+    })
 }
 
-fn apply_sdn(
-    ctx: &Context<'_>,
-    sdn: &mut Option<SdnGuard>,
+/// The plan's SDN transaction, begun on its first edit.
+fn sdn_open<'s, 'a>(
+    ctx: &Context<'a>,
+    sdn: &'s mut Option<Sdn<'a>>,
+    allow_pending: bool,
+) -> Result<&'s Sdn<'a>, ReconcileError> {
+    let tx = match sdn.take() {
+        Some(tx) => tx,
+        None => begin_sdn(ctx, allow_pending)?,
+    };
+    Ok(sdn.insert(tx))
+}
+
+/// Applies the plan's SDN edits, ending its transaction.
+fn apply_sdn<'a>(
+    ctx: &Context<'a>,
+    sdn: &mut Option<Sdn<'a>>,
     allow_pending: bool,
 ) -> Result<(), ReconcileError> {
-    let token = sdn_guard(ctx, sdn, allow_pending)?;
-    let guard = sdn.take();
-    let result = ctx
-        .pve
-        .sdn_apply(token.as_ref(), true)
-        .and_then(|upid| ctx.pve.wait_task(&upid, ctx.task_deadline));
-    if result.is_err()
-        && let Some(SdnGuard::Proxmox(token)) = &guard
-    {
-        let _ = ctx.pve.sdn_unlock(token, false);
-    }
-    drop(guard);
-    result.map(drop).map_err(Into::into)
+    let tx = match sdn.take() {
+        Some(tx) => tx,
+        None => begin_sdn(ctx, allow_pending)?,
+    };
+    tx.apply(ctx.task_deadline)?;
+    Ok(())
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
@@ -206,14 +192,13 @@ fn sdn_edit(
                 peers: Some(join(peers)),
                 ..Default::default()
             },
-            &[],
             lock,
         )?,
         Action::CreateZone { id, config, .. } => {
             pve.sdn_create_zone(id, &zone_config(config, true), lock)?
         }
         Action::UpdateZone { id, config, .. } => {
-            pve.sdn_update_zone(id, &zone_config(config, false), &[], lock)?
+            pve.sdn_update_zone(id, &zone_config(config, false), lock)?
         }
         Action::CreateVnet {
             id,
@@ -249,10 +234,10 @@ fn sdn_edit(
             lock,
         )?,
         Action::DeleteSubnet { vnet, id, .. } => {
-            pve.sdn_delete(SdnKind::Subnet, Some(vnet), id, lock)?
+            pve.sdn_delete(SdnCollection::Subnets(vnet), id, lock)?
         }
-        Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnKind::Vnet, None, id, lock)?,
-        Action::DeleteZone { id, .. } => pve.sdn_delete(SdnKind::Zone, None, id, lock)?,
+        Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnCollection::Vnets, id, lock)?,
+        Action::DeleteZone { id, .. } => pve.sdn_delete(SdnCollection::Zones, id, lock)?,
         other => unreachable!("not an SDN edit: {other}"),
     }
     Ok(())
@@ -399,7 +384,7 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, Reco
                 ctx.pve.wait_task(&upid, ctx.task_deadline)?;
                 return Ok(vmid);
             }
-            Err(e) if e.to_string().contains("already exists") => last_error = Some(e),
+            Err(e) if e.kind() == Some(&ApiErrorKind::AlreadyExists) => last_error = Some(e),
             Err(e) => return Err(e.into()),
         }
     }
