@@ -13,7 +13,6 @@ mod remote;
 mod reply;
 mod secrets;
 mod ssh_keys;
-mod tls;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use orbitlab_agent::pve::Fingerprint;
+use orbitlab_agent::pve::{Fingerprint, Trust, client_config};
 use orbitlab_agent::server::TREE_PREFIX;
 use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder};
@@ -76,13 +76,19 @@ impl Remote {
             None => bail!("--host is empty; give https://NODE:PORT"),
         };
         let authorization = read_token(target.token_file.as_ref())?;
-        let tls = match (&target.fingerprint, &target.cacert) {
+        let trust = match (&target.fingerprint, &target.cacert) {
             (Some(fp), _) => {
-                crate::tls::pinned(fp.parse::<Fingerprint>().context("--fingerprint")?)?
+                Trust::Fingerprint(fp.parse::<Fingerprint>().context("--fingerprint")?)
             }
-            (None, Some(ca)) => crate::tls::trusting_ca(ca)?,
-            (None, None) => crate::tls::trusting_ca(DEFAULT_CA.as_ref())?,
+            (None, Some(ca)) => Trust::CaFile(ca.clone()),
+            (None, None) => Trust::CaFile(DEFAULT_CA.into()),
         };
+        // The same verification as the agent's own Proxmox client: CA
+        // certificates with host names checked, or exactly one pinned
+        // certificate whose handshake signatures are still checked.
+        let tls = client_config(&trust)
+            .context("--cacert/--fingerprint")?
+            .context("the agent is reached over HTTPS only")?;
         let client = Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(300))

@@ -47,8 +47,7 @@ pub use sdn::{
     SdnLockToken, SdnSpec, SubnetConfig, VnetConfig, ZoneConfig,
 };
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
-pub(crate) use tls::client_config;
-pub use tls::{Fingerprint, Trust};
+pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
