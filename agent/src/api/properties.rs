@@ -236,6 +236,27 @@ impl PropertyValue {
             return Err(plain());
         };
         let last = (*last).to_owned();
+        // A repeated key gathers its values in a list, one level more:
+        // every value that lands in one must still fit.
+        let in_list = |v: &PropertyValue| {
+            let depth = parts.len() + 1 + v.depth();
+            (depth > MAX_DEPTH).then(|| {
+                PropertyError::for_key(
+                    full_key,
+                    format!(
+                        "given more than once, nested {depth} levels deep; properties nest at most {MAX_DEPTH} levels"
+                    ),
+                )
+            })
+        };
+        if matches!(merge, Merge::Append) && fields.contains_key(&last) {
+            let previous = fields
+                .get(&last)
+                .filter(|p| !matches!(p, PropertyValue::List(_)));
+            if let Some(e) = in_list(&value).or_else(|| previous.and_then(in_list)) {
+                return Err(e);
+            }
+        }
         match (fields.remove(&last), merge) {
             (Some(PropertyValue::List(mut items)), Merge::Append) => {
                 items.push(value);
@@ -554,6 +575,35 @@ mod tests {
             .unwrap_err();
         assert!(err.reason().contains("plain value"), "{err}");
         assert!(value.remove(&deepest));
+
+        // A repeated key adds a list level, which counts too (the review's
+        // `a.b.….(16 parts)=1&a.b.….(15 parts)=2`).
+        let mut value = PropertyValue::map();
+        let sixteen = vec!["d"; MAX_DEPTH].join(".");
+        value
+            .insert(&sixteen, PropertyValue::Scalar("1".into()))
+            .unwrap();
+        let err = value
+            .insert(&sixteen, PropertyValue::Scalar("2".into()))
+            .unwrap_err();
+        assert!(err.reason().contains("given more than once"), "{err}");
+        let fifteen = vec!["d"; MAX_DEPTH - 1].join(".");
+        let err = value
+            .insert(&fifteen, PropertyValue::Scalar("2".into()))
+            .unwrap_err();
+        assert!(err.reason().contains("nested 17 levels"), "{err}");
+        assert!(value.depth() <= MAX_DEPTH);
+        let mut value = PropertyValue::map();
+        value
+            .insert("e", PropertyValue::Scalar("1".into()))
+            .unwrap();
+        value
+            .insert("e", PropertyValue::Scalar("2".into()))
+            .unwrap();
+        value
+            .insert("e", PropertyValue::Scalar("3".into()))
+            .unwrap();
+        assert_eq!(value.depth(), 2);
     }
 
     #[test]

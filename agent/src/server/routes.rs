@@ -176,7 +176,7 @@ pub(crate) fn log_field(text: &str) -> Cow<'_, str> {
     let escaped = |c: char| {
         c == '\\'
             || c.is_control()
-            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
     if !text.chars().any(escaped) {
         return Cow::Borrowed(text);
@@ -231,8 +231,6 @@ fn preflight(origin_allowed: bool, route: Option<Route>) -> Response {
     response
 }
 
-/// One request: route, credential, body, Proxmox's verdict, permission,
-/// then the API call.
 /// What [`entry`] and [`handle`] share about a request.
 struct Seen {
     /// The user Proxmox accepted, or [`UNAUTHENTICATED`].
@@ -247,6 +245,9 @@ async fn discard(body: Body, limit: usize) {
     let _ = tokio::time::timeout(DISCARD_TIMEOUT, axum::body::to_bytes(body, limit)).await;
 }
 
+/// One request: route and method, credential (Proxmox), the operation
+/// and its privileges, only then the body (parsed off the event loop), an
+/// apply's per-kind privileges, then the API call.
 async fn handle(
     app: &Arc<App>,
     parts: axum::http::request::Parts,
@@ -432,6 +433,8 @@ mod tests {
             log_field("x\u{2028}y\u{202e}z\u{85}"),
             "x\\u{2028}y\\u{202e}z\\u{85}"
         );
+        // Every bidirectional control (Unicode's Bidi_Control), U+061C too.
+        assert_eq!(log_field("a\u{61c}b"), "a\\u{61c}b");
         // A backslash is doubled: a sent `\n` (two characters) differs
         // from an escaped newline.
         assert_eq!(log_field("a\\nb"), "a\\\\nb");
