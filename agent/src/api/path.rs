@@ -43,6 +43,23 @@ pub struct PathError {
     pub reason: String,
 }
 
+impl PathError {
+    /// `path` is not in the tree, for `reason`.
+    pub fn at(path: &str, reason: impl Into<String>) -> Self {
+        PathError {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What follows `root` in `path` (`""` for `root` itself, else starting
+/// with `/`), or `None` when `path` is neither `root` nor below it.
+pub(crate) fn below<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let rest = path.trim_end_matches('/').strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
 /// The URL segment of a kind's collection.
 pub fn collection_segment(kind: Kind) -> &'static str {
     match kind {
@@ -68,10 +85,7 @@ impl FromStr for ApiPath {
     type Err = PathError;
 
     fn from_str(path: &str) -> Result<Self, PathError> {
-        let error = |reason: String| PathError {
-            path: path.to_owned(),
-            reason,
-        };
+        let error = |reason: String| PathError::at(path, reason);
         let trimmed = path.trim_end_matches('/');
         let Some(rest) = trimmed
             .strip_prefix('/')

@@ -57,17 +57,10 @@ pub enum PkiPath {
 impl PkiPath {
     /// Parses `path` when it is `/pki` or below; `Ok(None)` otherwise.
     pub fn parse(path: &str) -> Result<Option<PkiPath>, PathError> {
-        let trimmed = path.trim_end_matches('/');
-        let Some(rest) = trimmed.strip_prefix("/pki") else {
+        let Some(rest) = super::path::below(path, "/pki") else {
             return Ok(None);
         };
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return Ok(None);
-        }
-        let error = |reason: String| PathError {
-            path: path.to_owned(),
-            reason,
-        };
+        let error = |reason: String| PathError::at(path, reason);
         let ca = |t: &str| {
             t.parse::<CaName>()
                 .map_err(|e| error(format!("CA name: {e}")))

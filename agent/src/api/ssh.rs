@@ -45,17 +45,10 @@ pub enum SshPath {
 impl SshPath {
     /// Parses `path` when it is `/ssh` or below; `Ok(None)` otherwise.
     pub fn parse(path: &str) -> Result<Option<SshPath>, PathError> {
-        let trimmed = path.trim_end_matches('/');
-        let Some(rest) = trimmed.strip_prefix("/ssh") else {
+        let Some(rest) = super::path::below(path, "/ssh") else {
             return Ok(None);
         };
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return Ok(None);
-        }
-        let error = |reason: String| PathError {
-            path: path.to_owned(),
-            reason,
-        };
+        let error = |reason: String| PathError::at(path, reason);
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let name = |text: &str| {
             text.parse::<KeyName>()

@@ -50,17 +50,10 @@ impl VaultPath {
     /// Parses `path` when it is `/vault` or below; `Ok(None)` for any
     /// other path.
     pub fn parse(path: &str) -> Result<Option<VaultPath>, PathError> {
-        let trimmed = path.trim_end_matches('/');
-        let Some(rest) = trimmed.strip_prefix("/vault") else {
+        let Some(rest) = super::path::below(path, "/vault") else {
             return Ok(None);
         };
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return Ok(None);
-        }
-        let error = |reason: String| PathError {
-            path: path.to_owned(),
-            reason,
-        };
+        let error = |reason: String| PathError::at(path, reason);
         let rest = rest.trim_start_matches('/');
         let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
         let secret = || {
