@@ -128,10 +128,7 @@ pub(super) fn observe_since(
         .collect();
     for node in online {
         for guest in pve.lxc_list(&node)? {
-            let tagged = guest
-                .tags
-                .as_deref()
-                .is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG));
+            let tagged = carries_tag(guest.tags.as_deref());
             let known = earlier
                 .and_then(|e| e.containers.get(&guest.vmid))
                 .filter(|c| c.node == node && c.hostname == guest.name && c.marker.is_some());
@@ -165,6 +162,21 @@ pub(super) fn observe_since(
         }
     }
     Ok(observed)
+}
+
+/// Whether a guest's tag list holds OrbitLab's tag.
+fn carries_tag(tags: Option<&str>) -> bool {
+    tags.is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG))
+}
+
+/// Whether `node` runs any container tagged by OrbitLab (one request).
+/// Node-scoped work only configures such containers: without one there is
+/// nothing to observe.
+pub(super) fn node_has_guests(pve: &dyn Pve, node: &str) -> Result<bool, ReconcileError> {
+    Ok(pve
+        .lxc_list(node)?
+        .iter()
+        .any(|g| carries_tag(g.tags.as_deref())))
 }
 
 /// The configuration an SDN object will have once pending changes are
