@@ -165,44 +165,45 @@ pub fn spawn(root: &Path, wake: Sender<Wake>) -> std::io::Result<()> {
 }
 
 fn run(mut watcher: Watcher, wake: Sender<Wake>) {
+    // Events are read in place, without allocating, to keep this idle
+    // thread's footprint to its stack.
     let mut buffer = [0u8; 4096];
     loop {
-        let events: Vec<(WatchDescriptor, EventMask, Option<std::ffi::OsString>)> = match watcher
-            .inotify
-            .read_events_blocking(&mut buffer)
-        {
-            Ok(events) => events
-                .map(|e| (e.wd, e.mask, e.name.map(OsStr::to_owned)))
-                .collect(),
+        let events = match watcher.inotify.read_events_blocking(&mut buffer) {
+            Ok(events) => events,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read inotify events: local changes are noticed at the next poll");
                 return;
             }
         };
-        let mut changes = Vec::new();
-        for (wd, mask, name) in events {
-            if mask.contains(EventMask::Q_OVERFLOW) {
+        // One wake per kind of change in a burst, in order.
+        let mut changes: [Option<LocalChange>; 2] = [None, None];
+        let mut note = |change: LocalChange| {
+            if !changes.contains(&Some(change))
+                && let Some(slot) = changes.iter_mut().find(|c| c.is_none())
+            {
+                *slot = Some(change);
+            }
+        };
+        for event in events {
+            if event.mask.contains(EventMask::Q_OVERFLOW) {
                 // Events were lost: assume everything changed.
-                changes.retain(|c| *c != LocalChange::Manifests);
-                changes.push(LocalChange::Manifests);
+                note(LocalChange::Manifests);
                 continue;
             }
-            if mask.contains(EventMask::IGNORED) {
-                watcher.dirs.remove(&wd);
+            if event.mask.contains(EventMask::IGNORED) {
+                watcher.dirs.remove(&event.wd);
                 continue;
             }
-            let Some(&dir) = watcher.dirs.get(&wd) else {
+            let Some(&dir) = watcher.dirs.get(&event.wd) else {
                 continue;
             };
-            if let Some(change) = watcher.interpret(dir, mask, name.as_deref())
-                && !changes.contains(&change)
-            {
-                // One wake per kind of change in a burst, in order.
-                changes.push(change);
+            if let Some(change) = watcher.interpret(dir, event.mask, event.name) {
+                note(change);
             }
         }
-        for change in changes {
+        for change in changes.into_iter().flatten() {
             if wake.send(Wake::Local(change)).is_err() {
                 return;
             }
