@@ -1,6 +1,9 @@
 //! Sector figures for BENCHMARKS.md:
 //! - Proxmox API calls per Sector create and per Sector delete (3 simulated
-//!   nodes, every node reconciling as its agent would);
+//!   nodes, every node running a cluster-scoped reconcile in turn, as
+//!   before issue 9), and per Sector create with the scopes the agents
+//!   really use (`pve1` owns cluster-scoped work, the others run
+//!   node-scoped reconciles);
 //! - time to plan 1,000 Sectors (the pure planner).
 //!
 //! Run: `cargo bench -p orbitlab-tests --bench sectors`.
@@ -53,6 +56,18 @@ fn main() {
         "Sector delete: {delete_all} Proxmox API calls ({delete_writes} writes, {} reads), {:.0} ms",
         delete_all - delete_writes,
         delete_time.as_secs_f64() * 1000.0
+    );
+
+    // The same create with the scopes the daemons use.
+    lab.sim.clear_requests();
+    let props = PropertyValue::from_pairs([("name", "app"), ("cidr", "172.16.0.0/24")]).unwrap();
+    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+        .unwrap();
+    lab.converge_as_agents("pve1");
+    let (agents_all, agents_writes) = calls(&lab);
+    println!(
+        "Sector create, owner cluster-scoped and the others node-scoped (as the agents run): {agents_all} Proxmox API calls ({agents_writes} writes, {} reads)",
+        agents_all - agents_writes
     );
 
     // The pure planner with 1,000 Sectors to build from scratch.

@@ -10,7 +10,7 @@ use orbitlab_agent::host::{ContainerHost, HostError};
 use orbitlab_agent::pve::{
     ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
 };
-use orbitlab_agent::reconcile::{Options, Reconciler, Report};
+use orbitlab_agent::reconcile::{Options, Reconciler, Report, Scope};
 use orbitlab_agent::store::{LockOptions, Store};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle};
 
@@ -195,6 +195,34 @@ impl Lab {
             for node in NODES {
                 let host = self.host(node);
                 let report = self.reconciler(&host).run().expect("a reconcile pass runs");
+                steps += report.steps;
+                last.push(report);
+            }
+            if steps == 0 {
+                break;
+            }
+        }
+        last
+    }
+}
+
+impl Lab {
+    /// Runs reconciles as the three agents' loops would, until a round
+    /// changes nothing: `owner` the cluster-scoped one, every other node a
+    /// node-scoped one (configuring its own containers); returns the
+    /// reports of the last round.
+    pub fn converge_as_agents(&self, owner: &str) -> Vec<Report> {
+        let mut last = Vec::new();
+        for _round in 0..6 {
+            let mut steps = 0;
+            last.clear();
+            for node in NODES {
+                let host = self.host(node);
+                let mut reconciler = self.reconciler(&host);
+                if node != owner {
+                    reconciler.options.scope = Scope::Node;
+                }
+                let report = reconciler.run().expect("a reconcile pass runs");
                 steps += report.steps;
                 last.push(report);
             }

@@ -1,13 +1,15 @@
 //! Noticing that something may need doing.
 //!
 //! inotify on pmxcfs reports only changes made through this node's mount,
-//! so the agent polls the change counter `<root>/orbitlab/generation`
-//! instead (one small read every poll interval; every manifest writer and
-//! every agent that changed something bumps it) and does a full resync at
-//! a fixed interval even when the counter stands still. There is no inotify
-//! fast path: with a poll interval of a few seconds it would only save
-//! those seconds for local writes, and would be one more thing that behaves
-//! differently on a real cluster than in a single-mount test.
+//! so the agent polls the change counter `<root>/orbitlab/generation` (one
+//! small read every poll interval; every manifest writer and every agent
+//! that changed something bumps it) and does a full resync at a fixed
+//! interval even when the counter stands still. Local changes take a fast
+//! path on top of this: [`super::local`] watches the counter and the
+//! manifests with inotify and wakes the loop at once, so a manifest applied
+//! on this node, or a hand-over between agents sharing this node's mount
+//! (owner → node agent → owner), does not wait for the next poll. Changes
+//! made on other nodes are still seen at the next poll.
 //!
 //! When this agent bumps the counter itself, it does not wake itself up
 //! again unless someone else bumped it in between. Reads only.

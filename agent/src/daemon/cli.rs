@@ -207,8 +207,11 @@ fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot open systemd's notification socket: {e}"))?;
     let daemon = Daemon::start(config.clone(), notifier).map_err(|e| e.to_string())?;
     let (wake, woken) = mpsc::channel();
-    signals::spawn(wake, daemon.fence(), config.stop_grace)
+    signals::spawn(wake.clone(), daemon.fence(), config.stop_grace)
         .map_err(|e| format!("cannot catch SIGTERM/SIGINT/SIGHUP: {e}"))?;
+    if let Err(e) = super::local::spawn(&config.root, wake) {
+        tracing::warn!(error = %e, "cannot watch local changes with inotify: noticing them at the next poll");
+    }
     daemon.run(woken);
     Ok(())
 }

@@ -7,6 +7,9 @@
 //!    node owns cluster-scoped work (`rendezvous("cluster", online nodes)`);
 //! 2. reads the change counter `<root>/orbitlab/generation` ([`changes`]);
 //!    a change, a resync (default every 60 s) or SIGHUP marks work to do;
+//!    so does a manifest written through this node's mount, which, like a
+//!    counter bump made through it, wakes the loop at once ([`local`],
+//!    inotify) instead of at the next poll;
 //! 3. if the cluster is quorate and a Proxmox connection is stored
 //!    ([`connection`], `<root>/priv/orbitlab/pve-api.json`): the owner runs
 //!    a cluster-scoped reconcile (under the `orbitlab-reconcile` lock) and
@@ -14,7 +17,8 @@
 //!    at a time, each scope with its own exponential backoff on errors
 //!    ([`backoff`]); a reconcile that changed something bumps the change
 //!    counter so the other nodes look too;
-//! 4. sleeps until the next poll, a signal, or the end of a backoff.
+//! 4. sleeps until the next poll, a local change, a signal, or the end of
+//!    a backoff.
 //!
 //! Without quorum the agent keeps reading and changes nothing: the
 //! [`fence`] refuses every Proxmox write and `pct` call, and no reconcile
@@ -35,6 +39,7 @@ pub mod changes;
 pub mod cli;
 pub mod connection;
 pub mod fence;
+pub mod local;
 pub mod metrics;
 pub mod notify;
 pub mod ownership;

@@ -10,6 +10,7 @@ use super::backoff::Backoff;
 use super::changes::{ChangeWatch, Wakeup};
 use super::connection::ConnectionSlot;
 use super::fence::{Fence, FencedHost};
+use super::local::LocalChange;
 use super::metrics::{LoopView, Metrics, scope_label};
 use super::notify::Notifier;
 use super::ownership::Members;
@@ -40,6 +41,27 @@ struct Shown {
     connection_problem: Option<String>,
     poll_problem: Option<String>,
     status: String,
+}
+
+/// What woke the loop since it last looked.
+#[derive(Debug, Default)]
+struct Woken {
+    stop: bool,
+    resync: bool,
+    /// A manifest changed through this node's mount.
+    manifests: bool,
+}
+
+impl Woken {
+    fn absorb(&mut self, wake: Wake) {
+        match wake {
+            Wake::Stop => self.stop = true,
+            Wake::Resync => self.resync = true,
+            Wake::Local(LocalChange::Manifests) => self.manifests = true,
+            // The loop reads the counter on every turn anyway.
+            Wake::Local(LocalChange::Counter) => {}
+        }
+    }
 }
 
 /// A running agent.
@@ -141,13 +163,20 @@ impl Daemon {
         );
         self.notifier
             .ready(&format!("node {}: started", self.config.node));
-        let mut force_resync = false;
+        let mut woke = Woken::default();
         while !self.fence.stop_requested() {
             let now = Instant::now();
             self.fence.beat();
             let members = Members::read(&self.config.root, &self.config.node);
             self.follow_members(&members);
-            self.poll_changes(now, std::mem::take(&mut force_resync));
+            self.poll_changes(now, std::mem::take(&mut woke.resync));
+            if std::mem::take(&mut woke.manifests) {
+                tracing::debug!("a manifest changed on this node");
+                self.scopes.iter_mut().for_each(|s| {
+                    s.dirty = true;
+                    s.backoff.reset();
+                });
+            }
             let ready = members.quorate && self.client_ready();
             if ready {
                 for index in 0..self.scopes.len() {
@@ -162,8 +191,16 @@ impl Daemon {
             self.report_loop(ready);
             let pause = self.pause(ready, Instant::now());
             match wake.recv_timeout(pause) {
-                Ok(Wake::Stop) => break,
-                Ok(Wake::Resync) => force_resync = true,
+                Ok(first) => {
+                    // Take everything already queued: one loop for a burst.
+                    woke.absorb(first);
+                    while let Ok(next) = wake.try_recv() {
+                        woke.absorb(next);
+                    }
+                    if woke.stop {
+                        break;
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(pause),
             }
@@ -231,6 +268,8 @@ impl Daemon {
             self.changes.resynced(now);
         }
         if resync {
+            // Read everything from the files again, whatever the caches say.
+            self.store.forget_cached();
             self.refresh_connection();
             tracing::debug!("full resync");
         }

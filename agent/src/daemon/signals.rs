@@ -27,6 +27,8 @@ pub enum Wake {
     Stop,
     /// Resync now (SIGHUP).
     Resync,
+    /// Something changed through this node's mount ([`super::local`]).
+    Local(super::local::LocalChange),
 }
 
 /// Exit status when the grace period ran out.

@@ -11,6 +11,8 @@
 //!   takes the cluster-wide IPAM lock through the store when it begins
 //!   ([`IpamSession::begin`]) and releases it when dropped. Callers keep
 //!   sessions short (well under pmxcfs' 120 s lock expiry).
+//! - [`listing`]: every allocation at once, cached per store handle while
+//!   IPAM's change token (replaced by every changing session) stands still.
 //! - [`IpamStore`]: the storage boundary (pmxcfs in production; memory or
 //!   a directory in tests and benchmarks).
 //!
@@ -31,6 +33,7 @@
 
 pub mod cluster;
 mod layout;
+pub mod listing;
 mod names;
 mod pool;
 mod session;
@@ -41,6 +44,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 pub use layout::{IPAM_DIR, MAX_FILE_BYTES};
+pub use listing::{Listing, listing};
 pub use names::{MAX_OWNER_LEN, MAX_POOL_ID_LEN, Owner, PoolId};
 pub use pool::{MAX_PREFIX, MIN_PREFIX, Pool, RESERVED_OFFSETS, Role};
 pub use session::IpamSession;

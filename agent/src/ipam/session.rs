@@ -28,6 +28,8 @@ pub struct IpamSession<'s, S: IpamStore> {
     metas: HashMap<PoolId, Option<PoolMeta>>,
     shards: HashMap<String, Shard>,
     buckets: HashMap<String, Bucket>,
+    /// Whether this session replaced IPAM's change token yet.
+    token_replaced: bool,
 }
 
 impl<S: IpamStore> fmt::Debug for IpamSession<'_, S> {
@@ -99,6 +101,7 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
             metas: HashMap::new(),
             shards: HashMap::new(),
             buckets: HashMap::new(),
+            token_replaced: false,
         })
     }
 
@@ -297,6 +300,7 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
             .map(|b| shard_path(id, b))
             .chain((0..bucket_count(pool)).map(|b| bucket_path(id, b)))
             .chain([meta_path(id)]);
+        self.changing()?;
         for path in files {
             self.store
                 .remove(&path)
@@ -345,7 +349,18 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
         Ok(())
     }
 
+    /// Before the first write of this session: replace the change token
+    /// (see [`super::listing`]), so no cached listing survives the change.
+    fn changing(&mut self) -> Result<(), IpamError> {
+        if !self.token_replaced {
+            super::listing::new_token(self.store)?;
+            self.token_replaced = true;
+        }
+        Ok(())
+    }
+
     fn write_meta(&mut self, id: &PoolId, meta: PoolMeta) -> Result<(), IpamError> {
+        self.changing()?;
         let path = meta_path(id);
         let result = layout::encode_meta(&path, &meta).and_then(|b| {
             self.store
@@ -394,10 +409,12 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
     }
 
     fn flush_shard(&mut self, pool: &Pool, block: u32) -> Result<(), IpamError> {
+        self.changing()?;
         flush(self.store, &mut self.shards, &shard_path(pool.id(), block))
     }
 
     fn flush_bucket(&mut self, pool: &Pool, owner: &Owner) -> Result<(), IpamError> {
+        self.changing()?;
         let path = bucket_path(pool.id(), bucket_of(pool, owner));
         flush(self.store, &mut self.buckets, &path)
     }

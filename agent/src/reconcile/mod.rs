@@ -4,9 +4,13 @@
 //! snapshot of Proxmox and OrbitLab's records ([`observe`]), compute the
 //! steps ([`plan`], pure), run them ([`execute`]), and write each object's
 //! status (`Ready`, `Progressing`, `Failed` with reason and since). The
-//! whole pass runs under the cluster lock `orbitlab-reconcile`, so two
-//! reconcilers never interleave; [`Reconciler::run`] repeats passes until
-//! nothing is left to do or no progress is made.
+//! whole run of a cluster-scoped reconciler holds the cluster lock
+//! `orbitlab-reconcile`, so two reconcilers never interleave;
+//! [`Reconciler::run`] repeats passes until nothing is left to do or no
+//! progress is made. Proxmox and the store are observed once per pass
+//! (after its steps, when it took any): that snapshot serves both the
+//! statuses of this pass and the plan of the next, and every planner reads
+//! the same one.
 
 pub mod action;
 mod execute;
@@ -118,8 +122,16 @@ impl Reconciler<'_> {
     /// The plan of the next pass (reads only), restricted to this
     /// reconciler's [`Scope`].
     pub fn plan(&self) -> Result<(Plan, Observed), ReconcileError> {
+        self.plan_from(None)
+    }
+
+    /// [`Reconciler::plan`], reusing from `earlier` (an observation made
+    /// earlier in the same run, under the same lock) what cannot have
+    /// changed since (see [`observe::observe_since`]).
+    fn plan_from(&self, earlier: Option<&Observed>) -> Result<(Plan, Observed), ReconcileError> {
         let desired = self.desired()?;
-        let observed = observe(self.pve, self.store, &uplink_bridge(&desired))?;
+        let observed =
+            observe::observe_since(self.pve, self.store, &uplink_bridge(&desired), earlier)?;
         let mut plan = plan(&desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();
@@ -133,15 +145,27 @@ impl Reconciler<'_> {
     /// `max_passes` is reached; writes statuses after every pass.
     pub fn run(&self) -> Result<Report, ReconcileError> {
         let mut report = Report::default();
+        if self.options.scope == Scope::Node
+            && !observe::node_has_guests(self.pve, self.host.local_node())?
+        {
+            // Only this node's OrbitLab containers are configured here.
+            return Ok(report);
+        }
         let lock: LockName = "reconcile".parse()?;
+        // Node-scoped work touches only this node's containers. The lock
+        // (renewed while held) covers the whole run, so the observation
+        // made after one pass is still the truth at the start of the next.
+        let _guard = match self.options.scope {
+            Scope::Cluster => Some(self.store.lock(&lock)?),
+            Scope::Node => None,
+        };
+        let mut next: Option<(Plan, Observed)> = None;
         for _ in 0..self.options.max_passes {
-            // Node-scoped work touches only this node's containers.
-            let _guard = match self.options.scope {
-                Scope::Cluster => Some(self.store.lock(&lock)?),
-                Scope::Node => None,
-            };
             report.passes += 1;
-            let (plan, observed) = self.plan()?;
+            let (plan, observed) = match next.take() {
+                Some(planned) => planned,
+                None => self.plan()?,
+            };
             let context = Context {
                 pve: self.pve,
                 store: self.store,
@@ -150,7 +174,7 @@ impl Reconciler<'_> {
             };
             let outcome = execute(&plan, &context, observed.own_pending());
             let after = if outcome.done > 0 {
-                self.plan()?
+                self.plan_from(Some(&observed))?
             } else {
                 (plan.clone(), observed)
             };
@@ -182,6 +206,7 @@ impl Reconciler<'_> {
                 }
                 break;
             }
+            next = Some(after);
         }
         Ok(report)
     }

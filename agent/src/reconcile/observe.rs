@@ -13,15 +13,33 @@ use super::observed::{
     ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
 };
 use super::tags;
-use crate::ipam::{IpamSession, Owner};
+use crate::ipam::Owner;
 use crate::pve::{GuestState, PendingState, Pve, SdnItem};
 use crate::store::Store;
 
 /// Takes a snapshot. `uplink` is the bridge whose address and MTU count
 /// (the cluster default, `vmbr0`).
 pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, ReconcileError> {
+    observe_since(pve, store, uplink, None)
+}
+
+/// [`observe`], reusing from `earlier` — a snapshot taken earlier in the
+/// same reconcile run, under the same lock — what that run cannot have
+/// changed: the Proxmox release, and the marker of a container still on
+/// the same node under the same name (markers are written at creation,
+/// and only this run creates or destroys containers meanwhile).
+pub(super) fn observe_since(
+    pve: &dyn Pve,
+    store: &Store,
+    uplink: &str,
+    earlier: Option<&Observed>,
+) -> Result<Observed, ReconcileError> {
+    let pve_major = match earlier {
+        Some(earlier) => earlier.pve_major,
+        None => pve.release()?.major.try_into().unwrap_or(u8::MAX),
+    };
     let mut observed = Observed {
-        pve_major: pve.release()?.major.try_into().unwrap_or(u8::MAX),
+        pve_major,
         ..Observed::default()
     };
     for node in pve.nodes()? {
@@ -110,11 +128,13 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
         .collect();
     for node in online {
         for guest in pve.lxc_list(&node)? {
-            let tagged = guest
-                .tags
-                .as_deref()
-                .is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG));
-            let marker = if tagged {
+            let tagged = carries_tag(guest.tags.as_deref());
+            let known = earlier
+                .and_then(|e| e.containers.get(&guest.vmid))
+                .filter(|c| c.node == node && c.hostname == guest.name && c.marker.is_some());
+            let marker = if let Some(known) = known {
+                known.marker.clone()
+            } else if tagged {
                 pve.lxc_config(&node, guest.vmid)?
                     .description()
                     .as_deref()
@@ -142,6 +162,21 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
         }
     }
     Ok(observed)
+}
+
+/// Whether a guest's tag list holds OrbitLab's tag.
+fn carries_tag(tags: Option<&str>) -> bool {
+    tags.is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG))
+}
+
+/// Whether `node` runs any container tagged by OrbitLab (one request).
+/// Node-scoped work only configures such containers: without one there is
+/// nothing to observe.
+pub(super) fn node_has_guests(pve: &dyn Pve, node: &str) -> Result<bool, ReconcileError> {
+    Ok(pve
+        .lxc_list(node)?
+        .iter()
+        .any(|g| carries_tag(g.tags.as_deref())))
 }
 
 /// The configuration an SDN object will have once pending changes are
@@ -206,20 +241,18 @@ fn cidr_of_subnet_id(id: &str) -> Option<Ipv4Net> {
     format!("{ip}/{prefix}").parse().ok()
 }
 
-/// Every IPAM allocation, by owner and pool.
+/// Every IPAM allocation, by owner and pool (through the listing cache:
+/// re-read only when IPAM's change token moved).
 fn addresses_by_owner(
     store: &Store,
 ) -> Result<BTreeMap<String, BTreeMap<String, Ipv4Addr>>, ReconcileError> {
-    let mut session = IpamSession::begin(store)?;
+    let listing = crate::ipam::listing(store)?;
     let mut out: BTreeMap<String, BTreeMap<String, Ipv4Addr>> = BTreeMap::new();
-    for id in session.pools()? {
-        let Some(pool) = session.recorded_pool(&id)? else {
-            continue;
-        };
-        for (addr, owner) in session.list(&pool)? {
-            out.entry(Owner::as_str(&owner).to_owned())
+    for (id, addresses) in &listing.pools {
+        for (addr, owner) in addresses {
+            out.entry(Owner::as_str(owner).to_owned())
                 .or_default()
-                .insert(id.to_string(), addr);
+                .insert(id.to_string(), *addr);
         }
     }
     Ok(out)

@@ -21,6 +21,7 @@ mod objects;
 mod path;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use error::{MAX_FILE_BYTES, StoreError};
@@ -41,6 +42,9 @@ pub struct Store {
     root: PathBuf,
     lock_options: LockOptions,
     cache_dir: Option<PathBuf>,
+    /// The last IPAM listing read through this handle and its clones
+    /// ([`crate::ipam::listing`]).
+    ipam_listing: Arc<Mutex<Option<Arc<crate::ipam::Listing>>>>,
 }
 
 impl Store {
@@ -51,6 +55,7 @@ impl Store {
             cache_dir: decoded::cache_dir(&root),
             root,
             lock_options: LockOptions::default(),
+            ipam_listing: Arc::default(),
         }
     }
 
@@ -139,6 +144,28 @@ impl Store {
                 files::sweep_temporaries(&self.absolute(&StorePath::area_root(area)), min_age)?;
         }
         Ok(removed)
+    }
+
+    /// Drops what this handle (and its clones) cached from the store, so
+    /// the next read goes to the files (the daemon's periodic resync).
+    pub fn forget_cached(&self) {
+        self.cache_ipam(None);
+    }
+
+    /// The IPAM listing cached by [`crate::ipam::listing`].
+    pub(crate) fn cached_ipam(&self) -> Option<Arc<crate::ipam::Listing>> {
+        self.ipam_listing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the cached IPAM listing.
+    pub(crate) fn cache_ipam(&self, listing: Option<Arc<crate::ipam::Listing>>) {
+        *self
+            .ipam_listing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = listing;
     }
 
     /// The change counter other nodes poll to notice changes.
