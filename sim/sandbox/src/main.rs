@@ -95,6 +95,9 @@ struct Sandbox {
     user_secret: String,
     /// `Authorization: PVEAPIToken=...` for `curl -H @FILE` (mode 0600).
     token_header: PathBuf,
+    /// `USER@REALM!ID=SECRET` for `orbitlab --host --token-file FILE`
+    /// (mode 0600).
+    token_file: PathBuf,
     services: Vec<Service>,
     metrics: Vec<(String, String)>,
     /// Each node's local API (`https://127.0.0.1:PORT`).
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         secret: token_secret(),
         user_secret: token_secret(),
         token_header: PathBuf::new(),
+        token_file: PathBuf::new(),
         services: Vec::new(),
         metrics: Vec::new(),
         apis: Vec::new(),
@@ -223,7 +227,7 @@ fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
     step_init(sb, &programs)?;
     step_agents(sb, &programs, &logs, stop)?;
     step_sector(sb, &programs, stop)?;
-    step_api(sb)?;
+    step_api(sb, &programs)?;
     print_guide(sb, &programs);
     serve(sb, stop);
     Ok(())
@@ -356,6 +360,11 @@ fn step_pve(
             sb.user_secret
         ),
     )?;
+    sb.token_file = sb.dir.join("api-token");
+    write_private(
+        &sb.token_file,
+        &format!("{USER_TOKEN}={}\n", sb.user_secret),
+    )?;
     println!(
         "[3/7] Proxmox VE {} simulator, nodes {}: {} (CA {})",
         args.pve_version,
@@ -364,8 +373,9 @@ fn step_pve(
         sb.ca.display()
     );
     println!(
-        "      API token {USER_TOKEN} for you: its header is in {} (mode 0600)",
-        sb.token_header.display()
+        "      API token {USER_TOKEN} for you: its header is in {}, the token in {} (mode 0600)",
+        sb.token_header.display(),
+        sb.token_file.display()
     );
     Ok(())
 }
@@ -549,8 +559,9 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
 }
 
 /// Reads `/sectors` from every agent's API as a user would: the sandbox
-/// token, TLS verified with the simulated cluster's CA.
-fn step_api(sb: &Sandbox) -> Result<()> {
+/// token, TLS verified with the simulated cluster's CA; then `orbitlab
+/// --host` against the first agent, as a script on a workstation would.
+fn step_api(sb: &Sandbox, programs: &Programs) -> Result<()> {
     let ca = std::fs::read(&sb.ca).with_context(|| format!("cannot read {}", sb.ca.display()))?;
     let client = reqwest::blocking::Client::builder()
         .tls_built_in_root_certs(false)
@@ -584,7 +595,36 @@ fn step_api(sb: &Sandbox) -> Result<()> {
             names.join(", ")
         );
     }
+    if let Some((node, api)) = sb.apis.first() {
+        let output = Command::new(&programs.cli)
+            .args(remote_args(sb, api))
+            .args(["get", "/sectors/web", "--output-format", "json"])
+            .env_remove("ORBITLAB_ROOT")
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run orbitlab --host")?;
+        if !output.status.success() {
+            bail!(
+                "orbitlab --host {api} get /sectors/web failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        println!("      {node}: orbitlab --host {api} get /sectors/web -> exit 0");
+    }
     Ok(())
+}
+
+/// `--host API --cacert CA --token-file FILE`: the agent at `api`, as
+/// `orbitlab` reaches it from anywhere.
+fn remote_args(sb: &Sandbox, api: &str) -> Vec<String> {
+    vec![
+        "--host".into(),
+        api.into(),
+        "--cacert".into(),
+        sb.ca.display().to_string(),
+        "--token-file".into(),
+        sb.token_file.display().to_string(),
+    ]
 }
 
 fn print_guide(sb: &Sandbox, programs: &Programs) {
@@ -619,6 +659,12 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         println!("  {api}   # agent {node}");
     }
     println!("  cat {header}   # the token, if you need it elsewhere");
+    if let Some((_, api)) = sb.apis.first() {
+        let remote = remote_args(sb, api).join(" ");
+        println!("Or the orbitlab command through an agent, as from a workstation or CI:");
+        println!("  {cli} {remote} get /sectors");
+        println!("  {cli} {remote} status");
+    }
     println!("Look behind the scenes:");
     println!(
         "  curl -s --cacert {} {}/_sim/state        # what the simulated Proxmox holds",
