@@ -169,3 +169,50 @@ fn init_two_overlapping_sectors_then_delete_one() {
     assert_eq!(phase(&api, "/sectors/shop"), "Ready");
     let _ = NODES;
 }
+
+/// A declared ingress rule whose target instance has no address keeps the
+/// Sector from being Ready, with the rule and the instance named; once the
+/// rule points at an address, the Sector is Ready.
+#[test]
+fn an_ingress_rule_without_a_target_keeps_the_sector_from_ready() {
+    let lab = Lab::new();
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init succeeds");
+    let api = Api::new(lab.store.clone());
+    let apply = |yaml: &str| {
+        let documents = orbitlab_manifests::codec::decode("test.yaml", yaml).unwrap();
+        api.apply(documents).unwrap();
+    };
+    let sector = |ingress: &str| {
+        format!(
+            "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n  ingress:\n{ingress}"
+        )
+    };
+    let to_instance =
+        "    - name: https\n      protocol: tcp\n      port: 443\n      to_instance: web-1\n";
+    let to_address = "    - name: ssh\n      protocol: tcp\n      port: 2222\n      to_address: 172.16.0.10\n      to_port: 22\n";
+    let lxc = "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: web-1\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n";
+    apply(&format!(
+        "{}---\n{lxc}",
+        sector(&format!("{to_instance}{to_address}"))
+    ));
+    lab.converge();
+    let status = phase(&api, "/sectors/web");
+    assert!(status.starts_with("Failed"), "{status}");
+    assert!(
+        status.contains("ingress rule https") && status.contains("instance web-1"),
+        "{status}"
+    );
+    // The rule with a target is pushed all the same.
+    let log = lab.sim.pct_log();
+    let ruleset = log
+        .values()
+        .find_map(|r| r.files.get("/etc/nftables.conf"))
+        .map(|f| f.content.clone())
+        .expect("the gateway was configured");
+    assert!(ruleset.contains("172.16.0.10"), "{ruleset}");
+
+    apply(&format!("{}---\n{lxc}", sector(to_address)));
+    lab.converge();
+    assert_eq!(phase(&api, "/sectors/web"), "Ready");
+}

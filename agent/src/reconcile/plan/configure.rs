@@ -173,6 +173,27 @@ impl Planner<'_> {
             .collect()
     }
 
+    /// Why a declared ingress rule cannot forward: the first rule whose
+    /// target instance has no address in this Sector (it does not exist,
+    /// or has not been given one yet); `None` when every rule has a target.
+    pub(super) fn ingress_without_target(
+        &self,
+        sector: &Name,
+        spec: &SectorSpec,
+    ) -> Option<String> {
+        spec.ingress.iter().find_map(|rule| {
+            let instance = rule.to_instance.as_ref()?;
+            self.instance_address(sector, spec, instance.as_ref())
+                .is_none()
+                .then(|| {
+                    format!(
+                        "ingress rule {}: instance {instance} has no address in Sector {sector}, so the rule forwards nowhere; create the instance in this Sector, or point the rule at an address with to_address",
+                        rule.name
+                    )
+                })
+        })
+    }
+
     fn instance_address(
         &self,
         sector: &Name,

@@ -225,6 +225,11 @@ impl Planner<'_> {
         if let Some(configure) = self.configure_sector(name, spec, tag, bp) {
             steps.extend(configure);
         }
+        // A declared ingress that forwards nowhere keeps the Sector from
+        // being Ready; the rules that do have a target are still pushed.
+        if let Some(reason) = self.ingress_without_target(name, spec) {
+            self.block(owner.clone(), reason);
+        }
         Ok(steps)
     }
 
