@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use orbitlab_agent::api::{Action as ChangeAction, Api, Change, collection_segment};
-use orbitlab_agent::pve::{PveClient, StoredConnection, StoredTrust};
-use orbitlab_agent::reconcile::{self, Options, Reconciler, Report, init};
+use orbitlab_agent::pve::{StoredConnection, StoredTrust};
+use orbitlab_agent::reconcile::{self, Report, init};
 use orbitlab_agent::store::{Store, node_name};
 use serde_json::{Value, json};
 
@@ -19,26 +19,6 @@ use crate::cli::InitArgs;
 /// Environment variable holding the API token secret for `init`.
 const SECRET_ENV: &str = "ORBITLAB_API_TOKEN_SECRET";
 
-fn client(connection: &StoredConnection, store: &Store) -> Result<PveClient> {
-    Ok(PveClient::new(connection.client_config(store)?)?)
-}
-
-fn with_reconciler<T>(
-    store: &Store,
-    connection: &StoredConnection,
-    f: impl FnOnce(&Reconciler<'_>) -> Result<T>,
-) -> Result<T> {
-    let pve = client(connection, store)?;
-    let host = reconcile::local_host();
-    let reconciler = Reconciler {
-        pve: &pve,
-        store,
-        host: &host,
-        options: Options::default(),
-    };
-    f(&reconciler)
-}
-
 /// `orbitlab init`.
 pub fn init(store: &Store, args: &InitArgs) -> Result<Value> {
     let given = args.api_url.is_some() || args.api_token.is_some();
@@ -46,7 +26,7 @@ pub fn init(store: &Store, args: &InitArgs) -> Result<Value> {
         Ok(stored) if !given => stored,
         _ => connection_from_args(args)?,
     };
-    with_reconciler(store, &connection, |rec| {
+    reconcile::with_local_reconciler(store, &connection, |rec| {
         let manifest = init::check(rec, args.backplane_cidr)?;
         connection.save(store)?;
         let report = init::declare(rec, &manifest)?;
@@ -108,7 +88,7 @@ fn read_secret() -> Result<String> {
 /// `orbitlab reconcile --once`.
 pub fn reconcile_once(store: &Store) -> Result<(Value, ExitCode)> {
     let connection = StoredConnection::load(store)?;
-    with_reconciler(store, &connection, |rec| {
+    reconcile::with_local_reconciler(store, &connection, |rec| {
         let report = rec.run()?;
         let code = if report.failed.is_empty() {
             ExitCode::SUCCESS

@@ -60,6 +60,21 @@ impl Agent {
     fn root(&self) -> &Path {
         self.running.store_dir.path()
     }
+
+    /// Each command prints the same over `--host` (as the admin) as the
+    /// command run in-process on the node's store.
+    fn prints_as_on_the_node(&self, commands: &[&[&str]]) {
+        let root = self.root().display().to_string();
+        for args in commands {
+            let remote = ok(&self.run(ADMIN_TOKEN, args, b""));
+            let local = ok(&orbitlab(
+                &[&["--root", &root][..], args].concat(),
+                &[],
+                b"",
+            ));
+            assert_eq!(remote, local, "{args:?}");
+        }
+    }
 }
 
 fn orbitlab(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
@@ -210,20 +225,11 @@ fn secrets_over_https_need_the_same_privileges_as_the_api() {
     assert_eq!(value, VALUE);
 
     // The same output as the command in-process on the node.
-    let root = a.root().display().to_string();
-    for args in [
+    a.prints_as_on_the_node(&[
         &["secret", "get", "app/db", "--output-format", "json"][..],
         &["secret", "versions", "app/db"][..],
         &["secret", "list"][..],
-    ] {
-        let remote = ok(&a.run(ADMIN_TOKEN, args, b""));
-        let local = ok(&orbitlab(
-            &[&["--root", &root][..], args].concat(),
-            &[],
-            b"",
-        ));
-        assert_eq!(remote, local, "{args:?}");
-    }
+    ]);
 
     // The token may come from a file; a pinned fingerprint replaces the CA.
     let token_file = a.running.tls.dir.path().join("token");
@@ -304,20 +310,11 @@ fn ssh_keys_over_https_keep_private_keys_for_console_holders() {
     assert!(output.stdout.is_empty());
     let private = ok(&a.run(ADMIN_TOKEN, &["ssh-key", "private", "deploy"], b""));
     assert!(private.contains("BEGIN OPENSSH PRIVATE KEY"), "shape only");
-    let root = a.root().display().to_string();
-    for args in [
+    a.prints_as_on_the_node(&[
         &["ssh-key", "private", "deploy"][..],
         &["ssh-key", "list"][..],
         &["ssh-key", "show", "deploy", "--output-format", "json"][..],
-    ] {
-        let remote = ok(&a.run(ADMIN_TOKEN, args, b""));
-        let local = ok(&orbitlab(
-            &[&["--root", &root][..], args].concat(),
-            &[],
-            b"",
-        ));
-        assert_eq!(remote, local, "{args:?}");
-    }
+    ]);
     let rotated = ok(&a.run(
         OPERATOR_TOKEN,
         &["ssh-key", "rotate", "deploy", "--output-format", "json"],
@@ -375,20 +372,12 @@ fn pki_over_https_issues_revokes_and_keeps_keys_for_console_holders() {
     let output = a.run(OPERATOR_TOKEN, &["pki", "cert", "key", "root", "web"], b"");
     assert!(refused(&output).contains("Sys.Console"));
     assert!(output.stdout.is_empty());
-    for args in [
+    a.prints_as_on_the_node(&[
         &["pki", "cert", "key", "root", "web"][..],
         &["pki", "cert", "show", "root", "web", "--chain"][..],
         &["pki", "cert", "list", "--output-format", "json"][..],
         &["pki", "ca", "show", "root", "--pem"][..],
-    ] {
-        let remote = ok(&a.run(ADMIN_TOKEN, args, b""));
-        let local = ok(&orbitlab(
-            &[&["--root", &root][..], args].concat(),
-            &[],
-            b"",
-        ));
-        assert_eq!(remote, local, "{args:?}");
-    }
+    ]);
     let revoked = ok(&a.run(
         OPERATOR_TOKEN,
         &[

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use orbitlab_manifests::Kind;
 
 use super::{Api, ApiError, acted_on, collection_segment};
-use crate::pve::{ConnectionError, PveClient, PveError, StoredConnection};
-use crate::reconcile::{self, Options, ReconcileError, Reconciler};
+use crate::pve::{ConnectionError, PveError, StoredConnection};
+use crate::reconcile::{self, ReconcileError};
 
 /// Why a plan could not be made. Never holds the token secret.
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +35,9 @@ impl Api {
     pub fn plan(&self) -> Result<Value, PlanError> {
         let store = self.store();
         let connection = StoredConnection::load(store)?;
-        let pve = PveClient::new(connection.client_config(store)?)?;
-        let host = reconcile::local_host();
-        let reconciler = Reconciler {
-            pve: &pve,
-            store,
-            host: &host,
-            options: Options::default(),
-        };
-        let (plan, _) = reconciler.plan()?;
+        let (plan, _) = reconcile::with_local_reconciler(store, &connection, |r| {
+            r.plan().map_err(PlanError::from)
+        })?;
         let path = |k, n: &dyn std::fmt::Display| format!("/{}/{n}", collection_segment(k));
         let blocked = plan
             .blocked

@@ -302,3 +302,25 @@ fn uplink_bridge(desired: &Desired) -> String {
 pub fn local_host() -> crate::host::Pct {
     crate::host::Pct::new(crate::store::node_name())
 }
+
+/// Runs `f` with a reconciler acting as this node, the way the command's
+/// `init`, `reconcile --once` and `plan` do: a Proxmox client from the
+/// stored `connection`, this node's `pct`, default options. Side effects:
+/// whatever `f` does; making the client sends nothing.
+pub fn with_local_reconciler<T, E>(
+    store: &Store,
+    connection: &crate::pve::StoredConnection,
+    f: impl FnOnce(&Reconciler<'_>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<PveError> + From<crate::pve::ConnectionError>,
+{
+    let pve = crate::pve::PveClient::new(connection.client_config(store)?)?;
+    let host = local_host();
+    f(&Reconciler {
+        pve: &pve,
+        store,
+        host: &host,
+        options: Options::default(),
+    })
+}
