@@ -22,6 +22,8 @@ fn cluster() -> Desired {
         sectors: BTreeMap::new(),
         gateway_template: "local:vztmpl/gw.tar.zst".into(),
         dns_template: "local:vztmpl/dns.tar.zst".into(),
+        gateway_memory_mib: 128,
+        dns_memory_mib: 128,
     }
 }
 
@@ -326,6 +328,42 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
         [
             "release VNet tag 1001 of deleted sector old",
             "remove status of deleted sector old"
+        ]
+    );
+}
+
+#[test]
+fn appliance_manifests_choose_the_template_and_memory_of_new_containers() {
+    let yaml = "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata:\n  name: gw\nspec:\n  role: gateway\n  template: local:vztmpl/orbitlab-gateway_0.1.0_amd64.tar.zst\n  version: 0.1.0\n  memory: 256\n";
+    let documents = orbitlab_manifests::codec::decode("gw.yaml", yaml).unwrap();
+    let set = orbitlab_manifests::ManifestSet::new(documents).unwrap();
+    let from_set = Desired::from_set(&set);
+    assert_eq!(from_set.gateway_memory_mib, 256);
+    assert_eq!(
+        from_set.dns_memory_mib, 128,
+        "no DNS Appliance: the default"
+    );
+
+    let mut desired = with_sectors(cluster(), &[("web", "172.16.0.0/24")]);
+    desired.gateway_template = from_set.gateway_template.clone();
+    desired.gateway_memory_mib = from_set.gateway_memory_mib;
+    let plan = compute(&desired, &three_nodes());
+    let created: Vec<(String, u32)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateContainer(c) => Some((c.template.clone(), c.memory_mib)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        created,
+        [
+            (
+                "local:vztmpl/orbitlab-gateway_0.1.0_amd64.tar.zst".to_owned(),
+                256
+            ),
+            ("local:vztmpl/dns.tar.zst".to_owned(), 128),
         ]
     );
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
-use orbitlab_agent::api::{Api, ApiPath, Change, acted_on, object_path};
+use orbitlab_agent::api::{Api, ApiPath, Change, acted_on, object_path, reports_status};
 use orbitlab_agent::store::Store;
 use orbitlab_manifests::{Kind, Name};
 use serde_json::Value;
@@ -88,10 +88,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 );
             }
+            for path in indirect(&applied) {
+                eprintln!(
+                    "orbitlab: note: {path} applies to Sector gateway and DNS containers made from now on; existing ones keep their template and memory{}",
+                    if args.wait {
+                        " (it has no status of its own and is not waited for)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             if let Some(api) = wait {
                 let applied: Vec<Change> = decoded_changes(&applied)
                     .into_iter()
-                    .filter(|c| acted_on(c.kind))
+                    .filter(|c| reports_status(c.kind))
                     .collect();
                 engine::wait_ready(api, &applied, std::time::Duration::from_secs(args.timeout))?;
             }
@@ -208,6 +218,20 @@ fn inert(answer: &Value) -> Vec<(String, Kind)> {
         .into_iter()
         .filter(|c| !acted_on(c.kind) && c.action != orbitlab_agent::api::Action::Deleted)
         .map(|c| (object_path(c.kind, &c.name), c.kind))
+        .collect()
+}
+
+/// Paths of applied objects an agent uses without reporting a status for
+/// them (appliances).
+fn indirect(answer: &Value) -> Vec<String> {
+    decoded_changes(answer)
+        .into_iter()
+        .filter(|c| {
+            acted_on(c.kind)
+                && !reports_status(c.kind)
+                && c.action != orbitlab_agent::api::Action::Deleted
+        })
+        .map(|c| object_path(c.kind, &c.name))
         .collect()
 }
 

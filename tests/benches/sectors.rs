@@ -76,6 +76,8 @@ fn main() {
         sectors: BTreeMap::new(),
         gateway_template: "local:vztmpl/gw.tar.zst".into(),
         dns_template: "local:vztmpl/dns.tar.zst".into(),
+        gateway_memory_mib: 128,
+        dns_memory_mib: 128,
     };
     for i in 0..1000u32 {
         let cidr = format!("172.{}.{}.0/24", 16 + i / 256, i % 256)

@@ -393,6 +393,17 @@ fn bad_property(path: &ApiPath, reason: String) -> ApiError {
 /// `orbitlab apply` says so and `--wait` does not wait for them.
 pub const ACTED_ON: [Kind; 3] = [Kind::Cluster, Kind::Sector, Kind::Appliance];
 
+/// Kinds whose objects agents report a status for (Ready, Progressing,
+/// Failed): `orbitlab apply --wait` waits for these only. An Appliance has
+/// no status of its own: it chooses the template and memory of the Sector
+/// containers made from then on.
+pub const REPORTED: [Kind; 2] = [Kind::Cluster, Kind::Sector];
+
+/// Whether agents report a status for objects of `kind` (see [`REPORTED`]).
+pub fn reports_status(kind: Kind) -> bool {
+    REPORTED.contains(&kind)
+}
+
 /// Whether an agent acts on manifests of `kind` (see [`ACTED_ON`]).
 pub fn acted_on(kind: Kind) -> bool {
     ACTED_ON.contains(&kind)

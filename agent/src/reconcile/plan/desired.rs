@@ -15,7 +15,15 @@ pub struct Desired {
     pub gateway_template: String,
     /// Template of the Sector DNS container.
     pub dns_template: String,
+    /// Memory of a Sector Gateway container in MiB (its Appliance's
+    /// `memory`, else 128).
+    pub gateway_memory_mib: u32,
+    /// Memory of a Sector DNS container in MiB.
+    pub dns_memory_mib: u32,
 }
+
+/// Memory of an appliance container when no Appliance manifest sets it.
+pub const DEFAULT_APPLIANCE_MEMORY_MIB: u32 = 128;
 
 /// Template used when no Appliance manifest names one: Debian's standard
 /// container image as Proxmox ships it.
@@ -42,19 +50,29 @@ impl Desired {
             .as_ref()
             .map(|(_, c)| c.defaults.template_storage.to_string())
             .unwrap_or_else(|| "local".into());
+        // At most one Appliance per role (the set's validation refuses more).
+        let appliance = |role: ApplianceRole| {
+            set.of_kind(Kind::Appliance).find_map(|m| match &m.spec {
+                Spec::Appliance(a) if a.role == role => Some(a),
+                _ => None,
+            })
+        };
         let template_for = |role: ApplianceRole| {
-            set.of_kind(Kind::Appliance)
-                .find_map(|m| match &m.spec {
-                    Spec::Appliance(a) if a.role == role => Some(a.template.to_string()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| format!("{template_storage}:{FALLBACK_TEMPLATE}"))
+            appliance(role).map_or_else(
+                || format!("{template_storage}:{FALLBACK_TEMPLATE}"),
+                |a| a.template.to_string(),
+            )
+        };
+        let memory_for = |role: ApplianceRole| {
+            appliance(role).map_or(DEFAULT_APPLIANCE_MEMORY_MIB, |a| a.memory)
         };
         Desired {
             cluster,
             sectors,
             gateway_template: template_for(ApplianceRole::Gateway),
             dns_template: template_for(ApplianceRole::Dns),
+            gateway_memory_mib: memory_for(ApplianceRole::Gateway),
+            dns_memory_mib: memory_for(ApplianceRole::Dns),
         }
     }
 }

@@ -18,8 +18,6 @@ use crate::reconcile::ids::{self, Marker, Role};
 /// Tags a Sector VNet may use.
 pub const SECTOR_TAGS: std::ops::RangeInclusive<u32> = 1001..=9999;
 
-/// Memory of the gateway and DNS containers, MiB.
-pub(crate) const APPLIANCE_MEMORY_MIB: u32 = 128;
 /// Root disk of the gateway and DNS containers, GiB.
 pub(crate) const APPLIANCE_DISK_GIB: u32 = 1;
 
@@ -173,23 +171,26 @@ impl Planner<'_> {
         };
         let nodes: Vec<&str> = bp.nodes.iter().map(String::as_str).collect();
         let appliance =
-            |marker: &Marker, role: Role, template: &str, nics: Vec<NicPlan>| ContainerPlan {
-                marker: marker.clone(),
-                node: rendezvous(&marker.owner(), nodes.iter().copied())
-                    .unwrap_or_default()
-                    .to_owned(),
-                hostname: role.hostname(tag),
-                template: template.to_owned(),
-                storage: bp.storage.clone(),
-                disk_gib: APPLIANCE_DISK_GIB,
-                memory_mib: APPLIANCE_MEMORY_MIB,
-                cores: 1,
-                nics,
+            |marker: &Marker, role: Role, template: &str, memory_mib: u32, nics: Vec<NicPlan>| {
+                ContainerPlan {
+                    marker: marker.clone(),
+                    node: rendezvous(&marker.owner(), nodes.iter().copied())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    hostname: role.hostname(tag),
+                    template: template.to_owned(),
+                    storage: bp.storage.clone(),
+                    disk_gib: APPLIANCE_DISK_GIB,
+                    memory_mib,
+                    cores: 1,
+                    nics,
+                }
             };
         let gateway_plan = appliance(
             &gateway,
             Role::Gateway,
             &self.desired.gateway_template,
+            self.desired.gateway_memory_mib,
             vec![
                 NicPlan {
                     name: "eth0".into(),
@@ -211,6 +212,7 @@ impl Planner<'_> {
             &dns,
             Role::Dns,
             &self.desired.dns_template,
+            self.desired.dns_memory_mib,
             vec![NicPlan {
                 name: "eth0".into(),
                 bridge: vnet.clone(),
