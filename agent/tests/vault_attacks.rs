@@ -47,10 +47,18 @@ fn file_of(root: &Path, secret: &str) -> PathBuf {
 }
 
 /// Every file under the store root with its bytes.
+/// Every vault file under `root` with its bytes. Lock bookkeeping
+/// (`priv/orbitlab/locks/*.owner`, rewritten with a timestamp by every
+/// acquisition, even one that then refuses) is not vault state and is left
+/// out, or a refusal that crosses a second boundary would look like a write.
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
+    let locks = root.join("priv/orbitlab/locks");
     while let Some(dir) = stack.pop() {
+        if dir == locks {
+            continue;
+        }
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
             if e.file_type().unwrap().is_dir() {
