@@ -9,7 +9,7 @@ use orbitlab_agent::reconcile::observed::{
     ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
 };
 use orbitlab_agent::reconcile::plan::plan as compute;
-use orbitlab_agent::reconcile::{Action, Desired, Plan};
+use orbitlab_agent::reconcile::{Action, Desired, ObjectRef, Plan};
 use orbitlab_manifests::{ClusterSpec, Kind, Name, SectorSpec};
 
 fn name(n: &str) -> Name {
@@ -36,6 +36,18 @@ fn with_sectors(mut desired: Desired, sectors: &[(&str, &str)]) -> Desired {
     desired
 }
 
+/// A typed id from its text (test data is always valid).
+fn id<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().unwrap()
+}
+
+fn object(kind: Kind, name: &str) -> ObjectRef {
+    ObjectRef::new(kind, &id(name))
+}
+
 fn three_nodes() -> Observed {
     let mut observed = Observed {
         pve_major: 8,
@@ -44,7 +56,7 @@ fn three_nodes() -> Observed {
     for (i, node) in ["pve1", "pve2", "pve3"].iter().enumerate() {
         let address = Ipv4Addr::new(192, 168, 100, 11 + i as u8);
         observed.nodes.insert(
-            node.to_string(),
+            id(node),
             NodeObs {
                 online: true,
                 uplink: Some(Uplink {
@@ -64,7 +76,7 @@ fn lines(plan: &Plan) -> Vec<String> {
 
 fn blocked(plan: &Plan, kind: Kind, n: &str) -> String {
     plan.blocked
-        .get(&(kind, n.to_owned()))
+        .get(&object(kind, n))
         .cloned()
         .unwrap_or_else(|| panic!("{kind:?} {n} is not blocked: {plan:#?}"))
 }
@@ -117,9 +129,9 @@ fn new_sectors_get_the_lowest_free_tags_even_with_overlapping_cidrs() {
     let mut observed = three_nodes();
     // A VNet someone else made already uses 1001.
     observed.vnets.insert(
-        "theirs".into(),
+        id("theirs"),
         VnetObs {
-            zone: "z".into(),
+            zone: Some(id("zz")),
             tag: Some(1001),
             alias: None,
             pending: None,
@@ -133,7 +145,7 @@ fn new_sectors_get_the_lowest_free_tags_even_with_overlapping_cidrs() {
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::ReserveTag { sector, tag } => Some((sector.to_string(), *tag)),
+            Action::ReserveTag { sector, tag } => Some((sector.to_string(), tag.get())),
             _ => None,
         })
         .collect();
@@ -164,7 +176,7 @@ fn init_refusals() {
     // Pending SDN changes someone else left.
     let mut observed = three_nodes();
     observed.zones.insert(
-        "myzone".into(),
+        id("myzone"),
         ZoneObs {
             kind: "simple".into(),
             controller: None,
@@ -206,9 +218,9 @@ fn exhausted_tags_and_addresses_are_refused_before_anything_is_made() {
     // Every tag is taken by VNets OrbitLab did not make.
     for tag in 1001..=9999 {
         observed.vnets.insert(
-            format!("v{tag}"),
+            id(&format!("v{tag}")),
             VnetObs {
-                zone: "z".into(),
+                zone: Some(id("zz")),
                 tag: Some(tag),
                 alias: None,
                 pending: None,
@@ -222,11 +234,7 @@ fn exhausted_tags_and_addresses_are_refused_before_anything_is_made() {
     assert!(
         blocked(&plan, Kind::Sector, "web").contains("all 8999 VNet tags 1001–9999 are in use")
     );
-    assert!(
-        plan.steps_of(&(Kind::Sector, "web".into()))
-            .next()
-            .is_none()
-    );
+    assert!(plan.steps_of(&object(Kind::Sector, "web")).next().is_none());
 
     // A /24 Backplane holds 245 ordinary addresses.
     let mut desired = with_sectors(cluster(), &[("web", "172.16.0.0/24")]);
@@ -237,9 +245,9 @@ fn exhausted_tags_and_addresses_are_refused_before_anything_is_made() {
     for i in 10..255u8 {
         observed
             .addresses
-            .entry(format!("lxc/other{i}"))
+            .entry(id(&format!("lxc/other{i}")))
             .or_default()
-            .insert("backplane".into(), Ipv4Addr::new(10, 200, 0, i));
+            .insert(id("backplane"), Ipv4Addr::new(10, 200, 0, i));
     }
     let plan = compute(&desired, &observed);
     let reason = blocked(&plan, Kind::Sector, "web");
@@ -247,11 +255,7 @@ fn exhausted_tags_and_addresses_are_refused_before_anything_is_made() {
         reason.contains("IPAM pool backplane (10.200.0.0/24) is exhausted: 245 of its 245"),
         "{reason}"
     );
-    assert!(
-        plan.steps_of(&(Kind::Sector, "web".into()))
-            .next()
-            .is_none()
-    );
+    assert!(plan.steps_of(&object(Kind::Sector, "web")).next().is_none());
 }
 
 #[test]
@@ -259,7 +263,7 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
     let mut observed = three_nodes();
     observed.tags.insert(1001, "old".into());
     observed.zones.insert(
-        "olz1001".into(),
+        id("olz1001"),
         ZoneObs {
             kind: "vxlan".into(),
             controller: None,
@@ -272,18 +276,18 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
         },
     );
     observed.vnets.insert(
-        "olvn1001".into(),
+        id("olvn1001"),
         VnetObs {
-            zone: "olz1001".into(),
+            zone: Some(id("olz1001")),
             tag: Some(1001),
             alias: None,
             pending: None,
         },
     );
     observed.subnets.insert(
-        "olz1001-172.16.0.0-24".into(),
+        id("olz1001-172.16.0.0-24"),
         SubnetObs {
-            vnet: "olvn1001".into(),
+            vnet: id("olvn1001"),
             cidr: "172.16.0.0/24".parse().unwrap(),
             gateway: None,
             snat: false,
@@ -292,9 +296,9 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
     );
     let marker: Marker = "orbitlab:sector/old/gateway".parse().unwrap();
     observed.containers.insert(
-        120,
+        id("120"),
         ContainerObs {
-            node: "pve2".into(),
+            node: id("pve2"),
             hostname: Some("olvn1001-router".into()),
             running: true,
             marker: Some(marker),
@@ -302,9 +306,9 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
     );
     observed
         .addresses
-        .entry("sector/old/gateway".into())
+        .entry(id("sector/old/gateway"))
         .or_default()
-        .insert("backplane".into(), Ipv4Addr::new(10, 200, 0, 10));
+        .insert(id("backplane"), Ipv4Addr::new(10, 200, 0, 10));
     let desired = Desired::default();
     let plan = compute(&desired, &observed);
     assert_eq!(
@@ -321,7 +325,7 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
     // Once Proxmox no longer has the VNet, the tag and the status go.
     let mut after = three_nodes();
     after.tags.insert(1001, "old".into());
-    after.statuses.insert((Kind::Sector, "old".into()));
+    after.statuses.insert(object(Kind::Sector, "old"));
     let plan = compute(&desired, &after);
     assert_eq!(
         lines(&plan),

@@ -100,8 +100,7 @@ pub fn reconcile_once(store: &Store) -> Result<(Value, ExitCode)> {
 }
 
 fn report_json(report: &Report) -> Value {
-    let path =
-        |(k, n): &(orbitlab_manifests::Kind, String)| format!("/{}/{n}", collection_segment(*k));
+    let path = |o: &reconcile::ObjectRef| format!("/{}/{}", collection_segment(o.kind), o.name);
     json!({
         "passes": report.passes,
         "steps": report.steps,

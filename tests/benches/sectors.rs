@@ -93,7 +93,7 @@ fn main() {
     };
     for n in 1..=3u8 {
         observed.nodes.insert(
-            format!("pve{n}"),
+            format!("pve{n}").parse().unwrap(),
             NodeObs {
                 online: true,
                 uplink: Some(Uplink {

@@ -634,6 +634,7 @@ fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<Stri
             let mut holders: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
             for (owner, by_pool) in &observed.addresses {
                 let alive = owner
+                    .as_str()
                     .strip_prefix("sector/")
                     .and_then(|rest| rest.split('/').next())
                     .is_none_or(|sector| expected.contains(sector));

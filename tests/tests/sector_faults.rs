@@ -89,7 +89,7 @@ fn check(lab: &Lab, what: &str) {
     let holdings: BTreeMap<String, usize> = observed
         .addresses
         .iter()
-        .map(|(o, p)| (o.clone(), p.len()))
+        .map(|(o, p)| (o.to_string(), p.len()))
         .collect();
     assert_eq!(
         holdings,

@@ -156,7 +156,7 @@ fn init_two_overlapping_sectors_then_delete_one() {
         observed
             .addresses
             .keys()
-            .all(|owner| !owner.starts_with("sector/web/")),
+            .all(|owner| !owner.as_str().starts_with("sector/web/")),
         "{:?}",
         observed.addresses
     );

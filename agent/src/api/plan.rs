@@ -12,7 +12,7 @@ use orbitlab_manifests::Kind;
 
 use super::{Api, ApiError, acted_on, collection_segment};
 use crate::pve::{ConnectionError, PveError, StoredConnection};
-use crate::reconcile::{self, ReconcileError};
+use crate::reconcile::{self, ObjectRef, ReconcileError};
 
 /// Why a plan could not be made. Never holds the token secret.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +38,14 @@ impl Api {
         let (plan, _) = reconcile::with_local_reconciler(store, &connection, |r| {
             r.plan().map_err(PlanError::from)
         })?;
-        let path = |k, n: &dyn std::fmt::Display| format!("/{}/{n}", collection_segment(k));
+        let path = |o: &ObjectRef| format!("/{}/{}", collection_segment(o.kind), o.name);
         let blocked = plan
             .blocked
             .iter()
-            .map(|((k, n), reason)| json!({ "object": path(*k, n), "blocked": reason }));
+            .map(|(o, reason)| json!({ "object": path(o), "blocked": reason }));
         let steps = plan.actions.iter().map(|a| {
             json!({
-                "object": a.object().map(|(k, n)| path(k, &n)).unwrap_or_else(|| "/".into()),
+                "object": a.object().map_or_else(|| "/".into(), |o| path(&o)),
                 "step": a.to_string(),
             })
         });

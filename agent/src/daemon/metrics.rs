@@ -176,25 +176,19 @@ impl Metrics {
             let mut count = |kind: Kind, state: &'static str| {
                 *inner.objects.entry((kind.dir_name(), state)).or_default() += 1
             };
-            report
-                .ready
-                .iter()
-                .for_each(|(kind, _)| count(*kind, "ready"));
+            report.ready.iter().for_each(|o| count(o.kind, "ready"));
             report
                 .progressing
                 .keys()
-                .for_each(|(kind, _)| count(*kind, "progressing"));
-            report
-                .failed
-                .keys()
-                .for_each(|(kind, _)| count(*kind, "failed"));
+                .for_each(|o| count(o.kind, "progressing"));
+            report.failed.keys().for_each(|o| count(o.kind, "failed"));
             let seen = report
                 .ready
                 .iter()
                 .chain(report.progressing.keys())
-                .map(|(kind, _)| *kind);
+                .map(|o| o.kind);
             for kind in seen {
-                if !report.failed.keys().any(|(k, _)| *k == kind) {
+                if !report.failed.keys().any(|o| o.kind == kind) {
                     inner.kind_last_success.insert(kind.dir_name(), now);
                 }
             }
@@ -465,6 +459,7 @@ fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::ObjectRef;
     use std::sync::Arc;
 
     fn report(failed: bool) -> Report {
@@ -473,11 +468,14 @@ mod tests {
             steps: 3,
             ..Report::default()
         };
-        report.ready.push((Kind::Cluster, "lab".into()));
+        report
+            .ready
+            .push(ObjectRef::new(Kind::Cluster, &"lab".parse().unwrap()));
         if failed {
-            report
-                .failed
-                .insert((Kind::Sector, "web".into()), "boom".into());
+            report.failed.insert(
+                ObjectRef::new(Kind::Sector, &"web".parse().unwrap()),
+                "boom".into(),
+            );
         }
         report
     }

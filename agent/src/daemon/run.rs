@@ -413,8 +413,8 @@ impl Daemon {
             state.dirty = report.steps > 0 && report.passes >= max_passes;
         } else {
             let pause = state.backoff.failed(Instant::now());
-            for ((kind, name), error) in &report.failed {
-                tracing::warn!(scope = label, object = %format!("{}/{name}", kind.dir_name()), %error, retry_in_s = pause.as_secs_f64(), "object failed");
+            for (object, error) in &report.failed {
+                tracing::warn!(scope = label, %object, %error, retry_in_s = pause.as_secs_f64(), "object failed");
             }
         }
     }

@@ -27,6 +27,7 @@ mod error;
 pub mod fake;
 mod gate;
 mod http;
+mod ids;
 pub mod known_calls;
 mod lxc;
 mod sdn;
@@ -41,6 +42,7 @@ pub use client::{ClientConfig, PveClient};
 pub use error::{ApiErrorKind, PveError, Result};
 pub use gate::{Access, Gate};
 pub use http::{ClientOptions, Retry, RetryPolicy};
+pub use ids::{InvalidId, SubnetId, Vmid, VnetId, ZoneId};
 pub use lxc::{GuestState, LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 pub use sdn::{
     ControllerConfig, PendingState, SdnCollection, SdnConfig, SdnItem, SdnKind, SdnLock,

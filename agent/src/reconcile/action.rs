@@ -6,18 +6,21 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use orbitlab_manifests::{Kind, Name};
+use orbitlab_manifests::{ApplianceRole, Name, NodeName};
 
-use super::ids::Marker;
+use super::ObjectRef;
+use super::ids::{Marker, SectorTag};
+use crate::ipam::{Owner, PoolId};
+use crate::pve::{SubnetId, Vmid, VnetId, ZoneId};
 
 /// Settings of an SDN zone OrbitLab manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZoneConfig {
-    /// The Backplane.
+    /// The Backplane, under OrbitLab's EVPN controller
+    /// ([`super::ids::CONTROLLER`]).
     Evpn {
-        controller: String,
         vrf_vxlan: u32,
-        exitnodes: Vec<String>,
+        exitnodes: Vec<NodeName>,
         mtu: u32,
     },
     /// A Sector.
@@ -31,14 +34,15 @@ pub enum AddressRef {
     Known(Ipv4Addr),
     /// Allocated by an earlier step of the same plan: looked up in IPAM by
     /// pool and owner when the step runs.
-    Allocated { pool: String, owner: String },
+    Allocated { pool: PoolId, owner: Owner },
 }
 
 /// One network interface of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicPlan {
-    pub name: String,
-    pub bridge: String,
+    /// `eth0`, `eth1`, ...: the index is the position in
+    /// [`ContainerPlan::nics`].
+    pub bridge: VnetId,
     pub address: AddressRef,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
@@ -48,7 +52,7 @@ pub struct NicPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerPlan {
     pub marker: Marker,
-    pub node: String,
+    pub node: NodeName,
     pub hostname: String,
     pub template: String,
     pub storage: String,
@@ -67,12 +71,12 @@ pub struct FileToPush {
 }
 
 /// Configuration to push into a running container, then the commands that
-/// load it.
+/// load it. Runs on the container's node (see [`Action::runs_on`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigurePlan {
     pub marker: Marker,
-    pub vmid: u32,
-    pub node: String,
+    pub vmid: Vmid,
+    pub node: NodeName,
     pub files: Vec<FileToPush>,
     pub reload: Vec<Vec<String>>,
     /// Identifies this exact configuration; recorded once pushed.
@@ -82,17 +86,8 @@ pub struct ConfigurePlan {
 /// An IPAM pool as the planner names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolRef {
-    pub id: String,
+    pub id: PoolId,
     pub cidr: Ipv4Net,
-}
-
-/// Which fixed address of a pool an allocation takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FixedRole {
-    /// `.1`.
-    Gateway,
-    /// `.2`.
-    Dns,
 }
 
 /// One step.
@@ -100,84 +95,82 @@ pub enum FixedRole {
 pub enum Action {
     ReserveTag {
         sector: Name,
-        tag: u32,
+        tag: SectorTag,
     },
     DestroyContainer {
-        owner: (Kind, String),
-        vmid: u32,
-        node: String,
+        owner: ObjectRef,
+        vmid: Vmid,
+        node: NodeName,
         running: bool,
     },
+    /// Creates OrbitLab's EVPN controller ([`super::ids::CONTROLLER`]).
     CreateController {
-        id: String,
         asn: u32,
         peers: Vec<Ipv4Addr>,
     },
     UpdateController {
-        id: String,
         peers: Vec<Ipv4Addr>,
     },
     CreateZone {
-        owner: (Kind, String),
-        id: String,
+        owner: ObjectRef,
+        id: ZoneId,
         config: ZoneConfig,
     },
     UpdateZone {
-        owner: (Kind, String),
-        id: String,
+        owner: ObjectRef,
+        id: ZoneId,
         config: ZoneConfig,
     },
     CreateVnet {
-        owner: (Kind, String),
-        id: String,
-        zone: String,
+        owner: ObjectRef,
+        id: VnetId,
+        zone: ZoneId,
         tag: u32,
-        alias: String,
+        alias: Marker,
     },
     CreateSubnet {
-        owner: (Kind, String),
-        vnet: String,
-        cidr: Ipv4Net,
+        owner: ObjectRef,
+        vnet: VnetId,
+        id: SubnetId,
         gateway: Ipv4Addr,
         snat: bool,
     },
     DeleteSubnet {
-        owner: (Kind, String),
-        vnet: String,
-        id: String,
+        owner: ObjectRef,
+        vnet: VnetId,
+        id: SubnetId,
     },
     DeleteVnet {
-        owner: (Kind, String),
-        id: String,
+        owner: ObjectRef,
+        id: VnetId,
     },
     DeleteZone {
-        owner: (Kind, String),
-        id: String,
+        owner: ObjectRef,
+        id: ZoneId,
     },
     ApplySdn,
+    /// Releases every IPAM address held by a part of `owner`
+    /// (`<kind>/<name>/...`).
     ReleaseAddresses {
-        owner: (Kind, String),
-        prefix: String,
+        owner: ObjectRef,
     },
     ReleaseTag {
-        sector: String,
+        sector: Name,
         tag: u32,
     },
-    ForgetStatus {
-        kind: Kind,
-        name: String,
-    },
+    ForgetStatus(ObjectRef),
     Allocate {
-        owner: (Kind, String),
+        owner: ObjectRef,
         pool: PoolRef,
-        holder: String,
-        fixed: Option<FixedRole>,
+        holder: Owner,
+        /// The role's fixed address (`.1`, `.2`) instead of the next free.
+        fixed: Option<ApplianceRole>,
     },
     CreateContainer(Box<ContainerPlan>),
     StartContainer {
         marker: Marker,
-        vmid: u32,
-        node: String,
+        vmid: Vmid,
+        node: NodeName,
     },
     Configure(Box<ConfigurePlan>),
 }
@@ -200,13 +193,15 @@ pub(crate) enum Phase {
 
 impl Action {
     /// The object this step works for; `None` for shared steps (SDN apply).
-    pub fn object(&self) -> Option<(Kind, String)> {
+    pub fn object(&self) -> Option<ObjectRef> {
         use Action::*;
+        let part = |m: &Marker| ObjectRef::new(m.kind, &m.name);
         match self {
-            ReserveTag { sector, .. } => Some((Kind::Sector, sector.to_string())),
-            ReleaseTag { sector, .. } => Some((Kind::Sector, sector.clone())),
+            ReserveTag { sector, .. } | ReleaseTag { sector, .. } => {
+                Some(ObjectRef::new(orbitlab_manifests::Kind::Sector, sector))
+            }
             CreateController { .. } | UpdateController { .. } => None,
-            ForgetStatus { kind, name } => Some((*kind, name.clone())),
+            ForgetStatus(object) => Some(object.clone()),
             DestroyContainer { owner, .. }
             | CreateZone { owner, .. }
             | UpdateZone { owner, .. }
@@ -218,10 +213,26 @@ impl Action {
             | ReleaseAddresses { owner, .. }
             | Allocate { owner, .. } => Some(owner.clone()),
             ApplySdn => None,
-            CreateContainer(plan) => Some((plan.marker.kind, plan.marker.name.to_string())),
-            StartContainer { marker, .. } => Some((marker.kind, marker.name.to_string())),
-            Configure(plan) => Some((plan.marker.kind, plan.marker.name.to_string())),
+            CreateContainer(plan) => Some(part(&plan.marker)),
+            StartContainer { marker, .. } => Some(part(marker)),
+            Configure(plan) => Some(part(&plan.marker)),
         }
+    }
+
+    /// The node whose agent must take this step, decided by the plan:
+    /// pushing files into a container and running its reload commands go
+    /// through `pct` on the container's own node. `None`: any node, through
+    /// the Proxmox API or the store.
+    pub fn runs_on(&self) -> Option<&NodeName> {
+        match self {
+            Action::Configure(plan) => Some(&plan.node),
+            _ => None,
+        }
+    }
+
+    /// True for SDN edits (made inside the plan's SDN transaction).
+    pub(crate) fn is_sdn_edit(&self) -> bool {
+        matches!(self.phase(), Phase::SdnCreate | Phase::SdnDelete)
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -237,7 +248,7 @@ impl Action {
             | CreateVnet { .. }
             | CreateSubnet { .. } => Phase::SdnCreate,
             ApplySdn => Phase::SdnApply,
-            ReleaseAddresses { .. } | ReleaseTag { .. } | ForgetStatus { .. } => Phase::Release,
+            ReleaseAddresses { .. } | ReleaseTag { .. } | ForgetStatus(_) => Phase::Release,
             Allocate { .. } => Phase::Allocate,
             CreateContainer(_) => Phase::Create,
             StartContainer { .. } => Phase::Start,
@@ -271,14 +282,14 @@ impl fmt::Display for ZoneConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ZoneConfig::Evpn {
-                controller,
                 vrf_vxlan,
                 exitnodes,
                 mtu,
             } => write!(
                 f,
-                "evpn controller={controller} vrf-vxlan={vrf_vxlan} exitnodes={} mtu={mtu} advertise-subnets=1",
-                exitnodes.join(",")
+                "evpn controller={} vrf-vxlan={vrf_vxlan} exitnodes={} mtu={mtu} advertise-subnets=1",
+                super::ids::CONTROLLER,
+                join(exitnodes)
             ),
             ZoneConfig::Vxlan { peers, mtu } => write!(f, "vxlan peers={} mtu={mtu}", join(peers)),
         }
@@ -312,15 +323,21 @@ impl fmt::Display for Action {
                 "{}destroy container {vmid} on {node}",
                 if *running { "stop and " } else { "" }
             ),
-            CreateController { id, asn, peers } => {
+            CreateController { asn, peers } => {
                 write!(
                     f,
-                    "create EVPN controller {id} asn={asn} peers={}",
+                    "create EVPN controller {} asn={asn} peers={}",
+                    super::ids::CONTROLLER,
                     join(peers)
                 )
             }
-            UpdateController { id, peers } => {
-                write!(f, "update controller {id} peers={}", join(peers))
+            UpdateController { peers } => {
+                write!(
+                    f,
+                    "update controller {} peers={}",
+                    super::ids::CONTROLLER,
+                    join(peers)
+                )
             }
             CreateZone { id, config, .. } => write!(f, "create zone {id} ({config})"),
             UpdateZone { id, config, .. } => write!(f, "update zone {id} ({config})"),
@@ -335,22 +352,28 @@ impl fmt::Display for Action {
             }
             CreateSubnet {
                 vnet,
-                cidr,
+                id,
                 gateway,
                 snat,
                 ..
             } => write!(
                 f,
-                "create subnet {cidr} in vnet {vnet} gateway={gateway} snat={}",
+                "create subnet {} in vnet {vnet} gateway={gateway} snat={}",
+                id.cidr,
                 u8::from(*snat)
             ),
             DeleteSubnet { vnet, id, .. } => write!(f, "delete subnet {id} of vnet {vnet}"),
             DeleteVnet { id, .. } => write!(f, "delete vnet {id}"),
             DeleteZone { id, .. } => write!(f, "delete zone {id}"),
             ApplySdn => write!(f, "apply pending SDN changes (PUT /cluster/sdn)"),
-            ReleaseAddresses { prefix, .. } => write!(f, "release IPAM addresses of {prefix}*"),
-            ForgetStatus { kind, name } => {
-                write!(f, "remove status of deleted {} {name}", kind.dir_name())
+            ReleaseAddresses { owner } => write!(f, "release IPAM addresses of {owner}/*"),
+            ForgetStatus(object) => {
+                write!(
+                    f,
+                    "remove status of deleted {} {}",
+                    object.kind.dir_name(),
+                    object.name
+                )
             }
             Allocate {
                 pool,
@@ -358,12 +381,12 @@ impl fmt::Display for Action {
                 fixed,
                 ..
             } => match fixed {
-                Some(FixedRole::Gateway) => write!(
+                Some(ApplianceRole::Gateway) => write!(
                     f,
                     "allocate the gateway address (.1) of {} ({}) to {holder}",
                     pool.id, pool.cidr
                 ),
-                Some(FixedRole::Dns) => write!(
+                Some(ApplianceRole::Dns) => write!(
                     f,
                     "allocate the DNS address (.2) of {} ({}) to {holder}",
                     pool.id, pool.cidr
@@ -384,7 +407,8 @@ impl fmt::Display for Action {
                 plan.marker,
                 plan.nics
                     .iter()
-                    .map(|n| format!("{}@{}={}/{}", n.name, n.bridge, n.address, n.prefix))
+                    .enumerate()
+                    .map(|(i, n)| format!("eth{i}@{}={}/{}", n.bridge, n.address, n.prefix))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

@@ -1,24 +1,27 @@
 //! Executing a plan: each step through the Proxmox API, IPAM, the tag table
-//! or the container host. A step that fails stops the rest of its object's
-//! steps (other objects go on); a failed SDN apply stops everything after
-//! it. SDN edits and their apply are one [`SdnTransaction`]: under
-//! Proxmox's SDN lock on 9.x, under OrbitLab's `orbitlab-sdn` cluster lock
-//! on 8.x.
+//! or the container host. Steps the plan assigns to another node
+//! ([`Action::runs_on`]) are not attempted: their object waits for that
+//! node's agent. A step that fails stops the rest of its object's steps
+//! (other objects go on); a failed SDN apply stops everything after it.
+//! SDN edits and their apply are one [`SdnTransaction`]: under Proxmox's
+//! SDN lock on 9.x, under OrbitLab's `orbitlab-sdn` cluster lock on 8.x.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use orbitlab_manifests::Kind;
+use orbitlab_manifests::ApplianceRole;
 
-use super::ReconcileError;
-use super::action::{Action, AddressRef, ContainerPlan, FixedRole, NicPlan, ZoneConfig};
+use super::action::{Action, AddressRef, ContainerPlan, NicPlan, ZoneConfig};
 use super::ids::{self, GUEST_TAG};
-use super::plan::{ObjectKey, Plan};
+use super::plan::Plan;
+use super::{ObjectRef, ReconcileError};
 use super::{pushed, tags};
-use crate::host::{ContainerHost, HostError};
+use crate::host::ContainerHost;
 use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
-use crate::pve::{self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction};
+use crate::pve::{
+    self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction, Vmid,
+};
 use crate::store::{LockGuard, LockName, Store};
 
 /// Everything a step may touch.
@@ -37,11 +40,11 @@ pub struct Outcome {
     /// Steps that ran to completion.
     pub done: usize,
     /// Objects whose step failed, with the error.
-    pub failed: BTreeMap<ObjectKey, String>,
+    pub failed: BTreeMap<ObjectRef, String>,
     /// Objects waiting for another node's agent, with the reason.
-    pub deferred: BTreeMap<ObjectKey, String>,
+    pub deferred: BTreeMap<ObjectRef, String>,
     /// Status outputs to record, per object.
-    pub outputs: BTreeMap<ObjectKey, BTreeMap<String, String>>,
+    pub outputs: BTreeMap<ObjectRef, BTreeMap<String, String>>,
 }
 
 /// The SDN transaction of a plan: Proxmox's lock on 9.x, OrbitLab's
@@ -53,7 +56,8 @@ type Sdn<'a> = SdnTransaction<'a, LockGuard>;
 /// observed).
 pub fn execute<'a>(plan: &Plan, ctx: &Context<'a>, allow_pending: bool) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut stopped: BTreeSet<ObjectKey> = BTreeSet::new();
+    let mut stopped: BTreeSet<ObjectRef> = BTreeSet::new();
+    let local = ctx.host.local_node();
     let mut sdn: Option<Sdn<'a>> = None;
     let mut all_stopped: Option<String> = None;
     for action in &plan.actions {
@@ -67,26 +71,27 @@ pub fn execute<'a>(plan: &Plan, ctx: &Context<'a>, allow_pending: bool) -> Outco
         if object.as_ref().is_some_and(|o| stopped.contains(o)) {
             continue;
         }
+        if let (Some(node), Some(o)) = (action.runs_on(), &object)
+            && node.as_str() != local
+        {
+            outcome.deferred.insert(
+                o.clone(),
+                format!("waiting for the agent on node {node} to configure its container"),
+            );
+            stopped.insert(o.clone());
+            continue;
+        }
         let result = match action {
             Action::ApplySdn => apply_sdn(ctx, &mut sdn, allow_pending),
-            a if a.phase() == super::action::Phase::SdnCreate
-                || a.phase() == super::action::Phase::SdnDelete =>
-            {
+            a if a.is_sdn_edit() => {
                 sdn_open(ctx, &mut sdn, allow_pending).and_then(|tx| sdn_edit(ctx, a, tx.token()))
             }
             other => step(ctx, other, &mut outcome),
         };
         match (result, object) {
             (Ok(()), _) => outcome.done += 1,
-            (Err(ReconcileError::Host(HostError::NotLocal { node, .. })), Some(o)) => {
-                outcome.deferred.insert(
-                    o.clone(),
-                    format!("waiting for the agent on node {node} to configure its container"),
-                );
-                stopped.insert(o);
-            }
             (Err(e), Some(o)) => {
-                tracing::warn!(object = %format!("{}/{}", o.0.dir_name(), o.1), error = %e, "step failed: {action}");
+                tracing::warn!(object = %o, error = %e, "step failed: {action}");
                 outcome.failed.insert(o.clone(), format!("{action}: {e}"));
                 stopped.insert(o);
             }
@@ -148,15 +153,14 @@ fn zone_config(config: &ZoneConfig, creating: bool) -> pve::ZoneConfig {
     let mut zone = pve::ZoneConfig::default();
     match config {
         ZoneConfig::Evpn {
-            controller,
             vrf_vxlan,
             exitnodes,
             mtu,
         } => {
             zone.kind = creating.then(|| "evpn".to_owned());
-            zone.controller = Some(controller.clone());
+            zone.controller = Some(ids::CONTROLLER.to_owned());
             zone.vrf_vxlan = Some(*vrf_vxlan);
-            zone.exitnodes = Some(exitnodes.join(","));
+            zone.exitnodes = Some(join(exitnodes));
             zone.mtu = Some(*mtu);
             zone.advertise_subnets = Some(true);
         }
@@ -176,8 +180,8 @@ fn sdn_edit(
 ) -> Result<(), ReconcileError> {
     let pve = ctx.pve;
     match action {
-        Action::CreateController { id, asn, peers } => pve.sdn_create_controller(
-            id,
+        Action::CreateController { asn, peers } => pve.sdn_create_controller(
+            ids::CONTROLLER,
             &pve::ControllerConfig {
                 kind: Some("evpn".into()),
                 asn: Some(*asn),
@@ -186,8 +190,8 @@ fn sdn_edit(
             },
             lock,
         )?,
-        Action::UpdateController { id, peers } => pve.sdn_update_controller(
-            id,
+        Action::UpdateController { peers } => pve.sdn_update_controller(
+            ids::CONTROLLER,
             &pve::ControllerConfig {
                 peers: Some(join(peers)),
                 ..Default::default()
@@ -195,10 +199,10 @@ fn sdn_edit(
             lock,
         )?,
         Action::CreateZone { id, config, .. } => {
-            pve.sdn_create_zone(id, &zone_config(config, true), lock)?
+            pve.sdn_create_zone(id.as_str(), &zone_config(config, true), lock)?
         }
         Action::UpdateZone { id, config, .. } => {
-            pve.sdn_update_zone(id, &zone_config(config, false), lock)?
+            pve.sdn_update_zone(id.as_str(), &zone_config(config, false), lock)?
         }
         Action::CreateVnet {
             id,
@@ -207,24 +211,24 @@ fn sdn_edit(
             alias,
             ..
         } => pve.sdn_create_vnet(
-            id,
+            id.as_str(),
             &pve::VnetConfig {
-                zone: Some(zone.clone()),
+                zone: Some(zone.to_string()),
                 tag: Some(*tag),
-                alias: Some(alias.clone()),
+                alias: Some(alias.to_string()),
                 ..Default::default()
             },
             lock,
         )?,
         Action::CreateSubnet {
             vnet,
-            cidr,
+            id,
             gateway,
             snat,
             ..
         } => pve.sdn_create_subnet(
-            vnet,
-            &cidr.to_string(),
+            vnet.as_str(),
+            &id.cidr.to_string(),
             &pve::SubnetConfig {
                 kind: Some("subnet".into()),
                 gateway: Some(gateway.to_string()),
@@ -234,24 +238,24 @@ fn sdn_edit(
             lock,
         )?,
         Action::DeleteSubnet { vnet, id, .. } => {
-            pve.sdn_delete(SdnCollection::Subnets(vnet), id, lock)?
+            pve.sdn_delete(SdnCollection::Subnets(vnet.as_str()), &id.to_string(), lock)?
         }
-        Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnCollection::Vnets, id, lock)?,
-        Action::DeleteZone { id, .. } => pve.sdn_delete(SdnCollection::Zones, id, lock)?,
+        Action::DeleteVnet { id, .. } => pve.sdn_delete(SdnCollection::Vnets, id.as_str(), lock)?,
+        Action::DeleteZone { id, .. } => pve.sdn_delete(SdnCollection::Zones, id.as_str(), lock)?,
         other => unreachable!("not an SDN edit: {other}"),
     }
     Ok(())
 }
 
-fn pool(id: &str, cidr: ipnet::Ipv4Net) -> Result<Pool, ReconcileError> {
-    Ok(Pool::new(id.parse::<PoolId>()?, cidr)?)
+fn pool(id: &PoolId, cidr: ipnet::Ipv4Net) -> Result<Pool, ReconcileError> {
+    Ok(Pool::new(id.clone(), cidr)?)
 }
 
 fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(), ReconcileError> {
     let pve = ctx.pve;
     match action {
-        Action::ReserveTag { sector, tag } => tags::reserve(ctx.store, sector.as_ref(), *tag)?,
-        Action::ReleaseTag { sector, tag } => tags::release(ctx.store, sector, *tag)?,
+        Action::ReserveTag { sector, tag } => tags::reserve(ctx.store, sector.as_ref(), tag.get())?,
+        Action::ReleaseTag { sector, tag } => tags::release(ctx.store, sector.as_ref(), *tag)?,
         Action::DestroyContainer {
             vmid,
             node,
@@ -259,12 +263,12 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             ..
         } => {
             if *running {
-                let upid = pve.lxc_stop(node, *vmid)?;
+                let upid = pve.lxc_stop(node.as_str(), vmid.get())?;
                 pve.wait_task(&upid, ctx.task_deadline)?;
             }
-            let upid = pve.lxc_delete(node, *vmid, true)?;
+            let upid = pve.lxc_delete(node.as_str(), vmid.get(), true)?;
             pve.wait_task(&upid, ctx.task_deadline)?;
-            pushed::forget(ctx.store, *vmid)?;
+            pushed::forget(ctx.store, vmid.get())?;
         }
         Action::Allocate {
             pool: p,
@@ -273,15 +277,17 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             ..
         } => {
             let pool = pool(&p.id, p.cidr)?;
-            let owner: Owner = holder.parse()?;
             let mut session = IpamSession::begin(ctx.store)?;
             match fixed {
-                Some(FixedRole::Gateway) => session.allocate_role(&pool, Role::Gateway, &owner)?,
-                Some(FixedRole::Dns) => session.allocate_role(&pool, Role::Dns, &owner)?,
-                None => session.allocate_next(&pool, &owner)?,
+                Some(ApplianceRole::Gateway) => {
+                    session.allocate_role(&pool, Role::Gateway, holder)?
+                }
+                Some(ApplianceRole::Dns) => session.allocate_role(&pool, Role::Dns, holder)?,
+                None => session.allocate_next(&pool, holder)?,
             };
         }
-        Action::ReleaseAddresses { prefix, .. } => {
+        Action::ReleaseAddresses { owner } => {
+            let prefix = format!("{owner}/");
             let mut session = IpamSession::begin(ctx.store)?;
             for id in session.pools()? {
                 let Some(pool) = session.recorded_pool(&id)? else {
@@ -297,46 +303,33 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
                 }
             }
         }
-        Action::ForgetStatus { kind, name } => {
-            ctx.store.remove_status(
-                *kind,
-                &name
-                    .parse()
-                    .map_err(|_| ReconcileError::Internal(format!("bad name {name}")))?,
-            )?;
+        Action::ForgetStatus(object) => {
+            ctx.store.remove_status(object.kind, &object.name)?;
         }
         Action::CreateContainer(plan) => {
             let vmid = create_container(ctx, plan)?;
-            let role = plan
-                .marker
-                .role
-                .map(|r| format!("{r:?}").to_lowercase())
-                .unwrap_or_else(|| "container".into());
+            let role = plan.marker.role.map_or("container", ApplianceRole::as_str);
             let outputs = outcome
                 .outputs
-                .entry((plan.marker.kind, plan.marker.name.to_string()))
+                .entry(ObjectRef::new(plan.marker.kind, &plan.marker.name))
                 .or_default();
             outputs.insert(format!("{role}/vmid"), vmid.to_string());
-            outputs.insert(format!("{role}/node"), plan.node.clone());
+            outputs.insert(format!("{role}/node"), plan.node.to_string());
         }
         Action::StartContainer { vmid, node, .. } => {
-            let upid = pve.lxc_start(node, *vmid)?;
+            let upid = pve.lxc_start(node.as_str(), vmid.get())?;
             pve.wait_task(&upid, ctx.task_deadline)?;
         }
         Action::Configure(plan) => {
+            let (node, vmid) = (plan.node.as_str(), plan.vmid.get());
             for file in &plan.files {
-                ctx.host.push(
-                    &plan.node,
-                    plan.vmid,
-                    &file.path,
-                    file.mode,
-                    file.content.as_bytes(),
-                )?;
+                ctx.host
+                    .push(node, vmid, &file.path, file.mode, file.content.as_bytes())?;
             }
             for command in &plan.reload {
-                ctx.host.exec(&plan.node, plan.vmid, command)?;
+                ctx.host.exec(node, vmid, command)?;
             }
-            pushed::record(ctx.store, plan.vmid, &plan.node, &plan.digest)?;
+            pushed::record(ctx.store, vmid, node, &plan.digest)?;
         }
         other => {
             return Err(ReconcileError::Internal(format!(
@@ -350,19 +343,21 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
 /// Creates the container under the `orbitlab-vmid` lock, choosing the VMID
 /// there (`/cluster/nextid` reserves nothing); on a VMID conflict with
 /// someone outside OrbitLab, asks again.
-fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, ReconcileError> {
+fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, ReconcileError> {
     let nets = plan
         .nics
         .iter()
         .enumerate()
-        .map(|(i, nic)| Ok((i as u8, net_value(ctx, nic)?)))
+        .map(|(i, nic)| Ok((i as u8, net_value(ctx, i, nic)?)))
         .collect::<Result<BTreeMap<u8, String>, ReconcileError>>()?;
     let _lock = ctx.store.lock(&"vmid".parse::<LockName>()?)?;
     let mut last_error = None;
     for _ in 0..3 {
-        let vmid = ctx.pve.next_vmid(None)?;
+        let vmid = Vmid::try_from(ctx.pve.next_vmid(None)?).map_err(|e| {
+            ReconcileError::Internal(format!("Proxmox proposed an invalid next id: {e}"))
+        })?;
         let request = LxcCreate {
-            vmid,
+            vmid: vmid.get(),
             ostemplate: plan.template.clone(),
             hostname: Some(plan.hostname.clone()),
             memory: Some(plan.memory_mib),
@@ -379,7 +374,7 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, Reco
             onboot: Some(true),
             ..LxcCreate::default()
         };
-        match ctx.pve.lxc_create(&plan.node, &request) {
+        match ctx.pve.lxc_create(plan.node.as_str(), &request) {
             Ok(upid) => {
                 ctx.pve.wait_task(&upid, ctx.task_deadline)?;
                 return Ok(vmid);
@@ -391,74 +386,26 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<u32, Reco
     Err(last_error.map_or_else(|| ReconcileError::Internal("no VMID".into()), Into::into))
 }
 
-/// `name=eth0,bridge=olvn1001,ip=172.16.0.1/24[,gw=...]`.
-fn net_value(ctx: &Context<'_>, nic: &NicPlan) -> Result<String, ReconcileError> {
+/// `name=eth<index>,bridge=olvn1001,ip=172.16.0.1/24[,gw=...]`.
+fn net_value(ctx: &Context<'_>, index: usize, nic: &NicPlan) -> Result<String, ReconcileError> {
     let address: Ipv4Addr = match &nic.address {
         AddressRef::Known(addr) => *addr,
-        AddressRef::Allocated {
-            pool: pool_id,
-            owner,
-        } => {
+        AddressRef::Allocated { pool: id, owner } => {
             let mut session = IpamSession::begin(ctx.store)?;
-            let id: PoolId = pool_id.parse()?;
-            let pool = session.recorded_pool(&id)?.ok_or_else(|| {
-                ReconcileError::Internal(format!("IPAM pool {pool_id} does not exist yet"))
+            let pool = session.recorded_pool(id)?.ok_or_else(|| {
+                ReconcileError::Internal(format!("IPAM pool {id} does not exist yet"))
             })?;
-            session.lookup(&pool, &owner.parse()?)?.ok_or_else(|| {
-                ReconcileError::Internal(format!("{owner} holds no address in {pool_id} yet"))
+            session.lookup(&pool, owner)?.ok_or_else(|| {
+                ReconcileError::Internal(format!("{owner} holds no address in {id} yet"))
             })?
         }
     };
     let mut value = format!(
-        "name={},bridge={},ip={address}/{}",
-        nic.name, nic.bridge, nic.prefix
+        "name=eth{index},bridge={},ip={address}/{}",
+        nic.bridge, nic.prefix
     );
     if let Some(gw) = nic.gateway {
         value.push_str(&format!(",gw={gw}"));
     }
     Ok(value)
-}
-
-/// Prefix of status outputs showing a container's configuration digest.
-const PUSHED_PREFIX: &str = "config/";
-
-/// Status outputs describing an object as observed.
-pub(crate) fn describe(
-    kind: Kind,
-    name: &str,
-    observed: &super::Observed,
-) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if kind == Kind::Sector
-        && let Some((tag, _)) = observed.tags.iter().find(|(_, s)| s.as_str() == name)
-    {
-        out.insert("vnet/tag".into(), tag.to_string());
-        out.insert("vnet/id".into(), ids::sector_vnet(*tag));
-        out.insert("zone/id".into(), ids::sector_zone(*tag));
-    }
-    for (vmid, c) in &observed.containers {
-        if let Some(m) = &c.marker
-            && m.kind == kind
-            && m.name.as_ref() == name
-        {
-            let role = m
-                .role
-                .map(|r| format!("{r:?}").to_lowercase())
-                .unwrap_or_else(|| "container".into());
-            out.insert(format!("{role}/vmid"), vmid.to_string());
-            out.insert(format!("{role}/node"), c.node.clone());
-            if let Some(digest) = observed.pushed.get(vmid) {
-                out.insert(format!("{PUSHED_PREFIX}{vmid}"), digest.clone());
-            }
-        }
-    }
-    let prefix = format!("{}/{name}/", kind.dir_name());
-    for (owner, by_pool) in &observed.addresses {
-        if let Some(role) = owner.strip_prefix(&prefix) {
-            for (pool, addr) in by_pool {
-                out.insert(format!("{role}/address/{pool}"), addr.to_string());
-            }
-        }
-    }
-    out
 }

@@ -15,25 +15,82 @@
 use std::fmt;
 use std::str::FromStr;
 
-use orbitlab_manifests::{Kind, Name};
+use orbitlab_manifests::{ApplianceRole, Kind, Name};
+
+use crate::ipam::Owner;
+use crate::pve::{VnetId, ZoneId};
 
 /// The EVPN controller of the Backplane.
 pub const CONTROLLER: &str = "orbitlab";
-/// The Backplane's EVPN zone.
-pub const BACKPLANE_ZONE: &str = "olbp";
-/// The Backplane's VNet.
-pub const BACKPLANE_VNET: &str = "olbpnet";
 /// The Proxmox tag on every container OrbitLab creates.
 pub const GUEST_TAG: &str = "orbitlab";
 
+/// Parses an id this module spells; every spelling is checked by the tests.
+fn known<T: FromStr>(id: &str) -> T
+where
+    T::Err: fmt::Debug,
+{
+    id.parse()
+        .unwrap_or_else(|e| unreachable!("OrbitLab's own id {id:?} is invalid: {e:?}"))
+}
+
+/// The Backplane's EVPN zone, `olbp`.
+pub fn backplane_zone() -> ZoneId {
+    known("olbp")
+}
+
+/// The Backplane's VNet, `olbpnet`.
+pub fn backplane_vnet() -> VnetId {
+    known("olbpnet")
+}
+
+/// The VNet tag (VXLAN id) of a Sector: 1001–9999, so that its zone and
+/// VNet ids (`olz<tag>`, `olvn<tag>`) fit Proxmox's 8 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SectorTag(u32);
+
+impl SectorTag {
+    /// Every tag a Sector may use.
+    pub const RANGE: std::ops::RangeInclusive<u32> = 1001..=9999;
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Every Sector tag, lowest first.
+    pub fn all() -> impl Iterator<Item = SectorTag> {
+        Self::RANGE.map(SectorTag)
+    }
+}
+
+impl TryFrom<u32> for SectorTag {
+    type Error = u32;
+
+    /// Refuses (returning it) a number outside [`SectorTag::RANGE`].
+    fn try_from(tag: u32) -> Result<Self, u32> {
+        if Self::RANGE.contains(&tag) {
+            Ok(SectorTag(tag))
+        } else {
+            Err(tag)
+        }
+    }
+}
+
+impl fmt::Display for SectorTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Zone id of the Sector with VNet tag `tag`.
-pub fn sector_zone(tag: u32) -> String {
-    format!("olz{tag}")
+pub fn sector_zone(tag: SectorTag) -> ZoneId {
+    known(&format!("olz{tag}"))
 }
 
 /// VNet id of the Sector with VNet tag `tag`.
-pub fn sector_vnet(tag: u32) -> String {
-    format!("olvn{tag}")
+pub fn sector_vnet(tag: SectorTag) -> VnetId {
+    known(&format!("olvn{tag}"))
 }
 
 /// The tag of an OrbitLab Sector zone or VNet id, if it is one.
@@ -46,32 +103,17 @@ pub fn tag_of_sector_id(id: &str) -> Option<u32> {
 /// True for every SDN id OrbitLab owns.
 pub fn is_ours(id: &str) -> bool {
     id == CONTROLLER
-        || id == BACKPLANE_ZONE
-        || id == BACKPLANE_VNET
+        || backplane_zone() == *id
+        || backplane_vnet() == *id
         || tag_of_sector_id(id).is_some()
 }
 
-/// What part of an object a container plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    Gateway,
-    Dns,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Gateway => "gateway",
-            Role::Dns => "dns",
-        }
-    }
-
-    /// The container's hostname in the Sector with VNet tag `tag`.
-    pub fn hostname(self, tag: u32) -> String {
-        match self {
-            Role::Gateway => format!("{}-router", sector_vnet(tag)),
-            Role::Dns => format!("{}-dns", sector_vnet(tag)),
-        }
+/// The hostname of the container playing `role` in the Sector with VNet
+/// tag `tag`: `olvn<tag>-router` or `olvn<tag>-dns`.
+pub fn appliance_hostname(role: ApplianceRole, tag: SectorTag) -> String {
+    match role {
+        ApplianceRole::Gateway => format!("{}-router", sector_vnet(tag)),
+        ApplianceRole::Dns => format!("{}-dns", sector_vnet(tag)),
     }
 }
 
@@ -80,7 +122,7 @@ impl Role {
 pub struct Marker {
     pub kind: Kind,
     pub name: Name,
-    pub role: Option<Role>,
+    pub role: Option<ApplianceRole>,
 }
 
 impl Marker {
@@ -94,7 +136,7 @@ impl Marker {
     }
 
     /// The marker of a container playing `role` for an object.
-    pub fn part(kind: Kind, name: &Name, role: Role) -> Self {
+    pub fn part(kind: Kind, name: &Name, role: ApplianceRole) -> Self {
         Marker {
             kind,
             name: name.clone(),
@@ -102,9 +144,11 @@ impl Marker {
         }
     }
 
-    /// The IPAM owner string of this marker (`sector/web/gateway`).
-    pub fn owner(&self) -> String {
-        self.to_string().trim_start_matches("orbitlab:").to_owned()
+    /// The IPAM owner of this marker (`sector/web/gateway`).
+    pub fn owner(&self) -> Owner {
+        // A kind's directory, a DNS label and a role: always a valid owner
+        // (`markers_round_trip_and_are_found_in_text` checks the longest).
+        known(self.to_string().trim_start_matches("orbitlab:"))
     }
 
     /// Finds a marker in free text (a description may hold more lines).
@@ -137,9 +181,11 @@ impl FromStr for Marker {
         let name: Name = parts.next().ok_or(())?.parse().map_err(drop)?;
         let role = match parts.next() {
             None => None,
-            Some("gateway") => Some(Role::Gateway),
-            Some("dns") => Some(Role::Dns),
-            Some(_) => return Err(()),
+            Some(role) => Some(match role {
+                "gateway" => ApplianceRole::Gateway,
+                "dns" => ApplianceRole::Dns,
+                _ => return Err(()),
+            }),
         };
         if parts.next().is_some() {
             return Err(());
@@ -154,28 +200,44 @@ mod tests {
 
     #[test]
     fn ids_fit_proxmox_limits() {
+        assert_eq!(backplane_zone().as_str(), "olbp");
+        assert_eq!(backplane_vnet().as_str(), "olbpnet");
+        assert!(SectorTag::try_from(1000).is_err() && SectorTag::try_from(10_000).is_err());
+        assert_eq!(SectorTag::all().count(), 8999);
         for tag in [1001, 9999] {
-            for id in [sector_zone(tag), sector_vnet(tag)] {
+            let tag = SectorTag::try_from(tag).unwrap();
+            for id in [sector_zone(tag).to_string(), sector_vnet(tag).to_string()] {
                 assert!(
                     id.len() <= 8
                         && id
                             .chars()
                             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 );
-                assert_eq!(tag_of_sector_id(&id), Some(tag));
+                assert_eq!(tag_of_sector_id(&id), Some(tag.get()));
                 assert!(is_ours(&id));
             }
         }
         assert!(!is_ours("myzone"));
-        assert_eq!(Role::Gateway.hostname(1001), "olvn1001-router");
+        assert_eq!(
+            appliance_hostname(ApplianceRole::Gateway, SectorTag(1001)),
+            "olvn1001-router"
+        );
     }
 
     #[test]
     fn markers_round_trip_and_are_found_in_text() {
         let web: Name = "web".parse().unwrap();
-        let m = Marker::part(Kind::Sector, &web, Role::Dns);
+        let m = Marker::part(Kind::Sector, &web, ApplianceRole::Dns);
         assert_eq!(m.to_string(), "orbitlab:sector/web/dns");
-        assert_eq!(m.owner(), "sector/web/dns");
+        assert_eq!(m.owner().as_str(), "sector/web/dns");
+        let longest: Name = "a".repeat(63).parse().unwrap();
+        for kind in Kind::ALL {
+            let m = Marker::part(kind, &longest, ApplianceRole::Gateway);
+            assert_eq!(
+                m.owner().as_str(),
+                m.to_string().trim_start_matches("orbitlab:")
+            );
+        }
         assert_eq!("orbitlab:sector/web/dns".parse::<Marker>(), Ok(m.clone()));
         assert_eq!(
             Marker::find_in("Managed by OrbitLab.\norbitlab:sector/web/dns\n"),

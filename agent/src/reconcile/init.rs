@@ -87,7 +87,7 @@ pub fn check(rec: &Reconciler<'_>, backplane_cidr: Option<Ipv4Net>) -> Result<Ma
     let planned = plan(&desired, &observed);
     if let Some(reason) = planned
         .blocked
-        .get(&(Kind::Cluster, manifest.name().to_string()))
+        .get(&super::ObjectRef::new(Kind::Cluster, manifest.name()))
     {
         return Err(InitError::Refused(reason.clone()));
     }

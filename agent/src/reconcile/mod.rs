@@ -1,9 +1,11 @@
 //! Making Proxmox match the manifests.
 //!
-//! A pass is: load and validate every manifest ([`Desired`]), take a
-//! snapshot of Proxmox and OrbitLab's records ([`observe`]), compute the
-//! steps ([`plan`], pure), run them ([`execute`]), and write each object's
-//! status (`Ready`, `Progressing`, `Failed` with reason and since). The
+//! A pass is: load and validate every manifest ([`Desired`]), take one
+//! snapshot of Proxmox and OrbitLab's records ([`observe`]), let each
+//! kind's controller ([`controllers`]) plan its objects' steps from it
+//! ([`plan`], pure), run them ([`execute`]), and write each object's
+//! status (`Ready`, `Progressing`, `Failed` with reason and since;
+//! `statuses`). The
 //! whole run of a cluster-scoped reconciler holds the cluster lock
 //! `orbitlab-reconcile`, so two reconcilers never interleave;
 //! [`Reconciler::run`] repeats passes until nothing is left to do or no
@@ -13,30 +15,33 @@
 //! the same one.
 
 pub mod action;
+pub mod controllers;
 mod execute;
 pub mod ids;
 pub mod init;
+mod object;
 mod observe;
 pub mod observed;
 pub mod plan;
 mod pushed;
+mod statuses;
 pub mod tags;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orbitlab_manifests::{Kind, ManifestErrors, ManifestSet, Name};
+use orbitlab_manifests::{ManifestErrors, ManifestSet};
 
 pub use action::Action;
 pub use execute::{Context, Outcome, execute};
+pub use object::ObjectRef;
 pub use observe::observe;
 pub use observed::Observed;
-pub use plan::{Desired, ObjectKey, Plan, plan};
+pub use plan::{Desired, Plan, plan};
 
 use crate::host::{ContainerHost, HostError};
 use crate::ipam::IpamError;
 use crate::pve::{Pve, PveError};
-use crate::status::{ConditionType, ObjectStatus};
 use crate::store::{LockName, ObjectError, Store, StoreError};
 
 /// Why a pass could not run (a failing step is reported per object
@@ -97,9 +102,9 @@ impl Default for Options {
 pub struct Report {
     pub passes: usize,
     pub steps: usize,
-    pub ready: Vec<ObjectKey>,
-    pub progressing: BTreeMap<ObjectKey, String>,
-    pub failed: BTreeMap<ObjectKey, String>,
+    pub ready: Vec<ObjectRef>,
+    pub progressing: BTreeMap<ObjectRef, String>,
+    pub failed: BTreeMap<ObjectRef, String>,
 }
 
 /// The engine's reconciler over one store, one Proxmox and one node's
@@ -136,7 +141,7 @@ impl Reconciler<'_> {
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();
             plan.actions
-                .retain(|a| matches!(a, Action::Configure(c) if c.node == local));
+                .retain(|a| a.runs_on().is_some_and(|node| node.as_str() == local));
         }
         Ok((plan, observed))
     }
@@ -179,7 +184,16 @@ impl Reconciler<'_> {
                 (plan.clone(), observed)
             };
             if self.options.scope == Scope::Cluster {
-                self.write_statuses(&after.0, &after.1, &plan, &outcome)?;
+                statuses::write(
+                    self.store,
+                    self.host.local_node(),
+                    &statuses::Pass {
+                        before: &plan,
+                        after: &after.0,
+                        observed: &after.1,
+                        outcome: &outcome,
+                    },
+                )?;
             }
             report.steps += outcome.done;
             report.failed = outcome.failed.clone();
@@ -209,84 +223,6 @@ impl Reconciler<'_> {
             next = Some(after);
         }
         Ok(report)
-    }
-
-    /// Writes every planned object's status from the plan after the pass.
-    fn write_statuses(
-        &self,
-        after: &Plan,
-        observed: &Observed,
-        before: &Plan,
-        outcome: &Outcome,
-    ) -> Result<(), ReconcileError> {
-        let node = self.host.local_node().to_owned();
-        let mut objects: Vec<ObjectKey> = after.declared.iter().cloned().collect();
-        objects.extend(before.actions.iter().filter_map(Action::object));
-        objects.sort();
-        objects.dedup();
-        for key in objects {
-            let (kind, name) = (key.0, key.1.clone());
-            let Ok(name) = name.parse::<Name>() else {
-                continue;
-            };
-            // A deleted object keeps a status while anything of it is
-            // left (or its teardown failed); once gone, ForgetStatus removes it.
-            let deleted_and_gone = !after.declared.contains(&key)
-                && !outcome.failed.contains_key(&key)
-                && (!observed.statuses.contains(&key)
-                    || !observed_leftovers(kind, &key.1, observed));
-            if deleted_and_gone {
-                continue;
-            }
-            let mut status = self.store.read_status(kind, &name)?.unwrap_or_default();
-            status.node = Some(node.clone());
-            status.updated = Some(crate::status::rfc3339(std::time::SystemTime::now()));
-            status.outputs = execute::describe(kind, name.as_ref(), observed);
-            if let Some(extra) = outcome.outputs.get(&key) {
-                status.outputs.extend(extra.clone());
-            }
-            apply_conditions(&mut status, &key, after, outcome);
-            self.store.write_status(kind, &name, &status)?;
-        }
-        Ok(())
-    }
-}
-
-/// True while anything of a deleted object remains.
-fn observed_leftovers(kind: Kind, name: &str, observed: &Observed) -> bool {
-    !execute::describe(kind, name, observed).is_empty()
-}
-
-fn apply_conditions(status: &mut ObjectStatus, key: &ObjectKey, after: &Plan, outcome: &Outcome) {
-    use ConditionType::{Failed, Progressing, Ready};
-    let declared = after.declared.contains(key);
-    if let Some(reason) = after.blocked.get(key) {
-        status.set_condition(Ready, false, "Blocked", reason);
-        status.set_condition(Progressing, false, "Blocked", reason);
-        status.set_condition(Failed, true, "Blocked", reason);
-    } else if let Some(error) = outcome.failed.get(key) {
-        status.set_condition(Ready, false, "StepFailed", error);
-        status.set_condition(Progressing, false, "StepFailed", "retrying with backoff");
-        status.set_condition(Failed, true, "StepFailed", error);
-    } else if let Some(waiting) = outcome.deferred.get(key) {
-        status.set_condition(Ready, false, "Waiting", waiting);
-        status.set_condition(Progressing, true, "Waiting", waiting);
-        status.set_condition(Failed, false, "Waiting", "");
-    } else if let Some(next) = after.steps_of(key).next() {
-        let message = format!("next: {next}");
-        let reason = if declared { "Reconciling" } else { "Deleting" };
-        status.set_condition(Ready, false, reason, &message);
-        status.set_condition(Progressing, true, reason, &message);
-        status.set_condition(Failed, false, reason, "");
-    } else {
-        status.set_condition(
-            Ready,
-            true,
-            "Reconciled",
-            "everything the manifest declares exists in Proxmox",
-        );
-        status.set_condition(Progressing, false, "Reconciled", "");
-        status.set_condition(Failed, false, "Reconciled", "");
     }
 }
 

@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use orbitlab_manifests::Kind;
+use orbitlab_manifests::{Kind, NodeName};
 
+use super::ObjectRef;
 use super::ReconcileError;
 use super::ids::{GUEST_TAG, Marker};
 use super::observed::{
     ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
 };
 use super::tags;
-use crate::ipam::Owner;
-use crate::pve::{GuestState, PendingState, Pve, SdnItem};
+use crate::ipam::{Owner, PoolId};
+use crate::pve::{GuestState, PendingState, Pve, SdnItem, SubnetId, Vmid, VnetId, ZoneId};
 use crate::store::Store;
 
 /// Takes a snapshot. `uplink` is the bridge whose address and MTU count
@@ -43,13 +44,16 @@ pub(super) fn observe_since(
         ..Observed::default()
     };
     for node in pve.nodes()? {
+        let Some(name) = valid::<NodeName>("node", &node.node) else {
+            continue;
+        };
         let online = node.status == "online";
         let uplink = if online {
             node_uplink(pve, &node.node, uplink)?
         } else {
             None
         };
-        observed.nodes.insert(node.node, NodeObs { online, uplink });
+        observed.nodes.insert(name, NodeObs { online, uplink });
     }
     for item in pve.sdn_controllers()? {
         if let (Some(c), pending) = settled(&item)? {
@@ -65,15 +69,20 @@ pub(super) fn observe_since(
         }
     }
     for item in pve.sdn_zones()? {
-        if let (Some(z), pending) = settled(&item)? {
+        if let (Some(z), pending) = settled(&item)?
+            && let Some(id) = valid::<ZoneId>("SDN zone", &item.id)
+        {
             observed.zones.insert(
-                item.id.clone(),
+                id,
                 ZoneObs {
                     kind: z.kind.unwrap_or_default(),
                     controller: z.controller,
                     vrf_vxlan: z.vrf_vxlan,
                     peers: addresses(z.peers.as_deref()),
-                    exitnodes: list(z.exitnodes.as_deref()),
+                    exitnodes: list(z.exitnodes.as_deref())
+                        .iter()
+                        .filter_map(|n| valid("exit node", n))
+                        .collect(),
                     advertise_subnets: z.advertise_subnets.unwrap_or(false),
                     mtu: z.mtu,
                     pending,
@@ -82,11 +91,13 @@ pub(super) fn observe_since(
         }
     }
     for item in pve.sdn_vnets()? {
-        if let (Some(v), pending) = settled(&item)? {
+        if let (Some(v), pending) = settled(&item)?
+            && let Some(id) = valid::<VnetId>("SDN VNet", &item.id)
+        {
             observed.vnets.insert(
-                item.id.clone(),
+                id,
                 VnetObs {
-                    zone: v.zone.unwrap_or_default(),
+                    zone: v.zone.as_deref().and_then(|z| valid("SDN zone", z)),
                     tag: v.tag,
                     alias: v.alias,
                     pending,
@@ -94,22 +105,22 @@ pub(super) fn observe_since(
             );
         }
     }
-    let vnets: Vec<String> = observed.vnets.keys().cloned().collect();
+    let vnets: Vec<VnetId> = observed.vnets.keys().cloned().collect();
     for vnet in vnets {
-        for item in pve.sdn_subnets(&vnet)? {
+        for item in pve.sdn_subnets(vnet.as_str())? {
             let (Some(s), pending) = settled(&item)? else {
                 continue;
             };
-            let Some(cidr) = s
+            let Some(id) = valid::<SubnetId>("SDN subnet", &item.id) else {
+                continue;
+            };
+            let cidr = s
                 .cidr
                 .as_deref()
                 .and_then(|c| c.parse::<Ipv4Net>().ok())
-                .or_else(|| cidr_of_subnet_id(&item.id))
-            else {
-                continue;
-            };
+                .unwrap_or(id.cidr);
             observed.subnets.insert(
-                item.id.clone(),
+                id,
                 SubnetObs {
                     vnet: vnet.clone(),
                     cidr,
@@ -120,22 +131,29 @@ pub(super) fn observe_since(
             );
         }
     }
-    let online: Vec<String> = observed
+    let online: Vec<NodeName> = observed
         .nodes
         .iter()
         .filter(|(_, n)| n.online)
         .map(|(n, _)| n.clone())
         .collect();
     for node in online {
-        for guest in pve.lxc_list(&node)? {
+        for guest in pve.lxc_list(node.as_str())? {
+            let Ok(vmid) = Vmid::try_from(guest.vmid) else {
+                tracing::warn!(
+                    vmid = guest.vmid,
+                    "Proxmox listed a guest with an invalid id; ignored"
+                );
+                continue;
+            };
             let tagged = carries_tag(guest.tags.as_deref());
             let known = earlier
-                .and_then(|e| e.containers.get(&guest.vmid))
+                .and_then(|e| e.containers.get(&vmid))
                 .filter(|c| c.node == node && c.hostname == guest.name && c.marker.is_some());
             let marker = if let Some(known) = known {
                 known.marker.clone()
             } else if tagged {
-                pve.lxc_config(&node, guest.vmid)?
+                pve.lxc_config(node.as_str(), guest.vmid)?
                     .description()
                     .as_deref()
                     .and_then(Marker::find_in)
@@ -143,7 +161,7 @@ pub(super) fn observe_since(
                 None
             };
             observed.containers.insert(
-                guest.vmid,
+                vmid,
                 ContainerObs {
                     node: node.clone(),
                     hostname: guest.name.clone(),
@@ -155,13 +173,31 @@ pub(super) fn observe_since(
     }
     observed.tags = tags::read(store)?;
     observed.addresses = addresses_by_owner(store)?;
-    observed.pushed = super::pushed::read_all(store)?;
+    observed.pushed = super::pushed::read_all(store)?
+        .into_iter()
+        .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
+        .collect();
     for kind in [Kind::Cluster, Kind::Sector] {
         for name in store.read_statuses(kind)?.into_keys() {
-            observed.statuses.insert((kind, name));
+            if let Some(name) = valid("status file name", &name) {
+                observed.statuses.insert(ObjectRef { kind, name });
+            }
         }
     }
     Ok(observed)
+}
+
+/// `value` as a `T`; `None` (logged) when it breaks the rules, which
+/// Proxmox's and OrbitLab's own validation make impossible short of a
+/// hand edit.
+fn valid<T: std::str::FromStr>(what: &str, value: &str) -> Option<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| tracing::warn!(what, error = %e, "ignored an invalid id in what Proxmox or the store reported"))
+        .ok()
 }
 
 /// Whether a guest's tag list holds OrbitLab's tag.
@@ -233,41 +269,19 @@ fn addresses(text: Option<&str>) -> Vec<Ipv4Addr> {
     list(text).iter().filter_map(|a| a.parse().ok()).collect()
 }
 
-/// `<zone>-<a.b.c.d>-<prefix>` → the subnet's CIDR.
-fn cidr_of_subnet_id(id: &str) -> Option<Ipv4Net> {
-    let mut parts = id.rsplitn(3, '-');
-    let prefix = parts.next()?;
-    let ip = parts.next()?;
-    format!("{ip}/{prefix}").parse().ok()
-}
-
 /// Every IPAM allocation, by owner and pool (through the listing cache:
 /// re-read only when IPAM's change token moved).
 fn addresses_by_owner(
     store: &Store,
-) -> Result<BTreeMap<String, BTreeMap<String, Ipv4Addr>>, ReconcileError> {
+) -> Result<BTreeMap<Owner, BTreeMap<PoolId, Ipv4Addr>>, ReconcileError> {
     let listing = crate::ipam::listing(store)?;
-    let mut out: BTreeMap<String, BTreeMap<String, Ipv4Addr>> = BTreeMap::new();
+    let mut out: BTreeMap<Owner, BTreeMap<PoolId, Ipv4Addr>> = BTreeMap::new();
     for (id, addresses) in &listing.pools {
         for (addr, owner) in addresses {
-            out.entry(Owner::as_str(owner).to_owned())
+            out.entry(owner.clone())
                 .or_default()
-                .insert(id.to_string(), *addr);
+                .insert(id.clone(), *addr);
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subnet_ids_give_their_cidr() {
-        assert_eq!(
-            cidr_of_subnet_id("olz1001-172.16.0.0-24"),
-            Some("172.16.0.0/24".parse().unwrap())
-        );
-        assert_eq!(cidr_of_subnet_id("nonsense"), None);
-    }
 }

@@ -3,12 +3,16 @@
 //! reservations, IPAM allocations, configurations pushed). Plain data,
 //! gathered by [`super::observe`]; tests build it by hand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use orbitlab_manifests::NodeName;
 
+use super::ObjectRef;
 use super::ids::Marker;
+use crate::ipam::{Owner, PoolId};
+use crate::pve::{SubnetId, Vmid, VnetId, ZoneId};
 
 /// Proxmox VE major version (8 or 9): 9 has the SDN lock API.
 pub type PveMajor = u8;
@@ -52,7 +56,7 @@ pub struct ZoneObs {
     pub controller: Option<String>,
     pub vrf_vxlan: Option<u32>,
     pub peers: Vec<Ipv4Addr>,
-    pub exitnodes: Vec<String>,
+    pub exitnodes: Vec<NodeName>,
     pub advertise_subnets: bool,
     pub mtu: Option<u32>,
     pub pending: Option<Pending>,
@@ -61,16 +65,16 @@ pub struct ZoneObs {
 /// An SDN VNet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VnetObs {
-    pub zone: String,
+    pub zone: Option<ZoneId>,
     pub tag: Option<u32>,
     pub alias: Option<String>,
     pub pending: Option<Pending>,
 }
 
-/// An SDN subnet (id `<zone>-<ip>-<prefix>`).
+/// An SDN subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubnetObs {
-    pub vnet: String,
+    pub vnet: VnetId,
     pub cidr: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
     pub snat: bool,
@@ -80,7 +84,7 @@ pub struct SubnetObs {
 /// A container, with OrbitLab's marker when it carries one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerObs {
-    pub node: String,
+    pub node: NodeName,
     pub hostname: Option<String>,
     pub running: bool,
     pub marker: Option<Marker>,
@@ -90,30 +94,31 @@ pub struct ContainerObs {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub pve_major: PveMajor,
-    pub nodes: BTreeMap<String, NodeObs>,
+    pub nodes: BTreeMap<NodeName, NodeObs>,
     pub controllers: BTreeMap<String, ControllerObs>,
-    pub zones: BTreeMap<String, ZoneObs>,
-    pub vnets: BTreeMap<String, VnetObs>,
-    pub subnets: BTreeMap<String, SubnetObs>,
+    pub zones: BTreeMap<ZoneId, ZoneObs>,
+    pub vnets: BTreeMap<VnetId, VnetObs>,
+    pub subnets: BTreeMap<SubnetId, SubnetObs>,
     /// Every guest by VMID (only OrbitLab's carry a marker).
-    pub containers: BTreeMap<u32, ContainerObs>,
-    /// OrbitLab's VNet tag reservations: tag → Sector name.
+    pub containers: BTreeMap<Vmid, ContainerObs>,
+    /// OrbitLab's VNet tag reservations: tag → Sector name (as recorded;
+    /// the planner uses only entries with a valid tag and name).
     pub tags: BTreeMap<u32, String>,
-    /// IPAM allocations: owner (`sector/web/gateway`) → pool id → address.
-    pub addresses: BTreeMap<String, BTreeMap<String, Ipv4Addr>>,
+    /// IPAM allocations: owner (`sector/web/gateway`) → pool → address.
+    pub addresses: BTreeMap<Owner, BTreeMap<PoolId, Ipv4Addr>>,
     /// Digest of the configuration last pushed, by container VMID.
-    pub pushed: BTreeMap<u32, String>,
+    pub pushed: BTreeMap<Vmid, String>,
     /// Objects that have a status file.
-    pub statuses: std::collections::BTreeSet<(orbitlab_manifests::Kind, String)>,
+    pub statuses: BTreeSet<ObjectRef>,
 }
 
 impl Observed {
     /// The online nodes whose uplink is known, by name.
-    pub fn uplinks(&self) -> BTreeMap<&str, Uplink> {
+    pub fn uplinks(&self) -> BTreeMap<&NodeName, Uplink> {
         self.nodes
             .iter()
             .filter(|(_, n)| n.online)
-            .filter_map(|(name, n)| Some((name.as_str(), n.uplink?)))
+            .filter_map(|(name, n)| Some((name, n.uplink?)))
             .collect()
     }
 
@@ -130,19 +135,19 @@ impl Observed {
         ids.extend(
             self.zones
                 .iter()
-                .filter(|(id, z)| z.pending.is_some() && !ours(id))
+                .filter(|(id, z)| z.pending.is_some() && !ours(id.as_str()))
                 .map(|(id, _)| format!("zone {id}")),
         );
         ids.extend(
             self.vnets
                 .iter()
-                .filter(|(id, v)| v.pending.is_some() && !ours(id))
+                .filter(|(id, v)| v.pending.is_some() && !ours(id.as_str()))
                 .map(|(id, _)| format!("vnet {id}")),
         );
         ids.extend(
             self.subnets
                 .iter()
-                .filter(|(_, s)| s.pending.is_some() && !ours(&s.vnet))
+                .filter(|(_, s)| s.pending.is_some() && !ours(s.vnet.as_str()))
                 .map(|(id, _)| format!("subnet {id}")),
         );
         ids
@@ -157,20 +162,20 @@ impl Observed {
             || self
                 .zones
                 .iter()
-                .any(|(id, z)| z.pending.is_some() && ours(id))
+                .any(|(id, z)| z.pending.is_some() && ours(id.as_str()))
             || self
                 .vnets
                 .iter()
-                .any(|(id, v)| v.pending.is_some() && ours(id))
+                .any(|(id, v)| v.pending.is_some() && ours(id.as_str()))
             || self
                 .subnets
                 .values()
-                .any(|s| s.pending.is_some() && ours(&s.vnet))
+                .any(|s| s.pending.is_some() && ours(s.vnet.as_str()))
     }
 
     /// Every VNI/tag in use in Proxmox (VNet tags, zone VRF VNIs) or
     /// reserved by OrbitLab.
-    pub fn used_tags(&self) -> std::collections::BTreeSet<u32> {
+    pub fn used_tags(&self) -> BTreeSet<u32> {
         self.vnets
             .values()
             .filter_map(|v| v.tag)
@@ -181,10 +186,34 @@ impl Observed {
 
     /// The container carrying `marker`, if any (the lowest VMID when a
     /// crash left two).
-    pub fn container(&self, marker: &Marker) -> Option<(u32, &ContainerObs)> {
+    pub fn container(&self, marker: &Marker) -> Option<(Vmid, &ContainerObs)> {
         self.containers
             .iter()
             .find(|(_, c)| c.marker.as_ref() == Some(marker))
             .map(|(vmid, c)| (*vmid, c))
+    }
+
+    /// Every container carrying a marker of `object`.
+    pub fn containers_of<'a>(
+        &'a self,
+        object: &'a ObjectRef,
+    ) -> impl Iterator<Item = (Vmid, &'a ContainerObs, &'a Marker)> + 'a {
+        self.containers.iter().filter_map(move |(vmid, c)| {
+            let m = c.marker.as_ref()?;
+            (m.kind == object.kind && m.name == object.name).then_some((*vmid, c, m))
+        })
+    }
+
+    /// The address `holder` holds in `pool`, if any.
+    pub fn address(&self, holder: &Owner, pool: &PoolId) -> Option<Ipv4Addr> {
+        self.addresses.get(holder)?.get(pool).copied()
+    }
+
+    /// The recorded VNet tag of a Sector, if its reservation is valid.
+    pub fn tag_of(&self, sector: &str) -> Option<super::ids::SectorTag> {
+        self.tags
+            .iter()
+            .filter(|(_, s)| s.as_str() == sector)
+            .find_map(|(tag, _)| super::ids::SectorTag::try_from(*tag).ok())
     }
 }

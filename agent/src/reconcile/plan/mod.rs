@@ -1,40 +1,40 @@
 //! `plan(desired, observed) -> Plan`: a pure function from the manifests and
-//! a snapshot of Proxmox and OrbitLab's records to the ordered steps that
+//! one snapshot of Proxmox and OrbitLab's records to the ordered steps that
 //! make them match, plus the objects that cannot proceed and why.
+//!
+//! The kinds' controllers ([`super::controllers`]) add their objects'
+//! steps to one shared [`Planner`], in registration order (a Sector needs
+//! the Backplane its Cluster plans). The planner then adds the single
+//! cluster-wide SDN apply and sorts every step by [`Phase`], so that all
+//! SDN edits of all kinds are applied together, once.
 //!
 //! Steps whose inputs only exist after earlier steps ran (a container's
 //! configuration needs its VMID and addresses) are planned on the next
 //! pass; the reconciler repeats observe → plan → execute until nothing is
 //! left, so `orbitlab plan` shows the first pass.
 
-mod backplane;
-mod configure;
 mod desired;
-mod sector;
-mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orbitlab_manifests::Kind;
-
 pub use desired::Desired;
 
+use super::ObjectRef;
 use super::action::Action;
+use super::controllers::{self, Backplane, Controller};
 use super::observed::Observed;
-
-/// An object, as plans and statuses name it.
-pub type ObjectKey = (Kind, String);
+use crate::ipam::PoolId;
 
 /// The result of planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Steps in execution order.
     pub actions: Vec<Action>,
-    /// Objects that cannot proceed, with the reason (nothing is planned for
-    /// them).
-    pub blocked: BTreeMap<ObjectKey, String>,
+    /// Objects that cannot proceed, with the reason (their steps that can
+    /// still run are planned; they are never Ready).
+    pub blocked: BTreeMap<ObjectRef, String>,
     /// Every object the manifests declare that this plan covers.
-    pub declared: BTreeSet<ObjectKey>,
+    pub declared: BTreeSet<ObjectRef>,
 }
 
 impl Plan {
@@ -44,8 +44,8 @@ impl Plan {
     }
 
     /// Declared objects with nothing left to do and nothing blocking them.
-    pub fn ready(&self) -> BTreeSet<ObjectKey> {
-        let busy: BTreeSet<ObjectKey> = self.actions.iter().filter_map(Action::object).collect();
+    pub fn ready(&self) -> BTreeSet<ObjectRef> {
+        let busy: BTreeSet<ObjectRef> = self.actions.iter().filter_map(Action::object).collect();
         self.declared
             .iter()
             .filter(|o| !busy.contains(*o) && !self.blocked.contains_key(*o))
@@ -54,14 +54,15 @@ impl Plan {
     }
 
     /// The steps of one object.
-    pub fn steps_of<'a>(&'a self, object: &'a ObjectKey) -> impl Iterator<Item = &'a Action> + 'a {
+    pub fn steps_of<'a>(&'a self, object: &'a ObjectRef) -> impl Iterator<Item = &'a Action> + 'a {
         self.actions
             .iter()
             .filter(move |a| a.object().as_ref() == Some(object))
     }
 }
 
-/// Plans every object. Pure: same inputs, same plan.
+/// Plans every object of every kind that has a controller. Pure: same
+/// inputs, same plan.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut planner = Planner {
         desired,
@@ -69,45 +70,72 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         plan: Plan::default(),
         reserved_tags: BTreeSet::new(),
         planned_addresses: BTreeMap::new(),
+        backplane: None,
     };
-    let backplane = planner.backplane();
-    planner.sectors(backplane.as_ref());
-    planner.teardown();
+    for controller in controllers::ALL {
+        planner.run(*controller);
+    }
     planner.finish()
 }
 
-/// Planning state shared by the per-kind planners.
-struct Planner<'a> {
-    desired: &'a Desired,
-    observed: &'a Observed,
+/// Planning state shared by the controllers during one plan.
+#[derive(Debug)]
+pub(crate) struct Planner<'a> {
+    pub desired: &'a Desired,
+    pub observed: &'a Observed,
     plan: Plan,
     /// Tags this plan reserves, so two new Sectors never get the same one.
-    reserved_tags: BTreeSet<u32>,
+    pub reserved_tags: BTreeSet<u32>,
     /// Ordinary addresses this plan takes from each pool, so that
     /// exhaustion is refused before anything is created.
-    planned_addresses: BTreeMap<String, u32>,
+    pub planned_addresses: BTreeMap<PoolId, u32>,
+    /// What the Cluster's controller found out about the Backplane, for
+    /// the kinds planned after it (`None` unless it could plan it; whether
+    /// it is blocked is [`Planner::blocked`] of the Cluster).
+    pub backplane: Option<Backplane>,
 }
 
 impl Planner<'_> {
-    fn block(&mut self, object: ObjectKey, reason: impl Into<String>) {
+    /// Plans one kind: every declared object, then the teardown of every
+    /// object of that kind that is observed but no longer declared.
+    fn run(&mut self, controller: &dyn Controller) {
+        let kind = controller.kind();
+        let declared = controller.declared(self.desired);
+        for name in &declared {
+            let object = ObjectRef::new(kind, name);
+            self.plan.declared.insert(object.clone());
+            match controller.plan(name, self) {
+                Ok(steps) => self.add(object, steps),
+                Err(reason) => self.block(object, reason),
+            }
+        }
+        for name in controller.observed(self.observed) {
+            if !declared.contains(&name) {
+                let steps = controller.teardown(&name, self);
+                self.add(ObjectRef::new(kind, &name), steps);
+            }
+        }
+    }
+
+    /// Marks `object` blocked (the first reason given is kept).
+    pub fn block(&mut self, object: ObjectRef, reason: impl Into<String>) {
         self.plan
             .blocked
             .entry(object)
             .or_insert_with(|| reason.into());
     }
 
+    /// Why `object` is blocked, if it is.
+    pub fn blocked(&self, object: &ObjectRef) -> Option<&str> {
+        self.plan.blocked.get(object).map(String::as_str)
+    }
+
     /// Adds an object's steps, unless SDN changes are needed while Proxmox
     /// holds pending SDN changes that OrbitLab did not make (applying ours
     /// would apply those too).
-    fn add(&mut self, object: ObjectKey, steps: Vec<Action>) {
-        let touches_sdn = steps.iter().any(|a| {
-            matches!(
-                a.phase(),
-                super::action::Phase::SdnCreate | super::action::Phase::SdnDelete
-            )
-        });
+    fn add(&mut self, object: ObjectRef, steps: Vec<Action>) {
         let foreign = self.observed.foreign_pending();
-        if touches_sdn && !foreign.is_empty() {
+        if steps.iter().any(Action::is_sdn_edit) && !foreign.is_empty() {
             self.block(
                 object,
                 format!(
@@ -120,13 +148,9 @@ impl Planner<'_> {
         self.plan.actions.extend(steps);
     }
 
+    /// Adds the one SDN apply every SDN edit needs, and orders the steps.
     fn finish(mut self) -> Plan {
-        let sdn_changes = self.plan.actions.iter().any(|a| {
-            matches!(
-                a.phase(),
-                super::action::Phase::SdnCreate | super::action::Phase::SdnDelete
-            )
-        });
+        let sdn_changes = self.plan.actions.iter().any(Action::is_sdn_edit);
         if (sdn_changes || self.observed.own_pending())
             && self.observed.foreign_pending().is_empty()
         {

@@ -6,14 +6,17 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use orbitlab_manifests::{Kind, Name, Protocol as SpecProtocol, SectorSpec};
+use orbitlab_manifests::{ApplianceRole, Kind, Name, Protocol as SpecProtocol, SectorSpec};
 use sha2::{Digest, Sha256};
 
-use super::Planner;
-use super::backplane::{Backplane, first_host, second_host};
-use super::sector::subnet_pool;
+use super::subnet_pool;
+use crate::pve::Vmid;
+use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{Action, ConfigurePlan, FileToPush};
-use crate::reconcile::ids::{Marker, Role};
+use crate::reconcile::controllers::cluster::{Backplane, first_host, second_host};
+use crate::reconcile::controllers::part;
+use crate::reconcile::ids::{self, SectorTag};
+use crate::reconcile::plan::Planner;
 use crate::render::{
     self, DnsConfig, DnsLabel, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress,
     Protocol, RenderedFile,
@@ -41,30 +44,66 @@ fn argv(commands: &[&[&str]]) -> Vec<Vec<String>> {
 
 impl Planner<'_> {
     /// Configuration steps for the Sector's two containers, once both run
-    /// and every address they need is allocated; `None` before that (the
-    /// next pass plans them).
+    /// and every address they need is allocated; none before that (a later
+    /// pass plans them). `Err` when the configuration cannot be rendered:
+    /// the Sector is blocked with the reason, never silently left waiting.
     pub(super) fn configure_sector(
         &self,
         name: &Name,
         spec: &SectorSpec,
-        tag: u32,
+        tag: SectorTag,
         bp: &Backplane,
-    ) -> Option<Vec<Action>> {
-        let gateway = Marker::part(Kind::Sector, name, Role::Gateway);
-        let dns = Marker::part(Kind::Sector, name, Role::Dns);
-        let (gw_vmid, gw) = self
-            .observed
-            .container(&gateway)
-            .filter(|(_, c)| c.running)?;
-        let (dns_vmid, dns_c) = self.observed.container(&dns).filter(|(_, c)| c.running)?;
-        let backplane_address = self.address(&gateway.owner(), &bp.pool().id)?;
+    ) -> Result<Vec<Action>, String> {
+        let object = ObjectRef::new(Kind::Sector, name);
+        let gateway = part(&object, ApplianceRole::Gateway);
+        let dns = part(&object, ApplianceRole::Dns);
+        let running = |marker| self.observed.container(marker).filter(|(_, c)| c.running);
+        let (Some((gw_vmid, gw)), Some((dns_vmid, dns_c)), Some(backplane_address)) = (
+            running(&gateway),
+            running(&dns),
+            self.observed.address(&gateway.owner(), &bp.pool().id),
+        ) else {
+            return Ok(Vec::new());
+        };
         let subnets = spec.effective_subnets();
-        let first = subnets.first()?.cidr;
-        let sector_label = name.as_ref().parse::<DnsLabel>().ok()?;
+        let first = subnets
+            .first()
+            .ok_or("a Sector needs at least one subnet")?
+            .cidr;
+        let label = |text: &str| {
+            text.parse::<DnsLabel>()
+                .map_err(|e| format!("cannot configure the Sector's DNS: {e}"))
+        };
+        let sector_label = label(name.as_ref())?;
+        let ingress = spec
+            .ingress
+            .iter()
+            .filter_map(|rule| {
+                let to = match (&rule.to_address, &rule.to_instance) {
+                    (Some(addr), _) => *addr,
+                    (None, Some(instance)) => {
+                        // A missing target blocks the Sector (see
+                        // `ingress_without_target`); the other rules are pushed.
+                        self.instance_address(name, spec, instance.as_ref())?
+                    }
+                    (None, None) => return None,
+                };
+                Some(label(rule.name.as_ref()).map(|name| Ingress {
+                    name,
+                    protocol: match rule.protocol {
+                        SpecProtocol::Tcp => Protocol::Tcp,
+                        SpecProtocol::Udp => Protocol::Udp,
+                    },
+                    port: rule.port,
+                    to,
+                    to_port: rule.target_port(),
+                }))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
 
         let gateway_config = GatewayConfig::new(GatewaySpec {
             sector: sector_label.clone(),
-            hostname: Role::Gateway.hostname(tag).parse::<DnsLabel>().ok()?,
+            hostname: label(&ids::appliance_hostname(ApplianceRole::Gateway, tag))?,
             subnets: subnets
                 .iter()
                 .map(|s| GatewaySubnet {
@@ -72,41 +111,18 @@ impl Planner<'_> {
                     gateway: first_host(s.cidr),
                 })
                 .collect(),
-            backplane_address: Ipv4Net::new(backplane_address, bp.cidr.prefix_len()).ok()?,
+            backplane_address: Ipv4Net::new(backplane_address, bp.cidr.prefix_len())
+                .map_err(|e| format!("the Backplane prefix is invalid: {e}"))?,
             backplane_gateway: bp.gateway,
-            ingress: spec
-                .ingress
-                .iter()
-                .filter_map(|rule| {
-                    let to = match (&rule.to_address, &rule.to_instance) {
-                        (Some(addr), _) => *addr,
-                        (None, Some(instance)) => {
-                            self.instance_address(name, spec, instance.as_ref())?
-                        }
-                        (None, None) => return None,
-                    };
-                    Some(Ingress {
-                        name: rule.name.as_ref().parse::<DnsLabel>().ok()?,
-                        protocol: match rule.protocol {
-                            SpecProtocol::Tcp => Protocol::Tcp,
-                            SpecProtocol::Udp => Protocol::Udp,
-                        },
-                        port: rule.port,
-                        to,
-                        to_port: rule.target_port(),
-                    })
-                })
-                .collect(),
+            ingress,
         })
-        .ok()?;
+        .map_err(|e| format!("cannot render the Sector Gateway's configuration: {e}"))?;
 
         let mut records: BTreeMap<DnsLabel, Ipv4Addr> = BTreeMap::new();
-        records.insert("router".parse::<DnsLabel>().ok()?, first_host(first));
-        records.insert("dns".parse::<DnsLabel>().ok()?, second_host(first));
+        records.insert(label("router")?, first_host(first));
+        records.insert(label("dns")?, second_host(first));
         for (instance, addr) in self.instance_addresses(name, spec) {
-            if let Ok(label) = instance.parse::<DnsLabel>() {
-                records.insert(label, addr);
-            }
+            records.insert(label(&instance)?, addr);
         }
         let dns_config = DnsConfig::new(DnsSpec {
             sector: sector_label,
@@ -114,7 +130,7 @@ impl Planner<'_> {
             upstreams: Vec::new(),
             records,
         })
-        .ok()?;
+        .map_err(|e| format!("cannot render the Sector DNS's configuration: {e}"))?;
 
         let mut steps = Vec::new();
         for (marker, vmid, node, files, reload) in [
@@ -152,12 +168,12 @@ impl Planner<'_> {
                 })));
             }
         }
-        Some(steps)
+        Ok(steps)
     }
 
     /// Addresses IPAM gave instances (`lxc/<name>`) in this Sector's subnets.
     fn instance_addresses(&self, sector: &Name, spec: &SectorSpec) -> Vec<(String, Ipv4Addr)> {
-        let pools: Vec<String> = spec
+        let pools: Vec<_> = spec
             .effective_subnets()
             .iter()
             .map(|s| subnet_pool(sector, s.cidr).id)
@@ -166,7 +182,7 @@ impl Planner<'_> {
             .addresses
             .iter()
             .filter_map(|(owner, by_pool)| {
-                let instance = owner.strip_prefix("lxc/")?;
+                let instance = owner.as_str().strip_prefix("lxc/")?;
                 let addr = pools.iter().find_map(|p| by_pool.get(p))?;
                 Some((instance.to_owned(), *addr))
             })
@@ -208,9 +224,9 @@ impl Planner<'_> {
 }
 
 /// SHA-256 over the VMID, every file (path, mode, content) and command.
-fn digest(vmid: u32, files: &[RenderedFile], reload: &[Vec<String>]) -> String {
+fn digest(vmid: Vmid, files: &[RenderedFile], reload: &[Vec<String>]) -> String {
     let mut hash = Sha256::new();
-    hash.update(vmid.to_be_bytes());
+    hash.update(vmid.get().to_be_bytes());
     for f in files {
         for part in [
             f.path.as_bytes(),

@@ -1,0 +1,297 @@
+//! One controller per kind, behind one small interface ([`Controller`]):
+//! what it wants (the declared objects), what it observes (objects of its
+//! kind that something in Proxmox or OrbitLab's records still belongs to),
+//! the steps it plans for each, and the status outputs it reports.
+//!
+//! Controllers are pure: they read the [`Desired`] state and the pass's one
+//! shared [`Observed`] snapshot and return [`Action`]s; the executor runs
+//! the steps, the reconciler writes statuses. Adding a kind means adding a
+//! module here and one line to [`ALL`]; the API then acts on it and
+//! `apply --wait` waits for it ([`acted_on`]).
+//!
+//! Shared building blocks (SDN zone/subnet steps, container lifecycle,
+//! IPAM allocations) are methods of the [`Planner`], so every kind creates,
+//! repairs and removes Proxmox objects the same way.
+
+mod cluster;
+mod sector;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use orbitlab_manifests::{ApplianceRole, Kind, Name};
+
+pub(crate) use cluster::Backplane;
+
+use super::ObjectRef;
+use super::action::{Action, ContainerPlan, PoolRef, ZoneConfig};
+use super::ids::Marker;
+use super::observed::{Observed, Pending};
+use super::plan::{Desired, Planner};
+use crate::ipam::Owner;
+use crate::pve::{SubnetId, VnetId, ZoneId};
+
+/// A kind's part of the engine. Pure: no I/O.
+pub(crate) trait Controller: Sync {
+    /// The kind whose objects it reconciles.
+    fn kind(&self) -> Kind;
+
+    /// What it wants: the objects the manifests declare.
+    fn declared(&self, desired: &Desired) -> BTreeSet<Name>;
+
+    /// What it observes: objects of its kind that something in Proxmox or
+    /// OrbitLab's records (tags, IPAM, statuses) still belongs to. Those no
+    /// longer declared are torn down.
+    fn observed(&self, observed: &Observed) -> BTreeSet<Name>;
+
+    /// The steps that make a declared object match; `Err` blocks it with
+    /// the reason (the planner may also [`Planner::block`] it while still
+    /// planning what can run).
+    fn plan(&self, name: &Name, planner: &mut Planner<'_>) -> Result<Vec<Action>, String>;
+
+    /// The steps that remove what is left of an object no longer declared,
+    /// in reverse order of creation, ending with its status.
+    fn teardown(&self, name: &Name, planner: &Planner<'_>) -> Vec<Action>;
+
+    /// Status outputs describing an object as observed (VMIDs, nodes,
+    /// addresses, ids); empty once nothing of it is left.
+    fn describe(&self, name: &Name, observed: &Observed) -> BTreeMap<String, String>;
+}
+
+/// Every controller, in planning order.
+pub(crate) const ALL: &[&dyn Controller] =
+    &[&cluster::ClusterController, &sector::SectorController];
+
+/// The controller of `kind`, if it has one.
+pub(crate) fn of(kind: Kind) -> Option<&'static dyn Controller> {
+    ALL.iter().copied().find(|c| c.kind() == kind)
+}
+
+/// Kinds whose objects a controller reconciles and reports a status for.
+pub fn reported() -> impl Iterator<Item = Kind> {
+    ALL.iter().map(|c| c.kind())
+}
+
+/// Kinds that change what agents do: every controller's kind, and
+/// Appliances, which choose the template and memory of the containers the
+/// Sector controller creates (see [`Desired`]).
+pub fn acted_on() -> impl Iterator<Item = Kind> {
+    reported().chain([Kind::Appliance])
+}
+
+/// Status outputs every kind shares: each container of the object (VMID,
+/// node, digest of the configuration pushed into it) and each IPAM address
+/// held by one of its parts.
+fn describe_parts(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (vmid, c, marker) in observed.containers_of(object) {
+        let role = marker.role.map_or("container", ApplianceRole::as_str);
+        out.insert(format!("{role}/vmid"), vmid.to_string());
+        out.insert(format!("{role}/node"), c.node.to_string());
+        if let Some(digest) = observed.pushed.get(&vmid) {
+            out.insert(format!("config/{vmid}"), digest.clone());
+        }
+    }
+    let prefix = format!("{object}/");
+    for (owner, by_pool) in &observed.addresses {
+        if let Some(part) = owner.as_str().strip_prefix(&prefix) {
+            for (pool, addr) in by_pool {
+                out.insert(format!("{part}/address/{pool}"), addr.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// True while any IPAM address is held by a part of `object`.
+fn holds_addresses(object: &ObjectRef, observed: &Observed) -> bool {
+    let prefix = format!("{object}/");
+    observed
+        .addresses
+        .keys()
+        .any(|o| o.as_str().starts_with(&prefix))
+}
+
+fn live(pending: Option<Pending>) -> bool {
+    pending != Some(Pending::Deleted)
+}
+
+impl Planner<'_> {
+    /// Create or update a zone so it matches `config`.
+    fn zone_steps(&self, owner: &ObjectRef, id: &ZoneId, config: ZoneConfig) -> Vec<Action> {
+        let Some(zone) = self.observed.zones.get(id).filter(|z| live(z.pending)) else {
+            return vec![Action::CreateZone {
+                owner: owner.clone(),
+                id: id.clone(),
+                config,
+            }];
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        let names = |v: &[orbitlab_manifests::NodeName]| {
+            sorted(v.iter().map(ToString::to_string).collect())
+        };
+        let matches = match &config {
+            ZoneConfig::Evpn {
+                vrf_vxlan,
+                exitnodes,
+                mtu,
+            } => {
+                zone.kind == "evpn"
+                    && zone.controller.as_deref() == Some(super::ids::CONTROLLER)
+                    && zone.vrf_vxlan == Some(*vrf_vxlan)
+                    && names(&zone.exitnodes) == names(exitnodes)
+                    && zone.mtu == Some(*mtu)
+                    && zone.advertise_subnets
+            }
+            ZoneConfig::Vxlan { peers, mtu } => {
+                let mut want = peers.clone();
+                want.sort();
+                let mut have = zone.peers.clone();
+                have.sort();
+                zone.kind == "vxlan" && have == want && zone.mtu == Some(*mtu)
+            }
+        };
+        if matches {
+            Vec::new()
+        } else {
+            vec![Action::UpdateZone {
+                owner: owner.clone(),
+                id: id.clone(),
+                config,
+            }]
+        }
+    }
+
+    /// Create the VNet `id` in `zone` with `tag`, its alias marking it as
+    /// `owner`'s, unless it exists; `Err` when it exists with another zone
+    /// or tag (changed by hand: OrbitLab does not guess which is right).
+    fn vnet_steps(
+        &self,
+        owner: &ObjectRef,
+        zone: &ZoneId,
+        id: &VnetId,
+        tag: u32,
+    ) -> Result<Vec<Action>, String> {
+        match self.observed.vnets.get(id) {
+            Some(v) if live(v.pending) => {
+                if v.zone.as_ref() != Some(zone) || v.tag != Some(tag) {
+                    let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+                    return Err(format!(
+                        "vnet {id} exists with zone {} and tag {}, not zone {zone} and tag {tag}; it was changed outside OrbitLab — restore it",
+                        shown(v.zone.as_ref().map(ToString::to_string)),
+                        shown(v.tag.map(|t| t.to_string())),
+                    ));
+                }
+                Ok(Vec::new())
+            }
+            _ => Ok(vec![Action::CreateVnet {
+                owner: owner.clone(),
+                id: id.clone(),
+                zone: zone.clone(),
+                tag,
+                alias: Marker::object(owner.kind, &owner.name),
+            }]),
+        }
+    }
+
+    /// Create the subnet `cidr` of `zone` in `vnet` unless it exists.
+    fn subnet_steps(
+        &self,
+        owner: &ObjectRef,
+        (zone, vnet): (&ZoneId, &VnetId),
+        cidr: Ipv4Net,
+        gateway: Ipv4Addr,
+        snat: bool,
+    ) -> Vec<Action> {
+        let exists = self
+            .observed
+            .subnets
+            .values()
+            .any(|s| s.vnet == *vnet && s.cidr == cidr && live(s.pending));
+        if exists {
+            Vec::new()
+        } else {
+            vec![Action::CreateSubnet {
+                owner: owner.clone(),
+                vnet: vnet.clone(),
+                id: SubnetId {
+                    zone: zone.clone(),
+                    cidr,
+                },
+                gateway,
+                snat,
+            }]
+        }
+    }
+
+    /// Allocates `holder` an address of `pool` (its role's fixed one, or
+    /// the next free) unless it holds one.
+    fn allocate(
+        &self,
+        steps: &mut Vec<Action>,
+        owner: &ObjectRef,
+        pool: &PoolRef,
+        holder: &Owner,
+        fixed: Option<ApplianceRole>,
+    ) {
+        if self.observed.address(holder, &pool.id).is_none() {
+            steps.push(Action::Allocate {
+                owner: owner.clone(),
+                pool: pool.clone(),
+                holder: holder.clone(),
+                fixed,
+            });
+        }
+    }
+
+    /// Create the container if no container carries its marker, destroy
+    /// duplicates a crash may have left, start it if stopped.
+    fn container_steps(&self, owner: &ObjectRef, plan: ContainerPlan) -> Vec<Action> {
+        let mut found = self
+            .observed
+            .containers
+            .iter()
+            .filter(|(_, c)| c.marker.as_ref() == Some(&plan.marker));
+        let Some((vmid, keep)) = found.next() else {
+            return vec![Action::CreateContainer(Box::new(plan))];
+        };
+        let mut steps: Vec<Action> = found
+            .map(|(extra, c)| Action::DestroyContainer {
+                owner: owner.clone(),
+                vmid: *extra,
+                node: c.node.clone(),
+                running: c.running,
+            })
+            .collect();
+        if !keep.running {
+            steps.push(Action::StartContainer {
+                marker: plan.marker,
+                vmid: *vmid,
+                node: keep.node.clone(),
+            });
+        }
+        steps
+    }
+
+    /// Steps destroying every container of `object`.
+    fn destroy_containers(&self, object: &ObjectRef) -> Vec<Action> {
+        self.observed
+            .containers_of(object)
+            .map(|(vmid, c, _)| Action::DestroyContainer {
+                owner: object.clone(),
+                vmid,
+                node: c.node.clone(),
+                running: c.running,
+            })
+            .collect()
+    }
+}
+
+/// The marker of the container playing `role` for `object`.
+fn part(object: &ObjectRef, role: ApplianceRole) -> Marker {
+    Marker::part(object.kind, &object.name, role)
+}

@@ -1,0 +1,312 @@
+//! Sectors: a VXLAN zone and VNet with the reserved tag, one SDN subnet per
+//! Sector subnet, IPAM addresses, and the Sector Gateway and Sector DNS
+//! containers, started and configured (`DESIGN.md`, "Sector").
+
+mod configure;
+mod teardown;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::Ipv4Net;
+use orbitlab_manifests::{ApplianceRole, Kind, Name, SectorSpec};
+
+use super::cluster::{Backplane, first_host, second_host};
+use super::{Controller, describe_parts, live, part};
+use crate::ipam::PoolId;
+use crate::placement::rendezvous;
+use crate::reconcile::ObjectRef;
+use crate::reconcile::action::{Action, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig};
+use crate::reconcile::ids::{self, Marker, SectorTag};
+use crate::reconcile::observed::Observed;
+use crate::reconcile::plan::{Desired, Planner};
+
+/// Root disk of the gateway and DNS containers, GiB.
+pub(crate) const APPLIANCE_DISK_GIB: u32 = 1;
+
+/// IPAM pool of one Sector subnet: `sector-<name>-<network>-<prefix>`.
+pub(crate) fn subnet_pool(sector: &Name, cidr: Ipv4Net) -> PoolRef {
+    PoolRef {
+        id: format!("sector-{sector}-{}-{}", cidr.network(), cidr.prefix_len())
+            .parse::<PoolId>()
+            .unwrap_or_else(|e| unreachable!("a Sector name and a CIDR make a valid pool id: {e}")),
+        cidr,
+    }
+}
+
+/// The controller of `kind: Sector`.
+#[derive(Debug)]
+pub(crate) struct SectorController;
+
+impl Controller for SectorController {
+    fn kind(&self) -> Kind {
+        Kind::Sector
+    }
+
+    fn declared(&self, desired: &Desired) -> BTreeSet<Name> {
+        desired.sectors.keys().cloned().collect()
+    }
+
+    /// Sectors that OrbitLab's tag table, container markers, IPAM owners or
+    /// status files mention.
+    fn observed(&self, observed: &Observed) -> BTreeSet<Name> {
+        let from_tags = observed.tags.values().filter_map(|n| n.parse().ok());
+        let from_containers = observed
+            .containers
+            .values()
+            .filter_map(|c| c.marker.as_ref())
+            .filter(|m| m.kind == Kind::Sector)
+            .map(|m| m.name.clone());
+        let from_addresses = observed.addresses.keys().filter_map(|owner| {
+            owner
+                .as_str()
+                .strip_prefix("sector/")?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        });
+        let from_statuses = observed
+            .statuses
+            .iter()
+            .filter(|o| o.kind == Kind::Sector)
+            .map(|o| o.name.clone());
+        from_tags
+            .chain(from_containers)
+            .chain(from_addresses)
+            .chain(from_statuses)
+            .collect()
+    }
+
+    fn plan(&self, name: &Name, planner: &mut Planner<'_>) -> Result<Vec<Action>, String> {
+        let Some(spec) = planner.desired.sectors.get(name) else {
+            return Err("the manifest is gone".into());
+        };
+        let Some((cluster, _)) = &planner.desired.cluster else {
+            return Err("the cluster is not initialised; run `orbitlab init` first".into());
+        };
+        if let Some(reason) = planner.blocked(&ObjectRef::new(Kind::Cluster, cluster)) {
+            return Err(format!("the Backplane is blocked: {reason}"));
+        }
+        let Some(bp) = planner.backplane.clone() else {
+            return Err("the Backplane is not planned yet".into());
+        };
+        planner.sector_steps(name, spec, &bp)
+    }
+
+    fn teardown(&self, name: &Name, planner: &Planner<'_>) -> Vec<Action> {
+        planner.sector_teardown(name)
+    }
+
+    fn describe(&self, name: &Name, observed: &Observed) -> BTreeMap<String, String> {
+        let mut out = describe_parts(&ObjectRef::new(Kind::Sector, name), observed);
+        if let Some(tag) = observed.tag_of(name.as_ref()) {
+            out.insert("vnet/tag".into(), tag.to_string());
+            out.insert("vnet/id".into(), ids::sector_vnet(tag).to_string());
+            out.insert("zone/id".into(), ids::sector_zone(tag).to_string());
+        }
+        out
+    }
+}
+
+impl Planner<'_> {
+    fn sector_tag(&mut self, name: &Name) -> Result<(SectorTag, Option<Action>), String> {
+        if let Some(tag) = self.observed.tag_of(name.as_ref()) {
+            return Ok((tag, None));
+        }
+        let used: BTreeSet<u32> = self.observed.used_tags();
+        let range = SectorTag::RANGE;
+        let tag = SectorTag::all()
+            .find(|t| !used.contains(&t.get()) && !self.reserved_tags.contains(&t.get()))
+            .ok_or_else(|| {
+                format!(
+                    "all {} VNet tags {}–{} are in use; delete a Sector first",
+                    range.end() - range.start() + 1,
+                    range.start(),
+                    range.end()
+                )
+            })?;
+        self.reserved_tags.insert(tag.get());
+        Ok((
+            tag,
+            Some(Action::ReserveTag {
+                sector: name.clone(),
+                tag,
+            }),
+        ))
+    }
+
+    fn sector_steps(
+        &mut self,
+        name: &Name,
+        spec: &SectorSpec,
+        bp: &Backplane,
+    ) -> Result<Vec<Action>, String> {
+        let owner = ObjectRef::new(Kind::Sector, name);
+        let gateway = part(&owner, ApplianceRole::Gateway);
+        if self
+            .observed
+            .address(&gateway.owner(), &bp.pool().id)
+            .is_none()
+        {
+            self.reserve_ordinary_address(&bp.pool(), &gateway)?;
+        }
+        let (tag, reserve) = self.sector_tag(name)?;
+        let mut steps: Vec<Action> = reserve.into_iter().collect();
+        let (zone, vnet) = (ids::sector_zone(tag), ids::sector_vnet(tag));
+        steps.extend(self.zone_steps(
+            &owner,
+            &zone,
+            ZoneConfig::Vxlan {
+                peers: bp.peers.clone(),
+                mtu: bp.mtu,
+            },
+        ));
+        steps.extend(self.vnet_steps(&owner, &zone, &vnet, tag.get())?);
+        let subnets = spec.effective_subnets();
+        for subnet in subnets.iter() {
+            steps.extend(self.subnet_steps(
+                &owner,
+                (&zone, &vnet),
+                subnet.cidr,
+                first_host(subnet.cidr),
+                false,
+            ));
+        }
+        // Subnets removed from the manifest.
+        for (id, s) in &self.observed.subnets {
+            if s.vnet == vnet && live(s.pending) && !subnets.iter().any(|want| want.cidr == s.cidr)
+            {
+                steps.push(Action::DeleteSubnet {
+                    owner: owner.clone(),
+                    vnet: vnet.clone(),
+                    id: id.clone(),
+                });
+            }
+        }
+
+        let dns = part(&owner, ApplianceRole::Dns);
+        let first = subnets
+            .first()
+            .ok_or("a Sector needs at least one subnet")?
+            .cidr;
+        for (i, subnet) in subnets.iter().enumerate() {
+            let pool = subnet_pool(name, subnet.cidr);
+            self.allocate(
+                &mut steps,
+                &owner,
+                &pool,
+                &gateway.owner(),
+                Some(ApplianceRole::Gateway),
+            );
+            if i == 0 {
+                self.allocate(
+                    &mut steps,
+                    &owner,
+                    &pool,
+                    &dns.owner(),
+                    Some(ApplianceRole::Dns),
+                );
+            }
+        }
+        self.allocate(&mut steps, &owner, &bp.pool(), &gateway.owner(), None);
+
+        let backplane_address = match self.observed.address(&gateway.owner(), &bp.pool().id) {
+            Some(addr) => AddressRef::Known(addr),
+            None => AddressRef::Allocated {
+                pool: bp.pool().id,
+                owner: gateway.owner(),
+            },
+        };
+        let appliance = |marker: &Marker,
+                         role: ApplianceRole,
+                         template: &str,
+                         memory_mib: u32,
+                         nics: Vec<NicPlan>|
+         -> Result<ContainerPlan, String> {
+            let node = rendezvous(marker.owner().as_str(), bp.nodes.iter().map(|n| n.as_str()))
+                .and_then(|chosen| bp.nodes.iter().find(|n| n.as_str() == chosen))
+                .ok_or("no online node has a known uplink to place the container on")?;
+            Ok(ContainerPlan {
+                marker: marker.clone(),
+                node: node.clone(),
+                hostname: ids::appliance_hostname(role, tag),
+                template: template.to_owned(),
+                storage: bp.storage.clone(),
+                disk_gib: APPLIANCE_DISK_GIB,
+                memory_mib,
+                cores: 1,
+                nics,
+            })
+        };
+        let gateway_plan = appliance(
+            &gateway,
+            ApplianceRole::Gateway,
+            &self.desired.gateway_template,
+            self.desired.gateway_memory_mib,
+            vec![
+                NicPlan {
+                    bridge: vnet.clone(),
+                    address: AddressRef::Known(first_host(first)),
+                    prefix: first.prefix_len(),
+                    gateway: None,
+                },
+                NicPlan {
+                    bridge: ids::backplane_vnet(),
+                    address: backplane_address,
+                    prefix: bp.cidr.prefix_len(),
+                    gateway: Some(bp.gateway),
+                },
+            ],
+        )?;
+        let dns_plan = appliance(
+            &dns,
+            ApplianceRole::Dns,
+            &self.desired.dns_template,
+            self.desired.dns_memory_mib,
+            vec![NicPlan {
+                bridge: vnet.clone(),
+                address: AddressRef::Known(second_host(first)),
+                prefix: first.prefix_len(),
+                gateway: Some(first_host(first)),
+            }],
+        )?;
+        for plan in [gateway_plan, dns_plan] {
+            steps.extend(self.container_steps(&owner, plan));
+        }
+        steps.extend(self.configure_sector(name, spec, tag, bp)?);
+        // A declared ingress that forwards nowhere keeps the Sector from
+        // being Ready; the rules that do have a target are still pushed.
+        if let Some(reason) = self.ingress_without_target(name, spec) {
+            self.block(owner.clone(), reason);
+        }
+        Ok(steps)
+    }
+
+    /// Counts one more ordinary address taken from `pool`, refusing when
+    /// the pool has none left (so nothing is created for an object that
+    /// could not be given its address).
+    fn reserve_ordinary_address(&mut self, pool: &PoolRef, holder: &Marker) -> Result<(), String> {
+        let size = 1u32 << (32 - pool.cidr.prefix_len());
+        // Network, broadcast, .1, .2 and the reserved .3-.9 are never handed out.
+        let allocatable = size.saturating_sub(2 + 2 + crate::ipam::RESERVED_OFFSETS.count() as u32);
+        let network = u32::from(pool.cidr.network());
+        let in_use = self
+            .observed
+            .addresses
+            .values()
+            .filter_map(|by_pool| by_pool.get(&pool.id))
+            .filter(|addr| u32::from(**addr) - network > 2)
+            .count() as u32;
+        let planned = self.planned_addresses.entry(pool.id.clone()).or_default();
+        if in_use + *planned >= allocatable {
+            return Err(format!(
+                "IPAM pool {} ({}) is exhausted: {in_use} of its {allocatable} addresses are in use, none is left for {}; delete a Sector or re-create the cluster with a larger Backplane",
+                pool.id,
+                pool.cidr,
+                holder.owner()
+            ));
+        }
+        *planned += 1;
+        Ok(())
+    }
+}
