@@ -19,13 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use orbitlab_agent::api::Api;
-use orbitlab_agent::pve::Trust;
 use orbitlab_agent::server::{
     self, AuthError, Authenticator, Credential, Identity, ProxmoxAuthConfig, ProxmoxAuthenticator,
     ServerConfig,
 };
-use orbitlab_agent::store::Store;
+use orbitlab_engine::api::Api;
+use orbitlab_engine::pve::Trust;
+use orbitlab_engine::store::Store;
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, TestCa};
 use reqwest::blocking::Client;
 use rustls::pki_types::CertificateDer;

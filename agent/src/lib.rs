@@ -1,18 +1,12 @@
-//! The OrbitLab engine: one module per concern (see `DESIGN.md`, "Shape of
-//! the code"). The `orbitlab` command and the `orbitlab-agent` daemon are
-//! thin edges over this library.
+//! The node daemon `orbitlab-agent` over the engine (`orbitlab_engine`):
+//!
+//! - [`daemon`]: the reconcile loop (cluster- and node-scoped runs), change
+//!   watching (inotify on this node's mount, the pmxcfs change counter),
+//!   the quorum fence, backoff, metrics, systemd notification, signals;
+//! - [`server`]: the HTTPS API (Proxmox tickets and API tokens, CSRF,
+//!   admission limits) serving the engine's [`orbitlab_engine::api`] tree.
+//!
+//! The tokio runtime, axum and clap live here, not in the engine.
 
-pub mod api;
 pub mod daemon;
-pub mod host;
-pub mod ipam;
-pub mod pki;
-pub mod placement;
-pub mod pve;
-pub mod reconcile;
-pub mod render;
 pub mod server;
-pub mod ssh;
-pub mod status;
-pub mod store;
-pub mod vault;

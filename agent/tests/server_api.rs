@@ -8,8 +8,8 @@ mod server_common;
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use orbitlab_agent::api::ApiPath;
 use orbitlab_agent::server::{self, ServerError};
+use orbitlab_engine::api::ApiPath;
 use reqwest::StatusCode;
 use reqwest::blocking::RequestBuilder;
 use serde_json::{Value, json};
@@ -359,7 +359,7 @@ fn cors_only_for_listed_origins() {
 #[test]
 fn start_up_errors_name_the_file_or_port_and_shutdown_stops_listening() {
     let tls = server_tls();
-    let api = orbitlab_agent::api::Api::new(orbitlab_agent::store::Store::open(tls.dir.path()));
+    let api = orbitlab_engine::api::Api::new(orbitlab_engine::store::Store::open(tls.dir.path()));
     let auth: Arc<CannedAuth> = CannedAuth::with(&[]);
 
     let mut missing = config(&tls);
@@ -457,10 +457,10 @@ fn the_vault_over_https_shows_values_only_on_explicit_privileged_calls() {
         .decode(answer["data"]["value"].as_str().unwrap())
         .unwrap();
     assert_eq!(bytes, VALUE);
-    let path: orbitlab_agent::vault::SecretPath = "app/db".parse().unwrap();
+    let path: orbitlab_engine::vault::SecretPath = "app/db".parse().unwrap();
     let local = s
         .api
-        .vault(orbitlab_agent::api::VaultCall::Value {
+        .vault(orbitlab_engine::api::VaultCall::Value {
             path: path.clone(),
             version: None,
         })

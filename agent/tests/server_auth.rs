@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbitlab_agent::api::ApiPath;
-use orbitlab_agent::pve::Secret;
-use orbitlab_agent::pve::Trust;
 use orbitlab_agent::server::{
     Authenticator, Credential, ProxmoxAuthConfig, ProxmoxAuthenticator, ServerConfig,
 };
+use orbitlab_engine::api::ApiPath;
+use orbitlab_engine::pve::Secret;
+use orbitlab_engine::pve::Trust;
 use orbitlab_sim::pve::{
     ApiToken, DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET, PveSim, SimConfig, SimHandle, TestCa,
     UserLogin, WwwKey,

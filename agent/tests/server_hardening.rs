@@ -13,7 +13,7 @@ mod server_common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use orbitlab_agent::api::ApiPath;
+use orbitlab_engine::api::ApiPath;
 use orbitlab_manifests::codec;
 use reqwest::StatusCode;
 use reqwest::blocking::RequestBuilder;

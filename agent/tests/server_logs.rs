@@ -40,7 +40,7 @@ fn captured() -> &'static Captured {
         let writer = captured.clone();
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "orbitlab=trace,orbitlab_agent=trace",
+                "orbitlab=trace,orbitlab_agent=trace,orbitlab_engine=trace",
             ))
             .with_writer(move || writer.clone())
             .with_ansi(false)

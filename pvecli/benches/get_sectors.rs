@@ -9,8 +9,8 @@ use std::process::Command;
 
 use support::measure;
 
-use orbitlab_agent::status::{ConditionType, ObjectStatus};
-use orbitlab_agent::store::Store;
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
+use orbitlab_engine::store::Store;
 use orbitlab_manifests::{Manifest, Name, SectorSpec};
 
 const SECTORS: usize = 1_000;

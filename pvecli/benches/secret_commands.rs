@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use orbitlab_agent::store::Store;
-use orbitlab_agent::vault::{SecretPath, SecretValue, Vault};
+use orbitlab_engine::store::Store;
+use orbitlab_engine::vault::{SecretPath, SecretValue, Vault};
 use support::measure;
 
 const SECRETS: usize = 10_000;

@@ -3,7 +3,7 @@
 //! the same JSON, so every command prints the same either way.
 
 use anyhow::{Result, bail};
-use orbitlab_agent::api::{Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall};
+use orbitlab_engine::api::{Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall};
 use orbitlab_manifests::{Manifest, Sourced, codec};
 use reqwest::Method;
 use serde_json::Value;
@@ -122,7 +122,7 @@ impl Backend {
         }
     }
 
-    /// A vault call (see [`orbitlab_agent::api::VaultPath`]).
+    /// A vault call (see [`orbitlab_engine::api::VaultPath`]).
     pub fn vault(&self, call: VaultCall) -> Result<Value> {
         match self {
             Backend::Local(api) => Ok(api.vault(call)?),
@@ -158,7 +158,7 @@ impl Backend {
         }
     }
 
-    /// A PKI call (see [`orbitlab_agent::api::PkiPath`]).
+    /// A PKI call (see [`orbitlab_engine::api::PkiPath`]).
     pub fn pki(&self, call: PkiCall) -> Result<Value> {
         match self {
             Backend::Local(api) => Ok(api.pki(call)?),
@@ -170,7 +170,7 @@ impl Backend {
         }
     }
 
-    /// An SSH-key call (see [`orbitlab_agent::api::SshPath`]).
+    /// An SSH-key call (see [`orbitlab_engine::api::SshPath`]).
     pub fn ssh(&self, call: SshCall) -> Result<Value> {
         match self {
             Backend::Local(api) => Ok(api.ssh(call)?),

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use orbitlab_agent::api::{Action as ChangeAction, Api, Change, collection_segment};
-use orbitlab_agent::pve::{StoredConnection, StoredTrust};
-use orbitlab_agent::reconcile::{self, Report, init};
-use orbitlab_agent::store::{Store, node_name};
+use orbitlab_engine::api::{Action as ChangeAction, Api, Change, collection_segment};
+use orbitlab_engine::pve::{StoredConnection, StoredTrust};
+use orbitlab_engine::reconcile::{self, Report, init};
+use orbitlab_engine::store::{Store, node_name};
 use serde_json::{Value, json};
 
 use crate::cli::InitArgs;

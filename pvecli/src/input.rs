@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use orbitlab_agent::store::MAX_FILE_BYTES;
+use orbitlab_engine::store::MAX_FILE_BYTES;
 use orbitlab_manifests::{Manifest, ManifestError, ManifestErrors, Sourced, codec};
 
 /// Decodes every manifest in `paths`; all errors at once.

@@ -19,8 +19,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
-use orbitlab_agent::api::{Api, ApiPath, Change, acted_on, object_path, reports_status};
-use orbitlab_agent::store::Store;
+use orbitlab_engine::api::{Api, ApiPath, Change, acted_on, object_path, reports_status};
+use orbitlab_engine::store::Store;
 use orbitlab_manifests::{Kind, Name};
 use serde_json::Value;
 
@@ -216,7 +216,7 @@ fn plan_code(plan: &Value) -> ExitCode {
 fn inert(answer: &Value) -> Vec<(String, Kind)> {
     decoded_changes(answer)
         .into_iter()
-        .filter(|c| !acted_on(c.kind) && c.action != orbitlab_agent::api::Action::Deleted)
+        .filter(|c| !acted_on(c.kind) && c.action != orbitlab_engine::api::Action::Deleted)
         .map(|c| (object_path(c.kind, &c.name), c.kind))
         .collect()
 }
@@ -229,7 +229,7 @@ fn indirect(answer: &Value) -> Vec<String> {
         .filter(|c| {
             acted_on(c.kind)
                 && !reports_status(c.kind)
-                && c.action != orbitlab_agent::api::Action::Deleted
+                && c.action != orbitlab_engine::api::Action::Deleted
         })
         .map(|c| object_path(c.kind, &c.name))
         .collect()

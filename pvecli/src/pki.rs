@@ -5,7 +5,7 @@
 //! the store given by `--root` (records under `orbitlab/pki/`, private
 //! keys in the vault; changes take the `pki` cluster lock) or, with
 //! `--host`, on a node's agent; creating CAs and signing CSRs run on a
-//! node only, through [`orbitlab_agent::pki::Pki`]. PEM documents (`--pem`, `--chain`, `crl`, `cert
+//! node only, through [`orbitlab_engine::pki::Pki`]. PEM documents (`--pem`, `--chain`, `crl`, `cert
 //! key`) print as-is in text format; `cert key` prints a private key and
 //! is the only command here that does.
 
@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::{ArgGroup, Args, Subcommand};
-use orbitlab_agent::api::{PkiCall, Revocation};
-use orbitlab_agent::pki::{
+use orbitlab_engine::api::{PkiCall, Revocation};
+use orbitlab_engine::pki::{
     CaName, CaOptions, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, Pki,
     RevocationReason, RevokeTarget,
 };
-use orbitlab_agent::store::Store;
-use orbitlab_agent::vault::Vault;
+use orbitlab_engine::store::Store;
+use orbitlab_engine::vault::Vault;
 use orbitlab_manifests::spec::CertificateRole;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use orbitlab_agent::pve::{Fingerprint, Trust, client_config};
-use orbitlab_agent::server::TREE_PREFIX;
+use orbitlab_engine::api::TREE_PREFIX;
+use orbitlab_engine::pve::{Fingerprint, Trust, client_config};
 use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -116,7 +116,7 @@ impl Remote {
 
     /// Posts manifests (YAML) to the agent's apply endpoint.
     pub fn apply(&self, yaml: String, source: &str, dry_run: bool) -> Result<Value> {
-        let url = format!("{}{}", self.base, orbitlab_agent::server::APPLY_PATH);
+        let url = format!("{}{}", self.base, orbitlab_engine::api::APPLY_PATH);
         let mut query = vec![("source", source.to_owned())];
         if dry_run {
             query.push(("dry-run", "1".to_owned()));

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use base64::Engine;
-use orbitlab_agent::vault::Timestamp;
+use orbitlab_engine::vault::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};

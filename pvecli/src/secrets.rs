@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::Subcommand;
-use orbitlab_agent::api::VaultCall;
-use orbitlab_agent::vault::{SecretPath, SecretValue, ValueError, Version};
+use orbitlab_engine::api::VaultCall;
+use orbitlab_engine::vault::{SecretPath, SecretValue, ValueError, Version};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 

@@ -2,7 +2,7 @@
 //! line — create, show, export, rotate (keeping the previous key until it
 //! is dropped), delete.
 //!
-//! Calls [`orbitlab_agent::ssh::SshKeys`] on the store given by `--root`:
+//! Calls [`orbitlab_engine::ssh::SshKeys`] on the store given by `--root`:
 //! records under `orbitlab/ssh/`, private keys as the vault secret
 //! `ssh/<name>`; changes take the `ssh` cluster lock. A passphrase comes
 //! only from standard input (`--passphrase-stdin`), never from arguments.
@@ -11,9 +11,9 @@
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::{Args, Subcommand};
-use orbitlab_agent::api::{KeyRequest, SshCall};
-use orbitlab_agent::ssh::{KeyName, SshAlgorithm};
-use orbitlab_agent::vault::{SecretValue, ValueError};
+use orbitlab_engine::api::{KeyRequest, SshCall};
+use orbitlab_engine::ssh::{KeyName, SshAlgorithm};
+use orbitlab_engine::vault::{SecretValue, ValueError};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 

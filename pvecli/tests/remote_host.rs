@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use orbitlab_agent::pve::Fingerprint;
+use orbitlab_engine::pve::Fingerprint;
 use serde_json::Value;
 use server_common::*;
 

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use orbitlab_agent::pve::{
+use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, Credentials, Pve, PveClient, Secret, Trust, ZoneConfig,
 };
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, SimHandle, TestCa};

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use orbitlab_agent::pve::known_calls::KNOWN_CALLS;
+use orbitlab_engine::pve::known_calls::KNOWN_CALLS;
 use orbitlab_sim::pve::formats::KNOWN as KNOWN_FORMATS;
 use orbitlab_sim::pve::schema::{Kind, ParamRule, PveVersion, Rules, rules};
 use serde_json::Value;

@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use orbitlab_agent::api::{ApiPath, PropertyValue};
+use orbitlab_engine::api::{ApiPath, PropertyValue};
 use orbitlab_manifests::Kind;
 use orbitlab_tests::multinode::{ClusterOptions, MultiNode, wait_for};
 use orbitlab_tests::{NODES, test_programs};

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use orbitlab_agent::api::{Api, ApiPath, PropertyValue};
-use orbitlab_agent::reconcile::init::init;
-use orbitlab_agent::reconcile::observed::{NodeObs, Observed, Uplink};
-use orbitlab_agent::reconcile::{Desired, plan::plan};
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::reconcile::init::init;
+use orbitlab_engine::reconcile::observed::{NodeObs, Observed, Uplink};
+use orbitlab_engine::reconcile::{Desired, plan::plan};
 use orbitlab_manifests::{ClusterSpec, SectorSpec};
 use orbitlab_tests::Lab;
 

@@ -6,12 +6,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use orbitlab_agent::host::{ContainerHost, HostError};
-use orbitlab_agent::pve::{
+use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
 };
-use orbitlab_agent::reconcile::{Options, Reconciler, Report, Scope};
-use orbitlab_agent::store::{LockOptions, Store};
+use orbitlab_engine::reconcile::{Options, Reconciler, Report, Scope};
+use orbitlab_engine::store::{LockOptions, Store};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle};
 
 /// The simulated nodes.

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orbitlab_agent::api::Api;
-use orbitlab_agent::pve::{PveClient, StoredConnection, StoredTrust};
-use orbitlab_agent::reconcile::{Options, Reconciler, init, observe, tags};
-use orbitlab_agent::store::{LockOptions, Store};
+use orbitlab_engine::api::Api;
+use orbitlab_engine::pve::{PveClient, StoredConnection, StoredTrust};
+use orbitlab_engine::reconcile::{Options, Reconciler, init, observe, tags};
+use orbitlab_engine::store::{LockOptions, Store};
 use orbitlab_manifests::Kind;
 use orbitlab_pmxcfs_sim::{Control, Handle, PmxcfsSim, SimOptions};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle};

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use orbitlab_agent::api::{ApiPath, PropertyValue};
+use orbitlab_engine::api::{ApiPath, PropertyValue};
 use orbitlab_tests::multinode::{ClusterOptions, MultiNode, secs};
 use orbitlab_tests::{NODES, test_programs};
 use rand::Rng;

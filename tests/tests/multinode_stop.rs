@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use orbitlab_agent::api::{ApiPath, PropertyValue};
-use orbitlab_agent::placement::rendezvous;
+use orbitlab_engine::api::{ApiPath, PropertyValue};
+use orbitlab_engine::placement::rendezvous;
 use orbitlab_tests::multinode::{ClusterOptions, MultiNode, secs, wait_for};
 use orbitlab_tests::{NODES, test_programs};
 

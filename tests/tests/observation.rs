@@ -3,8 +3,8 @@
 //! agents would run, with far fewer Proxmox requests than one full
 //! observation per node and pass.
 
-use orbitlab_agent::api::{Api, ApiPath, PropertyValue};
-use orbitlab_agent::reconcile::{Scope, init::init};
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::reconcile::{Scope, init::init};
 use orbitlab_manifests::Kind;
 use orbitlab_tests::Lab;
 

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orbitlab_agent::api::{Api, ApiPath, PropertyValue};
-use orbitlab_agent::reconcile::{init::init, observe, tags};
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::reconcile::{init::init, observe, tags};
 use orbitlab_manifests::Kind;
 use orbitlab_sim::pve::{FaultSpec, PveVersion};
 use orbitlab_tests::Lab;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use orbitlab_agent::api::{Api, ApiPath, PropertyValue};
-use orbitlab_agent::reconcile::{init::init, tags};
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::reconcile::{init::init, tags};
 use orbitlab_manifests::Kind;
 use orbitlab_tests::{Lab, NODES};
 use serde_json::Value;
@@ -151,7 +151,7 @@ fn init_two_overlapping_sectors_then_delete_one() {
         tags.into_iter().collect::<Vec<_>>(),
         [(shop_tag, "shop".to_string())]
     );
-    let observed = orbitlab_agent::reconcile::observe(&lab.pve, &lab.store, "vmbr0").unwrap();
+    let observed = orbitlab_engine::reconcile::observe(&lab.pve, &lab.store, "vmbr0").unwrap();
     assert!(
         observed
             .addresses

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use crate::api::Api;
-use crate::pve::StoredConnection;
 use crate::server::{self, ProxmoxAuthConfig, ProxmoxAuthenticator, ServerConfig, ServerHandle};
-use crate::store::Store;
+use orbitlab_engine::api::Api;
+use orbitlab_engine::pve::StoredConnection;
+use orbitlab_engine::store::Store;
 
 use super::Config;
 
@@ -44,7 +44,7 @@ pub(super) fn start(config: &Config, store: &Store) -> Option<ServerHandle> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pve::StoredTrust;
+    use orbitlab_engine::pve::StoredTrust;
     use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, TestCa};
 
     fn config(root: &std::path::Path) -> Config {

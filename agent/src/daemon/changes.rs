@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::store::{Generation, Store, StoreError};
+use orbitlab_engine::store::{Generation, Store, StoreError};
 
 /// Why work may be needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

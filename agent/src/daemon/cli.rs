@@ -13,7 +13,7 @@ use clap::Parser;
 
 use super::notify::Notifier;
 use super::{BackoffPolicy, Config, Daemon, signals};
-use crate::store::{LockOptions, PMXCFS_LOCK_EXPIRY};
+use orbitlab_engine::store::{LockOptions, PMXCFS_LOCK_EXPIRY};
 
 /// The OrbitLab node agent: keeps Proxmox matching the manifests in
 /// /etc/pve/orbitlab, together with the agents on the other nodes.
@@ -139,7 +139,7 @@ impl Args {
             .node
             .clone()
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(crate::store::node_name);
+            .unwrap_or_else(orbitlab_engine::store::node_name);
         let mut config = Config::new(&self.root, node);
         config.poll_interval = self.poll_interval;
         config.resync_interval = self.resync_interval;

@@ -7,8 +7,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::pve::{ConnectionError, PveClient, PveError, StoredConnection};
-use crate::store::Store;
+use orbitlab_engine::pve::{ConnectionError, PveClient, PveError, StoredConnection};
+use orbitlab_engine::store::Store;
 
 /// Why there is no client.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ impl ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pve::StoredTrust;
+    use orbitlab_engine::pve::StoredTrust;
 
     fn connection(secret: &str) -> StoredConnection {
         StoredConnection {

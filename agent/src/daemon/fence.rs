@@ -2,7 +2,7 @@
 //! outside pmxcfs: Proxmox API writes and `pct push`/`pct exec`.
 //!
 //! For Proxmox the fence is the client's [`Gate`]: the daemon hands it to
-//! [`crate::pve::PveClient::with_gate`], so every request passes it at the
+//! [`orbitlab_engine::pve::PveClient::with_gate`], so every request passes it at the
 //! one point all requests go through. Before each write the fence reads `<root>/.members`: without quorum
 //! the call is not made (pmxcfs is read-only then, and Proxmox itself would
 //! refuse most changes; the agent must change nothing and keep reading).
@@ -22,8 +22,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::host::{ContainerHost, HostError};
-use crate::pve::{Access, Gate};
+use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::pve::{Access, Gate};
 
 use super::ownership::Members;
 

@@ -217,7 +217,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::store::Store;
+    use orbitlab_engine::store::Store;
 
     /// Receives until `wanted` arrives; false if it never does.
     fn wait_for(woken: &mpsc::Receiver<Wake>, wanted: LocalChange) -> bool {

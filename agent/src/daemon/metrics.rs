@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use orbitlab_manifests::Kind;
 
 use super::fence::CallCounts;
-use crate::reconcile::{Report, Scope};
+use orbitlab_engine::reconcile::{Report, Scope};
 
 /// Upper bounds (seconds) of the histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -459,7 +459,7 @@ fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::ObjectRef;
+    use orbitlab_engine::reconcile::ObjectRef;
     use std::sync::Arc;
 
     fn report(failed: bool) -> Report {

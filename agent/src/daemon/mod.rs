@@ -55,7 +55,7 @@ pub use backoff::BackoffPolicy;
 pub use run::Daemon;
 pub use signals::Wake;
 
-use crate::store::LockOptions;
+use orbitlab_engine::store::LockOptions;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]

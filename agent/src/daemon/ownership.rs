@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::placement::rendezvous;
+use orbitlab_engine::placement::rendezvous;
 
 /// The rendezvous key of cluster-scoped work.
 pub const CLUSTER_KEY: &str = "cluster";

@@ -16,9 +16,9 @@ use super::notify::Notifier;
 use super::ownership::Members;
 use super::signals::Wake;
 use super::{Config, DaemonError, watchdog};
-use crate::host::Pct;
-use crate::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
-use crate::store::{ObjectError, Store, StoreError};
+use orbitlab_engine::host::Pct;
+use orbitlab_engine::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
+use orbitlab_engine::store::{ObjectError, Store, StoreError};
 
 /// Index of the node scope in [`Daemon::scopes`] (the cluster scope is 0
 /// and runs first).
@@ -423,7 +423,7 @@ impl Daemon {
     fn reason(&self, error: &ReconcileError) -> &'static str {
         let store = match error {
             ReconcileError::Store(e) | ReconcileError::Objects(ObjectError::Store(e)) => Some(e),
-            ReconcileError::Tag(crate::reconcile::tags::TagError::Store(e)) => Some(e),
+            ReconcileError::Tag(orbitlab_engine::reconcile::tags::TagError::Store(e)) => Some(e),
             _ => None,
         };
         let quorate = Members::read(&self.config.root, &self.config.node).quorate;

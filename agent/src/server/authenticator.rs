@@ -328,7 +328,7 @@ mod tests {
     fn token(user: &str) -> Credential {
         Credential::Token {
             id: format!("{user}@pve!t"),
-            secret: crate::pve::Secret::new("s"),
+            secret: orbitlab_engine::pve::Secret::new("s"),
         }
     }
 

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use sha2::{Digest, Sha256};
 
-use crate::pve::Secret;
+use orbitlab_engine::pve::Secret;
 
 /// Name of Proxmox's ticket cookie.
 pub const TICKET_COOKIE: &str = "PVEAuthCookie";

@@ -107,10 +107,9 @@ pub use authenticator::{AuthError, Authenticator, Identity};
 pub use credential::{CSRF_HEADER, Credential, CredentialError, TICKET_COOKIE};
 pub use permissions::{Operation, Privileges};
 pub use proxmox::{AuthSetupError, ProxmoxAuthConfig, ProxmoxAuthenticator};
-pub use routes::{APPLY_PATH, TREE_PREFIX};
 pub use tls::CertError;
 
-use crate::api::Api;
+use orbitlab_engine::api::Api;
 
 /// Default listening address.
 pub const DEFAULT_LISTEN: SocketAddr =

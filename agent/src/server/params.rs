@@ -1,13 +1,13 @@
 //! Request parameters over HTTP: the content type chooses the body's
-//! format, [`crate::api::request`] parses query and body within its limits,
+//! format, [`orbitlab_engine::api::request`] parses query and body within its limits,
 //! and refusals become 400s (415 for an unknown content type) naming the
 //! field. Reserved flags are taken out before the rest become properties.
 
 use axum::http::StatusCode;
 
 use super::reply::Failure;
-use crate::api::PropertyValue;
-use crate::api::request::{self, BodyFormat, Param, ParamError, Params};
+use orbitlab_engine::api::PropertyValue;
+use orbitlab_engine::api::request::{self, BodyFormat, Param, ParamError, Params};
 
 impl From<ParamError> for Failure {
     fn from(e: ParamError) -> Self {
@@ -89,7 +89,7 @@ pub(super) fn refuse_unknown(params: &Params, known: &str) -> Result<(), Failure
     match params.first() {
         None => Ok(()),
         Some((key, _)) => Err(bad_request(
-            &crate::api::properties::shown_key(key),
+            &orbitlab_engine::api::properties::shown_key(key),
             format!("unknown parameter; this request takes {known}"),
         )),
     }

@@ -31,7 +31,7 @@ use super::authenticator::{AuthError, Authenticator, Identity};
 use super::credential::{CSRF_HEADER, Credential, TICKET_COOKIE};
 use super::csrf::{self, WWW_KEY_FILE};
 use super::permissions::Privileges;
-use crate::pve::{ClientConfig, Trust};
+use orbitlab_engine::pve::{ClientConfig, Trust};
 
 /// Where the local Proxmox API is and how to trust it.
 #[derive(Debug, Clone)]
@@ -116,8 +116,8 @@ impl ProxmoxAuthenticator {
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("orbitlab-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(tls) =
-            crate::pve::client_config(&config.trust).map_err(|e| AuthSetupError(e.to_string()))?
+        if let Some(tls) = orbitlab_engine::pve::client_config(&config.trust)
+            .map_err(|e| AuthSetupError(e.to_string()))?
         {
             builder = builder.use_preconfigured_tls(tls);
         }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::authenticator::AuthError;
 use super::permissions::Denied;
-use crate::api::ApiError;
-use crate::store::{ObjectError, StoreError};
+use orbitlab_engine::api::ApiError;
+use orbitlab_engine::store::{ObjectError, StoreError};
 
 /// A refused or failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]

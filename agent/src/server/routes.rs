@@ -13,7 +13,7 @@
 //! without (a refusal) is read and thrown away unparsed, within limits, so
 //! the client sees the answer; then the connection closes.
 //!
-//! Below the tree's prefix, `/vault/...` is the vault ([`crate::api::VaultPath`]):
+//! Below the tree's prefix, `/vault/...` is the vault ([`orbitlab_engine::api::VaultPath`]):
 //! metadata for `Sys.Audit`, changes for `Sys.Modify`, a value only by
 //! `GET /vault/values/{path}` with `Sys.Console` as well; a value is sent
 //! and answered only in bodies. `/ssh/keys/...` likewise: a private key
@@ -46,12 +46,8 @@ use super::authenticator::{CheckError, Checks, Identity};
 use super::credential::{CSRF_HEADER, Credential};
 use super::permissions::decide;
 use super::reply::{Failure, ok};
-use crate::api::Api;
+use orbitlab_engine::api::{APPLY_PATH, Api, TREE_PREFIX};
 
-/// Prefix of the path tree.
-pub const TREE_PREFIX: &str = "/api2/json/orbitlab";
-/// Where manifests are applied.
-pub const APPLY_PATH: &str = "/api2/json/orbitlab-apply";
 /// Longest a body may take to parse or decode on the blocking pool (the
 /// limits of the parsers keep it to milliseconds; this is the backstop).
 pub(crate) const PARSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -413,16 +409,16 @@ fn tree_rest(path: &str) -> &str {
 }
 
 #[cfg(test)]
-fn tree_path(path: &str) -> Result<crate::api::ApiPath, Failure> {
+fn tree_path(path: &str) -> Result<orbitlab_engine::api::ApiPath, Failure> {
     tree_rest(path)
-        .parse::<crate::api::ApiPath>()
-        .map_err(|e| Failure::from(crate::api::ApiError::Path(e)))
+        .parse::<orbitlab_engine::api::ApiPath>()
+        .map_err(|e| Failure::from(orbitlab_engine::api::ApiError::Path(e)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ApiPath;
+    use orbitlab_engine::api::ApiPath;
 
     #[test]
     fn log_fields_stay_on_one_line_and_show_what_was_sent() {

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use orbitlab_agent::api::Api;
 use orbitlab_agent::server::{
     self, AuthError, Authenticator, Credential, Identity, Privileges, ServerConfig, ServerHandle,
 };
-use orbitlab_agent::store::Store;
+use orbitlab_engine::api::Api;
+use orbitlab_engine::store::Store;
 use orbitlab_sim::pve::TestCa;
 use reqwest::blocking::Client;
 use rustls::pki_types::CertificateDer;

@@ -18,7 +18,7 @@ use super::super::permissions::{Operation, decide_removal};
 use super::super::reply::Failure;
 use super::ssh::SshIntent;
 use super::vault::VaultIntent;
-use crate::api::{
+use orbitlab_engine::api::{
     Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
     VaultPath, object_path,
 };

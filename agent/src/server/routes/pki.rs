@@ -8,8 +8,8 @@ use super::super::params::{bad_request, query_params, refuse_unknown, take, take
 use super::super::permissions::Operation;
 use super::super::reply::Failure;
 use super::vault::operation_of;
-use crate::api::{ApiError, PkiCall, PkiPath, PlanError, Revocation, leaf_request};
-use crate::pki::{PkiError, RevokeTarget};
+use orbitlab_engine::api::{ApiError, PkiCall, PkiPath, PlanError, Revocation, leaf_request};
+use orbitlab_engine::pki::{PkiError, RevokeTarget};
 
 /// Parses a PKI request.
 pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiCall, Failure> {

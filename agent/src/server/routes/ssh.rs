@@ -8,9 +8,9 @@ use super::super::params::{bad_request, query_params, refuse_unknown, take};
 use super::super::permissions::Operation;
 use super::super::reply::Failure;
 use super::vault::operation_of;
-use crate::api::{ApiError, KeyRequest, SshCall, SshPath};
-use crate::ssh::{SshAlgorithm, SshError};
-use crate::vault::SecretValue;
+use orbitlab_engine::api::{ApiError, KeyRequest, SshCall, SshPath};
+use orbitlab_engine::ssh::{SshAlgorithm, SshError};
+use orbitlab_engine::vault::SecretValue;
 
 /// An SSH-key request before its body (a generate or rotate may carry a
 /// passphrase there).

@@ -11,9 +11,9 @@ use orbitlab_manifests::Kind;
 use super::super::params::{bad_request, query_params, refuse_unknown, take};
 use super::super::permissions::Operation;
 use super::super::reply::Failure;
-use crate::api::{ApiError, VaultAccess, VaultCall, VaultPath};
-use crate::store::StoreError;
-use crate::vault::{SecretPath, SecretValue, VaultError};
+use orbitlab_engine::api::{ApiError, VaultAccess, VaultCall, VaultPath};
+use orbitlab_engine::store::StoreError;
+use orbitlab_engine::vault::{SecretPath, SecretValue, VaultError};
 
 /// A vault request before its body: a whole call, or the path of a value
 /// still to be read from the body.
@@ -48,7 +48,7 @@ impl VaultIntent {
             (Method::GET, VaultPath::Value(p)) => VaultCall::Value {
                 path: p.clone(),
                 version: one("version")?.map(|v| v.parse()).transpose().map_err(
-                    |e: crate::vault::InvalidName| bad_request("version", e.to_string()),
+                    |e: orbitlab_engine::vault::InvalidName| bad_request("version", e.to_string()),
                 )?,
             },
             (Method::PUT, VaultPath::Value(p)) => {
@@ -60,7 +60,9 @@ impl VaultIntent {
                 to: one("to")?
                     .ok_or_else(|| bad_request("to", "give the version to copy, e.g. to=2"))?
                     .parse()
-                    .map_err(|e: crate::vault::InvalidName| bad_request("to", e.to_string()))?,
+                    .map_err(|e: orbitlab_engine::vault::InvalidName| {
+                        bad_request("to", e.to_string())
+                    })?,
             },
             (Method::POST, VaultPath::Prune(p)) => VaultCall::Prune {
                 path: p.clone(),

@@ -1,0 +1,212 @@
+//! The rendered files checked by the real tools (`nft`, FRR's `vtysh`,
+//! `dnsmasq`), each with a negative control proving the check can fail.
+//!
+//! Needs root and the Debian packages `nftables`, `frr`, `dnsmasq-base`
+//! (CI installs them). `nft` runs inside a fresh network namespace
+//! (`unshare -n`), so the host's ruleset is never read or changed.
+
+mod render_support;
+
+use orbitlab_engine::render;
+use render_support::{dns, gateway, run, text, write};
+
+/// `nft -c -f FILE` in a private network namespace.
+fn nft_check(path: &str) -> std::process::Output {
+    run("unshare", &["-n", "nft", "-c", "-f", path])
+}
+
+#[test]
+fn nftables_ruleset_passes_nft_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "nftables.conf", &render::nftables(&gateway()));
+    let out = nft_check(&path);
+    assert!(
+        out.status.success(),
+        "nft -c rejected the ruleset:\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn nftables_ruleset_loads_and_lists_back_in_a_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "nftables.conf", &render::nftables(&gateway()));
+    let script = format!("nft -f {path} && nft list ruleset");
+    let out = run("unshare", &["-n", "sh", "-c", &script]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "table inet orbitlab_filter",
+        "table ip orbitlab_nat",
+        "policy drop",
+        "dnat to 172.16.0.10:80",
+        "masquerade",
+        "comment \"ingress dns-public\"",
+    ] {
+        assert!(
+            listed.contains(expected),
+            "{expected:?} missing from:\n{listed}"
+        );
+    }
+}
+
+#[test]
+fn nft_check_rejects_a_broken_ruleset() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = render::nftables(&gateway()).replace("masquerade", "masqerade");
+    let path = write(dir.path(), "broken.conf", &broken);
+    let out = nft_check(&path);
+    assert!(
+        !out.status.success(),
+        "nft -c accepted a broken ruleset:\n{}",
+        text(&out)
+    );
+}
+
+/// FRR's own check: `vtysh --dryrun -f FILE` parses every line with the
+/// command tree of all daemons and exits non-zero on a line it rejects.
+fn frr_check(path: &str) -> std::process::Output {
+    run("vtysh", &["--dryrun", "-f", path])
+}
+
+#[test]
+fn frr_conf_passes_vtysh_dryrun() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "frr.conf", &render::frr_conf(&gateway()));
+    let out = frr_check(&path);
+    assert!(
+        out.status.success(),
+        "vtysh rejected frr.conf:\n{}",
+        text(&out)
+    );
+    assert!(
+        !text(&out).contains('%'),
+        "vtysh complained:\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn vtysh_dryrun_rejects_broken_frr_confs() {
+    let good = render::frr_conf(&gateway());
+    let dir = tempfile::tempdir().unwrap();
+    for (what, broken) in [
+        (
+            "bad prefix",
+            good.replace("ip route 0.0.0.0/0", "ip route 0.0.0.0/33"),
+        ),
+        (
+            "name with a space",
+            good.replace("hostname olvn1001-router", "hostname olvn1001 router"),
+        ),
+        (
+            "unknown command",
+            good.replace("ip forwarding", "ip forwarding-everything"),
+        ),
+    ] {
+        assert_ne!(broken, good, "{what}: the edit must change the file");
+        let path = write(dir.path(), "broken.conf", &broken);
+        let out = frr_check(&path);
+        assert!(
+            !out.status.success(),
+            "{what}: vtysh accepted it:\n{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn frr_daemons_file_enables_no_dynamic_routing_daemon() {
+    let daemons = render::frr_daemons();
+    // FRR's init script sources the file as shell: it must parse as such.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "daemons", &daemons);
+    let script = format!(". {path} && echo \"$bgpd $ospfd $staticd_options\"");
+    let out = run("sh", &["-c", &script]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no no -A 127.0.0.1"
+    );
+    for line in daemons
+        .lines()
+        .filter(|l| l.ends_with("d=yes") || l.ends_with("d=no"))
+    {
+        assert!(line.ends_with("=no"), "{line}");
+    }
+}
+
+/// `dnsmasq --test --conf-file=FILE`.
+fn dnsmasq_check(path: &str) -> std::process::Output {
+    run("dnsmasq", &["--test", &format!("--conf-file={path}")])
+}
+
+#[test]
+fn dnsmasq_conf_passes_dnsmasq_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "orbitlab.conf", &render::dnsmasq_conf(&dns()));
+    let out = dnsmasq_check(&path);
+    assert!(
+        out.status.success(),
+        "dnsmasq rejected the config:\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("syntax check OK"), "{}", text(&out));
+}
+
+#[test]
+fn dnsmasq_test_rejects_a_broken_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = render::dnsmasq_conf(&dns()).replace("listen-address=", "listen-adress=");
+    let path = write(dir.path(), "broken.conf", &broken);
+    let out = dnsmasq_check(&path);
+    assert!(
+        !out.status.success(),
+        "dnsmasq accepted a broken config:\n{}",
+        text(&out)
+    );
+}
+
+/// The real server answers `<host>.web.orbitlab.internal` from the rendered
+/// records file. Runs in private network and mount namespaces: dnsmasq
+/// listens on 172.16.0.2 on that namespace's loopback, and `getent` resolves
+/// through a resolv.conf bind-mounted only inside the mount namespace.
+#[test]
+fn dnsmasq_answers_sector_names_from_the_rendered_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = write(d, "orbitlab.conf", &render::dnsmasq_conf(&dns()));
+    let hosts = write(d, "dns.hosts", &render::dns_hosts(&dns()));
+    let resolv = write(
+        d,
+        "resolv.conf",
+        "nameserver 172.16.0.2\noptions timeout:1 attempts:2\n",
+    );
+    let pid = d.join("dnsmasq.pid");
+    let pid = pid.to_str().unwrap();
+    // The rendered config points addn-hosts at the appliance's path; here
+    // the records are passed from the temporary directory instead (both are
+    // read; the appliance path does not exist on the test machine).
+    let script = format!(
+        "set -e
+         ip link set lo up
+         ip addr add 172.16.0.2/32 dev lo
+         dnsmasq --conf-file={conf} --addn-hosts={hosts} --pid-file={pid} --user=root --group=root
+         trap 'kill $(cat {pid})' EXIT
+         mount --bind {resolv} /etc/resolv.conf
+         for host in web1 db1 gateway; do getent ahostsv4 $host.web.orbitlab.internal | head -n1; done
+         if getent ahostsv4 nosuch.web.orbitlab.internal; then echo UNEXPECTED; fi"
+    );
+    let out = run("unshare", &["-n", "-m", "sh", "-c", &script]);
+    assert!(out.status.success(), "{}", text(&out));
+    let answers: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        answers,
+        ["172.16.0.10", "172.16.1.20", "172.16.0.1"],
+        "{}",
+        text(&out)
+    );
+}
