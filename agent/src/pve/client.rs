@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -22,6 +21,7 @@ use super::sdn::{
     SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig,
 };
 use super::tls::Trust;
+use super::wire::Method;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskStatus, Upid, VersionInfo,

@@ -1,4 +1,5 @@
-//! The Proxmox VE HTTP API client (reqwest, blocking, rustls with ring).
+//! The Proxmox VE HTTP API client (blocking, no async runtime: ureq over
+//! rustls with ring, `wire.rs`).
 //!
 //! - auth: API token or ticket (`auth.rs`); secrets never print;
 //! - TLS: a CA file such as `/etc/pve/pve-root-ca.pem` or a pinned SHA-256
@@ -34,6 +35,7 @@ mod stored;
 mod tls;
 mod transaction;
 mod types;
+pub mod wire;
 
 pub use api::Pve;
 pub use auth::{Credentials, Secret};
@@ -49,6 +51,7 @@ pub use sdn::{
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
+pub use wire::Method;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
