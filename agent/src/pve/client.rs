@@ -21,11 +21,11 @@ use super::sdn::{
     SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec, SubnetConfig, VnetConfig,
 };
 use super::tls::Trust;
-use super::wire::Method;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskStatus, Upid, VersionInfo,
 };
+use super::wire::Method;
 
 /// Where and how to reach Proxmox.
 #[derive(Debug, Clone)]

@@ -51,9 +51,9 @@ pub use sdn::{
 pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
-pub use wire::Method;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
     VersionInfo,
 };
+pub use wire::Method;

@@ -232,7 +232,9 @@ pub enum WireError {
 
 /// Visible ASCII, space and tab: what ureq accepts in a header value.
 fn header_ok(value: &str) -> bool {
-    value.bytes().all(|b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b))
+    value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b))
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -269,7 +271,15 @@ fn transport_error(e: &ureq::Transport, timeout: Duration) -> WireError {
         K::Dns => "the host name could not be resolved",
         K::ConnectionFailed => "could not connect",
         K::Io => "the connection failed",
-        K::BadStatus | K::BadHeader => "the server's answer is not valid HTTP",
+        // ureq's own words on what is wrong with the answer (fixed texts;
+        // they quote nothing we sent).
+        K::BadStatus => {
+            return WireError::Transport(format!(
+                "the server's answer is not valid HTTP ({})",
+                e.message().unwrap_or("bad status line")
+            ));
+        }
+        K::BadHeader => "the server's answer is not valid HTTP",
         K::InvalidUrl | K::UnknownScheme => "the URL is not valid",
         K::TooManyRedirects => "redirected",
         _ => "the request failed",
@@ -381,8 +391,14 @@ mod tests {
             encode_form(&pairs),
             "path=%2F&net0=name%3Deth0%2Cip%3D10.0.0.2%2F24"
         );
-        assert_eq!(with_query("http://h/x", &[] as &[(&str, &str)]), "http://h/x");
-        assert_eq!(with_query("http://h/x", &[("a", "b c")]), "http://h/x?a=b+c");
+        assert_eq!(
+            with_query("http://h/x", &[] as &[(&str, &str)]),
+            "http://h/x"
+        );
+        assert_eq!(
+            with_query("http://h/x", &[("a", "b c")]),
+            "http://h/x?a=b+c"
+        );
         assert_eq!(status_line(404), "404 Not Found");
     }
 
@@ -408,6 +424,9 @@ mod tests {
             .expect_err("refused");
         let text = e.to_string();
         assert!(matches!(e, WireError::Transport(_)), "{e:?}");
-        assert!(!text.contains("127.0.0.1") && !text.contains("q=1"), "{text}");
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("q=1"),
+            "{text}"
+        );
     }
 }
