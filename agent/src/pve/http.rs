@@ -250,6 +250,7 @@ impl Transport {
             }
         }
     }
+
     fn has_ticket(&self) -> bool {
         self.ticket
             .lock()

@@ -12,6 +12,10 @@
 //!   (`transaction.rs`), which holds the 9.x SDN lock when the cluster has
 //!   it and the caller's own lock otherwise.
 //!
+//! - wire: one blocking HTTP(S) client (`wire.rs`, also used by the
+//!   server's credential check and `orbitlab --host`): keep-alive, TLS
+//!   only through our rustls configuration, error texts without URLs or
+//!   header values;
 //! - one gate: every request passes a [`Gate`] (`gate.rs`) if the client
 //!   has one ([`PveClient::with_gate`]): the daemon's quorum fence and
 //!   request accounting sit there, not around the trait;

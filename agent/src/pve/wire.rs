@@ -429,4 +429,74 @@ mod tests {
             "{text}"
         );
     }
+
+    /// A server that answers GETs (keeping the connection) and counts
+    /// DELETEs, dropping the connection without an answer after each (a
+    /// request that got through but whose answer was lost).
+    fn dropping_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let deletes = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&deletes);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let counted = Arc::clone(&counted);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut writer = conn;
+                    loop {
+                        let mut head = String::new();
+                        let mut line = String::new();
+                        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                            head.push_str(&line);
+                            line.clear();
+                        }
+                        if head.starts_with("GET ") {
+                            let _ =
+                                writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                        } else {
+                            if head.starts_with("DELETE ") {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, deletes)
+    }
+
+    #[test]
+    fn a_request_sent_once_is_not_replayed_on_a_lost_answer() {
+        use std::sync::atomic::Ordering;
+        let client = HttpClient::new(
+            &Trust::LoopbackHttp,
+            HttpOptions {
+                timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(5),
+                user_agent: "test",
+            },
+        )
+        .expect("client");
+        for (once, sent) in [(true, 1), (false, 2)] {
+            let (url, deletes) = dropping_server();
+            let answer = client
+                .send(Request::new(Method::GET, format!("{url}/a")))
+                .expect("GET answered");
+            assert_eq!((answer.status, answer.body), (200, b"{}".to_vec()));
+            let mut delete = Request::new(Method::DELETE, format!("{url}/b"));
+            if once {
+                delete = delete.once();
+            }
+            let e = client.send(delete).expect_err("no answer");
+            assert!(matches!(e, WireError::Transport(_)), "{e:?}");
+            // Without `once`, the HTTP layer replays the DELETE on a new
+            // connection by itself (the kept-alive one looked stale).
+            assert_eq!(deletes.load(Ordering::SeqCst), sent, "once: {once}");
+        }
+    }
 }
