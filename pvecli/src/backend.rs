@@ -4,8 +4,8 @@
 
 use anyhow::{Result, bail};
 use orbitlab_engine::api::{Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall};
+use orbitlab_engine::pve::Method;
 use orbitlab_manifests::{Manifest, Sourced, codec};
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::remote::{Body, Remote};

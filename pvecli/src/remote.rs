@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use orbitlab_engine::api::TREE_PREFIX;
-use orbitlab_engine::pve::{Fingerprint, Trust, client_config};
-use reqwest::Method;
-use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use orbitlab_engine::pve::wire::{self, HttpClient, HttpOptions, Request};
+use orbitlab_engine::pve::{Fingerprint, Method, Trust};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -52,7 +50,7 @@ pub enum Body {
 /// An HTTPS connection to one agent.
 pub struct Remote {
     base: String,
-    client: Client,
+    client: HttpClient,
     /// `PVEAPIToken=...`, wiped on drop.
     authorization: Zeroizing<String>,
 }
@@ -83,17 +81,18 @@ impl Remote {
             (None, Some(ca)) => Trust::CaFile(ca.clone()),
             (None, None) => Trust::CaFile(DEFAULT_CA.into()),
         };
-        // The same verification as the agent's own Proxmox client: CA
-        // certificates with host names checked, or exactly one pinned
-        // certificate whose handshake signatures are still checked.
-        let tls = client_config(&trust)
-            .context("--cacert/--fingerprint")?
-            .context("the agent is reached over HTTPS only")?;
-        let client = Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(300))
-            .build()
-            .context("setting up the HTTPS client")?;
+        // The same client and verification as the agent's own Proxmox
+        // client: CA certificates with host names checked, or exactly one
+        // pinned certificate whose handshake signatures are still checked.
+        let client = HttpClient::new(
+            &trust,
+            HttpOptions {
+                timeout: Duration::from_secs(300),
+                connect_timeout: Duration::from_secs(30),
+                user_agent: concat!("orbitlab/", env!("CARGO_PKG_VERSION")),
+            },
+        )
+        .context("--cacert/--fingerprint")?;
         Ok(Remote {
             base,
             client,
@@ -111,7 +110,7 @@ impl Remote {
         body: Body,
     ) -> Result<Value> {
         let url = format!("{}{TREE_PREFIX}{}", self.base, path.trim_end_matches('/'));
-        self.send(self.client.request(method, url).query(query), body)
+        self.send(Request::new(method, wire::with_query(&url, query)), body)
     }
 
     /// Posts manifests (YAML) to the agent's apply endpoint.
@@ -121,35 +120,32 @@ impl Remote {
         if dry_run {
             query.push(("dry-run", "1".to_owned()));
         }
-        let request = self.client.post(url).query(&query);
+        let request = Request::new(Method::POST, wire::with_query(&url, &query));
         self.send(request, Body::Raw("application/yaml", yaml.into_bytes()))
     }
 
-    fn send(&self, request: RequestBuilder, body: Body) -> Result<Value> {
-        let mut authorization = HeaderValue::from_str(&self.authorization)
-            .context("the API token holds characters a header cannot carry")?;
-        authorization.set_sensitive(true);
-        let request = request.header(AUTHORIZATION, authorization);
-        let request = match body {
-            Body::Empty => request,
-            Body::Form(pairs) => request.form(&pairs),
-            Body::Raw(content_type, bytes) => {
-                request.header(CONTENT_TYPE, content_type).body(bytes)
-            }
-        };
-        let response = request
-            .send()
+    fn send(&self, request: Request<'_>, body: Body) -> Result<Value> {
+        let request = request
+            .header("Authorization", self.authorization.as_str())
+            .body(match body {
+                Body::Empty => wire::Body::Empty,
+                Body::Form(pairs) => wire::Body::form(&pairs),
+                Body::Raw(content_type, bytes) => wire::Body::Bytes(content_type, bytes),
+            });
+        let response = self
+            .client
+            .send(request)
             .with_context(|| format!("cannot reach the agent at {}", self.base))?;
-        let status = response.status();
-        let answer: Value = response.json().with_context(|| {
+        let status = response.status_line();
+        let answer: Value = serde_json::from_slice(&response.body).with_context(|| {
             format!("the agent at {} answered {status} without JSON", self.base)
         })?;
-        if status.is_success() {
+        if response.is_success() {
             return Ok(answer.get("data").cloned().unwrap_or(Value::Null));
         }
         let mut message = answer["message"]
             .as_str()
-            .map_or_else(|| status.to_string(), str::to_owned);
+            .map_or_else(|| status.clone(), str::to_owned);
         if let Some(errors) = answer["errors"].as_object() {
             for (field, reason) in errors {
                 let reason = reason.as_str().unwrap_or_default();

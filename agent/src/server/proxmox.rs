@@ -15,22 +15,24 @@
 //!   path), never a pass.
 //!
 //! Side effects: HTTPS calls to the configured Proxmox URL (TLS verified
-//! with [`Trust`]); reads the key file on each ticket write; credentials
-//! are sent as sensitive headers and never logged.
+//! with [`Trust`], through the engine's blocking [`HttpClient`]; called
+//! from the server on its blocking threads); reads the key file on each
+//! ticket write; credentials are sent as headers and never logged.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::blocking::{Client, RequestBuilder};
-use reqwest::header::{AUTHORIZATION, COOKIE, HeaderValue};
-use reqwest::{StatusCode, Url};
 use serde_json::Value;
+use url::Url;
 
 use super::authenticator::{AuthError, Authenticator, Identity};
 use super::credential::{CSRF_HEADER, Credential, TICKET_COOKIE};
 use super::csrf::{self, WWW_KEY_FILE};
 use super::permissions::Privileges;
+use orbitlab_engine::pve::wire::{
+    HttpClient, HttpOptions, Method, Request, WireError, status_line,
+};
 use orbitlab_engine::pve::{ClientConfig, Trust};
 
 /// Where the local Proxmox API is and how to trust it.
@@ -67,7 +69,7 @@ impl ProxmoxAuthConfig {
 /// Checks credentials against Proxmox itself (see the module doc).
 #[derive(Debug)]
 pub struct ProxmoxAuthenticator {
-    http: Client,
+    http: HttpClient,
     base: Url,
     www_key: PathBuf,
 }
@@ -111,19 +113,15 @@ impl ProxmoxAuthenticator {
         if base.path().is_empty() || base.path() == "/" {
             base.set_path("/api2/json");
         }
-        let mut builder = Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("orbitlab-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(tls) = orbitlab_engine::pve::client_config(&config.trust)
-            .map_err(|e| AuthSetupError(e.to_string()))?
-        {
-            builder = builder.use_preconfigured_tls(tls);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| AuthSetupError(format!("building the HTTP client: {e}")))?;
+        let http = HttpClient::new(
+            &config.trust,
+            HttpOptions {
+                timeout: config.timeout,
+                connect_timeout: Duration::from_secs(5),
+                user_agent: concat!("orbitlab-agent/", env!("CARGO_PKG_VERSION")),
+            },
+        )
+        .map_err(|e| AuthSetupError(e.to_string()))?;
         Ok(ProxmoxAuthenticator {
             http,
             base,
@@ -137,61 +135,50 @@ impl ProxmoxAuthenticator {
 
     /// `request` carrying `credential` (never the CSRF token: Proxmox is
     /// only asked to read).
-    fn with_credential(
-        request: RequestBuilder,
-        credential: &Credential,
-    ) -> Result<RequestBuilder, AuthError> {
-        let sensitive = |text: String| {
-            let mut v = HeaderValue::from_str(&text).map_err(|_| {
-                AuthError::Refused("the credential holds characters not allowed in a header".into())
-            })?;
-            v.set_sensitive(true);
-            Ok::<_, AuthError>(v)
-        };
-        Ok(match credential {
+    fn with_credential<'a>(request: Request<'a>, credential: &Credential) -> Request<'a> {
+        match credential {
             Credential::Token { id, secret } => request.header(
-                AUTHORIZATION,
-                sensitive(format!("PVEAPIToken={id}={}", secret.expose()))?,
+                "Authorization",
+                format!("PVEAPIToken={id}={}", secret.expose()),
             ),
-            Credential::Ticket { ticket, .. } => request.header(
-                COOKIE,
-                sensitive(format!("{TICKET_COOKIE}={}", ticket.expose()))?,
-            ),
-        })
+            Credential::Ticket { ticket, .. } => {
+                request.header("Cookie", format!("{TICKET_COOKIE}={}", ticket.expose()))
+            }
+        }
     }
 
     /// Sends `request`; the status, Proxmox's message and the JSON body.
-    fn send(&self, what: &str, request: RequestBuilder) -> Result<Answer, AuthError> {
-        let response = request.send().map_err(|e| {
-            AuthError::Unavailable(format!(
+    fn send(&self, what: &str, request: Request<'_>) -> Result<Answer, AuthError> {
+        let response = self.http.send(request).map_err(|e| match e {
+            WireError::BadHeader(_) => AuthError::Refused(
+                "the credential holds characters not allowed in a header".into(),
+            ),
+            WireError::Timeout(_) | WireError::Transport(_) => AuthError::Unavailable(format!(
                 "could not ask Proxmox at {} to check the credential ({what}): {}; check that pveproxy runs",
                 self.base,
-                if e.is_timeout() {
-                    "no answer in time".to_owned()
-                } else {
-                    describe(&e)
+                match &e {
+                    WireError::Timeout(_) => "no answer in time".to_owned(),
+                    other => other.to_string(),
                 }
-            ))
+            )),
         })?;
-        let status = response.status();
-        let reason = response
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .map(|r| String::from_utf8_lossy(r.as_bytes()).trim().to_owned());
-        let body: Option<Value> = response
-            .bytes()
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let body: Option<Value> = serde_json::from_slice(&response.body).ok();
         let message = body
             .as_ref()
             .and_then(|b| b.get("message"))
             .and_then(Value::as_str)
             .map(|m| m.trim().to_owned())
-            .or(reason)
+            .or(response.reason)
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+            .unwrap_or_else(|| {
+                http::StatusCode::from_u16(response.status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("error")
+                    .to_owned()
+            });
         Ok(Answer {
-            status,
+            status: response.status,
             message,
             body,
         })
@@ -219,13 +206,14 @@ impl ProxmoxAuthenticator {
 
     /// The caller's privileges on `/`.
     fn privileges(&self, credential: &Credential) -> Result<Privileges, AuthError> {
-        let request = self
-            .http
-            .get(self.url("/access/permissions"))
-            .query(&[("path", "/")]);
-        let answer = self.send("permissions", Self::with_credential(request, credential)?)?;
+        let url = orbitlab_engine::pve::wire::with_query(
+            &self.url("/access/permissions"),
+            &[("path", "/")],
+        );
+        let request = Request::new(Method::GET, url);
+        let answer = self.send("permissions", Self::with_credential(request, credential))?;
         match answer.status {
-            s if s.is_success() => {
+            200..=299 => {
                 let data = answer
                     .body
                     .as_ref()
@@ -237,12 +225,13 @@ impl ProxmoxAuthenticator {
                     ))
                 })
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(AuthError::Refused(format!(
+            401 | 403 => Err(AuthError::Refused(format!(
                 "Proxmox refused the credential ({}); log in again or check the API token",
                 answer.message
             ))),
             other => Err(AuthError::Unavailable(format!(
-                "Proxmox could not check the credential (HTTP {other}: {}); retry later",
+                "Proxmox could not check the credential (HTTP {}: {}); retry later",
+                status_line(other),
                 answer.message
             ))),
         }
@@ -250,20 +239,9 @@ impl ProxmoxAuthenticator {
 }
 
 struct Answer {
-    status: StatusCode,
+    status: u16,
     message: String,
     body: Option<Value>,
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl Authenticator for ProxmoxAuthenticator {

@@ -115,14 +115,21 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// The first line of `message`, cleaned for a status line.
+/// The first line of `message`, cleaned for a status line: ASCII only
+/// (strict HTTP/1.1 clients such as the `orbitlab` command refuse other
+/// bytes there; the full message is in the body).
 fn reason_phrase(message: &str) -> String {
     message
         .lines()
         .next()
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| match c {
+            '→' => '>',
+            c if c.is_control() => ' ',
+            c if !c.is_ascii() => '?',
+            c => c,
+        })
         .take(200)
         .collect()
 }
@@ -169,5 +176,9 @@ mod tests {
                 .contains("web.yaml:4: spec.cidr: is not a network")
         );
         assert_eq!(reason_phrase("a\u{7}b\nsecond"), "a b");
+        assert_eq!(
+            reason_phrase("Datacenter → Permissions é"),
+            "Datacenter > Permissions ?"
+        );
     }
 }

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -26,6 +25,7 @@ use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskStatus, Upid, VersionInfo,
 };
+use super::wire::Method;
 
 /// Where and how to reach Proxmox.
 #[derive(Debug, Clone)]

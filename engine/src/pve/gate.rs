@@ -8,7 +8,7 @@
 
 use std::fmt::Debug;
 
-use reqwest::Method;
+use super::wire::Method;
 
 /// What a request does to the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,6 @@
-//! The HTTP layer of the client: one blocking reqwest client with the TLS
-//! trust of `tls.rs`, authentication headers, timeouts on every call,
+//! The HTTP layer of the client: one blocking [`HttpClient`] (`wire.rs`)
+//! with the TLS trust of `tls.rs`, authentication headers, timeouts on
+//! every call,
 //! retries with exponential backoff for calls that are safe to repeat, and
 //! Proxmox's answers turned into `data` or a [`PveError`] that keeps the
 //! message and per-parameter errors.
@@ -11,15 +12,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::blocking::{Body, Client, RequestBuilder};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue};
-use reqwest::{Method, Url};
 use serde_json::Value;
+use url::Url;
 
 use super::auth::{Credentials, Secret};
 use super::error::{ApiErrorKind, PveError, Result};
 use super::gate::{Access, Gate};
-use super::tls::{Trust, client_config};
+use super::tls::Trust;
+use super::wire::{Body, HttpClient, HttpOptions, Method, Request, WireError, encode_form};
 
 /// When a failed call may be repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl Drop for Pass<'_> {
 /// A connection to one Proxmox API endpoint. Every call and upload passes
 /// its [`Gate`], if it has one, before anything is sent.
 pub(crate) struct Transport {
-    http: Client,
+    http: HttpClient,
     base: Url,
     creds: Credentials,
     /// Shared by the transports made with [`Transport::with_gate`].
@@ -144,17 +144,6 @@ pub fn seg(s: &str) -> String {
     out
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
-
 impl Transport {
     pub(crate) fn new(
         base_url: &str,
@@ -189,17 +178,14 @@ impl Transport {
         if base.path() == "/" || base.path().is_empty() {
             base.set_path("/api2/json");
         }
-        let mut builder = Client::builder()
-            .timeout(opts.timeout)
-            .connect_timeout(opts.connect_timeout)
-            .user_agent(concat!("orbitlab/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(tls) = client_config(trust)? {
-            builder = builder.use_preconfigured_tls(tls);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| PveError::Config(format!("building the HTTP client: {}", describe(&e))))?;
+        let http = HttpClient::new(
+            trust,
+            HttpOptions {
+                timeout: opts.timeout,
+                connect_timeout: opts.connect_timeout,
+                user_agent: concat!("orbitlab/", env!("CARGO_PKG_VERSION")),
+            },
+        )?;
         Ok(Transport {
             http,
             base,
@@ -240,21 +226,14 @@ impl Transport {
         format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
     }
 
-    fn authorize(&self, req: RequestBuilder, method: &Method) -> Result<RequestBuilder> {
+    /// `req` with the credentials: the token, or the ticket cookie (and
+    /// the CSRF token on changes).
+    fn authorize<'a>(&self, req: Request<'a>, method: &Method) -> Result<Request<'a>> {
         match &self.creds {
-            Credentials::Token { user, name, secret } => {
-                let mut v = HeaderValue::from_str(&format!(
-                    "PVEAPIToken={user}!{name}={}",
-                    secret.expose()
-                ))
-                .map_err(|_| {
-                    PveError::Config(
-                        "the token secret holds characters not allowed in a header".into(),
-                    )
-                })?;
-                v.set_sensitive(true);
-                Ok(req.header(AUTHORIZATION, v))
-            }
+            Credentials::Token { user, name, secret } => Ok(req.header(
+                "Authorization",
+                format!("PVEAPIToken={user}!{name}={}", secret.expose()),
+            )),
             Credentials::Password { .. } => {
                 let guard = self
                     .ticket
@@ -263,23 +242,9 @@ impl Transport {
                 let t = guard
                     .as_ref()
                     .ok_or_else(|| PveError::Config("no ticket yet (login first)".into()))?;
-                let mut cookie =
-                    HeaderValue::from_str(&format!("PVEAuthCookie={}", t.ticket.expose()))
-                        .map_err(|_| {
-                            PveError::Config(
-                                "ticket holds characters not allowed in a header".into(),
-                            )
-                        })?;
-                cookie.set_sensitive(true);
-                let mut req = req.header(COOKIE, cookie);
+                let mut req = req.header("Cookie", format!("PVEAuthCookie={}", t.ticket.expose()));
                 if *method != Method::GET {
-                    let mut csrf = HeaderValue::from_str(t.csrf.expose()).map_err(|_| {
-                        PveError::Config(
-                            "CSRF token holds characters not allowed in a header".into(),
-                        )
-                    })?;
-                    csrf.set_sensitive(true);
-                    req = req.header("CSRFPreventionToken", csrf);
+                    req = req.header("CSRFPreventionToken", t.csrf.expose());
                 }
                 Ok(req)
             }
@@ -298,15 +263,8 @@ impl Transport {
         let Credentials::Password { user, password } = &self.creds else {
             return Ok(());
         };
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("username", user)
-            .append_pair("password", password.expose())
-            .finish();
-        let req = self
-            .http
-            .post(self.url("/access/ticket"))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body);
+        let body = Body::form(&[("username", user.as_str()), ("password", password.expose())]);
+        let req = Request::new(Method::POST, self.url("/access/ticket")).body(body);
         let data = self.send(&Method::POST, "/access/ticket", req)?;
         let field = |k: &str| {
             data.get(k)
@@ -356,7 +314,7 @@ impl Transport {
         }
         let mut relogged = false;
         loop {
-            let r = self.with_retry(retry, || self.once(&method, path, params));
+            let r = self.with_retry(retry, || self.once(&method, path, params, retry));
             match r {
                 Err(e)
                     if e.status() == Some(401)
@@ -393,25 +351,28 @@ impl Transport {
         }
     }
 
-    fn once(&self, method: &Method, path: &str, params: &[(String, String)]) -> Result<Value> {
-        let mut req = self.http.request(method.clone(), self.url(path));
-        let encoded = || {
-            let mut s = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in params {
-                s.append_pair(k, v);
-            }
-            s.finish()
-        };
-        if *method == Method::GET || *method == Method::DELETE {
-            if !params.is_empty() {
-                req = self
-                    .http
-                    .request(method.clone(), format!("{}?{}", self.url(path), encoded()));
-            }
+    /// One attempt. GET and DELETE carry their parameters in the query
+    /// (ids, flags, lock tokens: never a credential), other methods as a
+    /// form body. A call that must not be repeated is sent exactly once.
+    fn once(
+        &self,
+        method: &Method,
+        path: &str,
+        params: &[(String, String)],
+        retry: Retry,
+    ) -> Result<Value> {
+        let mut req = if *method == Method::GET || *method == Method::DELETE {
+            let url = if params.is_empty() {
+                self.url(path)
+            } else {
+                format!("{}?{}", self.url(path), encode_form(params))
+            };
+            Request::new(method.clone(), url)
         } else {
-            req = req
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(encoded());
+            Request::new(method.clone(), self.url(path)).body(Body::form(params))
+        };
+        if retry == Retry::Never {
+            req = req.once();
         }
         let req = self.authorize(req, method)?;
         self.send(method, path, req)
@@ -460,45 +421,36 @@ impl Transport {
         let reader = std::io::Cursor::new(head.into_bytes())
             .chain(f)
             .chain(std::io::Cursor::new(tail.into_bytes()));
-        let req = self
-            .http
-            .post(self.url(path))
+        let req = Request::new(Method::POST, self.url(path))
             .timeout(self.opts.upload_timeout)
-            .header(
-                CONTENT_TYPE,
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(Body::sized(reader, total));
+            .once()
+            .body(Body::Stream {
+                content_type: format!("multipart/form-data; boundary={boundary}"),
+                len: total,
+                reader: Box::new(reader),
+            });
         let req = self.authorize(req, &Method::POST)?;
         self.send(&Method::POST, path, req)
     }
 
-    fn send(&self, method: &Method, path: &str, req: RequestBuilder) -> Result<Value> {
-        // Sending and reading the body fail the same ways.
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                PveError::Timeout {
-                    method: method.to_string(),
-                    path: path.to_string(),
-                    timeout: self.opts.timeout,
-                }
-            } else {
-                PveError::Transport {
-                    method: method.to_string(),
-                    path: path.to_string(),
-                    message: describe(&e),
-                }
-            }
-        };
-        let resp = req.send().map_err(transport)?;
-        let status = resp.status();
-        let reason = resp
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
-        let bytes = resp.bytes().map_err(transport)?;
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if status.is_success() {
+    /// Sends `req` through the HTTP client; `data` of a 2xx answer, else
+    /// the classified error.
+    fn send(&self, method: &Method, path: &str, req: Request<'_>) -> Result<Value> {
+        let resp = self.http.send(req).map_err(|e| match e {
+            WireError::Timeout(timeout) => PveError::Timeout {
+                method: method.to_string(),
+                path: path.to_string(),
+                timeout,
+            },
+            WireError::BadHeader(_) => PveError::Config(e.to_string()),
+            WireError::Transport(message) => PveError::Transport {
+                method: method.to_string(),
+                path: path.to_string(),
+                message,
+            },
+        })?;
+        let body: Option<Value> = serde_json::from_slice(&resp.body).ok();
+        if resp.is_success() {
             let body = body.ok_or_else(|| PveError::Decode {
                 method: method.to_string(),
                 path: path.to_string(),
@@ -509,10 +461,10 @@ impl Transport {
         Err(api_error(
             method.as_str(),
             path,
-            status.as_u16(),
-            reason,
+            resp.status,
+            resp.reason,
             body.as_ref(),
-            &bytes,
+            &resp.body,
         ))
     }
 }
@@ -549,7 +501,7 @@ pub(crate) fn api_error(
             (!text.is_empty() && body.is_none()).then(|| text.chars().take(300).collect())
         })
         .unwrap_or_else(|| {
-            reqwest::StatusCode::from_u16(status)
+            http::StatusCode::from_u16(status)
                 .ok()
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("error")

@@ -1,4 +1,5 @@
-//! The Proxmox VE HTTP API client (reqwest, blocking, rustls with ring).
+//! The Proxmox VE HTTP API client (blocking, no async runtime: ureq over
+//! rustls with ring, `wire.rs`).
 //!
 //! - auth: API token or ticket (`auth.rs`); secrets never print;
 //! - TLS: a CA file such as `/etc/pve/pve-root-ca.pem` or a pinned SHA-256
@@ -11,6 +12,10 @@
 //!   (`transaction.rs`), which holds the 9.x SDN lock when the cluster has
 //!   it and the caller's own lock otherwise.
 //!
+//! - wire: one blocking HTTP(S) client (`wire.rs`, also used by the
+//!   server's credential check and `orbitlab --host`): keep-alive, TLS
+//!   only through our rustls configuration, error texts without URLs or
+//!   header values;
 //! - one gate: every request passes a [`Gate`] (`gate.rs`) if the client
 //!   has one ([`PveClient::with_gate`]): the daemon's quorum fence and
 //!   request accounting sit there, not around the trait;
@@ -35,6 +40,7 @@ mod stored;
 mod tls;
 mod transaction;
 mod types;
+pub mod wire;
 
 pub use api::Pve;
 pub use auth::{Credentials, Secret};
@@ -56,3 +62,4 @@ pub use types::{
     NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
     VersionInfo,
 };
+pub use wire::Method;

@@ -145,6 +145,66 @@ pub fn client_config(trust: &Trust) -> Result<Option<rustls::ClientConfig>, PveE
     }
 }
 
+/// The only TLS the HTTP client (`wire.rs`) has: a handshake with one of
+/// our [`client_config`]s. ureq is built without TLS of its own, so an
+/// HTTPS request without this connector fails instead of trusting
+/// anything else.
+pub(crate) struct RustlsConnector(pub(crate) Arc<rustls::ClientConfig>);
+
+/// A TLS session over the TCP stream ureq opened.
+struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, Box<dyn ureq::ReadWrite>>);
+
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TlsStream").finish_non_exhaustive()
+    }
+}
+
+impl std::io::Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl std::io::Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ureq::ReadWrite for TlsStream {
+    /// The TCP socket (ureq sets its timeouts and sees whether a pooled
+    /// connection was closed by the server).
+    fn socket(&self) -> Option<&std::net::TcpStream> {
+        self.0.get_ref().socket()
+    }
+}
+
+impl ureq::TlsConnector for RustlsConnector {
+    fn connect(
+        &self,
+        dns_name: &str,
+        mut io: Box<dyn ureq::ReadWrite>,
+    ) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        let host = dns_name.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{host}' is neither a host name nor an IP address"),
+            )
+        })?;
+        let mut session = rustls::ClientConnection::new(Arc::clone(&self.0), name)
+            .map_err(|e| std::io::Error::other(PveError::Tls(e.to_string())))?;
+        // Handshake now: certificate errors surface as connection errors
+        // (io errors whose source is the rustls error).
+        session.complete_io(&mut io)?;
+        Ok(Box::new(TlsStream(rustls::StreamOwned::new(session, io))))
+    }
+}
+
 /// Accepts only the pinned certificate; signatures are still verified.
 #[derive(Debug)]
 struct PinnedCert {
