@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use rcgen::{CertificateSigningRequestParams, PublicKeyData, SanType};
 
+use crate::store::layout;
 use super::build;
 use super::inspect::CertInfo;
 use super::names::{CaName, CertName, DnsName, Lifetime};
@@ -134,7 +135,7 @@ impl Pki {
         cert.previous_serials
             .push(records::canonical_serial(&old.serial).unwrap_or(old.serial));
         cert.cert_pem = cert_pem;
-        self.write_record(&records::cert_file(ca, name), &cert)?;
+        self.write_record(&layout::pki_cert(ca, name), &cert)?;
         tracing::info!(ca = %ca, cert = %name, "certificate renewed");
         self.cert_details(&cert)
     }
@@ -158,7 +159,7 @@ impl Pki {
     fn prepare_issue(&self, ca: &CaName, name: &CertName) -> Result<CaRecord, PkiError> {
         let rec = self.load_ca(ca)?;
         if self
-            .read_record::<CertRecord>(&records::cert_file(ca, name))?
+            .read_record::<CertRecord>(&layout::pki_cert(ca, name))?
             .is_some()
         {
             return Err(PkiError::CertExists {
@@ -264,7 +265,7 @@ impl Pki {
             previous_serials: Vec::new(),
             created: Timestamp::from(self.now()),
         };
-        self.write_record(&records::cert_file(ca, name), &cert)?;
+        self.write_record(&layout::pki_cert(ca, name), &cert)?;
         tracing::info!(ca = %ca, cert = %name, "certificate issued");
         self.cert_details(&cert)
     }
