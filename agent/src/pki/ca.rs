@@ -8,12 +8,12 @@
 use rcgen::KeyPair;
 use serde::Serialize;
 
-use crate::store::layout;
 use super::build;
 use super::names::{CaName, CertName, DnsName, Lifetime, check_common_name};
 use super::records::{self, CaKind, CaRecord, RevocationReason, RevokedEntry, ca_key_path};
 use super::view::CaDetails;
 use super::{Pki, PkiError, first_info};
+use crate::store::layout;
 use crate::vault::Timestamp;
 
 /// How to make a CA.

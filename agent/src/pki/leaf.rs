@@ -9,13 +9,13 @@ use std::net::IpAddr;
 
 use rcgen::{CertificateSigningRequestParams, PublicKeyData, SanType};
 
-use crate::store::layout;
 use super::build;
 use super::inspect::CertInfo;
 use super::names::{CaName, CertName, DnsName, Lifetime};
 use super::records::{self, CaRecord, CertRecord, KeySource, LeafProfile, cert_key_path};
 use super::view::CertDetails;
 use super::{Pki, PkiError};
+use crate::store::layout;
 use crate::vault::{SecretValue, Timestamp};
 
 /// What a leaf certificate should say.

@@ -69,7 +69,6 @@ impl Clock for SystemClock {
     }
 }
 
-
 /// Deepest chain of CAs followed (a longer one means damaged records).
 const MAX_DEPTH: usize = 16;
 

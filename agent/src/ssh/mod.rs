@@ -30,7 +30,6 @@ object_name!(
     "SSH key name"
 );
 
-
 /// How to make a key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeySpec {

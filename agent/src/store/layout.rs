@@ -19,7 +19,7 @@
 //! | `ipam/<pool>/owners/<xxx>.json`        | [`ipam_bucket`]         | owner → address index; under [`Lock::Ipam`] |
 //! | `pki/cas/<ca>.json`                    | [`pki_ca`]              | public CA record, JSON; under [`Lock::Pki`] |
 //! | `pki/certs/<ca>/<cert>.json`           | [`pki_cert`]            | public leaf record, JSON; under [`Lock::Pki`] |
-//! | `ssh/<key>.json`                       | [`ssh_key`]             | public SSH key record, JSON; under [`Lock::Ssh`] |
+//! | `ssh/<key>.json`                       | [`ssh_key()`]           | public SSH key record, JSON; under [`Lock::Ssh`] |
 //!
 //! `<root>/priv/orbitlab/` ([`Area::Private`](super::Area::Private); root-only, directories
 //! 0700, files 0600):
@@ -33,8 +33,8 @@
 //! | `locks/<lock>.owner`                   | [`lock_owner`]          | last holder of a lock (`node= pid= since=`), informative |
 //!
 //! `<root>/priv/lock/` (pmxcfs' lock area, outside OrbitLab's areas):
-//! `orbitlab-<lock>` directories, one per [`Lock`] ([`lock_dir`]), empty;
-//! see [`super::lock`] for the protocol.
+//! `orbitlab-<lock>` directories, one per [`Lock`] (`lock_dir`), empty;
+//! see [`Store::lock`](super::Store::lock) for the protocol.
 //!
 //! `<kind>` is [`Kind::dir_name`]; `status/containers` never clashes with
 //! it (no kind is called `containers`). Names of objects, pools, CAs,
@@ -368,7 +368,10 @@ mod tests {
                 "orbitlab/manifests/ssh_key/web.yaml",
             ),
             (statuses_dir(Kind::Lxc), "orbitlab/status/lxc"),
-            (status(Kind::Sector, &name), "orbitlab/status/sector/web.json"),
+            (
+                status(Kind::Sector, &name),
+                "orbitlab/status/sector/web.json",
+            ),
             (pushed_dir(), "orbitlab/status/containers"),
             (pushed(104), "orbitlab/status/containers/104.json"),
             (generation(), "orbitlab/generation"),

@@ -112,7 +112,11 @@ fn decode_files(
             chunk
                 .iter()
                 .map(|(file, bytes)| {
-                    decode_one(kind, layout::manifest_file_name(file).unwrap_or(file), bytes)
+                    decode_one(
+                        kind,
+                        layout::manifest_file_name(file).unwrap_or(file),
+                        bytes,
+                    )
                 })
                 .collect()
         };
