@@ -2,9 +2,10 @@
 //! so a person editing a manifest and an agent reporting progress never
 //! overwrite each other.
 //!
-//! On disk: `<root>/orbitlab/status/<kind>/<name>.yaml`, written by agents
-//! only (replace-by-rename), read by the command and the UI. Never holds a
-//! secret.
+//! On disk: `<root>/orbitlab/status/<kind>/<name>.json`
+//! ([`crate::store::layout::status`]), pretty-printed JSON of
+//! [`ObjectStatus`], written by agents only (replace-by-rename), read by the
+//! command and the UI. Never holds a secret.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -9,6 +9,8 @@
 //! - `<root>/orbitlab/manifests/` and every `<kind>/` under it: a
 //!   `*.yaml` manifest written, renamed or removed.
 //!
+//! The names come from [`crate::store::layout`].
+//!
 //! Directories that do not exist yet are watched once their parent reports
 //! them (and `<root>` is watched until `orbitlab/` exists). inotify sees
 //! nothing written on other nodes (see `DESIGN.md`, "On the cluster"): this
@@ -23,6 +25,8 @@ use std::sync::mpsc::Sender;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 use super::signals::Wake;
+use orbitlab_engine::store::layout;
+use orbitlab_engine::store::{Area, StorePath};
 
 /// What a local change touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +65,11 @@ fn mask() -> WatchMask {
 
 impl Watcher {
     fn config_dir(&self) -> PathBuf {
-        self.root.join("orbitlab")
+        StorePath::area_root(Area::Config).under(&self.root)
+    }
+
+    fn manifests_dir(&self) -> PathBuf {
+        layout::manifests_root().under(&self.root)
     }
 
     /// Watches `path` as `dir`; a directory that is missing (or cannot be
@@ -83,7 +91,7 @@ impl Watcher {
 
     /// Watches `orbitlab/manifests/` and its kind directories.
     fn add_manifests(&mut self) {
-        let manifests = self.config_dir().join("manifests");
+        let manifests = self.manifests_dir();
         if !self.add(&manifests, Dir::Manifests) {
             return;
         }
@@ -116,24 +124,24 @@ impl Watcher {
         let is_dir = mask.contains(EventMask::ISDIR);
         let appeared = mask.intersects(EventMask::CREATE | EventMask::MOVED_TO);
         match dir {
-            Dir::Root if is_dir && appeared && name == "orbitlab" => {
+            Dir::Root if is_dir && appeared && name == Area::Config.dir() => {
                 self.add_config();
                 Some(LocalChange::Manifests)
             }
-            Dir::Config if is_dir && appeared && name == "manifests" => {
+            Dir::Config if is_dir && appeared && name == layout::manifests_root().file_name() => {
                 self.add_manifests();
                 Some(LocalChange::Manifests)
             }
-            Dir::Config if !is_dir && name == "generation" => {
+            Dir::Config if !is_dir && name == layout::generation().file_name() => {
                 // Replaced by rename (MOVED_TO) or written in place.
                 mask.intersects(EventMask::MOVED_TO | EventMask::CLOSE_WRITE)
                     .then_some(LocalChange::Counter)
             }
             Dir::Manifests if is_dir && appeared => {
-                self.add(&self.config_dir().join("manifests").join(name), Dir::Kind);
+                self.add(&self.manifests_dir().join(name), Dir::Kind);
                 Some(LocalChange::Manifests)
             }
-            Dir::Kind if !is_dir && name.ends_with(".yaml") => mask
+            Dir::Kind if !is_dir && layout::manifest_file_name(name).is_some() => mask
                 .intersects(
                     EventMask::MOVED_TO
                         | EventMask::MOVED_FROM
@@ -282,7 +290,7 @@ mod tests {
         // writing them is the bump that follows.
         let status = dir.path().join("orbitlab/status/sector");
         std::fs::create_dir_all(&status).unwrap();
-        std::fs::write(status.join("web.yaml"), "x").unwrap();
+        std::fs::write(status.join("web.json"), "x").unwrap();
         std::fs::write(dir.path().join("orbitlab/other"), "x").unwrap();
         std::fs::write(kind.join("notes.txt"), "x").unwrap();
         store.bump_generation().unwrap();

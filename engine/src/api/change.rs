@@ -10,7 +10,8 @@ use orbitlab_manifests::{
 use serde::Serialize;
 
 use super::{ApiError, ApiPath};
-use crate::store::{LockName, Store, StoreError, manifest_path};
+use crate::store::layout::{self, Lock};
+use crate::store::{Store, StoreError};
 
 /// What happened (or would happen) to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -189,8 +190,7 @@ pub(crate) fn commit(
     store: &Store,
     edit: impl FnOnce(&mut Catalog) -> Result<(), ApiError>,
 ) -> Result<Vec<Change>, ApiError> {
-    let lock: LockName = "manifests".parse()?;
-    let _guard = store.lock(&lock)?;
+    let _guard = store.lock(Lock::Manifests.name())?;
     let mut catalog = Catalog::load(store)?;
     edit(&mut catalog)?;
     let changes = catalog.validated_changes()?;
@@ -222,13 +222,13 @@ impl Journal {
     }
 
     fn write(&mut self, store: &Store, manifest: &Manifest) -> Result<(), StoreError> {
-        let path = manifest_path(manifest.kind(), manifest.name());
+        let path = layout::manifest(manifest.kind(), manifest.name());
         self.previous.push((path.clone(), store.read(&path)?));
         store.write_manifest(manifest)
     }
 
     fn remove(&mut self, store: &Store, kind: Kind, name: &Name) -> Result<(), StoreError> {
-        let path = manifest_path(kind, name);
+        let path = layout::manifest(kind, name);
         self.previous.push((path.clone(), store.read(&path)?));
         store.remove(&path).map(drop)
     }

@@ -101,9 +101,9 @@ impl Api {
             ),
             ApiPath::Collection(kind) => Value::Array(
                 self.store
-                    .list(&crate::store::manifests_dir(*kind))?
+                    .list(&crate::store::layout::manifests_dir(*kind))?
                     .iter()
-                    .filter_map(|f| f.strip_suffix(".yaml"))
+                    .filter_map(|f| crate::store::layout::manifest_file_name(f))
                     .map(|n| json!({ "name": n }))
                     .collect(),
             ),

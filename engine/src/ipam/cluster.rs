@@ -1,20 +1,16 @@
 //! IPAM on the cluster filesystem: [`Store`] as an [`IpamStore`]. Files go
 //! under `<root>/orbitlab/ipam/`, replaced by rename; the lock is the
-//! cluster lock `orbitlab-ipam` (also taken for VNet tag reservations).
+//! cluster lock [`Lock::Ipam`] (also taken for VNet tag reservations). The
+//! paths IPAM passes in come from [`crate::store::layout`].
 
 use super::store::{IpamStore, StoreError};
-use crate::store::{LockGuard, LockName, Store, StorePath};
-
-/// The cluster lock that serialises every IPAM change.
-pub fn lock_name() -> LockName {
-    "ipam".parse().expect("constant lock name is valid")
-}
+use crate::store::{Lock, LockGuard, Store, StorePath};
 
 impl IpamStore for Store {
     type Guard = LockGuard;
 
     fn lock(&self) -> Result<LockGuard, StoreError> {
-        Ok(Store::lock(self, &lock_name())?)
+        Ok(Store::lock(self, Lock::Ipam.name())?)
     }
 
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {

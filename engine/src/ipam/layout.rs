@@ -1,7 +1,8 @@
 //! IPAM's on-disk form: file paths and the JSON documents stored in them.
 //! Pure: encoding and decoding only; the session does the I/O.
 //!
-//! Paths are relative to OrbitLab's root in the store (`/etc/pve/orbitlab`):
+//! Paths are relative to OrbitLab's root in the store (`/etc/pve/orbitlab`)
+//! and come from [`crate::store::layout`], which owns them:
 //!
 //! ```text
 //! ipam/<pool-id>/pool.json                  {"format":1,"cidr":"10.200.0.0/16","full":["10.200.0.0/24"]}
@@ -28,11 +29,10 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::{IpamError, Owner, Pool, PoolId};
+use crate::store::layout as store_layout;
 
 /// Largest IPAM file OrbitLab writes (a quarter of pmxcfs' 1 MiB limit).
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
-/// Directory (relative to the OrbitLab root) holding every pool.
-pub const IPAM_DIR: &str = "ipam";
 /// On-disk format version written in `pool.json`.
 const FORMAT: u32 = 1;
 
@@ -62,16 +62,32 @@ pub(crate) type Shard = BTreeMap<Ipv4Addr, Owner>;
 /// One owner bucket: owner → address.
 pub(crate) type Bucket = BTreeMap<Owner, Ipv4Addr>;
 
+/// `ipam/`, the directory holding every pool (store-relative, as the
+/// [`IpamStore`](super::IpamStore) takes it).
+pub(crate) fn pools_dir() -> String {
+    store_layout::ipam_dir().relative().to_owned()
+}
+
+/// `ipam/<id>/pool.json`.
 pub(crate) fn meta_path(id: &PoolId) -> String {
-    format!("{IPAM_DIR}/{id}/pool.json")
+    store_layout::ipam_pool(id).relative().to_owned()
 }
 
+/// `ipam/<id>/addr/<a.b.c.0>-24.json`.
 pub(crate) fn shard_path(id: &PoolId, block: u32) -> String {
-    format!("{IPAM_DIR}/{id}/addr/{}-24.json", Ipv4Addr::from(block))
+    store_layout::ipam_shard(id, Ipv4Addr::from(block))
+        .relative()
+        .to_owned()
 }
 
+/// `ipam/<id>/owners/<xxx>.json`.
 pub(crate) fn bucket_path(id: &PoolId, bucket: u32) -> String {
-    format!("{IPAM_DIR}/{id}/owners/{bucket:03x}.json")
+    store_layout::ipam_bucket(id, bucket).relative().to_owned()
+}
+
+/// `ipam.serial`, the change token (see `listing`).
+pub(crate) fn token_path() -> String {
+    store_layout::ipam_serial().relative().to_owned()
 }
 
 /// The /24 block as a network, for `pool.json`'s `full` list.

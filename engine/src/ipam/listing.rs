@@ -19,12 +19,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use super::layout;
 use super::store::IpamStore;
 use super::{IpamError, IpamSession, Owner, PoolId};
 use crate::store::Store;
-
-/// The change token's path, relative to OrbitLab's root.
-pub(crate) const TOKEN_PATH: &str = "ipam.serial";
 
 /// Every recorded allocation, by pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +35,7 @@ pub struct Listing {
 
 /// Reads the change token; `None` when missing or unreadable.
 pub(crate) fn read_token(store: &impl IpamStore) -> Option<u64> {
-    let bytes = store.read(TOKEN_PATH).ok()??;
+    let bytes = store.read(&layout::token_path()).ok()??;
     std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }
 
@@ -45,11 +43,12 @@ pub(crate) fn read_token(store: &impl IpamStore) -> Option<u64> {
 /// IPAM lock and have not written anything yet).
 pub(crate) fn new_token(store: &impl IpamStore) -> Result<(), IpamError> {
     let token: u64 = rand::random();
+    let path = layout::token_path();
     store
-        .write(TOKEN_PATH, format!("{token}\n").as_bytes())
+        .write(&path, format!("{token}\n").as_bytes())
         .map_err(|source| IpamError::Store {
             op: "write",
-            path: TOKEN_PATH.to_owned(),
+            path,
             source,
         })
 }
@@ -120,12 +119,12 @@ mod tests {
 
         // Data changed behind the token's back (a session cut short after
         // its token write, or a hand edit): a lost token never hits.
-        std::fs::remove_file(dir.path().join("orbitlab").join(TOKEN_PATH)).unwrap();
+        std::fs::remove_file(store.absolute(&crate::store::layout::ipam_serial())).unwrap();
         {
             let mut session = IpamSession::begin(&other).unwrap();
             session.release_owner(&web, &lxc).unwrap();
         }
-        std::fs::remove_file(dir.path().join("orbitlab").join(TOKEN_PATH)).ok();
+        std::fs::remove_file(store.absolute(&crate::store::layout::ipam_serial())).ok();
         assert_eq!(listing(&store).unwrap().pools[web.id()].get(&addr), None);
 
         // The resync drops the cache whatever the token says.

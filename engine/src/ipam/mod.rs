@@ -43,7 +43,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-pub use layout::{IPAM_DIR, MAX_FILE_BYTES};
+pub use layout::MAX_FILE_BYTES;
 pub use listing::{Listing, listing};
 pub use names::{MAX_OWNER_LEN, MAX_POOL_ID_LEN, Owner, PoolId};
 pub use pool::{MAX_PREFIX, MIN_PREFIX, Pool, RESERVED_OFFSETS, Role};

@@ -19,7 +19,7 @@ use super::layout::{
     meta_path, shard_path,
 };
 use super::pool::block_of;
-use super::{IPAM_DIR, IpamError, IpamStore, Owner, Pool, PoolId, Role, StoreError};
+use super::{IpamError, IpamStore, Owner, Pool, PoolId, Role, StoreError};
 
 /// One locked IPAM session over a store. See the module documentation.
 pub struct IpamSession<'s, S: IpamStore> {
@@ -250,15 +250,13 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
 
     /// The ids of every pool recorded in the store.
     pub fn pools(&self) -> Result<Vec<PoolId>, IpamError> {
-        let names = self
-            .store
-            .list(IPAM_DIR)
-            .map_err(store_err("list", IPAM_DIR))?;
+        let dir = layout::pools_dir();
+        let names = self.store.list(&dir).map_err(store_err("list", &dir))?;
         let mut ids = names
             .iter()
             .map(|name| {
                 name.parse().map_err(|_| IpamError::Corrupt {
-                    path: format!("{IPAM_DIR}/{name}"),
+                    path: format!("{dir}/{name}"),
                     reason: "the name is not a valid pool id".into(),
                 })
             })

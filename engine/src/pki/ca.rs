@@ -13,6 +13,7 @@ use super::names::{CaName, CertName, DnsName, Lifetime, check_common_name};
 use super::records::{self, CaKind, CaRecord, RevocationReason, RevokedEntry, ca_key_path};
 use super::view::CaDetails;
 use super::{Pki, PkiError, first_info};
+use crate::store::layout;
 use crate::vault::Timestamp;
 
 /// How to make a CA.
@@ -86,7 +87,7 @@ impl Pki {
             .unwrap_or_else(|| format!("OrbitLab {name} CA"));
         check_common_name(&common_name)?;
         if self
-            .read_record::<CaRecord>(&records::ca_file(name))?
+            .read_record::<CaRecord>(&layout::pki_ca(name))?
             .is_some()
         {
             return Err(PkiError::CaExists {
@@ -159,7 +160,7 @@ impl Pki {
             created: Timestamp::from(now),
         };
         self.vault.set(&ca_key_path(name), &key_pem)?;
-        self.write_record(&records::ca_file(name), &rec)?;
+        self.write_record(&layout::pki_ca(name), &rec)?;
         tracing::info!(ca = %name, ?kind, "CA created");
         self.ca_details(&rec)
     }
@@ -204,7 +205,7 @@ impl Pki {
         rec.previous_serials
             .push(records::canonical_serial(&old.serial).unwrap_or(old.serial));
         rec.cert_pem = cert.pem();
-        self.write_record(&records::ca_file(name), &rec)?;
+        self.write_record(&layout::pki_ca(name), &rec)?;
         tracing::info!(ca = %name, "CA certificate renewed");
         self.ca_details(&rec)
     }
@@ -248,7 +249,7 @@ impl Pki {
             self.sign_crl(&rec.name, &rec.cert_pem, &key, rec.crl_number, &rec.revoked)?;
         rec.crl_pem = pem;
         rec.crl_next_update = next;
-        self.write_record(&records::ca_file(&rec.name), rec)
+        self.write_record(&layout::pki_ca(&rec.name), rec)
     }
 
     fn sign_crl(

@@ -15,6 +15,7 @@ use super::names::{CaName, CertName, DnsName, Lifetime};
 use super::records::{self, CaRecord, CertRecord, KeySource, LeafProfile, cert_key_path};
 use super::view::CertDetails;
 use super::{Pki, PkiError};
+use crate::store::layout;
 use crate::vault::{SecretValue, Timestamp};
 
 /// What a leaf certificate should say.
@@ -134,7 +135,7 @@ impl Pki {
         cert.previous_serials
             .push(records::canonical_serial(&old.serial).unwrap_or(old.serial));
         cert.cert_pem = cert_pem;
-        self.write_record(&records::cert_file(ca, name), &cert)?;
+        self.write_record(&layout::pki_cert(ca, name), &cert)?;
         tracing::info!(ca = %ca, cert = %name, "certificate renewed");
         self.cert_details(&cert)
     }
@@ -158,7 +159,7 @@ impl Pki {
     fn prepare_issue(&self, ca: &CaName, name: &CertName) -> Result<CaRecord, PkiError> {
         let rec = self.load_ca(ca)?;
         if self
-            .read_record::<CertRecord>(&records::cert_file(ca, name))?
+            .read_record::<CertRecord>(&layout::pki_cert(ca, name))?
             .is_some()
         {
             return Err(PkiError::CertExists {
@@ -264,7 +265,7 @@ impl Pki {
             previous_serials: Vec::new(),
             created: Timestamp::from(self.now()),
         };
-        self.write_record(&records::cert_file(ca, name), &cert)?;
+        self.write_record(&layout::pki_cert(ca, name), &cert)?;
         tracing::info!(ca = %ca, cert = %name, "certificate issued");
         self.cert_details(&cert)
     }

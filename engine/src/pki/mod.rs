@@ -11,7 +11,7 @@
 //! (`pki/<ca>/key`, `pki/<ca>/certs/<name>/key`; see [`crate::vault`]).
 //! Public records are in the config area (`orbitlab/pki/cas/<ca>.json`,
 //! `orbitlab/pki/certs/<ca>/<name>.json`, 0640; see [`records`]). Every
-//! change runs under the cluster lock `priv/lock/orbitlab-pki` (vault
+//! change runs under the cluster lock [`Lock::Pki`] (vault
 //! writes take the vault lock inside it: always in that order).
 //!
 //! **Refusals.** Issuing from an expired, not yet valid or revoked CA; a
@@ -48,7 +48,8 @@ pub use view::{
     Renewed,
 };
 
-use crate::store::{LockGuard, LockName, Store, StorePath};
+use crate::store::layout::{self, Lock};
+use crate::store::{LockGuard, Store, StorePath};
 use crate::vault::Vault;
 use records::{CaRecord, CertRecord};
 
@@ -68,9 +69,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// Name of the cluster lock every PKI change holds.
-const LOCK_NAME: &str = "pki";
-
 /// Deepest chain of CAs followed (a longer one means damaged records).
 const MAX_DEPTH: usize = 16;
 
@@ -79,7 +77,6 @@ const MAX_DEPTH: usize = 16;
 pub struct Pki {
     vault: Vault,
     clock: Arc<dyn Clock>,
-    lock: LockName,
 }
 
 impl Pki {
@@ -88,7 +85,6 @@ impl Pki {
         Pki {
             vault,
             clock: Arc::new(SystemClock),
-            lock: LOCK_NAME.parse().expect("a valid lock name"),
         }
     }
 
@@ -107,34 +103,37 @@ impl Pki {
     }
 
     fn lock(&self) -> Result<LockGuard, PkiError> {
-        Ok(self.store().lock(&self.lock)?)
+        Ok(self.store().lock(Lock::Pki.name())?)
     }
 
-    fn read_record<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>, PkiError> {
-        let path = StorePath::config(rel)?;
-        let Some(bytes) = self.store().read(&path)? else {
+    fn read_record<T: DeserializeOwned>(&self, path: &StorePath) -> Result<Option<T>, PkiError> {
+        let Some(bytes) = self.store().read(path)? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| PkiError::Damaged {
-                file: self.store().absolute(&path),
+                file: self.store().absolute(path),
                 reason: e.to_string(),
             })
     }
 
-    fn write_record<T: serde::Serialize>(&self, rel: &str, record: &T) -> Result<(), PkiError> {
+    fn write_record<T: serde::Serialize>(
+        &self,
+        path: &StorePath,
+        record: &T,
+    ) -> Result<(), PkiError> {
         let bytes = serde_json::to_vec_pretty(record).expect("records always serialize");
-        Ok(self.store().write(&StorePath::config(rel)?, &bytes)?)
+        Ok(self.store().write(path, &bytes)?)
     }
 
     fn load_ca(&self, ca: &CaName) -> Result<CaRecord, PkiError> {
-        self.read_record(&records::ca_file(ca))?
+        self.read_record(&layout::pki_ca(ca))?
             .ok_or_else(|| PkiError::CaNotFound { ca: ca.to_string() })
     }
 
     fn load_cert(&self, ca: &CaName, name: &CertName) -> Result<CertRecord, PkiError> {
-        self.read_record(&records::cert_file(ca, name))?
+        self.read_record(&layout::pki_cert(ca, name))?
             .ok_or_else(|| PkiError::CertNotFound {
                 ca: ca.to_string(),
                 name: name.to_string(),
@@ -144,8 +143,8 @@ impl Pki {
     /// Every CA record, by name.
     fn all_cas(&self) -> Result<Vec<CaRecord>, PkiError> {
         let mut out = Vec::new();
-        for file in self.store().list(&StorePath::config("pki/cas")?)? {
-            let Some(name) = file.strip_suffix(".json") else {
+        for file in self.store().list(&layout::pki_cas_dir())? {
+            let Some(name) = layout::record_file_name(&file) else {
                 continue;
             };
             let Ok(name) = name.parse::<CaName>() else {
@@ -159,11 +158,8 @@ impl Pki {
     /// Every leaf record of `ca`, by name.
     fn certs_of(&self, ca: &CaName) -> Result<Vec<CertRecord>, PkiError> {
         let mut out = Vec::new();
-        for file in self
-            .store()
-            .list(&StorePath::config(&records::certs_dir(ca))?)?
-        {
-            let Some(name) = file.strip_suffix(".json") else {
+        for file in self.store().list(&layout::pki_certs_dir(ca))? {
+            let Some(name) = layout::record_file_name(&file) else {
                 continue;
             };
             let Ok(name) = name.parse::<CertName>() else {
@@ -201,9 +197,7 @@ impl Pki {
         while let Some(parent) = out.last().and_then(|c| c.parent.clone()) {
             if out.len() > MAX_DEPTH {
                 return Err(PkiError::Damaged {
-                    file: self
-                        .store()
-                        .absolute(&StorePath::config(&records::ca_file(&rec.name))?),
+                    file: self.store().absolute(&layout::pki_ca(&rec.name)),
                     reason: format!("its chain of parents is longer than {MAX_DEPTH} (a loop?)"),
                 });
             }

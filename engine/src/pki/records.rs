@@ -177,21 +177,6 @@ pub(crate) struct CertRecord {
     pub(crate) created: Timestamp,
 }
 
-/// Store path of a CA record, relative to the config area.
-pub(crate) fn ca_file(ca: &CaName) -> String {
-    format!("pki/cas/{ca}.json")
-}
-
-/// Directory of a CA's leaf records.
-pub(crate) fn certs_dir(ca: &CaName) -> String {
-    format!("pki/certs/{ca}")
-}
-
-/// Store path of a leaf record.
-pub(crate) fn cert_file(ca: &CaName, name: &CertName) -> String {
-    format!("pki/certs/{ca}/{name}.json")
-}
-
 /// Vault path of a CA's private key.
 pub fn ca_key_path(ca: &CaName) -> SecretPath {
     format!("pki/{ca}/key")
@@ -239,6 +224,5 @@ mod tests {
         let cert: CertName = "web".parse().unwrap();
         assert_eq!(ca_key_path(&ca).as_str(), "pki/root/key");
         assert_eq!(cert_key_path(&ca, &cert).as_str(), "pki/root/certs/web/key");
-        assert_eq!(cert_file(&ca, &cert), "pki/certs/root/web.json");
     }
 }

@@ -59,7 +59,7 @@ pub enum ConnectionError {
 }
 
 fn path() -> StorePath {
-    StorePath::private("pve-api.json").expect("constant path is valid")
+    crate::store::layout::connection()
 }
 
 impl StoredConnection {

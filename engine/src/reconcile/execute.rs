@@ -22,7 +22,7 @@ use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
 use crate::pve::{
     self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction, Vmid,
 };
-use crate::store::{LockGuard, LockName, Store};
+use crate::store::{Lock, LockGuard, Store};
 
 /// Everything a step may touch.
 #[derive(Debug)]
@@ -110,7 +110,7 @@ pub fn execute<'a>(plan: &Plan, ctx: &Context<'a>, allow_pending: bool) -> Outco
 /// Begins an SDN transaction (takes its lock).
 fn begin_sdn<'a>(ctx: &Context<'a>, allow_pending: bool) -> Result<Sdn<'a>, ReconcileError> {
     SdnTransaction::begin(ctx.pve, allow_pending, || {
-        Ok::<_, ReconcileError>(ctx.store.lock(&"sdn".parse::<LockName>()?)?)
+        Ok::<_, ReconcileError>(ctx.store.lock(Lock::Sdn.name())?)
     })
 }
 
@@ -350,7 +350,7 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
         .enumerate()
         .map(|(i, nic)| Ok((i as u8, net_value(ctx, i, nic)?)))
         .collect::<Result<BTreeMap<u8, String>, ReconcileError>>()?;
-    let _lock = ctx.store.lock(&"vmid".parse::<LockName>()?)?;
+    let _lock = ctx.store.lock(Lock::Vmid.name())?;
     let mut last_error = None;
     for _ in 0..3 {
         let vmid = Vmid::try_from(ctx.pve.next_vmid(None)?).map_err(|e| {

@@ -42,7 +42,7 @@ pub use plan::{Desired, Plan, plan};
 use crate::host::{ContainerHost, HostError};
 use crate::ipam::IpamError;
 use crate::pve::{Pve, PveError};
-use crate::store::{LockName, ObjectError, Store, StoreError};
+use crate::store::{Lock, ObjectError, Store, StoreError};
 
 /// Why a pass could not run (a failing step is reported per object
 /// instead).
@@ -156,12 +156,11 @@ impl Reconciler<'_> {
             // Only this node's OrbitLab containers are configured here.
             return Ok(report);
         }
-        let lock: LockName = "reconcile".parse()?;
         // Node-scoped work touches only this node's containers. The lock
         // (renewed while held) covers the whole run, so the observation
         // made after one pass is still the truth at the start of the next.
         let _guard = match self.options.scope {
-            Scope::Cluster => Some(self.store.lock(&lock)?),
+            Scope::Cluster => Some(self.store.lock(Lock::Reconcile.name())?),
             Scope::Node => None,
         };
         let mut next: Option<(Plan, Observed)> = None;

@@ -2,8 +2,9 @@
 //! `Progressing`, `Failed`, with reason, message and since) from the plan
 //! and what executing it did, and the outputs its kind's controller
 //! describes from the pass's observation. Written only by the
-//! cluster-scoped reconciler, to `orbitlab/status/<kind>/<name>.yaml`
-//! through the store (replace-by-rename).
+//! cluster-scoped reconciler, to `orbitlab/status/<kind>/<name>.json`
+//! ([`crate::store::layout::status`]) through the store
+//! (replace-by-rename).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

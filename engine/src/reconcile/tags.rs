@@ -1,27 +1,23 @@
 //! VNet tag reservations: which Sector holds which tag in 1001–9999.
 //!
-//! On disk: `<root>/orbitlab/sdn/vnet-tags.json` (`{"1001": "web"}`),
-//! changed only under the cluster lock `orbitlab-ipam`. A tag is reserved
+//! On disk: `<root>/orbitlab/sdn/vnet-tags.json` ([`layout::vnet_tags`],
+//! `{"1001": "web"}`), changed only under the cluster lock [`Lock::Ipam`]. A tag is reserved
 //! before any Proxmox object uses it and released only after Proxmox no
 //! longer has the VNet, so an interrupted create or delete never lets two
 //! Sectors share a tag.
 
 use std::collections::BTreeMap;
 
-use crate::ipam::cluster::lock_name;
-use crate::store::{Store, StoreError, StorePath};
-
-fn path() -> StorePath {
-    StorePath::config("sdn/vnet-tags.json").expect("constant path is valid")
-}
+use crate::store::layout::{self, Lock};
+use crate::store::{Store, StoreError};
 
 /// Every reservation: tag → Sector name.
 pub fn read(store: &Store) -> Result<BTreeMap<u32, String>, StoreError> {
-    let Some(bytes) = store.read(&path())? else {
+    let Some(bytes) = store.read(&layout::vnet_tags())? else {
         return Ok(BTreeMap::new());
     };
     serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-        path: store.absolute(&path()),
+        path: store.absolute(&layout::vnet_tags()),
         reason: format!("not a VNet tag table ({e}); restore it from a backup of /etc/pve"),
     })
 }
@@ -37,7 +33,7 @@ pub enum TagError {
 
 /// Reserves `tag` for `sector` (idempotent for the same pair).
 pub fn reserve(store: &Store, sector: &str, tag: u32) -> Result<(), TagError> {
-    let _lock = store.lock(&lock_name())?;
+    let _lock = store.lock(Lock::Ipam.name())?;
     let mut tags = read(store)?;
     match tags.get(&tag) {
         Some(holder) if holder == sector => return Ok(()),
@@ -56,7 +52,7 @@ pub fn reserve(store: &Store, sector: &str, tag: u32) -> Result<(), TagError> {
 
 /// Releases `tag` if `sector` holds it.
 pub fn release(store: &Store, sector: &str, tag: u32) -> Result<(), StoreError> {
-    let _lock = store.lock(&lock_name())?;
+    let _lock = store.lock(Lock::Ipam.name())?;
     let mut tags = read(store)?;
     if tags.get(&tag).map(String::as_str) == Some(sector) {
         tags.remove(&tag);
@@ -67,7 +63,7 @@ pub fn release(store: &Store, sector: &str, tag: u32) -> Result<(), StoreError> 
 
 fn write(store: &Store, tags: &BTreeMap<u32, String>) -> Result<(), StoreError> {
     let text = serde_json::to_vec_pretty(tags).expect("a map of numbers to strings encodes");
-    store.write(&path(), &text)
+    store.write(&layout::vnet_tags(), &text)
 }
 
 #[cfg(test)]

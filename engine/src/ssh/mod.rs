@@ -8,7 +8,8 @@
 //! vault versions, `SHA256:` fingerprints and `authorized_keys` lines. The
 //! previous key stays (and stays in [`SshKeys::authorized_keys`]) until
 //! [`SshKeys::drop_previous`]; a second rotation is refused until then.
-//! Changes run under the cluster lock `priv/lock/orbitlab-ssh`.
+//! Changes run under the cluster lock [`Lock::Ssh`]; paths come from
+//! [`layout`].
 
 mod error;
 mod keygen;
@@ -19,7 +20,8 @@ pub use error::SshError;
 pub use keygen::SshAlgorithm;
 
 use crate::pki::names::object_name;
-use crate::store::{LockGuard, LockName, Store, StorePath};
+use crate::store::layout::{self, Lock};
+use crate::store::{LockGuard, Store};
 use crate::vault::{SecretPath, SecretValue, Timestamp, Vault, VaultError, Version};
 
 object_name!(
@@ -27,9 +29,6 @@ object_name!(
     KeyName,
     "SSH key name"
 );
-
-/// Name of the cluster lock SSH key changes hold.
-const LOCK_NAME: &str = "ssh";
 
 /// How to make a key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,16 +75,12 @@ pub struct SshKeyInfo {
 #[derive(Debug, Clone)]
 pub struct SshKeys {
     vault: Vault,
-    lock: LockName,
 }
 
 impl SshKeys {
     /// The SSH keys whose private parts live in `vault`.
     pub fn new(vault: Vault) -> SshKeys {
-        SshKeys {
-            vault,
-            lock: LOCK_NAME.parse().expect("a valid lock name"),
-        }
+        SshKeys { vault }
     }
 
     /// Generates key `name` (refused when it exists).
@@ -149,7 +144,7 @@ impl SshKeys {
             Ok(_) | Err(VaultError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        self.store().remove(&record_path(name)?)?;
+        self.store().remove(&layout::ssh_key(name))?;
         tracing::info!(key = %name, "SSH key deleted");
         Ok(())
     }
@@ -162,8 +157,8 @@ impl SshKeys {
     /// Every key, by name.
     pub fn list(&self) -> Result<Vec<SshKeyInfo>, SshError> {
         let mut out = Vec::new();
-        for file in self.store().list(&StorePath::config("ssh")?)? {
-            let Some(Ok(name)) = file.strip_suffix(".json").map(str::parse::<KeyName>) else {
+        for file in self.store().list(&layout::ssh_keys_dir())? {
+            let Some(Ok(name)) = layout::record_file_name(&file).map(str::parse::<KeyName>) else {
                 continue;
             };
             out.push(self.load(&name)?);
@@ -216,7 +211,7 @@ impl SshKeys {
     }
 
     fn lock(&self) -> Result<LockGuard, SshError> {
-        Ok(self.store().lock(&self.lock)?)
+        Ok(self.store().lock(Lock::Ssh.name())?)
     }
 
     fn new_key(&self, name: &KeyName, spec: &KeySpec) -> Result<PublicKeyInfo, SshError> {
@@ -240,7 +235,7 @@ impl SshKeys {
     }
 
     fn read(&self, name: &KeyName) -> Result<Option<SshKeyInfo>, SshError> {
-        let path = record_path(name)?;
+        let path = layout::ssh_key(name);
         let Some(bytes) = self.store().read(&path)? else {
             return Ok(None);
         };
@@ -260,7 +255,7 @@ impl SshKeys {
 
     fn write(&self, info: &SshKeyInfo) -> Result<(), SshError> {
         let bytes = serde_json::to_vec_pretty(info).expect("records always serialize");
-        Ok(self.store().write(&record_path(&info.name)?, &bytes)?)
+        Ok(self.store().write(&layout::ssh_key(&info.name), &bytes)?)
     }
 }
 
@@ -269,8 +264,4 @@ pub fn secret_path(name: &KeyName) -> SecretPath {
     format!("ssh/{name}")
         .parse()
         .expect("key names are valid path segments")
-}
-
-fn record_path(name: &KeyName) -> Result<StorePath, SshError> {
-    Ok(StorePath::config(&format!("ssh/{name}.json"))?)
 }

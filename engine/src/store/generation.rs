@@ -1,4 +1,5 @@
-//! The change counter: `<root>/orbitlab/generation`, one decimal number.
+//! The change counter: `<root>/orbitlab/generation` ([`layout::generation`]),
+//! one decimal number.
 //!
 //! inotify never reports changes made on other nodes, so every writer of a
 //! manifest bumps this small file (under the `generation` lock, so no bump
@@ -7,7 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{LockName, Store, StoreError, StorePath};
+use super::layout::{self, Lock};
+use super::{Store, StoreError};
 
 /// A value of the change counter; 0 before anything was ever written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -19,12 +21,8 @@ impl fmt::Display for Generation {
     }
 }
 
-fn counter_path() -> StorePath {
-    StorePath::config("generation").expect("constant path is valid")
-}
-
 pub(super) fn read(store: &Store) -> Result<Generation, StoreError> {
-    let path = counter_path();
+    let path = layout::generation();
     let Some(bytes) = store.read(&path)? else {
         return Ok(Generation(0));
     };
@@ -41,10 +39,9 @@ pub(super) fn read(store: &Store) -> Result<Generation, StoreError> {
 }
 
 pub(super) fn bump(store: &Store) -> Result<Generation, StoreError> {
-    let name: LockName = "generation".parse()?;
-    let _guard = store.lock(&name)?;
+    let _guard = store.lock(Lock::Generation.name())?;
     // A corrupt counter is replaced rather than blocking every writer.
     let next = Generation(read(store).map(|g| g.0).unwrap_or(0).wrapping_add(1));
-    store.write(&counter_path(), format!("{next}\n").as_bytes())?;
+    store.write(&layout::generation(), format!("{next}\n").as_bytes())?;
     Ok(next)
 }

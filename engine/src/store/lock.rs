@@ -8,13 +8,15 @@
 //! fresh `mkdir` wins. The holder renews with `utime(dir, 0, now)` from a
 //! background thread and releases with `rmdir` when the [`LockGuard`] drops.
 //! The directory stays empty; the last holder's identity is recorded in
-//! `<root>/priv/orbitlab/locks/NAME.owner`, only to explain waits.
+//! `<root>/priv/orbitlab/locks/NAME.owner`, only to explain waits. Both
+//! names come from [`layout`]; OrbitLab's locks are [`layout::Lock`].
 //!
 //! Without quorum pmxcfs answers every `utime` with EACCES too, so a held
 //! lock looks forever young: when an expiry request is refused, the waiter
 //! reads `<root>/.members`, and if the cluster is not quorate it gives up at
 //! once with [`StoreError::ReadOnly`] instead of waiting out its deadline.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::{self, File, FileTimes};
 use std::io::ErrorKind;
@@ -28,7 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::StoreError;
 use super::files;
-use super::path::{Area, StorePath};
+use super::layout;
+use super::path::Area;
 
 /// How long pmxcfs lets a lock live without renewal before a waiter may
 /// expire it.
@@ -36,29 +39,58 @@ pub const PMXCFS_LOCK_EXPIRY: Duration = Duration::from_secs(120);
 
 /// Name of a cluster lock: `[a-z0-9-]`, 1 to 64 characters. The directory
 /// is `priv/lock/orbitlab-NAME`.
+///
+/// OrbitLab's own locks are the compile-time constants of
+/// [`Lock`](super::layout::Lock); parsing (`FromStr`) remains for names
+/// that come from elsewhere (tests, tools).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LockName(String);
+pub struct LockName(Cow<'static, str>);
+
+/// Why `name` is not a lock name, if it is not one.
+const fn lock_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Some("must be 1 to 64 characters long");
+    }
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Some("only lowercase letters, digits and `-` are allowed");
+        }
+        i += 1;
+    }
+    None
+}
+
+impl LockName {
+    /// A lock name fixed in the source. Evaluated in a constant context, an
+    /// invalid name stops the build.
+    pub(crate) const fn constant(name: &'static str) -> LockName {
+        assert!(
+            lock_name_problem(name).is_none(),
+            "invalid cluster lock name"
+        );
+        LockName(Cow::Borrowed(name))
+    }
+
+    /// The name, as in `priv/lock/orbitlab-NAME`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl FromStr for LockName {
     type Err = StoreError;
 
     fn from_str(name: &str) -> Result<Self, StoreError> {
-        let invalid = |reason| StoreError::InvalidLockName {
-            name: name.to_owned(),
-            reason,
-        };
-        if name.is_empty() || name.len() > 64 {
-            return Err(invalid("must be 1 to 64 characters long"));
+        match lock_name_problem(name) {
+            Some(reason) => Err(StoreError::InvalidLockName {
+                name: name.to_owned(),
+                reason,
+            }),
+            None => Ok(LockName(Cow::Owned(name.to_owned()))),
         }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(invalid(
-                "only lowercase letters, digits and `-` are allowed",
-            ));
-        }
-        Ok(LockName(name.to_owned()))
     }
 }
 
@@ -138,8 +170,8 @@ pub(crate) fn acquire(
     name: &LockName,
     options: LockOptions,
 ) -> Result<LockGuard, StoreError> {
-    let lock_root = root.join("priv/lock");
-    let dir = lock_root.join(format!("orbitlab-{name}"));
+    let lock_root = root.join(layout::LOCK_AREA);
+    let dir = layout::lock_dir(root, name);
     let started = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
@@ -243,14 +275,8 @@ fn set_times(dir: &Path, modified: SystemTime) -> std::io::Result<()> {
     )
 }
 
-fn owner_path(name: &LockName) -> Option<StorePath> {
-    StorePath::private("locks")
-        .and_then(|p| p.join(&format!("{name}.owner")))
-        .ok()
-}
-
 fn record_holder(root: &Path, name: &LockName) {
-    let Some(path) = owner_path(name) else { return };
+    let path = layout::lock_owner(name);
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -265,8 +291,8 @@ fn record_holder(root: &Path, name: &LockName) {
 }
 
 fn describe_holder(root: &Path, name: &LockName) -> String {
-    owner_path(name)
-        .and_then(|p| fs::read_to_string(p.under(root)).ok())
+    fs::read_to_string(layout::lock_owner(name).under(root))
+        .ok()
         .map(|s| format!("last taken by {}", s.trim()))
         .unwrap_or_else(|| "holder unknown".into())
 }

@@ -8,6 +8,9 @@
 //!   root-only, 0600;
 //! - `<root>/priv/lock/orbitlab-*`: cluster-wide locks ([`Store::lock`]).
 //!
+//! [`layout`] names every one of those files, directories and locks; no
+//! other module builds their paths.
+//!
 //! Every write replaces a whole file by rename, refuses more than 1 MiB
 //! before writing anything, and reports pmxcfs' EACCES as "read-only (no
 //! quorum)". See `DESIGN.md` ("On the cluster") for the facts relied on.
@@ -16,6 +19,7 @@ mod decoded;
 mod error;
 mod files;
 mod generation;
+pub mod layout;
 mod lock;
 mod objects;
 mod path;
@@ -26,8 +30,9 @@ use std::time::Duration;
 
 pub use error::{MAX_FILE_BYTES, StoreError};
 pub use generation::Generation;
+pub use layout::{Lock, manifest_label};
 pub use lock::{LockGuard, LockName, LockOptions, PMXCFS_LOCK_EXPIRY};
-pub use objects::{ObjectError, manifest_label, manifest_path, manifests_dir, status_path};
+pub use objects::ObjectError;
 pub use path::{Area, StorePath};
 
 /// Where the cluster filesystem is mounted on a Proxmox node.

@@ -1,11 +1,11 @@
 //! Manifest and status files: where each object's spec and status live,
 //! and how they are decoded.
 //!
-//! - spec:   `<root>/orbitlab/manifests/<kind>/<name>.yaml` (people, the
-//!   command, GitOps);
-//! - status: `<root>/orbitlab/status/<kind>/<name>.json` (agents only;
-//!   JSON because every `orbitlab get` reads all of them and JSON parses an
-//!   order of magnitude faster than YAML).
+//! - spec:   [`layout::manifest`], `<root>/orbitlab/manifests/<kind>/<name>.yaml`
+//!   (people, the command, GitOps);
+//! - status: [`layout::status`], `<root>/orbitlab/status/<kind>/<name>.json`
+//!   (agents only; JSON because every `orbitlab get` reads all of them and
+//!   JSON parses an order of magnitude faster than YAML).
 //!
 //! A stored manifest that no longer decodes is reported with its file and
 //! line, never silently skipped.
@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use orbitlab_manifests::{Kind, Manifest, ManifestErrors, Name, Sourced, codec};
 
 use super::decoded::{self, DecodedCache};
+use super::layout::{self, manifest_label};
 use super::{Store, StoreError, StorePath};
 use crate::status::ObjectStatus;
 
@@ -31,38 +32,6 @@ pub enum ObjectError {
     Status { path: String, reason: String },
 }
 
-/// Where the spec of `kind/name` is stored.
-pub fn manifest_path(kind: Kind, name: &Name) -> StorePath {
-    object_path("manifests", kind, name, "yaml")
-}
-
-/// Where the status of `kind/name` is stored.
-pub fn status_path(kind: Kind, name: &Name) -> StorePath {
-    object_path("status", kind, name, "json")
-}
-
-/// The directory holding every manifest of `kind`.
-pub fn manifests_dir(kind: Kind) -> StorePath {
-    kind_dir("manifests", kind)
-}
-
-fn kind_dir(section: &str, kind: Kind) -> StorePath {
-    StorePath::config(&format!("{section}/{}", kind.dir_name()))
-        .expect("kind directories are valid store paths")
-}
-
-fn object_path(section: &str, kind: Kind, name: &Name, extension: &str) -> StorePath {
-    // A validated `Name` is a DNS label: always a valid path component.
-    kind_dir(section, kind)
-        .join(&format!("{name}.{extension}"))
-        .expect("validated names are valid path components")
-}
-
-/// The label errors use for a stored manifest: its path under the store.
-pub fn manifest_label(kind: Kind, name: &str) -> String {
-    format!("manifests/{}/{name}.yaml", kind.dir_name())
-}
-
 impl Store {
     /// The stored manifest `kind/name`, if any.
     pub fn read_manifest(
@@ -70,7 +39,7 @@ impl Store {
         kind: Kind,
         name: &Name,
     ) -> Result<Option<Sourced<Manifest>>, ObjectError> {
-        let Some(bytes) = self.read(&manifest_path(kind, name))? else {
+        let Some(bytes) = self.read(&layout::manifest(kind, name))? else {
             return Ok(None);
         };
         decode_one(kind, name.as_ref(), &bytes).map(Some)
@@ -91,7 +60,7 @@ impl Store {
         let mut misses = Vec::new();
         for (file, bytes) in files {
             let key = decoded::digest(&bytes);
-            let name = file.trim_end_matches(".yaml");
+            let name = layout::manifest_file_name(&file).unwrap_or(&file);
             match cache.get(&key) {
                 Some(m) if m.kind() == kind && m.name().as_ref() == name => {
                     current.insert(key, m.clone());
@@ -126,9 +95,9 @@ impl Store {
 
     fn manifest_files(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, ObjectError> {
         Ok(self
-            .read_dir(&kind_dir("manifests", kind))?
+            .read_dir(&layout::manifests_dir(kind))?
             .into_iter()
-            .filter(|(file, _)| file.ends_with(".yaml"))
+            .filter(|(file, _)| layout::manifest_file_name(file).is_some())
             .collect())
     }
 }
@@ -142,7 +111,13 @@ fn decode_files(
         let decode = |chunk: &[(String, Vec<u8>)]| -> Result<Vec<Sourced<Manifest>>, ObjectError> {
             chunk
                 .iter()
-                .map(|(file, bytes)| decode_one(kind, file.trim_end_matches(".yaml"), bytes))
+                .map(|(file, bytes)| {
+                    decode_one(
+                        kind,
+                        layout::manifest_file_name(file).unwrap_or(file),
+                        bytes,
+                    )
+                })
                 .collect()
         };
         let threads = std::thread::available_parallelism()
@@ -178,7 +153,7 @@ impl Store {
 
     /// Writes a manifest in its canonical form.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
-        let path = manifest_path(manifest.kind(), manifest.name());
+        let path = layout::manifest(manifest.kind(), manifest.name());
         self.write(&path, codec::encode(manifest).as_bytes())
     }
 
@@ -188,7 +163,7 @@ impl Store {
         kind: Kind,
         name: &Name,
     ) -> Result<Option<ObjectStatus>, ObjectError> {
-        let path = status_path(kind, name);
+        let path = layout::status(kind, name);
         match self.read(&path)? {
             Some(bytes) => decode_status(&path, &bytes).map(Some),
             None => Ok(None),
@@ -197,10 +172,10 @@ impl Store {
 
     /// Every status of `kind`, by object name.
     pub fn read_statuses(&self, kind: Kind) -> Result<BTreeMap<String, ObjectStatus>, ObjectError> {
-        let dir = kind_dir("status", kind);
+        let dir = layout::statuses_dir(kind);
         let mut out = BTreeMap::new();
         for (file, bytes) in self.read_dir(&dir)? {
-            let Some(name) = file.strip_suffix(".json") else {
+            let Some(name) = layout::status_file_name(&file) else {
                 continue;
             };
             let path = dir.join(&file)?;
@@ -216,7 +191,7 @@ impl Store {
         name: &Name,
         status: &ObjectStatus,
     ) -> Result<(), StoreError> {
-        let path = status_path(kind, name);
+        let path = layout::status(kind, name);
         let mut text = serde_json::to_vec_pretty(status).map_err(|e| StoreError::Corrupt {
             path: self.absolute(&path),
             reason: format!("cannot encode status: {e}"),
@@ -227,7 +202,7 @@ impl Store {
 
     /// Removes the status of `kind/name` (after teardown).
     pub fn remove_status(&self, kind: Kind, name: &Name) -> Result<bool, StoreError> {
-        self.remove(&status_path(kind, name))
+        self.remove(&layout::status(kind, name))
     }
 }
 

@@ -131,8 +131,8 @@ impl StorePath {
         self.rel.rsplit('/').next().unwrap_or("")
     }
 
-    /// The absolute path under `root`.
-    pub(crate) fn under(&self, root: &Path) -> PathBuf {
+    /// The absolute path under `root` (the pmxcfs mount, `/etc/pve`).
+    pub fn under(&self, root: &Path) -> PathBuf {
         let base = root.join(self.area.dir());
         if self.rel.is_empty() {
             base

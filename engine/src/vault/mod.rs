@@ -27,7 +27,7 @@
 //! replaced by an older copy, and a removed head ([`VaultError::Tampered`];
 //! the rules, and why a crash between the two writes is not mistaken for
 //! tampering, are in [`history`]). **Writes** (set, rollback, delete, prune,
-//! KEK rotation) run under the cluster lock `priv/lock/orbitlab-vault`,
+//! KEK rotation) run under the cluster lock [`Lock::Vault`],
 //! re-reading both files inside the lock, so two writers on two nodes never
 //! lose a version; each writes the record, then the head. Rollback appends
 //! a new version equal to an old one; nothing but `prune` and `delete`
@@ -65,7 +65,8 @@ pub use keyring::{KekId, KekInfo};
 pub use rotate::{RotationFailure, RotationReport};
 pub use value::{MAX_VALUE_BYTES, SecretValue, ValueError};
 
-use crate::store::{LockGuard, LockName, Store, StorePath};
+use crate::store::layout::{self, Lock};
+use crate::store::{LockGuard, Store, StorePath};
 use history::{Files, State};
 use keyring::Keyring;
 use record::{Head, HeadMac, Header, Sealed, SecretRecord, VersionEntry};
@@ -74,12 +75,6 @@ use record::{Head, HeadMac, Header, Sealed, SecretRecord, VersionEntry};
 /// 1 MiB pmxcfs limit. With values at their 64 KiB cap that is 8 versions;
 /// with typical values of a few hundred bytes, thousands.
 pub const MAX_SECRET_FILE_BYTES: usize = 768 * 1024;
-
-/// Keyring file, relative to the private area.
-const KEYRING_FILE: &str = "vault/keyring.json";
-
-/// Name of the cluster lock every vault write holds.
-const LOCK_NAME: &str = "vault";
 
 /// A decrypted version of a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,16 +151,12 @@ pub struct VaultStatus {
 #[derive(Debug, Clone)]
 pub struct Vault {
     store: Store,
-    lock: LockName,
 }
 
 impl Vault {
     /// The vault kept in `store`.
     pub fn new(store: Store) -> Vault {
-        Vault {
-            store,
-            lock: LOCK_NAME.parse().expect("a valid lock name"),
-        }
+        Vault { store }
     }
 
     /// The store this vault lives in.
@@ -440,7 +431,7 @@ impl Vault {
     // ---- internals ------------------------------------------------------
 
     fn lock(&self) -> Result<LockGuard, VaultError> {
-        Ok(self.store.lock(&self.lock)?)
+        Ok(self.store.lock(Lock::Vault.name())?)
     }
 
     /// Writes a file under `guard`, refusing if the lock was lost.
@@ -831,8 +822,7 @@ impl SecretFiles {
     pub(crate) fn of(path: &SecretPath) -> SecretFiles {
         SecretFiles {
             record: file_path(path),
-            head: StorePath::private(&record::head_for(path))
-                .expect("hashed file names are valid store paths"),
+            head: record::head_for(path),
         }
     }
 
@@ -886,19 +876,19 @@ fn not_found(path: &SecretPath) -> VaultError {
 }
 
 fn file_path(path: &SecretPath) -> StorePath {
-    StorePath::private(&record::file_for(path)).expect("hashed file names are valid store paths")
+    record::file_for(path)
 }
 
 fn keyring_path() -> StorePath {
-    StorePath::private(KEYRING_FILE).expect("a valid store path")
+    layout::vault_keyring()
 }
 
 fn secrets_dir() -> StorePath {
-    StorePath::private(record::SECRETS_DIR).expect("a valid store path")
+    layout::vault_secrets_dir()
 }
 
 fn heads_dir() -> StorePath {
-    StorePath::private(record::HEADS_DIR).expect("a valid store path")
+    layout::vault_heads_dir()
 }
 
 /// KEK ids used by the versions of `record`.

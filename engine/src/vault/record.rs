@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 
 use super::crypto::{self, DIGEST_LEN, KEY_LEN, MAC_LEN, NONCE_LEN, TAG_LEN};
 use super::ids::{SecretPath, Timestamp, Version};
+use crate::store::StorePath;
+use crate::store::layout;
 
 /// On-disk format number of record and head files.
 const FORMAT: u32 = 2;
@@ -34,30 +36,27 @@ const FORMAT: u32 = 2;
 /// Bytes of an incarnation id.
 pub(crate) const INCARNATION_LEN: usize = 16;
 
-/// Directory (in the private area) holding the record files.
-pub(crate) const SECRETS_DIR: &str = "vault/secrets";
-
-/// Directory (in the private area) holding the head files.
-pub(crate) const HEADS_DIR: &str = "vault/heads";
-
-/// Shard and name of the files of `path`: `<h0h1>/<h2..h31>.json`.
-fn name_for(path: &SecretPath) -> String {
+/// The file id of `path`: the first 16 bytes of a domain-separated
+/// SHA-256, so file names reveal nothing of secret paths. Part of the
+/// on-disk format; [`layout`] turns it into `<h0h1>/<h2..h31>.json`.
+fn file_id(path: &SecretPath) -> [u8; 16] {
     let digest = Sha256::new()
         .chain_update(b"orbitlab-vault/v1/path")
         .chain_update(path.as_str().as_bytes())
         .finalize();
-    let h = hex::encode(&digest[..16]);
-    format!("{}/{}.json", &h[..2], &h[2..])
+    let mut id = [0; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
 }
 
-/// Record file (relative to the private area) of `path`.
-pub(crate) fn file_for(path: &SecretPath) -> String {
-    format!("{SECRETS_DIR}/{}", name_for(path))
+/// Record file of `path` (`vault/secrets/...`, private area).
+pub(crate) fn file_for(path: &SecretPath) -> StorePath {
+    layout::vault_secret(&file_id(path))
 }
 
-/// Head file (relative to the private area) of `path`.
-pub(crate) fn head_for(path: &SecretPath) -> String {
-    format!("{HEADS_DIR}/{}", name_for(path))
+/// Head file of `path` (`vault/heads/...`, private area).
+pub(crate) fn head_for(path: &SecretPath) -> StorePath {
+    layout::vault_head(&file_id(path))
 }
 
 /// A nonce and the AES-GCM output it produced.
@@ -571,12 +570,12 @@ mod tests {
     #[test]
     fn file_names_are_sharded_hashes() {
         let f = file_for(&"app/db/password".parse().unwrap());
-        let rest = f.strip_prefix("vault/secrets/").unwrap();
+        let rest = f.relative().strip_prefix("vault/secrets/").unwrap();
         let (shard, name) = rest.split_once('/').unwrap();
         assert_eq!(shard.len(), 2);
         assert_eq!(name.len(), 30 + ".json".len());
         assert_ne!(f, file_for(&"app/db/passwore".parse().unwrap()));
         let h = head_for(&"app/db/password".parse().unwrap());
-        assert_eq!(h.strip_prefix("vault/heads/"), Some(rest));
+        assert_eq!(h.relative().strip_prefix("vault/heads/"), Some(rest));
     }
 }

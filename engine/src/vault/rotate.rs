@@ -24,7 +24,7 @@ use super::crypto;
 use super::history::{self, State};
 use super::ids::{SecretPath, Timestamp};
 use super::keyring::{KekId, Keyring};
-use super::record::{self, Head, Sealed, SecretRecord};
+use super::record::{Head, Sealed, SecretRecord};
 use super::{
     SecretFiles, Vault, VaultError, file_path, heads_dir, keks_of, keyring_path, secrets_dir,
 };
@@ -76,7 +76,7 @@ pub(super) fn rotate(vault: &Vault, guard: &LockGuard) -> Result<RotationReport,
     // Shard/name of every record file, decodable or not.
     let mut with_record = BTreeSet::new();
     for (file, bytes) in vault.files_in(&secrets_dir())? {
-        with_record.insert(shard_and_name(&file, record::SECRETS_DIR).to_owned());
+        with_record.insert(shard_and_name(&file, &secrets_dir()).to_owned());
         let abs = vault.store.absolute(&file);
         let record = match SecretRecord::decode(&bytes) {
             Ok(record) => record,
@@ -125,7 +125,7 @@ pub(super) fn rotate(vault: &Vault, guard: &LockGuard) -> Result<RotationReport,
     // Heads without a record: leftovers of an unfinished creation or
     // deletion are removed; a head that lists versions is reported.
     for (file, bytes) in vault.files_in(&heads_dir())? {
-        if with_record.contains(shard_and_name(&file, record::HEADS_DIR)) {
+        if with_record.contains(shard_and_name(&file, &heads_dir())) {
             continue;
         }
         let abs = vault.store.absolute(&file);
@@ -174,9 +174,9 @@ pub(super) fn rotate(vault: &Vault, guard: &LockGuard) -> Result<RotationReport,
 }
 
 /// `<xx>/<name>.json` of a file under `dir`.
-fn shard_and_name<'a>(file: &'a StorePath, dir: &str) -> &'a str {
+fn shard_and_name<'a>(file: &'a StorePath, dir: &StorePath) -> &'a str {
     let rel = file.relative();
-    rel.strip_prefix(dir)
+    rel.strip_prefix(dir.relative())
         .and_then(|r| r.strip_prefix('/'))
         .unwrap_or(rel)
 }
