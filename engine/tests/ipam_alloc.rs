@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 
 use ipam_support::{owner, pool, raw_view};
 use orbitlab_engine::ipam::{
-    DirStore, IpamError, IpamSession, IpamStore, MemoryStore, Pool, PoolId, Role,
+    DirStore, IpamError, IpamSession, IpamStore, MemoryStore, Pool, PoolId,
 };
+use orbitlab_manifests::ApplianceRole;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -113,21 +114,21 @@ fn roles_get_dot_one_and_dot_two_only_when_asked() {
     let gw = owner("sector/web/gateway");
     let dns = owner("sector/web/dns");
     assert_eq!(
-        s.allocate_role(&p, Role::Gateway, &gw).unwrap(),
+        s.allocate_role(&p, ApplianceRole::Gateway, &gw).unwrap(),
         ip("172.16.0.1")
     );
     assert_eq!(
-        s.allocate_role(&p, Role::Dns, &dns).unwrap(),
+        s.allocate_role(&p, ApplianceRole::Dns, &dns).unwrap(),
         ip("172.16.0.2")
     );
     assert_eq!(
-        s.allocate_role(&p, Role::Gateway, &gw).unwrap(),
+        s.allocate_role(&p, ApplianceRole::Gateway, &gw).unwrap(),
         ip("172.16.0.1")
     );
     // The owner holds one address per pool, so `allocate_next` returns it.
     assert_eq!(s.allocate_next(&p, &gw).unwrap(), ip("172.16.0.1"));
     let err = s
-        .allocate_role(&p, Role::Gateway, &owner("lxc/intruder"))
+        .allocate_role(&p, ApplianceRole::Gateway, &owner("lxc/intruder"))
         .unwrap_err();
     assert!(matches!(err, IpamError::AddressInUse { .. }), "{err}");
     assert!(
@@ -135,7 +136,7 @@ fn roles_get_dot_one_and_dot_two_only_when_asked() {
             .contains("already held by sector/web/gateway"),
         "{err}"
     );
-    let err = s.allocate_role(&p, Role::Dns, &gw).unwrap_err();
+    let err = s.allocate_role(&p, ApplianceRole::Dns, &gw).unwrap_err();
     assert!(matches!(err, IpamError::OwnerConflict { .. }), "{err}");
     assert_eq!(
         s.allocate_next(&p, &owner("lxc/first")).unwrap(),
@@ -234,7 +235,7 @@ fn release_everywhere_and_pool_removal_leave_nothing_behind() {
     .unwrap();
     let gw = owner("sector/web/gateway");
     let on_bp = s.allocate_next(&bp, &gw).unwrap();
-    let on_web = s.allocate_role(&web, Role::Gateway, &gw).unwrap();
+    let on_web = s.allocate_role(&web, ApplianceRole::Gateway, &gw).unwrap();
     s.allocate_next(&bp, &owner("sector/other/gateway"))
         .unwrap();
     assert_eq!(
@@ -341,7 +342,7 @@ fn a_directory_store_behaves_the_same_and_leaves_no_temporary_files() {
             "the lock directory excludes a second session"
         );
         assert_eq!(
-            s.allocate_role(&p, Role::Dns, &owner("sector/web/dns"))
+            s.allocate_role(&p, ApplianceRole::Dns, &owner("sector/web/dns"))
                 .unwrap(),
             ip("172.16.0.2")
         );

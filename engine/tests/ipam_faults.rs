@@ -10,7 +10,8 @@ mod ipam_support;
 use std::collections::BTreeMap;
 
 use ipam_support::{Fault, TestStore, owner, pool, raw_view};
-use orbitlab_engine::ipam::{IpamError, IpamSession, MemoryStore, Pool, Role};
+use orbitlab_engine::ipam::{IpamError, IpamSession, MemoryStore, Pool};
+use orbitlab_manifests::ApplianceRole;
 
 type Step = fn(&mut IpamSession<'_, TestStore>) -> Result<(), IpamError>;
 
@@ -32,11 +33,11 @@ fn steps() -> Vec<(&'static str, Step)> {
                 .map(drop)
         }),
         ("gateway role", |s| {
-            s.allocate_role(&web(), Role::Gateway, &owner("sector/web/gateway"))
+            s.allocate_role(&web(), ApplianceRole::Gateway, &owner("sector/web/gateway"))
                 .map(drop)
         }),
         ("dns role", |s| {
-            s.allocate_role(&web(), Role::Dns, &owner("sector/web/dns"))
+            s.allocate_role(&web(), ApplianceRole::Dns, &owner("sector/web/dns"))
                 .map(drop)
         }),
         ("i0", |s| {

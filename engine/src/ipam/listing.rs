@@ -84,7 +84,8 @@ pub fn listing(store: &Store) -> Result<Arc<Listing>, IpamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipam::{Pool, Role};
+    use crate::ipam::Pool;
+    use orbitlab_manifests::ApplianceRole;
 
     fn pool(id: &str, cidr: &str) -> Pool {
         Pool::new(id.parse().unwrap(), cidr.parse().unwrap()).unwrap()
@@ -99,7 +100,9 @@ mod tests {
         let owner: Owner = "sector/web/gateway".parse().unwrap();
         let gw = {
             let mut session = IpamSession::begin(&store).unwrap();
-            session.allocate_role(&web, Role::Gateway, &owner).unwrap()
+            session
+                .allocate_role(&web, ApplianceRole::Gateway, &owner)
+                .unwrap()
         };
         let first = listing(&store).unwrap();
         assert_eq!(first.pools[web.id()].get(&gw), Some(&owner));

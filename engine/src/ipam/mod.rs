@@ -1,8 +1,8 @@
 //! IPAM: IPv4 allocation for the Backplane and every Sector subnet.
 //!
 //! - [`Pool`]: an id ([`PoolId`]) and a CIDR (/16 to /28). The pool's
-//!   network and broadcast addresses, `.1` ([`Role::Gateway`]), `.2`
-//!   ([`Role::Dns`]) and `.3`–`.9` ([`RESERVED_OFFSETS`]) are never handed
+//!   network and broadcast addresses, `.1` ([`ApplianceRole::Gateway`](orbitlab_manifests::ApplianceRole)), `.2`
+//!   ([`ApplianceRole::Dns`](orbitlab_manifests::ApplianceRole)) and `.3`–`.9` ([`RESERVED_OFFSETS`]) are never handed
 //!   out by [`IpamSession::allocate_next`]; `.1` and `.2` only by role.
 //! - [`Owner`]: who holds an address (`sector/web/gateway`, `lxc/web1`).
 //!   An owner holds at most one address per pool, and allocating again for
@@ -46,7 +46,7 @@ use ipnet::Ipv4Net;
 pub use layout::MAX_FILE_BYTES;
 pub use listing::{Listing, listing};
 pub use names::{MAX_OWNER_LEN, MAX_POOL_ID_LEN, Owner, PoolId};
-pub use pool::{MAX_PREFIX, MIN_PREFIX, Pool, RESERVED_OFFSETS, Role};
+pub use pool::{MAX_PREFIX, MIN_PREFIX, Pool, RESERVED_OFFSETS, role_address, role_offset};
 pub use session::IpamSession;
 pub use store::{DirLock, DirStore, IpamStore, MemoryLock, MemoryStore, StoreError};
 

@@ -4,8 +4,8 @@
 //! "`.1`" is `10.200.0.1` and `10.200.1.1` is an ordinary address.
 //! Never handed out by [`crate::ipam::IpamSession::allocate_next`]:
 //! - offset 0 (network) and the broadcast address — never allocatable;
-//! - offset 1, the gateway ([`Role::Gateway`]) and offset 2, the DNS server
-//!   ([`Role::Dns`]) — only through
+//! - offset 1, the gateway ([`ApplianceRole::Gateway`]) and offset 2, the DNS server
+//!   ([`ApplianceRole::Dns`]) — only through
 //!   [`crate::ipam::IpamSession::allocate_role`];
 //! - offsets 3–9 ([`RESERVED_OFFSETS`]) — kept free for future appliances
 //!   (load-balancer VIPs, a second DNS); never allocatable today.
@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
 use ipnet::Ipv4Net;
+use orbitlab_manifests::ApplianceRole;
 
 use super::{IpamError, PoolId};
 
@@ -24,24 +25,19 @@ pub const MIN_PREFIX: u8 = 16;
 /// Longest accepted prefix: a /28 still leaves 5 allocatable addresses.
 pub const MAX_PREFIX: u8 = 28;
 
-/// An address with a fixed role in every pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Offset 1: the subnet's gateway (the Sector Gateway's `eth0`
-    /// address; on the Backplane, Proxmox's EVPN gateway).
-    Gateway,
-    /// Offset 2: the Sector DNS server.
-    Dns,
+/// The offset from the network address of the fixed address an appliance
+/// role holds in every pool: `.1` the gateway (the Sector Gateway's `eth0`
+/// address; on the Backplane, Proxmox's EVPN gateway), `.2` the Sector DNS.
+pub fn role_offset(role: ApplianceRole) -> u32 {
+    match role {
+        ApplianceRole::Gateway => 1,
+        ApplianceRole::Dns => 2,
+    }
 }
 
-impl Role {
-    /// The role's offset from the network address.
-    pub fn offset(self) -> u32 {
-        match self {
-            Self::Gateway => 1,
-            Self::Dns => 2,
-        }
-    }
+/// The address `role` holds in `net` (see [`role_offset`]).
+pub fn role_address(net: Ipv4Net, role: ApplianceRole) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + role_offset(role))
 }
 
 /// Why an address can not be handed out as an ordinary address.
@@ -49,7 +45,7 @@ impl Role {
 pub(crate) enum Reserved {
     Network,
     Broadcast,
-    Role(Role),
+    Role(ApplianceRole),
     Future,
 }
 
@@ -58,10 +54,10 @@ impl Reserved {
         match self {
             Self::Network => "it is the network address",
             Self::Broadcast => "it is the broadcast address",
-            Self::Role(Role::Gateway) => {
+            Self::Role(ApplianceRole::Gateway) => {
                 "it is the gateway address (.1); request it by role (allocate_role)"
             }
-            Self::Role(Role::Dns) => {
+            Self::Role(ApplianceRole::Dns) => {
                 "it is the DNS address (.2); request it by role (allocate_role)"
             }
             Self::Future => "it is in the reserved range .3-.9, which is never handed out",
@@ -117,8 +113,8 @@ impl Pool {
     }
 
     /// The address of `role` in this pool.
-    pub fn role_address(&self, role: Role) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.cidr.network()) + role.offset())
+    pub fn role_address(&self, role: ApplianceRole) -> Ipv4Addr {
+        role_address(self.cidr, role)
     }
 
     /// True when `addr` belongs to the pool's CIDR.
@@ -134,8 +130,8 @@ impl Pool {
         }
         match offset {
             0 => Some(Reserved::Network),
-            1 => Some(Reserved::Role(Role::Gateway)),
-            2 => Some(Reserved::Role(Role::Dns)),
+            1 => Some(Reserved::Role(ApplianceRole::Gateway)),
+            2 => Some(Reserved::Role(ApplianceRole::Dns)),
             o if RESERVED_OFFSETS.contains(&o) => Some(Reserved::Future),
             _ => None,
         }
@@ -184,7 +180,10 @@ mod tests {
         let r = p.block_range(u32::from(Ipv4Addr::new(172, 16, 0, 0)));
         assert_eq!(Ipv4Addr::from(*r.start()), Ipv4Addr::new(172, 16, 0, 64));
         assert_eq!(Ipv4Addr::from(*r.end()), Ipv4Addr::new(172, 16, 0, 79));
-        assert_eq!(p.role_address(Role::Dns), Ipv4Addr::new(172, 16, 0, 66));
+        assert_eq!(
+            p.role_address(ApplianceRole::Dns),
+            Ipv4Addr::new(172, 16, 0, 66)
+        );
     }
 
     #[test]

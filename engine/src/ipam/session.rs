@@ -19,7 +19,9 @@ use super::layout::{
     meta_path, shard_path,
 };
 use super::pool::block_of;
-use super::{IpamError, IpamStore, Owner, Pool, PoolId, Role, StoreError};
+use orbitlab_manifests::ApplianceRole;
+
+use super::{IpamError, IpamStore, Owner, Pool, PoolId, StoreError};
 
 /// One locked IPAM session over a store. See the module documentation.
 pub struct IpamSession<'s, S: IpamStore> {
@@ -137,7 +139,7 @@ impl<'s, S: IpamStore> IpamSession<'s, S> {
     pub fn allocate_role(
         &mut self,
         pool: &Pool,
-        role: Role,
+        role: ApplianceRole,
         owner: &Owner,
     ) -> Result<Ipv4Addr, IpamError> {
         self.claim(pool, pool.role_address(role), owner)

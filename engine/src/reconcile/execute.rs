@@ -18,7 +18,7 @@ use super::plan::Plan;
 use super::{ObjectRef, ReconcileError};
 use super::{pushed, tags};
 use crate::host::ContainerHost;
-use crate::ipam::{IpamSession, Owner, Pool, PoolId, Role};
+use crate::ipam::{IpamSession, Owner, Pool, PoolId};
 use crate::pve::{
     self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction, Vmid,
 };
@@ -279,10 +279,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             let pool = pool(&p.id, p.cidr)?;
             let mut session = IpamSession::begin(ctx.store)?;
             match fixed {
-                Some(ApplianceRole::Gateway) => {
-                    session.allocate_role(&pool, Role::Gateway, holder)?
-                }
-                Some(ApplianceRole::Dns) => session.allocate_role(&pool, Role::Dns, holder)?,
+                Some(role) => session.allocate_role(&pool, *role, holder)?,
                 None => session.allocate_next(&pool, holder)?,
             };
         }

@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use orbitlab_manifests::{ApplianceRole, ClusterSpec, Kind, Name, NodeName};
 
 use super::{Controller, describe_parts, live};
-use crate::ipam::{Owner, PoolId};
+use crate::ipam::{Owner, PoolId, role_address};
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{Action, PoolRef, ZoneConfig};
 use crate::reconcile::ids::{self, Marker};
@@ -132,7 +132,7 @@ impl Planner<'_> {
         let peers: Vec<Ipv4Addr> = uplinks.values().map(|u| u.address).collect();
         let nodes: Vec<NodeName> = uplinks.keys().map(|n| (*n).clone()).collect();
         let mtu = uplinks.values().map(|u| u.mtu).min().unwrap_or(1500) - EVPN_OVERHEAD;
-        let gateway = first_host(bp.cidr);
+        let gateway = role_address(bp.cidr, ApplianceRole::Gateway);
         let owner = ObjectRef::new(Kind::Cluster, name);
         let mut steps = Vec::new();
 
@@ -195,14 +195,4 @@ impl Planner<'_> {
         };
         Ok((facts, steps))
     }
-}
-
-/// `.1` of a network: the gateway by OrbitLab's convention.
-pub(crate) fn first_host(net: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(net.network()) + 1)
-}
-
-/// `.2` of a network: the Sector DNS.
-pub(crate) fn second_host(net: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(net.network()) + 2)
 }

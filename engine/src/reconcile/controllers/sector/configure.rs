@@ -10,10 +10,11 @@ use orbitlab_manifests::{ApplianceRole, Kind, Name, Protocol as SpecProtocol, Se
 use sha2::{Digest, Sha256};
 
 use super::subnet_pool;
+use crate::ipam::role_address;
 use crate::pve::Vmid;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{Action, ConfigurePlan, FileToPush};
-use crate::reconcile::controllers::cluster::{Backplane, first_host, second_host};
+use crate::reconcile::controllers::cluster::Backplane;
 use crate::reconcile::controllers::part;
 use crate::reconcile::ids::{self, SectorTag};
 use crate::reconcile::plan::Planner;
@@ -108,7 +109,7 @@ impl Planner<'_> {
                 .iter()
                 .map(|s| GatewaySubnet {
                     cidr: s.cidr,
-                    gateway: first_host(s.cidr),
+                    gateway: role_address(s.cidr, ApplianceRole::Gateway),
                 })
                 .collect(),
             backplane_address: Ipv4Net::new(backplane_address, bp.cidr.prefix_len())
@@ -119,14 +120,17 @@ impl Planner<'_> {
         .map_err(|e| format!("cannot render the Sector Gateway's configuration: {e}"))?;
 
         let mut records: BTreeMap<DnsLabel, Ipv4Addr> = BTreeMap::new();
-        records.insert(label("router")?, first_host(first));
-        records.insert(label("dns")?, second_host(first));
+        records.insert(
+            label("router")?,
+            role_address(first, ApplianceRole::Gateway),
+        );
+        records.insert(label("dns")?, role_address(first, ApplianceRole::Dns));
         for (instance, addr) in self.instance_addresses(name, spec) {
             records.insert(label(&instance)?, addr);
         }
         let dns_config = DnsConfig::new(DnsSpec {
             sector: sector_label,
-            listen: second_host(first),
+            listen: role_address(first, ApplianceRole::Dns),
             upstreams: Vec::new(),
             records,
         })

@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use orbitlab_manifests::{ApplianceRole, Kind, Name, SectorSpec};
 
-use super::cluster::{Backplane, first_host, second_host};
+use super::cluster::Backplane;
 use super::{Controller, describe_parts, live, part};
 use crate::ipam::PoolId;
+use crate::ipam::role_address;
 use crate::placement::rendezvous;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{Action, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig};
@@ -168,7 +169,7 @@ impl Planner<'_> {
                 &owner,
                 (&zone, &vnet),
                 subnet.cidr,
-                first_host(subnet.cidr),
+                role_address(subnet.cidr, ApplianceRole::Gateway),
                 false,
             ));
         }
@@ -246,7 +247,7 @@ impl Planner<'_> {
             vec![
                 NicPlan {
                     bridge: vnet.clone(),
-                    address: AddressRef::Known(first_host(first)),
+                    address: AddressRef::Known(role_address(first, ApplianceRole::Gateway)),
                     prefix: first.prefix_len(),
                     gateway: None,
                 },
@@ -265,9 +266,9 @@ impl Planner<'_> {
             self.desired.dns_memory_mib,
             vec![NicPlan {
                 bridge: vnet.clone(),
-                address: AddressRef::Known(second_host(first)),
+                address: AddressRef::Known(role_address(first, ApplianceRole::Dns)),
                 prefix: first.prefix_len(),
-                gateway: Some(first_host(first)),
+                gateway: Some(role_address(first, ApplianceRole::Gateway)),
             }],
         )?;
         for plan in [gateway_plan, dns_plan] {
