@@ -413,7 +413,11 @@ impl Pve for FakePve {
             .nodes
             .keys()
             .map(|n| {
-                let status = if st.offline.contains(n) { "offline" } else { "online" };
+                let status = if st.offline.contains(n) {
+                    "offline"
+                } else {
+                    "online"
+                };
                 json!({"node": n, "status": status})
             })
             .collect();
@@ -611,7 +615,12 @@ impl Pve for FakePve {
 
     fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig> {
         let st = self.call(format!("lxc_config {node} {vmid}"));
-        Self::reach(&st, "GET", &format!("/nodes/{node}/lxc/{vmid}/config"), node)?;
+        Self::reach(
+            &st,
+            "GET",
+            &format!("/nodes/{node}/lxc/{vmid}/config"),
+            node,
+        )?;
         st.guests
             .get(&vmid)
             .filter(|g| g.node == node)
@@ -675,12 +684,7 @@ impl FakePve {
         let guest = st.guests.get_mut(&vmid).ok_or_else(|| {
             let message =
                 format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist");
-            fail(
-                "POST",
-                &format!("/nodes/{node}/lxc/{vmid}/status/{verb}"),
-                500,
-                message,
-            )
+            fail("POST", &path, 500, message)
         })?;
         guest.running = on;
         Self::task(&mut st, node, &format!("vz{verb}"), &vmid.to_string())
