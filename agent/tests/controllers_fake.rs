@@ -678,3 +678,25 @@ fn an_ingress_rule_without_its_instance_blocks_the_sector_but_not_the_other_rule
     assert!(!nft.content.contains("dport 443"), "{}", nft.content);
     assert_eq!(world.named("olvn1001-router").len(), 1);
 }
+
+#[test]
+fn a_node_back_online_leaves_one_container_per_part() {
+    let world = World::new();
+    world.create_sector("db", "172.18.0.0/24");
+    world.settle();
+    assert_ready(&world, "db");
+    assert_eq!(world.output("db", "gateway/node"), "pve2", "test premise");
+
+    world.set_online("pve2", false);
+    world.settle();
+    assert_ready(&world, "db");
+    assert_ne!(world.output("db", "gateway/node"), "pve2");
+
+    // pve2 returns with the gateway it had: one of the two is destroyed.
+    world.set_online("pve2", true);
+    world.settle();
+    let gateways = world.named("olvn1001-router");
+    assert_eq!(gateways.len(), 1, "{:?}", world.pve.containers());
+    assert_eq!(world.vmid("db", "gateway"), gateways[0]);
+    assert_ready(&world, "db");
+}
