@@ -7,8 +7,16 @@
 //! through the client's classifier, so the engine sees the same
 //! [`ApiErrorKind`]s as against Proxmox. No I/O; not for production use
 //! (hidden from the documentation).
+//!
+//! Hooks play what happens outside OrbitLab, without being recorded as
+//! calls: a node going offline ([`FakePve::set_online`]), an administrator
+//! editing, creating or applying SDN objects by hand
+//! ([`FakePve::edit_sdn_by_hand`], [`FakePve::create_sdn_by_hand`],
+//! [`FakePve::apply_sdn_by_hand`]), and stopping, destroying or creating
+//! containers by hand ([`FakePve::stop_by_hand`],
+//! [`FakePve::destroy_by_hand`], [`FakePve::create_by_hand`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
@@ -41,6 +49,8 @@ struct State {
     release: Release,
     /// Node → its `vmbr0` address with prefix (`192.168.100.11/24`).
     nodes: BTreeMap<String, String>,
+    /// Nodes that are down or cut off from the others.
+    offline: BTreeSet<String>,
     /// (kind, vnet of a subnet, id) → object.
     sdn: BTreeMap<(SdnKind, Option<String>, String), SdnObject>,
     guests: BTreeMap<u32, Guest>,
@@ -87,6 +97,7 @@ impl FakePve {
                     .iter()
                     .map(|(n, a)| ((*n).to_owned(), (*a).to_owned()))
                     .collect(),
+                offline: BTreeSet::new(),
                 sdn: BTreeMap::new(),
                 guests: BTreeMap::new(),
                 lock: None,
@@ -150,6 +161,107 @@ impl FakePve {
                 (*id, (g.node.clone(), host.map(str::to_owned), g.running))
             })
             .collect()
+    }
+
+    /// Puts `node` offline (`online: false`) or back online. While it is
+    /// offline, `GET /nodes` and `GET /cluster/status` report it so
+    /// (`status: offline`, `online: 0`), and every request addressed to it
+    /// (`/nodes/<node>/...`, its tasks' status) fails the way the API
+    /// proxy of the node answering fails to reach it: HTTP 595 `No route
+    /// to host` ([`ApiErrorKind::Unavailable`]). Its containers are kept
+    /// and found again once it is back.
+    pub fn set_online(&self, node: &str, online: bool) {
+        let mut st = self.st();
+        if online {
+            st.offline.remove(node);
+        } else {
+            st.offline.insert(node.to_owned());
+        }
+    }
+
+    /// Fails a request addressed to `node` while it is offline.
+    fn reach(st: &State, method: &str, path: &str, node: &str) -> Result<()> {
+        if st.offline.contains(node) {
+            return Err(fail(method, path, 595, "No route to host".into()));
+        }
+        Ok(())
+    }
+
+    /// An administrator sets `key` of an SDN object to `value` by hand
+    /// (`vnet` for subnets); like an edit in the GUI it stays pending until
+    /// an apply. Panics when the object does not exist or is pending
+    /// deletion (a test set-up error).
+    pub fn edit_sdn_by_hand(
+        &self,
+        kind: SdnKind,
+        vnet: Option<&str>,
+        id: &str,
+        key: &str,
+        value: Value,
+    ) {
+        let mut st = self.st();
+        let config = st
+            .sdn
+            .get_mut(&(kind, vnet.map(str::to_owned), id.to_owned()))
+            .and_then(|o| o.desired.as_mut())
+            .unwrap_or_else(|| panic!("no live SDN {kind} {id} to edit"));
+        config.insert(key.to_owned(), value);
+    }
+
+    /// An administrator creates an SDN object by hand (a zone, VNet or
+    /// controller; `config` is its parameters, e.g. `{"type": "simple"}`):
+    /// pending (`state: new`) until an apply.
+    pub fn create_sdn_by_hand(&self, kind: SdnKind, id: &str, config: Value) {
+        let Value::Object(map) = config else {
+            panic!("an SDN object's configuration is a JSON object");
+        };
+        self.st().sdn.insert(
+            (kind, None, id.to_owned()),
+            SdnObject {
+                running: None,
+                desired: Some(map),
+            },
+        );
+    }
+
+    /// An administrator applies every pending SDN change (Datacenter → SDN
+    /// → Apply) without the SDN lock.
+    pub fn apply_sdn_by_hand(&self) {
+        let mut st = self.st();
+        st.sdn.retain(|_, o| o.desired.is_some());
+        for obj in st.sdn.values_mut() {
+            obj.running.clone_from(&obj.desired);
+        }
+    }
+
+    /// An administrator stops container `vmid` by hand. Panics when it
+    /// does not exist.
+    pub fn stop_by_hand(&self, vmid: u32) {
+        let mut st = self.st();
+        let guest = st.guests.get_mut(&vmid);
+        guest
+            .unwrap_or_else(|| panic!("no container {vmid} to stop"))
+            .running = false;
+    }
+
+    /// An administrator destroys container `vmid` by hand (its VMID is
+    /// free again). Panics when it does not exist.
+    pub fn destroy_by_hand(&self, vmid: u32) {
+        let removed = self.st().guests.remove(&vmid);
+        assert!(removed.is_some(), "no container {vmid} to destroy");
+    }
+
+    /// Someone outside OrbitLab creates a stopped container `vmid` named
+    /// `hostname` on `node`, without OrbitLab's tag or marker. Panics when
+    /// the VMID is taken.
+    pub fn create_by_hand(&self, vmid: u32, node: &str, hostname: &str) {
+        let guest = Guest {
+            node: node.to_owned(),
+            config: BTreeMap::from([("hostname".to_owned(), Value::from(hostname))]),
+            running: false,
+        };
+        let previous = self.st().guests.insert(vmid, guest);
+        assert!(previous.is_none(), "container {vmid} exists already");
     }
 
     fn task(st: &mut State, node: &str, kind: &str, id: &str) -> Result<Upid> {
@@ -288,7 +400,8 @@ impl Pve for FakePve {
         for (i, (node, addr)) in st.nodes.iter().enumerate() {
             let ip = addr.split('/').next().unwrap_or_default();
             entries.push(
-                json!({"type": "node", "name": node, "nodeid": i + 1, "ip": ip, "online": 1}),
+                json!({"type": "node", "name": node, "nodeid": i + 1, "ip": ip,
+                    "online": u8::from(!st.offline.contains(node))}),
             );
         }
         typed(Value::Array(entries))
@@ -299,13 +412,21 @@ impl Pve for FakePve {
         let nodes: Vec<Value> = st
             .nodes
             .keys()
-            .map(|n| json!({"node": n, "status": "online"}))
+            .map(|n| {
+                let status = if st.offline.contains(n) {
+                    "offline"
+                } else {
+                    "online"
+                };
+                json!({"node": n, "status": status})
+            })
             .collect();
         typed(Value::Array(nodes))
     }
 
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>> {
         let st = self.call(format!("node_network {node}"));
+        Self::reach(&st, "GET", &format!("/nodes/{node}/network"), node)?;
         let addr = st.nodes.get(node).ok_or_else(|| {
             fail(
                 "GET",
@@ -422,12 +543,19 @@ impl Pve for FakePve {
         if release_lock {
             st.lock = None;
         }
-        let node = st.nodes.keys().next().cloned().unwrap_or_default();
+        // The task runs on the node that answered: an online one.
+        let node = st
+            .nodes
+            .keys()
+            .find(|n| !st.offline.contains(*n))
+            .cloned()
+            .unwrap_or_default();
         Self::task(&mut st, &node, "reloadnetworkall", "")
     }
 
     fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>> {
         let st = self.call(format!("lxc_list {node}"));
+        Self::reach(&st, "GET", &format!("/nodes/{node}/lxc"), node)?;
         let guests: Vec<Value> = st
             .guests
             .iter()
@@ -447,6 +575,7 @@ impl Pve for FakePve {
     fn lxc_create(&self, node: &str, req: &LxcCreate) -> Result<Upid> {
         let vmid = req.vmid;
         let mut st = self.call(format!("lxc_create {node} {vmid}"));
+        Self::reach(&st, "POST", &format!("/nodes/{node}/lxc"), node)?;
         if let Some(i) = st.stolen.iter().position(|v| *v == vmid) {
             st.stolen.remove(i);
             let outsider = Guest {
@@ -486,6 +615,12 @@ impl Pve for FakePve {
 
     fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig> {
         let st = self.call(format!("lxc_config {node} {vmid}"));
+        Self::reach(
+            &st,
+            "GET",
+            &format!("/nodes/{node}/lxc/{vmid}/config"),
+            node,
+        )?;
         st.guests
             .get(&vmid)
             .filter(|g| g.node == node)
@@ -512,6 +647,7 @@ impl Pve for FakePve {
 
     fn lxc_delete(&self, node: &str, vmid: u32, _purge: bool) -> Result<Upid> {
         let mut st = self.call(format!("lxc_delete {node} {vmid}"));
+        Self::reach(&st, "DELETE", &format!("/nodes/{node}/lxc/{vmid}"), node)?;
         if st.guests.remove(&vmid).is_none() {
             let message =
                 format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist");
@@ -526,6 +662,9 @@ impl Pve for FakePve {
     }
 
     fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
+        let node = upid.node();
+        let path = format!("/nodes/{node}/tasks/{}/status", upid.as_str());
+        Self::reach(&self.st(), "GET", &path, node)?;
         typed(json!({
             "upid": upid.as_str(),
             "node": upid.node(),
@@ -540,15 +679,12 @@ impl FakePve {
     fn power(&self, node: &str, vmid: u32, on: bool) -> Result<Upid> {
         let verb = if on { "start" } else { "stop" };
         let mut st = self.call(format!("lxc_{verb} {node} {vmid}"));
+        let path = format!("/nodes/{node}/lxc/{vmid}/status/{verb}");
+        Self::reach(&st, "POST", &path, node)?;
         let guest = st.guests.get_mut(&vmid).ok_or_else(|| {
             let message =
                 format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist");
-            fail(
-                "POST",
-                &format!("/nodes/{node}/lxc/{vmid}/status/{verb}"),
-                500,
-                message,
-            )
+            fail("POST", &path, 500, message)
         })?;
         guest.running = on;
         Self::task(&mut st, node, &format!("vz{verb}"), &vmid.to_string())

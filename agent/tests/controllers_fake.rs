@@ -1,0 +1,702 @@
+//! The planner and the controllers driven end to end against `FakePve`, in
+//! the situations a real cluster produces and a happy-path test never
+//! meets: SDN changes someone else left pending (never applied by
+//! OrbitLab), zones and containers changed by hand (drift repaired), a node
+//! going offline between planning and executing, configuration that must
+//! be pushed again into a gateway (and only then), and an ingress rule
+//! whose target instance is missing (the Sector is blocked, the other
+//! rules are still pushed).
+//!
+//! Every test starts from `orbitlab init` on a fake three-node 9.x
+//! cluster, with the store in a temporary directory and manifests written
+//! through the API. What happens outside OrbitLab is played through
+//! `FakePve`'s hooks; a `Host` fake records what is pushed into which
+//! container, for every node's agent.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orbitlab_agent::api::{Api, ApiPath, PropertyValue};
+use orbitlab_agent::host::{ContainerHost, HostError};
+use orbitlab_agent::pve::fake::FakePve;
+use orbitlab_agent::pve::{ApiErrorKind, Pve, Release, SdnKind};
+use orbitlab_agent::reconcile::init::init;
+use orbitlab_agent::reconcile::{Action, Context, Options, Reconciler, Report, Scope, execute};
+use orbitlab_agent::status::{ConditionType, ObjectStatus};
+use orbitlab_agent::store::Store;
+use orbitlab_manifests::{Kind, codec};
+use serde_json::json;
+
+const NODES: [&str; 3] = ["pve1", "pve2", "pve3"];
+
+/// One file pushed into a container.
+#[derive(Debug, Clone)]
+struct Push {
+    node: String,
+    vmid: u32,
+    path: String,
+    content: String,
+}
+
+/// One node's container host; every node's host writes to the same log.
+#[derive(Debug)]
+struct Host {
+    local: String,
+    log: Arc<Mutex<Vec<Push>>>,
+}
+
+impl ContainerHost for Host {
+    fn local_node(&self) -> &str {
+        &self.local
+    }
+
+    fn push(
+        &self,
+        node: &str,
+        vmid: u32,
+        path: &str,
+        _mode: u32,
+        content: &[u8],
+    ) -> Result<(), HostError> {
+        assert_eq!(node, self.local, "pct only reaches this node's containers");
+        self.log.lock().unwrap().push(Push {
+            node: node.to_owned(),
+            vmid,
+            path: path.to_owned(),
+            content: String::from_utf8_lossy(content).into_owned(),
+        });
+        Ok(())
+    }
+
+    fn exec(&self, node: &str, _vmid: u32, _argv: &[String]) -> Result<(), HostError> {
+        assert_eq!(node, self.local, "pct only reaches this node's containers");
+        Ok(())
+    }
+}
+
+/// An initialised cluster: store, fake Proxmox, and the agent of `pve1`
+/// (the cluster-scoped one).
+struct World {
+    dir: tempfile::TempDir,
+    store: Store,
+    pve: FakePve,
+    host: Host,
+    log: Arc<Mutex<Vec<Push>>>,
+    offline: Mutex<BTreeSet<String>>,
+}
+
+impl World {
+    /// `orbitlab init` done; no call or push recorded yet.
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path());
+        let pve = FakePve::new(
+            Release { major: 9, minor: 1 },
+            &[
+                ("pve1", "192.168.100.11/24"),
+                ("pve2", "192.168.100.12/24"),
+                ("pve3", "192.168.100.13/24"),
+            ],
+        );
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let host = Host {
+            local: "pve1".into(),
+            log: Arc::clone(&log),
+        };
+        let world = World {
+            dir,
+            store,
+            pve,
+            host,
+            log,
+            offline: Mutex::new(BTreeSet::new()),
+        };
+        init(&world.rec(), None).expect("init");
+        assert!(!world.pve.has_pending(), "init applied the Backplane");
+        world.pve.clear_calls();
+        world
+    }
+
+    fn reconciler<'a>(&'a self, host: &'a Host, scope: Scope) -> Reconciler<'a> {
+        Reconciler {
+            pve: &self.pve,
+            store: &self.store,
+            host,
+            options: Options {
+                task_deadline: Duration::from_secs(5),
+                max_passes: 8,
+                scope,
+            },
+        }
+    }
+
+    /// The cluster-scoped reconciler (on `pve1`).
+    fn rec(&self) -> Reconciler<'_> {
+        self.reconciler(&self.host, Scope::Cluster)
+    }
+
+    /// One run of the cluster-scoped reconciler.
+    fn run(&self) -> Report {
+        self.rec().run().expect("a reconcile runs")
+    }
+
+    /// One run of the node-scoped reconciler of `node`.
+    fn run_on(&self, node: &str) -> Report {
+        let host = Host {
+            local: node.into(),
+            log: Arc::clone(&self.log),
+        };
+        self.reconciler(&host, Scope::Node)
+            .run()
+            .expect("a node-scoped reconcile runs")
+    }
+
+    /// What every agent does: the cluster-scoped run, each other online
+    /// node's node-scoped run, the cluster-scoped run again (statuses).
+    fn settle(&self) -> Report {
+        self.run();
+        let offline = self.offline.lock().unwrap().clone();
+        for node in NODES
+            .iter()
+            .filter(|n| **n != "pve1" && !offline.contains(**n))
+        {
+            self.run_on(node);
+        }
+        self.run()
+    }
+
+    fn set_online(&self, node: &str, online: bool) {
+        self.pve.set_online(node, online);
+        let mut offline = self.offline.lock().unwrap();
+        if online {
+            offline.remove(node);
+        } else {
+            offline.insert(node.to_owned());
+        }
+    }
+
+    fn create_sector(&self, name: &str, cidr: &str) {
+        let props = PropertyValue::from_pairs([("name", name), ("cidr", cidr)]).unwrap();
+        Api::new(self.store.clone())
+            .create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+            .unwrap();
+    }
+
+    /// Writes manifests through the API's apply.
+    fn apply(&self, yaml: &str) {
+        Api::new(self.store.clone())
+            .apply(codec::decode("test.yaml", yaml).unwrap())
+            .unwrap();
+    }
+
+    fn status(&self, sector: &str) -> ObjectStatus {
+        self.store
+            .read_status(Kind::Sector, &sector.parse().unwrap())
+            .unwrap()
+            .unwrap_or_else(|| panic!("Sector {sector} has no status"))
+    }
+
+    /// An output of a Sector's status (`gateway/vmid`, `dns/node`...).
+    fn output(&self, sector: &str, key: &str) -> String {
+        let status = self.status(sector);
+        status
+            .outputs
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no output {key} in {status:#?}"))
+    }
+
+    fn vmid(&self, sector: &str, role: &str) -> u32 {
+        self.output(sector, &format!("{role}/vmid"))
+            .parse()
+            .unwrap()
+    }
+
+    /// The calls that change something, in order.
+    fn writes(&self) -> Vec<String> {
+        const READS: [&str; 8] = [
+            "release",
+            "nodes",
+            "node_network",
+            "cluster_status",
+            "sdn_list_",
+            "lxc_list",
+            "lxc_config",
+            "next_vmid",
+        ];
+        self.pve
+            .calls()
+            .into_iter()
+            .filter(|c| !READS.iter().any(|r| c.starts_with(r)))
+            .collect()
+    }
+
+    fn pushes(&self) -> Vec<Push> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The containers something was pushed into.
+    fn pushed_vmids(&self) -> BTreeSet<u32> {
+        self.pushes().iter().map(|p| p.vmid).collect()
+    }
+
+    fn forget_calls_and_pushes(&self) {
+        self.pve.clear_calls();
+        self.log.lock().unwrap().clear();
+    }
+
+    /// The record of what was last pushed into `vmid`.
+    fn pushed_record(&self, vmid: u32) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("orbitlab/status/containers/{vmid}.json"))
+    }
+
+    /// VMIDs of the containers named `hostname`.
+    fn named(&self, hostname: &str) -> Vec<u32> {
+        self.pve
+            .containers()
+            .into_iter()
+            .filter(|(_, (_, h, _))| h.as_deref() == Some(hostname))
+            .map(|(vmid, _)| vmid)
+            .collect()
+    }
+}
+
+fn assert_ready(world: &World, sector: &str) {
+    let status = world.status(sector);
+    assert!(
+        status.is_ready(),
+        "Sector {sector} is not Ready: {status:#?}"
+    );
+}
+
+/// The Ready condition of a Sector that must not be Ready: (reason,
+/// message).
+fn not_ready(world: &World, sector: &str) -> (String, String) {
+    let status = world.status(sector);
+    let ready = status
+        .condition(ConditionType::Ready)
+        .unwrap_or_else(|| panic!("no Ready condition: {status:#?}"));
+    assert!(!ready.status, "Sector {sector} is Ready: {status:#?}");
+    (ready.reason.clone(), ready.message.clone())
+}
+
+/// `web` (172.16.0.0/24, tag 1001) reconciled to Ready; both its containers
+/// are placed on `pve1`.
+fn with_web() -> World {
+    let world = World::new();
+    world.create_sector("web", "172.16.0.0/24");
+    world.settle();
+    assert_ready(&world, "web");
+    assert_eq!(world.output("web", "gateway/node"), "pve1");
+    assert_eq!(world.output("web", "dns/node"), "pve1");
+    world.forget_calls_and_pushes();
+    world
+}
+
+// 1. Foreign pending SDN changes.
+
+#[test]
+fn a_foreign_pending_zone_blocks_new_sectors_and_is_never_applied_by_orbitlab() {
+    let world = with_web();
+    world
+        .pve
+        .create_sdn_by_hand(SdnKind::Zone, "lab", json!({"type": "simple"}));
+
+    world.create_sector("api", "172.17.0.0/24");
+    let report = world.settle();
+
+    let (reason, message) = not_ready(&world, "api");
+    assert_eq!(reason, "Blocked");
+    assert!(message.contains("zone lab"), "{message}");
+    assert!(report.failed.keys().any(|o| o.name.as_ref() == "api"));
+    let sdn_writes: Vec<String> = world
+        .writes()
+        .into_iter()
+        .filter(|w| w.starts_with("sdn_"))
+        .collect();
+    assert!(sdn_writes.is_empty(), "{sdn_writes:?}");
+    assert!(world.pve.has_pending(), "the foreign change stays pending");
+    assert!(world.pve.running(SdnKind::Zone, None, "lab").is_none());
+    assert!(world.writes().is_empty(), "{:?}", world.writes());
+    assert_ready(&world, "web");
+
+    // The administrator applies their change: OrbitLab goes on.
+    world.pve.apply_sdn_by_hand();
+    world.settle();
+    assert_ready(&world, "api");
+    assert_ready(&world, "web");
+    let zone = world.output("api", "zone/id");
+    assert!(world.pve.running(SdnKind::Zone, None, &zone).is_some());
+    assert!(!world.pve.has_pending());
+}
+
+// 2. Drift: a zone or a container changed by hand.
+
+#[test]
+fn a_sector_zone_changed_by_hand_is_restored_with_one_apply() {
+    let world = with_web();
+    let before = world
+        .pve
+        .running(SdnKind::Zone, None, "olz1001")
+        .expect("the zone is applied");
+    world
+        .pve
+        .edit_sdn_by_hand(SdnKind::Zone, None, "olz1001", "mtu", json!(1400));
+    world.pve.edit_sdn_by_hand(
+        SdnKind::Zone,
+        None,
+        "olz1001",
+        "peers",
+        json!("192.168.100.11"),
+    );
+    world.pve.apply_sdn_by_hand();
+    assert_eq!(
+        world.pve.running(SdnKind::Zone, None, "olz1001").unwrap()["mtu"],
+        1400
+    );
+
+    world.settle();
+
+    assert_eq!(
+        world.writes(),
+        ["sdn_lock", "sdn_update_zone olz1001 lock", "sdn_apply lock"]
+    );
+    let after = world.pve.running(SdnKind::Zone, None, "olz1001").unwrap();
+    assert_eq!(after["mtu"], before["mtu"]);
+    assert_eq!(after["peers"], before["peers"]);
+    assert!(!world.pve.has_pending());
+    assert_ready(&world, "web");
+}
+
+#[test]
+fn a_container_stopped_by_hand_is_started_again() {
+    let world = with_web();
+    let dns = world.vmid("web", "dns");
+    world.pve.stop_by_hand(dns);
+
+    world.settle();
+
+    assert_eq!(world.writes(), [format!("lxc_start pve1 {dns}")]);
+    assert!(world.pve.containers()[&dns].2, "running again");
+    assert_ready(&world, "web");
+}
+
+#[test]
+fn a_container_destroyed_by_hand_is_recreated_once_and_configured_again() {
+    let world = with_web();
+    let old = world.vmid("web", "gateway");
+    world.pve.destroy_by_hand(old);
+    // Someone takes the freed VMID meanwhile: the new gateway gets another.
+    world.pve.create_by_hand(old, "pve1", "someone-else");
+
+    world.settle();
+
+    let creates: Vec<String> = world
+        .writes()
+        .into_iter()
+        .filter(|w| w.starts_with("lxc_create"))
+        .collect();
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    let new = world.vmid("web", "gateway");
+    assert_ne!(new, old);
+    assert_eq!(creates[0], format!("lxc_create pve1 {new}"));
+    assert_eq!(world.named("olvn1001-router"), [new], "never duplicated");
+    assert_eq!(
+        world.pve.containers()[&old].1.as_deref(),
+        Some("someone-else"),
+        "the outsider's container is left alone"
+    );
+    assert_eq!(
+        world.pushed_vmids(),
+        BTreeSet::from([new]),
+        "only the new gateway is configured"
+    );
+    assert!(
+        world
+            .pushes()
+            .iter()
+            .any(|p| p.path == "/etc/nftables.conf")
+    );
+    assert_ready(&world, "web");
+}
+
+#[test]
+fn a_container_destroyed_by_hand_and_recreated_under_the_same_vmid_is_configured_again() {
+    let world = with_web();
+    let old = world.vmid("web", "gateway");
+    world.pve.destroy_by_hand(old);
+
+    world.settle();
+
+    // Proxmox's nextid hands out the lowest free VMID: the one just freed.
+    let new = world.vmid("web", "gateway");
+    assert_eq!(world.named("olvn1001-router"), [new], "never duplicated");
+    assert!(
+        world.pushed_vmids().contains(&new),
+        "the re-created gateway {new} (was {old}) is empty: its configuration must be pushed again; pushed: {:?}",
+        world.pushed_vmids()
+    );
+    assert_ready(&world, "web");
+}
+
+// 3. A node going offline mid-plan.
+
+/// The containers a plan creates: (Sector, hostname, node).
+fn creates(actions: &[Action]) -> Vec<(String, String, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateContainer(p) => Some((
+                p.marker.name.to_string(),
+                p.hostname.clone(),
+                p.node.to_string(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_going_offline_after_planning_fails_only_its_steps_then_the_sector_moves() {
+    let world = World::new();
+    world.create_sector("web", "172.16.0.0/24");
+    world.create_sector("db", "172.18.0.0/24");
+    let rec = world.rec();
+    let (plan, observed) = rec.plan().unwrap();
+    let planned = creates(&plan.actions);
+    let on = |sector: &str| -> BTreeSet<String> {
+        planned
+            .iter()
+            .filter(|(s, _, _)| s == sector)
+            .map(|(_, _, n)| n.clone())
+            .collect()
+    };
+    // Test premise: one of db's containers goes to pve2, none of web's.
+    assert!(on("db").contains("pve2"), "{planned:?}");
+    assert!(!on("web").contains("pve2"), "{planned:?}");
+
+    world.set_online("pve2", false);
+    let refused = world.pve.lxc_list("pve2").expect_err("pve2 is unreachable");
+    assert_eq!(refused.status(), Some(595));
+    assert_eq!(refused.kind(), Some(&ApiErrorKind::Unavailable));
+    let outcome = execute(
+        &plan,
+        &Context {
+            pve: &world.pve,
+            store: &world.store,
+            host: &world.host,
+            task_deadline: Duration::from_secs(5),
+        },
+        observed.own_pending(),
+    );
+
+    let failed: Vec<(String, String)> = outcome
+        .failed
+        .iter()
+        .map(|(o, e)| (o.name.to_string(), e.clone()))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let (object, error) = &failed[0];
+    assert_eq!(object, "db");
+    assert!(
+        error.contains("pve2") && error.contains("No route to host"),
+        "{error}"
+    );
+    for (sector, hostname, _) in &planned {
+        if sector == "web" {
+            assert_eq!(world.named(hostname).len(), 1, "web's {hostname} created");
+        }
+    }
+
+    // The next run, pve2 still offline: db is placed on the online nodes.
+    world.settle();
+    assert_ready(&world, "db");
+    assert_ready(&world, "web");
+    for role in ["gateway", "dns"] {
+        assert_ne!(world.output("db", &format!("{role}/node")), "pve2");
+    }
+    let on_pve2 = world
+        .pve
+        .containers()
+        .values()
+        .filter(|(node, _, _)| node == "pve2")
+        .count();
+    assert_eq!(on_pve2, 0, "nothing was created on the offline node");
+}
+
+#[test]
+fn only_the_agent_of_a_containers_node_configures_it() {
+    let world = World::new();
+    world.create_sector("db", "172.18.0.0/24");
+
+    let report = world.run();
+
+    let gateway = world.vmid("db", "gateway");
+    assert_eq!(world.output("db", "gateway/node"), "pve2", "test premise");
+    assert!(
+        !world.pushed_vmids().contains(&gateway),
+        "the cluster-scoped agent on pve1 pushed into pve2's container"
+    );
+    let waiting = report
+        .progressing
+        .iter()
+        .find(|(o, _)| o.name.as_ref() == "db")
+        .map(|(_, why)| why.clone())
+        .unwrap_or_else(|| panic!("db is not waiting: {report:?}"));
+    assert!(waiting.contains("pve2"), "{waiting}");
+    let (reason, message) = not_ready(&world, "db");
+    assert_eq!(reason, "Waiting");
+    assert!(message.contains("pve2"), "{message}");
+
+    world.run_on("pve2");
+    let pushed: Vec<Push> = world
+        .pushes()
+        .into_iter()
+        .filter(|p| p.vmid == gateway)
+        .collect();
+    assert!(!pushed.is_empty(), "pve2's agent configured its container");
+    assert!(pushed.iter().all(|p| p.node == "pve2"));
+
+    world.settle();
+    assert_ready(&world, "db");
+}
+
+// 4. Gateway configuration pushed again, and only when needed.
+
+const WEB_WITH_INGRESS: &str = "apiVersion: orbitlab.io/v1
+kind: Sector
+metadata:
+  name: web
+spec:
+  cidr: 172.16.0.0/24
+  ingress:
+    - name: http
+      protocol: tcp
+      port: 8080
+      to_address: 172.16.0.10
+      to_port: 80
+";
+
+#[test]
+fn a_new_ingress_rule_is_pushed_into_the_gateway_only() {
+    let world = with_web();
+    let (gateway, dns) = (world.vmid("web", "gateway"), world.vmid("web", "dns"));
+
+    world.apply(WEB_WITH_INGRESS);
+    world.settle();
+
+    assert_eq!(
+        world.pushed_vmids(),
+        BTreeSet::from([gateway]),
+        "not the DNS {dns}"
+    );
+    let nft = world
+        .pushes()
+        .into_iter()
+        .find(|p| p.path == "/etc/nftables.conf")
+        .expect("the gateway's nftables file was pushed");
+    assert!(nft.content.contains("dport 8080"), "{}", nft.content);
+    assert!(world.writes().is_empty(), "{:?}", world.writes());
+    assert_ready(&world, "web");
+}
+
+#[test]
+fn a_lost_push_record_pushes_again_and_an_unchanged_world_pushes_nothing() {
+    let world = with_web();
+    let (gateway, dns) = (world.vmid("web", "gateway"), world.vmid("web", "dns"));
+
+    let record = world.pushed_record(dns);
+    std::fs::remove_file(&record).expect("the DNS's push was recorded");
+    world.settle();
+    assert_eq!(
+        world.pushed_vmids(),
+        BTreeSet::from([dns]),
+        "not the gateway {gateway}"
+    );
+    assert!(record.exists(), "recorded again");
+    assert_ready(&world, "web");
+
+    world.forget_calls_and_pushes();
+    world.settle();
+    assert!(world.pushes().is_empty(), "{:?}", world.pushes());
+    assert!(world.writes().is_empty(), "{:?}", world.writes());
+    assert_ready(&world, "web");
+}
+
+// 5. An ingress rule whose target is missing.
+
+const WEB_WITH_MISSING_TARGET: &str = "apiVersion: orbitlab.io/v1
+kind: Sector
+metadata:
+  name: web
+spec:
+  cidr: 172.16.0.0/24
+  ingress:
+    - name: https
+      protocol: tcp
+      port: 443
+      to_instance: shop
+    - name: ssh
+      protocol: tcp
+      port: 2222
+      to_address: 172.16.0.10
+      to_port: 22
+---
+apiVersion: orbitlab.io/v1
+kind: Lxc
+metadata:
+  name: shop
+spec:
+  sector: web
+  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
+";
+
+#[test]
+fn an_ingress_rule_without_its_instance_blocks_the_sector_but_not_the_other_rules() {
+    let world = World::new();
+    world.apply(WEB_WITH_MISSING_TARGET);
+
+    let report = world.settle();
+
+    let (reason, message) = not_ready(&world, "web");
+    assert_eq!(reason, "Blocked");
+    assert!(
+        message.contains("ingress rule https") && message.contains("instance shop"),
+        "{message}"
+    );
+    assert!(report.failed.keys().any(|o| o.name.as_ref() == "web"));
+    let nft = world
+        .pushes()
+        .into_iter()
+        .rfind(|p| p.path == "/etc/nftables.conf")
+        .expect("the gateway was configured");
+    assert!(nft.content.contains("dport 2222"), "{}", nft.content);
+    assert!(!nft.content.contains("dport 443"), "{}", nft.content);
+    assert_eq!(world.named("olvn1001-router").len(), 1);
+}
+
+#[test]
+fn a_node_back_online_leaves_one_container_per_part() {
+    let world = World::new();
+    world.create_sector("db", "172.18.0.0/24");
+    world.settle();
+    assert_ready(&world, "db");
+    assert_eq!(world.output("db", "gateway/node"), "pve2", "test premise");
+
+    world.set_online("pve2", false);
+    world.settle();
+    assert_ready(&world, "db");
+    assert_ne!(world.output("db", "gateway/node"), "pve2");
+
+    // pve2 returns with the gateway it had: one of the two is destroyed.
+    world.set_online("pve2", true);
+    world.settle();
+    let gateways = world.named("olvn1001-router");
+    assert_eq!(gateways.len(), 1, "{:?}", world.pve.containers());
+    assert_eq!(world.vmid("db", "gateway"), gateways[0]);
+    assert_ready(&world, "db");
+}
