@@ -305,6 +305,10 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         }
         Action::CreateContainer(plan) => {
             let vmid = create_container(ctx, plan)?;
+            // Proxmox hands out the lowest free VMID again: a record of
+            // what was pushed into an earlier container of that id (one
+            // destroyed by hand) must not pass for this new, empty one.
+            pushed::forget(ctx.store, vmid.get())?;
             let role = plan.marker.role.map_or("container", ApplianceRole::as_str);
             let outputs = outcome
                 .outputs

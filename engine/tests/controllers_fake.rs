@@ -18,14 +18,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orbitlab_agent::api::{Api, ApiPath, PropertyValue};
-use orbitlab_agent::host::{ContainerHost, HostError};
-use orbitlab_agent::pve::fake::FakePve;
-use orbitlab_agent::pve::{ApiErrorKind, Pve, Release, SdnKind};
-use orbitlab_agent::reconcile::init::init;
-use orbitlab_agent::reconcile::{Action, Context, Options, Reconciler, Report, Scope, execute};
-use orbitlab_agent::status::{ConditionType, ObjectStatus};
-use orbitlab_agent::store::Store;
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::pve::fake::FakePve;
+use orbitlab_engine::pve::{ApiErrorKind, Pve, Release, SdnKind};
+use orbitlab_engine::reconcile::init::init;
+use orbitlab_engine::reconcile::{Action, Context, Options, Reconciler, Report, Scope, execute};
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
+use orbitlab_engine::store::Store;
 use orbitlab_manifests::{Kind, codec};
 use serde_json::json;
 
