@@ -1,4 +1,4 @@
-//! IPAM benchmark (`cargo bench -p orbitlab-agent --bench ipam`).
+//! IPAM benchmark (`cargo bench -p orbitlab-engine --bench ipam`).
 //!
 //! Allocates every address of a /16 into a directory-backed store
 //! ([`DirStore`]: atomic `tmp` + `rename` writes, no fsync) and reports the

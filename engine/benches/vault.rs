@@ -2,7 +2,7 @@
 //! 10,000 secrets: creating them, reading random ones, writing new
 //! versions, listing, and a KEK rotation across all of them.
 //!
-//! Run: `cargo bench -p orbitlab-agent --bench vault` (optionally
+//! Run: `cargo bench -p orbitlab-engine --bench vault` (optionally
 //! `ORBITLAB_BENCH_SECRETS=N`, `ORBITLAB_BENCH_DIR=/path` to choose the
 //! filesystem; default the system temporary directory).
 

@@ -11,7 +11,7 @@
 //! both). For the long run:
 //!
 //! ```text
-//! ORBITLAB_FUZZ_RUNS=1000000 cargo test --release -p orbitlab-agent --test parse_fuzz -- --nocapture
+//! ORBITLAB_FUZZ_RUNS=1000000 cargo test --release -p orbitlab-engine --test parse_fuzz -- --nocapture
 //! ```
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
