@@ -216,21 +216,7 @@ impl World {
 
     /// The calls that change something, in order.
     fn writes(&self) -> Vec<String> {
-        const READS: [&str; 8] = [
-            "release",
-            "nodes",
-            "node_network",
-            "cluster_status",
-            "sdn_list_",
-            "lxc_list",
-            "lxc_config",
-            "next_vmid",
-        ];
-        self.pve
-            .calls()
-            .into_iter()
-            .filter(|c| !READS.iter().any(|r| c.starts_with(r)))
-            .collect()
+        self.pve.writes()
     }
 
     fn pushes(&self) -> Vec<Push> {

@@ -19,7 +19,6 @@
 //! from the server on its blocking threads); reads the key file on each
 //! ticket write; credentials are sent as headers and never logged.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -79,17 +78,6 @@ pub struct ProxmoxAuthenticator {
 #[error("Proxmox authentication setup: {0}")]
 pub struct AuthSetupError(String);
 
-fn is_loopback(url: &Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(h) => h
-            .trim_matches(['[', ']'])
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
 impl ProxmoxAuthenticator {
     /// An authenticator for this Proxmox; nothing is sent yet.
     pub fn new(config: ProxmoxAuthConfig) -> Result<Self, AuthSetupError> {
@@ -99,7 +87,8 @@ impl ProxmoxAuthenticator {
                 config.base_url
             ))
         })?;
-        let plain_ok = matches!(config.trust, Trust::LoopbackHttp) && is_loopback(&base);
+        let plain_ok = matches!(config.trust, Trust::LoopbackHttp)
+            && orbitlab_engine::pve::wire::is_loopback(&base);
         match base.scheme() {
             "https" if !matches!(config.trust, Trust::LoopbackHttp) => {}
             "http" if plain_ok => {}

@@ -125,6 +125,25 @@ impl FakePve {
         self.st().calls.clone()
     }
 
+    /// The calls that change something (every call but the reads the
+    /// engine makes to observe), in order.
+    pub fn writes(&self) -> Vec<String> {
+        const READS: [&str; 8] = [
+            "release",
+            "nodes",
+            "node_network",
+            "cluster_status",
+            "sdn_list_",
+            "lxc_list",
+            "lxc_config",
+            "next_vmid",
+        ];
+        self.calls()
+            .into_iter()
+            .filter(|c| !READS.iter().any(|r| c.starts_with(r)))
+            .collect()
+    }
+
     /// Forgets the calls recorded so far.
     pub fn clear_calls(&self) {
         self.st().calls.clear();

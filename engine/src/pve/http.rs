@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,17 +116,6 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(h) => h
-            .trim_matches(['[', ']'])
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
 /// Percent-encode one path segment (ids, UPIDs).
 pub fn seg(s: &str) -> String {
     if s == "." || s == ".." {
@@ -163,7 +151,7 @@ impl Transport {
                 )));
             }
             ("https", _) => {}
-            ("http", Trust::LoopbackHttp) if is_loopback(&base) => {}
+            ("http", Trust::LoopbackHttp) if super::wire::is_loopback(&base) => {}
             ("http", _) => {
                 return Err(PveError::Config(format!(
                     "{base_url}: plain HTTP is only allowed to loopback test servers; use https://HOST:8006"

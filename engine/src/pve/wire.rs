@@ -99,6 +99,19 @@ impl std::fmt::Debug for Body<'_> {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// True when `url` names this host (`localhost`, `127.0.0.0/8`, `::1`):
+/// the only place a plain-HTTP connection to Proxmox is ever accepted.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 /// `k=v&...`, form-encoded as Proxmox expects.
 pub fn encode_form<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
