@@ -8,9 +8,10 @@ use orbitlab_engine::reconcile::ids::Marker;
 use orbitlab_engine::reconcile::observed::{
     ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
 };
+use orbitlab_engine::reconcile::plan::ApplianceChoice;
 use orbitlab_engine::reconcile::plan::plan as compute;
 use orbitlab_engine::reconcile::{Action, Desired, ObjectRef, Plan};
-use orbitlab_manifests::{ClusterSpec, Kind, Name, SectorSpec};
+use orbitlab_manifests::{ApplianceRole, ClusterSpec, Kind, Name, SectorSpec};
 
 fn name(n: &str) -> Name {
     n.parse().unwrap()
@@ -20,10 +21,19 @@ fn cluster() -> Desired {
     Desired {
         cluster: Some((name("lab"), ClusterSpec::default())),
         sectors: BTreeMap::new(),
-        gateway_template: "local:vztmpl/gw.tar.zst".into(),
-        dns_template: "local:vztmpl/dns.tar.zst".into(),
-        gateway_memory_mib: 128,
-        dns_memory_mib: 128,
+        appliances: [
+            (ApplianceRole::Gateway, "local:vztmpl/gw.tar.zst"),
+            (ApplianceRole::Dns, "local:vztmpl/dns.tar.zst"),
+        ]
+        .into_iter()
+        .map(|(role, template)| {
+            let choice = ApplianceChoice {
+                template: template.into(),
+                memory_mib: 128,
+            };
+            (role, choice)
+        })
+        .collect(),
     }
 }
 
@@ -342,15 +352,18 @@ fn appliance_manifests_choose_the_template_and_memory_of_new_containers() {
     let documents = orbitlab_manifests::codec::decode("gw.yaml", yaml).unwrap();
     let set = orbitlab_manifests::ManifestSet::new(documents).unwrap();
     let from_set = Desired::from_set(&set);
-    assert_eq!(from_set.gateway_memory_mib, 256);
+    assert_eq!(from_set.appliance(ApplianceRole::Gateway).memory_mib, 256);
     assert_eq!(
-        from_set.dns_memory_mib, 128,
+        from_set.appliance(ApplianceRole::Dns).memory_mib,
+        128,
         "no DNS Appliance: the default"
     );
 
     let mut desired = with_sectors(cluster(), &[("web", "172.16.0.0/24")]);
-    desired.gateway_template = from_set.gateway_template.clone();
-    desired.gateway_memory_mib = from_set.gateway_memory_mib;
+    desired.appliances.insert(
+        ApplianceRole::Gateway,
+        from_set.appliance(ApplianceRole::Gateway),
+    );
     let plan = compute(&desired, &three_nodes());
     let created: Vec<(String, u32)> = plan
         .actions

@@ -74,10 +74,7 @@ fn main() {
     let mut desired = Desired {
         cluster: Some(("lab".parse().unwrap(), ClusterSpec::default())),
         sectors: BTreeMap::new(),
-        gateway_template: "local:vztmpl/gw.tar.zst".into(),
-        dns_template: "local:vztmpl/dns.tar.zst".into(),
-        gateway_memory_mib: 128,
-        dns_memory_mib: 128,
+        appliances: BTreeMap::new(),
     };
     for i in 0..1000u32 {
         let cidr = format!("172.{}.{}.0/24", 16 + i / 256, i % 256)

@@ -4,6 +4,15 @@ use std::collections::BTreeMap;
 
 use orbitlab_manifests::{ApplianceRole, ClusterSpec, Kind, ManifestSet, Name, SectorSpec, Spec};
 
+/// What the containers playing one appliance role are made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplianceChoice {
+    /// Template volume (`storage:vztmpl/...`).
+    pub template: String,
+    /// Memory per container, MiB.
+    pub memory_mib: u32,
+}
+
 /// The desired state of everything the reconciler manages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
@@ -11,15 +20,9 @@ pub struct Desired {
     pub cluster: Option<(Name, ClusterSpec)>,
     /// Declared Sectors.
     pub sectors: BTreeMap<Name, SectorSpec>,
-    /// Template of the Sector Gateway container (`storage:vztmpl/...`).
-    pub gateway_template: String,
-    /// Template of the Sector DNS container.
-    pub dns_template: String,
-    /// Memory of a Sector Gateway container in MiB (its Appliance's
-    /// `memory`, else 128).
-    pub gateway_memory_mib: u32,
-    /// Memory of a Sector DNS container in MiB.
-    pub dns_memory_mib: u32,
+    /// Appliance manifests, by role (at most one per role: the set's
+    /// validation refuses more).
+    pub appliances: BTreeMap<ApplianceRole, ApplianceChoice>,
 }
 
 /// Memory of an appliance container when no Appliance manifest sets it.
@@ -46,33 +49,39 @@ impl Desired {
                 _ => None,
             })
             .collect();
-        let template_storage = cluster
-            .as_ref()
-            .map(|(_, c)| c.defaults.template_storage.to_string())
-            .unwrap_or_else(|| "local".into());
-        // At most one Appliance per role (the set's validation refuses more).
-        let appliance = |role: ApplianceRole| {
-            set.of_kind(Kind::Appliance).find_map(|m| match &m.spec {
-                Spec::Appliance(a) if a.role == role => Some(a),
+        let appliances = set
+            .of_kind(Kind::Appliance)
+            .filter_map(|m| match &m.spec {
+                Spec::Appliance(a) => Some((
+                    a.role,
+                    ApplianceChoice {
+                        template: a.template.to_string(),
+                        memory_mib: a.memory,
+                    },
+                )),
                 _ => None,
             })
-        };
-        let template_for = |role: ApplianceRole| {
-            appliance(role).map_or_else(
-                || format!("{template_storage}:{FALLBACK_TEMPLATE}"),
-                |a| a.template.to_string(),
-            )
-        };
-        let memory_for = |role: ApplianceRole| {
-            appliance(role).map_or(DEFAULT_APPLIANCE_MEMORY_MIB, |a| a.memory)
-        };
+            .collect();
         Desired {
             cluster,
             sectors,
-            gateway_template: template_for(ApplianceRole::Gateway),
-            dns_template: template_for(ApplianceRole::Dns),
-            gateway_memory_mib: memory_for(ApplianceRole::Gateway),
-            dns_memory_mib: memory_for(ApplianceRole::Dns),
+            appliances,
         }
+    }
+
+    /// What new containers playing `role` are made from: its Appliance
+    /// manifest, else Debian's standard template on the cluster's template
+    /// storage with [`DEFAULT_APPLIANCE_MEMORY_MIB`].
+    pub fn appliance(&self, role: ApplianceRole) -> ApplianceChoice {
+        self.appliances.get(&role).cloned().unwrap_or_else(|| {
+            let storage = self
+                .cluster
+                .as_ref()
+                .map_or("local", |(_, c)| c.defaults.template_storage.as_str());
+            ApplianceChoice {
+                template: format!("{storage}:{FALLBACK_TEMPLATE}"),
+                memory_mib: DEFAULT_APPLIANCE_MEMORY_MIB,
+            }
+        })
     }
 }

@@ -17,7 +17,7 @@ mod desired;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use desired::Desired;
+pub use desired::{ApplianceChoice, Desired};
 
 use super::ObjectRef;
 use super::action::Action;

@@ -218,32 +218,29 @@ impl Planner<'_> {
                 owner: gateway.owner(),
             },
         };
-        let appliance = |marker: &Marker,
-                         role: ApplianceRole,
-                         template: &str,
-                         memory_mib: u32,
-                         nics: Vec<NicPlan>|
-         -> Result<ContainerPlan, String> {
-            let node = rendezvous(marker.owner().as_str(), bp.nodes.iter().map(|n| n.as_str()))
-                .and_then(|chosen| bp.nodes.iter().find(|n| n.as_str() == chosen))
-                .ok_or("no online node has a known uplink to place the container on")?;
-            Ok(ContainerPlan {
-                marker: marker.clone(),
-                node: node.clone(),
-                hostname: ids::appliance_hostname(role, tag),
-                template: template.to_owned(),
-                storage: bp.storage.clone(),
-                disk_gib: APPLIANCE_DISK_GIB,
-                memory_mib,
-                cores: 1,
-                nics,
-            })
-        };
+        // The container playing `role`, on the node rendezvous hashing
+        // picks for it among the Backplane's nodes.
+        let appliance =
+            |role: ApplianceRole, nics: Vec<NicPlan>| -> Result<ContainerPlan, String> {
+                let marker = part(&owner, role);
+                let choice = self.desired.appliance(role);
+                let node = rendezvous(marker.owner().as_str(), bp.nodes.iter().map(|n| n.as_str()))
+                    .and_then(|chosen| bp.nodes.iter().find(|n| n.as_str() == chosen))
+                    .ok_or("no online node has a known uplink to place the container on")?;
+                Ok(ContainerPlan {
+                    marker,
+                    node: node.clone(),
+                    hostname: ids::appliance_hostname(role, tag),
+                    template: choice.template,
+                    storage: bp.storage.clone(),
+                    disk_gib: APPLIANCE_DISK_GIB,
+                    memory_mib: choice.memory_mib,
+                    cores: 1,
+                    nics,
+                })
+            };
         let gateway_plan = appliance(
-            &gateway,
             ApplianceRole::Gateway,
-            &self.desired.gateway_template,
-            self.desired.gateway_memory_mib,
             vec![
                 NicPlan {
                     bridge: vnet.clone(),
@@ -260,10 +257,7 @@ impl Planner<'_> {
             ],
         )?;
         let dns_plan = appliance(
-            &dns,
             ApplianceRole::Dns,
-            &self.desired.dns_template,
-            self.desired.dns_memory_mib,
             vec![NicPlan {
                 bridge: vnet.clone(),
                 address: AddressRef::Known(role_address(first, ApplianceRole::Dns)),
