@@ -7,8 +7,8 @@
 
 mod server_common;
 
-use orbitlab_agent::api::{Api, ApiPath, KeyRequest, PkiCall, SshCall, VaultCall};
-use orbitlab_agent::status::{ConditionType, ObjectStatus};
+use orbitlab_engine::api::{Api, ApiPath, KeyRequest, PkiCall, SshCall, VaultCall};
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
 use orbitlab_manifests::Kind;
 use reqwest::StatusCode;
 use reqwest::blocking::RequestBuilder;
@@ -136,7 +136,9 @@ fn creating_cas_over_https_needs_sys_modify_and_keeps_the_key_in_the_vault() {
     let text = refused(
         call(
             OPS,
-            s.client.post(url(&s, "/pki/cas/x")).query(&[("path-len", "many")]),
+            s.client
+                .post(url(&s, "/pki/cas/x"))
+                .query(&[("path-len", "many")]),
         ),
         StatusCode::BAD_REQUEST,
         "path-len",
@@ -145,7 +147,9 @@ fn creating_cas_over_https_needs_sys_modify_and_keeps_the_key_in_the_vault() {
     refused(
         call(
             OPS,
-            s.client.post(url(&s, "/pki/cas/x")).query(&[("parent", "nope")]),
+            s.client
+                .post(url(&s, "/pki/cas/x"))
+                .query(&[("parent", "nope")]),
         ),
         StatusCode::NOT_FOUND,
         "nope",
@@ -208,11 +212,18 @@ fn signing_a_csr_over_https_answers_only_the_certificate() {
     let signed = data(sign(OPS, csr, "application/x-pem-file"));
     assert_eq!(signed["name"], "db");
     assert_eq!(signed["info"]["dns_names"][0], "db.orbitlab.internal");
-    assert_eq!(signed["key_path"], Value::Null, "the requester holds the key");
+    assert_eq!(
+        signed["key_path"],
+        Value::Null,
+        "the requester holds the key"
+    );
     assert!(!signed.to_string().contains("PRIVATE KEY"));
     let shown = s
         .api
-        .pki(PkiCall::ShowCert("root".parse().unwrap(), "db".parse().unwrap()))
+        .pki(PkiCall::ShowCert(
+            "root".parse().unwrap(),
+            "db".parse().unwrap(),
+        ))
         .unwrap();
     assert_eq!(signed["info"]["pem"], shown["info"]["pem"]);
     // There is no key to reveal, even to a Console holder.
@@ -252,7 +263,10 @@ fn issued_keys_over_https_need_sys_console_as_secret_values_do() {
     let key = data(call(ROOT, s.client.get(url(&s, "/pki/certs/root/web/key"))));
     let local = s
         .api
-        .pki(PkiCall::Key("root".parse().unwrap(), "web".parse().unwrap()))
+        .pki(PkiCall::Key(
+            "root".parse().unwrap(),
+            "web".parse().unwrap(),
+        ))
         .unwrap();
     assert_eq!(key, local);
 }
@@ -277,7 +291,10 @@ fn ssh_keys_over_https_follow_the_same_rules() {
     assert!(!created.to_string().contains(PASSPHRASE));
     let deploy = || "deploy".parse().unwrap();
     assert_eq!(
-        data(call(AUDIT, s.client.get(url(&s, "/ssh/keys/deploy/public")))),
+        data(call(
+            AUDIT,
+            s.client.get(url(&s, "/ssh/keys/deploy/public"))
+        )),
         s.api.ssh(SshCall::Public(deploy())).unwrap()
     );
     assert_eq!(
@@ -292,7 +309,10 @@ fn ssh_keys_over_https_follow_the_same_rules() {
         );
     }
     assert_eq!(
-        data(call(ROOT, s.client.get(url(&s, "/ssh/keys/deploy/private")))),
+        data(call(
+            ROOT,
+            s.client.get(url(&s, "/ssh/keys/deploy/private"))
+        )),
         s.api.ssh(SshCall::Private(deploy())).unwrap()
     );
     refused(
