@@ -70,7 +70,7 @@ impl Intent {
             };
         }
         if let Some(path) = PkiPath::parse(rest).map_err(path_error)? {
-            return Ok(Intent::Pki(PkiIntent::parse(method, path, query)?));
+            return Ok(Intent::Pki(super::pki::parse(method, path, query)?));
         }
         if let Some(path) = SshPath::parse(rest).map_err(path_error)? {
             return Ok(Intent::Ssh(SshIntent::parse(method, path, query)?));

@@ -23,13 +23,6 @@ pub(super) enum PkiIntent {
 }
 
 impl PkiIntent {
-    pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<Self, Failure> {
-        match parse(method, path, query)? {
-            Parsed::Call(call) => Ok(PkiIntent::Ready(call)),
-            Parsed::Csr(c, n, r) => Ok(PkiIntent::SignCsr(c, n, r)),
-        }
-    }
-
     /// The privileges: a CSR signing is a change, as an issue is.
     pub(super) fn operation(&self) -> Operation {
         match self {
@@ -87,14 +80,8 @@ impl PkiIntent {
     }
 }
 
-/// A parsed request: a whole call, or a CSR signing without its CSR.
-enum Parsed {
-    Call(PkiCall),
-    Csr(CaName, CertName, LeafRequest),
-}
-
 /// Parses a PKI request's method, path and query.
-fn parse(method: &Method, path: PkiPath, query: &str) -> Result<Parsed, Failure> {
+pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiIntent, Failure> {
     let mut params = query_params(query)?;
     let one = |params: &mut Vec<_>, name: &str| -> Result<Option<String>, Failure> {
         Ok(take(params, name)?.pop())
@@ -188,7 +175,7 @@ fn parse(method: &Method, path: PkiPath, query: &str) -> Result<Parsed, Failure>
                 &params,
                 "`dns`, `ip`, `days` and `client` (the CSR is the body)",
             )?;
-            return Ok(Parsed::Csr(c, n, request));
+            return Ok(PkiIntent::SignCsr(c, n, request));
         }
         (Method::GET, PkiPath::Renewal) => PkiCall::RenewalDue(within(&mut params)?),
         (Method::POST, PkiPath::Renewal) => PkiCall::Renew(within(&mut params)?),
@@ -201,7 +188,7 @@ fn parse(method: &Method, path: PkiPath, query: &str) -> Result<Parsed, Failure>
         }
     };
     refuse_unknown(&params, "the parameters listed in the API's path tree")?;
-    Ok(Parsed::Call(call))
+    Ok(PkiIntent::Ready(call))
 }
 
 /// The privileges a PKI call needs.
