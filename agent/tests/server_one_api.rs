@@ -61,15 +61,29 @@ fn url(s: &Running, path: &str) -> String {
     s.url(&format!("/api2/json/orbitlab{path}"))
 }
 
-/// A certificate signing request for `dns`, PEM (its key stays here).
+/// A certificate signing request for `dns`, PEM, made by `openssl req`
+/// (its key stays in a temporary directory here).
 fn csr_for(dns: &str) -> String {
-    let key = rcgen::KeyPair::generate().expect("key");
-    rcgen::CertificateParams::new(vec![dns.to_owned()])
-        .expect("params")
-        .serialize_request(&key)
-        .expect("CSR")
-        .pem()
-        .expect("PEM")
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, csr) = (dir.path().join("req.key"), dir.path().join("req.csr"));
+    let output = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=db", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .args(["-addext", &format!("subjectAltName=DNS:{dns}")])
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "{output:?}");
+    std::fs::read_to_string(&csr).expect("CSR")
 }
 
 fn ca_names(api: &Api) -> Vec<String> {
