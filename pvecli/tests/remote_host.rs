@@ -779,7 +779,8 @@ fn init_and_reconcile_refuse_host_and_do_nothing_here() {
         ),
     ] {
         let all = [&["--root", &here_root][..], args].concat();
-        let output = a.run(ADMIN_TOKEN, &all, b"secret-on-stdin\n");
+        // No stdin: the refusal comes before anything would read it.
+        let output = a.run(ADMIN_TOKEN, &all, b"");
         let err = refused(&output);
         assert!(err.contains(command), "{err}");
         assert!(err.contains("as the node it runs on"), "{err}");
