@@ -2,9 +2,12 @@
 //! over `--root`), or a node's agent over HTTPS (`--host`). Both answer
 //! the same JSON, so every command prints the same either way.
 
-use anyhow::{Result, bail};
-use orbitlab_engine::api::{Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall};
+use anyhow::{Context, Result, bail};
+use orbitlab_engine::api::{
+    Api, ApiPath, Change, PkiCall, PropertyValue, SshCall, VaultCall, object_status_path,
+};
 use orbitlab_engine::pve::Method;
+use orbitlab_engine::status::ObjectStatus;
 use orbitlab_manifests::{Manifest, Sourced, codec};
 use serde_json::Value;
 
@@ -19,18 +22,53 @@ pub enum Backend {
     Remote(Remote),
 }
 
+/// A command that runs on a node only, never over `--host`: what it does
+/// belongs to the node it runs on, not to the API tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeOnly {
+    /// `orbitlab init`.
+    Init,
+    /// `orbitlab reconcile --once`.
+    Reconcile,
+}
+
+impl NodeOnly {
+    /// The command, as typed.
+    fn command(self) -> &'static str {
+        match self {
+            NodeOnly::Init => "init",
+            NodeOnly::Reconcile => "reconcile --once",
+        }
+    }
+
+    /// Why it cannot run through an agent.
+    fn reason(self) -> &'static str {
+        match self {
+            NodeOnly::Init => {
+                "it checks Proxmox and builds the Backplane as the node it runs on, and stores that node's Proxmox connection (with the API token secret, read there and never sent over the network)"
+            }
+            NodeOnly::Reconcile => {
+                "it acts on Proxmox as the node it runs on, with that node's stored connection; the agent on the --host node already reconciles by itself (`orbitlab --host ... plan` shows what it would do, `status` what it reported)"
+            }
+        }
+    }
+}
+
 /// Serialized changes: `[{kind, name, action}]`, as the server answers.
 fn changes(changes: Vec<Change>) -> Value {
     serde_json::to_value(changes).unwrap_or(Value::Null)
 }
 
 impl Backend {
-    /// The local API, when there is one (commands that run the engine).
-    pub fn local(&self, what: &str) -> Result<&Api> {
+    /// Refuses `command` over `--host`, naming it and saying why, before
+    /// anything is done; in-process it may run.
+    pub fn on_node(&self, command: NodeOnly) -> Result<()> {
         match self {
-            Backend::Local(api) => Ok(api),
+            Backend::Local(_) => Ok(()),
             Backend::Remote(_) => bail!(
-                "`orbitlab {what}` is not served over --host yet; run it on a node (as root) without --host"
+                "`orbitlab {}` cannot run with --host: {}. Run it on the node itself (as root), without --host; nothing was done",
+                command.command(),
+                command.reason()
             ),
         }
     }
@@ -165,7 +203,24 @@ impl Backend {
             Backend::Remote(r) => {
                 let (method, path, query) = call.http();
                 let method = Method::from_bytes(method.as_bytes())?;
-                r.call(method, &path.to_string(), &query, Body::Empty)
+                let body = match call.body() {
+                    Some(csr) => Body::Raw("application/x-pem-file", csr.to_vec()),
+                    None => Body::Empty,
+                };
+                r.call(method, &path.to_string(), &query, body)
+            }
+        }
+    }
+
+    /// The status an agent reported for the object at `path` (`None`
+    /// before any report): `GET /status/{collection}/{name}`.
+    pub fn object_status(&self, path: &ApiPath) -> Result<Option<ObjectStatus>> {
+        match self {
+            Backend::Local(api) => Ok(api.object_status(path)?),
+            Backend::Remote(r) => {
+                let answer = r.call(Method::GET, &object_status_path(path), &[], Body::Empty)?;
+                serde_json::from_value(answer)
+                    .with_context(|| format!("the agent's status of {path} is not a status"))
             }
         }
     }

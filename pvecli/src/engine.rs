@@ -1,14 +1,13 @@
-//! The commands that talk to Proxmox — `init`, `reconcile --once` —
-//! and `apply --wait`. They run the engine in this process, acting as this
-//! node (`$ORBITLAB_NODE` or the host name).
+//! The commands that talk to Proxmox — `init`, `reconcile --once`. They
+//! run the engine in this process, acting as this node (`$ORBITLAB_NODE`
+//! or the host name), and so never run with `--host`
+//! ([`crate::backend::NodeOnly`]).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use orbitlab_engine::api::{Action as ChangeAction, Api, Change, collection_segment};
+use orbitlab_engine::api::collection_segment;
 use orbitlab_engine::pve::{StoredConnection, StoredTrust};
 use orbitlab_engine::reconcile::{self, Report, init};
 use orbitlab_engine::store::{Store, node_name};
@@ -108,62 +107,4 @@ fn report_json(report: &Report) -> Value {
         "progressing": report.progressing.iter().map(|(o, m)| (path(o), Value::from(m.clone()))).collect::<serde_json::Map<_, _>>(),
         "failed": report.failed.iter().map(|(o, m)| (path(o), Value::from(m.clone()))).collect::<serde_json::Map<_, _>>(),
     })
-}
-
-/// `apply --wait`: polls the statuses of what was created or changed until
-/// every one is Ready (deleted ones: until their status is gone), printing
-/// each change of state on standard error. Fails on a Failed object or at
-/// the timeout.
-pub fn wait_ready(api: &Api, changes: &[Change], timeout: Duration) -> Result<()> {
-    let started = Instant::now();
-    let mut shown: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let mut pending = 0;
-        for change in changes
-            .iter()
-            .filter(|c| c.action != ChangeAction::Unchanged)
-        {
-            let status = api.store().read_status(change.kind, &change.name)?;
-            let line = match (change.action, status) {
-                (ChangeAction::Deleted, None) => "deleted".to_owned(),
-                (ChangeAction::Deleted, Some(_)) => {
-                    pending += 1;
-                    "deleting".to_owned()
-                }
-                (_, None) => {
-                    pending += 1;
-                    "Pending: no agent has reported yet".to_owned()
-                }
-                (_, Some(status)) => {
-                    let phase = status.phase();
-                    let message = status
-                        .conditions
-                        .iter()
-                        .find(|c| c.status && c.kind.to_string() == phase)
-                        .map(|c| c.message.clone())
-                        .unwrap_or_default();
-                    match phase {
-                        "Ready" => {}
-                        "Failed" => bail!("{} failed: {message}", change.path()),
-                        _ => pending += 1,
-                    }
-                    format!("{phase}: {message}")
-                }
-            };
-            if shown.get(&change.path()) != Some(&line) {
-                eprintln!("{}: {line}", change.path());
-                shown.insert(change.path(), line);
-            }
-        }
-        if pending == 0 {
-            return Ok(());
-        }
-        if started.elapsed() >= timeout {
-            bail!(
-                "gave up after {}s: {pending} object(s) not Ready yet; `orbitlab get` shows their status",
-                timeout.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }

@@ -13,6 +13,7 @@ mod remote;
 mod reply;
 mod secrets;
 mod ssh_keys;
+mod wait;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ use orbitlab_engine::store::Store;
 use orbitlab_manifests::{Kind, Name};
 use serde_json::Value;
 
-use backend::Backend;
+use backend::{Backend, NodeOnly};
 use cli::{Cli, Command};
 use properties::Properties;
 
@@ -71,11 +72,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Delete(args) => changes(&backend.delete(&parse_path(&args.path)?, args.force)?),
         Command::Apply(args) => {
             let documents = input::read_manifests(&args.files.files)?;
-            let wait = if args.wait {
-                Some(backend.local("apply --wait")?)
-            } else {
-                None
-            };
             let applied = backend.apply(documents, false)?;
             emit(&changes(&applied), format)?;
             for (path, kind) in inert(&applied) {
@@ -98,12 +94,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 );
             }
-            if let Some(api) = wait {
+            if args.wait {
                 let applied: Vec<Change> = decoded_changes(&applied)
                     .into_iter()
                     .filter(|c| reports_status(c.kind))
                     .collect();
-                engine::wait_ready(api, &applied, std::time::Duration::from_secs(args.timeout))?;
+                wait::wait_ready(
+                    &backend,
+                    &applied,
+                    std::time::Duration::from_secs(args.timeout),
+                )?;
             }
             return Ok(code);
         }
@@ -120,7 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(code);
         }
         Command::Init(args) => {
-            backend.local("init")?;
+            backend.on_node(NodeOnly::Init)?;
             engine::init(&store, &args)?
         }
         Command::Plan { detailed_exitcode } => {
@@ -133,10 +133,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => backend.status()?,
         Command::Secret(command) => return secrets::run_secret(&backend, command)?.emit(format),
         Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),
-        Command::Pki(command) => return pki::run(&backend, &store, command)?.emit(format),
+        Command::Pki(command) => return pki::run(&backend, command)?.emit(format),
         Command::SshKey(command) => return ssh_keys::run(&backend, command)?.emit(format),
         Command::Reconcile { .. } => {
-            backend.local("reconcile")?;
+            backend.on_node(NodeOnly::Reconcile)?;
             let (report, report_code) = engine::reconcile_once(&store)?;
             code = report_code;
             report

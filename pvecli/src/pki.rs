@@ -1,11 +1,12 @@
 //! `orbitlab pki ...`: the internal certificate authority from the command
 //! line — CAs, leaf certificates, revocation, CRLs, renewal.
 //!
-//! Runs the API's PKI calls ([`PkiCall`], `/pki/...`) in this process on
-//! the store given by `--root` (records under `orbitlab/pki/`, private
-//! keys in the vault; changes take the `pki` cluster lock) or, with
-//! `--host`, on a node's agent; creating CAs and signing CSRs run on a
-//! node only, through [`orbitlab_engine::pki::Pki`]. PEM documents (`--pem`, `--chain`, `crl`, `cert
+//! Every command is one of the API's PKI calls ([`PkiCall`], `/pki/...`),
+//! run in this process on the store given by `--root` (records under
+//! `orbitlab/pki/`, private keys in the vault; changes take the `pki`
+//! cluster lock) or, with `--host`, by a node's agent. A new CA's key is
+//! made and kept in the vault; `sign-csr` reads the CSR file here and
+//! sends only the CSR. PEM documents (`--pem`, `--chain`, `crl`, `cert
 //! key`) print as-is in text format; `cert key` prints a private key and
 //! is the only command here that does.
 
@@ -17,22 +18,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::{ArgGroup, Args, Subcommand};
-use orbitlab_engine::api::{PkiCall, Revocation};
+use orbitlab_engine::api::{CsrPem, MAX_CSR_BYTES, NewCa, PkiCall, Revocation, ca_request};
 use orbitlab_engine::pki::{
-    CaName, CaOptions, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, Pki,
-    RevocationReason, RevokeTarget,
+    CaName, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, RevocationReason, RevokeTarget,
 };
-use orbitlab_engine::store::Store;
-use orbitlab_engine::vault::Vault;
 use orbitlab_manifests::spec::CertificateRole;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
 use crate::reply::Reply;
-
-/// Largest CSR file read (a CSR is a few hundred bytes to a few KiB).
-const MAX_CSR_BYTES: u64 = 64 * 1024;
 
 /// Examples under `orbitlab pki --help`.
 pub const EXAMPLES: &str = "\
@@ -229,12 +224,12 @@ pub struct RevokeArgs {
     reason: String,
 }
 
-/// Runs `orbitlab pki ...`: through `backend` (this process, or an agent
-/// over HTTPS) except creating CAs and signing CSRs, which run on a node.
-pub fn run(backend: &Backend, store: &Store, command: PkiCommand) -> Result<Reply> {
+/// Runs `orbitlab pki ...` through `backend` (this process, or an agent
+/// over HTTPS).
+pub fn run(backend: &Backend, command: PkiCommand) -> Result<Reply> {
     match command {
-        PkiCommand::Ca(command) => run_ca(backend, store, command),
-        PkiCommand::Cert(command) => run_cert(backend, store, command),
+        PkiCommand::Ca(command) => run_ca(backend, command),
+        PkiCommand::Cert(command) => run_cert(backend, command),
         PkiCommand::Revoke(args) => {
             let ca: CaName = args.issuer.parse()?;
             let target = match (args.cert, args.child_ca, args.serial) {
@@ -283,25 +278,19 @@ fn document(answer: &Value, field: &'static str, meta: &[&str]) -> Reply {
     )
 }
 
-fn run_ca(backend: &Backend, store: &Store, command: CaCommand) -> Result<Reply> {
+fn run_ca(backend: &Backend, command: CaCommand) -> Result<Reply> {
     match command {
         CaCommand::CreateRoot { name, options } => {
-            backend.local("pki ca create-root")?;
-            let options = options.to_options(CertificateRole::RootCa)?;
-            Reply::data(pki_of(store).create_root(&name.parse()?, &options)?)
+            let new = options.to_request(None)?;
+            Reply::data(backend.pki(PkiCall::CreateCa(name.parse()?, new))?)
         }
         CaCommand::CreateIntermediate {
             name,
             parent,
             options,
         } => {
-            backend.local("pki ca create-intermediate")?;
-            let options = options.to_options(CertificateRole::IntermediateCa)?;
-            Reply::data(pki_of(store).create_intermediate(
-                &name.parse()?,
-                &parent.parse()?,
-                &options,
-            )?)
+            let new = options.to_request(Some(parent.parse()?))?;
+            Reply::data(backend.pki(PkiCall::CreateCa(name.parse()?, new))?)
         }
         CaCommand::List => Reply::data(backend.pki(PkiCall::ListCas)?),
         CaCommand::Show { name, pem: true } => {
@@ -312,11 +301,7 @@ fn run_ca(backend: &Backend, store: &Store, command: CaCommand) -> Result<Reply>
     }
 }
 
-fn pki_of(store: &Store) -> Pki {
-    Pki::new(Vault::new(store.clone()))
-}
-
-fn run_cert(backend: &Backend, store: &Store, command: CertCommand) -> Result<Reply> {
+fn run_cert(backend: &Backend, command: CertCommand) -> Result<Reply> {
     match command {
         CertCommand::Issue { ca, name, leaf } => {
             let (ca, name): (CaName, CertName) = (ca.parse()?, name.parse()?);
@@ -328,12 +313,11 @@ fn run_cert(backend: &Backend, store: &Store, command: CertCommand) -> Result<Re
             csr,
             leaf,
         } => {
-            backend.local("pki cert sign-csr")?;
             let (ca, name): (CaName, CertName) = (ca.parse()?, name.parse()?);
             let request = leaf.to_request()?;
             let csr_pem = read_csr(&csr)?;
-            let details = pki_of(store)
-                .sign_csr(&ca, &name, &csr_pem, &request)
+            let details = backend
+                .pki(PkiCall::SignCsr(ca, name, request, csr_pem))
                 .with_context(|| format!("CSR file {}", csr.display()))?;
             Reply::data(details)
         }
@@ -394,12 +378,20 @@ fn run_cert(backend: &Backend, store: &Store, command: CertCommand) -> Result<Re
 }
 
 impl CaArgs {
-    fn to_options(&self, role: CertificateRole) -> Result<CaOptions> {
-        let mut options = CaOptions::lifetime(lifetime(self.days.as_deref(), role)?);
-        options.common_name = self.common_name.clone();
-        options.permitted_dns = dns_names(&self.permitted_dns, "--permitted-dns")?;
-        options.path_len = self.path_len;
-        Ok(options)
+    /// The CA to create, signed by `parent` (an intermediate) or not.
+    fn to_request(&self, parent: Option<CaName>) -> Result<NewCa> {
+        // The flags are checked one by one first, so an error names one.
+        if let Some(days) = &self.days {
+            days.parse::<Lifetime>().context("--days")?;
+        }
+        dns_names(&self.permitted_dns, "--permitted-dns")?;
+        Ok(ca_request(
+            parent,
+            self.common_name.clone(),
+            self.days.as_deref(),
+            &self.permitted_dns,
+            self.path_len,
+        )?)
     }
 }
 
@@ -446,19 +438,19 @@ fn dns_names(names: &[String], flag: &str) -> Result<Vec<DnsName>> {
 }
 
 /// Reads a CSR file (at most [`MAX_CSR_BYTES`], UTF-8 text).
-fn read_csr(path: &Path) -> Result<String> {
+fn read_csr(path: &Path) -> Result<CsrPem> {
     let label = path.display();
     let file = File::open(path).with_context(|| format!("cannot open CSR file {label}"))?;
     let mut bytes = Vec::new();
-    file.take(MAX_CSR_BYTES + 1)
+    file.take(MAX_CSR_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read CSR file {label}"))?;
-    if bytes.len() as u64 > MAX_CSR_BYTES {
+    if bytes.len() > MAX_CSR_BYTES {
         bail!(
             "CSR file {label} is larger than {MAX_CSR_BYTES} bytes: it is not a certificate signing request (a PEM CSR is a few KiB at most); nothing was issued"
         );
     }
-    String::from_utf8(bytes).map_err(|_| {
+    CsrPem::new(bytes).map_err(|_| {
         anyhow::anyhow!(
             "CSR file {label} is not text: give a PEM-encoded PKCS#10 request (`-----BEGIN CERTIFICATE REQUEST-----`); nothing was issued"
         )

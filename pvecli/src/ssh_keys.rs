@@ -2,8 +2,9 @@
 //! line — create, show, export, rotate (keeping the previous key until it
 //! is dropped), delete.
 //!
-//! Calls [`orbitlab_engine::ssh::SshKeys`] on the store given by `--root`:
-//! records under `orbitlab/ssh/`, private keys as the vault secret
+//! Every command is one [`SshCall`] of the API (`/ssh/keys/...`), run in
+//! this process on the store given by `--root` or, with `--host`, by a
+//! node's agent: records under `orbitlab/ssh/`, private keys as the vault secret
 //! `ssh/<name>`; changes take the `ssh` cluster lock. A passphrase comes
 //! only from standard input (`--passphrase-stdin`), never from arguments.
 //! `private` is the only command here that prints key material.

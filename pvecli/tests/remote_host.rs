@@ -5,17 +5,23 @@
 #[path = "../../agent/tests/server_common/mod.rs"]
 mod server_common;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use orbitlab_engine::pve::Fingerprint;
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
+use orbitlab_engine::store::Store;
+use orbitlab_manifests::Kind;
 use serde_json::Value;
 use server_common::*;
 
 const ADMIN_TOKEN: &str = "root@pam!ci=admin-secret-1";
 const OPERATOR_TOKEN: &str = "ops@pve!ci=operator-secret-2";
 const AUDITOR_TOKEN: &str = "audit@pve!ci=auditor-secret-3";
+/// May change networks but not read: an apply goes through, reading
+/// statuses does not.
+const BLIND_TOKEN: &str = "blind@pve!ci=blind-secret-4";
 const VALUE: &str = "s3cr3t-value-7f1c";
 
 struct Agent {
@@ -34,6 +40,11 @@ fn agent() -> Agent {
             &["Sys.Audit", "Sys.Modify"],
         ),
         ("audit@pve!ci", "auditor-secret-3", &["Sys.Audit"]),
+        (
+            "blind@pve!ci",
+            "blind-secret-4",
+            &["Sys.Modify", "SDN.Allocate"],
+        ),
     ]);
     let running = start(auth);
     let ca = running.tls.dir.path().join("ca.pem");
@@ -174,9 +185,15 @@ fn objects_over_https_print_what_the_local_command_prints() {
         note.contains("/nodes/pve3 is stored, but no agent acts on Node manifests yet"),
         "{note}"
     );
-    // --wait needs the engine in-process.
-    let err = refused(&a.run(OPERATOR_TOKEN, &["apply", "--wait", "-f", &file], b""));
-    assert!(err.contains("not served over --host"), "{err}");
+    // --wait works over HTTPS too, and waits only for kinds that report a
+    // status: a Node is not waited for.
+    let output = a.run(OPERATOR_TOKEN, &["apply", "--wait", "-f", &file], b"");
+    ok(&output);
+    let note = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        note.contains("/nodes/pve3 is stored, but no agent acts on Node manifests yet: it has no effect and is not waited for"),
+        "{note}"
+    );
 
     let status = ok(&a.run(AUDITOR_TOKEN, &["status", "--output-format", "json"], b""));
     let local = ok(&orbitlab(
@@ -330,15 +347,7 @@ fn ssh_keys_over_https_keep_private_keys_for_console_holders() {
 #[test]
 fn pki_over_https_issues_revokes_and_keeps_keys_for_console_holders() {
     let a = agent();
-    let root = a.root().display().to_string();
-    // Creating a CA runs on a node only.
-    let err = refused(&a.run(ADMIN_TOKEN, &["pki", "ca", "create-root", "root"], b""));
-    assert!(err.contains("not served over --host"), "{err}");
-    ok(&orbitlab(
-        &["--root", &root, "pki", "ca", "create-root", "root"],
-        &[],
-        b"",
-    ));
+    ok(&a.run(OPERATOR_TOKEN, &["pki", "ca", "create-root", "root"], b""));
     let err = refused(&a.run(
         AUDITOR_TOKEN,
         &[
@@ -460,4 +469,326 @@ fn plan_over_https_is_the_plan_of_the_node() {
             .any(|s| s["object"] == "/sectors/web"),
         "{steps}"
     );
+}
+
+/// `openssl req` making a key and a CSR for `dns` in `dir`; the CSR's path.
+fn openssl_csr(dir: &Path, dns: &str) -> String {
+    let (key, csr) = (dir.join("req.key"), dir.join("req.csr"));
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=db", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .args(["-addext", &format!("subjectAltName=DNS:{dns}")])
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "{output:?}");
+    csr.display().to_string()
+}
+
+#[test]
+fn pki_cas_and_csrs_over_https_keep_private_keys_on_the_node() {
+    let a = agent();
+    // Creating a CA is a change: Sys.Modify, as for issuing.
+    let err = refused(&a.run(AUDITOR_TOKEN, &["pki", "ca", "create-root", "root"], b""));
+    assert!(err.contains("lacks Sys.Modify"), "{err}");
+    let listed = ok(&a.run(
+        AUDITOR_TOKEN,
+        &["pki", "ca", "list", "--output-format", "json"],
+        b"",
+    ));
+    assert_eq!(json(&listed), serde_json::json!([]), "nothing was created");
+
+    let root = ok(&a.run(
+        OPERATOR_TOKEN,
+        &[
+            "pki",
+            "ca",
+            "create-root",
+            "root",
+            "--common-name",
+            "Remote Root CA",
+            "--days",
+            "10y",
+            "--output-format",
+            "json",
+        ],
+        b"",
+    ));
+    assert!(!root.contains("PRIVATE KEY"), "{root}");
+    let root = json(&root);
+    assert_eq!(root["info"]["subject"], "O=OrbitLab, CN=Remote Root CA");
+    assert_eq!(root["key_path"], "pki/root/key");
+    let sectors = json(&ok(&a.run(
+        OPERATOR_TOKEN,
+        &[
+            "pki",
+            "ca",
+            "create-intermediate",
+            "sectors",
+            "--parent",
+            "root",
+            "--permitted-dns",
+            "orbitlab.internal",
+            "--output-format",
+            "json",
+        ],
+        b"",
+    )));
+    assert_eq!(sectors["parent"], "root");
+    assert_eq!(sectors["chain_verified"], true);
+    // The CA keys are vault secrets on the node, shown as metadata only.
+    let secrets = ok(&a.run(
+        AUDITOR_TOKEN,
+        &["secret", "list", "--output-format", "json"],
+        b"",
+    ));
+    for key in ["pki/root/key", "pki/sectors/key"] {
+        assert!(secrets.contains(key), "{secrets}");
+    }
+    let err = refused(&a.run(OPERATOR_TOKEN, &["secret", "get", "pki/root/key"], b""));
+    assert!(err.contains("Sys.Console"), "{err}");
+    a.prints_as_on_the_node(&[
+        &["pki", "ca", "list"][..],
+        &["pki", "ca", "show", "sectors", "--pem"][..],
+    ]);
+
+    // A CSR made here is signed there; only the certificate comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let csr = openssl_csr(dir.path(), "db.orbitlab.internal");
+    let sign = [
+        "pki",
+        "cert",
+        "sign-csr",
+        "sectors",
+        "db",
+        "--csr",
+        &csr,
+        "--output-format",
+        "json",
+    ];
+    let err = refused(&a.run(AUDITOR_TOKEN, &sign, b""));
+    assert!(err.contains("lacks Sys.Modify"), "{err}");
+    let signed = ok(&a.run(OPERATOR_TOKEN, &sign, b""));
+    assert!(!signed.contains("PRIVATE KEY"), "{signed}");
+    let signed = json(&signed);
+    assert_eq!(signed["info"]["dns_names"][0], "db.orbitlab.internal");
+    assert_eq!(signed["key_path"], Value::Null);
+    // The certificate verifies with openssl against the CAs fetched the
+    // same way.
+    let pem = |args: &[&str], name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, ok(&a.run(AUDITOR_TOKEN, args, b""))).unwrap();
+        path.display().to_string()
+    };
+    let root_pem = pem(&["pki", "ca", "show", "root", "--pem"], "root.pem");
+    let sectors_pem = pem(&["pki", "ca", "show", "sectors", "--pem"], "sectors.pem");
+    let leaf_pem = pem(&["pki", "cert", "show", "sectors", "db", "--pem"], "db.pem");
+    let verify = Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            &root_pem,
+            "-untrusted",
+            &sectors_pem,
+            &leaf_pem,
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(verify.status.success(), "{verify:?}");
+    // A bad CSR is refused by the agent, naming the file given here.
+    let garbage = dir.path().join("garbage.csr");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .unwrap();
+    let garbage = garbage.display().to_string();
+    let err = refused(&a.run(
+        OPERATOR_TOKEN,
+        &[
+            "pki", "cert", "sign-csr", "sectors", "bad", "--csr", &garbage,
+        ],
+        b"",
+    ));
+    assert!(err.contains(&format!("CSR file {garbage}")), "{err}");
+    assert!(err.contains("PKCS#10"), "{err}");
+}
+
+/// Writes the status an agent would report for `/sectors/{name}`.
+fn report(a: &Agent, name: &str, condition: ConditionType, message: &str) {
+    let mut status = ObjectStatus {
+        node: Some("pve1".into()),
+        ..ObjectStatus::default()
+    };
+    status.set_condition(condition, true, "Test", message);
+    Store::open(a.root())
+        .write_status(Kind::Sector, &name.parse().unwrap(), &status)
+        .expect("status written");
+}
+
+fn sector_file(dir: &Path, name: &str, cidr: &str) -> String {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!("apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: {name}\nspec:\n  cidr: {cidr}\n"),
+    )
+    .unwrap();
+    file.display().to_string()
+}
+
+#[test]
+fn apply_wait_over_https_polls_the_agents_statuses() {
+    let a = agent();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Reported Ready: --wait returns, and says so as on the node.
+    let web = sector_file(dir.path(), "web", "172.16.0.0/24");
+    report(&a, "web", ConditionType::Ready, "zone web is up");
+    let output = a.run(ADMIN_TOKEN, &["apply", "--wait", "-f", &web], b"");
+    ok(&output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "/sectors/web: Ready: zone web is up\n"
+    );
+    let db_local = sector_file(dir.path(), "db", "172.16.1.0/24");
+    report(&a, "db", ConditionType::Ready, "zone db is up");
+    let root = a.root().display().to_string();
+    let local = orbitlab(
+        &["--root", &root, "apply", "--wait", "-f", &db_local],
+        &[],
+        b"",
+    );
+    ok(&local);
+    assert_eq!(
+        String::from_utf8_lossy(&local.stderr),
+        "/sectors/db: Ready: zone db is up\n"
+    );
+
+    // Reported Failed: --wait fails with the agent's message.
+    let bad = sector_file(dir.path(), "bad", "172.16.2.0/24");
+    report(&a, "bad", ConditionType::Failed, "Proxmox refused the zone");
+    let err = refused(&a.run(ADMIN_TOKEN, &["apply", "--wait", "-f", &bad], b""));
+    assert!(
+        err.contains("/sectors/bad failed: Proxmox refused the zone"),
+        "{err}"
+    );
+
+    // Only kinds that report a status are waited for: an Appliance beside
+    // a Sector is noted, not waited on.
+    let both = dir.path().join("both.yaml");
+    std::fs::write(
+        &both,
+        "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata:\n  name: gateway\nspec:\n  role: gateway\n  template: local:vztmpl/orbitlab-gateway_0.1.0_amd64.tar.zst\n  version: 0.1.0\n---\napiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: app\nspec:\n  cidr: 172.16.3.0/24\n",
+    )
+    .unwrap();
+    report(&a, "app", ConditionType::Ready, "zone app is up");
+    let both = both.display().to_string();
+    let output = a.run(ADMIN_TOKEN, &["apply", "--wait", "-f", &both], b"");
+    ok(&output);
+    let note = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        note.contains(
+            "/appliances/gateway applies to Sector gateway and DNS containers made from now on"
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("(it has no status of its own and is not waited for)"),
+        "{note}"
+    );
+    assert!(
+        note.contains("/sectors/app: Ready: zone app is up"),
+        "{note}"
+    );
+    assert!(!note.contains("/appliances/gateway: "), "{note}");
+
+    // Reading statuses needs Sys.Audit, as GET /status does: a token that
+    // may apply but not read gets the apply done and the wait refused.
+    let blind = sector_file(dir.path(), "blind", "172.16.4.0/24");
+    let err = refused(&a.run(BLIND_TOKEN, &["apply", "--wait", "-f", &blind], b""));
+    assert!(err.contains("lacks Sys.Audit"), "{err}");
+}
+
+#[test]
+fn apply_wait_over_https_follows_a_status_until_ready() {
+    let a = agent();
+    let dir = tempfile::tempdir().unwrap();
+    let web = sector_file(dir.path(), "web", "172.16.0.0/24");
+    let (ca, host) = (a.ca.display().to_string(), a.host());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orbitlab"))
+        .args([
+            "--host",
+            &host,
+            "--cacert",
+            &ca,
+            "apply",
+            "--wait",
+            "--timeout",
+            "120",
+            "-f",
+            &web,
+        ])
+        .env("ORBITLAB_TOKEN", ADMIN_TOKEN)
+        .env("ORBITLAB_ROOT", "/nonexistent/orbitlab-test-root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orbitlab starts");
+    // Once it has seen no report, the agent reports Progressing, then Ready.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next = || lines.next().expect("a line").expect("text");
+    assert_eq!(next(), "/sectors/web: Pending: no agent has reported yet");
+    report(&a, "web", ConditionType::Progressing, "making zone web");
+    assert_eq!(next(), "/sectors/web: Progressing: making zone web");
+    report(&a, "web", ConditionType::Ready, "zone web is up");
+    assert_eq!(next(), "/sectors/web: Ready: zone web is up");
+    let output = child.wait_with_output().expect("orbitlab ends");
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("/sectors/web"));
+}
+
+#[test]
+fn init_and_reconcile_refuse_host_and_do_nothing_here() {
+    let a = agent();
+    let here = tempfile::tempdir().unwrap();
+    let here_root = here.path().display().to_string();
+    for (args, command) in [
+        (
+            &[
+                "init",
+                "--backplane-cidr",
+                "10.200.0.0/16",
+                "--api-token",
+                "root@pam!orbitlab",
+            ][..],
+            "`orbitlab init` cannot run with --host",
+        ),
+        (
+            &["reconcile", "--once"][..],
+            "`orbitlab reconcile --once` cannot run with --host",
+        ),
+    ] {
+        let all = [&["--root", &here_root][..], args].concat();
+        // No stdin: the refusal comes before anything would read it.
+        let output = a.run(ADMIN_TOKEN, &all, b"");
+        let err = refused(&output);
+        assert!(err.contains(command), "{err}");
+        assert!(err.contains("as the node it runs on"), "{err}");
+        assert!(err.contains("nothing was done"), "{err}");
+        assert!(output.stdout.is_empty());
+        // Neither the --root given here nor the agent's store changed.
+        assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), 0);
+    }
+    let err = refused(&a.run(AUDITOR_TOKEN, &["get", "/cluster"], b""));
+    assert!(err.contains("run `orbitlab init` first"), "{err}");
 }

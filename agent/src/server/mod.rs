@@ -15,8 +15,8 @@
 //! | `POST /api2/json/orbitlab-apply[?dry-run=1][&source=FILE]` | [`Api::apply`] (or [`Api::validate`]) of the YAML body |
 //! | `GET/PUT/DELETE/POST .../orbitlab/vault/...` | [`Api::vault`]: secret metadata, values by explicit call (`/vault/values/{path}`), rollback, prune, KEK rotation |
 //! | `GET/POST/DELETE .../orbitlab/ssh/keys/...` | [`Api::ssh`]: SSH keys, public halves, generate, rotate |
-//! | `GET/POST .../orbitlab/pki/...` | [`Api::pki`]: CAs, certificates, CRLs, issue, revoke, renewal |
-//! | `GET .../orbitlab/plan`, `GET .../orbitlab/status` | [`Api::plan`], [`Api::status`]: what this node's agent would do; each object's phase |
+//! | `GET/POST .../orbitlab/pki/...` | [`Api::pki`]: CAs, certificates, CRLs, create a CA, issue, sign a CSR, revoke, renewal |
+//! | `GET .../orbitlab/plan`, `GET .../orbitlab/status[/{collection}/{name}]` | [`Api::plan`], [`Api::status`], [`Api::object_status`]: what this node's agent would do; each object's phase; one object's reported status |
 //!
 //! Properties are read as `pvesh` reads `--key value`: a form field or a
 //! JSON member each (JSON strings, numbers and booleans are taken as

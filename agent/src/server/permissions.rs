@@ -15,9 +15,9 @@
 //! | SSH keys: `GET /ssh/keys[/{name}[/public]]` | `Sys.Audit` |
 //! | SSH-key changes: `POST /ssh/keys/{name}[/rotate\|/drop-previous]`, `DELETE /ssh/keys/{name}` | `Sys.Modify` |
 //! | a private key: `GET /ssh/keys/{name}/private` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
-//! | the plan and status: `GET /plan`, `GET /status` | `Sys.Audit` |
+//! | the plan and status: `GET /plan`, `GET /status[/{collection}/{name}]` | `Sys.Audit` |
 //! | PKI: `GET /pki/cas[/..]`, `/pki/certs[/..]`, `/pki/renewal` | `Sys.Audit` |
-//! | PKI changes: `POST /pki/certs/{ca}/{name}` (issue), `/pki/cas/{ca}/revoke`, `/pki/renewal` | `Sys.Modify` |
+//! | PKI changes: `POST /pki/cas/{ca}` (create a CA; its key stays in the vault), `/pki/certs/{ca}/{name}` (issue), `/pki/certs/{ca}/{name}/csr` (sign a CSR; answers the certificate only), `/pki/cas/{ca}/revoke`, `/pki/renewal` | `Sys.Modify` |
 //! | a certificate's private key: `GET /pki/certs/{ca}/{name}/key` | `Sys.Audit`, `Sys.Modify` and `Sys.Console` |
 //!
 //! Reading a value needs `Sys.Console` on `/` as well: that privilege

@@ -20,7 +20,9 @@
 //! the explicit `GET /vault/values/{path}`; SSH keys are under
 //! `/ssh/keys/...` ([`SshPath`], [`SshCall`], [`Api::ssh`]), the CA under
 //! `/pki/...` ([`PkiPath`], [`PkiCall`], [`Api::pki`]); `GET /plan` is
-//! [`Api::plan`].
+//! [`Api::plan`], `GET /status` [`Api::status`] and
+//! `GET /status/{collection}/{name}` one object's reported status
+//! ([`Api::object_status`], what `orbitlab apply --wait` polls).
 
 mod change;
 pub mod path;
@@ -39,8 +41,10 @@ use serde_json::{Value, json};
 
 pub use change::{Action, Change};
 pub use path::{ApiPath, PathError, collection_segment};
-pub use pki::{PkiCall, PkiPath, Revocation, leaf_request};
-pub use plan::PlanError;
+pub use pki::{
+    CsrPem, MAX_CSR_BYTES, NewCa, PkiCall, PkiPath, Revocation, ca_request, leaf_request,
+};
+pub use plan::{PlanError, object_status_path, parse_object_status_path};
 pub use properties::{PropertyError, PropertyValue};
 pub use ssh::{KeyRequest, SshCall, SshPath};
 pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};

@@ -17,7 +17,9 @@
 //! Beside these object collections the tree holds the vault
 //! (`/vault/...`, [`super::VaultPath`]), SSH keys (`/ssh/keys/...`,
 //! [`super::SshPath`]), the CA (`/pki/...`, [`super::PkiPath`]), the plan
-//! (`GET /plan`) and a status summary (`GET /status`).
+//! (`GET /plan`), a status summary (`GET /status`) and one object's
+//! reported status (`GET /status/{collection}/{name}`, e.g.
+//! `/status/sectors/web`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -4,6 +4,9 @@
 //! ```text
 //! GET  /pki/cas                           CAs                              metadata
 //! GET  /pki/cas/{ca}                      one CA                           metadata
+//! POST /pki/cas/{ca}?[parent=P&]days=&common-name=&permitted-dns=&path-len=
+//!                                         create a root (or an
+//!                                         intermediate signed by P)        change
 //! GET  /pki/cas/{ca}/pem                  its certificate (PEM)            metadata
 //! GET  /pki/cas/{ca}/crl                  its CRL (PEM)                    metadata
 //! POST /pki/cas/{ca}/revoke?cert=N|ca=N|serial=HEX[&reason=R]              change
@@ -11,12 +14,17 @@
 //! GET  /pki/certs/{ca}/{name}             one, with its chain              metadata
 //! GET  /pki/certs/{ca}/{name}/key         its private key                  value
 //! POST /pki/certs/{ca}/{name}?dns=&ip=&days=&client=1    issue             change
+//! POST /pki/certs/{ca}/{name}/csr?dns=&ip=&days=&client=1
+//!                                         sign the CSR in the body (PEM)   change
 //! GET  /pki/renewal[?within-days=N]       what is due for renewal          metadata
 //! POST /pki/renewal[?within-days=N]       renew what is due                change
 //! ```
 //!
-//! Creating CAs and signing CSRs are not in the tree yet: `orbitlab pki ca
-//! create-*` and `pki cert sign-csr` run on a node.
+//! Private keys never leave the node through a change: a new CA's key is
+//! made and kept in the vault (the answer holds its certificate and the
+//! key's vault path), and signing a CSR answers only the certificate (the
+//! requester keeps its key). Only `GET /pki/certs/{ca}/{name}/key` answers
+//! a key, and it needs the privileges of a secret value.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -26,8 +34,8 @@ use serde_json::{Value, json};
 
 use super::{Api, PathError, VaultAccess};
 use crate::pki::{
-    CaName, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, PkiError, RevocationReason,
-    RevokeTarget,
+    CaName, CaOptions, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, PkiError,
+    RevocationReason, RevokeTarget,
 };
 use crate::vault::Vault;
 
@@ -50,6 +58,8 @@ pub enum PkiPath {
     Cert(CaName, CertName),
     /// `/pki/certs/{ca}/{name}/key`.
     Key(CaName, CertName),
+    /// `/pki/certs/{ca}/{name}/csr`.
+    Csr(CaName, CertName),
     /// `/pki/renewal`.
     Renewal,
 }
@@ -79,10 +89,11 @@ impl PkiPath {
             ["certs"] => PkiPath::Certs,
             ["certs", c, n] => PkiPath::Cert(ca(c)?, cert(n)?),
             ["certs", c, n, "key"] => PkiPath::Key(ca(c)?, cert(n)?),
+            ["certs", c, n, "csr"] => PkiPath::Csr(ca(c)?, cert(n)?),
             ["renewal"] => PkiPath::Renewal,
             _ => {
                 return Err(error(
-                    "below /pki: cas[/{ca}[/pem|/crl|/revoke]], certs[/{ca}/{name}[/key]], renewal"
+                    "below /pki: cas[/{ca}[/pem|/crl|/revoke]], certs[/{ca}/{name}[/key|/csr]], renewal"
                         .into(),
                 ));
             }
@@ -101,6 +112,7 @@ impl fmt::Display for PkiPath {
             PkiPath::Certs => f.write_str("/pki/certs"),
             PkiPath::Cert(c, n) => write!(f, "/pki/certs/{c}/{n}"),
             PkiPath::Key(c, n) => write!(f, "/pki/certs/{c}/{n}/key"),
+            PkiPath::Csr(c, n) => write!(f, "/pki/certs/{c}/{n}/csr"),
             PkiPath::Renewal => f.write_str("/pki/renewal"),
         }
     }
@@ -115,6 +127,48 @@ pub struct Revocation {
     pub reason: RevocationReason,
 }
 
+/// A CA to create: a root, or an intermediate signed by `parent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCa {
+    /// The CA that signs it; `None` for a self-signed root.
+    pub parent: Option<CaName>,
+    /// Its common name, lifetime, name constraints and path length.
+    pub options: CaOptions,
+}
+
+/// Largest certificate signing request accepted (a PEM CSR is a few
+/// hundred bytes to a few KiB).
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+/// A PKCS#10 certificate signing request, PEM text, at most
+/// [`MAX_CSR_BYTES`]. Only its size and encoding are checked here; its
+/// signature and contents are checked when it is signed. A CSR holds no
+/// secret (the requester keeps the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrPem(String);
+
+impl CsrPem {
+    /// `bytes` as a CSR, when they are UTF-8 text of at most
+    /// [`MAX_CSR_BYTES`].
+    pub fn new(bytes: Vec<u8>) -> Result<CsrPem, PkiError> {
+        if bytes.len() > MAX_CSR_BYTES {
+            return Err(PkiError::BadCsr {
+                reason: format!(
+                    "it is larger than {MAX_CSR_BYTES} bytes, which no certificate signing request is (a PEM CSR is a few KiB at most)"
+                ),
+            });
+        }
+        String::from_utf8(bytes).map(CsrPem).map_err(|_| PkiError::BadCsr {
+            reason: "it is not text: give a PEM-encoded PKCS#10 request (`-----BEGIN CERTIFICATE REQUEST-----`)".into(),
+        })
+    }
+
+    /// The PEM text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// One PKI operation.
 #[derive(Debug)]
 pub enum PkiCall {
@@ -122,6 +176,8 @@ pub enum PkiCall {
     ListCas,
     /// One CA.
     ShowCa(CaName),
+    /// Creates a CA; its key is made and kept in the vault.
+    CreateCa(CaName, NewCa),
     /// A CA's certificate, PEM.
     CaPem(CaName),
     /// A CA's CRL, PEM.
@@ -136,6 +192,8 @@ pub enum PkiCall {
     Key(CaName, CertName),
     /// Issues (or re-issues) a leaf.
     Issue(CaName, CertName, LeafRequest),
+    /// Issues a leaf for the key of a CSR; answers only the certificate.
+    SignCsr(CaName, CertName, LeafRequest, CsrPem),
     /// What is due for renewal within this many days.
     RenewalDue(u32),
     /// Renews what is due within this many days.
@@ -147,17 +205,23 @@ impl PkiCall {
     pub fn access(&self) -> VaultAccess {
         match self {
             PkiCall::Key(..) => VaultAccess::Value,
-            PkiCall::Revoke(..) | PkiCall::Issue(..) | PkiCall::Renew(_) => VaultAccess::Change,
+            PkiCall::CreateCa(..)
+            | PkiCall::Revoke(..)
+            | PkiCall::Issue(..)
+            | PkiCall::SignCsr(..)
+            | PkiCall::Renew(_) => VaultAccess::Change,
             _ => VaultAccess::Metadata,
         }
     }
 
-    /// The HTTP method, path and query of the call.
+    /// The HTTP method, path and query of the call (its body, if any, is
+    /// [`PkiCall::body`]).
     pub fn http(&self) -> (&'static str, PkiPath, Vec<(&'static str, String)>) {
         let within = |d: &u32| vec![("within-days", d.to_string())];
         match self {
             PkiCall::ListCas => ("GET", PkiPath::Cas, Vec::new()),
             PkiCall::ShowCa(c) => ("GET", PkiPath::Ca(c.clone()), Vec::new()),
+            PkiCall::CreateCa(c, new) => ("POST", PkiPath::Ca(c.clone()), ca_query(new)),
             PkiCall::CaPem(c) => ("GET", PkiPath::CaPem(c.clone()), Vec::new()),
             PkiCall::Crl(c) => ("GET", PkiPath::Crl(c.clone()), Vec::new()),
             PkiCall::Revoke(c, r) => {
@@ -183,34 +247,107 @@ impl PkiCall {
             ),
             PkiCall::ShowCert(c, n) => ("GET", PkiPath::Cert(c.clone(), n.clone()), Vec::new()),
             PkiCall::Key(c, n) => ("GET", PkiPath::Key(c.clone(), n.clone()), Vec::new()),
-            PkiCall::Issue(c, n, r) => {
-                let mut query: Vec<(&'static str, String)> =
-                    r.dns.iter().map(|d| ("dns", d.to_string())).collect();
-                query.extend(r.ips.iter().map(|ip| ("ip", ip.to_string())));
-                query.push(("days", r.lifetime.get().to_string()));
-                if r.profile == LeafProfile::Client {
-                    query.push(("client", "1".into()));
-                }
-                ("POST", PkiPath::Cert(c.clone(), n.clone()), query)
+            PkiCall::Issue(c, n, r) => ("POST", PkiPath::Cert(c.clone(), n.clone()), leaf_query(r)),
+            PkiCall::SignCsr(c, n, r, _) => {
+                ("POST", PkiPath::Csr(c.clone(), n.clone()), leaf_query(r))
             }
             PkiCall::RenewalDue(d) => ("GET", PkiPath::Renewal, within(d)),
             PkiCall::Renew(d) => ("POST", PkiPath::Renewal, within(d)),
         }
     }
 
+    /// The request body: the CSR of a [`PkiCall::SignCsr`]; no other call
+    /// has one.
+    pub fn body(&self) -> Option<&[u8]> {
+        match self {
+            PkiCall::SignCsr(.., csr) => Some(csr.as_str().as_bytes()),
+            _ => None,
+        }
+    }
+
     /// For messages.
     pub fn describe(&self) -> String {
         match self {
+            PkiCall::CreateCa(c, NewCa { parent: None, .. }) => format!("create root CA {c}"),
+            PkiCall::CreateCa(
+                c,
+                NewCa {
+                    parent: Some(p), ..
+                },
+            ) => {
+                format!("create intermediate CA {c} signed by {p}")
+            }
             PkiCall::ListCas | PkiCall::ListCerts(_) => "list certificates".to_owned(),
             PkiCall::ShowCa(c) | PkiCall::CaPem(c) | PkiCall::Crl(c) => format!("read CA {c}"),
             PkiCall::Revoke(c, _) => format!("revoke a certificate of CA {c}"),
             PkiCall::ShowCert(c, n) => format!("read certificate {c}/{n}"),
             PkiCall::Key(c, n) => format!("read the private key of certificate {c}/{n}"),
             PkiCall::Issue(c, n, _) => format!("issue certificate {c}/{n}"),
+            PkiCall::SignCsr(c, n, ..) => format!("sign a CSR as certificate {c}/{n}"),
             PkiCall::RenewalDue(_) => "list certificates due for renewal".to_owned(),
             PkiCall::Renew(_) => "renew certificates".to_owned(),
         }
     }
+}
+
+/// The query of an issue or CSR signing.
+fn leaf_query(r: &LeafRequest) -> Vec<(&'static str, String)> {
+    let mut query: Vec<(&'static str, String)> =
+        r.dns.iter().map(|d| ("dns", d.to_string())).collect();
+    query.extend(r.ips.iter().map(|ip| ("ip", ip.to_string())));
+    query.push(("days", r.lifetime.get().to_string()));
+    if r.profile == LeafProfile::Client {
+        query.push(("client", "1".into()));
+    }
+    query
+}
+
+/// The query of a CA creation (what [`ca_request`] reads back).
+fn ca_query(new: &NewCa) -> Vec<(&'static str, String)> {
+    let o = &new.options;
+    let mut query: Vec<(&'static str, String)> = new
+        .parent
+        .iter()
+        .map(|p| ("parent", p.to_string()))
+        .collect();
+    query.extend(o.common_name.iter().map(|cn| ("common-name", cn.clone())));
+    query.push(("days", o.lifetime.get().to_string()));
+    query.extend(
+        o.permitted_dns
+            .iter()
+            .map(|d| ("permitted-dns", d.to_string())),
+    );
+    query.extend(o.path_len.iter().map(|n| ("path-len", n.to_string())));
+    query
+}
+
+/// A CA to create from query values or command-line options: signed by
+/// `parent` (an intermediate) or self-signed (a root); `days` defaults to
+/// the lifetime of that role.
+pub fn ca_request(
+    parent: Option<CaName>,
+    common_name: Option<String>,
+    days: Option<&str>,
+    permitted_dns: &[String],
+    path_len: Option<u8>,
+) -> Result<NewCa, PkiError> {
+    use orbitlab_manifests::spec::CertificateRole;
+    let role = match parent {
+        Some(_) => CertificateRole::IntermediateCa,
+        None => CertificateRole::RootCa,
+    };
+    let lifetime = match days {
+        Some(days) => days.parse::<Lifetime>()?,
+        None => Lifetime::days(role.default_lifetime_days())?,
+    };
+    let mut options = CaOptions::lifetime(lifetime);
+    options.common_name = common_name;
+    options.permitted_dns = permitted_dns
+        .iter()
+        .map(|d| d.parse::<DnsName>())
+        .collect::<Result<_, _>>()?;
+    options.path_len = path_len;
+    Ok(NewCa { parent, options })
 }
 
 /// A leaf request from query values (`dns`, `ip`, `days`, `client`).
@@ -270,6 +407,10 @@ impl Api {
         Ok(match call {
             PkiCall::ListCas => json(&pki.list_cas()?),
             PkiCall::ShowCa(c) => json(&pki.show_ca(&c)?),
+            PkiCall::CreateCa(c, NewCa { parent, options }) => json(&match parent {
+                None => pki.create_root(&c, &options)?,
+                Some(p) => pki.create_intermediate(&c, &p, &options)?,
+            }),
             PkiCall::CaPem(c) => json!({ "ca": c, "pem": pki.ca_cert_pem(&c)? }),
             PkiCall::Crl(c) => json!({ "ca": c, "crl": pki.crl(&c)? }),
             PkiCall::Revoke(c, r) => {
@@ -293,6 +434,7 @@ impl Api {
                 })
             }
             PkiCall::Issue(c, n, r) => json(&pki.issue(&c, &n, &r)?),
+            PkiCall::SignCsr(c, n, r, csr) => json(&pki.sign_csr(&c, &n, csr.as_str(), &r)?),
             PkiCall::RenewalDue(d) => json(&pki.renewal_due(d)?),
             PkiCall::Renew(d) => json(&pki.renew_due(d)?),
         })
@@ -314,6 +456,7 @@ mod tests {
             "/pki/certs",
             "/pki/certs/sectors/web",
             "/pki/certs/sectors/web/key",
+            "/pki/certs/sectors/web/csr",
             "/pki/renewal",
         ] {
             let path = PkiPath::parse(text).unwrap().unwrap();

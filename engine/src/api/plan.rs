@@ -5,14 +5,20 @@
 //!
 //! `GET /status`: every object with a manifest, its phase (`Pending` until
 //! an agent reports) and whether an agent acts on its kind at all.
+//!
+//! `GET /status/{collection}/{name}`: the status an agent reported for
+//! one object (`null` before any report, and again once an agent has
+//! cleaned up after a delete): what `orbitlab apply --wait` polls, in
+//! this process or over HTTPS.
 
 use serde_json::{Value, json};
 
 use orbitlab_manifests::Kind;
 
-use super::{Api, ApiError, acted_on, collection_segment};
+use super::{Api, ApiError, ApiPath, PathError, acted_on, collection_segment, not_found};
 use crate::pve::{ConnectionError, PveError, StoredConnection};
 use crate::reconcile::{self, ObjectRef, ReconcileError};
+use crate::status::ObjectStatus;
 
 /// Why a plan could not be made. Never holds the token secret.
 #[derive(Debug, thiserror::Error)]
@@ -72,5 +78,60 @@ impl Api {
             }
         }
         Ok(Value::Array(out))
+    }
+}
+
+impl Api {
+    /// The status reported for the object at `path` (which must name one
+    /// object; it need not have a manifest any more), or `None` when no
+    /// agent has reported one. Reads the store only.
+    pub fn object_status(&self, path: &ApiPath) -> Result<Option<ObjectStatus>, ApiError> {
+        let ApiPath::Object(kind, name) = path else {
+            return Err(not_found(path));
+        };
+        Ok(self.store().read_status(*kind, name)?)
+    }
+}
+
+/// The API path of one object's status: `/status/sectors/web` for
+/// `/sectors/web`.
+pub fn object_status_path(path: &ApiPath) -> String {
+    format!("/status{path}")
+}
+
+/// The object whose status `path` names, when `path` is below `/status`
+/// (`Ok(None)` for `/status` itself and for paths elsewhere).
+pub fn parse_object_status_path(path: &str) -> Result<Option<ApiPath>, PathError> {
+    let Some(rest) = super::path::below(path, "/status") else {
+        return Ok(None);
+    };
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    match rest.parse::<ApiPath>()? {
+        object @ ApiPath::Object(..) => Ok(Some(object)),
+        _ => Err(PathError::at(
+            path,
+            "below /status: one object, e.g. /status/sectors/web",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_status_paths_round_trip() {
+        let web: ApiPath = "/sectors/web".parse().unwrap();
+        assert_eq!(object_status_path(&web), "/status/sectors/web");
+        assert_eq!(
+            parse_object_status_path("/status/sectors/web").unwrap(),
+            Some(web)
+        );
+        assert_eq!(parse_object_status_path("/status").unwrap(), None);
+        assert_eq!(parse_object_status_path("/statusx/a").unwrap(), None);
+        assert!(parse_object_status_path("/status/sectors").is_err());
+        assert!(parse_object_status_path("/status/vpcs/a").is_err());
     }
 }

@@ -16,11 +16,12 @@ use super::super::params::{
 };
 use super::super::permissions::{Operation, decide_removal};
 use super::super::reply::Failure;
+use super::pki::PkiIntent;
 use super::ssh::SshIntent;
 use super::vault::VaultIntent;
 use orbitlab_engine::api::{
     Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
-    VaultPath, object_path,
+    VaultPath, object_path, parse_object_status_path,
 };
 
 /// What a request asks, known from its method, path and query alone:
@@ -34,9 +35,10 @@ pub(super) enum Intent {
     Apply { dry_run: bool, source: String },
     Vault(VaultIntent),
     Ssh(SshIntent),
-    Pki(PkiCall),
+    Pki(PkiIntent),
     Plan,
     Status,
+    ObjectStatus(ApiPath),
 }
 
 impl Intent {
@@ -48,6 +50,12 @@ impl Intent {
             "/plan" => Some(Intent::Plan),
             "/status" => Some(Intent::Status),
             _ => None,
+        };
+        let report = match report {
+            Some(intent) => Some(intent),
+            None => parse_object_status_path(rest)
+                .map_err(path_error)?
+                .map(Intent::ObjectStatus),
         };
         if let Some(intent) = report {
             return if *method == Method::GET {
@@ -130,8 +138,8 @@ impl Intent {
             | Intent::Delete { path, .. } => write_of(path),
             Intent::Vault(intent) => intent.operation(),
             Intent::Ssh(intent) => intent.operation(),
-            Intent::Pki(call) => super::pki::operation(call),
-            Intent::Plan | Intent::Status => Operation::Read,
+            Intent::Pki(intent) => intent.operation(),
+            Intent::Plan | Intent::Status | Intent::ObjectStatus(_) => Operation::Read,
         }
     }
 
@@ -145,9 +153,10 @@ impl Intent {
             Intent::Apply { .. } => "apply manifests".to_owned(),
             Intent::Vault(intent) => intent.attempted(),
             Intent::Ssh(intent) => intent.attempted(),
-            Intent::Pki(call) => call.describe(),
+            Intent::Pki(intent) => intent.attempted(),
             Intent::Plan => "read the plan".to_owned(),
             Intent::Status => "read the status".to_owned(),
+            Intent::ObjectStatus(path) => format!("read the status of {path}"),
         }
     }
 
@@ -156,11 +165,12 @@ impl Intent {
             Intent::Create { .. } | Intent::Set { .. } | Intent::Apply { .. } => true,
             Intent::Vault(intent) => intent.takes_body(),
             Intent::Ssh(intent) => intent.takes_body(),
+            Intent::Pki(intent) => intent.takes_body(),
             Intent::Get { .. }
             | Intent::Delete { .. }
-            | Intent::Pki(_)
             | Intent::Plan
-            | Intent::Status => false,
+            | Intent::Status
+            | Intent::ObjectStatus(_) => false,
         }
     }
 
@@ -185,9 +195,10 @@ impl Intent {
             },
             Intent::Vault(intent) => Call::Vault(intent.without_body()?),
             Intent::Ssh(intent) => Call::Ssh(intent.with_body(b"")?),
-            Intent::Pki(call) => Call::Pki(call),
+            Intent::Pki(intent) => Call::Pki(intent.with_body(None, b"")?),
             Intent::Plan => Call::Plan,
             Intent::Status => Call::Status,
+            Intent::ObjectStatus(path) => Call::ObjectStatus(path),
         })
     }
 
@@ -234,6 +245,7 @@ impl Intent {
             }
             Intent::Vault(intent) => Ok(Call::Vault(intent.with_body(content_type, body)?)),
             Intent::Ssh(intent) => Ok(Call::Ssh(intent.with_body(body)?)),
+            Intent::Pki(intent) => Ok(Call::Pki(intent.with_body(content_type, body)?)),
             other => other.without_body(),
         }
     }
@@ -274,6 +286,7 @@ pub(super) enum Call {
     Pki(PkiCall),
     Plan,
     Status,
+    ObjectStatus(ApiPath),
 }
 
 impl Call {
@@ -291,7 +304,7 @@ impl Call {
             Call::Vault(call) => super::vault::operation_of(call.access()),
             Call::Ssh(call) => super::vault::operation_of(call.access()),
             Call::Pki(call) => super::pki::operation(call),
-            Call::Plan | Call::Status => Operation::Read,
+            Call::Plan | Call::Status | Call::ObjectStatus(_) => Operation::Read,
         }
     }
 
@@ -309,6 +322,7 @@ impl Call {
             Call::Pki(call) => call.describe(),
             Call::Plan => "read the plan".to_owned(),
             Call::Status => "read the status".to_owned(),
+            Call::ObjectStatus(path) => format!("read the status of {path}"),
         }
     }
 
@@ -344,6 +358,10 @@ impl Call {
             Call::Pki(call) => return Ok(api.pki(call)?),
             Call::Plan => return Ok(api.plan()?),
             Call::Status => return Ok(api.status()?),
+            Call::ObjectStatus(path) => {
+                let status = api.object_status(&path)?;
+                return Ok(serde_json::to_value(status).unwrap_or(Value::Null));
+            }
         };
         Ok(serde_json::to_value(changes).unwrap_or(Value::Null))
     }

@@ -1,6 +1,7 @@
-//! `/pki/...` over HTTP: method, path and query become a [`PkiCall`] (no
-//! PKI request has a body), whose privileges are checked before anything
-//! runs.
+//! `/pki/...` over HTTP: method, path and query become a [`PkiCall`],
+//! whose privileges are checked before anything runs. Only signing a CSR
+//! has a body (the CSR, PEM); its privileges too are known before the body
+//! is read.
 
 use axum::http::{Method, StatusCode};
 
@@ -8,11 +9,79 @@ use super::super::params::{bad_request, query_params, refuse_unknown, take, take
 use super::super::permissions::Operation;
 use super::super::reply::Failure;
 use super::vault::operation_of;
-use orbitlab_engine::api::{ApiError, PkiCall, PkiPath, PlanError, Revocation, leaf_request};
-use orbitlab_engine::pki::{PkiError, RevokeTarget};
+use orbitlab_engine::api::{
+    ApiError, CsrPem, PkiCall, PkiPath, PlanError, Revocation, ca_request, leaf_request,
+};
+use orbitlab_engine::pki::{CaName, CertName, LeafRequest, PkiError, RevokeTarget};
 
-/// Parses a PKI request.
-pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiCall, Failure> {
+/// A PKI request before its body: a whole call, or a CSR signing whose
+/// CSR is the body.
+#[derive(Debug)]
+pub(super) enum PkiIntent {
+    Ready(PkiCall),
+    SignCsr(CaName, CertName, LeafRequest),
+}
+
+impl PkiIntent {
+    /// The privileges: a CSR signing is a change, as an issue is.
+    pub(super) fn operation(&self) -> Operation {
+        match self {
+            PkiIntent::Ready(call) => operation(call),
+            PkiIntent::SignCsr(..) => operation_of(orbitlab_engine::api::VaultAccess::Change),
+        }
+    }
+
+    pub(super) fn attempted(&self) -> String {
+        match self {
+            PkiIntent::Ready(call) => call.describe(),
+            PkiIntent::SignCsr(c, n, _) => format!("sign a CSR as certificate {c}/{n}"),
+        }
+    }
+
+    pub(super) fn takes_body(&self) -> bool {
+        matches!(self, PkiIntent::SignCsr(..))
+    }
+
+    /// The call; the CSR of a signing is `body`, PEM text
+    /// (`application/x-pem-file`, `application/pkcs10`, `text/plain` or
+    /// no type).
+    pub(super) fn with_body(
+        self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<PkiCall, Failure> {
+        match self {
+            PkiIntent::Ready(call) => Ok(call),
+            PkiIntent::SignCsr(c, n, r) => {
+                let mime = content_type
+                    .and_then(|c| c.split(';').next())
+                    .map(|m| m.trim().to_ascii_lowercase())
+                    .unwrap_or_default();
+                if !matches!(
+                    mime.as_str(),
+                    "" | "application/x-pem-file" | "application/pkcs10" | "text/plain"
+                ) {
+                    return Err(Failure::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "send the certificate signing request (PEM) as the body itself, as application/x-pem-file",
+                    ));
+                }
+                if body.is_empty() {
+                    return Err(bad_request(
+                        "csr",
+                        "send the certificate signing request (PEM) as the body",
+                    ));
+                }
+                let csr =
+                    CsrPem::new(body.to_vec()).map_err(|e| bad_request("csr", e.to_string()))?;
+                Ok(PkiCall::SignCsr(c, n, r, csr))
+            }
+        }
+    }
+}
+
+/// Parses a PKI request's method, path and query.
+pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiIntent, Failure> {
     let mut params = query_params(query)?;
     let one = |params: &mut Vec<_>, name: &str| -> Result<Option<String>, Failure> {
         Ok(take(params, name)?.pop())
@@ -26,9 +95,43 @@ pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiCa
         }
     };
     let invalid = |field: &str, e: &dyn std::fmt::Display| bad_request(field, e.to_string());
+    let leaf = |params: &mut Vec<_>| -> Result<LeafRequest, Failure> {
+        let dns = take(params, "dns")?;
+        let ips = take(params, "ip")?;
+        let days = take(params, "days")?.pop();
+        let client = take_flag(params, "client")?;
+        leaf_request(&dns, &ips, days.as_deref(), client).map_err(|e| invalid("request", &e))
+    };
     let call = match (method.clone(), path.clone()) {
         (Method::GET, PkiPath::Cas) => PkiCall::ListCas,
         (Method::GET, PkiPath::Ca(c)) => PkiCall::ShowCa(c),
+        (Method::POST, PkiPath::Ca(c)) => {
+            let parent = one(&mut params, "parent")?
+                .map(|p| p.parse::<CaName>())
+                .transpose()
+                .map_err(|e| invalid("parent", &e))?;
+            let common_name = one(&mut params, "common-name")?;
+            let days = one(&mut params, "days")?;
+            let permitted_dns: Vec<String> = take(&mut params, "permitted-dns")?
+                .iter()
+                .flat_map(|d| d.split(','))
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let path_len = one(&mut params, "path-len")?
+                .map(|n| n.parse::<u8>())
+                .transpose()
+                .map_err(|_| bad_request("path-len", "give a whole number from 0 to 255"))?;
+            let new = ca_request(
+                parent,
+                common_name,
+                days.as_deref(),
+                &permitted_dns,
+                path_len,
+            )
+            .map_err(|e| invalid("request", &e))?;
+            PkiCall::CreateCa(c, new)
+        }
         (Method::GET, PkiPath::CaPem(c)) => PkiCall::CaPem(c),
         (Method::GET, PkiPath::Crl(c)) => PkiCall::Crl(c),
         (Method::POST, PkiPath::Revoke(c)) => {
@@ -65,14 +168,14 @@ pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiCa
         ),
         (Method::GET, PkiPath::Cert(c, n)) => PkiCall::ShowCert(c, n),
         (Method::GET, PkiPath::Key(c, n)) => PkiCall::Key(c, n),
-        (Method::POST, PkiPath::Cert(c, n)) => {
-            let dns = take(&mut params, "dns")?;
-            let ips = take(&mut params, "ip")?;
-            let days = one(&mut params, "days")?;
-            let client = take_flag(&mut params, "client")?;
-            let request = leaf_request(&dns, &ips, days.as_deref(), client)
-                .map_err(|e| invalid("request", &e))?;
-            PkiCall::Issue(c, n, request)
+        (Method::POST, PkiPath::Cert(c, n)) => PkiCall::Issue(c, n, leaf(&mut params)?),
+        (Method::POST, PkiPath::Csr(c, n)) => {
+            let request = leaf(&mut params)?;
+            refuse_unknown(
+                &params,
+                "`dns`, `ip`, `days` and `client` (the CSR is the body)",
+            )?;
+            return Ok(PkiIntent::SignCsr(c, n, request));
         }
         (Method::GET, PkiPath::Renewal) => PkiCall::RenewalDue(within(&mut params)?),
         (Method::POST, PkiPath::Renewal) => PkiCall::Renew(within(&mut params)?),
@@ -80,12 +183,12 @@ pub(super) fn parse(method: &Method, path: PkiPath, query: &str) -> Result<PkiCa
             return Err(Failure::from(ApiError::NotAllowed {
                 method: "this method",
                 path: path.to_string(),
-                hint: "see the API's path tree: GET reads; POST issues, revokes or renews".into(),
+                hint: "see the API's path tree: GET reads; POST creates a CA, issues, signs a CSR, revokes or renews".into(),
             }));
         }
     };
     refuse_unknown(&params, "the parameters listed in the API's path tree")?;
-    Ok(call)
+    Ok(PkiIntent::Ready(call))
 }
 
 /// The privileges a PKI call needs.
