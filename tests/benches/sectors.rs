@@ -6,6 +6,10 @@
 //!   node-scoped reconciles);
 //! - time to plan 1,000 Sectors (the pure planner).
 //!
+//! Each is measured twice: with a bare store root, and with the files
+//! pmxcfs generates (`.vmlist`, `.version`: what lets an observation reuse
+//! Proxmox reads across runs), as on a real node.
+//!
 //! Run: `cargo bench -p orbitlab-tests --bench sectors`.
 
 use std::collections::BTreeMap;
@@ -63,8 +67,9 @@ fn endpoint(path: &str) -> String {
         .join("/")
 }
 
-fn main() {
-    let lab = Lab::new();
+/// Creates and deletes a Sector, then creates another with the agents'
+/// scopes, printing the requests each took.
+fn sector_requests(lab: &Lab) {
     let host = lab.host("pve1");
     init(&lab.reconciler(&host), None).expect("init");
     lab.converge();
@@ -77,16 +82,16 @@ fn main() {
         .unwrap();
     lab.converge();
     let create_time = started.elapsed();
-    let (create_all, create_writes) = calls(&lab);
-    let create_endpoints = by_endpoint(&lab);
+    let (create_all, create_writes) = calls(lab);
+    let create_endpoints = by_endpoint(lab);
 
     lab.sim.clear_requests();
     let started = Instant::now();
     api.delete(&"/sectors/web".parse().unwrap(), false).unwrap();
     lab.converge();
     let delete_time = started.elapsed();
-    let (delete_all, delete_writes) = calls(&lab);
-    let delete_endpoints = by_endpoint(&lab);
+    let (delete_all, delete_writes) = calls(lab);
+    let delete_endpoints = by_endpoint(lab);
     println!(
         "Sector create: {create_all} Proxmox API calls ({create_writes} writes, {} reads) over 3 agents' passes, {:.0} ms with 5 ms simulated tasks",
         create_all - create_writes,
@@ -106,12 +111,19 @@ fn main() {
     api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
         .unwrap();
     lab.converge_as_agents("pve1");
-    let (agents_all, agents_writes) = calls(&lab);
+    let (agents_all, agents_writes) = calls(lab);
     println!(
         "Sector create, owner cluster-scoped and the others node-scoped (as the agents run): {agents_all} Proxmox API calls ({agents_writes} writes, {} reads)",
         agents_all - agents_writes
     );
-    println!("{}", by_endpoint(&lab));
+    println!("{}", by_endpoint(lab));
+}
+
+fn main() {
+    println!("== store root without pmxcfs's generated files (nothing reused across runs)");
+    sector_requests(&Lab::new());
+    println!("== store root with .members, .vmlist and .version, as /etc/pve has them");
+    sector_requests(&Lab::with_pmxcfs_files());
 
     // The pure planner with 1,000 Sectors to build from scratch.
     let mut desired = Desired {

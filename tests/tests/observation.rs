@@ -23,7 +23,9 @@ fn ready(lab: &Lab, name: &str) -> bool {
 fn by_path(requests: &[RequestRecord]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for r in requests {
-        *counts.entry(format!("{} {}", r.method, r.path)).or_default() += 1;
+        *counts
+            .entry(format!("{} {}", r.method, r.path))
+            .or_default() += 1;
     }
     counts
 }
@@ -162,9 +164,7 @@ fn changes_made_by_hand_are_seen_despite_the_counters() {
     update
         .set
         .insert("description".into(), "edited by hand".into());
-    lab.pve
-        .lxc_update(&container.node, vmid, &update)
-        .unwrap();
+    lab.pve.lxc_update(&container.node, vmid, &update).unwrap();
     let after = observe(&lab.pve, &lab.store, "vmbr0").unwrap();
     assert_eq!(after.containers[&vmid].marker, None);
 
@@ -179,4 +179,30 @@ fn changes_made_by_hand_are_seen_despite_the_counters() {
             .any(|c| c.marker == container.marker),
         "{fixed:#?}"
     );
+}
+
+#[test]
+fn a_vmid_freed_and_reused_by_another_sector_is_not_taken_for_the_old_one() {
+    let lab = Lab::with_pmxcfs_files();
+    sector_created(&lab);
+    let api = Api::new(lab.store.clone());
+    let vmids: Vec<u32> = lab.sim.with_state(|st| st.guests.keys().copied().collect());
+    api.delete(&"/sectors/web".parse().unwrap(), false).unwrap();
+    lab.converge_as_agents("pve1");
+    lab.sim.clear_requests();
+    let props = PropertyValue::from_pairs([("name", "app"), ("cidr", "172.16.0.0/24")]).unwrap();
+    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+        .unwrap();
+    let last = lab.converge_as_agents("pve1");
+    assert!(
+        last.iter().all(|r| r.steps == 0 && r.failed.is_empty()),
+        "{last:?}"
+    );
+    assert!(ready(&lab, "app"));
+    let requests = lab.sim.requests();
+    let writes = requests.iter().filter(|r| r.method != "GET").count();
+    assert_eq!(writes, 8, "{:#?}", by_path(&requests));
+    // The new Sector's containers got the freed VMIDs back.
+    let reused: Vec<u32> = lab.sim.with_state(|st| st.guests.keys().copied().collect());
+    assert_eq!(reused, vmids);
 }

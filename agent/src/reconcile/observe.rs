@@ -105,8 +105,7 @@ pub(super) fn observe_since(
                 known.marker.clone()
             } else if !tagged {
                 None
-            } else if let Some(marker) =
-                remembered::marker(store.root(), &counters, &node, guest.vmid)
+            } else if let Some(marker) = remembered::marker(store.root(), &counters, &node, &guest)
             {
                 marker
             } else {
@@ -115,7 +114,7 @@ pub(super) fn observe_since(
                     .description()
                     .as_deref()
                     .and_then(Marker::find_in);
-                remembered::keep_marker(store.root(), &counters, &node, guest.vmid, &marker);
+                remembered::keep_marker(store.root(), &counters, &node, &guest, &marker);
                 marker
             };
             observed.containers.insert(
@@ -352,6 +351,7 @@ mod remembered {
     use serde_json::Value;
 
     use super::SdnObs;
+    use crate::pve::LxcStatus;
     use crate::reconcile::ids::Marker;
 
     /// Longest a kept read is reused: well below the agents' periodic
@@ -429,6 +429,7 @@ mod remembered {
     #[derive(Debug)]
     struct KeptMarker {
         node: String,
+        hostname: Option<String>,
         version: u64,
         at: Instant,
         marker: Option<Marker>,
@@ -458,33 +459,35 @@ mod remembered {
             .map(|version| (version, Instant::now(), sdn.clone()));
     }
 
-    /// The marker kept for container `vmid` on `node`, if `.vmlist` still
-    /// gives its config that node and version.
+    /// The marker kept for `guest` on `node`, if `.vmlist` still gives its
+    /// config that node and version and it still has the same name.
     pub(super) fn marker(
         root: &Path,
         counters: &Counters,
         node: &str,
-        vmid: u32,
+        guest: &LxcStatus,
     ) -> Option<Option<Marker>> {
-        let (listed_node, version) = counters.guests.as_ref()?.get(&vmid)?;
+        let (listed_node, version) = counters.guests.as_ref()?.get(&guest.vmid)?;
         let kept = kept();
-        let m = kept.get(root)?.markers.get(&vmid)?;
+        let m = kept.get(root)?.markers.get(&guest.vmid)?;
         (m.node == node
             && listed_node == node
+            && m.hostname == guest.name
             && m.version == *version
             && m.at.elapsed() < REUSE_FOR)
             .then(|| m.marker.clone())
     }
 
-    /// Keeps the marker read from container `vmid`'s config after
-    /// `counters` were read; forgets guests `.vmlist` no longer lists.
+    /// Keeps the marker read from `guest`'s config after `counters` were
+    /// read; forgets guests `.vmlist` no longer lists.
     pub(super) fn keep_marker(
         root: &Path,
         counters: &Counters,
         node: &str,
-        vmid: u32,
+        guest: &LxcStatus,
         marker: &Option<Marker>,
     ) {
+        let vmid = guest.vmid;
         let Some(guests) = &counters.guests else {
             return;
         };
@@ -497,6 +500,7 @@ mod remembered {
                     vmid,
                     KeptMarker {
                         node: node.to_owned(),
+                        hostname: guest.name.clone(),
                         version: *version,
                         at: Instant::now(),
                         marker: marker.clone(),
