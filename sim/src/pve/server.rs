@@ -56,7 +56,7 @@ pub struct SimConfig {
     pub task_duration: Duration,
     /// Accepted tokens and passwords.
     pub auth: AuthConfig,
-    /// Mirror `.members` and `.vmlist` into this directory.
+    /// Mirror `.members`, `.vmlist` and `.version` into this directory.
     pub pmxcfs_root: Option<PathBuf>,
     /// Feed `.members` and `.vmlist` to a pmxcfs simulator through its
     /// control directory (`members.json`, `vmlist.json`).
