@@ -6,6 +6,10 @@
 //!   node-scoped reconciles);
 //! - time to plan 1,000 Sectors (the pure planner).
 //!
+//! Each is measured twice: with a bare store root, and with the files
+//! pmxcfs generates (`.vmlist`, `.version`: what lets an observation reuse
+//! Proxmox reads across runs), as on a real node.
+//!
 //! Run: `cargo bench -p orbitlab-tests --bench sectors`.
 
 use std::collections::BTreeMap;
@@ -25,8 +29,47 @@ fn calls(lab: &Lab) -> (usize, usize) {
     (requests.len(), writes)
 }
 
-fn main() {
-    let lab = Lab::new();
+/// The recorded requests counted by method and endpoint (VMIDs, UPIDs and
+/// SDN ids folded into placeholders), most requested first.
+fn by_endpoint(lab: &Lab) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in lab.sim.requests() {
+        *counts
+            .entry(format!("{} {}", r.method, endpoint(&r.path)))
+            .or_default() += 1;
+    }
+    let mut rows: Vec<(String, usize)> = counts.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows.iter()
+        .map(|(e, n)| format!("  {n:>4}  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn endpoint(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let after = |name: &str| i > 0 && parts[i - 1] == name;
+            if p.parse::<u32>().is_ok() {
+                "{vmid}"
+            } else if p.starts_with("UPID:") {
+                "{upid}"
+            } else if after("vnets") || after("zones") || after("subnets") {
+                "{id}"
+            } else {
+                p
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Creates and deletes a Sector, then creates another with the agents'
+/// scopes, printing the requests each took.
+fn sector_requests(lab: &Lab) {
     let host = lab.host("pve1");
     init(&lab.reconciler(&host), None).expect("init");
     lab.converge();
@@ -39,24 +82,28 @@ fn main() {
         .unwrap();
     lab.converge();
     let create_time = started.elapsed();
-    let (create_all, create_writes) = calls(&lab);
+    let (create_all, create_writes) = calls(lab);
+    let create_endpoints = by_endpoint(lab);
 
     lab.sim.clear_requests();
     let started = Instant::now();
     api.delete(&"/sectors/web".parse().unwrap(), false).unwrap();
     lab.converge();
     let delete_time = started.elapsed();
-    let (delete_all, delete_writes) = calls(&lab);
+    let (delete_all, delete_writes) = calls(lab);
+    let delete_endpoints = by_endpoint(lab);
     println!(
         "Sector create: {create_all} Proxmox API calls ({create_writes} writes, {} reads) over 3 agents' passes, {:.0} ms with 5 ms simulated tasks",
         create_all - create_writes,
         create_time.as_secs_f64() * 1000.0
     );
+    println!("{create_endpoints}");
     println!(
         "Sector delete: {delete_all} Proxmox API calls ({delete_writes} writes, {} reads), {:.0} ms",
         delete_all - delete_writes,
         delete_time.as_secs_f64() * 1000.0
     );
+    println!("{delete_endpoints}");
 
     // The same create with the scopes the daemons use.
     lab.sim.clear_requests();
@@ -64,11 +111,19 @@ fn main() {
     api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
         .unwrap();
     lab.converge_as_agents("pve1");
-    let (agents_all, agents_writes) = calls(&lab);
+    let (agents_all, agents_writes) = calls(lab);
     println!(
         "Sector create, owner cluster-scoped and the others node-scoped (as the agents run): {agents_all} Proxmox API calls ({agents_writes} writes, {} reads)",
         agents_all - agents_writes
     );
+    println!("{}", by_endpoint(lab));
+}
+
+fn main() {
+    println!("== store root without pmxcfs's generated files (nothing reused across runs)");
+    sector_requests(&Lab::new());
+    println!("== store root with .members, .vmlist and .version, as /etc/pve has them");
+    sector_requests(&Lab::with_pmxcfs_files());
 
     // The pure planner with 1,000 Sectors to build from scratch.
     let mut desired = Desired {

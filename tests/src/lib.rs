@@ -111,10 +111,23 @@ impl Lab {
 
     /// A 3-node cluster whose tasks take `task_duration`.
     pub fn with_config(version: PveVersion, task_duration: Duration) -> Self {
+        Self::build(version, task_duration, false)
+    }
+
+    /// [`Lab::new`] whose store root also holds what pmxcfs generates
+    /// (`.members`, `.vmlist`, `.version`), kept up to date by the
+    /// simulator, as `/etc/pve` does on a real node.
+    pub fn with_pmxcfs_files() -> Self {
+        Self::build(PveVersion::V8_4, Duration::from_millis(5), true)
+    }
+
+    fn build(version: PveVersion, task_duration: Duration, pmxcfs_files: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
         let sim = PveSim::start(SimConfig {
             version,
             nodes: NODES.iter().map(|n| n.to_string()).collect(),
             task_duration,
+            pmxcfs_root: pmxcfs_files.then(|| dir.path().to_owned()),
             ..SimConfig::default()
         })
         .expect("the simulator starts");
@@ -139,7 +152,6 @@ impl Lab {
             },
         })
         .expect("the client builds");
-        let dir = tempfile::tempdir().expect("temporary directory");
         let store = Store::open(dir.path()).with_lock_options(LockOptions {
             wait: Duration::from_secs(30),
             max_poll: Duration::from_millis(10),

@@ -137,9 +137,12 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     /// Poll a task until it stops or `deadline` passes. A stopped task
     /// whose exit status is not `OK` is [`PveError::TaskFailed`] with
     /// Proxmox's message; running past the deadline is
-    /// [`PveError::TaskDeadline`].
+    /// [`PveError::TaskDeadline`]. The first poll comes 20 ms after the
+    /// start (a task is never done at once: asking then only costs a
+    /// request), then the pause doubles from 50 ms up to 1 s.
     fn wait_task(&self, upid: &Upid, deadline: Duration) -> Result<TaskStatus> {
         let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(20).min(deadline));
         let mut pause = Duration::from_millis(50);
         loop {
             let st = self.task_status(upid)?;

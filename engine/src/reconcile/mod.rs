@@ -135,8 +135,13 @@ impl Reconciler<'_> {
     /// changed since (see [`observe::observe_since`]).
     fn plan_from(&self, earlier: Option<&Observed>) -> Result<(Plan, Observed), ReconcileError> {
         let desired = self.desired()?;
-        let observed =
-            observe::observe_since(self.pve, self.store, &uplink_bridge(&desired), earlier)?;
+        let observed = match (self.options.scope, earlier) {
+            // A node-scoped pass changes nothing in Proxmox (it pushes
+            // configurations and records their digests): after one, only
+            // OrbitLab's records are read again.
+            (Scope::Node, Some(earlier)) => observe::refresh_records(self.store, earlier.clone())?,
+            _ => observe::observe_since(self.pve, self.store, &uplink_bridge(&desired), earlier)?,
+        };
         let mut plan = plan(&desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();

@@ -1,5 +1,25 @@
 //! Gathering an [`Observed`] snapshot: Proxmox through the [`Pve`] API,
 //! OrbitLab's records through the store. Reads only.
+//!
+//! What costs requests is kept small three ways, none of which hides a
+//! change made by hand:
+//! - within one run, a later observation reuses from the earlier one the
+//!   release, each online node's uplink and the markers of containers
+//!   still on the same node under the same name;
+//! - across runs, the SDN listings are reused while pmxcfs's change
+//!   counters (`<root>/.version`) for `sdn/controllers.cfg`,
+//!   `sdn/zones.cfg`, `sdn/vnets.cfg`, `sdn/subnets.cfg` and
+//!   `sdn/.running-config` — every file those listings and their pending
+//!   state are computed from — are what they were when they were read, and
+//!   a container's marker while `<root>/.vmlist` gives its config the same
+//!   node and version (pmxcfs bumps both on every write of those files,
+//!   whoever makes it); see [`remembered`];
+//! - nothing is reused for longer than [`remembered::REUSE_FOR`], so the
+//!   periodic resync reads everything afresh even if a counter could not
+//!   be trusted (the API answering from a node whose pmxcfs lags the local
+//!   one).
+//!
+//! Without those files (no pmxcfs, an older simulator) everything is read.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -25,10 +45,11 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
 }
 
 /// [`observe`], reusing from `earlier` — a snapshot taken earlier in the
-/// same reconcile run, under the same lock — what that run cannot have
-/// changed: the Proxmox release, and the marker of a container still on
-/// the same node under the same name (markers are written at creation,
-/// and only this run creates or destroys containers meanwhile).
+/// same reconcile run — what that run cannot have changed: the Proxmox
+/// release, the uplink of a node still online, and the marker of a
+/// container still on the same node under the same name (markers are
+/// written at creation, and only this run creates or destroys containers
+/// meanwhile).
 pub(super) fn observe_since(
     pve: &dyn Pve,
     store: &Store,
@@ -43,18 +64,131 @@ pub(super) fn observe_since(
         pve_major,
         ..Observed::default()
     };
+    let counters = remembered::Counters::read(store.root());
     for node in pve.nodes()? {
         let Some(name) = valid::<NodeName>("node", &node.node) else {
             continue;
         };
         let online = node.status == "online";
-        let uplink = if online {
-            node_uplink(pve, &node.node, uplink)?
-        } else {
-            None
+        let known = earlier
+            .and_then(|e| e.nodes.get(&name))
+            .filter(|n| n.online)
+            .and_then(|n| n.uplink);
+        let uplink = match (online, known) {
+            (false, _) => None,
+            (true, Some(known)) => Some(known),
+            (true, None) => node_uplink(pve, &node.node, uplink)?,
         };
         observed.nodes.insert(name, NodeObs { online, uplink });
     }
+    let sdn = match remembered::sdn(store.root(), &counters) {
+        Some(sdn) => sdn,
+        None => {
+            let sdn = read_sdn(pve)?;
+            remembered::keep_sdn(store.root(), &counters, &sdn);
+            sdn
+        }
+    };
+    observed.controllers = sdn.controllers;
+    observed.zones = sdn.zones;
+    observed.vnets = sdn.vnets;
+    observed.subnets = sdn.subnets;
+    let online: Vec<NodeName> = observed
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.online)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for node in online {
+        for guest in pve.lxc_list(node.as_str())? {
+            let Ok(vmid) = Vmid::try_from(guest.vmid) else {
+                tracing::warn!(
+                    vmid = guest.vmid,
+                    "Proxmox listed a guest with an invalid id; ignored"
+                );
+                continue;
+            };
+            let tagged = carries_tag(guest.tags.as_deref());
+            let known = earlier
+                .and_then(|e| e.containers.get(&vmid))
+                .filter(|c| c.node == node && c.hostname == guest.name && c.marker.is_some());
+            let marker = if let Some(known) = known {
+                known.marker.clone()
+            } else if !tagged {
+                None
+            } else if let Some(marker) =
+                remembered::marker(store.root(), &counters, node.as_str(), &guest)
+            {
+                marker
+            } else {
+                let marker = pve
+                    .lxc_config(node.as_str(), guest.vmid)?
+                    .description()
+                    .as_deref()
+                    .and_then(Marker::find_in);
+                remembered::keep_marker(store.root(), &counters, node.as_str(), &guest, &marker);
+                marker
+            };
+            observed.containers.insert(
+                vmid,
+                ContainerObs {
+                    node: node.clone(),
+                    hostname: guest.name.clone(),
+                    running: guest.status == GuestState::Running,
+                    marker,
+                },
+            );
+        }
+    }
+    read_records(store, &mut observed)?;
+    Ok(observed)
+}
+
+/// `observed` with OrbitLab's records read again and its Proxmox part
+/// kept: for a run whose steps changed only those records (a node-scoped
+/// run pushes configurations and records their digests, and changes
+/// nothing in Proxmox).
+pub(super) fn refresh_records(
+    store: &Store,
+    mut observed: Observed,
+) -> Result<Observed, ReconcileError> {
+    read_records(store, &mut observed)?;
+    Ok(observed)
+}
+
+/// OrbitLab's own records: VNet tags, IPAM allocations, digests pushed,
+/// which objects have a status.
+fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileError> {
+    observed.tags = tags::read(store)?;
+    observed.addresses = addresses_by_owner(store)?;
+    observed.pushed = super::pushed::read_all(store)?
+        .into_iter()
+        .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
+        .collect();
+    observed.statuses.clear();
+    for kind in [Kind::Cluster, Kind::Sector] {
+        for name in store.read_statuses(kind)?.into_keys() {
+            if let Some(name) = valid("status file name", &name) {
+                observed.statuses.insert(ObjectRef { kind, name });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SDN part of a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SdnObs {
+    controllers: BTreeMap<String, ControllerObs>,
+    zones: BTreeMap<ZoneId, ZoneObs>,
+    vnets: BTreeMap<VnetId, VnetObs>,
+    subnets: BTreeMap<SubnetId, SubnetObs>,
+}
+
+/// Every SDN controller, zone, VNet and subnet, as they will be once
+/// pending changes are applied (3 requests and one per VNet).
+fn read_sdn(pve: &dyn Pve) -> Result<SdnObs, ReconcileError> {
+    let mut observed = SdnObs::default();
     for item in pve.sdn_controllers()? {
         if let (Some(c), pending) = settled(&item)? {
             observed.controllers.insert(
@@ -129,59 +263,6 @@ pub(super) fn observe_since(
                     pending,
                 },
             );
-        }
-    }
-    let online: Vec<NodeName> = observed
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.online)
-        .map(|(n, _)| n.clone())
-        .collect();
-    for node in online {
-        for guest in pve.lxc_list(node.as_str())? {
-            let Ok(vmid) = Vmid::try_from(guest.vmid) else {
-                tracing::warn!(
-                    vmid = guest.vmid,
-                    "Proxmox listed a guest with an invalid id; ignored"
-                );
-                continue;
-            };
-            let tagged = carries_tag(guest.tags.as_deref());
-            let known = earlier
-                .and_then(|e| e.containers.get(&vmid))
-                .filter(|c| c.node == node && c.hostname == guest.name && c.marker.is_some());
-            let marker = if let Some(known) = known {
-                known.marker.clone()
-            } else if tagged {
-                pve.lxc_config(node.as_str(), guest.vmid)?
-                    .description()
-                    .as_deref()
-                    .and_then(Marker::find_in)
-            } else {
-                None
-            };
-            observed.containers.insert(
-                vmid,
-                ContainerObs {
-                    node: node.clone(),
-                    hostname: guest.name.clone(),
-                    running: guest.status == GuestState::Running,
-                    marker,
-                },
-            );
-        }
-    }
-    observed.tags = tags::read(store)?;
-    observed.addresses = addresses_by_owner(store)?;
-    observed.pushed = super::pushed::read_all(store)?
-        .into_iter()
-        .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
-        .collect();
-    for kind in [Kind::Cluster, Kind::Sector] {
-        for name in store.read_statuses(kind)?.into_keys() {
-            if let Some(name) = valid("status file name", &name) {
-                observed.statuses.insert(ObjectRef { kind, name });
-            }
         }
     }
     Ok(observed)
@@ -284,4 +365,180 @@ fn addresses_by_owner(
         }
     }
     Ok(out)
+}
+
+/// Proxmox reads kept across runs in this process, by store root, and
+/// reused only while pmxcfs's change counters say the files they come
+/// from did not change (and for at most [`REUSE_FOR`]). Reads only the
+/// store root's `.version` and `.vmlist`.
+mod remembered {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, MutexGuard, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    use super::SdnObs;
+    use crate::pve::LxcStatus;
+    use crate::reconcile::ids::Marker;
+
+    /// Longest a kept read is reused: well below the agents' periodic
+    /// resync (60 s), which therefore always reads Proxmox afresh.
+    pub(super) const REUSE_FOR: Duration = Duration::from_secs(30);
+
+    /// The files the SDN listings (with their pending state) are made of,
+    /// as `.version` names them.
+    const SDN_FILES: [&str; 5] = [
+        "sdn/controllers.cfg",
+        "sdn/zones.cfg",
+        "sdn/vnets.cfg",
+        "sdn/subnets.cfg",
+        "sdn/.running-config",
+    ];
+
+    /// pmxcfs's start time and the SDN files' change counters.
+    type SdnVersion = (u64, [u64; SDN_FILES.len()]);
+
+    /// The counters read at the start of one observation.
+    #[derive(Debug, Default)]
+    pub(in crate::reconcile) struct Counters {
+        /// `None` when `.version` is missing or lacks a counter.
+        sdn: Option<SdnVersion>,
+        /// `.vmlist`: VMID → (node, config version); `None` when missing.
+        guests: Option<BTreeMap<u32, (String, u64)>>,
+    }
+
+    impl Counters {
+        /// Reads `<root>/.version` and `<root>/.vmlist` (a missing or
+        /// unreadable file only means nothing is reused).
+        pub(in crate::reconcile) fn read(root: &Path) -> Self {
+            Counters {
+                sdn: json(root, ".version").and_then(|v| sdn_version(&v)),
+                guests: json(root, ".vmlist").and_then(|v| guests(&v)),
+            }
+        }
+    }
+
+    fn json(root: &Path, name: &str) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(root.join(name)).ok()?).ok()
+    }
+
+    fn sdn_version(version: &Value) -> Option<SdnVersion> {
+        let mut files = [0; SDN_FILES.len()];
+        for (counter, file) in files.iter_mut().zip(SDN_FILES) {
+            *counter = version.get(file)?.as_u64()?;
+        }
+        Some((version.get("starttime")?.as_u64()?, files))
+    }
+
+    fn guests(vmlist: &Value) -> Option<BTreeMap<u32, (String, u64)>> {
+        vmlist
+            .get("ids")?
+            .as_object()?
+            .iter()
+            .map(|(vmid, guest)| {
+                Some((
+                    vmid.parse().ok()?,
+                    (
+                        guest.get("node")?.as_str()?.to_owned(),
+                        guest.get("version")?.as_u64()?,
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Default)]
+    struct Kept {
+        sdn: Option<(SdnVersion, Instant, SdnObs)>,
+        markers: BTreeMap<u32, KeptMarker>,
+    }
+
+    #[derive(Debug)]
+    struct KeptMarker {
+        node: String,
+        hostname: Option<String>,
+        version: u64,
+        at: Instant,
+        marker: Option<Marker>,
+    }
+
+    static KEPT: Mutex<BTreeMap<PathBuf, Kept>> = Mutex::new(BTreeMap::new());
+
+    fn kept() -> MutexGuard<'static, BTreeMap<PathBuf, Kept>> {
+        KEPT.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The SDN listings kept for `root`, if the counters still match.
+    pub(super) fn sdn(root: &Path, counters: &Counters) -> Option<SdnObs> {
+        let now = counters.sdn?;
+        let kept = kept();
+        let (version, at, sdn) = kept.get(root)?.sdn.as_ref()?;
+        (*version == now && at.elapsed() < REUSE_FOR).then(|| sdn.clone())
+    }
+
+    /// Keeps SDN listings read after `counters` were (a change racing the
+    /// read makes the counters differ next time: it is read again).
+    pub(super) fn keep_sdn(root: &Path, counters: &Counters, sdn: &SdnObs) {
+        let mut kept = kept();
+        let entry = kept.entry(root.to_owned()).or_default();
+        entry.sdn = counters
+            .sdn
+            .map(|version| (version, Instant::now(), sdn.clone()));
+    }
+
+    /// The marker kept for `guest` on `node`, if `.vmlist` still gives its
+    /// config that node and version and it still has the same name.
+    pub(super) fn marker(
+        root: &Path,
+        counters: &Counters,
+        node: &str,
+        guest: &LxcStatus,
+    ) -> Option<Option<Marker>> {
+        let (listed_node, version) = counters.guests.as_ref()?.get(&guest.vmid)?;
+        let kept = kept();
+        let m = kept.get(root)?.markers.get(&guest.vmid)?;
+        (m.node == node
+            && listed_node == node
+            && m.hostname == guest.name
+            && m.version == *version
+            && m.at.elapsed() < REUSE_FOR)
+            .then(|| m.marker.clone())
+    }
+
+    /// Keeps the marker read from `guest`'s config after `counters` were
+    /// read; forgets guests `.vmlist` no longer lists.
+    pub(super) fn keep_marker(
+        root: &Path,
+        counters: &Counters,
+        node: &str,
+        guest: &LxcStatus,
+        marker: &Option<Marker>,
+    ) {
+        let vmid = guest.vmid;
+        let Some(guests) = &counters.guests else {
+            return;
+        };
+        let mut kept = kept();
+        let entry = kept.entry(root.to_owned()).or_default();
+        entry.markers.retain(|vmid, _| guests.contains_key(vmid));
+        match guests.get(&vmid) {
+            Some((listed_node, version)) if listed_node == node => {
+                entry.markers.insert(
+                    vmid,
+                    KeptMarker {
+                        node: node.to_owned(),
+                        hostname: guest.name.clone(),
+                        version: *version,
+                        at: Instant::now(),
+                        marker: marker.clone(),
+                    },
+                );
+            }
+            _ => {
+                entry.markers.remove(&vmid);
+            }
+        }
+    }
 }

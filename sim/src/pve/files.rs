@@ -1,6 +1,12 @@
 //! Mirrors the cluster's shape into a pmxcfs-like directory, as pmxcfs
-//! shows it under `/etc/pve`: `.members` (nodes, online, ip, quorate) and
-//! `.vmlist` (guest id -> node, type, version). Each file is replaced
+//! shows it under `/etc/pve`: `.members` (nodes, online, ip, quorate),
+//! `.vmlist` (guest id -> node, type, version) and `.version` (pmxcfs's
+//! start time and change counters: `vmlist`, `clinfo`, and one per watched
+//! SDN file — `sdn/controllers.cfg`, `sdn/zones.cfg`, `sdn/vnets.cfg`,
+//! `sdn/subnets.cfg`, `sdn/.running-config` — bumped whenever that file's
+//! content changes, as pmxcfs's `memdb_change_array` does; the simulator
+//! renders each file's content from its SDN state only to notice
+//! changes). Each file is replaced
 //! atomically (write `NAME.tmp.PID`, then rename), only when its content
 //! changes. Writes only inside the directory the test or sandbox gave.
 //!
@@ -9,12 +15,80 @@
 //! `members.json` and `vmlist.json` in its control directory instead.
 //! [`write_control`] feeds that directory with the same content.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::state::ClusterState;
+use super::state::{ClusterState, unix_now};
+
+/// pmxcfs's `.version` counters for the files the simulator keeps.
+#[derive(Debug)]
+pub(crate) struct VersionFile {
+    starttime: u64,
+    /// Path → (content last seen, its counter).
+    files: BTreeMap<&'static str, (String, u64)>,
+}
+
+impl VersionFile {
+    /// Counters at pmxcfs start: every file at 1.
+    pub(crate) fn new(st: &ClusterState) -> Self {
+        let files = sdn_files(st)
+            .into_iter()
+            .map(|(path, content)| (path, (content, 1)))
+            .collect();
+        VersionFile {
+            starttime: unix_now(),
+            files,
+        }
+    }
+
+    /// Bumps the counter of every file whose content changed; whether any
+    /// did.
+    pub(crate) fn update(&mut self, st: &ClusterState) -> bool {
+        let mut changed = false;
+        for (path, content) in sdn_files(st) {
+            let entry = self.files.entry(path).or_insert((String::new(), 0));
+            if entry.0 != content {
+                entry.0 = content;
+                entry.1 += 1;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// `.version` content.
+    pub(crate) fn json(&self, st: &ClusterState) -> Value {
+        let mut out = Map::new();
+        out.insert("starttime".into(), json!(self.starttime));
+        out.insert("clinfo".into(), json!(st.members_version));
+        out.insert("vmlist".into(), json!(st.vmlist_version));
+        for (path, (_, version)) in &self.files {
+            out.insert((*path).into(), json!(version));
+        }
+        out.insert("kvstore".into(), json!({}));
+        Value::Object(out)
+    }
+}
+
+/// The SDN files pmxcfs counts changes of, each rendered from the state.
+fn sdn_files(st: &ClusterState) -> [(&'static str, String); 5] {
+    let current = &st.sdn.current;
+    [
+        ("sdn/controllers.cfg", render(&current.controllers)),
+        ("sdn/zones.cfg", render(&current.zones)),
+        ("sdn/vnets.cfg", render(&current.vnets)),
+        ("sdn/subnets.cfg", render(&current.subnets)),
+        ("sdn/.running-config", render(&st.sdn.running)),
+    ]
+}
+
+/// A rendering that changes whenever `value` does.
+fn render<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
 
 /// `.members` content.
 pub fn members_json(st: &ClusterState) -> Value {
@@ -67,8 +141,9 @@ pub fn write_control(dir: &Path, st: &ClusterState) -> io::Result<()> {
 }
 
 /// Write both files into `dir` (created if missing).
-pub fn write_all(dir: &Path, st: &ClusterState) -> io::Result<()> {
+pub(crate) fn write_all(dir: &Path, st: &ClusterState, version: &VersionFile) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     replace_if_changed(dir, ".members", &members_json(st))?;
-    replace_if_changed(dir, ".vmlist", &vmlist_json(st))
+    replace_if_changed(dir, ".vmlist", &vmlist_json(st))?;
+    replace_if_changed(dir, ".version", &version.json(st))
 }

@@ -5,7 +5,7 @@
 //! Layout: `schema` (rule types, parsed from the tables in `rules/`),
 //! `formats` (named string formats), `validate` (request checking),
 //! `request` (query/body parsing), `state` (the cluster), `endpoints/`
-//! (handlers), `files` (pmxcfs `.members`/`.vmlist` mirror), `faults`,
+//! (handlers), `files` (pmxcfs `.members`/`.vmlist`/`.version` mirror), `faults`,
 //! `control` (`/_sim` API), `csrf` (CSRF prevention tokens with the
 //! simulator's `pve-www.key`), `tls` (test CA), `server` (HTTP and handle).
 

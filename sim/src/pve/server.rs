@@ -56,7 +56,7 @@ pub struct SimConfig {
     pub task_duration: Duration,
     /// Accepted tokens and passwords.
     pub auth: AuthConfig,
-    /// Mirror `.members` and `.vmlist` into this directory.
+    /// Mirror `.members`, `.vmlist` and `.version` into this directory.
     pub pmxcfs_root: Option<PathBuf>,
     /// Feed `.members` and `.vmlist` to a pmxcfs simulator through its
     /// control directory (`members.json`, `vmlist.json`).
@@ -144,6 +144,8 @@ pub struct Shared {
     pmxcfs_control: Option<PathBuf>,
     seq: AtomicU64,
     files_written: Mutex<(u64, u64)>,
+    /// `.version`'s counters (pmxcfs root only).
+    version_file: Mutex<files::VersionFile>,
     pub(crate) pct: Mutex<PctLog>,
 }
 
@@ -154,17 +156,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Write `.members`/`.vmlist` if they may have changed.
+    /// Write `.members`/`.vmlist`/`.version` if they may have changed.
     pub(crate) fn sync_files(&self, st: &ClusterState) {
         if self.pmxcfs_root.is_none() && self.pmxcfs_control.is_none() {
             return;
         }
         let key = (st.members_version, st.vmlist_version);
+        let mut version = lock(&self.version_file);
+        let sdn_changed = self.pmxcfs_root.is_some() && version.update(st);
         let mut last = lock(&self.files_written);
-        if *last != key {
+        if *last != key || sdn_changed {
             let mut result = Ok(());
             if let Some(dir) = &self.pmxcfs_root {
-                result = files::write_all(dir, st)
+                result = files::write_all(dir, st, &version)
                     .map_err(|e| format!("writing pmxcfs files into {}: {e}", dir.display()));
             }
             if let (Ok(()), Some(dir)) = (&result, &self.pmxcfs_control) {
@@ -213,6 +217,7 @@ impl PveSim {
             None => None,
         };
         let state = ClusterState::new(&cfg.nodes, cfg.version, cfg.task_duration, cfg.bridge_mtu);
+        let version_file = files::VersionFile::new(&state);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             log: Mutex::new(Vec::new()),
@@ -223,6 +228,7 @@ impl PveSim {
             pmxcfs_control: cfg.pmxcfs_control.clone(),
             seq: AtomicU64::new(0),
             files_written: Mutex::new((0, 0)),
+            version_file: Mutex::new(version_file),
             pct: Mutex::new(PctLog::new()),
         });
         shared.sync_files(&lock(&shared.state));

@@ -75,7 +75,9 @@ pub struct Guest {
     pub config: BTreeMap<String, String>,
     /// Config lock (`create`, `destroyed`...), if any.
     pub lock: Option<String>,
-    /// Bumped on every config change (`.vmlist` version).
+    /// The config file's version (`.vmlist`): as in pmxcfs's database,
+    /// taken from one cluster-wide counter on every write, so a config
+    /// recreated under the same VMID never repeats an earlier version.
     pub version: u64,
 }
 
@@ -194,6 +196,8 @@ pub struct ClusterState {
     pub(crate) pid_counter: u32,
     /// Bumped on every change to guests (`.vmlist` version).
     pub vmlist_version: u64,
+    /// The last version given to a guest config ([`ClusterState::next_config_version`]).
+    pub config_version: u64,
     /// Bumped on every change to nodes (`.members` version).
     pub members_version: u64,
 }
@@ -269,8 +273,15 @@ impl ClusterState {
             sessions: BTreeMap::new(),
             pid_counter: 1000,
             vmlist_version: 1,
+            config_version: 0,
             members_version: 1,
         }
+    }
+
+    /// The version of a guest config written now.
+    pub fn next_config_version(&mut self) -> u64 {
+        self.config_version += 1;
+        self.config_version
     }
 
     /// Whether a majority of nodes is online.
@@ -346,9 +357,10 @@ impl ClusterState {
             Effect::None => {}
             Effect::Create { vmid, start } => {
                 if ok {
+                    let version = self.next_config_version();
                     if let Some(g) = self.guests.get_mut(&vmid) {
                         g.lock = None;
-                        g.version += 1;
+                        g.version = version;
                         if start {
                             g.status = PowerState::Running;
                         }

@@ -245,6 +245,7 @@ fn create(ctx: &mut Ctx<'_>) -> Reply {
         .entry("ostype".into())
         .or_insert_with(|| ostype.into());
     let start = ctx.p.flag("start", false);
+    let version = ctx.st.next_config_version();
     ctx.st.guests.insert(
         vmid,
         Guest {
@@ -252,7 +253,7 @@ fn create(ctx: &mut Ctx<'_>) -> Reply {
             status: PowerState::Stopped,
             config,
             lock: Some("create".into()),
-            version: 1,
+            version,
         },
     );
     ctx.st.vmlist_version += 1;
@@ -333,9 +334,10 @@ fn put_config(ctx: &mut Ctx<'_>) -> Reply {
             store(&mut config, k, v.to_config_string());
         }
     }
+    let version = ctx.st.next_config_version();
     if let Some(g) = ctx.st.guests.get_mut(&vmid) {
         g.config = config;
-        g.version += 1;
+        g.version = version;
     }
     ctx.st.vmlist_version += 1;
     Ok(Value::Null)
