@@ -287,17 +287,26 @@ fn with_web() -> World {
 
 #[test]
 fn a_foreign_pending_zone_blocks_new_sectors_and_is_never_applied_by_orbitlab() {
+    // A lowercase id, an uppercase one (Proxmox allows both), and one
+    // longer than the ids OrbitLab knows (another release may allow it):
+    // each is seen, and blocks.
+    for zone in ["lab", "Lab", "longzone1"] {
+        foreign_pending_zone_blocks(zone);
+    }
+}
+
+fn foreign_pending_zone_blocks(foreign: &str) {
     let world = with_web();
     world
         .pve
-        .create_sdn_by_hand(SdnKind::Zone, "lab", json!({"type": "simple"}));
+        .create_sdn_by_hand(SdnKind::Zone, foreign, json!({"type": "simple"}));
 
     world.create_sector("api", "172.17.0.0/24");
     let report = world.settle();
 
     let (reason, message) = not_ready(&world, "api");
     assert_eq!(reason, "Blocked");
-    assert!(message.contains("zone lab"), "{message}");
+    assert!(message.contains(&format!("zone {foreign}")), "{message}");
     assert!(report.failed.keys().any(|o| o.name.as_ref() == "api"));
     let sdn_writes: Vec<String> = world
         .writes()
@@ -306,7 +315,7 @@ fn a_foreign_pending_zone_blocks_new_sectors_and_is_never_applied_by_orbitlab() 
         .collect();
     assert!(sdn_writes.is_empty(), "{sdn_writes:?}");
     assert!(world.pve.has_pending(), "the foreign change stays pending");
-    assert!(world.pve.running(SdnKind::Zone, None, "lab").is_none());
+    assert!(world.pve.running(SdnKind::Zone, None, foreign).is_none());
     assert!(world.writes().is_empty(), "{:?}", world.writes());
     assert_ready(&world, "web");
 

@@ -14,7 +14,8 @@ use orbitlab_engine::reconcile::init::init;
 use orbitlab_engine::reconcile::{Options, Reconciler};
 use orbitlab_engine::store::Store;
 
-/// Reaches every node's containers and records what was pushed where.
+/// `pct` of `pve1`, recording what was pushed where (the executor asks it
+/// only for containers on its own node).
 #[derive(Debug, Default)]
 struct Host {
     pushed: Mutex<Vec<(u32, String)>>,

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 
 use orbitlab_engine::reconcile::ids::Marker;
 use orbitlab_engine::reconcile::observed::{
-    ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
+    ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, UnrecognizedSdn, Uplink,
+    VnetObs, ZoneObs,
 };
 use orbitlab_engine::reconcile::plan::ApplianceChoice;
 use orbitlab_engine::reconcile::plan::plan as compute;
@@ -383,4 +384,55 @@ fn appliance_manifests_choose_the_template_and_memory_of_new_containers() {
             ("local:vztmpl/dns.tar.zst".to_owned(), 128),
         ]
     );
+}
+
+#[test]
+fn a_name_too_long_for_its_ipam_pool_blocks_the_sector_instead_of_panicking() {
+    let long = "s".repeat(63);
+    let plan = compute(
+        &with_sectors(
+            cluster(),
+            &[(&long, "172.16.0.0/24"), ("web", "172.17.0.0/24")],
+        ),
+        &three_nodes(),
+    );
+    let reason = blocked(&plan, Kind::Sector, &long);
+    assert!(
+        reason.contains("longer than the 64 characters IPAM allows")
+            && reason.contains("a name of at most 43 characters"),
+        "{reason}"
+    );
+    assert!(plan.steps_of(&object(Kind::Sector, &long)).next().is_none());
+    assert!(
+        plan.steps_of(&object(Kind::Sector, "web")).next().is_some(),
+        "the other Sector is planned"
+    );
+}
+
+#[test]
+fn sdn_objects_with_ids_orbitlab_cannot_read_still_count() {
+    let mut observed = three_nodes();
+    observed.unrecognized.push(UnrecognizedSdn {
+        what: "vnet",
+        id: "longvnet1".into(),
+        pending: None,
+        tag: Some(1001),
+    });
+    let plan = compute(
+        &with_sectors(cluster(), &[("web", "172.16.0.0/24")]),
+        &observed,
+    );
+    assert!(
+        lines(&plan).contains(&"reserve VNet tag 1002 for sector web".to_owned()),
+        "its tag is in use: {:?}",
+        lines(&plan)
+    );
+
+    observed.unrecognized[0].pending = Some(Pending::New);
+    let plan = compute(
+        &with_sectors(cluster(), &[("web", "172.16.0.0/24")]),
+        &observed,
+    );
+    assert!(blocked(&plan, Kind::Sector, "web").contains("vnet longvnet1"));
+    assert!(!lines(&plan).iter().any(|l| l.starts_with("apply")));
 }

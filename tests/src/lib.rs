@@ -33,13 +33,11 @@ impl fmt::Debug for Lab {
     }
 }
 
-/// `pct` for one simulated node: pushes and execs go to the simulator.
-/// With `any_node`, it reaches every node's containers (one reconciler
-/// then does what the three agents would share).
+/// `pct` for one simulated node: pushes and execs go to the simulator,
+/// and reach only this node's containers, as `pct` does.
 pub struct SimHost<'a> {
     pub sim: &'a SimHandle,
     pub node: String,
-    pub any_node: bool,
 }
 
 impl fmt::Debug for SimHost<'_> {
@@ -78,7 +76,7 @@ impl ContainerHost for SimHost<'_> {
 
 impl SimHost<'_> {
     fn local(&self, node: &str, vmid: u32) -> Result<(), HostError> {
-        if self.any_node || node == self.node {
+        if node == self.node {
             Ok(())
         } else {
             Err(HostError::NotLocal {
@@ -170,16 +168,6 @@ impl Lab {
         SimHost {
             sim: &self.sim,
             node: node.to_owned(),
-            any_node: false,
-        }
-    }
-
-    /// A host that reaches the containers of every node.
-    pub fn omni_host(&self) -> SimHost<'_> {
-        SimHost {
-            sim: &self.sim,
-            node: NODES[0].to_owned(),
-            any_node: true,
         }
     }
 

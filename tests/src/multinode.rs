@@ -179,7 +179,6 @@ impl MultiNode {
             let host = SimHost {
                 sim: &sim,
                 node: NODES[0].to_owned(),
-                any_node: false,
             };
             let reconciler = Reconciler {
                 pve: &pve,

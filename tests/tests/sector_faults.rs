@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::reconcile::{init::init, observe, tags};
+use orbitlab_engine::reconcile::{Scope, init::init, observe, tags};
 use orbitlab_manifests::Kind;
 use orbitlab_sim::pve::{FaultSpec, PveVersion};
-use orbitlab_tests::Lab;
+use orbitlab_tests::{Lab, NODES};
 
 /// A lab with the cluster initialised and the Sector `web` declared.
 fn lab_with_sector_declared() -> Lab {
     let lab = Lab::with_config(PveVersion::V8_4, Duration::ZERO);
-    let host = lab.omni_host();
+    let host = lab.host(OWNER);
     init(&lab.reconciler(&host), None).expect("init");
     let api = Api::new(lab.store.clone());
     let props = PropertyValue::from_pairs([("name", "web"), ("cidr", "172.16.0.0/24")]).unwrap();
@@ -26,14 +26,27 @@ fn lab_with_sector_declared() -> Lab {
     lab
 }
 
+/// The node whose agent does the cluster-scoped work.
+const OWNER: &str = "pve1";
+
+/// Runs the three agents' reconciles (the owner's cluster-scoped, the
+/// others node-scoped) until a round does nothing and nothing fails; a
+/// fault still armed may fail any of them.
 fn converge(lab: &Lab) {
-    let host = lab.omni_host();
-    let reconciler = lab.reconciler(&host);
     for _ in 0..6 {
-        if let Ok(report) = reconciler.run()
-            && report.steps == 0
-            && report.failed.is_empty()
-        {
+        let mut quiet = true;
+        for node in NODES {
+            let host = lab.host(node);
+            let mut reconciler = lab.reconciler(&host);
+            if node != OWNER {
+                reconciler.options.scope = Scope::Node;
+            }
+            match reconciler.run() {
+                Ok(report) if report.steps == 0 && report.failed.is_empty() => {}
+                _ => quiet = false,
+            }
+        }
+        if quiet {
             return;
         }
     }
@@ -146,7 +159,7 @@ fn every_call_of_a_sector_create_may_fail_once() {
             status: 500,
             message: format!("injected failure of {} {}", call.method, call.path),
         });
-        let host = lab.omni_host();
+        let host = lab.host(OWNER);
         let first = lab.reconciler(&host).run();
         converge(&lab);
         if lab.sim.armed_faults() > 0 {

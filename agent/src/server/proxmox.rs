@@ -142,7 +142,7 @@ impl ProxmoxAuthenticator {
             WireError::BadHeader(_) => AuthError::Refused(
                 "the credential holds characters not allowed in a header".into(),
             ),
-            WireError::Timeout(_) | WireError::Transport(_) => AuthError::Unavailable(format!(
+            WireError::Timeout(_) | WireError::Transport(_) | WireError::Malformed(_) => AuthError::Unavailable(format!(
                 "could not ask Proxmox at {} to check the credential ({what}): {}; check that pveproxy runs",
                 self.base,
                 match &e {

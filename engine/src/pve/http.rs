@@ -431,6 +431,11 @@ impl Transport {
                 timeout,
             },
             WireError::BadHeader(_) => PveError::Config(e.to_string()),
+            WireError::Malformed(message) => PveError::Decode {
+                method: method.to_string(),
+                path: path.to_string(),
+                message,
+            },
             WireError::Transport(message) => PveError::Transport {
                 method: method.to_string(),
                 path: path.to_string(),

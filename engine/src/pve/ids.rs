@@ -19,8 +19,9 @@ pub struct InvalidId {
     reason: &'static str,
 }
 
-/// Proxmox's rule for zone and VNet ids (pve-network's
-/// `parse_sdn_id`): 2–8 characters, `[a-z][a-z0-9]*[a-z0-9]`.
+/// Proxmox's rule for zone and VNet ids (pve-network's `pve-sdn-zone-id`
+/// and `pve-sdn-vnet-id`): 2–8 characters, `[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]`.
+/// OrbitLab's own ids are lowercase; others' may not be.
 fn check_sdn_id(what: &'static str, value: &str) -> Result<(), InvalidId> {
     let invalid = |reason| InvalidId {
         what,
@@ -31,14 +32,11 @@ fn check_sdn_id(what: &'static str, value: &str) -> Result<(), InvalidId> {
         return Err(invalid("must be 2 to 8 characters long"));
     }
     let bytes = value.as_bytes();
-    if !bytes[0].is_ascii_lowercase() {
-        return Err(invalid("must start with a lowercase letter"));
+    if !bytes[0].is_ascii_alphabetic() {
+        return Err(invalid("must start with a letter"));
     }
-    if !bytes
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    {
-        return Err(invalid("only lowercase letters and digits are allowed"));
+    if !bytes.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(invalid("only letters and digits are allowed"));
     }
     Ok(())
 }
@@ -208,27 +206,17 @@ mod tests {
 
     #[test]
     fn sdn_ids_follow_proxmox_rules() {
-        for good in ["ab", "olz1001", "olvn9999", "olbpnet", "a1"] {
+        for good in ["ab", "olz1001", "olvn9999", "olbpnet", "a1", "Lab", "ZONE1"] {
             assert_eq!(good.parse::<ZoneId>().unwrap().as_str(), good);
             assert!(good.parse::<VnetId>().is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "a",
-            "toolongid",
-            "1abc",
-            "Abc",
-            "ab-c",
-            "ab_c",
-            "zöne",
-            "ab c",
-        ] {
+        for bad in ["", "a", "toolongid", "1abc", "ab-c", "ab_c", "zöne", "ab c"] {
             assert!(bad.parse::<ZoneId>().is_err(), "{bad}");
             assert!(bad.parse::<VnetId>().is_err(), "{bad}");
         }
         let err = "1zone".parse::<ZoneId>().unwrap_err().to_string();
         assert!(
-            err.contains("SDN zone id") && err.contains("lowercase letter"),
+            err.contains("SDN zone id") && err.contains("start with a letter"),
             "{err}"
         );
     }

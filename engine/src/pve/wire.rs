@@ -241,6 +241,11 @@ pub enum WireError {
     /// Connecting, TLS, sending or reading failed.
     #[error("{0}")]
     Transport(String),
+    /// The server answered, but not in valid HTTP (for example a status
+    /// line with non-ASCII text, which ureq refuses): repeating the call
+    /// would get the same answer.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 /// Visible ASCII, space and tab: what ureq accepts in a header value.
@@ -286,13 +291,12 @@ fn transport_error(e: &ureq::Transport, timeout: Duration) -> WireError {
         K::Io => "the connection failed",
         // ureq's own words on what is wrong with the answer (fixed texts;
         // they quote nothing we sent).
-        K::BadStatus => {
-            return WireError::Transport(format!(
-                "the server's answer is not valid HTTP ({})",
-                e.message().unwrap_or("bad status line")
+        K::BadStatus | K::BadHeader => {
+            return WireError::Malformed(format!(
+                "the server's answer is not valid HTTP ({}); a status line with non-ASCII text (Proxmox puts its error message there) is refused",
+                e.message().unwrap_or("bad status line or header")
             ));
         }
-        K::BadHeader => "the server's answer is not valid HTTP",
         K::InvalidUrl | K::UnknownScheme => "the URL is not valid",
         K::TooManyRedirects => "redirected",
         _ => "the request failed",

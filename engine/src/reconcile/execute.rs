@@ -305,10 +305,6 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         }
         Action::CreateContainer(plan) => {
             let vmid = create_container(ctx, plan)?;
-            // Proxmox hands out the lowest free VMID again: a record of
-            // what was pushed into an earlier container of that id (one
-            // destroyed by hand) must not pass for this new, empty one.
-            pushed::forget(ctx.store, vmid.get())?;
             let role = plan.marker.role.map_or("container", ApplianceRole::as_str);
             let outputs = outcome
                 .outputs
@@ -357,6 +353,11 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
         let vmid = Vmid::try_from(ctx.pve.next_vmid(None)?).map_err(|e| {
             ReconcileError::Internal(format!("Proxmox proposed an invalid next id: {e}"))
         })?;
+        // Proxmox hands out the lowest free VMID again: a record of what was
+        // pushed into an earlier container of that id (one destroyed by
+        // hand) must not pass for the new, empty one — cleared before the
+        // create, so a crash right after it cannot leave the record.
+        pushed::forget(ctx.store, vmid.get())?;
         let request = LxcCreate {
             vmid: vmid.get(),
             ostemplate: plan.template.clone(),

@@ -31,7 +31,8 @@ use super::ObjectRef;
 use super::ReconcileError;
 use super::ids::{GUEST_TAG, Marker};
 use super::observed::{
-    ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, Uplink, VnetObs, ZoneObs,
+    ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, UnrecognizedSdn, Uplink,
+    VnetObs, ZoneObs,
 };
 use super::tags;
 use crate::ipam::{Owner, PoolId};
@@ -93,6 +94,7 @@ pub(super) fn observe_since(
     observed.zones = sdn.zones;
     observed.vnets = sdn.vnets;
     observed.subnets = sdn.subnets;
+    observed.unrecognized = sdn.unrecognized;
     let online: Vec<NodeName> = observed
         .nodes
         .iter()
@@ -183,6 +185,7 @@ struct SdnObs {
     zones: BTreeMap<ZoneId, ZoneObs>,
     vnets: BTreeMap<VnetId, VnetObs>,
     subnets: BTreeMap<SubnetId, SubnetObs>,
+    unrecognized: Vec<UnrecognizedSdn>,
 }
 
 /// Every SDN controller, zone, VNet and subnet, as they will be once
@@ -203,40 +206,62 @@ fn read_sdn(pve: &dyn Pve) -> Result<SdnObs, ReconcileError> {
         }
     }
     for item in pve.sdn_zones()? {
-        if let (Some(z), pending) = settled(&item)?
-            && let Some(id) = valid::<ZoneId>("SDN zone", &item.id)
-        {
-            observed.zones.insert(
-                id,
-                ZoneObs {
-                    kind: z.kind.unwrap_or_default(),
-                    controller: z.controller,
-                    vrf_vxlan: z.vrf_vxlan,
-                    peers: addresses(z.peers.as_deref()),
-                    exitnodes: list(z.exitnodes.as_deref())
-                        .iter()
-                        .filter_map(|n| valid("exit node", n))
-                        .collect(),
-                    advertise_subnets: z.advertise_subnets.unwrap_or(false),
-                    mtu: z.mtu,
-                    pending,
-                },
-            );
-        }
+        let (Some(z), pending) = settled(&item)? else {
+            continue;
+        };
+        let Some(id) = valid::<ZoneId>("SDN zone", &item.id) else {
+            observed
+                .unrecognized
+                .push(unrecognized("zone", &item.id, pending, z.vrf_vxlan));
+            continue;
+        };
+        observed.zones.insert(
+            id,
+            ZoneObs {
+                kind: z.kind.unwrap_or_default(),
+                controller: z.controller,
+                vrf_vxlan: z.vrf_vxlan,
+                peers: addresses(z.peers.as_deref()),
+                exitnodes: list(z.exitnodes.as_deref())
+                    .iter()
+                    .filter_map(|n| valid("exit node", n))
+                    .collect(),
+                advertise_subnets: z.advertise_subnets.unwrap_or(false),
+                mtu: z.mtu,
+                pending,
+            },
+        );
     }
+    let mut unrecognized_vnets = Vec::new();
     for item in pve.sdn_vnets()? {
-        if let (Some(v), pending) = settled(&item)?
-            && let Some(id) = valid::<VnetId>("SDN VNet", &item.id)
-        {
-            observed.vnets.insert(
-                id,
-                VnetObs {
-                    zone: v.zone.as_deref().and_then(|z| valid("SDN zone", z)),
-                    tag: v.tag,
-                    alias: v.alias,
-                    pending,
-                },
-            );
+        let (Some(v), pending) = settled(&item)? else {
+            continue;
+        };
+        let Some(id) = valid::<VnetId>("SDN VNet", &item.id) else {
+            observed
+                .unrecognized
+                .push(unrecognized("vnet", &item.id, pending, v.tag));
+            unrecognized_vnets.push(item.id.clone());
+            continue;
+        };
+        observed.vnets.insert(
+            id,
+            VnetObs {
+                zone: v.zone.as_deref().and_then(|z| valid("SDN zone", z)),
+                tag: v.tag,
+                alias: v.alias,
+                pending,
+            },
+        );
+    }
+    // Subnets of VNets whose id is not readable count only for their
+    // pending changes.
+    for vnet in &unrecognized_vnets {
+        for item in pve.sdn_subnets(vnet)? {
+            let (_, pending) = settled(&item)?;
+            observed
+                .unrecognized
+                .push(unrecognized("subnet", &item.id, pending, None));
         }
     }
     let vnets: Vec<VnetId> = observed.vnets.keys().cloned().collect();
@@ -246,6 +271,9 @@ fn read_sdn(pve: &dyn Pve) -> Result<SdnObs, ReconcileError> {
                 continue;
             };
             let Some(id) = valid::<SubnetId>("SDN subnet", &item.id) else {
+                observed
+                    .unrecognized
+                    .push(unrecognized("subnet", &item.id, pending, None));
                 continue;
             };
             let cidr = s
@@ -266,6 +294,20 @@ fn read_sdn(pve: &dyn Pve) -> Result<SdnObs, ReconcileError> {
         }
     }
     Ok(observed)
+}
+
+fn unrecognized(
+    what: &'static str,
+    id: &str,
+    pending: Option<Pending>,
+    tag: Option<u32>,
+) -> UnrecognizedSdn {
+    UnrecognizedSdn {
+        what,
+        id: id.chars().take(64).collect(),
+        pending,
+        tag,
+    }
 }
 
 /// `value` as a `T`; `None` (logged) when it breaks the rules, which

@@ -90,6 +90,20 @@ pub struct ContainerObs {
     pub marker: Option<Marker>,
 }
 
+/// An SDN object Proxmox reported whose id breaks the rules OrbitLab knows
+/// (another Proxmox release may allow more). Never OrbitLab's; still
+/// counted: its pending change blocks OrbitLab's SDN edits, and its tag
+/// or VNI is in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnrecognizedSdn {
+    /// `zone`, `vnet`, `subnet`.
+    pub what: &'static str,
+    pub id: String,
+    pub pending: Option<Pending>,
+    /// Its VNet tag or zone VRF VNI.
+    pub tag: Option<u32>,
+}
+
 /// Everything the planner reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -99,6 +113,8 @@ pub struct Observed {
     pub zones: BTreeMap<ZoneId, ZoneObs>,
     pub vnets: BTreeMap<VnetId, VnetObs>,
     pub subnets: BTreeMap<SubnetId, SubnetObs>,
+    /// SDN objects whose id OrbitLab cannot read (see [`UnrecognizedSdn`]).
+    pub unrecognized: Vec<UnrecognizedSdn>,
     /// Every guest by VMID (only OrbitLab's carry a marker).
     pub containers: BTreeMap<Vmid, ContainerObs>,
     /// OrbitLab's VNet tag reservations: tag → Sector name (as recorded;
@@ -150,6 +166,12 @@ impl Observed {
                 .filter(|(_, s)| s.pending.is_some() && !ours(s.vnet.as_str()))
                 .map(|(id, _)| format!("subnet {id}")),
         );
+        ids.extend(
+            self.unrecognized
+                .iter()
+                .filter(|u| u.pending.is_some())
+                .map(|u| format!("{} {}", u.what, u.id)),
+        );
         ids
     }
 
@@ -181,6 +203,7 @@ impl Observed {
             .filter_map(|v| v.tag)
             .chain(self.zones.values().filter_map(|z| z.vrf_vxlan))
             .chain(self.tags.keys().copied())
+            .chain(self.unrecognized.iter().filter_map(|u| u.tag))
             .collect()
     }
 

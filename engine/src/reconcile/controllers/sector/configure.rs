@@ -180,7 +180,8 @@ impl Planner<'_> {
         let pools: Vec<_> = spec
             .effective_subnets()
             .iter()
-            .map(|s| subnet_pool(sector, s.cidr).id)
+            .filter_map(|s| subnet_pool(sector, s.cidr).ok())
+            .map(|pool| pool.id)
             .collect();
         self.observed
             .addresses

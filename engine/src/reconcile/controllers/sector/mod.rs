@@ -12,8 +12,8 @@ use orbitlab_manifests::{ApplianceRole, Kind, Name, SectorSpec};
 
 use super::cluster::Backplane;
 use super::{Controller, describe_parts, live, part};
-use crate::ipam::PoolId;
 use crate::ipam::role_address;
+use crate::ipam::{MAX_POOL_ID_LEN, PoolId};
 use crate::placement::rendezvous;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{Action, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig};
@@ -25,13 +25,17 @@ use crate::reconcile::plan::{Desired, Planner};
 pub(crate) const APPLIANCE_DISK_GIB: u32 = 1;
 
 /// IPAM pool of one Sector subnet: `sector-<name>-<network>-<prefix>`.
-pub(crate) fn subnet_pool(sector: &Name, cidr: Ipv4Net) -> PoolRef {
-    PoolRef {
-        id: format!("sector-{sector}-{}-{}", cidr.network(), cidr.prefix_len())
-            .parse::<PoolId>()
-            .unwrap_or_else(|e| unreachable!("a Sector name and a CIDR make a valid pool id: {e}")),
-        cidr,
-    }
+/// `Err` (the Sector is blocked) when a long name makes the id longer than
+/// IPAM allows.
+pub(crate) fn subnet_pool(sector: &Name, cidr: Ipv4Net) -> Result<PoolRef, String> {
+    let id = format!("sector-{sector}-{}-{}", cidr.network(), cidr.prefix_len());
+    let id = id.parse::<PoolId>().map_err(|_| {
+        format!(
+            "the IPAM pool id {id:?} of subnet {cidr} is longer than the {MAX_POOL_ID_LEN} characters IPAM allows; give the Sector a name of at most {} characters",
+            MAX_POOL_ID_LEN.saturating_sub(id.len() - sector.as_ref().len())
+        )
+    })?;
+    Ok(PoolRef { id, cidr })
 }
 
 /// The controller of `kind: Sector`.
@@ -191,7 +195,7 @@ impl Planner<'_> {
             .ok_or("a Sector needs at least one subnet")?
             .cidr;
         for (i, subnet) in subnets.iter().enumerate() {
-            let pool = subnet_pool(name, subnet.cidr);
+            let pool = subnet_pool(name, subnet.cidr)?;
             self.allocate(
                 &mut steps,
                 &owner,
@@ -268,7 +272,12 @@ impl Planner<'_> {
         for plan in [gateway_plan, dns_plan] {
             steps.extend(self.container_steps(&owner, plan));
         }
-        steps.extend(self.configure_sector(name, spec, tag, bp)?);
+        // Configuration that cannot be rendered blocks the Sector; its other
+        // steps (a stopped container started, a duplicate removed) still run.
+        match self.configure_sector(name, spec, tag, bp) {
+            Ok(configure) => steps.extend(configure),
+            Err(reason) => self.block(owner.clone(), reason),
+        }
         // A declared ingress that forwards nowhere keeps the Sector from
         // being Ready; the rules that do have a target are still pushed.
         if let Some(reason) = self.ingress_without_target(name, spec) {
