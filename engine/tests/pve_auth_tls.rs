@@ -5,6 +5,7 @@ mod pve_common;
 
 use std::time::Duration;
 
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{
     ClientConfig, Credentials, Fingerprint, Pve, PveClient, PveError, Secret, Trust, ZoneConfig,
 };
@@ -41,7 +42,7 @@ fn ticket_auth_logs_in_once_and_writes_carry_the_csrf_token() {
         ..ZoneConfig::default()
     };
     client
-        .sdn_create_zone("ztick", &zone, None)
+        .sdn_create("ztick", SdnSpec::Zone(&zone), None)
         .expect("write with ticket");
     let reqs = sim.requests();
     let logins: Vec<_> = reqs.iter().filter(|r| r.path == "/access/ticket").collect();

@@ -7,6 +7,7 @@ mod pve_common;
 
 use std::sync::{Arc, Mutex};
 
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{Access, Gate, Pve, PveError, ZoneConfig};
 use orbitlab_sim::pve::PveVersion;
 use pve_common::*;
@@ -58,7 +59,9 @@ fn refused_writes_never_reach_proxmox_and_reads_pass() {
     let c = plain.with_gate(gate.clone());
     assert!(!c.nodes().expect("a read passes").is_empty());
     let before = sim.requests().len();
-    let err = c.sdn_create_zone("z1", &zone(), None).expect_err("refused");
+    let err = c
+        .sdn_create("z1", SdnSpec::Zone(&zone()), None)
+        .expect_err("refused");
     let PveError::Refused {
         method,
         path,

@@ -4,6 +4,7 @@
 
 mod pve_common;
 
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{
     ControllerConfig, PendingState, Pve, PveClient, PveError, SdnCollection, SdnTransaction,
     SubnetConfig, VnetConfig, ZoneConfig,
@@ -15,19 +16,19 @@ fn backplane(
     c: &PveClient,
     lock: Option<&orbitlab_engine::pve::SdnLockToken>,
 ) -> orbitlab_engine::pve::Result<()> {
-    c.sdn_create_controller(
+    c.sdn_create(
         "olevpn",
-        &ControllerConfig {
+        SdnSpec::Controller(&ControllerConfig {
             kind: Some("evpn".into()),
             asn: Some(65001),
             peers: Some("192.168.100.11,192.168.100.12,192.168.100.13".into()),
             ..ControllerConfig::default()
-        },
+        }),
         lock,
     )?;
-    c.sdn_create_zone(
+    c.sdn_create(
         "olbp",
-        &ZoneConfig {
+        SdnSpec::Zone(&ZoneConfig {
             kind: Some("evpn".into()),
             controller: Some("olevpn".into()),
             vrf_vxlan: Some(10),
@@ -35,25 +36,27 @@ fn backplane(
             advertise_subnets: Some(true),
             mtu: Some(1450),
             ..ZoneConfig::default()
-        },
+        }),
         lock,
     )?;
-    c.sdn_create_vnet(
+    c.sdn_create(
         "olbpnet",
-        &VnetConfig {
+        SdnSpec::Vnet(&VnetConfig {
             zone: Some("olbp".into()),
             tag: Some(100),
             ..VnetConfig::default()
-        },
+        }),
         lock,
     )?;
-    c.sdn_create_subnet(
-        "olbpnet",
+    c.sdn_create(
         "10.200.0.0/16",
-        &SubnetConfig {
-            gateway: Some("10.200.0.1".into()),
-            snat: Some(true),
-            ..SubnetConfig::default()
+        SdnSpec::Subnet {
+            vnet: "olbpnet",
+            config: &SubnetConfig {
+                gateway: Some("10.200.0.1".into()),
+                snat: Some(true),
+                ..SubnetConfig::default()
+            },
         },
         lock,
     )
@@ -150,9 +153,11 @@ fn a_locked_sdn_refuses_edits_without_the_token() {
         kind: Some("simple".into()),
         ..ZoneConfig::default()
     };
-    let err = c.sdn_create_zone("z1", &zone, None).expect_err("locked");
+    let err = c
+        .sdn_create("z1", SdnSpec::Zone(&zone), None)
+        .expect_err("locked");
     assert!(err.to_string().contains("lock"), "{err}");
-    c.sdn_create_zone("z1", &zone, Some(&lock))
+    c.sdn_create("z1", SdnSpec::Zone(&zone), Some(&lock))
         .expect("with token");
     // Pending edits refuse a new lock unless allowed.
     c.sdn_unlock(&lock, false).expect("unlock");
@@ -180,12 +185,12 @@ fn edits_stay_pending_until_applied_and_read_back_with_their_state() {
     c.wait_task(&c.sdn_apply(None, true).expect("apply"), DEADLINE)
         .expect("applied");
     // Change one value: running keeps the old one until the next apply.
-    c.sdn_update_zone(
+    c.sdn_update(
         "olbp",
-        &ZoneConfig {
+        SdnSpec::Zone(&ZoneConfig {
             mtu: Some(1400),
             ..ZoneConfig::default()
-        },
+        }),
         None,
     )
     .expect("update");
@@ -231,15 +236,16 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
         peers: Some("192.168.100.11".into()),
         ..ZoneConfig::default()
     };
-    c.sdn_create_zone("sec1", &zone, None).expect("zone");
+    c.sdn_create("sec1", SdnSpec::Zone(&zone), None)
+        .expect("zone");
     let err = c
-        .sdn_create_vnet(
+        .sdn_create(
             "olvn1001",
-            &VnetConfig {
+            SdnSpec::Vnet(&VnetConfig {
                 zone: Some("sec1".into()),
                 tag: Some(100),
                 ..VnetConfig::default()
-            },
+            }),
             None,
         )
         .expect_err("tag 100 is the backplane's");
@@ -248,13 +254,13 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
         "{err}"
     );
     let err = c
-        .sdn_create_vnet(
+        .sdn_create(
             "olvn1001",
-            &VnetConfig {
+            SdnSpec::Vnet(&VnetConfig {
                 zone: Some("sec1".into()),
                 tag: Some(10),
                 ..VnetConfig::default()
-            },
+            }),
             None,
         )
         .expect_err("10 is the VRF VNI");
@@ -262,13 +268,13 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
         err.to_string().contains("already exists in zone olbp"),
         "{err}"
     );
-    c.sdn_create_vnet(
+    c.sdn_create(
         "olvn1001",
-        &VnetConfig {
+        SdnSpec::Vnet(&VnetConfig {
             zone: Some("sec1".into()),
             tag: Some(1001),
             ..VnetConfig::default()
-        },
+        }),
         None,
     )
     .expect("free tag");
@@ -277,12 +283,14 @@ fn vnis_are_unique_and_dependencies_block_deletes() {
         .expect_err("used by vnet");
     assert!(err.to_string().contains("used by vnet 'olvn1001'"), "{err}");
     let err = c
-        .sdn_create_subnet(
-            "olvn1001",
+        .sdn_create(
             "10.0.0.0/24",
-            &SubnetConfig {
-                gateway: Some("10.9.9.1".into()),
-                ..SubnetConfig::default()
+            SdnSpec::Subnet {
+                vnet: "olvn1001",
+                config: &SubnetConfig {
+                    gateway: Some("10.9.9.1".into()),
+                    ..SubnetConfig::default()
+                },
             },
             None,
         )

@@ -5,6 +5,7 @@ mod pve_common;
 
 use std::time::Duration;
 
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, LxcCreate, Pve, PveClient, PveError, RetryPolicy, Trust,
     ZoneConfig,
@@ -107,7 +108,9 @@ fn a_transient_error_on_a_create_is_not_retried() {
         kind: Some("simple".into()),
         ..ZoneConfig::default()
     };
-    let err = c.sdn_create_zone("z1", &zone, None).expect_err("surfaced");
+    let err = c
+        .sdn_create("z1", SdnSpec::Zone(&zone), None)
+        .expect_err("surfaced");
     assert_eq!(err.status(), Some(503));
     assert!(err.to_string().contains("proxy loop detected"), "{err}");
     let posts = sim

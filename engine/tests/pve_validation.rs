@@ -6,6 +6,7 @@ mod pve_common;
 
 use std::collections::BTreeMap;
 
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{ApiErrorKind, LxcCreate, Pve, PveClient, PveError, Retry, ZoneConfig};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveVersion};
 use pve_common::*;
@@ -201,7 +202,7 @@ fn typed_calls_surface_the_same_errors_as_the_raw_answer() {
         ..ZoneConfig::default()
     };
     let err = c
-        .sdn_create_zone("Bad_Zone", &zone, None)
+        .sdn_create("Bad_Zone", SdnSpec::Zone(&zone), None)
         .expect_err("refused");
     let got = err.param_errors().expect("param errors").clone();
     // The raw answer, fetched without the client.
@@ -226,8 +227,11 @@ fn typed_calls_surface_the_same_errors_as_the_raw_answer() {
         serde_json::from_value(raw["errors"].clone()).expect("errors map");
     assert_eq!(got, raw_errors);
     // A handler error (500) keeps Proxmox's message from the status line.
-    c.sdn_create_zone("z1", &zone, None).expect("create");
-    let err = c.sdn_create_zone("z1", &zone, None).expect_err("duplicate");
+    c.sdn_create("z1", SdnSpec::Zone(&zone), None)
+        .expect("create");
+    let err = c
+        .sdn_create("z1", SdnSpec::Zone(&zone), None)
+        .expect_err("duplicate");
     assert_eq!(err.status(), Some(500));
     assert_eq!(err.kind(), Some(&ApiErrorKind::AlreadyExists), "{err}");
     assert!(
@@ -237,12 +241,12 @@ fn typed_calls_surface_the_same_errors_as_the_raw_answer() {
     );
     // A create missing a required property of the zone type.
     let err = c
-        .sdn_create_zone(
+        .sdn_create(
             "z2",
-            &ZoneConfig {
+            SdnSpec::Zone(&ZoneConfig {
                 kind: Some("vxlan".into()),
                 ..ZoneConfig::default()
-            },
+            }),
             None,
         )
         .expect_err("peers needed");

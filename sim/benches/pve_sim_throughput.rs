@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, Credentials, Pve, PveClient, Secret, Trust, ZoneConfig,
 };
@@ -34,7 +35,7 @@ fn run(label: &str, sim: &SimHandle, c: &PveClient) {
         ..ZoneConfig::default()
     };
     for i in 0..50 {
-        c.sdn_create_zone(&format!("w{i}"), &zone, None)
+        c.sdn_create(&format!("w{i}"), SdnSpec::Zone(&zone), None)
             .expect("seed");
     }
     // Warm up.
@@ -50,7 +51,7 @@ fn run(label: &str, sim: &SimHandle, c: &PveClient) {
     let creates = 3000;
     let t = Instant::now();
     for i in 0..creates {
-        c.sdn_create_zone(&format!("b{i}"), &zone, None)
+        c.sdn_create(&format!("b{i}"), SdnSpec::Zone(&zone), None)
             .expect("create");
     }
     let create_time = t.elapsed();

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::pve::SdnSpec;
 use orbitlab_engine::pve::{LxcUpdate, Pve, ZoneConfig};
 use orbitlab_engine::reconcile::{Scope, init::init, observe};
 use orbitlab_manifests::Kind;
@@ -148,7 +149,9 @@ fn changes_made_by_hand_are_seen_despite_the_counters() {
         mtu: Some(1234),
         ..ZoneConfig::default()
     };
-    lab.pve.sdn_update_zone(zone.as_str(), &hand, None).unwrap();
+    lab.pve
+        .sdn_update(zone.as_str(), SdnSpec::Zone(&hand), None)
+        .unwrap();
     let after = observe(&lab.pve, &lab.store, "vmbr0").unwrap();
     assert_ne!(mtu, Some(1234));
     assert_eq!(after.zones[&zone].mtu, Some(1234));

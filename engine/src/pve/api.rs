@@ -58,56 +58,6 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn sdn_subnets(&self, vnet: &str) -> Result<Vec<SdnItem<SubnetConfig>>> {
         items(self.sdn_list(SdnCollection::Subnets(vnet))?)
     }
-    /// Create a controller (pending until applied).
-    fn sdn_create_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(id, SdnSpec::Controller(cfg), lock)
-    }
-    /// Create a zone (pending until applied).
-    fn sdn_create_zone(
-        &self,
-        id: &str,
-        cfg: &ZoneConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(id, SdnSpec::Zone(cfg), lock)
-    }
-    /// Create a vnet (pending until applied).
-    fn sdn_create_vnet(
-        &self,
-        id: &str,
-        cfg: &VnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(id, SdnSpec::Vnet(cfg), lock)
-    }
-    /// Create a subnet `cidr` in `vnet` (pending until applied).
-    fn sdn_create_subnet(
-        &self,
-        vnet: &str,
-        cidr: &str,
-        cfg: &SubnetConfig,
-        lock: Option<&SdnLockToken>,
-    ) -> Result<()> {
-        self.sdn_create(cidr, SdnSpec::Subnet { vnet, config: cfg }, lock)
-    }
-    /// Update a controller's peers and the like.
-    fn sdn_update_controller(
-        &self,
-        id: &str,
-        cfg: &ControllerConfig,
-        lock: SdnLock<'_>,
-    ) -> Result<()> {
-        self.sdn_update(id, SdnSpec::Controller(cfg), lock)
-    }
-    /// Update a zone.
-    fn sdn_update_zone(&self, id: &str, cfg: &ZoneConfig, lock: SdnLock<'_>) -> Result<()> {
-        self.sdn_update(id, SdnSpec::Zone(cfg), lock)
-    }
     /// Delete the SDN object `id` of a collection (pending until applied).
     fn sdn_delete(&self, at: SdnCollection<'_>, id: &str, lock: SdnLock<'_>) -> Result<()>;
     /// 9.x: take the global SDN lock; `None` on 8.x (serialize through an

@@ -19,6 +19,7 @@ use super::{ObjectRef, ReconcileError};
 use super::{pushed, tags};
 use crate::host::ContainerHost;
 use crate::ipam::{IpamSession, Owner, Pool, PoolId};
+use crate::pve::SdnSpec;
 use crate::pve::{
     self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction, Vmid,
 };
@@ -180,44 +181,46 @@ fn sdn_edit(
 ) -> Result<(), ReconcileError> {
     let pve = ctx.pve;
     match action {
-        Action::CreateController { asn, peers } => pve.sdn_create_controller(
+        Action::CreateController { asn, peers } => pve.sdn_create(
             ids::CONTROLLER,
-            &pve::ControllerConfig {
+            SdnSpec::Controller(&pve::ControllerConfig {
                 kind: Some("evpn".into()),
                 asn: Some(*asn),
                 peers: Some(join(peers)),
                 ..Default::default()
-            },
+            }),
             lock,
         )?,
-        Action::UpdateController { peers } => pve.sdn_update_controller(
+        Action::UpdateController { peers } => pve.sdn_update(
             ids::CONTROLLER,
-            &pve::ControllerConfig {
+            SdnSpec::Controller(&pve::ControllerConfig {
                 peers: Some(join(peers)),
                 ..Default::default()
-            },
+            }),
             lock,
         )?,
         Action::CreateZone { id, config, .. } => {
-            pve.sdn_create_zone(id.as_str(), &zone_config(config, true), lock)?
+            pve.sdn_create(id.as_str(), SdnSpec::Zone(&zone_config(config, true)), lock)?
         }
-        Action::UpdateZone { id, config, .. } => {
-            pve.sdn_update_zone(id.as_str(), &zone_config(config, false), lock)?
-        }
+        Action::UpdateZone { id, config, .. } => pve.sdn_update(
+            id.as_str(),
+            SdnSpec::Zone(&zone_config(config, false)),
+            lock,
+        )?,
         Action::CreateVnet {
             id,
             zone,
             tag,
             alias,
             ..
-        } => pve.sdn_create_vnet(
+        } => pve.sdn_create(
             id.as_str(),
-            &pve::VnetConfig {
+            SdnSpec::Vnet(&pve::VnetConfig {
                 zone: Some(zone.to_string()),
                 tag: Some(*tag),
                 alias: Some(alias.to_string()),
                 ..Default::default()
-            },
+            }),
             lock,
         )?,
         Action::CreateSubnet {
@@ -226,14 +229,16 @@ fn sdn_edit(
             gateway,
             snat,
             ..
-        } => pve.sdn_create_subnet(
-            vnet.as_str(),
+        } => pve.sdn_create(
             &id.cidr.to_string(),
-            &pve::SubnetConfig {
-                kind: Some("subnet".into()),
-                gateway: Some(gateway.to_string()),
-                snat: snat.then_some(true),
-                ..Default::default()
+            SdnSpec::Subnet {
+                vnet: vnet.as_str(),
+                config: &pve::SubnetConfig {
+                    kind: Some("subnet".into()),
+                    gateway: Some(gateway.to_string()),
+                    snat: snat.then_some(true),
+                    ..Default::default()
+                },
             },
             lock,
         )?,
