@@ -114,8 +114,6 @@ fn on_9x_a_sector_is_built_under_the_sdn_lock() {
             "sdn_apply lock",
             "lxc_create pve1 100",
             "lxc_create pve1 101",
-            "lxc_start pve1 100",
-            "lxc_start pve1 101",
         ]
     );
     assert!(ready.contains("\"web\""), "{ready}");

@@ -618,7 +618,7 @@ impl Pve for FakePve {
         let config = req
             .params()
             .into_iter()
-            .filter(|(k, _)| k != "vmid" && k != "ostemplate")
+            .filter(|(k, _)| k != "vmid" && k != "ostemplate" && k != "start")
             .map(|(k, v)| (k, Value::from(v)))
             .collect();
         st.guests.insert(
@@ -626,7 +626,7 @@ impl Pve for FakePve {
             Guest {
                 node: node.to_owned(),
                 config,
-                running: false,
+                running: req.start == Some(true),
             },
         );
         Self::task(&mut st, node, "vzcreate", &vmid.to_string())

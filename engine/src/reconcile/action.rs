@@ -230,6 +230,34 @@ impl Action {
         }
     }
 
+    /// True for steps that change something in Proxmox (SDN, containers);
+    /// false for those that change only OrbitLab's records or what is
+    /// inside a container.
+    pub(crate) fn changes_proxmox(&self) -> bool {
+        use Action::*;
+        match self {
+            ReserveTag { .. }
+            | ReleaseTag { .. }
+            | ReleaseAddresses { .. }
+            | ForgetStatus(_)
+            | Allocate { .. }
+            | Configure(_) => false,
+            DestroyContainer { .. }
+            | CreateController { .. }
+            | UpdateController { .. }
+            | CreateZone { .. }
+            | UpdateZone { .. }
+            | CreateVnet { .. }
+            | CreateSubnet { .. }
+            | DeleteSubnet { .. }
+            | DeleteVnet { .. }
+            | DeleteZone { .. }
+            | ApplySdn
+            | CreateContainer(_)
+            | StartContainer { .. } => true,
+        }
+    }
+
     /// True for SDN edits (made inside the plan's SDN transaction).
     pub(crate) fn is_sdn_edit(&self) -> bool {
         matches!(self.phase(), Phase::SdnCreate | Phase::SdnDelete)
@@ -399,7 +427,7 @@ impl fmt::Display for Action {
             },
             CreateContainer(plan) => write!(
                 f,
-                "create container {} on {} ({} MiB, {}) for {}: {}",
+                "create and start container {} on {} ({} MiB, {}) for {}: {}",
                 plan.hostname,
                 plan.node,
                 plan.memory_mib,

@@ -379,6 +379,9 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
             )),
             unprivileged: Some(true),
             onboot: Some(true),
+            // Started by the create task itself: one task and one pass
+            // fewer than a separate start.
+            start: Some(true),
             ..LxcCreate::default()
         };
         match ctx.pve.lxc_create(plan.node.as_str(), &request) {

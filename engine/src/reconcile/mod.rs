@@ -130,19 +130,42 @@ impl Reconciler<'_> {
         self.plan_from(None)
     }
 
-    /// [`Reconciler::plan`], reusing from `earlier` (an observation made
-    /// earlier in the same run, under the same lock) what cannot have
+    /// [`Reconciler::plan`] after a pass of `done` (the plan it ran),
+    /// reusing from `earlier` (the observation made before it, in the same
+    /// run, under the same lock) what cannot have changed since (see
+    /// [`observe::observe_since`]).
+    fn plan_after(
+        &self,
+        earlier: &Observed,
+        done: &Plan,
+    ) -> Result<(Plan, Observed), ReconcileError> {
+        // A pass whose steps change nothing in Proxmox (pushing
+        // configurations, IPAM, tags, statuses — all a node-scoped pass
+        // ever does) leaves Proxmox as observed: only OrbitLab's records
+        // are read again.
+        if !done.actions.iter().any(Action::changes_proxmox) {
+            let observed = observe::refresh_records(self.store, earlier.clone())?;
+            return self.plan_with(&self.desired()?, observed);
+        }
+        self.plan_from(Some(earlier))
+    }
+
+    /// [`Reconciler::plan`], reusing from `earlier` what cannot have
     /// changed since (see [`observe::observe_since`]).
     fn plan_from(&self, earlier: Option<&Observed>) -> Result<(Plan, Observed), ReconcileError> {
         let desired = self.desired()?;
-        let observed = match (self.options.scope, earlier) {
-            // A node-scoped pass changes nothing in Proxmox (it pushes
-            // configurations and records their digests): after one, only
-            // OrbitLab's records are read again.
-            (Scope::Node, Some(earlier)) => observe::refresh_records(self.store, earlier.clone())?,
-            _ => observe::observe_since(self.pve, self.store, &uplink_bridge(&desired), earlier)?,
-        };
-        let mut plan = plan(&desired, &observed);
+        let observed =
+            observe::observe_since(self.pve, self.store, &uplink_bridge(&desired), earlier)?;
+        self.plan_with(&desired, observed)
+    }
+
+    /// The plan from `observed`, restricted to this reconciler's scope.
+    fn plan_with(
+        &self,
+        desired: &Desired,
+        observed: Observed,
+    ) -> Result<(Plan, Observed), ReconcileError> {
+        let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();
             plan.actions
@@ -183,7 +206,7 @@ impl Reconciler<'_> {
             };
             let outcome = execute(&plan, &context, observed.own_pending());
             let after = if outcome.done > 0 {
-                self.plan_from(Some(&observed))?
+                self.plan_after(&observed, &plan)?
             } else {
                 (plan.clone(), observed)
             };
