@@ -14,6 +14,10 @@
 //!   a container's marker while `<root>/.vmlist` gives its config the same
 //!   node and version (pmxcfs bumps both on every write of those files,
 //!   whoever makes it); see [`remembered`];
+//! - a node's uplink (address, network and MTU of its bridge, which no
+//!   pmxcfs file records) is reused across runs for at most
+//!   [`remembered::REUSE_FOR`] too: a changed uplink is seen within that
+//!   time, at the latest by the periodic resync;
 //! - nothing is reused for longer than [`remembered::REUSE_FOR`], so the
 //!   periodic resync reads everything afresh even if a counter could not
 //!   be trusted (the API answering from a node whose pmxcfs lags the local
@@ -78,7 +82,14 @@ pub(super) fn observe_since(
         let uplink = match (online, known) {
             (false, _) => None,
             (true, Some(known)) => Some(known),
-            (true, None) => node_uplink(pve, &node.node, uplink)?,
+            (true, None) => match remembered::uplink(store.root(), &node.node) {
+                Some(kept) => kept,
+                None => {
+                    let read = node_uplink(pve, &node.node, uplink)?;
+                    remembered::keep_uplink(store.root(), &node.node, read);
+                    read
+                }
+            },
         };
         observed.nodes.insert(name, NodeObs { online, uplink });
     }
@@ -421,7 +432,7 @@ mod remembered {
 
     use serde_json::Value;
 
-    use super::SdnObs;
+    use super::{SdnObs, Uplink};
     use crate::pve::LxcStatus;
     use crate::reconcile::ids::Marker;
 
@@ -495,6 +506,23 @@ mod remembered {
     struct Kept {
         sdn: Option<(SdnVersion, Instant, SdnObs)>,
         markers: BTreeMap<u32, KeptMarker>,
+        uplinks: BTreeMap<String, (Instant, Option<Uplink>)>,
+    }
+
+    /// The uplink of `node` read less than [`REUSE_FOR`] ago, if any.
+    pub(super) fn uplink(root: &Path, node: &str) -> Option<Option<Uplink>> {
+        let kept = kept();
+        let (at, uplink) = kept.get(root)?.uplinks.get(node)?;
+        (at.elapsed() < REUSE_FOR).then_some(*uplink)
+    }
+
+    /// Keeps the uplink just read from `node`.
+    pub(super) fn keep_uplink(root: &Path, node: &str, uplink: Option<Uplink>) {
+        kept()
+            .entry(root.to_owned())
+            .or_default()
+            .uplinks
+            .insert(node.to_owned(), (Instant::now(), uplink));
     }
 
     #[derive(Debug)]
