@@ -610,6 +610,29 @@ fn step_api(sb: &Sandbox, programs: &Programs) -> Result<()> {
             );
         }
         println!("      {node}: orbitlab --host {api} get /sectors/web -> exit 0");
+        // The same apply as step 6, through the agent: unchanged, so it
+        // waits only for the status the agents already report.
+        let manifest = sb.dir.join("examples/sector-web.yaml");
+        let output = Command::new(&programs.cli)
+            .args(remote_args(sb, api))
+            .arg("apply")
+            .arg("-f")
+            .arg(&manifest)
+            .args(["--wait", "--timeout", "60"])
+            .env_remove("ORBITLAB_ROOT")
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run orbitlab --host apply")?;
+        if !output.status.success() {
+            bail!(
+                "orbitlab --host {api} apply --wait failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        println!(
+            "      {node}: orbitlab --host {api} apply -f {} --wait -> exit 0",
+            manifest.display()
+        );
     }
     Ok(())
 }
@@ -664,6 +687,16 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         println!("Or the orbitlab command through an agent, as from a workstation or CI:");
         println!("  {cli} {remote} get /sectors");
         println!("  {cli} {remote} status");
+        println!(
+            "  {cli} {remote} apply -f {} --wait",
+            sb.dir.join("examples/sector-web.yaml").display()
+        );
+        println!("  printf s3cret | {cli} {remote} secret set app/db-password");
+        println!("  {cli} {remote} ssh-key create deploy");
+        println!("  {cli} {remote} pki ca create-root lab-ca");
+        println!(
+            "  {cli} {remote} pki cert sign-csr lab-ca web --csr web.csr   # only the certificate comes back"
+        );
     }
     println!("Look behind the scenes:");
     println!(
