@@ -24,12 +24,18 @@ pub(super) fn bad_request(field: &str, reason: impl Into<String>) -> Failure {
     Failure::new(StatusCode::BAD_REQUEST, format!("{field}: {reason}")).field(field, reason)
 }
 
-/// The body format a `Content-Type` names; 415 for any other.
-pub(super) fn body_format(content_type: Option<&str>) -> Result<BodyFormat, Failure> {
-    let mime = content_type
+/// The media type of a `Content-Type` header, lowercase, without
+/// parameters (`""` when there is none).
+pub(super) fn media_type(content_type: Option<&str>) -> String {
+    content_type
         .and_then(|c| c.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The body format a `Content-Type` names; 415 for any other.
+pub(super) fn body_format(content_type: Option<&str>) -> Result<BodyFormat, Failure> {
+    let mime = media_type(content_type);
     match mime.as_str() {
         "application/json" => Ok(BodyFormat::Json),
         "" | "application/x-www-form-urlencoded" => Ok(BodyFormat::Form),

@@ -53,10 +53,7 @@ impl PkiIntent {
         match self {
             PkiIntent::Ready(call) => Ok(call),
             PkiIntent::SignCsr(c, n, r) => {
-                let mime = content_type
-                    .and_then(|c| c.split(';').next())
-                    .map(|m| m.trim().to_ascii_lowercase())
-                    .unwrap_or_default();
+                let mime = crate::server::params::media_type(content_type);
                 if !matches!(
                     mime.as_str(),
                     "" | "application/x-pem-file" | "application/pkcs10" | "text/plain"

@@ -113,10 +113,7 @@ impl VaultIntent {
         match self {
             VaultIntent::Ready(call) => Ok(call),
             VaultIntent::SetValue(path) => {
-                let mime = content_type
-                    .and_then(|c| c.split(';').next())
-                    .map(|m| m.trim().to_ascii_lowercase())
-                    .unwrap_or_default();
+                let mime = crate::server::params::media_type(content_type);
                 if !matches!(
                     mime.as_str(),
                     "" | "application/octet-stream" | "text/plain"
