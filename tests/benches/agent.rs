@@ -51,8 +51,11 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// `VmRSS` and `VmHWM` in KiB.
-fn memory(pid: u32) -> (u64, u64) {
+/// `VmRSS`, `VmHWM`, `RssAnon` and `RssFile` in KiB. `RssFile` is mostly
+/// the agent's own executable: how much of it is mapped depends on the
+/// page cache (fault-around maps neighbouring cached pages), so `RssAnon`
+/// is the figure that follows the agent's own memory use.
+fn memory(pid: u32) -> (u64, u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
     let field = |name: &str| {
         status
@@ -62,7 +65,12 @@ fn memory(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+    )
 }
 
 fn agents_cpu(lab: &MultiNode) -> Duration {
@@ -158,13 +166,16 @@ fn idle_minute(lab: &MultiNode, label: &str) {
     for (node, before) in NODES.iter().zip(before) {
         let pid = lab.agent_pid(node).unwrap();
         let used = cpu(&pid.to_string()).0 - before;
-        let (rss, hwm) = memory(pid);
+        let (rss, hwm, anon, file) = memory(pid);
+        let mib = |kib: u64| kib as f64 / 1024.0;
         println!(
-            "idle agent {node}, {label}: {:.0} ms CPU over 60 s ({:.3} % of one core); RSS {:.1} MiB (peak {:.1} MiB)",
+            "idle agent {node}, {label}: {:.0} ms CPU over 60 s ({:.3} % of one core); RSS {:.1} MiB (peak {:.1} MiB; anonymous {:.1} MiB, file-backed {:.1} MiB)",
             used.as_secs_f64() * 1e3,
             100.0 * used.as_secs_f64() / minute.as_secs_f64(),
-            rss as f64 / 1024.0,
-            hwm as f64 / 1024.0,
+            mib(rss),
+            mib(hwm),
+            mib(anon),
+            mib(file),
         );
     }
     println!(
