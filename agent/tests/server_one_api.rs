@@ -61,31 +61,6 @@ fn url(s: &Running, path: &str) -> String {
     s.url(&format!("/api2/json/orbitlab{path}"))
 }
 
-/// A certificate signing request for `dns`, PEM, made by `openssl req`
-/// (its key stays in a temporary directory here).
-fn csr_for(dns: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, csr) = (dir.path().join("req.key"), dir.path().join("req.csr"));
-    let output = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-subj", "/CN=db", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .args(["-addext", &format!("subjectAltName=DNS:{dns}")])
-        .output()
-        .expect("openssl runs");
-    assert!(output.status.success(), "{output:?}");
-    std::fs::read_to_string(&csr).expect("CSR")
-}
-
 fn ca_names(api: &Api) -> Vec<String> {
     api.pki(PkiCall::ListCas)
         .unwrap()
@@ -187,7 +162,9 @@ fn creating_cas_over_https_needs_sys_modify_and_keeps_the_key_in_the_vault() {
 fn signing_a_csr_over_https_answers_only_the_certificate() {
     let s = agent();
     data(call(OPS, s.client.post(url(&s, "/pki/cas/root"))));
-    let csr = csr_for("db.orbitlab.internal");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csr =
+        std::fs::read_to_string(openssl_csr(dir.path(), "db.orbitlab.internal")).expect("CSR");
     let sign = |token, body: String, content_type: &str| {
         call(
             token,

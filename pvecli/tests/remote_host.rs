@@ -471,29 +471,6 @@ fn plan_over_https_is_the_plan_of_the_node() {
     );
 }
 
-/// `openssl req` making a key and a CSR for `dns` in `dir`; the CSR's path.
-fn openssl_csr(dir: &Path, dns: &str) -> String {
-    let (key, csr) = (dir.join("req.key"), dir.join("req.csr"));
-    let output = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-subj", "/CN=db", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .args(["-addext", &format!("subjectAltName=DNS:{dns}")])
-        .output()
-        .expect("openssl runs");
-    assert!(output.status.success(), "{output:?}");
-    csr.display().to_string()
-}
-
 #[test]
 fn pki_cas_and_csrs_over_https_keep_private_keys_on_the_node() {
     let a = agent();
@@ -563,7 +540,9 @@ fn pki_cas_and_csrs_over_https_keep_private_keys_on_the_node() {
 
     // A CSR made here is signed there; only the certificate comes back.
     let dir = tempfile::tempdir().unwrap();
-    let csr = openssl_csr(dir.path(), "db.orbitlab.internal");
+    let csr = openssl_csr(dir.path(), "db.orbitlab.internal")
+        .display()
+        .to_string();
     let sign = [
         "pki",
         "cert",

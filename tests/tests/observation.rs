@@ -31,22 +31,28 @@ fn by_path(requests: &[RequestRecord]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// A lab with the web Sector created and converged as the agents run it;
-/// returns the requests that took.
+/// A lab initialised, with the web Sector created and converged as the
+/// agents run it; returns the requests the Sector took.
 fn sector_created(lab: &Lab) -> Vec<RequestRecord> {
     init(&lab.reconciler(&lab.host("pve1")), None).expect("init");
     lab.converge_as_agents("pve1");
-    let api = Api::new(lab.store.clone());
+    created(lab, "web")
+}
+
+/// Creates the Sector `name` (172.16.0.0/24) and converges as the agents
+/// run it until it is Ready; returns the requests that took.
+fn created(lab: &Lab, name: &str) -> Vec<RequestRecord> {
     lab.sim.clear_requests();
-    let props = PropertyValue::from_pairs([("name", "web"), ("cidr", "172.16.0.0/24")]).unwrap();
-    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+    let props = PropertyValue::from_pairs([("name", name), ("cidr", "172.16.0.0/24")]).unwrap();
+    Api::new(lab.store.clone())
+        .create(&"/sectors".parse::<ApiPath>().unwrap(), props)
         .unwrap();
     let last = lab.converge_as_agents("pve1");
     assert!(
         last.iter().all(|r| r.steps == 0 && r.failed.is_empty()),
         "{last:?}"
     );
-    assert!(ready(lab, "web"));
+    assert!(ready(lab, name));
     lab.sim.requests()
 }
 
@@ -73,20 +79,7 @@ fn node_scope_without_orbitlab_containers_asks_proxmox_once() {
 #[test]
 fn a_sector_converges_as_the_agents_run_it_with_few_reads() {
     let lab = Lab::new();
-    init(&lab.reconciler(&lab.host("pve1")), None).expect("init");
-    lab.converge_as_agents("pve1");
-    let api = Api::new(lab.store.clone());
-    lab.sim.clear_requests();
-    let props = PropertyValue::from_pairs([("name", "web"), ("cidr", "172.16.0.0/24")]).unwrap();
-    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
-        .unwrap();
-    let last = lab.converge_as_agents("pve1");
-    assert!(
-        last.iter().all(|r| r.steps == 0 && r.failed.is_empty()),
-        "{last:?}"
-    );
-    assert!(ready(&lab, "web"));
-    let requests = lab.sim.requests();
+    let requests = sector_created(&lab);
     let writes = requests.iter().filter(|r| r.method != "GET").count();
     // zone, VNet, subnet, SDN apply, 2 container creates (each task
     // starts its container).
@@ -197,17 +190,7 @@ fn a_vmid_freed_and_reused_by_another_sector_is_not_taken_for_the_old_one() {
     let vmids: Vec<u32> = lab.sim.with_state(|st| st.guests.keys().copied().collect());
     api.delete(&"/sectors/web".parse().unwrap(), false).unwrap();
     lab.converge_as_agents("pve1");
-    lab.sim.clear_requests();
-    let props = PropertyValue::from_pairs([("name", "app"), ("cidr", "172.16.0.0/24")]).unwrap();
-    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
-        .unwrap();
-    let last = lab.converge_as_agents("pve1");
-    assert!(
-        last.iter().all(|r| r.steps == 0 && r.failed.is_empty()),
-        "{last:?}"
-    );
-    assert!(ready(&lab, "app"));
-    let requests = lab.sim.requests();
+    let requests = created(&lab, "app");
     let writes = requests.iter().filter(|r| r.method != "GET").count();
     assert_eq!(writes, 6, "{:#?}", by_path(&requests));
     // The new Sector's containers got the freed VMIDs back.

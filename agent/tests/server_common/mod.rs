@@ -167,3 +167,21 @@ pub fn client_from(ca_pem: &str, local: std::net::IpAddr) -> Client {
         .build()
         .expect("client")
 }
+
+/// `openssl req` making an EC key and a CSR for `dns` (subject `CN=db`) in
+/// `dir`; the CSR's path.
+pub fn openssl_csr(dir: &std::path::Path, dns: &str) -> PathBuf {
+    let (key, csr) = (dir.join("req.key"), dir.join("req.csr"));
+    let output = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec"])
+        .args(["-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args(["-nodes", "-subj", "/CN=db", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .args(["-addext", &format!("subjectAltName=DNS:{dns}")])
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "{output:?}");
+    csr
+}
