@@ -54,7 +54,13 @@ impl Controller for SectorController {
     /// Sectors that OrbitLab's tag table, container markers, IPAM owners or
     /// status files mention.
     fn observed(&self, observed: &Observed) -> BTreeSet<Name> {
-        let from_tags = observed.tags.values().filter_map(|n| n.parse().ok());
+        let from_tags = observed.tags.iter().filter_map(|(tag, n)| {
+            n.parse()
+                .map_err(|e| {
+                    tracing::warn!(tag, error = %e, "the VNet tag table names no valid Sector; the reservation is kept until the table is repaired by hand")
+                })
+                .ok()
+        });
         let from_containers = observed
             .containers
             .values()
