@@ -79,7 +79,10 @@ impl Api {
             if st["status"] == "stopped" {
                 return st["exitstatus"].as_str().unwrap_or_default().to_string();
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "task never ended");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "task never ended"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -127,14 +130,26 @@ fn node_status_counts_running_containers_and_follows_the_control_api() {
         api.create("pve1", 101, 4096, false);
         api.create("pve2", 102, 2048, true);
         let st = api.ok("GET", "/nodes/pve1/status", &[]);
-        assert_eq!(st["memory"]["used"], 3 * GIB, "[{version}] only running CTs");
+        assert_eq!(
+            st["memory"]["used"],
+            3 * GIB,
+            "[{version}] only running CTs"
+        );
         assert_eq!(st["memory"]["free"], 61 * GIB, "[{version}]");
         // The control API sets total memory and CPUs; used memory stays.
         assert!(api.sim.set_node_resources("pve1", 8 * GIB, 4));
         let st = api.ok("GET", "/nodes/pve1/status", &[]);
         assert_eq!(
-            (&st["memory"]["total"], &st["memory"]["free"], &st["cpuinfo"]["cpus"]),
-            (&Value::from(8 * GIB), &Value::from(5 * GIB), &Value::from(4)),
+            (
+                &st["memory"]["total"],
+                &st["memory"]["free"],
+                &st["cpuinfo"]["cpus"]
+            ),
+            (
+                &Value::from(8 * GIB),
+                &Value::from(5 * GIB),
+                &Value::from(4)
+            ),
             "[{version}]"
         );
         let nodes = api.ok("GET", "/nodes", &[]);
@@ -142,7 +157,10 @@ fn node_status_counts_running_containers_and_follows_the_control_api() {
             .as_array()
             .and_then(|n| n.iter().find(|n| n["node"] == "pve1"))
             .expect("pve1");
-        assert_eq!((&pve1["maxmem"], &pve1["maxcpu"]), (&Value::from(8 * GIB), &Value::from(4)));
+        assert_eq!(
+            (&pve1["maxmem"], &pve1["maxcpu"]),
+            (&Value::from(8 * GIB), &Value::from(4))
+        );
         // Over HTTP too.
         let origin = api.sim.origin();
         let resp = api
@@ -154,7 +172,11 @@ fn node_status_counts_running_containers_and_follows_the_control_api() {
         assert_eq!(resp.status().as_u16(), 200);
         let st = api.ok("GET", "/nodes/pve2/status", &[]);
         assert_eq!(st["cpuinfo"]["cpus"], 2, "[{version}]");
-        assert_eq!(st["memory"]["total"], 64 * GIB, "[{version}] memory left as it was");
+        assert_eq!(
+            st["memory"]["total"],
+            64 * GIB,
+            "[{version}] memory left as it was"
+        );
         let resp = api
             .http
             .post(format!("{origin}/_sim/nodes/nope/resources"))
@@ -204,7 +226,10 @@ fn resize_grows_by_and_to_and_refuses_a_shrink() {
             let text = body.to_string();
             assert!(text.contains(message), "[{version}] {size}: {text}");
         }
-        assert_eq!(api.rootfs("pve1", 100), "local-lvm:vm-100-disk-0,size=10752M");
+        assert_eq!(
+            api.rootfs("pve1", 100),
+            "local-lvm:vm-100-disk-0,size=10752M"
+        );
         // The schema: a disk name from the list, a size with a unit pattern.
         for form in [
             [("disk", "rootfs"), ("size", "-1G")],

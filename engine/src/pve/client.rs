@@ -22,9 +22,9 @@ use super::sdn::{
 };
 use super::tls::Trust;
 use super::types::{
-    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd,
-    HaResourceSpec, NetworkInterface, NodeStatus, NodeStatusWire, NodeSummary, Release,
-    StorageVolume, TaskStatus, Upid, VersionInfo,
+    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
+    NetworkInterface, NodeStatus, NodeStatusWire, NodeSummary, Release, StorageVolume, TaskStatus,
+    Upid, VersionInfo,
 };
 use super::wire::Method;
 

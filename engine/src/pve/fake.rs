@@ -886,7 +886,14 @@ impl Pve for FakePve {
             .get(disk)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| fail("PUT", &path, 500, format!("unable to parse volume '{disk}'")))?;
+            .ok_or_else(|| {
+                fail(
+                    "PUT",
+                    &path,
+                    500,
+                    format!("unable to parse volume '{disk}'"),
+                )
+            })?;
         let current = disk_size(&value).ok_or_else(|| {
             fail(
                 "PUT",
@@ -911,7 +918,12 @@ impl Pve for FakePve {
     }
 
     fn ha_resources(&self) -> Result<Vec<HaResource>> {
-        Ok(self.call("ha_resources".into()).ha.values().cloned().collect())
+        Ok(self
+            .call("ha_resources".into())
+            .ha
+            .values()
+            .cloned()
+            .collect())
     }
 
     fn ha_add(&self, resource: &HaResourceAdd) -> Result<()> {
@@ -1157,7 +1169,13 @@ mod tests {
         ] {
             assert_eq!(cfg.get(key).as_deref(), Some(value), "{key}");
         }
-        for secret in ["password", "ssh-public-keys", "storage", "start", "ostemplate"] {
+        for secret in [
+            "password",
+            "ssh-public-keys",
+            "storage",
+            "start",
+            "ostemplate",
+        ] {
             assert!(cfg.get(secret).is_none(), "{secret} is not config");
         }
         assert!(cfg.digest().is_some());
@@ -1197,7 +1215,10 @@ mod tests {
             ..update
         };
         f.lxc_update("pve1", 101, &update).expect("update");
-        assert_eq!(f.config_of(101).and_then(|c| c.get("cores")).as_deref(), Some("4"));
+        assert_eq!(
+            f.config_of(101).and_then(|c| c.get("cores")).as_deref(),
+            Some("4")
+        );
         // Required keys stay.
         let delete = LxcUpdate {
             delete: vec!["rootfs".into()],
@@ -1224,7 +1245,10 @@ mod tests {
             Some("local-lvm:vm-101-disk-0,size=10G")
         );
         let err = f.lxc_resize("pve1", 101, "rootfs", 4).expect_err("shrink");
-        assert_eq!(api_message(&err), (500, "unable to shrink disk size".into()));
+        assert_eq!(
+            api_message(&err),
+            (500, "unable to shrink disk size".into())
+        );
         let err = f.lxc_resize("pve1", 101, "rootfs", 10).expect_err("same");
         assert_eq!(
             api_message(&err),
@@ -1255,7 +1279,11 @@ mod tests {
         create(&f, 101, true);
         create(&f, 102, false);
         let busy = f.node_status("pve1").expect("status");
-        assert_eq!(busy.memory_used, 2 * GIB + GIB, "only the running one counts");
+        assert_eq!(
+            busy.memory_used,
+            2 * GIB + GIB,
+            "only the running one counts"
+        );
         f.set_node_memory("pve2", 8 * GIB, 7 * GIB);
         f.set_node_cpu("pve2", 4, 0.5);
         let small = f.node_status("pve2").expect("status");

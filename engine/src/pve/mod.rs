@@ -60,8 +60,8 @@ pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
 pub use types::{
-    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd,
-    HaResourceSpec, HaState, NetworkInterface, NodeStatus, NodeSummary, Release, StorageVolume,
-    TaskState, TaskStatus, Upid, VersionInfo,
+    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
+    HaState, NetworkInterface, NodeStatus, NodeSummary, Release, StorageVolume, TaskState,
+    TaskStatus, Upid, VersionInfo,
 };
 pub use wire::Method;

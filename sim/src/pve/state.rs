@@ -397,12 +397,12 @@ impl ClusterState {
             }
             Effect::Resize { vmid, disk, size } => {
                 let version = self.next_config_version();
-                if let (true, Some(g)) = (ok, self.guests.get_mut(&vmid)) {
-                    if let Some(value) = g.config.get(&disk) {
-                        let resized = with_size(value, &size);
-                        g.config.insert(disk, resized);
-                        g.version = version;
-                    }
+                if let (true, Some(g)) = (ok, self.guests.get_mut(&vmid))
+                    && let Some(value) = g.config.get(&disk)
+                {
+                    let resized = with_size(value, &size);
+                    g.config.insert(disk, resized);
+                    g.version = version;
                 }
                 self.vmlist_version += 1;
             }
@@ -522,7 +522,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 pub fn format_size(bytes: u64) -> String {
     let mut value = bytes;
     for unit in ["", "K", "M", "G"] {
-        if value % 1024 != 0 {
+        if !value.is_multiple_of(1024) {
             return format!("{value}{unit}");
         }
         value /= 1024;
