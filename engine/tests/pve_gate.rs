@@ -104,3 +104,38 @@ fn releasing_the_sdn_lock_is_a_cleanup() {
         "the lock was released"
     );
 }
+
+#[test]
+fn instance_writes_are_fenced_and_their_reads_are_not() {
+    use orbitlab_engine::pve::{HaResourceAdd, HaState, LxcUpdate};
+    let (sim, plain) = sim_and_client(PveVersion::V8_4);
+    let gate = Recorder::allowing(&[Access::Read]);
+    let c = plain.with_gate(gate.clone());
+    assert_eq!(c.node_status("pve1").expect("read").cpus, 16);
+    assert!(c.ha_resources().expect("read").is_empty());
+    assert_eq!(*gate.asked.lock().unwrap(), vec![Access::Read; 2]);
+    sim.clear_requests();
+    let refused = [
+        c.lxc_update("pve1", 100, &LxcUpdate::default()).err(),
+        c.lxc_resize("pve1", 100, "rootfs", 10).err(),
+        c.ha_add(&HaResourceAdd {
+            vmid: 100,
+            state: HaState::Started,
+            group: None,
+            comment: None,
+        })
+        .err(),
+        c.ha_remove("ct:100").err(),
+    ];
+    for err in refused {
+        assert!(matches!(err, Some(PveError::Refused { .. })), "{err:?}");
+    }
+    // ha_add asks for the release (a read) before its write.
+    let asked = gate.asked.lock().unwrap().clone();
+    let writes = asked.iter().filter(|a| **a == Access::Write).count();
+    assert_eq!(writes, 4, "{asked:?}");
+    assert!(
+        sim.requests().iter().all(|r| r.method == "GET"),
+        "no write reached Proxmox"
+    );
+}

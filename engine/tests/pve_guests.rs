@@ -6,8 +6,8 @@ mod pve_common;
 use std::time::Duration;
 
 use orbitlab_engine::pve::{
-    ApiErrorKind, DownloadUrl, GuestState, HaResourceSpec, HaState, LxcCreate, LxcUpdate, Pve,
-    Secret,
+    ApiErrorKind, DownloadUrl, GuestState, HaResourceAdd, HaResourceSpec, HaState, LxcCreate,
+    LxcUpdate, Pve, PveError, Secret,
 };
 use orbitlab_sim::pve::{DEFAULT_TEMPLATE, PveSim, PveVersion, SimConfig};
 use pve_common::*;
@@ -143,14 +143,23 @@ fn ha_resources_round_trip() {
         DEADLINE,
     )
     .expect("created");
-    let spec = HaResourceSpec {
-        state: Some(HaState::Started),
-        max_restart: Some(2),
-        ..HaResourceSpec::default()
+    let add = HaResourceAdd {
+        vmid: 120,
+        state: HaState::Started,
+        group: Some("olgroup".into()),
+        comment: Some("orbitlab".into()),
     };
-    c.ha_add("ct:120", &spec).expect("add");
-    let err = c.ha_add("ct:120", &spec).expect_err("twice");
+    c.ha_add(&add).expect("add");
+    let err = c.ha_add(&add).expect_err("twice");
     assert!(err.to_string().contains("already defined"), "{err}");
+    c.ha_update(
+        "ct:120",
+        &HaResourceSpec {
+            max_restart: Some(2),
+            ..HaResourceSpec::default()
+        },
+    )
+    .expect("update");
     let err = c.lxc_delete("pve2", 120, false).expect_err("HA managed");
     assert!(err.to_string().contains("purge"), "{err}");
     c.ha_update(
@@ -165,13 +174,124 @@ fn ha_resources_round_trip() {
     assert_eq!(
         (
             list[0].sid.as_str(),
+            list[0].vmid(),
             list[0].state.as_deref(),
             list[0].max_restart
         ),
-        ("ct:120", Some("stopped"), Some(2))
+        ("ct:120", Some(120), Some("stopped"), Some(2))
+    );
+    assert_eq!(
+        (list[0].group.as_deref(), list[0].comment.as_deref()),
+        (Some("olgroup"), Some("orbitlab"))
     );
     c.ha_remove("ct:120").expect("remove");
     assert!(c.ha_resources().expect("list").is_empty());
+    let err = c.ha_remove("ct:120").expect_err("gone");
+    assert!(err.to_string().contains("not HA managed"), "{err}");
+}
+
+#[test]
+fn ha_groups_are_not_sent_to_nine() {
+    let (sim, c) = sim_and_client(PveVersion::V9_1);
+    c.wait_task(
+        &c.lxc_create("pve1", &gateway(130)).expect("create"),
+        DEADLINE,
+    )
+    .expect("created");
+    let add = HaResourceAdd {
+        vmid: 130,
+        state: HaState::Stopped,
+        group: Some("olgroup".into()),
+        comment: None,
+    };
+    sim.clear_requests();
+    let err = c.ha_add(&add).expect_err("group on 9.x");
+    assert!(matches!(err, PveError::Config(_)), "{err}");
+    assert!(
+        !sim.requests().iter().any(|r| r.method == "POST"),
+        "nothing was sent"
+    );
+    c.ha_add(&HaResourceAdd { group: None, ..add })
+        .expect("add without group");
+    let list = c.ha_resources().expect("list");
+    assert_eq!(
+        (
+            list[0].vmid(),
+            list[0].state.as_deref(),
+            list[0].group.as_deref()
+        ),
+        (Some(130), Some("stopped"), None)
+    );
+}
+
+#[test]
+fn node_status_and_resize_through_the_client() {
+    for version in [PveVersion::V8_4, PveVersion::V9_1] {
+        let (sim, c) = sim_and_client(version);
+        let idle = c.node_status("pve1").expect("status");
+        assert_eq!(
+            (idle.memory_total, idle.memory_used, idle.cpus),
+            (64 << 30, 2 << 30, 16),
+            "[{version}]"
+        );
+        assert_eq!(idle.free_mib(), 62 * 1024);
+        assert!((0.0..=1.0).contains(&idle.cpu));
+        let mut gw = gateway(140);
+        gw.start = Some(true);
+        c.wait_task(&c.lxc_create("pve1", &gw).expect("create"), DEADLINE)
+            .expect("created");
+        let busy = c.node_status("pve1").expect("status");
+        assert_eq!(busy.memory_used, (2 << 30) + (128 << 20), "[{version}]");
+        assert_eq!(busy.memory_free, busy.memory_total - busy.memory_used);
+        assert!(sim.set_node_resources("pve1", 4 << 30, 2));
+        let small = c.node_status("pve1").expect("status");
+        assert_eq!((small.memory_total, small.cpus), (4 << 30, 2));
+        // Resize: the task grows rootfs; a shrink or the same size is refused.
+        let upid = c.lxc_resize("pve1", 140, "rootfs", 5).expect("resize");
+        assert_eq!(upid.kind(), "resize");
+        c.wait_task(&upid, DEADLINE).expect("resized");
+        let cfg = c.lxc_config("pve1", 140).expect("config");
+        assert_eq!(
+            cfg.get("rootfs").as_deref(),
+            Some("local-lvm:vm-140-disk-0,size=5G"),
+            "[{version}]"
+        );
+        let sent = sim
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "PUT" && r.path.ends_with("/resize"))
+            .expect("logged");
+        assert_eq!(
+            (sent.params["disk"].as_str(), sent.params["size"].as_str()),
+            ("rootfs", "5G")
+        );
+        let err = c.lxc_resize("pve1", 140, "rootfs", 3).expect_err("shrink");
+        assert!(
+            err.to_string().contains("unable to shrink disk size"),
+            "{err}"
+        );
+        let err = c.lxc_resize("pve1", 140, "rootfs", 5).expect_err("same");
+        assert!(
+            err.to_string().contains("already at specified size"),
+            "{err}"
+        );
+        let err = c.lxc_resize("pve1", 140, "mp300", 9).expect_err("schema");
+        assert_eq!(err.status(), Some(400), "{err}");
+        // An update through the trait, with the digest read back.
+        let update = LxcUpdate {
+            digest: cfg.digest(),
+            set: [("cores".to_string(), "2".to_string())].into(),
+            ..LxcUpdate::default()
+        };
+        Pve::lxc_update(&c, "pve1", 140, &update).expect("update");
+        assert_eq!(
+            c.lxc_config("pve1", 140)
+                .expect("config")
+                .get("cores")
+                .as_deref(),
+            Some("2")
+        );
+    }
 }
 
 #[test]

@@ -323,7 +323,7 @@ fn every_client_call_is_official_and_simulated() {
             let sent = call.params.iter().chain(if v >= PveVersion::V9_1 {
                 call.params_9
             } else {
-                &[]
+                call.params_8
             });
             for p in sent {
                 if !theirs.contains_key(*p) {

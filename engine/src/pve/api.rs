@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::error::{PveError, Result};
-use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
+use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use serde_json::Value;
 
 use super::sdn::{
@@ -14,7 +14,8 @@ use super::sdn::{
     SubnetConfig, VnetConfig, ZoneConfig,
 };
 use super::types::{
-    ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskState, TaskStatus, Upid,
+    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeSummary,
+    Release, TaskState, TaskStatus, Upid,
 };
 
 /// Typed access to the Proxmox VE API, as far as the engine needs it.
@@ -25,6 +26,8 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn cluster_status(&self) -> Result<Vec<ClusterStatusEntry>>;
     /// `GET /nodes`.
     fn nodes(&self) -> Result<Vec<NodeSummary>>;
+    /// `GET /nodes/{node}/status`: memory and CPU of a node (placement).
+    fn node_status(&self, node: &str) -> Result<NodeStatus>;
     /// `GET /nodes/{node}/network`.
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>>;
     /// `GET /cluster/nextid`: the lowest free VMID, or whether `wanted` is
@@ -80,6 +83,24 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid>;
     /// Destroy a stopped container (`purge`: also from HA, backups...).
     fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid>;
+    /// `PUT /nodes/{node}/lxc/{vmid}/config`: set and delete keys (no
+    /// task; synchronous in Proxmox for containers). With a digest, a
+    /// config changed since is refused ("file changed by other user").
+    fn lxc_update(&self, node: &str, vmid: u32, update: &LxcUpdate) -> Result<()>;
+    /// `PUT /nodes/{node}/lxc/{vmid}/resize`: grow `disk` (`rootfs`,
+    /// `mp0`...) to `size_gib` GiB (absolute, sent as `<n>G`); returns
+    /// the task. Proxmox refuses before starting a task both a shrink
+    /// ("unable to shrink disk size") and the size the disk already has
+    /// ("disk is already at specified size"): compare first.
+    fn lxc_resize(&self, node: &str, vmid: u32, disk: &str, size_gib: u32) -> Result<Upid>;
+
+    /// `GET /cluster/ha/resources`: every HA resource.
+    fn ha_resources(&self) -> Result<Vec<HaResource>>;
+    /// `POST /cluster/ha/resources`: put container `ct:<vmid>` under HA.
+    fn ha_add(&self, resource: &HaResourceAdd) -> Result<()>;
+    /// `DELETE /cluster/ha/resources/{sid}`: take a resource out of HA
+    /// (the guest itself stays).
+    fn ha_remove(&self, sid: &str) -> Result<()>;
 
     /// A task's status.
     fn task_status(&self, upid: &Upid) -> Result<TaskStatus>;

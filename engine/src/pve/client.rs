@@ -22,8 +22,9 @@ use super::sdn::{
 };
 use super::tls::Trust;
 use super::types::{
-    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec,
-    NetworkInterface, NodeSummary, Release, StorageVolume, TaskStatus, Upid, VersionInfo,
+    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
+    NetworkInterface, NodeStatus, NodeStatusWire, NodeSummary, Release, StorageVolume, TaskStatus,
+    Upid, VersionInfo,
 };
 use super::wire::Method;
 
@@ -225,6 +226,11 @@ impl Pve for PveClient {
         self.get("/nodes", &[])
     }
 
+    fn node_status(&self, node: &str) -> Result<NodeStatus> {
+        self.get::<NodeStatusWire>(&format!("/nodes/{}/status", seg(node)), &[])
+            .map(NodeStatus::from)
+    }
+
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>> {
         self.get(&format!("/nodes/{}/network", seg(node)), &[])
     }
@@ -356,6 +362,50 @@ impl Pve for PveClient {
         self.upid(Method::DELETE, &lxc_path(node, vmid, ""), &params)
     }
 
+    fn lxc_update(&self, node: &str, vmid: u32, update: &LxcUpdate) -> Result<()> {
+        // Setting absolute values: repeating the call changes nothing.
+        self.t.call(
+            Method::PUT,
+            &lxc_path(node, vmid, "/config"),
+            &update.params(),
+            Retry::Safe,
+        )?;
+        Ok(())
+    }
+
+    fn lxc_resize(&self, node: &str, vmid: u32, disk: &str, size_gib: u32) -> Result<Upid> {
+        self.upid(
+            Method::PUT,
+            &lxc_path(node, vmid, "/resize"),
+            &[p("disk", disk), p("size", format!("{size_gib}G"))],
+        )
+    }
+
+    fn ha_resources(&self) -> Result<Vec<HaResource>> {
+        self.get("/cluster/ha/resources", &[])
+    }
+
+    fn ha_add(&self, resource: &HaResourceAdd) -> Result<()> {
+        resource.check_release(self.release()?)?;
+        self.t.call(
+            Method::POST,
+            "/cluster/ha/resources",
+            &resource.params(),
+            Retry::Never,
+        )?;
+        Ok(())
+    }
+
+    fn ha_remove(&self, sid: &str) -> Result<()> {
+        self.t.call(
+            Method::DELETE,
+            &format!("/cluster/ha/resources/{}", seg(sid)),
+            &[],
+            Retry::Never,
+        )?;
+        Ok(())
+    }
+
     fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
         self.get(
             &format!(
@@ -410,17 +460,6 @@ impl PveClient {
         Ok(())
     }
 
-    /// Change a container's config.
-    pub fn lxc_update(&self, node: &str, vmid: u32, req: &LxcUpdate) -> Result<()> {
-        self.t.call(
-            Method::PUT,
-            &lxc_path(node, vmid, "/config"),
-            &req.params(),
-            Retry::Safe,
-        )?;
-        Ok(())
-    }
-
     /// A container's status.
     pub fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
         self.get(&lxc_path(node, vmid, "/status/current"), &[])
@@ -449,20 +488,6 @@ impl PveClient {
         )
     }
 
-    /// HA resources.
-    pub fn ha_resources(&self) -> Result<Vec<HaResource>> {
-        self.get("/cluster/ha/resources", &[])
-    }
-
-    /// Put a guest under HA (`sid` like `ct:100`).
-    pub fn ha_add(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
-        let mut params = to_params(spec)?;
-        params.push(p("sid", sid));
-        self.t
-            .call(Method::POST, "/cluster/ha/resources", &params, Retry::Never)?;
-        Ok(())
-    }
-
     /// Change an HA resource.
     pub fn ha_update(&self, sid: &str, spec: &HaResourceSpec) -> Result<()> {
         let params = to_params(spec)?;
@@ -471,17 +496,6 @@ impl PveClient {
             &format!("/cluster/ha/resources/{}", seg(sid)),
             &params,
             Retry::Safe,
-        )?;
-        Ok(())
-    }
-
-    /// Remove an HA resource.
-    pub fn ha_remove(&self, sid: &str) -> Result<()> {
-        self.t.call(
-            Method::DELETE,
-            &format!("/cluster/ha/resources/{}", seg(sid)),
-            &[],
-            Retry::Never,
         )?;
         Ok(())
     }

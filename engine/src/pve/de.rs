@@ -34,6 +34,11 @@ pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error>
         .transpose()
 }
 
+/// `u64` from a number or numeric string.
+pub fn u64_any<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    opt_u64(d)?.ok_or_else(|| serde::de::Error::custom("missing number"))
+}
+
 /// `u32` from a number or numeric string.
 pub fn u32_any<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     opt_u32(d)?.ok_or_else(|| serde::de::Error::custom("missing number"))

@@ -14,7 +14,18 @@
 //! ([`FakePve::edit_sdn_by_hand`], [`FakePve::create_sdn_by_hand`],
 //! [`FakePve::apply_sdn_by_hand`]), and stopping, destroying or creating
 //! containers by hand ([`FakePve::stop_by_hand`],
-//! [`FakePve::destroy_by_hand`], [`FakePve::create_by_hand`]).
+//! [`FakePve::destroy_by_hand`], [`FakePve::create_by_hand`]), editing a
+//! container's config in the GUI ([`FakePve::edit_config_by_hand`]), and
+//! the memory and CPUs of a node ([`FakePve::set_node_memory`],
+//! [`FakePve::set_node_cpu`]).
+//!
+//! Containers are stored the way Proxmox stores them: `rootfs`
+//! `STORAGE:SIZE` becomes `STORAGE:vm-<vmid>-disk-0,size=<SIZE>G`, the
+//! password and SSH keys are not config, every write changes the config's
+//! `digest`. A node's used memory is a base (2 GiB unless set) plus the
+//! `memory` of its running containers; a node has 64 GiB and 16 CPUs
+//! unless set. HA resources are kept; destroying an HA-managed container
+//! needs `purge`, which also removes its resource.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -24,9 +35,15 @@ use serde_json::{Map, Value, json};
 
 use super::api::Pve;
 use super::error::{ApiErrorKind, PveError, Result};
-use super::lxc::{LxcConfig, LxcCreate, LxcStatus};
+use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec};
-use super::types::{ClusterStatusEntry, NetworkInterface, NodeSummary, Release, TaskStatus, Upid};
+use super::types::{
+    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeSummary,
+    Release, TaskStatus, Upid,
+};
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
 
 /// An SDN object: what is applied and what will be once applied
 /// (`None`: pending deletion).
@@ -42,6 +59,43 @@ struct Guest {
     node: String,
     config: BTreeMap<String, Value>,
     running: bool,
+    /// The config's digest: changes on every write.
+    digest: u64,
+}
+
+impl Guest {
+    /// Memory (MiB) it takes while running (Proxmox's default 512).
+    fn memory_mib(&self) -> u64 {
+        self.config
+            .get("memory")
+            .and_then(|m| m.as_u64().or_else(|| m.as_str()?.parse().ok()))
+            .unwrap_or(512)
+    }
+
+    fn digest_text(&self) -> String {
+        format!("{:040x}", self.digest)
+    }
+}
+
+/// A node's memory and CPUs.
+#[derive(Debug, Clone, Copy)]
+struct NodeResources {
+    memory_total: u64,
+    /// Used by the host itself; running containers add their memory.
+    memory_base: u64,
+    cpus: u32,
+    load: f64,
+}
+
+impl Default for NodeResources {
+    fn default() -> Self {
+        NodeResources {
+            memory_total: 64 * GIB,
+            memory_base: 2 * GIB,
+            cpus: 16,
+            load: 0.05,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -54,6 +108,12 @@ struct State {
     /// (kind, vnet of a subnet, id) → object.
     sdn: BTreeMap<(SdnKind, Option<String>, String), SdnObject>,
     guests: BTreeMap<u32, Guest>,
+    /// Nodes whose memory or CPUs were set (the others have the defaults).
+    resources: BTreeMap<String, NodeResources>,
+    /// HA resources by sid.
+    ha: BTreeMap<String, HaResource>,
+    /// The last config digest given out.
+    digests: u64,
     lock: Option<SdnLockToken>,
     locks_taken: u32,
     tasks: u32,
@@ -100,6 +160,9 @@ impl FakePve {
                 offline: BTreeSet::new(),
                 sdn: BTreeMap::new(),
                 guests: BTreeMap::new(),
+                resources: BTreeMap::new(),
+                ha: BTreeMap::new(),
+                digests: 0,
                 lock: None,
                 locks_taken: 0,
                 tasks: 0,
@@ -128,9 +191,11 @@ impl FakePve {
     /// The calls that change something (every call but the reads the
     /// engine makes to observe), in order.
     pub fn writes(&self) -> Vec<String> {
-        const READS: [&str; 8] = [
+        const READS: [&str; 10] = [
             "release",
             "nodes",
+            "node_status",
+            "ha_resources",
             "node_network",
             "cluster_status",
             "sdn_list_",
@@ -278,9 +343,54 @@ impl FakePve {
             node: node.to_owned(),
             config: BTreeMap::from([("hostname".to_owned(), Value::from(hostname))]),
             running: false,
+            digest: 0,
         };
-        let previous = self.st().guests.insert(vmid, guest);
+        let mut st = self.st();
+        let digest = next_digest(&mut st);
+        let previous = st.guests.insert(vmid, Guest { digest, ..guest });
         assert!(previous.is_none(), "container {vmid} exists already");
+    }
+
+    /// An administrator sets `key` of container `vmid`'s config to `value`
+    /// by hand (in the GUI): the digest changes. Panics when the container
+    /// does not exist.
+    pub fn edit_config_by_hand(&self, vmid: u32, key: &str, value: &str) {
+        let mut st = self.st();
+        let digest = next_digest(&mut st);
+        let guest = st
+            .guests
+            .get_mut(&vmid)
+            .unwrap_or_else(|| panic!("no container {vmid} to edit"));
+        guest.config.insert(key.to_owned(), Value::from(value));
+        guest.digest = digest;
+    }
+
+    /// Sets `node`'s total memory and the memory its host uses itself
+    /// (bytes); running containers add their `memory` to the used part.
+    pub fn set_node_memory(&self, node: &str, total_bytes: u64, used_bytes: u64) {
+        let mut st = self.st();
+        let r = st.resources.entry(node.to_owned()).or_default();
+        r.memory_total = total_bytes;
+        r.memory_base = used_bytes;
+    }
+
+    /// Sets `node`'s logical CPU count and its CPU load (0 to 1).
+    pub fn set_node_cpu(&self, node: &str, cpus: u32, load: f64) {
+        let mut st = self.st();
+        let r = st.resources.entry(node.to_owned()).or_default();
+        r.cpus = cpus;
+        r.load = load;
+    }
+
+    /// The HA resources, by sid.
+    pub fn ha_resources(&self) -> BTreeMap<String, HaResource> {
+        self.st().ha.clone()
+    }
+
+    /// Container `vmid`'s config as stored (with its digest), if it exists.
+    pub fn config_of(&self, vmid: u32) -> Option<LxcConfig> {
+        let st = self.st();
+        st.guests.get(&vmid).map(config_with_digest)
     }
 
     fn task(st: &mut State, node: &str, kind: &str, id: &str) -> Result<Upid> {
@@ -601,6 +711,7 @@ impl Pve for FakePve {
                 node: node.to_owned(),
                 config: BTreeMap::from([("hostname".to_owned(), Value::from("outsider"))]),
                 running: false,
+                digest: next_digest(&mut st),
             };
             st.guests.insert(vmid, outsider);
         }
@@ -615,18 +726,23 @@ impl Pve for FakePve {
                 ),
             ));
         }
-        let config = req
+        let mut config: BTreeMap<String, Value> = req
             .params()
             .into_iter()
-            .filter(|(k, _)| k != "vmid" && k != "ostemplate" && k != "start")
+            .filter(|(k, _)| !NOT_STORED.contains(&k.as_str()))
             .map(|(k, v)| (k, Value::from(v)))
             .collect();
+        let storage = req.storage.as_deref().unwrap_or("local");
+        let rootfs = req.rootfs.clone().unwrap_or_else(|| format!("{storage}:4"));
+        config.insert("rootfs".into(), Value::from(allocate(&rootfs, vmid)));
+        let digest = next_digest(&mut st);
         st.guests.insert(
             vmid,
             Guest {
                 node: node.to_owned(),
                 config,
                 running: req.start == Some(true),
+                digest,
             },
         );
         Self::task(&mut st, node, "vzcreate", &vmid.to_string())
@@ -643,7 +759,7 @@ impl Pve for FakePve {
         st.guests
             .get(&vmid)
             .filter(|g| g.node == node)
-            .map(|g| LxcConfig(g.config.clone()))
+            .map(config_with_digest)
             .ok_or_else(|| {
                 let message =
                     format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist");
@@ -664,9 +780,24 @@ impl Pve for FakePve {
         self.power(node, vmid, false)
     }
 
-    fn lxc_delete(&self, node: &str, vmid: u32, _purge: bool) -> Result<Upid> {
+    fn lxc_delete(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid> {
         let mut st = self.call(format!("lxc_delete {node} {vmid}"));
         Self::reach(&st, "DELETE", &format!("/nodes/{node}/lxc/{vmid}"), node)?;
+        let sid = format!("ct:{vmid}");
+        if st.guests.contains_key(&vmid) && st.ha.contains_key(&sid) {
+            if !purge {
+                let message = format!(
+                    "unable to remove CT {vmid} - used in HA resources and purge parameter not set."
+                );
+                return Err(fail(
+                    "DELETE",
+                    &format!("/nodes/{node}/lxc/{vmid}"),
+                    500,
+                    message,
+                ));
+            }
+            st.ha.remove(&sid);
+        }
         if st.guests.remove(&vmid).is_none() {
             let message =
                 format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist");
@@ -678,6 +809,161 @@ impl Pve for FakePve {
             ));
         }
         Self::task(&mut st, node, "vzdestroy", &vmid.to_string())
+    }
+
+    fn node_status(&self, node: &str) -> Result<NodeStatus> {
+        let st = self.call(format!("node_status {node}"));
+        let path = format!("/nodes/{node}/status");
+        Self::reach(&st, "GET", &path, node)?;
+        if !st.nodes.contains_key(node) {
+            return Err(fail(
+                "GET",
+                &path,
+                500,
+                format!("no such cluster node '{node}'"),
+            ));
+        }
+        let r = st.resources.get(node).copied().unwrap_or_default();
+        let guests: u64 = st
+            .guests
+            .values()
+            .filter(|g| g.node == node && g.running)
+            .map(|g| g.memory_mib() * MIB)
+            .sum();
+        let used = (r.memory_base + guests).min(r.memory_total);
+        Ok(NodeStatus {
+            memory_total: r.memory_total,
+            memory_used: used,
+            memory_free: r.memory_total - used,
+            cpu: r.load,
+            cpus: r.cpus,
+        })
+    }
+
+    fn lxc_update(&self, node: &str, vmid: u32, update: &LxcUpdate) -> Result<()> {
+        let mut st = self.call(format!("lxc_update {node} {vmid}"));
+        let path = format!("/nodes/{node}/lxc/{vmid}/config");
+        Self::reach(&st, "PUT", &path, node)?;
+        let digest = next_digest(&mut st);
+        let guest = Self::guest_mut(&mut st, node, vmid, "PUT", &path)?;
+        check_digest(guest, update.digest.as_deref(), "PUT", &path)?;
+        for key in &update.delete {
+            if update.set.contains_key(key) {
+                let errors = BTreeMap::from([(
+                    "delete".to_owned(),
+                    format!("you can't use '-{key}' and -delete {key}' at the same time"),
+                )]);
+                return Err(PveError::Api {
+                    method: "PUT".into(),
+                    path,
+                    status: 400,
+                    message: "Parameter verification failed.".into(),
+                    kind: ApiErrorKind::classify(400, "", errors),
+                });
+            }
+            if let Some(message) = undeletable(key) {
+                return Err(fail("PUT", &path, 500, message));
+            }
+        }
+        for key in &update.delete {
+            guest.config.remove(key);
+        }
+        for (k, v) in &update.set {
+            guest.config.insert(k.clone(), Value::from(v.as_str()));
+        }
+        guest.digest = digest;
+        Ok(())
+    }
+
+    fn lxc_resize(&self, node: &str, vmid: u32, disk: &str, size_gib: u32) -> Result<Upid> {
+        let mut st = self.call(format!("lxc_resize {node} {vmid} {disk} {size_gib}"));
+        let path = format!("/nodes/{node}/lxc/{vmid}/resize");
+        Self::reach(&st, "PUT", &path, node)?;
+        let digest = next_digest(&mut st);
+        let guest = Self::guest_mut(&mut st, node, vmid, "PUT", &path)?;
+        let value = guest
+            .config
+            .get(disk)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                fail(
+                    "PUT",
+                    &path,
+                    500,
+                    format!("unable to parse volume '{disk}'"),
+                )
+            })?;
+        let current = disk_size(&value).ok_or_else(|| {
+            fail(
+                "PUT",
+                &path,
+                500,
+                format!("Could not determine current size of volume '{value}'"),
+            )
+        })?;
+        let wanted = u64::from(size_gib) * GIB;
+        if wanted < current {
+            return Err(fail("PUT", &path, 500, "unable to shrink disk size".into()));
+        }
+        if wanted == current {
+            let message = "disk is already at specified size".to_owned();
+            return Err(fail("PUT", &path, 500, message));
+        }
+        guest
+            .config
+            .insert(disk.to_owned(), Value::from(with_size(&value, wanted)));
+        guest.digest = digest;
+        Self::task(&mut st, node, "resize", &vmid.to_string())
+    }
+
+    fn ha_resources(&self) -> Result<Vec<HaResource>> {
+        Ok(self
+            .call("ha_resources".into())
+            .ha
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    fn ha_add(&self, resource: &HaResourceAdd) -> Result<()> {
+        let sid = resource.sid();
+        let mut st = self.call(format!("ha_add {sid}"));
+        resource.check_release(st.release)?;
+        let path = "/cluster/ha/resources";
+        if !st.guests.contains_key(&resource.vmid) {
+            let message = format!("resource '{sid}' does not exist in cluster");
+            return Err(fail("POST", path, 500, message));
+        }
+        if st.ha.contains_key(&sid) {
+            let message = format!("resource ID '{sid}' already defined");
+            return Err(fail("POST", path, 500, message));
+        }
+        let entry = HaResource {
+            sid: sid.clone(),
+            kind: Some("ct".into()),
+            state: Some(resource.state.as_str().into()),
+            group: resource.group.clone(),
+            comment: resource.comment.clone(),
+            max_restart: None,
+            max_relocate: None,
+        };
+        st.ha.insert(sid, entry);
+        Ok(())
+    }
+
+    fn ha_remove(&self, sid: &str) -> Result<()> {
+        let mut st = self.call(format!("ha_remove {sid}"));
+        if st.ha.remove(sid).is_none() {
+            let message = format!("cannot delete service '{sid}', not HA managed!");
+            return Err(fail(
+                "DELETE",
+                &format!("/cluster/ha/resources/{sid}"),
+                500,
+                message,
+            ));
+        }
+        Ok(())
     }
 
     fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
@@ -694,7 +980,116 @@ impl Pve for FakePve {
     }
 }
 
+/// Create parameters Proxmox does not keep in the config.
+const NOT_STORED: &[&str] = &[
+    "vmid",
+    "ostemplate",
+    "start",
+    "storage",
+    "password",
+    "ssh-public-keys",
+];
+
+/// Proxmox's refusal to delete a config key, if it refuses.
+fn undeletable(key: &str) -> Option<String> {
+    match key {
+        "memory" | "rootfs" | "ostype" => Some(format!("unable to delete required option '{key}'")),
+        "unprivileged" => Some(format!("unable to delete read-only option: '{key}'")),
+        _ => None,
+    }
+}
+
+fn next_digest(st: &mut State) -> u64 {
+    st.digests += 1;
+    st.digests
+}
+
+fn config_with_digest(g: &Guest) -> LxcConfig {
+    let mut config = g.config.clone();
+    config.insert("digest".into(), Value::from(g.digest_text()));
+    LxcConfig(config)
+}
+
+fn check_digest(g: &Guest, given: Option<&str>, method: &str, path: &str) -> Result<()> {
+    match given {
+        Some(d) if d != g.digest_text() => Err(fail(
+            method,
+            path,
+            500,
+            "detected modified configuration - file changed by other user? Try again.".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `STORAGE:SIZE` (GiB) allocates `STORAGE:vm-<vmid>-disk-0,size=<SIZE>G`;
+/// an existing volume is kept as given.
+fn allocate(rootfs: &str, vmid: u32) -> String {
+    let (volume, options) = rootfs.split_once(',').unwrap_or((rootfs, ""));
+    let volume = volume.strip_prefix("volume=").unwrap_or(volume);
+    match volume.split_once(':') {
+        Some((storage, size)) if size.parse::<f64>().is_ok() => {
+            let mut opts: Vec<&str> = options.split(',').filter(|o| !o.is_empty()).collect();
+            let size = format!("size={size}G");
+            opts.push(&size);
+            opts.sort_unstable();
+            format!("{storage}:vm-{vmid}-disk-0,{}", opts.join(","))
+        }
+        _ => rootfs.to_owned(),
+    }
+}
+
+/// The `size=` of a mount point value, in bytes (`8G`, `512M`, plain bytes).
+fn disk_size(value: &str) -> Option<u64> {
+    let size = value.split(',').find_map(|o| o.strip_prefix("size="))?;
+    let (number, unit) = match size.char_indices().last()? {
+        (i, u @ ('K' | 'M' | 'G' | 'T')) => (&size[..i], u),
+        _ => (size, 'B'),
+    };
+    let factor: f64 = match unit {
+        'K' => 1024.0,
+        'M' => 1024.0 * 1024.0,
+        'G' => 1024.0 * 1024.0 * 1024.0,
+        'T' => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => 1.0,
+    };
+    let bytes = number.parse::<f64>().ok()? * factor;
+    // Sizes are whole bytes well below 2^53: the cast is exact.
+    Some(bytes as u64)
+}
+
+/// A mount point value with its `size=` set to `bytes` (whole GiB here).
+fn with_size(value: &str, bytes: u64) -> String {
+    let size = format!("size={}G", bytes / GIB);
+    let mut parts: Vec<String> = value
+        .split(',')
+        .filter(|p| !p.starts_with("size="))
+        .map(str::to_owned)
+        .collect();
+    parts.push(size);
+    parts[1..].sort_unstable();
+    parts.join(",")
+}
+
 impl FakePve {
+    /// The container `vmid` on `node`, or Proxmox's "does not exist".
+    fn guest_mut<'s>(
+        st: &'s mut State,
+        node: &str,
+        vmid: u32,
+        method: &str,
+        path: &str,
+    ) -> Result<&'s mut Guest> {
+        st.guests
+            .get_mut(&vmid)
+            .filter(|g| g.node == node)
+            .ok_or_else(|| {
+                let message =
+                    format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist");
+                fail(method, path, 500, message)
+            })
+    }
+
     fn power(&self, node: &str, vmid: u32, on: bool) -> Result<Upid> {
         let verb = if on { "start" } else { "stop" };
         let mut st = self.call(format!("lxc_{verb} {node} {vmid}"));
@@ -707,5 +1102,263 @@ impl FakePve {
         })?;
         guest.running = on;
         Self::task(&mut st, node, &format!("vz{verb}"), &vmid.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pve::{HaState, Secret};
+
+    fn fake(major: u32) -> FakePve {
+        let release = Release { major, minor: 1 };
+        FakePve::new(
+            release,
+            &[("pve1", "192.168.100.11/24"), ("pve2", "192.168.100.12/24")],
+        )
+    }
+
+    fn create(f: &FakePve, vmid: u32, start: bool) {
+        let req = LxcCreate {
+            vmid,
+            ostemplate: "local:vztmpl/debian-12.tar.zst".into(),
+            hostname: Some("web1".into()),
+            memory: Some(1024),
+            cores: Some(2),
+            rootfs: Some("local-lvm:8".into()),
+            nets: [(0, "name=eth0,bridge=olvn1001,ip=10.0.0.5/24".to_string())].into(),
+            nameserver: Some("10.0.0.1".into()),
+            searchdomain: Some("lab.internal".into()),
+            onboot: Some(true),
+            unprivileged: Some(true),
+            start: Some(start),
+            storage: Some("local-lvm".into()),
+            ssh_public_keys: Some("ssh-ed25519 AAAA root@x".into()),
+            password: Some(Secret::new("hunter2-hunter2")),
+            ..LxcCreate::default()
+        };
+        f.lxc_create("pve1", &req).expect("create");
+    }
+
+    fn api_message(e: &PveError) -> (u16, String) {
+        match e {
+            PveError::Api {
+                status, message, ..
+            } => (*status, message.clone()),
+            other => panic!("not an API error: {other}"),
+        }
+    }
+
+    #[test]
+    fn create_stores_what_proxmox_stores() {
+        let f = fake(8);
+        create(&f, 101, false);
+        let cfg = f.lxc_config("pve1", 101).expect("config");
+        assert_eq!(
+            cfg.get("rootfs").as_deref(),
+            Some("local-lvm:vm-101-disk-0,size=8G")
+        );
+        for (key, value) in [
+            ("net0", "name=eth0,bridge=olvn1001,ip=10.0.0.5/24"),
+            ("nameserver", "10.0.0.1"),
+            ("searchdomain", "lab.internal"),
+            ("onboot", "1"),
+            ("cores", "2"),
+            ("memory", "1024"),
+            ("unprivileged", "1"),
+        ] {
+            assert_eq!(cfg.get(key).as_deref(), Some(value), "{key}");
+        }
+        for secret in [
+            "password",
+            "ssh-public-keys",
+            "storage",
+            "start",
+            "ostemplate",
+        ] {
+            assert!(cfg.get(secret).is_none(), "{secret} is not config");
+        }
+        assert!(cfg.digest().is_some());
+    }
+
+    #[test]
+    fn update_applies_set_and_delete_and_checks_the_digest() {
+        let f = fake(9);
+        create(&f, 101, false);
+        let before = f.lxc_config("pve1", 101).expect("config");
+        let mut update = LxcUpdate {
+            digest: before.digest(),
+            ..LxcUpdate::default()
+        };
+        update.set.insert("memory".into(), "2048".into());
+        update.delete.push("searchdomain".into());
+        f.lxc_update("pve1", 101, &update).expect("update");
+        let after = f.lxc_config("pve1", 101).expect("config");
+        assert_eq!(after.get("memory").as_deref(), Some("2048"));
+        assert!(after.get("searchdomain").is_none());
+        assert_ne!(after.digest(), before.digest());
+        // The old digest is stale now.
+        let err = f.lxc_update("pve1", 101, &update).expect_err("stale");
+        assert!(api_message(&err).1.contains("file changed by other user"));
+        // So is the digest read before a hand edit in the GUI.
+        let update = LxcUpdate {
+            digest: after.digest(),
+            set: [("cores".to_string(), "4".to_string())].into(),
+            ..LxcUpdate::default()
+        };
+        f.edit_config_by_hand(101, "description", "edited");
+        let err = f.lxc_update("pve1", 101, &update).expect_err("edited");
+        assert!(api_message(&err).1.contains("file changed by other user"));
+        // Without a digest it goes through.
+        let update = LxcUpdate {
+            digest: None,
+            ..update
+        };
+        f.lxc_update("pve1", 101, &update).expect("update");
+        assert_eq!(
+            f.config_of(101).and_then(|c| c.get("cores")).as_deref(),
+            Some("4")
+        );
+        // Required keys stay.
+        let delete = LxcUpdate {
+            delete: vec!["rootfs".into()],
+            ..LxcUpdate::default()
+        };
+        let err = f.lxc_update("pve1", 101, &delete).expect_err("rootfs");
+        assert_eq!(
+            api_message(&err),
+            (500, "unable to delete required option 'rootfs'".into())
+        );
+        let err = f.lxc_update("pve2", 101, &delete).expect_err("other node");
+        assert_eq!(err.kind(), Some(&ApiErrorKind::NotFound));
+        assert!(f.writes().contains(&"lxc_update pve1 101".to_string()));
+    }
+
+    #[test]
+    fn resize_grows_and_refuses_a_shrink() {
+        let f = fake(8);
+        create(&f, 101, false);
+        let upid = f.lxc_resize("pve1", 101, "rootfs", 10).expect("grow");
+        assert_eq!(upid.kind(), "resize");
+        assert_eq!(
+            f.config_of(101).and_then(|c| c.get("rootfs")).as_deref(),
+            Some("local-lvm:vm-101-disk-0,size=10G")
+        );
+        let err = f.lxc_resize("pve1", 101, "rootfs", 4).expect_err("shrink");
+        assert_eq!(
+            api_message(&err),
+            (500, "unable to shrink disk size".into())
+        );
+        let err = f.lxc_resize("pve1", 101, "rootfs", 10).expect_err("same");
+        assert_eq!(
+            api_message(&err),
+            (500, "disk is already at specified size".into())
+        );
+        assert!(f.lxc_resize("pve1", 101, "mp0", 10).is_err());
+        // Sizes in other units are read too.
+        f.edit_config_by_hand(101, "rootfs", "local-lvm:vm-101-disk-0,size=12288M");
+        let err = f.lxc_resize("pve1", 101, "rootfs", 11).expect_err("shrink");
+        assert_eq!(api_message(&err).1, "unable to shrink disk size");
+        f.lxc_resize("pve1", 101, "rootfs", 13).expect("grow");
+        assert_eq!(
+            f.config_of(101).and_then(|c| c.get("rootfs")).as_deref(),
+            Some("local-lvm:vm-101-disk-0,size=13G")
+        );
+    }
+
+    #[test]
+    fn node_memory_counts_running_guests() {
+        let f = fake(8);
+        let idle = f.node_status("pve1").expect("status");
+        assert_eq!(
+            (idle.memory_total, idle.memory_used, idle.memory_free),
+            (64 * GIB, 2 * GIB, 62 * GIB)
+        );
+        assert_eq!(idle.free_mib(), 62 * 1024);
+        assert_eq!(idle.cpus, 16);
+        create(&f, 101, true);
+        create(&f, 102, false);
+        let busy = f.node_status("pve1").expect("status");
+        assert_eq!(
+            busy.memory_used,
+            2 * GIB + GIB,
+            "only the running one counts"
+        );
+        f.set_node_memory("pve2", 8 * GIB, 7 * GIB);
+        f.set_node_cpu("pve2", 4, 0.5);
+        let small = f.node_status("pve2").expect("status");
+        assert_eq!((small.free_mib(), small.cpus, small.cpu), (1024, 4, 0.5));
+        f.set_online("pve2", false);
+        let err = f.node_status("pve2").expect_err("offline");
+        assert_eq!(err.kind(), Some(&ApiErrorKind::Unavailable));
+        assert!(f.node_status("pve9").is_err());
+    }
+
+    #[test]
+    fn ha_resources_are_kept_and_purged_with_the_container() {
+        let f = fake(8);
+        create(&f, 101, false);
+        let add = HaResourceAdd {
+            vmid: 101,
+            state: HaState::Started,
+            group: Some("olgroup".into()),
+            comment: Some("orbitlab".into()),
+        };
+        f.ha_add(&add).expect("add");
+        let err = f.ha_add(&add).expect_err("twice");
+        assert_eq!(err.kind(), Some(&ApiErrorKind::AlreadyExists));
+        let missing = HaResourceAdd {
+            vmid: 999,
+            ..add.clone()
+        };
+        assert_eq!(
+            f.ha_add(&missing).expect_err("no CT").kind(),
+            Some(&ApiErrorKind::NotFound)
+        );
+        let listed = Pve::ha_resources(&f).expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].vmid(),
+                listed[0].state.as_deref(),
+                listed[0].group.as_deref()
+            ),
+            (Some(101), Some("started"), Some("olgroup"))
+        );
+        let err = f.lxc_delete("pve1", 101, false).expect_err("HA managed");
+        assert!(api_message(&err).1.contains("purge parameter not set"));
+        f.lxc_delete("pve1", 101, true).expect("purged");
+        assert!(FakePve::ha_resources(&f).is_empty());
+        create(&f, 102, false);
+        f.ha_add(&HaResourceAdd {
+            vmid: 102,
+            group: None,
+            ..add.clone()
+        })
+        .expect("add");
+        f.ha_remove("ct:102").expect("remove");
+        let err = f.ha_remove("ct:102").expect_err("gone");
+        assert!(api_message(&err).1.contains("not HA managed"));
+        assert!(FakePve::ha_resources(&f).is_empty());
+    }
+
+    #[test]
+    fn nine_refuses_ha_groups_before_sending() {
+        let f = fake(9);
+        create(&f, 101, false);
+        let add = HaResourceAdd {
+            vmid: 101,
+            state: HaState::Stopped,
+            group: Some("olgroup".into()),
+            comment: None,
+        };
+        let err = f.ha_add(&add).expect_err("group on 9");
+        assert!(matches!(err, PveError::Config(_)), "{err}");
+        f.ha_add(&HaResourceAdd { group: None, ..add })
+            .expect("add without group");
+        assert_eq!(
+            FakePve::ha_resources(&f)["ct:101"].state.as_deref(),
+            Some("stopped")
+        );
     }
 }

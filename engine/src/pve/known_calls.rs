@@ -14,6 +14,9 @@ pub struct KnownCall {
     pub params: &'static [&'static str],
     /// Parameters sent only on 9.x.
     pub params_9: &'static [&'static str],
+    /// Parameters sent only on 8.x (such as an HA resource's `group`,
+    /// which 9.x refuses once groups became HA rules).
+    pub params_8: &'static [&'static str],
     /// The call exists only on 9.x.
     pub only_9: bool,
 }
@@ -24,6 +27,7 @@ const fn c(method: &'static str, path: &'static str, params: &'static [&'static 
         path,
         params,
         params_9: &[],
+        params_8: &[],
         only_9: false,
     }
 }
@@ -38,6 +42,7 @@ const fn sdn(
         path,
         params,
         params_9: &["lock-token"],
+        params_8: &[],
         only_9: false,
     }
 }
@@ -52,6 +57,7 @@ const fn v9(
         path,
         params,
         params_9: &[],
+        params_8: &[],
         only_9: true,
     }
 }
@@ -106,6 +112,7 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
     c("GET", "/version", &[]),
     c("GET", "/cluster/status", &[]),
     c("GET", "/nodes", &[]),
+    c("GET", "/nodes/{node}/status", &[]),
     c("GET", "/nodes/{node}/network", &[]),
     c("GET", "/cluster/nextid", &["vmid"]),
     c("GET", "/cluster/sdn/controllers", &["pending", "running"]),
@@ -149,6 +156,7 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
         path: "/cluster/sdn",
         params: &[],
         params_9: &["lock-token", "release-lock"],
+        params_8: &[],
         only_9: false,
     },
     v9("POST", "/cluster/sdn/lock", &["allow-pending"]),
@@ -187,6 +195,7 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
         "/nodes/{node}/lxc/{vmid}/config",
         &["delete", "digest"],
     ),
+    c("PUT", "/nodes/{node}/lxc/{vmid}/resize", &["disk", "size"]),
     c("GET", "/nodes/{node}/lxc/{vmid}/status/current", &[]),
     c("POST", "/nodes/{node}/lxc/{vmid}/status/start", &[]),
     c("POST", "/nodes/{node}/lxc/{vmid}/status/stop", &[]),
@@ -198,11 +207,14 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
     c("DELETE", "/nodes/{node}/lxc/{vmid}", &["purge"]),
     c("GET", "/nodes/{node}/tasks/{upid}/status", &[]),
     c("GET", "/cluster/ha/resources", &[]),
-    c(
-        "POST",
-        "/cluster/ha/resources",
-        &["sid", "state", "comment", "max_restart", "max_relocate"],
-    ),
+    KnownCall {
+        method: "POST",
+        path: "/cluster/ha/resources",
+        params: &["sid", "state", "comment"],
+        params_9: &[],
+        params_8: &["group"],
+        only_9: false,
+    },
     c(
         "PUT",
         "/cluster/ha/resources/{sid}",
@@ -244,8 +256,8 @@ pub fn find(method: &str, path: &str) -> Option<&'static KnownCall> {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        ControllerConfig, DownloadUrl, HaResourceSpec, HaState, LxcCreate, Secret, SubnetConfig,
-        VnetConfig, ZoneConfig,
+        ControllerConfig, DownloadUrl, HaResourceAdd, HaResourceSpec, HaState, LxcCreate, Secret,
+        SubnetConfig, VnetConfig, ZoneConfig,
     };
     use super::*;
     use serde::Serialize;
@@ -264,7 +276,9 @@ mod tests {
     fn assert_listed(method: &str, path: &str, sent: &[String]) {
         let call = find(method, path).expect("listed call");
         for k in sent {
-            let listed = call.params.contains(&k.as_str()) || call.params_9.contains(&k.as_str());
+            let listed = [call.params, call.params_9, call.params_8]
+                .iter()
+                .any(|l| l.contains(&k.as_str()));
             assert!(
                 listed,
                 "{method} {path}: '{k}' is sent but not listed in KNOWN_CALLS"
@@ -367,6 +381,15 @@ mod tests {
             max_relocate: Some(1),
         };
         assert_listed("PUT", "/cluster/ha/resources/{sid}", &keys(&ha));
+        let add = HaResourceAdd {
+            vmid: 100,
+            state: HaState::Started,
+            group: s(),
+            comment: s(),
+        };
+        let sent: Vec<String> = add.params().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(sent.len(), 4, "{sent:?}");
+        assert_listed("POST", "/cluster/ha/resources", &sent);
         let dl = DownloadUrl {
             url: "u".into(),
             filename: "f".into(),

@@ -7,6 +7,8 @@
 //! - typed calls behind the [`Pve`] trait (`api.rs`), implemented by
 //!   [`PveClient`] (`client.rs`) over the HTTP layer (`http.rs`: timeouts,
 //!   retries only for safe calls, Proxmox's messages kept intact);
+//! - containers and HA: create, config read/update, resize, power,
+//!   destroy; HA resources list/add/remove; node status for placement;
 //! - tasks: [`Pve::wait_task`] polls a UPID until it stops or a deadline;
 //! - SDN: pending-aware reads (`sdn.rs`) and [`SdnTransaction`]
 //!   (`transaction.rs`), which holds the 9.x SDN lock when the cluster has
@@ -58,8 +60,8 @@ pub use stored::{ConnectionError, StoredConnection, StoredTrust};
 pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
 pub use types::{
-    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceSpec, HaState,
-    NetworkInterface, NodeSummary, Release, StorageVolume, TaskState, TaskStatus, Upid,
-    VersionInfo,
+    ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
+    HaState, NetworkInterface, NodeStatus, NodeSummary, Release, StorageVolume, TaskState,
+    TaskStatus, Upid, VersionInfo,
 };
 pub use wire::Method;

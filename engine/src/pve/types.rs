@@ -1,5 +1,6 @@
 //! Typed answers and requests of the general endpoints: version, cluster
-//! status, nodes, network interfaces, tasks, HA resources, storage.
+//! status, nodes and their status, network interfaces, tasks, HA
+//! resources, storage.
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,6 +35,14 @@ impl Release {
     /// Whether the SDN lock API (`/cluster/sdn/lock`, `lock-token`) exists (9.x).
     pub fn has_sdn_lock(self) -> bool {
         self.major >= 9
+    }
+
+    /// Whether HA resources may name an HA group (8.x). 9.x replaced
+    /// groups by HA rules and refuses `group` once they are migrated
+    /// ("invalid parameter 'group': ha groups have been migrated to
+    /// rules"), which a cluster without groups always is.
+    pub fn has_ha_groups(self) -> bool {
+        self.major < 9
     }
 }
 
@@ -217,7 +226,8 @@ pub struct TaskStatus {
     pub user: Option<String>,
 }
 
-/// An HA resource (`GET /cluster/ha/resources`).
+/// An HA resource (`GET /cluster/ha/resources`); keys it does not know
+/// are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct HaResource {
     /// Resource id (`ct:100`).
@@ -225,10 +235,10 @@ pub struct HaResource {
     /// `ct` or `vm`.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
-    /// Requested state.
+    /// Requested state (`started`, `stopped`, `disabled`, `ignored`).
     #[serde(default)]
     pub state: Option<String>,
-    /// HA group (8.x).
+    /// HA group (deprecated on 9.x in favour of HA rules).
     #[serde(default)]
     pub group: Option<String>,
     /// Comment.
@@ -242,7 +252,15 @@ pub struct HaResource {
     pub max_relocate: Option<u32>,
 }
 
-/// The requested state of an HA resource.
+impl HaResource {
+    /// The VMID of a container resource (`ct:123` → 123); `None` for VMs
+    /// and anything else.
+    pub fn vmid(&self) -> Option<u32> {
+        self.sid.strip_prefix("ct:")?.parse().ok()
+    }
+}
+
+/// The requested state of an HA resource, as the schema spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HaState {
@@ -254,6 +272,66 @@ pub enum HaState {
     Disabled,
     /// Not managed.
     Ignored,
+}
+
+impl HaState {
+    /// The schema's word (`started`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaState::Started => "started",
+            HaState::Stopped => "stopped",
+            HaState::Disabled => "disabled",
+            HaState::Ignored => "ignored",
+        }
+    }
+}
+
+/// `POST /cluster/ha/resources` for a container: sid `ct:<vmid>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaResourceAdd {
+    /// The container.
+    pub vmid: u32,
+    /// Requested state.
+    pub state: HaState,
+    /// HA group (8.x; deprecated on 9.x, where HA rules replace groups).
+    pub group: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+}
+
+impl HaResourceAdd {
+    /// The resource id (`ct:<vmid>`).
+    pub fn sid(&self) -> String {
+        format!("ct:{}", self.vmid)
+    }
+
+    /// Refuses a group on a release without HA groups (9.x), before
+    /// anything is sent.
+    pub fn check_release(&self, release: Release) -> Result<(), PveError> {
+        match &self.group {
+            Some(g) if !release.has_ha_groups() => Err(PveError::Config(format!(
+                "HA group '{g}' for {}: Proxmox VE {release} replaced HA groups by HA rules; \
+                 leave the group out",
+                self.sid()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The form parameters.
+    pub fn params(&self) -> Vec<(String, String)> {
+        let mut p = vec![
+            ("sid".to_string(), self.sid()),
+            ("state".to_string(), self.state.as_str().to_string()),
+        ];
+        if let Some(g) = &self.group {
+            p.push(("group".into(), g.clone()));
+        }
+        if let Some(c) = &self.comment {
+            p.push(("comment".into(), c.clone()));
+        }
+        p
+    }
 }
 
 /// What to set on an HA resource (add or update).
@@ -271,6 +349,65 @@ pub struct HaResourceSpec {
     /// Relocation attempts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_relocate: Option<u32>,
+}
+
+/// `GET /nodes/{node}/status`: what placement needs of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStatus {
+    /// Total memory (bytes).
+    pub memory_total: u64,
+    /// Used memory (bytes).
+    pub memory_used: u64,
+    /// Free memory (bytes).
+    pub memory_free: u64,
+    /// CPU load, 0 to 1.
+    pub cpu: f64,
+    /// Logical CPUs (`cpuinfo.cpus`).
+    pub cpus: u32,
+}
+
+impl NodeStatus {
+    /// Free memory in MiB (rounded down).
+    pub fn free_mib(&self) -> u64 {
+        self.memory_free / (1024 * 1024)
+    }
+}
+
+/// The wire shape of `GET /nodes/{node}/status` (only what we read).
+#[derive(Debug, Deserialize)]
+pub(crate) struct NodeStatusWire {
+    memory: NodeMemoryWire,
+    #[serde(default)]
+    cpu: Option<f64>,
+    cpuinfo: NodeCpuWire,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeMemoryWire {
+    #[serde(deserialize_with = "de::u64_any")]
+    total: u64,
+    #[serde(deserialize_with = "de::u64_any")]
+    used: u64,
+    #[serde(deserialize_with = "de::u64_any")]
+    free: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeCpuWire {
+    #[serde(deserialize_with = "de::u32_any")]
+    cpus: u32,
+}
+
+impl From<NodeStatusWire> for NodeStatus {
+    fn from(w: NodeStatusWire) -> Self {
+        NodeStatus {
+            memory_total: w.memory.total,
+            memory_used: w.memory.used,
+            memory_free: w.memory.free,
+            cpu: w.cpu.unwrap_or(0.0),
+            cpus: w.cpuinfo.cpus,
+        }
+    }
 }
 
 /// One volume on a storage (`GET .../storage/{storage}/content`).

@@ -12,6 +12,7 @@
 //! | `DELETE /_sim/faults` | disarm all faults, remove latency |
 //! | `POST /_sim/latency` `{millis}` | delay every API answer |
 //! | `POST /_sim/nodes/{node}` `{online}` | take a node offline / online |
+//! | `POST /_sim/nodes/{node}/resources` `{memory_bytes?, cpus?}` | set a node's total memory and logical CPUs (`GET /nodes/{node}/status`) |
 //! | `POST /_sim/task-failures` `{task_type, message}` | fail the next task of that type |
 //! | `POST /_sim/task-duration` `{millis}` | how long new tasks run |
 
@@ -35,6 +36,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/faults", post(add_fault).delete(clear_faults))
         .route("/_sim/latency", post(latency))
         .route("/_sim/nodes/{node}", post(node))
+        .route("/_sim/nodes/{node}/resources", post(node_resources))
         .route("/_sim/task-failures", post(task_failure))
         .route("/_sim/task-duration", post(task_duration))
 }
@@ -50,6 +52,27 @@ pub(crate) fn set_node_online(shared: &Shared, node: &str, online: bool) -> bool
         st.members_version += 1;
     }
     shared.sync_files(&st);
+    true
+}
+
+/// Set a node's total memory (bytes) and logical CPUs, each if given;
+/// false if there is no such node.
+pub(crate) fn set_node_resources(
+    shared: &Shared,
+    node: &str,
+    memory_bytes: Option<u64>,
+    cpus: Option<u32>,
+) -> bool {
+    let mut st = lock(&shared.state);
+    let Some(n) = st.nodes.get_mut(node) else {
+        return false;
+    };
+    if let Some(m) = memory_bytes {
+        n.memory_total = m;
+    }
+    if let Some(c) = cpus {
+        n.cpus = c;
+    }
     true
 }
 
@@ -102,6 +125,37 @@ async fn node(
         (
             StatusCode::OK,
             Json(json!({ "node": node, "online": o.online })),
+        )
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no node '{node}'") })),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resources {
+    memory_bytes: Option<u64>,
+    cpus: Option<u32>,
+}
+
+async fn node_resources(
+    State(s): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    Json(r): Json<Resources>,
+) -> (StatusCode, Json<Value>) {
+    if r.cpus == Some(0) || r.memory_bytes == Some(0) {
+        let error = "a node has at least one CPU and some memory";
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": error })));
+    }
+    if set_node_resources(&s, &node, r.memory_bytes, r.cpus) {
+        let st = lock(&s.state);
+        let n = &st.nodes[&node];
+        (
+            StatusCode::OK,
+            Json(json!({ "node": node, "memory_bytes": n.memory_total, "cpus": n.cpus })),
         )
     } else {
         (

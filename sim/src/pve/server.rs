@@ -392,6 +392,14 @@ impl SimHandle {
         control::set_node_online(&self.shared, node, online)
     }
 
+    /// Set a node's total memory (bytes) and logical CPUs, as
+    /// `POST /_sim/nodes/{node}/resources` does; false if there is no such
+    /// node. Its used memory stays a 2 GiB base plus its running
+    /// containers' `memory`.
+    pub fn set_node_resources(&self, node: &str, memory_bytes: u64, cpus: u32) -> bool {
+        control::set_node_resources(&self.shared, node, Some(memory_bytes), Some(cpus))
+    }
+
     /// Make the next task of this type (`vzcreate`, `*` for any) fail with `message`.
     pub fn fail_next_task(&self, task_type: &str, message: &str) {
         lock(&self.shared.state)

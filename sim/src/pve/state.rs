@@ -28,7 +28,20 @@ pub struct NodeState {
     pub mtu: u32,
     /// Whether the node is online (a dropped node is not).
     pub online: bool,
+    /// Total memory (bytes).
+    pub memory_total: u64,
+    /// Memory the host uses itself (bytes); running containers add theirs.
+    pub memory_base: u64,
+    /// Logical CPUs.
+    pub cpus: u32,
 }
+
+/// A node's memory unless set through the control API: 64 GiB.
+pub const DEFAULT_NODE_MEMORY: u64 = 64 << 30;
+/// What a node's host uses of its memory: 2 GiB.
+pub const NODE_BASE_MEMORY: u64 = 2 << 30;
+/// A node's logical CPUs unless set through the control API.
+pub const DEFAULT_NODE_CPUS: u32 = 16;
 
 /// SDN objects of one configuration (running or current).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -86,6 +99,15 @@ pub struct Guest {
 pub enum Effect {
     /// Nothing beyond the task itself.
     None,
+    /// A disk resized: its `size=` set on success.
+    Resize {
+        /// The container.
+        vmid: u32,
+        /// `rootfs`, `mp0`...
+        disk: String,
+        /// The new size, as Proxmox writes it (`10G`).
+        size: String,
+    },
     /// A container being created: unlocked (and started if asked) on
     /// success, removed on failure.
     Create {
@@ -228,6 +250,9 @@ impl ClusterState {
                     prefix: 24,
                     mtu,
                     online: true,
+                    memory_total: DEFAULT_NODE_MEMORY,
+                    memory_base: NODE_BASE_MEMORY,
+                    cpus: DEFAULT_NODE_CPUS,
                 },
             );
             let mut st = BTreeMap::new();
@@ -370,6 +395,17 @@ impl ClusterState {
                 }
                 self.vmlist_version += 1;
             }
+            Effect::Resize { vmid, disk, size } => {
+                let version = self.next_config_version();
+                if let (true, Some(g)) = (ok, self.guests.get_mut(&vmid))
+                    && let Some(value) = g.config.get(&disk)
+                {
+                    let resized = with_size(value, &size);
+                    g.config.insert(disk, resized);
+                    g.version = version;
+                }
+                self.vmlist_version += 1;
+            }
             Effect::Power(vmid, st) => {
                 if let (true, Some(g)) = (ok, self.guests.get_mut(&vmid)) {
                     g.status = st;
@@ -402,6 +438,27 @@ impl ClusterState {
         }
     }
 
+    /// Memory used on `node` (bytes): the host's own plus the `memory`
+    /// of its running containers, at most the total.
+    pub fn node_memory_used(&self, node: &str) -> u64 {
+        let Some(n) = self.nodes.get(node) else {
+            return 0;
+        };
+        let guests: u64 = self
+            .guests
+            .values()
+            .filter(|g| g.node == node && g.status == PowerState::Running)
+            .map(|g| {
+                g.config
+                    .get("memory")
+                    .and_then(|m| m.parse::<u64>().ok())
+                    .unwrap_or(512)
+                    << 20
+            })
+            .sum();
+        (n.memory_base + guests).min(n.memory_total)
+    }
+
     /// The node a guest lives on, if it exists.
     pub fn guest_node(&self, vmid: u32) -> Option<&str> {
         self.guests.get(&vmid).map(|g| g.node.as_str())
@@ -423,4 +480,52 @@ impl ClusterState {
         }
         out
     }
+}
+
+/// A mount point value (`local-lvm:vm-100-disk-0,size=8G`) with its
+/// `size=` replaced (or added): the volume first, the options sorted, as
+/// Proxmox prints it.
+pub fn with_size(value: &str, size: &str) -> String {
+    let mut parts = value.split(',');
+    let volume = parts.next().unwrap_or_default();
+    let size = format!("size={size}");
+    let mut options: Vec<&str> = parts.filter(|p| !p.starts_with("size=")).collect();
+    options.push(&size);
+    options.sort_unstable();
+    std::iter::once(volume)
+        .chain(options)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Proxmox's `parse_size`: a number with an optional `K`/`M`/`G`/`T`
+/// (powers of 1024); without a unit, bytes. `None` if malformed.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (number, power) = match text.as_bytes().last()? {
+        b'K' => (&text[..text.len() - 1], 1),
+        b'M' => (&text[..text.len() - 1], 2),
+        b'G' => (&text[..text.len() - 1], 3),
+        b'T' => (&text[..text.len() - 1], 4),
+        _ => (text, 0),
+    };
+    let value: f64 = number.parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let bytes = value * 1024f64.powi(power);
+    // Proxmox truncates to whole bytes (`int()`); sizes stay far below 2^53.
+    Some(bytes as u64)
+}
+
+/// Proxmox's `format_size`: the largest unit that divides the size
+/// exactly (`10G`, `10752M`, `512K`, or bytes).
+pub fn format_size(bytes: u64) -> String {
+    let mut value = bytes;
+    for unit in ["", "K", "M", "G"] {
+        if !value.is_multiple_of(1024) {
+            return format!("{value}{unit}");
+        }
+        value /= 1024;
+    }
+    format!("{value}T")
 }

@@ -1,10 +1,12 @@
-//! `/version`, `/cluster/status`, `/nodes`, a node's network interfaces,
-//! `/cluster/nextid` and task status.
+//! `/version`, `/cluster/status`, `/nodes`, a node's status (memory: a
+//! base plus its running containers; CPUs as set through `/_sim`) and
+//! network interfaces, `/cluster/nextid` and task status.
 
 use serde_json::{Value, json};
 
 use super::{Ctx, list};
 use crate::pve::error::{ApiError, Reply};
+use crate::pve::schema::PveVersion;
 
 pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
     match (method, template) {
@@ -22,12 +24,14 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
                     json!({
                         "node": name, "id": format!("node/{name}"), "type": "node",
                         "status": if n.online { "online" } else { "offline" },
-                        "maxcpu": 4, "maxmem": 8_589_934_592_u64, "uptime": 3600,
-                        "ssl_fingerprint": "00:11",
+                        "maxcpu": n.cpus, "maxmem": n.memory_total,
+                        "mem": ctx.st.node_memory_used(name), "cpu": CPU_LOAD,
+                        "uptime": 3600, "ssl_fingerprint": "00:11",
                     })
                 })
                 .collect(),
         ),
+        ("GET", "/nodes/{node}/status") => node_status(ctx),
         ("GET", "/nodes/{node}/network") => {
             let node = ctx.node()?;
             let filter = ctx.p.str("type").map(str::to_string);
@@ -57,6 +61,57 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
             format!("Method '{method} {template}' not implemented"),
         )),
     }
+}
+
+/// Every node's CPU load.
+const CPU_LOAD: f64 = 0.03;
+
+/// `GET /nodes/{node}/status`: every key the schema lists (9.x adds
+/// `memory.available`), plus `uptime`, `swap`, `ksm` and `kversion` that
+/// Proxmox also sends.
+fn node_status(ctx: &Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let n = &ctx.st.nodes[&node];
+    let used = ctx.st.node_memory_used(&node);
+    let free = n.memory_total - used;
+    let mut memory = json!({ "total": n.memory_total, "used": used, "free": free });
+    if ctx.st.version >= PveVersion::V9_1
+        && let Some(m) = memory.as_object_mut()
+    {
+        m.insert("available".into(), Value::from(free));
+    }
+    let (kernel, pve) = match ctx.st.version {
+        PveVersion::V8_4 => ("6.8.12-9-pve", "pve-manager/8.4.1/2a5fa54a8503f96d"),
+        PveVersion::V9_1 => ("6.17.2-1-pve", "pve-manager/9.1.2/9d436f37a0ac4172"),
+    };
+    let disk_total: u64 = 100 << 30;
+    let disk_used: u64 = 8 << 30;
+    Ok(json!({
+        "memory": memory,
+        "swap": { "total": 8_u64 << 30, "used": 0, "free": 8_u64 << 30 },
+        "cpu": CPU_LOAD,
+        "cpuinfo": {
+            "cpus": n.cpus, "cores": n.cpus.div_ceil(2), "sockets": 1,
+            "model": "Simulated CPU", "mhz": "2400.000", "hvm": "1",
+            "flags": "fpu vme de pse tsc msr pae", "user_hz": 100,
+        },
+        "loadavg": ["0.12", "0.08", "0.05"],
+        "uptime": 3600,
+        "idle": 0,
+        "wait": 0.0,
+        "ksm": { "shared": 0 },
+        "rootfs": {
+            "total": disk_total, "used": disk_used,
+            "free": disk_total - disk_used, "avail": disk_total - disk_used,
+        },
+        "kversion": format!("Linux {kernel} #1 SMP PREEMPT_DYNAMIC PMX"),
+        "current-kernel": {
+            "sysname": "Linux", "release": kernel, "machine": "x86_64",
+            "version": "#1 SMP PREEMPT_DYNAMIC PMX",
+        },
+        "boot-info": { "mode": "efi", "secureboot": 0 },
+        "pveversion": pve,
+    }))
 }
 
 fn cluster_status(ctx: &Ctx<'_>) -> Reply {

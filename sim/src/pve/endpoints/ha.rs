@@ -1,10 +1,14 @@
 //! HA resources under `/cluster/ha/resources`: add, list, read, update,
-//! remove. A bare VMID is resolved to `ct:`/`vm:` like Proxmox does.
+//! remove. A bare VMID is resolved to `ct:`/`vm:` like Proxmox does. The
+//! simulator has no HA groups: on 9.x, where groups became HA rules, a
+//! `group` on add or update is refused as Proxmox refuses it once the
+//! groups are migrated; 8.x takes any group name.
 
 use serde_json::{Map, Value};
 
 use super::{Ctx, list};
 use crate::pve::error::{ApiError, Reply};
+use crate::pve::schema::PveVersion;
 
 const CONTROL: &[&str] = &["sid", "digest", "delete", "purge"];
 
@@ -32,7 +36,9 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
         ("PUT", "/cluster/ha/resources/{sid}") => update(ctx),
         ("DELETE", "/cluster/ha/resources/{sid}") => {
             let sid = canonical(ctx)?;
-            ctx.st.ha.remove(&sid).ok_or_else(|| no_such(&sid))?;
+            ctx.st.ha.remove(&sid).ok_or_else(|| {
+                ApiError::fail(format!("cannot delete service '{sid}', not HA managed!"))
+            })?;
             Ok(Value::Null)
         }
         _ => Err(ApiError::status(
@@ -40,6 +46,16 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
             format!("Method '{method} {template}' not implemented"),
         )),
     }
+}
+
+/// 9.x: groups are HA rules now.
+fn no_groups(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    if ctx.st.version >= PveVersion::V9_1 && ctx.p.has("group") {
+        return Err(ApiError::fail(
+            "invalid parameter 'group': ha groups have been migrated to rules",
+        ));
+    }
+    Ok(())
 }
 
 fn no_such(sid: &str) -> ApiError {
@@ -81,12 +97,15 @@ fn create(ctx: &mut Ctx<'_>) -> Reply {
             format!("type mismatch - '{t}' does not match '{sid}'"),
         ));
     }
+    no_groups(ctx)?;
     if kind == "ct"
         && !id
             .parse::<u32>()
             .is_ok_and(|v| ctx.st.guests.contains_key(&v))
     {
-        return Err(ApiError::fail(format!("CT {id} does not exist")));
+        return Err(ApiError::fail(format!(
+            "resource '{sid}' does not exist in cluster"
+        )));
     }
     if ctx.st.ha.contains_key(&sid) {
         return Err(ApiError::fail(format!(
@@ -107,6 +126,7 @@ fn create(ctx: &mut Ctx<'_>) -> Reply {
 
 fn update(ctx: &mut Ctx<'_>) -> Reply {
     let sid = canonical(ctx)?;
+    no_groups(ctx)?;
     let mut o = ctx.st.ha.get(&sid).cloned().ok_or_else(|| no_such(&sid))?;
     for k in ctx.p.delete_list() {
         o.remove(&k);

@@ -1,6 +1,8 @@
 //! Containers under `/nodes/{node}/lxc`: list, create (a `vzcreate` task),
-//! config read/update, status, start/stop/shutdown, destroy. VMIDs are
-//! unique across the cluster; config reads back as Proxmox stores it.
+//! config read/update, disk resize (a `resize` task; shrinking and the
+//! same size are refused before it starts, as in Proxmox), status,
+//! start/stop/shutdown, destroy. VMIDs are unique across the cluster;
+//! config reads back as Proxmox stores it.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{Ctx, list};
 use crate::pve::error::{ApiError, Reply};
 use crate::pve::schema::{Kind, rules};
-use crate::pve::state::{Effect, Guest, PowerState, Volume};
+use crate::pve::state::{Effect, Guest, PowerState, Volume, format_size, parse_size};
 
 /// Create-only parameters that are not stored in the config.
 const NOT_STORED: &[&str] = &[
@@ -44,6 +46,7 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
         ("DELETE", "/{vmid}") => destroy(ctx),
         ("GET", "/{vmid}/config") => get_config(ctx),
         ("PUT", "/{vmid}/config") => put_config(ctx),
+        ("PUT", "/{vmid}/resize") => resize(ctx),
         ("GET", "/{vmid}/status/current") => status(ctx),
         ("POST", "/{vmid}/status/start") => power(ctx, "vzstart", PowerState::Running),
         ("POST", "/{vmid}/status/stop") => power(ctx, "vzstop", PowerState::Stopped),
@@ -303,20 +306,27 @@ fn put_config(ctx: &mut Ctx<'_>) -> Reply {
     let vmid = ctx.vmid()?;
     let g = guest(ctx, &node, vmid)?;
     not_locked(g, vmid)?;
-    if let Some(d) = ctx.p.str("digest")
-        && d != config_digest(&g.config)
-    {
-        return Err(ApiError::fail(
-            "detected modified configuration - file changed by other user? Try again.",
-        ));
-    }
+    check_digest(ctx, g)?;
     let mut config = g.config.clone();
     for key in ctx.p.delete_list() {
-        if key == "rootfs" {
+        if ctx.p.has(&key) {
             return Err(ApiError::param(
                 "delete",
-                format!("unable to delete '{key}'"),
+                format!("you can't use '-{key}' and -delete {key}' at the same time"),
             ));
+        }
+        match key.as_str() {
+            "memory" | "rootfs" | "ostype" => {
+                return Err(ApiError::fail(format!(
+                    "unable to delete required option '{key}'"
+                )));
+            }
+            "unprivileged" => {
+                return Err(ApiError::fail(format!(
+                    "unable to delete read-only option: '{key}'"
+                )));
+            }
+            _ => {}
         }
         config.remove(&key);
     }
@@ -341,6 +351,71 @@ fn put_config(ctx: &mut Ctx<'_>) -> Reply {
     }
     ctx.st.vmlist_version += 1;
     Ok(Value::Null)
+}
+
+/// Refuse a write whose `digest` is not the config's.
+fn check_digest(ctx: &Ctx<'_>, g: &Guest) -> Result<(), ApiError> {
+    match ctx.p.str("digest") {
+        Some(d) if d != config_digest(&g.config) => Err(ApiError::fail(
+            "detected modified configuration - file changed by other user? Try again.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `PUT .../resize`: `+SIZE` grows by, `SIZE` grows to (`K`/`M`/`G`/`T`,
+/// bytes without a unit). The checks run before the task starts; the new
+/// size is written when it ends.
+fn resize(ctx: &mut Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let vmid = ctx.vmid()?;
+    let disk = ctx.s("disk")?;
+    let size = ctx.s("size")?;
+    let g = guest(ctx, &node, vmid)?;
+    not_locked(g, vmid)?;
+    check_digest(ctx, g)?;
+    let value = g
+        .config
+        .get(&disk)
+        .ok_or_else(|| ApiError::fail(format!("unable to parse volume ID '{disk}'")))?;
+    let current = value
+        .split(',')
+        .find_map(|o| o.strip_prefix("size="))
+        .and_then(parse_size)
+        .ok_or_else(|| {
+            let volume = value.split(',').next().unwrap_or_default();
+            ApiError::fail(format!(
+                "Could not determine current size of volume '{volume}'"
+            ))
+        })?;
+    let (relative, amount) = match size.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, size.as_str()),
+    };
+    let amount = parse_size(amount).ok_or_else(|| ApiError::fail("invalid size string"))?;
+    let wanted = if relative {
+        current.saturating_add(amount)
+    } else {
+        amount
+    };
+    if wanted < current {
+        return Err(ApiError::fail("unable to shrink disk size"));
+    }
+    if wanted == current {
+        return Err(ApiError::fail("disk is already at specified size"));
+    }
+    let upid = ctx.st.start_task(
+        &node,
+        "resize",
+        &vmid.to_string(),
+        ctx.user,
+        Effect::Resize {
+            vmid,
+            disk,
+            size: format_size(wanted),
+        },
+    );
+    Ok(Value::from(upid))
 }
 
 fn status(ctx: &mut Ctx<'_>) -> Reply {
