@@ -35,6 +35,7 @@ fn cluster() -> Desired {
             (role, choice)
         })
         .collect(),
+        ..Desired::default()
     }
 }
 
@@ -313,6 +314,7 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
             hostname: Some("olvn1001-router".into()),
             running: true,
             marker: Some(marker),
+            config: BTreeMap::new(),
         },
     );
     observed

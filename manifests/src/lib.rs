@@ -40,8 +40,8 @@ pub use set::ManifestSet;
 pub use sourced::Sourced;
 pub use spec::{
     ApplianceRole, ApplianceSpec, BackplaneSpec, CertificateRole, CertificateSpec, ClusterDefaults,
-    ClusterSpec, IngressRule, LogLevel, LxcSpec, NodeSpec, PlacementPolicy, Protocol, Reference,
-    SecretSpec, SecretType, SectorSpec, SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec,
-    SubnetSpec,
+    ClusterSpec, HaResourceState, HaSpec, IngressRule, LogLevel, LxcSpec, NodeSpec,
+    PlacementPolicy, PowerState, Protocol, Reference, SecretSpec, SecretType, SectorSpec,
+    SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec,
 };
 pub use text::{Alias, Comment, CommonName, Description};

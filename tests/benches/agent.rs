@@ -209,6 +209,14 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
 
     idle_minute(&lab, "resync every 60 s (default)");
+    // `ORBITLAB_BENCH_LOGS=FILE` keeps the agents' logs of the idle minute
+    // (with `ORBITLAB_TEST_AGENT_LOG=debug`, what each resync did).
+    if let Some(file) = std::env::var_os("ORBITLAB_BENCH_LOGS") {
+        std::fs::write(file, lab.agent_logs()).expect("write the agents' logs");
+        if std::env::var_os("ORBITLAB_BENCH_IDLE_ONLY").is_some() {
+            return;
+        }
+    }
     // The same without a resync in the minute: the cost of polling alone.
     lab.stop_agents();
     lab.options.resync = Duration::from_secs(3600);

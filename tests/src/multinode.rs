@@ -268,7 +268,11 @@ impl MultiNode {
             .env("ORBITLAB_PCT", &self.programs.pct)
             .env("ORBITLAB_SIM_URL", self.sim.origin())
             .env("ORBITLAB_NODE", node)
-            .env("ORBITLAB_LOG", "info")
+            // `ORBITLAB_TEST_AGENT_LOG=debug` for a closer look at a test's agents.
+            .env(
+                "ORBITLAB_LOG",
+                std::env::var("ORBITLAB_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("ORBITLAB_ROOT")
             .stdin(Stdio::null())
             .stdout(out)

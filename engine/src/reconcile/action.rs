@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use orbitlab_manifests::{ApplianceRole, Name, NodeName};
+use orbitlab_manifests::{ApplianceRole, HaResourceState, Name, NodeName};
 
 use super::ObjectRef;
 use super::ids::{Marker, SectorTag};
@@ -46,6 +46,57 @@ pub struct NicPlan {
     pub address: AddressRef,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
+    /// MTU of the interface (instances: the Backplane MTU).
+    pub mtu: Option<u32>,
+}
+
+/// Which address of a pool an allocation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressChoice {
+    /// The next free ordinary address.
+    Next,
+    /// The role's fixed address (`.1`, `.2`).
+    Role(ApplianceRole),
+    /// This ordinary address (an instance's declared `address`).
+    Fixed(Ipv4Addr),
+}
+
+/// The settings of an instance's container beyond an appliance's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestPlan {
+    /// The Sector DNS.
+    pub nameserver: Ipv4Addr,
+    /// `<sector>.orbitlab.internal`.
+    pub searchdomain: String,
+    pub onboot: bool,
+    /// Start it once created.
+    pub start: bool,
+    /// `authorized_keys` lines for root (public halves only).
+    pub ssh_public_keys: Option<String>,
+    /// The Secret holding root's password: its value is read from the
+    /// vault when the step runs and sent only in the request body.
+    pub password: Option<Name>,
+    /// The template, recorded in the description (Proxmox keeps no
+    /// trace of it) so that a change of template is recognised.
+    pub template_note: String,
+}
+
+/// One owned config key that differs from the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub key: String,
+    pub want: String,
+    /// `None`: the key is missing.
+    pub have: Option<String>,
+}
+
+/// Owned config keys to set on a container (`PUT .../config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatePlan {
+    pub marker: Marker,
+    pub vmid: Vmid,
+    pub node: NodeName,
+    pub differences: Vec<Difference>,
 }
 
 /// A container to create.
@@ -60,6 +111,9 @@ pub struct ContainerPlan {
     pub memory_mib: u32,
     pub cores: u32,
     pub nics: Vec<NicPlan>,
+    /// For an instance: DNS, boot, access and start settings; `None` for
+    /// an appliance (started, on boot, no access).
+    pub guest: Option<GuestPlan>,
 }
 
 /// A file to place in a container.
@@ -163,14 +217,40 @@ pub enum Action {
         owner: ObjectRef,
         pool: PoolRef,
         holder: Owner,
-        /// The role's fixed address (`.1`, `.2`) instead of the next free.
-        fixed: Option<ApplianceRole>,
+        choice: AddressChoice,
     },
     CreateContainer(Box<ContainerPlan>),
     StartContainer {
         marker: Marker,
         vmid: Vmid,
         node: NodeName,
+    },
+    StopContainer {
+        marker: Marker,
+        vmid: Vmid,
+        node: NodeName,
+    },
+    /// Sets the owned keys that differ (a changed manifest, or a change
+    /// made outside OrbitLab).
+    UpdateContainer(Box<UpdatePlan>),
+    /// Grows the root disk to `gib` (never shrinks).
+    ResizeDisk {
+        marker: Marker,
+        vmid: Vmid,
+        node: NodeName,
+        gib: u32,
+    },
+    /// Registers the container as a Proxmox HA resource (`ct:<vmid>`).
+    AddHa {
+        marker: Marker,
+        vmid: Vmid,
+        state: HaResourceState,
+        group: Option<Name>,
+    },
+    /// Removes the container's HA resource.
+    RemoveHa {
+        owner: ObjectRef,
+        vmid: Vmid,
     },
     Configure(Box<ConfigurePlan>),
 }
@@ -187,7 +267,9 @@ pub(crate) enum Phase {
     Release,
     Allocate,
     Create,
+    Change,
     Start,
+    Ha,
     Configure,
 }
 
@@ -214,7 +296,12 @@ impl Action {
             | Allocate { owner, .. } => Some(owner.clone()),
             ApplySdn => None,
             CreateContainer(plan) => Some(part(&plan.marker)),
-            StartContainer { marker, .. } => Some(part(marker)),
+            StartContainer { marker, .. }
+            | StopContainer { marker, .. }
+            | ResizeDisk { marker, .. }
+            | AddHa { marker, .. } => Some(part(marker)),
+            UpdateContainer(plan) => Some(part(&plan.marker)),
+            RemoveHa { owner, .. } => Some(owner.clone()),
             Configure(plan) => Some(part(&plan.marker)),
         }
     }
@@ -254,7 +341,12 @@ impl Action {
             | DeleteZone { .. }
             | ApplySdn
             | CreateContainer(_)
-            | StartContainer { .. } => true,
+            | StartContainer { .. }
+            | StopContainer { .. }
+            | UpdateContainer(_)
+            | ResizeDisk { .. }
+            | AddHa { .. }
+            | RemoveHa { .. } => true,
         }
     }
 
@@ -267,7 +359,7 @@ impl Action {
         use Action::*;
         match self {
             ReserveTag { .. } => Phase::Reserve,
-            DestroyContainer { .. } => Phase::Destroy,
+            RemoveHa { .. } | DestroyContainer { .. } => Phase::Destroy,
             DeleteSubnet { .. } | DeleteVnet { .. } | DeleteZone { .. } => Phase::SdnDelete,
             CreateController { .. }
             | UpdateController { .. }
@@ -279,7 +371,9 @@ impl Action {
             ReleaseAddresses { .. } | ReleaseTag { .. } | ForgetStatus(_) => Phase::Release,
             Allocate { .. } => Phase::Allocate,
             CreateContainer(_) => Phase::Create,
-            StartContainer { .. } => Phase::Start,
+            UpdateContainer(_) | ResizeDisk { .. } => Phase::Change,
+            StartContainer { .. } | StopContainer { .. } => Phase::Start,
+            AddHa { .. } => Phase::Ha,
             Configure(_) => Phase::Configure,
         }
     }
@@ -290,6 +384,9 @@ impl Action {
         use Action::*;
         match self {
             DeleteSubnet { .. } | CreateController { .. } | UpdateController { .. } => 0,
+            // An HA resource goes before its container (HA would start it again).
+            RemoveHa { .. } => 0,
+            DestroyContainer { .. } => 1,
             DeleteVnet { .. } | CreateZone { .. } | UpdateZone { .. } => 1,
             DeleteZone { .. } | CreateVnet { .. } => 2,
             CreateSubnet { .. } => 3,
@@ -394,7 +491,7 @@ impl fmt::Display for Action {
             DeleteVnet { id, .. } => write!(f, "delete vnet {id}"),
             DeleteZone { id, .. } => write!(f, "delete zone {id}"),
             ApplySdn => write!(f, "apply pending SDN changes (PUT /cluster/sdn)"),
-            ReleaseAddresses { owner } => write!(f, "release IPAM addresses of {owner}/*"),
+            ReleaseAddresses { owner } => write!(f, "release IPAM addresses of {owner}"),
             ForgetStatus(object) => {
                 write!(
                     f,
@@ -406,20 +503,25 @@ impl fmt::Display for Action {
             Allocate {
                 pool,
                 holder,
-                fixed,
+                choice,
                 ..
-            } => match fixed {
-                Some(ApplianceRole::Gateway) => write!(
+            } => match choice {
+                AddressChoice::Fixed(addr) => write!(
+                    f,
+                    "allocate {addr} of {} ({}) to {holder}",
+                    pool.id, pool.cidr
+                ),
+                AddressChoice::Role(ApplianceRole::Gateway) => write!(
                     f,
                     "allocate the gateway address (.1) of {} ({}) to {holder}",
                     pool.id, pool.cidr
                 ),
-                Some(ApplianceRole::Dns) => write!(
+                AddressChoice::Role(ApplianceRole::Dns) => write!(
                     f,
                     "allocate the DNS address (.2) of {} ({}) to {holder}",
                     pool.id, pool.cidr
                 ),
-                None => write!(
+                AddressChoice::Next => write!(
                     f,
                     "allocate next free address of {} ({}) to {holder}",
                     pool.id, pool.cidr
@@ -427,7 +529,12 @@ impl fmt::Display for Action {
             },
             CreateContainer(plan) => write!(
                 f,
-                "create and start container {} on {} ({} MiB, {}) for {}: {}",
+                "create {}container {} on {} ({} MiB, {}) for {}: {}",
+                if plan.guest.as_ref().is_none_or(|g| g.start) {
+                    "and start "
+                } else {
+                    ""
+                },
                 plan.hostname,
                 plan.node,
                 plan.memory_mib,
@@ -441,6 +548,41 @@ impl fmt::Display for Action {
                     .join(" ")
             ),
             StartContainer { vmid, node, .. } => write!(f, "start container {vmid} on {node}"),
+            StopContainer { vmid, node, .. } => write!(f, "stop container {vmid} on {node}"),
+            UpdateContainer(plan) => write!(
+                f,
+                "set {} of container {} on {}",
+                plan.differences
+                    .iter()
+                    .map(|d| format!(
+                        "{} (want {}, have {})",
+                        d.key,
+                        d.want,
+                        d.have.as_deref().unwrap_or("none")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                plan.vmid,
+                plan.node
+            ),
+            ResizeDisk {
+                vmid, node, gib, ..
+            } => write!(
+                f,
+                "grow the root disk of container {vmid} on {node} to {gib} GiB"
+            ),
+            AddHa {
+                vmid, state, group, ..
+            } => write!(
+                f,
+                "register container {vmid} as HA resource ct:{vmid} state={}{}",
+                state.as_str(),
+                group
+                    .as_ref()
+                    .map(|g| format!(" group={g}"))
+                    .unwrap_or_default()
+            ),
+            RemoveHa { vmid, .. } => write!(f, "remove HA resource ct:{vmid}"),
             Configure(plan) => write!(
                 f,
                 "push {} into container {} on {} and reload ({})",

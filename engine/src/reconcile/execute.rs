@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use orbitlab_manifests::ApplianceRole;
+use orbitlab_manifests::HaResourceState;
 
-use super::action::{Action, AddressRef, ContainerPlan, NicPlan, ZoneConfig};
+use super::action::{Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, ZoneConfig};
+use super::controllers::held_by;
 use super::ids::{self, GUEST_TAG};
 use super::plan::Plan;
 use super::{ObjectRef, ReconcileError};
@@ -21,7 +22,8 @@ use crate::host::ContainerHost;
 use crate::ipam::{IpamSession, Owner, Pool, PoolId};
 use crate::pve::SdnSpec;
 use crate::pve::{
-    self, ApiErrorKind, LxcCreate, Pve, SdnCollection, SdnLockToken, SdnTransaction, Vmid,
+    self, ApiErrorKind, LxcCreate, LxcUpdate, Pve, SdnCollection, SdnLockToken, SdnTransaction,
+    Vmid,
 };
 use crate::store::{Lock, LockGuard, Store};
 
@@ -278,18 +280,18 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         Action::Allocate {
             pool: p,
             holder,
-            fixed,
+            choice,
             ..
         } => {
             let pool = pool(&p.id, p.cidr)?;
             let mut session = IpamSession::begin(ctx.store)?;
-            match fixed {
-                Some(role) => session.allocate_role(&pool, *role, holder)?,
-                None => session.allocate_next(&pool, holder)?,
+            match choice {
+                AddressChoice::Role(role) => session.allocate_role(&pool, *role, holder)?,
+                AddressChoice::Fixed(addr) => session.allocate_specific(&pool, *addr, holder)?,
+                AddressChoice::Next => session.allocate_next(&pool, holder)?,
             };
         }
         Action::ReleaseAddresses { owner } => {
-            let prefix = format!("{owner}/");
             let mut session = IpamSession::begin(ctx.store)?;
             for id in session.pools()? {
                 let Some(pool) = session.recorded_pool(&id)? else {
@@ -298,7 +300,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
                 let owners: BTreeSet<Owner> = session
                     .list(&pool)?
                     .into_values()
-                    .filter(|o| o.as_str().starts_with(prefix.as_str()))
+                    .filter(|o| held_by(o, owner))
                     .collect();
                 for owner in owners {
                     session.release_owner(&pool, &owner)?;
@@ -310,18 +312,73 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         }
         Action::CreateContainer(plan) => {
             let vmid = create_container(ctx, plan)?;
-            let role = plan.marker.role.map_or("container", ApplianceRole::as_str);
+            let prefix = output_prefix(&plan.marker);
             let outputs = outcome
                 .outputs
                 .entry(ObjectRef::new(plan.marker.kind, &plan.marker.name))
                 .or_default();
-            outputs.insert(format!("{role}/vmid"), vmid.to_string());
-            outputs.insert(format!("{role}/node"), plan.node.to_string());
+            outputs.insert(format!("{prefix}vmid"), vmid.to_string());
+            outputs.insert(format!("{prefix}node"), plan.node.to_string());
         }
         Action::StartContainer { vmid, node, .. } => {
             let upid = pve.lxc_start(node.as_str(), vmid.get())?;
             pve.wait_task(&upid, ctx.task_deadline)?;
         }
+        Action::StopContainer { vmid, node, .. } => {
+            let upid = pve.lxc_stop(node.as_str(), vmid.get())?;
+            pve.wait_task(&upid, ctx.task_deadline)?;
+        }
+        Action::UpdateContainer(plan) => {
+            let update = LxcUpdate {
+                set: plan
+                    .differences
+                    .iter()
+                    .map(|d| (d.key.clone(), d.want.clone()))
+                    .collect(),
+                ..LxcUpdate::default()
+            };
+            pve.lxc_update(plan.node.as_str(), plan.vmid.get(), &update)?;
+            let outputs = outcome
+                .outputs
+                .entry(ObjectRef::new(plan.marker.kind, &plan.marker.name))
+                .or_default();
+            let at = crate::status::rfc3339(std::time::SystemTime::now());
+            for d in &plan.differences {
+                outputs.insert(
+                    format!("{}{}", super::statuses::SET_PREFIX, d.key),
+                    format!(
+                        "{} (was {}) at {at}",
+                        d.want,
+                        d.have.as_deref().unwrap_or("unset")
+                    ),
+                );
+            }
+        }
+        Action::ResizeDisk {
+            vmid, node, gib, ..
+        } => {
+            let upid = pve.lxc_resize(node.as_str(), vmid.get(), "rootfs", *gib)?;
+            pve.wait_task(&upid, ctx.task_deadline)?;
+        }
+        Action::AddHa {
+            vmid, state, group, ..
+        } => {
+            pve.ha_add(&pve::HaResourceAdd {
+                vmid: vmid.get(),
+                state: match state {
+                    HaResourceState::Started => pve::HaState::Started,
+                    HaResourceState::Stopped => pve::HaState::Stopped,
+                },
+                group: group.as_ref().map(ToString::to_string),
+                comment: Some(
+                    action
+                        .object()
+                        .map(|o| format!("orbitlab:{o}"))
+                        .unwrap_or_default(),
+                ),
+            })?;
+        }
+        Action::RemoveHa { vmid, .. } => pve.ha_remove(&format!("ct:{vmid}"))?,
         Action::Configure(plan) => {
             let (node, vmid) = (plan.node.as_str(), plan.vmid.get());
             for file in &plan.files {
@@ -352,6 +409,26 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
         .enumerate()
         .map(|(i, nic)| Ok((i as u8, net_value(ctx, i, nic)?)))
         .collect::<Result<BTreeMap<u8, String>, ReconcileError>>()?;
+    // An instance's root password: read from the vault only now, sent
+    // only in the request body.
+    let password = match plan.guest.as_ref().and_then(|g| g.password.as_ref()) {
+        Some(secret) => {
+            let path = secret.as_ref().parse().map_err(|e| {
+                ReconcileError::Internal(format!("Secret {secret} names no vault path: {e}"))
+            })?;
+            let value = crate::vault::Vault::new(ctx.store.clone())
+                .get(&path)
+                .map_err(|e| ReconcileError::Internal(format!("Secret {secret}: {e}")))?
+                .value;
+            let text = value.expose_str().ok_or_else(|| {
+                ReconcileError::Internal(format!(
+                    "Secret {secret} is not text, so it cannot be a password"
+                ))
+            })?;
+            Some(pve::Secret::new(text))
+        }
+        None => None,
+    };
     let _lock = ctx.store.lock(Lock::Vmid.name())?;
     let mut last_error = None;
     for _ in 0..3 {
@@ -373,15 +450,16 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
             rootfs: Some(format!("{}:{}", plan.storage, plan.disk_gib)),
             nets: nets.clone(),
             tags: Some(GUEST_TAG.into()),
-            description: Some(format!(
-                "{}\nManaged by OrbitLab: changes here are overwritten.",
-                plan.marker
-            )),
+            description: Some(description(plan)),
             unprivileged: Some(true),
-            onboot: Some(true),
+            onboot: Some(plan.guest.as_ref().is_none_or(|g| g.onboot)),
             // Started by the create task itself: one task and one pass
             // fewer than a separate start.
-            start: Some(true),
+            start: Some(plan.guest.as_ref().is_none_or(|g| g.start)),
+            nameserver: plan.guest.as_ref().map(|g| g.nameserver.to_string()),
+            searchdomain: plan.guest.as_ref().map(|g| g.searchdomain.clone()),
+            ssh_public_keys: plan.guest.as_ref().and_then(|g| g.ssh_public_keys.clone()),
+            password: password.clone(),
             ..LxcCreate::default()
         };
         match ctx.pve.lxc_create(plan.node.as_str(), &request) {
@@ -396,7 +474,26 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
     Err(last_error.map_or_else(|| ReconcileError::Internal("no VMID".into()), Into::into))
 }
 
-/// `name=eth<index>,bridge=olvn1001,ip=172.16.0.1/24[,gw=...]`.
+/// The description a container is created with: its marker, then (for an
+/// instance) the template it was made from.
+pub(crate) fn description(plan: &ContainerPlan) -> String {
+    let mut text = format!("{}\n", plan.marker);
+    if let Some(guest) = &plan.guest {
+        text.push_str(&format!("{}\n", guest.template_note));
+    }
+    text.push_str("Managed by OrbitLab: changes here are overwritten.");
+    text
+}
+
+/// The status outputs' prefix of a container: its role (`gateway/`), or
+/// none for an object's only container (an instance).
+pub(crate) fn output_prefix(marker: &super::ids::Marker) -> String {
+    marker
+        .role
+        .map_or_else(String::new, |r| format!("{}/", r.as_str()))
+}
+
+/// `name=eth<index>,bridge=olvn1001,ip=172.16.0.1/24[,gw=...][,mtu=...]`.
 fn net_value(ctx: &Context<'_>, index: usize, nic: &NicPlan) -> Result<String, ReconcileError> {
     let address: Ipv4Addr = match &nic.address {
         AddressRef::Known(addr) => *addr,
@@ -416,6 +513,9 @@ fn net_value(ctx: &Context<'_>, index: usize, nic: &NicPlan) -> Result<String, R
     );
     if let Some(gw) = nic.gateway {
         value.push_str(&format!(",gw={gw}"));
+    }
+    if let Some(mtu) = nic.mtu {
+        value.push_str(&format!(",mtu={mtu}"));
     }
     Ok(value)
 }

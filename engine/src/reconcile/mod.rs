@@ -163,8 +163,11 @@ impl Reconciler<'_> {
     fn plan_with(
         &self,
         desired: &Desired,
-        observed: Observed,
+        mut observed: Observed,
     ) -> Result<(Plan, Observed), ReconcileError> {
+        if self.options.scope == Scope::Cluster {
+            observe::instance_inputs(self.pve, self.store, desired, &mut observed)?;
+        }
         let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();
@@ -229,6 +232,9 @@ impl Reconciler<'_> {
                 .extend(after.0.blocked.iter().map(|(k, v)| (k.clone(), v.clone())));
             report.ready = after.0.ready().into_iter().collect();
             report.progressing = outcome.deferred.clone();
+            report
+                .progressing
+                .extend(after.0.waiting.iter().map(|(k, v)| (k.clone(), v.clone())));
             let waiting_only = after.0.actions.iter().all(|a| {
                 a.object().is_some_and(|o| {
                     outcome.deferred.contains_key(&o) || outcome.failed.contains_key(&o)

@@ -35,8 +35,8 @@ use super::ObjectRef;
 use super::ReconcileError;
 use super::ids::{GUEST_TAG, Marker};
 use super::observed::{
-    ContainerObs, ControllerObs, NodeObs, Observed, Pending, SubnetObs, UnrecognizedSdn, Uplink,
-    VnetObs, ZoneObs,
+    ContainerObs, ControllerObs, HaObs, NodeLoad, NodeObs, OWNED_KEYS, Observed, Pending,
+    SubnetObs, UnrecognizedSdn, Uplink, VnetObs, ZoneObs,
 };
 use super::tags;
 use crate::ipam::{Owner, PoolId};
@@ -122,25 +122,43 @@ pub(super) fn observe_since(
                 continue;
             };
             let tagged = carries_tag(guest.tags.as_deref());
-            let known = earlier
-                .and_then(|e| e.containers.get(&vmid))
-                .filter(|c| c.node == node && c.hostname == guest.name && c.marker.is_some());
-            let marker = if let Some(known) = known {
-                known.marker.clone()
+            // An instance's config is compared with its manifest every
+            // pass, so it is never taken from the earlier observation
+            // (a hand edit changes no name); `.vmlist`'s version of it is
+            // what says it is unchanged.
+            let known = earlier.and_then(|e| e.containers.get(&vmid)).filter(|c| {
+                c.node == node
+                    && c.hostname == guest.name
+                    && c.marker.as_ref().is_some_and(|m| m.kind != Kind::Lxc)
+            });
+            let seen = if let Some(known) = known {
+                remembered::Guest {
+                    marker: known.marker.clone(),
+                    config: known.config.clone(),
+                }
             } else if !tagged {
-                None
-            } else if let Some(marker) =
-                remembered::marker(store.root(), &counters, node.as_str(), &guest)
+                remembered::Guest::default()
+            } else if let Some(kept) =
+                remembered::guest(store.root(), &counters, node.as_str(), &guest)
             {
-                marker
+                kept
             } else {
-                let marker = pve
-                    .lxc_config(node.as_str(), guest.vmid)?
-                    .description()
-                    .as_deref()
-                    .and_then(Marker::find_in);
-                remembered::keep_marker(store.root(), &counters, node.as_str(), &guest, &marker);
-                marker
+                let config = pve.lxc_config(node.as_str(), guest.vmid)?;
+                let marker = config.description().as_deref().and_then(Marker::find_in);
+                let owned = if marker.as_ref().is_some_and(|m| m.kind == Kind::Lxc) {
+                    OWNED_KEYS
+                        .iter()
+                        .filter_map(|k| Some((k.to_string(), config.get(k)?)))
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                let seen = remembered::Guest {
+                    marker,
+                    config: owned,
+                };
+                remembered::keep_guest(store.root(), &counters, node.as_str(), &guest, &seen);
+                seen
             };
             observed.containers.insert(
                 vmid,
@@ -148,7 +166,8 @@ pub(super) fn observe_since(
                     node: node.clone(),
                     hostname: guest.name.clone(),
                     running: guest.status == GuestState::Running,
-                    marker,
+                    marker: seen.marker,
+                    config: seen.config,
                 },
             );
         }
@@ -179,13 +198,100 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
         .collect();
     observed.statuses.clear();
-    for kind in [Kind::Cluster, Kind::Sector] {
-        for name in store.read_statuses(kind)?.into_keys() {
-            if let Some(name) = valid("status file name", &name) {
-                observed.statuses.insert(ObjectRef { kind, name });
+    observed.homes.clear();
+    for kind in super::controllers::reported() {
+        for (name, status) in store.read_statuses(kind)? {
+            let Some(name) = valid::<orbitlab_manifests::Name>("status file name", &name) else {
+                continue;
+            };
+            if kind == Kind::Lxc {
+                let vmid = status.outputs.get("vmid").and_then(|v| v.parse().ok());
+                let node = status.outputs.get("node").and_then(|n| n.parse().ok());
+                if let (Some(vmid), Some(node)) = (vmid, node) {
+                    observed.homes.insert(name.clone(), (vmid, node));
+                }
+            }
+            observed.statuses.insert(ObjectRef { kind, name });
+        }
+    }
+    Ok(())
+}
+
+/// What only instances need, read only when they need it (cluster-scoped
+/// passes): each online node's memory and CPUs while an instance waits to
+/// be placed; the HA resources while any instance is declared; the public
+/// halves of SSH keys and the presence of password secrets for instances
+/// still to be created (values are read from the vault only when the
+/// create step runs).
+pub(super) fn instance_inputs(
+    pve: &dyn Pve,
+    store: &Store,
+    desired: &super::Desired,
+    observed: &mut Observed,
+) -> Result<(), ReconcileError> {
+    if desired.instances.is_empty() {
+        return Ok(());
+    }
+    let unplaced: Vec<_> = desired
+        .instances
+        .iter()
+        .filter(|(name, _)| {
+            observed
+                .container(&Marker::object(Kind::Lxc, name))
+                .is_none()
+        })
+        .collect();
+    if !unplaced.is_empty() {
+        let online: Vec<NodeName> = observed
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.online)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for node in online {
+            let status = pve.node_status(node.as_str())?;
+            observed.loads.insert(
+                node,
+                NodeLoad {
+                    free_mib: status.free_mib(),
+                    total_mib: status.memory_total / (1024 * 1024),
+                    cpus: status.cpus,
+                },
+            );
+        }
+        let vault = crate::vault::Vault::new(store.clone());
+        let keys = crate::ssh::SshKeys::new(vault.clone());
+        for (_, spec) in &unplaced {
+            for key in &spec.ssh_keys {
+                let Ok(id) = key.as_ref().parse() else {
+                    continue;
+                };
+                // A missing key is told by its absence (the planner names it).
+                if let Ok(public) = keys.public_key(&id) {
+                    observed.ssh_public.insert(key.clone(), public);
+                }
+            }
+            if let Some(secret) = &spec.password
+                && let Ok(path) = secret.as_ref().parse()
+                && vault.exists(&path).unwrap_or(false)
+            {
+                observed.secrets.insert(secret.clone());
             }
         }
     }
+    let mut ha = BTreeMap::new();
+    for resource in pve.ha_resources()? {
+        if let Some(vmid) = resource.vmid().and_then(|v| Vmid::try_from(v).ok()) {
+            ha.insert(
+                vmid,
+                HaObs {
+                    state: resource.state,
+                    group: resource.group,
+                },
+            );
+        }
+    }
+    observed.ha = Some(ha);
     Ok(())
 }
 
@@ -531,7 +637,15 @@ mod remembered {
         hostname: Option<String>,
         version: u64,
         at: Instant,
-        marker: Option<Marker>,
+        guest: Guest,
+    }
+
+    /// What a guest's config says about it: OrbitLab's marker, and for an
+    /// instance the keys OrbitLab owns.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub(in crate::reconcile) struct Guest {
+        pub marker: Option<Marker>,
+        pub config: BTreeMap<String, String>,
     }
 
     static KEPT: Mutex<BTreeMap<PathBuf, Kept>> = Mutex::new(BTreeMap::new());
@@ -558,14 +672,14 @@ mod remembered {
             .map(|version| (version, Instant::now(), sdn.clone()));
     }
 
-    /// The marker kept for `guest` on `node`, if `.vmlist` still gives its
+    /// What was kept of `guest` on `node`, if `.vmlist` still gives its
     /// config that node and version and it still has the same name.
-    pub(super) fn marker(
+    pub(super) fn guest(
         root: &Path,
         counters: &Counters,
         node: &str,
         guest: &LxcStatus,
-    ) -> Option<Option<Marker>> {
+    ) -> Option<Guest> {
         let (listed_node, version) = counters.guests.as_ref()?.get(&guest.vmid)?;
         let kept = kept();
         let m = kept.get(root)?.markers.get(&guest.vmid)?;
@@ -574,17 +688,17 @@ mod remembered {
             && m.hostname == guest.name
             && m.version == *version
             && m.at.elapsed() < REUSE_FOR)
-            .then(|| m.marker.clone())
+            .then(|| m.guest.clone())
     }
 
-    /// Keeps the marker read from `guest`'s config after `counters` were
+    /// Keeps what was read from `guest`'s config after `counters` were
     /// read; forgets guests `.vmlist` no longer lists.
-    pub(super) fn keep_marker(
+    pub(super) fn keep_guest(
         root: &Path,
         counters: &Counters,
         node: &str,
         guest: &LxcStatus,
-        marker: &Option<Marker>,
+        seen: &Guest,
     ) {
         let vmid = guest.vmid;
         let Some(guests) = &counters.guests else {
@@ -602,7 +716,7 @@ mod remembered {
                         hostname: guest.name.clone(),
                         version: *version,
                         at: Instant::now(),
-                        marker: marker.clone(),
+                        guest: seen.clone(),
                     },
                 );
             }

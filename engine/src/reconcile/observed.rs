@@ -88,6 +88,45 @@ pub struct ContainerObs {
     pub hostname: Option<String>,
     pub running: bool,
     pub marker: Option<Marker>,
+    /// For an instance's container: the config keys OrbitLab owns
+    /// ([`OWNED_KEYS`]) as Proxmox stores them; empty for others.
+    pub config: BTreeMap<String, String>,
+}
+
+/// The keys of an instance container's config that OrbitLab owns: it
+/// compares them with the manifest every pass and restores them. Every
+/// other key is left as it is.
+pub const OWNED_KEYS: &[&str] = &[
+    "cores",
+    "memory",
+    "swap",
+    "rootfs",
+    "net0",
+    "nameserver",
+    "searchdomain",
+    "onboot",
+    "hostname",
+    "description",
+];
+
+/// Memory and CPUs of an online node (`GET /nodes/{node}/status`), for
+/// placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// Free memory, MiB.
+    pub free_mib: u64,
+    /// Total memory, MiB.
+    pub total_mib: u64,
+    /// CPU threads.
+    pub cpus: u32,
+}
+
+/// A Proxmox HA resource of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaObs {
+    /// `started`, `stopped`, ... as Proxmox reports it.
+    pub state: Option<String>,
+    pub group: Option<String>,
 }
 
 /// An SDN object Proxmox reported whose id breaks the rules OrbitLab knows
@@ -126,6 +165,22 @@ pub struct Observed {
     pub pushed: BTreeMap<Vmid, String>,
     /// Objects that have a status file.
     pub statuses: BTreeSet<ObjectRef>,
+    /// Where each instance's container was last seen (its status): VMID
+    /// and node. An instance whose node is offline is waited for there,
+    /// never made again elsewhere.
+    pub homes: BTreeMap<orbitlab_manifests::Name, (Vmid, NodeName)>,
+    /// Each online node's memory and CPUs; read only while an instance
+    /// waits to be placed.
+    pub loads: BTreeMap<NodeName, NodeLoad>,
+    /// HA resources of containers, by VMID; `None` when not read (no
+    /// instance is declared).
+    pub ha: Option<BTreeMap<Vmid, HaObs>>,
+    /// Public halves of the SSH keys that instances still to be created
+    /// reference, by key name (absent: no such key in the vault).
+    pub ssh_public: BTreeMap<orbitlab_manifests::Name, String>,
+    /// Secrets that instances still to be created reference and that the
+    /// vault holds (names only; values are read when the step runs).
+    pub secrets: BTreeSet<orbitlab_manifests::Name>,
 }
 
 impl Observed {

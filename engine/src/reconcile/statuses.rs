@@ -14,6 +14,11 @@ use super::{Action, ObjectRef, Observed, Outcome, Plan, ReconcileError};
 use crate::status::{ConditionType, ObjectStatus};
 use crate::store::Store;
 
+/// Outputs under this prefix record owned config keys OrbitLab set on a
+/// container (`set/memory: 1024 (was 512) at ...`): kept from pass to pass,
+/// so a change made outside OrbitLab stays reported after it is reverted.
+pub(crate) const SET_PREFIX: &str = "set/";
+
 /// What one pass planned, did, and left.
 #[derive(Debug)]
 pub(super) struct Pass<'a> {
@@ -47,7 +52,10 @@ pub(super) fn write(store: &Store, node: &str, pass: &Pass<'_>) -> Result<(), Re
             .unwrap_or_default();
         status.node = Some(node.to_owned());
         status.updated = Some(crate::status::rfc3339(SystemTime::now()));
-        status.outputs = outputs;
+        let kept = std::mem::take(&mut status.outputs)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(SET_PREFIX));
+        status.outputs = kept.chain(outputs).collect();
         if let Some(extra) = pass.outcome.outputs.get(&object) {
             status.outputs.extend(extra.clone());
         }
@@ -75,7 +83,11 @@ fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, o
         status.set_condition(Ready, false, "StepFailed", error);
         status.set_condition(Progressing, false, "StepFailed", "retrying with backoff");
         status.set_condition(Failed, true, "StepFailed", error);
-    } else if let Some(waiting) = outcome.deferred.get(object) {
+    } else if let Some(waiting) = outcome
+        .deferred
+        .get(object)
+        .or_else(|| after.waiting.get(object))
+    {
         status.set_condition(Ready, false, "Waiting", waiting);
         status.set_condition(Progressing, true, "Waiting", waiting);
         status.set_condition(Failed, false, "Waiting", "");

@@ -66,6 +66,81 @@ pub struct LxcSpec {
     )]
     #[garde(skip)]
     pub address: Option<Ipv4Addr>,
+    /// `running` (default) or `stopped`: the power state OrbitLab keeps.
+    #[serde(default)]
+    #[garde(skip)]
+    pub state: PowerState,
+    /// Start the container when its node boots (default true).
+    #[serde(default = "yes")]
+    #[garde(skip)]
+    pub onboot: bool,
+    /// Register the container as a Proxmox HA resource; while HA manages
+    /// it, HA (not OrbitLab) decides where it runs and its power state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub ha: Option<HaSpec>,
+}
+
+/// The power state OrbitLab keeps an instance in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    /// Started, and started again when found stopped.
+    #[default]
+    Running,
+    /// Stopped, and stopped again when found running.
+    Stopped,
+}
+
+impl PowerState {
+    /// `running` or `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerState::Running => "running",
+            PowerState::Stopped => "stopped",
+        }
+    }
+}
+
+/// The state an HA resource is asked to keep.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum HaResourceState {
+    /// HA keeps it running, recovering it on another node when its node fails.
+    #[default]
+    Started,
+    /// HA keeps it stopped.
+    Stopped,
+}
+
+impl HaResourceState {
+    /// `started` or `stopped`, as Proxmox spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaResourceState::Started => "started",
+            HaResourceState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Proxmox HA for one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaSpec {
+    /// `started` (default) or `stopped`.
+    #[serde(default)]
+    pub state: HaResourceState,
+    /// An existing HA group (Datacenter → HA → Groups) restricting nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Name>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_cores() -> u16 {
@@ -94,6 +169,9 @@ impl LxcSpec {
             ssh_keys: Vec::new(),
             password: None,
             address: None,
+            state: PowerState::Running,
+            onboot: true,
+            ha: None,
         }
     }
 
@@ -103,6 +181,23 @@ impl LxcSpec {
                 "placement",
                 "set either node (pin to one node) or placement, not both",
             );
+        }
+        if let Some(ha) = &self.ha {
+            let agrees = matches!(
+                (ha.state, self.state),
+                (HaResourceState::Started, PowerState::Running)
+                    | (HaResourceState::Stopped, PowerState::Stopped)
+            );
+            if !agrees {
+                p.push(
+                    "ha.state",
+                    format!(
+                        "HA state {} contradicts state {}; while HA manages the instance it keeps the power state, so make them agree",
+                        ha.state.as_str(),
+                        self.state.as_str()
+                    ),
+                );
+            }
         }
         for (i, first) in duplicates(&self.ssh_keys, |k| k) {
             p.push(

@@ -26,7 +26,7 @@ use crate::names::Name;
 pub use appliance::{ApplianceRole, ApplianceSpec};
 pub use certificate::{CertificateRole, CertificateSpec};
 pub use cluster::{BackplaneSpec, ClusterDefaults, ClusterSpec};
-pub use lxc::LxcSpec;
+pub use lxc::{HaResourceState, HaSpec, LxcSpec, PowerState};
 pub use node::NodeSpec;
 pub use secret::{SecretSpec, SecretType};
 pub use sector::{IngressRule, Protocol, SectorSpec, SubnetSpec};

@@ -15,7 +15,8 @@
 //!   the simulated `pct` and the local HTTPS API on a loopback port each
 //!   (certificate `local/pve-ssl.pem`, issued by the simulated cluster's
 //!   CA);
-//! - an example Sector through `orbitlab apply --wait`, then one read of
+//! - an example Sector with an instance in it through `orbitlab apply
+//!   --wait`, then one read of
 //!   every agent's API with the sandbox token, verifying TLS with the CA;
 //!
 //! prints how to drive it with `orbitlab` and `curl` (the token's header in
@@ -519,7 +520,7 @@ fn step_agents(
     Ok(())
 }
 
-/// The example Sector, applied and waited for.
+/// The example Sector and an instance in it, applied and waited for.
 fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<()> {
     let examples = sb.dir.join("examples");
     std::fs::create_dir_all(&examples)?;
@@ -527,7 +528,12 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
     std::fs::write(
         &file,
         "# An example Sector: its own VXLAN network, a gateway and a DNS container.\n\
-         apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n",
+         apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n\
+         ---\n\
+         # An instance in it: a container placed by the cluster's policy, with an\n\
+         # address from the Sector's IPAM and the name app.web.orbitlab.internal.\n\
+         apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: app\nspec:\n  sector: web\n  \
+         template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  memory: 256\n",
     )?;
     println!("[6/7] orbitlab apply -f {} --wait", file.display());
     let started = Instant::now();
@@ -547,12 +553,12 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
     print_indented(&String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
         bail!(
-            "the example Sector did not become Ready; see the agents' logs in {}",
+            "the example Sector and instance did not become Ready; see the agents' logs in {}",
             sb.dir.join("logs").display()
         );
     }
     println!(
-        "      Sector web is Ready after {:.1} s",
+        "      Sector web and instance app are Ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -659,6 +665,10 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
     );
     println!("  ORBITLAB_ROOT={root} {cli} get /sectors");
     println!("  ORBITLAB_ROOT={root} {cli} get /sectors/web");
+    println!(
+        "  ORBITLAB_ROOT={root} {cli} get /lxc/app   # the example instance: node, VMID, address, FQDN, power"
+    );
+    println!("  ORBITLAB_ROOT={root} {cli} plan");
     println!("  ORBITLAB_ROOT={root} {cli} create /sectors --name shop --cidr 172.16.0.0/24");
     println!(
         "  ORBITLAB_ROOT={root} {cli} apply -f {} --wait",

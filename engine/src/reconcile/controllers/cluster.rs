@@ -12,7 +12,7 @@ use orbitlab_manifests::{ApplianceRole, ClusterSpec, Kind, Name, NodeName};
 use super::{Controller, describe_parts, live};
 use crate::ipam::{Owner, PoolId, role_address};
 use crate::reconcile::ObjectRef;
-use crate::reconcile::action::{Action, PoolRef, ZoneConfig};
+use crate::reconcile::action::{Action, AddressChoice, PoolRef, ZoneConfig};
 use crate::reconcile::ids::{self, Marker};
 use crate::reconcile::observed::Observed;
 use crate::reconcile::plan::{Desired, Planner};
@@ -71,7 +71,7 @@ impl Controller for ClusterController {
         Ok(steps)
     }
 
-    fn teardown(&self, _: &Name, _: &Planner<'_>) -> Vec<Action> {
+    fn teardown(&self, _: &Name, _: &mut Planner<'_>) -> Vec<Action> {
         Vec::new()
     }
 
@@ -183,7 +183,7 @@ impl Planner<'_> {
             &owner,
             &pool,
             &gateway_holder(name),
-            Some(ApplianceRole::Gateway),
+            AddressChoice::Role(ApplianceRole::Gateway),
         );
         let facts = Backplane {
             cidr: bp.cidr,

@@ -14,6 +14,7 @@
 //! repairs and removes Proxmox objects the same way.
 
 mod cluster;
+mod instance;
 mod sector;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +26,7 @@ use orbitlab_manifests::{ApplianceRole, Kind, Name};
 pub(crate) use cluster::Backplane;
 
 use super::ObjectRef;
-use super::action::{Action, ContainerPlan, PoolRef, ZoneConfig};
+use super::action::{Action, AddressChoice, ContainerPlan, PoolRef, ZoneConfig};
 use super::ids::Marker;
 use super::observed::{Observed, Pending};
 use super::plan::{Desired, Planner};
@@ -52,7 +53,7 @@ pub(crate) trait Controller: Sync {
 
     /// The steps that remove what is left of an object no longer declared,
     /// in reverse order of creation, ending with its status.
-    fn teardown(&self, name: &Name, planner: &Planner<'_>) -> Vec<Action>;
+    fn teardown(&self, name: &Name, planner: &mut Planner<'_>) -> Vec<Action>;
 
     /// Status outputs describing an object as observed (VMIDs, nodes,
     /// addresses, ids); empty once nothing of it is left.
@@ -60,8 +61,11 @@ pub(crate) trait Controller: Sync {
 }
 
 /// Every controller, in planning order.
-pub(crate) const ALL: &[&dyn Controller] =
-    &[&cluster::ClusterController, &sector::SectorController];
+pub(crate) const ALL: &[&dyn Controller] = &[
+    &cluster::ClusterController,
+    &sector::SectorController,
+    &instance::InstanceController,
+];
 
 /// The controller of `kind`, if it has one.
 pub(crate) fn of(kind: Kind) -> Option<&'static dyn Controller> {
@@ -104,13 +108,19 @@ fn describe_parts(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, S
     out
 }
 
-/// True while any IPAM address is held by a part of `object`.
+/// True when `owner` is `object` itself (`lxc/web1`) or one of its parts
+/// (`sector/web/gateway`).
+pub(crate) fn held_by(owner: &Owner, object: &ObjectRef) -> bool {
+    let object = object.to_string();
+    owner
+        .as_str()
+        .strip_prefix(object.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// True while any IPAM address is held by `object` or a part of it.
 fn holds_addresses(object: &ObjectRef, observed: &Observed) -> bool {
-    let prefix = format!("{object}/");
-    observed
-        .addresses
-        .keys()
-        .any(|o| o.as_str().starts_with(&prefix))
+    observed.addresses.keys().any(|o| held_by(o, object))
 }
 
 fn live(pending: Option<Pending>) -> bool {
@@ -228,22 +238,22 @@ impl Planner<'_> {
         }
     }
 
-    /// Allocates `holder` an address of `pool` (its role's fixed one, or
-    /// the next free) unless it holds one.
+    /// Allocates `holder` the address `choice` names in `pool` unless it
+    /// holds one.
     fn allocate(
         &self,
         steps: &mut Vec<Action>,
         owner: &ObjectRef,
         pool: &PoolRef,
         holder: &Owner,
-        fixed: Option<ApplianceRole>,
+        choice: AddressChoice,
     ) {
         if self.observed.address(holder, &pool.id).is_none() {
             steps.push(Action::Allocate {
                 owner: owner.clone(),
                 pool: pool.clone(),
                 holder: holder.clone(),
-                fixed,
+                choice,
             });
         }
     }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use orbitlab_manifests::{ApplianceRole, ClusterSpec, Kind, ManifestSet, Name, SectorSpec, Spec};
+use orbitlab_manifests::{
+    ApplianceRole, ClusterSpec, Kind, LxcSpec, ManifestSet, Name, NodeSpec, SectorSpec, Spec,
+};
 
 /// What the containers playing one appliance role are made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,11 @@ pub struct Desired {
     /// Appliance manifests, by role (at most one per role: the set's
     /// validation refuses more).
     pub appliances: BTreeMap<ApplianceRole, ApplianceChoice>,
+    /// Declared container instances.
+    pub instances: BTreeMap<Name, LxcSpec>,
+    /// Node manifests, by the node's name in lower case (as they are
+    /// named): whether a node takes new instances, and how many.
+    pub nodes: BTreeMap<String, NodeSpec>,
 }
 
 /// Memory of an appliance container when no Appliance manifest sets it.
@@ -62,10 +69,26 @@ impl Desired {
                 _ => None,
             })
             .collect();
+        let instances = set
+            .of_kind(Kind::Lxc)
+            .filter_map(|m| match &m.spec {
+                Spec::Lxc(spec) => Some((m.name().clone(), spec.clone())),
+                _ => None,
+            })
+            .collect();
+        let nodes = set
+            .of_kind(Kind::Node)
+            .filter_map(|m| match &m.spec {
+                Spec::Node(spec) => Some((m.name().to_string(), spec.clone())),
+                _ => None,
+            })
+            .collect();
         Desired {
             cluster,
             sectors,
             appliances,
+            instances,
+            nodes,
         }
     }
 
@@ -83,5 +106,15 @@ impl Desired {
                 memory_mib: DEFAULT_APPLIANCE_MEMORY_MIB,
             }
         })
+    }
+}
+
+impl Desired {
+    /// The settings of `node` (defaults when no Node manifest names it).
+    pub fn node(&self, node: &str) -> NodeSpec {
+        self.nodes
+            .get(&node.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
     }
 }

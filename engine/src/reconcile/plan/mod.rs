@@ -33,6 +33,10 @@ pub struct Plan {
     /// Objects that cannot proceed, with the reason (their steps that can
     /// still run are planned; they are never Ready).
     pub blocked: BTreeMap<ObjectRef, String>,
+    /// Objects waiting for something outside their own steps (a node to
+    /// come back, their Sector's network), with the reason: not Ready,
+    /// not failed.
+    pub waiting: BTreeMap<ObjectRef, String>,
     /// Every object the manifests declare that this plan covers.
     pub declared: BTreeSet<ObjectRef>,
 }
@@ -48,7 +52,11 @@ impl Plan {
         let busy: BTreeSet<ObjectRef> = self.actions.iter().filter_map(Action::object).collect();
         self.declared
             .iter()
-            .filter(|o| !busy.contains(*o) && !self.blocked.contains_key(*o))
+            .filter(|o| {
+                !busy.contains(*o)
+                    && !self.blocked.contains_key(*o)
+                    && !self.waiting.contains_key(*o)
+            })
             .cloned()
             .collect()
     }
@@ -70,6 +78,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         plan: Plan::default(),
         reserved_tags: BTreeSet::new(),
         planned_addresses: BTreeMap::new(),
+        placed: BTreeMap::new(),
         backplane: None,
     };
     for controller in controllers::ALL {
@@ -89,6 +98,9 @@ pub(crate) struct Planner<'a> {
     /// Ordinary addresses this plan takes from each pool, so that
     /// exhaustion is refused before anything is created.
     pub planned_addresses: BTreeMap<PoolId, u32>,
+    /// Instances this plan places on each node, and their memory (MiB),
+    /// so that one plan never overfills a node.
+    pub placed: BTreeMap<orbitlab_manifests::NodeName, (u32, u64)>,
     /// What the Cluster's controller found out about the Backplane, for
     /// the kinds planned after it (`None` unless it could plan it; whether
     /// it is blocked is [`Planner::blocked`] of the Cluster).
@@ -111,7 +123,7 @@ impl Planner<'_> {
         }
         for name in controller.observed(self.observed) {
             if !declared.contains(&name) {
-                let steps = controller.teardown(&name, self);
+                let steps = controller.teardown(&name, &mut *self);
                 self.add(ObjectRef::new(kind, &name), steps);
             }
         }
@@ -121,6 +133,14 @@ impl Planner<'_> {
     pub fn block(&mut self, object: ObjectRef, reason: impl Into<String>) {
         self.plan
             .blocked
+            .entry(object)
+            .or_insert_with(|| reason.into());
+    }
+
+    /// Marks `object` waiting (the first reason given is kept).
+    pub fn wait(&mut self, object: ObjectRef, reason: impl Into<String>) {
+        self.plan
+            .waiting
             .entry(object)
             .or_insert_with(|| reason.into());
     }

@@ -204,14 +204,23 @@ impl Planner<'_> {
     ) -> Option<String> {
         spec.ingress.iter().find_map(|rule| {
             let instance = rule.to_instance.as_ref()?;
-            self.instance_address(sector, spec, instance.as_ref())
+            if self
+                .instance_address(sector, spec, instance.as_ref())
                 .is_none()
-                .then(|| {
-                    format!(
-                        "ingress rule {}: instance {instance} has no address in Sector {sector}, so the rule forwards nowhere; create the instance in this Sector, or point the rule at an address with to_address",
-                        rule.name
-                    )
-                })
+            {
+                return Some(format!(
+                    "ingress rule {}: instance {instance} has no address in Sector {sector}, so the rule forwards nowhere; create the instance in this Sector, or point the rule at an address with to_address",
+                    rule.name
+                ));
+            }
+            let marker = crate::reconcile::ids::Marker::object(Kind::Lxc, instance);
+            let running = self.observed.container(&marker).is_some_and(|(_, c)| c.running);
+            (!running).then(|| {
+                format!(
+                    "ingress rule {}: instance {instance} is not running, so the rule forwards to nothing",
+                    rule.name
+                )
+            })
         })
     }
 

@@ -16,7 +16,9 @@ use crate::ipam::role_address;
 use crate::ipam::{MAX_POOL_ID_LEN, PoolId};
 use crate::placement::rendezvous;
 use crate::reconcile::ObjectRef;
-use crate::reconcile::action::{Action, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig};
+use crate::reconcile::action::{
+    Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig,
+};
 use crate::reconcile::ids::{self, Marker, SectorTag};
 use crate::reconcile::observed::Observed;
 use crate::reconcile::plan::{Desired, Planner};
@@ -104,7 +106,7 @@ impl Controller for SectorController {
         planner.sector_steps(name, spec, &bp)
     }
 
-    fn teardown(&self, name: &Name, planner: &Planner<'_>) -> Vec<Action> {
+    fn teardown(&self, name: &Name, planner: &mut Planner<'_>) -> Vec<Action> {
         planner.sector_teardown(name)
     }
 
@@ -207,7 +209,7 @@ impl Planner<'_> {
                 &owner,
                 &pool,
                 &gateway.owner(),
-                Some(ApplianceRole::Gateway),
+                AddressChoice::Role(ApplianceRole::Gateway),
             );
             if i == 0 {
                 self.allocate(
@@ -215,11 +217,17 @@ impl Planner<'_> {
                     &owner,
                     &pool,
                     &dns.owner(),
-                    Some(ApplianceRole::Dns),
+                    AddressChoice::Role(ApplianceRole::Dns),
                 );
             }
         }
-        self.allocate(&mut steps, &owner, &bp.pool(), &gateway.owner(), None);
+        self.allocate(
+            &mut steps,
+            &owner,
+            &bp.pool(),
+            &gateway.owner(),
+            AddressChoice::Next,
+        );
 
         let backplane_address = match self.observed.address(&gateway.owner(), &bp.pool().id) {
             Some(addr) => AddressRef::Known(addr),
@@ -247,6 +255,7 @@ impl Planner<'_> {
                     memory_mib: choice.memory_mib,
                     cores: 1,
                     nics,
+                    guest: None,
                 })
             };
         let gateway_plan = appliance(
@@ -257,12 +266,14 @@ impl Planner<'_> {
                     address: AddressRef::Known(role_address(first, ApplianceRole::Gateway)),
                     prefix: first.prefix_len(),
                     gateway: None,
+                    mtu: None,
                 },
                 NicPlan {
                     bridge: ids::backplane_vnet(),
                     address: backplane_address,
                     prefix: bp.cidr.prefix_len(),
                     gateway: Some(bp.gateway),
+                    mtu: None,
                 },
             ],
         )?;
@@ -273,6 +284,7 @@ impl Planner<'_> {
                 address: AddressRef::Known(role_address(first, ApplianceRole::Dns)),
                 prefix: first.prefix_len(),
                 gateway: Some(role_address(first, ApplianceRole::Gateway)),
+                mtu: None,
             }],
         )?;
         for plan in [gateway_plan, dns_plan] {
@@ -295,7 +307,11 @@ impl Planner<'_> {
     /// Counts one more ordinary address taken from `pool`, refusing when
     /// the pool has none left (so nothing is created for an object that
     /// could not be given its address).
-    fn reserve_ordinary_address(&mut self, pool: &PoolRef, holder: &Marker) -> Result<(), String> {
+    pub(in crate::reconcile::controllers) fn reserve_ordinary_address(
+        &mut self,
+        pool: &PoolRef,
+        holder: &Marker,
+    ) -> Result<(), String> {
         let size = 1u32 << (32 - pool.cidr.prefix_len());
         // Network, broadcast, .1, .2 and the reserved .3-.9 are never handed out.
         let allocatable = size.saturating_sub(2 + 2 + crate::ipam::RESERVED_OFFSETS.count() as u32);

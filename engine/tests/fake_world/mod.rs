@@ -1,0 +1,268 @@
+//! A fake three-node 9.x cluster after `orbitlab init`, shared by the
+//! tests that drive the planner and controllers end to end against
+//! `FakePve`: the store in a temporary directory, manifests written through
+//! the API, each node's agent as a reconciler with a `Host` fake that
+//! records what is pushed into which container.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::pve::Release;
+use orbitlab_engine::pve::fake::FakePve;
+use orbitlab_engine::reconcile::init::init;
+use orbitlab_engine::reconcile::{Options, Reconciler, Report, Scope};
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
+use orbitlab_engine::store::Store;
+use orbitlab_manifests::{Kind, codec};
+
+pub const NODES: [&str; 3] = ["pve1", "pve2", "pve3"];
+
+/// One file pushed into a container.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub node: String,
+    pub vmid: u32,
+    pub path: String,
+    pub content: String,
+}
+
+/// One node's container host; every node's host writes to the same log.
+#[derive(Debug)]
+pub struct Host {
+    local: String,
+    log: Arc<Mutex<Vec<Push>>>,
+}
+
+impl ContainerHost for Host {
+    fn local_node(&self) -> &str {
+        &self.local
+    }
+
+    fn push(
+        &self,
+        node: &str,
+        vmid: u32,
+        path: &str,
+        _mode: u32,
+        content: &[u8],
+    ) -> Result<(), HostError> {
+        assert_eq!(node, self.local, "pct only reaches this node's containers");
+        self.log.lock().unwrap().push(Push {
+            node: node.to_owned(),
+            vmid,
+            path: path.to_owned(),
+            content: String::from_utf8_lossy(content).into_owned(),
+        });
+        Ok(())
+    }
+
+    fn exec(&self, node: &str, _vmid: u32, _argv: &[String]) -> Result<(), HostError> {
+        assert_eq!(node, self.local, "pct only reaches this node's containers");
+        Ok(())
+    }
+}
+
+/// An initialised cluster: store, fake Proxmox, and the agent of `pve1`
+/// (the cluster-scoped one).
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub pve: FakePve,
+    pub host: Host,
+    pub log: Arc<Mutex<Vec<Push>>>,
+    pub offline: Mutex<BTreeSet<String>>,
+}
+
+impl World {
+    /// `orbitlab init` done; no call or push recorded yet.
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path());
+        let pve = FakePve::new(
+            Release { major: 9, minor: 1 },
+            &[
+                ("pve1", "192.168.100.11/24"),
+                ("pve2", "192.168.100.12/24"),
+                ("pve3", "192.168.100.13/24"),
+            ],
+        );
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let host = Host {
+            local: "pve1".into(),
+            log: Arc::clone(&log),
+        };
+        let world = World {
+            dir,
+            store,
+            pve,
+            host,
+            log,
+            offline: Mutex::new(BTreeSet::new()),
+        };
+        init(&world.rec(), None).expect("init");
+        assert!(!world.pve.has_pending(), "init applied the Backplane");
+        world.pve.clear_calls();
+        world
+    }
+
+    pub fn reconciler<'a>(&'a self, host: &'a Host, scope: Scope) -> Reconciler<'a> {
+        Reconciler {
+            pve: &self.pve,
+            store: &self.store,
+            host,
+            options: Options {
+                task_deadline: Duration::from_secs(5),
+                max_passes: 8,
+                scope,
+            },
+        }
+    }
+
+    /// The cluster-scoped reconciler (on `pve1`).
+    pub fn rec(&self) -> Reconciler<'_> {
+        self.reconciler(&self.host, Scope::Cluster)
+    }
+
+    /// One run of the cluster-scoped reconciler.
+    pub fn run(&self) -> Report {
+        self.rec().run().expect("a reconcile runs")
+    }
+
+    /// One run of the node-scoped reconciler of `node`.
+    pub fn run_on(&self, node: &str) -> Report {
+        let host = Host {
+            local: node.into(),
+            log: Arc::clone(&self.log),
+        };
+        self.reconciler(&host, Scope::Node)
+            .run()
+            .expect("a node-scoped reconcile runs")
+    }
+
+    /// What every agent does: the cluster-scoped run, each other online
+    /// node's node-scoped run, the cluster-scoped run again (statuses).
+    pub fn settle(&self) -> Report {
+        self.run();
+        let offline = self.offline.lock().unwrap().clone();
+        for node in NODES
+            .iter()
+            .filter(|n| **n != "pve1" && !offline.contains(**n))
+        {
+            self.run_on(node);
+        }
+        self.run()
+    }
+
+    pub fn set_online(&self, node: &str, online: bool) {
+        self.pve.set_online(node, online);
+        let mut offline = self.offline.lock().unwrap();
+        if online {
+            offline.remove(node);
+        } else {
+            offline.insert(node.to_owned());
+        }
+    }
+
+    pub fn create_sector(&self, name: &str, cidr: &str) {
+        let props = PropertyValue::from_pairs([("name", name), ("cidr", cidr)]).unwrap();
+        Api::new(self.store.clone())
+            .create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+            .unwrap();
+    }
+
+    /// Writes manifests through the API's apply.
+    pub fn apply(&self, yaml: &str) {
+        Api::new(self.store.clone())
+            .apply(codec::decode("test.yaml", yaml).unwrap())
+            .unwrap();
+    }
+
+    pub fn status(&self, sector: &str) -> ObjectStatus {
+        self.status_of(Kind::Sector, sector)
+    }
+
+    /// The status of any object.
+    pub fn status_of(&self, kind: Kind, name: &str) -> ObjectStatus {
+        self.store
+            .read_status(kind, &name.parse().unwrap())
+            .unwrap()
+            .unwrap_or_else(|| panic!("{kind} {name} has no status"))
+    }
+
+    /// An output of a Sector's status (`gateway/vmid`, `dns/node`...).
+    pub fn output(&self, sector: &str, key: &str) -> String {
+        let status = self.status(sector);
+        status
+            .outputs
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no output {key} in {status:#?}"))
+    }
+
+    pub fn vmid(&self, sector: &str, role: &str) -> u32 {
+        self.output(sector, &format!("{role}/vmid"))
+            .parse()
+            .unwrap()
+    }
+
+    /// The calls that change something, in order.
+    pub fn writes(&self) -> Vec<String> {
+        self.pve.writes()
+    }
+
+    pub fn pushes(&self) -> Vec<Push> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The containers something was pushed into.
+    pub fn pushed_vmids(&self) -> BTreeSet<u32> {
+        self.pushes().iter().map(|p| p.vmid).collect()
+    }
+
+    pub fn forget_calls_and_pushes(&self) {
+        self.pve.clear_calls();
+        self.log.lock().unwrap().clear();
+    }
+
+    /// The record of what was last pushed into `vmid`.
+    pub fn pushed_record(&self, vmid: u32) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("orbitlab/status/containers/{vmid}.json"))
+    }
+
+    /// VMIDs of the containers named `hostname`.
+    pub fn named(&self, hostname: &str) -> Vec<u32> {
+        self.pve
+            .containers()
+            .into_iter()
+            .filter(|(_, (_, h, _))| h.as_deref() == Some(hostname))
+            .map(|(vmid, _)| vmid)
+            .collect()
+    }
+}
+
+pub fn assert_ready(world: &World, sector: &str) {
+    let status = world.status(sector);
+    assert!(
+        status.is_ready(),
+        "Sector {sector} is not Ready: {status:#?}"
+    );
+}
+
+/// The Ready condition of a Sector that must not be Ready: (reason,
+/// message).
+pub fn not_ready(world: &World, sector: &str) -> (String, String) {
+    let status = world.status(sector);
+    let ready = status
+        .condition(ConditionType::Ready)
+        .unwrap_or_else(|| panic!("no Ready condition: {status:#?}"));
+    assert!(!ready.status, "Sector {sector} is Ready: {status:#?}");
+    (ready.reason.clone(), ready.message.clone())
+}
