@@ -332,6 +332,32 @@ fn an_instance_on_an_offline_node_is_waited_for_not_made_again() {
 }
 
 #[test]
+fn an_ha_instance_on_an_offline_node_is_left_to_ha() {
+    let world = with_web();
+    world.apply(&lxc("app", "node: pve3\nha:\n  state: started"));
+    world.settle();
+    assert_instance_ready(&world, "app");
+    world.forget_calls_and_pushes();
+
+    world.set_online("pve3", false);
+    world.settle();
+    let (reason, message) = not_ready(&world, "app");
+    assert_eq!(reason, "Waiting");
+    assert!(message.contains("Proxmox HA recovers it"), "{message}");
+    assert_eq!(containers_named(&world, "app"), 1, "not made again");
+    assert!(
+        !world.writes().iter().any(|w| w.starts_with("lxc_create")),
+        "{:?}",
+        world.writes()
+    );
+
+    world.set_online("pve3", true);
+    world.settle();
+    assert_instance_ready(&world, "app");
+    assert_eq!(containers_named(&world, "app"), 1);
+}
+
+#[test]
 fn an_ha_instance_is_registered_and_removed_with_it() {
     let world = with_web();
     world.apply(&lxc("app", "ha:\n  state: started"));

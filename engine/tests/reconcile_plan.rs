@@ -332,7 +332,7 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
             "delete vnet olvn1001",
             "delete zone olz1001",
             "apply pending SDN changes (PUT /cluster/sdn)",
-            "release IPAM addresses of sector/old/*",
+            "release IPAM addresses of sector/old",
         ]
     );
     // Once Proxmox no longer has the VNet, the tag and the status go.

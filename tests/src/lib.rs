@@ -234,6 +234,46 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Rounds of the three agents' reconciles (`owner` cluster-scoped, the
+    /// others node-scoped) until one does nothing and nothing fails, at
+    /// most six; a failing run (an injected fault) only means another
+    /// round.
+    pub fn converge_despite_faults(&self, owner: &str) {
+        for _ in 0..6 {
+            let mut quiet = true;
+            for node in NODES {
+                let host = self.host(node);
+                let mut reconciler = self.reconciler(&host);
+                if node != owner {
+                    reconciler.options.scope = Scope::Node;
+                }
+                match reconciler.run() {
+                    Ok(report) if report.steps == 0 && report.failed.is_empty() => {}
+                    _ => quiet = false,
+                }
+            }
+            if quiet {
+                return;
+            }
+        }
+    }
+}
+
+/// The part of a request path that is the same in every run, for matching
+/// an injected fault to "the same call": a task's UPID holds a process id
+/// and a start time, so a task poll is matched by the task's type, guest
+/// and user.
+pub fn stable_request_part(path: &str) -> String {
+    match path.split_once("/tasks/UPID:") {
+        Some((_, upid)) => {
+            let fields: Vec<&str> = upid.split(':').collect();
+            format!(":{}:{}:{}:", fields[4], fields[5], fields[6])
+        }
+        None => path.to_owned(),
+    }
+}
+
 impl Default for Lab {
     fn default() -> Self {
         Self::new()

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::reconcile::{Scope, init::init, observe, tags};
+use orbitlab_engine::reconcile::{init::init, observe, tags};
 use orbitlab_manifests::Kind;
 use orbitlab_sim::pve::{FaultSpec, PveVersion};
-use orbitlab_tests::{Lab, NODES};
+use orbitlab_tests::{Lab, stable_request_part};
 
 /// A lab with the cluster initialised and the Sector `web` declared.
 fn lab_with_sector_declared() -> Lab {
@@ -29,27 +29,8 @@ fn lab_with_sector_declared() -> Lab {
 /// The node whose agent does the cluster-scoped work.
 const OWNER: &str = "pve1";
 
-/// Runs the three agents' reconciles (the owner's cluster-scoped, the
-/// others node-scoped) until a round does nothing and nothing fails; a
-/// fault still armed may fail any of them.
 fn converge(lab: &Lab) {
-    for _ in 0..6 {
-        let mut quiet = true;
-        for node in NODES {
-            let host = lab.host(node);
-            let mut reconciler = lab.reconciler(&host);
-            if node != OWNER {
-                reconciler.options.scope = Scope::Node;
-            }
-            match reconciler.run() {
-                Ok(report) if report.steps == 0 && report.failed.is_empty() => {}
-                _ => quiet = false,
-            }
-        }
-        if quiet {
-            return;
-        }
-    }
+    lab.converge_despite_faults(OWNER);
 }
 
 /// Asserts the converged state; returns a one-line summary.
@@ -121,19 +102,6 @@ fn check(lab: &Lab, what: &str) {
     );
 }
 
-/// The part of a request path that is the same in every run: a task's
-/// UPID holds a process id and a start time, so a task poll is matched by
-/// the task's type, guest and user.
-fn stable_part(path: &str) -> String {
-    match path.split_once("/tasks/UPID:") {
-        Some((_, upid)) => {
-            let fields: Vec<&str> = upid.split(':').collect();
-            format!(":{}:{}:{}:", fields[4], fields[5], fields[6])
-        }
-        None => path.to_owned(),
-    }
-}
-
 #[test]
 fn every_call_of_a_sector_create_may_fail_once() {
     // The undisturbed create, for reference.
@@ -146,7 +114,7 @@ fn every_call_of_a_sector_create_may_fail_once() {
     let (mut fired, mut failed_runs, mut unfired) = (0, 0, Vec::new());
     for (i, call) in calls.iter().enumerate() {
         // The Nth request with this method and path, as faults count them.
-        let pattern = stable_part(&call.path);
+        let pattern = stable_request_part(&call.path);
         let nth = calls[..=i]
             .iter()
             .filter(|c| c.method == call.method && c.path.contains(&pattern))

@@ -170,7 +170,7 @@ fn init_two_overlapping_sectors_then_delete_one() {
     let _ = NODES;
 }
 
-/// A declared ingress rule whose target instance has no address keeps the
+/// A declared ingress rule whose target instance is not running keeps the
 /// Sector from being Ready, with the rule and the instance named; once the
 /// rule points at an address, the Sector is Ready.
 #[test]
@@ -191,7 +191,7 @@ fn an_ingress_rule_without_a_target_keeps_the_sector_from_ready() {
     let to_instance =
         "    - name: https\n      protocol: tcp\n      port: 443\n      to_instance: web-1\n";
     let to_address = "    - name: ssh\n      protocol: tcp\n      port: 2222\n      to_address: 172.16.0.10\n      to_port: 22\n";
-    let lxc = "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: web-1\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n";
+    let lxc = "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: web-1\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  state: stopped\n";
     apply(&format!(
         "{}---\n{lxc}",
         sector(&format!("{to_instance}{to_address}"))

@@ -67,11 +67,11 @@ pub struct LxcSpec {
     #[garde(skip)]
     pub address: Option<Ipv4Addr>,
     /// `running` (default) or `stopped`: the power state OrbitLab keeps.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "PowerState::is_running")]
     #[garde(skip)]
     pub state: PowerState,
     /// Start the container when its node boots (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     #[garde(skip)]
     pub onboot: bool,
     /// Register the container as a Proxmox HA resource; while HA manages
@@ -95,6 +95,10 @@ pub enum PowerState {
 }
 
 impl PowerState {
+    fn is_running(&self) -> bool {
+        *self == PowerState::Running
+    }
+
     /// `running` or `stopped`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -359,11 +359,14 @@ impl Planner<'_> {
         if let Some((vmid, node)) = self.observed.homes.get(name)
             && !self.observed.nodes.get(node).is_some_and(|n| n.online)
         {
+            let what_next = if spec.ha.is_some() {
+                "Proxmox HA recovers it on another node; OrbitLab does not make it again"
+            } else {
+                "it is not made again elsewhere (declare ha for that)"
+            };
             self.wait(
                 object,
-                format!(
-                    "its container {vmid} is on node {node}, which is offline; it is not made again elsewhere (use ha for that)"
-                ),
+                format!("its container {vmid} is on node {node}, which is offline; {what_next}"),
             );
             return Ok(Vec::new());
         }

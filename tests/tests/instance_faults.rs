@@ -1,0 +1,144 @@
+//! Crash safety of an instance create: for every Proxmox call the create
+//! makes, a run where exactly that call fails once, then the agents
+//! reconcile again. Every run must converge to what an undisturbed one
+//! reaches: the instance Ready and running, exactly one container carrying
+//! its marker, one IPAM address held by it, no other container and no
+//! other address.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
+use orbitlab_engine::reconcile::{init::init, observe};
+use orbitlab_manifests::{Kind, codec};
+use orbitlab_sim::pve::{FaultSpec, PveVersion};
+use orbitlab_tests::{Lab, stable_request_part};
+
+/// The node whose agent does the cluster-scoped work.
+const OWNER: &str = "pve1";
+
+const APP: &str = "apiVersion: orbitlab.io/v1
+kind: Lxc
+metadata:
+  name: app
+spec:
+  sector: web
+  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
+  cores: 2
+  memory: 256
+";
+
+/// The cluster initialised, Sector `web` Ready, instance `app` declared.
+fn lab_with_instance_declared() -> Lab {
+    let lab = Lab::with_config(PveVersion::V9_1, Duration::ZERO);
+    let host = lab.host(OWNER);
+    init(&lab.reconciler(&host), None).expect("init");
+    let api = Api::new(lab.store.clone());
+    let props = PropertyValue::from_pairs([("name", "web"), ("cidr", "172.16.0.0/24")]).unwrap();
+    api.create(&"/sectors".parse::<ApiPath>().unwrap(), props)
+        .unwrap();
+    lab.converge_as_agents(OWNER);
+    api.apply(codec::decode("app.yaml", APP).unwrap()).unwrap();
+    lab.sim.clear_requests();
+    lab
+}
+
+fn check(lab: &Lab, what: &str) {
+    let status = lab
+        .store
+        .read_status(Kind::Lxc, &"app".parse().unwrap())
+        .unwrap()
+        .unwrap_or_default();
+    assert!(status.is_ready(), "{what}: not Ready: {status:?}");
+    assert_eq!(
+        status.outputs.get("power").map(String::as_str),
+        Some("running"),
+        "{what}"
+    );
+    let snapshot = lab.sim.snapshot();
+    let mut markers: BTreeMap<String, usize> = BTreeMap::new();
+    for guest in snapshot["guests"].as_object().unwrap().values() {
+        let first = guest["config"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        *markers.entry(first).or_default() += 1;
+    }
+    assert_eq!(
+        markers,
+        [
+            ("orbitlab:lxc/app".to_string(), 1),
+            ("orbitlab:sector/web/dns".into(), 1),
+            ("orbitlab:sector/web/gateway".into(), 1)
+        ]
+        .into(),
+        "{what}: containers"
+    );
+    let observed = observe(&lab.pve, &lab.store, "vmbr0").unwrap();
+    let holdings: BTreeMap<String, usize> = observed
+        .addresses
+        .iter()
+        .map(|(o, p)| (o.to_string(), p.len()))
+        .collect();
+    assert_eq!(
+        holdings,
+        [
+            ("cluster/orbitlab/gateway".to_string(), 1),
+            ("lxc/app".into(), 1),
+            ("sector/web/dns".into(), 1),
+            ("sector/web/gateway".into(), 2)
+        ]
+        .into(),
+        "{what}: IPAM"
+    );
+}
+
+#[test]
+fn every_call_of_an_instance_create_may_fail_once() {
+    let reference = lab_with_instance_declared();
+    reference.converge_despite_faults(OWNER);
+    check(&reference, "undisturbed");
+    let calls = reference.sim.requests();
+    assert!(!calls.is_empty());
+
+    let (mut fired, mut unfired) = (0, Vec::new());
+    for (i, call) in calls.iter().enumerate() {
+        let pattern = stable_request_part(&call.path);
+        let nth = calls[..=i]
+            .iter()
+            .filter(|c| c.method == call.method && c.path.contains(&pattern))
+            .count() as u32;
+        let lab = lab_with_instance_declared();
+        lab.sim.inject_fault(FaultSpec {
+            method: Some(call.method.clone()),
+            path_contains: pattern,
+            nth,
+            status: 500,
+            message: format!("injected failure of {} {}", call.method, call.path),
+        });
+        lab.converge_despite_faults(OWNER);
+        if lab.sim.armed_faults() > 0 {
+            unfired.push(format!("{} {}", call.method, call.path));
+        } else {
+            fired += 1;
+        }
+        lab.sim.clear_faults();
+        lab.converge_despite_faults(OWNER);
+        check(
+            &lab,
+            &format!("call {i} ({} {}) failed once", call.method, call.path),
+        );
+    }
+    println!(
+        "{} Proxmox calls in an instance create; {fired} injected failures fired; every run converged",
+        calls.len()
+    );
+    let unfired_writes: Vec<&String> = unfired.iter().filter(|c| !c.starts_with("GET ")).collect();
+    assert!(
+        unfired_writes.is_empty(),
+        "these writes were never failed: {unfired_writes:?}"
+    );
+}
