@@ -8,8 +8,9 @@
 //!
 //! Agents can be killed (SIGKILL) and restarted; each incarnation logs to
 //! its own file under the fixture's temporary directory. [`MultiNode::audit`]
-//! checks the end state: no duplicate VNI, VMID or address, no orphan
-//! Proxmox object, no lost manifest. Everything lives in a temporary
+//! (and [`MultiNode::audit_with_instances`], with instances) checks the end
+//! state: no duplicate VNI, VMID or address, no orphan Proxmox object, no
+//! lost manifest, one container and one address per instance. Everything lives in a temporary
 //! directory; agents die with the test (SIGKILL on drop, and
 //! `--exit-with-parent`).
 
@@ -26,6 +27,7 @@ use orbitlab_engine::pve::{PveClient, StoredConnection, StoredTrust};
 use orbitlab_engine::reconcile::{Options, Reconciler, init, observe, tags};
 use orbitlab_engine::store::{LockOptions, Store};
 use orbitlab_manifests::Kind;
+use orbitlab_manifests::spec::Spec;
 use orbitlab_pmxcfs_sim::{Control, Handle, PmxcfsSim, SimOptions};
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig, SimHandle};
 
@@ -380,9 +382,14 @@ impl MultiNode {
     /// Each Sector's phase (`Ready`, `Progressing`, `Failed`, or `-` when
     /// no agent reported yet).
     pub fn phases(&self) -> BTreeMap<String, String> {
-        let statuses = self.store.read_statuses(Kind::Sector).unwrap_or_default();
+        self.phases_of(Kind::Sector)
+    }
+
+    /// The phase of each declared object of `kind`, as [`MultiNode::phases`].
+    pub fn phases_of(&self, kind: Kind) -> BTreeMap<String, String> {
+        let statuses = self.store.read_statuses(kind).unwrap_or_default();
         self.store
-            .read_manifests(Kind::Sector)
+            .read_manifests(kind)
             .unwrap_or_default()
             .into_iter()
             .map(|m| {
@@ -393,14 +400,30 @@ impl MultiNode {
             .collect()
     }
 
-    /// Whether every Sector in `expected` is Ready and no other Sector has
-    /// a manifest or a status left.
-    pub fn converged(&self, expected: &BTreeSet<String>) -> bool {
-        let phases = self.phases();
-        let statuses = self.store.read_statuses(Kind::Sector).unwrap_or_default();
+    /// Whether exactly the objects of `kind` in `expected` are declared,
+    /// all Ready, and no other object of that kind has a status left.
+    fn settled(&self, kind: Kind, expected: &BTreeSet<String>) -> bool {
+        let phases = self.phases_of(kind);
+        let statuses = self.store.read_statuses(kind).unwrap_or_default();
         phases.keys().cloned().collect::<BTreeSet<_>>() == *expected
             && phases.values().all(|p| p == "Ready")
             && statuses.keys().all(|name| expected.contains(name))
+    }
+
+    /// Whether every Sector in `expected` is Ready and no other Sector has
+    /// a manifest or a status left.
+    pub fn converged(&self, expected: &BTreeSet<String>) -> bool {
+        self.settled(Kind::Sector, expected)
+    }
+
+    /// [`MultiNode::converged`] for the Sectors, and the same for the
+    /// instances (`kind: Lxc`) in `instances`.
+    pub fn converged_with_instances(
+        &self,
+        sectors: &BTreeSet<String>,
+        instances: &BTreeSet<String>,
+    ) -> bool {
+        self.converged(sectors) && self.settled(Kind::Lxc, instances)
     }
 
     /// Waits until [`MultiNode::converged`]; the time it took, or a
@@ -410,14 +433,39 @@ impl MultiNode {
         expected: &BTreeSet<String>,
         timeout: Duration,
     ) -> Result<Duration, String> {
+        self.wait_until(timeout, || self.converged(expected))
+    }
+
+    /// Waits until [`MultiNode::converged_with_instances`]; the time it
+    /// took, or a description of what is still missing.
+    pub fn wait_converged_with_instances(
+        &self,
+        sectors: &BTreeSet<String>,
+        instances: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
+        self.wait_until(timeout, || {
+            self.converged_with_instances(sectors, instances)
+        })
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn() -> bool) -> Result<Duration, String> {
         let started = Instant::now();
-        wait_for(timeout, || self.converged(expected).then_some(()))
+        wait_for(timeout, || done().then_some(()))
             .map(|()| started.elapsed())
             .ok_or_else(|| {
+                let unready = |kind| {
+                    self.phases_of(kind)
+                        .into_iter()
+                        .filter(|(_, phase)| phase != "Ready")
+                        .collect::<BTreeMap<_, _>>()
+                };
                 format!(
-                    "not converged after {}: {:?}\n{}",
+                    "not converged after {}: Sectors {:?}, Sectors not Ready {:?}, instances not Ready {:?}\n{}",
                     secs(timeout),
-                    self.phases(),
+                    self.phases().keys().collect::<Vec<_>>(),
+                    unready(Kind::Sector),
+                    unready(Kind::Lxc),
                     self.agent_logs()
                 )
             })
@@ -431,10 +479,20 @@ impl MultiNode {
             .collect()
     }
 
-    /// Checks the end state against the Sectors `expected` (see
-    /// [`audit`]).
+    /// Checks the end state against the Sectors `expected`, with no
+    /// instance (see [`audit`]).
     pub fn audit(&self, expected: &BTreeSet<String>) -> Result<Audit, String> {
-        audit(self, expected).map_err(|problems| {
+        self.audit_with_instances(expected, &BTreeSet::new())
+    }
+
+    /// Checks the end state against the Sectors and the instances
+    /// (`kind: Lxc`) expected (see [`audit`]).
+    pub fn audit_with_instances(
+        &self,
+        sectors: &BTreeSet<String>,
+        instances: &BTreeSet<String>,
+    ) -> Result<Audit, String> {
+        audit(self, sectors, instances).map_err(|problems| {
             format!(
                 "{} problem(s):\n- {}",
                 problems.len(),
@@ -477,6 +535,7 @@ fn tail(log: &Path) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Audit {
     pub sectors: usize,
+    pub instances: usize,
     pub containers: usize,
     pub addresses: usize,
 }
@@ -495,6 +554,37 @@ fn nic(value: &str) -> Option<(String, String)> {
     ))
 }
 
+/// Whose a container is, by the marker in its description.
+#[derive(Debug, PartialEq, Eq)]
+enum MarkedFor<'a> {
+    /// `orbitlab:sector/<name>/<role>`: a Sector's appliance.
+    Sector(&'a str),
+    /// `orbitlab:lxc/<name>`: an instance.
+    Instance(&'a str),
+}
+
+/// The owner a container's description names, if it names one this audit
+/// knows.
+fn marked_for(description: &str) -> Option<MarkedFor<'_>> {
+    let marker = description
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("orbitlab:"))?;
+    match marker.split_once('/')? {
+        ("sector", rest) => rest.split('/').next().map(MarkedFor::Sector),
+        ("lxc", name) => Some(MarkedFor::Instance(name)),
+        _ => None,
+    }
+}
+
+/// An instance's container as the simulator holds it.
+#[derive(Debug, Clone)]
+struct InstanceSeen {
+    vmid: u32,
+    node: String,
+    /// `net0`'s bridge and address.
+    nic: Option<(String, String)>,
+}
+
 /// Pushes `what` into `problems` when `bad`.
 fn check(problems: &mut Vec<String>, bad: bool, what: impl FnOnce() -> String) {
     if bad {
@@ -505,9 +595,17 @@ fn check(problems: &mut Vec<String>, bad: bool, what: impl FnOnce() -> String) {
 /// The end-state checks: manifests and statuses, SDN (nothing pending,
 /// exactly the Backplane plus one zone and vnet per Sector, unique VNIs
 /// matching the tag table), containers (exactly a gateway and a DNS per
-/// Sector, all running, marked, no orphan, unique addresses per bridge),
-/// IPAM (owners all alive, no address held twice in a pool).
-fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<String>> {
+/// Sector and one container per instance, all running, marked, no orphan —
+/// a container whose marker names no declared object —, unique addresses
+/// per bridge, each instance on its Sector's vnet), IPAM (owners all alive,
+/// no address held twice in a pool, exactly one address per instance: the
+/// one its container has), and each instance's status naming its container
+/// (VMID, node, address).
+fn audit(
+    lab: &MultiNode,
+    expected: &BTreeSet<String>,
+    instances: &BTreeSet<String>,
+) -> Result<Audit, Vec<String>> {
     let mut problems = Vec::new();
     let p = &mut problems;
     let manifests: BTreeSet<String> = lab
@@ -523,6 +621,26 @@ fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<Stri
     for (name, phase) in lab.phases() {
         check(p, phase != "Ready", || format!("Sector {name} is {phase}"));
     }
+    // Each declared instance's Sector.
+    let instance_sectors: BTreeMap<String, String> = lab
+        .store
+        .read_manifests(Kind::Lxc)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| match &m.value.spec {
+            Spec::Lxc(spec) => Some((m.value.name().to_string(), spec.sector.to_string())),
+            _ => None,
+        })
+        .collect();
+    let declared: BTreeSet<String> = instance_sectors.keys().cloned().collect();
+    check(p, declared != *instances, || {
+        format!("Lxc manifests {declared:?}, expected {instances:?}")
+    });
+    for (name, phase) in lab.phases_of(Kind::Lxc) {
+        check(p, phase != "Ready", || {
+            format!("instance {name} is {phase}")
+        });
+    }
     let tag_table = tags::read(&lab.store).unwrap_or_default();
     let tagged: Vec<&String> = tag_table.values().collect();
     check(
@@ -536,7 +654,7 @@ fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<Stri
             != expected.iter().map(String::as_str).collect(),
         || format!("tag table {tag_table:?} does not match the Sectors"),
     );
-    let (containers, addresses) = lab.sim.with_state(|st| {
+    let (containers, addresses, seen) = lab.sim.with_state(|st| {
         let sdn = &st.sdn;
         check(
             p,
@@ -592,16 +710,24 @@ fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<Stri
             format!("subnets on vnets {subnet_vnets:?}, expected on {want_vnets:?}")
         });
         let mut per_sector: BTreeMap<String, usize> = BTreeMap::new();
+        let mut per_instance: BTreeMap<String, Vec<InstanceSeen>> = BTreeMap::new();
         let mut per_bridge: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
         for (vmid, guest) in &st.guests {
             let description = guest.config.get("description").cloned().unwrap_or_default();
-            let sector = description
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("orbitlab:sector/"))
-                .and_then(|rest| rest.split('/').next())
-                .map(str::to_owned);
-            match sector {
-                Some(name) if expected.contains(&name) => *per_sector.entry(name).or_default() += 1,
+            match marked_for(&description) {
+                Some(MarkedFor::Sector(name)) if expected.contains(name) => {
+                    *per_sector.entry(name.to_owned()).or_default() += 1;
+                }
+                Some(MarkedFor::Instance(name)) if instances.contains(name) => {
+                    per_instance
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(InstanceSeen {
+                            vmid: *vmid,
+                            node: guest.node.clone(),
+                            nic: guest.config.get("net0").and_then(|v| nic(v)),
+                        });
+                }
                 other => p.push(format!(
                     "orphan container {vmid} ({other:?}): {description:?}"
                 )),
@@ -630,19 +756,54 @@ fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<Stri
                 format!("address {ip} on {bridge} held by containers {vmids:?}")
             });
         }
-        (st.guests.len(), per_bridge.len())
+        // Exactly one container per instance, on its Sector's vnet.
+        let mut seen = BTreeMap::new();
+        for name in instances {
+            let found = per_instance.remove(name).unwrap_or_default();
+            let [one] = found.as_slice() else {
+                p.push(format!(
+                    "instance {name} has {} containers, expected one: {found:?}",
+                    found.len()
+                ));
+                continue;
+            };
+            let vnet = instance_sectors.get(name).and_then(|sector| {
+                tag_table
+                    .iter()
+                    .find(|(_, s)| *s == sector)
+                    .map(|(tag, _)| format!("olvn{tag}"))
+            });
+            let bridge = one.nic.as_ref().map(|(bridge, _)| bridge);
+            check(p, vnet.is_none() || bridge != vnet.as_ref(), || {
+                format!(
+                    "instance {name}'s container {} has net0 on {bridge:?}, expected its Sector's vnet {vnet:?}",
+                    one.vmid
+                )
+            });
+            seen.insert(name.clone(), one.clone());
+        }
+        (st.guests.len(), per_bridge.len(), seen)
     });
     match observe(&lab.pve, &lab.store, "vmbr0") {
         Ok(observed) => {
             let mut holders: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+            let mut instance_addresses: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (owner, by_pool) in &observed.addresses {
-                let alive = owner
-                    .as_str()
-                    .strip_prefix("sector/")
-                    .and_then(|rest| rest.split('/').next())
-                    .is_none_or(|sector| expected.contains(sector));
+                let alive = if let Some(name) = owner.as_str().strip_prefix("lxc/") {
+                    instance_addresses
+                        .entry(name.to_owned())
+                        .or_default()
+                        .extend(by_pool.values().map(ToString::to_string));
+                    instances.contains(name)
+                } else {
+                    owner
+                        .as_str()
+                        .strip_prefix("sector/")
+                        .and_then(|rest| rest.split('/').next())
+                        .is_none_or(|sector| expected.contains(sector))
+                };
                 check(p, !alive, || {
-                    format!("IPAM address held by {owner}, whose Sector is gone")
+                    format!("IPAM address held by {owner}, whose object is gone")
                 });
                 for (pool, addr) in by_pool {
                     holders
@@ -656,12 +817,43 @@ fn audit(lab: &MultiNode, expected: &BTreeSet<String>) -> Result<Audit, Vec<Stri
                     format!("IPAM {pool}: {addr} held by {owners:?}")
                 });
             }
+            for (name, one) in &seen {
+                let held = instance_addresses.get(name).cloned().unwrap_or_default();
+                let ip = one.nic.as_ref().map(|(_, ip)| ip.clone());
+                check(p, held.len() != 1 || Some(&held[0]) != ip.as_ref(), || {
+                    format!(
+                        "instance {name} holds IPAM addresses {held:?}, expected exactly its container {}'s {ip:?}",
+                        one.vmid
+                    )
+                });
+            }
         }
         Err(e) => p.push(format!("cannot observe: {e}")),
+    }
+    for (name, one) in &seen {
+        let status = name
+            .parse()
+            .ok()
+            .and_then(|n| lab.store.read_status(Kind::Lxc, &n).ok().flatten());
+        let outputs = status.map(|s| s.outputs).unwrap_or_default();
+        let ip = one.nic.as_ref().map(|(_, ip)| ip.clone());
+        check(
+            p,
+            outputs.get("vmid") != Some(&one.vmid.to_string())
+                || outputs.get("node") != Some(&one.node)
+                || outputs.get("address") != ip.as_ref(),
+            || {
+                format!(
+                    "instance {name}'s status outputs {outputs:?} do not name its container {} on {} at {ip:?}",
+                    one.vmid, one.node
+                )
+            },
+        );
     }
     if problems.is_empty() {
         Ok(Audit {
             sectors: expected.len(),
+            instances: instances.len(),
             containers,
             addresses,
         })
