@@ -231,8 +231,8 @@ fn a_forced_delete_needs_the_privileges_of_everything_it_removes() {
     assert!(text.contains("SDN.Allocate"), "{text}");
     assert!(exists(&s, "/lxc/app1") && exists(&s, "/secrets/pw"));
 
-    // Guests but not networks: not the Sector behind the instance's
-    // ingress rule.
+    // Guests but not networks: not the Sector whose ingress rule to the
+    // instance a forced delete drops.
     let (status, body) = delete(VM_TOKEN, "/lxc/app1?force=1");
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let text = message(&body);
@@ -261,10 +261,21 @@ fn a_forced_delete_needs_the_privileges_of_everything_it_removes() {
         [
             "\"Lxc\"/\"app1\"=\"deleted\"",
             "\"Secret\"/\"pw\"=\"deleted\"",
-            "\"Sector\"/\"web\"=\"deleted\"",
+            "\"Sector\"/\"web\"=\"configured\"",
         ]
     );
-    assert!(!exists(&s, "/lxc/app1") && !exists(&s, "/sectors/web"));
+    // The Sector stays, without the ingress rule to the deleted instance.
+    assert!(!exists(&s, "/lxc/app1") && exists(&s, "/sectors/web"));
+    let web = s
+        .api
+        .get(&"/sectors/web".parse::<ApiPath>().unwrap())
+        .unwrap();
+    assert!(
+        web["spec"]["ingress"]
+            .as_array()
+            .is_none_or(|rules| rules.iter().all(|r| r["to_instance"] != "app1")),
+        "{web}"
+    );
 }
 
 #[test]

@@ -258,6 +258,52 @@ fn delete_refuses_dependents_unless_forced() {
 }
 
 #[test]
+fn deleting_an_ingress_target_is_refused_and_forced_drops_only_its_rules() {
+    let (_dir, api) = api();
+    let lxc = |name: &str| {
+        format!(
+            "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: {name}\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n"
+        )
+    };
+    api.apply(docs(
+        "all.yaml",
+        &format!(
+            "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n  ingress:\n    - name: https\n      protocol: tcp\n      port: 443\n      to_instance: shop\n    - name: ssh\n      protocol: tcp\n      port: 2222\n      to_instance: admin\n      to_port: 22\n---\n{}---\n{}",
+            lxc("shop"),
+            lxc("admin")
+        ),
+    ))
+    .unwrap();
+    let message = api
+        .delete(&path("/lxc/shop"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("/sectors/web (ingress rules)") && message.contains("--force"),
+        "{message}"
+    );
+    let removal = api.removal(&path("/lxc/shop"), true).unwrap();
+    assert_eq!(removal.paths(), ["/lxc/shop"], "the Sector is not deleted");
+    let changes = api.delete(&path("/lxc/shop"), true).unwrap();
+    let mut changed: Vec<String> = changes.iter().map(|c| c.path()).collect();
+    changed.sort();
+    assert_eq!(changed, ["/lxc/shop", "/sectors/web"]);
+    let web = api.get(&path("/sectors/web")).unwrap();
+    let rules: Vec<&str> = web["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["ssh"],
+        "only the rule to the deleted instance is dropped"
+    );
+    assert_eq!(api.ls(&path("/lxc")).unwrap().as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn a_delete_removes_exactly_what_its_removal_names() {
     let (_dir, api) = api();
     api.apply(docs(

@@ -456,3 +456,24 @@ fn a_node_back_online_leaves_one_container_per_part() {
     assert_eq!(world.vmid("db", "gateway"), gateways[0]);
     assert_ready(&world, "db");
 }
+
+// A Node manifest's uplink bridge is the one its Backplane peer address
+// comes from.
+
+#[test]
+fn a_node_manifest_uplink_bridge_gives_that_nodes_peer_address() {
+    let world = World::new();
+    world.apply(
+        "apiVersion: orbitlab.io/v1\nkind: Node\nmetadata:\n  name: pve2\nspec:\n  uplink_bridge: vmbr1\n",
+    );
+    world.create_sector("web", "172.16.0.0/24");
+    world.settle();
+    let zone = world
+        .pve
+        .running(SdnKind::Zone, None, "olz1001")
+        .expect("the Sector's zone is applied");
+    let peers = zone["peers"].as_str().unwrap_or_default().to_owned();
+    assert!(peers.contains("10.99.0.12"), "{peers}");
+    assert!(!peers.contains("192.168.100.12"), "{peers}");
+    assert!(peers.contains("192.168.100.11"), "{peers}");
+}

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
-use orbitlab_engine::api::{Api, ApiPath, Change, acted_on, object_path, reports_status};
+use orbitlab_engine::api::{Api, ApiPath, Change, acted_on, object_path, reports_status, used_for};
 use orbitlab_engine::store::Store;
 use orbitlab_manifests::{Kind, Name};
 use serde_json::Value;
@@ -84,9 +84,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 );
             }
-            for path in indirect(&applied) {
+            for (path, used) in indirect(&applied) {
                 eprintln!(
-                    "orbitlab: note: {path} applies to Sector gateway and DNS containers made from now on; existing ones keep their template and memory{}",
+                    "orbitlab: note: {path} {used}{}",
                     if args.wait {
                         " (it has no status of its own and is not waited for)"
                     } else {
@@ -222,8 +222,8 @@ fn inert(answer: &Value) -> Vec<(String, Kind)> {
 }
 
 /// Paths of applied objects an agent uses without reporting a status for
-/// them (appliances).
-fn indirect(answer: &Value) -> Vec<String> {
+/// them (appliances, nodes), with what it does with them.
+fn indirect(answer: &Value) -> Vec<(String, &'static str)> {
     decoded_changes(answer)
         .into_iter()
         .filter(|c| {
@@ -231,7 +231,7 @@ fn indirect(answer: &Value) -> Vec<String> {
                 && !reports_status(c.kind)
                 && c.action != orbitlab_engine::api::Action::Deleted
         })
-        .map(|c| object_path(c.kind, &c.name))
+        .filter_map(|c| Some((object_path(c.kind, &c.name), used_for(c.kind)?)))
         .collect()
 }
 

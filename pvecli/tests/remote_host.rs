@@ -168,7 +168,7 @@ fn objects_over_https_print_what_the_local_command_prints() {
     let err = refused(&a.run(AUDITOR_TOKEN, &["delete", "/nodes/pve2"], b""));
     assert!(err.contains("lacks Sys.Modify"), "{err}");
 
-    // An apply of a kind nothing acts on says so.
+    // An apply of a kind used without a status of its own says how.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("node.yaml");
     std::fs::write(
@@ -182,7 +182,7 @@ fn objects_over_https_print_what_the_local_command_prints() {
     assert!(shown.contains("/nodes/pve3"), "{shown}");
     let note = String::from_utf8_lossy(&output.stderr);
     assert!(
-        note.contains("/nodes/pve3 is stored, but no agent acts on Node manifests yet"),
+        note.contains("/nodes/pve3 applies to instances placed from now on"),
         "{note}"
     );
     // --wait works over HTTPS too, and waits only for kinds that report a
@@ -191,7 +191,7 @@ fn objects_over_https_print_what_the_local_command_prints() {
     ok(&output);
     let note = String::from_utf8_lossy(&output.stderr);
     assert!(
-        note.contains("/nodes/pve3 is stored, but no agent acts on Node manifests yet: it has no effect and is not waited for"),
+        note.contains("/nodes/pve3 applies to instances placed from now on; instances already on the node stay there (it has no status of its own and is not waited for)"),
         "{note}"
     );
 
@@ -204,7 +204,7 @@ fn objects_over_https_print_what_the_local_command_prints() {
     assert_eq!(status, local);
     assert_eq!(
         json(&status)[0],
-        serde_json::json!({"object": "/nodes/pve2", "kind": "Node", "phase": "Pending", "acted_on": false})
+        serde_json::json!({"object": "/nodes/pve2", "kind": "Node", "phase": "Pending", "acted_on": true})
     );
 
     let ok_delete = ok(&a.run(OPERATOR_TOKEN, &["delete", "/nodes/pve2"], b""));

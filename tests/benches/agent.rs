@@ -153,6 +153,44 @@ fn apply_to_ready(lab: &MultiNode, label: &str, prefix: &str, runs: usize) {
     );
 }
 
+/// `count` instances in Sector `sector` applied in one `orbitlab apply`,
+/// timed until every one is Ready, with the agents' CPU time and the
+/// Proxmox requests it took.
+fn instances_at_once(lab: &MultiNode, sector: &str, count: usize) {
+    let yaml: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: n{i:03}\nspec:\n  sector: {sector}\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  memory: 128\n"
+            )
+        })
+        .collect();
+    let documents = orbitlab_manifests::codec::decode("instances.yaml", &yaml.join("---\n"))
+        .expect("the manifests decode");
+    let (cpu_before, requests_before) = (agents_cpu(lab), lab.sim.requests().len());
+    let started = Instant::now();
+    lab.api().apply(documents).expect("apply");
+    let all_ready = || {
+        (0..count).all(|i| {
+            lab.store
+                .read_status(Kind::Lxc, &format!("n{i:03}").parse().unwrap())
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.is_ready())
+        })
+    };
+    wait_for(Duration::from_secs(600), || all_ready().then_some(()))
+        .expect("every instance becomes Ready");
+    let wall = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    println!(
+        "{count} instances applied at once -> all Ready: {:.1} s; agents' CPU {:.2} s; {} Proxmox requests ({:.1} per instance)",
+        wall.as_secs_f64(),
+        (agents_cpu(lab) - cpu_before).as_secs_f64(),
+        lab.sim.requests().len() - requests_before,
+        (lab.sim.requests().len() - requests_before) as f64 / count as f64,
+    );
+}
+
 /// Each agent's CPU time and memory over one idle minute.
 fn idle_minute(lab: &MultiNode, label: &str) {
     let minute = Duration::from_secs(60);
@@ -229,6 +267,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
 
     apply_to_ready(&lab, "poll 2 s (default)", "d", 5);
+    instances_at_once(&lab, "idle", 100);
     lab.stop_agents();
     drop(lab);
 

@@ -91,8 +91,9 @@ impl Catalog {
         self.touched.insert(key);
     }
 
-    /// Every object that refers to `kind/name`, directly or through
-    /// another dependent.
+    /// Every object that refers to `kind/name` with a reference that
+    /// orders (it cannot exist without it), directly or through another
+    /// such dependent.
     pub(crate) fn dependents(&self, kind: Kind, name: &Name) -> Vec<Key> {
         let mut found: BTreeSet<Key> = BTreeSet::new();
         let mut queue = vec![(kind, name.clone())];
@@ -104,7 +105,7 @@ impl Catalog {
                 if m.value
                     .references()
                     .iter()
-                    .any(|r| r.kind == k && *r.name == n)
+                    .any(|r| r.orders && r.kind == k && *r.name == n)
                 {
                     found.insert(key.clone());
                     queue.push(key.clone());
@@ -112,6 +113,37 @@ impl Catalog {
             }
         }
         found.into_iter().collect()
+    }
+
+    /// Objects outside `removed` that refer to one of them with a
+    /// reference that does not order (an ingress rule naming an instance).
+    pub(crate) fn referrers(&self, removed: &[Key]) -> Vec<Key> {
+        self.objects
+            .iter()
+            .filter(|(key, _)| !removed.contains(key))
+            .filter(|(_, m)| {
+                m.value
+                    .references()
+                    .iter()
+                    .any(|r| !r.orders && removed.iter().any(|(k, n)| r.kind == *k && r.name == n))
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Drops from `key`'s spec the references that do not order to any of
+    /// `removed` (its ingress rules to them).
+    pub(crate) fn unlink(&mut self, key: &Key, removed: &[Key]) {
+        let Some(mut manifest) = self.objects.get(key).cloned() else {
+            return;
+        };
+        let mut changed = false;
+        for (k, n) in removed {
+            changed |= manifest.value.spec.drop_unordered_references(*k, n);
+        }
+        if changed {
+            self.put(manifest);
+        }
     }
 
     /// Validates the edited set as a whole and lists what changes.

@@ -232,7 +232,7 @@ impl Api {
     pub fn delete_exactly(&self, expected: &Removal) -> Result<Vec<Change>, ApiError> {
         let path = expected.target();
         self.change(|set| {
-            let force = !expected.dependents.is_empty();
+            let force = expected.has_dependents();
             let now = plan_removal(set, &path, force)?;
             if now != *expected {
                 return Err(ApiError::Conflict {
@@ -293,13 +293,17 @@ impl Api {
     }
 }
 
-/// What a delete removes: one object and the objects that refer to it.
-/// Only [`Api::removal`] makes one, from the stored set.
+/// What a delete removes: one object and the objects that cannot exist
+/// without it, and which objects it edits (a Sector whose ingress rules
+/// name a removed instance loses those rules). Only [`Api::removal`] makes
+/// one, from the stored set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removal {
     target: (Kind, Name),
     /// Sorted by kind, then name; never holds the target.
     dependents: Vec<(Kind, Name)>,
+    /// Objects kept, minus their references to what is removed.
+    edited: Vec<(Kind, Name)>,
 }
 
 impl Removal {
@@ -325,9 +329,15 @@ impl Removal {
         self.objects().map(|(k, _)| k).collect()
     }
 
-    /// Whether objects besides the target are removed.
+    /// Whether objects besides the target are removed or edited.
     pub fn has_dependents(&self) -> bool {
-        !self.dependents.is_empty()
+        !self.dependents.is_empty() || !self.edited.is_empty()
+    }
+
+    /// Objects kept but edited: their ingress rules to a removed instance
+    /// are dropped.
+    pub fn edited(&self) -> impl Iterator<Item = (Kind, &Name)> {
+        self.edited.iter().map(|(k, n)| (*k, n))
     }
 }
 
@@ -344,28 +354,47 @@ fn plan_removal(set: &change::Catalog, path: &ApiPath, force: bool) -> Result<Re
         return Err(not_found(path));
     }
     let dependents = set.dependents(*kind, name);
-    if !dependents.is_empty() && !force {
+    let removed: Vec<(Kind, Name)> = std::iter::once((*kind, name.clone()))
+        .chain(dependents.iter().cloned())
+        .collect();
+    let edited = set.referrers(&removed);
+    if (!dependents.is_empty() || !edited.is_empty()) && !force {
+        let users = dependents
+            .iter()
+            .map(|(k, n)| object_path(*k, n))
+            .chain(
+                edited
+                    .iter()
+                    .map(|(k, n)| format!("{} (ingress rules)", object_path(*k, n))),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = if edited.is_empty() {
+            "delete those first, or pass --force to delete them too"
+        } else if dependents.is_empty() {
+            "change those first, or pass --force to drop those rules"
+        } else {
+            "delete or change those first, or pass --force to delete them too and drop those rules"
+        };
         return Err(ApiError::Conflict {
             path: path.to_string(),
-            reason: format!(
-                "still used by {}; delete those first, or pass --force to delete them too",
-                dependents
-                    .iter()
-                    .map(|(k, n)| object_path(*k, n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            reason: format!("still used by {users}; {what}"),
         });
     }
     Ok(Removal {
         target: (*kind, name.clone()),
         dependents,
+        edited,
     })
 }
 
 fn remove_all(set: &mut change::Catalog, removal: &Removal) {
-    for (kind, name) in removal.objects() {
-        set.remove(kind, name);
+    let removed: Vec<(Kind, Name)> = removal.objects().map(|(k, n)| (k, n.clone())).collect();
+    for (kind, name) in &removed {
+        set.remove(*kind, name);
+    }
+    for key in &removal.edited {
+        set.unlink(key, &removed);
     }
 }
 
@@ -400,12 +429,18 @@ pub fn reports_status(kind: Kind) -> bool {
     crate::reconcile::controllers::reported().any(|k| k == kind)
 }
 
-/// Whether an agent acts on manifests of `kind`: the controllers' kinds and
-/// Appliances. Manifests of the other kinds are validated and stored, and
+/// Whether an agent acts on manifests of `kind`: the controllers' kinds,
+/// Appliances and Nodes. Manifests of the other kinds are validated and stored, and
 /// nothing acts on them yet: `orbitlab apply` says so and `--wait` does
 /// not wait for them.
 pub fn acted_on(kind: Kind) -> bool {
     crate::reconcile::controllers::acted_on().any(|k| k == kind)
+}
+
+/// What an agent does with manifests of `kind` that have no status of
+/// their own (Appliances, Nodes); `None` for the others.
+pub fn used_for(kind: Kind) -> Option<&'static str> {
+    crate::reconcile::controllers::used_for(kind)
 }
 
 /// Where the agent's HTTPS server serves the path tree (`GET

@@ -564,9 +564,17 @@ impl Pve for FakePve {
                 format!("no such cluster node '{node}'"),
             )
         })?;
-        typed(
-            json!([{"iface": "vmbr0", "type": "bridge", "cidr": addr, "mtu": "1500", "active": 1}]),
-        )
+        // A second bridge, 10.99.0.<same host part>/24 with jumbo frames,
+        // for nodes whose Node manifest names another uplink.
+        let host = addr
+            .split('/')
+            .next()
+            .and_then(|a| a.rsplit('.').next())
+            .unwrap_or("1");
+        typed(json!([
+            {"iface": "vmbr0", "type": "bridge", "cidr": addr, "mtu": "1500", "active": 1},
+            {"iface": "vmbr1", "type": "bridge", "cidr": format!("10.99.0.{host}/24"), "mtu": "9000", "active": 1},
+        ]))
     }
 
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32> {

@@ -154,8 +154,12 @@ impl Reconciler<'_> {
     /// changed since (see [`observe::observe_since`]).
     fn plan_from(&self, earlier: Option<&Observed>) -> Result<(Plan, Observed), ReconcileError> {
         let desired = self.desired()?;
-        let observed =
-            observe::observe_since(self.pve, self.store, &uplink_bridge(&desired), earlier)?;
+        let observed = observe::observe_since(
+            self.pve,
+            self.store,
+            &|node| uplink_bridge(&desired, node),
+            earlier,
+        )?;
         self.plan_with(&desired, observed)
     }
 
@@ -173,6 +177,12 @@ impl Reconciler<'_> {
             let local = self.host.local_node();
             plan.actions
                 .retain(|a| a.runs_on().is_some_and(|node| node.as_str() == local));
+            // What blocks or holds up an object is the cluster-scoped
+            // reconciler's to report (it alone writes statuses, and it
+            // alone reads what instances need for placement); a node-scoped
+            // run fails only on its own steps.
+            plan.blocked.clear();
+            plan.waiting.clear();
         }
         Ok((plan, observed))
     }
@@ -259,12 +269,16 @@ impl Reconciler<'_> {
     }
 }
 
-/// The bridge whose address and MTU define the Backplane's peers.
-fn uplink_bridge(desired: &Desired) -> String {
-    desired.cluster.as_ref().map_or_else(
-        || "vmbr0".to_owned(),
-        |(_, c)| c.defaults.bridge.to_string(),
-    )
+/// The bridge of `node` whose address and MTU define the Backplane's
+/// peers: its Node manifest's `uplink_bridge`, else the cluster's default.
+fn uplink_bridge(desired: &Desired, node: &str) -> String {
+    match desired.node(node).uplink_bridge {
+        Some(bridge) => bridge.to_string(),
+        None => desired.cluster.as_ref().map_or_else(
+            || "vmbr0".to_owned(),
+            |(_, c)| c.defaults.bridge.to_string(),
+        ),
+    }
 }
 
 /// Node-scoped helper for callers: the `ContainerHost` of this node.

@@ -46,7 +46,7 @@ use crate::store::Store;
 /// Takes a snapshot. `uplink` is the bridge whose address and MTU count
 /// (the cluster default, `vmbr0`).
 pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, ReconcileError> {
-    observe_since(pve, store, uplink, None)
+    observe_since(pve, store, &|_: &str| uplink.to_owned(), None)
 }
 
 /// [`observe`], reusing from `earlier` — a snapshot taken earlier in the
@@ -58,7 +58,7 @@ pub fn observe(pve: &dyn Pve, store: &Store, uplink: &str) -> Result<Observed, R
 pub(super) fn observe_since(
     pve: &dyn Pve,
     store: &Store,
-    uplink: &str,
+    uplink: &dyn Fn(&str) -> String,
     earlier: Option<&Observed>,
 ) -> Result<Observed, ReconcileError> {
     let pve_major = match earlier {
@@ -82,14 +82,17 @@ pub(super) fn observe_since(
         let uplink = match (online, known) {
             (false, _) => None,
             (true, Some(known)) => Some(known),
-            (true, None) => match remembered::uplink(store.root(), &node.node) {
-                Some(kept) => kept,
-                None => {
-                    let read = node_uplink(pve, &node.node, uplink)?;
-                    remembered::keep_uplink(store.root(), &node.node, read);
-                    read
+            (true, None) => {
+                let bridge = uplink(&node.node);
+                match remembered::uplink(store.root(), &node.node, &bridge) {
+                    Some(kept) => kept,
+                    None => {
+                        let read = node_uplink(pve, &node.node, &bridge)?;
+                        remembered::keep_uplink(store.root(), &node.node, &bridge, read);
+                        read
+                    }
                 }
-            },
+            }
         };
         observed.nodes.insert(name, NodeObs { online, uplink });
     }
@@ -232,14 +235,15 @@ pub(super) fn instance_inputs(
     if desired.instances.is_empty() {
         return Ok(());
     }
+    let made: std::collections::BTreeSet<&Marker> = observed
+        .containers
+        .values()
+        .filter_map(|c| c.marker.as_ref())
+        .collect();
     let unplaced: Vec<_> = desired
         .instances
         .iter()
-        .filter(|(name, _)| {
-            observed
-                .container(&Marker::object(Kind::Lxc, name))
-                .is_none()
-        })
+        .filter(|(name, _)| !made.contains(&Marker::object(Kind::Lxc, name)))
         .collect();
     if !unplaced.is_empty() {
         let online: Vec<NodeName> = observed
@@ -612,23 +616,24 @@ mod remembered {
     struct Kept {
         sdn: Option<(SdnVersion, Instant, SdnObs)>,
         markers: BTreeMap<u32, KeptMarker>,
+        /// By `<node>/<bridge>`.
         uplinks: BTreeMap<String, (Instant, Option<Uplink>)>,
     }
 
-    /// The uplink of `node` read less than [`REUSE_FOR`] ago, if any.
-    pub(super) fn uplink(root: &Path, node: &str) -> Option<Option<Uplink>> {
+    /// The uplink `bridge` of `node` read less than [`REUSE_FOR`] ago, if any.
+    pub(super) fn uplink(root: &Path, node: &str, bridge: &str) -> Option<Option<Uplink>> {
         let kept = kept();
-        let (at, uplink) = kept.get(root)?.uplinks.get(node)?;
+        let (at, uplink) = kept.get(root)?.uplinks.get(&format!("{node}/{bridge}"))?;
         (at.elapsed() < REUSE_FOR).then_some(*uplink)
     }
 
-    /// Keeps the uplink just read from `node`.
-    pub(super) fn keep_uplink(root: &Path, node: &str, uplink: Option<Uplink>) {
+    /// Keeps the uplink `bridge` just read from `node`.
+    pub(super) fn keep_uplink(root: &Path, node: &str, bridge: &str, uplink: Option<Uplink>) {
         kept()
             .entry(root.to_owned())
             .or_default()
             .uplinks
-            .insert(node.to_owned(), (Instant::now(), uplink));
+            .insert(format!("{node}/{bridge}"), (Instant::now(), uplink));
     }
 
     #[derive(Debug)]

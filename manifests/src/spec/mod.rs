@@ -152,6 +152,20 @@ impl Spec {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Removes every reference to `kind/name` that does not order (an
+    /// ingress rule's target instance), for deleting that object without
+    /// its referrers; true when something was removed.
+    pub fn drop_unordered_references(&mut self, kind: Kind, name: &Name) -> bool {
+        match self {
+            Spec::Sector(s) if kind == Kind::Lxc => {
+                let before = s.ingress.len();
+                s.ingress.retain(|r| r.to_instance.as_ref() != Some(name));
+                s.ingress.len() != before
+            }
+            _ => false,
+        }
+    }
+
     /// Every reference this spec makes to other objects.
     pub fn references(&self) -> Vec<Reference<'_>> {
         let mut out = Vec::new();

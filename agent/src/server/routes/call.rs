@@ -341,8 +341,11 @@ impl Call {
             } => api.set(&path, properties, &delete)?,
             Call::Delete { path, force } => {
                 let removal = api.removal(&path, force)?;
+                // Editing an object (dropping its ingress rules) needs no
+                // less than removing it.
                 let objects: Vec<_> = removal
                     .objects()
+                    .chain(removal.edited())
                     .map(|(kind, name)| (kind, object_path(kind, name)))
                     .collect();
                 decide_removal(&who.user, &objects, &who.privileges)?;

@@ -77,11 +77,26 @@ pub fn reported() -> impl Iterator<Item = Kind> {
     ALL.iter().map(|c| c.kind())
 }
 
-/// Kinds that change what agents do: every controller's kind, and
-/// Appliances, which choose the template and memory of the containers the
-/// Sector controller creates (see [`Desired`]).
+/// Kinds that change what agents do: every controller's kind; Appliances,
+/// which choose the template and memory of the containers the Sector
+/// controller creates (see [`Desired`]); and Nodes, which cordon a node
+/// or cap its instances for the instance controller's placement.
 pub fn acted_on() -> impl Iterator<Item = Kind> {
-    reported().chain([Kind::Appliance])
+    reported().chain([Kind::Appliance, Kind::Node])
+}
+
+/// What an agent does with manifests of a kind it acts on without giving
+/// them a status of their own (`None` for kinds with a status or none).
+pub fn used_for(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Appliance => Some(
+            "applies to Sector gateway and DNS containers made from now on; existing ones keep their template and memory",
+        ),
+        Kind::Node => Some(
+            "applies to instances placed from now on; instances already on the node stay there",
+        ),
+        _ => None,
+    }
 }
 
 /// Status outputs every kind shares: each container of the object (VMID,

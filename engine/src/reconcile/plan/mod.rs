@@ -22,8 +22,10 @@ pub use desired::{ApplianceChoice, Desired};
 use super::ObjectRef;
 use super::action::Action;
 use super::controllers::{self, Backplane, Controller};
+use super::ids::Marker;
 use super::observed::Observed;
 use crate::ipam::PoolId;
+use crate::pve::Vmid;
 
 /// The result of planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,9 +74,16 @@ impl Plan {
 /// Plans every object of every kind that has a controller. Pure: same
 /// inputs, same plan.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut markers: BTreeMap<&Marker, Vec<Vmid>> = BTreeMap::new();
+    for (vmid, c) in &observed.containers {
+        if let Some(marker) = &c.marker {
+            markers.entry(marker).or_default().push(*vmid);
+        }
+    }
     let mut planner = Planner {
         desired,
         observed,
+        markers,
         plan: Plan::default(),
         reserved_tags: BTreeSet::new(),
         planned_addresses: BTreeMap::new(),
@@ -87,11 +96,31 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     planner.finish()
 }
 
+impl<'a> Planner<'a> {
+    /// The containers carrying `marker`, lowest VMID first (more than one
+    /// only after a crash between a create and its record).
+    pub fn containers_with(
+        &self,
+        marker: &Marker,
+    ) -> Vec<(Vmid, &'a super::observed::ContainerObs)> {
+        let observed: &'a Observed = self.observed;
+        self.markers
+            .get(marker)
+            .into_iter()
+            .flatten()
+            .filter_map(|vmid| Some((*vmid, observed.containers.get(vmid)?)))
+            .collect()
+    }
+}
+
 /// Planning state shared by the controllers during one plan.
 #[derive(Debug)]
 pub(crate) struct Planner<'a> {
     pub desired: &'a Desired,
     pub observed: &'a Observed,
+    /// The containers carrying each marker, lowest VMID first (an index of
+    /// `observed.containers`).
+    markers: BTreeMap<&'a Marker, Vec<Vmid>>,
     plan: Plan,
     /// Tags this plan reserves, so two new Sectors never get the same one.
     pub reserved_tags: BTreeSet<u32>,

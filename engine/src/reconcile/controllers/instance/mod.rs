@@ -208,13 +208,7 @@ impl Planner<'_> {
         let Some(net) = self.instance_network(&object, spec)? else {
             return Ok(Vec::new());
         };
-        let found: Vec<_> = self
-            .observed
-            .containers
-            .iter()
-            .filter(|(_, c)| c.marker.as_ref() == Some(&marker))
-            .map(|(vmid, c)| (*vmid, c))
-            .collect();
+        let found = self.containers_with(&marker);
         let Some(&(vmid, container)) = found.first() else {
             return self.instance_create(name, spec, &net);
         };
