@@ -26,7 +26,7 @@ Examples:
   printf %s 's3cr3t' | orbitlab secret set app/db/password
   orbitlab pki cert issue sectors web --dns web.orbitlab.internal
   orbitlab ssh-key create deploy
-  ORBITLAB_TOKEN=... orbitlab --host https://pve1:8007 --cacert ca.pem get /sectors
+  ORBITLAB_TOKEN=... orbitlab --host https://pve1:8206 --cacert ca.pem get /sectors
 
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or

@@ -274,6 +274,87 @@ pub fn stable_request_part(path: &str) -> String {
     }
 }
 
+/// What [`every_call_fails_once`] saw.
+#[derive(Debug, Default)]
+pub struct FaultRuns {
+    /// Requests the undisturbed run made.
+    pub calls: usize,
+    /// Injected failures that fired.
+    pub fired: usize,
+    /// Of those, how many made the owner's first run fail or report a
+    /// failed object.
+    pub surfaced: usize,
+    /// Requests whose failure never came (the run took another path).
+    pub unfired: Vec<String>,
+}
+
+impl FaultRuns {
+    /// Unfired requests that change something: each must have failed once.
+    pub fn unfired_writes(&self) -> Vec<&String> {
+        self.unfired
+            .iter()
+            .filter(|c| !c.starts_with("GET "))
+            .collect()
+    }
+}
+
+/// Crash safety of whatever `make` leaves to do: an undisturbed run from
+/// `make()` records the Proxmox requests; then, for each of them, a fresh
+/// lab from `make()` where exactly that request fails once (500), the
+/// agents (`owner` cluster-scoped) converge, and `check(lab, what)` must
+/// hold — the same end state as the undisturbed run.
+pub fn every_call_fails_once(
+    make: impl Fn() -> Lab,
+    owner: &str,
+    check: impl Fn(&Lab, &str),
+) -> FaultRuns {
+    let reference = make();
+    reference.converge_despite_faults(owner);
+    check(&reference, "undisturbed");
+    let calls = reference.sim.requests();
+    assert!(!calls.is_empty(), "the undisturbed run made no request");
+    let mut runs = FaultRuns {
+        calls: calls.len(),
+        ..FaultRuns::default()
+    };
+    for (i, call) in calls.iter().enumerate() {
+        // The Nth request with this method and path, as faults count them.
+        let pattern = stable_request_part(&call.path);
+        let nth = calls[..=i]
+            .iter()
+            .filter(|c| c.method == call.method && c.path.contains(&pattern))
+            .count() as u32;
+        let lab = make();
+        lab.sim.inject_fault(orbitlab_sim::pve::FaultSpec {
+            method: Some(call.method.clone()),
+            path_contains: pattern,
+            nth,
+            status: 500,
+            message: format!("injected failure of {} {}", call.method, call.path),
+        });
+        let host = lab.host(owner);
+        let first = lab.reconciler(&host).run();
+        lab.converge_despite_faults(owner);
+        if lab.sim.armed_faults() > 0 {
+            runs.unfired.push(format!("{} {}", call.method, call.path));
+        } else {
+            runs.fired += 1;
+            if first.as_ref().is_err() || first.as_ref().is_ok_and(|r| !r.failed.is_empty()) {
+                runs.surfaced += 1;
+            }
+        }
+        // A request this run made fewer times than the reference never
+        // came; disarm it so the checks read undisturbed.
+        lab.sim.clear_faults();
+        lab.converge_despite_faults(owner);
+        check(
+            &lab,
+            &format!("call {i} ({} {}) failed once", call.method, call.path),
+        );
+    }
+    runs
+}
+
 impl Default for Lab {
     fn default() -> Self {
         Self::new()

@@ -11,8 +11,8 @@ use std::time::Duration;
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
 use orbitlab_engine::reconcile::{init::init, observe};
 use orbitlab_manifests::{Kind, codec};
-use orbitlab_sim::pve::{FaultSpec, PveVersion};
-use orbitlab_tests::{Lab, stable_request_part};
+use orbitlab_sim::pve::PveVersion;
+use orbitlab_tests::{Lab, every_call_fails_once};
 
 /// The node whose agent does the cluster-scoped work.
 const OWNER: &str = "pve1";
@@ -98,45 +98,12 @@ fn check(lab: &Lab, what: &str) {
 
 #[test]
 fn every_call_of_an_instance_create_may_fail_once() {
-    let reference = lab_with_instance_declared();
-    reference.converge_despite_faults(OWNER);
-    check(&reference, "undisturbed");
-    let calls = reference.sim.requests();
-    assert!(!calls.is_empty());
-
-    let (mut fired, mut unfired) = (0, Vec::new());
-    for (i, call) in calls.iter().enumerate() {
-        let pattern = stable_request_part(&call.path);
-        let nth = calls[..=i]
-            .iter()
-            .filter(|c| c.method == call.method && c.path.contains(&pattern))
-            .count() as u32;
-        let lab = lab_with_instance_declared();
-        lab.sim.inject_fault(FaultSpec {
-            method: Some(call.method.clone()),
-            path_contains: pattern,
-            nth,
-            status: 500,
-            message: format!("injected failure of {} {}", call.method, call.path),
-        });
-        lab.converge_despite_faults(OWNER);
-        if lab.sim.armed_faults() > 0 {
-            unfired.push(format!("{} {}", call.method, call.path));
-        } else {
-            fired += 1;
-        }
-        lab.sim.clear_faults();
-        lab.converge_despite_faults(OWNER);
-        check(
-            &lab,
-            &format!("call {i} ({} {}) failed once", call.method, call.path),
-        );
-    }
+    let runs = every_call_fails_once(lab_with_instance_declared, OWNER, check);
     println!(
-        "{} Proxmox calls in an instance create; {fired} injected failures fired; every run converged",
-        calls.len()
+        "{} Proxmox calls in an instance create; {} injected failures fired, {} of them surfaced as a failed run; every run converged",
+        runs.calls, runs.fired, runs.surfaced
     );
-    let unfired_writes: Vec<&String> = unfired.iter().filter(|c| !c.starts_with("GET ")).collect();
+    let unfired_writes = runs.unfired_writes();
     assert!(
         unfired_writes.is_empty(),
         "these writes were never failed: {unfired_writes:?}"

@@ -10,8 +10,8 @@ use std::time::Duration;
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
 use orbitlab_engine::reconcile::{init::init, observe, tags};
 use orbitlab_manifests::Kind;
-use orbitlab_sim::pve::{FaultSpec, PveVersion};
-use orbitlab_tests::{Lab, stable_request_part};
+use orbitlab_sim::pve::PveVersion;
+use orbitlab_tests::{Lab, every_call_fails_once};
 
 /// A lab with the cluster initialised and the Sector `web` declared.
 fn lab_with_sector_declared() -> Lab {
@@ -28,10 +28,6 @@ fn lab_with_sector_declared() -> Lab {
 
 /// The node whose agent does the cluster-scoped work.
 const OWNER: &str = "pve1";
-
-fn converge(lab: &Lab) {
-    lab.converge_despite_faults(OWNER);
-}
 
 /// Asserts the converged state; returns a one-line summary.
 fn check(lab: &Lab, what: &str) {
@@ -104,58 +100,17 @@ fn check(lab: &Lab, what: &str) {
 
 #[test]
 fn every_call_of_a_sector_create_may_fail_once() {
-    // The undisturbed create, for reference.
-    let reference = lab_with_sector_declared();
-    converge(&reference);
-    check(&reference, "undisturbed");
-    let calls = reference.sim.requests();
-    assert!(!calls.is_empty());
-
-    let (mut fired, mut failed_runs, mut unfired) = (0, 0, Vec::new());
-    for (i, call) in calls.iter().enumerate() {
-        // The Nth request with this method and path, as faults count them.
-        let pattern = stable_request_part(&call.path);
-        let nth = calls[..=i]
-            .iter()
-            .filter(|c| c.method == call.method && c.path.contains(&pattern))
-            .count() as u32;
-        let lab = lab_with_sector_declared();
-        lab.sim.inject_fault(FaultSpec {
-            method: Some(call.method.clone()),
-            path_contains: pattern,
-            nth,
-            status: 500,
-            message: format!("injected failure of {} {}", call.method, call.path),
-        });
-        let host = lab.host(OWNER);
-        let first = lab.reconciler(&host).run();
-        converge(&lab);
-        if lab.sim.armed_faults() > 0 {
-            unfired.push(format!("{} {}", call.method, call.path));
-        } else {
-            fired += 1;
-            if first.as_ref().is_err() || first.as_ref().is_ok_and(|r| !r.failed.is_empty()) {
-                failed_runs += 1;
-            }
-        }
-        // A poll that this run made fewer times than the reference never
-        // came; disarm it so the checks below read undisturbed.
-        lab.sim.clear_faults();
-        check(
-            &lab,
-            &format!("call {i} ({} {}) failed once", call.method, call.path),
-        );
-    }
+    let runs = every_call_fails_once(lab_with_sector_declared, OWNER, check);
     println!(
-        "{} Proxmox calls in a Sector create; {fired} injected failures fired, {failed_runs} of them surfaced as a failed run; every run converged",
-        calls.len()
+        "{} Proxmox calls in a Sector create; {} injected failures fired, {} of them surfaced as a failed run; every run converged",
+        runs.calls, runs.fired, runs.surfaced
     );
     // Reads vary with timing (task polls) and with what an earlier failure
     // skipped; every write must have been failed once.
-    let unfired_writes: Vec<&String> = unfired.iter().filter(|c| !c.starts_with("GET ")).collect();
+    let unfired_writes = runs.unfired_writes();
     assert!(
         unfired_writes.is_empty(),
         "these writes were never failed: {unfired_writes:?}"
     );
-    println!("reads whose failure never came: {unfired:?}");
+    println!("reads whose failure never came: {:?}", runs.unfired);
 }

@@ -42,7 +42,7 @@ pub struct Args {
     pub metrics_listen: Listen,
     /// Where to serve the local HTTPS API (ADDRESS:PORT) once a Proxmox
     /// connection is stored; 0 turns it off.
-    #[arg(long, env = "ORBITLAB_API_LISTEN", default_value = "0.0.0.0:8007", value_parser = parse_listen, value_name = "ADDRESS:PORT")]
+    #[arg(long, env = "ORBITLAB_API_LISTEN", default_value = "0.0.0.0:8206", value_parser = parse_listen, value_name = "ADDRESS:PORT")]
     pub api_listen: Listen,
     /// How often a held cluster lock is renewed; must stay well under the
     /// lock expiry of pmxcfs (120 s).
@@ -214,4 +214,25 @@ fn run(args: &Args) -> Result<(), String> {
     }
     daemon.run(woken);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{DEFAULT_LISTEN, PROXMOX_PORTS};
+
+    #[test]
+    fn the_default_api_port_is_no_proxmox_products_and_the_servers_own() {
+        let args = Args::try_parse_from(["orbitlab-agent"]).unwrap();
+        assert_eq!(args.api_listen.0, Some(DEFAULT_LISTEN));
+        assert!(
+            !PROXMOX_PORTS.contains(&DEFAULT_LISTEN.port()),
+            "{DEFAULT_LISTEN} clashes with a Proxmox product"
+        );
+        let moved = Args::try_parse_from(["orbitlab-agent", "--api-listen", "127.0.0.1:9443"]);
+        assert_eq!(
+            moved.unwrap().api_listen.0,
+            Some("127.0.0.1:9443".parse().unwrap())
+        );
+    }
 }

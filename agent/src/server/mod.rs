@@ -3,7 +3,7 @@
 //!
 //! # Routes
 //!
-//! Under `https://NODE:8007` (see [`ServerConfig`]):
+//! Under `https://NODE:8206` (see [`ServerConfig`]):
 //!
 //! | request | does |
 //! | --- | --- |
@@ -111,9 +111,15 @@ pub use tls::CertError;
 
 use orbitlab_engine::api::Api;
 
-/// Default listening address.
+/// Default listening address: port 8206, which no Proxmox product uses
+/// ([`PROXMOX_PORTS`]), so the agent can share a host with any of them.
 pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8007);
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8206);
+
+/// Ports Proxmox products listen on: VE and Mail Gateway web UI (8006),
+/// Backup Server (8007), Datacenter Manager (8443), the SPICE proxy
+/// (3128), pvedaemon (85).
+pub const PROXMOX_PORTS: [u16; 5] = [8006, 8007, 8443, 3128, 85];
 
 /// Size, time and count limits. The connection limits apply before any
 /// credential is seen; a connection over one of them is closed without an
@@ -193,7 +199,7 @@ const API_THREADS: usize = 16;
 /// How the local API is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Where to listen (default `0.0.0.0:8007`).
+    /// Where to listen (default `0.0.0.0:8206`).
     pub listen: SocketAddr,
     /// PEM certificate chain, leaf first.
     pub cert_file: PathBuf,
