@@ -269,6 +269,7 @@ fn apply_sdn(actions: &[orbitlab_engine::reconcile::Action], observed: &mut Obse
                         vrf_vxlan: None,
                         peers: Vec::new(),
                         exitnodes: Vec::new(),
+                        exitnodes_primary: None,
                         advertise_subnets: false,
                         mtu: Some(1450),
                         pending: None,

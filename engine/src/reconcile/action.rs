@@ -21,6 +21,8 @@ pub enum ZoneConfig {
     Evpn {
         vrf_vxlan: u32,
         exitnodes: Vec<NodeName>,
+        /// `exitnodes-primary`: one of `exitnodes`.
+        primary: NodeName,
         mtu: u32,
     },
     /// A Sector.
@@ -409,10 +411,11 @@ impl fmt::Display for ZoneConfig {
             ZoneConfig::Evpn {
                 vrf_vxlan,
                 exitnodes,
+                primary,
                 mtu,
             } => write!(
                 f,
-                "evpn controller={} vrf-vxlan={vrf_vxlan} exitnodes={} mtu={mtu} advertise-subnets=1",
+                "evpn controller={} vrf-vxlan={vrf_vxlan} exitnodes={} exitnodes-primary={primary} mtu={mtu} advertise-subnets=1",
                 super::ids::CONTROLLER,
                 join(exitnodes)
             ),

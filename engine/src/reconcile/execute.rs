@@ -158,12 +158,14 @@ fn zone_config(config: &ZoneConfig, creating: bool) -> pve::ZoneConfig {
         ZoneConfig::Evpn {
             vrf_vxlan,
             exitnodes,
+            primary,
             mtu,
         } => {
             zone.kind = creating.then(|| "evpn".to_owned());
             zone.controller = Some(ids::CONTROLLER.to_owned());
             zone.vrf_vxlan = Some(*vrf_vxlan);
             zone.exitnodes = Some(join(exitnodes));
+            zone.exitnodes_primary = Some(primary.to_string());
             zone.mtu = Some(*mtu);
             zone.advertise_subnets = Some(true);
         }

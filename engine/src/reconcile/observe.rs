@@ -347,6 +347,10 @@ fn read_sdn(pve: &dyn Pve) -> Result<SdnObs, ReconcileError> {
                     .iter()
                     .filter_map(|n| valid("exit node", n))
                     .collect(),
+                exitnodes_primary: z
+                    .exitnodes_primary
+                    .as_deref()
+                    .and_then(|n| valid("primary exit node", n)),
                 advertise_subnets: z.advertise_subnets.unwrap_or(false),
                 mtu: z.mtu,
                 pending,

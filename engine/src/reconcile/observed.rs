@@ -57,6 +57,7 @@ pub struct ZoneObs {
     pub vrf_vxlan: Option<u32>,
     pub peers: Vec<Ipv4Addr>,
     pub exitnodes: Vec<NodeName>,
+    pub exitnodes_primary: Option<NodeName>,
     pub advertise_subnets: bool,
     pub mtu: Option<u32>,
     pub pending: Option<Pending>,

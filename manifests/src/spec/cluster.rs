@@ -11,7 +11,7 @@ use super::PlacementPolicy;
 use super::rules::within;
 use crate::cidr::{self, NetworkRole};
 use crate::error::Problems;
-use crate::names::{BridgeName, StorageId};
+use crate::names::{BridgeName, NodeName, StorageId};
 
 /// Largest VXLAN network identifier (24 bits).
 pub const MAX_VNI: u32 = 16_777_215;
@@ -53,6 +53,13 @@ pub struct BackplaneSpec {
     #[serde(default = "default_vnet_tag")]
     #[garde(custom(within(1u32, MAX_VNI, "")))]
     pub vnet_tag: u32,
+    /// The exit node that carries the Backplane's SNAT traffic out of the
+    /// cluster (Proxmox's `exitnodes-primary`, needed with SNAT on several
+    /// exit nodes or an upstream router without ECMP); default: the first
+    /// node in name order. Changing it is a planned change of the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub primary_exit_node: Option<NodeName>,
 }
 
 /// Defaults for new instances.
@@ -102,6 +109,7 @@ impl Default for BackplaneSpec {
             asn: default_asn(),
             vrf_vxlan: default_vrf_vxlan(),
             vnet_tag: default_vnet_tag(),
+            primary_exit_node: None,
         }
     }
 }

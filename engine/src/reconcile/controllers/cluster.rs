@@ -154,9 +154,30 @@ impl Planner<'_> {
             }),
         }
 
+        let primary = match &bp.primary_exit_node {
+            Some(chosen) if nodes.contains(chosen) => chosen.clone(),
+            Some(chosen) => {
+                return Err(format!(
+                    "spec.backplane.primary_exit_node: {chosen} is not one of the Backplane's nodes ({})",
+                    nodes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            // The first in name order: the same on every agent, and it
+            // moves only when that node leaves the cluster.
+            None => nodes
+                .iter()
+                .min()
+                .cloned()
+                .ok_or("the Backplane has no node")?,
+        };
         let zone = ZoneConfig::Evpn {
             vrf_vxlan: bp.vrf_vxlan,
             exitnodes: nodes.clone(),
+            primary,
             mtu,
         };
         let (zone_id, vnet_id) = (ids::backplane_zone(), ids::backplane_vnet());

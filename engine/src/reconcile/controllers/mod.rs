@@ -163,12 +163,14 @@ impl Planner<'_> {
             ZoneConfig::Evpn {
                 vrf_vxlan,
                 exitnodes,
+                primary,
                 mtu,
             } => {
                 zone.kind == "evpn"
                     && zone.controller.as_deref() == Some(super::ids::CONTROLLER)
                     && zone.vrf_vxlan == Some(*vrf_vxlan)
                     && names(&zone.exitnodes) == names(exitnodes)
+                    && zone.exitnodes_primary.as_ref() == Some(primary)
                     && zone.mtu == Some(*mtu)
                     && zone.advertise_subnets
             }
