@@ -316,7 +316,7 @@ fn an_instance_on_an_offline_node_is_waited_for_not_made_again() {
     world.settle();
     world.settle();
     let (reason, message) = not_ready(&world, "app");
-    assert_eq!(reason, "Waiting");
+    assert_eq!(reason, "Unavailable");
     assert!(message.contains("offline"), "{message}");
     assert_eq!(
         containers_named(&world, "app"),
@@ -342,7 +342,7 @@ fn an_ha_instance_on_an_offline_node_is_left_to_ha() {
     world.set_online("pve3", false);
     world.settle();
     let (reason, message) = not_ready(&world, "app");
-    assert_eq!(reason, "Waiting");
+    assert_eq!(reason, "Unavailable");
     assert!(message.contains("Proxmox HA recovers it"), "{message}");
     assert_eq!(containers_named(&world, "app"), 1, "not made again");
     assert!(

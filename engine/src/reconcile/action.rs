@@ -205,6 +205,9 @@ pub enum Action {
         id: ZoneId,
     },
     ApplySdn,
+    /// Replaces the record of member nodes' uplinks
+    /// ([`super::uplinks`]).
+    RecordUplinks(std::collections::BTreeMap<NodeName, super::observed::Uplink>),
     /// Releases every IPAM address held by a part of `owner`
     /// (`<kind>/<name>/...`).
     ReleaseAddresses {
@@ -296,7 +299,7 @@ impl Action {
             | DeleteZone { owner, .. }
             | ReleaseAddresses { owner, .. }
             | Allocate { owner, .. } => Some(owner.clone()),
-            ApplySdn => None,
+            ApplySdn | RecordUplinks(_) => None,
             CreateContainer(plan) => Some(part(&plan.marker)),
             StartContainer { marker, .. }
             | StopContainer { marker, .. }
@@ -326,6 +329,7 @@ impl Action {
         use Action::*;
         match self {
             ReserveTag { .. }
+            | RecordUplinks(_)
             | ReleaseTag { .. }
             | ReleaseAddresses { .. }
             | ForgetStatus(_)
@@ -360,7 +364,7 @@ impl Action {
     pub(crate) fn phase(&self) -> Phase {
         use Action::*;
         match self {
-            ReserveTag { .. } => Phase::Reserve,
+            ReserveTag { .. } | RecordUplinks(_) => Phase::Reserve,
             RemoveHa { .. } | DestroyContainer { .. } => Phase::Destroy,
             DeleteSubnet { .. } | DeleteVnet { .. } | DeleteZone { .. } => Phase::SdnDelete,
             CreateController { .. }
@@ -494,6 +498,20 @@ impl fmt::Display for Action {
             DeleteVnet { id, .. } => write!(f, "delete vnet {id}"),
             DeleteZone { id, .. } => write!(f, "delete zone {id}"),
             ApplySdn => write!(f, "apply pending SDN changes (PUT /cluster/sdn)"),
+            RecordUplinks(uplinks) => write!(
+                f,
+                "record the member nodes' uplinks: {}",
+                uplinks
+                    .iter()
+                    .map(|(n, u)| format!(
+                        "{n}={}/{} mtu {}",
+                        u.address,
+                        u.network.prefix_len(),
+                        u.mtu
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             ReleaseAddresses { owner } => write!(f, "release IPAM addresses of {owner}"),
             ForgetStatus(object) => {
                 write!(

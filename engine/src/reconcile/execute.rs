@@ -265,6 +265,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
     match action {
         Action::ReserveTag { sector, tag } => tags::reserve(ctx.store, sector.as_ref(), tag.get())?,
         Action::ReleaseTag { sector, tag } => tags::release(ctx.store, sector.as_ref(), *tag)?,
+        Action::RecordUplinks(uplinks) => super::uplinks::write(ctx.store, uplinks)?,
         Action::DestroyContainer {
             vmid,
             node,

@@ -181,11 +181,7 @@ impl FromStr for Marker {
         let name: Name = parts.next().ok_or(())?.parse().map_err(drop)?;
         let role = match parts.next() {
             None => None,
-            Some(role) => Some(match role {
-                "gateway" => ApplianceRole::Gateway,
-                "dns" => ApplianceRole::Dns,
-                _ => return Err(()),
-            }),
+            Some(role) => Some(role.parse::<ApplianceRole>().map_err(drop)?),
         };
         if parts.next().is_some() {
             return Err(());

@@ -26,6 +26,7 @@ pub mod plan;
 mod pushed;
 mod statuses;
 pub mod tags;
+pub mod uplinks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -183,6 +184,7 @@ impl Reconciler<'_> {
             // run fails only on its own steps.
             plan.blocked.clear();
             plan.waiting.clear();
+            plan.unavailable.clear();
         }
         Ok((plan, observed))
     }

@@ -200,6 +200,7 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .into_iter()
         .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
         .collect();
+    observed.recorded_uplinks = super::uplinks::read(store)?;
     observed.statuses.clear();
     observed.homes.clear();
     for kind in super::controllers::reported() {
@@ -207,17 +208,30 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
             let Some(name) = valid::<orbitlab_manifests::Name>("status file name", &name) else {
                 continue;
             };
-            if kind == Kind::Lxc {
-                let vmid = status.outputs.get("vmid").and_then(|v| v.parse().ok());
-                let node = status.outputs.get("node").and_then(|n| n.parse().ok());
-                if let (Some(vmid), Some(node)) = (vmid, node) {
-                    observed.homes.insert(name.clone(), (vmid, node));
-                }
-            }
+            observed.homes.extend(homes(kind, &name, &status.outputs));
             observed.statuses.insert(ObjectRef { kind, name });
         }
     }
     Ok(())
+}
+
+/// Where an object's status says its containers are: `vmid`/`node` for
+/// its only container, `<role>/vmid`/`<role>/node` for its parts.
+fn homes<'a>(
+    kind: Kind,
+    name: &'a orbitlab_manifests::Name,
+    outputs: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = (Marker, (Vmid, NodeName))> + 'a {
+    outputs.iter().filter_map(move |(key, vmid)| {
+        let prefix = key.strip_suffix("vmid")?;
+        let marker = match prefix.strip_suffix('/') {
+            None if prefix.is_empty() => Marker::object(kind, name),
+            Some(role) => Marker::part(kind, name, role.parse().ok()?),
+            None => return None,
+        };
+        let node = outputs.get(&format!("{prefix}node"))?.parse().ok()?;
+        Some((marker, (vmid.parse().ok()?, node)))
+    })
 }
 
 /// What only instances need, read only when they need it (cluster-scoped

@@ -33,7 +33,7 @@ pub struct NodeObs {
 }
 
 /// Address, network and MTU of a node's uplink bridge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Uplink {
     pub address: Ipv4Addr,
     pub network: Ipv4Net,
@@ -166,10 +166,13 @@ pub struct Observed {
     pub pushed: BTreeMap<Vmid, String>,
     /// Objects that have a status file.
     pub statuses: BTreeSet<ObjectRef>,
-    /// Where each instance's container was last seen (its status): VMID
-    /// and node. An instance whose node is offline is waited for there,
-    /// never made again elsewhere.
-    pub homes: BTreeMap<orbitlab_manifests::Name, (Vmid, NodeName)>,
+    /// Where each container was last seen (its object's status), by
+    /// marker: VMID and node. A container whose node is offline is waited
+    /// for there, never made again elsewhere.
+    pub homes: BTreeMap<Marker, (Vmid, NodeName)>,
+    /// Each member node's uplink when it was last online
+    /// ([`super::uplinks`]).
+    pub recorded_uplinks: BTreeMap<NodeName, Uplink>,
     /// Each online node's memory and CPUs; read only while an instance
     /// waits to be placed.
     pub loads: BTreeMap<NodeName, NodeLoad>,
@@ -185,6 +188,27 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Every member node's uplink: as read now for online nodes, as last
+    /// recorded for offline ones (those never seen online have none).
+    pub fn member_uplinks(&self) -> BTreeMap<&NodeName, Uplink> {
+        self.nodes
+            .iter()
+            .filter_map(|(name, n)| {
+                let uplink = if n.online {
+                    n.uplink
+                } else {
+                    self.recorded_uplinks.get(name).copied()
+                };
+                Some((name, uplink?))
+            })
+            .collect()
+    }
+
+    /// True when `node` is a member and online.
+    pub fn online(&self, node: &NodeName) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.online)
+    }
+
     /// The online nodes whose uplink is known, by name.
     pub fn uplinks(&self) -> BTreeMap<&NodeName, Uplink> {
         self.nodes

@@ -83,6 +83,10 @@ fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, o
         status.set_condition(Ready, false, "StepFailed", error);
         status.set_condition(Progressing, false, "StepFailed", "retrying with backoff");
         status.set_condition(Failed, true, "StepFailed", error);
+    } else if let Some(why) = after.unavailable.get(object) {
+        status.set_condition(Ready, false, "Unavailable", why);
+        status.set_condition(Progressing, false, "Unavailable", why);
+        status.set_condition(Failed, false, "Unavailable", "");
     } else if let Some(waiting) = outcome
         .deferred
         .get(object)

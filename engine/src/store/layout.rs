@@ -13,6 +13,7 @@
 //! | `status/containers/<vmid>.json`        | [`pushed`]              | configuration last pushed to a container, JSON; the agent of its node |
 //! | `generation`                           | [`generation`]          | change counter, one decimal number; every writer of manifests |
 //! | `sdn/vnet-tags.json`                   | [`vnet_tags`]           | VNet tag → Sector, JSON; under [`Lock::Ipam`] |
+//! | `sdn/uplinks.json`                     | [`uplinks`]             | each member node's last seen uplink (address, network, MTU), JSON; the cluster-scoped reconciler, under [`Lock::Reconcile`] |
 //! | `ipam.serial`                          | [`ipam_serial`]         | IPAM change token, one decimal number; under [`Lock::Ipam`] |
 //! | `ipam/<pool>/pool.json`                | [`ipam_pool`]           | pool CIDR and full blocks, JSON; under [`Lock::Ipam`] |
 //! | `ipam/<pool>/addr/<a.b.c.0>-24.json`   | [`ipam_shard`]          | address → owner for one /24; under [`Lock::Ipam`] |
@@ -214,6 +215,11 @@ pub fn vnet_tags() -> StorePath {
     config("sdn/vnet-tags.json")
 }
 
+/// `sdn/uplinks.json`: each member node's last seen uplink.
+pub fn uplinks() -> StorePath {
+    config("sdn/uplinks.json")
+}
+
 // ---- IPAM ------------------------------------------------------------------
 
 /// `ipam/`: one directory per pool.
@@ -376,6 +382,7 @@ mod tests {
             (pushed(104), "orbitlab/status/containers/104.json"),
             (generation(), "orbitlab/generation"),
             (vnet_tags(), "orbitlab/sdn/vnet-tags.json"),
+            (uplinks(), "orbitlab/sdn/uplinks.json"),
             (ipam_dir(), "orbitlab/ipam"),
             (ipam_serial(), "orbitlab/ipam.serial"),
             (ipam_pool(&pool), "orbitlab/ipam/backplane/pool.json"),

@@ -25,6 +25,21 @@ impl ApplianceRole {
             ApplianceRole::Dns => "dns",
         }
     }
+
+    /// Every role.
+    pub const ALL: [ApplianceRole; 2] = [ApplianceRole::Gateway, ApplianceRole::Dns];
+}
+
+impl std::str::FromStr for ApplianceRole {
+    type Err = String;
+
+    /// The YAML form back (`gateway`, `dns`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        ApplianceRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not an appliance role (gateway, dns)"))
+    }
 }
 
 /// The desired state of an appliance template.

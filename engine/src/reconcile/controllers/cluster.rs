@@ -14,7 +14,7 @@ use crate::ipam::{Owner, PoolId, role_address};
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{Action, AddressChoice, PoolRef, ZoneConfig};
 use crate::reconcile::ids::{self, Marker};
-use crate::reconcile::observed::Observed;
+use crate::reconcile::observed::{Observed, Uplink};
 use crate::reconcile::plan::{Desired, Planner};
 
 /// EVPN's overhead on top of the uplink MTU.
@@ -26,8 +26,10 @@ pub(crate) struct Backplane {
     pub cidr: Ipv4Net,
     pub gateway: Ipv4Addr,
     pub mtu: u32,
+    /// Every member's uplink address (EVPN and VXLAN peers).
     pub peers: Vec<Ipv4Addr>,
-    pub nodes: Vec<NodeName>,
+    /// Online nodes with a known uplink: where new containers may go.
+    pub online: Vec<NodeName>,
     pub storage: String,
 }
 
@@ -129,12 +131,23 @@ impl Planner<'_> {
                 "an EVPN controller {id:?} exists that OrbitLab did not create; OrbitLab needs the cluster's only EVPN controller — remove it or ask for help before `orbitlab init`"
             ));
         }
-        let peers: Vec<Ipv4Addr> = uplinks.values().map(|u| u.address).collect();
-        let nodes: Vec<NodeName> = uplinks.keys().map(|n| (*n).clone()).collect();
-        let mtu = uplinks.values().map(|u| u.mtu).min().unwrap_or(1500) - EVPN_OVERHEAD;
+        // Peers and exit nodes follow membership: an offline member keeps
+        // its place from its recorded uplink, so a reboot rewrites nothing.
+        let members = self.observed.member_uplinks();
+        let peers: Vec<Ipv4Addr> = members.values().map(|u| u.address).collect();
+        let nodes: Vec<NodeName> = members.keys().map(|n| (*n).clone()).collect();
+        let online: Vec<NodeName> = uplinks.keys().map(|n| (*n).clone()).collect();
+        let mtu = members.values().map(|u| u.mtu).min().unwrap_or(1500) - EVPN_OVERHEAD;
+        let mut steps = Vec::new();
+        // The record follows what is seen: online nodes' uplinks as read,
+        // offline members' as recorded, former members dropped.
+        let record: BTreeMap<NodeName, Uplink> =
+            members.iter().map(|(n, u)| ((*n).clone(), *u)).collect();
+        if record != self.observed.recorded_uplinks {
+            steps.push(Action::RecordUplinks(record));
+        }
         let gateway = role_address(bp.cidr, ApplianceRole::Gateway);
         let owner = ObjectRef::new(Kind::Cluster, name);
-        let mut steps = Vec::new();
 
         let mut sorted_peers = peers.clone();
         sorted_peers.sort();
@@ -211,7 +224,7 @@ impl Planner<'_> {
             gateway,
             mtu,
             peers,
-            nodes,
+            online,
             storage: spec.defaults.storage.to_string(),
         };
         Ok((facts, steps))

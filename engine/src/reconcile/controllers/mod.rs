@@ -112,6 +112,17 @@ fn describe_parts(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, S
             out.insert(format!("config/{vmid}"), digest.clone());
         }
     }
+    // A container on an offline node is not listed by Proxmox: where it
+    // was last seen stays on record until its node is back.
+    for (marker, (vmid, node)) in &observed.homes {
+        if marker.kind == object.kind && marker.name == object.name && !observed.online(node) {
+            let role = marker.role.map_or("container", ApplianceRole::as_str);
+            out.entry(format!("{role}/vmid"))
+                .or_insert_with(|| vmid.to_string());
+            out.entry(format!("{role}/node"))
+                .or_insert_with(|| node.to_string());
+        }
+    }
     let prefix = format!("{object}/");
     for (owner, by_pool) in &observed.addresses {
         if let Some(part) = owner.as_str().strip_prefix(&prefix) {
@@ -275,18 +286,29 @@ impl Planner<'_> {
         }
     }
 
-    /// Create the container if no container carries its marker, destroy
+    /// Create the container if no container carries its marker (unless
+    /// its object's status places it on a node that is offline: then the
+    /// object is unavailable, and nothing is made twice), destroy
     /// duplicates a crash may have left, start it if stopped.
-    fn container_steps(&self, owner: &ObjectRef, plan: ContainerPlan) -> Vec<Action> {
-        let mut found = self
-            .observed
-            .containers
-            .iter()
-            .filter(|(_, c)| c.marker.as_ref() == Some(&plan.marker));
-        let Some((vmid, keep)) = found.next() else {
+    fn container_steps(&mut self, owner: &ObjectRef, plan: ContainerPlan) -> Vec<Action> {
+        let found = self.containers_with(&plan.marker);
+        let Some(&(vmid, keep)) = found.first() else {
+            if let Some((vmid, node)) = self.observed.homes.get(&plan.marker)
+                && !self.observed.online(node)
+            {
+                self.unavailable(
+                    owner.clone(),
+                    format!(
+                        "its {} container {vmid} is on node {node}, which is offline; it is not made again elsewhere",
+                        plan.marker.role.map_or("", |r| r.as_str())
+                    ),
+                );
+                return Vec::new();
+            }
             return vec![Action::CreateContainer(Box::new(plan))];
         };
-        let mut steps: Vec<Action> = found
+        let mut steps: Vec<Action> = found[1..]
+            .iter()
             .map(|(extra, c)| Action::DestroyContainer {
                 owner: owner.clone(),
                 vmid: *extra,
@@ -297,7 +319,7 @@ impl Planner<'_> {
         if !keep.running {
             steps.push(Action::StartContainer {
                 marker: plan.marker,
-                vmid: *vmid,
+                vmid,
                 node: keep.node.clone(),
             });
         }

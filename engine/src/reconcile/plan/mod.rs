@@ -35,10 +35,12 @@ pub struct Plan {
     /// Objects that cannot proceed, with the reason (their steps that can
     /// still run are planned; they are never Ready).
     pub blocked: BTreeMap<ObjectRef, String>,
-    /// Objects waiting for something outside their own steps (a node to
-    /// come back, their Sector's network), with the reason: not Ready,
-    /// not failed.
+    /// Objects waiting for something outside their own steps (their
+    /// Sector's network), with the reason: not Ready, not failed.
     pub waiting: BTreeMap<ObjectRef, String>,
+    /// Objects with a container on a node that is offline, with the
+    /// reason: not Ready, not failed, nothing made again elsewhere.
+    pub unavailable: BTreeMap<ObjectRef, String>,
     /// Every object the manifests declare that this plan covers.
     pub declared: BTreeSet<ObjectRef>,
 }
@@ -58,6 +60,7 @@ impl Plan {
                 !busy.contains(*o)
                     && !self.blocked.contains_key(*o)
                     && !self.waiting.contains_key(*o)
+                    && !self.unavailable.contains_key(*o)
             })
             .cloned()
             .collect()
@@ -170,6 +173,15 @@ impl Planner<'_> {
     pub fn wait(&mut self, object: ObjectRef, reason: impl Into<String>) {
         self.plan
             .waiting
+            .entry(object)
+            .or_insert_with(|| reason.into());
+    }
+
+    /// Marks `object` unavailable: a container of it is on an offline
+    /// node (the first reason given is kept).
+    pub fn unavailable(&mut self, object: ObjectRef, reason: impl Into<String>) {
+        self.plan
+            .unavailable
             .entry(object)
             .or_insert_with(|| reason.into());
     }

@@ -108,7 +108,7 @@ impl Controller for InstanceController {
                     ha.state.clone().unwrap_or_else(|| "managed".into()),
                 );
             }
-        } else if let Some((vmid, node)) = observed.homes.get(name) {
+        } else if let Some((vmid, node)) = observed.homes.get(&Marker::object(Kind::Lxc, name)) {
             // Its node is offline (or it was destroyed by hand): what was
             // last seen stays on record.
             out.insert("vmid".into(), vmid.to_string());
@@ -350,15 +350,15 @@ impl Planner<'_> {
     ) -> Result<Vec<Action>, String> {
         let object = ObjectRef::new(Kind::Lxc, name);
         let marker = Marker::object(Kind::Lxc, name);
-        if let Some((vmid, node)) = self.observed.homes.get(name)
-            && !self.observed.nodes.get(node).is_some_and(|n| n.online)
+        if let Some((vmid, node)) = self.observed.homes.get(&marker)
+            && !self.observed.online(node)
         {
             let what_next = if spec.ha.is_some() {
                 "Proxmox HA recovers it on another node; OrbitLab does not make it again"
             } else {
                 "it is not made again elsewhere (declare ha for that)"
             };
-            self.wait(
+            self.unavailable(
                 object,
                 format!("its container {vmid} is on node {node}, which is offline; {what_next}"),
             );
@@ -453,10 +453,10 @@ impl Planner<'_> {
         let object = ObjectRef::new(Kind::Lxc, name);
         let containers: Vec<_> = self.observed.containers_of(&object).collect();
         if containers.is_empty()
-            && let Some((vmid, node)) = self.observed.homes.get(name)
-            && !self.observed.nodes.get(node).is_some_and(|n| n.online)
+            && let Some((vmid, node)) = self.observed.homes.get(&Marker::object(Kind::Lxc, name))
+            && !self.observed.online(node)
         {
-            self.wait(
+            self.unavailable(
                 object,
                 format!(
                     "its container {vmid} is on node {node}, which is offline; it is removed when the node returns"

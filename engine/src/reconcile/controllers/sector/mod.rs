@@ -242,9 +242,12 @@ impl Planner<'_> {
             |role: ApplianceRole, nics: Vec<NicPlan>| -> Result<ContainerPlan, String> {
                 let marker = part(&owner, role);
                 let choice = self.desired.appliance(role);
-                let node = rendezvous(marker.owner().as_str(), bp.nodes.iter().map(|n| n.as_str()))
-                    .and_then(|chosen| bp.nodes.iter().find(|n| n.as_str() == chosen))
-                    .ok_or("no online node has a known uplink to place the container on")?;
+                let node = rendezvous(
+                    marker.owner().as_str(),
+                    bp.online.iter().map(|n| n.as_str()),
+                )
+                .and_then(|chosen| bp.online.iter().find(|n| n.as_str() == chosen))
+                .ok_or("no online node has a known uplink to place the container on")?;
                 Ok(ContainerPlan {
                     marker,
                     node: node.clone(),
