@@ -1,0 +1,137 @@
+//! A node goes offline and comes back, on the simulated cluster (PVE 8.4
+//! and 9.1): the Backplane keeps it as a peer and exit node (membership,
+//! not who is online), so the outage makes no SDN write; the Sector
+//! appliance and the instance on it are reported Unavailable, never made
+//! again elsewhere; once it is back they are Ready with the containers they
+//! had, and nothing was written to Proxmox in between. The Backplane zone
+//! carries `exitnodes-primary` (the simulator checks every request against
+//! the official schema, so a wrong parameter is answered 400).
+
+use orbitlab_engine::api::Api;
+use orbitlab_engine::reconcile::Scope;
+use orbitlab_engine::reconcile::init::init;
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
+use orbitlab_manifests::{Kind, codec};
+use orbitlab_sim::pve::PveVersion;
+use orbitlab_tests::{Lab, NODES};
+
+fn status(lab: &Lab, kind: Kind, name: &str) -> ObjectStatus {
+    lab.store
+        .read_status(kind, &name.parse().unwrap())
+        .unwrap()
+        .unwrap_or_else(|| panic!("{kind} {name} has no status"))
+}
+
+fn reason(lab: &Lab, kind: Kind, name: &str) -> String {
+    let s = status(lab, kind, name);
+    let ready = s.condition(ConditionType::Ready).expect("a Ready condition");
+    if ready.status {
+        "Ready".into()
+    } else {
+        format!("{}: {}", ready.reason, ready.message)
+    }
+}
+
+/// The agents of the online nodes, `owner` cluster-scoped, until a round
+/// does nothing.
+fn converge_online(lab: &Lab, owner: &str, offline: &str) {
+    for _ in 0..6 {
+        let mut steps = 0;
+        for node in NODES.iter().filter(|n| **n != offline) {
+            let host = lab.host(node);
+            let mut reconciler = lab.reconciler(&host);
+            if *node != owner {
+                reconciler.options.scope = Scope::Node;
+            }
+            steps += reconciler.run().expect("a reconcile runs").steps;
+        }
+        if steps == 0 {
+            return;
+        }
+    }
+}
+
+fn outage(version: PveVersion) {
+    let lab = Lab::with_version(version);
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init");
+    let zone = lab.sim.snapshot()["sdn"]["running"]["zones"]["olbp"].clone();
+    assert_eq!(zone["exitnodes"], "pve1,pve2,pve3", "{zone}");
+    assert_eq!(zone["exitnodes-primary"], "pve1", "{zone}");
+
+    let api = Api::new(lab.store.clone());
+    api.apply(
+        codec::decode(
+            "web.yaml",
+            "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: db\nspec:\n  cidr: 172.18.0.0/24\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    lab.converge_as_agents("pve1");
+    let gateway_node = status(&lab, Kind::Sector, "db").outputs["gateway/node"].clone();
+    assert_ne!(gateway_node, "pve1", "test premise: the owner stays online");
+    api.apply(
+        codec::decode(
+            "app.yaml",
+            &format!(
+                "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: app\nspec:\n  sector: db\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  node: {gateway_node}\n"
+            ),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    lab.converge_as_agents("pve1");
+    assert_eq!(reason(&lab, Kind::Lxc, "app"), "Ready");
+    assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
+    let guests_before = lab.sim.with_state(|st| st.guests.len());
+    lab.sim.clear_requests();
+
+    // The node goes down.
+    assert!(lab.sim.set_node_online(&gateway_node, false));
+    converge_online(&lab, "pve1", &gateway_node);
+    converge_online(&lab, "pve1", &gateway_node);
+    for (kind, name) in [(Kind::Sector, "db"), (Kind::Lxc, "app")] {
+        let why = reason(&lab, kind, name);
+        assert!(
+            why.starts_with("Unavailable:") && why.contains(&gateway_node),
+            "{kind} {name}: {why}"
+        );
+    }
+    let writes: Vec<String> = lab
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "writes while {gateway_node} was offline: {writes:?}");
+    assert_eq!(lab.sim.with_state(|st| st.guests.len()), guests_before);
+
+    // It comes back: Ready with what it had, still nothing written.
+    assert!(lab.sim.set_node_online(&gateway_node, true));
+    lab.converge_as_agents("pve1");
+    assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
+    assert_eq!(reason(&lab, Kind::Lxc, "app"), "Ready");
+    let writes: Vec<String> = lab
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "writes after {gateway_node} returned: {writes:?}");
+    assert_eq!(lab.sim.with_state(|st| st.guests.len()), guests_before);
+    let refused = lab.sim.requests().iter().filter(|r| r.status == 400).count();
+    assert_eq!(refused, 0, "a request broke the schema");
+}
+
+#[test]
+fn a_node_outage_writes_nothing_and_duplicates_nothing_on_pve_8() {
+    outage(PveVersion::V8_4);
+}
+
+#[test]
+fn a_node_outage_writes_nothing_and_duplicates_nothing_on_pve_9() {
+    outage(PveVersion::V9_1);
+}
