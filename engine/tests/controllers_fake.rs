@@ -453,8 +453,15 @@ fn a_node_back_online_leaves_one_container_per_part() {
     world.settle();
     let (reason, message) = not_ready(&world, "db");
     assert_eq!(reason, "Unavailable");
-    assert!(message.contains("pve2") && message.contains("offline"), "{message}");
-    assert_eq!(world.output("db", "gateway/node"), "pve2", "still on record");
+    assert!(
+        message.contains("pve2") && message.contains("offline"),
+        "{message}"
+    );
+    assert_eq!(
+        world.output("db", "gateway/node"),
+        "pve2",
+        "still on record"
+    );
     assert_eq!(world.vmid("db", "gateway"), gateway);
     assert!(world.writes().is_empty(), "{:?}", world.writes());
 

@@ -358,6 +358,24 @@ fn an_ha_instance_on_an_offline_node_is_left_to_ha() {
 }
 
 #[test]
+fn an_instance_goes_only_to_a_node_holding_its_template() {
+    let world = with_web();
+    world.pve.remove_template("pve1", TEMPLATE);
+    world.pve.remove_template("pve2", TEMPLATE);
+    world.apply(&[lxc("a", ""), lxc("b", ""), lxc("c", "")].join("---\n"));
+    world.settle();
+    for name in ["a", "b", "c"] {
+        assert_instance_ready(&world, name);
+        assert_eq!(output(&world, name, "node"), "pve3", "{name}");
+    }
+    world.apply(&lxc("pinned", "node: pve1"));
+    world.settle();
+    let (reason, message) = not_ready(&world, "pinned");
+    assert_eq!(reason, "Blocked");
+    assert!(message.contains("is not on node pve1"), "{message}");
+}
+
+#[test]
 fn an_ha_instance_is_registered_and_removed_with_it() {
     let world = with_web();
     world.apply(&lxc("app", "ha:\n  state: started"));
@@ -387,6 +405,7 @@ fn references_and_sizes_no_node_can_satisfy_are_refused_before_anything_is_made(
         lxc("keyed", "ssh_keys: [admin]"),
         lxc("secretive", "password: rootpw"),
         lxc("lost", "node: pve9"),
+        lxc("untemplated", "").replace(TEMPLATE, "local:vztmpl/custom_1.0_amd64.tar.zst"),
         "apiVersion: orbitlab.io/v1\nkind: SshKey\nmetadata:\n  name: admin\nspec: {}\n".into(),
         "apiVersion: orbitlab.io/v1\nkind: Secret\nmetadata:\n  name: rootpw\nspec: {}\n".into(),
     ]
@@ -398,6 +417,10 @@ fn references_and_sizes_no_node_can_satisfy_are_refused_before_anything_is_made(
         ("keyed", "SSH key admin has no key in the vault"),
         ("secretive", "Secret rootpw has no value in the vault"),
         ("lost", "pve9 is not a node of this cluster"),
+        (
+            "untemplated",
+            "local:vztmpl/custom_1.0_amd64.tar.zst is on no schedulable online node",
+        ),
     ] {
         let (reason, message) = not_ready(&world, name);
         assert_eq!(reason, "Blocked", "{name}");

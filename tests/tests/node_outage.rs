@@ -24,7 +24,9 @@ fn status(lab: &Lab, kind: Kind, name: &str) -> ObjectStatus {
 
 fn reason(lab: &Lab, kind: Kind, name: &str) -> String {
     let s = status(lab, kind, name);
-    let ready = s.condition(ConditionType::Ready).expect("a Ready condition");
+    let ready = s
+        .condition(ConditionType::Ready)
+        .expect("a Ready condition");
     if ready.status {
         "Ready".into()
     } else {
@@ -105,7 +107,10 @@ fn outage(version: PveVersion) {
         .filter(|r| r.method != "GET")
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    assert!(writes.is_empty(), "writes while {gateway_node} was offline: {writes:?}");
+    assert!(
+        writes.is_empty(),
+        "writes while {gateway_node} was offline: {writes:?}"
+    );
     assert_eq!(lab.sim.with_state(|st| st.guests.len()), guests_before);
 
     // It comes back: Ready with what it had, still nothing written.
@@ -120,9 +125,17 @@ fn outage(version: PveVersion) {
         .filter(|r| r.method != "GET")
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    assert!(writes.is_empty(), "writes after {gateway_node} returned: {writes:?}");
+    assert!(
+        writes.is_empty(),
+        "writes after {gateway_node} returned: {writes:?}"
+    );
     assert_eq!(lab.sim.with_state(|st| st.guests.len()), guests_before);
-    let refused = lab.sim.requests().iter().filter(|r| r.status == 400).count();
+    let refused = lab
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == 400)
+        .count();
     assert_eq!(refused, 0, "a request broke the schema");
 }
 

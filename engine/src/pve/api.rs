@@ -15,7 +15,7 @@ use super::sdn::{
 };
 use super::types::{
     ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeSummary,
-    Release, TaskState, TaskStatus, Upid,
+    Release, StorageVolume, TaskState, TaskStatus, Upid,
 };
 
 /// Typed access to the Proxmox VE API, as far as the engine needs it.
@@ -28,6 +28,14 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     fn nodes(&self) -> Result<Vec<NodeSummary>>;
     /// `GET /nodes/{node}/status`: memory and CPU of a node (placement).
     fn node_status(&self, node: &str) -> Result<NodeStatus>;
+    /// `GET /nodes/{node}/storage/{storage}/content`: the volumes on a
+    /// node's storage (`content`: `vztmpl`, `iso`...).
+    fn storage_content(
+        &self,
+        node: &str,
+        storage: &str,
+        content: Option<&str>,
+    ) -> Result<Vec<StorageVolume>>;
     /// `GET /nodes/{node}/network`.
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>>;
     /// `GET /cluster/nextid`: the lowest free VMID, or whether `wanted` is

@@ -210,6 +210,19 @@ fn lxc_path(node: &str, vmid: u32, tail: &str) -> String {
 }
 
 impl Pve for PveClient {
+    fn storage_content(
+        &self,
+        node: &str,
+        storage: &str,
+        content: Option<&str>,
+    ) -> Result<Vec<StorageVolume>> {
+        let params: Params = content.map(|c| p("content", c)).into_iter().collect();
+        self.get(
+            &format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
+            &params,
+        )
+    }
+
     fn release(&self) -> Result<Release> {
         if let Some(r) = self.release.get() {
             return Ok(*r);
@@ -498,20 +511,6 @@ impl PveClient {
             Retry::Safe,
         )?;
         Ok(())
-    }
-
-    /// Volumes on a storage (`content`: `vztmpl`, `iso`...).
-    pub fn storage_content(
-        &self,
-        node: &str,
-        storage: &str,
-        content: Option<&str>,
-    ) -> Result<Vec<StorageVolume>> {
-        let params: Params = content.map(|c| p("content", c)).into_iter().collect();
-        self.get(
-            &format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
-            &params,
-        )
     }
 
     /// The appliance template index.

@@ -39,7 +39,7 @@ use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec};
 use super::types::{
     ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeSummary,
-    Release, TaskStatus, Upid,
+    Release, StorageVolume, TaskStatus, Upid,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -112,6 +112,9 @@ struct State {
     resources: BTreeMap<String, NodeResources>,
     /// HA resources by sid.
     ha: BTreeMap<String, HaResource>,
+    /// Template volumes missing from a node's storage (every node has
+    /// every template otherwise).
+    missing_templates: BTreeSet<(String, String)>,
     /// The last config digest given out.
     digests: u64,
     lock: Option<SdnLockToken>,
@@ -162,6 +165,7 @@ impl FakePve {
                 guests: BTreeMap::new(),
                 resources: BTreeMap::new(),
                 ha: BTreeMap::new(),
+                missing_templates: BTreeSet::new(),
                 digests: 0,
                 lock: None,
                 locks_taken: 0,
@@ -191,10 +195,11 @@ impl FakePve {
     /// The calls that change something (every call but the reads the
     /// engine makes to observe), in order.
     pub fn writes(&self) -> Vec<String> {
-        const READS: [&str; 10] = [
+        const READS: [&str; 11] = [
             "release",
             "nodes",
             "node_status",
+            "storage_content",
             "ha_resources",
             "node_network",
             "cluster_status",
@@ -372,6 +377,15 @@ impl FakePve {
         let r = st.resources.entry(node.to_owned()).or_default();
         r.memory_total = total_bytes;
         r.memory_base = used_bytes;
+    }
+
+    /// Removes the template `volid` (`local:vztmpl/x.tar.zst`) from
+    /// `node`'s storage, as deleting it in the Proxmox UI would; a
+    /// container create from it on that node then fails.
+    pub fn remove_template(&self, node: &str, volid: &str) {
+        self.st()
+            .missing_templates
+            .insert((node.to_owned(), volid.to_owned()));
     }
 
     /// Sets `node`'s logical CPU count and its CPU load (0 to 1).
@@ -713,6 +727,17 @@ impl Pve for FakePve {
         let vmid = req.vmid;
         let mut st = self.call(format!("lxc_create {node} {vmid}"));
         Self::reach(&st, "POST", &format!("/nodes/{node}/lxc"), node)?;
+        if st
+            .missing_templates
+            .contains(&(node.to_owned(), req.ostemplate.clone()))
+        {
+            return Err(fail(
+                "POST",
+                &format!("/nodes/{node}/lxc"),
+                500,
+                format!("volume '{}' does not exist", req.ostemplate),
+            ));
+        }
         if let Some(i) = st.stolen.iter().position(|v| *v == vmid) {
             st.stolen.remove(i);
             let outsider = Guest {
@@ -817,6 +842,41 @@ impl Pve for FakePve {
             ));
         }
         Self::task(&mut st, node, "vzdestroy", &vmid.to_string())
+    }
+
+    /// Every template any container was made from, and Debian's standard
+    /// one, on every storage of every node, less those removed.
+    fn storage_content(
+        &self,
+        node: &str,
+        storage: &str,
+        content: Option<&str>,
+    ) -> Result<Vec<StorageVolume>> {
+        let st = self.call(format!("storage_content {node} {storage}"));
+        let path = format!("/nodes/{node}/storage/{storage}/content");
+        Self::reach(&st, "GET", &path, node)?;
+        if content.is_some_and(|c| c != "vztmpl") {
+            return Ok(Vec::new());
+        }
+        let mut volids: BTreeSet<String> = st
+            .guests
+            .values()
+            .filter_map(|g| g.config.get("ostemplate")?.as_str().map(str::to_owned))
+            .collect();
+        volids.insert(format!(
+            "{storage}:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+        ));
+        Ok(volids
+            .into_iter()
+            .filter(|v| v.starts_with(&format!("{storage}:")))
+            .filter(|v| !st.missing_templates.contains(&(node.to_owned(), v.clone())))
+            .map(|volid| StorageVolume {
+                volid,
+                content: "vztmpl".into(),
+                size: Some(128 << 20),
+                format: Some("tzst".into()),
+            })
+            .collect())
     }
 
     fn node_status(&self, node: &str) -> Result<NodeStatus> {

@@ -266,7 +266,22 @@ pub(super) fn instance_inputs(
             .filter(|(_, n)| n.online)
             .map(|(name, _)| name.clone())
             .collect();
+        let storages: std::collections::BTreeSet<&str> = unplaced
+            .iter()
+            .filter_map(|(_, spec)| spec.template.as_ref().split_once(':'))
+            .map(|(storage, _)| storage)
+            .collect();
         for node in online {
+            for storage in &storages {
+                let volids = pve
+                    .storage_content(node.as_str(), storage, Some("vztmpl"))?
+                    .into_iter()
+                    .map(|v| v.volid)
+                    .collect();
+                observed
+                    .templates
+                    .insert((node.clone(), (*storage).to_owned()), volids);
+            }
             let status = pve.node_status(node.as_str())?;
             observed.loads.insert(
                 node,

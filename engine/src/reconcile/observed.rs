@@ -185,6 +185,10 @@ pub struct Observed {
     /// Secrets that instances still to be created reference and that the
     /// vault holds (names only; values are read when the step runs).
     pub secrets: BTreeSet<orbitlab_manifests::Name>,
+    /// The container templates on each online node's storages, by node
+    /// and storage; read only for the storages of instances still to be
+    /// created.
+    pub templates: BTreeMap<(NodeName, String), BTreeSet<String>>,
 }
 
 impl Observed {

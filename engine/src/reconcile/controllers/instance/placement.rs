@@ -47,6 +47,17 @@ impl Planner<'_> {
             })
         };
         let want = u64::from(spec.memory);
+        let template = spec.template.as_ref();
+        // Whether `node`'s storage holds the template (unknown: assumed).
+        let has_template = |node: &NodeName| -> bool {
+            let Some((storage, _)) = template.split_once(':') else {
+                return true;
+            };
+            self.observed
+                .templates
+                .get(&(node.clone(), storage.to_owned()))
+                .is_none_or(|volids| volids.contains(template))
+        };
         let chosen = if let Some(pin) = &spec.node {
             let Some(node) = self.observed.nodes.get(pin) else {
                 return Err(format!(
@@ -70,6 +81,11 @@ impl Planner<'_> {
             if !settings.schedulable {
                 return Err(format!(
                     "spec.node: node {pin} is cordoned (schedulable: false); pin the instance to another node"
+                ));
+            }
+            if !has_template(pin) {
+                return Err(format!(
+                    "spec.template: {template} is not on node {pin}; download or upload it there (node → storage → CT Templates), or pin another node"
                 ));
             }
             let c =
@@ -113,6 +129,15 @@ impl Planner<'_> {
             if want > largest {
                 return Err(format!(
                     "spec.memory: {want} MiB is more than any schedulable node has (the largest has {largest} MiB)"
+                ));
+            }
+            let schedulable: Vec<Candidate> = schedulable
+                .into_iter()
+                .filter(|c| has_template(&c.node))
+                .collect();
+            if schedulable.is_empty() {
+                return Err(format!(
+                    "spec.template: {template} is on no schedulable online node; download or upload it (node → storage → CT Templates)"
                 ));
             }
             let fits: Vec<Candidate> = schedulable
