@@ -183,6 +183,39 @@ fn cores_memory_and_disk_change_in_place_and_a_shrink_is_refused() {
 }
 
 #[test]
+fn a_change_of_what_a_container_is_made_with_is_refused_with_what_to_do() {
+    let world = with_web();
+    world.apply(&lxc("app", ""));
+    world.settle();
+    assert_instance_ready(&world, "app");
+    let vmid = output(&world, "app", "vmid");
+    world.apply(
+        &[
+            lxc("app", "ssh_keys: [deploy]").replace(
+                TEMPLATE,
+                "local:vztmpl/debian-13-standard_13.1-1_amd64.tar.zst",
+            ),
+            "apiVersion: orbitlab.io/v1\nkind: SshKey\nmetadata:\n  name: deploy\nspec: {}\n"
+                .into(),
+        ]
+        .join("---\n"),
+    );
+    world.forget_calls_and_pushes();
+    world.settle();
+    let (reason, message) = not_ready(&world, "app");
+    assert_eq!(reason, "Blocked");
+    for needle in [
+        "spec.template is local:vztmpl/debian-13-standard_13.1-1_amd64.tar.zst, the container was made with local:vztmpl/debian-12",
+        "spec.ssh_keys is deploy, the container was made with none",
+        "delete the instance and apply it again",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    assert_eq!(output(&world, "app", "vmid"), vmid);
+    assert!(world.writes().is_empty(), "{:?}", world.writes());
+}
+
+#[test]
 fn state_stopped_stops_it_and_running_starts_it_again() {
     let world = with_web();
     world.apply(&lxc("app", ""));

@@ -78,9 +78,10 @@ pub struct GuestPlan {
     /// The Secret holding root's password: its value is read from the
     /// vault when the step runs and sent only in the request body.
     pub password: Option<Name>,
-    /// The template, recorded in the description (Proxmox keeps no
-    /// trace of it) so that a change of template is recognised.
-    pub template_note: String,
+    /// `key: value` lines for the description recording what the
+    /// container is made with (template, SSH key and Secret names), so
+    /// that a later change of them is recognised.
+    pub creation_notes: Vec<String>,
 }
 
 /// One owned config key that differs from the manifest.

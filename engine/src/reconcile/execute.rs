@@ -478,11 +478,13 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
 }
 
 /// The description a container is created with: its marker, then (for an
-/// instance) the template it was made from.
+/// instance) what it was made with.
 pub(crate) fn description(plan: &ContainerPlan) -> String {
     let mut text = format!("{}\n", plan.marker);
     if let Some(guest) = &plan.guest {
-        text.push_str(&format!("{}\n", guest.template_note));
+        for line in &guest.creation_notes {
+            text.push_str(&format!("{line}\n"));
+        }
     }
     text.push_str("Managed by OrbitLab: changes here are overwritten.");
     text

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use orbitlab_manifests::{LxcSpec, Name};
 
-use super::{TEMPLATE_NOTE, search_domain};
+use super::search_domain;
 use crate::reconcile::action::{AddressRef, Difference, NicPlan};
 
 /// `net0`'s keys OrbitLab sets; the others (`hwaddr`, `type`, `firewall`,
@@ -18,8 +18,8 @@ const NET_KEYS: &[&str] = &["name", "bridge", "ip", "gw", "mtu"];
 pub(super) struct Have<'a> {
     keys: &'a BTreeMap<String, String>,
     net0: Vec<(String, String)>,
-    /// The description line naming the template it was made from.
-    pub template_note: Option<String>,
+    /// The `key: value` lines of its description (what it was made with).
+    notes: Vec<(String, String)>,
 }
 
 impl<'a> Have<'a> {
@@ -27,13 +27,25 @@ impl<'a> Have<'a> {
         Have {
             keys,
             net0: keys.get("net0").map(|v| split(v)).unwrap_or_default(),
-            template_note: keys.get("description").and_then(|d| {
-                d.lines()
-                    .map(str::trim)
-                    .find(|l| l.starts_with(TEMPLATE_NOTE))
-                    .map(str::to_owned)
-            }),
+            notes: keys
+                .get("description")
+                .map(|d| {
+                    d.lines()
+                        .filter_map(|l| l.trim().split_once(": "))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
+    }
+
+    /// What the description records for `key` (`template`, `ssh_keys`,
+    /// `password`).
+    pub fn creation_note(&self, key: &str) -> Option<&str> {
+        self.notes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn net(&self, key: &str) -> Option<&str> {

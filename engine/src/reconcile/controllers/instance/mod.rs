@@ -223,14 +223,22 @@ impl Planner<'_> {
             })
             .collect();
         let have = config::Have::read(&container.config);
-        let template = template_note(spec);
-        if have.template_note.as_deref() != Some(template.as_str()) {
+        let changed: Vec<String> = creation_notes(spec)
+            .into_iter()
+            .filter_map(|(key, want)| {
+                let had = have.creation_note(key);
+                (had != Some(want.as_str())).then(|| {
+                    format!(
+                        "spec.{key} is {want}, the container was made with {}",
+                        had.unwrap_or("no record of it")
+                    )
+                })
+            })
+            .collect();
+        if !changed.is_empty() {
             return Err(format!(
-                "the template changed (the container was made from {}); a container cannot change template: delete the instance and apply it again",
-                have.template_note
-                    .as_deref()
-                    .and_then(|t| t.strip_prefix(TEMPLATE_NOTE))
-                    .unwrap_or("an unknown template")
+                "{}; these are set only when a container is made: delete the instance and apply it again",
+                changed.join("; ")
             ));
         }
         let holder = marker.owner();
@@ -440,7 +448,10 @@ impl Planner<'_> {
                 start: spec.state == PowerState::Running,
                 ssh_public_keys: (!public_keys.is_empty()).then(|| public_keys.join("\n")),
                 password: spec.password.clone(),
-                template_note: template_note(spec),
+                creation_notes: creation_notes(spec)
+                    .into_iter()
+                    .map(|(key, value)| format!("{key}: {value}"))
+                    .collect(),
             }),
         })));
         Ok(steps)
@@ -496,9 +507,25 @@ impl Planner<'_> {
     }
 }
 
-/// The description line recording an instance's template.
-const TEMPLATE_NOTE: &str = "template: ";
-
-fn template_note(spec: &LxcSpec) -> String {
-    format!("{TEMPLATE_NOTE}{}", spec.template)
+/// What is set only when a container is made (Proxmox keeps no trace of
+/// the template, and takes SSH keys and the password only at creation),
+/// recorded as `key: value` lines of its description so that a change is
+/// recognised and refused instead of silently ignored.
+fn creation_notes(spec: &LxcSpec) -> Vec<(&'static str, String)> {
+    let names = |names: &[Name]| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    vec![
+        ("template", spec.template.to_string()),
+        ("ssh_keys", names(&spec.ssh_keys)),
+        ("password", names(spec.password.as_slice())),
+    ]
 }
