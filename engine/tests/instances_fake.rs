@@ -419,6 +419,15 @@ fn an_ha_instance_is_registered_and_removed_with_it() {
     assert_eq!(sids, [format!("ct:{vmid}")]);
     assert_eq!(output(&world, "app", "ha"), "started");
 
+    // A changed HA state is registered again, and kept.
+    world.apply(&lxc("app", "state: stopped\nha:\n  state: stopped"));
+    world.settle();
+    assert_instance_ready(&world, "app");
+    assert_eq!(output(&world, "app", "ha"), "stopped");
+    world.forget_calls_and_pushes();
+    world.settle();
+    assert!(world.writes().is_empty(), "{:?}", world.writes());
+
     orbitlab_engine::api::Api::new(world.store.clone())
         .delete(&"/lxc/app".parse().unwrap(), false)
         .unwrap();

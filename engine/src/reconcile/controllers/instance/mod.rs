@@ -316,17 +316,33 @@ impl Planner<'_> {
         }
         let managed_by_ha = self.observed.ha.as_ref().and_then(|ha| ha.get(&vmid));
         match (&spec.ha, managed_by_ha) {
-            (Some(ha), None) => steps.push(Action::AddHa {
-                marker: marker.clone(),
-                vmid,
-                state: ha.state,
-                group: ha.group.clone(),
-            }),
+            (Some(ha), have) => {
+                let differs = have.is_some_and(|h| {
+                    h.state.as_deref() != Some(ha.state.as_str())
+                        || h.group.as_deref() != ha.group.as_ref().map(|g| g.as_ref())
+                });
+                // A changed state or group: the resource is registered
+                // again with the declared one.
+                if differs {
+                    steps.push(Action::RemoveHa {
+                        owner: object.clone(),
+                        vmid,
+                    });
+                }
+                if have.is_none() || differs {
+                    steps.push(Action::AddHa {
+                        marker: marker.clone(),
+                        vmid,
+                        state: ha.state,
+                        group: ha.group.clone(),
+                    });
+                }
+            }
             (None, Some(_)) => steps.push(Action::RemoveHa {
                 owner: object.clone(),
                 vmid,
             }),
-            _ => {}
+            (None, None) => {}
         }
         // While HA manages the container, HA keeps its power state.
         if spec.ha.is_none() && managed_by_ha.is_none() {
