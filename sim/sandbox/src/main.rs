@@ -26,6 +26,22 @@
 //! and removes the work directory (unless `--keep`). Writes only inside
 //! its work directory; listens only on loopback.
 
+/// `println!` and `eprintln!` that never panic: after SIGHUP (the
+/// terminal or SSH session closed) writing to it fails, and stopping
+/// everything and cleaning up matters more than saying so.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod programs;
 mod service;
 
@@ -110,13 +126,13 @@ fn main() -> ExitCode {
     // Ctrl-C and SIGTERM become a flag, checked by every wait below.
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = watch_signals(Arc::clone(&stop)) {
-        eprintln!("orbitlab-sandbox: {e:#}");
+        complain!("orbitlab-sandbox: {e:#}");
         return ExitCode::FAILURE;
     }
     let dir = match work_dir(args.dir.clone()) {
         Ok(dir) => dir,
         Err(e) => {
-            eprintln!("orbitlab-sandbox: {e:#}");
+            complain!("orbitlab-sandbox: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -137,9 +153,9 @@ fn main() -> ExitCode {
     let result = run(&args, &mut sandbox, &stop);
     if let Err(e) = &result {
         if stop.load(Ordering::SeqCst) {
-            eprintln!("\ninterrupted");
+            complain!("\ninterrupted");
         } else {
-            eprintln!("\norbitlab-sandbox: {e:#}");
+            complain!("\norbitlab-sandbox: {e:#}");
         }
     }
     sandbox.clean_up(args.keep || result.is_err() && !stop.load(Ordering::SeqCst));
@@ -216,8 +232,8 @@ fn token_secret() -> String {
 }
 
 fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
-    println!("OrbitLab sandbox in {}", sb.dir.display());
-    println!("[1/7] building the programs (cargo build --bins; quick when up to date)");
+    say!("OrbitLab sandbox in {}", sb.dir.display());
+    say!("[1/7] building the programs (cargo build --bins; quick when up to date)");
     let programs = programs::locate(!args.no_build)?;
     let logs = sb.dir.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -243,7 +259,7 @@ fn step_store(
     stop: &AtomicBool,
 ) -> Result<()> {
     if args.no_fuse {
-        println!(
+        say!(
             "[2/7] /etc/pve: a plain directory (--no-fuse): {}",
             sb.root.display()
         );
@@ -265,11 +281,11 @@ fn step_store(
     let mut service = Service::start("pmxcfs simulator", command, &logs.join("pmxcfs-sim.log"))?;
     match service.wait_for_line("ready mount=", START_TIMEOUT, stop) {
         Ok(_) => {
-            println!(
+            say!(
                 "[2/7] /etc/pve: the pmxcfs simulator (FUSE) mounted on {}",
                 sb.root.display()
             );
-            println!(
+            say!(
                 "      control directory {} (quorum: echo 0 > {}/quorate)",
                 control.display(),
                 control.display()
@@ -280,11 +296,11 @@ fn step_store(
         Err(_) if stop.load(Ordering::SeqCst) => bail!("interrupted"),
         Err(e) => {
             service.stop(Duration::from_secs(5));
-            println!(
+            say!(
                 "[2/7] /etc/pve: the pmxcfs simulator could not mount ({}),",
                 first_line(&e.to_string())
             );
-            println!(
+            say!(
                 "      so a plain directory stands in: {}",
                 sb.root.display()
             );
@@ -295,12 +311,10 @@ fn step_store(
 }
 
 fn plain_directory_note() {
-    println!(
+    say!(
         "      Note: without FUSE (root or fusermount3, and /dev/fuse) there are no pmxcfs rules:"
     );
-    println!(
-        "      locks never expire, quorum cannot be switched off, files are not size-limited."
-    );
+    say!("      locks never expire, quorum cannot be switched off, files are not size-limited.");
 }
 
 fn first_line(text: &str) -> &str {
@@ -366,14 +380,14 @@ fn step_pve(
         &sb.token_file,
         &format!("{USER_TOKEN}={}\n", sb.user_secret),
     )?;
-    println!(
+    say!(
         "[3/7] Proxmox VE {} simulator, nodes {}: {} (CA {})",
         args.pve_version,
         NODES.join(", "),
         sb.origin,
         sb.ca.display()
     );
-    println!(
+    say!(
         "      API token {USER_TOKEN} for you: its header is in {}, the token in {} (mode 0600)",
         sb.token_header.display(),
         sb.token_file.display()
@@ -431,7 +445,7 @@ fn orbitlab_env(sb: &Sandbox, programs: &Programs, command: &mut Command, node: 
 
 /// `orbitlab init` as node pve1.
 fn step_init(sb: &Sandbox, programs: &Programs) -> Result<()> {
-    println!(
+    say!(
         "[4/7] orbitlab init --api-url {} --api-token {TOKEN} --api-ca {}   (as node pve1)",
         sb.origin,
         sb.ca.display()
@@ -459,7 +473,7 @@ fn step_init(sb: &Sandbox, programs: &Programs) -> Result<()> {
 
 fn print_indented(text: &str) {
     for line in text.lines() {
-        println!("      {line}");
+        say!("      {line}");
     }
 }
 
@@ -470,7 +484,7 @@ fn step_agents(
     logs: &Path,
     stop: &AtomicBool,
 ) -> Result<()> {
-    println!("[5/7] agents (orbitlab-agent), one per node:");
+    say!("[5/7] agents (orbitlab-agent), one per node:");
     for node in NODES {
         // A port of its own: the three agents share this machine. The
         // certificate is the sandbox's local/pve-ssl.pem (for 127.0.0.1).
@@ -510,7 +524,7 @@ fn step_agents(
         if !served.contains("served over HTTPS") {
             bail!("agent {node} does not serve its local API: {served}");
         }
-        println!(
+        say!(
             "      {node}: pid {pid}, API https://{api}, metrics {metrics}, log {}",
             log.display()
         );
@@ -535,7 +549,7 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
          apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: app\nspec:\n  sector: web\n  \
          template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  memory: 256\n",
     )?;
-    println!("[6/7] orbitlab apply -f {} --wait", file.display());
+    say!("[6/7] orbitlab apply -f {} --wait", file.display());
     let started = Instant::now();
     let mut command = Command::new(&programs.cli);
     command
@@ -557,7 +571,7 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
             sb.dir.join("logs").display()
         );
     }
-    println!(
+    say!(
         "      Sector web and instance app are Ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
@@ -577,7 +591,7 @@ fn step_api(sb: &Sandbox, programs: &Programs) -> Result<()> {
     let header = format!("PVEAPIToken={USER_TOKEN}={}", sb.user_secret);
     let mut value = reqwest::header::HeaderValue::from_str(&header)?;
     value.set_sensitive(true);
-    println!("[7/7] the agents' HTTPS API, read with the token {USER_TOKEN}:");
+    say!("[7/7] the agents' HTTPS API, read with the token {USER_TOKEN}:");
     for (node, api) in &sb.apis {
         let url = format!("{api}/api2/json/orbitlab/sectors");
         let response = client
@@ -596,7 +610,7 @@ fn step_api(sb: &Sandbox, programs: &Programs) -> Result<()> {
             .flatten()
             .filter_map(|s| s["metadata"]["name"].as_str().or(s["name"].as_str()))
             .collect();
-        println!(
+        say!(
             "      {node}: GET {url} -> {status}, sectors: {}",
             names.join(", ")
         );
@@ -615,7 +629,7 @@ fn step_api(sb: &Sandbox, programs: &Programs) -> Result<()> {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        println!("      {node}: orbitlab --host {api} get /sectors/web -> exit 0");
+        say!("      {node}: orbitlab --host {api} get /sectors/web -> exit 0");
         // The same apply as step 6, through the agent: unchanged, so it
         // waits only for the status the agents already report.
         let manifest = sb.dir.join("examples/sector-web.yaml");
@@ -635,7 +649,7 @@ fn step_api(sb: &Sandbox, programs: &Programs) -> Result<()> {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        println!(
+        say!(
             "      {node}: orbitlab --host {api} apply -f {} --wait -> exit 0",
             manifest.display()
         );
@@ -659,77 +673,77 @@ fn remote_args(sb: &Sandbox, api: &str) -> Vec<String> {
 fn print_guide(sb: &Sandbox, programs: &Programs) {
     let root = sb.root.display();
     let cli = programs.cli.display();
-    println!();
-    println!(
+    say!();
+    say!(
         "OrbitLab runs. Drive it with the orbitlab command (any node name works for ORBITLAB_NODE):"
     );
-    println!("  ORBITLAB_ROOT={root} {cli} get /sectors");
-    println!("  ORBITLAB_ROOT={root} {cli} get /sectors/web");
-    println!(
+    say!("  ORBITLAB_ROOT={root} {cli} get /sectors");
+    say!("  ORBITLAB_ROOT={root} {cli} get /sectors/web");
+    say!(
         "  ORBITLAB_ROOT={root} {cli} get /lxc/app   # the example instance: node, VMID, address, FQDN, power"
     );
-    println!("  ORBITLAB_ROOT={root} {cli} plan");
-    println!("  ORBITLAB_ROOT={root} {cli} create /sectors --name shop --cidr 172.16.0.0/24");
-    println!(
+    say!("  ORBITLAB_ROOT={root} {cli} plan");
+    say!("  ORBITLAB_ROOT={root} {cli} create /sectors --name shop --cidr 172.16.0.0/24");
+    say!(
         "  ORBITLAB_ROOT={root} {cli} apply -f {} --wait",
         sb.dir.join("examples/sector-web.yaml").display()
     );
-    println!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
-    println!("  ORBITLAB_ROOT={root} {cli} get /cluster");
-    println!(
+    say!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
+    say!("  ORBITLAB_ROOT={root} {cli} get /cluster");
+    say!(
         "Use the agents' HTTPS API as the web UI panel and scripts do (token header from the 0600 file):"
     );
     let ca = sb.ca.display();
     let header = sb.token_header.display();
     if let Some((_, api)) = sb.apis.first() {
-        println!("  curl -s --cacert {ca} -H @{header} {api}/api2/json/orbitlab/sectors");
-        println!("  curl -s --cacert {ca} -H @{header} {api}/api2/json/orbitlab/sectors/web");
-        println!(
+        say!("  curl -s --cacert {ca} -H @{header} {api}/api2/json/orbitlab/sectors");
+        say!("  curl -s --cacert {ca} -H @{header} {api}/api2/json/orbitlab/sectors/web");
+        say!(
             "  curl -s --cacert {ca} -H @{header} -X POST --data name=shop --data cidr=172.16.0.0/24 {api}/api2/json/orbitlab/sectors"
         );
     }
     for (node, api) in sb.apis.iter().skip(1) {
-        println!("  {api}   # agent {node}");
+        say!("  {api}   # agent {node}");
     }
-    println!("  cat {header}   # the token, if you need it elsewhere");
+    say!("  cat {header}   # the token, if you need it elsewhere");
     if let Some((_, api)) = sb.apis.first() {
         let remote = remote_args(sb, api).join(" ");
-        println!("Or the orbitlab command through an agent, as from a workstation or CI:");
-        println!("  {cli} {remote} get /sectors");
-        println!("  {cli} {remote} status");
-        println!(
+        say!("Or the orbitlab command through an agent, as from a workstation or CI:");
+        say!("  {cli} {remote} get /sectors");
+        say!("  {cli} {remote} status");
+        say!(
             "  {cli} {remote} apply -f {} --wait",
             sb.dir.join("examples/sector-web.yaml").display()
         );
-        println!("  printf s3cret | {cli} {remote} secret set app/db-password");
-        println!("  {cli} {remote} ssh-key create deploy");
-        println!("  {cli} {remote} pki ca create-root lab-ca");
-        println!(
+        say!("  printf s3cret | {cli} {remote} secret set app/db-password");
+        say!("  {cli} {remote} ssh-key create deploy");
+        say!("  {cli} {remote} pki ca create-root lab-ca");
+        say!(
             "  {cli} {remote} pki cert sign-csr lab-ca web --csr web.csr   # only the certificate comes back"
         );
     }
-    println!("Look behind the scenes:");
-    println!(
+    say!("Look behind the scenes:");
+    say!(
         "  curl -s --cacert {} {}/_sim/state        # what the simulated Proxmox holds",
         sb.ca.display(),
         sb.origin
     );
-    println!(
+    say!(
         "  curl -s --cacert {} {}/_sim/pct          # what the agents pushed into containers",
         sb.ca.display(),
         sb.origin
     );
     for (node, metrics) in &sb.metrics {
-        println!("  curl -s {metrics}   # agent {node}");
+        say!("  curl -s {metrics}   # agent {node}");
     }
-    println!("  tail -f {}/logs/agent-*.log", sb.dir.display());
+    say!("  tail -f {}/logs/agent-*.log", sb.dir.display());
     if let Some(control) = &sb.control {
-        println!(
+        say!(
             "  echo 0 > {}/quorate   # take quorum away (agents stop changing anything); echo 1 to restore",
             control.display()
         );
     }
-    println!("Press Ctrl-C to stop everything and clean up.");
+    say!("Press Ctrl-C to stop everything and clean up.");
 }
 
 /// Waits for Ctrl-C, reporting children that exit on their own.
@@ -738,7 +752,7 @@ fn serve(sb: &mut Sandbox, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         for (service, reported) in sb.services.iter_mut().zip(reported.iter_mut()) {
             if !*reported && let Some(status) = service.exited() {
-                eprintln!(
+                complain!(
                     "warning: {} exited ({status}); its log: {}",
                     service.name,
                     service.log.display()
@@ -754,14 +768,14 @@ impl Sandbox {
     /// Stops agents first, then the simulators (the pmxcfs simulator
     /// unmounts), then removes the work directory unless `keep`.
     fn clean_up(&mut self, keep: bool) {
-        println!("\nstopping: agents, Proxmox simulator, pmxcfs simulator");
+        say!("\nstopping: agents, Proxmox simulator, pmxcfs simulator");
         while let Some(mut service) = self.services.pop() {
             service.stop(Duration::from_secs(15));
         }
         if self.control.is_some() && is_mounted(&self.root) {
-            eprintln!("  {} is still mounted: detaching it", self.root.display());
+            complain!("  {} is still mounted: detaching it", self.root.display());
             if let Err(e) = nix::mount::umount2(&self.root, nix::mount::MntFlags::MNT_DETACH) {
-                eprintln!(
+                complain!(
                     "  cannot unmount {} ({e}); run `fusermount3 -u -z {}`",
                     self.root.display(),
                     self.root.display()
@@ -770,11 +784,11 @@ impl Sandbox {
             }
         }
         if keep {
-            println!("kept {} (logs in logs/)", self.dir.display());
+            say!("kept {} (logs in logs/)", self.dir.display());
         } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("  cannot remove {}: {e}", self.dir.display());
+            complain!("  cannot remove {}: {e}", self.dir.display());
         } else {
-            println!("removed {}", self.dir.display());
+            say!("removed {}", self.dir.display());
         }
     }
 }

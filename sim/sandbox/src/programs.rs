@@ -86,7 +86,7 @@ pub fn locate(build: bool) -> Result<Programs> {
 fn cargo_build(dir: &Path) -> Result<()> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
     if !workspace.is_file() {
-        eprintln!(
+        complain!(
             "  (no workspace at {}: using the programs as they are)",
             workspace.display()
         );

@@ -102,7 +102,7 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("  {} did not stop within {grace:?}: killing it", self.name);
+        complain!("  {} did not stop within {grace:?}: killing it", self.name);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
