@@ -211,3 +211,83 @@ fn instances_end_to_end_on_pve_8() {
 fn instances_end_to_end_on_pve_9() {
     instances_end_to_end(PveVersion::V9_1);
 }
+
+/// The root password of an instance comes from the vault and reaches
+/// Proxmox only in the create request's body: the simulator's request log
+/// (which redacts secrets) shows it was sent, and no file in the store
+/// (statuses, manifests, IPAM, records; the vault holds ciphertext) and no
+/// answer of the API holds it.
+#[test]
+fn an_instance_password_reaches_only_the_create_request() {
+    use orbitlab_engine::vault::{SecretValue, Vault};
+
+    const PASSWORD: &str = "Tr0ub4dor-and-3-horses";
+    let lab = Lab::with_version(PveVersion::V9_1);
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init");
+    Vault::new(lab.store.clone())
+        .set(
+            &"app-root".parse().unwrap(),
+            &SecretValue::new(PASSWORD.as_bytes().to_vec()).unwrap(),
+        )
+        .unwrap();
+    let api = Api::new(lab.store.clone());
+    apply(
+        &api,
+        &[
+            sector(false),
+            lxc("app", &["password: app-root"]),
+            "apiVersion: orbitlab.io/v1\nkind: Secret\nmetadata:\n  name: app-root\nspec:\n  type: password\n".into(),
+        ],
+    );
+    lab.sim.clear_requests();
+    lab.converge_as_agents("pve1");
+    ready(&lab, "app");
+
+    let creates: Vec<_> = lab
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path.ends_with("/lxc")
+                && r.params.get("hostname").map(String::as_str) == Some("app")
+        })
+        .collect();
+    assert_eq!(creates.len(), 1);
+    let sent = creates[0]
+        .params
+        .get("password")
+        .expect("a password was sent");
+    assert_ne!(sent, PASSWORD, "the simulator's log redacts it");
+    for request in lab.sim.requests() {
+        assert!(
+            !request.params.values().any(|v| v.contains(PASSWORD)),
+            "{} {}",
+            request.method,
+            request.path
+        );
+    }
+    let mut files = vec![lab.dir.path().to_owned()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes
+                    .windows(PASSWORD.len())
+                    .any(|w| w == PASSWORD.as_bytes()),
+                "{} holds the password",
+                path.display()
+            );
+        }
+    }
+    let shown = api
+        .get(&"/lxc/app".parse::<ApiPath>().unwrap())
+        .unwrap()
+        .to_string();
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    // The container holds no trace of it either: Proxmox stores no password.
+    assert_eq!(config(&lab, "app", "password"), None);
+}

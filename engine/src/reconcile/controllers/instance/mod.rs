@@ -317,8 +317,9 @@ impl Planner<'_> {
         let managed_by_ha = self.observed.ha.as_ref().and_then(|ha| ha.get(&vmid));
         match (&spec.ha, managed_by_ha) {
             (Some(ha), have) => {
+                // Proxmox may leave out the default state, `started`.
                 let differs = have.is_some_and(|h| {
-                    h.state.as_deref() != Some(ha.state.as_str())
+                    h.state.as_deref().unwrap_or("started") != ha.state.as_str()
                         || h.group.as_deref() != ha.group.as_ref().map(|g| g.as_ref())
                 });
                 // A changed state or group: the resource is registered
@@ -394,7 +395,7 @@ impl Planner<'_> {
             .map(|key| {
                 self.observed.ssh_public.get(key).cloned().ok_or_else(|| {
                     format!(
-                        "spec.ssh_keys: SSH key {key} has no key in the vault; make it with `orbitlab ssh-key generate {key}`"
+                        "spec.ssh_keys: SSH key {key} has no key in the vault; make it with `orbitlab ssh-key create {key}`"
                     )
                 })
             })
