@@ -46,9 +46,7 @@ pub struct ObjectStatus {
     /// The node whose agent wrote this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// When it was last written (RFC 3339, UTC): when it last changed, or
-    /// when the agent writing it last confirmed it unchanged (at least
-    /// every 10 minutes while that agent runs).
+    /// When it was written (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<String>,
     #[serde(default)]

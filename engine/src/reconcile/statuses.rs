@@ -47,9 +47,11 @@ pub(super) fn write(store: &Store, node: &str, pass: &Pass<'_>) -> Result<(), Re
         if deleted_and_gone {
             continue;
         }
-        let old = store.read_status(object.kind, &object.name)?;
-        let mut status = old.clone().unwrap_or_default();
+        let mut status = store
+            .read_status(object.kind, &object.name)?
+            .unwrap_or_default();
         status.node = Some(node.to_owned());
+        status.updated = Some(crate::status::rfc3339(SystemTime::now()));
         let kept = std::mem::take(&mut status.outputs)
             .into_iter()
             .filter(|(k, _)| k.starts_with(SET_PREFIX));
@@ -58,52 +60,9 @@ pub(super) fn write(store: &Store, node: &str, pass: &Pass<'_>) -> Result<(), Re
             status.outputs.extend(extra.clone());
         }
         set_conditions(&mut status, &object, pass.after, pass.outcome);
-        if old.as_ref() == Some(&status) && confirmed::recently(store, &object) {
-            continue;
-        }
-        status.updated = Some(crate::status::rfc3339(SystemTime::now()));
         store.write_status(object.kind, &object.name, &status)?;
-        confirmed::now(store, &object);
     }
     Ok(())
-}
-
-/// When this process last wrote each status. A pass that finds a status
-/// unchanged does not write it again (every status write is replicated
-/// to every node by pmxcfs), unless it was last written more than
-/// [`confirmed::REFRESH`] ago by this process (or never, e.g. after a
-/// restart): `updated` then says the object was checked that recently.
-mod confirmed {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-    use std::sync::{Mutex, PoisonError};
-    use std::time::{Duration, Instant};
-
-    use crate::reconcile::ObjectRef;
-    use crate::store::Store;
-
-    /// How old an unchanged status may get before it is written again.
-    pub(super) const REFRESH: Duration = Duration::from_secs(600);
-
-    type Written = BTreeMap<(PathBuf, ObjectRef), Instant>;
-    static WRITTEN: Mutex<Written> = Mutex::new(BTreeMap::new());
-
-    fn written() -> std::sync::MutexGuard<'static, Written> {
-        WRITTEN.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// True when this process wrote `object`'s status less than
-    /// [`REFRESH`] ago.
-    pub(super) fn recently(store: &Store, object: &ObjectRef) -> bool {
-        written()
-            .get(&(store.root().to_owned(), object.clone()))
-            .is_some_and(|at| at.elapsed() < REFRESH)
-    }
-
-    /// Notes that `object`'s status was written now.
-    pub(super) fn now(store: &Store, object: &ObjectRef) {
-        written().insert((store.root().to_owned(), object.clone()), Instant::now());
-    }
 }
 
 /// The outputs the controller of `object`'s kind reports for it.
