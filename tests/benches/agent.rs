@@ -246,7 +246,11 @@ fn main() {
     .expect("converges");
     std::thread::sleep(Duration::from_secs(5));
 
-    idle_minute(&lab, "resync every 60 s (default)");
+    // `ORBITLAB_BENCH_SKIP_IDLE=1`: only the apply figures.
+    let idle = std::env::var_os("ORBITLAB_BENCH_SKIP_IDLE").is_none();
+    if idle {
+        idle_minute(&lab, "resync every 60 s (default)");
+    }
     // `ORBITLAB_BENCH_LOGS=FILE` keeps the agents' logs of the idle minute
     // (with `ORBITLAB_TEST_AGENT_LOG=debug`, what each resync did).
     if let Some(file) = std::env::var_os("ORBITLAB_BENCH_LOGS") {
@@ -260,7 +264,9 @@ fn main() {
     lab.options.resync = Duration::from_secs(3600);
     lab.start_agents();
     std::thread::sleep(Duration::from_secs(5));
-    idle_minute(&lab, "no resync in the minute (polling only)");
+    if idle {
+        idle_minute(&lab, "no resync in the minute (polling only)");
+    }
     lab.stop_agents();
     lab.options.resync = Duration::from_secs(60);
     lab.start_agents();

@@ -274,6 +274,51 @@ pub fn stable_request_part(path: &str) -> String {
     }
 }
 
+impl Lab {
+    /// How many containers carry each first description line (OrbitLab's
+    /// marker, `orbitlab:lxc/app`), from the simulator's state.
+    pub fn container_markers(&self) -> std::collections::BTreeMap<String, usize> {
+        let snapshot = self.sim.snapshot();
+        let mut markers = std::collections::BTreeMap::new();
+        for guest in snapshot["guests"]
+            .as_object()
+            .into_iter()
+            .flat_map(|g| g.values())
+        {
+            let first = guest["config"]["description"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            *markers.entry(first).or_default() += 1;
+        }
+        markers
+    }
+
+    /// How many IPAM addresses each owner holds (`sector/web/gateway`: 2).
+    pub fn address_holdings(&self) -> std::collections::BTreeMap<String, usize> {
+        orbitlab_engine::reconcile::observe(&self.pve, &self.store, "vmbr0")
+            .expect("an observation")
+            .addresses
+            .iter()
+            .map(|(owner, pools)| (owner.to_string(), pools.len()))
+            .collect()
+    }
+
+    /// The requests that changed something (every method but GET), as
+    /// `METHOD path`, since the log was last cleared.
+    pub fn writes(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
 /// What [`every_call_fails_once`] saw.
 #[derive(Debug, Default)]
 pub struct FaultRuns {

@@ -5,11 +5,10 @@
 //! its marker, one IPAM address held by it, no other container and no
 //! other address.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::reconcile::{init::init, observe};
+use orbitlab_engine::reconcile::init::init;
 use orbitlab_manifests::{Kind, codec};
 use orbitlab_sim::pve::PveVersion;
 use orbitlab_tests::{Lab, every_call_fails_once};
@@ -55,20 +54,8 @@ fn check(lab: &Lab, what: &str) {
         Some("running"),
         "{what}"
     );
-    let snapshot = lab.sim.snapshot();
-    let mut markers: BTreeMap<String, usize> = BTreeMap::new();
-    for guest in snapshot["guests"].as_object().unwrap().values() {
-        let first = guest["config"]["description"]
-            .as_str()
-            .unwrap_or_default()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        *markers.entry(first).or_default() += 1;
-    }
     assert_eq!(
-        markers,
+        lab.container_markers(),
         [
             ("orbitlab:lxc/app".to_string(), 1),
             ("orbitlab:sector/web/dns".into(), 1),
@@ -77,12 +64,7 @@ fn check(lab: &Lab, what: &str) {
         .into(),
         "{what}: containers"
     );
-    let observed = observe(&lab.pve, &lab.store, "vmbr0").unwrap();
-    let holdings: BTreeMap<String, usize> = observed
-        .addresses
-        .iter()
-        .map(|(o, p)| (o.to_string(), p.len()))
-        .collect();
+    let holdings = lab.address_holdings();
     assert_eq!(
         holdings,
         [

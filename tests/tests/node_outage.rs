@@ -100,13 +100,7 @@ fn outage(version: PveVersion) {
             "{kind} {name}: {why}"
         );
     }
-    let writes: Vec<String> = lab
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let writes = lab.writes();
     assert!(
         writes.is_empty(),
         "writes while {gateway_node} was offline: {writes:?}"
@@ -118,13 +112,7 @@ fn outage(version: PveVersion) {
     lab.converge_as_agents("pve1");
     assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
     assert_eq!(reason(&lab, Kind::Lxc, "app"), "Ready");
-    let writes: Vec<String> = lab
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let writes = lab.writes();
     assert!(
         writes.is_empty(),
         "writes after {gateway_node} returned: {writes:?}"

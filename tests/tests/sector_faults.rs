@@ -4,11 +4,10 @@
 //! Ready, no duplicate container, no leaked IPAM address or VNet tag, no
 //! SDN change left pending.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::reconcile::{init::init, observe, tags};
+use orbitlab_engine::reconcile::{init::init, tags};
 use orbitlab_manifests::Kind;
 use orbitlab_sim::pve::PveVersion;
 use orbitlab_tests::{Lab, every_call_fails_once};
@@ -29,7 +28,7 @@ fn lab_with_sector_declared() -> Lab {
 /// The node whose agent does the cluster-scoped work.
 const OWNER: &str = "pve1";
 
-/// Asserts the converged state; returns a one-line summary.
+/// Asserts the converged state.
 fn check(lab: &Lab, what: &str) {
     let status = lab
         .store
@@ -37,34 +36,16 @@ fn check(lab: &Lab, what: &str) {
         .unwrap()
         .unwrap_or_default();
     assert!(status.is_ready(), "{what}: not Ready: {status:?}");
-    let snapshot = lab.sim.snapshot();
-    let markers: Vec<String> = snapshot["guests"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|g| {
-            g["config"]["description"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
-    let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &markers {
-        *counted.entry(m.as_str()).or_default() += 1;
-    }
     assert_eq!(
-        counted,
+        lab.container_markers(),
         [
-            ("orbitlab:sector/web/dns", 1),
-            ("orbitlab:sector/web/gateway", 1)
+            ("orbitlab:sector/web/dns".to_string(), 1),
+            ("orbitlab:sector/web/gateway".into(), 1)
         ]
         .into(),
         "{what}: containers"
     );
+    let snapshot = lab.sim.snapshot();
     assert_eq!(
         snapshot["sdn"]["current"], snapshot["sdn"]["running"],
         "{what}: SDN changes left pending"
@@ -75,12 +56,7 @@ fn check(lab: &Lab, what: &str) {
         .keys()
         .collect();
     assert_eq!(zones, ["olbp", "olz1001"], "{what}: zones");
-    let observed = observe(&lab.pve, &lab.store, "vmbr0").unwrap();
-    let holdings: BTreeMap<String, usize> = observed
-        .addresses
-        .iter()
-        .map(|(o, p)| (o.to_string(), p.len()))
-        .collect();
+    let holdings = lab.address_holdings();
     assert_eq!(
         holdings,
         [
