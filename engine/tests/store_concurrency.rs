@@ -15,6 +15,7 @@ fn options() -> LockOptions {
         wait: Duration::from_secs(120),
         max_poll: Duration::from_millis(5),
         renew_every: Duration::from_secs(20),
+        notice: None,
     }
 }
 

@@ -115,6 +115,7 @@ fn lock_excludes_a_second_holder_and_times_out_naming_it() {
         wait: Duration::from_millis(150),
         max_poll: Duration::from_millis(20),
         renew_every: Duration::from_secs(20),
+        notice: None,
     });
     let name: LockName = "ipam".parse().unwrap();
     let guard = store.lock(&name).unwrap();

@@ -19,6 +19,7 @@ fn vault(root: &str) -> Vault {
         wait: Duration::from_secs(120),
         max_poll: Duration::from_millis(5),
         renew_every: Duration::from_secs(20),
+        notice: None,
     }))
 }
 

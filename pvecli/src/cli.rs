@@ -49,6 +49,18 @@ pub struct Cli {
     )]
     pub root: PathBuf,
 
+    /// How long to wait for a busy cluster lock before giving up, in
+    /// seconds. After half a second of waiting the command says which lock
+    /// it waits for and when pmxcfs frees it if its holder died.
+    #[arg(
+        long,
+        global = true,
+        env = "ORBITLAB_LOCK_WAIT",
+        default_value_t = 150,
+        value_name = "SECONDS"
+    )]
+    pub lock_wait: u64,
+
     /// How results are printed.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output_format: OutputFormat,

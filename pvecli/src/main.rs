@@ -17,11 +17,12 @@ mod wait;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 use orbitlab_engine::api::{Api, ApiPath, Change, acted_on, object_path, reports_status, used_for};
-use orbitlab_engine::store::Store;
+use orbitlab_engine::store::{BusyLock, LockOptions, Store};
 use orbitlab_manifests::{Kind, Name};
 use serde_json::Value;
 
@@ -44,7 +45,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let store = Store::open(&cli.root);
+    let store = Store::open(&cli.root).with_lock_options(LockOptions {
+        wait: Duration::from_secs(cli.lock_wait),
+        notice: Some((Duration::from_millis(500), tell_busy_lock)),
+        ..LockOptions::default()
+    });
     let backend = match &cli.host {
         Some(host) => Backend::Remote(remote::Remote::new(&remote::Target {
             host: host.clone(),
@@ -233,6 +238,12 @@ fn indirect(answer: &Value) -> Vec<(String, &'static str)> {
         })
         .filter_map(|c| Some((object_path(c.kind, &c.name), used_for(c.kind)?)))
         .collect()
+}
+
+/// Says on standard error which cluster lock the command waits for, once:
+/// a stale lock left by a crashed command can hold it for up to 120 s.
+fn tell_busy_lock(busy: &BusyLock) {
+    eprintln!("orbitlab: {busy}");
 }
 
 /// Writes `value` to standard output in `format`.

@@ -184,3 +184,61 @@ fn completions_for_bash() {
     assert!(out.status.success());
     assert!(stdout(&out).contains("_orbitlab()"));
 }
+
+/// A lock left by a crashed command: the command says which lock it waits
+/// for, who took it and when pmxcfs frees it, then gives up after
+/// `--lock-wait` naming the lock, and changes nothing.
+#[test]
+fn a_busy_lock_is_named_while_waiting_and_lock_wait_bounds_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("priv/lock/orbitlab-manifests");
+    std::fs::create_dir_all(&lock).unwrap();
+    let owners = dir.path().join("priv/orbitlab/locks");
+    std::fs::create_dir_all(&owners).unwrap();
+    std::fs::write(
+        owners.join("manifests.owner"),
+        "node=pve9 pid=4242 since=1765000000\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = orbitlab(
+        dir.path(),
+        &[
+            "--lock-wait",
+            "2",
+            "create",
+            "/sectors",
+            "--name",
+            "web",
+            "--cidr",
+            "172.16.0.0/24",
+        ],
+    );
+    let took = started.elapsed();
+    println!("gave up after {took:?}");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let waiting = err
+        .lines()
+        .find(|l| l.contains("waiting for cluster lock"))
+        .unwrap_or_else(|| panic!("no waiting message: {err}"));
+    for needle in [
+        "orbitlab-manifests",
+        "node=pve9 pid=4242",
+        "pmxcfs frees it",
+        "giving up after 2s",
+    ] {
+        assert!(waiting.contains(needle), "{needle}: {waiting}");
+    }
+    let timeout = err
+        .lines()
+        .find(|l| l.contains("timed out"))
+        .unwrap_or_else(|| panic!("no timeout: {err}"));
+    assert!(timeout.contains("orbitlab-manifests"), "{timeout}");
+    assert!(took >= std::time::Duration::from_secs(2), "{took:?}");
+    assert!(
+        !dir.path()
+            .join("orbitlab/manifests/sector/web.yaml")
+            .exists()
+    );
+}

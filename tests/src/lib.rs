@@ -154,6 +154,7 @@ impl Lab {
             wait: Duration::from_secs(30),
             max_poll: Duration::from_millis(10),
             renew_every: Duration::from_secs(20),
+            notice: None,
         });
         Lab {
             sim,

@@ -159,6 +159,7 @@ impl MultiNode {
             wait: Duration::from_secs(60),
             max_poll: Duration::from_millis(20),
             renew_every: options.lock_renew,
+            notice: None,
         });
         wait_for(Duration::from_secs(10), || {
             mount.join(".members").exists().then_some(())

@@ -151,6 +151,7 @@ impl Args {
             wait: self.lock_wait,
             renew_every: self.lock_renew,
             max_poll: LOCK_POLL,
+            notice: None,
         };
         config.task_deadline = self.task_deadline;
         config.backoff = BackoffPolicy {

@@ -109,7 +109,14 @@ pub struct LockOptions {
     pub max_poll: Duration,
     /// How often the holder renews; well under [`PMXCFS_LOCK_EXPIRY`].
     pub renew_every: Duration,
+    /// Told once, after this much waiting, that the lock is busy (a
+    /// command says so on standard error instead of hanging silently);
+    /// `None`: nobody is told.
+    pub notice: Option<(Duration, TellBusy)>,
 }
+
+/// What a waiter is told about a busy lock with (see [`LockOptions::notice`]).
+pub type TellBusy = fn(&BusyLock);
 
 impl Default for LockOptions {
     fn default() -> Self {
@@ -117,7 +124,50 @@ impl Default for LockOptions {
             wait: Duration::from_secs(150),
             max_poll: Duration::from_millis(250),
             renew_every: Duration::from_secs(20),
+            notice: None,
         }
+    }
+}
+
+/// A lock someone else holds, as a waiter sees it.
+#[derive(Debug, Clone)]
+pub struct BusyLock {
+    /// The lock directory.
+    pub path: PathBuf,
+    /// Who took it, from its owner record (`node=pve1 pid=123 since=...`).
+    pub holder: String,
+    /// Time since its holder last renewed it (its directory's mtime).
+    pub renewed_ago: Option<Duration>,
+    /// When pmxcfs frees it if its holder is gone: [`PMXCFS_LOCK_EXPIRY`]
+    /// after the last renewal.
+    pub frees_in: Option<Duration>,
+    /// How long the waiter gives up after.
+    pub waiting_up_to: Duration,
+}
+
+impl fmt::Display for BusyLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "waiting for cluster lock {} ({}",
+            self.path.display(),
+            self.holder
+        )?;
+        match (self.renewed_ago, self.frees_in) {
+            (Some(ago), Some(left)) if !left.is_zero() => write!(
+                f,
+                ", last renewed {}s ago); if its holder died, pmxcfs frees it in {}s",
+                ago.as_secs(),
+                left.as_secs()
+            )?,
+            (Some(_), Some(_)) => write!(
+                f,
+                "); it was last renewed over {}s ago, so pmxcfs frees it now",
+                PMXCFS_LOCK_EXPIRY.as_secs()
+            )?,
+            _ => write!(f, ")")?,
+        }
+        write!(f, "; giving up after {}s", self.waiting_up_to.as_secs())
     }
 }
 
@@ -174,6 +224,7 @@ pub(crate) fn acquire(
     let dir = layout::lock_dir(root, name);
     let started = Instant::now();
     let mut pause = Duration::from_millis(2);
+    let mut told = false;
     loop {
         match fs::create_dir(&dir) {
             Ok(()) => break,
@@ -196,6 +247,23 @@ pub(crate) fn acquire(
             Err(e) => return Err(StoreError::io("create directory", &dir, e)),
         }
         let waited = started.elapsed();
+        if let Some((after, tell)) = options.notice
+            && waited >= after
+            && !told
+        {
+            told = true;
+            let renewed_ago = fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok());
+            tell(&BusyLock {
+                path: dir.clone(),
+                holder: describe_holder(root, name),
+                renewed_ago,
+                frees_in: renewed_ago.map(|ago| PMXCFS_LOCK_EXPIRY.saturating_sub(ago)),
+                waiting_up_to: options.wait,
+            });
+        }
         if waited >= options.wait {
             return Err(StoreError::LockTimeout {
                 holder: describe_holder(root, name),

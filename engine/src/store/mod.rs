@@ -31,7 +31,7 @@ use std::time::Duration;
 pub use error::{MAX_FILE_BYTES, StoreError};
 pub use generation::Generation;
 pub use layout::{Lock, manifest_label};
-pub use lock::{LockGuard, LockName, LockOptions, PMXCFS_LOCK_EXPIRY};
+pub use lock::{BusyLock, LockGuard, LockName, LockOptions, PMXCFS_LOCK_EXPIRY};
 pub use objects::ObjectError;
 pub use path::{Area, StorePath};
 
