@@ -24,6 +24,16 @@
 //!   one).
 //!
 //! Without those files (no pmxcfs, an older simulator) everything is read.
+//!
+//! An instance's container config (the keys OrbitLab owns, compared with
+//! its manifest every pass) is never taken from an earlier observation,
+//! only kept while `.vmlist` gives it the same version. What only instances
+//! need — each node's memory, the templates on its storage, the HA
+//! resources, the public halves of SSH keys and which Secrets hold a value
+//! — is read by [`instance_inputs`] in cluster-scoped passes, and only
+//! while instances need it. Offline members' uplinks come from OrbitLab's
+//! record ([`super::uplinks`]), and where each container was last seen from
+//! its object's status.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
