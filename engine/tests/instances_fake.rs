@@ -406,6 +406,22 @@ fn an_instance_goes_only_to_a_node_holding_its_template() {
     let (reason, message) = not_ready(&world, "pinned");
     assert_eq!(reason, "Blocked");
     assert!(message.contains("is not on node pve1"), "{message}");
+
+    // A node whose storage cannot be listed is only left out of placement;
+    // the rest of the cluster is observed and planned as usual.
+    world.pve.fail_storage_listing("pve3");
+    world.apply(&lxc("d", ""));
+    world.settle();
+    let (reason, message) = not_ready(&world, "d");
+    assert_eq!(reason, "Blocked");
+    assert!(
+        message.contains("on no schedulable online node"),
+        "{message}"
+    );
+    for name in ["a", "b", "c"] {
+        assert_instance_ready(&world, name);
+    }
+    fake_world::assert_ready(&world, "web");
 }
 
 #[test]

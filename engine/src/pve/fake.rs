@@ -115,6 +115,8 @@ struct State {
     /// Template volumes missing from a node's storage (every node has
     /// every template otherwise).
     missing_templates: BTreeSet<(String, String)>,
+    /// Nodes whose storages cannot be listed (a storage missing there).
+    unlisted_storage: BTreeSet<String>,
     /// The last config digest given out.
     digests: u64,
     lock: Option<SdnLockToken>,
@@ -166,6 +168,7 @@ impl FakePve {
                 resources: BTreeMap::new(),
                 ha: BTreeMap::new(),
                 missing_templates: BTreeSet::new(),
+                unlisted_storage: BTreeSet::new(),
                 digests: 0,
                 lock: None,
                 locks_taken: 0,
@@ -386,6 +389,12 @@ impl FakePve {
         self.st()
             .missing_templates
             .insert((node.to_owned(), volid.to_owned()));
+    }
+
+    /// Makes every storage listing of `node` fail, as for a storage that
+    /// does not exist there.
+    pub fn fail_storage_listing(&self, node: &str) {
+        self.st().unlisted_storage.insert(node.to_owned());
     }
 
     /// Sets `node`'s logical CPU count and its CPU load (0 to 1).
@@ -855,6 +864,14 @@ impl Pve for FakePve {
         let st = self.call(format!("storage_content {node} {storage}"));
         let path = format!("/nodes/{node}/storage/{storage}/content");
         Self::reach(&st, "GET", &path, node)?;
+        if st.unlisted_storage.contains(node) {
+            return Err(fail(
+                "GET",
+                &path,
+                500,
+                format!("storage '{storage}' does not exist"),
+            ));
+        }
         if content.is_some_and(|c| c != "vztmpl") {
             return Ok(Vec::new());
         }

@@ -282,17 +282,28 @@ pub(super) fn instance_inputs(
             .map(|(storage, _)| storage)
             .collect();
         for node in online {
+            // One node's storage or status that cannot be read keeps that
+            // node out of placement this pass; it does not stop the
+            // observation of everything else.
             for storage in &storages {
-                let volids = pve
-                    .storage_content(node.as_str(), storage, Some("vztmpl"))?
-                    .into_iter()
-                    .map(|v| v.volid)
-                    .collect();
+                let volids = match pve.storage_content(node.as_str(), storage, Some("vztmpl")) {
+                    Ok(volumes) => volumes.into_iter().map(|v| v.volid).collect(),
+                    Err(e) => {
+                        tracing::warn!(%node, storage, error = %e, "cannot list the templates of a node's storage; no instance is placed on it this pass");
+                        Default::default()
+                    }
+                };
                 observed
                     .templates
                     .insert((node.clone(), (*storage).to_owned()), volids);
             }
-            let status = pve.node_status(node.as_str())?;
+            let status = match pve.node_status(node.as_str()) {
+                Ok(status) => status,
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "cannot read a node's memory; no instance is placed on it this pass");
+                    continue;
+                }
+            };
             observed.loads.insert(
                 node,
                 NodeLoad {

@@ -89,7 +89,9 @@ impl Planner<'_> {
                 ));
             }
             let c =
-                candidate(pin).ok_or_else(|| format!("node {pin} reported no memory figures"))?;
+                candidate(pin).ok_or_else(|| {
+                format!("node {pin} did not answer GET /nodes/{pin}/status; asked again on the next pass")
+            })?;
             if let Some(max) = settings.max_instances
                 && c.instances >= max
             {
