@@ -493,3 +493,50 @@ fn a_node_manifest_uplink_bridge_gives_that_nodes_peer_address() {
     assert!(!peers.contains("192.168.100.12"), "{peers}");
     assert!(peers.contains("192.168.100.11"), "{peers}");
 }
+
+// A Sector deleted while its gateway's node is down keeps its network,
+// tag and addresses until the node returns (another Sector must not take
+// them while the gateway still exists), then goes entirely.
+
+#[test]
+fn a_sector_deleted_while_its_gateways_node_is_down_waits_for_the_node() {
+    let world = World::new();
+    world.create_sector("db", "172.18.0.0/24");
+    world.settle();
+    assert_eq!(world.output("db", "gateway/node"), "pve2", "test premise");
+    let tags_before = orbitlab_engine::reconcile::tags::read(&world.store).unwrap();
+
+    world.set_online("pve2", false);
+    orbitlab_engine::api::Api::new(world.store.clone())
+        .delete(&"/sectors/db".parse().unwrap(), false)
+        .unwrap();
+    world.forget_calls_and_pushes();
+    world.settle();
+    let (reason, message) = not_ready(&world, "db");
+    assert_eq!(reason, "Unavailable");
+    assert!(message.contains("pve2"), "{message}");
+    assert!(world.writes().is_empty(), "{:?}", world.writes());
+    assert_eq!(
+        orbitlab_engine::reconcile::tags::read(&world.store).unwrap(),
+        tags_before,
+        "the tag is kept"
+    );
+
+    world.set_online("pve2", true);
+    world.settle();
+    world.settle();
+    assert!(world.named("olvn1001-router").is_empty());
+    assert!(world.named("olvn1001-dns").is_empty());
+    assert!(
+        orbitlab_engine::reconcile::tags::read(&world.store)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        world
+            .store
+            .read_status(orbitlab_manifests::Kind::Sector, &"db".parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
+}

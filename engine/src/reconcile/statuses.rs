@@ -35,6 +35,10 @@ pub(super) struct Pass<'a> {
 pub(super) fn write(store: &Store, node: &str, pass: &Pass<'_>) -> Result<(), ReconcileError> {
     let mut objects: Vec<ObjectRef> = pass.after.declared.iter().cloned().collect();
     objects.extend(pass.before.actions.iter().filter_map(Action::object));
+    // An object held up without a step of its own (a teardown waiting for
+    // an offline node) is reported too.
+    objects.extend(pass.after.unavailable.keys().cloned());
+    objects.extend(pass.after.waiting.keys().cloned());
     objects.sort();
     objects.dedup();
     for object in objects {
@@ -42,6 +46,7 @@ pub(super) fn write(store: &Store, node: &str, pass: &Pass<'_>) -> Result<(), Re
         // A deleted object keeps a status while anything of it is left (or
         // its teardown failed); once gone, its ForgetStatus step removes it.
         let deleted_and_gone = !pass.after.declared.contains(&object)
+            && !pass.after.unavailable.contains_key(&object)
             && !pass.outcome.failed.contains_key(&object)
             && (!pass.observed.statuses.contains(&object) || outputs.is_empty());
         if deleted_and_gone {

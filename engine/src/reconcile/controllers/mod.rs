@@ -326,6 +326,24 @@ impl Planner<'_> {
         steps
     }
 
+    /// Why `object` cannot be torn down yet: a container of it that its
+    /// status places on a node now offline (Proxmox does not list it).
+    /// Releasing its addresses or network now would let another object
+    /// take them while it still exists; it is removed when the node
+    /// returns.
+    fn stranded(&self, object: &ObjectRef) -> Option<String> {
+        self.observed
+            .homes
+            .iter()
+            .filter(|(m, _)| m.kind == object.kind && m.name == object.name)
+            .find(|(m, (_, node))| !self.observed.online(node) && self.containers_with(m).is_empty())
+            .map(|(_, (vmid, node))| {
+                format!(
+                    "its container {vmid} is on node {node}, which is offline; it is removed when the node returns"
+                )
+            })
+    }
+
     /// Steps destroying every container of `object`.
     fn destroy_containers(&self, object: &ObjectRef) -> Vec<Action> {
         self.observed

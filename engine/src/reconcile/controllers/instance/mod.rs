@@ -479,19 +479,11 @@ impl Planner<'_> {
     /// its container's node is offline (the container is still there).
     fn instance_teardown(&mut self, name: &Name) -> Vec<Action> {
         let object = ObjectRef::new(Kind::Lxc, name);
-        let containers: Vec<_> = self.observed.containers_of(&object).collect();
-        if containers.is_empty()
-            && let Some((vmid, node)) = self.observed.homes.get(&Marker::object(Kind::Lxc, name))
-            && !self.observed.online(node)
-        {
-            self.unavailable(
-                object,
-                format!(
-                    "its container {vmid} is on node {node}, which is offline; it is removed when the node returns"
-                ),
-            );
+        if let Some(reason) = self.stranded(&object) {
+            self.unavailable(object, reason);
             return Vec::new();
         }
+        let containers: Vec<_> = self.observed.containers_of(&object).collect();
         let mut steps = Vec::new();
         for (vmid, c, _) in containers {
             if self

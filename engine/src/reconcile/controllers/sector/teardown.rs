@@ -1,6 +1,7 @@
 //! Tearing down a Sector whose manifest is gone, in reverse order of
 //! creation: containers, then SDN objects (applied), then IPAM addresses
-//! and the VNet tag, then the status file.
+//! and the VNet tag, then the status file; nothing while a container of
+//! it is on an offline node.
 
 use orbitlab_manifests::{Kind, Name};
 
@@ -11,8 +12,12 @@ use crate::reconcile::ids::{self, SectorTag};
 use crate::reconcile::plan::Planner;
 
 impl Planner<'_> {
-    pub(super) fn sector_teardown(&self, name: &Name) -> Vec<Action> {
+    pub(super) fn sector_teardown(&mut self, name: &Name) -> Vec<Action> {
         let owner = ObjectRef::new(Kind::Sector, name);
+        if let Some(reason) = self.stranded(&owner) {
+            self.unavailable(owner, reason);
+            return Vec::new();
+        }
         let observed = self.observed;
         let mut steps = self.destroy_containers(&owner);
         let mut anything_left = false;
