@@ -20,6 +20,7 @@
 pub mod api;
 pub mod host;
 pub mod ipam;
+pub mod liveness;
 pub mod pki;
 pub mod placement;
 pub mod pve;

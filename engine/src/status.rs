@@ -39,10 +39,24 @@ pub struct Condition {
     pub since: String,
 }
 
+/// The format of status files this build writes. A later build that
+/// changes the format raises it; an agent never overwrites a status in a
+/// newer format than its own (see [`crate::liveness`] for how agents of
+/// two versions share a cluster).
+pub const STATUS_FORMAT: u32 = 1;
+
+fn status_format() -> u32 {
+    STATUS_FORMAT
+}
+
 /// An object's reported state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectStatus {
+    /// The format of this file ([`STATUS_FORMAT`] when written by this
+    /// build).
+    #[serde(default = "status_format")]
+    pub format: u32,
     /// The node whose agent wrote this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
@@ -54,6 +68,18 @@ pub struct ObjectStatus {
     /// What the object became in Proxmox: ids, VMIDs, addresses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
+}
+
+impl Default for ObjectStatus {
+    fn default() -> Self {
+        ObjectStatus {
+            format: STATUS_FORMAT,
+            node: None,
+            updated: None,
+            conditions: Vec::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
 }
 
 impl ObjectStatus {

@@ -238,6 +238,7 @@ fn a_node_going_offline_after_planning_fails_only_its_steps_then_the_sector_move
             store: &world.store,
             host: &world.host,
             task_deadline: Duration::from_secs(5),
+            lock: None,
         },
         observed.own_pending(),
     );

@@ -6,6 +6,8 @@
 //! on that node does the work. The `pct` program is `$ORBITLAB_PCT` when set
 //! (the sandbox points it at a simulated `pct`), else `pct`.
 
+pub mod checks;
+
 use std::fmt;
 use std::io::Write;
 use std::process::{Command, Stdio};

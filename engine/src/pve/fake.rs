@@ -131,6 +131,20 @@ struct State {
 #[derive(Debug)]
 pub struct FakePve {
     state: Mutex<State>,
+    hook: Mutex<Option<Hook>>,
+}
+
+/// Something a test runs right after a chosen call is made.
+struct Hook {
+    /// The call's name starts with this.
+    call: String,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hook(after {})", self.call)
+    }
 }
 
 fn fail(method: &str, path: &str, status: u16, message: String) -> PveError {
@@ -176,7 +190,18 @@ impl FakePve {
                 stolen: Vec::new(),
                 calls: Vec::new(),
             }),
+            hook: Mutex::new(None),
         }
+    }
+
+    /// Runs `run` once, right after the first call whose name starts with
+    /// `call` (see [`FakePve::calls`]) has been recorded, before it
+    /// returns.
+    pub fn after_call(&self, call: &str, run: impl FnOnce() + Send + 'static) {
+        *self.hook.lock().unwrap_or_else(PoisonError::into_inner) = Some(Hook {
+            call: call.to_owned(),
+            run: Box::new(run),
+        });
     }
 
     fn st(&self) -> MutexGuard<'_, State> {
@@ -184,8 +209,20 @@ impl FakePve {
     }
 
     fn call(&self, what: String) -> MutexGuard<'_, State> {
+        let fire = {
+            let mut hook = self.hook.lock().unwrap_or_else(PoisonError::into_inner);
+            match hook.as_ref() {
+                Some(h) if what.starts_with(&h.call) => hook.take(),
+                _ => None,
+            }
+        };
         let mut st = self.st();
         st.calls.push(what);
+        if let Some(hook) = fire {
+            drop(st);
+            (hook.run)();
+            st = self.st();
+        }
         st
     }
 

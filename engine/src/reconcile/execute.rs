@@ -35,6 +35,9 @@ pub struct Context<'a> {
     pub host: &'a dyn ContainerHost,
     /// How long one Proxmox task may run.
     pub task_deadline: Duration,
+    /// The cluster lock the steps run under, if any: no step starts once
+    /// it is no longer held.
+    pub lock: Option<&'a LockGuard>,
 }
 
 /// What executing a plan did.
@@ -48,6 +51,9 @@ pub struct Outcome {
     pub deferred: BTreeMap<ObjectRef, String>,
     /// Status outputs to record, per object.
     pub outputs: BTreeMap<ObjectRef, BTreeMap<String, String>>,
+    /// The lock of [`Context::lock`] was lost: the steps after that point
+    /// were not started.
+    pub lock_lost: bool,
 }
 
 /// The SDN transaction of a plan: Proxmox's lock on 9.x, OrbitLab's
@@ -65,6 +71,17 @@ pub fn execute<'a>(plan: &Plan, ctx: &Context<'a>, allow_pending: bool) -> Outco
     let mut all_stopped: Option<String> = None;
     for action in &plan.actions {
         let object = action.object();
+        if all_stopped.is_none()
+            && let Some(guard) = ctx.lock
+            && !guard.is_held()
+        {
+            tracing::warn!(lock = %guard.path().display(), "cluster lock lost mid-pass: no further step starts");
+            outcome.lock_lost = true;
+            all_stopped = Some(format!(
+                "not started: the cluster lock {} was lost (it expired or another node took it)",
+                guard.path().display()
+            ));
+        }
         if let Some(reason) = &all_stopped {
             if let Some(o) = object {
                 outcome.failed.entry(o).or_insert_with(|| reason.clone());

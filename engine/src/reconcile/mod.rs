@@ -63,6 +63,12 @@ pub enum ReconcileError {
     Tag(#[from] tags::TagError),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The cluster lock of the run was lost mid-pass; no step started
+    /// after that, and no status was written.
+    #[error(
+        "the cluster lock {lock} was lost mid-pass (it expired or another node took it): stopped before the next change; the next pass starts over"
+    )]
+    LockLost { lock: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -202,7 +208,7 @@ impl Reconciler<'_> {
         // Node-scoped work touches only this node's containers. The lock
         // (renewed while held) covers the whole run, so the observation
         // made after one pass is still the truth at the start of the next.
-        let _guard = match self.options.scope {
+        let guard = match self.options.scope {
             Scope::Cluster => Some(self.store.lock(Lock::Reconcile.name())?),
             Scope::Node => None,
         };
@@ -218,13 +224,30 @@ impl Reconciler<'_> {
                 store: self.store,
                 host: self.host,
                 task_deadline: self.options.task_deadline,
+                lock: guard.as_ref(),
             };
             let outcome = execute(&plan, &context, observed.own_pending());
+            let lost = |guard: &Option<crate::store::LockGuard>| {
+                guard
+                    .as_ref()
+                    .filter(|g| !g.is_held())
+                    .map(|g| ReconcileError::LockLost {
+                        lock: g.path().display().to_string(),
+                    })
+            };
+            if outcome.lock_lost
+                && let Some(error) = lost(&guard)
+            {
+                return Err(error);
+            }
             let after = if outcome.done > 0 {
                 self.plan_after(&observed, &plan)?
             } else {
                 (plan.clone(), observed)
             };
+            if let Some(error) = lost(&guard) {
+                return Err(error);
+            }
             if self.options.scope == Scope::Cluster {
                 statuses::write(
                     self.store,

@@ -12,6 +12,7 @@
 //! | `status/<kind>/<name>.json`            | [`status`]              | observed state, JSON ([`crate::status::ObjectStatus`]); agents only |
 //! | `status/containers/<vmid>.json`        | [`pushed`]              | configuration last pushed to a container, JSON; the agent of its node |
 //! | `generation`                           | [`generation`]          | change counter, one decimal number; every writer of manifests |
+//! | `agents/<node>.json`                   | [`agent`]               | the node's agent heartbeat, JSON ([`crate::liveness::AgentRecord`]); that agent, every few seconds |
 //! | `sdn/vnet-tags.json`                   | [`vnet_tags`]           | VNet tag → Sector, JSON; under [`Lock::Ipam`] |
 //! | `sdn/uplinks.json`                     | [`uplinks`]             | each member node's last seen uplink (address, network, MTU), JSON; the cluster-scoped reconciler, under [`Lock::Reconcile`] |
 //! | `ipam.serial`                          | [`ipam_serial`]         | IPAM change token, one decimal number; under [`Lock::Ipam`] |
@@ -47,7 +48,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use orbitlab_manifests::{Kind, Name};
+use orbitlab_manifests::{Kind, Name, NodeName};
 
 use super::lock::LockName;
 use super::path::StorePath;
@@ -208,6 +209,16 @@ pub fn pushed_file_vmid(file: &str) -> Option<u32> {
 /// `generation`: the change counter.
 pub fn generation() -> StorePath {
     config("generation")
+}
+
+/// `agents/`: the records of [`agent`].
+pub fn agents_dir() -> StorePath {
+    config("agents")
+}
+
+/// `agents/<node>.json`: the heartbeat of `node`'s agent.
+pub fn agent(node: &NodeName) -> StorePath {
+    config(&format!("agents/{node}.{RECORD_EXTENSION}"))
 }
 
 /// `sdn/vnet-tags.json`: VNet tag reservations.
@@ -381,6 +392,8 @@ mod tests {
             (pushed_dir(), "orbitlab/status/containers"),
             (pushed(104), "orbitlab/status/containers/104.json"),
             (generation(), "orbitlab/generation"),
+            (agents_dir(), "orbitlab/agents"),
+            (agent(&"pve1".parse().unwrap()), "orbitlab/agents/pve1.json"),
             (vnet_tags(), "orbitlab/sdn/vnet-tags.json"),
             (uplinks(), "orbitlab/sdn/uplinks.json"),
             (ipam_dir(), "orbitlab/ipam"),

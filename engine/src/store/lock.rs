@@ -11,6 +11,14 @@
 //! `<root>/priv/orbitlab/locks/NAME.owner`, only to explain waits. Both
 //! names come from [`layout`]; OrbitLab's locks are [`layout::Lock`].
 //!
+//! A holder can lose its lock: renewal fails (no quorum), or the holder
+//! stalled past the expiry and a waiter expired the lock and took it.
+//! [`LockGuard::is_held`] tells, by checking that the directory still
+//! carries the modification time of the holder's own last renewal (a lock
+//! taken by someone else is a new directory with another time); long
+//! operations ask it before each write and stop once it says no. The
+//! renewer never renews a lock that is no longer its own.
+//!
 //! Without quorum pmxcfs answers every `utime` with EACCES too, so a held
 //! lock looks forever young: when an expiry request is refused, the waiter
 //! reads `<root>/.members`, and if the cluster is not quorate it gives up at
@@ -23,7 +31,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -176,6 +184,7 @@ impl fmt::Display for BusyLock {
 pub struct LockGuard {
     dir: PathBuf,
     lost: Arc<AtomicBool>,
+    mark: Arc<Mark>,
     stop: Option<Sender<()>>,
     renewer: Option<JoinHandle<()>>,
 }
@@ -192,11 +201,69 @@ impl LockGuard {
         &self.dir
     }
 
-    /// False once a renewal failed (for instance when quorum was lost):
-    /// long operations check this before each write and stop.
+    /// False once the lock is no longer this holder's: a renewal failed
+    /// (for instance when quorum was lost), the last renewal is older than
+    /// [`PMXCFS_LOCK_EXPIRY`] (any waiter may have expired it), or the
+    /// directory is gone or is another holder's. Long operations check
+    /// this before each write and stop. Costs one `stat`.
     pub fn is_held(&self) -> bool {
-        !self.lost.load(Ordering::Relaxed)
+        !self.lost.load(Ordering::Relaxed) && self.mark.still_ours(&self.dir)
     }
+}
+
+/// What identifies the holder's own lock directory: the modification time
+/// (whole seconds, as pmxcfs keeps it) its last renewal left, and when
+/// that renewal happened.
+#[derive(Debug)]
+struct Mark {
+    born: Instant,
+    /// The directory's mtime after the last renewal, in Unix seconds.
+    mtime: AtomicU64,
+    /// Milliseconds after `born` of the last renewal.
+    renewed: AtomicU64,
+}
+
+impl Mark {
+    /// Reads the mark of `dir` just taken or renewed.
+    fn take(dir: &Path) -> std::io::Result<Mark> {
+        let mark = Mark {
+            born: Instant::now(),
+            mtime: AtomicU64::new(0),
+            renewed: AtomicU64::new(0),
+        };
+        mark.record(dir)?;
+        Ok(mark)
+    }
+
+    fn record(&self, dir: &Path) -> std::io::Result<()> {
+        let mtime = unix_seconds(fs::metadata(dir)?.modified()?);
+        self.mtime.store(mtime, Ordering::Relaxed);
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.renewed.store(ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn still_ours(&self, dir: &Path) -> bool {
+        let since_renewal = self
+            .born
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.renewed.load(Ordering::Relaxed)));
+        if since_renewal >= PMXCFS_LOCK_EXPIRY {
+            return false;
+        }
+        match fs::metadata(dir).and_then(|m| m.modified()) {
+            // A waiter's expiry request on a filesystem that simply takes
+            // the times (not pmxcfs, which refuses it while the lock is
+            // young) leaves mtime 0: still ours.
+            Ok(modified) => matches!(unix_seconds(modified), 0)
+                || unix_seconds(modified) == self.mtime.load(Ordering::Relaxed),
+            Err(_) => false,
+        }
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Drop for LockGuard {
@@ -204,6 +271,10 @@ impl Drop for LockGuard {
         drop(self.stop.take());
         if let Some(renewer) = self.renewer.take() {
             let _ = renewer.join();
+        }
+        if !self.mark.still_ours(&self.dir) {
+            // Expired, or another holder's now: never remove theirs.
+            return;
         }
         if let Err(e) = fs::remove_dir(&self.dir)
             && e.kind() != ErrorKind::NotFound
@@ -275,20 +346,30 @@ pub(crate) fn acquire(
         thread::sleep(pause.min(options.wait - waited));
         pause = (pause * 2).min(options.max_poll);
     }
+    let mark = Arc::new(Mark::take(&dir).map_err(|e| StoreError::io("read", &dir, e))?);
     record_holder(root, name);
     let lost = Arc::new(AtomicBool::new(false));
     let (stop, stopped) = mpsc::channel::<()>();
     let renewer = {
         let renew_dir = dir.clone();
         let lost = Arc::clone(&lost);
+        let mark = Arc::clone(&mark);
         thread::Builder::new()
             .name(format!("lock-{name}"))
             .spawn(move || loop {
                 match stopped.recv_timeout(options.renew_every) {
                     Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = set_times(&renew_dir, SystemTime::now()) {
+                        if !mark.still_ours(&renew_dir) {
+                            tracing::warn!(lock = %renew_dir.display(), "cluster lock lost: it expired or another holder took it");
+                            lost.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        if let Err(e) = set_times(&renew_dir, SystemTime::now())
+                            .and_then(|()| mark.record(&renew_dir))
+                        {
                             tracing::warn!(lock = %renew_dir.display(), error = %e, "cannot renew cluster lock");
                             lost.store(true, Ordering::Relaxed);
+                            return;
                         }
                     }
                     _ => return,
@@ -299,6 +380,7 @@ pub(crate) fn acquire(
     Ok(LockGuard {
         dir,
         lost,
+        mark,
         stop: Some(stop),
         renewer: Some(renewer),
     })

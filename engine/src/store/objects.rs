@@ -17,7 +17,7 @@ use orbitlab_manifests::{Kind, Manifest, ManifestErrors, Name, Sourced, codec};
 use super::decoded::{self, DecodedCache};
 use super::layout::{self, manifest_label};
 use super::{Store, StoreError, StorePath};
-use crate::status::ObjectStatus;
+use crate::status::{ObjectStatus, STATUS_FORMAT};
 
 /// Reading stored objects failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,17 @@ pub enum ObjectError {
     /// A status file written by an agent does not decode.
     #[error("{path}: not a valid status file ({reason}); agents rewrite it on their next pass")]
     Status { path: String, reason: String },
+    /// A status file in a format newer than this build writes: a newer
+    /// agent wrote it, and this one must not overwrite it.
+    #[error(
+        "{path} is in status format {found}, newer than this agent's format {ours} (orbitlab {version}): it was written by a newer agent; this one leaves it alone and changes nothing: upgrade this node"
+    )]
+    NewerStatusFormat {
+        path: String,
+        found: u32,
+        ours: u32,
+        version: &'static str,
+    },
 }
 
 impl Store {
@@ -240,6 +251,25 @@ fn decode_one(kind: Kind, name: &str, bytes: &[u8]) -> Result<Sourced<Manifest>,
 }
 
 fn decode_status(path: &StorePath, bytes: &[u8]) -> Result<ObjectStatus, ObjectError> {
+    // The format first, leniently: a newer format may add fields this
+    // build does not know.
+    #[derive(serde::Deserialize)]
+    struct Format {
+        #[serde(default)]
+        format: Option<u32>,
+    }
+    if let Ok(Format {
+        format: Some(found),
+    }) = serde_json::from_slice(bytes)
+        && found > STATUS_FORMAT
+    {
+        return Err(ObjectError::NewerStatusFormat {
+            path: path.to_string(),
+            found,
+            ours: STATUS_FORMAT,
+            version: env!("CARGO_PKG_VERSION"),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|e| ObjectError::Status {
         path: path.to_string(),
         reason: e.to_string(),

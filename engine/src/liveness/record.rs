@@ -1,0 +1,118 @@
+//! An agent's heartbeat: `<root>/orbitlab/agents/<node>.json`
+//! ([`layout::agent`]), rewritten by that node's agent every heartbeat
+//! interval (a few hundred bytes, every few seconds: far below what
+//! pmxcfs handles), read by the other agents (who is alive, which
+//! version), `orbitlab get /nodes` and `orbitlab doctor`. Holds no secret.
+//!
+//! Readers ignore fields they do not know, so a newer agent may add some.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use orbitlab_manifests::NodeName;
+use serde::{Deserialize, Serialize};
+
+use super::AgentVersion;
+use crate::host::checks::HostReport;
+use crate::store::{Store, StoreError, layout};
+
+/// An agent's heartbeat record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub node: String,
+    /// The agent's package version.
+    pub version: AgentVersion,
+    /// The status format it writes ([`crate::status::STATUS_FORMAT`]).
+    pub status_format: u32,
+    /// When this record was written (Unix milliseconds, the writer's clock).
+    pub written_ms: u64,
+    /// Counts the agent's heartbeats since it started: a reader that sees
+    /// it move knows the agent is alive, whatever the clocks say.
+    pub seq: u64,
+    /// How often the agent writes this record.
+    pub interval_ms: u64,
+    /// When the agent started (Unix milliseconds).
+    pub started_ms: u64,
+    /// Whether it owns cluster-scoped work now.
+    pub owner: bool,
+    /// Why it changes nothing, when it stands down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing_down: Option<String>,
+    /// Its last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pass: Option<LastPass>,
+    /// Its node's prerequisites.
+    #[serde(default)]
+    pub host: HostReport,
+}
+
+/// How an agent's last reconcile went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastPass {
+    /// `cluster` or `node`.
+    pub scope: String,
+    /// When it ended (Unix milliseconds).
+    pub finished_ms: u64,
+    pub took_ms: u64,
+    /// Steps taken.
+    pub steps: usize,
+    /// Objects that failed.
+    pub failed: usize,
+    /// Why the whole reconcile could not run, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A reader counts an agent dead after this many missed heartbeats.
+pub const MISSED_BEATS: u32 = 3;
+
+impl AgentRecord {
+    /// How long after its last write a reader counts the agent dead.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.max(1)) * MISSED_BEATS
+    }
+
+    /// The record's age at `now` by the wall clock (0 if written "in the
+    /// future" by a node whose clock runs ahead).
+    pub fn age(&self, now: SystemTime) -> Duration {
+        Duration::from_millis(unix_ms(now).saturating_sub(self.written_ms))
+    }
+
+    /// Whether the agent looks alive at `now` by the wall clock (what a
+    /// one-shot reader such as `orbitlab doctor` can tell; agents
+    /// themselves go by [`super::Tracker`]).
+    pub fn fresh(&self, now: SystemTime) -> bool {
+        self.age(now) <= self.timeout()
+    }
+
+    /// Writes the record of its node.
+    pub fn write(&self, store: &Store) -> Result<(), StoreError> {
+        let node: NodeName = self.node.parse().map_err(|e| StoreError::Corrupt {
+            path: store.absolute(&layout::agents_dir()),
+            reason: format!("invalid node name {:?}: {e}", self.node),
+        })?;
+        let body = serde_json::to_vec(self).expect("a record encodes");
+        store.write(&layout::agent(&node), &body)
+    }
+}
+
+/// Every record, by node; records that cannot be read are listed with the
+/// reason.
+pub fn read_all(store: &Store) -> Result<BTreeMap<String, Result<AgentRecord, String>>, StoreError> {
+    Ok(store
+        .read_dir(&layout::agents_dir())?
+        .into_iter()
+        .filter_map(|(file, bytes)| {
+            let node = layout::record_file_name(&file)?.to_owned();
+            let record = serde_json::from_slice::<AgentRecord>(&bytes)
+                .map_err(|e| format!("unreadable heartbeat {file}: {e}"));
+            Some((node, record))
+        })
+        .collect())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
