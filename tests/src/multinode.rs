@@ -72,6 +72,9 @@ pub struct ClusterOptions {
     pub version: PveVersion,
     /// Serve metrics on a free loopback port.
     pub metrics: bool,
+    /// Agents' heartbeat interval (dead after three missed ones: keep that
+    /// within `lock_timeout`).
+    pub heartbeat: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -85,6 +88,7 @@ impl Default for ClusterOptions {
             backoff_max: Duration::from_secs(2),
             version: PveVersion::V8_4,
             metrics: false,
+            heartbeat: Duration::from_secs(1),
         }
     }
 }
@@ -252,6 +256,8 @@ impl MultiNode {
                 "60s",
                 "--backoff-max",
                 &ms(o.backoff_max),
+                "--heartbeat-interval",
+                &ms(o.heartbeat),
             ])
             .args([
                 "--task-deadline",

@@ -61,6 +61,16 @@ pub struct Args {
     /// How long a stop (SIGTERM) may take before the agent exits anyway.
     #[arg(long, env = "ORBITLAB_STOP_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub stop_grace: Duration,
+    /// How often the agent rewrites its heartbeat
+    /// (/etc/pve/orbitlab/agents/NODE.json); the other agents count it dead
+    /// after three missed ones and take over its cluster-scoped work.
+    #[arg(long, env = "ORBITLAB_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Duration,
+    /// The host whose prerequisites the agent checks and reports (FRR,
+    /// the interfaces.d include, Proxmox's SDN package, time sync): / on
+    /// a node; the sandbox gives each simulated node a directory.
+    #[arg(long, env = "ORBITLAB_HOST_ROOT", default_value = "/", value_name = "DIR")]
+    pub host_root: PathBuf,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(
         long,
@@ -130,6 +140,7 @@ impl Args {
         for (flag, value) in [
             ("--poll-interval", self.poll_interval),
             ("--resync-interval", self.resync_interval),
+            ("--heartbeat-interval", self.heartbeat_interval),
         ] {
             if value.is_zero() {
                 return Err(format!("{flag} must be longer than 0"));
@@ -159,6 +170,8 @@ impl Args {
             ..BackoffPolicy::default()
         };
         config.stop_grace = self.stop_grace;
+        config.heartbeat_interval = self.heartbeat_interval;
+        config.host_root = self.host_root.clone();
         Ok(config)
     }
 }

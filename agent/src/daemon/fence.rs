@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use orbitlab_engine::host::{ContainerHost, HostError};
 use orbitlab_engine::pve::{Access, Gate};
 
-use super::ownership::Members;
+use orbitlab_engine::liveness::Members;
 
 /// Whether changes may be made now; shared by the loop, the signal thread
 /// and the watchdog.

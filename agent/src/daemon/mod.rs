@@ -3,8 +3,11 @@
 //! pmxcfs (see `DESIGN.md`, "On the cluster" and "Coordination").
 //!
 //! Every loop (a poll interval apart, default 2 s) the agent:
-//! 1. reads `<root>/.members` ([`ownership`]): quorum, and whether this
-//!    node owns cluster-scoped work (`rendezvous("cluster", online nodes)`);
+//! 1. reads `<root>/.members` and the agents' heartbeats ([`ownership`]):
+//!    quorum, and whether this node owns cluster-scoped work
+//!    (`rendezvous("cluster", eligible nodes)`: online members whose agent
+//!    is alive and runs the newest version) or stands down (a newer agent
+//!    is alive); a thread of its own keeps this agent's heartbeat;
 //! 2. reads the change counter `<root>/orbitlab/generation` ([`changes`]);
 //!    a change, a resync (default every 60 s) or SIGHUP marks work to do;
 //!    so does a manifest written through this node's mount, which, like a
@@ -29,7 +32,8 @@
 //! exits.
 //!
 //! Side effects: Proxmox API calls and `pct` (through the reconciler),
-//! pmxcfs writes (statuses, IPAM, locks, the change counter), a metrics
+//! pmxcfs writes (statuses, IPAM, locks, the change counter, the
+//! heartbeat `orbitlab/agents/<node>.json`), a metrics
 //! port ([`metrics`], default `127.0.0.1:9728`), systemd notifications
 //! ([`notify`], [`watchdog`]), logs on standard error.
 
@@ -82,6 +86,11 @@ pub struct Config {
     pub backoff: BackoffPolicy,
     /// How long a stop may take before the process exits anyway.
     pub stop_grace: Duration,
+    /// How often the agent rewrites its heartbeat; others count it dead
+    /// after three missed ones.
+    pub heartbeat_interval: Duration,
+    /// The host whose prerequisites are checked (`/` on a node).
+    pub host_root: PathBuf,
 }
 
 impl Config {
@@ -100,6 +109,8 @@ impl Config {
             max_passes: 8,
             backoff: BackoffPolicy::default(),
             stop_grace: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5),
+            host_root: PathBuf::from("/"),
         }
     }
 }

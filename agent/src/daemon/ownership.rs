@@ -1,148 +1,246 @@
-//! Who does what, decided afresh on every loop from `<root>/.members`
-//! (pmxcfs' JSON view of the cluster: `cluster.quorate`, and per node in
-//! `nodelist` whether it is `online`).
+//! Who does what, decided afresh on every loop, and this agent's own
+//! heartbeat (see [`orbitlab_engine::liveness`] for the rules).
 //!
-//! Cluster-scoped work belongs to `rendezvous("cluster", online nodes)`:
-//! every agent computes the same owner from the same file, with no leader
-//! election and no state of its own. Two agents that briefly disagree (one
-//! has seen a membership change, the other not yet) are still safe, because
-//! cluster-scoped passes run under the `orbitlab-reconcile` lock.
+//! Every loop the agent reads `<root>/.members` (quorum, members, who is
+//! online) and every heartbeat under `<root>/orbitlab/agents/`, and works
+//! out whether it owns the cluster-scoped work or must stand down (a newer
+//! agent is alive: a rolling upgrade is under way). A thread of its own
+//! (`heartbeat`) rewrites this agent's heartbeat
+//! `<root>/orbitlab/agents/<node>.json` every heartbeat interval, and at
+//! once when the role changes: version, status format, sequence number,
+//! role, last reconcile, and its node's prerequisites
+//! ([`orbitlab_engine::host::checks`], re-read under `host_root` at every
+//! resync). The thread beats while the loop shows signs of life (as the
+//! systemd watchdog judges them, see [`super::watchdog::alive`]), so a long
+//! reconcile keeps the agent alive and a hung loop lets it die; a clean
+//! stop writes a last heartbeat marked `stopped`, so that the others take
+//! over at once.
 //!
-//! A node without `.members` (a standalone Proxmox node, or a plain
-//! directory standing in for `/etc/pve`) is a cluster of one, quorate. An
-//! unreadable or malformed `.members` is not guessed at: the agent treats
-//! the cluster as not quorate and changes nothing until it can read it.
-//! Reads only.
+//! Side effects: that one file (replace-by-rename, only with quorum), and
+//! `timedatectl` when the host root is `/`.
 
-use std::io::ErrorKind;
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use orbitlab_engine::host::checks::{self, HostReport};
+use orbitlab_engine::liveness::{
+    AgentRecord, AgentVersion, Eligible, LastPass, Members, Tracker, read_all, unix_ms,
+};
+use orbitlab_engine::status::STATUS_FORMAT;
+use orbitlab_engine::store::{Store, StoreError};
 
-use orbitlab_engine::placement::rendezvous;
-
-/// The rendezvous key of cluster-scoped work.
-pub const CLUSTER_KEY: &str = "cluster";
-
-/// What `.members` says.
+/// This agent's role, as of the last look.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Members {
-    /// Whether the cluster has quorum (writes to pmxcfs succeed).
-    pub quorate: bool,
-    /// Online nodes, sorted.
-    pub online: Vec<String>,
-    /// Why the file could not be used, when it could not.
-    pub problem: Option<String>,
+pub struct Role {
+    /// It owns cluster-scoped work.
+    pub owner: bool,
+    /// The owner, as this agent sees it.
+    pub owner_node: Option<String>,
+    /// Why it changes nothing at all, when it stands down.
+    pub standing_down: Option<String>,
 }
 
-impl Members {
-    /// Reads `<root>/.members`; `local` is this node, the only member when
-    /// the file does not exist.
-    pub fn read(root: &Path, local: &str) -> Members {
-        let path = root.join(".members");
-        match std::fs::read(&path) {
-            Ok(bytes) => Self::parse(&bytes).unwrap_or_else(|reason| Members {
-                quorate: false,
-                online: Vec::new(),
-                problem: Some(format!("{}: {reason}", path.display())),
-            }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Members {
-                quorate: true,
-                online: vec![local.to_owned()],
-                problem: None,
+/// This agent's presence: its view of the others, and its heartbeat.
+#[derive(Debug)]
+pub struct Presence {
+    node: String,
+    version: AgentVersion,
+    interval: Duration,
+    host_root: PathBuf,
+    tracker: Tracker,
+    seq: u64,
+    started_ms: u64,
+    next_beat: Option<Instant>,
+    host: HostReport,
+    last_pass: Option<LastPass>,
+    role: Role,
+    quorate: bool,
+    stopped: bool,
+    /// Heartbeats that could not be read, last reported (logged on change).
+    unreadable: Vec<String>,
+}
+
+impl Presence {
+    /// The presence of `node`'s agent, beating every `interval`.
+    pub fn new(node: &str, interval: Duration, host_root: PathBuf) -> Presence {
+        let host = checks::inspect(&host_root);
+        Presence {
+            node: node.to_owned(),
+            version: AgentVersion::this_build(),
+            interval,
+            host_root,
+            tracker: Tracker::default(),
+            seq: 0,
+            started_ms: unix_ms(SystemTime::now()),
+            next_beat: None,
+            host,
+            last_pass: None,
+            role: Role {
+                owner: false,
+                owner_node: None,
+                standing_down: None,
             },
-            Err(e) => Members {
-                quorate: false,
-                online: Vec::new(),
-                problem: Some(format!("{}: {e}", path.display())),
-            },
+            quorate: false,
+            stopped: false,
+            unreadable: Vec::new(),
         }
     }
 
-    /// Parses pmxcfs' `.members` JSON.
-    pub fn parse(bytes: &[u8]) -> Result<Members, String> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
-        let Some(nodelist) = value.get("nodelist") else {
-            // A standalone node: pmxcfs shows only `nodename`.
-            let name = value
-                .get("nodename")
-                .and_then(Value::as_str)
-                .ok_or("neither `nodelist` nor `nodename`")?;
-            return Ok(Members {
-                quorate: true,
-                online: vec![name.to_owned()],
-                problem: None,
-            });
+    /// Reads the others' heartbeats and works out this agent's role.
+    pub fn look(&mut self, store: &Store, members: &Members, now: Instant) -> &Role {
+        match read_all(store) {
+            Ok(records) => {
+                let mut unreadable = Vec::new();
+                let readable: Vec<AgentRecord> = records
+                    .into_values()
+                    .filter_map(|r| r.map_err(|e| unreadable.push(e)).ok())
+                    .filter(|r| r.node != self.node)
+                    .collect();
+                if unreadable != self.unreadable {
+                    for problem in &unreadable {
+                        tracing::warn!(%problem, "ignoring an agent heartbeat");
+                    }
+                    self.unreadable = unreadable;
+                }
+                self.tracker
+                    .observe(readable.iter(), now, SystemTime::now());
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the agents' heartbeats"),
+        }
+        self.quorate = members.quorate;
+        let eligible = Eligible::compute(members, &self.tracker, &self.node, &self.version, now);
+        let standing_down = eligible.stand_down().then(|| {
+            format!(
+                "node(s) {} run orbitlab-agent {}, newer than this one ({}): this agent changes nothing until it is upgraded",
+                eligible.newer_than_local.join(", "),
+                eligible.newest,
+                self.version
+            )
+        });
+        let role = Role {
+            owner: standing_down.is_none() && eligible.owns(&self.node),
+            owner_node: eligible.owner().map(str::to_owned),
+            standing_down,
         };
-        let nodelist = nodelist.as_object().ok_or("`nodelist` is not an object")?;
-        let mut online: Vec<String> = nodelist
-            .iter()
-            .filter(|(_, node)| node.get("online").is_some_and(truthy))
-            .map(|(name, _)| name.clone())
-            .collect();
-        online.sort();
-        let quorate = value.pointer("/cluster/quorate").is_some_and(truthy);
-        Ok(Members {
-            quorate,
-            online,
-            problem: None,
-        })
+        if role != self.role {
+            // Tell the others at once.
+            self.next_beat = None;
+            self.role = role;
+        }
+        &self.role
     }
 
-    /// The node owning cluster-scoped work, if any node is online.
-    pub fn cluster_owner(&self) -> Option<&str> {
-        rendezvous(CLUSTER_KEY, self.online.iter().map(String::as_str))
+    /// The role of the last [`Presence::look`].
+    pub fn role(&self) -> &Role {
+        &self.role
     }
 
-    /// Whether `node` owns cluster-scoped work.
-    pub fn owns_cluster(&self, node: &str) -> bool {
-        self.cluster_owner() == Some(node)
+    /// Re-reads this node's prerequisites (at a resync).
+    pub fn recheck_host(&mut self) {
+        let host = checks::inspect(&self.host_root);
+        if host != self.host {
+            for check in host.failed() {
+                tracing::warn!(check = check.id.as_str(), detail = %check.detail, fix = %check.fix, "node prerequisite not met");
+            }
+            self.host = host;
+            self.next_beat = None;
+        }
+    }
+
+    /// Records how the last reconcile went (reported with the next beat).
+    pub fn passed(&mut self, pass: LastPass) {
+        self.last_pass = Some(pass);
+    }
+
+    /// Writes the heartbeat when it is due (only with quorum: pmxcfs is
+    /// read-only without).
+    fn beat_if_due(&mut self, store: &Store, now: Instant) {
+        if !self.quorate || self.next_beat.is_some_and(|due| now < due) {
+            return;
+        }
+        self.seq += 1;
+        let record = AgentRecord {
+            node: self.node.clone(),
+            version: self.version.clone(),
+            status_format: STATUS_FORMAT,
+            written_ms: unix_ms(SystemTime::now()),
+            seq: self.seq,
+            interval_ms: u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
+            started_ms: self.started_ms,
+            owner: self.role.owner,
+            standing_down: self.role.standing_down.clone(),
+            last_pass: self.last_pass.clone(),
+            host: self.host.clone(),
+            stopped: self.stopped,
+        };
+        match record.write(store) {
+            Ok(()) => self.next_beat = Some(now + self.interval),
+            Err(e) => {
+                log_beat_failure(&e);
+                // Try again at the next loop, but not in a tight spin.
+                self.next_beat = Some(now + self.interval.min(Duration::from_secs(1)));
+            }
+        }
+    }
+
+}
+
+/// The presence shared by the loop and the heartbeat thread.
+#[derive(Debug, Clone)]
+pub struct SharedPresence(Arc<Mutex<Presence>>);
+
+/// How often the heartbeat thread looks whether a beat is due.
+const HEARTBEAT_TICK: Duration = Duration::from_millis(100);
+
+impl SharedPresence {
+    /// Shares `presence`.
+    pub fn new(presence: Presence) -> Self {
+        SharedPresence(Arc::new(Mutex::new(presence)))
+    }
+
+    /// The presence, locked.
+    pub fn lock(&self) -> MutexGuard<'_, Presence> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the heartbeat thread: it beats while `alive()` says the
+    /// agent shows signs of life, until `stop` is set, then writes a last
+    /// heartbeat marked `stopped`.
+    pub fn spawn_heartbeat(
+        &self,
+        store: Store,
+        stop: Arc<AtomicBool>,
+        alive: impl Fn() -> bool + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let shared = self.clone();
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                let mut silent = false;
+                while !stop.load(Ordering::SeqCst) {
+                    if alive() {
+                        silent = false;
+                        shared.lock().beat_if_due(&store, Instant::now());
+                    } else if !silent {
+                        tracing::error!("the agent loop shows no sign of life: heartbeats stop, and other agents will take over its work");
+                        silent = true;
+                    }
+                    std::thread::sleep(HEARTBEAT_TICK);
+                }
+                let mut presence = shared.lock();
+                presence.stopped = true;
+                presence.next_beat = None;
+                presence.beat_if_due(&store, Instant::now());
+            })
     }
 }
 
-/// pmxcfs writes flags as `1`/`0`; accept booleans too.
-fn truthy(value: &Value) -> bool {
-    value
-        .as_u64()
-        .map_or_else(|| value.as_bool().unwrap_or(false), |n| n != 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const THREE: &str = r#"{"nodename":"pve1","version":7,
-        "cluster":{"name":"lab","version":3,"nodes":3,"quorate":1},
-        "nodelist":{"pve1":{"id":1,"online":1,"ip":"10.0.0.1"},
-                    "pve2":{"id":2,"online":1,"ip":"10.0.0.2"},
-                    "pve3":{"id":3,"online":0,"ip":"10.0.0.3"}}}"#;
-
-    #[test]
-    fn online_nodes_quorum_and_one_owner() {
-        let members = Members::parse(THREE.as_bytes()).unwrap();
-        assert!(members.quorate);
-        assert_eq!(members.online, ["pve1", "pve2"]);
-        let owner = members.cluster_owner().unwrap();
-        assert_eq!(owner, rendezvous(CLUSTER_KEY, ["pve2", "pve1"]).unwrap());
-        assert!(members.owns_cluster(owner));
-        assert!(!members.owns_cluster("pve3"), "an offline node never owns");
-        let no_quorum = THREE.replace(r#""quorate":1"#, r#""quorate":0"#);
-        assert!(!Members::parse(no_quorum.as_bytes()).unwrap().quorate);
-    }
-
-    #[test]
-    fn standalone_missing_and_broken_files() {
-        let standalone = Members::parse(br#"{"nodename":"pve","version":0}"#).unwrap();
-        assert_eq!(
-            (standalone.quorate, standalone.online.clone()),
-            (true, vec!["pve".to_owned()])
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let missing = Members::read(dir.path(), "pve9");
-        assert!(missing.quorate && missing.owns_cluster("pve9"));
-        std::fs::write(dir.path().join(".members"), "{ not json").unwrap();
-        let broken = Members::read(dir.path(), "pve9");
-        assert!(!broken.quorate && broken.cluster_owner().is_none());
-        assert!(broken.problem.unwrap().contains(".members: not JSON"));
+fn log_beat_failure(e: &StoreError) {
+    if e.is_read_only() {
+        tracing::debug!(error = %e, "heartbeat not written: read-only");
+    } else {
+        tracing::warn!(error = %e, "cannot write this agent's heartbeat; other agents will count it dead");
     }
 }

@@ -13,10 +13,11 @@ use super::fence::{Fence, FencedHost};
 use super::local::LocalChange;
 use super::metrics::{LoopView, Metrics, scope_label};
 use super::notify::Notifier;
-use super::ownership::Members;
+use super::ownership::{Presence, Role, SharedPresence};
 use super::signals::Wake;
 use super::{Config, DaemonError, watchdog};
 use orbitlab_engine::host::Pct;
+use orbitlab_engine::liveness::{LastPass, Members, unix_ms};
 use orbitlab_engine::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
 use orbitlab_engine::store::{ObjectError, Store, StoreError};
 
@@ -37,6 +38,7 @@ struct ScopeState {
 struct Shown {
     quorate: Option<bool>,
     owner: Option<bool>,
+    standing_down: Option<String>,
     members_problem: Option<String>,
     connection_problem: Option<String>,
     poll_problem: Option<String>,
@@ -79,6 +81,11 @@ pub struct Daemon {
     changes: ChangeWatch,
     scopes: [ScopeState; 2],
     owner: bool,
+    /// Why this agent changes nothing, while a newer one is alive.
+    standing_down: Option<String>,
+    presence: SharedPresence,
+    heartbeat_stop: Arc<AtomicBool>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
     shown: Shown,
     /// The local HTTPS API, once a connection allowed starting it.
     api: Option<crate::server::ServerHandle>,
@@ -117,6 +124,29 @@ impl Daemon {
             what: "start the watchdog thread",
             source,
         })?;
+        let presence = SharedPresence::new(Presence::new(
+            &config.node,
+            config.heartbeat_interval,
+            config.host_root.clone(),
+        ));
+        let heartbeat_stop = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let fence = Arc::clone(&fence);
+            let busy = Arc::clone(&busy);
+            // The loop beats the fence every poll: silence for several
+            // heartbeats (or, during a reconcile, past the lock wait) means
+            // it hangs.
+            let idle = (config.heartbeat_interval * 3).max(config.poll_interval * 3);
+            let lock_wait = config.lock.wait;
+            presence
+                .spawn_heartbeat(store.clone(), Arc::clone(&heartbeat_stop), move || {
+                    watchdog::alive(fence.since_beat(), busy.load(Ordering::Relaxed), idle, lock_wait)
+                })
+                .map_err(|source| DaemonError::Setup {
+                    what: "start the heartbeat thread",
+                    source,
+                })?
+        };
         let scope = |scope| ScopeState {
             scope,
             dirty: true,
@@ -134,6 +164,10 @@ impl Daemon {
             busy,
             connection: ConnectionSlot::default(),
             owner: false,
+            standing_down: None,
+            presence,
+            heartbeat_stop,
+            heartbeat: Some(heartbeat),
             shown: Shown::default(),
             api: None,
             config,
@@ -168,7 +202,12 @@ impl Daemon {
             let now = Instant::now();
             self.fence.beat();
             let members = Members::read(&self.config.root, &self.config.node);
-            self.follow_members(&members);
+            let role = self
+                .presence
+                .lock()
+                .look(&self.store, &members, now)
+                .clone();
+            self.follow_members(&members, &role);
             self.poll_changes(now, std::mem::take(&mut woke.resync));
             if std::mem::take(&mut woke.manifests) {
                 tracing::debug!("a manifest changed on this node");
@@ -177,7 +216,8 @@ impl Daemon {
                     s.backoff.reset();
                 });
             }
-            let ready = members.quorate && self.client_ready();
+            let ready =
+                members.quorate && self.standing_down.is_none() && self.client_ready();
             if ready {
                 for index in 0..self.scopes.len() {
                     if self.fence.stop_requested() {
@@ -205,12 +245,16 @@ impl Daemon {
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(pause),
             }
         }
+        self.heartbeat_stop.store(true, Ordering::SeqCst);
+        if let Some(heartbeat) = self.heartbeat.take() {
+            let _ = heartbeat.join();
+        }
         tracing::info!(node = %self.config.node, "orbitlab-agent stopped");
         self.notifier.stopping();
     }
 
-    /// Tracks quorum and ownership; logs their changes.
-    fn follow_members(&mut self, members: &Members) {
+    /// Tracks quorum, ownership and standing down; logs their changes.
+    fn follow_members(&mut self, members: &Members, role: &Role) {
         if self.shown.members_problem != members.problem {
             if let Some(problem) = &members.problem {
                 tracing::error!(%problem, "cannot read the cluster membership: treating the cluster as read-only");
@@ -234,13 +278,27 @@ impl Daemon {
             }
             self.shown.quorate = Some(members.quorate);
         }
-        let owner = members.owns_cluster(&self.config.node);
+        if role.standing_down != self.standing_down {
+            match &role.standing_down {
+                Some(why) => tracing::warn!("standing down: {why}"),
+                None => {
+                    tracing::info!("no newer agent is alive any more: resuming");
+                    self.scopes.iter_mut().for_each(|s| {
+                        s.dirty = true;
+                        s.backoff.reset();
+                    });
+                }
+            }
+            self.standing_down = role.standing_down.clone();
+        }
+        let owner = role.owner;
         if owner != self.owner || self.shown.owner.is_none() {
+            let online: Vec<&str> = members.online().collect();
             if owner {
-                tracing::info!(online = ?members.online, "this node owns cluster-scoped work");
+                tracing::info!(?online, "this node owns cluster-scoped work");
                 self.scopes[0].dirty = true;
             } else {
-                tracing::info!(owner = ?members.cluster_owner(), online = ?members.online, "cluster-scoped work belongs to another node");
+                tracing::info!(owner = ?role.owner_node, ?online, "cluster-scoped work belongs to another node");
             }
             self.owner = owner;
             self.shown.owner = Some(owner);
@@ -271,6 +329,7 @@ impl Daemon {
             // Read everything from the files again, whatever the caches say.
             self.store.forget_cached();
             self.refresh_connection();
+            self.presence.lock().recheck_host();
             tracing::debug!("full resync");
         }
         if let Some(Wakeup::Changed(generation)) = wakeup {
@@ -347,6 +406,14 @@ impl Daemon {
         let took = started.elapsed();
         self.busy.store(false, Ordering::Relaxed);
         self.fence.beat();
+        self.presence.lock().passed(LastPass {
+            scope: label.to_owned(),
+            finished_ms: unix_ms(std::time::SystemTime::now()),
+            took_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            steps: result.as_ref().map_or(0, |r| r.steps),
+            failed: result.as_ref().map_or(0, |r| r.failed.len()),
+            error: result.as_ref().err().map(ToString::to_string),
+        });
         if self.fence.is_closed()
             && let Err(error) = &result
         {
@@ -421,6 +488,12 @@ impl Daemon {
 
     /// A short label of why a reconcile could not run, for the metrics.
     fn reason(&self, error: &ReconcileError) -> &'static str {
+        if let ReconcileError::Objects(ObjectError::NewerStatusFormat { .. }) = error {
+            return "newer_format";
+        }
+        if let ReconcileError::LockLost { .. } = error {
+            return "lock_lost";
+        }
         let store = match error {
             ReconcileError::Store(e) | ReconcileError::Objects(ObjectError::Store(e)) => Some(e),
             ReconcileError::Tag(orbitlab_engine::reconcile::tags::TagError::Store(e)) => Some(e),
@@ -456,6 +529,8 @@ impl Daemon {
         };
         let state = if self.shown.quorate == Some(false) {
             "read-only (no quorum)".to_owned()
+        } else if self.standing_down.is_some() {
+            "standing down (a newer agent is alive)".to_owned()
         } else if !ready {
             "waiting for a Proxmox connection (orbitlab init)".to_owned()
         } else {

@@ -110,6 +110,10 @@ impl From<ApiError> for Failure {
             ApiError::Objects(ObjectError::Status { .. }) => {
                 failure.status = StatusCode::INTERNAL_SERVER_ERROR;
             }
+            // This agent is older than the one that wrote the status.
+            ApiError::Objects(ObjectError::NewerStatusFormat { .. }) => {
+                failure.status = StatusCode::SERVICE_UNAVAILABLE;
+            }
         }
         failure
     }

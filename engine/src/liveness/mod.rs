@@ -40,6 +40,7 @@ struct Seen {
     since: Instant,
     timeout: Duration,
     version: AgentVersion,
+    stopped: bool,
 }
 
 /// Liveness of the other agents, as one agent observes their heartbeats.
@@ -82,6 +83,7 @@ impl Tracker {
                     since,
                     timeout: record.timeout(),
                     version: record.version.clone(),
+                    stopped: record.stopped,
                 },
             );
         }
@@ -91,7 +93,7 @@ impl Tracker {
     pub fn alive(&self, node: &str, now: Instant) -> bool {
         self.seen
             .get(node)
-            .is_some_and(|s| now.saturating_duration_since(s.since) <= s.timeout)
+            .is_some_and(|s| !s.stopped && now.saturating_duration_since(s.since) <= s.timeout)
     }
 
     /// The version `node`'s agent last reported.
@@ -196,6 +198,7 @@ mod tests {
             standing_down: None,
             last_pass: None,
             host: Default::default(),
+            stopped: false,
         }
     }
 
@@ -223,6 +226,11 @@ mod tests {
         fresh.observe([&record("pve3", "0.1.0", 1, 1_000)], t0, at(60_000));
         assert!(!fresh.alive("pve3", t0));
         assert!(!fresh.alive("pve9", t0), "never seen: not alive");
+        // A clean stop is dead at once.
+        let mut stopped = record("pve2", "0.1.0", 9, 1_000);
+        stopped.stopped = true;
+        tracker.observe([&stopped], later, at(1_000));
+        assert!(!tracker.alive("pve2", later));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct AgentRecord {
     /// Its node's prerequisites.
     #[serde(default)]
     pub host: HostReport,
+    /// Written by an agent that stopped cleanly: dead at once, no need to
+    /// wait for missed heartbeats.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 /// How an agent's last reconcile went.
@@ -82,7 +86,7 @@ impl AgentRecord {
     /// one-shot reader such as `orbitlab doctor` can tell; agents
     /// themselves go by [`super::Tracker`]).
     pub fn fresh(&self, now: SystemTime) -> bool {
-        self.age(now) <= self.timeout()
+        !self.stopped && self.age(now) <= self.timeout()
     }
 
     /// Writes the record of its node.
