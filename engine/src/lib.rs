@@ -18,6 +18,7 @@
 //! parsing (those live in `orbitlab-agent` and `orbitlab-pvecli`).
 
 pub mod api;
+pub mod doctor;
 pub mod host;
 pub mod ipam;
 pub mod liveness;

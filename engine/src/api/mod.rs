@@ -25,6 +25,7 @@
 //! ([`Api::object_status`], what `orbitlab apply --wait` polls).
 
 mod change;
+mod nodes;
 pub mod path;
 mod pki;
 mod plan;
@@ -119,7 +120,8 @@ impl Api {
     }
 
     /// Spec and status of an object, or of every object of a collection
-    /// (for `/cluster` and `/settings`: the one object).
+    /// (for `/cluster` and `/settings`: the one object). Nodes are shown
+    /// with their membership and their agent's heartbeat (`nodes`).
     pub fn get(&self, path: &ApiPath) -> Result<Value, ApiError> {
         match path {
             ApiPath::Root => self.ls(path),
@@ -130,6 +132,10 @@ impl Api {
                 };
                 self.view(only.value)
             }
+            ApiPath::Collection(Kind::Node) => Ok(Value::Array(nodes::rows(&self.store, None)?)),
+            ApiPath::Object(Kind::Node, name) => nodes::rows(&self.store, Some(name))?
+                .pop()
+                .ok_or_else(|| not_found(path)),
             ApiPath::Collection(kind) => {
                 let manifests = self.store.read_manifests_for_display(*kind)?;
                 let mut statuses = self.store.read_statuses(*kind)?;
