@@ -363,7 +363,16 @@ fn agents(facts: &Facts) -> Vec<Finding> {
             (Some(_), Some(Ok(r))) if !r.fresh(facts.now) => Finding::failed(
                 "agent",
                 target,
-                format!("no heartbeat for {:.0} s (orbitlab-agent {})", r.age(facts.now).as_secs_f64(), r.version),
+                format!(
+                    "no heartbeat for {:.0} s (orbitlab-agent {}){}",
+                    r.age(facts.now).as_secs_f64(),
+                    r.version,
+                    if facts.members.quorate {
+                        ""
+                    } else {
+                        "; without quorum no agent can write one"
+                    }
+                ),
                 restart,
             ),
             (Some(_), Some(Ok(r))) if newest.as_ref().is_some_and(|n| r.version < *n) => Finding::failed(

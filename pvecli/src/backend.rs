@@ -30,6 +30,8 @@ pub enum NodeOnly {
     Init,
     /// `orbitlab reconcile --once`.
     Reconcile,
+    /// `orbitlab doctor`.
+    Doctor,
 }
 
 impl NodeOnly {
@@ -38,6 +40,7 @@ impl NodeOnly {
         match self {
             NodeOnly::Init => "init",
             NodeOnly::Reconcile => "reconcile --once",
+            NodeOnly::Doctor => "doctor",
         }
     }
 
@@ -46,6 +49,9 @@ impl NodeOnly {
         match self {
             NodeOnly::Init => {
                 "it checks Proxmox and builds the Backplane as the node it runs on, and stores that node's Proxmox connection (with the API token secret, read there and never sent over the network)"
+            }
+            NodeOnly::Doctor => {
+                "it reads the cluster filesystem and the stored Proxmox connection of the node it runs on"
             }
             NodeOnly::Reconcile => {
                 "it acts on Proxmox as the node it runs on, with that node's stored connection; the agent on the --host node already reconciles by itself (`orbitlab --host ... plan` shows what it would do, `status` what it reported)"

@@ -146,6 +146,12 @@ pub enum Command {
     },
     /// Every object's phase, and whether an agent acts on its kind yet.
     Status,
+    /// Check the cluster: quorum, every node's agent (alive, same version)
+    /// and prerequisites (FRR, the interfaces.d include, Proxmox's SDN
+    /// package, time sync), pending SDN changes, appliance templates,
+    /// stale locks, the vault. One line per check, a fix for each failed
+    /// one; exit status 1 if any failed.
+    Doctor,
     /// Make Proxmox match the manifests now, in this process.
     Reconcile {
         /// Run until nothing is left to do, then exit (the daemon is

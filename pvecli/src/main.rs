@@ -4,6 +4,7 @@
 
 mod backend;
 mod cli;
+mod doctor;
 mod engine;
 mod input;
 mod output;
@@ -136,6 +137,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             plan
         }
         Command::Status => backend.status()?,
+        Command::Doctor => {
+            backend.on_node(NodeOnly::Doctor)?;
+            return doctor::run(&store, format);
+        }
         Command::Secret(command) => return secrets::run_secret(&backend, command)?.emit(format),
         Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),
         Command::Pki(command) => return pki::run(&backend, command)?.emit(format),

@@ -10,11 +10,15 @@
 //!   `/etc/pve` what a node holds there for HTTPS APIs (`pve-root-ca.pem`,
 //!   `local/pve-ssl.{pem,key}`, `pve-www.key`); it knows a second API
 //!   token, `root@pam!sandbox`, for people to try the agents' API with;
-//! - `orbitlab init` as node pve1 (stores the connection, builds the
-//!   Backplane), then three `orbitlab-agent` processes, one per node, with
-//!   the simulated `pct` and the local HTTPS API on a loopback port each
-//!   (certificate `local/pve-ssl.pem`, issued by the simulated cluster's
-//!   CA);
+//! - a simulated host per node (`hosts/<node>/`: a package database with
+//!   FRR, Proxmox's SDN package and OrbitLab, the `interfaces.d` include,
+//!   a synchronised clock) for the prerequisite checks;
+//! - three `orbitlab-agent` processes, one per node, as the package starts
+//!   them, with the simulated `pct`, their heartbeats, and (once
+//!   initialised) the local HTTPS API on a loopback port each (certificate
+//!   `local/pve-ssl.pem`, issued by the simulated cluster's CA);
+//! - `orbitlab init` as node pve1 (checks every node's prerequisites,
+//!   stores the connection, builds the Backplane);
 //! - an example Sector with an instance in it through `orbitlab apply
 //!   --wait`, then one read of
 //!   every agent's API with the sandbox token, verifying TLS with the CA;
@@ -68,6 +72,9 @@ const USER_TOKEN: &str = "root@pam!sandbox";
 /// pmxcfs lock expiry in the sandbox, and the agents' renewal.
 const LOCK_TIMEOUT_S: u64 = 30;
 const LOCK_RENEW: &str = "5s";
+/// The agents' heartbeat interval: an agent is counted dead 3 s after it
+/// stops.
+const HEARTBEAT: &str = "1s";
 /// How long starting a program may take.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -241,8 +248,10 @@ fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
 
     step_store(args, sb, &programs, &logs, stop)?;
     step_pve(args, sb, &programs, &logs, stop)?;
-    step_init(sb, &programs)?;
+    step_hosts(args, sb)?;
     step_agents(sb, &programs, &logs, stop)?;
+    step_init(sb, &programs)?;
+    step_agent_apis(sb, stop)?;
     step_sector(sb, &programs, stop)?;
     step_api(sb, &programs)?;
     print_guide(sb, &programs);
@@ -433,9 +442,53 @@ fn wait_for_file(path: &Path, stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// What each simulated node's host holds for the prerequisite checks
+/// (`orbitlab doctor`, `orbitlab init`): a package database listing FRR,
+/// Proxmox's SDN package, pve-manager and OrbitLab, the `interfaces.d`
+/// include, and a synchronised clock. The agents and the command read it
+/// instead of this machine's own (`--host-root`, `ORBITLAB_HOST_ROOT`).
+fn step_hosts(args: &Args, sb: &Sandbox) -> Result<()> {
+    let pve_manager = if args.pve_version.starts_with('9') {
+        "9.1.1"
+    } else {
+        "8.4.1"
+    };
+    let packages = [
+        ("frr", "10.2.2-1+pve1"),
+        ("libpve-network-perl", "0.11.2"),
+        ("orbitlab", env!("CARGO_PKG_VERSION")),
+        ("pve-manager", pve_manager),
+    ];
+    let dpkg: String = packages
+        .iter()
+        .map(|(p, v)| format!("Package: {p}\nStatus: install ok installed\nVersion: {v}\n\n"))
+        .collect();
+    for node in NODES {
+        let host = host_root(sb, node);
+        let write = |rel: &str, text: &str| -> Result<()> {
+            let path = host.join(rel);
+            std::fs::create_dir_all(path.parent().expect("a file has a parent"))?;
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+        };
+        write("var/lib/dpkg/status", &dpkg)?;
+        write(
+            "etc/network/interfaces",
+            "auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n",
+        )?;
+        write("run/systemd/timesync/synchronized", "")?;
+    }
+    Ok(())
+}
+
+/// The simulated host of `node` (see [`step_hosts`]).
+fn host_root(sb: &Sandbox, node: &str) -> PathBuf {
+    sb.dir.join("hosts").join(node)
+}
+
 /// The environment every OrbitLab program of the sandbox gets.
 fn orbitlab_env(sb: &Sandbox, programs: &Programs, command: &mut Command, node: &str) {
     command
+        .env("ORBITLAB_HOST_ROOT", host_root(sb, node))
         .env("ORBITLAB_ROOT", &sb.root)
         .env("ORBITLAB_NODE", node)
         .env("ORBITLAB_PCT", &programs.pct)
@@ -446,7 +499,7 @@ fn orbitlab_env(sb: &Sandbox, programs: &Programs, command: &mut Command, node: 
 /// `orbitlab init` as node pve1.
 fn step_init(sb: &Sandbox, programs: &Programs) -> Result<()> {
     say!(
-        "[4/7] orbitlab init --api-url {} --api-token {TOKEN} --api-ca {}   (as node pve1)",
+        "[5/7] orbitlab init --api-url {} --api-token {TOKEN} --api-ca {}   (as node pve1)",
         sb.origin,
         sb.ca.display()
     );
@@ -484,7 +537,9 @@ fn step_agents(
     logs: &Path,
     stop: &AtomicBool,
 ) -> Result<()> {
-    say!("[5/7] agents (orbitlab-agent), one per node:");
+    say!(
+        "[4/7] agents (orbitlab-agent), one per node, as the package starts them (they wait for `orbitlab init`):"
+    );
     for node in NODES {
         // A port of its own: the three agents share this machine. The
         // certificate is the sandbox's local/pve-ssl.pem (for 127.0.0.1).
@@ -501,6 +556,8 @@ fn step_agents(
             &api,
             "--lock-renew",
             LOCK_RENEW,
+            "--heartbeat-interval",
+            HEARTBEAT,
             "--exit-with-parent",
         ]);
         orbitlab_env(sb, programs, &mut command, node);
@@ -514,22 +571,34 @@ fn step_agents(
             .find_map(|field| field.strip_prefix("metrics="))
             .map(|addr| format!("http://{addr}/metrics"))
             .unwrap_or_else(|| "off".into());
-        // The API starts once the agent has loaded the stored connection.
-        let served = sb
-            .services
-            .last_mut()
-            .map(|s| s.wait_for_line("local API ", START_TIMEOUT, stop))
-            .transpose()?
-            .unwrap_or_default();
-        if !served.contains("served over HTTPS") {
-            bail!("agent {node} does not serve its local API: {served}");
-        }
         say!(
-            "      {node}: pid {pid}, API https://{api}, metrics {metrics}, log {}",
+            "      {node}: pid {pid}, API https://{api} (once initialised), metrics {metrics}, log {}",
             log.display()
         );
         sb.metrics.push((node.to_owned(), metrics));
         sb.apis.push((node.to_owned(), format!("https://{api}")));
+    }
+    // `orbitlab init` checks every node's prerequisites in its agent's
+    // heartbeat: wait for all of them.
+    let heartbeats = sb.root.join("orbitlab/agents");
+    for node in NODES {
+        wait_for_file(&heartbeats.join(format!("{node}.json")), stop)?;
+    }
+    Ok(())
+}
+
+/// The agents' local APIs start once `orbitlab init` stored the Proxmox
+/// connection.
+fn step_agent_apis(sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
+    let agents = sb
+        .services
+        .iter_mut()
+        .filter(|s| s.name.starts_with("agent "));
+    for service in agents {
+        let served = service.wait_for_line("local API ", START_TIMEOUT, stop)?;
+        if !served.contains("served over HTTPS") {
+            bail!("{} does not serve its local API: {served}", service.name);
+        }
     }
     Ok(())
 }
@@ -683,6 +752,13 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         "  ORBITLAB_ROOT={root} {cli} get /lxc/app   # the example instance: node, VMID, address, FQDN, power"
     );
     say!("  ORBITLAB_ROOT={root} {cli} plan");
+    say!(
+        "  ORBITLAB_ROOT={root} {cli} get /nodes   # each node's agent: alive, version, heartbeat age, last pass, prerequisites"
+    );
+    say!(
+        "  ORBITLAB_ROOT={root} ORBITLAB_HOST_ROOT={} {cli} doctor   # every health and prerequisite check, a fix for each failure",
+        host_root(sb, NODES[0]).display()
+    );
     say!("  ORBITLAB_ROOT={root} {cli} create /sectors --name shop --cidr 172.16.0.0/24");
     say!(
         "  ORBITLAB_ROOT={root} {cli} apply -f {} --wait",

@@ -3,63 +3,23 @@
 //! directory — as Ctrl-C (SIGINT) does. It runs the programs this build
 //! made (`--no-build`), in a work directory of the test's own.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-fn alive(pid: i32) -> bool {
-    // A zombie child of the sandbox still has a /proc entry until reaped;
-    // its state says whether it runs.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next())
-        })
-        .flatten()
-        .is_some_and(|state| state != 'Z')
-}
+use common::alive;
 
 fn stops_cleanly_on(signal: Signal) {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("sandbox");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orbitlab-sandbox"))
-        .args(["--no-build", "--task-ms", "0", "--dir"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the sandbox starts");
-    let mut pids: Vec<i32> = Vec::new();
-    let mut ready = false;
-    let started = Instant::now();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        println!("{line}");
-        // `pve1: pid 1234, API ...`
-        if let Some(pid) = line
-            .split("pid ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|p| p.trim().parse().ok())
-        {
-            pids.push(pid);
-        }
-        if line.contains("Press Ctrl-C") {
-            ready = true;
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the sandbox did not get ready"
-        );
-    }
-    assert!(ready, "the sandbox stopped before it was ready");
+    let common::Running {
+        mut child,
+        parent,
+        dir,
+        agents: pids,
+        ..
+    } = common::start();
     assert_eq!(pids.len(), 3, "three agents were started: {pids:?}");
     assert!(pids.iter().all(|p| alive(*p)));
     assert!(dir.is_dir());

@@ -203,7 +203,7 @@ impl EndpointRule {
                         if a.is_empty() {
                             return None;
                         }
-                        out.insert(name.to_string(), a.to_string());
+                        out.insert(name.to_string(), percent_decoded(a));
                     } else if t != a {
                         return None;
                     }
@@ -212,6 +212,32 @@ impl EndpointRule {
             }
         }
     }
+}
+
+/// A path segment as pveproxy hands it on: `%XX` escapes decoded (a
+/// volume id such as `local:vztmpl/x.tar.zst` travels as one segment,
+/// `local%3Avztmpl%2Fx.tar.zst`). Malformed escapes stay as they are.
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
 }
 
 /// All rules for one version.

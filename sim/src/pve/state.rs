@@ -120,6 +120,15 @@ pub enum Effect {
     Power(u32, PowerState),
     /// Container removed on success.
     Destroy(u32),
+    /// A volume disappears from a storage on success.
+    RemoveVolume {
+        /// Node of the storage.
+        node: String,
+        /// The storage.
+        storage: String,
+        /// `storage:content/name`.
+        volid: String,
+    },
     /// A volume appears on a storage on success.
     AddVolume {
         /// Node.
@@ -419,6 +428,20 @@ impl ClusterState {
                     g.lock = None;
                 }
                 self.vmlist_version += 1;
+            }
+            Effect::RemoveVolume {
+                node,
+                storage,
+                volid,
+            } => {
+                if let (true, Some(st)) = (
+                    ok,
+                    self.storage
+                        .get_mut(&node)
+                        .and_then(|s| s.get_mut(&storage)),
+                ) {
+                    st.volumes.retain(|v| v.volid != volid);
+                }
             }
             Effect::AddVolume {
                 node,

@@ -19,6 +19,7 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
     match (method, template) {
         ("GET", "/nodes/{node}/storage") => storages(ctx),
         ("GET", "/nodes/{node}/storage/{storage}/content") => content(ctx),
+        ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => remove_volume(ctx),
         ("GET", "/nodes/{node}/aplinfo") => {
             ctx.node()?;
             list(
@@ -126,6 +127,36 @@ fn content(ctx: &mut Ctx<'_>) -> Reply {
             .map(|v| json!({ "volid": v.volid, "content": v.content, "size": v.size, "format": v.format, "ctime": 1_700_000_000 }))
             .collect(),
     )
+}
+
+/// `pvesm free` through the API: a task (`imgdel`) that removes the
+/// volume when it ends. With `delay`, Proxmox waits for the task and
+/// answers null when it ended in time; the simulator's tasks end on their
+/// own clock, so it answers with the task as without.
+fn remove_volume(ctx: &mut Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let (storage, st) = storage_of(ctx, &node)?;
+    let volume = ctx.s("volume")?;
+    let volid = if volume.contains(':') {
+        volume
+    } else {
+        format!("{storage}:{volume}")
+    };
+    if !st.volumes.iter().any(|v| v.volid == volid) {
+        return Err(ApiError::fail(format!("volume '{volid}' does not exist")));
+    }
+    let upid = ctx.st.start_task(
+        &node,
+        "imgdel",
+        &volid,
+        ctx.user,
+        Effect::RemoveVolume {
+            node: node.clone(),
+            storage,
+            volid: volid.clone(),
+        },
+    );
+    Ok(Value::from(upid))
 }
 
 fn add_volume(ctx: &mut Ctx<'_>, task: &str, content: &str, name: &str, size: u64) -> Reply {

@@ -421,6 +421,12 @@ GET /nodes/{node}/storage/{storage}/content
   storage                      str fmt=pve-storage-id
   vmid?                        int 100..999999999 fmt=pve-vmid
 
+DELETE /nodes/{node}/storage/{storage}/content/{volume}
+  delay?                       int 1..30
+  node                         str fmt=pve-node
+  storage?                     str fmt=pve-storage-id
+  volume                       str
+
 GET /nodes/{node}/aplinfo
   node                         str fmt=pve-node
 
