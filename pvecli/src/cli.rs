@@ -20,7 +20,7 @@ Examples:
   orbitlab delete /sectors/web
   orbitlab apply -f manifests/
   orbitlab validate -f sector.yaml
-  orbitlab init --backplane-cidr 10.200.0.0/16
+  orbitlab init --backplane-cidr 10.200.0.0/16 --login root@pam
   orbitlab plan --detailed-exitcode
   orbitlab reconcile --once
   printf %s 's3cr3t' | orbitlab secret set app/db/password
@@ -135,7 +135,8 @@ pub enum Command {
     Validate(FilesArgs),
     /// Declare the cluster and build its Backplane (once; a second run
     /// changes nothing). Stores the Proxmox connection for later commands
-    /// and the agents; the token secret is read from
+    /// and the agents: with --login, a token it makes itself; with
+    /// --api-token, that token, its secret read from
     /// ORBITLAB_API_TOKEN_SECRET or standard input, never from arguments.
     Init(InitArgs),
     /// Show the steps that would make Proxmox match the manifests.
@@ -244,8 +245,14 @@ pub struct InitArgs {
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
     /// API token id, USER@REALM!NAME.
-    #[arg(long, value_name = "TOKENID")]
+    #[arg(long, value_name = "TOKENID", conflicts_with = "login")]
     pub api_token: Option<String>,
+    /// First run: log in as this administrator (e.g. root@pam) and make
+    /// OrbitLab's role, user orbitlab@pve and its API token, stored
+    /// root-only. The password is read from ORBITLAB_LOGIN_PASSWORD or
+    /// standard input (a prompt on a terminal), never from arguments.
+    #[arg(long, value_name = "USER@REALM")]
+    pub login: Option<String>,
     /// CA certificate to verify Proxmox with (default /etc/pve/pve-root-ca.pem).
     #[arg(long, value_name = "FILE", conflicts_with = "api_fingerprint")]
     pub api_ca: Option<PathBuf>,

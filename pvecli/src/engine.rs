@@ -15,57 +15,116 @@ use serde_json::{Value, json};
 
 use crate::cli::InitArgs;
 
+mod first_run;
+
+use first_run::Login;
+
 /// Environment variable holding the API token secret for `init`.
 const SECRET_ENV: &str = "ORBITLAB_API_TOKEN_SECRET";
 
-/// `orbitlab init`.
+/// Where `init` gets its Proxmox connection from; choosing it writes
+/// nothing.
+enum Source {
+    /// The connection stored by an earlier `init`.
+    Stored(StoredConnection),
+    /// `--api-token` and its secret.
+    Token(StoredConnection),
+    /// `--login`: OrbitLab's user, role and token are made with it.
+    Login(Login),
+}
+
+/// `orbitlab init`, in two halves:
+/// 1. reading what was asked (arguments, secrets, the stored connection):
+///    no write anywhere — [`source`];
+/// 2. writing: with `--login` the role, user, ACL and token in Proxmox
+///    and the stored connection ([`first_run::set_up`]), then the cluster
+///    manifest and the Backplane.
+///
+/// Prerequisite checks belong between the two, at the line marked
+/// `PREREQUISITES` below: everything before it only reads.
 pub fn init(store: &Store, args: &InitArgs) -> Result<Value> {
-    let given = args.api_url.is_some() || args.api_token.is_some();
-    let connection = match StoredConnection::load(store) {
-        Ok(stored) if !given => stored,
-        _ => connection_from_args(args)?,
+    let source = source(store, args)?;
+    // PREREQUISITES: checks of this node and the cluster run here, before
+    // the first write; a failed check returns its error (with the fix) and
+    // leaves Proxmox and the store as they were.
+    let mut made = Value::Null;
+    let connection = match source {
+        Source::Stored(c) | Source::Token(c) => c,
+        Source::Login(login) => {
+            let setup = first_run::set_up(store, &login)?;
+            made = setup.report;
+            setup.connection
+        }
     };
     reconcile::with_local_reconciler(store, &connection, |rec| {
         let manifest = init::check(rec, args.backplane_cidr)?;
         connection.save(store)?;
         let report = init::declare(rec, &manifest)?;
-        Ok(json!({
+        let mut answer = json!({
             "cluster": manifest.name().to_string(),
             "backplane": manifest.spec.to_json()["backplane"]["cidr"],
             "node": node_name(),
             "report": report_json(&report),
-        }))
+        });
+        if !made.is_null() {
+            answer["proxmox"] = made.clone();
+        }
+        Ok(answer)
     })
 }
 
-fn connection_from_args(args: &InitArgs) -> Result<StoredConnection> {
-    let token = args
-        .api_token
+/// What `init` connects with (reads only).
+fn source(store: &Store, args: &InitArgs) -> Result<Source> {
+    if let Some(user) = &args.login {
+        return Ok(Source::Login(Login::from_args(
+            user,
+            api_url(args),
+            trust(args),
+        )?));
+    }
+    let given = args.api_url.is_some() || args.api_token.is_some();
+    Ok(match StoredConnection::load(store) {
+        Ok(stored) if !given => Source::Stored(stored),
+        _ => Source::Token(connection_from_args(args)?),
+    })
+}
+
+/// `--api-url`, or this node's pveproxy.
+fn api_url(args: &InitArgs) -> String {
+    args.api_url
         .clone()
-        .context("the first `orbitlab init` needs --api-token USER@REALM!NAME (and its secret in ORBITLAB_API_TOKEN_SECRET or on standard input)")?;
-    let secret = match std::env::var(SECRET_ENV) {
-        Ok(secret) if !secret.is_empty() => secret,
-        _ => read_secret()?,
-    };
+        .unwrap_or_else(|| "https://localhost:8006".into())
+}
+
+/// What to trust: `--api-fingerprint`, `--api-ca`, or the cluster CA.
+fn trust(args: &InitArgs) -> StoredTrust {
     // Always HTTPS with a verified certificate: plain HTTP, even on
     // loopback, could reach a daemon such as pvedaemon (127.0.0.1:85)
     // instead of pveproxy. The simulator serves HTTPS too.
-    let trust = if let Some(fp) = &args.api_fingerprint {
+    if let Some(fp) = &args.api_fingerprint {
         StoredTrust::Fingerprint(fp.clone())
     } else {
         StoredTrust::CaFile(args.api_ca.as_ref().map_or_else(
             || "/etc/pve/pve-root-ca.pem".to_owned(),
             |p| p.display().to_string(),
         ))
+    }
+}
+
+fn connection_from_args(args: &InitArgs) -> Result<StoredConnection> {
+    let token = args
+        .api_token
+        .clone()
+        .context("the first `orbitlab init` needs --login root@pam (its password in ORBITLAB_LOGIN_PASSWORD or on standard input) or --api-token USER@REALM!NAME (its secret in ORBITLAB_API_TOKEN_SECRET or on standard input)")?;
+    let secret = match std::env::var(SECRET_ENV) {
+        Ok(secret) if !secret.is_empty() => secret,
+        _ => read_secret()?,
     };
     Ok(StoredConnection {
-        url: args
-            .api_url
-            .clone()
-            .unwrap_or_else(|| "https://localhost:8006".into()),
+        url: api_url(args),
         token,
         secret,
-        trust,
+        trust: trust(args),
     })
 }
 

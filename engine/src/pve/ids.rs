@@ -19,6 +19,17 @@ pub struct InvalidId {
     reason: &'static str,
 }
 
+impl InvalidId {
+    /// `value` (its first 64 characters) is not a valid `what`.
+    pub(super) fn new(what: &'static str, value: &str, reason: &'static str) -> Self {
+        InvalidId {
+            what,
+            value: value.chars().take(64).collect(),
+            reason,
+        }
+    }
+}
+
 /// Proxmox's rule for zone and VNet ids (pve-network's `pve-sdn-zone-id`
 /// and `pve-sdn-vnet-id`): 2–8 characters, `[a-zA-Z][a-zA-Z0-9]*[a-zA-Z0-9]`.
 /// OrbitLab's own ids are lowercase; others' may not be.

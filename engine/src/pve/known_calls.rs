@@ -109,6 +109,25 @@ macro_rules! with {
 /// The list.
 pub const KNOWN_CALLS: &[KnownCall] = &[
     c("POST", "/access/ticket", &["username", "password"]),
+    // `orbitlab init` with an administrator's login (see `setup_only`).
+    c("GET", "/access/roles", &[]),
+    c("GET", "/access/roles/{roleid}", &[]),
+    c("POST", "/access/roles", &["roleid", "privs"]),
+    c("PUT", "/access/roles/{roleid}", &["privs", "append"]),
+    c("GET", "/access/users", &["full"]),
+    c("POST", "/access/users", &["userid", "comment"]),
+    c("GET", "/access/acl", &[]),
+    c(
+        "PUT",
+        "/access/acl",
+        &["path", "roles", "users", "tokens", "propagate", "delete"],
+    ),
+    c(
+        "POST",
+        "/access/users/{userid}/token/{tokenid}",
+        &["privsep", "comment"],
+    ),
+    c("DELETE", "/access/users/{userid}/token/{tokenid}", &[]),
     c("GET", "/version", &[]),
     c("GET", "/cluster/status", &[]),
     c("GET", "/nodes", &[]),
@@ -245,6 +264,16 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
         &["content", "filename"],
     ),
 ];
+
+impl KnownCall {
+    /// Made only by `orbitlab init`, with an administrator's login, to set
+    /// up OrbitLab's user, role and token (`/access/...` except the
+    /// login itself); never with OrbitLab's own token, so its privileges
+    /// are not in [`super::privileges::ORBITLAB_PRIVILEGES`].
+    pub fn setup_only(&self) -> bool {
+        self.path.starts_with("/access/") && self.path != "/access/ticket"
+    }
+}
 
 /// The entry for a method and path template.
 pub fn find(method: &str, path: &str) -> Option<&'static KnownCall> {

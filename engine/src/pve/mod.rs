@@ -21,10 +21,14 @@
 //! - one gate: every request passes a [`Gate`] (`gate.rs`) if the client
 //!   has one ([`PveClient::with_gate`]): the daemon's quorum fence and
 //!   request accounting sit there, not around the trait;
-//! - errors: each error answer is classified into an [`ApiErrorKind`].
+//! - errors: each error answer is classified into an [`ApiErrorKind`];
+//! - access (`access.rs`): users, roles, API tokens and the ACL, for
+//!   `orbitlab init` with an administrator's login; [`privileges`] lists
+//!   exactly the privileges OrbitLab's own token needs.
 //!
 //! Side effects: network calls to the configured Proxmox URL only.
 
+mod access;
 mod api;
 mod auth;
 mod client;
@@ -37,6 +41,7 @@ mod http;
 mod ids;
 pub mod known_calls;
 mod lxc;
+pub mod privileges;
 mod sdn;
 mod stored;
 mod tls;
@@ -44,6 +49,10 @@ mod transaction;
 mod types;
 pub mod wire;
 
+pub use access::{
+    AclEntry, AclKind, Grantee, NewToken, RoleId, RoleInfo, TokenId, TokenInfo, TokenName, UserId,
+    UserInfo,
+};
 pub use api::Pve;
 pub use auth::{Credentials, Secret};
 pub use client::{ClientConfig, PveClient};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Credentials, Secret};
 use super::client::ClientConfig;
+use super::error::PveError;
 use super::http::ClientOptions;
 use super::tls::Trust;
 use crate::store::{Store, StoreError, StorePath};
@@ -21,6 +22,17 @@ pub enum StoredTrust {
     Fingerprint(String),
     /// Plain HTTP to a loopback address (the simulator only).
     LoopbackHttp,
+}
+
+impl StoredTrust {
+    /// What the client trusts; an error for a malformed fingerprint.
+    pub fn trust(&self) -> Result<Trust, PveError> {
+        Ok(match self {
+            StoredTrust::CaFile(file) => Trust::CaFile(file.into()),
+            StoredTrust::Fingerprint(fp) => Trust::Fingerprint(fp.parse()?),
+            StoredTrust::LoopbackHttp => Trust::LoopbackHttp,
+        })
+    }
 }
 
 /// How to reach Proxmox.
@@ -100,14 +112,10 @@ impl StoredConnection {
         })?;
         let credentials = Credentials::token(user, name, Secret::new(self.secret.clone()))
             .map_err(|e| invalid(format!("token: {e}")))?;
-        let trust = match &self.trust {
-            StoredTrust::CaFile(file) => Trust::CaFile(file.into()),
-            StoredTrust::Fingerprint(fp) => Trust::Fingerprint(
-                fp.parse()
-                    .map_err(|e| invalid(format!("fingerprint: {e}")))?,
-            ),
-            StoredTrust::LoopbackHttp => Trust::LoopbackHttp,
-        };
+        let trust = self
+            .trust
+            .trust()
+            .map_err(|e| invalid(format!("fingerprint: {e}")))?;
         Ok(ClientConfig {
             base_url: self.url.clone(),
             trust,

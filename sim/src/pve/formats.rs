@@ -16,6 +16,7 @@ pub const KNOWN: &[&str] = &[
     "disk-size",
     "dns-name",
     "dns-name-list",
+    "email-opt",
     "ip",
     "ip-list",
     "ipv4",
@@ -26,6 +27,7 @@ pub const KNOWN: &[&str] = &[
     "pve-configid",
     "pve-configid-list",
     "pve-ct-timezone",
+    "pve-groupid-list",
     "pve-ha-resource-or-vm-id",
     "pve-iface",
     "pve-iface-list",
@@ -38,6 +40,8 @@ pub const KNOWN: &[&str] = &[
     "pve-poolid",
     "pve-priv-list",
     "pve-realm",
+    "pve-roleid",
+    "pve-roleid-list",
     "pve-sdn-bgp-rt-list",
     "pve-sdn-controller-id",
     "pve-sdn-dhcp-range",
@@ -51,6 +55,9 @@ pub const KNOWN: &[&str] = &[
     "pve-storage-content-list",
     "pve-storage-id",
     "pve-tag-list",
+    "pve-tokenid-list",
+    "pve-userid",
+    "pve-userid-list",
     "pve-vmid",
     "pve-volume-id",
 ];
@@ -110,6 +117,22 @@ fn is_storage_id(v: &str) -> bool {
 fn is_volume_id(v: &str) -> bool {
     v.split_once(':')
         .is_some_and(|(s, rest)| is_storage_id(s) && !rest.is_empty())
+}
+
+/// A user id, `name@realm` (Proxmox: `[^\s:/]+` `@` a realm), at most
+/// 64 bytes.
+pub fn is_userid(v: &str) -> bool {
+    v.len() <= 64 && rx!(r"^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+$").is_match(v)
+}
+
+/// An API token's name (after `!`).
+pub fn is_token_name(v: &str) -> bool {
+    rx!(r"^[A-Za-z][A-Za-z0-9.\-_]+$").is_match(v)
+}
+
+/// A role or group name.
+fn is_ugid_name(v: &str) -> bool {
+    rx!(r"^[A-Za-z0-9.\-_]+$").is_match(v)
 }
 
 const CONTENT: &[&str] = &[
@@ -371,6 +394,37 @@ pub fn check(format: &str, value: &str) -> Result<(), String> {
         "pve-priv-list" => each(value, "privilege", |v| {
             rx!(r"^[A-Za-z][A-Za-z.]*$").is_match(v)
         }),
+        "pve-userid" => {
+            if is_userid(value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "value '{value}' does not look like a valid user name"
+                ))
+            }
+        }
+        "pve-userid-list" => each(value, "user name", is_userid),
+        "pve-tokenid-list" => each(value, "API token id", |v| {
+            v.split_once('!')
+                .is_some_and(|(user, name)| is_userid(user) && is_token_name(name))
+        }),
+        "pve-roleid" => {
+            if is_ugid_name(value) {
+                Ok(())
+            } else {
+                Err(format!("role name '{value}' contains invalid characters"))
+            }
+        }
+        "pve-roleid-list" => each(value, "role name", is_ugid_name),
+        "pve-groupid-list" => each(value, "group name", is_ugid_name),
+        "email-opt" => {
+            let email = r"^[\w+\-~]+(\.[\w+\-~]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*$";
+            if value.is_empty() || rx!(email).is_match(value) {
+                Ok(())
+            } else {
+                bad("email address")
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::control;
 use super::csrf::{WWW_KEY_FILE, WwwKey};
-use super::endpoints::access::{ApiToken, UserLogin, permissions};
+use super::endpoints::access::{ApiToken, UserLogin, authorize, permissions};
 use super::endpoints::{Auth, AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
 use super::error::ApiError;
 use super::faults::{FaultSpec, Faults};
@@ -645,11 +645,14 @@ fn handle_inner(
     let mut all: Vec<(String, String)> = vars.into_iter().collect();
     all.extend(raw.params.iter().cloned());
     let params = validate(rules, ep, &all).map_err(ApiError::params)?;
+    if let Some(caller) = &user {
+        authorize(&shared.auth, &st, caller.id(), method, &ep.path)?;
+    }
     let reply = if ticket_call {
         issue_ticket(&shared.auth, &mut st, &shared.www_key, &params)
     } else if method == "GET" && ep.path == "/access/permissions" {
         let caller = user.as_ref().map(Auth::id).unwrap_or_default();
-        permissions(&shared.auth, caller, &params)
+        permissions(&shared.auth, &st, caller, &params)
     } else {
         let uid = user
             .as_ref()
@@ -659,6 +662,7 @@ fn handle_inner(
             st: &mut st,
             p: &params,
             user: &uid,
+            auth: &shared.auth,
             upload: raw.upload.as_ref(),
         };
         dispatch(method, &ep.path, &mut ctx)

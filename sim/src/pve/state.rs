@@ -4,6 +4,7 @@
 //! list and guest list into a pmxcfs-like directory when asked to.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -198,6 +199,84 @@ pub struct Session {
     pub user: String,
 }
 
+/// Users, roles, API tokens and the ACL made through the `/access` API
+/// (`user.cfg` on a real cluster). Users and tokens given in the
+/// simulator's configuration are not here (see `endpoints/access.rs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccessState {
+    /// Roles made through the API, by id: their privileges.
+    pub roles: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Users made through the API, by `name@realm`.
+    pub users: BTreeMap<String, UserEntry>,
+    /// API tokens made through the API, by `user@realm!name`.
+    pub tokens: BTreeMap<String, TokenEntry>,
+    /// The access control list, in the order entries were made.
+    pub acl: Vec<AclEntry>,
+}
+
+/// A user made through the API.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UserEntry {
+    /// Free text.
+    pub comment: Option<String>,
+    /// Whether the account may be used.
+    pub enable: bool,
+}
+
+/// An API token made through the API.
+#[derive(Clone, Serialize)]
+pub struct TokenEntry {
+    /// Free text.
+    pub comment: Option<String>,
+    /// Privilege separation: the token holds only what its own ACL
+    /// entries grant (and its user holds too).
+    pub privsep: bool,
+    /// Expiry (seconds since the epoch; 0: never).
+    pub expire: i64,
+    /// The secret (never serialised, never printed).
+    #[serde(skip)]
+    pub secret: String,
+}
+
+impl fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("comment", &self.comment)
+            .field("privsep", &self.privsep)
+            .field("expire", &self.expire)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Whom an ACL entry grants a role to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclKind {
+    /// A user (`name@realm`).
+    User,
+    /// A group.
+    Group,
+    /// An API token (`user@realm!name`).
+    Token,
+}
+
+/// One ACL entry: a role granted on a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AclEntry {
+    /// The path (`/`, `/vms/100`...).
+    pub path: String,
+    /// User, group or token.
+    #[serde(rename = "type")]
+    pub kind: AclKind,
+    /// Its id.
+    pub ugid: String,
+    /// The role.
+    pub roleid: String,
+    /// Whether the grant also holds below the path.
+    pub propagate: bool,
+}
+
 /// The whole simulated cluster.
 #[derive(Debug, Serialize)]
 pub struct ClusterState {
@@ -221,6 +300,8 @@ pub struct ClusterState {
     pub task_duration: Duration,
     /// Planned task failures: (task type or `*`, message), used once each.
     pub task_failures: Vec<(String, String)>,
+    /// Users, roles, tokens and ACL made through the API.
+    pub access: AccessState,
     #[serde(skip)]
     pub(crate) sessions: BTreeMap<String, Session>,
     #[serde(skip)]
@@ -304,6 +385,7 @@ impl ClusterState {
             storage,
             task_duration,
             task_failures: Vec::new(),
+            access: AccessState::default(),
             sessions: BTreeMap::new(),
             pid_counter: 1000,
             vmlist_version: 1,

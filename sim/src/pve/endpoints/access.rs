@@ -11,15 +11,31 @@
 //! chosen users and tokens; everyone not listed holds every privilege, as
 //! `root@pam` (the default login) does on a real cluster. A token without an
 //! entry of its own has its user's privileges (no privilege separation).
+//!
+//! Users, roles, tokens and the ACL can also be made through the API
+//! (`/access/roles`, `/access/users`, `/access/acl`,
+//! `/access/users/{userid}/token/{tokenid}`), kept in
+//! [`crate::pve::state::AccessState`]. A user made so holds exactly what
+//! the ACL grants it on `/` (entries on other paths are kept and listed but
+//! grant nothing here); a token made so authenticates with the secret its
+//! creation answered and holds, with privilege separation, what both its
+//! own ACL entries and its user hold, without it its user's privileges.
+//! Every call is refused (403) when the caller lacks the privileges the
+//! official schema asks for it ([`authorize`]; all taken as held on `/`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::{Value, json};
 
+use super::{Ctx, list};
 use crate::pve::csrf::WwwKey;
-use crate::pve::error::ApiError;
-use crate::pve::state::{ClusterState, Session, unix_now};
+use crate::pve::error::{ApiError, Reply};
+use crate::pve::formats::{is_token_name, is_userid};
+use crate::pve::schema::PveVersion;
+use crate::pve::state::{
+    AccessState, AclEntry, AclKind, ClusterState, Session, TokenEntry, UserEntry, unix_now,
+};
 use crate::pve::validate::Params;
 
 /// An API token the simulator accepts.
@@ -171,7 +187,12 @@ pub fn authenticate(
         let ok = cfg
             .tokens
             .iter()
-            .any(|t| format!("{}!{}", t.user, t.name) == id && same(&t.secret, secret));
+            .any(|t| format!("{}!{}", t.user, t.name) == id && same(&t.secret, secret))
+            || st
+                .access
+                .tokens
+                .get(id)
+                .is_some_and(|t| same(&t.secret, secret));
         return if ok {
             Ok(Auth::Token(id.to_string()))
         } else {
@@ -230,21 +251,25 @@ pub fn issue_ticket(
 /// `userid`, which must be the caller or one of its tokens unless the
 /// caller may audit `/access`), as `{path: {privilege: 1}}`. Privileges are
 /// held on `/` and propagate, so every path shows the same set.
-pub fn permissions(cfg: &AuthConfig, caller: &str, p: &Params) -> Result<Value, ApiError> {
+pub fn permissions(
+    cfg: &AuthConfig,
+    st: &ClusterState,
+    caller: &str,
+    p: &Params,
+) -> Result<Value, ApiError> {
     let target = p.str("userid").unwrap_or(caller);
     let caller_user = caller.split_once('!').map_or(caller, |(user, _)| user);
     let own = target == caller
         || target
             .split_once('!')
             .is_some_and(|(u, _)| u == caller_user);
-    if !own && !cfg.privileges_of(caller).iter().any(|p| p == "Sys.Audit") {
+    if !own && !effective_privileges(cfg, st, caller).contains("Sys.Audit") {
         return Err(ApiError::status(
             403,
             "Permission check failed (/access, Sys.Audit)",
         ));
     }
-    let privileges: serde_json::Map<String, Value> = cfg
-        .privileges_of(target)
+    let privileges: serde_json::Map<String, Value> = effective_privileges(cfg, st, target)
         .into_iter()
         .map(|p| (p, json!(1)))
         .collect();
@@ -252,4 +277,592 @@ pub fn permissions(cfg: &AuthConfig, caller: &str, p: &Params) -> Result<Value, 
     let mut answer = BTreeMap::new();
     answer.insert(path, Value::Object(privileges));
     Ok(json!(answer))
+}
+
+/// The privileges a role may hold on this release: [`ALL_PRIVILEGES`]
+/// plus those only one release has (`VM.Monitor` on 8.4; the guest agent
+/// privileges and `VM.Replicate` on 9.1).
+pub fn valid_privileges(version: PveVersion) -> BTreeSet<&'static str> {
+    let extra: &[&str] = match version {
+        PveVersion::V8_4 => &["VM.Monitor"],
+        PveVersion::V9_1 => &[
+            "VM.GuestAgent.Audit",
+            "VM.GuestAgent.FileRead",
+            "VM.GuestAgent.FileSystemMgmt",
+            "VM.GuestAgent.FileWrite",
+            "VM.GuestAgent.Unrestricted",
+            "VM.Replicate",
+        ],
+    };
+    ALL_PRIVILEGES.iter().chain(extra).copied().collect()
+}
+
+/// The built-in roles the simulator knows (Proxmox has more): their
+/// privileges; `None` for other ids.
+fn builtin_role(id: &str, version: PveVersion) -> Option<BTreeSet<String>> {
+    let privs: BTreeSet<String> = match id {
+        "Administrator" => valid_privileges(version)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        "NoAccess" => BTreeSet::new(),
+        "PVEAuditor" => [
+            "Datastore.Audit",
+            "Mapping.Audit",
+            "Pool.Audit",
+            "SDN.Audit",
+            "Sys.Audit",
+            "VM.Audit",
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+        _ => return None,
+    };
+    Some(privs)
+}
+
+const BUILTIN_ROLES: &[&str] = &["Administrator", "NoAccess", "PVEAuditor"];
+
+fn role_privileges(st: &ClusterState, id: &str) -> Option<BTreeSet<String>> {
+    builtin_role(id, st.version).or_else(|| st.access.roles.get(id).cloned())
+}
+
+/// What the ACL grants `ugid` on `/`.
+fn acl_privileges(st: &ClusterState, kind: AclKind, ugid: &str) -> BTreeSet<String> {
+    st.access
+        .acl
+        .iter()
+        .filter(|e| e.path == "/" && e.kind == kind && e.ugid == ugid)
+        .filter_map(|e| role_privileges(st, &e.roleid))
+        .flatten()
+        .collect()
+}
+
+fn user_privileges(cfg: &AuthConfig, st: &ClusterState, user: &str) -> BTreeSet<String> {
+    if st.access.users.contains_key(user) {
+        acl_privileges(st, AclKind::User, user)
+    } else {
+        cfg.privileges_of(user).into_iter().collect()
+    }
+}
+
+/// The privileges on `/` of a user or token id (see the module doc).
+pub fn effective_privileges(cfg: &AuthConfig, st: &ClusterState, id: &str) -> BTreeSet<String> {
+    match id.split_once('!') {
+        Some((user, _)) => match st.access.tokens.get(id) {
+            Some(token) => {
+                let of_user = user_privileges(cfg, st, user);
+                if token.privsep {
+                    let own = acl_privileges(st, AclKind::Token, id);
+                    of_user.intersection(&own).cloned().collect()
+                } else {
+                    of_user
+                }
+            }
+            None => cfg.privileges_of(id).into_iter().collect(),
+        },
+        None => user_privileges(cfg, st, id),
+    }
+}
+
+/// Users of the configuration (logins, token owners, privilege entries).
+fn configured_users(cfg: &AuthConfig) -> BTreeSet<String> {
+    cfg.users
+        .iter()
+        .map(|u| u.user.clone())
+        .chain(cfg.tokens.iter().map(|t| t.user.clone()))
+        .chain(cfg.privileges.keys().filter(|k| !k.contains('!')).cloned())
+        .collect()
+}
+
+fn user_exists(cfg: &AuthConfig, st: &ClusterState, user: &str) -> bool {
+    st.access.users.contains_key(user) || configured_users(cfg).contains(user)
+}
+
+/// What the official schema asks of the caller for a call, as privileges
+/// on `/`: every group must be met by one of its privileges. Checks on
+/// other paths are taken as on `/` (the simulator grants only there);
+/// checks that depend on the parameters (`self`) are made by the handlers.
+fn required(method: &str, template: &str) -> &'static [&'static [&'static str]] {
+    const AUDIT: &[&[&str]] = &[&["Sys.Audit"]];
+    const CONSOLE: &[&[&str]] = &[&["Sys.Console"]];
+    const SDN: &[&[&str]] = &[&["SDN.Allocate"]];
+    const SDN_READ: &[&[&str]] = &[&["SDN.Audit", "SDN.Allocate"]];
+    const VM_AUDIT: &[&[&str]] = &[&["VM.Audit"]];
+    const POWER: &[&[&str]] = &[&["VM.PowerMgmt"]];
+    const TEMPLATE: &[&[&str]] = &[&["Datastore.AllocateTemplate"]];
+    const ACCESS: &[&[&str]] = &[&["Sys.Modify"]];
+    match (method, template) {
+        ("GET", "/cluster/status" | "/nodes/{node}/status")
+        | ("GET", "/cluster/ha/resources" | "/cluster/ha/resources/{sid}") => AUDIT,
+        ("POST", "/cluster/ha/resources") | ("PUT" | "DELETE", "/cluster/ha/resources/{sid}") => {
+            CONSOLE
+        }
+        ("GET", "/cluster/sdn") => &[&["SDN.Audit"]],
+        ("GET", "/cluster/sdn/controllers/{controller}" | "/cluster/sdn/zones/{zone}") => SDN,
+        ("GET", "/cluster/sdn/vnets/{vnet}" | "/cluster/sdn/vnets/{vnet}/subnets/{subnet}") => {
+            SDN_READ
+        }
+        ("PUT", "/cluster/sdn")
+        | ("POST" | "DELETE", "/cluster/sdn/lock")
+        | ("POST", "/cluster/sdn/rollback") => SDN,
+        ("POST" | "PUT" | "DELETE", t) if t.starts_with("/cluster/sdn/") => SDN,
+        // The description: VM.Allocate and Datastore.AllocateSpace; Proxmox
+        // also checks SDN.Use on the bridge of every network device.
+        ("POST", "/nodes/{node}/lxc") => {
+            &[&["VM.Allocate"], &["Datastore.AllocateSpace"], &["SDN.Use"]]
+        }
+        ("DELETE", "/nodes/{node}/lxc/{vmid}") => &[&["VM.Allocate"]],
+        ("GET", "/nodes/{node}/lxc/{vmid}/config" | "/nodes/{node}/lxc/{vmid}/status/current") => {
+            VM_AUDIT
+        }
+        ("PUT", "/nodes/{node}/lxc/{vmid}/config") => &[&[
+            "VM.Config.Disk",
+            "VM.Config.CPU",
+            "VM.Config.Memory",
+            "VM.Config.Network",
+            "VM.Config.Options",
+        ]],
+        ("PUT", "/nodes/{node}/lxc/{vmid}/resize") => &[&["VM.Config.Disk"]],
+        ("POST", t) if t.starts_with("/nodes/{node}/lxc/{vmid}/status/") => POWER,
+        ("GET", "/nodes/{node}/storage/{storage}/content") => {
+            &[&["Datastore.Audit", "Datastore.AllocateSpace"]]
+        }
+        ("POST", "/nodes/{node}/aplinfo" | "/nodes/{node}/storage/{storage}/upload") => TEMPLATE,
+        ("POST", "/nodes/{node}/storage/{storage}/download-url") => &[
+            &["Datastore.AllocateTemplate"],
+            &["Sys.Modify", "Sys.AccessNetwork"],
+        ],
+        ("POST", "/access/roles") | ("PUT" | "DELETE", "/access/roles/{roleid}") => ACCESS,
+        ("POST", "/access/users") => &[&["Realm.AllocateUser"], &["User.Modify"]],
+        ("PUT", "/access/acl") => &[&["Permissions.Modify"]],
+        _ => &[],
+    }
+}
+
+/// Refuse (403, as Proxmox words it) a call the caller lacks privileges for.
+pub fn authorize(
+    cfg: &AuthConfig,
+    st: &ClusterState,
+    caller: &str,
+    method: &str,
+    template: &str,
+) -> Result<(), ApiError> {
+    let groups = required(method, template);
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let held = effective_privileges(cfg, st, caller);
+    for group in groups {
+        if !group.iter().any(|p| held.contains(*p)) {
+            return Err(ApiError::status(
+                403,
+                format!("Permission check failed (/, {})", group.join("|")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The handlers of the `/access` endpoints (tickets and permissions are
+/// answered by the server itself).
+pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
+    match (method, template) {
+        ("GET", "/access/roles") => list_roles(ctx),
+        ("POST", "/access/roles") => create_role(ctx),
+        ("GET", "/access/roles/{roleid}") => read_role(ctx),
+        ("PUT", "/access/roles/{roleid}") => update_role(ctx),
+        ("GET", "/access/users") => list_users(ctx),
+        ("POST", "/access/users") => create_user(ctx),
+        ("GET", "/access/acl") => read_acl(ctx),
+        ("PUT", "/access/acl") => update_acl(ctx),
+        ("POST", "/access/users/{userid}/token/{tokenid}") => create_token(ctx),
+        ("DELETE", "/access/users/{userid}/token/{tokenid}") => delete_token(ctx),
+        _ => Err(ApiError::status(
+            501,
+            format!("Method '{method} {template}' not implemented"),
+        )),
+    }
+}
+
+fn joined(privs: &BTreeSet<String>) -> String {
+    privs.iter().cloned().collect::<Vec<_>>().join(",")
+}
+
+fn list_roles(ctx: &Ctx<'_>) -> Reply {
+    let version = ctx.st.version;
+    let builtin = BUILTIN_ROLES.iter().filter_map(|id| {
+        builtin_role(id, version).map(|p| json!({"roleid": id, "privs": joined(&p), "special": 1}))
+    });
+    let made = ctx
+        .st
+        .access
+        .roles
+        .iter()
+        .map(|(id, p)| json!({"roleid": id, "privs": joined(p), "special": 0}));
+    list(builtin.chain(made).collect())
+}
+
+/// A `pve-priv-list` value, each privilege checked against the release.
+fn privilege_list(ctx: &Ctx<'_>) -> Result<BTreeSet<String>, ApiError> {
+    let valid = valid_privileges(ctx.st.version);
+    let mut out = BTreeSet::new();
+    for p in ctx
+        .p
+        .str("privs")
+        .unwrap_or_default()
+        .split([',', ';', ' ', '\0'])
+        .filter(|p| !p.is_empty())
+    {
+        if !valid.contains(p) {
+            return Err(ApiError::param(
+                "privs",
+                format!("invalid format - invalid privilege '{p}'"),
+            ));
+        }
+        out.insert(p.to_string());
+    }
+    Ok(out)
+}
+
+fn create_role(ctx: &mut Ctx<'_>) -> Reply {
+    let id = ctx.s("roleid")?;
+    if role_privileges(ctx.st, &id).is_some() {
+        return Err(ApiError::fail(format!("role '{id}' already exists")));
+    }
+    if id.starts_with("PVE") {
+        return Err(ApiError::fail(format!(
+            "cannot create role '{id}': role names starting with 'PVE' are reserved"
+        )));
+    }
+    let privs = privilege_list(ctx)?;
+    ctx.st.access.roles.insert(id, privs);
+    Ok(Value::Null)
+}
+
+fn read_role(ctx: &Ctx<'_>) -> Reply {
+    let id = ctx.s("roleid")?;
+    let privs = role_privileges(ctx.st, &id)
+        .ok_or_else(|| ApiError::fail(format!("role '{id}' does not exist")))?;
+    Ok(Value::Object(
+        privs.into_iter().map(|p| (p, json!(1))).collect(),
+    ))
+}
+
+fn update_role(ctx: &mut Ctx<'_>) -> Reply {
+    let id = ctx.s("roleid")?;
+    if builtin_role(&id, ctx.st.version).is_some() {
+        return Err(ApiError::fail(format!(
+            "cannot modify built-in role '{id}'"
+        )));
+    }
+    if !ctx.st.access.roles.contains_key(&id) {
+        return Err(ApiError::fail(format!("role '{id}' does not exist")));
+    }
+    let privs = privilege_list(ctx)?;
+    let append = ctx.p.flag("append", false);
+    if let Some(role) = ctx.st.access.roles.get_mut(&id) {
+        if !append {
+            role.clear();
+        }
+        role.extend(privs);
+    }
+    Ok(Value::Null)
+}
+
+fn tokens_json(access: &AccessState, user: &str) -> Vec<Value> {
+    let prefix = format!("{user}!");
+    access
+        .tokens
+        .iter()
+        .filter_map(|(id, t)| id.strip_prefix(&prefix).map(|name| (name, t)))
+        .map(|(name, t)| token_info(name, t))
+        .collect()
+}
+
+fn token_info(name: &str, t: &TokenEntry) -> Value {
+    let mut v = json!({"tokenid": name, "privsep": u8::from(t.privsep), "expire": t.expire});
+    if let (Some(c), Some(o)) = (&t.comment, v.as_object_mut()) {
+        o.insert("comment".into(), json!(c));
+    }
+    v
+}
+
+fn list_users(ctx: &Ctx<'_>) -> Reply {
+    let held = effective_privileges(ctx.auth, ctx.st, ctx.user);
+    let sees_all = held.contains("User.Modify") || held.contains("Sys.Audit");
+    let own = ctx.user.split_once('!').map_or(ctx.user, |(u, _)| u);
+    let full = ctx.p.flag("full", false);
+    let enabled = ctx.p.str("enabled").map(|_| ctx.p.flag("enabled", true));
+    let configured = configured_users(ctx.auth)
+        .into_iter()
+        .filter(|u| !ctx.st.access.users.contains_key(u))
+        .map(|u| {
+            (
+                u,
+                UserEntry {
+                    comment: None,
+                    enable: true,
+                },
+            )
+        });
+    let made = ctx
+        .st
+        .access
+        .users
+        .iter()
+        .map(|(u, e)| (u.clone(), e.clone()));
+    let mut all: Vec<(String, UserEntry)> = configured.chain(made).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let items = all
+        .into_iter()
+        .filter(|(u, _)| sees_all || u == own)
+        .filter(|(_, e)| enabled.is_none_or(|want| want == e.enable))
+        .map(|(u, e)| {
+            let realm = u.split_once('@').map_or("", |(_, r)| r).to_string();
+            let mut v = json!({"userid": u, "enable": u8::from(e.enable), "expire": 0, "realm-type": realm});
+            if let Some(o) = v.as_object_mut() {
+                if let Some(c) = &e.comment {
+                    o.insert("comment".into(), json!(c));
+                }
+                if full {
+                    o.insert("tokens".into(), json!(tokens_json(&ctx.st.access, &u)));
+                }
+            }
+            v
+        })
+        .collect();
+    list(items)
+}
+
+/// Realms every simulated cluster has.
+const REALMS: &[&str] = &["pam", "pve"];
+
+fn create_user(ctx: &mut Ctx<'_>) -> Reply {
+    let id = ctx.s("userid")?;
+    if user_exists(ctx.auth, ctx.st, &id) {
+        return Err(ApiError::fail(format!(
+            "create user failed: user '{id}' already exists"
+        )));
+    }
+    let realm = id.split_once('@').map_or("", |(_, r)| r);
+    if !REALMS.contains(&realm) {
+        return Err(ApiError::fail(format!(
+            "create user failed: domain '{realm}' does not exist"
+        )));
+    }
+    if ctx.p.has("groups") {
+        return Err(ApiError::fail(
+            "create user failed: the simulator has no groups",
+        ));
+    }
+    ctx.st.access.users.insert(
+        id,
+        UserEntry {
+            comment: ctx.p.str("comment").map(str::to_string),
+            enable: ctx.p.flag("enable", true),
+        },
+    );
+    Ok(Value::Null)
+}
+
+fn read_acl(ctx: &Ctx<'_>) -> Reply {
+    let held = effective_privileges(ctx.auth, ctx.st, ctx.user);
+    if !held.contains("Permissions.Modify") {
+        return list(Vec::new());
+    }
+    list(
+        ctx.st
+            .access
+            .acl
+            .iter()
+            .map(|e| {
+                json!({"path": e.path, "type": e.kind, "ugid": e.ugid,
+                       "roleid": e.roleid, "propagate": u8::from(e.propagate)})
+            })
+            .collect(),
+    )
+}
+
+fn split_list(v: Option<&str>) -> Vec<String> {
+    v.unwrap_or_default()
+        .split([',', ';', ' ', '\0'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// An ACL path as Proxmox accepts it (`/`, `/vms/100`, `/sdn/zones/x`...).
+fn acl_path(raw: &str) -> Option<String> {
+    let mut path = String::from("/");
+    path.push_str(
+        &raw.split('/')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    };
+    let ok = path == "/" || path.split('/').skip(1).all(segment_ok);
+    ok.then_some(path)
+}
+
+fn update_acl(ctx: &mut Ctx<'_>) -> Reply {
+    let raw = ctx.s("path")?;
+    let path = acl_path(&raw).ok_or_else(|| ApiError::fail(format!("invalid ACL path '{raw}'")))?;
+    let roles = split_list(ctx.p.str("roles"));
+    let users = split_list(ctx.p.str("users"));
+    let tokens = split_list(ctx.p.str("tokens"));
+    if !split_list(ctx.p.str("groups")).is_empty() {
+        return Err(ApiError::fail("the simulator has no groups"));
+    }
+    if users.is_empty() && tokens.is_empty() {
+        return Err(ApiError::fail(
+            "either 'users', 'groups' or 'tokens' is required",
+        ));
+    }
+    let delete = ctx.p.flag("delete", false);
+    let propagate = ctx.p.flag("propagate", true);
+    if !delete {
+        for r in &roles {
+            if role_privileges(ctx.st, r).is_none() {
+                return Err(ApiError::fail(format!("role '{r}' does not exist")));
+            }
+        }
+        for u in &users {
+            if !user_exists(ctx.auth, ctx.st, u) {
+                return Err(ApiError::fail(format!("user '{u}' does not exist")));
+            }
+        }
+        for t in &tokens {
+            let known = ctx.st.access.tokens.contains_key(t)
+                || ctx
+                    .auth
+                    .tokens
+                    .iter()
+                    .any(|c| &format!("{}!{}", c.user, c.name) == t);
+            if !known {
+                return Err(ApiError::fail(format!("no such token '{t}'")));
+            }
+        }
+    }
+    let grants = users
+        .iter()
+        .map(|u| (AclKind::User, u))
+        .chain(tokens.iter().map(|t| (AclKind::Token, t)));
+    for (kind, ugid) in grants {
+        for roleid in &roles {
+            let acl = &mut ctx.st.access.acl;
+            let same = |e: &AclEntry| {
+                e.path == path && e.kind == kind && &e.ugid == ugid && &e.roleid == roleid
+            };
+            if delete {
+                acl.retain(|e| !same(e));
+            } else if let Some(e) = acl.iter_mut().find(|e| same(e)) {
+                e.propagate = propagate;
+            } else {
+                acl.push(AclEntry {
+                    path: path.clone(),
+                    kind,
+                    ugid: ugid.clone(),
+                    roleid: roleid.clone(),
+                    propagate,
+                });
+            }
+        }
+    }
+    Ok(Value::Null)
+}
+
+/// Token calls: on one's own tokens (a ticket of that user), or with
+/// `User.Modify`.
+fn may_manage_tokens(ctx: &Ctx<'_>, user: &str) -> Result<(), ApiError> {
+    if ctx.user == user || effective_privileges(ctx.auth, ctx.st, ctx.user).contains("User.Modify")
+    {
+        Ok(())
+    } else {
+        Err(ApiError::status(
+            403,
+            format!("Permission check failed (/access/groups, User.Modify) for {user}"),
+        ))
+    }
+}
+
+fn token_ids(ctx: &Ctx<'_>) -> Result<(String, String, String), ApiError> {
+    let user = ctx.s("userid")?;
+    let name = ctx.s("tokenid")?;
+    if !is_userid(&user) || !is_token_name(&name) {
+        return Err(ApiError::param("tokenid", "invalid token id"));
+    }
+    let full = format!("{user}!{name}");
+    Ok((user, name, full))
+}
+
+fn create_token(ctx: &mut Ctx<'_>) -> Reply {
+    let (user, name, full) = token_ids(ctx)?;
+    may_manage_tokens(ctx, &user)?;
+    if !user_exists(ctx.auth, ctx.st, &user) {
+        return Err(ApiError::fail(format!("no such user ('{user}')")));
+    }
+    let configured = ctx
+        .auth
+        .tokens
+        .iter()
+        .any(|t| t.user == user && t.name == name);
+    if configured || ctx.st.access.tokens.contains_key(&full) {
+        return Err(ApiError::fail("Token already exists."));
+    }
+    let secret = random_uuid();
+    let token = TokenEntry {
+        comment: ctx.p.str("comment").map(str::to_string),
+        privsep: ctx.p.flag("privsep", true),
+        expire: ctx.p.int("expire").unwrap_or(0),
+        secret: secret.clone(),
+    };
+    let mut info = token_info(&name, &token);
+    if let Some(o) = info.as_object_mut() {
+        o.remove("tokenid");
+    }
+    ctx.st.access.tokens.insert(full.clone(), token);
+    Ok(json!({"full-tokenid": full, "info": info, "value": secret}))
+}
+
+fn delete_token(ctx: &mut Ctx<'_>) -> Reply {
+    let (user, name, full) = token_ids(ctx)?;
+    may_manage_tokens(ctx, &user)?;
+    if ctx.st.access.tokens.remove(&full).is_none() {
+        return Err(ApiError::fail(format!(
+            "no such token '{name}' for user '{user}'"
+        )));
+    }
+    // Proxmox drops the ACL entries of a deleted token with it.
+    ctx.st
+        .access
+        .acl
+        .retain(|e| !(e.kind == AclKind::Token && e.ugid == full));
+    Ok(Value::Null)
+}
+
+/// A random version 4 UUID, as Proxmox makes token secrets.
+fn random_uuid() -> String {
+    const VERSION_MASK: u128 = 0xF000 << 64;
+    const VERSION_4: u128 = 0x4000 << 64;
+    const VARIANT_MASK: u128 = 0xC000 << 48;
+    const VARIANT_RFC: u128 = 0x8000 << 48;
+    let mut b: u128 = rand::random();
+    b = (b & !VERSION_MASK) | VERSION_4;
+    b = (b & !VARIANT_MASK) | VARIANT_RFC;
+    let h = format!("{b:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

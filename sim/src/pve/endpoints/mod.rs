@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     pub p: &'a Params,
     /// Authenticated user (`root@pam`, or `root@pam!token`).
     pub user: &'a str,
+    /// Who may call the simulator (configured users and tokens).
+    pub auth: &'a AuthConfig,
     /// The file of an upload call, if any.
     pub upload: Option<&'a crate::pve::request::UploadedFile>,
 }
@@ -76,9 +78,10 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
         return storage::dispatch(method, template, ctx);
     }
     match (method, template) {
-        ("POST", "/access/ticket") => {
-            Err(ApiError::fail("ticket requests are handled by the server"))
-        }
+        ("POST", "/access/ticket") | ("GET", "/access/permissions") => Err(ApiError::fail(
+            "ticket and permission requests are handled by the server",
+        )),
+        (_, t) if t.starts_with("/access/") => access::dispatch(method, template, ctx),
         _ => cluster::dispatch(method, template, ctx),
     }
 }

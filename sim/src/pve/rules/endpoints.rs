@@ -468,4 +468,56 @@ POST /access/ticket
   realm?                       str len=..32 fmt=pve-realm
   tfa-challenge?               str
   username                     str len=..64
+
+GET /access/roles
+
+POST /access/roles
+  privs?                       str fmt=pve-priv-list
+  roleid                       str fmt=pve-roleid
+
+GET /access/roles/{roleid}
+  roleid                       str fmt=pve-roleid
+
+PUT /access/roles/{roleid}
+  append?                      bool requires=privs
+  privs?                       str fmt=pve-priv-list
+  roleid                       str fmt=pve-roleid
+
+GET /access/users
+  enabled?                     bool
+  full?                        bool
+
+POST /access/users
+  comment?                     str len=..2048
+  email?                       str len=..254 fmt=email-opt
+  enable?                      bool
+  expire?                      int 0..
+  firstname?                   str len=..1024
+  groups?                      str fmt=pve-groupid-list
+  keys?                        str pat=[0-9a-zA-Z!=]{0,4096}
+  lastname?                    str len=..1024
+  password?                    str len=8..64
+  userid                       str len=..64 fmt=pve-userid
+
+GET /access/acl
+
+PUT /access/acl
+  delete?                      bool
+  groups?                      str fmt=pve-groupid-list
+  path                         str
+  propagate?                   bool
+  roles                        str fmt=pve-roleid-list
+  tokens?                      str fmt=pve-tokenid-list
+  users?                       str fmt=pve-userid-list
+
+POST /access/users/{userid}/token/{tokenid}
+  comment?                     str
+  expire?                      int 0..
+  privsep?                     bool
+  tokenid                      str pat=(?^:[A-Za-z][A-Za-z0-9\.\-_]+)
+  userid                       str len=..64 fmt=pve-userid
+
+DELETE /access/users/{userid}/token/{tokenid}
+  tokenid                      str pat=(?^:[A-Za-z][A-Za-z0-9\.\-_]+)
+  userid                       str len=..64 fmt=pve-userid
 "##;
