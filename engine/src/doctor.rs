@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use orbitlab_manifests::{ApplianceRole, ManifestSet};
 use serde::Serialize;
 
+use crate::host::checks::HostReport;
 use crate::liveness::{self, AgentRecord, AgentVersion, Members};
 use crate::pve::Pve;
 use crate::reconcile::Desired;
@@ -212,14 +213,27 @@ fn lock_ages(root: &Path) -> Vec<LockAge> {
     locks
 }
 
-/// The prerequisites of every member node, from its agent's heartbeat: an
-/// agent must run there (it checks its own node), and each of its checks
-/// must pass. What `orbitlab init` refuses on.
-pub fn prerequisites(facts: &Facts) -> Vec<Finding> {
+/// Each member node's own report of its prerequisites: from its agent's
+/// heartbeat, or read on the spot for the node the command runs on.
+pub type HostReports = BTreeMap<String, Result<HostReport, String>>;
+
+/// The host reports in the agents' heartbeats.
+pub fn reported_hosts(records: &BTreeMap<String, Result<AgentRecord, String>>) -> HostReports {
+    records
+        .iter()
+        .map(|(node, r)| (node.clone(), r.as_ref().map(|r| r.host.clone()).map_err(Clone::clone)))
+        .collect()
+}
+
+/// The prerequisites of every member node: a report must exist (an agent
+/// checks its own node; `hosts` may add the local node's, read directly),
+/// each of its checks must pass, and Proxmox's SDN package must be the
+/// same version everywhere. What `orbitlab init` refuses on.
+pub fn prerequisites(members: &Members, hosts: &HostReports) -> Vec<Finding> {
     let mut out = Vec::new();
-    for node in facts.members.nodes.keys() {
+    for node in members.nodes.keys() {
         let target = Some(node.as_str());
-        match facts.records.get(node) {
+        match hosts.get(node) {
             None => out.push(Finding::failed(
                 "agent",
                 target,
@@ -232,8 +246,8 @@ pub fn prerequisites(facts: &Facts) -> Vec<Finding> {
                 problem.clone(),
                 format!("restart the agent on {node}: `systemctl restart orbitlab-agent`"),
             )),
-            Some(Ok(record)) => {
-                for check in &record.host.checks {
+            Some(Ok(host)) => {
+                for check in &host.checks {
                     out.push(Finding {
                         check: check.id.as_str().to_owned(),
                         target: target.map(str::to_owned),
@@ -249,7 +263,7 @@ pub fn prerequisites(facts: &Facts) -> Vec<Finding> {
             }
         }
     }
-    out.extend(same_everywhere(facts, "pve-network-version", "libpve-network-perl"));
+    out.extend(same_everywhere(hosts, "pve-network-version", "libpve-network-perl"));
     out
 }
 
@@ -258,8 +272,13 @@ pub fn examine(facts: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(quorum(&facts.members));
     out.extend(agents(facts));
-    out.extend(prerequisites(facts).into_iter().filter(|f| f.check != "agent"));
-    out.extend(same_everywhere(facts, "orbitlab-version", "orbitlab"));
+    let hosts = reported_hosts(&facts.records);
+    out.extend(
+        prerequisites(&facts.members, &hosts)
+            .into_iter()
+            .filter(|f| f.check != "agent"),
+    );
+    out.extend(same_everywhere(&hosts, "orbitlab-version", "orbitlab"));
     match &facts.proxmox {
         Err(why) => out.push(Finding::failed(
             "proxmox",
@@ -402,11 +421,11 @@ fn agents(facts: &Facts) -> Vec<Finding> {
 }
 
 /// Whether every node that reports `package` has the same version of it.
-fn same_everywhere(facts: &Facts, check: &str, package: &str) -> Option<Finding> {
+fn same_everywhere(hosts: &HostReports, check: &str, package: &str) -> Option<Finding> {
     let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (node, record) in &facts.records {
-        if let Ok(r) = record
-            && let Some(v) = r.host.packages.get(package)
+    for (node, host) in hosts {
+        if let Ok(h) = host
+            && let Some(v) = h.packages.get(package)
         {
             versions.entry(v.as_str()).or_default().push(node.as_str());
         }
@@ -488,7 +507,7 @@ fn lock(lock: &LockAge) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::checks::{Check, CheckId, HostReport};
+    use crate::host::checks::{Check, CheckId};
 
     const MEMBERS: &str = r#"{"nodename":"pve1","cluster":{"name":"lab","quorate":1},
         "nodelist":{"pve1":{"online":1},"pve2":{"online":1},"pve3":{"online":1}}}"#;
@@ -600,7 +619,8 @@ mod tests {
     fn prerequisites_need_an_agent_on_every_node() {
         let mut facts = healthy();
         facts.records.remove("pve3");
-        let missing: Vec<String> = failed(&prerequisites(&facts));
+        let hosts = reported_hosts(&facts.records);
+        let missing: Vec<String> = failed(&prerequisites(&facts.members, &hosts));
         assert_eq!(missing, ["agent pve3"]);
     }
 }

@@ -7,7 +7,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+
 use orbitlab_engine::api::collection_segment;
+use orbitlab_engine::doctor;
+use orbitlab_engine::host::checks;
+use orbitlab_engine::liveness::{self, Members};
 use orbitlab_engine::pve::{StoredConnection, StoredTrust};
 use orbitlab_engine::reconcile::{self, Report, init};
 use orbitlab_engine::store::{Store, node_name};
@@ -40,13 +45,14 @@ enum Source {
 ///    and the stored connection ([`first_run::set_up`]), then the cluster
 ///    manifest and the Backplane.
 ///
-/// Prerequisite checks belong between the two, at the line marked
-/// `PREREQUISITES` below: everything before it only reads.
+/// Between the two, every member node's prerequisites are checked
+/// ([`prerequisites`]); a failed one stops `init` before anything is
+/// written.
 pub fn init(store: &Store, args: &InitArgs) -> Result<Value> {
     let source = source(store, args)?;
-    // PREREQUISITES: checks of this node and the cluster run here, before
-    // the first write; a failed check returns its error (with the fix) and
-    // leaves Proxmox and the store as they were.
+    // Before the first write: a failed check leaves Proxmox and the store
+    // as they were.
+    prerequisites(store)?;
     let mut made = Value::Null;
     let connection = match source {
         Source::Stored(c) | Source::Token(c) => c,
@@ -71,6 +77,35 @@ pub fn init(store: &Store, args: &InitArgs) -> Result<Value> {
         }
         Ok(answer)
     })
+}
+
+/// Environment variable naming the host whose prerequisites are this
+/// node's (default `/`; the sandbox's simulated nodes have their own).
+const HOST_ROOT_ENV: &str = "ORBITLAB_HOST_ROOT";
+
+/// Every member node's prerequisites (FRR, the `interfaces.d` include,
+/// Proxmox's SDN package at one version, time sync): this node's read
+/// here, the others' from their agents' heartbeats (an agent checks its
+/// own node; a node without one fails). Refuses with one line and a fix
+/// per failed check. Reads only.
+fn prerequisites(store: &Store) -> Result<()> {
+    let local = node_name();
+    let members = Members::read(store.root(), &local);
+    let mut hosts = doctor::reported_hosts(&liveness::read_all(store).unwrap_or_default());
+    let root = std::env::var_os(HOST_ROOT_ENV).map_or_else(|| "/".into(), PathBuf::from);
+    hosts.insert(local, Ok(checks::inspect(&root)));
+    let failed: Vec<String> = doctor::prerequisites(&members, &hosts)
+        .into_iter()
+        .filter(|f| !f.ok)
+        .map(|f| format!("  {}: {}; fix: {}", f.label(), f.detail, f.fix))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "prerequisites not met; nothing was changed (`orbitlab doctor` runs every check):\n{}",
+            failed.join("\n")
+        );
+    }
+    Ok(())
 }
 
 /// What `init` connects with (reads only).

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use orbitlab_sim::host::HostSetup;
 use orbitlab_sim::pve::{DEFAULT_TOKEN_SECRET, PveSim, SimConfig, TestCa};
 
 struct Env<'a> {
@@ -17,8 +18,16 @@ struct Env<'a> {
 
 impl Env<'_> {
     fn command(&self, node: &str, args: &[&str]) -> Command {
+        // Every node's host meets the prerequisites `init` checks.
+        let host = self.root.with_file_name("host");
+        if !host.exists() {
+            HostSetup::ready("8.4.1", env!("CARGO_PKG_VERSION"))
+                .write(&host)
+                .unwrap();
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_orbitlab"));
         command
+            .env("ORBITLAB_HOST_ROOT", &host)
             .arg("--root")
             .arg(self.root)
             .args(args)

@@ -19,6 +19,7 @@ use orbitlab_engine::pve::{
     AclKind, ApiErrorKind, ClientConfig, ClientOptions, Credentials, Method, PveClient, Retry,
     Secret, Trust,
 };
+use orbitlab_sim::host::HostSetup;
 use orbitlab_sim::pve::{AuthConfig, PveSim, SimConfig, SimHandle, TestCa, UserLogin};
 use serde_json::Value;
 
@@ -51,6 +52,9 @@ impl Env {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        HostSetup::ready("9.1.1", env!("CARGO_PKG_VERSION"))
+            .write(&dir.path().join("host"))
+            .unwrap();
         let pct = dir.path().join("pct");
         std::fs::write(&pct, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -73,6 +77,7 @@ impl Env {
             .arg(self.root())
             .args(args)
             .env("ORBITLAB_NODE", "pve1")
+            .env("ORBITLAB_HOST_ROOT", self.dir.path().join("host"))
             .env("ORBITLAB_PCT", self.dir.path().join("pct"))
             .env("ORBITLAB_CACHE_DIR", "")
             .env_remove("ORBITLAB_ROOT")
@@ -365,4 +370,58 @@ fn a_wrong_password_is_refused_without_echoing_it() {
     // Nothing was made.
     let users = env.admin().users().unwrap();
     assert!(users.iter().all(|u| u.userid != "orbitlab@pve"));
+}
+
+#[test]
+fn unmet_prerequisites_are_each_refused_with_their_fix_and_nothing_is_made() {
+    let mut env = Env::new();
+    let origin = env.sim.origin();
+    let host = env.dir.path().join("host");
+    let cases = [
+        (
+            HostSetup::ready("9.1.1", "0.1.0").without("frr"),
+            "frr pve1: frr is not installed; fix: on pve1: install FRR for EVPN",
+            "apt install frr-pythontools",
+        ),
+        (
+            HostSetup {
+                interfaces_include: false,
+                ..HostSetup::ready("9.1.1", "0.1.0")
+            },
+            "interfaces-include pve1: /etc/network/interfaces does not include /etc/network/interfaces.d; fix:",
+            "add the line `source /etc/network/interfaces.d/*` at the end of /etc/network/interfaces",
+        ),
+    ];
+    for (setup, line, fix) in cases {
+        std::fs::remove_dir_all(&host).unwrap();
+        setup.write(&host).unwrap();
+        env.sim.clear_requests();
+        let out = env
+            .command(&[
+                "init",
+                "--api-url",
+                &origin,
+                "--api-ca",
+                env.dir.path().join("ca.pem").to_str().unwrap(),
+                "--login",
+                "root@pam",
+            ])
+            .env("ORBITLAB_LOGIN_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        env.outputs.push(out.clone());
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("prerequisites not met; nothing was changed"), "{stderr}");
+        assert!(stderr.contains(line), "{stderr}");
+        assert!(stderr.contains(fix), "{stderr}");
+        // Exactly one failed check, on its own line.
+        assert_eq!(stderr.matches("; fix: ").count(), 1, "{stderr}");
+        // Nothing reached Proxmox, nothing was stored.
+        assert_eq!(env.sim.requests().len(), 0, "{:?}", env.sim.requests());
+        assert!(!env.root().join(CONNECTION).exists());
+    }
+    // Fixed, init goes through.
+    HostSetup::ready("9.1.1", "0.1.0").write(&host).unwrap();
+    env.init();
 }

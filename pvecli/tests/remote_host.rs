@@ -422,6 +422,10 @@ fn plan_over_https_is_the_plan_of_the_node() {
     .unwrap();
     let pve_ca_file = a.running.tls.dir.path().join("pve-root-ca.pem");
     std::fs::write(&pve_ca_file, pve_ca.pem()).unwrap();
+    let host = a.running.tls.dir.path().join("host");
+    orbitlab_sim::host::HostSetup::ready("8.4.1", env!("CARGO_PKG_VERSION"))
+        .write(&host)
+        .unwrap();
     let init = orbitlab(
         &[
             "--root",
@@ -438,6 +442,7 @@ fn plan_over_https_is_the_plan_of_the_node() {
             ("ORBITLAB_API_TOKEN_SECRET", DEFAULT_TOKEN_SECRET),
             ("ORBITLAB_NODE", "pve1"),
             ("ORBITLAB_CACHE_DIR", ""),
+            ("ORBITLAB_HOST_ROOT", host.to_str().unwrap()),
         ],
         b"",
     );

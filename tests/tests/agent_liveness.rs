@@ -70,6 +70,26 @@ fn a_killed_agent_hands_cluster_work_over_within_the_lock_timeout_and_two_polls(
         assert!(beat.last_pass.is_some() || node != before, "{beat:?}");
     }
 
+    // `orbitlab get /nodes`: every agent, its version, heartbeat age and
+    // last pass.
+    let nodes = lab.api().get(&"/nodes".parse::<ApiPath>().unwrap()).unwrap();
+    let rows = nodes.as_array().unwrap();
+    assert_eq!(rows.len(), NODES.len(), "{nodes:#}");
+    for row in rows {
+        assert_eq!(row["member"], true, "{row:#}");
+        assert_eq!(row["online"], true, "{row:#}");
+        assert_eq!(row["agent"], "alive", "{row:#}");
+        assert_eq!(row["version"], env!("CARGO_PKG_VERSION"), "{row:#}");
+        assert!(row["heartbeat_age_s"].as_f64().unwrap() < 5.0, "{row:#}");
+        assert_eq!(row["owner"], row["name"] == before.as_str(), "{row:#}");
+        assert!(row["prerequisites"].as_str().is_some(), "{row:#}");
+    }
+    let owner_row = rows.iter().find(|r| r["name"] == before.as_str()).unwrap();
+    assert!(
+        owner_row["last_pass"].as_str().unwrap().starts_with("cluster: "),
+        "{owner_row:#}"
+    );
+
     // The owner's agent dies and is not restarted; its node stays online
     // (pmxcfs still lists it), so membership alone would wait forever.
     lab.kill_agent(&before);
@@ -108,6 +128,12 @@ fn a_killed_agent_hands_cluster_work_over_within_the_lock_timeout_and_two_polls(
         .unwrap_or_else(|e| panic!("{e}"));
     lab.audit(&expected).unwrap_or_else(|e| panic!("{e}"));
     lab.stop_agents();
+    // A clean stop is visible at once.
+    let nodes = lab.api().get(&"/nodes".parse::<ApiPath>().unwrap()).unwrap();
+    assert!(
+        nodes.as_array().unwrap().iter().all(|r| r["agent"] == "stopped"),
+        "{nodes:#}"
+    );
 }
 
 #[test]

@@ -57,6 +57,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use orbitlab_sim::host::HostSetup;
 use rand::Rng;
 
 use programs::Programs;
@@ -453,29 +454,11 @@ fn step_hosts(args: &Args, sb: &Sandbox) -> Result<()> {
     } else {
         "8.4.1"
     };
-    let packages = [
-        ("frr", "10.2.2-1+pve1"),
-        ("libpve-network-perl", "0.11.2"),
-        ("orbitlab", env!("CARGO_PKG_VERSION")),
-        ("pve-manager", pve_manager),
-    ];
-    let dpkg: String = packages
-        .iter()
-        .map(|(p, v)| format!("Package: {p}\nStatus: install ok installed\nVersion: {v}\n\n"))
-        .collect();
+    let host = HostSetup::ready(pve_manager, env!("CARGO_PKG_VERSION"));
     for node in NODES {
-        let host = host_root(sb, node);
-        let write = |rel: &str, text: &str| -> Result<()> {
-            let path = host.join(rel);
-            std::fs::create_dir_all(path.parent().expect("a file has a parent"))?;
-            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-        };
-        write("var/lib/dpkg/status", &dpkg)?;
-        write(
-            "etc/network/interfaces",
-            "auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n",
-        )?;
-        write("run/systemd/timesync/synchronized", "")?;
+        let dir = host_root(sb, node);
+        host.write(&dir)
+            .with_context(|| format!("cannot write the simulated host {}", dir.display()))?;
     }
     Ok(())
 }
