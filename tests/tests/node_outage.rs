@@ -6,6 +6,12 @@
 //! had, and nothing was written to Proxmox in between. The Backplane zone
 //! carries `exitnodes-primary` (the simulator checks every request against
 //! the official schema, so a wrong parameter is answered 400).
+//!
+//! With `ha` declared on the Sector, its gateway and DNS containers are
+//! Proxmox HA resources with the declared state; on node loss OrbitLab
+//! still makes nothing, Proxmox HA recovers them on another node (the
+//! simulator's `recover_ha`), and OrbitLab follows them there: one
+//! container per role, the Sector Ready again.
 
 use orbitlab_engine::api::Api;
 use orbitlab_engine::reconcile::Scope;
@@ -135,4 +141,82 @@ fn a_node_outage_writes_nothing_and_duplicates_nothing_on_pve_8() {
 #[test]
 fn a_node_outage_writes_nothing_and_duplicates_nothing_on_pve_9() {
     outage(PveVersion::V9_1);
+}
+
+fn sector_ha(version: PveVersion) {
+    let lab = Lab::with_version(version);
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init");
+    let api = Api::new(lab.store.clone());
+    api.apply(
+        codec::decode(
+            "db.yaml",
+            "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: db\nspec:\n  cidr: 172.18.0.0/24\n  ha:\n    state: started\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    lab.converge_as_agents("pve1");
+    assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
+    let outputs = status(&lab, Kind::Sector, "db").outputs;
+    let gateway_node = outputs["gateway/node"].clone();
+    assert_ne!(gateway_node, "pve1", "test premise: the owner stays online");
+    let vmids: Vec<String> = ["gateway", "dns"]
+        .iter()
+        .map(|role| outputs[&format!("{role}/vmid")].clone())
+        .collect();
+    let ha = lab.sim.snapshot()["ha"].clone();
+    for vmid in &vmids {
+        let resource = &ha[format!("ct:{vmid}")];
+        assert!(resource.is_object(), "ct:{vmid} is not an HA resource: {ha}");
+        assert_eq!(resource["state"].as_str().unwrap_or("started"), "started", "{ha}");
+    }
+    let markers_before = lab.container_markers();
+    lab.sim.clear_requests();
+
+    // The node dies: reported, nothing made again.
+    assert!(lab.sim.set_node_online(&gateway_node, false));
+    converge_online(&lab, "pve1", &gateway_node);
+    let why = reason(&lab, Kind::Sector, "db");
+    assert!(
+        why.starts_with("Unavailable:") && why.contains("Proxmox HA recovers it"),
+        "{why}"
+    );
+    assert!(lab.writes().is_empty(), "{:?}", lab.writes());
+
+    // Proxmox HA recovers the containers on another node: OrbitLab follows.
+    let moved = lab.sim.recover_ha();
+    assert!(
+        moved.iter().any(|(vmid, from, _)| vmid.to_string() == vmids[0] && *from == gateway_node),
+        "{moved:?}"
+    );
+    converge_online(&lab, "pve1", &gateway_node);
+    assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
+    let now_on = status(&lab, Kind::Sector, "db").outputs["gateway/node"].clone();
+    assert_ne!(now_on, gateway_node);
+    assert_eq!(lab.container_markers(), markers_before, "a container was made twice");
+    let creates: Vec<String> = lab
+        .writes()
+        .into_iter()
+        .filter(|w| w.starts_with("POST") && w.ends_with("/lxc"))
+        .collect();
+    assert!(creates.is_empty(), "{creates:?}");
+
+    // The node returns: nothing changes.
+    lab.sim.clear_requests();
+    assert!(lab.sim.set_node_online(&gateway_node, true));
+    lab.converge_as_agents("pve1");
+    assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
+    assert_eq!(lab.container_markers(), markers_before);
+    assert!(lab.writes().is_empty(), "{:?}", lab.writes());
+}
+
+#[test]
+fn sector_ha_lets_proxmox_recover_the_appliances_without_duplicates_on_pve_8() {
+    sector_ha(PveVersion::V8_4);
+}
+
+#[test]
+fn sector_ha_lets_proxmox_recover_the_appliances_without_duplicates_on_pve_9() {
+    sector_ha(PveVersion::V9_1);
 }

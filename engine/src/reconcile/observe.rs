@@ -244,9 +244,9 @@ fn homes<'a>(
     })
 }
 
-/// What only instances need, read only when they need it (cluster-scoped
-/// passes): each online node's memory and CPUs while an instance waits to
-/// be placed; the HA resources while any instance is declared; the public
+/// What instances and HA need, read only in cluster-scoped passes: the HA
+/// resources (always: instances and Sectors may declare `ha`); each online
+/// node's memory and CPUs while an instance waits to be placed; the public
 /// halves of SSH keys and the presence of password secrets for instances
 /// still to be created (values are read from the vault only when the
 /// create step runs).
@@ -256,6 +256,21 @@ pub(super) fn instance_inputs(
     desired: &super::Desired,
     observed: &mut Observed,
 ) -> Result<(), ReconcileError> {
+    // Which containers Proxmox HA manages: instances and Sector appliances
+    // may declare `ha`, and one that no longer does is taken out again.
+    let mut ha = BTreeMap::new();
+    for resource in pve.ha_resources()? {
+        if let Some(vmid) = resource.vmid().and_then(|v| Vmid::try_from(v).ok()) {
+            ha.insert(
+                vmid,
+                HaObs {
+                    state: resource.state,
+                    group: resource.group,
+                },
+            );
+        }
+    }
+    observed.ha = Some(ha);
     if desired.instances.is_empty() {
         return Ok(());
     }
@@ -333,19 +348,6 @@ pub(super) fn instance_inputs(
             }
         }
     }
-    let mut ha = BTreeMap::new();
-    for resource in pve.ha_resources()? {
-        if let Some(vmid) = resource.vmid().and_then(|v| Vmid::try_from(v).ok()) {
-            ha.insert(
-                vmid,
-                HaObs {
-                    state: resource.state,
-                    group: resource.group,
-                },
-            );
-        }
-    }
-    observed.ha = Some(ha);
     Ok(())
 }
 

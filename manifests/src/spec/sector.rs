@@ -45,6 +45,14 @@ pub struct SectorSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[garde(dive)]
     pub ingress: Vec<IngressRule>,
+    /// Register the gateway and DNS containers as Proxmox HA resources: the
+    /// supported way for a Sector to survive the loss of a node. Without
+    /// it, appliances on a dead node are reported Unavailable and never
+    /// made again elsewhere (a gateway must never exist twice); with it,
+    /// Proxmox HA recovers them on another node and OrbitLab follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub ha: Option<super::lxc::HaSpec>,
 }
 
 /// One subnet of a Sector.
@@ -117,6 +125,7 @@ impl SectorSpec {
             cidr,
             subnets: Vec::new(),
             ingress: Vec::new(),
+            ha: None,
         }
     }
 

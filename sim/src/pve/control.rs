@@ -37,11 +37,32 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/latency", post(latency))
         .route("/_sim/nodes/{node}", post(node))
         .route("/_sim/nodes/{node}/resources", post(node_resources))
+        .route("/_sim/ha/recover", post(recover_ha_route))
         .route("/_sim/task-failures", post(task_failure))
         .route("/_sim/task-duration", post(task_duration))
 }
 
 /// Take a node offline or bring it back; false if there is no such node.
+/// `POST /_sim/ha/recover`: Proxmox HA recovers the containers of
+/// offline nodes (see [`crate::pve::state::ClusterState::recover_ha`]).
+async fn recover_ha_route(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let moved = recover_ha(&s);
+    Json(json!(
+        moved
+            .iter()
+            .map(|(vmid, from, to)| json!({ "vmid": vmid, "from": from, "to": to }))
+            .collect::<Vec<_>>()
+    ))
+}
+
+/// Runs HA's recovery and updates the pmxcfs files; the moves made.
+pub(crate) fn recover_ha(shared: &Shared) -> Vec<(u32, String, String)> {
+    let mut st = lock(&shared.state);
+    let moved = st.recover_ha();
+    shared.sync_files(&st);
+    moved
+}
+
 pub(crate) fn set_node_online(shared: &Shared, node: &str, online: bool) -> bool {
     let mut st = lock(&shared.state);
     let Some(n) = st.nodes.get_mut(node) else {

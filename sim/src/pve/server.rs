@@ -392,6 +392,12 @@ impl SimHandle {
         control::set_node_online(&self.shared, node, online)
     }
 
+    /// Proxmox HA's recovery after a node loss ([`ClusterState::recover_ha`]),
+    /// as `POST /_sim/ha/recover` does: the moves made.
+    pub fn recover_ha(&self) -> Vec<(u32, String, String)> {
+        control::recover_ha(&self.shared)
+    }
+
     /// Set a node's total memory (bytes) and logical CPUs, as
     /// `POST /_sim/nodes/{node}/resources` does; false if there is no such
     /// node. Its used memory stays a 2 GiB base plus its running

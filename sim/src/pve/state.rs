@@ -395,6 +395,57 @@ impl ClusterState {
     }
 
     /// The version of a guest config written now.
+    /// What Proxmox HA does once a dead node is fenced: every HA-managed
+    /// container on an offline node is recovered on the first online node
+    /// (by name), started unless its HA state is `stopped`. Returns
+    /// `(vmid, from, to)` of each move.
+    pub fn recover_ha(&mut self) -> Vec<(u32, String, String)> {
+        let Some(target) = self
+            .nodes
+            .iter()
+            .find(|(_, n)| n.online)
+            .map(|(name, _)| name.clone())
+        else {
+            return Vec::new();
+        };
+        let mut moved = Vec::new();
+        let managed: Vec<(u32, bool)> = self
+            .ha
+            .iter()
+            .filter_map(|(sid, o)| {
+                let vmid = sid.strip_prefix("ct:")?.parse().ok()?;
+                let stopped = o.get("state").and_then(|v| v.as_str()) == Some("stopped");
+                Some((vmid, !stopped))
+            })
+            .collect();
+        for (vmid, start) in managed {
+            let version = self.next_config_version();
+            let offline = |node: &str| self.nodes.get(node).is_none_or(|n| !n.online);
+            let Some(from) = self
+                .guests
+                .get(&vmid)
+                .map(|g| g.node.clone())
+                .filter(|n| offline(n))
+            else {
+                continue;
+            };
+            if let Some(g) = self.guests.get_mut(&vmid) {
+                g.node = target.clone();
+                g.status = if start {
+                    PowerState::Running
+                } else {
+                    PowerState::Stopped
+                };
+                g.version = version;
+            }
+            moved.push((vmid, from, target.clone()));
+        }
+        if !moved.is_empty() {
+            self.vmlist_version += 1;
+        }
+        moved
+    }
+
     pub fn next_config_version(&mut self) -> u64 {
         self.config_version += 1;
         self.config_version

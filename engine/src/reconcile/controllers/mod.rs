@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use orbitlab_manifests::{ApplianceRole, Kind, Name};
+use orbitlab_manifests::{ApplianceRole, HaSpec, Kind, Name};
 
 pub(crate) use cluster::Backplane;
 
@@ -31,7 +31,7 @@ use super::ids::Marker;
 use super::observed::{Observed, Pending};
 use super::plan::{Desired, Planner};
 use crate::ipam::Owner;
-use crate::pve::{SubnetId, VnetId, ZoneId};
+use crate::pve::{SubnetId, VnetId, Vmid, ZoneId};
 
 /// A kind's part of the engine. Pure: no I/O.
 pub(crate) trait Controller: Sync {
@@ -290,7 +290,12 @@ impl Planner<'_> {
     /// its object's status places it on a node that is offline: then the
     /// object is unavailable, and nothing is made twice), destroy
     /// duplicates a crash may have left, start it if stopped.
-    fn container_steps(&mut self, owner: &ObjectRef, plan: ContainerPlan) -> Vec<Action> {
+    fn container_steps(
+        &mut self,
+        owner: &ObjectRef,
+        plan: ContainerPlan,
+        ha: Option<&HaSpec>,
+    ) -> Vec<Action> {
         let found = self.containers_with(&plan.marker);
         let Some(&(vmid, keep)) = found.first() else {
             if let Some((vmid, node)) = self.observed.homes.get(&plan.marker)
@@ -299,8 +304,9 @@ impl Planner<'_> {
                 self.unavailable(
                     owner.clone(),
                     format!(
-                        "its {} container {vmid} is on node {node}, which is offline; it is not made again elsewhere",
-                        plan.marker.role.map_or("", |r| r.as_str())
+                        "its {} container {vmid} is on node {node}, which is offline; {}",
+                        plan.marker.role.map_or("", |r| r.as_str()),
+                        after_node_loss(ha.is_some()),
                     ),
                 );
                 return Vec::new();
@@ -316,7 +322,9 @@ impl Planner<'_> {
                 running: c.running,
             })
             .collect();
-        if !keep.running {
+        let managed = self.ha_steps(owner, &plan.marker, vmid, ha, &mut steps);
+        // While HA manages the container, HA keeps its power state.
+        if !keep.running && !managed {
             steps.push(Action::StartContainer {
                 marker: plan.marker,
                 vmid,
@@ -324,6 +332,53 @@ impl Planner<'_> {
             });
         }
         steps
+    }
+
+    /// Steps that make Proxmox HA manage container `vmid` as `want` says
+    /// (registered with the declared state and group, or not at all); a
+    /// changed state or group is registered again. Whether HA manages the
+    /// container, now or once the steps ran.
+    fn ha_steps(
+        &self,
+        owner: &ObjectRef,
+        marker: &Marker,
+        vmid: Vmid,
+        want: Option<&HaSpec>,
+        steps: &mut Vec<Action>,
+    ) -> bool {
+        let have = self.observed.ha.as_ref().and_then(|ha| ha.get(&vmid));
+        match (want, have) {
+            (Some(ha), have) => {
+                // Proxmox may leave out the default state, `started`.
+                let differs = have.is_some_and(|h| {
+                    h.state.as_deref().unwrap_or("started") != ha.state.as_str()
+                        || h.group.as_deref() != ha.group.as_ref().map(|g| g.as_ref())
+                });
+                if differs {
+                    steps.push(Action::RemoveHa {
+                        owner: owner.clone(),
+                        vmid,
+                    });
+                }
+                if have.is_none() || differs {
+                    steps.push(Action::AddHa {
+                        marker: marker.clone(),
+                        vmid,
+                        state: ha.state,
+                        group: ha.group.clone(),
+                    });
+                }
+                true
+            }
+            (None, Some(_)) => {
+                steps.push(Action::RemoveHa {
+                    owner: owner.clone(),
+                    vmid,
+                });
+                false
+            }
+            (None, None) => false,
+        }
     }
 
     /// Why `object` cannot be torn down yet: a container of it that its
@@ -355,6 +410,15 @@ impl Planner<'_> {
                 running: c.running,
             })
             .collect()
+    }
+}
+
+/// What happens to a container on a node that went offline.
+fn after_node_loss(ha: bool) -> &'static str {
+    if ha {
+        "Proxmox HA recovers it on another node; OrbitLab does not make it again"
+    } else {
+        "it is not made again elsewhere (declare ha for that)"
     }
 }
 

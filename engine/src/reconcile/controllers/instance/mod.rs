@@ -314,39 +314,9 @@ impl Planner<'_> {
             ),
             _ => {}
         }
-        let managed_by_ha = self.observed.ha.as_ref().and_then(|ha| ha.get(&vmid));
-        match (&spec.ha, managed_by_ha) {
-            (Some(ha), have) => {
-                // Proxmox may leave out the default state, `started`.
-                let differs = have.is_some_and(|h| {
-                    h.state.as_deref().unwrap_or("started") != ha.state.as_str()
-                        || h.group.as_deref() != ha.group.as_ref().map(|g| g.as_ref())
-                });
-                // A changed state or group: the resource is registered
-                // again with the declared one.
-                if differs {
-                    steps.push(Action::RemoveHa {
-                        owner: object.clone(),
-                        vmid,
-                    });
-                }
-                if have.is_none() || differs {
-                    steps.push(Action::AddHa {
-                        marker: marker.clone(),
-                        vmid,
-                        state: ha.state,
-                        group: ha.group.clone(),
-                    });
-                }
-            }
-            (None, Some(_)) => steps.push(Action::RemoveHa {
-                owner: object.clone(),
-                vmid,
-            }),
-            (None, None) => {}
-        }
+        let managed = self.ha_steps(&object, &marker, vmid, spec.ha.as_ref(), &mut steps);
         // While HA manages the container, HA keeps its power state.
-        if spec.ha.is_none() && managed_by_ha.is_none() {
+        if !managed {
             let step = match (spec.state, container.running) {
                 (PowerState::Running, false) => Some(Action::StartContainer {
                     marker: marker.clone(),
@@ -378,14 +348,12 @@ impl Planner<'_> {
         if let Some((vmid, node)) = self.observed.homes.get(&marker)
             && !self.observed.online(node)
         {
-            let what_next = if spec.ha.is_some() {
-                "Proxmox HA recovers it on another node; OrbitLab does not make it again"
-            } else {
-                "it is not made again elsewhere (declare ha for that)"
-            };
             self.unavailable(
                 object,
-                format!("its container {vmid} is on node {node}, which is offline; {what_next}"),
+                format!(
+                    "its container {vmid} is on node {node}, which is offline; {}",
+                    super::after_node_loss(spec.ha.is_some())
+                ),
             );
             return Ok(Vec::new());
         }

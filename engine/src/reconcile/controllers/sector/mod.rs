@@ -291,7 +291,7 @@ impl Planner<'_> {
             }],
         )?;
         for plan in [gateway_plan, dns_plan] {
-            steps.extend(self.container_steps(&owner, plan));
+            steps.extend(self.container_steps(&owner, plan, spec.ha.as_ref()));
         }
         // Configuration that cannot be rendered blocks the Sector; its other
         // steps (a stopped container started, a duplicate removed) still run.
