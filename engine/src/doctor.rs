@@ -199,9 +199,10 @@ fn lock_ages(root: &Path) -> Vec<LockAge> {
             let name = e.file_name().to_string_lossy().into_owned();
             let short = name.strip_prefix("orbitlab-")?.to_owned();
             let modified = e.metadata().ok()?.modified().ok()?;
-            let holder = std::fs::read_to_string(root.join(format!("priv/orbitlab/locks/{short}.owner")))
-                .ok()
-                .map(|s| s.trim().to_owned());
+            let holder =
+                std::fs::read_to_string(root.join(format!("priv/orbitlab/locks/{short}.owner")))
+                    .ok()
+                    .map(|s| s.trim().to_owned());
             Some(LockAge {
                 name,
                 age: now.duration_since(modified).unwrap_or_default(),
@@ -221,7 +222,12 @@ pub type HostReports = BTreeMap<String, Result<HostReport, String>>;
 pub fn reported_hosts(records: &BTreeMap<String, Result<AgentRecord, String>>) -> HostReports {
     records
         .iter()
-        .map(|(node, r)| (node.clone(), r.as_ref().map(|r| r.host.clone()).map_err(Clone::clone)))
+        .map(|(node, r)| {
+            (
+                node.clone(),
+                r.as_ref().map(|r| r.host.clone()).map_err(Clone::clone),
+            )
+        })
         .collect()
 }
 
@@ -263,7 +269,11 @@ pub fn prerequisites(members: &Members, hosts: &HostReports) -> Vec<Finding> {
             }
         }
     }
-    out.extend(same_everywhere(hosts, "pve-network-version", "libpve-network-perl"));
+    out.extend(same_everywhere(
+        hosts,
+        "pve-network-version",
+        "libpve-network-perl",
+    ));
     out
 }
 
@@ -331,7 +341,9 @@ fn quorum(members: &Members) -> Finding {
         (None, false) => Finding::failed(
             "quorum",
             None,
-            format!("no quorum ({online} of {total} node(s) online): /etc/pve is read-only, OrbitLab changes nothing"),
+            format!(
+                "no quorum ({online} of {total} node(s) online): /etc/pve is read-only, OrbitLab changes nothing"
+            ),
             "bring nodes back or fix the corosync links (`pvecm status`); OrbitLab resumes by itself",
         ),
     }
@@ -346,7 +358,12 @@ fn agents(facts: &Facts) -> Vec<Finding> {
         .filter(|r| r.fresh(facts.now))
         .map(|r| r.version.clone())
         .max();
-    let nodes: BTreeSet<&String> = facts.members.nodes.keys().chain(facts.records.keys()).collect();
+    let nodes: BTreeSet<&String> = facts
+        .members
+        .nodes
+        .keys()
+        .chain(facts.records.keys())
+        .collect();
     for node in nodes {
         let target = Some(node.as_str());
         let member = facts.members.nodes.get(node);
@@ -370,13 +387,21 @@ fn agents(facts: &Facts) -> Vec<Finding> {
                 "agent",
                 target,
                 "no orbitlab-agent has ever reported from this node",
-                format!("install the orbitlab package on {node} and start it: `systemctl enable --now orbitlab-agent`"),
+                format!(
+                    "install the orbitlab package on {node} and start it: `systemctl enable --now orbitlab-agent`"
+                ),
             ),
-            (Some(_), Some(Err(problem))) => Finding::failed("agent", target, problem.clone(), restart),
+            (Some(_), Some(Err(problem))) => {
+                Finding::failed("agent", target, problem.clone(), restart)
+            }
             (Some(_), Some(Ok(r))) if r.stopped => Finding::failed(
                 "agent",
                 target,
-                format!("orbitlab-agent {} was stopped {:.0} s ago", r.version, r.age(facts.now).as_secs_f64()),
+                format!(
+                    "orbitlab-agent {} was stopped {:.0} s ago",
+                    r.version,
+                    r.age(facts.now).as_secs_f64()
+                ),
                 restart,
             ),
             (Some(_), Some(Ok(r))) if !r.fresh(facts.now) => Finding::failed(
@@ -394,16 +419,18 @@ fn agents(facts: &Facts) -> Vec<Finding> {
                 ),
                 restart,
             ),
-            (Some(_), Some(Ok(r))) if newest.as_ref().is_some_and(|n| r.version < *n) => Finding::failed(
-                "agent",
-                target,
-                format!(
-                    "orbitlab-agent {} is older than {} on other nodes: it stands down",
-                    r.version,
-                    newest.as_ref().map(ToString::to_string).unwrap_or_default()
-                ),
-                format!("upgrade orbitlab on {node}: `apt install orbitlab`"),
-            ),
+            (Some(_), Some(Ok(r))) if newest.as_ref().is_some_and(|n| r.version < *n) => {
+                Finding::failed(
+                    "agent",
+                    target,
+                    format!(
+                        "orbitlab-agent {} is older than {} on other nodes: it stands down",
+                        r.version,
+                        newest.as_ref().map(ToString::to_string).unwrap_or_default()
+                    ),
+                    format!("upgrade orbitlab on {node}: `apt install orbitlab`"),
+                )
+            }
             (Some(_), Some(Ok(r))) => Finding::ok(
                 "agent",
                 target,
@@ -411,7 +438,11 @@ fn agents(facts: &Facts) -> Vec<Finding> {
                     "orbitlab-agent {} alive (heartbeat {:.1} s ago){}",
                     r.version,
                     r.age(facts.now).as_secs_f64(),
-                    if r.owner { ", owns cluster-scoped work" } else { "" }
+                    if r.owner {
+                        ", owns cluster-scoped work"
+                    } else {
+                        ""
+                    }
                 ),
             ),
         };
@@ -435,7 +466,10 @@ fn same_everywhere(hosts: &HostReports, check: &str, package: &str) -> Option<Fi
         1 => Some(Finding::ok(
             check,
             None,
-            format!("{package} {} on every node", versions.keys().next().copied().unwrap_or_default()),
+            format!(
+                "{package} {} on every node",
+                versions.keys().next().copied().unwrap_or_default()
+            ),
         )),
         _ => Some(Finding::failed(
             check,
@@ -448,7 +482,9 @@ fn same_everywhere(hosts: &HostReports, check: &str, package: &str) -> Option<Fi
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
-            format!("upgrade every node to the same {package} (`apt full-upgrade`, one node at a time)"),
+            format!(
+                "upgrade every node to the same {package} (`apt full-upgrade`, one node at a time)"
+            ),
         )),
     }
 }
@@ -472,7 +508,10 @@ fn template(t: &TemplateFact) -> Finding {
                 "template-storage",
                 Some(&target),
                 format!("cannot list storage {storage}: {why}"),
-                format!("make storage {storage} available on node {} with content `vztmpl` (Datacenter → Storage), or set `defaults.template_storage` in the cluster manifest", t.node),
+                format!(
+                    "make storage {storage} available on node {} with content `vztmpl` (Datacenter → Storage), or set `defaults.template_storage` in the cluster manifest",
+                    t.node
+                ),
             )
         }
     }
@@ -484,7 +523,10 @@ fn lock(lock: &LockAge) -> Finding {
         Finding::ok(
             "lock",
             Some(&lock.name),
-            format!("held, renewed {:.0} s ago ({holder})", lock.age.as_secs_f64()),
+            format!(
+                "held, renewed {:.0} s ago ({holder})",
+                lock.age.as_secs_f64()
+            ),
         )
     } else {
         let frees = crate::store::PMXCFS_LOCK_EXPIRY.saturating_sub(lock.age);
@@ -566,7 +608,11 @@ mod tests {
     }
 
     fn failed(findings: &[Finding]) -> Vec<String> {
-        findings.iter().filter(|f| !f.ok).map(Finding::label).collect()
+        findings
+            .iter()
+            .filter(|f| !f.ok)
+            .map(Finding::label)
+            .collect()
     }
 
     #[test]
@@ -586,7 +632,9 @@ mod tests {
         if let Ok(r) = facts.records.get_mut("pve3").unwrap() {
             r.host.checks[0].ok = false;
             r.host.checks[0].fix = "apt install frr-pythontools".into();
-            r.host.packages.insert("libpve-network-perl".into(), "0.9.9".into());
+            r.host
+                .packages
+                .insert("libpve-network-perl".into(), "0.9.9".into());
         }
         if let Ok(p) = &mut facts.proxmox {
             p.templates[0].present = Ok(false);

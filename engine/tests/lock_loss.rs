@@ -44,9 +44,16 @@ fn a_pass_that_loses_its_lock_makes_no_further_write() {
         // Proxmox's own SDN lock is given back when the transaction ends.
         .filter(|c| !c.starts_with("sdn_unlock"))
         .collect();
-    assert!(after.is_empty(), "writes after the lock was lost: {after:?}\nall calls: {calls:?}");
     assert!(
-        world.store.read_status(Kind::Sector, &"web".parse().unwrap()).unwrap().is_none(),
+        after.is_empty(),
+        "writes after the lock was lost: {after:?}\nall calls: {calls:?}"
+    );
+    assert!(
+        world
+            .store
+            .read_status(Kind::Sector, &"web".parse().unwrap())
+            .unwrap()
+            .is_none(),
         "no status is written by a pass without its lock"
     );
     assert!(lock.is_dir(), "the other holder's lock is left alone");

@@ -27,10 +27,9 @@ pub fn run(store: &Store, format: OutputFormat) -> Result<ExitCode> {
     let healthy = findings.iter().all(|f| f.ok);
     let text = match format {
         OutputFormat::Text => text(&findings),
-        other => crate::output::render(
-            &json!({ "healthy": healthy, "findings": findings }),
-            other,
-        )?,
+        other => {
+            crate::output::render(&json!({ "healthy": healthy, "findings": findings }), other)?
+        }
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(if healthy {
@@ -49,7 +48,13 @@ fn text(findings: &[Finding]) -> String {
         if f.ok {
             let _ = writeln!(out, "ok    {:width$}  {}", f.label(), f.detail);
         } else {
-            let _ = writeln!(out, "FAIL  {:width$}  {}; fix: {}", f.label(), f.detail, f.fix);
+            let _ = writeln!(
+                out,
+                "FAIL  {:width$}  {}; fix: {}",
+                f.label(),
+                f.detail,
+                f.fix
+            );
         }
     }
     let failed = findings.iter().filter(|f| !f.ok).count();

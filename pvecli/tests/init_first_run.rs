@@ -412,7 +412,10 @@ fn unmet_prerequisites_are_each_refused_with_their_fix_and_nothing_is_made() {
         env.outputs.push(out.clone());
         assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("prerequisites not met; nothing was changed"), "{stderr}");
+        assert!(
+            stderr.contains("prerequisites not met; nothing was changed"),
+            "{stderr}"
+        );
         assert!(stderr.contains(line), "{stderr}");
         assert!(stderr.contains(fix), "{stderr}");
         // Exactly one failed check, on its own line.

@@ -234,6 +234,7 @@ fn main() {
         resync: Duration::from_secs(60),
         backoff_max: Duration::from_secs(60),
         metrics: true,
+        heartbeat: Duration::from_secs(5),
         ..ClusterOptions::default()
     };
     let mut lab = MultiNode::start(test_programs!(), production.clone());

@@ -76,7 +76,10 @@ fn a_killed_agent_hands_cluster_work_over_within_the_lock_timeout_and_two_polls(
 
     // `orbitlab get /nodes`: every agent, its version, heartbeat age and
     // last pass.
-    let nodes = lab.api().get(&"/nodes".parse::<ApiPath>().unwrap()).unwrap();
+    let nodes = lab
+        .api()
+        .get(&"/nodes".parse::<ApiPath>().unwrap())
+        .unwrap();
     let rows = nodes.as_array().unwrap();
     assert_eq!(rows.len(), NODES.len(), "{nodes:#}");
     for row in rows {
@@ -90,7 +93,10 @@ fn a_killed_agent_hands_cluster_work_over_within_the_lock_timeout_and_two_polls(
     }
     let owner_row = rows.iter().find(|r| r["name"] == before.as_str()).unwrap();
     assert!(
-        owner_row["last_pass"].as_str().unwrap().starts_with("cluster: "),
+        owner_row["last_pass"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster: "),
         "{owner_row:#}"
     );
 
@@ -113,7 +119,12 @@ fn a_killed_agent_hands_cluster_work_over_within_the_lock_timeout_and_two_polls(
             .unwrap()
             .filter(|s| s.node.as_deref() == Some(after.as_str()))
     })
-    .unwrap_or_else(|| panic!("{after} did not work on the new Sector\n{}", lab.agent_logs()));
+    .unwrap_or_else(|| {
+        panic!(
+            "{after} did not work on the new Sector\n{}",
+            lab.agent_logs()
+        )
+    });
     let resumed = killed.elapsed();
     let bound = options.lock_timeout + options.poll * 2;
     println!(
@@ -133,9 +144,16 @@ fn a_killed_agent_hands_cluster_work_over_within_the_lock_timeout_and_two_polls(
     lab.audit(&expected).unwrap_or_else(|e| panic!("{e}"));
     lab.stop_agents();
     // A clean stop is visible at once.
-    let nodes = lab.api().get(&"/nodes".parse::<ApiPath>().unwrap()).unwrap();
+    let nodes = lab
+        .api()
+        .get(&"/nodes".parse::<ApiPath>().unwrap())
+        .unwrap();
     assert!(
-        nodes.as_array().unwrap().iter().all(|r| r["agent"] == "stopped"),
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["agent"] == "stopped"),
         "{nodes:#}"
     );
 }
@@ -183,7 +201,10 @@ fn older_agents_stand_down_while_a_newer_one_is_alive_and_never_overwrite_a_newe
     // Both older agents say why they change nothing.
     wait_for(Duration::from_secs(20), || {
         let logs = lab.agent_logs();
-        (logs.matches("standing down: node(s) pve2 run orbitlab-agent 99.0.0").count() >= 2)
+        (logs
+            .matches("standing down: node(s) pve2 run orbitlab-agent 99.0.0")
+            .count()
+            >= 2)
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the older agents did not stand down\n{}", lab.agent_logs()));
@@ -202,7 +223,9 @@ fn older_agents_stand_down_while_a_newer_one_is_alive_and_never_overwrite_a_newe
         let beat = &heartbeats(&lab.store)[node];
         assert!(!beat.owner, "{beat:?}");
         assert!(
-            beat.standing_down.as_deref().is_some_and(|s| s.contains("99.0.0")),
+            beat.standing_down
+                .as_deref()
+                .is_some_and(|s| s.contains("99.0.0")),
             "{beat:?}"
         );
     }
@@ -225,7 +248,12 @@ fn older_agents_stand_down_while_a_newer_one_is_alive_and_never_overwrite_a_newe
             .contains("newer than this agent's format")
             .then_some(())
     })
-    .unwrap_or_else(|| panic!("no agent said it leaves the newer status alone\n{}", lab.agent_logs()));
+    .unwrap_or_else(|| {
+        panic!(
+            "no agent said it leaves the newer status alone\n{}",
+            lab.agent_logs()
+        )
+    });
     assert_eq!(std::fs::read_to_string(&newer_status).unwrap(), text);
     assert!(lab.store.read_status(Kind::Sector, &web).unwrap().is_none());
 

@@ -168,8 +168,15 @@ fn sector_ha(version: PveVersion) {
     let ha = lab.sim.snapshot()["ha"].clone();
     for vmid in &vmids {
         let resource = &ha[format!("ct:{vmid}")];
-        assert!(resource.is_object(), "ct:{vmid} is not an HA resource: {ha}");
-        assert_eq!(resource["state"].as_str().unwrap_or("started"), "started", "{ha}");
+        assert!(
+            resource.is_object(),
+            "ct:{vmid} is not an HA resource: {ha}"
+        );
+        assert_eq!(
+            resource["state"].as_str().unwrap_or("started"),
+            "started",
+            "{ha}"
+        );
     }
     let markers_before = lab.container_markers();
     lab.sim.clear_requests();
@@ -187,14 +194,20 @@ fn sector_ha(version: PveVersion) {
     // Proxmox HA recovers the containers on another node: OrbitLab follows.
     let moved = lab.sim.recover_ha();
     assert!(
-        moved.iter().any(|(vmid, from, _)| vmid.to_string() == vmids[0] && *from == gateway_node),
+        moved
+            .iter()
+            .any(|(vmid, from, _)| vmid.to_string() == vmids[0] && *from == gateway_node),
         "{moved:?}"
     );
     converge_online(&lab, "pve1", &gateway_node);
     assert_eq!(reason(&lab, Kind::Sector, "db"), "Ready");
     let now_on = status(&lab, Kind::Sector, "db").outputs["gateway/node"].clone();
     assert_ne!(now_on, gateway_node);
-    assert_eq!(lab.container_markers(), markers_before, "a container was made twice");
+    assert_eq!(
+        lab.container_markers(),
+        markers_before,
+        "a container was made twice"
+    );
     let creates: Vec<String> = lab
         .writes()
         .into_iter()

@@ -69,7 +69,12 @@ pub struct Args {
     /// The host whose prerequisites the agent checks and reports (FRR,
     /// the interfaces.d include, Proxmox's SDN package, time sync): / on
     /// a node; the sandbox gives each simulated node a directory.
-    #[arg(long, env = "ORBITLAB_HOST_ROOT", default_value = "/", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "ORBITLAB_HOST_ROOT",
+        default_value = "/",
+        value_name = "DIR"
+    )]
     pub host_root: PathBuf,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(

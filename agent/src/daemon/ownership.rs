@@ -184,7 +184,6 @@ impl Presence {
             }
         }
     }
-
 }
 
 /// The presence shared by the loop and the heartbeat thread.

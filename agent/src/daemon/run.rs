@@ -140,7 +140,12 @@ impl Daemon {
             let lock_wait = config.lock.wait;
             presence
                 .spawn_heartbeat(store.clone(), Arc::clone(&heartbeat_stop), move || {
-                    watchdog::alive(fence.since_beat(), busy.load(Ordering::Relaxed), idle, lock_wait)
+                    watchdog::alive(
+                        fence.since_beat(),
+                        busy.load(Ordering::Relaxed),
+                        idle,
+                        lock_wait,
+                    )
                 })
                 .map_err(|source| DaemonError::Setup {
                     what: "start the heartbeat thread",
@@ -216,8 +221,7 @@ impl Daemon {
                     s.backoff.reset();
                 });
             }
-            let ready =
-                members.quorate && self.standing_down.is_none() && self.client_ready();
+            let ready = members.quorate && self.standing_down.is_none() && self.client_ready();
             if ready {
                 for index in 0..self.scopes.len() {
                     if self.fence.stop_requested() {

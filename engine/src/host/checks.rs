@@ -254,7 +254,11 @@ Package: orbitlab\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0
 
     #[test]
     fn each_prerequisite_is_checked_with_a_fix() {
-        let good = host(Some(DPKG), "auto lo\n\nsource /etc/network/interfaces.d/*\n", true);
+        let good = host(
+            Some(DPKG),
+            "auto lo\n\nsource /etc/network/interfaces.d/*\n",
+            true,
+        );
         let report = inspect(good.path());
         assert!(check(&report, CheckId::Frr).ok);
         assert!(check(&report, CheckId::InterfacesInclude).ok);
@@ -266,10 +270,18 @@ Package: orbitlab\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0
         assert_eq!(report.packages["orbitlab"], "0.1.0");
         assert!(!report.packages.contains_key("libpve-network-perl"));
 
-        let bad = host(None, "auto lo\n# source /etc/network/interfaces.d/*\n", false);
+        let bad = host(
+            None,
+            "auto lo\n# source /etc/network/interfaces.d/*\n",
+            false,
+        );
         let report = inspect(bad.path());
         assert_eq!(report.failed().count(), 4, "{report:#?}");
-        assert!(check(&report, CheckId::Frr).detail.contains("cannot read the package database"));
+        assert!(
+            check(&report, CheckId::Frr)
+                .detail
+                .contains("cannot read the package database")
+        );
         let include = check(&report, CheckId::InterfacesInclude);
         assert!(include.fix.contains(INTERFACES_INCLUDE), "{include:?}");
         assert!(check(&report, CheckId::TimeSync).fix.contains("chrony"));
@@ -277,8 +289,12 @@ Package: orbitlab\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0
 
     #[test]
     fn interfaces_d_may_be_sourced_by_directory() {
-        assert!(includes_interfaces_d("source-directory /etc/network/interfaces.d/\n"));
-        assert!(includes_interfaces_d("  source /etc/network/interfaces.d/sdn\n"));
+        assert!(includes_interfaces_d(
+            "source-directory /etc/network/interfaces.d/\n"
+        ));
+        assert!(includes_interfaces_d(
+            "  source /etc/network/interfaces.d/sdn\n"
+        ));
         assert!(!includes_interfaces_d("source /etc/network/other\n"));
     }
 }

@@ -243,7 +243,10 @@ mod tests {
         // pve2 alive and same version: both eligible; pve3 is offline.
         let mut tracker = Tracker::default();
         tracker.observe(
-            [&record("pve2", "0.1.0", 1, 10_000), &record("pve3", "0.1.0", 1, 10_000)],
+            [
+                &record("pve2", "0.1.0", 1, 10_000),
+                &record("pve3", "0.1.0", 1, 10_000),
+            ],
             now,
             wall,
         );
@@ -251,7 +254,10 @@ mod tests {
         assert_eq!(e.nodes, ["pve1", "pve2"]);
         assert!(!e.stand_down());
         let owner = e.owner().unwrap().to_owned();
-        assert_eq!(Some(owner.as_str()), rendezvous(CLUSTER_KEY, ["pve1", "pve2"]));
+        assert_eq!(
+            Some(owner.as_str()),
+            rendezvous(CLUSTER_KEY, ["pve1", "pve2"])
+        );
 
         // pve2's agent dead: pve1 alone.
         let dead = now + Duration::from_secs(5);

@@ -102,7 +102,9 @@ impl AgentRecord {
 
 /// Every record, by node; records that cannot be read are listed with the
 /// reason.
-pub fn read_all(store: &Store) -> Result<BTreeMap<String, Result<AgentRecord, String>>, StoreError> {
+pub fn read_all(
+    store: &Store,
+) -> Result<BTreeMap<String, Result<AgentRecord, String>>, StoreError> {
     Ok(store
         .read_dir(&layout::agents_dir())?
         .into_iter()

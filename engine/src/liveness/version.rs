@@ -113,7 +113,9 @@ mod tests {
         assert!(v("1.0.0-rc2") > v("1.0.0-rc1"));
         assert_eq!(v("2.3.4").to_string(), "2.3.4");
         assert_eq!(v("2.3.4-beta").to_string(), "2.3.4-beta");
-        for bad in ["", "1", "1.2", "1.2.3.4", "1.x.3", "1.2.3-", "-1.2.3", "1.2.+3"] {
+        for bad in [
+            "", "1", "1.2", "1.2.3.4", "1.x.3", "1.2.3-", "-1.2.3", "1.2.+3",
+        ] {
             assert!(bad.parse::<AgentVersion>().is_err(), "{bad:?}");
         }
         let _ = AgentVersion::this_build();

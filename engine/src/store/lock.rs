@@ -219,6 +219,9 @@ struct Mark {
     born: Instant,
     /// The directory's mtime after the last renewal, in Unix seconds.
     mtime: AtomicU64,
+    /// The mtime a renewal in progress is setting (so that a check racing
+    /// the renewal does not take the lock for lost).
+    renewing: AtomicU64,
     /// Milliseconds after `born` of the last renewal.
     renewed: AtomicU64,
 }
@@ -229,6 +232,7 @@ impl Mark {
         let mark = Mark {
             born: Instant::now(),
             mtime: AtomicU64::new(0),
+            renewing: AtomicU64::new(0),
             renewed: AtomicU64::new(0),
         };
         mark.record(dir)?;
@@ -255,8 +259,12 @@ impl Mark {
             // A waiter's expiry request on a filesystem that simply takes
             // the times (not pmxcfs, which refuses it while the lock is
             // young) leaves mtime 0: still ours.
-            Ok(modified) => matches!(unix_seconds(modified), 0)
-                || unix_seconds(modified) == self.mtime.load(Ordering::Relaxed),
+            Ok(modified) => {
+                let seconds = unix_seconds(modified);
+                seconds == 0
+                    || seconds == self.mtime.load(Ordering::Relaxed)
+                    || seconds == self.renewing.load(Ordering::Relaxed)
+            }
             Err(_) => false,
         }
     }
@@ -364,7 +372,9 @@ pub(crate) fn acquire(
                             lost.store(true, Ordering::Relaxed);
                             return;
                         }
-                        if let Err(e) = set_times(&renew_dir, SystemTime::now())
+                        let now = SystemTime::now();
+                        mark.renewing.store(unix_seconds(now), Ordering::Relaxed);
+                        if let Err(e) = set_times(&renew_dir, now)
                             .and_then(|()| mark.record(&renew_dir))
                         {
                             tracing::warn!(lock = %renew_dir.display(), error = %e, "cannot renew cluster lock");
@@ -484,5 +494,31 @@ mod tests {
             refused.to_string().contains("cannot take lock"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_lock_taken_over_by_another_holder_is_no_longer_held_nor_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let name: LockName = "test".parse().unwrap();
+        let quick = LockOptions {
+            renew_every: Duration::from_millis(10),
+            ..LockOptions::default()
+        };
+        let guard = acquire(dir.path(), &name, quick).unwrap();
+        // Renewals do not make the holder doubt its own lock.
+        for _ in 0..30 {
+            assert!(guard.is_held());
+            thread::sleep(Duration::from_millis(5));
+        }
+        drop(guard);
+        let guard = acquire(dir.path(), &name, LockOptions::default()).unwrap();
+        // pmxcfs expired it and another node took it: a new directory.
+        let path = guard.path().to_owned();
+        fs::remove_dir(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        set_times(&path, SystemTime::now() + Duration::from_secs(30)).unwrap();
+        assert!(!guard.is_held());
+        drop(guard);
+        assert!(path.is_dir(), "the other holder's lock stays");
     }
 }

@@ -66,7 +66,13 @@ fn doctor_is_green_on_the_sandbox_and_names_each_problem_with_its_fix() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{} {}", f["check"].as_str().unwrap(), f["target"].as_str().unwrap_or("")))
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["check"].as_str().unwrap(),
+                f["target"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     for expected in [
         "quorum ",
@@ -81,7 +87,10 @@ fn doctor_is_green_on_the_sandbox_and_names_each_problem_with_its_fix() {
         "template pve3/gateway",
         "vault ",
     ] {
-        assert!(labels.iter().any(|l| l == expected), "no {expected:?} in {labels:?}");
+        assert!(
+            labels.iter().any(|l| l == expected),
+            "no {expected:?} in {labels:?}"
+        );
     }
 
     // A template removed from pve3's storage, as an admin would (the API).
@@ -114,16 +123,26 @@ fn doctor_is_green_on_the_sandbox_and_names_each_problem_with_its_fix() {
     let (output, report) = loop {
         let (output, report) = doctor(&cli, &root, &host);
         let labels: Vec<String> = failed(&report).into_iter().map(|(l, _)| l).collect();
-        let all = ["quorum", "agent pve2", "template pve3/gateway", "template pve3/dns"]
-            .iter()
-            .all(|e| labels.iter().any(|l| l == e));
+        let all = [
+            "quorum",
+            "agent pve2",
+            "template pve3/gateway",
+            "template pve3/dns",
+        ]
+        .iter()
+        .all(|e| labels.iter().any(|l| l == e));
         if all || Instant::now() > deadline {
             break (output, report);
         }
         std::thread::sleep(Duration::from_millis(500));
     };
     let problems = failed(&report);
-    for expected in ["quorum", "agent pve2", "template pve3/gateway", "template pve3/dns"] {
+    for expected in [
+        "quorum",
+        "agent pve2",
+        "template pve3/gateway",
+        "template pve3/dns",
+    ] {
         let (_, fix) = problems
             .iter()
             .find(|(l, _)| l == expected)

@@ -31,7 +31,7 @@ use super::ids::Marker;
 use super::observed::{Observed, Pending};
 use super::plan::{Desired, Planner};
 use crate::ipam::Owner;
-use crate::pve::{SubnetId, VnetId, Vmid, ZoneId};
+use crate::pve::{SubnetId, Vmid, VnetId, ZoneId};
 
 /// A kind's part of the engine. Pure: no I/O.
 pub(crate) trait Controller: Sync {

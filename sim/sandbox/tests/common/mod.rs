@@ -60,12 +60,18 @@ pub fn start() -> Running {
                 printed,
             };
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the sandbox did not get ready"
-        );
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the sandbox did not get ready:\n{}", printed.join("\n"));
+        }
     }
-    panic!("the sandbox stopped before it was ready:\n{}", printed.join("\n"));
+    let _ = child.kill();
+    let status = child.wait();
+    panic!(
+        "the sandbox stopped before it was ready ({status:?}):\n{}",
+        printed.join("\n")
+    );
 }
 
 impl Running {
