@@ -104,6 +104,25 @@ fn init_two_overlapping_sectors_then_delete_one() {
         assert!(frr.contains("ip address 172.16.0.1/24"), "{frr}");
         assert!(frr.contains("ip route 0.0.0.0/0 10.200.0.1"), "{frr}");
     }
+    // Each configuration went in as one bundle through the appliance's
+    // helper: prepared, staged (the simulator's helper moved the files in
+    // place, checked against the MANIFEST), applied; nothing else was run.
+    for record in log.values() {
+        let [prepare, apply] = record.commands.as_slice() else {
+            panic!("{:?}", record.commands);
+        };
+        assert_eq!(prepare[..2], ["/usr/sbin/orbitlab-appliance", "prepare"]);
+        assert_eq!(apply[..2], ["/usr/sbin/orbitlab-appliance", "apply"]);
+        assert_eq!(prepare[2], apply[2], "one bundle id");
+        assert!(
+            record
+                .files
+                .keys()
+                .all(|p| !p.starts_with("/var/lib/orbitlab/staging")),
+            "{:?}",
+            record.files.keys()
+        );
+    }
 
     // Delete one Sector: everything it had goes, the other stays whole.
     let web_status =

@@ -6,6 +6,7 @@
 //! on that node does the work. The `pct` program is `$ORBITLAB_PCT` when set
 //! (the sandbox points it at a simulated `pct`), else `pct`.
 
+pub mod bundle;
 pub mod checks;
 
 use std::fmt;

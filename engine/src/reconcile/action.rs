@@ -127,15 +127,28 @@ pub struct FileToPush {
     pub content: String,
 }
 
-/// Configuration to push into a running container, then the commands that
-/// load it. Runs on the container's node (see [`Action::runs_on`]).
+impl crate::host::bundle::BundleFile for FileToPush {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn mode(&self) -> u32 {
+        self.mode
+    }
+    fn content(&self) -> &[u8] {
+        self.content.as_bytes()
+    }
+}
+
+/// An appliance's whole configuration, pushed into its running container
+/// as one bundle that the helper inside checks, switches to and loads
+/// ([`crate::host::bundle`]). Runs on the container's node (see
+/// [`Action::runs_on`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigurePlan {
     pub marker: Marker,
     pub vmid: Vmid,
     pub node: NodeName,
     pub files: Vec<FileToPush>,
-    pub reload: Vec<Vec<String>>,
     /// Identifies this exact configuration; recorded once pushed.
     pub digest: String,
 }
@@ -313,7 +326,7 @@ impl Action {
     }
 
     /// The node whose agent must take this step, decided by the plan:
-    /// pushing files into a container and running its reload commands go
+    /// pushing a configuration bundle into a container and applying it go
     /// through `pct` on the container's own node. `None`: any node, through
     /// the Proxmox API or the store.
     pub fn runs_on(&self) -> Option<&NodeName> {
@@ -607,7 +620,7 @@ impl fmt::Display for Action {
             RemoveHa { vmid, .. } => write!(f, "remove HA resource ct:{vmid}"),
             Configure(plan) => write!(
                 f,
-                "push {} into container {} on {} and reload ({})",
+                "apply a bundle of {} in container {} on {} ({})",
                 plan.files
                     .iter()
                     .map(|x| x.path.as_str())

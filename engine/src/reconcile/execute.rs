@@ -18,7 +18,7 @@ use super::ids::{self, GUEST_TAG};
 use super::plan::Plan;
 use super::{ObjectRef, ReconcileError};
 use super::{pushed, tags};
-use crate::host::ContainerHost;
+use crate::host::{ContainerHost, bundle};
 use crate::ipam::{IpamSession, Owner, Pool, PoolId};
 use crate::pve::SdnSpec;
 use crate::pve::{
@@ -401,13 +401,23 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         Action::RemoveHa { vmid, .. } => pve.ha_remove(&format!("ct:{vmid}"))?,
         Action::Configure(plan) => {
             let (node, vmid) = (plan.node.as_str(), plan.vmid.get());
+            let id = bundle::BundleId::new(&plan.digest, std::time::SystemTime::now());
+            ctx.host.exec(node, vmid, &bundle::prepare(&id))?;
             for file in &plan.files {
+                let staged = bundle::staged_path(&id, &file.path);
                 ctx.host
-                    .push(node, vmid, &file.path, file.mode, file.content.as_bytes())?;
+                    .push(node, vmid, &staged, file.mode, file.content.as_bytes())?;
             }
-            for command in &plan.reload {
-                ctx.host.exec(node, vmid, command)?;
-            }
+            // Last: the helper refuses a bundle whose files do not match it.
+            let manifest = bundle::manifest(&plan.files);
+            ctx.host.push(
+                node,
+                vmid,
+                &bundle::manifest_path(&id),
+                0o644,
+                manifest.as_bytes(),
+            )?;
+            ctx.host.exec(node, vmid, &bundle::apply(&id))?;
             pushed::record(ctx.store, vmid, node, &plan.digest)?;
         }
         other => {

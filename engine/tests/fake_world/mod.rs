@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::host::{ContainerHost, HostError, bundle};
 use orbitlab_engine::pve::Release;
 use orbitlab_engine::pve::fake::FakePve;
 use orbitlab_engine::reconcile::init::init;
@@ -62,8 +62,33 @@ impl ContainerHost for Host {
         Ok(())
     }
 
-    fn exec(&self, node: &str, _vmid: u32, _argv: &[String]) -> Result<(), HostError> {
+    /// Plays the appliance helper: applying a bundle puts its files in
+    /// place (recorded as pushes of their final paths).
+    fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {
         assert_eq!(node, self.local, "pct only reaches this node's containers");
+        let Some(id) = bundle::applied(argv) else {
+            return Ok(());
+        };
+        let mut log = self.log.lock().unwrap();
+        let staged = |path: &str| {
+            log.iter()
+                .rev()
+                .find(|p| p.vmid == vmid && p.path == path)
+                .map(|p| p.content.clone().into_bytes())
+        };
+        let files = bundle::unpack(&id, staged).map_err(|stderr| HostError::Failed {
+            command: argv.join(" "),
+            status: "exit status: 1".into(),
+            stderr,
+        })?;
+        for (path, _mode, content) in files {
+            log.push(Push {
+                node: node.to_owned(),
+                vmid,
+                path,
+                content: String::from_utf8_lossy(&content).into_owned(),
+            });
+        }
         Ok(())
     }
 }

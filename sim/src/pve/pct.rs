@@ -8,6 +8,13 @@
 //! | `POST /_sim/pct/{node}/{vmid}/push` `{path, mode, content}` | place a file |
 //! | `POST /_sim/pct/{node}/{vmid}/exec` `{argv}` | run a command |
 //! | `GET /_sim/pct` | everything recorded, by VMID |
+//!
+//! `exec` of `/usr/sbin/orbitlab-appliance apply ID` plays the helper inside
+//! OrbitLab's appliances (`appliances/README.md`): the files of the bundle
+//! staged under `/var/lib/orbitlab/staging/ID/` move to their places, as
+//! its `MANIFEST` lists them (each checked against its sha256; a bundle
+//! that does not match is refused and nothing moves). The real tools'
+//! checks are not played: the data-path tests run the real helper.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,11 +95,59 @@ pub(crate) fn exec(
     if argv.is_empty() {
         return Err("no command given".into());
     }
-    lock(&shared.pct)
-        .entry(vmid)
-        .or_default()
-        .commands
-        .push(argv);
+    let mut log = lock(&shared.pct);
+    let record = log.entry(vmid).or_default();
+    if let [helper, verb, id] = argv.as_slice()
+        && helper == HELPER
+        && verb == "apply"
+    {
+        apply_bundle(record, id)?;
+    }
+    record.commands.push(argv);
+    Ok(())
+}
+
+/// The appliance helper, as seen from outside.
+const HELPER: &str = "/usr/sbin/orbitlab-appliance";
+
+/// Moves bundle `id`'s staged files to their places (see the module
+/// documentation).
+fn apply_bundle(record: &mut ContainerRecord, id: &str) -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    let staging = format!("/var/lib/orbitlab/staging/{id}");
+    let manifest = record
+        .files
+        .get(&format!("{staging}/MANIFEST"))
+        .ok_or_else(|| format!("orbitlab-appliance: bundle {id}: no MANIFEST"))?
+        .content
+        .clone();
+    let mut moves = Vec::new();
+    for line in manifest.lines() {
+        let fields: Vec<&str> = line.splitn(3, ' ').collect();
+        let [mode, sha, path] = fields.as_slice() else {
+            return Err(format!("orbitlab-appliance: bad MANIFEST line {line:?}"));
+        };
+        let staged = format!("{staging}{path}");
+        let file = record
+            .files
+            .get(&staged)
+            .ok_or_else(|| format!("orbitlab-appliance: {path} is missing from bundle {id}"))?;
+        if hex::encode(Sha256::digest(file.content.as_bytes())) != *sha {
+            return Err(format!(
+                "orbitlab-appliance: {path} does not match the MANIFEST"
+            ));
+        }
+        let mode = u32::from_str_radix(mode, 8)
+            .map_err(|_| format!("orbitlab-appliance: bad mode in {line:?}"))?;
+        moves.push((staged, path.to_string(), mode));
+    }
+    for (staged, path, mode) in moves {
+        if let Some(mut file) = record.files.remove(&staged) {
+            file.mode = mode;
+            record.files.insert(path, file);
+        }
+    }
+    record.files.remove(&format!("{staging}/MANIFEST"));
     Ok(())
 }
 

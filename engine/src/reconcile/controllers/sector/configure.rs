@@ -1,6 +1,8 @@
 //! Rendering what goes into a Sector's running gateway and DNS containers,
 //! and deciding whether it must be pushed (its digest differs from the one
-//! recorded after the last push).
+//! recorded after the last push). Each goes in as one bundle that the
+//! helper inside the appliance checks, switches to and loads
+//! ([`crate::host::bundle`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -22,26 +24,6 @@ use crate::render::{
     self, DnsConfig, DnsLabel, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress,
     Protocol, RenderedFile,
 };
-
-/// Commands that load the gateway's configuration.
-fn gateway_reload() -> Vec<Vec<String>> {
-    argv(&[
-        &["nft", "-f", render::NFTABLES_PATH],
-        &["systemctl", "restart", "frr"],
-    ])
-}
-
-/// Commands that load the DNS server's configuration.
-fn dns_reload() -> Vec<Vec<String>> {
-    argv(&[&["systemctl", "restart", "dnsmasq"]])
-}
-
-fn argv(commands: &[&[&str]]) -> Vec<Vec<String>> {
-    commands
-        .iter()
-        .map(|c| c.iter().map(|s| s.to_string()).collect())
-        .collect()
-}
 
 impl Planner<'_> {
     /// Configuration steps for the Sector's two containers, once both run
@@ -137,23 +119,16 @@ impl Planner<'_> {
         .map_err(|e| format!("cannot render the Sector DNS's configuration: {e}"))?;
 
         let mut steps = Vec::new();
-        for (marker, vmid, node, files, reload) in [
+        for (marker, vmid, node, files) in [
             (
                 gateway,
                 gw_vmid,
                 &gw.node,
                 render::gateway_files(&gateway_config),
-                gateway_reload(),
             ),
-            (
-                dns,
-                dns_vmid,
-                &dns_c.node,
-                render::dns_files(&dns_config),
-                dns_reload(),
-            ),
+            (dns, dns_vmid, &dns_c.node, render::dns_files(&dns_config)),
         ] {
-            let digest = digest(vmid, &files, &reload);
+            let digest = digest(vmid, &files);
             if self.observed.pushed.get(&vmid) != Some(&digest) {
                 steps.push(Action::Configure(Box::new(ConfigurePlan {
                     marker,
@@ -167,7 +142,6 @@ impl Planner<'_> {
                             content: f.content,
                         })
                         .collect(),
-                    reload,
                     digest,
                 })));
             }
@@ -237,8 +211,8 @@ impl Planner<'_> {
     }
 }
 
-/// SHA-256 over the VMID, every file (path, mode, content) and command.
-fn digest(vmid: Vmid, files: &[RenderedFile], reload: &[Vec<String>]) -> String {
+/// SHA-256 over the VMID and every file (path, mode, content).
+fn digest(vmid: Vmid, files: &[RenderedFile]) -> String {
     let mut hash = Sha256::new();
     hash.update(vmid.get().to_be_bytes());
     for f in files {
@@ -249,12 +223,6 @@ fn digest(vmid: Vmid, files: &[RenderedFile], reload: &[Vec<String>]) -> String 
         ] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);
-        }
-    }
-    for command in reload {
-        for arg in command {
-            hash.update((arg.len() as u64).to_be_bytes());
-            hash.update(arg.as_bytes());
         }
     }
     hex::encode(hash.finalize())
