@@ -86,6 +86,21 @@ impl Env {
         command
     }
 
+    /// `init --login root@pam` against `origin`, the password still to be
+    /// given.
+    fn login_init(&self, origin: &str) -> Command {
+        let ca = self.dir.path().join("ca.pem");
+        self.command(&[
+            "init",
+            "--api-url",
+            origin,
+            "--api-ca",
+            ca.to_str().unwrap(),
+            "--login",
+            "root@pam",
+        ])
+    }
+
     /// `init --login root@pam`, the password on standard input; the report.
     fn init(&mut self) -> Value {
         let origin = self.sim.origin();
@@ -349,15 +364,7 @@ fn a_wrong_password_is_refused_without_echoing_it() {
     let mut env = Env::new();
     let origin = env.sim.origin();
     let out = env
-        .command(&[
-            "init",
-            "--api-url",
-            &origin,
-            "--api-ca",
-            env.dir.path().join("ca.pem").to_str().unwrap(),
-            "--login",
-            "root@pam",
-        ])
+        .login_init(&origin)
         .env("ORBITLAB_LOGIN_PASSWORD", "not-the-Pa55word")
         .output()
         .unwrap();
@@ -397,15 +404,7 @@ fn unmet_prerequisites_are_each_refused_with_their_fix_and_nothing_is_made() {
         setup.write(&host).unwrap();
         env.sim.clear_requests();
         let out = env
-            .command(&[
-                "init",
-                "--api-url",
-                &origin,
-                "--api-ca",
-                env.dir.path().join("ca.pem").to_str().unwrap(),
-                "--login",
-                "root@pam",
-            ])
+            .login_init(&origin)
             .env("ORBITLAB_LOGIN_PASSWORD", PASSWORD)
             .output()
             .unwrap();

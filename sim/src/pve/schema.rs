@@ -21,6 +21,28 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+/// The official Proxmox API schema files (`../shared/pve-api/` beside the
+/// repository), for tests that check against them. `None` when they are
+/// not there, after a notice on standard error; in CI (`$CI` set) their
+/// absence fails the test (`checking` says what would not be checked).
+pub fn official_schema_dir(checking: &str) -> Option<std::path::PathBuf> {
+    let dir =
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pve-api"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must check {checking} against the official schema, but {} is missing",
+        dir.display()
+    );
+    eprintln!(
+        "NOTICE: {} not found; {checking} not checked",
+        dir.display()
+    );
+    None
+}
+
 use super::rules;
 
 /// A supported Proxmox VE release line.

@@ -446,6 +446,11 @@ impl ClusterState {
         moved
     }
 
+    /// Storage `storage` of `node`.
+    fn storage_mut(&mut self, node: &str, storage: &str) -> Option<&mut Storage> {
+        self.storage.get_mut(node).and_then(|s| s.get_mut(storage))
+    }
+
     pub fn next_config_version(&mut self) -> u64 {
         self.config_version += 1;
         self.config_version
@@ -567,12 +572,7 @@ impl ClusterState {
                 storage,
                 volid,
             } => {
-                if let (true, Some(st)) = (
-                    ok,
-                    self.storage
-                        .get_mut(&node)
-                        .and_then(|s| s.get_mut(&storage)),
-                ) {
+                if let (true, Some(st)) = (ok, self.storage_mut(&node, &storage)) {
                     st.volumes.retain(|v| v.volid != volid);
                 }
             }
@@ -581,12 +581,7 @@ impl ClusterState {
                 storage,
                 volume,
             } => {
-                if let (true, Some(st)) = (
-                    ok,
-                    self.storage
-                        .get_mut(&node)
-                        .and_then(|s| s.get_mut(&storage)),
-                ) {
+                if let (true, Some(st)) = (ok, self.storage_mut(&node, &storage)) {
                     st.volumes.retain(|v| v.volid != volume.volid);
                     st.volumes.push(volume);
                 }
