@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{pki, secrets, ssh_keys};
+use crate::{appliance, pki, secrets, ssh_keys};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -175,6 +175,10 @@ pub enum Command {
     /// SSH keys kept in the vault: create, show, export, rotate, delete.
     #[command(subcommand, after_long_help = ssh_keys::EXAMPLES)]
     SshKey(ssh_keys::SshKeyCommand),
+    /// Appliance templates: build one on this node into a storage
+    /// (agents copy it to the other nodes).
+    #[command(subcommand, after_long_help = appliance::EXAMPLES)]
+    Appliance(appliance::ApplianceCommand),
     /// Print shell completions.
     Completions {
         /// The shell.
