@@ -32,8 +32,8 @@ The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or
 ORBITLAB_HOST) ls, get, create, set, delete, apply (with --wait too),
 validate, secret, vault, ssh-key, pki, plan and status go to that node's
-agent over verified HTTPS instead; init and reconcile run on a node only
-and refuse --host.";
+agent over verified HTTPS instead; init, reconcile, doctor and appliance
+build run on a node only and refuse --host.";
 
 /// OrbitLab: a small, deterministic cloud on a Proxmox VE cluster.
 #[derive(Debug, Parser)]

@@ -127,7 +127,15 @@ fn refusals_run_nothing_and_a_failed_build_fails() {
     let o = orbitlab(
         root.path(),
         scripts.path(),
-        &["appliance", "build", "gateway", "--version", "2.0.0", "--output", out],
+        &[
+            "appliance",
+            "build",
+            "gateway",
+            "--version",
+            "2.0.0",
+            "--output",
+            out,
+        ],
         &[],
     );
     assert_eq!(o.status.code(), Some(1));
@@ -186,7 +194,11 @@ fn refusals_run_nothing_and_a_failed_build_fails() {
         &[],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("ORBITLAB_APPLIANCES_DIR"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ORBITLAB_APPLIANCES_DIR"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = orbitlab(
         root.path(),

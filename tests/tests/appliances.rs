@@ -64,7 +64,10 @@ fn templates_on_one_node_reach_every_node_through_schema_checked_uploads() {
         let bytes = format!("rootfs of the {role} appliance\n").repeat(5000);
         std::fs::write(&path, &bytes).unwrap();
         sums.push(sha256sum(&path));
-        let upid = lab.pve.upload("pve2", "local", "vztmpl", &path, file).unwrap();
+        let upid = lab
+            .pve
+            .upload("pve2", "local", "vztmpl", &path, file)
+            .unwrap();
         lab.pve.wait_task(&upid, Duration::from_secs(10)).unwrap();
     }
     let api = Api::new(lab.store.clone());
@@ -129,7 +132,10 @@ fn templates_on_one_node_reach_every_node_through_schema_checked_uploads() {
     for node in NODES {
         let on = templates_on(&lab, node);
         for (_, file) in FILES {
-            assert!(on.contains(&format!("local:vztmpl/{file}")), "{node}: {on:?}");
+            assert!(
+                on.contains(&format!("local:vztmpl/{file}")),
+                "{node}: {on:?}"
+            );
         }
     }
     for (role, _) in FILES {

@@ -43,17 +43,12 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     /// `GET /nodes/{node}/storage/{storage}/content/{volume}`: one
     /// volume's attributes, among them its path on `node` (only that
     /// node can read the file there).
-    fn storage_volume(&self, node: &str, storage: &str, volume: &str)
-    -> Result<VolumeAttributes>;
+    fn storage_volume(&self, node: &str, storage: &str, volume: &str) -> Result<VolumeAttributes>;
     /// `POST /nodes/{node}/storage/{storage}/upload`: sends a local file
     /// to a node's storage (multipart, with its SHA-256 for Proxmox to
     /// check); returns the task that stores it. Never retried.
-    fn storage_upload(
-        &self,
-        node: &str,
-        storage: &str,
-        upload: &StorageUpload<'_>,
-    ) -> Result<Upid>;
+    fn storage_upload(&self, node: &str, storage: &str, upload: &StorageUpload<'_>)
+    -> Result<Upid>;
     /// `GET /nodes/{node}/network`.
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>>;
     /// `GET /cluster/nextid`: the lowest free VMID, or whether `wanted` is

@@ -23,8 +23,8 @@ use super::sdn::{
 use super::tls::Trust;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    NetworkInterface, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release,
-    StorageUpload, StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
+    NetworkInterface, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release, StorageUpload,
+    StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 use super::wire::Method;
 
@@ -227,12 +227,7 @@ impl Pve for PveClient {
         self.get(&format!("/nodes/{}/storage", seg(node)), &[])
     }
 
-    fn storage_volume(
-        &self,
-        node: &str,
-        storage: &str,
-        volume: &str,
-    ) -> Result<VolumeAttributes> {
+    fn storage_volume(&self, node: &str, storage: &str, volume: &str) -> Result<VolumeAttributes> {
         self.get(
             &format!(
                 "/nodes/{}/storage/{}/content/{}",
@@ -593,9 +588,7 @@ impl PveClient {
         file_name: &str,
     ) -> Result<Upid> {
         let path = format!("/nodes/{}/storage/{}/upload", seg(node), seg(storage));
-        let data = self
-            .t
-            .upload(&path, fields, "filename", file_name, file)?;
+        let data = self.t.upload(&path, fields, "filename", file_name, file)?;
         serde_json::from_value(data).map_err(|e| PveError::Decode {
             method: "POST".into(),
             path,

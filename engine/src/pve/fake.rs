@@ -17,7 +17,10 @@
 //! [`FakePve::destroy_by_hand`], [`FakePve::create_by_hand`]), editing a
 //! container's config in the GUI ([`FakePve::edit_config_by_hand`]), and
 //! the memory and CPUs of a node ([`FakePve::set_node_memory`],
-//! [`FakePve::set_node_cpu`]).
+//! [`FakePve::set_node_cpu`]), and storages: a shared storage
+//! ([`FakePve::set_storage_shared`]) and a template on chosen nodes only
+//! ([`FakePve::place_template`]; uploads add nodes, checking the file's
+//! SHA-256 as Proxmox does).
 //!
 //! Containers are stored the way Proxmox stores them: `rootfs`
 //! `STORAGE:SIZE` becomes `STORAGE:vm-<vmid>-disk-0,size=<SIZE>G`, the
@@ -477,7 +480,10 @@ impl FakePve {
 
     /// Whether `volid` is on `node`'s storage.
     fn has_template(st: &State, node: &str, volid: &str) -> bool {
-        if st.missing_templates.contains(&(node.to_owned(), volid.to_owned())) {
+        if st
+            .missing_templates
+            .contains(&(node.to_owned(), volid.to_owned()))
+        {
             return false;
         }
         let Some(holders) = st.placed.get(volid) else {
@@ -1014,12 +1020,7 @@ impl Pve for FakePve {
 
     /// A template's path: the file it was placed with, else where Proxmox
     /// keeps templates of `local`.
-    fn storage_volume(
-        &self,
-        node: &str,
-        storage: &str,
-        volume: &str,
-    ) -> Result<VolumeAttributes> {
+    fn storage_volume(&self, node: &str, storage: &str, volume: &str) -> Result<VolumeAttributes> {
         let st = self.call(format!("storage_volume {node} {storage} {volume}"));
         let path = format!("/nodes/{node}/storage/{storage}/content/{volume}");
         Self::reach(&st, "GET", &path, node)?;
@@ -1064,10 +1065,7 @@ impl Pve for FakePve {
         let path = format!("/nodes/{node}/storage/{storage}/upload");
         Self::reach(&st, "POST", &path, node)?;
         let bytes = std::fs::read(upload.file).map_err(|e| {
-            PveError::Config(format!(
-                "opening {} for upload: {e}",
-                upload.file.display()
-            ))
+            PveError::Config(format!("opening {} for upload: {e}", upload.file.display()))
         })?;
         let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if !got.eq_ignore_ascii_case(upload.sha256) {
@@ -1075,7 +1073,10 @@ impl Pve for FakePve {
                 "POST",
                 &path,
                 500,
-                format!("checksum mismatch: got '{got}' != expected '{}'", upload.sha256),
+                format!(
+                    "checksum mismatch: got '{got}' != expected '{}'",
+                    upload.sha256
+                ),
             ));
         }
         let dir = match upload.content {

@@ -424,9 +424,9 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
 /// target's storage with its SHA-256 (Proxmox refuses bytes that do not
 /// match), and waits for the task that stores it.
 fn upload_template(ctx: &Context<'_>, copy: &TemplateCopy) -> Result<(), ReconcileError> {
-    let volume =
-        ctx.pve
-            .storage_volume(copy.source.as_str(), &copy.storage, &copy.volid)?;
+    let volume = ctx
+        .pve
+        .storage_volume(copy.source.as_str(), &copy.storage, &copy.volid)?;
     let path = std::path::Path::new(&volume.path);
     let sha256 = sha256_of(path).map_err(|source| ReconcileError::TemplateFile {
         path: volume.path.clone(),

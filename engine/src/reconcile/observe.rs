@@ -31,7 +31,10 @@
 //! need — each node's memory, the templates on its storage, the HA
 //! resources, the public halves of SSH keys and which Secrets hold a value
 //! — is read by [`instance_inputs`] in cluster-scoped passes, and only
-//! while instances need it. Offline members' uplinks come from OrbitLab's
+//! while instances need it. What Appliances need — each node's storages and
+//! the appliance templates on them — is read by [`appliance_inputs`], in
+//! every scope while an Appliance manifest is declared (and for Sector
+//! containers still to be made). Offline members' uplinks come from OrbitLab's
 //! record ([`super::uplinks`]), and where each container was last seen from
 //! its object's status.
 
@@ -45,9 +48,8 @@ use super::ObjectRef;
 use super::ReconcileError;
 use super::ids::{GUEST_TAG, Marker};
 use super::observed::{
-    ApplianceDecl, ApplianceObs, ContainerObs, ControllerObs, HaObs, NodeLoad, NodeObs,
-    OWNED_KEYS, Observed, Pending, StorageObs, SubnetObs, UnrecognizedSdn, Uplink, VnetObs,
-    ZoneObs,
+    ApplianceDecl, ApplianceObs, ContainerObs, ControllerObs, HaObs, NodeLoad, NodeObs, OWNED_KEYS,
+    Observed, Pending, StorageObs, SubnetObs, UnrecognizedSdn, Uplink, VnetObs, ZoneObs,
 };
 use super::tags;
 use crate::ipam::{Owner, PoolId};

@@ -9,6 +9,10 @@
 //! module here and one line to [`ALL`]; the API then acts on it and
 //! `apply --wait` waits for it ([`acted_on`]).
 //!
+//! Kinds with a controller: Cluster (`cluster.rs`), Appliance
+//! (`appliance/`: its template on every node), Sector (`sector/`) and Lxc
+//! (`instance/`).
+//!
 //! Shared building blocks (SDN zone/subnet steps, container lifecycle,
 //! IPAM allocations) are methods of the [`Planner`], so every kind creates,
 //! repairs and removes Proxmox objects the same way.

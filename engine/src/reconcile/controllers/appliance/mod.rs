@@ -100,7 +100,7 @@ impl Controller for ApplianceController {
             }
             return Ok(Vec::new());
         };
-        if shared(planner.observed, source, &volume.storage) {
+        if shared(planner.observed, source, volume.storage) {
             planner.wait(
                 object,
                 format!(
