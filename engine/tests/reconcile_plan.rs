@@ -31,6 +31,7 @@ fn cluster() -> Desired {
             let choice = ApplianceChoice {
                 template: template.into(),
                 memory_mib: 128,
+                manifest: None,
             };
             (role, choice)
         })

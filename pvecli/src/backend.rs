@@ -32,6 +32,8 @@ pub enum NodeOnly {
     Reconcile,
     /// `orbitlab doctor`.
     Doctor,
+    /// `orbitlab appliance build`.
+    ApplianceBuild,
 }
 
 impl NodeOnly {
@@ -41,6 +43,7 @@ impl NodeOnly {
             NodeOnly::Init => "init",
             NodeOnly::Reconcile => "reconcile --once",
             NodeOnly::Doctor => "doctor",
+            NodeOnly::ApplianceBuild => "appliance build",
         }
     }
 
@@ -52,6 +55,9 @@ impl NodeOnly {
             }
             NodeOnly::Doctor => {
                 "it reads the cluster filesystem and the stored Proxmox connection of the node it runs on"
+            }
+            NodeOnly::ApplianceBuild => {
+                "it builds the template into a storage directory of the node it runs on, where only that node's agent can read it to upload it to the others"
             }
             NodeOnly::Reconcile => {
                 "it acts on Proxmox as the node it runs on, with that node's stored connection; the agent on the --host node already reconciles by itself (`orbitlab --host ... plan` shows what it would do, `status` what it reported)"

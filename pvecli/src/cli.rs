@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{pki, secrets, ssh_keys};
+use crate::{appliance, pki, secrets, ssh_keys};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,8 +32,8 @@ The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or
 ORBITLAB_HOST) ls, get, create, set, delete, apply (with --wait too),
 validate, secret, vault, ssh-key, pki, plan and status go to that node's
-agent over verified HTTPS instead; init and reconcile run on a node only
-and refuse --host.";
+agent over verified HTTPS instead; init, reconcile, doctor and appliance
+build run on a node only and refuse --host.";
 
 /// OrbitLab: a small, deterministic cloud on a Proxmox VE cluster.
 #[derive(Debug, Parser)]
@@ -175,6 +175,10 @@ pub enum Command {
     /// SSH keys kept in the vault: create, show, export, rotate, delete.
     #[command(subcommand, after_long_help = ssh_keys::EXAMPLES)]
     SshKey(ssh_keys::SshKeyCommand),
+    /// Appliance templates: build one on this node into a storage
+    /// (agents copy it to the other nodes).
+    #[command(subcommand, after_long_help = appliance::EXAMPLES)]
+    Appliance(appliance::ApplianceCommand),
     /// Print shell completions.
     Completions {
         /// The shell.

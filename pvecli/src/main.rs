@@ -2,6 +2,7 @@
 //! calls the API in-process, prints results; exit status 0 on success, 1
 //! when the request was refused or failed, 2 for usage errors.
 
+mod appliance;
 mod backend;
 mod cli;
 mod doctor;
@@ -137,6 +138,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             plan
         }
         Command::Status => backend.status()?,
+        Command::Appliance(command) => {
+            backend.on_node(NodeOnly::ApplianceBuild)?;
+            appliance::run(&cli.root, command)?
+        }
         Command::Doctor => {
             backend.on_node(NodeOnly::Doctor)?;
             return doctor::run(&store, format);

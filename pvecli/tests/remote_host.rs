@@ -666,12 +666,12 @@ fn apply_wait_over_https_polls_the_agents_statuses() {
         "{err}"
     );
 
-    // Only kinds that report a status are waited for: an Appliance beside
-    // a Sector is noted, not waited on.
+    // Only kinds that report a status are waited for: a Node beside a
+    // Sector is noted, not waited on.
     let both = dir.path().join("both.yaml");
     std::fs::write(
         &both,
-        "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata:\n  name: gateway\nspec:\n  role: gateway\n  template: local:vztmpl/orbitlab-gateway_0.1.0_amd64.tar.zst\n  version: 0.1.0\n---\napiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: app\nspec:\n  cidr: 172.16.3.0/24\n",
+        "apiVersion: orbitlab.io/v1\nkind: Node\nmetadata:\n  name: pve2\nspec:\n  schedulable: true\n---\napiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: app\nspec:\n  cidr: 172.16.3.0/24\n",
     )
     .unwrap();
     report(&a, "app", ConditionType::Ready, "zone app is up");
@@ -681,7 +681,7 @@ fn apply_wait_over_https_polls_the_agents_statuses() {
     let note = String::from_utf8_lossy(&output.stderr);
     assert!(
         note.contains(
-            "/appliances/gateway applies to Sector gateway and DNS containers made from now on"
+            "/nodes/pve2 applies to instances placed from now on"
         ),
         "{note}"
     );
@@ -693,7 +693,7 @@ fn apply_wait_over_https_polls_the_agents_statuses() {
         note.contains("/sectors/app: Ready: zone app is up"),
         "{note}"
     );
-    assert!(!note.contains("/appliances/gateway: "), "{note}");
+    assert!(!note.contains("/nodes/pve2: "), "{note}");
 
     // Reading statuses needs Sys.Audit, as GET /status does: a token that
     // may apply but not read gets the apply done and the wait refused.

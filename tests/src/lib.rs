@@ -109,23 +109,35 @@ impl Lab {
 
     /// A 3-node cluster whose tasks take `task_duration`.
     pub fn with_config(version: PveVersion, task_duration: Duration) -> Self {
-        Self::build(version, task_duration, false)
+        Self::build(version, task_duration, false, false)
+    }
+
+    /// [`Lab::new`] whose simulator keeps uploaded volumes' bytes in files
+    /// (under `<dir>/volumes/`) and gives their paths, as a node does.
+    pub fn with_volume_files() -> Self {
+        Self::build(PveVersion::V8_4, Duration::from_millis(5), false, true)
     }
 
     /// [`Lab::new`] whose store root also holds what pmxcfs generates
     /// (`.members`, `.vmlist`, `.version`), kept up to date by the
     /// simulator, as `/etc/pve` does on a real node.
     pub fn with_pmxcfs_files() -> Self {
-        Self::build(PveVersion::V8_4, Duration::from_millis(5), true)
+        Self::build(PveVersion::V8_4, Duration::from_millis(5), true, false)
     }
 
-    fn build(version: PveVersion, task_duration: Duration, pmxcfs_files: bool) -> Self {
+    fn build(
+        version: PveVersion,
+        task_duration: Duration,
+        pmxcfs_files: bool,
+        volume_files: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let sim = PveSim::start(SimConfig {
             version,
             nodes: NODES.iter().map(|n| n.to_string()).collect(),
             task_duration,
             pmxcfs_root: pmxcfs_files.then(|| dir.path().to_owned()),
+            volume_files: volume_files.then(|| dir.path().join("volumes")),
             ..SimConfig::default()
         })
         .expect("the simulator starts");

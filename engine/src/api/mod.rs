@@ -429,14 +429,14 @@ fn bad_property(path: &ApiPath, reason: String) -> ApiError {
 /// Whether agents report a status for objects of `kind` (Ready,
 /// Progressing, Failed): true for every kind with a controller
 /// ([`crate::reconcile::controllers`]); `orbitlab apply --wait` waits for
-/// these only. An Appliance has no status of its own: it chooses the
-/// template and memory of the Sector containers made from then on.
+/// these only. A Node has no status of its own: it cordons a node or
+/// caps its instances for placements made from then on.
 pub fn reports_status(kind: Kind) -> bool {
     crate::reconcile::controllers::reported().any(|k| k == kind)
 }
 
-/// Whether an agent acts on manifests of `kind`: the controllers' kinds,
-/// Appliances and Nodes. Manifests of the other kinds are validated and stored, and
+/// Whether an agent acts on manifests of `kind`: the controllers' kinds
+/// (Appliances among them) and Nodes. Manifests of the other kinds are validated and stored, and
 /// nothing acts on them yet: `orbitlab apply` says so and `--wait` does
 /// not wait for them.
 pub fn acted_on(kind: Kind) -> bool {

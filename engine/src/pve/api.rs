@@ -14,8 +14,9 @@ use super::sdn::{
     SubnetConfig, VnetConfig, ZoneConfig,
 };
 use super::types::{
-    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeSummary,
-    Release, StorageVolume, TaskState, TaskStatus, Upid,
+    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeStorage,
+    NodeSummary, Release, StorageUpload, StorageVolume, TaskState, TaskStatus, Upid,
+    VolumeAttributes,
 };
 
 /// Typed access to the Proxmox VE API, as far as the engine needs it.
@@ -36,6 +37,18 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
         storage: &str,
         content: Option<&str>,
     ) -> Result<Vec<StorageVolume>>;
+    /// `GET /nodes/{node}/storage`: the storages `node` can use, each
+    /// with its content types and whether it is shared between nodes.
+    fn node_storages(&self, node: &str) -> Result<Vec<NodeStorage>>;
+    /// `GET /nodes/{node}/storage/{storage}/content/{volume}`: one
+    /// volume's attributes, among them its path on `node` (only that
+    /// node can read the file there).
+    fn storage_volume(&self, node: &str, storage: &str, volume: &str) -> Result<VolumeAttributes>;
+    /// `POST /nodes/{node}/storage/{storage}/upload`: sends a local file
+    /// to a node's storage (multipart, with its SHA-256 for Proxmox to
+    /// check); returns the task that stores it. Never retried.
+    fn storage_upload(&self, node: &str, storage: &str, upload: &StorageUpload<'_>)
+    -> Result<Upid>;
     /// `GET /nodes/{node}/network`.
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>>;
     /// `GET /cluster/nextid`: the lowest free VMID, or whether `wanted` is

@@ -23,8 +23,8 @@ use super::sdn::{
 use super::tls::Trust;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    NetworkInterface, NodeStatus, NodeStatusWire, NodeSummary, Release, StorageVolume, TaskStatus,
-    Upid, VersionInfo,
+    NetworkInterface, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release, StorageUpload,
+    StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 use super::wire::Method;
 
@@ -221,6 +221,36 @@ impl Pve for PveClient {
             &format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
             &params,
         )
+    }
+
+    fn node_storages(&self, node: &str) -> Result<Vec<NodeStorage>> {
+        self.get(&format!("/nodes/{}/storage", seg(node)), &[])
+    }
+
+    fn storage_volume(&self, node: &str, storage: &str, volume: &str) -> Result<VolumeAttributes> {
+        self.get(
+            &format!(
+                "/nodes/{}/storage/{}/content/{}",
+                seg(node),
+                seg(storage),
+                seg(volume)
+            ),
+            &[],
+        )
+    }
+
+    fn storage_upload(
+        &self,
+        node: &str,
+        storage: &str,
+        upload: &StorageUpload<'_>,
+    ) -> Result<Upid> {
+        let fields = [
+            p("content", upload.content),
+            p("checksum-algorithm", "sha256"),
+            p("checksum", upload.sha256),
+        ];
+        self.upload_fields(node, storage, &fields, upload.file, upload.file_name)
     }
 
     fn release(&self) -> Result<Release> {
@@ -545,10 +575,20 @@ impl PveClient {
         file: &Path,
         file_name: &str,
     ) -> Result<Upid> {
+        self.upload_fields(node, storage, &[p("content", content)], file, file_name)
+    }
+
+    /// `POST .../upload` with these form fields before the file.
+    fn upload_fields(
+        &self,
+        node: &str,
+        storage: &str,
+        fields: &[(String, String)],
+        file: &Path,
+        file_name: &str,
+    ) -> Result<Upid> {
         let path = format!("/nodes/{}/storage/{}/upload", seg(node), seg(storage));
-        let data = self
-            .t
-            .upload(&path, &[p("content", content)], "filename", file_name, file)?;
+        let data = self.t.upload(&path, fields, "filename", file_name, file)?;
         serde_json::from_value(data).map_err(|e| PveError::Decode {
             method: "POST".into(),
             path,

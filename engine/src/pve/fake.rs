@@ -17,7 +17,10 @@
 //! [`FakePve::destroy_by_hand`], [`FakePve::create_by_hand`]), editing a
 //! container's config in the GUI ([`FakePve::edit_config_by_hand`]), and
 //! the memory and CPUs of a node ([`FakePve::set_node_memory`],
-//! [`FakePve::set_node_cpu`]).
+//! [`FakePve::set_node_cpu`]), and storages: a shared storage
+//! ([`FakePve::set_storage_shared`]) and a template on chosen nodes only
+//! ([`FakePve::place_template`]; uploads add nodes, checking the file's
+//! SHA-256 as Proxmox does).
 //!
 //! Containers are stored the way Proxmox stores them: `rootfs`
 //! `STORAGE:SIZE` becomes `STORAGE:vm-<vmid>-disk-0,size=<SIZE>G`, the
@@ -28,6 +31,7 @@
 //! needs `purge`, which also removes its resource.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
@@ -38,8 +42,8 @@ use super::error::{ApiErrorKind, PveError, Result};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec};
 use super::types::{
-    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeSummary,
-    Release, StorageVolume, TaskStatus, Upid,
+    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeStorage,
+    NodeSummary, Release, StorageUpload, StorageVolume, TaskStatus, Upid, VolumeAttributes,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -117,6 +121,13 @@ struct State {
     missing_templates: BTreeSet<(String, String)>,
     /// Nodes whose storages cannot be listed (a storage missing there).
     unlisted_storage: BTreeSet<String>,
+    /// Storages shared between nodes (`local` and `local-lvm` are not,
+    /// unless named here).
+    shared_storages: BTreeSet<String>,
+    /// Templates placed on chosen nodes only (by a test, or uploaded):
+    /// volid → node → the local file standing for it. Such a template is
+    /// on exactly those nodes (every node when its storage is shared).
+    placed: BTreeMap<String, BTreeMap<String, PathBuf>>,
     /// The last config digest given out.
     digests: u64,
     lock: Option<SdnLockToken>,
@@ -183,6 +194,8 @@ impl FakePve {
                 ha: BTreeMap::new(),
                 missing_templates: BTreeSet::new(),
                 unlisted_storage: BTreeSet::new(),
+                shared_storages: BTreeSet::new(),
+                placed: BTreeMap::new(),
                 digests: 0,
                 lock: None,
                 locks_taken: 0,
@@ -235,11 +248,13 @@ impl FakePve {
     /// The calls that change something (every call but the reads the
     /// engine makes to observe), in order.
     pub fn writes(&self) -> Vec<String> {
-        const READS: [&str; 11] = [
+        const READS: [&str; 13] = [
             "release",
             "nodes",
             "node_status",
             "storage_content",
+            "node_storages",
+            "storage_volume",
             "ha_resources",
             "node_network",
             "cluster_status",
@@ -432,6 +447,50 @@ impl FakePve {
     /// does not exist there.
     pub fn fail_storage_listing(&self, node: &str) {
         self.st().unlisted_storage.insert(node.to_owned());
+    }
+
+    /// Marks `storage` shared between the nodes (as NFS or Ceph is): a
+    /// volume on it is on every node at once.
+    pub fn set_storage_shared(&self, storage: &str) {
+        self.st().shared_storages.insert(storage.to_owned());
+    }
+
+    /// Puts the template `volid` (`local:vztmpl/x.tar.zst`) on `node`'s
+    /// storage only, `file` (a real local file) standing for its content,
+    /// as building or uploading it on that node would: other nodes lack
+    /// it (unless its storage is shared) until it is uploaded there.
+    pub fn place_template(&self, node: &str, volid: &str, file: &Path) {
+        self.st()
+            .placed
+            .entry(volid.to_owned())
+            .or_default()
+            .insert(node.to_owned(), file.to_owned());
+    }
+
+    /// The nodes holding the placed template `volid` (see
+    /// [`FakePve::place_template`]), by name.
+    pub fn template_nodes(&self, volid: &str) -> Vec<String> {
+        let st = self.st();
+        st.nodes
+            .keys()
+            .filter(|n| Self::has_template(&st, n, volid))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `volid` is on `node`'s storage.
+    fn has_template(st: &State, node: &str, volid: &str) -> bool {
+        if st
+            .missing_templates
+            .contains(&(node.to_owned(), volid.to_owned()))
+        {
+            return false;
+        }
+        let Some(holders) = st.placed.get(volid) else {
+            return true;
+        };
+        let storage = volid.split_once(':').map_or("", |(s, _)| s);
+        holders.contains_key(node) || (st.shared_storages.contains(storage) && !holders.is_empty())
     }
 
     /// Sets `node`'s logical CPU count and its CPU load (0 to 1).
@@ -773,10 +832,7 @@ impl Pve for FakePve {
         let vmid = req.vmid;
         let mut st = self.call(format!("lxc_create {node} {vmid}"));
         Self::reach(&st, "POST", &format!("/nodes/{node}/lxc"), node)?;
-        if st
-            .missing_templates
-            .contains(&(node.to_owned(), req.ostemplate.clone()))
-        {
+        if !Self::has_template(&st, node, &req.ostemplate) {
             return Err(fail(
                 "POST",
                 &format!("/nodes/{node}/lxc"),
@@ -920,10 +976,11 @@ impl Pve for FakePve {
         volids.insert(format!(
             "{storage}:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
         ));
+        volids.extend(st.placed.keys().cloned());
         Ok(volids
             .into_iter()
             .filter(|v| v.starts_with(&format!("{storage}:")))
-            .filter(|v| !st.missing_templates.contains(&(node.to_owned(), v.clone())))
+            .filter(|v| Self::has_template(&st, node, v))
             .map(|volid| StorageVolume {
                 volid,
                 content: "vztmpl".into(),
@@ -931,6 +988,107 @@ impl Pve for FakePve {
                 format: Some("tzst".into()),
             })
             .collect())
+    }
+
+    /// `local` (templates, ISOs, backups) and `local-lvm` (disks) on
+    /// every node, and every storage marked shared.
+    fn node_storages(&self, node: &str) -> Result<Vec<NodeStorage>> {
+        let st = self.call(format!("node_storages {node}"));
+        let path = format!("/nodes/{node}/storage");
+        Self::reach(&st, "GET", &path, node)?;
+        if st.unlisted_storage.contains(node) {
+            return Err(fail("GET", &path, 500, "storage listing failed".into()));
+        }
+        let storage = |id: &str, content: &str| NodeStorage {
+            storage: id.to_owned(),
+            content: content.to_owned(),
+            shared: Some(st.shared_storages.contains(id)),
+            active: Some(true),
+        };
+        let mut out = vec![
+            storage("local", "vztmpl,iso,backup"),
+            storage("local-lvm", "rootdir,images"),
+        ];
+        out.extend(
+            st.shared_storages
+                .iter()
+                .filter(|s| !matches!(s.as_str(), "local" | "local-lvm"))
+                .map(|s| storage(s, "vztmpl,rootdir")),
+        );
+        Ok(out)
+    }
+
+    /// A template's path: the file it was placed with, else where Proxmox
+    /// keeps templates of `local`.
+    fn storage_volume(&self, node: &str, storage: &str, volume: &str) -> Result<VolumeAttributes> {
+        let st = self.call(format!("storage_volume {node} {storage} {volume}"));
+        let path = format!("/nodes/{node}/storage/{storage}/content/{volume}");
+        Self::reach(&st, "GET", &path, node)?;
+        let volid = if volume.contains(':') {
+            volume.to_owned()
+        } else {
+            format!("{storage}:{volume}")
+        };
+        if !Self::has_template(&st, node, &volid) {
+            return Err(fail(
+                "GET",
+                &path,
+                500,
+                format!("volume '{volid}' does not exist"),
+            ));
+        }
+        let file = st
+            .placed
+            .get(&volid)
+            .and_then(|holders| holders.get(node).or_else(|| holders.values().next()))
+            .map(|p| p.display().to_string());
+        let name = volid.rsplit('/').next().unwrap_or_default();
+        Ok(VolumeAttributes {
+            path: file.unwrap_or_else(|| format!("/var/lib/vz/template/cache/{name}")),
+            size: Some(128 << 20),
+            format: Some("tzst".into()),
+        })
+    }
+
+    /// Reads the file, refuses it when its SHA-256 is not the one given
+    /// (as Proxmox does), and places the template on `node`.
+    fn storage_upload(
+        &self,
+        node: &str,
+        storage: &str,
+        upload: &StorageUpload<'_>,
+    ) -> Result<Upid> {
+        let mut st = self.call(format!(
+            "storage_upload {node} {storage} {}",
+            upload.file_name
+        ));
+        let path = format!("/nodes/{node}/storage/{storage}/upload");
+        Self::reach(&st, "POST", &path, node)?;
+        let bytes = std::fs::read(upload.file).map_err(|e| {
+            PveError::Config(format!("opening {} for upload: {e}", upload.file.display()))
+        })?;
+        let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if !got.eq_ignore_ascii_case(upload.sha256) {
+            return Err(fail(
+                "POST",
+                &path,
+                500,
+                format!(
+                    "checksum mismatch: got '{got}' != expected '{}'",
+                    upload.sha256
+                ),
+            ));
+        }
+        let dir = match upload.content {
+            "vztmpl" => "vztmpl",
+            "iso" => "iso",
+            _ => "import",
+        };
+        st.placed
+            .entry(format!("{storage}:{dir}/{}", upload.file_name))
+            .or_default()
+            .insert(node.to_owned(), upload.file.to_owned());
+        Self::task(&mut st, node, "imgcopy", storage)
     }
 
     fn node_status(&self, node: &str) -> Result<NodeStatus> {

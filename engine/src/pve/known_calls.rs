@@ -261,7 +261,14 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
     c(
         "POST",
         "/nodes/{node}/storage/{storage}/upload",
-        &["content", "filename"],
+        &["content", "filename", "checksum", "checksum-algorithm"],
+    ),
+    // Appliance templates onto every node's storage.
+    c("GET", "/nodes/{node}/storage", &[]),
+    c(
+        "GET",
+        "/nodes/{node}/storage/{storage}/content/{volume}",
+        &[],
     ),
 ];
 

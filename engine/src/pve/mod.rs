@@ -70,7 +70,7 @@ pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    HaState, NetworkInterface, NodeStatus, NodeSummary, Release, StorageVolume, TaskState,
-    TaskStatus, Upid, VersionInfo,
+    HaState, NetworkInterface, NodeStatus, NodeStorage, NodeSummary, Release, StorageUpload,
+    StorageVolume, TaskState, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 pub use wire::Method;

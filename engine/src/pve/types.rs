@@ -458,3 +458,59 @@ pub struct DownloadUrl {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<String>,
 }
+
+/// One storage a node can use (`GET /nodes/{node}/storage`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeStorage {
+    /// Storage id (`local`).
+    pub storage: String,
+    /// Content types it takes, comma-separated (`vztmpl,iso,backup`).
+    #[serde(default)]
+    pub content: String,
+    /// Shared between nodes: one copy of a volume serves every node.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub shared: Option<bool>,
+    /// Accessible now.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub active: Option<bool>,
+}
+
+impl NodeStorage {
+    /// True when the storage takes `content` (`vztmpl`...).
+    pub fn takes(&self, content: &str) -> bool {
+        self.content.split(',').any(|c| c.trim() == content)
+    }
+
+    /// True when the storage is shared between nodes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.unwrap_or(false)
+    }
+}
+
+/// One volume's attributes (`GET /nodes/{node}/storage/{storage}/content/{volume}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct VolumeAttributes {
+    /// Where the volume is on that node (`/var/lib/vz/template/cache/...`).
+    pub path: String,
+    /// Size in bytes.
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub size: Option<u64>,
+    /// Format (`tzst`...).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// A local file to put on a storage (`POST /nodes/{node}/storage/{storage}/upload`),
+/// sent as `multipart/form-data` with `checksum-algorithm=sha256`: Proxmox
+/// refuses the upload if the bytes it received have another SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageUpload<'a> {
+    /// `vztmpl`, `iso` or `import`.
+    pub content: &'a str,
+    /// The file on this machine.
+    pub file: &'a std::path::Path,
+    /// The name it gets on the storage (a plain file name).
+    pub file_name: &'a str,
+    /// The file's SHA-256, lower-case hex.
+    pub sha256: &'a str,
+}

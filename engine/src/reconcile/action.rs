@@ -153,6 +153,25 @@ pub struct ConfigurePlan {
     pub digest: String,
 }
 
+/// An appliance template to copy from one node's storage to another's
+/// through Proxmox's storage upload. Runs on `source` (see
+/// [`Action::runs_on`]): only the agent there can read the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateCopy {
+    /// The Appliance it is for.
+    pub appliance: Name,
+    /// `storage:vztmpl/file`.
+    pub volid: String,
+    /// The storage, on both nodes (not shared between them).
+    pub storage: String,
+    /// `file`: the name it keeps.
+    pub file_name: String,
+    /// A node whose storage holds it.
+    pub source: NodeName,
+    /// The node whose storage lacks it.
+    pub target: NodeName,
+}
+
 /// An IPAM pool as the planner names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolRef {
@@ -272,6 +291,9 @@ pub enum Action {
         vmid: Vmid,
     },
     Configure(Box<ConfigurePlan>),
+    /// Uploads an appliance template to a node that lacks it, and waits
+    /// for Proxmox's task storing it.
+    UploadTemplate(Box<TemplateCopy>),
 }
 
 /// Execution order: every step of an earlier phase runs before any of a
@@ -285,6 +307,7 @@ pub(crate) enum Phase {
     SdnApply,
     Release,
     Allocate,
+    Upload,
     Create,
     Change,
     Start,
@@ -322,6 +345,10 @@ impl Action {
             UpdateContainer(plan) => Some(part(&plan.marker)),
             RemoveHa { owner, .. } => Some(owner.clone()),
             Configure(plan) => Some(part(&plan.marker)),
+            UploadTemplate(copy) => Some(ObjectRef::new(
+                orbitlab_manifests::Kind::Appliance,
+                &copy.appliance,
+            )),
         }
     }
 
@@ -329,10 +356,27 @@ impl Action {
     /// pushing a configuration bundle into a container and applying it go
     /// through `pct` on the container's own node. `None`: any node, through
     /// the Proxmox API or the store.
+    /// Uploading a template reads its file on the node that holds it.
     pub fn runs_on(&self) -> Option<&NodeName> {
         match self {
             Action::Configure(plan) => Some(&plan.node),
+            Action::UploadTemplate(copy) => Some(&copy.source),
             _ => None,
+        }
+    }
+
+    /// What the object of a step that [`Action::runs_on`] another node
+    /// waits for.
+    pub(crate) fn waits_for(&self) -> String {
+        match self {
+            Action::UploadTemplate(copy) => format!(
+                "uploading: waiting for the agent on node {} (it holds {}) to upload it to node {}",
+                copy.source, copy.volid, copy.target
+            ),
+            other => format!(
+                "waiting for the agent on node {} to configure its container",
+                other.runs_on().map_or("?", |n| n.as_str())
+            ),
         }
     }
 
@@ -366,7 +410,8 @@ impl Action {
             | UpdateContainer(_)
             | ResizeDisk { .. }
             | AddHa { .. }
-            | RemoveHa { .. } => true,
+            | RemoveHa { .. }
+            | UploadTemplate(_) => true,
         }
     }
 
@@ -390,6 +435,7 @@ impl Action {
             ApplySdn => Phase::SdnApply,
             ReleaseAddresses { .. } | ReleaseTag { .. } | ForgetStatus(_) => Phase::Release,
             Allocate { .. } => Phase::Allocate,
+            UploadTemplate(_) => Phase::Upload,
             CreateContainer(_) => Phase::Create,
             UpdateContainer(_) | ResizeDisk { .. } => Phase::Change,
             StartContainer { .. } | StopContainer { .. } => Phase::Start,
@@ -629,6 +675,11 @@ impl fmt::Display for Action {
                 plan.vmid,
                 plan.node,
                 &plan.digest[..plan.digest.len().min(12)]
+            ),
+            UploadTemplate(copy) => write!(
+                f,
+                "upload template {} from node {} to node {} (storage upload, sha256 checked)",
+                copy.volid, copy.source, copy.target
             ),
         }
     }

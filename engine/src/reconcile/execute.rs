@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use orbitlab_manifests::HaResourceState;
 
-use super::action::{Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, ZoneConfig};
+use super::action::{
+    Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, TemplateCopy, ZoneConfig,
+};
 use super::controllers::held_by;
 use super::ids::{self, GUEST_TAG};
 use super::plan::Plan;
@@ -94,10 +96,7 @@ pub fn execute<'a>(plan: &Plan, ctx: &Context<'a>, allow_pending: bool) -> Outco
         if let (Some(node), Some(o)) = (action.runs_on(), &object)
             && node.as_str() != local
         {
-            outcome.deferred.insert(
-                o.clone(),
-                format!("waiting for the agent on node {node} to configure its container"),
-            );
+            outcome.deferred.insert(o.clone(), action.waits_for());
             stopped.insert(o.clone());
             continue;
         }
@@ -420,6 +419,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             ctx.host.exec(node, vmid, &bundle::apply(&id))?;
             pushed::record(ctx.store, vmid, node, &plan.digest)?;
         }
+        Action::UploadTemplate(copy) => upload_template(ctx, copy)?,
         other => {
             return Err(ReconcileError::Internal(format!(
                 "step {other} is handled elsewhere"
@@ -427,6 +427,42 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Copies an appliance template to a node lacking it: asks Proxmox where
+/// the file is on this node (the source), hashes it, uploads it to the
+/// target's storage with its SHA-256 (Proxmox refuses bytes that do not
+/// match), and waits for the task that stores it.
+fn upload_template(ctx: &Context<'_>, copy: &TemplateCopy) -> Result<(), ReconcileError> {
+    let volume = ctx
+        .pve
+        .storage_volume(copy.source.as_str(), &copy.storage, &copy.volid)?;
+    let path = std::path::Path::new(&volume.path);
+    let sha256 = sha256_of(path).map_err(|source| ReconcileError::TemplateFile {
+        path: volume.path.clone(),
+        source,
+    })?;
+    let upid = ctx.pve.storage_upload(
+        copy.target.as_str(),
+        &copy.storage,
+        &pve::StorageUpload {
+            content: "vztmpl",
+            file: path,
+            file_name: &copy.file_name,
+            sha256: &sha256,
+        },
+    )?;
+    ctx.pve.wait_task(&upid, ctx.task_deadline)?;
+    Ok(())
+}
+
+/// The SHA-256 of a file, lower-case hex, read in blocks.
+fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Creates the container under the `orbitlab-vmid` lock, choosing the VMID

@@ -63,6 +63,14 @@ pub enum ReconcileError {
     Tag(#[from] tags::TagError),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// An appliance template's file on this node could not be read for
+    /// its upload to another node.
+    #[error("cannot read the template file {path} on this node: {source}")]
+    TemplateFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The cluster lock of the run was lost mid-pass; no step started
     /// after that, and no status was written.
     #[error(
@@ -152,7 +160,7 @@ impl Reconciler<'_> {
         // are read again.
         if !done.actions.iter().any(Action::changes_proxmox) {
             let observed = observe::refresh_records(self.store, earlier.clone())?;
-            return self.plan_with(&self.desired()?, observed);
+            return self.plan_with(&self.desired()?, observed, Some(earlier));
         }
         self.plan_from(Some(earlier))
     }
@@ -167,18 +175,29 @@ impl Reconciler<'_> {
             &|node| uplink_bridge(&desired, node),
             earlier,
         )?;
-        self.plan_with(&desired, observed)
+        self.plan_with(&desired, observed, earlier)
     }
 
-    /// The plan from `observed`, restricted to this reconciler's scope.
+    /// The plan from `observed`, restricted to this reconciler's scope
+    /// (`earlier`: the run's previous observation, for what
+    /// [`observe::appliance_inputs`] may reuse).
     fn plan_with(
         &self,
         desired: &Desired,
         mut observed: Observed,
+        earlier: Option<&Observed>,
     ) -> Result<(Plan, Observed), ReconcileError> {
-        if self.options.scope == Scope::Cluster {
+        let cluster = self.options.scope == Scope::Cluster;
+        if cluster {
             observe::instance_inputs(self.pve, self.store, desired, &mut observed)?;
         }
+        observe::appliance_inputs(
+            self.pve,
+            desired,
+            &mut observed,
+            earlier.map(|e| &e.appliance),
+            cluster,
+        );
         let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();
@@ -201,8 +220,10 @@ impl Reconciler<'_> {
         let mut report = Report::default();
         if self.options.scope == Scope::Node
             && !observe::node_has_guests(self.pve, self.host.local_node())?
+            && self.desired()?.appliances.is_empty()
         {
-            // Only this node's OrbitLab containers are configured here.
+            // Only this node's OrbitLab containers are configured here, and
+            // the appliance templates it holds uploaded to other nodes.
             return Ok(report);
         }
         // Node-scoped work touches only this node's containers. The lock

@@ -31,7 +31,10 @@
 //! need — each node's memory, the templates on its storage, the HA
 //! resources, the public halves of SSH keys and which Secrets hold a value
 //! — is read by [`instance_inputs`] in cluster-scoped passes, and only
-//! while instances need it. Offline members' uplinks come from OrbitLab's
+//! while instances need it. What Appliances need — each node's storages and
+//! the appliance templates on them — is read by [`appliance_inputs`], in
+//! every scope while an Appliance manifest is declared (and for Sector
+//! containers still to be made). Offline members' uplinks come from OrbitLab's
 //! record ([`super::uplinks`]), and where each container was last seen from
 //! its object's status.
 
@@ -45,8 +48,8 @@ use super::ObjectRef;
 use super::ReconcileError;
 use super::ids::{GUEST_TAG, Marker};
 use super::observed::{
-    ContainerObs, ControllerObs, HaObs, NodeLoad, NodeObs, OWNED_KEYS, Observed, Pending,
-    SubnetObs, UnrecognizedSdn, Uplink, VnetObs, ZoneObs,
+    ApplianceDecl, ApplianceObs, ContainerObs, ControllerObs, HaObs, NodeLoad, NodeObs, OWNED_KEYS,
+    Observed, Pending, StorageObs, SubnetObs, UnrecognizedSdn, Uplink, VnetObs, ZoneObs,
 };
 use super::tags;
 use crate::ipam::{Owner, PoolId};
@@ -349,6 +352,114 @@ pub(super) fn instance_inputs(
         }
     }
     Ok(())
+}
+
+/// What Appliances and the Sector containers made from them need, read in
+/// every scope while an Appliance manifest is declared (a node-scoped agent
+/// may be the one to upload a template): each online node's storages (one
+/// `GET /nodes/{node}/storage` per node) and, per node, the container
+/// templates on the storages of every declared Appliance's template. In
+/// cluster-scoped passes (`for_sectors`) also the storage of the template a
+/// Sector container is still to be made from, while it is not made.
+///
+/// Within one run, `earlier` (the run's previous observation) is reused
+/// for what it already found in place: a node's storage list, and a
+/// storage's templates when every template wanted there was on it; only
+/// what was missing (what this run's uploads change) is read again. A
+/// listing that fails leaves that node unknown for this pass (logged); it
+/// stops nothing else.
+pub(super) fn appliance_inputs(
+    pve: &dyn Pve,
+    desired: &super::Desired,
+    observed: &mut Observed,
+    earlier: Option<&ApplianceObs>,
+    for_sectors: bool,
+) {
+    let mut obs = ApplianceObs::default();
+    let mut wanted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for choice in desired.appliances.values() {
+        if let Some(manifest) = &choice.manifest {
+            obs.declared.insert(
+                manifest.name.clone(),
+                ApplianceDecl {
+                    template: choice.template.clone(),
+                    version: manifest.version.to_string(),
+                },
+            );
+            wanted.insert(choice.template.clone());
+        }
+    }
+    if for_sectors {
+        let made: std::collections::BTreeSet<&Marker> = observed
+            .containers
+            .values()
+            .filter_map(|c| c.marker.as_ref())
+            .collect();
+        for sector in desired.sectors.keys() {
+            for role in orbitlab_manifests::ApplianceRole::ALL {
+                if !made.contains(&Marker::part(Kind::Sector, sector, role)) {
+                    wanted.insert(desired.appliance(role).template);
+                }
+            }
+        }
+    }
+    let online: Vec<NodeName> = observed
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.online)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for node in online {
+        if !obs.declared.is_empty() {
+            let kept = earlier.and_then(|e| e.storages.get(&node)).cloned();
+            let read = kept.or_else(|| match pve.node_storages(node.as_str()) {
+                Ok(list) => Some(
+                    list.into_iter()
+                        .map(|s| {
+                            let obs = StorageObs {
+                                shared: s.is_shared(),
+                                templates: s.takes("vztmpl"),
+                            };
+                            (s.storage, obs)
+                        })
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "cannot list a node's storages; its appliance templates are checked again on the next pass");
+                    None
+                }
+            });
+            if let Some(storages) = read {
+                obs.storages.insert(node.clone(), storages);
+            }
+        }
+        let mut by_storage: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for volid in &wanted {
+            if let Some((storage, _)) = volid.split_once(':') {
+                by_storage.entry(storage).or_default().push(volid);
+            }
+        }
+        for (storage, volids) in by_storage {
+            let key = (node.clone(), storage.to_owned());
+            let kept = earlier
+                .and_then(|e| e.templates.get(&key))
+                .filter(|have| volids.iter().all(|v| have.contains(*v)));
+            if let Some(kept) = kept {
+                obs.templates.insert(key, kept.clone());
+                continue;
+            }
+            match pve.storage_content(node.as_str(), storage, Some("vztmpl")) {
+                Ok(volumes) => {
+                    obs.templates
+                        .insert(key, volumes.into_iter().map(|v| v.volid).collect());
+                }
+                Err(e) => {
+                    tracing::warn!(%node, storage, error = %e, "cannot list the templates of a node's storage; checked again on the next pass");
+                }
+            }
+        }
+    }
+    observed.appliance = obs;
 }
 
 /// The SDN part of a snapshot.

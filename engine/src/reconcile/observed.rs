@@ -130,6 +130,53 @@ pub struct HaObs {
     pub group: Option<String>,
 }
 
+/// A storage of an online node, as far as container templates go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageObs {
+    /// Shared between nodes: one copy serves every node.
+    pub shared: bool,
+    /// It takes container templates (content `vztmpl`).
+    pub templates: bool,
+}
+
+/// A declared Appliance manifest, as its status describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplianceDecl {
+    /// Template volume (`storage:vztmpl/file`).
+    pub template: String,
+    /// Appliance version.
+    pub version: String,
+}
+
+/// Appliance templates on the nodes' storages (see
+/// `observe::appliance_inputs`): read while an Appliance manifest is
+/// declared, and, for the template a Sector container is still to be
+/// made from, while it is not made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplianceObs {
+    /// Declared Appliance manifests, by name.
+    pub declared: BTreeMap<orbitlab_manifests::Name, ApplianceDecl>,
+    /// Each online node's storages (`GET /nodes/{node}/storage`), by id;
+    /// a node is missing when it was not read (no Appliance manifest) or
+    /// its listing failed.
+    pub storages: BTreeMap<NodeName, BTreeMap<String, StorageObs>>,
+    /// The container templates on each online node's storage, by node
+    /// and storage; a pair is missing when it was not read or its listing
+    /// failed.
+    pub templates: BTreeMap<(NodeName, String), BTreeSet<String>>,
+}
+
+impl ApplianceObs {
+    /// Whether the template `volid` (`storage:vztmpl/file`) is on `node`'s
+    /// storage: `None` when that storage was not read.
+    pub fn has(&self, node: &NodeName, volid: &str) -> Option<bool> {
+        let (storage, _) = volid.split_once(':')?;
+        self.templates
+            .get(&(node.clone(), storage.to_owned()))
+            .map(|volids| volids.contains(volid))
+    }
+}
+
 /// An SDN object Proxmox reported whose id breaks the rules OrbitLab knows
 /// (another Proxmox release may allow more). Never OrbitLab's; still
 /// counted: its pending change blocks OrbitLab's SDN edits, and its tag
@@ -189,6 +236,8 @@ pub struct Observed {
     /// and storage; read only for the storages of instances still to be
     /// created.
     pub templates: BTreeMap<(NodeName, String), BTreeSet<String>>,
+    /// Appliance templates on the nodes' storages.
+    pub appliance: ApplianceObs,
 }
 
 impl Observed {

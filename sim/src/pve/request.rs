@@ -19,6 +19,8 @@ pub struct UploadedFile {
     pub sha256: String,
     /// SHA-512 (hex).
     pub sha512: String,
+    /// The bytes.
+    pub data: Vec<u8>,
 }
 
 /// The parameters of one request.
@@ -130,6 +132,7 @@ fn parse_multipart(boundary: &str, body: &[u8], out: &mut RawRequest) -> Result<
                     size: data.len() as u64,
                     sha256: hex::encode(Sha256::digest(data)),
                     sha512: hex::encode(Sha512::digest(data)),
+                    data: data.to_vec(),
                 });
             }
             None => out

@@ -63,6 +63,11 @@ pub struct SimConfig {
     pub pmxcfs_control: Option<PathBuf>,
     /// MTU of every node's `vmbr0`.
     pub bridge_mtu: u32,
+    /// Keep the bytes of uploaded volumes in files under this directory
+    /// (`<dir>/<node>/<storage>/<content>/<name>`), whose path
+    /// `GET .../content/{volume}` then gives, as Proxmox gives the path of
+    /// a volume on its node; `None`: only their size is kept.
+    pub volume_files: Option<PathBuf>,
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
     /// The key CSRF prevention tokens are made with (Proxmox:
@@ -95,6 +100,7 @@ impl Default for SimConfig {
             pmxcfs_root: None,
             pmxcfs_control: None,
             bridge_mtu: 1500,
+            volume_files: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             www_key: None,
         }
@@ -216,7 +222,9 @@ impl PveSim {
             Some(m) => Some(tokio_rustls::TlsAcceptor::from(server_config(m)?)),
             None => None,
         };
-        let state = ClusterState::new(&cfg.nodes, cfg.version, cfg.task_duration, cfg.bridge_mtu);
+        let mut state =
+            ClusterState::new(&cfg.nodes, cfg.version, cfg.task_duration, cfg.bridge_mtu);
+        state.volume_files = cfg.volume_files.clone();
         let version_file = files::VersionFile::new(&state);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),

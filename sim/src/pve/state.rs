@@ -179,6 +179,10 @@ pub struct Volume {
     pub size: u64,
     /// Format (`tzst`, `raw`...).
     pub format: String,
+    /// The file holding its bytes, when the simulator keeps them
+    /// ([`crate::pve::SimConfig::volume_files`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// One simulated storage on one node.
@@ -312,6 +316,9 @@ pub struct ClusterState {
     pub config_version: u64,
     /// Bumped on every change to nodes (`.members` version).
     pub members_version: u64,
+    /// Where uploaded volumes' bytes are kept, if anywhere.
+    #[serde(skip)]
+    pub volume_files: Option<std::path::PathBuf>,
 }
 
 /// Seconds since the Unix epoch.
@@ -361,6 +368,7 @@ impl ClusterState {
                         content: "vztmpl".into(),
                         size: 126_000_000,
                         format: "tzst".into(),
+                        file: None,
                     }],
                 },
             );
@@ -391,6 +399,7 @@ impl ClusterState {
             vmlist_version: 1,
             config_version: 0,
             members_version: 1,
+            volume_files: None,
         }
     }
 

@@ -9,10 +9,15 @@
 //! module here and one line to [`ALL`]; the API then acts on it and
 //! `apply --wait` waits for it ([`acted_on`]).
 //!
+//! Kinds with a controller: Cluster (`cluster.rs`), Appliance
+//! (`appliance/`: its template on every node), Sector (`sector/`) and Lxc
+//! (`instance/`).
+//!
 //! Shared building blocks (SDN zone/subnet steps, container lifecycle,
 //! IPAM allocations) are methods of the [`Planner`], so every kind creates,
 //! repairs and removes Proxmox objects the same way.
 
+mod appliance;
 mod cluster;
 mod instance;
 mod sector;
@@ -63,6 +68,7 @@ pub(crate) trait Controller: Sync {
 /// Every controller, in planning order.
 pub(crate) const ALL: &[&dyn Controller] = &[
     &cluster::ClusterController,
+    &appliance::ApplianceController,
     &sector::SectorController,
     &instance::InstanceController,
 ];
@@ -77,21 +83,19 @@ pub fn reported() -> impl Iterator<Item = Kind> {
     ALL.iter().map(|c| c.kind())
 }
 
-/// Kinds that change what agents do: every controller's kind; Appliances,
-/// which choose the template and memory of the containers the Sector
-/// controller creates (see [`Desired`]); and Nodes, which cordon a node
-/// or cap its instances for the instance controller's placement.
+/// Kinds that change what agents do: every controller's kind (Appliances
+/// among them: their template is put on every node, and they choose the
+/// template, memory and version of the Sector containers made from then
+/// on, see [`Desired`]); and Nodes, which cordon a node or cap its
+/// instances for the instance controller's placement.
 pub fn acted_on() -> impl Iterator<Item = Kind> {
-    reported().chain([Kind::Appliance, Kind::Node])
+    reported().chain([Kind::Node])
 }
 
 /// What an agent does with manifests of a kind it acts on without giving
 /// them a status of their own (`None` for kinds with a status or none).
 pub fn used_for(kind: Kind) -> Option<&'static str> {
     match kind {
-        Kind::Appliance => Some(
-            "applies to Sector gateway and DNS containers made from now on; existing ones keep their template and memory",
-        ),
         Kind::Node => Some(
             "applies to instances placed from now on; instances already on the node stay there",
         ),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use orbitlab_manifests::{
     ApplianceRole, ClusterSpec, Kind, LxcSpec, ManifestSet, Name, NodeSpec, SectorSpec, Spec,
+    Version,
 };
 
 /// What the containers playing one appliance role are made from.
@@ -13,6 +14,17 @@ pub struct ApplianceChoice {
     pub template: String,
     /// Memory per container, MiB.
     pub memory_mib: u32,
+    /// The Appliance manifest it comes from; `None` for the fallback.
+    pub manifest: Option<ApplianceManifest>,
+}
+
+/// The Appliance manifest that chose an [`ApplianceChoice`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplianceManifest {
+    /// Its name.
+    pub name: Name,
+    /// The appliance version built into the template.
+    pub version: Version,
 }
 
 /// The desired state of everything the reconciler manages.
@@ -64,6 +76,10 @@ impl Desired {
                     ApplianceChoice {
                         template: a.template.to_string(),
                         memory_mib: a.memory,
+                        manifest: Some(ApplianceManifest {
+                            name: m.name().clone(),
+                            version: a.version.clone(),
+                        }),
                     },
                 )),
                 _ => None,
@@ -104,6 +120,7 @@ impl Desired {
             ApplianceChoice {
                 template: format!("{storage}:{FALLBACK_TEMPLATE}"),
                 memory_mib: DEFAULT_APPLIANCE_MEMORY_MIB,
+                manifest: None,
             }
         })
     }

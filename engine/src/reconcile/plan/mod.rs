@@ -17,7 +17,7 @@ mod desired;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use desired::{ApplianceChoice, Desired};
+pub use desired::{ApplianceChoice, ApplianceManifest, Desired};
 
 use super::ObjectRef;
 use super::action::Action;

@@ -1,6 +1,10 @@
 //! Storage under `/nodes/{node}/storage` and `/nodes/{node}/aplinfo`:
-//! storage list, content list, appliance template list and download, URL
-//! download and upload (each a task that adds a volume when it ends).
+//! storage list, content list, a volume's attributes (its path), appliance
+//! template list and download, URL download and upload (each a task that
+//! adds a volume when it ends; an upload's bytes are kept in a file when
+//! the simulator keeps them, see `SimConfig::volume_files`).
+
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
@@ -20,6 +24,7 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
         ("GET", "/nodes/{node}/storage") => storages(ctx),
         ("GET", "/nodes/{node}/storage/{storage}/content") => content(ctx),
         ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => remove_volume(ctx),
+        ("GET", "/nodes/{node}/storage/{storage}/content/{volume}") => volume_attributes(ctx),
         ("GET", "/nodes/{node}/aplinfo") => {
             ctx.node()?;
             list(
@@ -41,12 +46,12 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
             if !APPLIANCES.iter().any(|(a, _)| *a == t) {
                 return Err(ApiError::fail(format!("no such template '{t}'")));
             }
-            add_volume(ctx, "download", "vztmpl", &t, 126_000_000)
+            add_volume(ctx, "download", "vztmpl", &t, 126_000_000, None)
         }
         ("POST", "/nodes/{node}/storage/{storage}/download-url") => {
             let content = ctx.s("content")?;
             let name = ctx.s("filename")?;
-            add_volume(ctx, "download", &content, &name, 100_000_000)
+            add_volume(ctx, "download", &content, &name, 100_000_000, None)
         }
         ("POST", "/nodes/{node}/storage/{storage}/upload") => {
             let content = ctx.s("content")?;
@@ -69,8 +74,9 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
                     )));
                 }
             }
-            let size = file.size;
-            add_volume(ctx, "imgcopy", &content, &name, size)
+            let (size, data) = (file.size, file.data.clone());
+            let kept = keep_file(ctx, &content, &name, &data)?;
+            add_volume(ctx, "imgcopy", &content, &name, size, kept)
         }
         _ => Err(ApiError::status(
             501,
@@ -129,6 +135,63 @@ fn content(ctx: &mut Ctx<'_>) -> Reply {
     )
 }
 
+/// `pvesm path` through the API: a volume's attributes, its path on the
+/// node among them (the kept file of an uploaded volume, else where
+/// Proxmox keeps a `dir` storage's volumes under `/var/lib/vz`).
+fn volume_attributes(ctx: &mut Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let (storage, st) = storage_of(ctx, &node)?;
+    let volume = ctx.s("volume")?;
+    let volid = if volume.contains(':') {
+        volume
+    } else {
+        format!("{storage}:{volume}")
+    };
+    let v = st
+        .volumes
+        .iter()
+        .find(|v| v.volid == volid)
+        .ok_or_else(|| ApiError::fail(format!("volume '{volid}' does not exist")))?;
+    let path = match &v.file {
+        Some(file) => file.display().to_string(),
+        None => {
+            let (_, rest) = volid.split_once(':').unwrap_or_default();
+            let rest = rest.replacen("vztmpl/", "template/cache/", 1);
+            format!("/var/lib/vz/{rest}")
+        }
+    };
+    Ok(json!({ "path": path, "size": v.size, "used": v.size, "format": v.format }))
+}
+
+/// Keeps an uploaded volume's bytes in a file when the simulator keeps
+/// them (`<dir>/<node>/<storage>/<content>/<name>`); the file, if kept.
+fn keep_file(
+    ctx: &Ctx<'_>,
+    content: &str,
+    name: &str,
+    data: &[u8],
+) -> Result<Option<PathBuf>, ApiError> {
+    let Some(dir) = &ctx.st.volume_files else {
+        return Ok(None);
+    };
+    if name.contains('/') || name.starts_with('.') {
+        return Err(ApiError::param(
+            "filename",
+            format!("invalid filename '{name}'"),
+        ));
+    }
+    let file = dir
+        .join(ctx.node()?)
+        .join(ctx.s("storage")?)
+        .join(content)
+        .join(name);
+    file.parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&file, data))
+        .map_err(|e| ApiError::fail(format!("cannot keep {}: {e}", file.display())))?;
+    Ok(Some(file))
+}
+
 /// `pvesm free` through the API: a task (`imgdel`) that removes the
 /// volume when it ends. With `delay`, Proxmox waits for the task and
 /// answers null when it ended in time; the simulator's tasks end on their
@@ -159,7 +222,14 @@ fn remove_volume(ctx: &mut Ctx<'_>) -> Reply {
     Ok(Value::from(upid))
 }
 
-fn add_volume(ctx: &mut Ctx<'_>, task: &str, content: &str, name: &str, size: u64) -> Reply {
+fn add_volume(
+    ctx: &mut Ctx<'_>,
+    task: &str,
+    content: &str,
+    name: &str,
+    size: u64,
+    file: Option<PathBuf>,
+) -> Reply {
     let node = ctx.node()?;
     let (storage, st) = storage_of(ctx, &node)?;
     if !st.content.iter().any(|c| c == content) {
@@ -184,6 +254,7 @@ fn add_volume(ctx: &mut Ctx<'_>, task: &str, content: &str, name: &str, size: u6
         content: content.to_string(),
         size,
         format,
+        file,
     };
     let task_id = storage.clone();
     let upid = ctx.st.start_task(

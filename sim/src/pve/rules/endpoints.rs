@@ -421,6 +421,11 @@ GET /nodes/{node}/storage/{storage}/content
   storage                      str fmt=pve-storage-id
   vmid?                        int 100..999999999 fmt=pve-vmid
 
+GET /nodes/{node}/storage/{storage}/content/{volume}
+  node                         str fmt=pve-node
+  storage?                     str fmt=pve-storage-id
+  volume                       str
+
 DELETE /nodes/{node}/storage/{storage}/content/{volume}
   delay?                       int 1..30
   node                         str fmt=pve-node

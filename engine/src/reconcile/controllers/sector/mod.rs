@@ -291,6 +291,12 @@ impl Planner<'_> {
             }],
         )?;
         for plan in [gateway_plan, dns_plan] {
+            // A container is made only where its template is: on another
+            // node it would fail, and placing it elsewhere would move it.
+            if let Some(reason) = self.template_wait(&plan) {
+                self.wait(owner.clone(), reason);
+                continue;
+            }
             steps.extend(self.container_steps(&owner, plan, spec.ha.as_ref()));
         }
         // Configuration that cannot be rendered blocks the Sector; its other
@@ -305,6 +311,47 @@ impl Planner<'_> {
             self.block(owner.clone(), reason);
         }
         Ok(steps)
+    }
+
+    /// Why the appliance container of `plan` cannot be made yet: none
+    /// carries its marker (and none is on an offline node), and the
+    /// storage of its node was read and lacks its template. `None` when
+    /// nothing holds it up (a storage not read is assumed to have it).
+    fn template_wait(&self, plan: &ContainerPlan) -> Option<String> {
+        let away = self
+            .observed
+            .homes
+            .get(&plan.marker)
+            .is_some_and(|(_, node)| !self.observed.online(node));
+        if !self.containers_with(&plan.marker).is_empty()
+            || away
+            || self.observed.appliance.has(&plan.node, &plan.template) != Some(false)
+        {
+            return None;
+        }
+        let role = plan.marker.role?;
+        let choice = self.desired.appliance(role);
+        let fix = match &choice.manifest {
+            Some(m) => format!(
+                "Appliance {} puts it there (`orbitlab get /appliances/{}` shows its progress)",
+                m.name, m.name
+            ),
+            None => {
+                let (storage, path) = plan.template.split_once(':').unwrap_or_default();
+                format!(
+                    "download it there (`pveam download {storage} {}` on node {}), or declare an Appliance for the {} role",
+                    path.rsplit('/').next().unwrap_or(path),
+                    plan.node,
+                    role.as_str()
+                )
+            }
+        };
+        Some(format!(
+            "the {} container is made on node {}, whose storage lacks its template {}; {fix}",
+            role.as_str(),
+            plan.node,
+            plan.template
+        ))
     }
 
     /// Counts one more ordinary address taken from `pool`, refusing when
