@@ -680,9 +680,7 @@ fn apply_wait_over_https_polls_the_agents_statuses() {
     ok(&output);
     let note = String::from_utf8_lossy(&output.stderr);
     assert!(
-        note.contains(
-            "/nodes/pve2 applies to instances placed from now on"
-        ),
+        note.contains("/nodes/pve2 applies to instances placed from now on"),
         "{note}"
     );
     assert!(
