@@ -946,8 +946,9 @@ impl Pve for FakePve {
         Self::task(&mut st, node, "vzdestroy", &vmid.to_string())
     }
 
-    /// Every template any container was made from, and Debian's standard
-    /// one, on every storage of every node, less those removed.
+    /// Every template any container was made from, Debian's standard one
+    /// and OrbitLab's appliance templates of this release, on every storage
+    /// of every node, less those removed.
     fn storage_content(
         &self,
         node: &str,
@@ -976,6 +977,12 @@ impl Pve for FakePve {
         volids.insert(format!(
             "{storage}:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
         ));
+        for role in orbitlab_manifests::ApplianceRole::ALL {
+            volids.insert(format!(
+                "{storage}:{}",
+                crate::reconcile::plan::default_appliance_template(role)
+            ));
+        }
         volids.extend(st.placed.keys().cloned());
         Ok(volids
             .into_iter()

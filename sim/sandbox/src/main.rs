@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use orbitlab_sim::host::HostSetup;
+use orbitlab_sim::pve::APPLIANCE_VERSION;
 use rand::Rng;
 
 use programs::Programs;
@@ -791,6 +792,10 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         "  curl -s --cacert {} {}/_sim/pct          # what the agents pushed into containers",
         sb.ca.display(),
         sb.origin
+    );
+    say!(
+        "  (the containers here are simulated: Sectors use the appliance templates by name, orbitlab-gateway_{v}_amd64.tar.zst and orbitlab-dns_{v}_amd64.tar.zst, and the simulated pct plays their helper; appliances/ builds the real templates)",
+        v = APPLIANCE_VERSION
     );
     for (node, metrics) in &sb.metrics {
         say!("  curl -s {metrics}   # agent {node}");

@@ -93,7 +93,8 @@ fn doctor_is_green_on_the_sandbox_and_names_each_problem_with_its_fix() {
         );
     }
 
-    // A template removed from pve3's storage, as an admin would (the API).
+    // The appliance templates removed from pve3's storage, as an admin
+    // would (the API).
     // `  curl -s --cacert <ca> <origin>/_sim/state ...`
     let words: Vec<&str> = sandbox.line("/_sim/state").split_whitespace().collect();
     let ca = std::fs::read(words[3]).unwrap();
@@ -105,14 +106,16 @@ fn doctor_is_green_on_the_sandbox_and_names_each_problem_with_its_fix() {
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
         .build()
         .unwrap();
-    let removed = http
-        .delete(format!(
-            "{origin}/api2/json/nodes/pve3/storage/local/content/local%3Avztmpl%2Fdebian-12-standard_12.7-1_amd64.tar.zst"
-        ))
-        .header("Authorization", token)
-        .send()
-        .unwrap();
-    assert!(removed.status().is_success(), "{:?}", removed.text());
+    for role in ["gateway", "dns"] {
+        let removed = http
+            .delete(format!(
+                "{origin}/api2/json/nodes/pve3/storage/local/content/local%3Avztmpl%2Forbitlab-{role}_1.0.0_amd64.tar.zst"
+            ))
+            .header("Authorization", token)
+            .send()
+            .unwrap();
+        assert!(removed.status().is_success(), "{:?}", removed.text());
+    }
 
     // pve2's agent dies; quorum goes.
     kill(Pid::from_raw(sandbox.agents[1]), Signal::SIGKILL).unwrap();

@@ -33,5 +33,5 @@ pub use schema::PveVersion;
 pub use server::{
     DEFAULT_PASSWORD, DEFAULT_TOKEN_SECRET, PveSim, RequestRecord, SimConfig, SimError, SimHandle,
 };
-pub use state::DEFAULT_TEMPLATE;
+pub use state::{APPLIANCE_TEMPLATES, APPLIANCE_VERSION, DEFAULT_TEMPLATE};
 pub use tls::{TestCa, TlsMaterial};

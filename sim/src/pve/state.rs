@@ -332,6 +332,17 @@ pub fn unix_now() -> u64 {
 /// The template every node's `local` storage starts with.
 pub const DEFAULT_TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 
+/// The version of OrbitLab's appliance templates of this release
+/// (`appliances/VERSION`).
+pub const APPLIANCE_VERSION: &str = "1.0.0";
+
+/// OrbitLab's appliance templates of this release, on every simulated
+/// node's `local` storage as if `orbitlab appliance build` had run there.
+pub const APPLIANCE_TEMPLATES: [&str; 2] = [
+    "local:vztmpl/orbitlab-dns_1.0.0_amd64.tar.zst",
+    "local:vztmpl/orbitlab-gateway_1.0.0_amd64.tar.zst",
+];
+
 impl ClusterState {
     /// A fresh cluster of these nodes.
     pub fn new(nodes: &[String], version: PveVersion, task_duration: Duration, mtu: u32) -> Self {
@@ -363,13 +374,17 @@ impl ClusterState {
                         "backup".into(),
                         "import".into(),
                     ],
-                    volumes: vec![Volume {
-                        volid: DEFAULT_TEMPLATE.into(),
-                        content: "vztmpl".into(),
-                        size: 126_000_000,
-                        format: "tzst".into(),
-                        file: None,
-                    }],
+                    volumes: [(DEFAULT_TEMPLATE, 126_000_000)]
+                        .into_iter()
+                        .chain(APPLIANCE_TEMPLATES.map(|t| (t, 30_000_000)))
+                        .map(|(volid, size)| Volume {
+                            volid: volid.into(),
+                            content: "vztmpl".into(),
+                            size,
+                            format: "tzst".into(),
+                            file: None,
+                        })
+                        .collect(),
                 },
             );
             st.insert(

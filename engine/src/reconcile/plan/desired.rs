@@ -47,9 +47,20 @@ pub struct Desired {
 /// Memory of an appliance container when no Appliance manifest sets it.
 pub const DEFAULT_APPLIANCE_MEMORY_MIB: u32 = 128;
 
-/// Template used when no Appliance manifest names one: Debian's standard
-/// container image as Proxmox ships it.
-pub const FALLBACK_TEMPLATE: &str = "vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+/// The version of the appliance templates this release builds
+/// (`appliances/VERSION`; a test keeps the two equal).
+pub const APPLIANCE_VERSION: &str = "1.0.0";
+
+/// The template file of `role`'s appliance at [`APPLIANCE_VERSION`], as
+/// `orbitlab appliance build` names it: used when no Appliance manifest
+/// names one. Only OrbitLab's own templates carry the helper that loads a
+/// configuration bundle.
+pub fn default_appliance_template(role: ApplianceRole) -> String {
+    format!(
+        "vztmpl/orbitlab-{}_{APPLIANCE_VERSION}_amd64.tar.zst",
+        role.as_str()
+    )
+}
 
 impl Desired {
     /// Gathers the desired state from a validated set.
@@ -109,8 +120,9 @@ impl Desired {
     }
 
     /// What new containers playing `role` are made from: its Appliance
-    /// manifest, else Debian's standard template on the cluster's template
-    /// storage with [`DEFAULT_APPLIANCE_MEMORY_MIB`].
+    /// manifest, else OrbitLab's template of this release
+    /// ([`default_appliance_template`]) on the cluster's template storage
+    /// with [`DEFAULT_APPLIANCE_MEMORY_MIB`].
     pub fn appliance(&self, role: ApplianceRole) -> ApplianceChoice {
         self.appliances.get(&role).cloned().unwrap_or_else(|| {
             let storage = self
@@ -118,7 +130,7 @@ impl Desired {
                 .as_ref()
                 .map_or("local", |(_, c)| c.defaults.template_storage.as_str());
             ApplianceChoice {
-                template: format!("{storage}:{FALLBACK_TEMPLATE}"),
+                template: format!("{storage}:{}", default_appliance_template(role)),
                 memory_mib: DEFAULT_APPLIANCE_MEMORY_MIB,
                 manifest: None,
             }

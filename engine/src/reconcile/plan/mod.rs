@@ -17,7 +17,9 @@ mod desired;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use desired::{ApplianceChoice, ApplianceManifest, Desired};
+pub use desired::{
+    APPLIANCE_VERSION, ApplianceChoice, ApplianceManifest, Desired, default_appliance_template,
+};
 
 use super::ObjectRef;
 use super::action::Action;
