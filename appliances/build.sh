@@ -99,12 +99,16 @@ if [ -n "${ORBITLAB_APPLIANCE_SOURCES:-}" ]; then
 fi
 
 echo "build.sh: building $name ($packages)" >&2
-mmdebstrap --quiet --mode=root --variant=essential --architectures=amd64 \
+if ! mmdebstrap --mode=root --variant=essential --architectures=amd64 \
   --aptopt='APT::Install-Recommends "false"' \
   --include="$packages" \
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   "${dpkgopts[@]}" \
-  bookworm "$rootfs" "${sources[@]}"
+  bookworm "$rootfs" "${sources[@]}" >"$work/mmdebstrap.log" 2>&1; then
+  cat "$work/mmdebstrap.log" >&2
+  echo "build.sh: mmdebstrap failed (its output is above)" >&2
+  exit 1
+fi
 bootstrapped=$(date +%s)
 
 # The helper, the role, the factory configuration.
@@ -140,6 +144,12 @@ rm -rf "$rootfs"/etc/apt "$rootfs"/var/lib/apt "$rootfs"/var/cache/apt \
   "$rootfs"/etc/passwd- "$rootfs"/etc/group- "$rootfs"/etc/shadow- "$rootfs"/etc/gshadow- \
   "$rootfs"/var/cache/ldconfig/aux-cache
 find "$rootfs/var/log" -type f -delete
+# What dpkg's path-exclude leaves: symlinks beside the copyright files,
+# install-info's index, empty directories.
+find "$rootfs/usr/share/doc" -mindepth 2 ! -type d ! -name copyright -delete
+rm -f "$rootfs"/usr/share/info/dir*
+find "$rootfs/usr/share/doc" "$rootfs/usr/share/man" "$rootfs/usr/share/info" \
+  "$rootfs/usr/share/locale" -mindepth 1 -depth -type d -empty -delete
 : >"$rootfs/etc/machine-id"
 
 # The build log: every installed package with its version.

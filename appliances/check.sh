@@ -10,7 +10,9 @@
 # `pct create` checks (a ./sbin entry, at least 10 members), the helper and
 # the role file, the role's binaries, the managed files linked into the
 # factory bundle, and nothing that must not be there (sshd, man pages, a
-# compiler, apt). Prints sizes and build times. Needs what build.sh needs.
+# compiler, apt); then checks the factory configuration with the template's
+# own nft, vtysh and dnsmasq (chroot). Prints sizes and build times. Needs
+# what build.sh needs, plus unshare.
 set -euo pipefail
 
 [ "$#" -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 64; }
@@ -108,6 +110,29 @@ check_contents() {
 }
 
 passed=0
+# The factory configuration passes the template's own tools, run in the
+# extracted template (chroot; nft in a throwaway network namespace): the
+# binaries have their libraries and the managed paths resolve.
+check_factory() {
+  local role=$1 tarball=$2 tmp
+  tmp=$(mktemp -d)
+  tar --zstd -xpf "$tarball" -C "$tmp"
+  in_template() { chroot "$tmp" "$@" >/dev/null 2>&1 || fail "$role: in the template, $* fails"; }
+  case "$role" in
+    gateway)
+      unshare -n chroot "$tmp" /usr/sbin/nft -c -f /etc/nftables.conf >/dev/null 2>&1 ||
+        fail "gateway: in the template, nft -c -f /etc/nftables.conf fails"
+      in_template /usr/bin/vtysh --dryrun -f /etc/frr/frr.conf
+      in_template /bin/sh -n /etc/frr/daemons
+      ;;
+    dns)
+      in_template /usr/sbin/dnsmasq --test --conf-file=/etc/dnsmasq.conf --conf-dir=/etc/dnsmasq.d
+      ;;
+  esac
+  in_template /bin/sh -n /usr/sbin/orbitlab-appliance
+  rm -rf "$tmp"
+}
+
 for role in gateway dns; do
   before=$failures
   name="orbitlab-${role}_${version}_amd64.tar.zst"
@@ -126,6 +151,7 @@ for role in gateway dns; do
     explain_difference "$outdir/$name" "$outdir/rebuild/$name"
   fi
   check_contents "$role" "$outdir/$name"
+  check_factory "$role" "$outdir/$name"
   size=$(stat -c %s "$outdir/$name")
   mib=$(awk -v b="$size" 'BEGIN { printf "%.1f", b / 1048576 }')
   unpacked=$(zstd -dc "$outdir/$name" | wc -c | awk '{ printf "%.0f", $1 / 1048576 }')
