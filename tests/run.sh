@@ -23,10 +23,13 @@ cd "$(dirname "$0")/.."
 # - build-essential, debhelper, help2man, lintian, man-db, systemd: building
 #   the .deb and checking it (debian/check-package.sh: lintian, dpkg -i/-r,
 #   systemd-analyze verify).
+# - mmdebstrap, zstd: building the appliance templates twice and checking
+#   them (appliances/check.sh).
 PACKAGES=(
   ca-certificates nftables frr dnsmasq-base iproute2 socat fuse3
   openssl openssh-client e2fsprogs
   build-essential debhelper help2man lintian man-db systemd
+  mmdebstrap zstd
 )
 
 if [ "${ORBITLAB_TEST_NO_INSTALL:-0}" != 1 ]; then
@@ -48,4 +51,5 @@ if [ "${ORBITLAB_TEST_NO_INSTALL:-0}" != 1 ]; then
 fi
 
 cargo test --workspace --locked
+bash appliances/check.sh target/appliances
 bash debian/check-package.sh
