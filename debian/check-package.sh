@@ -107,13 +107,15 @@ for f in /usr/bin/orbitlab /usr/bin/orbitlab-agent \
     /usr/share/zsh/vendor-completions/_orbitlab \
     /usr/share/fish/vendor_completions.d/orbitlab.fish \
     /usr/share/doc/orbitlab/copyright /usr/share/doc/orbitlab/changelog.gz \
-    /usr/share/doc/orbitlab/crates.txt.gz; do
+    /usr/share/doc/orbitlab/crates.txt.gz \
+    /usr/share/orbitlab/appliances/build.sh /usr/share/orbitlab/appliances/VERSION \
+    /usr/share/orbitlab/appliances/helper/orbitlab-appliance; do
     grep -qxF "$f" "$WORK/contents" || fail "the package does not ship $f"
 done
 dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$WORK" ./postinst ./prerm ./postrm
 grep -q "deb-systemd-helper enable '$UNIT'" "$WORK/postinst" || fail "postinst does not enable $UNIT"
 grep -q "deb-systemd-invoke stop '$UNIT'" "$WORK/prerm" || fail "prerm does not stop $UNIT on removal"
-say "contents: binaries, unit, man pages, completions, enable/stop snippets present"
+say "contents: binaries, unit, man pages, completions, appliance recipes, enable/stop snippets present"
 
 # Never let dpkg overwrite, then delete, files this package does not own.
 while read -r f; do
