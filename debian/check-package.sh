@@ -126,13 +126,15 @@ done <"$WORK/contents"
 # --- lintian --------------------------------------------------------------
 say "lintian $(basename "$DEB")"
 LINTIAN_RC=0
-lintian --display-info --show-overrides --fail-on error,warning "$DEB" >"$WORK/lintian.log" 2>&1 || LINTIAN_RC=$?
+# Not --show-overrides: with it, this lintian (bookworm) exits 2 on
+# overridden tags. The overrides are counted from their file instead.
+lintian --display-info --fail-on error,warning "$DEB" >"$WORK/lintian.log" 2>&1 || LINTIAN_RC=$?
 cat "$WORK/lintian.log"
 [ "$LINTIAN_RC" = 0 ] || fail "lintian reported errors or warnings not overridden (exit $LINTIAN_RC)"
 LINTIAN_E=$(grep -c '^E:' "$WORK/lintian.log" || true)
 LINTIAN_W=$(grep -c '^W:' "$WORK/lintian.log" || true)
 LINTIAN_I=$(grep -c '^I:' "$WORK/lintian.log" || true)
-LINTIAN_O=$(grep -c '^O:' "$WORK/lintian.log" || true)
+LINTIAN_O=$(grep -c '^orbitlab:' debian/orbitlab.lintian-overrides || true)
 
 # --- install --------------------------------------------------------------
 say "dpkg -i"
