@@ -24,7 +24,10 @@ fn the_engine_the_simulator_and_the_recipes_agree_on_the_appliance_version() {
         // The name `build.sh` gives its output.
         assert_eq!(
             template,
-            format!("local:vztmpl/orbitlab-{}_{built}_amd64.tar.zst", role.as_str())
+            format!(
+                "local:vztmpl/orbitlab-{}_{built}_amd64.tar.zst",
+                role.as_str()
+            )
         );
     }
 }

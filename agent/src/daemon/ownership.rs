@@ -71,7 +71,12 @@ impl Presence {
             version: AgentVersion::this_build(),
             interval,
             host_root,
-            tracker: Tracker::default(),
+            // Members not seen yet count as alive for as long as a silent
+            // agent counts as alive: agents starting together agree.
+            tracker: Tracker::new(
+                std::time::Instant::now(),
+                interval * orbitlab_engine::liveness::MISSED_BEATS,
+            ),
             seq: 0,
             started_ms: unix_ms(SystemTime::now()),
             next_beat: None,

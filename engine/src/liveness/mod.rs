@@ -44,12 +44,29 @@ struct Seen {
 }
 
 /// Liveness of the other agents, as one agent observes their heartbeats.
+///
+/// For a while after it starts (`grace`: as long as an agent may go
+/// without a heartbeat before it counts as dead), an agent presumes alive
+/// the members it has not seen a heartbeat of yet: agents that start
+/// together agree on the owner from membership alone instead of each
+/// claiming the work until it sees the others.
 #[derive(Debug, Default)]
 pub struct Tracker {
     seen: BTreeMap<String, Seen>,
+    /// Until when members never seen count as alive.
+    presume_until: Option<Instant>,
 }
 
 impl Tracker {
+    /// A tracker started at `now` that presumes unseen members alive for
+    /// `grace`.
+    pub fn new(now: Instant, grace: Duration) -> Tracker {
+        Tracker {
+            seen: BTreeMap::new(),
+            presume_until: Some(now + grace),
+        }
+    }
+
     /// Takes in the records read at `now` (`wall` is the wall clock at the
     /// same moment). A record seen for the first time counts from when it
     /// was written, by the wall clock, so an agent that just started does
@@ -89,11 +106,13 @@ impl Tracker {
         }
     }
 
-    /// Whether `node`'s agent was seen alive within its timeout.
+    /// Whether `node`'s agent was seen alive within its timeout (or, never
+    /// seen, is still presumed alive).
     pub fn alive(&self, node: &str, now: Instant) -> bool {
-        self.seen
-            .get(node)
-            .is_some_and(|s| !s.stopped && now.saturating_duration_since(s.since) <= s.timeout)
+        match self.seen.get(node) {
+            Some(s) => !s.stopped && now.saturating_duration_since(s.since) <= s.timeout,
+            None => self.presume_until.is_some_and(|until| now < until),
+        }
     }
 
     /// The version `node`'s agent last reported.
@@ -131,7 +150,8 @@ impl Eligible {
                 if node == local {
                     Some((node, version))
                 } else if tracker.alive(node, now) {
-                    tracker.version(node).map(|v| (node, v))
+                    // Presumed alive, not seen yet: presumed this version.
+                    Some((node, tracker.version(node).unwrap_or(version)))
                 } else {
                     None
                 }
@@ -226,6 +246,10 @@ mod tests {
         fresh.observe([&record("pve3", "0.1.0", 1, 1_000)], t0, at(60_000));
         assert!(!fresh.alive("pve3", t0));
         assert!(!fresh.alive("pve9", t0), "never seen: not alive");
+        // Presumed alive while young, then only if seen.
+        let young = Tracker::new(t0, Duration::from_secs(3));
+        assert!(young.alive("pve9", t0 + Duration::from_secs(2)));
+        assert!(!young.alive("pve9", t0 + Duration::from_secs(4)));
         // A clean stop is dead at once.
         let mut stopped = record("pve2", "0.1.0", 9, 1_000);
         stopped.stopped = true;

@@ -122,12 +122,7 @@ pub(super) fn observe_since(
     observed.vnets = sdn.vnets;
     observed.subnets = sdn.subnets;
     observed.unrecognized = sdn.unrecognized;
-    let online: Vec<NodeName> = observed
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.online)
-        .map(|(n, _)| n.clone())
-        .collect();
+    let online = observed.online_nodes();
     for node in online {
         for guest in pve.lxc_list(node.as_str())? {
             let Ok(vmid) = Vmid::try_from(guest.vmid) else {
@@ -288,12 +283,7 @@ pub(super) fn instance_inputs(
         .filter(|(name, _)| !made.contains(&Marker::object(Kind::Lxc, name)))
         .collect();
     if !unplaced.is_empty() {
-        let online: Vec<NodeName> = observed
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.online)
-            .map(|(name, _)| name.clone())
-            .collect();
+        let online = observed.online_nodes();
         let storages: std::collections::BTreeSet<&str> = unplaced
             .iter()
             .filter_map(|(_, spec)| spec.template.as_ref().split_once(':'))
@@ -403,12 +393,7 @@ pub(super) fn appliance_inputs(
             }
         }
     }
-    let online: Vec<NodeName> = observed
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.online)
-        .map(|(name, _)| name.clone())
-        .collect();
+    let online = observed.online_nodes();
     for node in online {
         if !obs.declared.is_empty() {
             let kept = earlier.and_then(|e| e.storages.get(&node)).cloned();

@@ -257,6 +257,15 @@ impl Observed {
             .collect()
     }
 
+    /// The nodes online now, by name.
+    pub fn online_nodes(&self) -> Vec<NodeName> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.online)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// True when `node` is a member and online.
     pub fn online(&self, node: &NodeName) -> bool {
         self.nodes.get(node).is_some_and(|n| n.online)

@@ -141,12 +141,7 @@ fn content(ctx: &mut Ctx<'_>) -> Reply {
 fn volume_attributes(ctx: &mut Ctx<'_>) -> Reply {
     let node = ctx.node()?;
     let (storage, st) = storage_of(ctx, &node)?;
-    let volume = ctx.s("volume")?;
-    let volid = if volume.contains(':') {
-        volume
-    } else {
-        format!("{storage}:{volume}")
-    };
+    let volid = volid_of(ctx, &storage)?;
     let v = st
         .volumes
         .iter()
@@ -192,6 +187,17 @@ fn keep_file(
     Ok(Some(file))
 }
 
+/// The volume id the `{volume}` of the path names: as given when it has
+/// its storage (`local:vztmpl/x`), else on `storage`.
+fn volid_of(ctx: &Ctx<'_>, storage: &str) -> Result<String, ApiError> {
+    let volume = ctx.s("volume")?;
+    Ok(if volume.contains(':') {
+        volume
+    } else {
+        format!("{storage}:{volume}")
+    })
+}
+
 /// `pvesm free` through the API: a task (`imgdel`) that removes the
 /// volume when it ends. With `delay`, Proxmox waits for the task and
 /// answers null when it ended in time; the simulator's tasks end on their
@@ -199,12 +205,7 @@ fn keep_file(
 fn remove_volume(ctx: &mut Ctx<'_>) -> Reply {
     let node = ctx.node()?;
     let (storage, st) = storage_of(ctx, &node)?;
-    let volume = ctx.s("volume")?;
-    let volid = if volume.contains(':') {
-        volume
-    } else {
-        format!("{storage}:{volume}")
-    };
+    let volid = volid_of(ctx, &storage)?;
     if !st.volumes.iter().any(|v| v.volid == volid) {
         return Err(ApiError::fail(format!("volume '{volid}' does not exist")));
     }
