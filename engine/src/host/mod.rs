@@ -104,21 +104,36 @@ impl Pct {
 
     fn run(&self, args: &[String], stdin: Option<&[u8]>) -> Result<(), HostError> {
         let command = format!("{} {}", self.program, args.join(" "));
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .env("ORBITLAB_NODE", &self.local)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| HostError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
+        let spawn = || {
+            Command::new(&self.program)
+                .args(args)
+                .env("ORBITLAB_NODE", &self.local)
+                .stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+        };
+        // A program just written (a stand-in `pct`) can be briefly "busy"
+        // while another thread's fork still holds it open: try again.
+        let mut tries = 0;
+        let mut child = loop {
+            match spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => {
+                    break other.map_err(|source| HostError::Spawn {
+                        program: self.program.clone(),
+                        source,
+                    })?;
+                }
+            }
+        };
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A child that exits early closes the pipe; its status says why.
             let _ = pipe.write_all(bytes);
