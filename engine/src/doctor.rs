@@ -125,8 +125,9 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Gathers the facts of the cluster under `store`; `pve` is `None`
-    /// when there is no usable Proxmox connection (why: `no_pve`).
+    /// Gathers the facts of the cluster under `store`; `pve` is the
+    /// Proxmox client, or why there is no usable connection (reported as
+    /// the `proxmox` check's failure).
     pub fn gather(store: &Store, pve: Result<&dyn Pve, String>) -> Facts {
         let members = Members::read(store.root(), &node_name());
         let records = liveness::read_all(store).unwrap_or_default();
