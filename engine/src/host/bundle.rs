@@ -14,7 +14,8 @@
 //!    services, and keeps the last good bundle.
 //!
 //! Bundle ids are never reused: the configuration's digest and the time
-//! ([`BundleId::new`]). Pure: no I/O here.
+//! ([`BundleId::new`]). [`push`] runs the three steps through a
+//! [`super::ContainerHost`]; everything else here is pure.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,6 +104,39 @@ pub fn manifest<F: BundleFile>(files: &[F]) -> String {
             )
         })
         .collect()
+}
+
+/// Pushes `files` into container `vmid` on `node` as bundle `id` and has
+/// the helper apply it: prepare, every file, the manifest last, apply. The
+/// agent's one way of configuring an appliance. An `Err` from `apply`
+/// means the helper refused the bundle (or rolled back) and the appliance
+/// still runs its previous configuration.
+pub fn push<F: BundleFile>(
+    host: &dyn super::ContainerHost,
+    node: &str,
+    vmid: u32,
+    id: &BundleId,
+    files: &[F],
+) -> Result<(), super::HostError> {
+    host.exec(node, vmid, &prepare(id))?;
+    for file in files {
+        host.push(
+            node,
+            vmid,
+            &staged_path(id, file.path()),
+            file.mode(),
+            file.content(),
+        )?;
+    }
+    // Last: the helper refuses a bundle whose files do not match it.
+    host.push(
+        node,
+        vmid,
+        &manifest_path(id),
+        0o644,
+        manifest(files).as_bytes(),
+    )?;
+    host.exec(node, vmid, &apply(id))
 }
 
 /// What applying bundle `id` puts in place, read back from what was

@@ -401,22 +401,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         Action::Configure(plan) => {
             let (node, vmid) = (plan.node.as_str(), plan.vmid.get());
             let id = bundle::BundleId::new(&plan.digest, std::time::SystemTime::now());
-            ctx.host.exec(node, vmid, &bundle::prepare(&id))?;
-            for file in &plan.files {
-                let staged = bundle::staged_path(&id, &file.path);
-                ctx.host
-                    .push(node, vmid, &staged, file.mode, file.content.as_bytes())?;
-            }
-            // Last: the helper refuses a bundle whose files do not match it.
-            let manifest = bundle::manifest(&plan.files);
-            ctx.host.push(
-                node,
-                vmid,
-                &bundle::manifest_path(&id),
-                0o644,
-                manifest.as_bytes(),
-            )?;
-            ctx.host.exec(node, vmid, &bundle::apply(&id))?;
+            bundle::push(ctx.host, node, vmid, &id, &plan.files)?;
             pushed::record(ctx.store, vmid, node, &plan.digest)?;
         }
         Action::UploadTemplate(copy) => upload_template(ctx, copy)?,
