@@ -4,6 +4,11 @@
 //! pmxcfs handles), read by the other agents (who is alive, which
 //! version), `orbitlab get /nodes` and `orbitlab doctor`. Holds no secret.
 //!
+//! It also carries the last health probe of each OrbitLab appliance
+//! container running on its node ([`crate::host::health`]): only that
+//! node's agent can reach into them, and the owner of cluster-scoped work
+//! reads them from here into the Sector statuses ([`probes_by_node`]).
+//!
 //! Readers ignore fields they do not know, so a newer agent may add some.
 
 use std::collections::BTreeMap;
@@ -14,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AgentVersion;
 use crate::host::checks::HostReport;
+use crate::host::health::ApplianceProbe;
 use crate::store::{Store, StoreError, layout};
 
 /// An agent's heartbeat record.
@@ -48,6 +54,10 @@ pub struct AgentRecord {
     /// wait for missed heartbeats.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
+    /// The last health probe of each OrbitLab appliance container running
+    /// on its node, by VMID (absent from records of older agents).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub appliances: BTreeMap<u32, ApplianceProbe>,
 }
 
 /// How an agent's last reconcile went.
@@ -115,6 +125,53 @@ pub fn read_all(
             Some((node, record))
         })
         .collect())
+}
+
+/// The appliance probes every readable record carries, by node (records
+/// that cannot be read carry none).
+pub fn probes_by_node(
+    store: &Store,
+) -> Result<BTreeMap<String, BTreeMap<u32, ApplianceProbe>>, StoreError> {
+    Ok(read_all(store)?
+        .into_iter()
+        .filter_map(|(node, record)| Some((node, record.ok()?.appliances)))
+        .filter(|(_, probes)| !probes.is_empty())
+        .collect())
+}
+
+/// Puts `probes` into `node`'s record, for drivers that reconcile without
+/// an agent on that node (tests, simulations); an agent publishes its
+/// probes with its heartbeat instead. Keeps the rest of an existing
+/// record; without one, writes a record marked `stopped` (so no reader
+/// takes it for a live agent).
+pub fn record_probes(
+    store: &Store,
+    node: &str,
+    probes: BTreeMap<u32, ApplianceProbe>,
+) -> Result<(), StoreError> {
+    let existing = read_all(store)?.remove(node).and_then(Result::ok);
+    let record = match existing {
+        Some(record) => AgentRecord {
+            appliances: probes,
+            ..record
+        },
+        None => AgentRecord {
+            node: node.to_owned(),
+            version: AgentVersion::this_build(),
+            status_format: crate::status::STATUS_FORMAT,
+            written_ms: unix_ms(SystemTime::now()),
+            seq: 0,
+            interval_ms: 0,
+            started_ms: 0,
+            owner: false,
+            standing_down: None,
+            last_pass: None,
+            host: HostReport::default(),
+            stopped: true,
+            appliances: probes,
+        },
+    };
+    record.write(store)
 }
 
 /// Milliseconds since the Unix epoch.
