@@ -1,8 +1,10 @@
 //! Sectors: a VXLAN zone and VNet with the reserved tag, one SDN subnet per
 //! Sector subnet, IPAM addresses, and the Sector Gateway and Sector DNS
-//! containers, started and configured (`DESIGN.md`, "Sector").
+//! containers, started, configured and answering their health probe as
+//! healthy (`DESIGN.md`, "Sector"; [`health`]).
 
 mod configure;
+mod health;
 mod teardown;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,6 +119,7 @@ impl Controller for SectorController {
             out.insert("vnet/id".into(), ids::sector_vnet(tag).to_string());
             out.insert("zone/id".into(), ids::sector_zone(tag).to_string());
         }
+        out.extend(health::outputs(&ObjectRef::new(Kind::Sector, name), observed));
         out
     }
 }
@@ -302,7 +305,10 @@ impl Planner<'_> {
         // Configuration that cannot be rendered blocks the Sector; its other
         // steps (a stopped container started, a duplicate removed) still run.
         match self.configure_sector(name, spec, tag, bp) {
-            Ok(configure) => steps.extend(configure),
+            Ok(configure) => {
+                self.appliance_health(&owner, &configure);
+                steps.extend(configure);
+            }
             Err(reason) => self.block(owner.clone(), reason),
         }
         // A declared ingress that forwards nowhere keeps the Sector from
