@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, health};
 use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
 };
@@ -71,6 +71,25 @@ impl ContainerHost for SimHost<'_> {
         self.sim
             .pct_exec(node, vmid, argv)
             .map_err(|stderr| failed("exec", stderr))
+    }
+
+    fn exec_output(
+        &self,
+        node: &str,
+        vmid: u32,
+        argv: &[String],
+    ) -> Result<ExecOutput, HostError> {
+        self.local(node, vmid)?;
+        let answer = self
+            .sim
+            .pct_exec_output(node, vmid, argv)
+            .map_err(|stderr| failed("exec", stderr))?;
+        Ok(ExecOutput {
+            status: Some(answer.status),
+            stdout: answer.stdout.into_bytes(),
+            truncated: false,
+            stderr: String::new(),
+        })
     }
 }
 
@@ -198,8 +217,9 @@ impl Lab {
         }
     }
 
-    /// Runs a reconcile as every node in turn, as the three agents would,
-    /// until a round changes nothing; returns the reports of the last round.
+    /// Runs a reconcile as every node in turn, as the three agents would
+    /// (each followed by the probe of its node's appliances), until a
+    /// round changes nothing; returns the reports of the last round.
     pub fn converge(&self) -> Vec<Report> {
         let mut last = Vec::new();
         for _round in 0..6 {
@@ -208,7 +228,7 @@ impl Lab {
             for node in NODES {
                 let host = self.host(node);
                 let report = self.reconciler(&host).run().expect("a reconcile pass runs");
-                steps += report.steps;
+                steps += report.steps + usize::from(self.probe(node));
                 last.push(report);
             }
             if steps == 0 {
@@ -216,6 +236,35 @@ impl Lab {
             }
         }
         last
+    }
+
+    /// What `node`'s agent does after a reconcile: probes the appliance
+    /// containers running there (the simulated helper answers) and
+    /// publishes the answers in its heartbeat record; true when an answer
+    /// changed. A node whose containers cannot be listed (offline) probes
+    /// nothing.
+    pub fn probe(&self, node: &str) -> bool {
+        let Ok(vmids) = orbitlab_engine::reconcile::local_appliances(&self.pve, &self.store, node)
+        else {
+            return false;
+        };
+        let host = self.host(node);
+        let now = std::time::SystemTime::now();
+        let probes: std::collections::BTreeMap<u32, health::ApplianceProbe> = vmids
+            .into_iter()
+            .map(|vmid| (vmid.get(), health::probe(&host, node, vmid.get(), now)))
+            .collect();
+        let before = orbitlab_engine::liveness::probes_by_node(&self.store)
+            .expect("the heartbeats are read")
+            .remove(node)
+            .unwrap_or_default();
+        let changed = before.len() != probes.len()
+            || probes
+                .iter()
+                .any(|(vmid, p)| before.get(vmid).is_none_or(|b| !b.same_answer(p)));
+        orbitlab_engine::liveness::record_probes(&self.store, node, probes)
+            .expect("the heartbeat is written");
+        changed
     }
 }
 
@@ -236,7 +285,7 @@ impl Lab {
                     reconciler.options.scope = Scope::Node;
                 }
                 let report = reconciler.run().expect("a reconcile pass runs");
-                steps += report.steps;
+                steps += report.steps + usize::from(self.probe(node));
                 last.push(report);
             }
             if steps == 0 {
@@ -264,6 +313,9 @@ impl Lab {
                 match reconciler.run() {
                     Ok(report) if report.steps == 0 && report.failed.is_empty() => {}
                     _ => quiet = false,
+                }
+                if self.probe(node) {
+                    quiet = false;
                 }
             }
             if quiet {

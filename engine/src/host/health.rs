@@ -62,7 +62,7 @@ pub enum ProbeError {
     #[error("the health probe printed more than {kept} bytes: not its answer")]
     Flood { kept: usize },
     /// Standard output is not the probe's JSON object.
-    #[error("the health probe printed something else than its JSON answer: {reason}")]
+    #[error("the health probe printed something other than its JSON answer: {reason}")]
     Garbage { reason: String },
     /// The exit status says otherwise than the answer.
     #[error(
@@ -114,7 +114,10 @@ pub fn parse(output: &ExecOutput) -> Result<ApplianceHealth, ProbeError> {
     let garbage = |reason: String| ProbeError::Garbage {
         reason: clean(&reason),
     };
-    let answer: Answer = serde_json::from_str(text).map_err(|e| garbage(e.to_string()))?;
+    let answer: Answer = serde_json::from_str(text).map_err(|e| {
+        let start: String = text.chars().take(80).collect();
+        garbage(format!("{e} (it printed {start:?})"))
+    })?;
     if let Some(id) = &answer.bundle
         && !valid_bundle_id(id)
     {

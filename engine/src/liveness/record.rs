@@ -179,3 +179,38 @@ pub fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::health::ApplianceProbe;
+
+    #[test]
+    fn probes_are_published_per_node_and_old_records_read_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path());
+        // A record from an agent that knows nothing of probes.
+        store
+            .write(
+                &layout::agent(&"pve2".parse().unwrap()),
+                br#"{"node":"pve2","version":"0.1.0","status_format":1,"written_ms":5,"seq":3,"interval_ms":5000,"started_ms":1,"owner":true}"#,
+            )
+            .unwrap();
+        assert!(probes_by_node(&store).unwrap().is_empty());
+        let probe = ApplianceProbe::failed("the health probe did not answer within 30s", 9);
+        record_probes(&store, "pve2", [(101, probe.clone())].into()).unwrap();
+        record_probes(&store, "pve3", [(102, probe.clone())].into()).unwrap();
+        let all = read_all(&store).unwrap();
+        let pve2 = all["pve2"].as_ref().unwrap();
+        assert_eq!((pve2.seq, pve2.owner, pve2.stopped), (3, true, false), "the rest kept");
+        let pve3 = all["pve3"].as_ref().unwrap();
+        assert!(pve3.stopped, "no agent runs there: not taken for a live one");
+        assert_eq!(
+            probes_by_node(&store).unwrap(),
+            BTreeMap::from([
+                ("pve2".to_owned(), BTreeMap::from([(101, probe.clone())])),
+                ("pve3".to_owned(), BTreeMap::from([(102, probe)])),
+            ])
+        );
+    }
+}

@@ -41,6 +41,10 @@ pub struct Helpers {
     pub current: BTreeMap<u32, String>,
     /// Problems the health probe of a container reports, by VMID.
     pub problems: BTreeMap<u32, Vec<String>>,
+    /// What the probe prints instead of its answer, by VMID.
+    pub garbage: BTreeMap<u32, String>,
+    /// Containers `pct exec` cannot reach.
+    pub unreachable: BTreeSet<u32>,
 }
 
 /// One node's container host; every node's host writes to the same log.
@@ -142,6 +146,23 @@ impl ContainerHost for Host {
     ) -> Result<ExecOutput, HostError> {
         assert_eq!(node, self.local, "pct only reaches this node's containers");
         assert_eq!(argv, health::command(), "only the health probe is asked");
+        let helpers = self.helpers.lock().unwrap();
+        if helpers.unreachable.contains(&vmid) {
+            return Err(HostError::Failed {
+                command: format!("pct exec {vmid}"),
+                status: "exit status: 255".into(),
+                stderr: format!("CT {vmid} is locked (backup)"),
+            });
+        }
+        if let Some(text) = helpers.garbage.get(&vmid) {
+            return Ok(ExecOutput {
+                status: Some(139),
+                stdout: text.clone().into_bytes(),
+                truncated: false,
+                stderr: "Segmentation fault".into(),
+            });
+        }
+        drop(helpers);
         Ok(self.health(vmid))
     }
 }
