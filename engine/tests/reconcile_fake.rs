@@ -129,13 +129,14 @@ fn sector_after_init(pve: &FakePve, before_sector: impl FnOnce(&FakePve)) -> (Ve
     );
     // pve1's agent probes its appliances and publishes the answers; the
     // next run finds them healthy.
-    let now = std::time::SystemTime::now();
-    let probes = orbitlab_engine::reconcile::local_appliances(pve, &store, "pve1")
-        .unwrap()
-        .into_iter()
-        .map(|vmid| (vmid.get(), health::probe(&host, "pve1", vmid.get(), now)))
-        .collect();
-    orbitlab_engine::liveness::record_probes(&store, "pve1", probes).unwrap();
+    let vmids = orbitlab_engine::reconcile::local_appliances(pve, &store, "pve1").unwrap();
+    let probes = health::probe_all(
+        &host,
+        "pve1",
+        vmids.into_iter().map(|v| v.get()),
+        std::time::SystemTime::now(),
+    );
+    assert!(orbitlab_engine::liveness::record_probes(&store, "pve1", probes).unwrap());
     let report = rec.run().expect("a reconcile runs");
     assert_eq!(report.steps, 0, "{report:?}");
     (writes(pve), format!("{:?}", report.ready))

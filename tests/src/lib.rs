@@ -249,22 +249,14 @@ impl Lab {
             return false;
         };
         let host = self.host(node);
-        let now = std::time::SystemTime::now();
-        let probes: std::collections::BTreeMap<u32, health::ApplianceProbe> = vmids
-            .into_iter()
-            .map(|vmid| (vmid.get(), health::probe(&host, node, vmid.get(), now)))
-            .collect();
-        let before = orbitlab_engine::liveness::probes_by_node(&self.store)
-            .expect("the heartbeats are read")
-            .remove(node)
-            .unwrap_or_default();
-        let changed = before.len() != probes.len()
-            || probes
-                .iter()
-                .any(|(vmid, p)| before.get(vmid).is_none_or(|b| !b.same_answer(p)));
+        let probes = health::probe_all(
+            &host,
+            node,
+            vmids.into_iter().map(|v| v.get()),
+            std::time::SystemTime::now(),
+        );
         orbitlab_engine::liveness::record_probes(&self.store, node, probes)
-            .expect("the heartbeat is written");
-        changed
+            .expect("the heartbeat is written")
     }
 }
 

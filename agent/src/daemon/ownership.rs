@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::collections::BTreeMap;
 
 use orbitlab_engine::host::checks::{self, HostReport};
-use orbitlab_engine::host::health::ApplianceProbe;
+use orbitlab_engine::host::health::{ApplianceProbe, same_answers};
 use orbitlab_engine::liveness::{
     AgentRecord, AgentVersion, Eligible, LastPass, Members, Tracker, read_all, unix_ms,
 };
@@ -252,14 +252,6 @@ impl Presence {
             }
         }
     }
-}
-
-/// Whether two sets of probes give the same answers, whenever taken.
-fn same_answers(a: &BTreeMap<u32, ApplianceProbe>, b: &BTreeMap<u32, ApplianceProbe>) -> bool {
-    a.len() == b.len()
-        && a
-            .iter()
-            .all(|(vmid, p)| b.get(vmid).is_some_and(|q| q.same_answer(p)))
 }
 
 /// The presence shared by the loop and the heartbeat thread.

@@ -307,6 +307,28 @@ pub fn probe(host: &dyn ContainerHost, node: &str, vmid: u32, now: SystemTime) -
     }
 }
 
+/// Probes containers `vmids` on `node` (this node) one after the other,
+/// by VMID.
+pub fn probe_all(
+    host: &dyn ContainerHost,
+    node: &str,
+    vmids: impl IntoIterator<Item = u32>,
+    now: SystemTime,
+) -> BTreeMap<u32, ApplianceProbe> {
+    vmids
+        .into_iter()
+        .map(|vmid| (vmid, probe(host, node, vmid, now)))
+        .collect()
+}
+
+/// Whether two sets of probes give the same answers, whenever taken.
+pub fn same_answers(a: &BTreeMap<u32, ApplianceProbe>, b: &BTreeMap<u32, ApplianceProbe>) -> bool {
+    a.len() == b.len()
+        && a
+            .iter()
+            .all(|(vmid, p)| b.get(vmid).is_some_and(|q| q.same_answer(p)))
+}
+
 /// Why the probe could not reach the container, without the command line.
 fn unreachable(error: &HostError) -> String {
     match error {

@@ -143,13 +143,18 @@ pub fn probes_by_node(
 /// an agent on that node (tests, simulations); an agent publishes its
 /// probes with its heartbeat instead. Keeps the rest of an existing
 /// record; without one, writes a record marked `stopped` (so no reader
-/// takes it for a live agent).
+/// takes it for a live agent). True when an answer changed (see
+/// [`crate::host::health::same_answers`]).
 pub fn record_probes(
     store: &Store,
     node: &str,
     probes: BTreeMap<u32, ApplianceProbe>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let existing = read_all(store)?.remove(node).and_then(Result::ok);
+    let changed = !crate::host::health::same_answers(
+        existing.as_ref().map_or(&BTreeMap::new(), |r| &r.appliances),
+        &probes,
+    );
     let record = match existing {
         Some(record) => AgentRecord {
             appliances: probes,
@@ -171,7 +176,8 @@ pub fn record_probes(
             appliances: probes,
         },
     };
-    record.write(store)
+    record.write(store)?;
+    Ok(changed)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -198,8 +204,14 @@ mod tests {
             .unwrap();
         assert!(probes_by_node(&store).unwrap().is_empty());
         let probe = ApplianceProbe::failed("the health probe did not answer within 30s", 9);
-        record_probes(&store, "pve2", [(101, probe.clone())].into()).unwrap();
-        record_probes(&store, "pve3", [(102, probe.clone())].into()).unwrap();
+        assert!(record_probes(&store, "pve2", [(101, probe.clone())].into()).unwrap());
+        assert!(record_probes(&store, "pve3", [(102, probe.clone())].into()).unwrap());
+        let mut later = probe.clone();
+        later.checked_ms += 5000;
+        assert!(
+            !record_probes(&store, "pve3", [(102, later)].into()).unwrap(),
+            "the same answer, later"
+        );
         let all = read_all(&store).unwrap();
         let pve2 = all["pve2"].as_ref().unwrap();
         assert_eq!((pve2.seq, pve2.owner, pve2.stopped), (3, true, false), "the rest kept");
@@ -209,7 +221,7 @@ mod tests {
             probes_by_node(&store).unwrap(),
             BTreeMap::from([
                 ("pve2".to_owned(), BTreeMap::from([(101, probe.clone())])),
-                ("pve3".to_owned(), BTreeMap::from([(102, probe)])),
+                ("pve3".to_owned(), BTreeMap::from([(102, ApplianceProbe { checked_ms: 5009, ..probe })])),
             ])
         );
     }

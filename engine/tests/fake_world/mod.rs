@@ -274,21 +274,13 @@ impl World {
         let host = self.host_of(node);
         let vmids = orbitlab_engine::reconcile::local_appliances(&self.pve, &self.store, node)
             .expect("the node's containers are listed");
-        let now = std::time::SystemTime::now();
-        let probes: BTreeMap<u32, health::ApplianceProbe> = vmids
-            .into_iter()
-            .map(|vmid| (vmid.get(), health::probe(&host, node, vmid.get(), now)))
-            .collect();
-        let before = liveness::probes_by_node(&self.store)
-            .unwrap()
-            .remove(node)
-            .unwrap_or_default();
-        let changed = before.len() != probes.len()
-            || probes
-                .iter()
-                .any(|(vmid, p)| before.get(vmid).is_none_or(|b| !b.same_answer(p)));
-        liveness::record_probes(&self.store, node, probes).unwrap();
-        changed
+        let probes = health::probe_all(
+            &host,
+            node,
+            vmids.into_iter().map(|v| v.get()),
+            std::time::SystemTime::now(),
+        );
+        liveness::record_probes(&self.store, node, probes).unwrap()
     }
 
     /// Makes the health probe of container `vmid` report `problems`
