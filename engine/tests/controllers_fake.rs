@@ -567,8 +567,7 @@ fn a_sector_is_ready_only_once_both_appliances_answered_healthy() {
     assert_eq!(reason, "Waiting");
     assert!(progressing);
     assert!(
-        message.contains("waiting for the gateway's health probe")
-            && message.contains("node pve1"),
+        message.contains("waiting for the gateway's health probe") && message.contains("node pve1"),
         "{message}"
     );
     assert_eq!(world.output("web", "gateway/health"), "waiting for a probe");
@@ -582,7 +581,11 @@ fn a_sector_is_ready_only_once_both_appliances_answered_healthy() {
         let digest = world.output("web", &format!("config/{vmid}"));
         let bundle = world.output("web", &format!("{role}/bundle"));
         assert!(bundle.starts_with(&digest[..16]), "{bundle} runs {digest}");
-        assert!(world.output("web", &format!("{role}/probed")).ends_with('Z'));
+        assert!(
+            world
+                .output("web", &format!("{role}/probed"))
+                .ends_with('Z')
+        );
     }
     assert!(!world.probe("pve1"), "the same answers again");
 }
@@ -632,7 +635,9 @@ fn a_probe_of_the_bundle_before_the_last_push_leaves_the_sector_progressing() {
     assert!(progressing);
     assert!(
         message.contains("waiting for the gateway's health probe")
-            && message.contains(&format!("saw bundle {before}, not the configuration last pushed")),
+            && message.contains(&format!(
+                "saw bundle {before}, not the configuration last pushed"
+            )),
         "{message}"
     );
     assert_eq!(world.output("web", "gateway/health"), "waiting for a probe");
@@ -652,13 +657,16 @@ fn a_probe_that_cannot_run_or_answers_garbage_is_reported() {
     let (reason, message, _) = conditions(&world, "web");
     assert_eq!(reason, "Unavailable");
     assert!(
-        message.contains(&format!("the gateway (container {gateway} on node pve1) could not be probed"))
-            && message.contains("is locked (backup)"),
+        message.contains(&format!(
+            "the gateway (container {gateway} on node pve1) could not be probed"
+        )) && message.contains("is locked (backup)"),
         "{message}"
     );
     assert!(!message.contains("pct exec"), "no command line: {message}");
     assert!(
-        world.output("web", "gateway/health").starts_with("probe failed: the health probe could not run"),
+        world
+            .output("web", "gateway/health")
+            .starts_with("probe failed: the health probe could not run"),
         "{}",
         world.output("web", "gateway/health")
     );
@@ -666,14 +674,17 @@ fn a_probe_that_cannot_run_or_answers_garbage_is_reported() {
     {
         let mut helpers = world.helpers.lock().unwrap();
         helpers.unreachable.clear();
-        helpers.garbage.insert(dns, "Segmentation fault (core dumped)\n".into());
+        helpers
+            .garbage
+            .insert(dns, "Segmentation fault (core dumped)\n".into());
     }
     world.run();
     let (reason, message, _) = conditions(&world, "web");
     assert_eq!(reason, "Unavailable");
     assert!(
-        message.contains(&format!("the dns (container {dns} on node pve1) could not be probed"))
-            && message.contains("other than its JSON answer")
+        message.contains(&format!(
+            "the dns (container {dns} on node pve1) could not be probed"
+        )) && message.contains("other than its JSON answer")
             && message.contains("Segmentation fault (core dumped)"),
         "{message}"
     );
@@ -711,5 +722,8 @@ fn a_containers_health_is_what_the_agent_of_its_node_says() {
     world.rec().run().unwrap();
     let (reason, message, _) = conditions(&world, "db");
     assert_eq!(reason, "Unavailable");
-    assert!(message.contains("on node pve2) is unhealthy: frr.service is failed"), "{message}");
+    assert!(
+        message.contains("on node pve2) is unhealthy: frr.service is failed"),
+        "{message}"
+    );
 }

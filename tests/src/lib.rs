@@ -73,12 +73,7 @@ impl ContainerHost for SimHost<'_> {
             .map_err(|stderr| failed("exec", stderr))
     }
 
-    fn exec_output(
-        &self,
-        node: &str,
-        vmid: u32,
-        argv: &[String],
-    ) -> Result<ExecOutput, HostError> {
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
         self.local(node, vmid)?;
         let answer = self
             .sim

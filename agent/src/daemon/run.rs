@@ -94,6 +94,8 @@ pub struct Daemon {
     api: Option<crate::server::ServerHandle>,
     /// When this node's appliances are probed next (`None`: at once).
     next_probe: Option<Instant>,
+    /// The appliance containers probed last.
+    probed: Vec<u32>,
 }
 
 impl Daemon {
@@ -182,6 +184,7 @@ impl Daemon {
             shown: Shown::default(),
             api: None,
             next_probe: None,
+            probed: Vec::new(),
             config,
         })
     }
@@ -245,7 +248,7 @@ impl Daemon {
                 }
                 if !self.fence.stop_requested()
                     && self.next_probe.is_none_or(|at| Instant::now() >= at)
-                    && self.probe_appliances()
+                    && self.probe_appliances(true)
                     && self.owner
                 {
                     self.scopes[0].dirty = true;
@@ -447,7 +450,7 @@ impl Daemon {
             Ok(report) => {
                 // A configuration pushed here is probed before the other
                 // nodes are told (by the change counter) to look.
-                let moved = report.steps > 0 && self.probe_appliances();
+                let moved = self.probe_appliances(report.steps > 0);
                 self.reconciled(index, took, &report);
                 if moved && self.owner {
                     self.scopes[0].dirty = true;
@@ -519,10 +522,13 @@ impl Daemon {
 
     /// Probes the appliance containers running on this node
     /// ([`local_appliances`], [`health::probe`]) and publishes the answers
-    /// in the heartbeat; true when an answer changed. The next periodic
-    /// probe is due a probe interval later.
-    fn probe_appliances(&mut self) -> bool {
-        self.next_probe = Some(Instant::now() + self.config.probe_interval);
+    /// in the heartbeat; true when an answer changed. Unless `always`,
+    /// only when they are not those probed last (one was made, moved here
+    /// or left). The next periodic probe is due a probe interval later.
+    fn probe_appliances(&mut self, always: bool) -> bool {
+        if always {
+            self.next_probe = Some(Instant::now() + self.config.probe_interval);
+        }
         let Some(client) = self.connection.client() else {
             return false;
         };
@@ -541,25 +547,26 @@ impl Daemon {
                 return false;
             }
         };
+        let vmids: Vec<u32> = vmids.into_iter().map(|v| v.get()).collect();
+        if !always && vmids == self.probed {
+            return false;
+        }
+        self.next_probe = Some(Instant::now() + self.config.probe_interval);
         let host = FencedHost::new(&self.host, &self.fence);
         let mut probes = std::collections::BTreeMap::new();
         self.busy.store(true, Ordering::Relaxed);
-        for vmid in vmids {
+        for &vmid in &vmids {
             if self.fence.stop_requested() {
                 // A partial set would drop the others' answers.
                 self.busy.store(false, Ordering::Relaxed);
                 return false;
             }
-            let probe = health::probe(
-                &host,
-                &self.config.node,
-                vmid.get(),
-                std::time::SystemTime::now(),
-            );
+            let probe = health::probe(&host, &self.config.node, vmid, std::time::SystemTime::now());
             self.fence.beat();
-            probes.insert(vmid.get(), probe);
+            probes.insert(vmid, probe);
         }
         self.busy.store(false, Ordering::Relaxed);
+        self.probed = vmids;
         let changed = self
             .presence
             .lock()

@@ -56,7 +56,10 @@ pub struct ApplianceHealth {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
     /// Nothing on standard output.
-    #[error("the health probe printed nothing (exit status {status}){}", detail(stderr))]
+    #[error(
+        "the health probe printed nothing (exit status {status}){}",
+        detail(stderr)
+    )]
     Silent { status: String, stderr: String },
     /// More output than a probe ever prints.
     #[error("the health probe printed more than {kept} bytes: not its answer")]
@@ -121,7 +124,9 @@ pub fn parse(output: &ExecOutput) -> Result<ApplianceHealth, ProbeError> {
     if let Some(id) = &answer.bundle
         && !valid_bundle_id(id)
     {
-        return Err(garbage(format!("bundle id {id:?} is not one OrbitLab makes")));
+        return Err(garbage(format!(
+            "bundle id {id:?} is not one OrbitLab makes"
+        )));
     }
     if answer.healthy != answer.problems.is_empty() {
         return Err(garbage(if answer.healthy {
@@ -182,7 +187,11 @@ fn clean(text: &str) -> String {
 
 /// At most [`MAX_PROBLEMS`] cleaned problems, saying how many more there were.
 fn capped(problems: &[String]) -> Vec<String> {
-    let mut kept: Vec<String> = problems.iter().take(MAX_PROBLEMS).map(|p| clean(p)).collect();
+    let mut kept: Vec<String> = problems
+        .iter()
+        .take(MAX_PROBLEMS)
+        .map(|p| clean(p))
+        .collect();
     if problems.len() > MAX_PROBLEMS {
         kept.push(format!("and {} more", problems.len() - MAX_PROBLEMS));
     }
@@ -324,8 +333,7 @@ pub fn probe_all(
 /// Whether two sets of probes give the same answers, whenever taken.
 pub fn same_answers(a: &BTreeMap<u32, ApplianceProbe>, b: &BTreeMap<u32, ApplianceProbe>) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .all(|(vmid, p)| b.get(vmid).is_some_and(|q| q.same_answer(p)))
 }
 
@@ -333,7 +341,10 @@ pub fn same_answers(a: &BTreeMap<u32, ApplianceProbe>, b: &BTreeMap<u32, Applian
 fn unreachable(error: &HostError) -> String {
     match error {
         HostError::Failed { status, stderr, .. } => {
-            format!("the health probe could not run (pct: {status}){}", detail(stderr))
+            format!(
+                "the health probe could not run (pct: {status}){}",
+                detail(stderr)
+            )
         }
         HostError::TimedOut { after, .. } => format!(
             "the health probe did not answer within {}s",
@@ -386,7 +397,11 @@ mod tests {
         assert_eq!(sick.bundle, None);
         assert_eq!(
             sick.problems,
-            ["no current bundle", "dnsmasq.service is failed", "no default route"]
+            [
+                "no current bundle",
+                "dnsmasq.service is failed",
+                "no default route"
+            ]
         );
     }
 
@@ -397,26 +412,65 @@ mod tests {
         let mut silent = out(Some(255), "  \n");
         silent.stderr = "CT 101 not running".into();
         let e = err(silent).to_string();
-        assert!(e.contains("printed nothing") && e.contains("255") && e.contains("CT 101 not running"), "{e}");
-        assert!(matches!(err(out(Some(0), "OK\n")), ProbeError::Garbage { .. }));
-        assert!(matches!(err(out(Some(0), "[1,2]")), ProbeError::Garbage { .. }));
+        assert!(
+            e.contains("printed nothing") && e.contains("255") && e.contains("CT 101 not running"),
+            "{e}"
+        );
+        assert!(matches!(
+            err(out(Some(0), "OK\n")),
+            ProbeError::Garbage { .. }
+        ));
+        assert!(matches!(
+            err(out(Some(0), "[1,2]")),
+            ProbeError::Garbage { .. }
+        ));
         // Missing fields, wrong types.
-        assert!(matches!(err(out(Some(0), r#"{"healthy":true}"#)), ProbeError::Garbage { .. }));
+        assert!(matches!(
+            err(out(Some(0), r#"{"healthy":true}"#)),
+            ProbeError::Garbage { .. }
+        ));
         let wrong = HEALTHY.replace(r#""healthy":true"#, r#""healthy":"yes""#);
-        assert!(matches!(err(out(Some(0), &wrong)), ProbeError::Garbage { .. }));
+        assert!(matches!(
+            err(out(Some(0), &wrong)),
+            ProbeError::Garbage { .. }
+        ));
         // A bundle id the helper would never have accepted.
         let odd = HEALTHY.replace(r#""a1""#, r#""../x y""#);
-        assert!(matches!(err(out(Some(0), &odd)), ProbeError::Garbage { .. }));
+        assert!(matches!(
+            err(out(Some(0), &odd)),
+            ProbeError::Garbage { .. }
+        ));
         // Healthy with problems, unhealthy without.
         let both = HEALTHY.replace(r#""problems":[]"#, r#""problems":["x"]"#);
-        assert!(matches!(err(out(Some(0), &both)), ProbeError::Garbage { .. }));
-        let neither = UNHEALTHY.replace(r#""problems":["no current bundle","dnsmasq.service is failed","no default route"]"#, r#""problems":[]"#);
-        assert!(matches!(err(out(Some(1), &neither)), ProbeError::Garbage { .. }));
+        assert!(matches!(
+            err(out(Some(0), &both)),
+            ProbeError::Garbage { .. }
+        ));
+        let neither = UNHEALTHY.replace(
+            r#""problems":["no current bundle","dnsmasq.service is failed","no default route"]"#,
+            r#""problems":[]"#,
+        );
+        assert!(matches!(
+            err(out(Some(1), &neither)),
+            ProbeError::Garbage { .. }
+        ));
         // The exit status must agree.
-        assert!(matches!(err(out(Some(1), HEALTHY)), ProbeError::Contradiction { .. }));
-        assert!(matches!(err(out(Some(0), UNHEALTHY)), ProbeError::Contradiction { .. }));
-        assert!(matches!(err(out(Some(64), UNHEALTHY)), ProbeError::Contradiction { .. }));
-        assert!(matches!(err(out(None, HEALTHY)), ProbeError::Contradiction { .. }));
+        assert!(matches!(
+            err(out(Some(1), HEALTHY)),
+            ProbeError::Contradiction { .. }
+        ));
+        assert!(matches!(
+            err(out(Some(0), UNHEALTHY)),
+            ProbeError::Contradiction { .. }
+        ));
+        assert!(matches!(
+            err(out(Some(64), UNHEALTHY)),
+            ProbeError::Contradiction { .. }
+        ));
+        assert!(matches!(
+            err(out(None, HEALTHY)),
+            ProbeError::Contradiction { .. }
+        ));
         let mut flood = out(Some(0), HEALTHY);
         flood.truncated = true;
         assert!(matches!(err(flood), ProbeError::Flood { .. }));
@@ -424,7 +478,9 @@ mod tests {
 
     #[test]
     fn keeps_problems_short_and_few() {
-        let many: Vec<String> = (0..20).map(|i| format!("problem {i}\n{}", "x".repeat(1000))).collect();
+        let many: Vec<String> = (0..20)
+            .map(|i| format!("problem {i}\n{}", "x".repeat(1000)))
+            .collect();
         let json = serde_json::json!({
             "role": "gateway", "version": "1.0.0", "bundle": "a1", "healthy": false,
             "services": {}, "problems": many,
@@ -432,7 +488,11 @@ mod tests {
         let health = parse(&out(Some(1), &json.to_string())).unwrap();
         assert_eq!(health.problems.len(), MAX_PROBLEMS + 1);
         assert_eq!(health.problems[MAX_PROBLEMS], "and 12 more");
-        assert!(health.problems[0].starts_with("problem 0 x"), "{}", health.problems[0]);
+        assert!(
+            health.problems[0].starts_with("problem 0 x"),
+            "{}",
+            health.problems[0]
+        );
         assert_eq!(health.problems[0].chars().count(), MAX_TEXT + 1);
     }
 
@@ -440,7 +500,10 @@ mod tests {
     fn a_bundle_id_names_the_configuration_it_carries() {
         let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         let other = "0000d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        let id = bundle::BundleId::new(digest, UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
+        let id = bundle::BundleId::new(
+            digest,
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        );
         assert!(runs_configuration(id.as_str(), digest));
         assert!(!runs_configuration(id.as_str(), other));
         assert!(!runs_configuration("a1", digest));
@@ -462,17 +525,28 @@ mod tests {
 
     #[test]
     fn a_probe_record_reads_back_and_says_what_it_means() {
-        let failed = ApplianceProbe::failed("the health probe could not run (pct: exit status: 255): CT 101 not running", 7);
-        assert!(matches!(failed.state(), ProbeState::Failed(e) if e.contains("CT 101 not running")));
+        let failed = ApplianceProbe::failed(
+            "the health probe could not run (pct: exit status: 255): CT 101 not running",
+            7,
+        );
+        assert!(
+            matches!(failed.state(), ProbeState::Failed(e) if e.contains("CT 101 not running"))
+        );
         assert!(!failed.runs("9f86d081884c7d65"));
         let json = serde_json::to_string(&failed).unwrap();
-        assert_eq!(serde_json::from_str::<ApplianceProbe>(&json).unwrap(), failed);
+        assert_eq!(
+            serde_json::from_str::<ApplianceProbe>(&json).unwrap(),
+            failed
+        );
         // Unknown fields from a newer agent are ignored.
         let newer: ApplianceProbe = serde_json::from_str(
             r#"{"healthy":false,"problems":["frr.service is failed"],"checked_ms":9,"later":1}"#,
         )
         .unwrap();
-        assert_eq!(newer.state(), ProbeState::Unhealthy(&["frr.service is failed".to_owned()]));
+        assert_eq!(
+            newer.state(),
+            ProbeState::Unhealthy(&["frr.service is failed".to_owned()])
+        );
         // Taken at another time, same answer.
         let mut again = newer.clone();
         again.checked_ms = 99;

@@ -106,8 +106,7 @@ pub trait ContainerHost: fmt::Debug + Send + Sync {
     /// output: an exit status other than 0 is an answer, not an error
     /// (errors are: not this node's container, `pct` could not run or
     /// reach the container, or it took too long).
-    fn exec_output(&self, node: &str, vmid: u32, argv: &[String])
-    -> Result<ExecOutput, HostError>;
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError>;
 }
 
 /// The real host: Proxmox's `pct` on this node.
@@ -217,11 +216,17 @@ impl Pct {
             rx
         };
         let out = reader(
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
             STDOUT_KEPT,
         );
         let err = reader(
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
             STDERR_KEPT,
         );
         let started = Instant::now();
@@ -331,12 +336,7 @@ impl ContainerHost for Pct {
         self.run(&exec_args(vmid, argv), None)
     }
 
-    fn exec_output(
-        &self,
-        node: &str,
-        vmid: u32,
-        argv: &[String],
-    ) -> Result<ExecOutput, HostError> {
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
         self.ensure_local(node, vmid)?;
         self.run_output(&exec_args(vmid, argv), EXEC_OUTPUT_DEADLINE)
     }
@@ -420,7 +420,11 @@ mod tests {
             "echo \"$ORBITLAB_NODE $*\"; echo '{\"healthy\":false}'; echo oops >&2; exit 1",
         );
         let out = pct
-            .exec_output("pve1", 101, &["/usr/sbin/orbitlab-appliance".into(), "health".into()])
+            .exec_output(
+                "pve1",
+                101,
+                &["/usr/sbin/orbitlab-appliance".into(), "health".into()],
+            )
             .unwrap();
         assert_eq!(out.status, Some(1));
         assert!(!out.success() && !out.truncated);

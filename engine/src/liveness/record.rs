@@ -152,7 +152,9 @@ pub fn record_probes(
 ) -> Result<bool, StoreError> {
     let existing = read_all(store)?.remove(node).and_then(Result::ok);
     let changed = !crate::host::health::same_answers(
-        existing.as_ref().map_or(&BTreeMap::new(), |r| &r.appliances),
+        existing
+            .as_ref()
+            .map_or(&BTreeMap::new(), |r| &r.appliances),
         &probes,
     );
     let record = match existing {
@@ -214,14 +216,30 @@ mod tests {
         );
         let all = read_all(&store).unwrap();
         let pve2 = all["pve2"].as_ref().unwrap();
-        assert_eq!((pve2.seq, pve2.owner, pve2.stopped), (3, true, false), "the rest kept");
+        assert_eq!(
+            (pve2.seq, pve2.owner, pve2.stopped),
+            (3, true, false),
+            "the rest kept"
+        );
         let pve3 = all["pve3"].as_ref().unwrap();
-        assert!(pve3.stopped, "no agent runs there: not taken for a live one");
+        assert!(
+            pve3.stopped,
+            "no agent runs there: not taken for a live one"
+        );
         assert_eq!(
             probes_by_node(&store).unwrap(),
             BTreeMap::from([
                 ("pve2".to_owned(), BTreeMap::from([(101, probe.clone())])),
-                ("pve3".to_owned(), BTreeMap::from([(102, ApplianceProbe { checked_ms: 5009, ..probe })])),
+                (
+                    "pve3".to_owned(),
+                    BTreeMap::from([(
+                        102,
+                        ApplianceProbe {
+                            checked_ms: 5009,
+                            ..probe
+                        }
+                    )])
+                ),
             ])
         );
     }

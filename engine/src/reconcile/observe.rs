@@ -247,10 +247,8 @@ fn homes<'a>(
 /// and VMID (entries with an invalid node name or VMID are left out).
 fn probes(
     store: &Store,
-) -> Result<
-    BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>,
-    ReconcileError,
-> {
+) -> Result<BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>, ReconcileError>
+{
     Ok(crate::liveness::probes_by_node(store)?
         .into_iter()
         .filter_map(|(node, probes)| {

@@ -138,12 +138,7 @@ impl ContainerHost for Host {
         Ok(())
     }
 
-    fn exec_output(
-        &self,
-        node: &str,
-        vmid: u32,
-        argv: &[String],
-    ) -> Result<ExecOutput, HostError> {
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
         assert_eq!(node, self.local, "pct only reaches this node's containers");
         assert_eq!(argv, health::command(), "only the health probe is asked");
         let helpers = self.helpers.lock().unwrap();

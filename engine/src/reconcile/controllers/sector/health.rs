@@ -76,10 +76,10 @@ fn judge(
         _ if !probe.runs(digest) => Verdict::Waiting(format!(
             "waiting for the {role}'s health probe: the last one ({}) saw {}, not the configuration last pushed",
             when(probe),
-            probe
-                .bundle
-                .as_deref()
-                .map_or_else(|| "its factory configuration".to_owned(), |b| format!("bundle {b}")),
+            probe.bundle.as_deref().map_or_else(
+                || "its factory configuration".to_owned(),
+                |b| format!("bundle {b}")
+            ),
         )),
         ProbeState::Unhealthy(problems) => {
             Verdict::Unhealthy(format!("{which} is unhealthy: {}", problems.join("; ")))
@@ -189,37 +189,62 @@ mod tests {
     }
 
     fn verdict(probe: Option<ApplianceProbe>) -> Verdict {
-        judge(&observed(probe), ApplianceRole::Gateway, vmid(), &node(), DIGEST)
+        judge(
+            &observed(probe),
+            ApplianceRole::Gateway,
+            vmid(),
+            &node(),
+            DIGEST,
+        )
     }
 
     #[test]
     fn judges_by_the_probe_of_the_configuration_last_pushed() {
         let current = "9f86d081884c7d65-1700000000000";
-        assert_eq!(verdict(Some(answered(Some(current), &[]))), Verdict::Healthy);
-        let Verdict::Unhealthy(why) = verdict(Some(answered(Some(current), &["frr.service is failed"])))
+        assert_eq!(
+            verdict(Some(answered(Some(current), &[]))),
+            Verdict::Healthy
+        );
+        let Verdict::Unhealthy(why) =
+            verdict(Some(answered(Some(current), &["frr.service is failed"])))
         else {
             panic!("not unhealthy")
         };
-        assert!(why.contains("gateway (container 101 on node pve2) is unhealthy: frr.service is failed"), "{why}");
+        assert!(
+            why.contains(
+                "gateway (container 101 on node pve2) is unhealthy: frr.service is failed"
+            ),
+            "{why}"
+        );
         let Verdict::Waiting(why) = verdict(None) else {
             panic!("not waiting")
         };
-        assert!(why.contains("waiting for the gateway's health probe") && why.contains("pve2"), "{why}");
+        assert!(
+            why.contains("waiting for the gateway's health probe") && why.contains("pve2"),
+            "{why}"
+        );
         // An older bundle, healthy or not, or the factory configuration:
         // taken before the last push.
         for stale in [
             answered(Some("0000000000000000-1"), &[]),
-            answered(Some("0000000000000000-1"), &["route 10.0.0.0/24 is not in the kernel"]),
+            answered(
+                Some("0000000000000000-1"),
+                &["route 10.0.0.0/24 is not in the kernel"],
+            ),
             answered(None, &["no current bundle"]),
         ] {
             assert!(matches!(verdict(Some(stale)), Verdict::Waiting(_)));
         }
         // A probe that could not run is reported, whatever it last saw.
-        let Verdict::Unhealthy(why) =
-            verdict(Some(ApplianceProbe::failed("the health probe did not answer within 30s", 5)))
-        else {
+        let Verdict::Unhealthy(why) = verdict(Some(ApplianceProbe::failed(
+            "the health probe did not answer within 30s",
+            5,
+        ))) else {
             panic!("not reported")
         };
-        assert!(why.contains("could not be probed: the health probe did not answer"), "{why}");
+        assert!(
+            why.contains("could not be probed: the health probe did not answer"),
+            "{why}"
+        );
     }
 }

@@ -119,7 +119,10 @@ impl Controller for SectorController {
             out.insert("vnet/id".into(), ids::sector_vnet(tag).to_string());
             out.insert("zone/id".into(), ids::sector_zone(tag).to_string());
         }
-        out.extend(health::outputs(&ObjectRef::new(Kind::Sector, name), observed));
+        out.extend(health::outputs(
+            &ObjectRef::new(Kind::Sector, name),
+            observed,
+        ));
         out
     }
 }
