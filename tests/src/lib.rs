@@ -236,20 +236,34 @@ impl Lab {
     /// What `node`'s agent does after a reconcile: probes the appliance
     /// containers running there (the simulated helper answers) and
     /// publishes the answers in its heartbeat record; true when an answer
-    /// changed. A node whose containers cannot be listed (offline) probes
-    /// nothing.
+    /// changed. An offline node probes nothing. Which containers those are
+    /// is read from the simulator's state, not through its API, so that
+    /// the tests counting or failing Proxmox requests see the reconciles'
+    /// own (the agents' listing is `reconcile::local_appliances`, which
+    /// the multi-node tests run).
     pub fn probe(&self, node: &str) -> bool {
-        let Ok(vmids) = orbitlab_engine::reconcile::local_appliances(&self.pve, &self.store, node)
-        else {
+        use orbitlab_engine::reconcile::ids::Marker;
+        use orbitlab_sim::pve::state::PowerState;
+        let Some(vmids) = self.sim.with_state(|st| {
+            st.nodes.get(node).filter(|n| n.online)?;
+            Some(
+                st.guests
+                    .iter()
+                    .filter(|(_, g)| g.node == node && matches!(g.status, PowerState::Running))
+                    .filter(|(_, g)| {
+                        g.config
+                            .get("description")
+                            .and_then(|d| Marker::find_in(d))
+                            .is_some_and(|m| m.role.is_some())
+                    })
+                    .map(|(vmid, _)| *vmid)
+                    .collect::<Vec<u32>>(),
+            )
+        }) else {
             return false;
         };
         let host = self.host(node);
-        let probes = health::probe_all(
-            &host,
-            node,
-            vmids.into_iter().map(|v| v.get()),
-            std::time::SystemTime::now(),
-        );
+        let probes = health::probe_all(&host, node, vmids, std::time::SystemTime::now());
         orbitlab_engine::liveness::record_probes(&self.store, node, probes)
             .expect("the heartbeat is written")
     }
