@@ -233,6 +233,21 @@ pub struct Nic {
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
+    /// The MAC address (Proxmox's `hwaddr`); `None`: one made from the
+    /// container's VMID and the interface's index.
+    pub hwaddr: Option<String>,
+}
+
+impl Nic {
+    /// The MAC address interface `index` of container `vmid` gets, under
+    /// Proxmox's own prefix `BC:24:11`.
+    pub fn default_hwaddr(vmid: u32, index: usize) -> String {
+        format!(
+            "bc:24:11:{:02x}:{:02x}:{index:02x}",
+            (vmid >> 8) & 0xff,
+            vmid & 0xff
+        )
+    }
 }
 
 /// A container [`ApplianceLab::bring_up`] started and configured.
@@ -632,9 +647,14 @@ esac
                  lxc.net.{i}.link = {bridge}\n\
                  lxc.net.{i}.name = eth{i}\n\
                  lxc.net.{i}.flags = up\n\
-                 lxc.net.{i}.veth.pair = veth{vmid}i{i}\n",
+                 lxc.net.{i}.veth.pair = veth{vmid}i{i}\n\
+                 lxc.net.{i}.hwaddr = {hwaddr}\n",
                 bridge = nic.bridge,
                 vmid = spec.vmid,
+                hwaddr = nic
+                    .hwaddr
+                    .clone()
+                    .unwrap_or_else(|| Nic::default_hwaddr(spec.vmid, i)),
             ));
             interfaces.push_str(&format!(
                 "\nauto eth{i}\niface eth{i} inet static\n\taddress {}/{}\n",
@@ -783,6 +803,7 @@ esac
                 address: DNS,
                 prefix: 24,
                 gateway: Some(ROUTER),
+                hwaddr: None,
             }],
         };
         for spec in [&gateway, &dns] {
@@ -827,12 +848,14 @@ esac
                     address: ROUTER,
                     prefix: 24,
                     gateway: None,
+                    hwaddr: None,
                 },
                 Nic {
                     bridge: BACKPLANE_BRIDGE,
                     address: sector.backplane_address(),
                     prefix: 16,
                     gateway: Some(BACKPLANE_GATEWAY),
+                    hwaddr: None,
                 },
             ],
         }
