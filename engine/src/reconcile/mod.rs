@@ -27,6 +27,7 @@ mod pushed;
 mod statuses;
 pub mod tags;
 pub mod uplinks;
+pub mod upgrades;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
