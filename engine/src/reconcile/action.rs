@@ -758,11 +758,19 @@ impl fmt::Display for Action {
                 plan.old.vmid,
                 plan.old.node,
                 plan.old.version.as_deref().unwrap_or("unknown version"),
-                if plan.old_running { "running" } else { "stopped" },
+                if plan.old_running {
+                    "running"
+                } else {
+                    "stopped"
+                },
                 plan.new,
                 plan.node,
                 plan.to,
-                if plan.old_running { "stop the old one, " } else { "" },
+                if plan.old_running {
+                    "stop the old one, "
+                } else {
+                    ""
+                },
                 if plan.configure.is_some() {
                     "configure it"
                 } else {

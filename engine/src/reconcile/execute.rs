@@ -19,8 +19,8 @@ use super::action::{
 use super::controllers::held_by;
 use super::ids::{self, GUEST_TAG};
 use super::plan::Plan;
-use super::{ObjectRef, ReconcileError};
 use super::upgrades::{self, RoleUpgrade};
+use super::{ObjectRef, ReconcileError};
 use super::{pushed, tags};
 use crate::host::{ContainerHost, bundle};
 use crate::ipam::{IpamSession, Owner, Pool, PoolId};
@@ -548,7 +548,10 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
 pub(crate) fn description(plan: &ContainerPlan) -> String {
     let mut text = format!("{}\n", plan.marker);
     if let Some(build) = &plan.appliance {
-        text.push_str(&format!("{}\n", ids::appliance_version_line(&build.version)));
+        text.push_str(&format!(
+            "{}\n",
+            ids::appliance_version_line(&build.version)
+        ));
     }
     if let Some(guest) = &plan.guest {
         for line in &guest.creation_notes {
@@ -713,7 +716,9 @@ fn switch_appliance(ctx: &Context<'_>, plan: &SwitchPlan) -> Result<(), Reconcil
                 },
             )?;
             stopped_here = Some(std::time::Instant::now());
-            let upid = ctx.pve.lxc_stop(plan.old.node.as_str(), plan.old.vmid.get())?;
+            let upid = ctx
+                .pve
+                .lxc_stop(plan.old.node.as_str(), plan.old.vmid.get())?;
             ctx.pve.wait_task(&upid, ctx.task_deadline)?;
             upgrades::ms(now)
         } else {
@@ -769,7 +774,14 @@ fn switch_appliance(ctx: &Context<'_>, plan: &SwitchPlan) -> Result<(), Reconcil
         }
         Err(error) => {
             if fails_upgrade(&error) {
-                upgrade_failed(ctx, &plan.marker, &plan.old, &plan.to, &plan.template, &error);
+                upgrade_failed(
+                    ctx,
+                    &plan.marker,
+                    &plan.old,
+                    &plan.to,
+                    &plan.template,
+                    &error,
+                );
                 roll_back(ctx, plan);
             }
             Err(error)
@@ -795,7 +807,10 @@ fn roll_back(ctx: &Context<'_>, plan: &SwitchPlan) {
         tracing::warn!(vmid = %plan.new, "cannot stop the new appliance container after a failed upgrade; the next pass removes it before starting the old one");
         return;
     }
-    if let Err(e) = task(ctx.pve.lxc_start(plan.old.node.as_str(), plan.old.vmid.get())) {
+    if let Err(e) = task(
+        ctx.pve
+            .lxc_start(plan.old.node.as_str(), plan.old.vmid.get()),
+    ) {
         tracing::warn!(vmid = %plan.old.vmid, error = %e, "cannot start the old appliance container again after a failed upgrade; the next pass does");
     }
 }

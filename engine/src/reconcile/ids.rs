@@ -247,7 +247,10 @@ mod tests {
             "orbitlab:sector/web/dns\n{}\nManaged by OrbitLab.",
             appliance_version_line("1.1.0-rc.1+b2")
         );
-        assert_eq!(appliance_version_in(&text).as_deref(), Some("1.1.0-rc.1+b2"));
+        assert_eq!(
+            appliance_version_in(&text).as_deref(),
+            Some("1.1.0-rc.1+b2")
+        );
         assert_eq!(
             Marker::find_in(&text).map(|m| m.to_string()).as_deref(),
             Some("orbitlab:sector/web/dns")

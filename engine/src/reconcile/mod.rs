@@ -26,8 +26,8 @@ pub mod plan;
 mod pushed;
 mod statuses;
 pub mod tags;
-pub mod uplinks;
 pub mod upgrades;
+pub mod uplinks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -297,8 +297,7 @@ impl Planner<'_> {
             }],
         )?;
         // A container of another appliance version is replaced (upgrade.rs).
-        let upgrade =
-            self.sector_upgrade(name, spec, [&gateway_plan, &dns_plan], &bp.pool().id);
+        let upgrade = self.sector_upgrade(name, spec, [&gateway_plan, &dns_plan], &bp.pool().id);
         for plan in [gateway_plan, dns_plan] {
             if upgrade.handles(plan.marker.role) {
                 continue;

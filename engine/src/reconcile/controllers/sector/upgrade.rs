@@ -291,8 +291,9 @@ impl<'p> Planner<'p> {
                         ..(*p).clone()
                     });
                 match plan {
-                    Some(plan) if self.observed.appliance.has(&plan.node, &plan.template)
-                        == Some(false) =>
+                    Some(plan)
+                        if self.observed.appliance.has(&plan.node, &plan.template)
+                            == Some(false) =>
                     {
                         self.wait(
                             owner.clone(),
@@ -306,9 +307,7 @@ impl<'p> Planner<'p> {
                             ),
                         );
                     }
-                    Some(plan) => upgrade
-                        .steps
-                        .push(Action::CreateContainer(Box::new(plan))),
+                    Some(plan) => upgrade.steps.push(Action::CreateContainer(Box::new(plan))),
                     None => {}
                 }
                 view.containers
