@@ -56,8 +56,11 @@ fn world_at_first_version(sectors: &[&str]) -> World {
     world
 }
 
+/// (sector, role).
+type Part = (String, String);
+
 /// The Sector containers: (sector, role) → [(vmid, version, running)].
-fn appliances_now(world: &World) -> BTreeMap<(String, String), Vec<(u32, String, bool)>> {
+fn appliances_now(world: &World) -> BTreeMap<Part, Vec<(u32, String, bool)>> {
     let mut out: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for (vmid, (_, _, running)) in world.pve.containers() {
         let config = world.pve.config_of(vmid).unwrap();
@@ -83,7 +86,7 @@ fn appliances_now(world: &World) -> BTreeMap<(String, String), Vec<(u32, String,
 
 /// The network keys of every Sector container by (sector, role), and the
 /// Sectors' address outputs.
-fn addresses(world: &World) -> (BTreeMap<(String, String), Vec<String>>, Vec<String>) {
+fn addresses(world: &World) -> (BTreeMap<Part, Vec<String>>, Vec<String>) {
     let mut nets = BTreeMap::new();
     for ((sector, role), containers) in appliances_now(world) {
         assert_eq!(containers.len(), 1, "{sector}/{role}: {containers:?}");

@@ -401,12 +401,12 @@ impl<'p> Planner<'p> {
             self.block(
                 owner.clone(),
                 format!(
-                    "the {role} upgrade from {} to {} failed: {reason}; the {} container serves again. It is tried again when the {role} Appliance names another version or template, or once {} is removed",
+                    "the {role} upgrade from {} to {} failed: {reason}; the {} container serves again. It is tried again when the {role} Appliance names another version or template, or once /etc/pve/{} is removed",
                     state.from(),
                     state.version,
                     state.from(),
-                    // pmxcfs's mount, where the store lives on a node.
-                    format!("/etc/pve/{}", layout::upgrade(&owner.name))
+                    // Under pmxcfs's mount, where the store lives on a node.
+                    layout::upgrade(&owner.name)
                 ),
             );
         } else if spec.ha.is_some() {
