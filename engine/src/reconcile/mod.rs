@@ -26,6 +26,7 @@ pub mod plan;
 mod pushed;
 mod statuses;
 pub mod tags;
+pub mod upgrades;
 pub mod uplinks;
 
 use std::collections::BTreeMap;

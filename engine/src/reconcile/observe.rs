@@ -146,6 +146,7 @@ pub(super) fn observe_since(
                 remembered::Guest {
                     marker: known.marker.clone(),
                     config: known.config.clone(),
+                    version: known.version.clone(),
                 }
             } else if !tagged {
                 remembered::Guest::default()
@@ -164,9 +165,11 @@ pub(super) fn observe_since(
                 } else {
                     BTreeMap::new()
                 };
+                let version = appliance_version(marker.as_ref(), &config);
                 let seen = remembered::Guest {
                     marker,
                     config: owned,
+                    version,
                 };
                 remembered::keep_guest(store.root(), &counters, node.as_str(), &guest, &seen);
                 seen
@@ -179,6 +182,7 @@ pub(super) fn observe_since(
                     running: guest.status == GuestState::Running,
                     marker: seen.marker,
                     config: seen.config,
+                    version: seen.version,
                 },
             );
         }
@@ -209,6 +213,7 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
         .collect();
     observed.recorded_uplinks = super::uplinks::read(store)?;
+    observed.upgrades = super::upgrades::read_all(store)?;
     observed.statuses.clear();
     observed.homes.clear();
     for kind in super::controllers::reported() {
@@ -387,7 +392,10 @@ pub(super) fn appliance_inputs(
             .collect();
         for sector in desired.sectors.keys() {
             for role in orbitlab_manifests::ApplianceRole::ALL {
-                if !made.contains(&Marker::part(Kind::Sector, sector, role)) {
+                let marker = Marker::part(Kind::Sector, sector, role);
+                if !made.contains(&marker)
+                    || observed.outdated(&marker, desired.appliance(role).version())
+                {
                     wanted.insert(desired.appliance(role).template);
                 }
             }
@@ -596,6 +604,12 @@ where
         .ok()
 }
 
+/// The appliance version an appliance container's description records.
+fn appliance_version(marker: Option<&Marker>, config: &crate::pve::LxcConfig) -> Option<String> {
+    marker?.role?;
+    super::ids::appliance_version_in(&config.description()?)
+}
+
 /// Whether a guest's tag list holds OrbitLab's tag.
 fn carries_tag(tags: Option<&str>) -> bool {
     tags.is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == GUEST_TAG))
@@ -797,12 +811,14 @@ mod remembered {
         guest: Guest,
     }
 
-    /// What a guest's config says about it: OrbitLab's marker, and for an
-    /// instance the keys OrbitLab owns.
+    /// What a guest's config says about it: OrbitLab's marker, for an
+    /// instance the keys OrbitLab owns, for an appliance its version.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub(in crate::reconcile) struct Guest {
         pub marker: Option<Marker>,
         pub config: BTreeMap<String, String>,
+        /// An appliance's recorded version.
+        pub version: Option<String>,
     }
 
     static KEPT: Mutex<BTreeMap<PathBuf, Kept>> = Mutex::new(BTreeMap::new());

@@ -92,6 +92,10 @@ pub struct ContainerObs {
     /// For an instance's container: the config keys OrbitLab owns
     /// ([`OWNED_KEYS`]) as Proxmox stores them; empty for others.
     pub config: BTreeMap<String, String>,
+    /// For an appliance's container: the appliance version its description
+    /// records (`None`: none recorded, as for one made before versions
+    /// were; or not an appliance).
+    pub version: Option<String>,
 }
 
 /// The keys of an instance container's config that OrbitLab owns: it
@@ -238,6 +242,9 @@ pub struct Observed {
     pub templates: BTreeMap<(NodeName, String), BTreeSet<String>>,
     /// Appliance templates on the nodes' storages.
     pub appliance: ApplianceObs,
+    /// Appliance upgrades on record, by Sector and role
+    /// ([`super::upgrades`]).
+    pub upgrades: BTreeMap<orbitlab_manifests::Name, super::upgrades::Record>,
 }
 
 impl Observed {
@@ -367,6 +374,14 @@ impl Observed {
             let m = c.marker.as_ref()?;
             (m.kind == object.kind && m.name == object.name).then_some((*vmid, c, m))
         })
+    }
+
+    /// True when a container carries `marker` at another appliance
+    /// version than `version` (or none recorded): an upgrade replaces it.
+    pub fn outdated(&self, marker: &Marker, version: &str) -> bool {
+        self.containers
+            .values()
+            .any(|c| c.marker.as_ref() == Some(marker) && c.version.as_deref() != Some(version))
     }
 
     /// The address `holder` holds in `pool`, if any.

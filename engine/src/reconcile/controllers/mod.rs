@@ -84,9 +84,10 @@ pub fn reported() -> impl Iterator<Item = Kind> {
 }
 
 /// Kinds that change what agents do: every controller's kind (Appliances
-/// among them: their template is put on every node, and they choose the
-/// template, memory and version of the Sector containers made from then
-/// on, see [`Desired`]); and Nodes, which cordon a node or cap its
+/// among them: their template is put on every node, they choose the
+/// template and memory of the Sector containers made from then on, and a
+/// changed version replaces the Sector containers of their role, see
+/// `sector/upgrade.rs`); and Nodes, which cordon a node or cap its
 /// instances for the instance controller's placement.
 pub fn acted_on() -> impl Iterator<Item = Kind> {
     reported().chain([Kind::Node])

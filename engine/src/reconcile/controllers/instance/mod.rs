@@ -438,6 +438,7 @@ impl Planner<'_> {
                     .map(|(key, value)| format!("{key}: {value}"))
                     .collect(),
             }),
+            appliance: None,
         })));
         Ok(steps)
     }

@@ -4,6 +4,7 @@
 
 mod configure;
 mod teardown;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +18,7 @@ use crate::ipam::{MAX_POOL_ID_LEN, PoolId};
 use crate::placement::rendezvous;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{
-    Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig,
+    Action, AddressChoice, AddressRef, ApplianceBuild, ContainerPlan, NicPlan, PoolRef, ZoneConfig,
 };
 use crate::reconcile::ids::{self, Marker, SectorTag};
 use crate::reconcile::observed::Observed;
@@ -112,6 +113,7 @@ impl Controller for SectorController {
 
     fn describe(&self, name: &Name, observed: &Observed) -> BTreeMap<String, String> {
         let mut out = describe_parts(&ObjectRef::new(Kind::Sector, name), observed);
+        out.extend(upgrade::describe(name, observed));
         if let Some(tag) = observed.tag_of(name.as_ref()) {
             out.insert("vnet/tag".into(), tag.to_string());
             out.insert("vnet/id".into(), ids::sector_vnet(tag).to_string());
@@ -252,13 +254,17 @@ impl Planner<'_> {
                     marker,
                     node: node.clone(),
                     hostname: ids::appliance_hostname(role, tag),
-                    template: choice.template,
+                    template: choice.template.clone(),
                     storage: bp.storage.clone(),
                     disk_gib: APPLIANCE_DISK_GIB,
                     memory_mib: choice.memory_mib,
                     cores: 1,
                     nics,
                     guest: None,
+                    appliance: Some(ApplianceBuild {
+                        version: choice.version().to_owned(),
+                        replaces: None,
+                    }),
                 })
             };
         let gateway_plan = appliance(
@@ -290,7 +296,12 @@ impl Planner<'_> {
                 mtu: None,
             }],
         )?;
+        // A container of another appliance version is replaced (upgrade.rs).
+        let upgrade = self.sector_upgrade(name, spec, [&gateway_plan, &dns_plan], &bp.pool().id);
         for plan in [gateway_plan, dns_plan] {
+            if upgrade.handles(plan.marker.role) {
+                continue;
+            }
             // A container is made only where its template is: on another
             // node it would fail, and placing it elsewhere would move it.
             if let Some(reason) = self.template_wait(&plan) {
@@ -301,9 +312,16 @@ impl Planner<'_> {
         }
         // Configuration that cannot be rendered blocks the Sector; its other
         // steps (a stopped container started, a duplicate removed) still run.
-        match self.configure_sector(name, spec, tag, bp) {
-            Ok(configure) => steps.extend(configure),
-            Err(reason) => self.block(owner.clone(), reason),
+        let configure = match &upgrade.view {
+            Some(view) => self.seeing(view).configure_sector(name, spec, tag, bp),
+            None => self.configure_sector(name, spec, tag, bp),
+        };
+        match configure {
+            Ok(configure) => steps.extend(upgrade.finish(Some(configure))),
+            Err(reason) => {
+                steps.extend(upgrade.finish(None));
+                self.block(owner.clone(), reason);
+            }
         }
         // A declared ingress that forwards nowhere keeps the Sector from
         // being Ready; the rules that do have a target are still pushed.
