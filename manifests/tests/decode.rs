@@ -329,7 +329,9 @@ fn cluster_dns_upstreams_are_located_when_refused() {
         "defaults:\n  dns_upstreams:\n    - 9.9.9.9\n    - 127.0.0.53",
     );
     let docs = decode_ok("cluster/main.yaml", &text);
-    let errors = docs[0].validate().expect_err("a loopback upstream is refused");
+    let errors = docs[0]
+        .validate()
+        .expect_err("a loopback upstream is refused");
     let e = errors.iter().next().unwrap();
     assert_eq!(
         (e.file.as_str(), e.line, e.field.as_str()),
@@ -340,7 +342,10 @@ fn cluster_dns_upstreams_are_located_when_refused() {
         ),
         "{e}"
     );
-    assert!(e.reason.starts_with("127.0.0.53 is a loopback address"), "{e}");
+    assert!(
+        e.reason.starts_with("127.0.0.53 is a loopback address"),
+        "{e}"
+    );
 
     // Given upstreams survive a round trip; none given writes no key.
     let text = doc(

@@ -68,7 +68,10 @@ fn official_returns(version: PveVersion) -> Option<BTreeMap<String, (String, boo
             .iter()
             .map(|(k, v)| {
                 let optional = v["optional"] == 1;
-                (k.clone(), (v["type"].as_str().unwrap().to_owned(), optional))
+                (
+                    k.clone(),
+                    (v["type"].as_str().unwrap().to_owned(), optional),
+                )
             })
             .collect(),
     )
@@ -89,7 +92,10 @@ fn assert_schema_true(version: PveVersion, answer: &Value) {
         assert!(value.is_string(), "[{version}] {key}: {value}");
     }
     for (key, (_, optional)) in &returns {
-        assert!(*optional || object.contains_key(key), "[{version}] {key} missing");
+        assert!(
+            *optional || object.contains_key(key),
+            "[{version}] {key} missing"
+        );
     }
 }
 
@@ -129,7 +135,10 @@ fn node_dns_is_set_through_the_handle_and_the_control_api() {
             json!({"dns1": "127.0.0.53", "dns2": "::1", "dns3": "192.0.2.53"})
         );
         // Another node keeps its own.
-        assert_eq!(get_dns(&sim, "pve2", &[]).1["data"]["dns1"], "192.168.100.1");
+        assert_eq!(
+            get_dns(&sim, "pve2", &[]).1["data"]["dns1"],
+            "192.168.100.1"
+        );
 
         let control = |node: &str, body: Value| {
             let resp = Client::new()
@@ -150,7 +159,10 @@ fn node_dns_is_set_through_the_handle_and_the_control_api() {
         assert_eq!(control("pve9", json!({"servers": ["192.0.2.1"]})), 404);
         assert_eq!(control("pve1", json!({"servers": ["not-an-ip"]})), 400);
         assert_eq!(
-            control("pve1", json!({"servers": ["1.1.1.1", "1.0.0.1", "9.9.9.9", "8.8.8.8"]})),
+            control(
+                "pve1",
+                json!({"servers": ["1.1.1.1", "1.0.0.1", "9.9.9.9", "8.8.8.8"]})
+            ),
             400
         );
         assert!(sim.set_node_dns("pve1", &["a", "b"], None).is_err());

@@ -15,8 +15,7 @@ use super::sdn::{
 };
 use super::types::{
     ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeDns, NodeStatus,
-    NodeStorage,
-    NodeSummary, Release, StorageUpload, StorageVolume, TaskState, TaskStatus, Upid,
+    NodeStorage, NodeSummary, Release, StorageUpload, StorageVolume, TaskState, TaskStatus, Upid,
     VolumeAttributes,
 };
 

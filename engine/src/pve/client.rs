@@ -23,8 +23,8 @@ use super::sdn::{
 use super::tls::Trust;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    NetworkInterface, NodeDns, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release, StorageUpload,
-    StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
+    NetworkInterface, NodeDns, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release,
+    StorageUpload, StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 use super::wire::Method;
 

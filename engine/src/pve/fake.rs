@@ -19,7 +19,8 @@
 //! the memory and CPUs of a node ([`FakePve::set_node_memory`],
 //! [`FakePve::set_node_cpu`]), a node's DNS settings
 //! ([`FakePve::set_node_dns`]; by default `192.168.100.1` and `9.9.9.9`,
-//! search `lab.example`), and storages: a shared storage
+//! search `lab.example`; [`FakePve::fail_node_dns`] makes reading them
+//! fail), and storages: a shared storage
 //! ([`FakePve::set_storage_shared`]) and a template on chosen nodes only
 //! ([`FakePve::place_template`]; uploads add nodes, checking the file's
 //! SHA-256 as Proxmox does).
@@ -45,8 +46,8 @@ use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec};
 use super::types::{
     ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeDns, NodeStatus,
-    NodeStorage,
-    NodeSummary, Release, StorageUpload, StorageVolume, TaskStatus, Upid, VolumeAttributes,
+    NodeStorage, NodeSummary, Release, StorageUpload, StorageVolume, TaskStatus, Upid,
+    VolumeAttributes,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -120,6 +121,8 @@ struct State {
     /// Nodes whose DNS settings were set (the others have
     /// [`default_node_dns`]).
     dns: BTreeMap<String, NodeDns>,
+    /// Nodes whose DNS settings cannot be read.
+    unreadable_dns: BTreeSet<String>,
     /// HA resources by sid.
     ha: BTreeMap<String, HaResource>,
     /// Template volumes missing from a node's storage (every node has
@@ -208,6 +211,7 @@ impl FakePve {
                 guests: BTreeMap::new(),
                 resources: BTreeMap::new(),
                 dns: BTreeMap::new(),
+                unreadable_dns: BTreeSet::new(),
                 ha: BTreeMap::new(),
                 missing_templates: BTreeSet::new(),
                 unlisted_storage: BTreeSet::new(),
@@ -518,6 +522,17 @@ impl FakePve {
         self.st().dns.insert(node.to_owned(), dns);
     }
 
+    /// Makes reading `node`'s DNS settings fail (`fail`), as a node whose
+    /// `pveproxy` answers 500 would, or read again.
+    pub fn fail_node_dns(&self, node: &str, fail: bool) {
+        let mut st = self.st();
+        if fail {
+            st.unreadable_dns.insert(node.to_owned());
+        } else {
+            st.unreadable_dns.remove(node);
+        }
+    }
+
     /// Sets `node`'s logical CPU count and its CPU load (0 to 1).
     pub fn set_node_cpu(&self, node: &str, cpus: u32, load: f64) {
         let mut st = self.st();
@@ -731,6 +746,14 @@ impl Pve for FakePve {
                 &path,
                 500,
                 format!("no such cluster node '{node}'"),
+            ));
+        }
+        if st.unreadable_dns.contains(node) {
+            return Err(fail(
+                "GET",
+                &path,
+                500,
+                "unable to open file '/etc/resolv.conf' - Permission denied".into(),
             ));
         }
         Ok(st.dns.get(node).cloned().unwrap_or_else(default_node_dns))

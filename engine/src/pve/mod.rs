@@ -71,7 +71,7 @@ pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    HaState, NetworkInterface, NodeDns, NodeStatus, NodeStorage, NodeSummary, Release, StorageUpload,
-    StorageVolume, TaskState, TaskStatus, Upid, VersionInfo, VolumeAttributes,
+    HaState, NetworkInterface, NodeDns, NodeStatus, NodeStorage, NodeSummary, Release,
+    StorageUpload, StorageVolume, TaskState, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 pub use wire::Method;

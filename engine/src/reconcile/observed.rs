@@ -238,6 +238,13 @@ pub struct Observed {
     pub templates: BTreeMap<(NodeName, String), BTreeSet<String>>,
     /// Appliance templates on the nodes' storages.
     pub appliance: ApplianceObs,
+    /// The name servers of the nodes Sector DNS containers run on, as
+    /// each node's DNS settings list them (`dns1`..`dns3`, text as
+    /// Proxmox gives it), by node: read only while a Sector is declared
+    /// and the Cluster manifest names no upstream resolvers (see
+    /// `observe::dns_inputs`); a node is missing when it was not read or
+    /// its read failed.
+    pub node_resolvers: BTreeMap<NodeName, Vec<String>>,
 }
 
 impl Observed {

@@ -220,7 +220,9 @@ impl ClusterSpec {
             if let Some(why) = UnusableUpstream::of(*addr, &self.backplane.cidr) {
                 p.push(
                     format!("defaults.dns_upstreams[{i}]"),
-                    format!("{addr} is {why}; give a resolver the Sector can reach through its gateway"),
+                    format!(
+                        "{addr} is {why}; give a resolver the Sector can reach through its gateway"
+                    ),
                 );
             }
         }
@@ -367,17 +369,37 @@ mod tests {
             ]
         );
         let reasons: Vec<&str> = problems.iter().map(|(_, r)| r.as_str()).collect();
-        assert!(reasons[0].contains("lists 6 resolvers; at most 3"), "{}", reasons[0]);
-        assert!(reasons[1].starts_with("127.0.0.53 is a loopback address"), "{}", reasons[1]);
-        assert!(reasons[2].starts_with("0.0.0.0 is not the address of any host"), "{}", reasons[2]);
+        assert!(
+            reasons[0].contains("lists 6 resolvers; at most 3"),
+            "{}",
+            reasons[0]
+        );
+        assert!(
+            reasons[1].starts_with("127.0.0.53 is a loopback address"),
+            "{}",
+            reasons[1]
+        );
+        assert!(
+            reasons[2].starts_with("0.0.0.0 is not the address of any host"),
+            "{}",
+            reasons[2]
+        );
         assert!(
             reasons[3].contains("inside the Backplane network 10.200.0.0/16"),
             "{}",
             reasons[3]
         );
-        assert!(reasons[4].contains("not a unicast address"), "{}", reasons[4]);
+        assert!(
+            reasons[4].contains("not a unicast address"),
+            "{}",
+            reasons[4]
+        );
         assert!(reasons[5].contains("link-local"), "{}", reasons[5]);
-        assert!(reasons[6].contains("not a unicast address"), "{}", reasons[6]);
+        assert!(
+            reasons[6].contains("not a unicast address"),
+            "{}",
+            reasons[6]
+        );
     }
 
     #[test]
@@ -397,7 +419,10 @@ mod tests {
         let bp: Ipv4Net = "10.200.0.0/16".parse().unwrap();
         let of = |a: &str| UnusableUpstream::of(a.parse().unwrap(), &bp);
         assert_eq!(of("127.0.0.53"), Some(UnusableUpstream::Loopback));
-        assert_eq!(of("10.200.255.254"), Some(UnusableUpstream::InBackplane(bp)));
+        assert_eq!(
+            of("10.200.255.254"),
+            Some(UnusableUpstream::InBackplane(bp))
+        );
         assert_eq!(of("240.0.0.1"), Some(UnusableUpstream::NotUnicast));
         assert_eq!(of("10.201.0.1"), None);
         assert_eq!(of("192.168.100.1"), None);
