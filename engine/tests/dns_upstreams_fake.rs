@@ -91,6 +91,15 @@ fn without_cluster_upstreams_the_dns_nodes_resolvers_are_used() {
     assert_eq!(servers(&dnsmasq_conf(&world)), ["192.168.100.1", "9.9.9.9"]);
     // Only the node running a Sector DNS is asked.
     assert_eq!(dns_reads(&world), BTreeSet::from(["pve1".to_owned()]));
+    // Its queries leave the Sector only through the Sector Gateway: its
+    // one interface is on the Sector, with the gateway as default route.
+    let config = world.pve.config_of(world.vmid("web", "dns")).unwrap();
+    let net0 = config.get("net0").expect("net0");
+    assert!(
+        net0.contains("ip=172.16.0.2/24") && net0.contains("gw=172.16.0.1"),
+        "{net0}"
+    );
+    assert_eq!(config.get("net1"), None);
 }
 
 #[test]
