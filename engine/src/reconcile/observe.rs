@@ -34,7 +34,10 @@
 //! while instances need it. What Appliances need — each node's storages and
 //! the appliance templates on them — is read by [`appliance_inputs`], in
 //! every scope while an Appliance manifest is declared (and for Sector
-//! containers still to be made). Offline members' uplinks come from OrbitLab's
+//! containers still to be made). The name servers of the nodes Sector DNS
+//! containers run on are read by [`dns_inputs`], in every scope, only while
+//! the Cluster manifest names no upstream resolvers for them to forward
+//! to. Offline members' uplinks come from OrbitLab's
 //! record ([`super::uplinks`]), and where each container was last seen from
 //! its object's status.
 
@@ -453,6 +456,59 @@ pub(super) fn appliance_inputs(
         }
     }
     observed.appliance = obs;
+}
+
+/// Where each Sector DNS forwards when the Cluster manifest names no
+/// upstream resolvers (`spec.defaults.dns_upstreams`): the name servers
+/// of the node it runs on. Read, one `GET /nodes/{node}/dns` per online
+/// node that runs the DNS container of a declared Sector, only while a
+/// Sector is declared and that list is empty; in a node-scoped pass
+/// (`local`: this node) only this node's, since it configures only its own
+/// containers. Within one run, `earlier` (the run's previous observation)
+/// is reused; a node's settings change only by hand, and the next run
+/// reads them again. A read that fails leaves that node out (logged): its
+/// Sector DNS keeps the configuration it has until a later pass reads them.
+pub(super) fn dns_inputs(
+    pve: &dyn Pve,
+    desired: &super::Desired,
+    observed: &mut Observed,
+    earlier: Option<&Observed>,
+    local: Option<&str>,
+) {
+    let needed = desired
+        .cluster
+        .as_ref()
+        .is_some_and(|(_, c)| c.defaults.dns_upstreams.is_empty());
+    let mut read = BTreeMap::new();
+    if needed {
+        let nodes: std::collections::BTreeSet<NodeName> = desired
+            .sectors
+            .keys()
+            .filter_map(|sector| {
+                let marker =
+                    Marker::part(Kind::Sector, sector, orbitlab_manifests::ApplianceRole::Dns);
+                observed.container(&marker).map(|(_, c)| c.node.clone())
+            })
+            .filter(|node| observed.online(node))
+            .filter(|node| local.is_none_or(|local| node.as_str() == local))
+            .collect();
+        for node in nodes {
+            if let Some(kept) = earlier.and_then(|e| e.node_resolvers.get(&node)) {
+                read.insert(node, kept.clone());
+                continue;
+            }
+            match pve.node_dns(node.as_str()) {
+                Ok(dns) => {
+                    let servers = dns.servers().into_iter().map(str::to_owned).collect();
+                    read.insert(node, servers);
+                }
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "cannot read a node's DNS settings; its Sector DNS keeps its configuration until they are read");
+                }
+            }
+        }
+    }
+    observed.node_resolvers = read;
 }
 
 /// The SDN part of a snapshot.

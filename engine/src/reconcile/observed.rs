@@ -245,6 +245,13 @@ pub struct Observed {
     /// Appliance upgrades on record, by Sector and role
     /// ([`super::upgrades`]).
     pub upgrades: BTreeMap<orbitlab_manifests::Name, super::upgrades::Record>,
+    /// The name servers of the nodes Sector DNS containers run on, as
+    /// each node's DNS settings list them (`dns1`..`dns3`, text as
+    /// Proxmox gives it), by node: read only while a Sector is declared
+    /// and the Cluster manifest names no upstream resolvers (see
+    /// `observe::dns_inputs`); a node is missing when it was not read or
+    /// its read failed.
+    pub node_resolvers: BTreeMap<NodeName, Vec<String>>,
 }
 
 impl Observed {
