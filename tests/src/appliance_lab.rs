@@ -602,6 +602,19 @@ esac
         self.dir.path().join("lxc")
     }
 
+    /// Runs LXC's `tool` on container `vmid` with `args`, in the node's
+    /// namespace (where its command socket lives).
+    fn lxc(&self, tool: &str, vmid: u32, args: &[&str]) -> Output {
+        let (hv, vmid, lxcpath) = (
+            self.ns("hv"),
+            vmid.to_string(),
+            self.lxcpath().display().to_string(),
+        );
+        let mut argv = vec!["netns", "exec", &hv, tool, "-n", &vmid, "-P", &lxcpath];
+        argv.extend(args);
+        run("ip", &argv)
+    }
+
     /// Creates container `spec` as `pct create` would from its template:
     /// the root filesystem unpacked, then the files Proxmox writes
     /// (`/etc/hostname`, `/etc/network/interfaces`), and an LXC config.
@@ -671,32 +684,15 @@ esac
     /// `lxc-start` in the node's namespace (as `pct start` does).
     pub fn start(&mut self, vmid: u32) {
         let dir = self.lxcpath().join(vmid.to_string());
-        let (lxcpath, config, log) = (
-            self.lxcpath().display().to_string(),
+        let (config, log) = (
             dir.join("config").display().to_string(),
             dir.join("lxc.log").display().to_string(),
         );
-        let hv = self.ns("hv");
         self.started.insert(vmid, Instant::now());
-        let out = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &hv,
-                "lxc-start",
-                "-n",
-                &vmid.to_string(),
-                "-P",
-                &lxcpath,
-                "-f",
-                &config,
-                "-d",
-                "-o",
-                &log,
-                "-l",
-                "WARN",
-            ],
+        let out = self.lxc(
+            "lxc-start",
+            vmid,
+            &["-f", &config, "-d", "-o", &log, "-l", "WARN"],
         );
         assert!(
             out.status.success(),
@@ -711,22 +707,7 @@ esac
 
     /// `lxc-stop --kill` (a hard stop, as `pct stop` does).
     pub fn stop(&mut self, vmid: u32) {
-        let hv = self.ns("hv");
-        let lxcpath = self.lxcpath().display().to_string();
-        let out = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &hv,
-                "lxc-stop",
-                "-n",
-                &vmid.to_string(),
-                "-P",
-                &lxcpath,
-                "-k",
-            ],
-        );
+        let out = self.lxc("lxc-stop", vmid, &["-k"]);
         assert!(out.status.success(), "lxc-stop {vmid}: {}", text(&out));
         self.containers.retain(|v| *v != vmid);
     }
@@ -874,22 +855,7 @@ esac
 
     /// The processes of container `vmid` (its init's PID namespace).
     pub fn processes(&self, vmid: u32) -> Vec<u32> {
-        let hv = self.ns("hv");
-        let lxcpath = self.lxcpath().display().to_string();
-        let out = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &hv,
-                "lxc-info",
-                "-n",
-                &vmid.to_string(),
-                "-P",
-                &lxcpath,
-                "-pH",
-            ],
-        );
+        let out = self.lxc("lxc-info", vmid, &["-pH"]);
         let init: u32 = String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
@@ -938,22 +904,8 @@ impl Drop for ApplianceLab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let hv = self.ns("hv");
-        let lxcpath = self.lxcpath().display().to_string();
-        for vmid in self.containers.drain(..) {
-            let _ = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &hv,
-                    "lxc-stop",
-                    "-n",
-                    &vmid.to_string(),
-                    "-P",
-                    &lxcpath,
-                    "-k",
-                ])
-                .output();
+        for vmid in std::mem::take(&mut self.containers) {
+            self.lxc("lxc-stop", vmid, &["-k"]);
         }
         for ns in self.namespaces.drain(..).rev() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).output();
