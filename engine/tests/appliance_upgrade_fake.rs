@@ -21,9 +21,14 @@ use orbitlab_engine::status::ConditionType;
 const SECTORS: [&str; 2] = ["alpha", "beta"];
 
 fn appliances(version: &str) -> String {
+    appliances_with_memory(version, 128)
+}
+
+/// Both Appliances at `version` with `memory` MiB.
+fn appliances_with_memory(version: &str, memory: u32) -> String {
     let one = |role: &str| {
         format!(
-            "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata: {{name: {role}}}\nspec:\n  role: {role}\n  template: local:vztmpl/orbitlab-{role}_{version}_amd64.tar.zst\n  version: {version}\n"
+            "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata: {{name: {role}}}\nspec:\n  role: {role}\n  template: local:vztmpl/orbitlab-{role}_{version}_amd64.tar.zst\n  version: {version}\n  memory: {memory}\n"
         )
     };
     format!("{}---\n{}", one("gateway"), one("dns"))
@@ -337,6 +342,43 @@ fn a_refused_configuration_leaves_the_old_container_serving_and_is_not_retried()
         world.settle();
     }
     assert_converged(&world, &["alpha"], "0.3.0");
+}
+
+#[test]
+fn the_old_containers_of_a_failed_upgrade_still_get_a_memory_change() {
+    let world = world_at_first_version(&["alpha"]);
+    let before = appliances_now(&world);
+    let old: BTreeSet<u32> = before.values().map(|c| c[0].0).collect();
+    world.apply(&appliances("0.2.0"));
+    for _ in 0..4 {
+        run_refusing(&world, &old);
+    }
+    assert_eq!(appliances_now(&world), before);
+
+    // Same version and template, more memory: not tried again, but the
+    // containers serving get the memory in place.
+    world.forget_calls_and_pushes();
+    world.apply(&appliances_with_memory("0.2.0", 256));
+    for _ in 0..3 {
+        run_refusing(&world, &old);
+    }
+    assert_eq!(appliances_now(&world), before);
+    let writes = world.writes();
+    let updated: BTreeSet<u32> = writes
+        .iter()
+        .filter_map(|w| w.strip_prefix("lxc_update "))
+        .map(|w| w.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(updated, old, "{writes:#?}");
+    assert_eq!(writes.len(), old.len(), "{writes:#?}");
+    for vmid in &old {
+        let config = world.pve.config_of(*vmid).unwrap();
+        assert_eq!(config.get("memory").as_deref(), Some("256"), "{vmid}");
+    }
+    let line = world.output("alpha", "set/gateway/memory");
+    assert!(line.starts_with("256 (was 128) at "), "{line}");
+    let (reason, _) = not_ready(&world, "alpha");
+    assert_eq!(reason, "Blocked");
 }
 
 /// Runs every agent once, a panic (the crash) ending the round early.
