@@ -8,8 +8,6 @@
 //! A container an upgrade replaces keeps its memory: its replacement is
 //! made with the new one (`upgrade.rs`).
 
-use orbitlab_manifests::ApplianceRole;
-
 use super::super::config_update;
 use crate::pve::Vmid;
 use crate::reconcile::action::Action;
@@ -27,7 +25,7 @@ impl Planner<'_> {
         vmid: Vmid,
         container: &ContainerObs,
     ) -> Option<Action> {
-        let role: ApplianceRole = marker.role?;
+        let role = marker.role?;
         // Unknown (a listing without `maxmem`): nothing to compare with.
         container.config.get("memory")?;
         let want = self.desired.appliance(role).memory_mib.to_string();
