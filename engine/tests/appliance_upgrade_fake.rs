@@ -2,12 +2,15 @@
 //! replaces every Sector's container of that role, one Sector at a time,
 //! keeping its addresses and reporting the interruption; a configuration
 //! the new container refuses leaves the old one serving and is not tried
-//! again; a crash at any step converges on one container per role.
+//! again; a crash at any step (the new container started but not yet
+//! configured among them) converges on one container per role.
 
 mod fake_world;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fake_world::{NODES, World, assert_ready, not_ready};
@@ -18,9 +21,14 @@ use orbitlab_engine::status::ConditionType;
 const SECTORS: [&str; 2] = ["alpha", "beta"];
 
 fn appliances(version: &str) -> String {
+    appliances_with_memory(version, 128)
+}
+
+/// Both Appliances at `version` with `memory` MiB.
+fn appliances_with_memory(version: &str, memory: u32) -> String {
     let one = |role: &str| {
         format!(
-            "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata: {{name: {role}}}\nspec:\n  role: {role}\n  template: local:vztmpl/orbitlab-{role}_{version}_amd64.tar.zst\n  version: {version}\n"
+            "apiVersion: orbitlab.io/v1\nkind: Appliance\nmetadata: {{name: {role}}}\nspec:\n  role: {role}\n  template: local:vztmpl/orbitlab-{role}_{version}_amd64.tar.zst\n  version: {version}\n  memory: {memory}\n"
         )
     };
     format!("{}---\n{}", one("gateway"), one("dns"))
@@ -336,6 +344,43 @@ fn a_refused_configuration_leaves_the_old_container_serving_and_is_not_retried()
     assert_converged(&world, &["alpha"], "0.3.0");
 }
 
+#[test]
+fn the_old_containers_of_a_failed_upgrade_still_get_a_memory_change() {
+    let world = world_at_first_version(&["alpha"]);
+    let before = appliances_now(&world);
+    let old: BTreeSet<u32> = before.values().map(|c| c[0].0).collect();
+    world.apply(&appliances("0.2.0"));
+    for _ in 0..4 {
+        run_refusing(&world, &old);
+    }
+    assert_eq!(appliances_now(&world), before);
+
+    // Same version and template, more memory: not tried again, but the
+    // containers serving get the memory in place.
+    world.forget_calls_and_pushes();
+    world.apply(&appliances_with_memory("0.2.0", 256));
+    for _ in 0..3 {
+        run_refusing(&world, &old);
+    }
+    assert_eq!(appliances_now(&world), before);
+    let writes = world.writes();
+    let updated: BTreeSet<u32> = writes
+        .iter()
+        .filter_map(|w| w.strip_prefix("lxc_update "))
+        .map(|w| w.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(updated, old, "{writes:#?}");
+    assert_eq!(writes.len(), old.len(), "{writes:#?}");
+    for vmid in &old {
+        let config = world.pve.config_of(*vmid).unwrap();
+        assert_eq!(config.get("memory").as_deref(), Some("256"), "{vmid}");
+    }
+    let line = world.output("alpha", "set/gateway/memory");
+    assert!(line.starts_with("256 (was 128) at "), "{line}");
+    let (reason, _) = not_ready(&world, "alpha");
+    assert_eq!(reason, "Blocked");
+}
+
 /// Runs every agent once, a panic (the crash) ending the round early.
 fn round(world: &World) -> bool {
     catch_unwind(AssertUnwindSafe(|| {
@@ -379,5 +424,111 @@ fn a_crash_at_any_step_of_an_upgrade_converges_on_one_container_per_role() {
                 .contains("interruption"),
             "{call}"
         );
+    }
+}
+
+/// A node's container host that crashes (panics) at the first push into a
+/// container not in `old`: the switch has stopped the old container and
+/// started the new one, which holds no configuration yet.
+#[derive(Debug)]
+struct CrashingAtFirstPush {
+    local: String,
+    old: BTreeSet<u32>,
+    crashed: Arc<AtomicBool>,
+}
+
+impl ContainerHost for CrashingAtFirstPush {
+    fn local_node(&self) -> &str {
+        &self.local
+    }
+
+    fn push(&self, _: &str, vmid: u32, path: &str, _: u32, _: &[u8]) -> Result<(), HostError> {
+        if !self.old.contains(&vmid) && !self.crashed.swap(true, Ordering::SeqCst) {
+            panic!("crash before pushing {path} into {vmid}");
+        }
+        Ok(())
+    }
+
+    fn exec(&self, _: &str, _: u32, _: &[String]) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_crash_after_the_new_container_started_before_it_is_configured_converges() {
+    let world = world_at_first_version(&["alpha"]);
+    let (nets_before, _) = addresses(&world);
+    let old: BTreeSet<u32> = appliances_now(&world)
+        .values()
+        .flatten()
+        .map(|(vmid, _, _)| *vmid)
+        .collect();
+    world.apply(&appliances("0.2.0"));
+    let crashed = Arc::new(AtomicBool::new(false));
+    for _ in 0..6 {
+        for node in NODES {
+            let host = CrashingAtFirstPush {
+                local: node.into(),
+                old: old.clone(),
+                crashed: Arc::clone(&crashed),
+            };
+            let reconciler = Reconciler {
+                pve: &world.pve,
+                store: &world.store,
+                host: &host,
+                options: Options {
+                    task_deadline: Duration::from_secs(5),
+                    max_passes: 8,
+                    scope: if node == "pve1" {
+                        Scope::Cluster
+                    } else {
+                        Scope::Node
+                    },
+                },
+            };
+            let _ = catch_unwind(AssertUnwindSafe(|| reconciler.run()));
+            if crashed.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        if crashed.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    assert!(
+        crashed.load(Ordering::SeqCst),
+        "no push into a new container"
+    );
+    // The crash came where it should: the gateway's old container stopped,
+    // its new one running and never configured.
+    let now = appliances_now(&world);
+    let gateway = &now[&("alpha".to_owned(), "gateway".to_owned())];
+    assert_eq!(gateway.len(), 2, "{now:#?}");
+    for (vmid, version, running) in gateway {
+        let new = version == "0.2.0";
+        assert_eq!(*running, new, "{vmid} ({version}): {now:#?}");
+        if new {
+            assert!(!world.pushed_record(*vmid).exists());
+        }
+    }
+
+    for _ in 0..6 {
+        world.settle();
+        for ((sector, role), c) in appliances_now(&world) {
+            assert!(c.len() <= 2, "{sector}/{role}: {c:?}");
+        }
+    }
+    assert_converged(&world, &["alpha"], "0.2.0");
+    let (nets_after, _) = addresses(&world);
+    assert_eq!(nets_after, nets_before);
+    // Measured from the old container's stop, before the crash.
+    let line = world.output("alpha", "gateway/upgrade");
+    assert!(
+        line.starts_with("0.1.0 → 0.2.0 in ") && line.contains(" s interruption at "),
+        "{line}"
+    );
+    // The new containers hold the Sector's configuration.
+    for c in appliances_now(&world).values() {
+        assert!(world.pushed_record(c[0].0).exists(), "{c:?}");
     }
 }

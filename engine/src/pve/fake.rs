@@ -885,6 +885,11 @@ impl Pve for FakePve {
                     "status": if g.running { "running" } else { "stopped" },
                     "name": g.config.get("hostname"),
                     "tags": g.config.get("tags"),
+                    // Proxmox's listing gives the config's memory (512
+                    // MiB when unset) in bytes.
+                    "maxmem": g.config.get("memory")
+                        .and_then(|m| m.as_u64().or_else(|| m.as_str()?.parse().ok()))
+                        .unwrap_or(512) * 1024 * 1024,
                 })
             })
             .collect();

@@ -373,9 +373,12 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
                 .entry(ObjectRef::new(plan.marker.kind, &plan.marker.name))
                 .or_default();
             let at = crate::status::rfc3339(std::time::SystemTime::now());
+            // `set/memory` for an instance, `set/gateway/memory` for a
+            // Sector's container.
+            let role = output_prefix(&plan.marker);
             for d in &plan.differences {
                 outputs.insert(
-                    format!("{}{}", super::statuses::SET_PREFIX, d.key),
+                    format!("{}{role}{}", super::statuses::SET_PREFIX, d.key),
                     format!(
                         "{} (was {}) at {at}",
                         d.want,

@@ -27,7 +27,8 @@
 //!
 //! An instance's container config (the keys OrbitLab owns, compared with
 //! its manifest every pass) is never taken from an earlier observation,
-//! only kept while `.vmlist` gives it the same version. What only instances
+//! only kept while `.vmlist` gives it the same version; an appliance
+//! container's memory comes from the node's container listing (`maxmem`). What only instances
 //! need — each node's memory, the templates on its storage, the HA
 //! resources, the public halves of SSH keys and which Secrets hold a value
 //! — is read by [`instance_inputs`] in cluster-scoped passes, and only
@@ -177,6 +178,17 @@ pub(super) fn observe_since(
                 remembered::keep_guest(store.root(), &counters, node.as_str(), &guest, &seen);
                 seen
             };
+            // An appliance's memory, the one key set on it after it is
+            // made, comes from this listing: never from an earlier read.
+            let config = if seen.marker.as_ref().is_some_and(|m| m.role.is_some()) {
+                guest
+                    .maxmem
+                    .map(|bytes| ("memory".to_owned(), (bytes / (1024 * 1024)).to_string()))
+                    .into_iter()
+                    .collect()
+            } else {
+                seen.config
+            };
             observed.containers.insert(
                 vmid,
                 ContainerObs {
@@ -184,7 +196,7 @@ pub(super) fn observe_since(
                     hostname: guest.name.clone(),
                     running: guest.status == GuestState::Running,
                     marker: seen.marker,
-                    config: seen.config,
+                    config,
                     version: seen.version,
                 },
             );

@@ -90,7 +90,9 @@ pub struct ContainerObs {
     pub running: bool,
     pub marker: Option<Marker>,
     /// For an instance's container: the config keys OrbitLab owns
-    /// ([`OWNED_KEYS`]) as Proxmox stores them; empty for others.
+    /// ([`OWNED_KEYS`]) as Proxmox stores them; for an appliance's
+    /// container: `memory` (MiB), as the node's container listing gives
+    /// it; empty for others.
     pub config: BTreeMap<String, String>,
     /// For an appliance's container: the appliance version its description
     /// records (`None`: none recorded, as for one made before versions

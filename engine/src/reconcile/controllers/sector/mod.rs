@@ -3,6 +3,7 @@
 //! containers, started and configured (`DESIGN.md`, "Sector").
 
 mod configure;
+mod memory;
 mod teardown;
 mod upgrade;
 
@@ -307,6 +308,10 @@ impl Planner<'_> {
             if let Some(reason) = self.template_wait(&plan) {
                 self.wait(owner.clone(), reason);
                 continue;
+            }
+            // Its Appliance's memory, set in place (memory.rs).
+            if let Some(&(vmid, c)) = self.containers_with(&plan.marker).first() {
+                steps.extend(self.appliance_memory(&plan.marker, vmid, c));
             }
             steps.extend(self.container_steps(&owner, plan, spec.ha.as_ref()));
         }

@@ -396,6 +396,14 @@ impl<'p> Planner<'p> {
         if !kept.running && !managed {
             upgrade.steps.push(start(&state.marker, keep, kept));
         }
+        // Not replaced (its upgrade failed or is refused): it serves with
+        // its Appliance's memory. One waiting its turn keeps its memory:
+        // its replacement is made with the new one.
+        if state.failed.is_some() || spec.ha.is_some() {
+            upgrade
+                .steps
+                .extend(self.appliance_memory(&state.marker, keep, kept));
+        }
         let role = state.marker.role.map_or("appliance", ApplianceRole::as_str);
         if let Some(RoleUpgrade::Failed { reason, .. }) = state.failed {
             self.block(
