@@ -24,12 +24,16 @@ cd "$(dirname "$0")/.."
 #   the .deb and checking it (debian/check-package.sh: lintian, dpkg -i/-r,
 #   systemd-analyze verify).
 # - mmdebstrap, zstd: building the appliance templates twice and checking
-#   them (appliances/check.sh).
+#   them (appliances/check.sh);
+# - lxc, bind9-dnsutils: the appliance data-path test boots containers from
+#   those templates with LXC's own tools (what Proxmox's pct wraps) and
+#   queries their DNS with dig (tests/tests/appliance_datapath.rs).
 PACKAGES=(
   ca-certificates nftables frr dnsmasq-base iproute2 socat fuse3
   openssl openssh-client e2fsprogs
   build-essential debhelper help2man lintian man-db systemd
   mmdebstrap zstd
+  lxc bind9-dnsutils
 )
 
 if [ "${ORBITLAB_TEST_NO_INSTALL:-0}" != 1 ]; then
@@ -47,9 +51,15 @@ if [ "${ORBITLAB_TEST_NO_INSTALL:-0}" != 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The tests use LXC's tools only: keep Debian's lxcbr0 bridge (and its
+    # dnsmasq) that the lxc package's lxc-net service would start off.
+    if [[ " ${missing[*]} " == *" lxc "* ]] && command -v systemctl >/dev/null; then
+      "${sudo[@]}" systemctl disable --now lxc-net.service >/dev/null 2>&1 || true
+    fi
   fi
 fi
 
-cargo test --workspace --locked
+# The templates first: the data-path test boots containers from them.
 bash appliances/check.sh target/appliances
+cargo test --workspace --locked
 bash debian/check-package.sh

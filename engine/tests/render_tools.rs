@@ -210,3 +210,71 @@ fn dnsmasq_answers_sector_names_from_the_rendered_records() {
         text(&out)
     );
 }
+
+/// The real server forwards names outside the Sector to the rendered
+/// upstreams, and nothing else: a name under `orbitlab.internal` (of this
+/// Sector or another) is never asked upstream, and `/etc/resolv.conf` is
+/// not read. Runs in private network and mount namespaces: a stand-in
+/// upstream (another dnsmasq on 192.0.2.53 and 198.51.100.53, the rendered
+/// upstreams) answers `www.example.com` and would answer any
+/// `orbitlab.internal` name with 203.0.113.66; a trap resolver on
+/// 192.0.2.99, named in the `/etc/resolv.conf` the Sector DNS starts
+/// with, answers everything with 203.0.113.99. Both log every query.
+#[test]
+fn dnsmasq_forwards_only_outside_names_and_only_to_its_upstreams() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = write(d, "orbitlab.conf", &render::dnsmasq_conf(&dns()));
+    let hosts = write(d, "dns.hosts", &render::dns_hosts(&dns()));
+    let trap_resolv = write(d, "trap-resolv.conf", "nameserver 192.0.2.99\n");
+    let client_resolv = write(
+        d,
+        "resolv.conf",
+        "nameserver 172.16.0.2\noptions timeout:1 attempts:2\n",
+    );
+    let p = |name: &str| d.join(name).to_str().unwrap().to_owned();
+    let (up_log, trap_log) = (p("upstream.log"), p("trap.log"));
+    let pids = [p("sector.pid"), p("upstream.pid"), p("trap.pid")];
+    let [sector_pid, up_pid, trap_pid] = &pids;
+    let script = format!(
+        "set -e
+         ip link set lo up
+         for a in 172.16.0.2 192.0.2.53 198.51.100.53 192.0.2.99; do ip addr add $a/32 dev lo; done
+         trap 'for f in {sector_pid} {up_pid} {trap_pid}; do [ -f $f ] && kill $(cat $f); done' EXIT
+         dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+           --listen-address=192.0.2.53 --listen-address=198.51.100.53 \
+           --address=/example.com/203.0.113.7 --address=/orbitlab.internal/203.0.113.66 \
+           --log-queries --log-facility={up_log} --pid-file={up_pid} --user=root --group=root
+         dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+           --listen-address=192.0.2.99 --address=/#/203.0.113.99 \
+           --log-queries --log-facility={trap_log} --pid-file={trap_pid} --user=root --group=root
+         mount --bind {trap_resolv} /etc/resolv.conf
+         dnsmasq --conf-file={conf} --addn-hosts={hosts} --pid-file={sector_pid} --user=root --group=root
+         mount --bind {client_resolv} /etc/resolv.conf
+         for name in www.example.com web1.web.orbitlab.internal nosuch.web.orbitlab.internal app.other.orbitlab.internal; do
+           echo \"$name $(getent ahostsv4 $name | head -n1 | cut -d' ' -f1)\"
+         done"
+    );
+    let out = run("unshare", &["-n", "-m", "sh", "-c", &script]);
+    assert!(out.status.success(), "{}", text(&out));
+    let answers: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "www.example.com 203.0.113.7",
+            "web1.web.orbitlab.internal 172.16.0.10",
+            "nosuch.web.orbitlab.internal",
+            "app.other.orbitlab.internal",
+        ],
+        "{}",
+        text(&out)
+    );
+    let upstream = std::fs::read_to_string(&up_log).unwrap();
+    assert!(upstream.contains("www.example.com"), "{upstream}");
+    assert!(!upstream.contains("orbitlab.internal"), "{upstream}");
+    let trap = std::fs::read_to_string(&trap_log).unwrap_or_default();
+    assert!(!trap.contains("query["), "{trap}");
+}

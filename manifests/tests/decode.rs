@@ -305,3 +305,68 @@ fn bad_values_name_their_field() {
     assert_eq!(e.field, "spec.ingress[0].protocol");
     assert!(e.reason.contains("icmp"), "{e}");
 }
+
+#[test]
+fn cluster_dns_upstreams_are_located_when_refused() {
+    // Not an IPv4 address: refused while decoding, at its index.
+    let text = doc(
+        "Cluster",
+        "main",
+        "defaults:\n  dns_upstreams:\n    - 9.9.9.9\n    - \"2620:fe::fe\"",
+    );
+    let e = decode_err("cluster/main.yaml", &text);
+    assert_eq!(e.field, "spec.defaults.dns_upstreams[1]", "{e}");
+    assert!(
+        e.reason.contains("\"2620:fe::fe\" is not an IPv4 address"),
+        "{e}"
+    );
+
+    // An IPv4 address no Sector DNS can use: refused by validation, with
+    // file, line and field.
+    let text = doc(
+        "Cluster",
+        "main",
+        "defaults:\n  dns_upstreams:\n    - 9.9.9.9\n    - 127.0.0.53",
+    );
+    let docs = decode_ok("cluster/main.yaml", &text);
+    let errors = docs[0]
+        .validate()
+        .expect_err("a loopback upstream is refused");
+    let e = errors.iter().next().unwrap();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.field.as_str()),
+        (
+            "cluster/main.yaml",
+            Some(9),
+            "spec.defaults.dns_upstreams[1]"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.reason.starts_with("127.0.0.53 is a loopback address"),
+        "{e}"
+    );
+
+    // Given upstreams survive a round trip; none given writes no key.
+    let text = doc(
+        "Cluster",
+        "main",
+        "defaults:\n  dns_upstreams: [192.168.1.1, 9.9.9.9]",
+    );
+    let docs = decode_ok("cluster/main.yaml", &text);
+    assert!(docs[0].validate().is_ok());
+    let again = decode_ok("again.yaml", &encode(&docs[0]));
+    assert_eq!(again[0].value, docs[0].value);
+    let orbitlab_manifests::Spec::Cluster(spec) = &again[0].spec else {
+        panic!("a Cluster");
+    };
+    assert_eq!(
+        spec.defaults.dns_upstreams,
+        [
+            std::net::Ipv4Addr::new(192, 168, 1, 1),
+            std::net::Ipv4Addr::new(9, 9, 9, 9)
+        ]
+    );
+    let plain = decode_ok("cluster/main.yaml", &doc("Cluster", "main", ""));
+    assert!(!encode(&plain[0]).contains("dns_upstreams"));
+}

@@ -3,6 +3,8 @@
 //! engine wired to both — one container host per simulated node, as each
 //! node's agent would have.
 
+pub mod appliance_lab;
+
 use std::fmt;
 use std::time::Duration;
 

@@ -70,6 +70,18 @@ pub trait BundleFile {
     fn content(&self) -> &[u8];
 }
 
+impl BundleFile for crate::render::RenderedFile {
+    fn path(&self) -> &str {
+        self.path
+    }
+    fn mode(&self) -> u32 {
+        self.mode
+    }
+    fn content(&self) -> &[u8] {
+        self.content.as_bytes()
+    }
+}
+
 /// `orbitlab-appliance prepare ID`.
 pub fn prepare(id: &BundleId) -> Vec<String> {
     vec![HELPER.to_owned(), "prepare".to_owned(), id.0.clone()]

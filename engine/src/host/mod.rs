@@ -132,6 +132,16 @@ impl Pct {
         }
     }
 
+    /// `program` acting as node `local`: for tests that put a stand-in
+    /// over another container tool (the appliance data-path test runs
+    /// LXC's own tools) without changing the process environment.
+    pub fn with_program(program: impl Into<String>, local: impl Into<String>) -> Self {
+        Pct {
+            program: program.into(),
+            local: local.into(),
+        }
+    }
+
     fn ensure_local(&self, node: &str, vmid: u32) -> Result<(), HostError> {
         if node == self.local {
             Ok(())

@@ -14,8 +14,8 @@ use super::sdn::{
     SubnetConfig, VnetConfig, ZoneConfig,
 };
 use super::types::{
-    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeStorage,
-    NodeSummary, Release, StorageUpload, StorageVolume, TaskState, TaskStatus, Upid,
+    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeDns, NodeStatus,
+    NodeStorage, NodeSummary, Release, StorageUpload, StorageVolume, TaskState, TaskStatus, Upid,
     VolumeAttributes,
 };
 
@@ -51,6 +51,10 @@ pub trait Pve: Send + Sync + std::fmt::Debug {
     -> Result<Upid>;
     /// `GET /nodes/{node}/network`.
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>>;
+    /// `GET /nodes/{node}/dns`: the node's name servers and search domain
+    /// (where a Sector DNS on that node forwards when the Cluster
+    /// manifest names no upstream resolvers).
+    fn node_dns(&self, node: &str) -> Result<NodeDns>;
     /// `GET /cluster/nextid`: the lowest free VMID, or whether `wanted` is
     /// free (an error if not). Reserves nothing.
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32>;

@@ -23,8 +23,8 @@ use super::sdn::{
 use super::tls::Trust;
 use super::types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    NetworkInterface, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release, StorageUpload,
-    StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
+    NetworkInterface, NodeDns, NodeStatus, NodeStatusWire, NodeStorage, NodeSummary, Release,
+    StorageUpload, StorageVolume, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 use super::wire::Method;
 
@@ -276,6 +276,10 @@ impl Pve for PveClient {
 
     fn node_network(&self, node: &str) -> Result<Vec<NetworkInterface>> {
         self.get(&format!("/nodes/{}/network", seg(node)), &[])
+    }
+
+    fn node_dns(&self, node: &str) -> Result<NodeDns> {
+        self.get(&format!("/nodes/{}/dns", seg(node)), &[])
     }
 
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32> {

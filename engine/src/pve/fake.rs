@@ -17,7 +17,10 @@
 //! [`FakePve::destroy_by_hand`], [`FakePve::create_by_hand`]), editing a
 //! container's config in the GUI ([`FakePve::edit_config_by_hand`]), and
 //! the memory and CPUs of a node ([`FakePve::set_node_memory`],
-//! [`FakePve::set_node_cpu`]), and storages: a shared storage
+//! [`FakePve::set_node_cpu`]), a node's DNS settings
+//! ([`FakePve::set_node_dns`]; by default `192.168.100.1` and `9.9.9.9`,
+//! search `lab.example`; [`FakePve::fail_node_dns`] makes reading them
+//! fail), and storages: a shared storage
 //! ([`FakePve::set_storage_shared`]) and a template on chosen nodes only
 //! ([`FakePve::place_template`]; uploads add nodes, checking the file's
 //! SHA-256 as Proxmox does).
@@ -42,8 +45,9 @@ use super::error::{ApiErrorKind, PveError, Result};
 use super::lxc::{LxcConfig, LxcCreate, LxcStatus, LxcUpdate};
 use super::sdn::{SdnCollection, SdnKind, SdnLock, SdnLockToken, SdnSpec};
 use super::types::{
-    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeStatus, NodeStorage,
-    NodeSummary, Release, StorageUpload, StorageVolume, TaskStatus, Upid, VolumeAttributes,
+    ClusterStatusEntry, HaResource, HaResourceAdd, NetworkInterface, NodeDns, NodeStatus,
+    NodeStorage, NodeSummary, Release, StorageUpload, StorageVolume, TaskStatus, Upid,
+    VolumeAttributes,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -114,6 +118,11 @@ struct State {
     guests: BTreeMap<u32, Guest>,
     /// Nodes whose memory or CPUs were set (the others have the defaults).
     resources: BTreeMap<String, NodeResources>,
+    /// Nodes whose DNS settings were set (the others have
+    /// [`default_node_dns`]).
+    dns: BTreeMap<String, NodeDns>,
+    /// Nodes whose DNS settings cannot be read.
+    unreadable_dns: BTreeSet<String>,
     /// HA resources by sid.
     ha: BTreeMap<String, HaResource>,
     /// Template volumes missing from a node's storage (every node has
@@ -168,6 +177,16 @@ fn fail(method: &str, path: &str, status: u16, message: String) -> PveError {
     }
 }
 
+/// A node's DNS settings unless set: its LAN router and a public resolver.
+fn default_node_dns() -> NodeDns {
+    NodeDns {
+        dns1: Some("192.168.100.1".into()),
+        dns2: Some("9.9.9.9".into()),
+        dns3: None,
+        search: Some("lab.example".into()),
+    }
+}
+
 fn typed<T: DeserializeOwned>(v: Value) -> Result<T> {
     serde_json::from_value(v).map_err(|e| PveError::Decode {
         method: "GET".into(),
@@ -191,6 +210,8 @@ impl FakePve {
                 sdn: BTreeMap::new(),
                 guests: BTreeMap::new(),
                 resources: BTreeMap::new(),
+                dns: BTreeMap::new(),
+                unreadable_dns: BTreeSet::new(),
                 ha: BTreeMap::new(),
                 missing_templates: BTreeSet::new(),
                 unlisted_storage: BTreeSet::new(),
@@ -248,10 +269,11 @@ impl FakePve {
     /// The calls that change something (every call but the reads the
     /// engine makes to observe), in order.
     pub fn writes(&self) -> Vec<String> {
-        const READS: [&str; 13] = [
+        const READS: [&str; 14] = [
             "release",
             "nodes",
             "node_status",
+            "node_dns",
             "storage_content",
             "node_storages",
             "storage_volume",
@@ -493,6 +515,24 @@ impl FakePve {
         holders.contains_key(node) || (st.shared_storages.contains(storage) && !holders.is_empty())
     }
 
+    /// Sets `node`'s DNS settings (`GET /nodes/{node}/dns`), as editing
+    /// them under the node's System → DNS would (or as systemd-resolved's
+    /// stub `127.0.0.53` in its `/etc/resolv.conf` shows).
+    pub fn set_node_dns(&self, node: &str, dns: NodeDns) {
+        self.st().dns.insert(node.to_owned(), dns);
+    }
+
+    /// Makes reading `node`'s DNS settings fail (`fail`), as a node whose
+    /// `pveproxy` answers 500 would, or read again.
+    pub fn fail_node_dns(&self, node: &str, fail: bool) {
+        let mut st = self.st();
+        if fail {
+            st.unreadable_dns.insert(node.to_owned());
+        } else {
+            st.unreadable_dns.remove(node);
+        }
+    }
+
     /// Sets `node`'s logical CPU count and its CPU load (0 to 1).
     pub fn set_node_cpu(&self, node: &str, cpus: u32, load: f64) {
         let mut st = self.st();
@@ -696,6 +736,29 @@ impl Pve for FakePve {
         ]))
     }
 
+    fn node_dns(&self, node: &str) -> Result<NodeDns> {
+        let st = self.call(format!("node_dns {node}"));
+        let path = format!("/nodes/{node}/dns");
+        Self::reach(&st, "GET", &path, node)?;
+        if !st.nodes.contains_key(node) {
+            return Err(fail(
+                "GET",
+                &path,
+                500,
+                format!("no such cluster node '{node}'"),
+            ));
+        }
+        if st.unreadable_dns.contains(node) {
+            return Err(fail(
+                "GET",
+                &path,
+                500,
+                "unable to open file '/etc/resolv.conf' - Permission denied".into(),
+            ));
+        }
+        Ok(st.dns.get(node).cloned().unwrap_or_else(default_node_dns))
+    }
+
     fn next_vmid(&self, wanted: Option<u32>) -> Result<u32> {
         let st = self.call("next_vmid".into());
         match wanted {
@@ -822,6 +885,11 @@ impl Pve for FakePve {
                     "status": if g.running { "running" } else { "stopped" },
                     "name": g.config.get("hostname"),
                     "tags": g.config.get("tags"),
+                    // Proxmox's listing gives the config's memory (512
+                    // MiB when unset) in bytes.
+                    "maxmem": g.config.get("memory")
+                        .and_then(|m| m.as_u64().or_else(|| m.as_str()?.parse().ok()))
+                        .unwrap_or(512) * 1024 * 1024,
                 })
             })
             .collect();

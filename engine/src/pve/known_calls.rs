@@ -133,6 +133,8 @@ pub const KNOWN_CALLS: &[KnownCall] = &[
     c("GET", "/nodes", &[]),
     c("GET", "/nodes/{node}/status", &[]),
     c("GET", "/nodes/{node}/network", &[]),
+    // The Sector DNS's upstream resolvers when the Cluster manifest has none.
+    c("GET", "/nodes/{node}/dns", &[]),
     c("GET", "/cluster/nextid", &["vmid"]),
     c("GET", "/cluster/sdn/controllers", &["pending", "running"]),
     c("GET", "/cluster/sdn/zones", &["pending", "running"]),

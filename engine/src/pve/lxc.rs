@@ -198,4 +198,8 @@ pub struct LxcStatus {
     /// Tags.
     #[serde(default)]
     pub tags: Option<String>,
+    /// The memory limit in bytes: the config's `memory` (Proxmox's default
+    /// of 512 MiB when unset), running or not.
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub maxmem: Option<u64>,
 }

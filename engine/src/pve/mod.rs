@@ -9,6 +9,7 @@
 //!   retries only for safe calls, Proxmox's messages kept intact);
 //! - containers and HA: create, config read/update, resize, power,
 //!   destroy; HA resources list/add/remove; node status for placement;
+//!   a node's DNS settings (the Sector DNS's upstream resolvers);
 //! - tasks: [`Pve::wait_task`] polls a UPID until it stops or a deadline;
 //! - SDN: pending-aware reads (`sdn.rs`) and [`SdnTransaction`]
 //!   (`transaction.rs`), which holds the 9.x SDN lock when the cluster has
@@ -70,7 +71,7 @@ pub use tls::{Fingerprint, Trust, client_config};
 pub use transaction::SdnTransaction;
 pub use types::{
     ApplianceTemplate, ClusterStatusEntry, DownloadUrl, HaResource, HaResourceAdd, HaResourceSpec,
-    HaState, NetworkInterface, NodeStatus, NodeStorage, NodeSummary, Release, StorageUpload,
-    StorageVolume, TaskState, TaskStatus, Upid, VersionInfo, VolumeAttributes,
+    HaState, NetworkInterface, NodeDns, NodeStatus, NodeStorage, NodeSummary, Release,
+    StorageUpload, StorageVolume, TaskState, TaskStatus, Upid, VersionInfo, VolumeAttributes,
 };
 pub use wire::Method;

@@ -42,7 +42,8 @@ pub const SDN_USE: &str = "SDN.Use";
 /// URL; the node's network).
 pub const SYS_ACCESS_NETWORK: &str = "Sys.AccessNetwork";
 /// `GET /cluster/status`, `GET /nodes/{node}/status`,
-/// `GET /cluster/ha/resources`, task status of others' tasks.
+/// `GET /nodes/{node}/dns`, `GET /cluster/ha/resources`, task status of
+/// others' tasks.
 pub const SYS_AUDIT: &str = "Sys.Audit";
 /// `POST`, `PUT`, `DELETE /cluster/ha/resources`: handing containers to
 /// Proxmox HA.

@@ -1,6 +1,6 @@
 //! Typed answers and requests of the general endpoints: version, cluster
-//! status, nodes and their status, network interfaces, tasks, HA
-//! resources, storage.
+//! status, nodes and their status, network interfaces, DNS settings,
+//! tasks, HA resources, storage.
 
 use std::fmt;
 use std::str::FromStr;
@@ -104,6 +104,38 @@ pub struct NodeSummary {
     pub node: String,
     /// `online`, `offline` or `unknown`.
     pub status: String,
+}
+
+/// A node's DNS settings (`GET /nodes/{node}/dns`): what its
+/// `/etc/resolv.conf` says, as Proxmox reads it. Every field is optional;
+/// the name servers are text as written there (IPv4, IPv6, or a loopback
+/// stub such as systemd-resolved's `127.0.0.53`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NodeDns {
+    /// First name server.
+    #[serde(default)]
+    pub dns1: Option<String>,
+    /// Second name server.
+    #[serde(default)]
+    pub dns2: Option<String>,
+    /// Third name server.
+    #[serde(default)]
+    pub dns3: Option<String>,
+    /// Search domain.
+    #[serde(default)]
+    pub search: Option<String>,
+}
+
+impl NodeDns {
+    /// The name servers given, in order (`dns1`, `dns2`, `dns3`), blank
+    /// ones left out.
+    pub fn servers(&self) -> Vec<&str> {
+        [&self.dns1, &self.dns2, &self.dns3]
+            .into_iter()
+            .filter_map(|s| s.as_deref().map(str::trim))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
 }
 
 /// One network interface of a node (`GET /nodes/{node}/network`).

@@ -117,6 +117,73 @@ pub struct ContainerPlan {
     /// For an instance: DNS, boot, access and start settings; `None` for
     /// an appliance (started, on boot, no access).
     pub guest: Option<GuestPlan>,
+    /// For an appliance: the version it is made at, and the container it
+    /// replaces if any; `None` for an instance.
+    pub appliance: Option<ApplianceBuild>,
+}
+
+/// What an appliance container is made at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplianceBuild {
+    /// The appliance version, recorded in the container's description.
+    pub version: String,
+    /// The container of another version it is made to replace: then it is
+    /// created stopped and not started on boot (the old one still holds
+    /// its addresses), with the old one's MAC addresses, and a failed
+    /// create is recorded as a failed upgrade.
+    pub replaces: Option<Replaced>,
+}
+
+/// The appliance container an upgrade replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub vmid: Vmid,
+    pub node: NodeName,
+    /// Its recorded version (`None`: made before versions were recorded).
+    pub version: Option<String>,
+}
+
+/// The switch of an appliance upgrade: the old container stopped, the new
+/// one (same addresses, created stopped) started and configured, then
+/// started on boot. Runs on the new container's node (the configuration
+/// goes in through `pct` there), under the `orbitlab-reconcile` lock.
+/// Records when the old one stopped and, once the new one is configured,
+/// the interruption; on failure records it, stops the new one and starts
+/// the old one again ([`super::upgrades`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchPlan {
+    pub marker: Marker,
+    pub old: Replaced,
+    pub old_running: bool,
+    pub new: Vmid,
+    pub node: NodeName,
+    pub new_running: bool,
+    /// The version and template it upgrades to.
+    pub to: String,
+    pub template: String,
+    /// The new container's configuration, unless it already runs it.
+    pub configure: Option<ConfigurePlan>,
+}
+
+impl ContainerPlan {
+    /// Whether the create task starts it: an instance as declared, an
+    /// appliance unless it replaces another.
+    pub fn starts(&self) -> bool {
+        match (&self.guest, &self.appliance) {
+            (Some(guest), _) => guest.start,
+            (None, Some(build)) => build.replaces.is_none(),
+            (None, None) => true,
+        }
+    }
+
+    /// Whether it starts when its node boots.
+    pub fn onboot(&self) -> bool {
+        match (&self.guest, &self.appliance) {
+            (Some(guest), _) => guest.onboot,
+            (None, Some(build)) => build.replaces.is_none(),
+            (None, None) => true,
+        }
+    }
 }
 
 /// A file to place in a container.
@@ -291,6 +358,9 @@ pub enum Action {
         vmid: Vmid,
     },
     Configure(Box<ConfigurePlan>),
+    /// Switches a Sector role from its old appliance container to the new
+    /// one (see [`SwitchPlan`]).
+    SwitchAppliance(Box<SwitchPlan>),
     /// Uploads an appliance template to a node that lacks it, and waits
     /// for Proxmox's task storing it.
     UploadTemplate(Box<TemplateCopy>),
@@ -345,6 +415,7 @@ impl Action {
             UpdateContainer(plan) => Some(part(&plan.marker)),
             RemoveHa { owner, .. } => Some(owner.clone()),
             Configure(plan) => Some(part(&plan.marker)),
+            SwitchAppliance(plan) => Some(part(&plan.marker)),
             UploadTemplate(copy) => Some(ObjectRef::new(
                 orbitlab_manifests::Kind::Appliance,
                 &copy.appliance,
@@ -360,6 +431,7 @@ impl Action {
     pub fn runs_on(&self) -> Option<&NodeName> {
         match self {
             Action::Configure(plan) => Some(&plan.node),
+            Action::SwitchAppliance(plan) => Some(&plan.node),
             Action::UploadTemplate(copy) => Some(&copy.source),
             _ => None,
         }
@@ -372,6 +444,12 @@ impl Action {
             Action::UploadTemplate(copy) => format!(
                 "uploading: waiting for the agent on node {} (it holds {}) to upload it to node {}",
                 copy.source, copy.volid, copy.target
+            ),
+            Action::SwitchAppliance(plan) => format!(
+                "upgrading: waiting for the agent on node {} to switch the {} to its new container {}",
+                plan.node,
+                plan.marker.role.map_or("appliance", ApplianceRole::as_str),
+                plan.new
             ),
             other => format!(
                 "waiting for the agent on node {} to configure its container",
@@ -411,6 +489,7 @@ impl Action {
             | ResizeDisk { .. }
             | AddHa { .. }
             | RemoveHa { .. }
+            | SwitchAppliance(_)
             | UploadTemplate(_) => true,
         }
     }
@@ -440,7 +519,7 @@ impl Action {
             UpdateContainer(_) | ResizeDisk { .. } => Phase::Change,
             StartContainer { .. } | StopContainer { .. } => Phase::Start,
             AddHa { .. } => Phase::Ha,
-            Configure(_) => Phase::Configure,
+            Configure(_) | SwitchAppliance(_) => Phase::Configure,
         }
     }
 
@@ -611,11 +690,7 @@ impl fmt::Display for Action {
             CreateContainer(plan) => write!(
                 f,
                 "create {}container {} on {} ({} MiB, {}) for {}: {}",
-                if plan.guest.as_ref().is_none_or(|g| g.start) {
-                    "and start "
-                } else {
-                    ""
-                },
+                if plan.starts() { "and start " } else { "" },
                 plan.hostname,
                 plan.node,
                 plan.memory_mib,
@@ -675,6 +750,32 @@ impl fmt::Display for Action {
                 plan.vmid,
                 plan.node,
                 &plan.digest[..plan.digest.len().min(12)]
+            ),
+            SwitchAppliance(plan) => write!(
+                f,
+                "switch the {} from container {} on {} ({}, {}) to container {} on {} ({}): {}start the new one, {}",
+                plan.marker.role.map_or("appliance", ApplianceRole::as_str),
+                plan.old.vmid,
+                plan.old.node,
+                plan.old.version.as_deref().unwrap_or("unknown version"),
+                if plan.old_running {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                plan.new,
+                plan.node,
+                plan.to,
+                if plan.old_running {
+                    "stop the old one, "
+                } else {
+                    ""
+                },
+                if plan.configure.is_some() {
+                    "configure it"
+                } else {
+                    "its configuration is in place"
+                },
             ),
             UploadTemplate(copy) => write!(
                 f,

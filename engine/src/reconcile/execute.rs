@@ -13,11 +13,13 @@ use std::time::Duration;
 use orbitlab_manifests::HaResourceState;
 
 use super::action::{
-    Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, TemplateCopy, ZoneConfig,
+    Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, Replaced, SwitchPlan, TemplateCopy,
+    ZoneConfig,
 };
 use super::controllers::held_by;
 use super::ids::{self, GUEST_TAG};
 use super::plan::Plan;
+use super::upgrades::{self, RoleUpgrade};
 use super::{ObjectRef, ReconcileError};
 use super::{pushed, tags};
 use crate::host::{ContainerHost, bundle};
@@ -327,10 +329,19 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             }
         }
         Action::ForgetStatus(object) => {
+            if object.kind == orbitlab_manifests::Kind::Sector {
+                upgrades::forget(ctx.store, &object.name)?;
+            }
             ctx.store.remove_status(object.kind, &object.name)?;
         }
         Action::CreateContainer(plan) => {
-            let vmid = create_container(ctx, plan)?;
+            let vmid = create_container(ctx, plan).inspect_err(|e| {
+                if let Some(build) = &plan.appliance
+                    && let Some(old) = &build.replaces
+                {
+                    upgrade_failed(ctx, &plan.marker, old, &build.version, &plan.template, e);
+                }
+            })?;
             let prefix = output_prefix(&plan.marker);
             let outputs = outcome
                 .outputs
@@ -362,9 +373,12 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
                 .entry(ObjectRef::new(plan.marker.kind, &plan.marker.name))
                 .or_default();
             let at = crate::status::rfc3339(std::time::SystemTime::now());
+            // `set/memory` for an instance, `set/gateway/memory` for a
+            // Sector's container.
+            let role = output_prefix(&plan.marker);
             for d in &plan.differences {
                 outputs.insert(
-                    format!("{}{}", super::statuses::SET_PREFIX, d.key),
+                    format!("{}{role}{}", super::statuses::SET_PREFIX, d.key),
                     format!(
                         "{} (was {}) at {at}",
                         d.want,
@@ -405,6 +419,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             pushed::record(ctx.store, vmid, node, &plan.digest)?;
         }
         Action::UploadTemplate(copy) => upload_template(ctx, copy)?,
+        Action::SwitchAppliance(plan) => switch_appliance(ctx, plan)?,
         other => {
             return Err(ReconcileError::Internal(format!(
                 "step {other} is handled elsewhere"
@@ -480,6 +495,12 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
         }
         None => None,
     };
+    // A replacement takes over the old container's MAC addresses with its
+    // IP addresses, so that neighbours' ARP entries stay right.
+    let nets = match plan.appliance.as_ref().and_then(|b| b.replaces.as_ref()) {
+        Some(old) => with_macs_of(ctx, old, nets)?,
+        None => nets,
+    };
     let _lock = ctx.store.lock(Lock::Vmid.name())?;
     let mut last_error = None;
     for _ in 0..3 {
@@ -503,10 +524,10 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
             tags: Some(GUEST_TAG.into()),
             description: Some(description(plan)),
             unprivileged: Some(true),
-            onboot: Some(plan.guest.as_ref().is_none_or(|g| g.onboot)),
+            onboot: Some(plan.onboot()),
             // Started by the create task itself: one task and one pass
             // fewer than a separate start.
-            start: Some(plan.guest.as_ref().is_none_or(|g| g.start)),
+            start: Some(plan.starts()),
             nameserver: plan.guest.as_ref().map(|g| g.nameserver.to_string()),
             searchdomain: plan.guest.as_ref().map(|g| g.searchdomain.clone()),
             ssh_public_keys: plan.guest.as_ref().and_then(|g| g.ssh_public_keys.clone()),
@@ -526,9 +547,15 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
 }
 
 /// The description a container is created with: its marker, then (for an
-/// instance) what it was made with.
+/// appliance) its version or (for an instance) what it was made with.
 pub(crate) fn description(plan: &ContainerPlan) -> String {
     let mut text = format!("{}\n", plan.marker);
+    if let Some(build) = &plan.appliance {
+        text.push_str(&format!(
+            "{}\n",
+            ids::appliance_version_line(&build.version)
+        ));
+    }
     if let Some(guest) = &plan.guest {
         for line in &guest.creation_notes {
             text.push_str(&format!("{line}\n"));
@@ -571,4 +598,222 @@ fn net_value(ctx: &Context<'_>, index: usize, nic: &NicPlan) -> Result<String, R
         value.push_str(&format!(",mtu={mtu}"));
     }
     Ok(value)
+}
+
+/// `nets` with the MAC address (`hwaddr`) each interface of the replaced
+/// container `old` has, where it has one.
+fn with_macs_of(
+    ctx: &Context<'_>,
+    old: &Replaced,
+    mut nets: BTreeMap<u8, String>,
+) -> Result<BTreeMap<u8, String>, ReconcileError> {
+    let config = ctx.pve.lxc_config(old.node.as_str(), old.vmid.get())?;
+    for (index, value) in &mut nets {
+        let mac = config.get(&format!("net{index}")).and_then(|net| {
+            net.split(',')
+                .find_map(|kv| kv.strip_prefix("hwaddr=").map(str::to_owned))
+        });
+        if let Some(mac) = mac {
+            value.push_str(&format!(",hwaddr={mac}"));
+        }
+    }
+    Ok(nets)
+}
+
+/// Whether a step's error is the upgrade's own failure (Proxmox refused or
+/// failed a task, the helper refused the configuration), recorded so the
+/// version is not tried again; anything else (a lock, the store) is not,
+/// and the step is simply tried again.
+fn fails_upgrade(error: &ReconcileError) -> bool {
+    matches!(error, ReconcileError::Pve(_) | ReconcileError::Host(_))
+}
+
+/// Records that the upgrade of `marker`'s container `old` to `to` failed
+/// with `error` (when it is the upgrade's own failure; logged if the record
+/// cannot be written: the step's error is reported anyway).
+fn upgrade_failed(
+    ctx: &Context<'_>,
+    marker: &ids::Marker,
+    old: &Replaced,
+    to: &str,
+    template: &str,
+    error: &ReconcileError,
+) {
+    let Some(role) = marker.role else {
+        return;
+    };
+    if !fails_upgrade(error) {
+        return;
+    }
+    let entry = RoleUpgrade::Failed {
+        from: old.version.clone(),
+        to: to.to_owned(),
+        template: template.to_owned(),
+        reason: error.to_string(),
+        at: crate::status::rfc3339(std::time::SystemTime::now()),
+    };
+    if let Err(e) = upgrades::set(ctx.store, &marker.name, role, entry) {
+        tracing::warn!(%marker, error = %e, "cannot record a failed appliance upgrade");
+    }
+}
+
+/// The switch of an appliance upgrade ([`SwitchPlan`]): under the
+/// `orbitlab-reconcile` lock (taken here in a node-scoped run), checks
+/// that both containers are still where the plan saw them, records the
+/// old one's stop, stops it, starts the new one, pushes its configuration,
+/// makes it start on boot, and records the interruption. On the
+/// upgrade's own failure: records it, stops the new one and, once that is
+/// stopped, starts the old one again (what is left undone, the next pass
+/// finishes from the record).
+fn switch_appliance(ctx: &Context<'_>, plan: &SwitchPlan) -> Result<(), ReconcileError> {
+    let _lock = match ctx.lock {
+        Some(_) => None,
+        None => Some(ctx.store.lock(Lock::Reconcile.name())?),
+    };
+    let role = plan
+        .marker
+        .role
+        .ok_or_else(|| ReconcileError::Internal(format!("{} plays no role", plan.marker)))?;
+    let sector = &plan.marker.name;
+    let entry = upgrades::read_all(ctx.store)?
+        .remove(sector)
+        .and_then(|mut r| r.remove(&role));
+    if matches!(&entry, Some(RoleUpgrade::Failed { to, template, .. }) if *to == plan.to && *template == plan.template)
+    {
+        return Err(ReconcileError::Internal(
+            "the upgrade failed meanwhile; the next pass rolls it back".into(),
+        ));
+    }
+    let running = |node: &orbitlab_manifests::NodeName, vmid: Vmid| {
+        Ok::<_, ReconcileError>(
+            ctx.pve
+                .lxc_list(node.as_str())?
+                .into_iter()
+                .find(|g| g.vmid == vmid.get())
+                .map(|g| g.status == pve::GuestState::Running),
+        )
+    };
+    let (Some(old_running), Some(new_running)) = (
+        running(&plan.old.node, plan.old.vmid)?,
+        running(&plan.node, plan.new)?,
+    ) else {
+        return Err(ReconcileError::Internal(format!(
+            "container {} or {} is gone since the plan was made; the next pass decides again",
+            plan.old.vmid, plan.new
+        )));
+    };
+    let (node, new) = (plan.node.as_str(), plan.new.get());
+    let mut stopped_here = None;
+    let result = (|| {
+        let stopped_at = if old_running {
+            let now = std::time::SystemTime::now();
+            upgrades::set(
+                ctx.store,
+                sector,
+                role,
+                RoleUpgrade::Switching {
+                    from: plan.old.version.clone(),
+                    to: plan.to.clone(),
+                    vmid: new,
+                    stopped_at_ms: upgrades::ms(now),
+                },
+            )?;
+            stopped_here = Some(std::time::Instant::now());
+            let upid = ctx
+                .pve
+                .lxc_stop(plan.old.node.as_str(), plan.old.vmid.get())?;
+            ctx.pve.wait_task(&upid, ctx.task_deadline)?;
+            upgrades::ms(now)
+        } else {
+            // Stopped by an earlier, interrupted switch: measured from then
+            // (from now when that was not recorded).
+            match &entry {
+                Some(RoleUpgrade::Switching {
+                    vmid,
+                    stopped_at_ms,
+                    ..
+                }) if *vmid == new => *stopped_at_ms,
+                _ => upgrades::ms(std::time::SystemTime::now()),
+            }
+        };
+        if !new_running {
+            let upid = ctx.pve.lxc_start(node, new)?;
+            ctx.pve.wait_task(&upid, ctx.task_deadline)?;
+        }
+        if let Some(configure) = &plan.configure {
+            let id = bundle::BundleId::new(&configure.digest, std::time::SystemTime::now());
+            bundle::push(ctx.host, node, new, &id, &configure.files)?;
+        }
+        let onboot = LxcUpdate {
+            set: [("onboot".to_owned(), "1".to_owned())].into(),
+            ..LxcUpdate::default()
+        };
+        ctx.pve.lxc_update(node, new, &onboot)?;
+        Ok::<u64, ReconcileError>(stopped_at)
+    })();
+    match result {
+        Ok(stopped_at) => {
+            let now = std::time::SystemTime::now();
+            let interruption_ms = match stopped_here {
+                Some(at) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+                None => upgrades::ms(now).saturating_sub(stopped_at),
+            };
+            upgrades::set(
+                ctx.store,
+                sector,
+                role,
+                RoleUpgrade::Done {
+                    from: plan.old.version.clone(),
+                    to: plan.to.clone(),
+                    vmid: new,
+                    interruption_ms,
+                    at: crate::status::rfc3339(now),
+                },
+            )?;
+            if let Some(configure) = &plan.configure {
+                pushed::record(ctx.store, new, node, &configure.digest)?;
+            }
+            Ok(())
+        }
+        Err(error) => {
+            if fails_upgrade(&error) {
+                upgrade_failed(
+                    ctx,
+                    &plan.marker,
+                    &plan.old,
+                    &plan.to,
+                    &plan.template,
+                    &error,
+                );
+                roll_back(ctx, plan);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// After a failed switch: the new container stopped, then the old one
+/// started again. Best effort (logged): the next pass finishes what is
+/// left from the record of the failure.
+fn roll_back(ctx: &Context<'_>, plan: &SwitchPlan) {
+    let task = |upid: Result<pve::Upid, pve::PveError>| {
+        ctx.pve.wait_task(&upid?, ctx.task_deadline).map(drop)
+    };
+    let new_stopped = match ctx.pve.lxc_list(plan.node.as_str()) {
+        Ok(guests) => guests
+            .iter()
+            .find(|g| g.vmid == plan.new.get())
+            .is_none_or(|g| g.status != pve::GuestState::Running),
+        Err(_) => false,
+    } || task(ctx.pve.lxc_stop(plan.node.as_str(), plan.new.get())).is_ok();
+    if !new_stopped {
+        tracing::warn!(vmid = %plan.new, "cannot stop the new appliance container after a failed upgrade; the next pass removes it before starting the old one");
+        return;
+    }
+    if let Err(e) = task(
+        ctx.pve
+            .lxc_start(plan.old.node.as_str(), plan.old.vmid.get()),
+    ) {
+        tracing::warn!(vmid = %plan.old.vmid, error = %e, "cannot start the old appliance container again after a failed upgrade; the next pass does");
+    }
 }

@@ -10,7 +10,10 @@
 //!
 //! SDN zones and subnets carry no free text, so they are recognised by id
 //! prefix and by OrbitLab's tag reservations; VNets carry the marker in their
-//! alias, containers in their description plus the tag `orbitlab`.
+//! alias, containers in their description plus the tag `orbitlab`. An
+//! appliance container's description also records the appliance version it
+//! was made from (`appliance-version: 1.1.0`, [`appliance_version_line`]),
+//! so that an upgrade is decided from what exists.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +27,24 @@ use crate::pve::{VnetId, ZoneId};
 pub const CONTROLLER: &str = "orbitlab";
 /// The Proxmox tag on every container OrbitLab creates.
 pub const GUEST_TAG: &str = "orbitlab";
+
+/// The key of the description line recording an appliance container's
+/// version.
+const APPLIANCE_VERSION_KEY: &str = "appliance-version:";
+
+/// The description line recording that a container runs appliance
+/// `version`: `appliance-version: <version>`.
+pub fn appliance_version_line(version: &str) -> String {
+    format!("{APPLIANCE_VERSION_KEY} {version}")
+}
+
+/// The appliance version a container's description records, if any.
+pub fn appliance_version_in(description: &str) -> Option<String> {
+    description.lines().find_map(|line| {
+        let version = line.trim().strip_prefix(APPLIANCE_VERSION_KEY)?.trim();
+        (!version.is_empty()).then(|| version.to_owned())
+    })
+}
 
 /// Parses an id this module spells; every spelling is checked by the tests.
 fn known<T: FromStr>(id: &str) -> T
@@ -218,6 +239,24 @@ mod tests {
             appliance_hostname(ApplianceRole::Gateway, SectorTag(1001)),
             "olvn1001-router"
         );
+    }
+
+    #[test]
+    fn appliance_versions_round_trip_through_a_description() {
+        let text = format!(
+            "orbitlab:sector/web/dns\n{}\nManaged by OrbitLab.",
+            appliance_version_line("1.1.0-rc.1+b2")
+        );
+        assert_eq!(
+            appliance_version_in(&text).as_deref(),
+            Some("1.1.0-rc.1+b2")
+        );
+        assert_eq!(
+            Marker::find_in(&text).map(|m| m.to_string()).as_deref(),
+            Some("orbitlab:sector/web/dns")
+        );
+        assert_eq!(appliance_version_in("orbitlab:sector/web/dns\n"), None);
+        assert_eq!(appliance_version_in("appliance-version:  \n"), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod plan;
 mod pushed;
 mod statuses;
 pub mod tags;
+pub mod upgrades;
 pub mod uplinks;
 
 use std::collections::BTreeMap;
@@ -198,6 +199,8 @@ impl Reconciler<'_> {
             earlier.map(|e| &e.appliance),
             cluster,
         );
+        let local = (!cluster).then(|| self.host.local_node());
+        observe::dns_inputs(self.pve, desired, &mut observed, earlier, local);
         let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();

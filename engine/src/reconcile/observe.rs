@@ -27,14 +27,18 @@
 //!
 //! An instance's container config (the keys OrbitLab owns, compared with
 //! its manifest every pass) is never taken from an earlier observation,
-//! only kept while `.vmlist` gives it the same version. What only instances
+//! only kept while `.vmlist` gives it the same version; an appliance
+//! container's memory comes from the node's container listing (`maxmem`). What only instances
 //! need — each node's memory, the templates on its storage, the HA
 //! resources, the public halves of SSH keys and which Secrets hold a value
 //! — is read by [`instance_inputs`] in cluster-scoped passes, and only
 //! while instances need it. What Appliances need — each node's storages and
 //! the appliance templates on them — is read by [`appliance_inputs`], in
 //! every scope while an Appliance manifest is declared (and for Sector
-//! containers still to be made). Offline members' uplinks come from OrbitLab's
+//! containers still to be made). The name servers of the nodes Sector DNS
+//! containers run on are read by [`dns_inputs`], in every scope, only while
+//! the Cluster manifest names no upstream resolvers for them to forward
+//! to. Offline members' uplinks come from OrbitLab's
 //! record ([`super::uplinks`]), and where each container was last seen from
 //! its object's status.
 
@@ -146,6 +150,7 @@ pub(super) fn observe_since(
                 remembered::Guest {
                     marker: known.marker.clone(),
                     config: known.config.clone(),
+                    version: known.version.clone(),
                 }
             } else if !tagged {
                 remembered::Guest::default()
@@ -164,12 +169,25 @@ pub(super) fn observe_since(
                 } else {
                     BTreeMap::new()
                 };
+                let version = appliance_version(marker.as_ref(), &config);
                 let seen = remembered::Guest {
                     marker,
                     config: owned,
+                    version,
                 };
                 remembered::keep_guest(store.root(), &counters, node.as_str(), &guest, &seen);
                 seen
+            };
+            // An appliance's memory, the one key set on it after it is
+            // made, comes from this listing: never from an earlier read.
+            let config = if seen.marker.as_ref().is_some_and(|m| m.role.is_some()) {
+                guest
+                    .maxmem
+                    .map(|bytes| ("memory".to_owned(), (bytes / (1024 * 1024)).to_string()))
+                    .into_iter()
+                    .collect()
+            } else {
+                seen.config
             };
             observed.containers.insert(
                 vmid,
@@ -178,7 +196,8 @@ pub(super) fn observe_since(
                     hostname: guest.name.clone(),
                     running: guest.status == GuestState::Running,
                     marker: seen.marker,
-                    config: seen.config,
+                    config,
+                    version: seen.version,
                 },
             );
         }
@@ -210,6 +229,7 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .collect();
     observed.recorded_uplinks = super::uplinks::read(store)?;
     observed.probes = probes(store)?;
+    observed.upgrades = super::upgrades::read_all(store)?;
     observed.statuses.clear();
     observed.homes.clear();
     for kind in super::controllers::reported() {
@@ -289,6 +309,7 @@ pub fn local_appliances(
                 // entry also holds its config, which is not read here.
                 if marker.as_ref().is_some_and(|m| m.kind != Kind::Lxc) {
                     let seen = remembered::Guest {
+                        version: appliance_version(marker.as_ref(), &config),
                         marker: marker.clone(),
                         config: BTreeMap::new(),
                     };
@@ -449,7 +470,10 @@ pub(super) fn appliance_inputs(
             .collect();
         for sector in desired.sectors.keys() {
             for role in orbitlab_manifests::ApplianceRole::ALL {
-                if !made.contains(&Marker::part(Kind::Sector, sector, role)) {
+                let marker = Marker::part(Kind::Sector, sector, role);
+                if !made.contains(&marker)
+                    || observed.outdated(&marker, desired.appliance(role).version())
+                {
                     wanted.insert(desired.appliance(role).template);
                 }
             }
@@ -507,6 +531,59 @@ pub(super) fn appliance_inputs(
         }
     }
     observed.appliance = obs;
+}
+
+/// Where each Sector DNS forwards when the Cluster manifest names no
+/// upstream resolvers (`spec.defaults.dns_upstreams`): the name servers
+/// of the node it runs on. Read, one `GET /nodes/{node}/dns` per online
+/// node that runs the DNS container of a declared Sector, only while a
+/// Sector is declared and that list is empty; in a node-scoped pass
+/// (`local`: this node) only this node's, since it configures only its own
+/// containers. Within one run, `earlier` (the run's previous observation)
+/// is reused; a node's settings change only by hand, and the next run
+/// reads them again. A read that fails leaves that node out (logged): its
+/// Sector DNS keeps the configuration it has until a later pass reads them.
+pub(super) fn dns_inputs(
+    pve: &dyn Pve,
+    desired: &super::Desired,
+    observed: &mut Observed,
+    earlier: Option<&Observed>,
+    local: Option<&str>,
+) {
+    let needed = desired
+        .cluster
+        .as_ref()
+        .is_some_and(|(_, c)| c.defaults.dns_upstreams.is_empty());
+    let mut read = BTreeMap::new();
+    if needed {
+        let nodes: std::collections::BTreeSet<NodeName> = desired
+            .sectors
+            .keys()
+            .filter_map(|sector| {
+                let marker =
+                    Marker::part(Kind::Sector, sector, orbitlab_manifests::ApplianceRole::Dns);
+                observed.container(&marker).map(|(_, c)| c.node.clone())
+            })
+            .filter(|node| observed.online(node))
+            .filter(|node| local.is_none_or(|local| node.as_str() == local))
+            .collect();
+        for node in nodes {
+            if let Some(kept) = earlier.and_then(|e| e.node_resolvers.get(&node)) {
+                read.insert(node, kept.clone());
+                continue;
+            }
+            match pve.node_dns(node.as_str()) {
+                Ok(dns) => {
+                    let servers = dns.servers().into_iter().map(str::to_owned).collect();
+                    read.insert(node, servers);
+                }
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "cannot read a node's DNS settings; its Sector DNS keeps its configuration until they are read");
+                }
+            }
+        }
+    }
+    observed.node_resolvers = read;
 }
 
 /// The SDN part of a snapshot.
@@ -656,6 +733,12 @@ where
         .parse()
         .map_err(|e| tracing::warn!(what, error = %e, "ignored an invalid id in what Proxmox or the store reported"))
         .ok()
+}
+
+/// The appliance version an appliance container's description records.
+fn appliance_version(marker: Option<&Marker>, config: &crate::pve::LxcConfig) -> Option<String> {
+    marker?.role?;
+    super::ids::appliance_version_in(&config.description()?)
 }
 
 /// Whether a guest's tag list holds OrbitLab's tag.
@@ -859,12 +942,14 @@ mod remembered {
         guest: Guest,
     }
 
-    /// What a guest's config says about it: OrbitLab's marker, and for an
-    /// instance the keys OrbitLab owns.
+    /// What a guest's config says about it: OrbitLab's marker, for an
+    /// instance the keys OrbitLab owns, for an appliance its version.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub(in crate::reconcile) struct Guest {
         pub marker: Option<Marker>,
         pub config: BTreeMap<String, String>,
+        /// An appliance's recorded version.
+        pub version: Option<String>,
     }
 
     static KEPT: Mutex<BTreeMap<PathBuf, Kept>> = Mutex::new(BTreeMap::new());

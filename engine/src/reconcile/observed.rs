@@ -90,8 +90,14 @@ pub struct ContainerObs {
     pub running: bool,
     pub marker: Option<Marker>,
     /// For an instance's container: the config keys OrbitLab owns
-    /// ([`OWNED_KEYS`]) as Proxmox stores them; empty for others.
+    /// ([`OWNED_KEYS`]) as Proxmox stores them; for an appliance's
+    /// container: `memory` (MiB), as the node's container listing gives
+    /// it; empty for others.
     pub config: BTreeMap<String, String>,
+    /// For an appliance's container: the appliance version its description
+    /// records (`None`: none recorded, as for one made before versions
+    /// were; or not an appliance).
+    pub version: Option<String>,
 }
 
 /// The keys of an instance container's config that OrbitLab owns: it
@@ -243,6 +249,16 @@ pub struct Observed {
     /// [`crate::liveness::probes_by_node`]) and VMID. A container's health
     /// is what the agent of the node it runs on says.
     pub probes: BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>,
+    /// Appliance upgrades on record, by Sector and role
+    /// ([`super::upgrades`]).
+    pub upgrades: BTreeMap<orbitlab_manifests::Name, super::upgrades::Record>,
+    /// The name servers of the nodes Sector DNS containers run on, as
+    /// each node's DNS settings list them (`dns1`..`dns3`, text as
+    /// Proxmox gives it), by node: read only while a Sector is declared
+    /// and the Cluster manifest names no upstream resolvers (see
+    /// `observe::dns_inputs`); a node is missing when it was not read or
+    /// its read failed.
+    pub node_resolvers: BTreeMap<NodeName, Vec<String>>,
 }
 
 impl Observed {
@@ -372,6 +388,14 @@ impl Observed {
             let m = c.marker.as_ref()?;
             (m.kind == object.kind && m.name == object.name).then_some((*vmid, c, m))
         })
+    }
+
+    /// True when a container carries `marker` at another appliance
+    /// version than `version` (or none recorded): an upgrade replaces it.
+    pub fn outdated(&self, marker: &Marker, version: &str) -> bool {
+        self.containers
+            .values()
+            .any(|c| c.marker.as_ref() == Some(marker) && c.version.as_deref() != Some(version))
     }
 
     /// The address `holder` holds in `pool`, if any.

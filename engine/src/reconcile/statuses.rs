@@ -15,7 +15,8 @@ use crate::status::{ConditionType, ObjectStatus};
 use crate::store::Store;
 
 /// Outputs under this prefix record owned config keys OrbitLab set on a
-/// container (`set/memory: 1024 (was 512) at ...`): kept from pass to pass,
+/// container (`set/memory: 1024 (was 512) at ...`, for a Sector's
+/// `set/gateway/memory`): kept from pass to pass,
 /// so a change made outside OrbitLab stays reported after it is reverted.
 pub(crate) const SET_PREFIX: &str = "set/";
 

@@ -1,12 +1,17 @@
 //! The Sector DNS appliance: dnsmasq's configuration and its records file.
 //!
 //! dnsmasq is authoritative for `<sector>.orbitlab.internal` (answers come
-//! only from the records file, never from upstream), reads no
-//! `/etc/resolv.conf` and no `/etc/hosts`, listens only on the Sector DNS
-//! address (`.2` of the first subnet) and forwards every other name to the
-//! configured upstream resolvers. The upstreams must be reachable from the
-//! Sector through its gateway, i.e. outside the Backplane network, which the
-//! gateway refuses to forward to. Pure: returns text.
+//! only from the records file, never from upstream), never forwards any
+//! other name under `orbitlab.internal` either (those of other Sectors are
+//! not this server's to answer, and must not leak to public resolvers),
+//! reads no `/etc/resolv.conf` and no `/etc/hosts`, listens only on the
+//! Sector DNS address (`.2` of the first subnet), forwards no name without
+//! a dot and no private reverse lookup, and forwards every other name to
+//! the configured upstream resolvers (`server=` lines, in order). The
+//! upstreams must be reachable from the Sector through its gateway, i.e.
+//! outside the Backplane network, which the gateway refuses to forward to
+//! (the reconciler chooses them: see
+//! `reconcile::controllers::sector::configure`). Pure: returns text.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -100,7 +105,10 @@ pub fn dnsmasq_conf(config: &DnsConfig) -> String {
     line(&format!(
         "# Answers <host>.{domain} from {DNS_HOSTS_PATH} (re-read on SIGHUP);"
     ));
-    line("# every other name goes to the upstream resolvers below.");
+    line(&format!(
+        "# no other name under {DNS_PARENT_DOMAIN} is forwarded; every other name goes"
+    ));
+    line("# to the upstream resolvers below.");
     line(&format!("listen-address={}", spec.listen));
     line("bind-interfaces");
     line("no-resolv");
@@ -108,12 +116,13 @@ pub fn dnsmasq_conf(config: &DnsConfig) -> String {
     line(&format!("addn-hosts={DNS_HOSTS_PATH}"));
     line(&format!("domain={domain}"));
     line(&format!("local=/{domain}/"));
+    line(&format!("local=/{DNS_PARENT_DOMAIN}/"));
     line("domain-needed");
     line("bogus-priv");
     line("local-ttl=30");
     line("cache-size=1000");
     if spec.upstreams.is_empty() {
-        line("# No upstream resolvers: names outside the zone are not answered.");
+        line("# No usable upstream resolver: names outside the zone are not answered.");
     }
     for up in &spec.upstreams {
         line(&format!("server={up}"));

@@ -15,6 +15,7 @@
 //! | `agents/<node>.json`                   | [`agent`]               | the node's agent heartbeat, JSON ([`crate::liveness::AgentRecord`]); that agent, every few seconds |
 //! | `sdn/vnet-tags.json`                   | [`vnet_tags`]           | VNet tag → Sector, JSON; under [`Lock::Ipam`] |
 //! | `sdn/uplinks.json`                     | [`uplinks`]             | each member node's last seen uplink (address, network, MTU), JSON; the cluster-scoped reconciler, under [`Lock::Reconcile`] |
+//! | `upgrades/<sector>.json`               | [`upgrade`]             | a Sector's appliance upgrades (switching, done with the interruption, failed), JSON; under [`Lock::Reconcile`] |
 //! | `ipam.serial`                          | [`ipam_serial`]         | IPAM change token, one decimal number; under [`Lock::Ipam`] |
 //! | `ipam/<pool>/pool.json`                | [`ipam_pool`]           | pool CIDR and full blocks, JSON; under [`Lock::Ipam`] |
 //! | `ipam/<pool>/addr/<a.b.c.0>-24.json`   | [`ipam_shard`]          | address → owner for one /24; under [`Lock::Ipam`] |
@@ -231,6 +232,16 @@ pub fn uplinks() -> StorePath {
     config("sdn/uplinks.json")
 }
 
+/// `upgrades/`: the records of [`upgrade`].
+pub fn upgrades_dir() -> StorePath {
+    config("upgrades")
+}
+
+/// `upgrades/<sector>.json`: the appliance upgrades of a Sector.
+pub fn upgrade(sector: &Name) -> StorePath {
+    config(&format!("upgrades/{sector}.{RECORD_EXTENSION}"))
+}
+
 // ---- IPAM ------------------------------------------------------------------
 
 /// `ipam/`: one directory per pool.
@@ -396,6 +407,8 @@ mod tests {
             (agent(&"pve1".parse().unwrap()), "orbitlab/agents/pve1.json"),
             (vnet_tags(), "orbitlab/sdn/vnet-tags.json"),
             (uplinks(), "orbitlab/sdn/uplinks.json"),
+            (upgrades_dir(), "orbitlab/upgrades"),
+            (upgrade(&name), "orbitlab/upgrades/web.json"),
             (ipam_dir(), "orbitlab/ipam"),
             (ipam_serial(), "orbitlab/ipam.serial"),
             (ipam_pool(&pool), "orbitlab/ipam/backplane/pool.json"),

@@ -794,7 +794,7 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         sb.origin
     );
     say!(
-        "  (the containers here are simulated: Sectors use the appliance templates by name, orbitlab-gateway_{v}_amd64.tar.zst and orbitlab-dns_{v}_amd64.tar.zst, and the simulated pct plays their helper; appliances/ builds the real templates)",
+        "  (the containers here are simulated: Sectors use the appliance templates by name, orbitlab-gateway_{v}_amd64.tar.zst and orbitlab-dns_{v}_amd64.tar.zst, and the simulated pct plays their helper; appliances/ builds the real templates, and tests/tests/appliance_datapath.rs boots them as real LXC containers carrying two Sectors in network namespaces)",
         v = APPLIANCE_VERSION
     );
     for (node, metrics) in &sb.metrics {

@@ -13,6 +13,7 @@
 //! | `POST /_sim/latency` `{millis}` | delay every API answer |
 //! | `POST /_sim/nodes/{node}` `{online}` | take a node offline / online |
 //! | `POST /_sim/nodes/{node}/resources` `{memory_bytes?, cpus?}` | set a node's total memory and logical CPUs (`GET /nodes/{node}/status`) |
+//! | `POST /_sim/nodes/{node}/dns` `{servers, search?}` | set a node's name servers (0–3 addresses, IPv4 or IPv6, loopback allowed) and search domain (`GET /nodes/{node}/dns`) |
 //! | `POST /_sim/task-failures` `{task_type, message}` | fail the next task of that type |
 //! | `POST /_sim/task-duration` `{millis}` | how long new tasks run |
 
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 use super::faults::FaultSpec;
 use super::server::{RequestRecord, Shared, lock};
+use super::state::{MAX_NODE_DNS_SERVERS, NodeDns};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -37,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/latency", post(latency))
         .route("/_sim/nodes/{node}", post(node))
         .route("/_sim/nodes/{node}/resources", post(node_resources))
+        .route("/_sim/nodes/{node}/dns", post(node_dns_route))
         .route("/_sim/ha/recover", post(recover_ha_route))
         .route("/_sim/task-failures", post(task_failure))
         .route("/_sim/task-duration", post(task_duration))
@@ -95,6 +98,65 @@ pub(crate) fn set_node_resources(
         n.cpus = c;
     }
     true
+}
+
+/// Why `dns` cannot be a node's DNS settings: more than three name
+/// servers, or one that is not an IP address (Proxmox itself refuses
+/// both).
+pub(crate) fn node_dns_problem(dns: &NodeDns) -> Option<String> {
+    if dns.servers.len() > MAX_NODE_DNS_SERVERS {
+        return Some(format!(
+            "a node has at most {MAX_NODE_DNS_SERVERS} name servers, not {}",
+            dns.servers.len()
+        ));
+    }
+    dns.servers
+        .iter()
+        .find(|s| s.parse::<std::net::IpAddr>().is_err())
+        .map(|s| format!("name server {s:?} is not an IP address"))
+}
+
+/// Set a node's DNS settings; `Ok(false)` if there is no such node.
+pub(crate) fn set_node_dns(shared: &Shared, node: &str, dns: NodeDns) -> Result<bool, String> {
+    if let Some(problem) = node_dns_problem(&dns) {
+        return Err(problem);
+    }
+    let mut st = lock(&shared.state);
+    let Some(n) = st.nodes.get_mut(node) else {
+        return Ok(false);
+    };
+    n.dns = dns;
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsBody {
+    servers: Vec<String>,
+    #[serde(default)]
+    search: Option<String>,
+}
+
+async fn node_dns_route(
+    State(s): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    Json(b): Json<DnsBody>,
+) -> (StatusCode, Json<Value>) {
+    let dns = NodeDns {
+        servers: b.servers,
+        search: b.search,
+    };
+    match set_node_dns(&s, &node, dns.clone()) {
+        Ok(true) => (
+            StatusCode::OK,
+            Json(json!({ "node": node, "servers": dns.servers, "search": dns.search })),
+        ),
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no node '{node}'") })),
+        ),
+        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))),
+    }
 }
 
 async fn requests(State(s): State<Arc<Shared>>) -> Json<Vec<RequestRecord>> {

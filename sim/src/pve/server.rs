@@ -414,6 +414,25 @@ impl SimHandle {
         control::set_node_resources(&self.shared, node, Some(memory_bytes), Some(cpus))
     }
 
+    /// Set a node's name servers (`dns1`..`dns3` of
+    /// `GET /nodes/{node}/dns`, at most three IP addresses, loopback ones
+    /// too, as a node running systemd-resolved has `127.0.0.53`) and
+    /// search domain, as `POST /_sim/nodes/{node}/dns` does. `Ok(false)`
+    /// if there is no such node; `Err` for more than three servers or one
+    /// that is not an IP address.
+    pub fn set_node_dns(
+        &self,
+        node: &str,
+        servers: &[&str],
+        search: Option<&str>,
+    ) -> Result<bool, String> {
+        let dns = super::state::NodeDns {
+            servers: servers.iter().map(|s| (*s).to_owned()).collect(),
+            search: search.map(str::to_owned),
+        };
+        control::set_node_dns(&self.shared, node, dns)
+    }
+
     /// Make the next task of this type (`vzcreate`, `*` for any) fail with `message`.
     pub fn fail_next_task(&self, task_type: &str, message: &str) {
         lock(&self.shared.state)

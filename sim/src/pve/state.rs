@@ -35,6 +35,37 @@ pub struct NodeState {
     pub memory_base: u64,
     /// Logical CPUs.
     pub cpus: u32,
+    /// DNS settings (`GET /nodes/{node}/dns`).
+    pub dns: NodeDns,
+}
+
+/// A node's DNS settings, as Proxmox reads them from its
+/// `/etc/resolv.conf`: up to three name servers (any address text: IPv4,
+/// IPv6, a loopback stub) and a search domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeDns {
+    /// `dns1`, `dns2`, `dns3` in order (at most [`MAX_NODE_DNS_SERVERS`]).
+    pub servers: Vec<String>,
+    /// `search`.
+    pub search: Option<String>,
+}
+
+/// Name servers a Proxmox node's DNS settings hold.
+pub const MAX_NODE_DNS_SERVERS: usize = 3;
+
+impl NodeDns {
+    /// A node's DNS settings unless set through the control API: the
+    /// router of its network (`.1`) and a public resolver, search domain
+    /// `lab.example`. Neither is loopback, so a Sector DNS on the node can
+    /// forward to them.
+    pub fn default_for(ip: Ipv4Addr, prefix: u8) -> Self {
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let router = Ipv4Addr::from((u32::from(ip) & mask) | 1);
+        NodeDns {
+            servers: vec![router.to_string(), "9.9.9.9".into()],
+            search: Some("lab.example".into()),
+        }
+    }
 }
 
 /// A node's memory unless set through the control API: 64 GiB.
@@ -361,6 +392,7 @@ impl ClusterState {
                     memory_total: DEFAULT_NODE_MEMORY,
                     memory_base: NODE_BASE_MEMORY,
                     cpus: DEFAULT_NODE_CPUS,
+                    dns: NodeDns::default_for(Ipv4Addr::new(192, 168, 100, idx), 24),
                 },
             );
             let mut st = BTreeMap::new();

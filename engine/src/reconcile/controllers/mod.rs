@@ -31,9 +31,11 @@ use orbitlab_manifests::{ApplianceRole, HaSpec, Kind, Name};
 pub(crate) use cluster::Backplane;
 
 use super::ObjectRef;
-use super::action::{Action, AddressChoice, ContainerPlan, PoolRef, ZoneConfig};
+use super::action::{
+    Action, AddressChoice, ContainerPlan, Difference, PoolRef, UpdatePlan, ZoneConfig,
+};
 use super::ids::Marker;
-use super::observed::{Observed, Pending};
+use super::observed::{ContainerObs, Observed, Pending};
 use super::plan::{Desired, Planner};
 use crate::ipam::Owner;
 use crate::pve::{SubnetId, Vmid, VnetId, ZoneId};
@@ -84,10 +86,12 @@ pub fn reported() -> impl Iterator<Item = Kind> {
 }
 
 /// Kinds that change what agents do: every controller's kind (Appliances
-/// among them: their template is put on every node, and they choose the
-/// template, memory and version of the Sector containers made from then
-/// on, see [`Desired`]); and Nodes, which cordon a node or cap its
-/// instances for the instance controller's placement.
+/// among them: their template is put on every node, they choose the
+/// template of the Sector containers made from then on, a changed memory
+/// is set on the Sector containers of their role (`sector/memory.rs`),
+/// and a changed version replaces them (`sector/upgrade.rs`); and Nodes,
+/// which cordon a node or cap its instances for the instance controller's
+/// placement.
 pub fn acted_on() -> impl Iterator<Item = Kind> {
     reported().chain([Kind::Node])
 }
@@ -155,6 +159,43 @@ fn holds_addresses(object: &ObjectRef, observed: &Observed) -> bool {
 
 fn live(pending: Option<Pending>) -> bool {
     pending != Some(Pending::Deleted)
+}
+
+/// The step that sets the config keys of container `vmid` whose observed
+/// value (`container.config`) differs from `want` — a changed manifest or
+/// a hand edit — through `PUT /nodes/{node}/lxc/{vmid}/config`, each key
+/// then reported under `set/` in its object's status; `None` when every
+/// key matches. Proxmox leaves a key out when it has its default value
+/// (`onboot` 0).
+fn config_update(
+    marker: &Marker,
+    vmid: Vmid,
+    container: &ContainerObs,
+    want: Vec<(&str, String)>,
+) -> Option<Action> {
+    let differences: Vec<Difference> = want
+        .into_iter()
+        .filter_map(|(key, want)| {
+            let have = container.config.get(key);
+            let same = match have {
+                Some(have) => *have == want,
+                None => key == "onboot" && want == "0",
+            };
+            (!same).then(|| Difference {
+                key: key.to_owned(),
+                want,
+                have: have.cloned(),
+            })
+        })
+        .collect();
+    (!differences.is_empty()).then(|| {
+        Action::UpdateContainer(Box::new(UpdatePlan {
+            marker: marker.clone(),
+            vmid,
+            node: container.node.clone(),
+            differences,
+        }))
+    })
 }
 
 impl Planner<'_> {

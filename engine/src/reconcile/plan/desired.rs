@@ -18,6 +18,17 @@ pub struct ApplianceChoice {
     pub manifest: Option<ApplianceManifest>,
 }
 
+impl ApplianceChoice {
+    /// The appliance version its containers are made at: the manifest's,
+    /// else [`APPLIANCE_VERSION`]. A Sector container recording another
+    /// version is replaced (see `controllers/sector/upgrade.rs`).
+    pub fn version(&self) -> &str {
+        self.manifest
+            .as_ref()
+            .map_or(APPLIANCE_VERSION, |m| m.version.as_str())
+    }
+}
+
 /// The Appliance manifest that chose an [`ApplianceChoice`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplianceManifest {

@@ -79,16 +79,10 @@ impl Plan {
 /// Plans every object of every kind that has a controller. Pure: same
 /// inputs, same plan.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let mut markers: BTreeMap<&Marker, Vec<Vmid>> = BTreeMap::new();
-    for (vmid, c) in &observed.containers {
-        if let Some(marker) = &c.marker {
-            markers.entry(marker).or_default().push(*vmid);
-        }
-    }
     let mut planner = Planner {
         desired,
         observed,
-        markers,
+        markers: index(observed),
         plan: Plan::default(),
         reserved_tags: BTreeSet::new(),
         planned_addresses: BTreeMap::new(),
@@ -101,7 +95,38 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     planner.finish()
 }
 
+/// The containers carrying each marker, lowest VMID first.
+fn index(observed: &Observed) -> BTreeMap<&Marker, Vec<Vmid>> {
+    let mut markers: BTreeMap<&Marker, Vec<Vmid>> = BTreeMap::new();
+    for (vmid, c) in &observed.containers {
+        if let Some(marker) = &c.marker {
+            markers.entry(marker).or_default().push(*vmid);
+        }
+    }
+    markers
+}
+
 impl<'a> Planner<'a> {
+    /// A planner over `view` (an observation adjusted by a controller, such
+    /// as one that shows only the container an upgrade is switching to),
+    /// sharing this one's desired state and Backplane; what it plans is
+    /// its caller's to keep.
+    pub(crate) fn seeing<'b>(&self, view: &'b Observed) -> Planner<'b>
+    where
+        'a: 'b,
+    {
+        Planner {
+            desired: self.desired,
+            observed: view,
+            markers: index(view),
+            plan: Plan::default(),
+            reserved_tags: self.reserved_tags.clone(),
+            planned_addresses: self.planned_addresses.clone(),
+            placed: self.placed.clone(),
+            backplane: self.backplane.clone(),
+        }
+    }
+
     /// The containers carrying `marker`, lowest VMID first (more than one
     /// only after a crash between a create and its record).
     pub fn containers_with(

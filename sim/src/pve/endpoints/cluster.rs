@@ -1,6 +1,7 @@
 //! `/version`, `/cluster/status`, `/nodes`, a node's status (memory: a
-//! base plus its running containers; CPUs as set through `/_sim`) and
-//! network interfaces, `/cluster/nextid` and task status.
+//! base plus its running containers; CPUs as set through `/_sim`),
+//! network interfaces and DNS settings (as set through `/_sim`),
+//! `/cluster/nextid` and task status.
 
 use serde_json::{Value, json};
 
@@ -54,6 +55,7 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
                 .find(|i| i["iface"] == want.as_str())
                 .ok_or_else(|| ApiError::fail(format!("interface does not exist: {want}")))
         }
+        ("GET", "/nodes/{node}/dns") => node_dns(ctx),
         ("GET", "/cluster/nextid") => next_id(ctx),
         ("GET", "/nodes/{node}/tasks/{upid}/status") => task_status(ctx),
         _ => Err(ApiError::status(
@@ -112,6 +114,23 @@ fn node_status(ctx: &Ctx<'_>) -> Reply {
         "boot-info": { "mode": "efi", "secureboot": 0 },
         "pveversion": pve,
     }))
+}
+
+/// `GET /nodes/{node}/dns`: `dns1`..`dns3` for the name servers the node
+/// has and `search` if it has one, each key only when set (Proxmox reads
+/// them from the node's `/etc/resolv.conf` and leaves out what is not
+/// there).
+fn node_dns(ctx: &Ctx<'_>) -> Reply {
+    let node = ctx.node()?;
+    let dns = &ctx.st.nodes[&node].dns;
+    let mut out = serde_json::Map::new();
+    for (i, server) in dns.servers.iter().enumerate() {
+        out.insert(format!("dns{}", i + 1), Value::from(server.clone()));
+    }
+    if let Some(search) = &dns.search {
+        out.insert("search".into(), Value::from(search.clone()));
+    }
+    Ok(Value::Object(out))
 }
 
 fn cluster_status(ctx: &Ctx<'_>) -> Reply {

@@ -17,6 +17,9 @@ GET /nodes/{node}/network
   type?                        str enum=bridge|bond|eth|alias|vlan|OVSBridge|OVSBond|OVSPort|OVSIntPort|vnet|any_bridge|any_local_bridge @8
   type?                        str enum=bridge|bond|eth|alias|vlan|fabric|OVSBridge|OVSBond|OVSPort|OVSIntPort|vnet|any_bridge|any_local_bridge|include_sdn @9
 
+GET /nodes/{node}/dns
+  node                         str fmt=pve-node
+
 GET /nodes/{node}/network/{iface}
   iface                        str len=2..20 fmt=pve-iface
   node                         str fmt=pve-node

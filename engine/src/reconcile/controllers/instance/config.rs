@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use orbitlab_manifests::{LxcSpec, Name};
 
 use super::search_domain;
-use crate::reconcile::action::{AddressRef, Difference, NicPlan};
+use crate::reconcile::action::{AddressRef, NicPlan};
 
 /// `net0`'s keys OrbitLab sets; the others (`hwaddr`, `type`, `firewall`,
 /// ...) are Proxmox's or the admin's and kept as they are.
@@ -88,17 +88,19 @@ impl<'a> Have<'a> {
         u32::try_from(gib).ok()
     }
 
-    /// The owned keys (except the disk, which only grows) whose value
-    /// differs from the manifest's, with the value to set.
-    pub fn differences(
+    /// The owned keys (except the disk, which only grows) with the value
+    /// the manifest asks for; `net0` only when OrbitLab's keys in it
+    /// differ (its other keys kept). Compared with the container by
+    /// the controllers' `config_update`.
+    pub fn wanted(
         &self,
         name: &Name,
         spec: &LxcSpec,
         nic: &NicPlan,
         nameserver: Ipv4Addr,
-    ) -> Vec<Difference> {
+    ) -> Vec<(&'static str, String)> {
         let bool_text = |b: bool| u8::from(b).to_string();
-        let mut want: Vec<(&str, String)> = vec![
+        let mut want: Vec<(&'static str, String)> = vec![
             ("hostname", name.to_string()),
             ("cores", spec.cores.to_string()),
             ("memory", spec.memory.to_string()),
@@ -110,21 +112,7 @@ impl<'a> Have<'a> {
         if let Some(net0) = self.net0_wanted(nic) {
             want.push(("net0", net0));
         }
-        want.into_iter()
-            .filter_map(|(key, want)| {
-                let have = self.keys.get(key);
-                // Proxmox leaves a key out when it has its default value.
-                let same = match have {
-                    Some(have) => *have == want,
-                    None => key == "onboot" && want == "0",
-                };
-                (!same).then(|| Difference {
-                    key: key.to_owned(),
-                    want,
-                    have: have.cloned(),
-                })
-            })
-            .collect()
+        want
     }
 
     /// `net0` with OrbitLab's keys as `nic` says and every other key kept;

@@ -30,7 +30,7 @@ use super::{Controller, held_by};
 use crate::ipam::role_address;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{
-    Action, AddressChoice, AddressRef, ContainerPlan, GuestPlan, NicPlan, UpdatePlan,
+    Action, AddressChoice, AddressRef, ContainerPlan, GuestPlan, NicPlan,
 };
 use crate::reconcile::ids::{self, Marker};
 use crate::reconcile::observed::Observed;
@@ -289,15 +289,8 @@ impl Planner<'_> {
             gateway: Some(net.gateway),
             mtu: Some(net.mtu),
         };
-        let differences = have.differences(name, spec, &nic, net.nameserver);
-        if !differences.is_empty() {
-            steps.push(Action::UpdateContainer(Box::new(UpdatePlan {
-                marker: marker.clone(),
-                vmid,
-                node: container.node.clone(),
-                differences,
-            })));
-        }
+        let want = have.wanted(name, spec, &nic, net.nameserver);
+        steps.extend(super::config_update(&marker, vmid, container, want));
         match have.disk_gib() {
             Some(gib) if gib < spec.disk => steps.push(Action::ResizeDisk {
                 marker: marker.clone(),
@@ -438,6 +431,7 @@ impl Planner<'_> {
                     .map(|(key, value)| format!("{key}: {value}"))
                     .collect(),
             }),
+            appliance: None,
         })));
         Ok(steps)
     }

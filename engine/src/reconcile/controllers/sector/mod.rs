@@ -5,7 +5,9 @@
 
 mod configure;
 mod health;
+mod memory;
 mod teardown;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +21,7 @@ use crate::ipam::{MAX_POOL_ID_LEN, PoolId};
 use crate::placement::rendezvous;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::{
-    Action, AddressChoice, AddressRef, ContainerPlan, NicPlan, PoolRef, ZoneConfig,
+    Action, AddressChoice, AddressRef, ApplianceBuild, ContainerPlan, NicPlan, PoolRef, ZoneConfig,
 };
 use crate::reconcile::ids::{self, Marker, SectorTag};
 use crate::reconcile::observed::Observed;
@@ -114,6 +116,7 @@ impl Controller for SectorController {
 
     fn describe(&self, name: &Name, observed: &Observed) -> BTreeMap<String, String> {
         let mut out = describe_parts(&ObjectRef::new(Kind::Sector, name), observed);
+        out.extend(upgrade::describe(name, observed));
         if let Some(tag) = observed.tag_of(name.as_ref()) {
             out.insert("vnet/tag".into(), tag.to_string());
             out.insert("vnet/id".into(), ids::sector_vnet(tag).to_string());
@@ -258,13 +261,17 @@ impl Planner<'_> {
                     marker,
                     node: node.clone(),
                     hostname: ids::appliance_hostname(role, tag),
-                    template: choice.template,
+                    template: choice.template.clone(),
                     storage: bp.storage.clone(),
                     disk_gib: APPLIANCE_DISK_GIB,
                     memory_mib: choice.memory_mib,
                     cores: 1,
                     nics,
                     guest: None,
+                    appliance: Some(ApplianceBuild {
+                        version: choice.version().to_owned(),
+                        replaces: None,
+                    }),
                 })
             };
         let gateway_plan = appliance(
@@ -296,23 +303,43 @@ impl Planner<'_> {
                 mtu: None,
             }],
         )?;
+        // A container of another appliance version is replaced (upgrade.rs).
+        let upgrade = self.sector_upgrade(name, spec, [&gateway_plan, &dns_plan], &bp.pool().id);
         for plan in [gateway_plan, dns_plan] {
+            if upgrade.handles(plan.marker.role) {
+                continue;
+            }
             // A container is made only where its template is: on another
             // node it would fail, and placing it elsewhere would move it.
             if let Some(reason) = self.template_wait(&plan) {
                 self.wait(owner.clone(), reason);
                 continue;
             }
+            // Its Appliance's memory, set in place (memory.rs).
+            if let Some(&(vmid, c)) = self.containers_with(&plan.marker).first() {
+                steps.extend(self.appliance_memory(&plan.marker, vmid, c));
+            }
             steps.extend(self.container_steps(&owner, plan, spec.ha.as_ref()));
         }
         // Configuration that cannot be rendered blocks the Sector; its other
         // steps (a stopped container started, a duplicate removed) still run.
-        match self.configure_sector(name, spec, tag, bp) {
+        let configure = match &upgrade.view {
+            Some(view) => self.seeing(view).configure_sector(name, spec, tag, bp),
+            None => self.configure_sector(name, spec, tag, bp),
+        };
+        match configure {
             Ok(configure) => {
-                self.appliance_health(&owner, &configure);
-                steps.extend(configure);
+                // Mid-upgrade the Sector has the upgrade's steps left; its
+                // health is judged once the new containers serve.
+                if upgrade.view.is_none() {
+                    self.appliance_health(&owner, &configure);
+                }
+                steps.extend(upgrade.finish(Some(configure)));
             }
-            Err(reason) => self.block(owner.clone(), reason),
+            Err(reason) => {
+                steps.extend(upgrade.finish(None));
+                self.block(owner.clone(), reason);
+            }
         }
         // A declared ingress that forwards nowhere keeps the Sector from
         // being Ready; the rules that do have a target are still pushed.
