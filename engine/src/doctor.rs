@@ -577,6 +577,7 @@ mod tests {
                 packages: [("libpve-network-perl".to_owned(), "0.9.8".to_owned())].into(),
             },
             stopped: false,
+            appliances: Default::default(),
         }
     }
 

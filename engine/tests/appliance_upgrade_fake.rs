@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fake_world::{NODES, World, assert_ready, not_ready};
-use orbitlab_engine::host::{ContainerHost, HostError, bundle};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle};
 use orbitlab_engine::reconcile::{Options, Reconciler, Scope};
 use orbitlab_engine::status::ConditionType;
 
@@ -256,6 +256,9 @@ impl ContainerHost for Refusing {
         }
         Ok(())
     }
+    fn exec_output(&self, _: &str, _: u32, _: &[String]) -> Result<ExecOutput, HostError> {
+        unreachable!("these tests run no health probe through this host")
+    }
 }
 
 fn run_refusing(world: &World, accepts: &BTreeSet<u32>) {
@@ -451,6 +454,9 @@ impl ContainerHost for CrashingAtFirstPush {
 
     fn exec(&self, _: &str, _: u32, _: &[String]) -> Result<(), HostError> {
         Ok(())
+    }
+    fn exec_output(&self, _: &str, _: u32, _: &[String]) -> Result<ExecOutput, HostError> {
+        unreachable!("these tests run no health probe through this host")
     }
 }
 

@@ -5,7 +5,8 @@
 //! going offline between planning and executing, configuration that must
 //! be pushed again into a gateway (and only then), and an ingress rule
 //! whose target instance is missing (the Sector is blocked, the other
-//! rules are still pushed).
+//! rules are still pushed), and appliances whose health probe is missing,
+//! stale, unhealthy or cannot run (the Sector is not Ready, and says why).
 //!
 //! Every test starts from `orbitlab init` on a fake three-node 9.x
 //! cluster, with the store in a temporary directory and manifests written
@@ -539,5 +540,190 @@ fn a_sector_deleted_while_its_gateways_node_is_down_waits_for_the_node() {
             .read_status(orbitlab_manifests::Kind::Sector, &"db".parse().unwrap())
             .unwrap()
             .is_none()
+    );
+}
+
+// 6. The appliances' health probe.
+
+/// The Ready condition's (reason, message) and the Progressing condition.
+fn conditions(world: &World, sector: &str) -> (String, String, bool) {
+    let status = world.status(sector);
+    let (reason, message) = not_ready(world, sector);
+    let progressing = status
+        .condition(orbitlab_engine::status::ConditionType::Progressing)
+        .is_some_and(|c| c.status);
+    (reason, message, progressing)
+}
+
+#[test]
+fn a_sector_is_ready_only_once_both_appliances_answered_healthy() {
+    let world = World::new();
+    world.create_sector("web", "172.16.0.0/24");
+    // pve1's reconciler alone: configured, but nobody probed yet.
+    let report = world.rec().run().unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(world.output("web", "gateway/node"), "pve1", "test premise");
+    let (reason, message, progressing) = conditions(&world, "web");
+    assert_eq!(reason, "Waiting");
+    assert!(progressing);
+    assert!(
+        message.contains("waiting for the gateway's health probe") && message.contains("node pve1"),
+        "{message}"
+    );
+    assert_eq!(world.output("web", "gateway/health"), "waiting for a probe");
+
+    assert!(world.probe("pve1"), "the answers are new");
+    world.rec().run().unwrap();
+    assert_ready(&world, "web");
+    for role in ["gateway", "dns"] {
+        assert_eq!(world.output("web", &format!("{role}/health")), "healthy");
+        let vmid = world.vmid("web", role);
+        let digest = world.output("web", &format!("config/{vmid}"));
+        let bundle = world.output("web", &format!("{role}/bundle"));
+        assert!(bundle.starts_with(&digest[..16]), "{bundle} runs {digest}");
+        assert!(
+            world
+                .output("web", &format!("{role}/probed"))
+                .ends_with('Z')
+        );
+    }
+    assert!(!world.probe("pve1"), "the same answers again");
+}
+
+#[test]
+fn an_unhealthy_appliance_keeps_the_sector_from_ready_with_its_problems() {
+    let world = with_web();
+    let dns = world.vmid("web", "dns");
+    world.set_problems(dns, &["dnsmasq.service is failed", "no default route"]);
+    let report = world.run();
+
+    let (reason, message, progressing) = conditions(&world, "web");
+    assert_eq!(reason, "Unavailable");
+    assert!(!progressing);
+    assert!(
+        message.contains(&format!(
+            "the dns (container {dns} on node pve1) is unhealthy: dnsmasq.service is failed; no default route"
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        world.output("web", "dns/health"),
+        "unhealthy: dnsmasq.service is failed; no default route"
+    );
+    assert_eq!(world.output("web", "gateway/health"), "healthy");
+    assert_eq!(world.status("web").phase(), "Pending");
+    // Nothing of OrbitLab's repairs it: no failed object, no retry.
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(world.pushes().is_empty() && world.writes().is_empty());
+
+    world.set_problems(dns, &[]);
+    world.run();
+    assert_ready(&world, "web");
+}
+
+#[test]
+fn a_probe_of_the_bundle_before_the_last_push_leaves_the_sector_progressing() {
+    let world = with_web();
+    let gateway = world.vmid("web", "gateway");
+    let before = world.output("web", "gateway/bundle");
+    world.apply(WEB_WITH_INGRESS);
+    // The new bundle is pushed; the gateway's last probe saw the old one.
+    world.rec().run().unwrap();
+    assert!(world.pushed_vmids().contains(&gateway));
+    let (reason, message, progressing) = conditions(&world, "web");
+    assert_eq!(reason, "Waiting");
+    assert!(progressing);
+    assert!(
+        message.contains("waiting for the gateway's health probe")
+            && message.contains(&format!(
+                "saw bundle {before}, not the configuration last pushed"
+            )),
+        "{message}"
+    );
+    assert_eq!(world.output("web", "gateway/health"), "waiting for a probe");
+
+    world.probe("pve1");
+    world.rec().run().unwrap();
+    assert_ready(&world, "web");
+    assert_ne!(world.output("web", "gateway/bundle"), before);
+}
+
+#[test]
+fn a_probe_that_cannot_run_or_answers_garbage_is_reported() {
+    let world = with_web();
+    let (gateway, dns) = (world.vmid("web", "gateway"), world.vmid("web", "dns"));
+    world.helpers.lock().unwrap().unreachable.insert(gateway);
+    world.run();
+    let (reason, message, _) = conditions(&world, "web");
+    assert_eq!(reason, "Unavailable");
+    assert!(
+        message.contains(&format!(
+            "the gateway (container {gateway} on node pve1) could not be probed"
+        )) && message.contains("is locked (backup)"),
+        "{message}"
+    );
+    assert!(!message.contains("pct exec"), "no command line: {message}");
+    assert!(
+        world
+            .output("web", "gateway/health")
+            .starts_with("probe failed: the health probe could not run"),
+        "{}",
+        world.output("web", "gateway/health")
+    );
+
+    {
+        let mut helpers = world.helpers.lock().unwrap();
+        helpers.unreachable.clear();
+        helpers
+            .garbage
+            .insert(dns, "Segmentation fault (core dumped)\n".into());
+    }
+    world.run();
+    let (reason, message, _) = conditions(&world, "web");
+    assert_eq!(reason, "Unavailable");
+    assert!(
+        message.contains(&format!(
+            "the dns (container {dns} on node pve1) could not be probed"
+        )) && message.contains("other than its JSON answer")
+            && message.contains("Segmentation fault (core dumped)"),
+        "{message}"
+    );
+    assert_eq!(world.output("web", "gateway/health"), "healthy");
+
+    world.helpers.lock().unwrap().garbage.clear();
+    world.run();
+    assert_ready(&world, "web");
+}
+
+#[test]
+fn a_containers_health_is_what_the_agent_of_its_node_says() {
+    let world = World::new();
+    world.create_sector("db", "172.18.0.0/24");
+    world.settle();
+    assert_ready(&world, "db");
+    let gateway = world.vmid("db", "gateway");
+    assert_eq!(world.output("db", "gateway/node"), "pve2", "test premise");
+    // pve1's agent cannot speak for pve2's container: its (made-up) word
+    // that the gateway is sick changes nothing.
+    let mut probes = orbitlab_engine::liveness::probes_by_node(&world.store)
+        .unwrap()
+        .remove("pve1")
+        .unwrap_or_default();
+    probes.insert(
+        gateway,
+        orbitlab_engine::host::health::ApplianceProbe::failed("made up", 1),
+    );
+    orbitlab_engine::liveness::record_probes(&world.store, "pve1", probes).unwrap();
+    world.rec().run().unwrap();
+    assert_ready(&world, "db");
+    // pve2's agent finding it sick does.
+    world.set_problems(gateway, &["frr.service is failed"]);
+    assert!(world.probe("pve2"));
+    world.rec().run().unwrap();
+    let (reason, message, _) = conditions(&world, "db");
+    assert_eq!(reason, "Unavailable");
+    assert!(
+        message.contains("on node pve2) is unhealthy: frr.service is failed"),
+        "{message}"
     );
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle, health};
 use orbitlab_engine::pve::fake::FakePve;
 use orbitlab_engine::pve::{Release, SdnKind};
 use orbitlab_engine::reconcile::init::init;
@@ -19,6 +19,8 @@ use orbitlab_engine::store::Store;
 #[derive(Debug, Default)]
 struct Host {
     pushed: Mutex<Vec<(u32, String)>>,
+    /// The bundle each container's helper applied last.
+    applied: Mutex<std::collections::BTreeMap<u32, String>>,
 }
 
 impl ContainerHost for Host {
@@ -38,8 +40,32 @@ impl ContainerHost for Host {
         Ok(())
     }
 
-    fn exec(&self, _node: &str, _vmid: u32, _argv: &[String]) -> Result<(), HostError> {
+    fn exec(&self, _node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {
+        if let Some(id) = bundle::applied(argv) {
+            self.applied.lock().unwrap().insert(vmid, id.to_string());
+        }
         Ok(())
+    }
+
+    /// A healthy helper, running the bundle applied last.
+    fn exec_output(
+        &self,
+        _node: &str,
+        vmid: u32,
+        argv: &[String],
+    ) -> Result<ExecOutput, HostError> {
+        assert_eq!(argv, health::command());
+        let bundle = self.applied.lock().unwrap().get(&vmid).cloned();
+        let answer = serde_json::json!({
+            "role": "dns", "version": "1.0.0", "bundle": bundle,
+            "healthy": true, "problems": [],
+        });
+        Ok(ExecOutput {
+            status: Some(0),
+            stdout: answer.to_string().into_bytes(),
+            truncated: false,
+            stderr: String::new(),
+        })
     }
 }
 
@@ -97,6 +123,22 @@ fn sector_after_init(pve: &FakePve, before_sector: impl FnOnce(&FakePve)) -> (Ve
         !host.pushed.lock().unwrap().is_empty(),
         "the gateway was configured"
     );
+    assert!(
+        !format!("{:?}", report.ready).contains("\"web\""),
+        "Ready before its health probe: {report:?}"
+    );
+    // pve1's agent probes its appliances and publishes the answers; the
+    // next run finds them healthy.
+    let vmids = orbitlab_engine::reconcile::local_appliances(pve, &store, "pve1").unwrap();
+    let probes = health::probe_all(
+        &host,
+        "pve1",
+        vmids.into_iter().map(|v| v.get()),
+        std::time::SystemTime::now(),
+    );
+    assert!(orbitlab_engine::liveness::record_probes(&store, "pve1", probes).unwrap());
+    let report = rec.run().expect("a reconcile runs");
+    assert_eq!(report.steps, 0, "{report:?}");
     (writes(pve), format!("{:?}", report.ready))
 }
 

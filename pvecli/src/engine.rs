@@ -182,7 +182,20 @@ fn read_secret() -> Result<String> {
 pub fn reconcile_once(store: &Store) -> Result<(Value, ExitCode)> {
     let connection = StoredConnection::load(store)?;
     reconcile::with_local_reconciler(store, &connection, |rec| {
-        let report = rec.run()?;
+        let mut report = rec.run()?;
+        // As an agent does: probe this node's appliances, publish the
+        // answers, and when one changed reconcile again so statuses say so.
+        let node = rec.host.local_node();
+        let vmids = reconcile::local_appliances(rec.pve, rec.store, node)?;
+        let probes = orbitlab_engine::host::health::probe_all(
+            rec.host,
+            node,
+            vmids.into_iter().map(|v| v.get()),
+            std::time::SystemTime::now(),
+        );
+        if orbitlab_engine::liveness::record_probes(rec.store, node, probes)? {
+            report = rec.run()?;
+        }
         let code = if report.failed.is_empty() {
             ExitCode::SUCCESS
         } else {

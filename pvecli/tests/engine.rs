@@ -67,9 +67,32 @@ fn init_plan_reconcile_and_apply_wait() {
     let root = dir.path().join("pve");
     let ca_file = dir.path().join("pve-root-ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    // A stand-in `pct`: pushes and execs succeed.
+    // A stand-in `pct`: pushes and execs succeed; the appliance helper's
+    // `apply` is remembered and its health probe answers healthy with it.
     let pct = dir.path().join("pct");
-    std::fs::write(&pct, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::write(
+        &pct,
+        format!(
+            r#"#!/bin/sh
+state={}/current-$2
+if [ "$1" = exec ] && [ "$4" = /usr/sbin/orbitlab-appliance ]; then
+  case "$5" in
+    apply) echo "$6" > "$state" ;;
+    health)
+      if [ -f "$state" ]; then
+        printf '{{"role":"gateway","version":"1.0.0","bundle":"%s","healthy":true,"services":{{}},"problems":[]}}\n' "$(cat "$state")"
+      else
+        echo '{{"role":"gateway","version":"1.0.0","bundle":null,"healthy":false,"services":{{}},"problems":["no current bundle"]}}'
+        exit 1
+      fi ;;
+  esac
+fi
+exit 0
+"#,
+            dir.path().display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&pct, std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = Env {
         root: &root,

@@ -2,7 +2,8 @@
 //! other packages' test binaries can be the very same program: a stand-in
 //! for Proxmox's `pct`, for the sandbox and multi-process tests. Agents run it (through `ORBITLAB_PCT`) exactly as
 //! they run `pct`; it forwards `push` and `exec` to the PVE simulator's
-//! control API, which records them.
+//! control API, which records them; `exec` prints what the command wrote
+//! on standard output and exits with its status (as `pct exec` does).
 //!
 //! Environment: `ORBITLAB_NODE` (the node asking), `ORBITLAB_SIM_URL` (the
 //! simulator's origin, `https://127.0.0.1:PORT`), `ORBITLAB_SIM_CA` (its CA
@@ -15,10 +16,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-/// Runs `pct` with the process arguments; exit status 0 on success.
+/// Runs `pct` with the process arguments; exit status 0 on success, the
+/// command's own status for `exec`.
 pub fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("pct: {e:#}");
             ExitCode::FAILURE
@@ -26,7 +28,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: Vec<String>) -> Result<()> {
+fn run(args: Vec<String>) -> Result<u8> {
     let node = std::env::var("ORBITLAB_NODE").context("ORBITLAB_NODE is not set")?;
     let origin = std::env::var("ORBITLAB_SIM_URL").context("ORBITLAB_SIM_URL is not set")?;
     let (verb, rest) = args
@@ -76,5 +78,15 @@ fn run(args: Vec<String>) -> Result<()> {
     if !response.status().is_success() {
         bail!("{}", response.text().unwrap_or_default());
     }
-    Ok(())
+    if path != "exec" {
+        return Ok(0);
+    }
+    let answer: crate::pve::pct::ExecAnswer = response
+        .json()
+        .context("the simulator's answer to exec is not {status, stdout}")?;
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    out.write_all(answer.stdout.as_bytes())?;
+    out.flush()?;
+    Ok(u8::try_from(answer.status).unwrap_or(u8::MAX))
 }

@@ -8,7 +8,7 @@ pub mod appliance_lab;
 use std::fmt;
 use std::time::Duration;
 
-use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, health};
 use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
 };
@@ -73,6 +73,20 @@ impl ContainerHost for SimHost<'_> {
         self.sim
             .pct_exec(node, vmid, argv)
             .map_err(|stderr| failed("exec", stderr))
+    }
+
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
+        self.local(node, vmid)?;
+        let answer = self
+            .sim
+            .pct_exec_output(node, vmid, argv)
+            .map_err(|stderr| failed("exec", stderr))?;
+        Ok(ExecOutput {
+            status: Some(answer.status),
+            stdout: answer.stdout.into_bytes(),
+            truncated: false,
+            stderr: String::new(),
+        })
     }
 }
 
@@ -200,8 +214,9 @@ impl Lab {
         }
     }
 
-    /// Runs a reconcile as every node in turn, as the three agents would,
-    /// until a round changes nothing; returns the reports of the last round.
+    /// Runs a reconcile as every node in turn, as the three agents would
+    /// (each followed by the probe of its node's appliances), until a
+    /// round changes nothing; returns the reports of the last round.
     pub fn converge(&self) -> Vec<Report> {
         let mut last = Vec::new();
         for _round in 0..6 {
@@ -210,7 +225,7 @@ impl Lab {
             for node in NODES {
                 let host = self.host(node);
                 let report = self.reconciler(&host).run().expect("a reconcile pass runs");
-                steps += report.steps;
+                steps += report.steps + usize::from(self.probe(node));
                 last.push(report);
             }
             if steps == 0 {
@@ -218,6 +233,41 @@ impl Lab {
             }
         }
         last
+    }
+
+    /// What `node`'s agent does after a reconcile: probes the appliance
+    /// containers running there (the simulated helper answers) and
+    /// publishes the answers in its heartbeat record; true when an answer
+    /// changed. An offline node probes nothing. Which containers those are
+    /// is read from the simulator's state, not through its API, so that
+    /// the tests counting or failing Proxmox requests see the reconciles'
+    /// own (the agents' listing is `reconcile::local_appliances`, which
+    /// the multi-node tests run).
+    pub fn probe(&self, node: &str) -> bool {
+        use orbitlab_engine::reconcile::ids::Marker;
+        use orbitlab_sim::pve::state::PowerState;
+        let Some(vmids) = self.sim.with_state(|st| {
+            st.nodes.get(node).filter(|n| n.online)?;
+            Some(
+                st.guests
+                    .iter()
+                    .filter(|(_, g)| g.node == node && matches!(g.status, PowerState::Running))
+                    .filter(|(_, g)| {
+                        g.config
+                            .get("description")
+                            .and_then(|d| Marker::find_in(d))
+                            .is_some_and(|m| m.role.is_some())
+                    })
+                    .map(|(vmid, _)| *vmid)
+                    .collect::<Vec<u32>>(),
+            )
+        }) else {
+            return false;
+        };
+        let host = self.host(node);
+        let probes = health::probe_all(&host, node, vmids, std::time::SystemTime::now());
+        orbitlab_engine::liveness::record_probes(&self.store, node, probes)
+            .expect("the heartbeat is written")
     }
 }
 
@@ -238,7 +288,7 @@ impl Lab {
                     reconciler.options.scope = Scope::Node;
                 }
                 let report = reconciler.run().expect("a reconcile pass runs");
-                steps += report.steps;
+                steps += report.steps + usize::from(self.probe(node));
                 last.push(report);
             }
             if steps == 0 {
@@ -266,6 +316,9 @@ impl Lab {
                 match reconciler.run() {
                     Ok(report) if report.steps == 0 && report.failed.is_empty() => {}
                     _ => quiet = false,
+                }
+                if self.probe(node) {
+                    quiet = false;
                 }
             }
             if quiet {

@@ -184,6 +184,7 @@ fn older_agents_stand_down_while_a_newer_one_is_alive_and_never_overwrite_a_newe
                     last_pass: None,
                     host: Default::default(),
                     stopped,
+                    appliances: Default::default(),
                 };
                 record.write(&store).unwrap();
                 if stopped {

@@ -14,10 +14,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use orbitlab_engine::host::HostError;
+use orbitlab_engine::host::{HostError, health};
 use orbitlab_engine::render;
 use orbitlab_tests::appliance_lab::{
-    ApplianceLab, BACKPLANE_GATEWAY, INGRESS_PORT, INSTANCE_PORT, OUTSIDE, OUTSIDE_ECHO_PORT,
+    ApplianceLab, BACKPLANE_GATEWAY, INGRESS_PORT, INSTANCE_PORT, NODE, OUTSIDE, OUTSIDE_ECHO_PORT,
     OUTSIDE_NAME_ADDRESS, Sector, appliance_version, gateway_config, tcp_ask,
 };
 
@@ -42,13 +42,18 @@ fn blocked(ns: &str, to: SocketAddr, why: &str) {
     }
 }
 
-/// The bundle the helper in `vmid` reports as active.
+/// The bundle the helper in `vmid` reports as active, as the agent's own
+/// probe reads it (`Pct::exec_output`, the engine's parser) from the real
+/// helper: healthy, or the test fails with the problems.
 fn active_bundle(lab: &ApplianceLab, vmid: u32) -> String {
-    let (healthy, report) = lab.health(vmid);
-    assert!(healthy, "container {vmid} is unhealthy: {report}");
-    let json: serde_json::Value = serde_json::from_str(&report)
-        .unwrap_or_else(|e| panic!("health of {vmid} is not JSON ({e}): {report}"));
-    json["bundle"].as_str().unwrap_or_default().to_owned()
+    let probe = health::probe(lab.pct(), NODE, vmid, std::time::SystemTime::now());
+    assert_eq!(
+        probe.state(),
+        health::ProbeState::Healthy,
+        "container {vmid}: {probe:?} ({})",
+        lab.health(vmid).1
+    );
+    probe.bundle.expect("a configured appliance runs a bundle")
 }
 
 #[test]

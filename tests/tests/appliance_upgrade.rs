@@ -135,7 +135,8 @@ fn round(lab: &Lab, check: &mut impl FnMut(&Lab)) -> usize {
             reconciler.options.scope = Scope::Node;
         }
         let report = reconciler.run().expect("a reconcile runs");
-        steps += report.steps + report.failed.len();
+        // As the node's agent: probe its appliances, publish the answers.
+        steps += report.steps + report.failed.len() + usize::from(lab.probe(node));
         check(lab);
     }
     steps

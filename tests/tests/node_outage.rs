@@ -52,6 +52,8 @@ fn converge_online(lab: &Lab, owner: &str, offline: &str) {
                 reconciler.options.scope = Scope::Node;
             }
             steps += reconciler.run().expect("a reconcile runs").steps;
+            // As the node's agent: probe its appliances, publish the answers.
+            steps += usize::from(lab.probe(node));
         }
         if steps == 0 {
             return;

@@ -66,6 +66,12 @@ pub struct Args {
     /// after three missed ones and take over its cluster-scoped work.
     #[arg(long, env = "ORBITLAB_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub heartbeat_interval: Duration,
+    /// How often the agent runs the health probe of the appliance
+    /// containers on its node (`orbitlab-appliance health`, through `pct
+    /// exec`) besides right after it configured something; the answers go
+    /// into its heartbeat and the Sector statuses.
+    #[arg(long, env = "ORBITLAB_PROBE_INTERVAL", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub probe_interval: Duration,
     /// The host whose prerequisites the agent checks and reports (FRR,
     /// the interfaces.d include, Proxmox's SDN package, time sync): / on
     /// a node; the sandbox gives each simulated node a directory.
@@ -146,6 +152,7 @@ impl Args {
             ("--poll-interval", self.poll_interval),
             ("--resync-interval", self.resync_interval),
             ("--heartbeat-interval", self.heartbeat_interval),
+            ("--probe-interval", self.probe_interval),
         ] {
             if value.is_zero() {
                 return Err(format!("{flag} must be longer than 0"));
@@ -176,6 +183,7 @@ impl Args {
         };
         config.stop_grace = self.stop_grace;
         config.heartbeat_interval = self.heartbeat_interval;
+        config.probe_interval = self.probe_interval;
         config.host_root = self.host_root.clone();
         Ok(config)
     }

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use orbitlab_engine::host::{ContainerHost, HostError};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError};
 use orbitlab_engine::pve::{Access, Gate};
 
 use orbitlab_engine::liveness::Members;
@@ -273,6 +273,18 @@ impl ContainerHost for FencedHost<'_> {
             self.check(&format!("pct exec {vmid}"))?;
         }
         self.inner.exec(node, vmid, argv)
+    }
+
+    fn exec_output(
+        &self,
+        node: &str,
+        vmid: u32,
+        argv: &[String],
+    ) -> std::result::Result<ExecOutput, HostError> {
+        if node == self.inner.local_node() {
+            self.check(&format!("pct exec {vmid}"))?;
+        }
+        self.inner.exec_output(node, vmid, argv)
     }
 }
 

@@ -18,8 +18,12 @@
 //!    a cluster-scoped reconcile (under the `orbitlab-reconcile` lock) and
 //!    every node a node-scoped one (configuring its own containers), one
 //!    at a time, each scope with its own exponential backoff on errors
-//!    ([`backoff`]); a reconcile that changed something bumps the change
-//!    counter so the other nodes look too;
+//!    ([`backoff`]); a reconcile that changed something probes this node's
+//!    appliance containers (`orbitlab-appliance health`, also every probe
+//!    interval, default 30 s) and publishes the answers in the heartbeat,
+//!    then bumps the change counter so the other nodes look too; the owner
+//!    reconciles again when an appliance's answer changes, so that the
+//!    Sector statuses show it;
 //! 4. sleeps until the next poll, a local change, a signal, or the end of
 //!    a backoff.
 //!
@@ -91,6 +95,10 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// The host whose prerequisites are checked (`/` on a node).
     pub host_root: PathBuf,
+    /// How often the appliance containers on this node are probed
+    /// (`orbitlab-appliance health`) besides right after a reconcile that
+    /// changed something.
+    pub probe_interval: Duration,
 }
 
 impl Config {
@@ -111,6 +119,7 @@ impl Config {
             stop_grace: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
             host_root: PathBuf::from("/"),
+            probe_interval: Duration::from_secs(30),
         }
     }
 }

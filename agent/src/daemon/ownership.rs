@@ -8,9 +8,14 @@
 //! (`heartbeat`) rewrites this agent's heartbeat
 //! `<root>/orbitlab/agents/<node>.json` every heartbeat interval, and at
 //! once when the role changes: version, status format, sequence number,
-//! role, last reconcile, and its node's prerequisites
+//! role, last reconcile, its node's prerequisites
 //! ([`orbitlab_engine::host::checks`], re-read under `host_root` at every
-//! resync). The thread beats while the loop shows signs of life (as the
+//! resync), and the last health probe of each appliance container on its
+//! node ([`Presence::publish_probes`]: written at once when an answer
+//! changes, so the owner of cluster-scoped work learns it promptly; an
+//! agent that starts again carries its previous probes over until it
+//! probes anew). Reading the others' heartbeats, it notices when their
+//! probes' answers change ([`Presence::take_probes_moved`]). The thread beats while the loop shows signs of life (as the
 //! systemd watchdog judges them, see [`super::watchdog::alive`]), so a long
 //! reconcile keeps the agent alive and a hung loop lets it die; a clean
 //! stop writes a last heartbeat marked `stopped`, so that the others take
@@ -24,7 +29,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::collections::BTreeMap;
+
 use orbitlab_engine::host::checks::{self, HostReport};
+use orbitlab_engine::host::health::{ApplianceProbe, same_answers};
 use orbitlab_engine::liveness::{
     AgentRecord, AgentVersion, Eligible, LastPass, Members, Tracker, read_all, unix_ms,
 };
@@ -60,6 +68,12 @@ pub struct Presence {
     stopped: bool,
     /// Heartbeats that could not be read, last reported (logged on change).
     unreadable: Vec<String>,
+    /// This node's appliance probes, by VMID.
+    probes: BTreeMap<u32, ApplianceProbe>,
+    /// The other agents' probes as last read, their times left out.
+    seen_probes: BTreeMap<String, BTreeMap<u32, ApplianceProbe>>,
+    /// Whether an answer in them changed since [`Presence::take_probes_moved`].
+    probes_moved: bool,
 }
 
 impl Presence {
@@ -90,7 +104,40 @@ impl Presence {
             quorate: false,
             stopped: false,
             unreadable: Vec::new(),
+            probes: BTreeMap::new(),
+            seen_probes: BTreeMap::new(),
+            probes_moved: false,
         }
+    }
+
+    /// Takes over the probes this node's previous agent published (they
+    /// hold until this agent probes anew).
+    pub fn resume_probes(&mut self, store: &Store) {
+        if let Ok(Ok(record)) = read_all(store).map(|mut all| {
+            all.remove(&self.node)
+                .unwrap_or_else(|| Err("no record".into()))
+        }) {
+            self.probes = record.appliances;
+        }
+    }
+
+    /// Replaces this node's appliance probes by `probes`; when an answer
+    /// changed (not merely the time it was taken), writes the heartbeat at
+    /// once (with quorum) and returns true.
+    pub fn publish_probes(&mut self, store: &Store, probes: BTreeMap<u32, ApplianceProbe>) -> bool {
+        let changed = !same_answers(&self.probes, &probes);
+        self.probes = probes;
+        if changed {
+            self.next_beat = None;
+            self.beat_if_due(store, Instant::now());
+        }
+        changed
+    }
+
+    /// Whether another agent's probes changed their answer since the last
+    /// call.
+    pub fn take_probes_moved(&mut self) -> bool {
+        std::mem::take(&mut self.probes_moved)
     }
 
     /// Reads the others' heartbeats and works out this agent's role.
@@ -111,6 +158,21 @@ impl Presence {
                 }
                 self.tracker
                     .observe(readable.iter(), now, SystemTime::now());
+                let probes: BTreeMap<String, BTreeMap<u32, ApplianceProbe>> = readable
+                    .iter()
+                    .map(|r| (r.node.clone(), r.appliances.clone()))
+                    .filter(|(_, p)| !p.is_empty())
+                    .collect();
+                let moved = probes.len() != self.seen_probes.len()
+                    || probes.iter().any(|(node, p)| {
+                        self.seen_probes
+                            .get(node)
+                            .is_none_or(|seen| !same_answers(seen, p))
+                    });
+                if moved {
+                    self.probes_moved = true;
+                    self.seen_probes = probes;
+                }
             }
             Err(e) => tracing::debug!(error = %e, "cannot read the agents' heartbeats"),
         }
@@ -179,6 +241,7 @@ impl Presence {
             last_pass: self.last_pass.clone(),
             host: self.host.clone(),
             stopped: self.stopped,
+            appliances: self.probes.clone(),
         };
         match record.write(store) {
             Ok(()) => self.next_beat = Some(now + self.interval),

@@ -16,9 +16,11 @@ use super::notify::Notifier;
 use super::ownership::{Presence, Role, SharedPresence};
 use super::signals::Wake;
 use super::{Config, DaemonError, watchdog};
-use orbitlab_engine::host::Pct;
+use orbitlab_engine::host::{Pct, health};
 use orbitlab_engine::liveness::{LastPass, Members, unix_ms};
-use orbitlab_engine::reconcile::{Options, ReconcileError, Reconciler, Report, Scope};
+use orbitlab_engine::reconcile::{
+    Options, ReconcileError, Reconciler, Report, Scope, local_appliances,
+};
 use orbitlab_engine::store::{ObjectError, Store, StoreError};
 
 /// Index of the node scope in [`Daemon::scopes`] (the cluster scope is 0
@@ -42,6 +44,7 @@ struct Shown {
     members_problem: Option<String>,
     connection_problem: Option<String>,
     poll_problem: Option<String>,
+    probe_problem: Option<String>,
     status: String,
 }
 
@@ -89,6 +92,10 @@ pub struct Daemon {
     shown: Shown,
     /// The local HTTPS API, once a connection allowed starting it.
     api: Option<crate::server::ServerHandle>,
+    /// When this node's appliances are probed next (`None`: at once).
+    next_probe: Option<Instant>,
+    /// The appliance containers probed last.
+    probed: Vec<u32>,
 }
 
 impl Daemon {
@@ -129,6 +136,7 @@ impl Daemon {
             config.heartbeat_interval,
             config.host_root.clone(),
         ));
+        presence.lock().resume_probes(&store);
         let heartbeat_stop = Arc::new(AtomicBool::new(false));
         let heartbeat = {
             let fence = Arc::clone(&fence);
@@ -175,6 +183,8 @@ impl Daemon {
             heartbeat: Some(heartbeat),
             shown: Shown::default(),
             api: None,
+            next_probe: None,
+            probed: Vec::new(),
             config,
         })
     }
@@ -213,6 +223,11 @@ impl Daemon {
                 .look(&self.store, &members, now)
                 .clone();
             self.follow_members(&members, &role);
+            if self.presence.lock().take_probes_moved() && self.owner {
+                // Another node's appliance answered differently: the
+                // Sector statuses say so.
+                self.scopes[0].dirty = true;
+            }
             self.poll_changes(now, std::mem::take(&mut woke.resync));
             if std::mem::take(&mut woke.manifests) {
                 tracing::debug!("a manifest changed on this node");
@@ -230,6 +245,13 @@ impl Daemon {
                     if self.runnable(index, Instant::now()) {
                         self.reconcile(index);
                     }
+                }
+                if !self.fence.stop_requested()
+                    && self.next_probe.is_none_or(|at| Instant::now() >= at)
+                    && self.probe_appliances(true)
+                    && self.owner
+                {
+                    self.scopes[0].dirty = true;
                 }
             }
             self.report_loop(ready);
@@ -425,7 +447,15 @@ impl Daemon {
             return;
         }
         match result {
-            Ok(report) => self.reconciled(index, took, &report),
+            Ok(report) => {
+                // A configuration pushed here is probed before the other
+                // nodes are told (by the change counter) to look.
+                let moved = self.probe_appliances(report.steps > 0);
+                self.reconciled(index, took, &report);
+                if moved && self.owner {
+                    self.scopes[0].dirty = true;
+                }
+            }
             Err(error) => {
                 let reason = self.reason(&error);
                 self.metrics.errored(scope, took, reason);
@@ -488,6 +518,75 @@ impl Daemon {
                 tracing::warn!(scope = label, %object, %error, retry_in_s = pause.as_secs_f64(), "object failed");
             }
         }
+    }
+
+    /// Probes the appliance containers running on this node
+    /// ([`local_appliances`], [`health::probe`]) and publishes the answers
+    /// in the heartbeat; true when an answer changed. Unless `always`,
+    /// only when they are not those probed last (one was made, moved here
+    /// or left). The next periodic probe is due a probe interval later.
+    fn probe_appliances(&mut self, always: bool) -> bool {
+        if always {
+            self.next_probe = Some(Instant::now() + self.config.probe_interval);
+        }
+        let Some(client) = self.connection.client() else {
+            return false;
+        };
+        let pve = client.with_gate(self.fence.clone());
+        let vmids = match local_appliances(&pve, &self.store, &self.config.node) {
+            Ok(vmids) => {
+                self.shown.probe_problem = None;
+                vmids
+            }
+            Err(e) => {
+                let problem = e.to_string();
+                if self.shown.probe_problem.as_deref() != Some(&problem) {
+                    tracing::warn!(error = %problem, "cannot list this node's appliance containers; their last probes stand");
+                    self.shown.probe_problem = Some(problem);
+                }
+                return false;
+            }
+        };
+        let vmids: Vec<u32> = vmids.into_iter().map(|v| v.get()).collect();
+        if !always && vmids == self.probed {
+            return false;
+        }
+        self.next_probe = Some(Instant::now() + self.config.probe_interval);
+        let host = FencedHost::new(&self.host, &self.fence);
+        let mut probes = std::collections::BTreeMap::new();
+        self.busy.store(true, Ordering::Relaxed);
+        for &vmid in &vmids {
+            if self.fence.stop_requested() {
+                // A partial set would drop the others' answers.
+                self.busy.store(false, Ordering::Relaxed);
+                return false;
+            }
+            let probe = health::probe(&host, &self.config.node, vmid, std::time::SystemTime::now());
+            self.fence.beat();
+            probes.insert(vmid, probe);
+        }
+        self.busy.store(false, Ordering::Relaxed);
+        self.probed = vmids;
+        let changed = self
+            .presence
+            .lock()
+            .publish_probes(&self.store, probes.clone());
+        if changed {
+            for (vmid, probe) in &probes {
+                match probe.state() {
+                    health::ProbeState::Healthy => {
+                        tracing::info!(vmid, bundle = ?probe.bundle, "appliance healthy");
+                    }
+                    health::ProbeState::Unhealthy(problems) => {
+                        tracing::warn!(vmid, bundle = ?probe.bundle, problems = %problems.join("; "), "appliance unhealthy");
+                    }
+                    health::ProbeState::Failed(error) => {
+                        tracing::warn!(vmid, %error, "appliance could not be probed");
+                    }
+                }
+            }
+        }
+        changed
     }
 
     /// A short label of why a reconcile could not run, for the metrics.
@@ -565,6 +664,9 @@ impl Daemon {
         let mut pause = self.config.poll_interval;
         if !ready {
             return pause;
+        }
+        if let Some(at) = self.next_probe {
+            pause = pause.min(at.saturating_duration_since(now));
         }
         for (index, state) in self.scopes.iter().enumerate() {
             if !state.dirty || (state.scope == Scope::Cluster && !self.owner) {

@@ -5,13 +5,20 @@
 //! names the node and [`Pct`] refuses containers of other nodes; the agent
 //! on that node does the work. The `pct` program is `$ORBITLAB_PCT` when set
 //! (the sandbox points it at a simulated `pct`), else `pct`.
+//!
+//! [`ContainerHost::exec_output`] runs a command whose answer matters (the
+//! appliances' health probe, [`health`]): its exit status and standard
+//! output (at most [`STDOUT_KEPT`] bytes) come back, and it is killed after
+//! [`EXEC_OUTPUT_DEADLINE`], so a wedged container cannot hang the agent.
 
 pub mod bundle;
 pub mod checks;
+pub mod health;
 
 use std::fmt;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Failures reaching into a container.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +53,37 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    /// `pct` ran longer than allowed and was killed.
+    #[error("`{command}` did not finish within {}s and was killed", after.as_secs())]
+    TimedOut { command: String, after: Duration },
 }
+
+/// What a command run in a container answered ([`ContainerHost::exec_output`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its exit status (`None`: ended by a signal).
+    pub status: Option<i32>,
+    /// Its standard output, at most [`STDOUT_KEPT`] bytes.
+    pub stdout: Vec<u8>,
+    /// True when it wrote more than that (the rest was dropped).
+    pub truncated: bool,
+    /// The end of its standard error (at most 2000 bytes), trimmed.
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// True when it exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// Most bytes of a command's standard output [`ContainerHost::exec_output`]
+/// keeps.
+pub const STDOUT_KEPT: usize = 64 * 1024;
+
+/// How long [`Pct`]'s `exec_output` lets `pct` run.
+pub const EXEC_OUTPUT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Reaching into containers.
 pub trait ContainerHost: fmt::Debug + Send + Sync {
@@ -65,6 +102,11 @@ pub trait ContainerHost: fmt::Debug + Send + Sync {
     /// Runs `argv` inside container `vmid`; an exit status other than 0 is
     /// an error carrying (the end of) its standard error.
     fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError>;
+    /// Runs `argv` inside container `vmid` and returns its exit status and
+    /// output: an exit status other than 0 is an answer, not an error
+    /// (errors are: not this node's container, `pct` could not run or
+    /// reach the container, or it took too long).
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError>;
 }
 
 /// The real host: Proxmox's `pct` on this node.
@@ -112,38 +154,40 @@ impl Pct {
         }
     }
 
-    fn run(&self, args: &[String], stdin: Option<&[u8]>) -> Result<(), HostError> {
-        let command = format!("{} {}", self.program, args.join(" "));
-        let spawn = || {
+    /// Starts `pct` with `args`, standard error piped.
+    fn spawn(&self, args: &[String], stdin: bool, stdout: Stdio) -> Result<Child, HostError> {
+        let mut stdout = Some(stdout);
+        let mut spawn = || {
             Command::new(&self.program)
                 .args(args)
                 .env("ORBITLAB_NODE", &self.local)
-                .stdin(if stdin.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
-                .stdout(Stdio::null())
+                .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+                .stdout(stdout.take().unwrap_or_else(Stdio::null))
                 .stderr(Stdio::piped())
                 .spawn()
         };
         // A program just written (a stand-in `pct`) can be briefly "busy"
         // while another thread's fork still holds it open: try again.
         let mut tries = 0;
-        let mut child = loop {
+        loop {
             match spawn() {
                 Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 20 => {
                     tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(10));
                 }
                 other => {
-                    break other.map_err(|source| HostError::Spawn {
+                    return other.map_err(|source| HostError::Spawn {
                         program: self.program.clone(),
                         source,
-                    })?;
+                    });
                 }
             }
-        };
+        }
+    }
+
+    fn run(&self, args: &[String], stdin: Option<&[u8]>) -> Result<(), HostError> {
+        let command = format!("{} {}", self.program, args.join(" "));
+        let mut child = self.spawn(args, stdin.is_some(), Stdio::null())?;
         if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A child that exits early closes the pipe; its status says why.
             let _ = pipe.write_all(bytes);
@@ -157,17 +201,110 @@ impl Pct {
         if output.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let start = stderr.len().saturating_sub(STDERR_KEPT);
-        let start = (start..stderr.len())
-            .find(|i| stderr.is_char_boundary(*i))
-            .unwrap_or(stderr.len());
         Err(HostError::Failed {
             command,
             status: output.status.to_string(),
-            stderr: stderr[start..].trim().to_owned(),
+            stderr: stderr_tail(&output.stderr),
         })
     }
+
+    /// Runs `pct` with `args`, keeping its exit status and (capped)
+    /// output; killed after `deadline`.
+    fn run_output(&self, args: &[String], deadline: Duration) -> Result<ExecOutput, HostError> {
+        let command = format!("{} {}", self.program, args.join(" "));
+        let mut child = self.spawn(args, false, Stdio::piped())?;
+        // Both pipes are drained on threads of their own, so a chatty
+        // command never blocks on a full pipe and the deadline holds even
+        // when something inside the container keeps a pipe open.
+        let reader = |pipe: Option<Box<dyn Read + Send>>, cap: usize| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            if let Some(pipe) = pipe {
+                std::thread::spawn(move || {
+                    let _ = tx.send(read_capped(pipe, cap));
+                });
+            }
+            rx
+        };
+        let out = reader(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            STDOUT_KEPT,
+        );
+        let err = reader(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            STDERR_KEPT,
+        );
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HostError::TimedOut {
+                        command,
+                        after: deadline,
+                    });
+                }
+                Err(source) => {
+                    return Err(HostError::Spawn {
+                        program: self.program.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        // The command ended: its pipes close unless something it started
+        // still holds them; wait a moment for that, no longer.
+        let grace = Duration::from_secs(2);
+        let (stdout, truncated) = out.recv_timeout(grace).unwrap_or_default();
+        let (stderr, _) = err.recv_timeout(grace).unwrap_or_default();
+        Ok(ExecOutput {
+            status: status.code(),
+            stdout,
+            truncated,
+            stderr: stderr_tail(&stderr),
+        })
+    }
+}
+
+/// Reads `pipe` to its end, keeping the first `cap` bytes (the rest is
+/// read and dropped); true when something was dropped.
+fn read_capped(mut pipe: impl Read, cap: usize) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let mut dropped = false;
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                kept.extend_from_slice(&buffer[..n.min(room)]);
+                dropped |= n > room;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    (kept, dropped)
+}
+
+/// The end of a standard error (at most [`STDERR_KEPT`] bytes), trimmed.
+fn stderr_tail(bytes: &[u8]) -> String {
+    let stderr = String::from_utf8_lossy(bytes);
+    let start = stderr.len().saturating_sub(STDERR_KEPT);
+    let start = (start..stderr.len())
+        .find(|i| stderr.is_char_boundary(*i))
+        .unwrap_or(stderr.len());
+    stderr[start..].trim().to_owned()
 }
 
 impl ContainerHost for Pct {
@@ -206,10 +343,20 @@ impl ContainerHost for Pct {
 
     fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {
         self.ensure_local(node, vmid)?;
-        let mut args = vec!["exec".to_owned(), vmid.to_string(), "--".to_owned()];
-        args.extend(argv.iter().cloned());
-        self.run(&args, None)
+        self.run(&exec_args(vmid, argv), None)
     }
+
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
+        self.ensure_local(node, vmid)?;
+        self.run_output(&exec_args(vmid, argv), EXEC_OUTPUT_DEADLINE)
+    }
+}
+
+/// `exec VMID -- ARGV...`.
+fn exec_args(vmid: u32, argv: &[String]) -> Vec<String> {
+    let mut args = vec!["exec".to_owned(), vmid.to_string(), "--".to_owned()];
+    args.extend(argv.iter().cloned());
+    args
 }
 
 #[cfg(test)]
@@ -262,6 +409,61 @@ mod tests {
         );
         let err = pct.exec("pve2", 102, &["true".into()]).unwrap_err();
         assert!(matches!(err, HostError::NotLocal { .. }), "{err}");
+    }
+
+    /// A stand-in `pct` running `body` (shell) for `exec`.
+    fn scripted_pct(dir: &std::path::Path, body: &str) -> Pct {
+        let script = dir.join("pct-scripted");
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Pct {
+            program: script.display().to_string(),
+            local: "pve1".into(),
+        }
+    }
+
+    #[test]
+    fn exec_output_answers_with_status_and_stdout_even_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let pct = scripted_pct(
+            dir.path(),
+            "echo \"$ORBITLAB_NODE $*\"; echo '{\"healthy\":false}'; echo oops >&2; exit 1",
+        );
+        let out = pct
+            .exec_output(
+                "pve1",
+                101,
+                &["/usr/sbin/orbitlab-appliance".into(), "health".into()],
+            )
+            .unwrap();
+        assert_eq!(out.status, Some(1));
+        assert!(!out.success() && !out.truncated);
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "pve1 exec 101 -- /usr/sbin/orbitlab-appliance health\n{\"healthy\":false}\n"
+        );
+        assert_eq!(out.stderr, "oops");
+        let err = pct.exec_output("pve2", 102, &["true".into()]).unwrap_err();
+        assert!(matches!(err, HostError::NotLocal { .. }), "{err}");
+    }
+
+    #[test]
+    fn exec_output_keeps_only_the_first_bytes_of_a_flood() {
+        let dir = tempfile::tempdir().unwrap();
+        let pct = scripted_pct(dir.path(), "head -c 200000 /dev/zero; exit 0");
+        let out = pct.exec_output("pve1", 101, &["x".into()]).unwrap();
+        assert!(out.success() && out.truncated);
+        assert_eq!(out.stdout.len(), STDOUT_KEPT);
+    }
+
+    #[test]
+    fn exec_output_kills_a_command_that_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let pct = scripted_pct(dir.path(), "exec sleep 30");
+        let err = pct
+            .run_output(&exec_args(101, &["x".into()]), Duration::from_millis(300))
+            .unwrap_err();
+        assert!(matches!(err, HostError::TimedOut { .. }), "{err}");
     }
 
     #[test]

@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use members::{Member, Members};
-pub use record::{AgentRecord, LastPass, MISSED_BEATS, read_all, unix_ms};
+pub use record::{
+    AgentRecord, LastPass, MISSED_BEATS, probes_by_node, read_all, record_probes, unix_ms,
+};
 pub use version::{AgentVersion, VersionError};
 
 use crate::placement::rendezvous;
@@ -219,6 +221,7 @@ mod tests {
             last_pass: None,
             host: Default::default(),
             stopped: false,
+            appliances: Default::default(),
         }
     }
 

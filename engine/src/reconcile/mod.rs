@@ -37,7 +37,7 @@ use orbitlab_manifests::{ManifestErrors, ManifestSet};
 pub use action::Action;
 pub use execute::{Context, Outcome, execute};
 pub use object::ObjectRef;
-pub use observe::observe;
+pub use observe::{local_appliances, observe};
 pub use observed::Observed;
 pub use plan::{Desired, Plan, plan};
 

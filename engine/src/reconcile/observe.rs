@@ -228,6 +228,7 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .filter_map(|(vmid, digest)| Some((Vmid::try_from(vmid).ok()?, digest)))
         .collect();
     observed.recorded_uplinks = super::uplinks::read(store)?;
+    observed.probes = probes(store)?;
     observed.upgrades = super::upgrades::read_all(store)?;
     observed.statuses.clear();
     observed.homes.clear();
@@ -260,6 +261,68 @@ fn homes<'a>(
         let node = outputs.get(&format!("{prefix}node"))?.parse().ok()?;
         Some((marker, (vmid.parse().ok()?, node)))
     })
+}
+
+/// The appliance probes the agents published in their heartbeats, by node
+/// and VMID (entries with an invalid node name or VMID are left out).
+fn probes(
+    store: &Store,
+) -> Result<BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>, ReconcileError>
+{
+    Ok(crate::liveness::probes_by_node(store)?
+        .into_iter()
+        .filter_map(|(node, probes)| {
+            let node = valid::<NodeName>("heartbeat node", &node)?;
+            let probes = probes
+                .into_iter()
+                .filter_map(|(vmid, p)| Some((Vmid::try_from(vmid).ok()?, p)))
+                .collect();
+            Some((node, probes))
+        })
+        .collect())
+}
+
+/// The running containers on `node` that play an appliance role (a
+/// Sector's gateway or DNS, by their marker): what that node's agent
+/// probes. One listing of the node's containers, plus the config of each
+/// tagged one whose marker is not remembered (see [`remembered`]).
+pub fn local_appliances(
+    pve: &dyn Pve,
+    store: &Store,
+    node: &str,
+) -> Result<Vec<Vmid>, ReconcileError> {
+    let counters = remembered::Counters::read(store.root());
+    let mut found = Vec::new();
+    for guest in pve.lxc_list(node)? {
+        if guest.status != GuestState::Running || !carries_tag(guest.tags.as_deref()) {
+            continue;
+        }
+        let Ok(vmid) = Vmid::try_from(guest.vmid) else {
+            continue;
+        };
+        let marker = match remembered::guest(store.root(), &counters, node, &guest) {
+            Some(kept) => kept.marker,
+            None => {
+                let config = pve.lxc_config(node, guest.vmid)?;
+                let marker = config.description().as_deref().and_then(Marker::find_in);
+                // Only what an observation would keep: an instance's
+                // entry also holds its config, which is not read here.
+                if marker.as_ref().is_some_and(|m| m.kind != Kind::Lxc) {
+                    let seen = remembered::Guest {
+                        version: appliance_version(marker.as_ref(), &config),
+                        marker: marker.clone(),
+                        config: BTreeMap::new(),
+                    };
+                    remembered::keep_guest(store.root(), &counters, node, &guest, &seen);
+                }
+                marker
+            }
+        };
+        if marker.is_some_and(|m| m.role.is_some()) {
+            found.push(vmid);
+        }
+    }
+    Ok(found)
 }
 
 /// What instances and HA need, read only in cluster-scoped passes: the HA

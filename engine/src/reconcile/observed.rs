@@ -244,6 +244,11 @@ pub struct Observed {
     pub templates: BTreeMap<(NodeName, String), BTreeSet<String>>,
     /// Appliance templates on the nodes' storages.
     pub appliance: ApplianceObs,
+    /// The last health probe of each appliance container, by the node
+    /// whose agent took it (from the agents' heartbeats,
+    /// [`crate::liveness::probes_by_node`]) and VMID. A container's health
+    /// is what the agent of the node it runs on says.
+    pub probes: BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>,
     /// Appliance upgrades on record, by Sector and role
     /// ([`super::upgrades`]).
     pub upgrades: BTreeMap<orbitlab_manifests::Name, super::upgrades::Record>,

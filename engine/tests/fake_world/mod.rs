@@ -6,13 +6,14 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::host::{ContainerHost, HostError, bundle};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle, health};
+use orbitlab_engine::liveness;
 use orbitlab_engine::pve::Release;
 use orbitlab_engine::pve::fake::FakePve;
 use orbitlab_engine::reconcile::init::init;
@@ -32,11 +33,51 @@ pub struct Push {
     pub content: String,
 }
 
+/// What the appliance helpers of every container have: the bundle each
+/// runs, and the problems a test made one have.
+#[derive(Debug, Default)]
+pub struct Helpers {
+    /// The active bundle id, by VMID (none: the factory configuration).
+    pub current: BTreeMap<u32, String>,
+    /// Problems the health probe of a container reports, by VMID.
+    pub problems: BTreeMap<u32, Vec<String>>,
+    /// What the probe prints instead of its answer, by VMID.
+    pub garbage: BTreeMap<u32, String>,
+    /// Containers `pct exec` cannot reach.
+    pub unreachable: BTreeSet<u32>,
+}
+
 /// One node's container host; every node's host writes to the same log.
 #[derive(Debug)]
 pub struct Host {
     local: String,
     log: Arc<Mutex<Vec<Push>>>,
+    helpers: Arc<Mutex<Helpers>>,
+}
+
+impl Host {
+    /// Plays `orbitlab-appliance health`: healthy once a bundle was
+    /// applied and no problem was set.
+    fn health(&self, vmid: u32) -> ExecOutput {
+        let helpers = self.helpers.lock().unwrap();
+        let bundle = helpers.current.get(&vmid).cloned();
+        let mut problems = helpers.problems.get(&vmid).cloned().unwrap_or_default();
+        if bundle.is_none() {
+            problems.insert(0, "no current bundle".into());
+        }
+        let healthy = problems.is_empty();
+        let answer = serde_json::json!({
+            "role": "gateway", "version": "1.0.0", "bundle": bundle,
+            "healthy": healthy, "services": {"frr.service": "active"},
+            "default_route": true, "problems": problems,
+        });
+        ExecOutput {
+            status: Some(if healthy { 0 } else { 1 }),
+            stdout: answer.to_string().into_bytes(),
+            truncated: false,
+            stderr: String::new(),
+        }
+    }
 }
 
 impl ContainerHost for Host {
@@ -89,7 +130,35 @@ impl ContainerHost for Host {
                 content: String::from_utf8_lossy(&content).into_owned(),
             });
         }
+        self.helpers
+            .lock()
+            .unwrap()
+            .current
+            .insert(vmid, id.to_string());
         Ok(())
+    }
+
+    fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
+        assert_eq!(node, self.local, "pct only reaches this node's containers");
+        assert_eq!(argv, health::command(), "only the health probe is asked");
+        let helpers = self.helpers.lock().unwrap();
+        if helpers.unreachable.contains(&vmid) {
+            return Err(HostError::Failed {
+                command: format!("pct exec {vmid}"),
+                status: "exit status: 255".into(),
+                stderr: format!("CT {vmid} is locked (backup)"),
+            });
+        }
+        if let Some(text) = helpers.garbage.get(&vmid) {
+            return Ok(ExecOutput {
+                status: Some(139),
+                stdout: text.clone().into_bytes(),
+                truncated: false,
+                stderr: "Segmentation fault".into(),
+            });
+        }
+        drop(helpers);
+        Ok(self.health(vmid))
     }
 }
 
@@ -101,6 +170,7 @@ pub struct World {
     pub pve: FakePve,
     pub host: Host,
     pub log: Arc<Mutex<Vec<Push>>>,
+    pub helpers: Arc<Mutex<Helpers>>,
     pub offline: Mutex<BTreeSet<String>>,
 }
 
@@ -118,9 +188,11 @@ impl World {
             ],
         );
         let log = Arc::new(Mutex::new(Vec::new()));
+        let helpers = Arc::new(Mutex::new(Helpers::default()));
         let host = Host {
             local: "pve1".into(),
             log: Arc::clone(&log),
+            helpers: Arc::clone(&helpers),
         };
         let world = World {
             dir,
@@ -128,6 +200,7 @@ impl World {
             pve,
             host,
             log,
+            helpers,
             offline: Mutex::new(BTreeSet::new()),
         };
         init(&world.rec(), None).expect("init");
@@ -154,20 +227,67 @@ impl World {
         self.reconciler(&self.host, Scope::Cluster)
     }
 
-    /// One run of the cluster-scoped reconciler.
+    /// One run of the cluster-scoped reconciler, then, as `pve1`'s agent
+    /// does, a probe of its appliances and, if an answer changed, another
+    /// run (the report of the last run).
     pub fn run(&self) -> Report {
-        self.rec().run().expect("a reconcile runs")
+        let report = self.rec().run().expect("a reconcile runs");
+        if self.probe("pve1") {
+            return self.rec().run().expect("a reconcile runs");
+        }
+        report
     }
 
-    /// One run of the node-scoped reconciler of `node`.
-    pub fn run_on(&self, node: &str) -> Report {
-        let host = Host {
+    /// The host of `node`.
+    pub fn host_of(&self, node: &str) -> Host {
+        Host {
             local: node.into(),
             log: Arc::clone(&self.log),
-        };
-        self.reconciler(&host, Scope::Node)
+            helpers: Arc::clone(&self.helpers),
+        }
+    }
+
+    /// One run of the node-scoped reconciler of `node`, then a probe of
+    /// its appliances.
+    pub fn run_on(&self, node: &str) -> Report {
+        let host = self.host_of(node);
+        let report = self
+            .reconciler(&host, Scope::Node)
             .run()
-            .expect("a node-scoped reconcile runs")
+            .expect("a node-scoped reconcile runs");
+        self.probe(node);
+        report
+    }
+
+    /// What `node`'s agent does after a reconcile: probes the appliance
+    /// containers running there and publishes the answers in its
+    /// heartbeat; true when an answer changed.
+    pub fn probe(&self, node: &str) -> bool {
+        if self.offline.lock().unwrap().contains(node) {
+            return false;
+        }
+        let host = self.host_of(node);
+        let vmids = orbitlab_engine::reconcile::local_appliances(&self.pve, &self.store, node)
+            .expect("the node's containers are listed");
+        let probes = health::probe_all(
+            &host,
+            node,
+            vmids.into_iter().map(|v| v.get()),
+            std::time::SystemTime::now(),
+        );
+        liveness::record_probes(&self.store, node, probes).unwrap()
+    }
+
+    /// Makes the health probe of container `vmid` report `problems`
+    /// (none: healthy again).
+    pub fn set_problems(&self, vmid: u32, problems: &[&str]) {
+        let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let mut helpers = self.helpers.lock().unwrap();
+        if problems.is_empty() {
+            helpers.problems.remove(&vmid);
+        } else {
+            helpers.problems.insert(vmid, problems);
+        }
     }
 
     /// What every agent does: the cluster-scoped run, each other online

@@ -6,22 +6,28 @@
 //! | call | effect |
 //! | --- | --- |
 //! | `POST /_sim/pct/{node}/{vmid}/push` `{path, mode, content}` | place a file |
-//! | `POST /_sim/pct/{node}/{vmid}/exec` `{argv}` | run a command |
+//! | `POST /_sim/pct/{node}/{vmid}/exec` `{argv}` | run a command: `{status, stdout}` |
+//! | `PUT /_sim/pct/{vmid}/problems` `["..."]` | what the container's health probe reports from now on (`[]`: healthy) |
 //! | `GET /_sim/pct` | everything recorded, by VMID |
 //!
 //! `exec` of `/usr/sbin/orbitlab-appliance apply ID` plays the helper inside
 //! OrbitLab's appliances (`appliances/README.md`): the files of the bundle
 //! staged under `/var/lib/orbitlab/staging/ID/` move to their places, as
 //! its `MANIFEST` lists them (each checked against its sha256; a bundle
-//! that does not match is refused and nothing moves). The real tools'
-//! checks are not played: the data-path tests run the real helper.
+//! that does not match is refused and nothing moves), and `ID` becomes the
+//! active bundle. `orbitlab-appliance health` answers as the helper does
+//! (one JSON object; exit status 0 healthy, 1 not): unhealthy with "no
+//! current bundle" until a bundle was applied, then healthy unless
+//! problems were set for the container. Probes are reads: they are not
+//! recorded. The real tools' checks are not played: the data-path tests
+//! run the real helper.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +46,22 @@ pub struct PushedFile {
 pub struct ContainerRecord {
     /// Files by path (the last push wins).
     pub files: BTreeMap<String, PushedFile>,
-    /// Commands run, in order.
+    /// Commands run, in order (health probes are not recorded).
     pub commands: Vec<Vec<String>>,
+    /// The bundle the helper applied last (none: the factory
+    /// configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// What its health probe reports (none: healthy once configured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// What a command answered: exit status and standard output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecAnswer {
+    pub status: i32,
+    pub stdout: String,
 }
 
 /// Everything recorded, by VMID.
@@ -90,21 +110,59 @@ pub(crate) fn exec(
     node: &str,
     vmid: u32,
     argv: Vec<String>,
-) -> Result<(), String> {
+) -> Result<ExecAnswer, String> {
     reachable(shared, node, vmid)?;
     if argv.is_empty() {
         return Err("no command given".into());
     }
     let mut log = lock(&shared.pct);
     let record = log.entry(vmid).or_default();
-    if let [helper, verb, id] = argv.as_slice()
-        && helper == HELPER
-        && verb == "apply"
-    {
-        apply_bundle(record, id)?;
+    match argv.as_slice() {
+        [helper, verb] if helper == HELPER && verb == "health" => return Ok(health(record)),
+        [helper, verb, id] if helper == HELPER && verb == "apply" => {
+            apply_bundle(record, id)?;
+            record.current = Some(id.clone());
+        }
+        _ => {}
     }
     record.commands.push(argv);
-    Ok(())
+    Ok(ExecAnswer {
+        status: 0,
+        stdout: String::new(),
+    })
+}
+
+/// `orbitlab-appliance health`, as the helper answers it.
+fn health(record: &ContainerRecord) -> ExecAnswer {
+    let role = if record.files.contains_key("/etc/dnsmasq.d/orbitlab.conf") {
+        "dns"
+    } else {
+        "gateway"
+    };
+    let mut problems = record.problems.clone();
+    if record.current.is_none() {
+        problems.insert(0, "no current bundle".into());
+    }
+    let healthy = problems.is_empty();
+    let answer = serde_json::json!({
+        "role": role,
+        "version": "1.0.0",
+        "bundle": record.current,
+        "healthy": healthy,
+        "services": {},
+        "default_route": true,
+        "problems": problems,
+    });
+    ExecAnswer {
+        status: if healthy { 0 } else { 1 },
+        stdout: format!("{answer}\n"),
+    }
+}
+
+/// Makes container `vmid`'s health probe report `problems` (none:
+/// healthy once configured).
+pub(crate) fn set_problems(shared: &Shared, vmid: u32, problems: Vec<String>) {
+    lock(&shared.pct).entry(vmid).or_default().problems = problems;
 }
 
 /// The appliance helper, as seen from outside.
@@ -166,6 +224,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/pct", get(log))
         .route("/_sim/pct/{node}/{vmid}/push", post(push_route))
         .route("/_sim/pct/{node}/{vmid}/exec", post(exec_route))
+        .route("/_sim/pct/{vmid}/problems", put(problems_route))
 }
 
 #[derive(Deserialize)]
@@ -213,5 +272,20 @@ async fn exec_route(
     Path((node, vmid)): Path<(String, u32)>,
     Json(body): Json<ExecBody>,
 ) -> (StatusCode, String) {
-    answer(exec(&s, &node, vmid, body.argv))
+    match exec(&s, &node, vmid, body.argv) {
+        Ok(answer) => (
+            StatusCode::OK,
+            serde_json::to_string(&answer).expect("an answer encodes"),
+        ),
+        Err(e) => (StatusCode::CONFLICT, e),
+    }
+}
+
+async fn problems_route(
+    State(s): State<Arc<Shared>>,
+    Path(vmid): Path<u32>,
+    Json(problems): Json<Vec<String>>,
+) -> StatusCode {
+    set_problems(&s, vmid, problems);
+    StatusCode::NO_CONTENT
 }

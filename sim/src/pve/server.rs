@@ -469,7 +469,30 @@ impl SimHandle {
 
     /// `pct exec` in a running container on `node`.
     pub fn pct_exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), String> {
+        pct::exec(&self.shared, node, vmid, argv.to_vec()).map(drop)
+    }
+
+    /// `pct exec` in a running container on `node`, with what the command
+    /// answered (exit status, standard output): the appliance helper's
+    /// health probe answers (see [`pct`]).
+    pub fn pct_exec_output(
+        &self,
+        node: &str,
+        vmid: u32,
+        argv: &[String],
+    ) -> Result<pct::ExecAnswer, String> {
         pct::exec(&self.shared, node, vmid, argv.to_vec())
+    }
+
+    /// Makes the health probe of container `vmid` report `problems` from
+    /// now on (none: healthy once configured), as `PUT
+    /// /_sim/pct/{vmid}/problems` does.
+    pub fn set_appliance_problems(&self, vmid: u32, problems: &[&str]) {
+        pct::set_problems(
+            &self.shared,
+            vmid,
+            problems.iter().map(|p| p.to_string()).collect(),
+        );
     }
 
     /// What existing containers received through `pct`.

@@ -1,8 +1,10 @@
 //! Sectors: a VXLAN zone and VNet with the reserved tag, one SDN subnet per
 //! Sector subnet, IPAM addresses, and the Sector Gateway and Sector DNS
-//! containers, started and configured (`DESIGN.md`, "Sector").
+//! containers, started, configured and answering their health probe as
+//! healthy (`DESIGN.md`, "Sector"; [`health`]).
 
 mod configure;
+mod health;
 mod memory;
 mod teardown;
 mod upgrade;
@@ -120,6 +122,10 @@ impl Controller for SectorController {
             out.insert("vnet/id".into(), ids::sector_vnet(tag).to_string());
             out.insert("zone/id".into(), ids::sector_zone(tag).to_string());
         }
+        out.extend(health::outputs(
+            &ObjectRef::new(Kind::Sector, name),
+            observed,
+        ));
         out
     }
 }
@@ -322,7 +328,14 @@ impl Planner<'_> {
             None => self.configure_sector(name, spec, tag, bp),
         };
         match configure {
-            Ok(configure) => steps.extend(upgrade.finish(Some(configure))),
+            Ok(configure) => {
+                // Mid-upgrade the Sector has the upgrade's steps left; its
+                // health is judged once the new containers serve.
+                if upgrade.view.is_none() {
+                    self.appliance_health(&owner, &configure);
+                }
+                steps.extend(upgrade.finish(Some(configure)));
+            }
             Err(reason) => {
                 steps.extend(upgrade.finish(None));
                 self.block(owner.clone(), reason);
