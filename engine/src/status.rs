@@ -24,6 +24,10 @@ pub enum ConditionType {
     Failed,
 }
 
+/// The reason code of an object that is not Ready because something it
+/// runs is unavailable (see [`ObjectStatus::phase`]).
+pub const UNAVAILABLE: &str = "Unavailable";
+
 /// One condition: whether it holds, why, and since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,8 +129,10 @@ impl ObjectStatus {
         }
     }
 
-    /// A one-word summary for tables: `Ready`, `Failed`, `Progressing` or
-    /// `Pending` (nothing reported yet).
+    /// A one-word summary for tables: `Ready`, `Failed`, `Progressing`,
+    /// `Unavailable` (something it runs is down or unhealthy, and nothing
+    /// OrbitLab does would repair it: a node offline, an appliance failing
+    /// its health probe) or `Pending` (nothing reported yet).
     pub fn phase(&self) -> &'static str {
         let holds = |k| self.condition(k).is_some_and(|c| c.status);
         if holds(ConditionType::Failed) {
@@ -135,6 +141,11 @@ impl ObjectStatus {
             "Ready"
         } else if holds(ConditionType::Progressing) {
             "Progressing"
+        } else if self
+            .condition(ConditionType::Ready)
+            .is_some_and(|c| c.reason == UNAVAILABLE)
+        {
+            "Unavailable"
         } else {
             "Pending"
         }

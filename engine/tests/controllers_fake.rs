@@ -611,7 +611,7 @@ fn an_unhealthy_appliance_keeps_the_sector_from_ready_with_its_problems() {
         "unhealthy: dnsmasq.service is failed; no default route"
     );
     assert_eq!(world.output("web", "gateway/health"), "healthy");
-    assert_eq!(world.status("web").phase(), "Pending");
+    assert_eq!(world.status("web").phase(), "Unavailable");
     // Nothing of OrbitLab's repairs it: no failed object, no retry.
     assert!(report.failed.is_empty(), "{report:?}");
     assert!(world.pushes().is_empty() && world.writes().is_empty());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use orbitlab_engine::api::{Action, ApiPath, Change};
-use orbitlab_engine::status::ObjectStatus;
+use orbitlab_engine::status::{ConditionType, ObjectStatus};
 
 use crate::backend::Backend;
 
@@ -72,6 +72,7 @@ fn state(action: Action, status: Option<&ObjectStatus>) -> State {
                 .conditions
                 .iter()
                 .find(|c| c.status && c.kind.to_string() == phase)
+                .or_else(|| status.condition(ConditionType::Ready))
                 .map(|c| c.message.clone())
                 .unwrap_or_default();
             match phase {

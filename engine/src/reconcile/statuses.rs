@@ -80,6 +80,7 @@ fn describe(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, String>
 
 fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, outcome: &Outcome) {
     use ConditionType::{Failed, Progressing, Ready};
+    use crate::status::UNAVAILABLE;
     let declared = after.declared.contains(object);
     if let Some(reason) = after.blocked.get(object) {
         status.set_condition(Ready, false, "Blocked", reason);
@@ -90,9 +91,9 @@ fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, o
         status.set_condition(Progressing, false, "StepFailed", "retrying with backoff");
         status.set_condition(Failed, true, "StepFailed", error);
     } else if let Some(why) = after.unavailable.get(object) {
-        status.set_condition(Ready, false, "Unavailable", why);
-        status.set_condition(Progressing, false, "Unavailable", why);
-        status.set_condition(Failed, false, "Unavailable", "");
+        status.set_condition(Ready, false, UNAVAILABLE, why);
+        status.set_condition(Progressing, false, UNAVAILABLE, why);
+        status.set_condition(Failed, false, UNAVAILABLE, "");
     } else if let Some(waiting) = outcome
         .deferred
         .get(object)
