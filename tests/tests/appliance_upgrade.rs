@@ -247,6 +247,11 @@ fn upgrade_end_to_end(version: PveVersion) {
                     && line.contains(" s interruption at "),
                 "{sector} {role}: {line}"
             );
+            assert_eq!(
+                st.outputs[&format!("{role}/version")],
+                NEW,
+                "{sector} {role}"
+            );
         }
     }
 

@@ -79,8 +79,8 @@ fn describe(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, String>
 }
 
 fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, outcome: &Outcome) {
-    use ConditionType::{Failed, Progressing, Ready};
     use crate::status::UNAVAILABLE;
+    use ConditionType::{Failed, Progressing, Ready};
     let declared = after.declared.contains(object);
     if let Some(reason) = after.blocked.get(object) {
         status.set_condition(Ready, false, "Blocked", reason);

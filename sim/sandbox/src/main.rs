@@ -731,7 +731,9 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         "OrbitLab runs. Drive it with the orbitlab command (any node name works for ORBITLAB_NODE):"
     );
     say!("  ORBITLAB_ROOT={root} {cli} get /sectors");
-    say!("  ORBITLAB_ROOT={root} {cli} get /sectors/web");
+    say!(
+        "  ORBITLAB_ROOT={root} {cli} get /sectors/web   # its appliances: VMIDs, versions, health probes, bundles pushed"
+    );
     say!(
         "  ORBITLAB_ROOT={root} {cli} get /lxc/app   # the example instance: node, VMID, address, FQDN, power"
     );

@@ -108,7 +108,7 @@ pub fn used_for(kind: Kind) -> Option<&'static str> {
 }
 
 /// Status outputs every kind shares: each container of the object (VMID,
-/// node, digest of the configuration pushed into it) and each IPAM address
+/// node, appliance version, digest of the configuration pushed into it) and each IPAM address
 /// held by one of its parts.
 fn describe_parts(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -116,6 +116,9 @@ fn describe_parts(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, S
         let role = marker.role.map_or("container", ApplianceRole::as_str);
         out.insert(format!("{role}/vmid"), vmid.to_string());
         out.insert(format!("{role}/node"), c.node.to_string());
+        if let Some(version) = &c.version {
+            out.insert(format!("{role}/version"), version.clone());
+        }
         if let Some(digest) = observed.pushed.get(&vmid) {
             out.insert(format!("config/{vmid}"), digest.clone());
         }
