@@ -11,11 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use fake_world::{NODES, World, assert_ready, not_ready};
 use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle};
-use orbitlab_engine::reconcile::{Options, Reconciler, Scope};
 use orbitlab_engine::status::ConditionType;
 
 const SECTORS: [&str; 2] = ["alpha", "beta"];
@@ -267,20 +265,7 @@ fn run_refusing(world: &World, accepts: &BTreeSet<u32>) {
             local: node.into(),
             accepts: accepts.clone(),
         };
-        let reconciler = Reconciler {
-            pve: &world.pve,
-            store: &world.store,
-            host: &host,
-            options: Options {
-                task_deadline: Duration::from_secs(5),
-                max_passes: 8,
-                scope: if node == "pve1" {
-                    Scope::Cluster
-                } else {
-                    Scope::Node
-                },
-            },
-        };
+        let reconciler = world.agent(node, &host);
         reconciler.run().expect("a reconcile runs");
     }
 }
@@ -478,20 +463,7 @@ fn a_crash_after_the_new_container_started_before_it_is_configured_converges() {
                 old: old.clone(),
                 crashed: Arc::clone(&crashed),
             };
-            let reconciler = Reconciler {
-                pve: &world.pve,
-                store: &world.store,
-                host: &host,
-                options: Options {
-                    task_deadline: Duration::from_secs(5),
-                    max_passes: 8,
-                    scope: if node == "pve1" {
-                        Scope::Cluster
-                    } else {
-                        Scope::Node
-                    },
-                },
-            };
+            let reconciler = world.agent(node, &host);
             let _ = catch_unwind(AssertUnwindSafe(|| reconciler.run()));
             if crashed.load(Ordering::SeqCst) {
                 break;

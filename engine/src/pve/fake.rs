@@ -353,6 +353,21 @@ impl FakePve {
         Ok(())
     }
 
+    /// [`Self::reach`], and the node must be a cluster member (500 as
+    /// Proxmox answers otherwise).
+    fn reach_member(st: &State, method: &str, path: &str, node: &str) -> Result<()> {
+        Self::reach(st, method, path, node)?;
+        if !st.nodes.contains_key(node) {
+            return Err(fail(
+                method,
+                path,
+                500,
+                format!("no such cluster node '{node}'"),
+            ));
+        }
+        Ok(())
+    }
+
     /// An administrator sets `key` of an SDN object to `value` by hand
     /// (`vnet` for subnets); like an edit in the GUI it stays pending until
     /// an apply. Panics when the object does not exist or is pending
@@ -739,15 +754,7 @@ impl Pve for FakePve {
     fn node_dns(&self, node: &str) -> Result<NodeDns> {
         let st = self.call(format!("node_dns {node}"));
         let path = format!("/nodes/{node}/dns");
-        Self::reach(&st, "GET", &path, node)?;
-        if !st.nodes.contains_key(node) {
-            return Err(fail(
-                "GET",
-                &path,
-                500,
-                format!("no such cluster node '{node}'"),
-            ));
-        }
+        Self::reach_member(&st, "GET", &path, node)?;
         if st.unreadable_dns.contains(node) {
             return Err(fail(
                 "GET",
@@ -1169,15 +1176,7 @@ impl Pve for FakePve {
     fn node_status(&self, node: &str) -> Result<NodeStatus> {
         let st = self.call(format!("node_status {node}"));
         let path = format!("/nodes/{node}/status");
-        Self::reach(&st, "GET", &path, node)?;
-        if !st.nodes.contains_key(node) {
-            return Err(fail(
-                "GET",
-                &path,
-                500,
-                format!("no such cluster node '{node}'"),
-            ));
-        }
+        Self::reach_member(&st, "GET", &path, node)?;
         let r = st.resources.get(node).copied().unwrap_or_default();
         let guests: u64 = st
             .guests

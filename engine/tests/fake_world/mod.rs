@@ -209,7 +209,7 @@ impl World {
         world
     }
 
-    pub fn reconciler<'a>(&'a self, host: &'a Host, scope: Scope) -> Reconciler<'a> {
+    pub fn reconciler<'a>(&'a self, host: &'a dyn ContainerHost, scope: Scope) -> Reconciler<'a> {
         Reconciler {
             pve: &self.pve,
             store: &self.store,
@@ -220,6 +220,17 @@ impl World {
                 scope,
             },
         }
+    }
+
+    /// The reconciler `node`'s agent runs through `host`: cluster-scoped
+    /// on `pve1` (the owner here), node-scoped elsewhere.
+    pub fn agent<'a>(&'a self, node: &str, host: &'a dyn ContainerHost) -> Reconciler<'a> {
+        let scope = if node == "pve1" {
+            Scope::Cluster
+        } else {
+            Scope::Node
+        };
+        self.reconciler(host, scope)
     }
 
     /// The cluster-scoped reconciler (on `pve1`).
