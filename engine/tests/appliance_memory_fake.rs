@@ -199,9 +199,10 @@ fn a_version_and_a_memory_change_together_make_new_containers_with_the_new_memor
             "{sector}/{role} ({vmid}) made with another memory"
         );
     }
-    // The only config updates are each new container's switch (start on
-    // boot): none sets memory, on an old container or a new one.
-    assert_eq!(updates(&world).len(), 4, "{:#?}", world.writes());
+    // The only config updates are each switch's two (the old container
+    // off boot, the new one on boot): none sets memory, on an old
+    // container or a new one.
+    assert_eq!(updates(&world).len(), 8, "{:#?}", world.writes());
     for sector in SECTORS {
         assert_ready(&world, sector);
         let outputs = &world.status(sector).outputs;

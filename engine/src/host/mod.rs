@@ -8,8 +8,10 @@
 //!
 //! [`ContainerHost::exec_output`] runs a command whose answer matters (the
 //! appliances' health probe, [`health`]): its exit status and standard
-//! output (at most [`STDOUT_KEPT`] bytes) come back, and it is killed after
-//! [`EXEC_OUTPUT_DEADLINE`], so a wedged container cannot hang the agent.
+//! output (at most [`STDOUT_KEPT`] bytes) come back, and `pct` with every
+//! process it started is killed after [`EXEC_OUTPUT_DEADLINE`]
+//! ([`EXEC_DEADLINE`] for `push` and `exec`), so a wedged container cannot
+//! hang the agent.
 
 pub mod bundle;
 pub mod checks;
@@ -17,6 +19,7 @@ pub mod health;
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -84,6 +87,11 @@ pub const STDOUT_KEPT: usize = 64 * 1024;
 
 /// How long [`Pct`]'s `exec_output` lets `pct` run.
 pub const EXEC_OUTPUT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long [`Pct`]'s `push` and `exec` let `pct` run (an `apply` checks a
+/// configuration with the real tools and restarts a service): a wedged
+/// container fails the step instead of holding the agent and its locks.
+pub const EXEC_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Reaching into containers.
 pub trait ContainerHost: fmt::Debug + Send + Sync {
@@ -154,16 +162,17 @@ impl Pct {
         }
     }
 
-    /// Starts `pct` with `args`, standard error piped.
-    fn spawn(&self, args: &[String], stdin: bool, stdout: Stdio) -> Result<Child, HostError> {
-        let mut stdout = Some(stdout);
-        let mut spawn = || {
+    /// Starts `pct` with `args` in a process group of its own (so that a
+    /// deadline kills whatever it started too), output and error piped.
+    fn spawn(&self, args: &[String]) -> Result<Child, HostError> {
+        let spawn = || {
             Command::new(&self.program)
                 .args(args)
                 .env("ORBITLAB_NODE", &self.local)
-                .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-                .stdout(stdout.take().unwrap_or_else(Stdio::null))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
+                .process_group(0)
                 .spawn()
         };
         // A program just written (a stand-in `pct`) can be briefly "busy"
@@ -185,26 +194,20 @@ impl Pct {
         }
     }
 
-    fn run(&self, args: &[String], stdin: Option<&[u8]>) -> Result<(), HostError> {
-        let command = format!("{} {}", self.program, args.join(" "));
-        let mut child = self.spawn(args, stdin.is_some(), Stdio::null())?;
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A child that exits early closes the pipe; its status says why.
-            let _ = pipe.write_all(bytes);
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|source| HostError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
-        if output.status.success() {
+    /// Runs `pct` with `args` (within [`EXEC_DEADLINE`]); an exit status
+    /// other than 0 is an error with the end of its standard error.
+    fn run(&self, args: &[String]) -> Result<(), HostError> {
+        let output = self.run_output(args, EXEC_DEADLINE)?;
+        if output.success() {
             return Ok(());
         }
         Err(HostError::Failed {
-            command,
-            status: output.status.to_string(),
-            stderr: stderr_tail(&output.stderr),
+            command: format!("{} {}", self.program, args.join(" ")),
+            status: output.status.map_or_else(
+                || "killed by a signal".to_owned(),
+                |c| format!("exit status: {c}"),
+            ),
+            stderr: output.stderr,
         })
     }
 
@@ -212,11 +215,11 @@ impl Pct {
     /// output; killed after `deadline`.
     fn run_output(&self, args: &[String], deadline: Duration) -> Result<ExecOutput, HostError> {
         let command = format!("{} {}", self.program, args.join(" "));
-        let mut child = self.spawn(args, false, Stdio::piped())?;
+        let mut child = self.spawn(args)?;
         // Both pipes are drained on threads of their own, so a chatty
         // command never blocks on a full pipe and the deadline holds even
         // when something inside the container keeps a pipe open.
-        let reader = |pipe: Option<Box<dyn Read + Send>>, cap: usize| {
+        let reader = |pipe: Option<Box<dyn Read + Send>>, cap: Keep| {
             let (tx, rx) = std::sync::mpsc::channel();
             if let Some(pipe) = pipe {
                 std::thread::spawn(move || {
@@ -230,14 +233,14 @@ impl Pct {
                 .stdout
                 .take()
                 .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            STDOUT_KEPT,
+            Keep::Head(STDOUT_KEPT),
         );
         let err = reader(
             child
                 .stderr
                 .take()
                 .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            STDERR_KEPT,
+            Keep::Tail(STDERR_KEPT),
         );
         let started = Instant::now();
         let status = loop {
@@ -247,6 +250,14 @@ impl Pct {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Ok(None) => {
+                    // The whole group: `lxc-attach` and what runs inside
+                    // would otherwise keep the pipes (and their readers).
+                    if let Ok(pid) = i32::try_from(child.id()) {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(HostError::TimedOut {
@@ -276,20 +287,38 @@ impl Pct {
     }
 }
 
-/// Reads `pipe` to its end, keeping the first `cap` bytes (the rest is
-/// read and dropped); true when something was dropped.
-fn read_capped(mut pipe: impl Read, cap: usize) -> (Vec<u8>, bool) {
+/// Which part of a long output [`read_capped`] keeps.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// The first bytes (an answer: what comes first matters).
+    Head(usize),
+    /// The last bytes (an error: the end says what failed).
+    Tail(usize),
+}
+
+/// Reads `pipe` to its end, keeping the part `keep` says (the rest is read
+/// and dropped); true when something was dropped.
+fn read_capped(mut pipe: impl Read, keep: Keep) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut buffer = [0u8; 8192];
     let mut dropped = false;
     loop {
         match pipe.read(&mut buffer) {
             Ok(0) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                kept.extend_from_slice(&buffer[..n.min(room)]);
-                dropped |= n > room;
-            }
+            Ok(n) => match keep {
+                Keep::Head(cap) => {
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buffer[..n.min(room)]);
+                    dropped |= n > room;
+                }
+                Keep::Tail(cap) => {
+                    kept.extend_from_slice(&buffer[..n]);
+                    if kept.len() > cap {
+                        kept.drain(..kept.len() - cap);
+                        dropped = true;
+                    }
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
@@ -338,12 +367,12 @@ impl ContainerHost for Pct {
             "--perms".to_owned(),
             format!("{mode:o}"),
         ];
-        self.run(&args, None)
+        self.run(&args)
     }
 
     fn exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {
         self.ensure_local(node, vmid)?;
-        self.run(&exec_args(vmid, argv), None)
+        self.run(&exec_args(vmid, argv))
     }
 
     fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
@@ -464,6 +493,32 @@ mod tests {
             .run_output(&exec_args(101, &["x".into()]), Duration::from_millis(300))
             .unwrap_err();
         assert!(matches!(err, HostError::TimedOut { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_deadline_kills_what_pct_started_too() {
+        // `pct exec` runs lxc-attach, which runs the command: the whole
+        // group goes, not only `pct`.
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let pct = scripted_pct(
+            dir.path(),
+            &format!("sleep 30 & echo $! > {}; wait", pids.display()),
+        );
+        let err = pct
+            .run_output(&exec_args(101, &["x".into()]), Duration::from_millis(300))
+            .unwrap_err();
+        assert!(matches!(err, HostError::TimedOut { .. }), "{err}");
+        let pid = std::fs::read_to_string(&pids).unwrap();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the command pct started outlived the deadline");
     }
 
     #[test]

@@ -620,13 +620,46 @@ fn with_macs_of(
     Ok(nets)
 }
 
-/// Whether a step's error is the upgrade's own failure (Proxmox refused or
-/// failed a task, the helper refused the configuration), recorded so the
-/// version is not tried again; anything else (a lock, the store) is not,
-/// and the step is simply tried again.
+/// Whether a step's error is the upgrade's own failure, one that trying
+/// again would meet again: Proxmox refused the request or failed its task,
+/// or the helper (or `pct`) refused the configuration. Those are recorded
+/// so the version is not tried again. Anything that passes (the network,
+/// a timeout, a locked guest, the agent stopping, a lock, the store) is
+/// not recorded: the step is simply tried again.
 fn fails_upgrade(error: &ReconcileError) -> bool {
-    matches!(error, ReconcileError::Pve(_) | ReconcileError::Host(_))
+    use pve::{ApiErrorKind as Kind, PveError as E};
+    match error {
+        ReconcileError::Pve(E::TaskFailed { .. } | E::Decode { .. } | E::Unsupported { .. }) => {
+            true
+        }
+        ReconcileError::Pve(E::Api { kind, .. }) => matches!(
+            kind,
+            Kind::Invalid(_) | Kind::AlreadyExists | Kind::NotFound | Kind::Forbidden | Kind::Other
+        ),
+        ReconcileError::Host(crate::host::HostError::Failed { .. }) => true,
+        _ => false,
+    }
 }
+
+/// Why an upgrade failed, for its record and the Sector's status: the
+/// helper's or Proxmox's own words, without the command line, at most
+/// [`FAILURE_REASON_MAX`] characters.
+fn failure_reason(error: &ReconcileError) -> String {
+    let text = match error {
+        ReconcileError::Host(crate::host::HostError::Failed { status, stderr, .. }) => {
+            format!("in the container ({status}): {stderr}")
+        }
+        other => other.to_string(),
+    };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(FAILURE_REASON_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Most characters of an upgrade's failure reason kept.
+const FAILURE_REASON_MAX: usize = 300;
 
 /// Records that the upgrade of `marker`'s container `old` to `to` failed
 /// with `error` (when it is the upgrade's own failure; logged if the record
@@ -649,7 +682,7 @@ fn upgrade_failed(
         from: old.version.clone(),
         to: to.to_owned(),
         template: template.to_owned(),
-        reason: error.to_string(),
+        reason: failure_reason(error),
         at: crate::status::rfc3339(std::time::SystemTime::now()),
     };
     if let Err(e) = upgrades::set(ctx.store, &marker.name, role, entry) {
@@ -744,19 +777,29 @@ fn switch_appliance(ctx: &Context<'_>, plan: &SwitchPlan) -> Result<(), Reconcil
             let id = bundle::BundleId::new(&configure.digest, std::time::SystemTime::now());
             bundle::push(ctx.host, node, new, &id, &configure.files)?;
         }
-        let onboot = LxcUpdate {
-            set: [("onboot".to_owned(), "1".to_owned())].into(),
-            ..LxcUpdate::default()
-        };
-        ctx.pve.lxc_update(node, new, &onboot)?;
+        // Never both on boot: a node that reboots before the old one is
+        // destroyed must not start two containers with one address.
+        ctx.pve
+            .lxc_update(plan.old.node.as_str(), plan.old.vmid.get(), &on_boot(false))?;
+        ctx.pve.lxc_update(node, new, &on_boot(true))?;
         Ok::<u64, ReconcileError>(stopped_at)
     })();
     match result {
         Ok(stopped_at) => {
             let now = std::time::SystemTime::now();
-            let interruption_ms = match stopped_here {
-                Some(at) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
-                None => upgrades::ms(now).saturating_sub(stopped_at),
+            let interruption_ms = match (&entry, stopped_here) {
+                // Switched before a crash that lost only the record of the
+                // push: the interruption measured then stands.
+                (
+                    Some(RoleUpgrade::Done {
+                        vmid,
+                        interruption_ms,
+                        ..
+                    }),
+                    None,
+                ) if *vmid == new => *interruption_ms,
+                (_, Some(at)) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+                (_, None) => upgrades::ms(now).saturating_sub(stopped_at),
             };
             upgrades::set(
                 ctx.store,
@@ -815,5 +858,19 @@ fn roll_back(ctx: &Context<'_>, plan: &SwitchPlan) {
             .lxc_start(plan.old.node.as_str(), plan.old.vmid.get()),
     ) {
         tracing::warn!(vmid = %plan.old.vmid, error = %e, "cannot start the old appliance container again after a failed upgrade; the next pass does");
+    }
+    if let Err(e) = ctx
+        .pve
+        .lxc_update(plan.old.node.as_str(), plan.old.vmid.get(), &on_boot(true))
+    {
+        tracing::warn!(vmid = %plan.old.vmid, error = %e, "cannot set the old appliance container to start on boot again after a failed upgrade");
+    }
+}
+
+/// The config update that sets whether a container starts on boot.
+fn on_boot(yes: bool) -> LxcUpdate {
+    LxcUpdate {
+        set: [("onboot".to_owned(), if yes { "1" } else { "0" }.to_owned())].into(),
+        ..LxcUpdate::default()
     }
 }

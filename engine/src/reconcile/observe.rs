@@ -229,6 +229,9 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .collect();
     observed.recorded_uplinks = super::uplinks::read(store)?;
     observed.probes = probes(store)?;
+    observed.probes_read_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     observed.upgrades = super::upgrades::read_all(store)?;
     observed.statuses.clear();
     observed.homes.clear();
