@@ -19,6 +19,7 @@ use super::super::reply::Failure;
 use super::pki::PkiIntent;
 use super::ssh::SshIntent;
 use super::vault::VaultIntent;
+use orbitlab_engine::audit::Actor;
 use orbitlab_engine::api::{
     Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
     VaultPath, object_path, parse_object_status_path,
@@ -330,6 +331,8 @@ impl Call {
     /// computes everything it would remove and needs the privileges of
     /// every kind in that set.
     pub(super) fn run(self, api: &Api, who: &Identity) -> Result<Value, Failure> {
+        // The audit log names the authenticated caller.
+        let api = &api.clone().acting_as(Actor::https(&who.user));
         let changes = match self {
             Call::Get { path, ls: true } => return Ok(api.ls(&path)?),
             Call::Get { path, ls: false } => return Ok(api.get(&path)?),
