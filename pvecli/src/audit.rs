@@ -48,7 +48,11 @@ pub enum AuditCommand {
 /// Runs `orbitlab audit ...` on `store`.
 pub fn run(store: &Store, args: AuditArgs, format: OutputFormat) -> Result<ExitCode> {
     let log = AuditLog::new(store.clone());
-    let format = if args.json { OutputFormat::Json } else { format };
+    let format = if args.json {
+        OutputFormat::Json
+    } else {
+        format
+    };
     let (text, code) = match args.command {
         Some(AuditCommand::Verify) => verify(&log.verify()?, format)?,
         None => {
@@ -106,7 +110,9 @@ fn table(records: &[Record]) -> String {
             ]
         })
         .collect();
-    let header = ["SEQ", "TIME", "NODE", "ACTOR", "ACTION", "OUTCOME", "OBJECT"];
+    let header = [
+        "SEQ", "TIME", "NODE", "ACTOR", "ACTION", "OUTCOME", "OBJECT",
+    ];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

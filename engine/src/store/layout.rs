@@ -54,8 +54,8 @@ use std::path::{Path, PathBuf};
 use orbitlab_manifests::{Kind, Name, NodeName};
 
 use super::lock::LockName;
-use crate::audit::ShardName;
 use super::path::StorePath;
+use crate::audit::ShardName;
 use crate::ipam::PoolId;
 use crate::pki::{CaName, CertName};
 use crate::ssh::KeyName;

@@ -19,11 +19,11 @@ use super::super::reply::Failure;
 use super::pki::PkiIntent;
 use super::ssh::SshIntent;
 use super::vault::VaultIntent;
-use orbitlab_engine::audit::Actor;
 use orbitlab_engine::api::{
     Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
     VaultPath, object_path, parse_object_status_path,
 };
+use orbitlab_engine::audit::Actor;
 
 /// What a request asks, known from its method, path and query alone:
 /// enough to check privileges before the body is read.
