@@ -411,7 +411,13 @@ impl PkiCall {
             PkiCall::SignCsr(..) => Action::PkiCsrSign,
             PkiCall::Renew(_) => Action::PkiRenew,
             PkiCall::Key(..) => Action::PkiKeyExport,
-            _ => return None,
+            PkiCall::ListCas
+            | PkiCall::ShowCa(_)
+            | PkiCall::CaPem(_)
+            | PkiCall::Crl(_)
+            | PkiCall::ListCerts(_)
+            | PkiCall::ShowCert(..)
+            | PkiCall::RenewalDue(_) => return None,
         };
         let (_, path, query) = self.http();
         Some(super::audit_of(self.access(), action, path, query))
