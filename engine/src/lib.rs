@@ -10,6 +10,7 @@
 //! - [`ipam`], [`placement`], [`render`]: addresses, node choice, and the
 //!   configuration files of the appliances;
 //! - [`vault`], [`pki`], [`ssh`]: secrets, certificates and SSH keys;
+//! - [`audit`]: the hash-chained audit log of changes and secret reads;
 //! - [`api`]: the resource tree and its handlers, shared by the `orbitlab`
 //!   command and the agent's HTTPS server, with their permission rules;
 //! - [`host`]: pushing files into this node's containers (`pct`).
@@ -18,6 +19,7 @@
 //! parsing (those live in `orbitlab-agent` and `orbitlab-pvecli`).
 
 pub mod api;
+pub mod audit;
 pub mod doctor;
 pub mod host;
 pub mod ipam;

@@ -34,6 +34,8 @@ pub enum NodeOnly {
     Doctor,
     /// `orbitlab appliance build`.
     ApplianceBuild,
+    /// `orbitlab audit`.
+    Audit,
 }
 
 impl NodeOnly {
@@ -44,6 +46,7 @@ impl NodeOnly {
             NodeOnly::Reconcile => "reconcile --once",
             NodeOnly::Doctor => "doctor",
             NodeOnly::ApplianceBuild => "appliance build",
+            NodeOnly::Audit => "audit",
         }
     }
 
@@ -58,6 +61,9 @@ impl NodeOnly {
             }
             NodeOnly::ApplianceBuild => {
                 "it builds the template into a storage directory of the node it runs on, where only that node's agent can read it to upload it to the others"
+            }
+            NodeOnly::Audit => {
+                "it reads the audit log in the cluster filesystem of the node it runs on (every node holds the same log)"
             }
             NodeOnly::Reconcile => {
                 "it acts on Proxmox as the node it runs on, with that node's stored connection; the agent on the --host node already reconciles by itself (`orbitlab --host ... plan` shows what it would do, `status` what it reported)"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{appliance, pki, secrets, ssh_keys};
+use crate::{appliance, audit, pki, secrets, ssh_keys};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -26,14 +26,15 @@ Examples:
   printf %s 's3cr3t' | orbitlab secret set app/db/password
   orbitlab pki cert issue sectors web --dns web.orbitlab.internal
   orbitlab ssh-key create deploy
+  orbitlab audit verify
   ORBITLAB_TOKEN=... orbitlab --host https://pve1:8206 --cacert ca.pem get /sectors
 
 The store is /etc/pve (the Proxmox cluster filesystem); --root or
 ORBITLAB_ROOT point it elsewhere, e.g. at a sandbox. With --host (or
 ORBITLAB_HOST) ls, get, create, set, delete, apply (with --wait too),
 validate, secret, vault, ssh-key, pki, plan and status go to that node's
-agent over verified HTTPS instead; init, reconcile, doctor and appliance
-build run on a node only and refuse --host.";
+agent over verified HTTPS instead; init, reconcile, doctor, audit and
+appliance build run on a node only and refuse --host.";
 
 /// OrbitLab: a small, deterministic cloud on a Proxmox VE cluster.
 #[derive(Debug, Parser)]
@@ -175,6 +176,10 @@ pub enum Command {
     /// SSH keys kept in the vault: create, show, export, rotate, delete.
     #[command(subcommand, after_long_help = ssh_keys::EXAMPLES)]
     SshKey(ssh_keys::SshKeyCommand),
+    /// The audit log: every change and secret read (who, what, when,
+    /// which node; never a value); `audit verify` checks its hash chain.
+    #[command(after_long_help = audit::EXAMPLES)]
+    Audit(audit::AuditArgs),
     /// Appliance templates: build one on this node into a storage
     /// (agents copy it to the other nodes).
     #[command(subcommand, after_long_help = appliance::EXAMPLES)]

@@ -3,6 +3,7 @@
 //! when the request was refused or failed, 2 for usage errors.
 
 mod appliance;
+mod audit;
 mod backend;
 mod cli;
 mod doctor;
@@ -145,6 +146,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor => {
             backend.on_node(NodeOnly::Doctor)?;
             return doctor::run(&store, format);
+        }
+        Command::Audit(args) => {
+            backend.on_node(NodeOnly::Audit)?;
+            return audit::run(&store, args, format);
         }
         Command::Secret(command) => return secrets::run_secret(&backend, command)?.emit(format),
         Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),

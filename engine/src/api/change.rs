@@ -10,6 +10,7 @@ use orbitlab_manifests::{
 use serde::Serialize;
 
 use super::{ApiError, ApiPath};
+use crate::audit::{self, Detail, Witness};
 use crate::store::layout::{self, Lock};
 use crate::store::{Store, StoreError};
 
@@ -217,15 +218,27 @@ pub(crate) fn refuse_duplicates(documents: &[Sourced<Manifest>]) -> Result<(), A
 }
 
 /// Runs `edit` on the stored set under the manifests lock, validates the
-/// result, writes it, and bumps the change counter.
+/// result, records the changes in the audit log as `method` by the
+/// witness (before writing: an audit failure changes nothing), writes
+/// it, and bumps the change counter.
 pub(crate) fn commit(
     store: &Store,
+    (witness, method): (&Witness, audit::Action),
     edit: impl FnOnce(&mut Catalog) -> Result<(), ApiError>,
 ) -> Result<Vec<Change>, ApiError> {
     let _guard = store.lock(Lock::Manifests.name())?;
     let mut catalog = Catalog::load(store)?;
     edit(&mut catalog)?;
     let changes = catalog.validated_changes()?;
+    let recorded: Vec<_> = changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .map(|c| {
+            let manifest = catalog.current(c.kind, &c.name);
+            (method, c.path(), audit_detail(c.action, manifest))
+        })
+        .collect();
+    witness.begin(&recorded)?;
     let mut journal = Journal::default();
     for change in changes.iter().filter(|c| c.action != Action::Unchanged) {
         let result = match catalog.current(change.kind, &change.name) {
@@ -233,6 +246,7 @@ pub(crate) fn commit(
             None => journal.remove(store, change.kind, &change.name),
         };
         if let Err(error) = result {
+            witness.failed(&recorded);
             return Err(journal.undo(store, error));
         }
     }
@@ -240,6 +254,22 @@ pub(crate) fn commit(
         store.bump_generation()?;
     }
     Ok(changes)
+}
+
+/// What the audit log says about one object's change: what happened to it
+/// and the SHA-256 of the manifest written (never its content).
+fn audit_detail(action: Action, written: Option<&Manifest>) -> Detail {
+    use sha2::Digest;
+    let mut detail = Detail::new();
+    let action = serde_json::to_value(action).ok();
+    if let Some(action) = action.as_ref().and_then(|a| a.as_str()) {
+        detail.insert("change".into(), action.to_owned());
+    }
+    if let Some(manifest) = written {
+        let digest = sha2::Sha256::digest(codec::encode(manifest).as_bytes());
+        detail.insert("sha256".into(), hex::encode(digest));
+    }
+    detail
 }
 
 /// Previous contents of the files written so far, to undo them.

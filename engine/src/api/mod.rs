@@ -10,6 +10,12 @@
 //! files already written if a later write fails. Then it bumps the change
 //! counter so agents on every node notice.
 //!
+//! Every change, and every call that hands out a secret value or private
+//! key, is recorded in the audit log ([`crate::audit`]) as made by the
+//! API's [`Actor`] ([`Api::acting_as`]; by default this process's local
+//! user): a change before it is written, a read before its answer is
+//! returned. Failing to record refuses the call.
+//!
 //! A delete is computed before it is made ([`Api::removal`]: the object
 //! and, when forced, everything that refers to it), so the HTTP server can
 //! check the caller's right to every object it would remove, then delete
@@ -50,6 +56,7 @@ pub use properties::{PropertyError, PropertyValue};
 pub use ssh::{KeyRequest, SshCall, SshPath};
 pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};
 
+use crate::audit::{self, Actor, Audited, Detail, Witness};
 use crate::store::{ObjectError, Store, StoreError};
 
 /// Why a request was refused. Nothing was changed when any of these is
@@ -82,12 +89,48 @@ pub enum ApiError {
 #[derive(Debug, Clone)]
 pub struct Api {
     store: Store,
+    actor: Actor,
 }
 
 impl Api {
-    /// An API reading and writing `store`.
+    /// An API reading and writing `store`, acting as this process's local
+    /// user ([`Actor::local`]).
     pub fn new(store: Store) -> Self {
-        Api { store }
+        Api {
+            store,
+            actor: Actor::local(),
+        }
+    }
+
+    /// The same API acting for `actor`: the audit log names it for every
+    /// change and value read (the HTTPS server: the authenticated caller).
+    pub fn acting_as(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who this API acts for.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    fn witness(&self) -> Witness {
+        Witness::new(&self.store, &self.actor)
+    }
+
+    /// Runs a vault, SSH key or PKI call, recorded when `audited` says so:
+    /// `(kind, action, object, detail)`.
+    fn audited<T, E: From<StoreError>>(
+        &self,
+        audited: Option<(Audited, audit::Action, String, Detail)>,
+        call: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        match audited {
+            None => call(),
+            Some((kind, action, object, detail)) => {
+                self.witness().around(kind, action, object, detail, call)
+            }
+        }
     }
 
     /// The store behind this API.
@@ -173,7 +216,7 @@ impl Api {
         let manifest = view::manifest_from_properties(*kind, None, properties)
             .map_err(|reason| bad_property(path, reason))?;
         let target = ApiPath::Object(*kind, manifest.name().clone());
-        self.change(|set| {
+        self.change(audit::Action::Create, |set| {
             if set.contains(*kind, manifest.name()) {
                 return Err(ApiError::Conflict {
                     path: target.to_string(),
@@ -201,7 +244,7 @@ impl Api {
                     .into(),
             });
         };
-        self.change(|set| {
+        self.change(audit::Action::Set, |set| {
             let current = set.get(*kind, name).ok_or_else(|| not_found(path))?;
             let updated = view::update_from_properties(&current.value, properties, delete)
                 .map_err(|reason| bad_property(path, reason))?;
@@ -224,7 +267,7 @@ impl Api {
     /// `force`, which deletes them too (and what refers to them): what
     /// [`Api::removal`] reports.
     pub fn delete(&self, path: &ApiPath, force: bool) -> Result<Vec<Change>, ApiError> {
-        self.change(|set| {
+        self.change(audit::Action::Delete, |set| {
             let removal = plan_removal(set, path, force)?;
             remove_all(set, &removal);
             Ok(())
@@ -237,7 +280,7 @@ impl Api {
     /// is deleted and a 409 asks to check again.
     pub fn delete_exactly(&self, expected: &Removal) -> Result<Vec<Change>, ApiError> {
         let path = expected.target();
-        self.change(|set| {
+        self.change(audit::Action::Delete, |set| {
             let force = expected.has_dependents();
             let now = plan_removal(set, &path, force)?;
             if now != *expected {
@@ -257,7 +300,7 @@ impl Api {
     /// Writes every given manifest (created or replaced) after validating
     /// them together with everything stored; all or nothing.
     pub fn apply(&self, documents: Vec<Sourced<Manifest>>) -> Result<Vec<Change>, ApiError> {
-        self.change(|set| {
+        self.change(audit::Action::Apply, |set| {
             change::refuse_duplicates(&documents)?;
             for doc in documents {
                 set.put(doc);
@@ -278,9 +321,10 @@ impl Api {
 
     fn change(
         &self,
+        action: audit::Action,
         edit: impl FnOnce(&mut change::Catalog) -> Result<(), ApiError>,
     ) -> Result<Vec<Change>, ApiError> {
-        change::commit(&self.store, edit)
+        change::commit(&self.store, (&self.witness(), action), edit)
     }
 
     fn require(&self, path: &ApiPath) -> Result<Manifest, ApiError> {
@@ -402,6 +446,23 @@ fn remove_all(set: &mut change::Catalog, removal: &Removal) {
     for key in &removal.edited {
         set.unlink(key, &removed);
     }
+}
+
+/// The audit form of a vault, SSH key or PKI call: read or change, the
+/// action, the call's path, and its query as detail (paths and queries
+/// never hold a secret: values, keys and passphrases travel in bodies).
+fn audit_of(
+    access: VaultAccess,
+    action: audit::Action,
+    path: impl std::fmt::Display,
+    query: Vec<(&'static str, String)>,
+) -> (Audited, audit::Action, String, Detail) {
+    let kind = match access {
+        VaultAccess::Value => Audited::Read,
+        VaultAccess::Change | VaultAccess::Metadata => Audited::Change,
+    };
+    let detail = query.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    (kind, action, path.to_string(), detail)
 }
 
 fn not_found(path: &ApiPath) -> ApiError {

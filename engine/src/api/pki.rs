@@ -33,6 +33,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Api, PathError, VaultAccess};
+use crate::audit::{Action, Audited, Detail};
 use crate::pki::{
     CaName, CaOptions, CertName, DnsName, LeafProfile, LeafRequest, Lifetime, PkiError,
     RevocationReason, RevokeTarget,
@@ -399,10 +400,38 @@ fn json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
+impl PkiCall {
+    /// How the audit log records the call: a private key read and every
+    /// change, with the call's path and query (a CSR's body is not kept).
+    pub(crate) fn audited(&self) -> Option<(Audited, Action, String, Detail)> {
+        let action = match self {
+            PkiCall::CreateCa(..) => Action::PkiCaCreate,
+            PkiCall::Revoke(..) => Action::PkiRevoke,
+            PkiCall::Issue(..) => Action::PkiCertIssue,
+            PkiCall::SignCsr(..) => Action::PkiCsrSign,
+            PkiCall::Renew(_) => Action::PkiRenew,
+            PkiCall::Key(..) => Action::PkiKeyExport,
+            PkiCall::ListCas
+            | PkiCall::ShowCa(_)
+            | PkiCall::CaPem(_)
+            | PkiCall::Crl(_)
+            | PkiCall::ListCerts(_)
+            | PkiCall::ShowCert(..)
+            | PkiCall::RenewalDue(_) => return None,
+        };
+        let (_, path, query) = self.http();
+        Some(super::audit_of(self.access(), action, path, query))
+    }
+}
+
 impl Api {
     /// Runs a PKI call on this API's store (blocking; changes take the
     /// `pki` lock). Privileges are the caller's business.
     pub fn pki(&self, call: PkiCall) -> Result<Value, PkiError> {
+        self.audited(call.audited(), || self.pki_unrecorded(call))
+    }
+
+    fn pki_unrecorded(&self, call: PkiCall) -> Result<Value, PkiError> {
         let pki = crate::pki::Pki::new(Vault::new(self.store().clone()));
         Ok(match call {
             PkiCall::ListCas => json(&pki.list_cas()?),

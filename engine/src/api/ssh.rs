@@ -22,6 +22,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Api, PathError, VaultAccess};
+use crate::audit::{Action, Audited, Detail};
 use crate::ssh::{KeyName, KeySpec, SshAlgorithm, SshError, SshKeys};
 use crate::vault::{SecretValue, Vault};
 
@@ -173,6 +174,23 @@ impl SshCall {
     }
 }
 
+impl SshCall {
+    /// How the audit log records the call: a private key read and every
+    /// change, with the call's path and query (never a passphrase).
+    pub(crate) fn audited(&self) -> Option<(Audited, Action, String, Detail)> {
+        let action = match self {
+            SshCall::List | SshCall::Show(_) | SshCall::Public(_) => return None,
+            SshCall::Private(_) => Action::SshKeyExport,
+            SshCall::Generate(..) => Action::SshKeyCreate,
+            SshCall::Rotate(..) => Action::SshKeyRotate,
+            SshCall::DropPrevious(_) => Action::SshKeyDropPrevious,
+            SshCall::Delete(_) => Action::SshKeyDelete,
+        };
+        let (_, path, query) = self.http();
+        Some(super::audit_of(self.access(), action, path, query))
+    }
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
@@ -181,6 +199,10 @@ impl Api {
     /// Runs an SSH-key call on this API's store (blocking; changes take
     /// the vault's lock). Privileges are the caller's business.
     pub fn ssh(&self, call: SshCall) -> Result<Value, SshError> {
+        self.audited(call.audited(), || self.ssh_unrecorded(call))
+    }
+
+    fn ssh_unrecorded(&self, call: SshCall) -> Result<Value, SshError> {
         let keys = SshKeys::new(Vault::new(self.store().clone()));
         Ok(match call {
             SshCall::List => json(&keys.list()?),

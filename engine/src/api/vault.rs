@@ -25,6 +25,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Api, PathError};
+use crate::audit::{Action, Audited, Detail};
 use crate::vault::{Secret, SecretPath, SecretValue, Vault, VaultError, Version};
 
 /// A path below `/vault`.
@@ -225,6 +226,24 @@ impl VaultCall {
     }
 }
 
+impl VaultCall {
+    /// How the audit log records the call: a value read and every change,
+    /// with the call's path and query (never its body: no value).
+    pub(crate) fn audited(&self) -> Option<(Audited, Action, String, Detail)> {
+        let action = match self {
+            VaultCall::Status | VaultCall::List { .. } | VaultCall::Versions(_) => return None,
+            VaultCall::Value { .. } => Action::SecretRead,
+            VaultCall::Set { .. } => Action::SecretSet,
+            VaultCall::Rollback { .. } => Action::SecretRollback,
+            VaultCall::Prune { .. } => Action::SecretPrune,
+            VaultCall::Delete(_) => Action::SecretDelete,
+            VaultCall::RotateKey => Action::VaultRotateKey,
+        };
+        let (_, path, query) = self.http();
+        Some(super::audit_of(self.access(), action, path, query))
+    }
+}
+
 /// The answer of a vault call, as JSON. A value read answers
 /// `{path, version, created, encoding: "base64", value}`.
 pub fn secret_json(secret: &Secret) -> Value {
@@ -242,6 +261,10 @@ impl Api {
     /// vault's cluster lock). Privileges are the caller's business: the
     /// server checks them first, the command runs as root.
     pub fn vault(&self, call: VaultCall) -> Result<Value, VaultError> {
+        self.audited(call.audited(), || self.vault_unrecorded(call))
+    }
+
+    fn vault_unrecorded(&self, call: VaultCall) -> Result<Value, VaultError> {
         let vault = Vault::new(self.store().clone());
         Ok(match call {
             VaultCall::Status => json(&vault.status()?),

@@ -486,6 +486,7 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
                 .get(&path)
                 .map_err(|e| ReconcileError::Internal(format!("Secret {secret}: {e}")))?
                 .value;
+            crate::audit::delivered(ctx.store, &path, &plan.hostname)?;
             let text = value.expose_str().ok_or_else(|| {
                 ReconcileError::Internal(format!(
                     "Secret {secret} is not text, so it cannot be a password"

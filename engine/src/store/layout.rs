@@ -23,6 +23,8 @@
 //! | `pki/cas/<ca>.json`                    | [`pki_ca`]              | public CA record, JSON; under [`Lock::Pki`] |
 //! | `pki/certs/<ca>/<cert>.json`           | [`pki_cert`]            | public leaf record, JSON; under [`Lock::Pki`] |
 //! | `ssh/<key>.json`                       | [`ssh_key()`]           | public SSH key record, JSON; under [`Lock::Ssh`] |
+//! | `audit/<YYYY-MM-DD>[.<n>].jsonl`       | [`audit_shard`]         | audit records of one UTC day, one JSON line each, hash-chained ([`crate::audit`]); under [`Lock::Audit`] |
+//! | `audit/head.json`                      | [`audit_head`]          | the newest audit record's seq, hash and shard; under [`Lock::Audit`] |
 //!
 //! `<root>/priv/orbitlab/` ([`Area::Private`](super::Area::Private); root-only, directories
 //! 0700, files 0600):
@@ -53,6 +55,7 @@ use orbitlab_manifests::{Kind, Name, NodeName};
 
 use super::lock::LockName;
 use super::path::StorePath;
+use crate::audit::ShardName;
 use crate::ipam::PoolId;
 use crate::pki::{CaName, CertName};
 use crate::ssh::KeyName;
@@ -89,10 +92,13 @@ pub enum Lock {
     Pki,
     /// `ssh`: every SSH key change (takes [`Lock::Vault`] inside).
     Ssh,
+    /// `audit`: every audit append; always the innermost lock (taken
+    /// inside the others, takes none).
+    Audit,
 }
 
 /// The names of [`Lock::ALL`], in the same order; checked while compiling.
-static LOCK_NAMES: [LockName; 9] = [
+static LOCK_NAMES: [LockName; 10] = [
     LockName::constant("manifests"),
     LockName::constant("generation"),
     LockName::constant("reconcile"),
@@ -102,11 +108,12 @@ static LOCK_NAMES: [LockName; 9] = [
     LockName::constant("vault"),
     LockName::constant("pki"),
     LockName::constant("ssh"),
+    LockName::constant("audit"),
 ];
 
 impl Lock {
     /// Every lock, in declaration order.
-    pub const ALL: [Lock; 9] = [
+    pub const ALL: [Lock; 10] = [
         Lock::Manifests,
         Lock::Generation,
         Lock::Reconcile,
@@ -116,6 +123,7 @@ impl Lock {
         Lock::Vault,
         Lock::Pki,
         Lock::Ssh,
+        Lock::Audit,
     ];
 
     /// The lock's name, for [`Store::lock`](super::Store::lock).
@@ -309,6 +317,23 @@ pub fn record_file_name(file: &str) -> Option<&str> {
     file.strip_suffix(RECORD_EXTENSION)?.strip_suffix('.')
 }
 
+// ---- audit log -------------------------------------------------------------
+
+/// `audit/`: the audit log's shards and head.
+pub fn audit_dir() -> StorePath {
+    config("audit")
+}
+
+/// `audit/<YYYY-MM-DD>[.<n>].jsonl`: one shard of the audit log.
+pub fn audit_shard(shard: &ShardName) -> StorePath {
+    config(&format!("audit/{shard}"))
+}
+
+/// `audit/head.json`: the audit log's newest record.
+pub fn audit_head() -> StorePath {
+    config("audit/head.json")
+}
+
 // ---- private area ----------------------------------------------------------
 
 /// `pve-api.json` (private): the stored Proxmox connection.
@@ -426,6 +451,16 @@ mod tests {
             (pki_cert(&ca, &cert), "orbitlab/pki/certs/root/api.json"),
             (ssh_keys_dir(), "orbitlab/ssh"),
             (ssh_key(&key), "orbitlab/ssh/deploy.json"),
+            (audit_dir(), "orbitlab/audit"),
+            (
+                audit_shard(&ShardName::parse("2026-12-06.jsonl").unwrap()),
+                "orbitlab/audit/2026-12-06.jsonl",
+            ),
+            (
+                audit_shard(&ShardName::parse("2026-12-06.2.jsonl").unwrap()),
+                "orbitlab/audit/2026-12-06.2.jsonl",
+            ),
+            (audit_head(), "orbitlab/audit/head.json"),
             (connection(), "priv/orbitlab/pve-api.json"),
             (vault_keyring(), "priv/orbitlab/vault/keyring.json"),
             (vault_secrets_dir(), "priv/orbitlab/vault/secrets"),
@@ -465,7 +500,8 @@ mod tests {
                 "ipam",
                 "vault",
                 "pki",
-                "ssh"
+                "ssh",
+                "audit"
             ]
         );
         for lock in Lock::ALL {

@@ -124,11 +124,15 @@ impl Sandbox {
     }
 
     /// The stored data: every file but the lock owner notes (which every
-    /// locking command rewrites, changing nothing else).
+    /// locking command rewrites, changing nothing else) and the audit log
+    /// (which records refused changes too: `begun`, then `failed`).
     pub fn stored_data(&self) -> Vec<(PathBuf, Vec<u8>)> {
         self.stored_files()
             .into_iter()
-            .filter(|(path, _)| !path.to_string_lossy().contains("/priv/orbitlab/locks/"))
+            .filter(|(path, _)| {
+                let path = path.to_string_lossy();
+                !path.contains("/priv/orbitlab/locks/") && !path.contains("/orbitlab/audit/")
+            })
             .collect()
     }
 

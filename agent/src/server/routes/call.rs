@@ -23,6 +23,7 @@ use orbitlab_engine::api::{
     Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
     VaultPath, object_path, parse_object_status_path,
 };
+use orbitlab_engine::audit::Actor;
 
 /// What a request asks, known from its method, path and query alone:
 /// enough to check privileges before the body is read.
@@ -330,6 +331,8 @@ impl Call {
     /// computes everything it would remove and needs the privileges of
     /// every kind in that set.
     pub(super) fn run(self, api: &Api, who: &Identity) -> Result<Value, Failure> {
+        // The audit log names the authenticated caller.
+        let api = &api.clone().acting_as(Actor::https(&who.user));
         let changes = match self {
             Call::Get { path, ls: true } => return Ok(api.ls(&path)?),
             Call::Get { path, ls: false } => return Ok(api.get(&path)?),
