@@ -232,6 +232,11 @@ pub enum ProbeState<'a> {
     Failed(&'a str),
 }
 
+/// A probe older than this (by the reader's clock: ten times the agents'
+/// default probe interval, far beyond any clock skew a cluster tolerates)
+/// no longer counts ([`ApplianceProbe::aged`]).
+pub const PROBE_STALE_MS: u64 = 5 * 60 * 1000;
+
 impl ApplianceProbe {
     /// The probe answered `health` at `checked_ms`.
     pub fn answered(health: ApplianceHealth, checked_ms: u64) -> Self {
@@ -255,6 +260,24 @@ impl ApplianceProbe {
             error: Some(clean(reason)),
             checked_ms,
         }
+    }
+
+    /// This probe as a reader at `now_ms` (Unix milliseconds) takes it: a
+    /// probe older than [`PROBE_STALE_MS`] says nothing about now (its
+    /// agent stopped probing: stopped, or wedged), so it becomes a probe
+    /// that could not run, naming `node`'s agent.
+    pub fn aged(self, now_ms: u64, node: &str) -> Self {
+        let age_ms = now_ms.saturating_sub(self.checked_ms);
+        if age_ms <= PROBE_STALE_MS {
+            return self;
+        }
+        ApplianceProbe::failed(
+            &format!(
+                "its last health probe is {} s old; is the agent on node {node} running? (orbitlab get /nodes)",
+                age_ms / 1000
+            ),
+            self.checked_ms,
+        )
     }
 
     /// What it says. A record that claims healthy with a problem or an

@@ -229,9 +229,6 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
         .collect();
     observed.recorded_uplinks = super::uplinks::read(store)?;
     observed.probes = probes(store)?;
-    observed.probes_read_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     observed.upgrades = super::upgrades::read_all(store)?;
     observed.statuses.clear();
     observed.homes.clear();
@@ -267,18 +264,25 @@ fn homes<'a>(
 }
 
 /// The appliance probes the agents published in their heartbeats, by node
-/// and VMID (entries with an invalid node name or VMID are left out).
+/// and VMID (entries with an invalid node name or VMID are left out; a
+/// stale one counts as a probe that could not run, see
+/// [`crate::host::health::ApplianceProbe::aged`]).
 fn probes(
     store: &Store,
 ) -> Result<BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>, ReconcileError>
 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Ok(crate::liveness::probes_by_node(store)?
         .into_iter()
         .filter_map(|(node, probes)| {
             let node = valid::<NodeName>("heartbeat node", &node)?;
             let probes = probes
                 .into_iter()
-                .filter_map(|(vmid, p)| Some((Vmid::try_from(vmid).ok()?, p)))
+                .filter_map(|(vmid, p)| {
+                    Some((Vmid::try_from(vmid).ok()?, p.aged(now_ms, node.as_str())))
+                })
                 .collect();
             Some((node, probes))
         })

@@ -249,9 +249,6 @@ pub struct Observed {
     /// [`crate::liveness::probes_by_node`]) and VMID. A container's health
     /// is what the agent of the node it runs on says.
     pub probes: BTreeMap<NodeName, BTreeMap<Vmid, crate::host::health::ApplianceProbe>>,
-    /// When [`Self::probes`] were read (Unix milliseconds, this node's
-    /// clock; 0: not read): a probe much older than that is stale.
-    pub probes_read_ms: u64,
     /// Appliance upgrades on record, by Sector and role
     /// ([`super::upgrades`]).
     pub upgrades: BTreeMap<orbitlab_manifests::Name, super::upgrades::Record>,

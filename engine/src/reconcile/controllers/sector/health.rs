@@ -13,8 +13,8 @@
 //! - unhealthy, or the probe could not run: the Sector is unavailable
 //!   (not Ready, not failed — nothing a step of OrbitLab's would repair;
 //!   no backoff), with the problems;
-//! - a probe older than five minutes (its agent stopped probing): the
-//!   Sector waits, saying so;
+//! - a probe older than five minutes (its agent stopped probing) counts
+//!   as one that could not run ([`ApplianceProbe::aged`]);
 //! - healthy: nothing holds it back.
 //!
 //! Outputs: `<role>/health` (`healthy`, `unhealthy: ...`, `probe failed:
@@ -34,11 +34,6 @@ use crate::reconcile::action::Action;
 use crate::reconcile::controllers::part;
 use crate::reconcile::observed::Observed;
 use crate::reconcile::plan::Planner;
-
-/// A probe older than this (by the reader's clock; ten times the agents'
-/// default probe interval, far beyond any clock skew a cluster tolerates)
-/// no longer counts: its agent stopped probing.
-const PROBE_STALE_MS: u64 = 5 * 60 * 1000;
 
 /// What the probes say of one appliance container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,16 +70,6 @@ fn judge(
         ));
     };
     let which = format!("the {role} (container {vmid} on node {node})");
-    let age_ms = observed.probes_read_ms.saturating_sub(probe.checked_ms);
-    if observed.probes_read_ms > 0 && age_ms > PROBE_STALE_MS {
-        // Its agent stopped probing (stopped, or wedged): what it last saw
-        // says nothing about now.
-        return Verdict::Waiting(format!(
-            "waiting for a fresh health probe of {which}: the last one ({}) is {} s old; is the agent on node {node} running? (orbitlab get /nodes)",
-            when(probe),
-            age_ms / 1000
-        ));
-    }
     match probe.state() {
         // Whatever it ran, a container that cannot be probed is reported.
         ProbeState::Failed(error) => {
@@ -218,12 +203,13 @@ mod tests {
     #[test]
     fn a_probe_its_agent_stopped_renewing_no_longer_counts() {
         let current = "9f86d081884c7d65-1700000000000";
-        let mut seen = observed(Some(answered(Some(current), &[])));
-        seen.probes_read_ms = 1_000 + PROBE_STALE_MS;
-        let verdict = |o: &Observed| judge(o, ApplianceRole::Gateway, vmid(), &node(), DIGEST);
-        assert_eq!(verdict(&seen), Verdict::Healthy);
-        seen.probes_read_ms += 1;
-        let Verdict::Waiting(why) = verdict(&seen) else {
+        let fresh = answered(Some(current), &[]);
+        let limit = 1_000 + crate::host::health::PROBE_STALE_MS;
+        assert_eq!(
+            verdict(Some(fresh.clone().aged(limit, "pve2"))),
+            Verdict::Healthy
+        );
+        let Verdict::Unhealthy(why) = verdict(Some(fresh.aged(limit + 1, "pve2"))) else {
             panic!("a stale probe still counts")
         };
         assert!(
