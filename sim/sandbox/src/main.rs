@@ -753,6 +753,9 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
     say!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
     say!("  ORBITLAB_ROOT={root} {cli} get /cluster");
     say!(
+        "  ORBITLAB_ROOT={root} {cli} audit   # who changed or read what, from which node (never a value); audit verify checks the hash chain"
+    );
+    say!(
         "Use the agents' HTTPS API as the web UI panel and scripts do (token header from the 0600 file):"
     );
     let ca = sb.ca.display();
