@@ -3,6 +3,8 @@
 //! keep one chain; the API records changes and secret reads with who and
 //! where, never a value, and refuses a change it cannot record.
 
+mod files_support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -347,23 +349,6 @@ fn concurrent_appenders_keep_one_unbroken_chain() {
 const SECTOR_WEB: &str = "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n";
 const PLAINTEXT: &str = "AUDITCHECK-value-3f9e1c77";
 
-/// Every file under `root`.
-fn all_files(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push((e.path(), std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_api_records_changes_and_reads_with_who_and_where_never_a_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,12 +447,11 @@ fn the_api_records_changes_and_reads_with_who_and_where_never_a_value() {
             .encode(PLAINTEXT)
             .into_bytes(),
     ];
-    for (path, bytes) in all_files(dir.path()) {
+    for (path, bytes) in files_support::all_files(dir.path()) {
         for form in &forms {
             assert!(
                 !bytes.windows(form.len()).any(|w| w == form.as_slice()),
-                "{} holds the secret",
-                path.display()
+                "{path} holds the secret"
             );
         }
     }

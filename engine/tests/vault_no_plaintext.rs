@@ -5,9 +5,10 @@
 //! hex and base64) and for the private keys. They must appear nowhere but
 //! in what a decryption hands back.
 
+mod files_support;
+
 use std::io::Write;
 use std::num::NonZeroUsize;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -43,26 +44,6 @@ fn p(s: &str) -> SecretPath {
 
 fn v(s: &str) -> SecretValue {
     SecretValue::new(s.as_bytes().to_vec()).unwrap()
-}
-
-/// Every file under `root`, as lossy text (binary bytes kept distinct).
-fn all_files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push((
-                    e.path().display().to_string(),
-                    std::fs::read(e.path()).unwrap(),
-                ));
-            }
-        }
-    }
-    out
 }
 
 /// Forms a secret could leak in.
@@ -134,7 +115,7 @@ fn plaintext_appears_nowhere_but_in_decryptions() {
 
     // Damage: a flipped byte, a swapped file, a foreign keyring.
     vault.set(&p("other"), &v(SECRET_1)).unwrap();
-    let files: Vec<_> = all_files(&dir.path().join("priv/orbitlab/vault/secrets"));
+    let files: Vec<_> = files_support::all_files(&dir.path().join("priv/orbitlab/vault/secrets"));
     for (file, bytes) in &files {
         // One character of the encrypted data changed to another of the
         // same alphabet (hex and base64 both stay valid): only the
@@ -219,7 +200,7 @@ fn plaintext_appears_nowhere_but_in_decryptions() {
 
     drop(_log);
     let logs = captured.0.lock().unwrap().clone();
-    let mut corpus: Vec<(String, Vec<u8>)> = all_files(dir.path());
+    let mut corpus: Vec<(String, Vec<u8>)> = files_support::all_files(dir.path());
     corpus.push(("captured logs".into(), logs.clone()));
     corpus.extend(
         seen.iter()
