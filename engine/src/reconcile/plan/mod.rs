@@ -107,15 +107,18 @@ fn index(observed: &Observed) -> BTreeMap<&Marker, Vec<Vmid>> {
 }
 
 impl<'a> Planner<'a> {
-    /// A planner over `view` (an observation adjusted by a controller, such
-    /// as one that shows only the container an upgrade is switching to),
-    /// sharing this one's desired state and Backplane; what it plans is
-    /// its caller's to keep.
-    pub(crate) fn seeing<'b>(&self, view: &'b Observed) -> Planner<'b>
-    where
-        'a: 'b,
-    {
-        Planner {
+    /// Runs `f` on a planner over `view` (an observation adjusted by a
+    /// controller, such as one that shows only the container an upgrade
+    /// is switching to), sharing this one's desired state and Backplane.
+    /// What `f` returns is its caller's to keep; the reasons it gives for
+    /// blocking or waiting objects are this planner's too, so none is lost
+    /// from the status.
+    pub(crate) fn seeing<T>(
+        &mut self,
+        view: &Observed,
+        f: impl FnOnce(&mut Planner<'_>) -> T,
+    ) -> T {
+        let mut sub = Planner {
             desired: self.desired,
             observed: view,
             markers: index(view),
@@ -124,7 +127,15 @@ impl<'a> Planner<'a> {
             planned_addresses: self.planned_addresses.clone(),
             placed: self.placed.clone(),
             backplane: self.backplane.clone(),
+        };
+        let out = f(&mut sub);
+        for (object, reason) in sub.plan.blocked {
+            self.block(object, reason);
         }
+        for (object, reason) in sub.plan.waiting {
+            self.wait(object, reason);
+        }
+        out
     }
 
     /// The containers carrying `marker`, lowest VMID first (more than one

@@ -324,7 +324,7 @@ impl Planner<'_> {
         // Configuration that cannot be rendered blocks the Sector; its other
         // steps (a stopped container started, a duplicate removed) still run.
         let configure = match &upgrade.view {
-            Some(view) => self.seeing(view).configure_sector(name, spec, tag, bp),
+            Some(view) => self.seeing(view, |p| p.configure_sector(name, spec, tag, bp)),
             None => self.configure_sector(name, spec, tag, bp),
         };
         match configure {
