@@ -23,6 +23,8 @@ mod error;
 mod kind;
 mod manifest;
 mod names;
+pub mod period;
+pub mod selector;
 mod set;
 mod sourced;
 pub mod spec;
@@ -36,12 +38,15 @@ pub use names::{
     BridgeName, DnsName, InvalidValue, LabelKey, LabelValue, Name, NodeName, StorageId, Version,
     VolumeId,
 };
+pub use period::Period;
+pub use selector::{Selector, SelectorError, Term};
 pub use set::ManifestSet;
 pub use sourced::Sourced;
 pub use spec::{
     ApplianceRole, ApplianceSpec, BackplaneSpec, CertificateRole, CertificateSpec, ClusterDefaults,
     ClusterSpec, HaResourceState, HaSpec, IngressRule, LogLevel, LxcSpec, NodeSpec,
-    PlacementPolicy, PowerState, Protocol, Reference, SecretSpec, SecretType, SectorSpec,
-    SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec,
+    PlacementPolicy, PowerState, Protocol, Reader, Reference, SecretSpec, SecretType, SectorSpec,
+    SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec, VaultPath,
 };
+pub use spec::{Arg, CertificateFiles, FileMode, FileOwner, FilePath, SecretFile};
 pub use text::{Alias, Comment, CommonName, Description};

@@ -6,6 +6,7 @@
 //! Building a set reports ALL problems at once (each located in its file),
 //! so an operator fixes a whole directory in one pass. Pure: no I/O.
 
+mod access;
 mod order;
 mod rules;
 

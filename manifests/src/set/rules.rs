@@ -24,6 +24,7 @@ pub(super) fn check(set: &ManifestSet, errors: &mut Vec<ManifestError>) {
     let mut addresses: HashMap<(&str, Ipv4Addr), &Sourced<Manifest>> = HashMap::new();
     let mut roles = HashMap::new();
     for item in set.items() {
+        super::access::check(set, item, errors);
         for r in item.references() {
             if set.get(r.kind, r.name).is_none() {
                 errors.push(item.error(&r.field, missing(set, r.kind, r.name.as_str())));

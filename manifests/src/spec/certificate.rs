@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::rules::{duplicates, within_opt};
 use crate::error::Problems;
 use crate::names::{DnsName, Name};
+use crate::period::Period;
 use crate::text::CommonName;
 
 /// What a certificate is for.
@@ -88,6 +89,15 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(custom(within_opt(1u32, 7300, " days")))]
     pub lifetime_days: Option<u32>,
+    /// Validity as a period (`30d`, `12h`), instead of `lifetime_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub lifetime: Option<Period>,
+    /// Renew this long before it expires (default: a third of its
+    /// validity). The CRL of a CA is published again on the same schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub renew_before: Option<Period>,
     /// CAs only: how many intermediate CAs may follow, 0–8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(custom(within_opt(0u8, 8, "")))]
@@ -99,14 +109,49 @@ pub struct CertificateSpec {
 }
 
 impl CertificateSpec {
-    /// The effective lifetime in days.
+    /// The effective lifetime in days (rounded down; see
+    /// [`CertificateSpec::lifetime_secs`]).
     pub fn lifetime_days(&self) -> u32 {
-        self.lifetime_days
-            .unwrap_or(self.role.default_lifetime_days())
+        u32::try_from(self.lifetime_secs() / 86_400).unwrap_or(u32::MAX)
+    }
+
+    /// The effective lifetime in seconds: `lifetime`, else `lifetime_days`,
+    /// else the role's default.
+    pub fn lifetime_secs(&self) -> u64 {
+        match (self.lifetime, self.lifetime_days) {
+            (Some(p), _) => p.as_secs(),
+            (None, Some(d)) => u64::from(d) * 86_400,
+            (None, None) => u64::from(self.role.default_lifetime_days()) * 86_400,
+        }
+    }
+
+    /// How long before expiry it is renewed, in seconds.
+    pub fn renew_before_secs(&self) -> u64 {
+        self.renew_before
+            .map_or_else(|| self.lifetime_secs() / 3, Period::as_secs)
     }
 
     pub(crate) fn check(&self, p: &mut Problems) {
         let role = self.role.as_str();
+        if self.lifetime.is_some() && self.lifetime_days.is_some() {
+            p.push("lifetime", "set either lifetime or lifetime_days, not both");
+        }
+        if let Some(before) = self.renew_before
+            && before.as_secs() >= self.lifetime_secs()
+        {
+            p.push(
+                "renew_before",
+                format!(
+                    "{before} is not shorter than the certificate's validity; it would be renewed as soon as it is issued"
+                ),
+            );
+        }
+        if self.lifetime.is_some_and(|l| l.as_secs() < 60) {
+            p.push(
+                "lifetime",
+                "is shorter than 60s; a certificate needs at least a minute",
+            );
+        }
         match (self.role, &self.issuer) {
             (CertificateRole::RootCa, Some(_)) => {
                 p.push("issuer", "a root_ca signs itself and has no issuer; remove issuer or use role intermediate_ca")

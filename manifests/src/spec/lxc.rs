@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::PlacementPolicy;
+use super::files::{CertificateFiles, SecretFile, check_tmpfs};
 use super::rules::{duplicates, within};
 use crate::error::Problems;
 use crate::names::{Name, NodeName, VolumeId};
@@ -58,6 +59,15 @@ pub struct LxcSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(skip)]
     pub password: Option<Name>,
+    /// Secrets delivered as files into the running container (each
+    /// Secret must grant this instance read access).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[garde(skip)]
+    pub secrets: Vec<SecretFile>,
+    /// Certificates delivered as files (certificate, chain, key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[garde(skip)]
+    pub certificates: Vec<CertificateFiles>,
     /// A fixed address inside the subnet; otherwise IPAM picks one.
     #[serde(
         default,
@@ -80,6 +90,10 @@ pub struct LxcSpec {
     #[garde(skip)]
     pub ha: Option<HaSpec>,
 }
+
+/// Where an instance's `ssh_keys` are kept current (root's
+/// `authorized_keys`, which OrbitLab owns while keys are declared).
+pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 
 /// The power state OrbitLab keeps an instance in.
 #[derive(
@@ -172,6 +186,8 @@ impl LxcSpec {
             placement: None,
             ssh_keys: Vec::new(),
             password: None,
+            secrets: Vec::new(),
+            certificates: Vec::new(),
             address: None,
             state: PowerState::Running,
             onboot: true,
@@ -179,7 +195,50 @@ impl LxcSpec {
         }
     }
 
+    /// Every file the instance declares it receives, with its field:
+    /// `(field, path)`.
+    pub fn delivered_paths(&self) -> Vec<(String, &super::files::FilePath)> {
+        let mut out = Vec::new();
+        for (i, f) in self.secrets.iter().enumerate() {
+            out.push((format!("secrets[{i}].path"), &f.path));
+        }
+        for (i, c) in self.certificates.iter().enumerate() {
+            out.push((format!("certificates[{i}].cert"), &c.cert));
+            out.push((format!("certificates[{i}].key"), &c.key));
+            if let Some(chain) = &c.chain {
+                out.push((format!("certificates[{i}].chain"), chain));
+            }
+        }
+        out
+    }
+
+    fn check_files(&self, p: &mut Problems) {
+        for (i, f) in self.secrets.iter().enumerate() {
+            check_tmpfs(p, format!("secrets[{i}].path"), &f.path, f.on_disk);
+        }
+        for (i, c) in self.certificates.iter().enumerate() {
+            check_tmpfs(p, format!("certificates[{i}].key"), &c.key, c.on_disk);
+        }
+        let paths = self.delivered_paths();
+        let mut seen: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        for (field, path) in &paths {
+            if let Some(first) = seen.insert(path.as_str(), field) {
+                p.push(
+                    field.clone(),
+                    format!("{path} is already delivered by {first}; give each file its own path"),
+                );
+            }
+            if !self.ssh_keys.is_empty() && path.as_str() == AUTHORIZED_KEYS {
+                p.push(
+                    field.clone(),
+                    format!("{AUTHORIZED_KEYS} holds the instance's ssh_keys; choose another path"),
+                );
+            }
+        }
+    }
+
     pub(crate) fn check(&self, p: &mut Problems) {
+        self.check_files(p);
         if self.node.is_some() && self.placement.is_some() {
             p.push(
                 "placement",

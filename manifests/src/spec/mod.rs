@@ -9,6 +9,7 @@
 pub mod appliance;
 pub mod certificate;
 pub mod cluster;
+pub mod files;
 pub mod lxc;
 pub mod node;
 pub(crate) mod rules;
@@ -26,9 +27,10 @@ use crate::names::Name;
 pub use appliance::{ApplianceRole, ApplianceSpec};
 pub use certificate::{CertificateRole, CertificateSpec};
 pub use cluster::{BackplaneSpec, ClusterDefaults, ClusterSpec};
+pub use files::{Arg, CertificateFiles, FileMode, FileOwner, FilePath, SecretFile};
 pub use lxc::{HaResourceState, HaSpec, LxcSpec, PowerState};
 pub use node::NodeSpec;
-pub use secret::{SecretSpec, SecretType};
+pub use secret::{Reader, SecretSpec, SecretType, VaultPath};
 pub use sector::{IngressRule, Protocol, SectorSpec, SubnetSpec};
 pub use settings::{LogLevel, SettingsSpec};
 pub use ssh_key::{SshKeyAlgorithm, SshKeySpec};
@@ -186,6 +188,29 @@ impl Spec {
                 if let Some(p) = &s.password {
                     add("spec.password".into(), Kind::Secret, p, true);
                 }
+                for (i, f) in s.secrets.iter().enumerate() {
+                    add(
+                        format!("spec.secrets[{i}].secret"),
+                        Kind::Secret,
+                        &f.secret,
+                        true,
+                    );
+                }
+                for (i, f) in s.certificates.iter().enumerate() {
+                    add(
+                        format!("spec.certificates[{i}].certificate"),
+                        Kind::Certificate,
+                        &f.certificate,
+                        true,
+                    );
+                }
+            }
+            Spec::Secret(s) => {
+                for (i, r) in s.readers.iter().enumerate() {
+                    if let secret::Reader::Lxc(name) = r {
+                        add(format!("spec.readers[{i}].lxc"), Kind::Lxc, name, false);
+                    }
+                }
             }
             Spec::SshKey(s) => {
                 if let Some(p) = &s.passphrase {
@@ -209,11 +234,7 @@ impl Spec {
                     }
                 }
             }
-            Spec::Cluster(_)
-            | Spec::Node(_)
-            | Spec::Appliance(_)
-            | Spec::Secret(_)
-            | Spec::Settings(_) => {}
+            Spec::Cluster(_) | Spec::Node(_) | Spec::Appliance(_) | Spec::Settings(_) => {}
         }
         out
     }
@@ -235,7 +256,9 @@ impl Spec {
             Spec::Lxc(s) => s.check(&mut own),
             Spec::Certificate(s) => s.check(&mut own),
             Spec::Settings(s) => s.check(&mut own),
-            Spec::Node(_) | Spec::Appliance(_) | Spec::Secret(_) | Spec::SshKey(_) => {}
+            Spec::Secret(s) => s.check(&mut own),
+            Spec::SshKey(s) => s.check(&mut own),
+            Spec::Node(_) | Spec::Appliance(_) => {}
         }
         p.append(own);
     }

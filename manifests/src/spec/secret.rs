@@ -1,8 +1,20 @@
-//! `kind: Secret` — the metadata of a secret. The value never appears in a
-//! manifest: it lives encrypted in the vault under `priv/orbitlab/`, and
-//! manifests refer to it by name. Pure: no I/O.
+//! `kind: Secret` — a secret's metadata and who may read it. The value
+//! never appears in a manifest: it lives encrypted in the vault under
+//! `priv/orbitlab/`, at the Secret's `path` (default: its name).
+//!
+//! Access is declared here, "code is the policy": `readers` lists the
+//! instances (by name, or by a label [`Selector`]) that may receive the
+//! value. An instance receives a secret only when it declares it
+//! (`spec.secrets` of the `Lxc`) *and* a reader entry grants it; both
+//! directions are checked by [`crate::ManifestSet`] before anything is
+//! stored. Vault paths under `ssh/` and `pki/` hold OrbitLab's own keys
+//! and cannot be named. Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::Problems;
+use crate::names::{InvalidValue, Name, shown};
+use crate::selector::Selector;
 
 /// What a secret holds; it decides how a value is generated and shown.
 #[derive(
@@ -19,6 +31,98 @@ pub enum SecretType {
     Opaque,
 }
 
+/// A vault path such as `app/db/password`: 1–16 segments of letters,
+/// digits, `.`, `_`, `-` separated by `/`, at most 256 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VaultPath(String);
+
+/// Vault areas that hold OrbitLab's own keys (SSH keys, CA and certificate
+/// keys); a Secret cannot name them.
+pub const RESERVED_VAULT_AREAS: &[&str] = &["ssh", "pki"];
+
+impl VaultPath {
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The reserved area ([`RESERVED_VAULT_AREAS`]) the path lies in.
+    pub fn reserved_area(&self) -> Option<&'static str> {
+        let first = self.0.split('/').next().unwrap_or_default();
+        RESERVED_VAULT_AREAS.iter().copied().find(|a| *a == first)
+    }
+}
+
+impl std::str::FromStr for VaultPath {
+    type Err = InvalidValue;
+    fn from_str(value: &str) -> Result<Self, InvalidValue> {
+        let fail = |why: &str| {
+            Err(InvalidValue(format!(
+                "{} {why}; a vault path is 1 to 16 segments of letters, digits, '.', '_' or '-' separated by '/', such as app/db/password",
+                shown(value)
+            )))
+        };
+        if value.is_empty() || value.len() > 256 {
+            return fail("is empty or longer than 256 bytes");
+        }
+        let segments: Vec<&str> = value.split('/').collect();
+        if segments.len() > 16 {
+            return fail("has more than 16 segments");
+        }
+        for s in segments {
+            if s.is_empty() || s == "." || s == ".." {
+                return fail("has an empty, '.' or '..' segment");
+            }
+            if let Some(c) = s
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            {
+                return fail(&format!("contains {c:?}"));
+            }
+        }
+        Ok(VaultPath(value.to_owned()))
+    }
+}
+
+impl TryFrom<String> for VaultPath {
+    type Error = InvalidValue;
+    fn try_from(v: String) -> Result<Self, InvalidValue> {
+        v.parse()
+    }
+}
+
+impl From<VaultPath> for String {
+    fn from(p: VaultPath) -> String {
+        p.0
+    }
+}
+
+impl std::fmt::Display for VaultPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One grant of read access (`spec.readers[]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reader {
+    /// `lxc: NAME`: this instance.
+    Lxc(Name),
+    /// `selector: "app=web"`: every instance whose labels match.
+    Selector(Selector),
+}
+
+impl std::fmt::Display for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reader::Lxc(n) => write!(f, "lxc {n}"),
+            Reader::Selector(s) => write!(f, "selector {s}"),
+        }
+    }
+}
+
 /// The metadata of a secret (its description lives in `metadata`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
@@ -27,4 +131,40 @@ pub struct SecretSpec {
     #[serde(default, rename = "type")]
     #[garde(skip)]
     pub secret_type: SecretType,
+    /// The vault path of the value; default: the Secret's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub path: Option<VaultPath>,
+    /// Who may receive the value; nobody when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[garde(skip)]
+    pub readers: Vec<Reader>,
+}
+
+impl SecretSpec {
+    /// The vault path of the Secret named `name`.
+    pub fn vault_path(&self, name: &Name) -> VaultPath {
+        self.path
+            .clone()
+            .unwrap_or_else(|| VaultPath(name.as_str().to_owned()))
+    }
+
+    pub(crate) fn check(&self, p: &mut Problems) {
+        if let Some(path) = &self.path
+            && let Some(area) = path.reserved_area()
+        {
+            p.push(
+                "path",
+                format!(
+                    "{path} lies in {area}/, where OrbitLab keeps its own keys; choose a path outside ssh/ and pki/"
+                ),
+            );
+        }
+        for (i, first) in super::rules::duplicates(&self.readers, |r| r) {
+            p.push(
+                format!("readers[{i}]"),
+                format!("{} is already listed at readers[{first}]", self.readers[i]),
+            );
+        }
+    }
 }
