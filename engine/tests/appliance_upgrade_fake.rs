@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fake_world::{NODES, World, assert_ready, not_ready};
-use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, InstallFile, bundle};
 use orbitlab_engine::status::ConditionType;
 
 const SECTORS: [&str; 2] = ["alpha", "beta"];
@@ -257,6 +257,9 @@ impl ContainerHost for Refusing {
     fn exec_output(&self, _: &str, _: u32, _: &[String]) -> Result<ExecOutput, HostError> {
         unreachable!("these tests run no health probe through this host")
     }
+    fn install(&self, _: &str, _: u32, _: &InstallFile<'_>) -> Result<(), HostError> {
+        unreachable!("these tests deliver nothing into instances")
+    }
 }
 
 fn run_refusing(world: &World, accepts: &BTreeSet<u32>) {
@@ -442,6 +445,9 @@ impl ContainerHost for CrashingAtFirstPush {
     }
     fn exec_output(&self, _: &str, _: u32, _: &[String]) -> Result<ExecOutput, HostError> {
         unreachable!("these tests run no health probe through this host")
+    }
+    fn install(&self, _: &str, _: u32, _: &InstallFile<'_>) -> Result<(), HostError> {
+        unreachable!("these tests deliver nothing into instances")
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle, health};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, InstallFile, bundle, health};
 use orbitlab_engine::pve::fake::FakePve;
 use orbitlab_engine::pve::{Release, SdnKind};
 use orbitlab_engine::reconcile::init::init;
@@ -38,6 +38,10 @@ impl ContainerHost for Host {
     ) -> Result<(), HostError> {
         self.pushed.lock().unwrap().push((vmid, path.to_owned()));
         Ok(())
+    }
+
+    fn install(&self, node: &str, vmid: u32, file: &InstallFile<'_>) -> Result<(), HostError> {
+        self.push(node, vmid, file.path, file.mode, file.content)
     }
 
     fn exec(&self, _node: &str, vmid: u32, argv: &[String]) -> Result<(), HostError> {

@@ -48,5 +48,6 @@ pub use spec::{
     PlacementPolicy, PowerState, Protocol, Reader, Reference, SecretSpec, SecretType, SectorSpec,
     SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec, VaultPath,
 };
+pub use spec::lxc::AUTHORIZED_KEYS;
 pub use spec::{Arg, CertificateFiles, FileMode, FileOwner, FilePath, SecretFile};
 pub use text::{Alias, Comment, CommonName, Description};

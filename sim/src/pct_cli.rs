@@ -60,7 +60,12 @@ fn run(args: Vec<String>) -> Result<u8> {
                 [sep, argv @ ..] if sep == "--" => argv,
                 argv => argv,
             };
-            ("exec", json!({ "argv": argv }))
+            // What the command reads (OrbitLab's install script reads the
+            // file to place); empty when the caller gave none.
+            let mut stdin = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin)
+                .context("cannot read standard input")?;
+            ("exec", json!({ "argv": argv, "stdin": stdin }))
         }
         other => bail!("unsupported pct command {other:?} (the simulator knows push and exec)"),
     };
@@ -88,5 +93,6 @@ fn run(args: Vec<String>) -> Result<u8> {
     let mut out = std::io::stdout();
     out.write_all(answer.stdout.as_bytes())?;
     out.flush()?;
+    std::io::stderr().write_all(answer.stderr.as_bytes())?;
     Ok(u8::try_from(answer.status).unwrap_or(u8::MAX))
 }

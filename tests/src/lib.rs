@@ -8,7 +8,7 @@ pub mod appliance_lab;
 use std::fmt;
 use std::time::Duration;
 
-use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, health};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, InstallFile, health, install};
 use orbitlab_engine::pve::{
     ClientConfig, ClientOptions, Credentials, PveClient, RetryPolicy, Secret, Trust,
 };
@@ -85,8 +85,22 @@ impl ContainerHost for SimHost<'_> {
             status: Some(answer.status),
             stdout: answer.stdout.into_bytes(),
             truncated: false,
-            stderr: String::new(),
+            stderr: answer.stderr,
         })
+    }
+
+    fn install(&self, node: &str, vmid: u32, file: &InstallFile<'_>) -> Result<(), HostError> {
+        self.local(node, vmid)?;
+        let content = String::from_utf8_lossy(file.content);
+        let answer = self
+            .sim
+            .pct_exec_input(node, vmid, &install::install_argv(file), &content)
+            .map_err(|stderr| failed("exec", stderr))?;
+        if answer.status == 0 {
+            Ok(())
+        } else {
+            Err(failed("exec", answer.stderr))
+        }
     }
 }
 

@@ -286,6 +286,18 @@ impl ContainerHost for FencedHost<'_> {
         }
         self.inner.exec_output(node, vmid, argv)
     }
+
+    fn install(
+        &self,
+        node: &str,
+        vmid: u32,
+        file: &orbitlab_engine::host::InstallFile<'_>,
+    ) -> std::result::Result<(), HostError> {
+        if node == self.inner.local_node() {
+            self.check(&format!("pct exec {vmid} (install {})", file.path))?;
+        }
+        self.inner.install(node, vmid, file)
+    }
 }
 
 #[cfg(test)]

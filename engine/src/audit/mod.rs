@@ -391,18 +391,40 @@ impl Witness {
     }
 }
 
-/// Records that the reconciler read secret `path` to hand it to Proxmox
-/// for container `into` (an instance's root password), before it leaves:
-/// if the record cannot be written, the value is not sent.
+/// Records that the reconciler read secret `path` to hand it to `into`
+/// (Proxmox for an instance's root password, or a file in an instance's
+/// container, with `more` saying which file and version), before it
+/// leaves: if the record cannot be written, the value is not sent.
 pub(crate) fn delivered(
     store: &Store,
     path: &crate::vault::SecretPath,
     into: &str,
+    more: &[(&str, String)],
 ) -> Result<(), StoreError> {
+    let mut detail = Detail::from([("into".to_owned(), into.to_owned())]);
+    detail.extend(more.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     Witness::new(store, &Actor::local_as(RECONCILER)).done(
         Action::SecretDeliver,
         format!("/vault/values/{path}"),
-        Detail::from([("into".to_owned(), into.to_owned())]),
+        detail,
+    )
+}
+
+/// Runs `call`, a change the reconciler makes on its own (an SSH key
+/// rotated, a certificate renewed), recorded in the audit log before it
+/// runs and, if it fails, after.
+pub(crate) fn reconciler_change<T, E: From<StoreError>>(
+    store: &Store,
+    action: Action,
+    object: String,
+    call: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    Witness::new(store, &Actor::local_as(RECONCILER)).around(
+        Audited::Change,
+        action,
+        object,
+        Detail::new(),
+        call,
     )
 }
 

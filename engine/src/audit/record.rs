@@ -64,6 +64,8 @@ pub enum Action {
     PkiRenew,
     /// A leaf certificate's private key handed out.
     PkiKeyExport,
+    /// A CA's CRL signed again.
+    PkiCrlPublish,
 }
 
 impl fmt::Display for Action {

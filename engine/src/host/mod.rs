@@ -16,6 +16,9 @@
 pub mod bundle;
 pub mod checks;
 pub mod health;
+pub mod install;
+
+pub use install::InstallFile;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -115,6 +118,11 @@ pub trait ContainerHost: fmt::Debug + Send + Sync {
     /// (errors are: not this node's container, `pct` could not run or
     /// reach the container, or it took too long).
     fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError>;
+    /// Installs `file` into running container `vmid` ([`install`]): owner
+    /// and mode set, the old file replaced atomically; refused when the
+    /// file must stay in memory and its directory is not a tmpfs. The
+    /// content never becomes a process argument or a file on the node.
+    fn install(&self, node: &str, vmid: u32, file: &InstallFile<'_>) -> Result<(), HostError>;
 }
 
 /// The real host: Proxmox's `pct` on this node.
@@ -164,12 +172,12 @@ impl Pct {
 
     /// Starts `pct` with `args` in a process group of its own (so that a
     /// deadline kills whatever it started too), output and error piped.
-    fn spawn(&self, args: &[String]) -> Result<Child, HostError> {
+    fn spawn(&self, args: &[String], input: bool) -> Result<Child, HostError> {
         let spawn = || {
             Command::new(&self.program)
                 .args(args)
                 .env("ORBITLAB_NODE", &self.local)
-                .stdin(Stdio::null())
+                .stdin(if input { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .process_group(0)
@@ -214,8 +222,27 @@ impl Pct {
     /// Runs `pct` with `args`, keeping its exit status and (capped)
     /// output; killed after `deadline`.
     fn run_output(&self, args: &[String], deadline: Duration) -> Result<ExecOutput, HostError> {
+        self.run_input(args, deadline, None)
+    }
+
+    /// [`Pct::run_output`] with `input` written to the command's standard
+    /// input (then closed) on a thread of its own.
+    fn run_input(
+        &self,
+        args: &[String],
+        deadline: Duration,
+        input: Option<&[u8]>,
+    ) -> Result<ExecOutput, HostError> {
         let command = format!("{} {}", self.program, args.join(" "));
-        let mut child = self.spawn(args)?;
+        let mut child = self.spawn(args, input.is_some())?;
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            let bytes = zeroize::Zeroizing::new(bytes.to_vec());
+            std::thread::spawn(move || {
+                // A command that exits early closes the pipe: its status
+                // says what went wrong.
+                let _ = stdin.write_all(&bytes);
+            });
+        }
         // Both pipes are drained on threads of their own, so a chatty
         // command never blocks on a full pipe and the deadline holds even
         // when something inside the container keeps a pipe open.
@@ -378,6 +405,28 @@ impl ContainerHost for Pct {
     fn exec_output(&self, node: &str, vmid: u32, argv: &[String]) -> Result<ExecOutput, HostError> {
         self.ensure_local(node, vmid)?;
         self.run_output(&exec_args(vmid, argv), EXEC_OUTPUT_DEADLINE)
+    }
+
+    fn install(&self, node: &str, vmid: u32, file: &InstallFile<'_>) -> Result<(), HostError> {
+        self.ensure_local(node, vmid)?;
+        let args = exec_args(vmid, &install::install_argv(file));
+        let output = self.run_input(&args, EXEC_DEADLINE, Some(file.content))?;
+        if output.success() {
+            return Ok(());
+        }
+        Err(HostError::Failed {
+            command: format!(
+                "{} exec {vmid} -- {} {}",
+                self.program,
+                install::INSTALL_NAME,
+                file.path
+            ),
+            status: output.status.map_or_else(
+                || "killed by a signal".to_owned(),
+                |c| format!("exit status: {c}"),
+            ),
+            stderr: output.stderr,
+        })
     }
 }
 

@@ -68,7 +68,7 @@ pub(crate) fn at(t: SystemTime) -> OffsetDateTime {
 
 /// `now + days` as a timestamp.
 pub(crate) fn end_of(now: SystemTime, lifetime: Lifetime) -> Timestamp {
-    Timestamp::from(now + Duration::from_secs(u64::from(lifetime.get()) * 86_400))
+    Timestamp::from(now + Duration::from_secs(lifetime.secs()))
 }
 
 fn base_params(common_name: &str, now: SystemTime, lifetime: Lifetime) -> CertificateParams {
@@ -78,7 +78,7 @@ fn base_params(common_name: &str, now: SystemTime, lifetime: Lifetime) -> Certif
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
     params.not_before = at(now - BACKDATE);
-    params.not_after = at(now + Duration::from_secs(u64::from(lifetime.get()) * 86_400));
+    params.not_after = at(now + Duration::from_secs(lifetime.secs()));
     params.serial_number = Some(random_serial());
     params.key_identifier_method = KeyIdMethod::Sha256;
     params

@@ -149,6 +149,7 @@ impl Pki {
             parent: parent.cloned(),
             common_name,
             lifetime_days: opts.lifetime.get(),
+            lifetime_secs: opts.lifetime.odd_seconds(),
             path_len,
             permitted_dns: permitted,
             cert_pem,
@@ -176,7 +177,7 @@ impl Pki {
     pub(super) fn renew_ca_locked(&self, name: &CaName) -> Result<CaDetails, PkiError> {
         let mut rec = self.load_ca(name)?;
         let key = self.ca_key(&rec)?;
-        let lifetime = Lifetime::days(rec.lifetime_days)?;
+        let lifetime = Lifetime::from_record(rec.lifetime_days, rec.lifetime_secs)?;
         let now = self.now();
         let params = build::ca_params(
             &rec.common_name,
@@ -234,6 +235,16 @@ impl Pki {
         self.refresh_crl_locked(&mut rec)?;
         tracing::info!(ca = %ca, serial = %entry.serial, "certificate revoked");
         Ok(entry)
+    }
+
+    /// Signs CA `ca`'s CRL again (next number, a fresh validity) and
+    /// returns it (PEM).
+    pub fn refresh_crl(&self, ca: &CaName) -> Result<String, PkiError> {
+        let _guard = self.lock()?;
+        let mut rec = self.load_ca(ca)?;
+        self.refresh_crl_locked(&mut rec)?;
+        tracing::info!(ca = %ca, number = rec.crl_number, "CRL published");
+        Ok(rec.crl_pem)
     }
 
     /// The CA's current CRL (PEM).

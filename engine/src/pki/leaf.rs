@@ -115,7 +115,7 @@ impl Pki {
                 .map(|d| d.parse())
                 .collect::<Result<_, _>>()?,
             ips: cert.ip_addresses.clone(),
-            lifetime: Lifetime::days(cert.lifetime_days)?,
+            lifetime: Lifetime::from_record(cert.lifetime_days, cert.lifetime_secs)?,
         };
         let cert_pem = match &cert.key {
             KeySource::Generated => {
@@ -260,6 +260,7 @@ impl Pki {
             dns_names: req.dns.iter().map(|d| d.to_string()).collect(),
             ip_addresses: req.ips.clone(),
             lifetime_days: req.lifetime.get(),
+            lifetime_secs: req.lifetime.odd_seconds(),
             key,
             cert_pem,
             previous_serials: Vec::new(),

@@ -69,6 +69,9 @@ impl Clock for SystemClock {
     }
 }
 
+/// How long a CRL OrbitLab signs is valid, in seconds.
+pub const CRL_VALIDITY_SECS: u64 = build::CRL_VALIDITY_DAYS * 86_400;
+
 /// Deepest chain of CAs followed (a longer one means damaged records).
 const MAX_DEPTH: usize = 16;
 

@@ -167,16 +167,21 @@ impl fmt::Display for DnsName {
     }
 }
 
-/// How long a certificate is valid, in whole days (1 to 36500).
+/// How long a certificate is valid: whole days (1 to 36500) from the
+/// command, any number of seconds from one minute up from a manifest's
+/// `lifetime` (short-lived certificates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Lifetime(u32);
+pub struct Lifetime(u64);
+
+/// Longest lifetime, in days.
+const MAX_DAYS: u64 = 36_500;
 
 impl Lifetime {
     /// `days` days; refused outside 1..=36500.
     pub fn days(days: u32) -> Result<Lifetime, InvalidInput> {
-        if (1..=36_500).contains(&days) {
-            Ok(Lifetime(days))
+        if (1..=MAX_DAYS).contains(&u64::from(days)) {
+            Ok(Lifetime(u64::from(days) * 86_400))
         } else {
             Err(invalid(
                 "lifetime",
@@ -186,8 +191,40 @@ impl Lifetime {
         }
     }
 
-    /// The number of days.
+    /// `secs` seconds; refused below one minute or above 36500 days.
+    pub fn seconds(secs: u64) -> Result<Lifetime, InvalidInput> {
+        if (60..=MAX_DAYS * 86_400).contains(&secs) {
+            Ok(Lifetime(secs))
+        } else {
+            Err(invalid(
+                "lifetime",
+                &format!("{secs}s"),
+                "must be one minute to 36500 days",
+            ))
+        }
+    }
+
+    /// A lifetime as records keep it: whole days, or seconds when it is
+    /// not a whole number of days.
+    pub(crate) fn from_record(days: u32, secs: Option<u64>) -> Result<Lifetime, InvalidInput> {
+        match secs {
+            Some(s) => Lifetime::seconds(s),
+            None => Lifetime::days(days),
+        }
+    }
+
+    /// The seconds records keep when it is not a whole number of days.
+    pub(crate) fn odd_seconds(self) -> Option<u64> {
+        (self.0 % 86_400 != 0).then_some(self.0)
+    }
+
+    /// The number of whole days.
     pub fn get(self) -> u32 {
+        u32::try_from(self.0 / 86_400).unwrap_or(u32::MAX)
+    }
+
+    /// The number of seconds.
+    pub fn secs(self) -> u64 {
         self.0
     }
 }

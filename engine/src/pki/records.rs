@@ -135,6 +135,9 @@ pub(crate) struct CaRecord {
     pub(crate) parent: Option<CaName>,
     pub(crate) common_name: String,
     pub(crate) lifetime_days: u32,
+    /// The lifetime in seconds when it is not a whole number of days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lifetime_secs: Option<u64>,
     /// How many CAs may follow below it (`None`: no limit).
     pub(crate) path_len: Option<u8>,
     pub(crate) permitted_dns: Vec<String>,
@@ -171,6 +174,9 @@ pub(crate) struct CertRecord {
     pub(crate) dns_names: Vec<String>,
     pub(crate) ip_addresses: Vec<IpAddr>,
     pub(crate) lifetime_days: u32,
+    /// The lifetime in seconds when it is not a whole number of days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lifetime_secs: Option<u64>,
     pub(crate) key: KeySource,
     pub(crate) cert_pem: String,
     pub(crate) previous_serials: Vec<String>,

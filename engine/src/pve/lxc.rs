@@ -202,4 +202,7 @@ pub struct LxcStatus {
     /// of 512 MiB when unset), running or not.
     #[serde(default, deserialize_with = "de::opt_u64")]
     pub maxmem: Option<u64>,
+    /// Seconds since it started (0 or absent when stopped).
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub uptime: Option<u64>,
 }

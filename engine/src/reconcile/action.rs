@@ -75,9 +75,10 @@ pub struct GuestPlan {
     pub start: bool,
     /// `authorized_keys` lines for root (public halves only).
     pub ssh_public_keys: Option<String>,
-    /// The Secret holding root's password: its value is read from the
-    /// vault when the step runs and sent only in the request body.
-    pub password: Option<Name>,
+    /// The Secret holding root's password, and its vault path: its value
+    /// is read from the vault when the step runs and sent only in the
+    /// request body.
+    pub password: Option<(Name, crate::vault::SecretPath)>,
     /// `key: value` lines for the description recording what the
     /// container is made with (template, SSH key and Secret names), so
     /// that a later change of them is recognised.
@@ -364,6 +365,15 @@ pub enum Action {
     /// Uploads an appliance template to a node that lacks it, and waits
     /// for Proxmox's task storing it.
     UploadTemplate(Box<TemplateCopy>),
+    /// A step of an SSH key's, CA's or certificate's life (vault and PKI
+    /// only, under their own locks).
+    Identity {
+        owner: ObjectRef,
+        step: super::identity_steps::IdentityStep,
+    },
+    /// Delivers an instance's secrets, certificates and SSH keys into its
+    /// running container (see [`super::identity_steps::DeliveryPlan`]).
+    Deliver(Box<super::identity_steps::DeliveryPlan>),
 }
 
 /// Execution order: every step of an earlier phase runs before any of a
@@ -371,6 +381,8 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
     Reserve,
+    /// Keys and certificates, before the containers that may use them.
+    Identity,
     Destroy,
     SdnDelete,
     SdnCreate,
@@ -416,6 +428,8 @@ impl Action {
             RemoveHa { owner, .. } => Some(owner.clone()),
             Configure(plan) => Some(part(&plan.marker)),
             SwitchAppliance(plan) => Some(part(&plan.marker)),
+            Identity { owner, .. } => Some(owner.clone()),
+            Deliver(plan) => Some(part(&plan.marker)),
             UploadTemplate(copy) => Some(ObjectRef::new(
                 orbitlab_manifests::Kind::Appliance,
                 &copy.appliance,
@@ -433,6 +447,7 @@ impl Action {
             Action::Configure(plan) => Some(&plan.node),
             Action::SwitchAppliance(plan) => Some(&plan.node),
             Action::UploadTemplate(copy) => Some(&copy.source),
+            Action::Deliver(plan) => Some(&plan.node),
             _ => None,
         }
     }
@@ -450,6 +465,10 @@ impl Action {
                 plan.node,
                 plan.marker.role.map_or("appliance", ApplianceRole::as_str),
                 plan.new
+            ),
+            Action::Deliver(plan) => format!(
+                "delivering: waiting for the agent on node {} to deliver its secrets, certificates and keys into container {}",
+                plan.node, plan.vmid
             ),
             other => format!(
                 "waiting for the agent on node {} to configure its container",
@@ -470,7 +489,9 @@ impl Action {
             | ReleaseAddresses { .. }
             | ForgetStatus(_)
             | Allocate { .. }
-            | Configure(_) => false,
+            | Configure(_)
+            | Identity { .. }
+            | Deliver(_) => false,
             DestroyContainer { .. }
             | CreateController { .. }
             | UpdateController { .. }
@@ -503,6 +524,7 @@ impl Action {
         use Action::*;
         match self {
             ReserveTag { .. } | RecordUplinks(_) => Phase::Reserve,
+            Identity { .. } => Phase::Identity,
             RemoveHa { .. } | DestroyContainer { .. } => Phase::Destroy,
             DeleteSubnet { .. } | DeleteVnet { .. } | DeleteZone { .. } => Phase::SdnDelete,
             CreateController { .. }
@@ -519,7 +541,7 @@ impl Action {
             UpdateContainer(_) | ResizeDisk { .. } => Phase::Change,
             StartContainer { .. } | StopContainer { .. } => Phase::Start,
             AddHa { .. } => Phase::Ha,
-            Configure(_) | SwitchAppliance(_) => Phase::Configure,
+            Configure(_) | SwitchAppliance(_) | Deliver(_) => Phase::Configure,
         }
     }
 
@@ -535,6 +557,7 @@ impl Action {
             DeleteVnet { .. } | CreateZone { .. } | UpdateZone { .. } => 1,
             DeleteZone { .. } | CreateVnet { .. } => 2,
             CreateSubnet { .. } => 3,
+            Identity { step, .. } => step.rank(),
             _ => 0,
         }
     }
@@ -782,6 +805,8 @@ impl fmt::Display for Action {
                 "upload template {} from node {} to node {} (storage upload, sha256 checked)",
                 copy.volid, copy.source, copy.target
             ),
+            Identity { step, .. } => write!(f, "{step}"),
+            Deliver(plan) => write!(f, "{plan}"),
         }
     }
 }

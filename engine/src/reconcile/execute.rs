@@ -297,6 +297,7 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
             let upid = pve.lxc_delete(node.as_str(), vmid.get(), true)?;
             pve.wait_task(&upid, ctx.task_deadline)?;
             pushed::forget(ctx.store, vmid.get())?;
+            super::identities::forget(ctx.store, vmid.get())?;
         }
         Action::Allocate {
             pool: p,
@@ -420,6 +421,8 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
         }
         Action::UploadTemplate(copy) => upload_template(ctx, copy)?,
         Action::SwitchAppliance(plan) => switch_appliance(ctx, plan)?,
+        Action::Identity { step, .. } => super::execute_identity::identity_step(ctx, step)?,
+        Action::Deliver(plan) => super::execute_identity::deliver(ctx, plan)?,
         other => {
             return Err(ReconcileError::Internal(format!(
                 "step {other} is handled elsewhere"
@@ -478,15 +481,12 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
     // An instance's root password: read from the vault only now, sent
     // only in the request body.
     let password = match plan.guest.as_ref().and_then(|g| g.password.as_ref()) {
-        Some(secret) => {
-            let path = secret.as_ref().parse().map_err(|e| {
-                ReconcileError::Internal(format!("Secret {secret} names no vault path: {e}"))
-            })?;
+        Some((secret, path)) => {
             let value = crate::vault::Vault::new(ctx.store.clone())
-                .get(&path)
+                .get(path)
                 .map_err(|e| ReconcileError::Internal(format!("Secret {secret}: {e}")))?
                 .value;
-            crate::audit::delivered(ctx.store, &path, &plan.hostname)?;
+            crate::audit::delivered(ctx.store, path, &plan.hostname, &[])?;
             let text = value.expose_str().ok_or_else(|| {
                 ReconcileError::Internal(format!(
                     "Secret {secret} is not text, so it cannot be a password"
@@ -513,6 +513,7 @@ fn create_container(ctx: &Context<'_>, plan: &ContainerPlan) -> Result<Vmid, Rec
         // hand) must not pass for the new, empty one — cleared before the
         // create, so a crash right after it cannot leave the record.
         pushed::forget(ctx.store, vmid.get())?;
+        super::identities::forget(ctx.store, vmid.get())?;
         let request = LxcCreate {
             vmid: vmid.get(),
             ostemplate: plan.template.clone(),

@@ -17,6 +17,9 @@
 pub mod action;
 pub mod controllers;
 mod execute;
+mod execute_identity;
+pub mod identities;
+pub mod identity_steps;
 pub mod ids;
 pub mod init;
 mod object;
@@ -78,6 +81,23 @@ pub enum ReconcileError {
         "the cluster lock {lock} was lost mid-pass (it expired or another node took it): stopped before the next change; the next pass starts over"
     )]
     LockLost { lock: String },
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
+    /// A delivery of a secret its instance does not (or no longer)
+    /// declares, or that its Secret does not grant it: nothing delivered.
+    #[error(
+        "Lxc {instance} may not receive Secret {secret} at {path}: {why}; nothing was delivered"
+    )]
+    Undeclared {
+        instance: String,
+        secret: String,
+        path: String,
+        why: &'static str,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -201,6 +221,7 @@ impl Reconciler<'_> {
         );
         let local = (!cluster).then(|| self.host.local_node());
         observe::dns_inputs(self.pve, desired, &mut observed, earlier, local);
+        observed.identities = identities::read(self.store, desired, crate::vault::Timestamp::now())?;
         let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();

@@ -198,12 +198,22 @@ pub(super) fn observe_since(
                     marker: seen.marker,
                     config,
                     version: seen.version,
+                    booted: booted(guest.status == GuestState::Running, guest.uptime),
                 },
             );
         }
     }
     read_records(store, &mut observed)?;
     Ok(observed)
+}
+
+/// When a running container started, from its uptime: Unix seconds
+/// rounded down to the minute, so that one boot reads the same in every
+/// observation.
+fn booted(running: bool, uptime: Option<u64>) -> Option<u64> {
+    let uptime = uptime.filter(|_| running)?;
+    let now = crate::vault::Timestamp::now().0;
+    Some(now.saturating_sub(uptime) / 60 * 60)
 }
 
 /// `observed` with OrbitLab's records read again and its Proxmox part
@@ -424,7 +434,10 @@ pub(super) fn instance_inputs(
                 }
             }
             if let Some(secret) = &spec.password
-                && let Ok(path) = secret.as_ref().parse()
+                && let Some(path) = desired
+                    .secrets
+                    .get(secret)
+                    .and_then(|s| super::identities::secret_path(secret, s))
                 && vault.exists(&path).unwrap_or(false)
             {
                 observed.secrets.insert(secret.clone());

@@ -98,6 +98,11 @@ pub struct ContainerObs {
     /// records (`None`: none recorded, as for one made before versions
     /// were; or not an appliance).
     pub version: Option<String>,
+    /// When it last started, Unix seconds rounded down to the minute
+    /// (from Proxmox's `uptime`; `None` when stopped or unknown): a later
+    /// start than a delivery recorded means what was delivered into its
+    /// tmpfs is gone.
+    pub booted: Option<u64>,
 }
 
 /// The keys of an instance container's config that OrbitLab owns: it
@@ -252,6 +257,9 @@ pub struct Observed {
     /// Appliance upgrades on record, by Sector and role
     /// ([`super::upgrades`]).
     pub upgrades: BTreeMap<orbitlab_manifests::Name, super::upgrades::Record>,
+    /// SSH keys, certificates, Secrets and deliveries
+    /// ([`super::identities`]).
+    pub identities: super::identities::Identities,
     /// The name servers of the nodes Sector DNS containers run on, as
     /// each node's DNS settings list them (`dns1`..`dns3`, text as
     /// Proxmox gives it), by node: read only while a Sector is declared

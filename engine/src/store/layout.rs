@@ -11,6 +11,7 @@
 //! | `manifests/<kind>/<name>.yaml`         | [`manifest`]            | desired state, YAML; people, the command, GitOps |
 //! | `status/<kind>/<name>.json`            | [`status`]              | observed state, JSON ([`crate::status::ObjectStatus`]); agents only |
 //! | `status/containers/<vmid>.json`        | [`pushed`]              | configuration last pushed to a container, JSON; the agent of its node |
+//! | `status/deliveries/<vmid>.json`        | [`delivered`]           | what was last delivered into an instance (digest, versions held, boot), JSON; the agent of its node |
 //! | `generation`                           | [`generation`]          | change counter, one decimal number; every writer of manifests |
 //! | `agents/<node>.json`                   | [`agent`]               | the node's agent heartbeat, JSON ([`crate::liveness::AgentRecord`]); that agent, every few seconds |
 //! | `sdn/vnet-tags.json`                   | [`vnet_tags`]           | VNet tag → Sector, JSON; under [`Lock::Ipam`] |
@@ -207,7 +208,18 @@ pub fn pushed(vmid: u32) -> StorePath {
     config(&format!("status/containers/{vmid}.{RECORD_EXTENSION}"))
 }
 
-/// The VMID of a file listed in [`pushed_dir`].
+/// `status/deliveries/`: the records of [`delivered`].
+pub fn delivered_dir() -> StorePath {
+    config("status/deliveries")
+}
+
+/// `status/deliveries/<vmid>.json`: the secrets, certificates and SSH
+/// keys last delivered into container `vmid` (versions, never values).
+pub fn delivered(vmid: u32) -> StorePath {
+    config(&format!("status/deliveries/{vmid}.{RECORD_EXTENSION}"))
+}
+
+/// The VMID of a file listed in [`pushed_dir`] or [`delivered_dir`].
 pub fn pushed_file_vmid(file: &str) -> Option<u32> {
     file.strip_suffix(RECORD_EXTENSION)?
         .strip_suffix('.')?
@@ -427,6 +439,8 @@ mod tests {
             ),
             (pushed_dir(), "orbitlab/status/containers"),
             (pushed(104), "orbitlab/status/containers/104.json"),
+            (delivered_dir(), "orbitlab/status/deliveries"),
+            (delivered(104), "orbitlab/status/deliveries/104.json"),
             (generation(), "orbitlab/generation"),
             (agents_dir(), "orbitlab/agents"),
             (agent(&"pve1".parse().unwrap()), "orbitlab/agents/pve1.json"),

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orbitlab_engine::api::{Api, ApiPath, PropertyValue};
-use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, bundle, health};
+use orbitlab_engine::host::{ContainerHost, ExecOutput, HostError, InstallFile, bundle, health};
 use orbitlab_engine::liveness;
 use orbitlab_engine::pve::Release;
 use orbitlab_engine::pve::fake::FakePve;
@@ -83,6 +83,11 @@ impl Host {
 impl ContainerHost for Host {
     fn local_node(&self) -> &str {
         &self.local
+    }
+
+    /// Records an installed file as a push of its path.
+    fn install(&self, node: &str, vmid: u32, file: &InstallFile<'_>) -> Result<(), HostError> {
+        self.push(node, vmid, file.path, file.mode, file.content)
     }
 
     fn push(

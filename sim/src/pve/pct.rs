@@ -6,7 +6,7 @@
 //! | call | effect |
 //! | --- | --- |
 //! | `POST /_sim/pct/{node}/{vmid}/push` `{path, mode, content}` | place a file |
-//! | `POST /_sim/pct/{node}/{vmid}/exec` `{argv}` | run a command: `{status, stdout}` |
+//! | `POST /_sim/pct/{node}/{vmid}/exec` `{argv, stdin?}` | run a command: `{status, stdout, stderr}` |
 //! | `PUT /_sim/pct/{vmid}/problems` `["..."]` | what the container's health probe reports from now on (`[]`: healthy) |
 //! | `GET /_sim/pct` | everything recorded, by VMID |
 //!
@@ -19,7 +19,14 @@
 //! (one JSON object; exit status 0 healthy, 1 not): unhealthy with "no
 //! current bundle" until a bundle was applied, then healthy unless
 //! problems were set for the container. Probes are reads: they are not
-//! recorded. The real tools' checks are not played: the data-path tests
+//! recorded.
+//!
+//! `exec` of OrbitLab's install script (`$0` `orbitlab-install`, see
+//! `orbitlab_engine::host::install`) places its standard input at `$1`
+//! with owner `$2` and mode `$3`, as the script does; with `$4 = tmpfs` it
+//! is refused (exit status 3, nothing written) unless the directory is
+//! one of a Debian container's tmpfs mounts (`/run`, `/dev/shm` and
+//! below). It is not recorded as a command (its content is a file). The real tools' checks are not played: the data-path tests
 //! run the real helper.
 
 use std::collections::BTreeMap;
@@ -39,6 +46,13 @@ use super::state::PowerState;
 pub struct PushedFile {
     pub mode: u32,
     pub content: String,
+    /// `user[:group]` (`pct push` leaves files to root).
+    #[serde(default = "root")]
+    pub owner: String,
+}
+
+fn root() -> String {
+    "root:root".into()
 }
 
 /// What one container received.
@@ -55,20 +69,55 @@ pub struct ContainerRecord {
     /// What its health probe reports (none: healthy once configured).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// The start of the container its files were placed in: a later start
+    /// (a restart) empties its tmpfs mounts.
+    #[serde(skip)]
+    pub started: Option<std::time::Instant>,
 }
 
-/// What a command answered: exit status and standard output.
+impl ContainerRecord {
+    /// Empties the tmpfs mounts when the container started again since
+    /// the record last saw it.
+    fn follow_start(&mut self, started: Option<std::time::Instant>) {
+        if started.is_some() && started != self.started {
+            if self.started.is_some() {
+                self.files
+                    .retain(|path, _| !TMPFS.iter().any(|t| path.starts_with(&format!("{t}/"))));
+            }
+            self.started = started;
+        }
+    }
+}
+
+/// What a command answered: exit status, standard output and error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecAnswer {
     pub status: i32,
     pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
 }
 
 /// Everything recorded, by VMID.
 pub type PctLog = BTreeMap<u32, ContainerRecord>;
 
-/// Checks that `vmid` runs on `node`, as `pct` would.
+/// Checks that `vmid` runs on `node`, as `pct` would; brings its record up
+/// to the container's last start.
 fn reachable(shared: &Shared, node: &str, vmid: u32) -> Result<(), String> {
+    let started = reachable_since(shared, node, vmid)?;
+    lock(&shared.pct)
+        .entry(vmid)
+        .or_default()
+        .follow_start(started);
+    Ok(())
+}
+
+/// [`reachable`]'s check; the container's last start.
+fn reachable_since(
+    shared: &Shared,
+    node: &str,
+    vmid: u32,
+) -> Result<Option<std::time::Instant>, String> {
     let st = lock(&shared.state);
     match st.guests.get(&vmid) {
         None => Err(format!(
@@ -80,7 +129,7 @@ fn reachable(shared: &Shared, node: &str, vmid: u32) -> Result<(), String> {
         Some(g) if !matches!(g.status, PowerState::Running) => {
             Err(format!("CT {vmid} not running"))
         }
-        Some(_) => Ok(()),
+        Some(g) => Ok(g.started),
     }
 }
 
@@ -110,6 +159,7 @@ pub(crate) fn exec(
     node: &str,
     vmid: u32,
     argv: Vec<String>,
+    stdin: Option<String>,
 ) -> Result<ExecAnswer, String> {
     reachable(shared, node, vmid)?;
     if argv.is_empty() {
@@ -118,6 +168,9 @@ pub(crate) fn exec(
     let mut log = lock(&shared.pct);
     let record = log.entry(vmid).or_default();
     match argv.as_slice() {
+        [_, _, _, name, path, owner, mode, place] if name == INSTALL => {
+            return Ok(install(record, path, owner, mode, place == "tmpfs", stdin));
+        }
         [helper, verb] if helper == HELPER && verb == "health" => return Ok(health(record)),
         [helper, verb, id] if helper == HELPER && verb == "apply" => {
             apply_bundle(record, id)?;
@@ -129,8 +182,54 @@ pub(crate) fn exec(
     Ok(ExecAnswer {
         status: 0,
         stdout: String::new(),
+        stderr: String::new(),
     })
 }
+
+/// `$0` of OrbitLab's install script.
+const INSTALL: &str = "orbitlab-install";
+
+/// The tmpfs mounts of a Debian container.
+const TMPFS: &[&str] = &["/run", "/dev/shm"];
+
+/// Plays the install script (see the module documentation).
+fn install(
+    record: &mut ContainerRecord,
+    path: &str,
+    owner: &str,
+    mode: &str,
+    tmpfs: bool,
+    content: Option<String>,
+) -> ExecAnswer {
+    let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
+    let on_tmpfs = TMPFS
+        .iter()
+        .any(|t| dir == *t || dir.starts_with(&format!("{t}/")));
+    let answer = |status: i32, stderr: String| ExecAnswer {
+        status,
+        stdout: String::new(),
+        stderr,
+    };
+    if tmpfs && !on_tmpfs {
+        return answer(
+            3,
+            format!("{dir} is on ext4, not a tmpfs: the file was not written"),
+        );
+    }
+    let Ok(mode) = u32::from_str_radix(mode, 8) else {
+        return answer(1, format!("chmod: invalid mode: '{mode}'"));
+    };
+    record.files.insert(
+        path.to_owned(),
+        PushedFile {
+            mode,
+            content: content.unwrap_or_default(),
+            owner: owner.to_owned(),
+        },
+    );
+    answer(0, String::new())
+}
+
 
 /// `orbitlab-appliance health`, as the helper answers it.
 fn health(record: &ContainerRecord) -> ExecAnswer {
@@ -156,6 +255,7 @@ fn health(record: &ContainerRecord) -> ExecAnswer {
     ExecAnswer {
         status: if healthy { 0 } else { 1 },
         stdout: format!("{answer}\n"),
+        stderr: String::new(),
     }
 }
 
@@ -211,11 +311,18 @@ fn apply_bundle(record: &mut ContainerRecord, id: &str) -> Result<(), String> {
 
 /// What containers that still exist received.
 pub(crate) fn records(shared: &Shared) -> PctLog {
-    let guests: Vec<u32> = lock(&shared.state).guests.keys().copied().collect();
-    lock(&shared.pct)
+    let guests: BTreeMap<u32, Option<std::time::Instant>> = lock(&shared.state)
+        .guests
         .iter()
-        .filter(|(vmid, _)| guests.contains(vmid))
-        .map(|(v, r)| (*v, r.clone()))
+        .map(|(vmid, g)| (*vmid, g.started))
+        .collect();
+    let mut log = lock(&shared.pct);
+    log.iter_mut()
+        .filter_map(|(vmid, r)| {
+            let started = guests.get(vmid)?;
+            r.follow_start(*started);
+            Some((*vmid, r.clone()))
+        })
         .collect()
 }
 
@@ -237,6 +344,8 @@ struct PushBody {
 #[derive(Deserialize)]
 struct ExecBody {
     argv: Vec<String>,
+    #[serde(default)]
+    stdin: Option<String>,
 }
 
 async fn log(State(s): State<Arc<Shared>>) -> Json<PctLog> {
@@ -263,6 +372,7 @@ async fn push_route(
         PushedFile {
             mode: body.mode,
             content: body.content,
+            owner: root(),
         },
     ))
 }
@@ -272,7 +382,7 @@ async fn exec_route(
     Path((node, vmid)): Path<(String, u32)>,
     Json(body): Json<ExecBody>,
 ) -> (StatusCode, String) {
-    match exec(&s, &node, vmid, body.argv) {
+    match exec(&s, &node, vmid, body.argv, body.stdin) {
         Ok(answer) => (
             StatusCode::OK,
             serde_json::to_string(&answer).expect("an answer encodes"),

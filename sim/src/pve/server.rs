@@ -463,13 +463,26 @@ impl SimHandle {
             PushedFile {
                 mode,
                 content: content.to_owned(),
+                owner: "root:root".into(),
             },
         )
     }
 
     /// `pct exec` in a running container on `node`.
     pub fn pct_exec(&self, node: &str, vmid: u32, argv: &[String]) -> Result<(), String> {
-        pct::exec(&self.shared, node, vmid, argv.to_vec()).map(drop)
+        pct::exec(&self.shared, node, vmid, argv.to_vec(), None).map(drop)
+    }
+
+    /// `pct exec` with `stdin` on the command's standard input (OrbitLab's
+    /// install script, see [`pct`]).
+    pub fn pct_exec_input(
+        &self,
+        node: &str,
+        vmid: u32,
+        argv: &[String],
+        stdin: &str,
+    ) -> Result<pct::ExecAnswer, String> {
+        pct::exec(&self.shared, node, vmid, argv.to_vec(), Some(stdin.to_owned()))
     }
 
     /// `pct exec` in a running container on `node`, with what the command
@@ -481,7 +494,7 @@ impl SimHandle {
         vmid: u32,
         argv: &[String],
     ) -> Result<pct::ExecAnswer, String> {
-        pct::exec(&self.shared, node, vmid, argv.to_vec())
+        pct::exec(&self.shared, node, vmid, argv.to_vec(), None)
     }
 
     /// Makes the health probe of container `vmid` report `problems` from

@@ -124,6 +124,31 @@ pub struct Guest {
     /// taken from one cluster-wide counter on every write, so a config
     /// recreated under the same VMID never repeats an earlier version.
     pub version: u64,
+    /// When it last started (its `uptime` counts from there).
+    #[serde(skip)]
+    pub started: Option<std::time::Instant>,
+}
+
+impl Guest {
+    /// Sets the power state; a start (from stopped) restarts the uptime.
+    pub fn set_status(&mut self, status: PowerState) {
+        match status {
+            PowerState::Running if self.status != PowerState::Running => {
+                self.started = Some(std::time::Instant::now());
+            }
+            PowerState::Running => {}
+            _ => self.started = None,
+        }
+        self.status = status;
+    }
+
+    /// Seconds since it started (0 when not running).
+    pub fn uptime(&self) -> u64 {
+        match (self.status, self.started) {
+            (PowerState::Running, Some(t)) => t.elapsed().as_secs(),
+            _ => 0,
+        }
+    }
 }
 
 /// What a task does to the state when it ends.
@@ -487,11 +512,10 @@ impl ClusterState {
             };
             if let Some(g) = self.guests.get_mut(&vmid) {
                 g.node = target.clone();
-                g.status = if start {
-                    PowerState::Running
-                } else {
-                    PowerState::Stopped
-                };
+                g.set_status(PowerState::Stopped);
+                if start {
+                    g.set_status(PowerState::Running);
+                }
                 g.version = version;
             }
             moved.push((vmid, from, target.clone()));
@@ -590,7 +614,7 @@ impl ClusterState {
                         g.lock = None;
                         g.version = version;
                         if start {
-                            g.status = PowerState::Running;
+                            g.set_status(PowerState::Running);
                         }
                     }
                 } else {
@@ -611,7 +635,7 @@ impl ClusterState {
             }
             Effect::Power(vmid, st) => {
                 if let (true, Some(g)) = (ok, self.guests.get_mut(&vmid)) {
-                    g.status = st;
+                    g.set_status(st);
                 }
             }
             Effect::Destroy(vmid) => {

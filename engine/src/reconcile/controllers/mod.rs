@@ -10,8 +10,10 @@
 //! `apply --wait` waits for it ([`acted_on`]).
 //!
 //! Kinds with a controller: Cluster (`cluster.rs`), Appliance
-//! (`appliance/`: its template on every node), Sector (`sector/`) and Lxc
-//! (`instance/`).
+//! (`appliance/`: its template on every node), Secret, SshKey and
+//! Certificate (`identity.rs`), Sector (`sector/`) and Lxc (`instance/`,
+//! which also delivers the secrets, certificates and keys an instance
+//! declares).
 //!
 //! Shared building blocks (SDN zone/subnet steps, container lifecycle,
 //! IPAM allocations) are methods of the [`Planner`], so every kind creates,
@@ -19,6 +21,7 @@
 
 mod appliance;
 mod cluster;
+mod identity;
 mod instance;
 mod sector;
 
@@ -71,6 +74,9 @@ pub(crate) trait Controller: Sync {
 pub(crate) const ALL: &[&dyn Controller] = &[
     &cluster::ClusterController,
     &appliance::ApplianceController,
+    &identity::SecretController,
+    &identity::SshKeyController,
+    &identity::CertificateController,
     &sector::SectorController,
     &instance::InstanceController,
 ];

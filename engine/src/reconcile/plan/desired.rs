@@ -1,10 +1,10 @@
 //! What the manifests ask for, in the shape the planner needs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use orbitlab_manifests::{
-    ApplianceRole, ClusterSpec, Kind, LxcSpec, ManifestSet, Name, NodeSpec, SectorSpec, Spec,
-    Version,
+    ApplianceRole, CertificateSpec, ClusterSpec, Kind, LxcSpec, ManifestSet, Name, NodeSpec,
+    SecretSpec, SectorSpec, Spec, SshKeySpec, Version,
 };
 
 /// What the containers playing one appliance role are made from.
@@ -53,6 +53,15 @@ pub struct Desired {
     /// Node manifests, by the node's name in lower case (as they are
     /// named): whether a node takes new instances, and how many.
     pub nodes: BTreeMap<String, NodeSpec>,
+    /// Declared SSH keys.
+    pub ssh_keys: BTreeMap<Name, SshKeySpec>,
+    /// Declared certificates and CAs.
+    pub certificates: BTreeMap<Name, CertificateSpec>,
+    /// Declared Secrets.
+    pub secrets: BTreeMap<Name, SecretSpec>,
+    /// For each Secret, the instances its readers grant (resolved from
+    /// names and label selectors).
+    pub grants: BTreeMap<Name, BTreeSet<Name>>,
 }
 
 /// Memory of an appliance container when no Appliance manifest sets it.
@@ -121,12 +130,46 @@ impl Desired {
                 _ => None,
             })
             .collect();
+        let of = |kind: Kind| set.of_kind(kind).map(|m| (m.name().clone(), &m.spec));
+        let ssh_keys = of(Kind::SshKey)
+            .filter_map(|(n, s)| match s {
+                Spec::SshKey(s) => Some((n, s.clone())),
+                _ => None,
+            })
+            .collect();
+        let certificates = of(Kind::Certificate)
+            .filter_map(|(n, s)| match s {
+                Spec::Certificate(s) => Some((n, s.clone())),
+                _ => None,
+            })
+            .collect();
+        let secrets: BTreeMap<Name, SecretSpec> = of(Kind::Secret)
+            .filter_map(|(n, s)| match s {
+                Spec::Secret(s) => Some((n, s.clone())),
+                _ => None,
+            })
+            .collect();
+        let grants = secrets
+            .keys()
+            .map(|s| {
+                let who = set
+                    .granted(s.as_str())
+                    .into_iter()
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                (s.clone(), who)
+            })
+            .collect();
         Desired {
             cluster,
             sectors,
             appliances,
             instances,
             nodes,
+            ssh_keys,
+            certificates,
+            secrets,
+            grants,
         }
     }
 

@@ -104,7 +104,7 @@ fn summary(vmid: u32, g: &Guest) -> Value {
         "name": g.config.get("hostname").cloned().unwrap_or_else(|| format!("CT{vmid}")),
         "maxmem": mem_bytes(g, "memory", 512), "maxswap": mem_bytes(g, "swap", 512),
         "cpus": g.config.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1),
-        "uptime": if g.status == PowerState::Running { 60 } else { 0 },
+        "uptime": g.uptime(),
         "maxdisk": 4_294_967_296_u64, "disk": 0, "mem": 0, "swap": 0, "cpu": 0,
     });
     if let Some(obj) = v.as_object_mut() {
@@ -257,6 +257,7 @@ fn create(ctx: &mut Ctx<'_>) -> Reply {
             config,
             lock: Some("create".into()),
             version,
+            started: None,
         },
     );
     ctx.st.vmlist_version += 1;

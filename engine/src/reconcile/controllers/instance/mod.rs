@@ -18,6 +18,7 @@
 //! [`OWNED_KEYS`]: crate::reconcile::observed::OWNED_KEYS
 
 mod config;
+mod deliver;
 mod placement;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,6 +120,15 @@ impl Controller for InstanceController {
                 for addr in by_pool.values() {
                     out.insert("address".into(), addr.to_string());
                 }
+            }
+        }
+        // What its container holds, as last delivered (versions, serials,
+        // fingerprints; never values).
+        if let Some((vmid, _)) = observed.container(&Marker::object(Kind::Lxc, name))
+            && let Some(delivered) = observed.identities.delivered.get(&vmid)
+        {
+            for (item, version) in &delivered.holds {
+                out.insert(format!("holds/{item}"), version.clone());
             }
         }
         out
@@ -325,6 +335,10 @@ impl Planner<'_> {
             };
             steps.extend(step);
         }
+        match self.delivery(name, spec, vmid, container) {
+            Ok(step) => steps.extend(step),
+            Err(reason) => self.block(object, reason),
+        }
         Ok(steps)
     }
 
@@ -425,7 +439,10 @@ impl Planner<'_> {
                 onboot: spec.onboot,
                 start: spec.state == PowerState::Running,
                 ssh_public_keys: (!public_keys.is_empty()).then(|| public_keys.join("\n")),
-                password: spec.password.clone(),
+                password: spec.password.as_ref().and_then(|secret| {
+                    let s = self.observed.identities.secrets.get(secret)?;
+                    Some((secret.clone(), s.path.clone()))
+                }),
                 creation_notes: creation_notes(spec)
                     .into_iter()
                     .map(|(key, value)| format!("{key}: {value}"))

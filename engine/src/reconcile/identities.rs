@@ -1,0 +1,364 @@
+//! What the identity controllers (SSH keys, certificates, secrets) and
+//! the deliveries into instances see: each declared key's and
+//! certificate's record judged against its manifest's schedule, each
+//! declared Secret's newest vault version, and what was last delivered
+//! into each container. Public facts and version numbers only: no value
+//! or private key is read here.
+//!
+//! Schedules are judged when observed ([`read`]), so the planner stays a
+//! pure function of the observation: a key is "due" from the moment its
+//! age reaches `rotate_every`, a certificate from `renew_before` its
+//! expiry, a CA's CRL from `renew_before` its next update (or half its
+//! validity when shorter).
+//!
+//! Delivery records: `orbitlab/status/deliveries/<vmid>.json`
+//! ([`layout::delivered`]), written by the agent of the container's node
+//! right after it delivered ([`record`]), removed with the container.
+
+use std::collections::BTreeMap;
+
+use orbitlab_manifests::{CertificateRole, CertificateSpec, Kind, Name, NodeName, SshKeySpec};
+use serde::{Deserialize, Serialize};
+
+use super::ObjectRef;
+use super::plan::Desired;
+use crate::pki::{CaName, CertName, Pki};
+use crate::pve::Vmid;
+use crate::ssh::{KeyName, SshKeys};
+use crate::store::{Store, StoreError, layout};
+use crate::vault::{SecretPath, Timestamp, Vault, VaultError, Version};
+
+/// An SSH key's record, judged against its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshKeyObs {
+    /// The current key's `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// When the current key was made.
+    pub created: Timestamp,
+    /// The previous key's fingerprint, while it is kept.
+    pub previous: Option<String>,
+    /// When the previous key goes (the rotation plus the overlap).
+    pub previous_until: Option<Timestamp>,
+    /// When the current key is replaced (`None`: it never rotates).
+    pub next_rotation: Option<Timestamp>,
+    /// The current key is as old as `rotate_every`.
+    pub rotation_due: bool,
+    /// The previous key's overlap is over.
+    pub previous_expired: bool,
+    /// The record's algorithm differs from the manifest's.
+    pub algorithm_differs: bool,
+}
+
+/// A certificate's (or CA's) record, judged against its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertObs {
+    /// Serial of the current certificate (colon hex).
+    pub serial: String,
+    /// Its end of validity.
+    pub not_after: Timestamp,
+    /// When it is renewed.
+    pub next_renewal: Timestamp,
+    /// `renew_before` its expiry has been reached.
+    pub renewal_due: bool,
+    /// How the record differs from the manifest (issuer, names, kind), if
+    /// it does: such a certificate is not adopted.
+    pub differs: Option<String>,
+    /// For a CA: when its CRL must be signed again.
+    pub crl_next_update: Option<Timestamp>,
+    /// For a CA: the CRL is to be published again now.
+    pub crl_due: bool,
+}
+
+/// A declared Secret's value in the vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretObs {
+    /// Its vault path.
+    pub path: SecretPath,
+    /// The newest version (`None`: no value set yet).
+    pub version: Option<Version>,
+    /// The instances its readers grant.
+    pub readers: Vec<Name>,
+}
+
+/// What was last delivered into a container ([`record`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivered {
+    /// The node that delivered.
+    pub node: String,
+    /// Identifies the delivered files and their versions.
+    pub digest: String,
+    /// What the container holds: `secret/<name>` → `v3`,
+    /// `certificate/<name>` → serial, `ssh_key/<name>` → fingerprints.
+    pub holds: BTreeMap<String, String>,
+    /// When the container had started, as observed at delivery.
+    pub booted: Option<u64>,
+}
+
+/// Everything identity-related one pass sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identities {
+    /// Declared SSH keys that have a record.
+    pub ssh_keys: BTreeMap<Name, SshKeyObs>,
+    /// Declared certificates and CAs that have a record.
+    pub certificates: BTreeMap<Name, CertObs>,
+    /// Every declared Secret.
+    pub secrets: BTreeMap<Name, SecretObs>,
+    /// Delivery records, by container.
+    pub delivered: BTreeMap<Vmid, Delivered>,
+    /// Declared objects whose records could not be read, with why.
+    pub unreadable: BTreeMap<ObjectRef, String>,
+}
+
+/// The PKI names of a Certificate manifest: a CA is a CA of its own name,
+/// a leaf a certificate of its name under its issuer's CA.
+pub(crate) enum PkiNames {
+    Ca(CaName),
+    Leaf(CaName, CertName),
+}
+
+/// [`PkiNames`] of Certificate `name`, or why it has none.
+pub(crate) fn pki_names(name: &Name, spec: &CertificateSpec) -> Result<PkiNames, String> {
+    let ca = |n: &str| {
+        n.parse::<CaName>()
+            .map_err(|e| format!("{n} cannot name a CA: {e}"))
+    };
+    if spec.role.is_ca() {
+        return Ok(PkiNames::Ca(ca(name.as_str())?));
+    }
+    let issuer = spec
+        .issuer
+        .as_ref()
+        .ok_or("a leaf certificate needs an issuer")?;
+    let cert = name
+        .as_str()
+        .parse::<CertName>()
+        .map_err(|e| format!("{name} cannot name a certificate: {e}"))?;
+    Ok(PkiNames::Leaf(ca(issuer.as_str())?, cert))
+}
+
+/// The vault path of a declared Secret.
+pub(crate) fn secret_path(name: &Name, spec: &orbitlab_manifests::SecretSpec) -> Option<SecretPath> {
+    spec.vault_path(name).as_str().parse().ok()
+}
+
+/// Reads what the identity controllers and deliveries need, judging
+/// schedules at `now`.
+pub fn read(store: &Store, desired: &Desired, now: Timestamp) -> Result<Identities, StoreError> {
+    let vault = Vault::new(store.clone());
+    let mut out = Identities {
+        delivered: read_delivered(store)?,
+        ..Identities::default()
+    };
+    let keys = SshKeys::new(vault.clone());
+    for (name, spec) in &desired.ssh_keys {
+        let Ok(key) = name.as_str().parse::<KeyName>() else {
+            continue;
+        };
+        match keys.show(&key) {
+            Ok(info) => {
+                out.ssh_keys.insert(name.clone(), ssh_obs(&info, spec, now));
+            }
+            Err(crate::ssh::SshError::NotFound { .. }) => {}
+            Err(e) => {
+                out.unreadable
+                    .insert(ObjectRef::new(Kind::SshKey, name), e.to_string());
+            }
+        }
+    }
+    let pki = Pki::new(vault.clone());
+    for (name, spec) in &desired.certificates {
+        match cert_obs(&pki, name, spec, now) {
+            Ok(Some(obs)) => {
+                out.certificates.insert(name.clone(), obs);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                out.unreadable
+                    .insert(ObjectRef::new(Kind::Certificate, name), e);
+            }
+        }
+    }
+    for (name, spec) in &desired.secrets {
+        let Some(path) = secret_path(name, spec) else {
+            continue;
+        };
+        let version = match vault.versions(&path) {
+            Ok(v) => v.last().map(|i| i.version),
+            Err(VaultError::NotFound { .. }) => None,
+            Err(e) => {
+                out.unreadable
+                    .insert(ObjectRef::new(Kind::Secret, name), e.to_string());
+                None
+            }
+        };
+        let readers = desired
+            .grants
+            .get(name)
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default();
+        out.secrets.insert(
+            name.clone(),
+            SecretObs {
+                path,
+                version,
+                readers,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn ssh_obs(info: &crate::ssh::SshKeyInfo, spec: &SshKeySpec, now: Timestamp) -> SshKeyObs {
+    let created = info.current.created;
+    let next_rotation = spec
+        .rotate_every
+        .map(|every| Timestamp(created.0 + every.as_secs()));
+    let previous_until = info
+        .previous
+        .as_ref()
+        .map(|_| Timestamp(created.0 + spec.overlap_secs().unwrap_or(0)));
+    let want = match spec.algorithm {
+        orbitlab_manifests::SshKeyAlgorithm::Ed25519 => crate::ssh::SshAlgorithm::Ed25519,
+        orbitlab_manifests::SshKeyAlgorithm::Rsa4096 => crate::ssh::SshAlgorithm::Rsa4096,
+    };
+    SshKeyObs {
+        fingerprint: info.current.fingerprint.clone(),
+        created,
+        previous: info.previous.as_ref().map(|p| p.fingerprint.clone()),
+        previous_until,
+        next_rotation,
+        rotation_due: next_rotation.is_some_and(|t| now >= t),
+        previous_expired: previous_until.is_some_and(|t| now >= t),
+        algorithm_differs: info.current.algorithm != want,
+    }
+}
+
+/// A certificate's observation; `Ok(None)` when it has no record yet.
+fn cert_obs(
+    pki: &Pki,
+    name: &Name,
+    spec: &CertificateSpec,
+    now: Timestamp,
+) -> Result<Option<CertObs>, String> {
+    let renew_before = spec.renew_before_secs();
+    let judge = |info: &crate::pki::CertInfo| {
+        let next_renewal = Timestamp(info.not_after.0.saturating_sub(renew_before));
+        (next_renewal, now >= next_renewal)
+    };
+    match pki_names(name, spec)? {
+        PkiNames::Ca(ca) => {
+            let details = match pki.show_ca(&ca) {
+                Ok(d) => d,
+                Err(crate::pki::PkiError::CaNotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            };
+            let want_root = spec.role == CertificateRole::RootCa;
+            let is_root = details.kind == crate::pki::CaKind::Root;
+            let parent = details.parent.as_ref().map(ToString::to_string);
+            let want_parent = spec.issuer.as_ref().map(ToString::to_string);
+            let differs = if want_root != is_root {
+                Some(format!(
+                    "the CA {ca} in the PKI is a{} CA, the manifest asks for a{}",
+                    if is_root { " root" } else { "n intermediate" },
+                    if want_root { " root" } else { "n intermediate" },
+                ))
+            } else if parent != want_parent {
+                Some(format!(
+                    "the CA {ca} in the PKI is signed by {}, the manifest names {}",
+                    parent.as_deref().unwrap_or("itself"),
+                    want_parent.as_deref().unwrap_or("none")
+                ))
+            } else {
+                None
+            };
+            let (next_renewal, renewal_due) = judge(&details.info);
+            // A CRL is signed again once `renew_before` (at most half its
+            // validity) is left, so relying parties never hold a stale one.
+            let crl_window = renew_before.min(crate::pki::CRL_VALIDITY_SECS / 2);
+            Ok(Some(CertObs {
+                serial: details.info.serial.clone(),
+                not_after: details.info.not_after,
+                next_renewal,
+                renewal_due,
+                differs,
+                crl_next_update: Some(details.crl_next_update),
+                crl_due: now.0 + crl_window >= details.crl_next_update.0,
+            }))
+        }
+        PkiNames::Leaf(ca, cert) => {
+            let details = match pki.show_cert(&ca, &cert) {
+                Ok(d) => d,
+                Err(crate::pki::PkiError::CertNotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            };
+            let mut want_dns: Vec<String> = spec.dns_names.iter().map(|d| d.to_string()).collect();
+            want_dns.sort();
+            let mut have_dns = details.info.dns_names.clone();
+            have_dns.sort();
+            let mut want_ips = spec.ip_addresses.clone();
+            want_ips.sort();
+            let mut have_ips = details.info.ip_addresses.clone();
+            have_ips.sort();
+            let differs = (want_dns != have_dns || want_ips != have_ips).then(|| {
+                format!(
+                    "the certificate {cert} of CA {ca} in the PKI names {:?} {:?}, the manifest {:?} {:?}",
+                    have_dns, have_ips, want_dns, want_ips
+                )
+            });
+            let (next_renewal, renewal_due) = judge(&details.info);
+            Ok(Some(CertObs {
+                serial: details.info.serial.clone(),
+                not_after: details.info.not_after,
+                next_renewal,
+                renewal_due,
+                differs,
+                crl_next_update: None,
+                crl_due: false,
+            }))
+        }
+    }
+}
+
+/// Records what was delivered into container `vmid`.
+pub fn record(store: &Store, vmid: u32, delivered: &Delivered) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(delivered).expect("encodes");
+    store.write(&layout::delivered(vmid), &body)
+}
+
+/// Forgets a destroyed container's deliveries.
+pub fn forget(store: &Store, vmid: u32) -> Result<(), StoreError> {
+    store.remove(&layout::delivered(vmid)).map(drop)
+}
+
+/// Every delivery record. An unreadable one counts as "nothing
+/// delivered" (everything is delivered again).
+fn read_delivered(store: &Store) -> Result<BTreeMap<Vmid, Delivered>, StoreError> {
+    Ok(store
+        .read_dir(&layout::delivered_dir())?
+        .into_iter()
+        .filter_map(|(file, bytes)| {
+            let vmid = Vmid::try_from(layout::pushed_file_vmid(&file)?).ok()?;
+            Some((vmid, serde_json::from_slice(&bytes).ok()?))
+        })
+        .collect())
+}
+
+/// Whether a container observed booted at `booted` restarted since a
+/// delivery recorded at `recorded` (boot times are rounded to the minute;
+/// two minutes of slack absorb the rounding).
+pub(crate) fn restarted_since(recorded: Option<u64>, booted: Option<u64>) -> bool {
+    match (recorded, booted) {
+        (Some(r), Some(b)) => b > r + 120,
+        (None, Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// The node name of a delivery record, for comparing with a container's.
+impl Delivered {
+    /// True when `node` made this record.
+    pub fn by(&self, node: &NodeName) -> bool {
+        self.node == node.as_str()
+    }
+}
