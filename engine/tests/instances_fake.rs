@@ -464,7 +464,8 @@ fn references_and_sizes_no_node_can_satisfy_are_refused_before_anything_is_made(
         lxc("secretive", "password: rootpw"),
         lxc("lost", "node: pve9"),
         lxc("untemplated", "").replace(TEMPLATE, "local:vztmpl/custom_1.0_amd64.tar.zst"),
-        "apiVersion: orbitlab.io/v1\nkind: SshKey\nmetadata:\n  name: admin\nspec: {}\n".into(),
+        // The key cannot be made: its passphrase Secret has no value yet.
+        "apiVersion: orbitlab.io/v1\nkind: SshKey\nmetadata:\n  name: admin\nspec: {passphrase: rootpw}\n".into(),
         "apiVersion: orbitlab.io/v1\nkind: Secret\nmetadata:\n  name: rootpw\nspec: {}\n".into(),
     ]
     .join("---\n");
@@ -485,6 +486,14 @@ fn references_and_sizes_no_node_can_satisfy_are_refused_before_anything_is_made(
         assert!(message.contains(needle), "{name}: {message}");
         assert_eq!(containers_named(&world, name), 0, "{name}");
     }
+    let key = world.status_of(Kind::SshKey, "admin");
+    let ready = key.condition(ConditionType::Ready).expect("a Ready condition");
+    assert!(!ready.status);
+    assert!(
+        ready.message.contains("Secret rootpw has no value in the vault"),
+        "{}",
+        ready.message
+    );
     assert!(
         !world.writes().iter().any(|w| w.starts_with("lxc_create")),
         "{:?}",

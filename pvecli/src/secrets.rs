@@ -38,6 +38,7 @@ Examples:
   orbitlab secret rollback app/db/password --to 2
   orbitlab secret prune app/db/password --keep 5
   orbitlab secret delete app/db/password
+  orbitlab secret who-can-read app/db/password
 
 Values are never taken from arguments: they would end up in shell
 history and process listings. Standard input is stored byte for byte
@@ -96,6 +97,13 @@ pub enum SecretCommand {
     /// Delete a secret with all its versions.
     Delete {
         /// Secret path.
+        path: String,
+    },
+    /// Who may read a secret (the instances its Secret manifests grant,
+    /// and by which `readers` entry), whether each declares it, and which
+    /// version each holds. No value.
+    WhoCanRead {
+        /// Secret path (a Secret manifest's `path`, default its name).
         path: String,
     },
     /// Drop all but the newest versions of a secret.
@@ -168,6 +176,33 @@ pub fn run_secret(backend: &Backend, command: SecretCommand) -> Result<Reply> {
         SecretCommand::Prune { path, keep } => {
             let path = secret_path(&path)?;
             Reply::data(backend.vault(VaultCall::Prune { path, keep })?)
+        }
+        SecretCommand::WhoCanRead { path } => {
+            let answer = backend.vault(VaultCall::Readers(secret_path(&path)?))?;
+            let rows: Vec<Value> = answer["secrets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| {
+                    let secret = s["secret"].clone();
+                    s["readers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |mut r| {
+                            r["secret"] = secret.clone();
+                            r
+                        })
+                })
+                .collect();
+            let mut reply = Reply::data(&answer)?.with_text(&Value::Array(rows))?;
+            if answer["secrets"].as_array().is_none_or(Vec::is_empty) {
+                reply = reply.warn(format!(
+                    "no Secret manifest names vault path {path}: nobody is granted it"
+                ));
+            }
+            Ok(reply)
         }
     }
 }

@@ -11,7 +11,12 @@
 //! POST   /vault/rollback/{path}?to=N         copy version N as a new one      change
 //! POST   /vault/prune/{path}?keep=N          drop all but the newest N        change
 //! POST   /vault/rotate-key                   new key-encryption key           change
+//! GET    /vault/readers/{path}               who may read it, who holds it    metadata
 //! ```
+//!
+//! `readers` answers from the manifests: each Secret whose vault path is
+//! `{path}`, the instances its `readers` grant (and by which entry),
+//! whether each declares it, and the version each holds (its status).
 //!
 //! A value travels only in a request or answer body, never in a path,
 //! query, log line or error. Which privileges each [`VaultAccess`] needs
@@ -43,6 +48,8 @@ pub enum VaultPath {
     Rollback(SecretPath),
     /// `/vault/prune/{path}`.
     Prune(SecretPath),
+    /// `/vault/readers/{path}`.
+    Readers(SecretPath),
     /// `/vault/rotate-key`.
     RotateKey,
 }
@@ -68,10 +75,11 @@ impl VaultPath {
             ("values", false) => VaultPath::Value(secret()?),
             ("rollback", false) => VaultPath::Rollback(secret()?),
             ("prune", false) => VaultPath::Prune(secret()?),
+            ("readers", false) => VaultPath::Readers(secret()?),
             ("rotate-key", true) => VaultPath::RotateKey,
             _ => {
                 return Err(error(
-                    "below /vault: secrets[/{path}], values/{path}, rollback/{path}, prune/{path}, rotate-key"
+                    "below /vault: secrets[/{path}], values/{path}, rollback/{path}, prune/{path}, readers/{path}, rotate-key"
                         .into(),
                 ));
             }
@@ -88,6 +96,7 @@ impl fmt::Display for VaultPath {
             VaultPath::Value(p) => write!(f, "/vault/values/{p}"),
             VaultPath::Rollback(p) => write!(f, "/vault/rollback/{p}"),
             VaultPath::Prune(p) => write!(f, "/vault/prune/{p}"),
+            VaultPath::Readers(p) => write!(f, "/vault/readers/{p}"),
             VaultPath::RotateKey => f.write_str("/vault/rotate-key"),
         }
     }
@@ -158,6 +167,8 @@ pub enum VaultCall {
     },
     /// Deletes a secret with every version.
     Delete(SecretPath),
+    /// Who may read a secret and who holds which version.
+    Readers(SecretPath),
     /// Makes a new key-encryption key and re-wraps every data key.
     RotateKey,
 }
@@ -166,9 +177,10 @@ impl VaultCall {
     /// What the call may see or change.
     pub fn access(&self) -> VaultAccess {
         match self {
-            VaultCall::Status | VaultCall::List { .. } | VaultCall::Versions(_) => {
-                VaultAccess::Metadata
-            }
+            VaultCall::Status
+            | VaultCall::List { .. }
+            | VaultCall::Versions(_)
+            | VaultCall::Readers(_) => VaultAccess::Metadata,
             VaultCall::Value { .. } => VaultAccess::Value,
             VaultCall::Set { .. }
             | VaultCall::Rollback { .. }
@@ -207,6 +219,7 @@ impl VaultCall {
             ),
             VaultCall::Delete(p) => ("DELETE", VaultPath::Secret(p.clone()), Vec::new()),
             VaultCall::RotateKey => ("POST", VaultPath::RotateKey, Vec::new()),
+            VaultCall::Readers(p) => ("GET", VaultPath::Readers(p.clone()), Vec::new()),
         }
     }
 
@@ -222,6 +235,7 @@ impl VaultCall {
             VaultCall::Prune { path, .. } => format!("prune secret {path}"),
             VaultCall::Delete(p) => format!("delete secret {p}"),
             VaultCall::RotateKey => "rotate the vault's key".to_owned(),
+            VaultCall::Readers(p) => format!("read who may read secret {p}"),
         }
     }
 }
@@ -231,7 +245,10 @@ impl VaultCall {
     /// with the call's path and query (never its body: no value).
     pub(crate) fn audited(&self) -> Option<(Audited, Action, String, Detail)> {
         let action = match self {
-            VaultCall::Status | VaultCall::List { .. } | VaultCall::Versions(_) => return None,
+            VaultCall::Status
+            | VaultCall::List { .. }
+            | VaultCall::Versions(_)
+            | VaultCall::Readers(_) => return None,
             VaultCall::Value { .. } => Action::SecretRead,
             VaultCall::Set { .. } => Action::SecretSet,
             VaultCall::Rollback { .. } => Action::SecretRollback,
@@ -296,7 +313,54 @@ impl Api {
                 json!({ "path": path, "deleted_versions": versions })
             }
             VaultCall::RotateKey => json(&vault.rotate_kek()?),
+            VaultCall::Readers(path) => self.readers(&path)?,
         })
+    }
+
+    /// `{path, secrets: [{secret, readers: [{lxc, granted_by, declares,
+    /// holds}]}]}` for `path`, from the stored manifests and statuses.
+    fn readers(&self, path: &SecretPath) -> Result<Value, VaultError> {
+        use orbitlab_manifests::{Kind, ManifestSet, Spec};
+        let store = self.store();
+        let damaged = |reason: String| VaultError::Damaged {
+            path: path.clone(),
+            file: store.absolute(&crate::store::layout::manifests_root()),
+            reason,
+        };
+        let manifests = store
+            .read_all_manifests()
+            .map_err(|e| damaged(format!("the manifests cannot be read: {e}")))?;
+        let set = ManifestSet::new(manifests)
+            .map_err(|e| damaged(format!("the stored manifests are invalid: {e}")))?;
+        let mut secrets = Vec::new();
+        for m in set.of_kind(Kind::Secret) {
+            let Spec::Secret(spec) = &m.spec else {
+                continue;
+            };
+            if spec.vault_path(m.name()).as_str() != path.as_str() {
+                continue;
+            }
+            let declaring = set.declaring(m.name().as_str());
+            let readers: Vec<Value> = set
+                .granted(m.name().as_str())
+                .into_iter()
+                .map(|(lxc, by)| {
+                    let holds = store
+                        .read_status(Kind::Lxc, lxc)
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.outputs.get(&format!("holds/secret/{}", m.name())).cloned());
+                    json!({
+                        "lxc": lxc,
+                        "granted_by": by.to_string(),
+                        "declares": declaring.contains(&lxc),
+                        "holds": holds,
+                    })
+                })
+                .collect();
+            secrets.push(json!({ "secret": m.name(), "readers": readers }));
+        }
+        Ok(json!({ "path": path, "secrets": secrets }))
     }
 }
 

@@ -344,12 +344,17 @@ fn read_delivered(store: &Store) -> Result<BTreeMap<Vmid, Delivered>, StoreError
         .collect())
 }
 
+/// Slack between two readings of one boot time (`now - uptime`, each
+/// rounded to the second, read at different moments).
+const BOOT_SLACK_SECS: u64 = 5;
+
 /// Whether a container observed booted at `booted` restarted since a
-/// delivery recorded at `recorded` (boot times are rounded to the minute;
-/// two minutes of slack absorb the rounding).
+/// delivery recorded at `recorded`. A restart less than
+/// [`BOOT_SLACK_SECS`] after the previous start goes unseen; a container
+/// takes longer than that to boot and be delivered to.
 pub(crate) fn restarted_since(recorded: Option<u64>, booted: Option<u64>) -> bool {
     match (recorded, booted) {
-        (Some(r), Some(b)) => b > r + 120,
+        (Some(r), Some(b)) => b > r + BOOT_SLACK_SECS,
         (None, Some(_)) => true,
         _ => false,
     }

@@ -207,13 +207,12 @@ pub(super) fn observe_since(
     Ok(observed)
 }
 
-/// When a running container started, from its uptime: Unix seconds
-/// rounded down to the minute, so that one boot reads the same in every
-/// observation.
+/// When a running container started, from its uptime (Unix seconds; the
+/// same boot reads a second or two apart between observations).
 fn booted(running: bool, uptime: Option<u64>) -> Option<u64> {
     let uptime = uptime.filter(|_| running)?;
     let now = crate::vault::Timestamp::now().0;
-    Some(now.saturating_sub(uptime) / 60 * 60)
+    Some(now.saturating_sub(uptime))
 }
 
 /// `observed` with OrbitLab's records read again and its Proxmox part

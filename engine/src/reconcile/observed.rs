@@ -98,10 +98,9 @@ pub struct ContainerObs {
     /// records (`None`: none recorded, as for one made before versions
     /// were; or not an appliance).
     pub version: Option<String>,
-    /// When it last started, Unix seconds rounded down to the minute
-    /// (from Proxmox's `uptime`; `None` when stopped or unknown): a later
-    /// start than a delivery recorded means what was delivered into its
-    /// tmpfs is gone.
+    /// When it last started, Unix seconds (from Proxmox's `uptime`; `None`
+    /// when stopped or unknown): a later start than a delivery recorded
+    /// means what was delivered into its tmpfs is gone.
     pub booted: Option<u64>,
 }
 

@@ -179,7 +179,19 @@ impl Vault {
         };
         let info = self.append(&guard, path, &files, &mut record, &keyring, value)?;
         tracing::info!(secret = %path, version = %info.version, "secret version written");
+        drop(guard);
+        self.tell_agents();
         Ok(info)
+    }
+
+    /// Bumps the store's change counter after a new version, so that the
+    /// agents delivering the secret into instances notice at their next
+    /// poll rather than at their next full resync. The version is written
+    /// either way: a failure here only delays delivery, and is logged.
+    fn tell_agents(&self) {
+        if let Err(e) = self.store.bump_generation() {
+            tracing::warn!(error = %e, "cannot bump the change counter; agents deliver the new version at their next resync");
+        }
     }
 
     /// The newest version of `path`.
@@ -321,6 +333,8 @@ impl Vault {
         let old = old.ok_or_else(|| version_not_found(path, to, &record))?;
         let written = self.append(&guard, path, &files, &mut record, &keyring, &old)?;
         tracing::info!(secret = %path, from = %to, version = %written.version, "secret rolled back");
+        drop(guard);
+        self.tell_agents();
         Ok(Rollback {
             path: path.clone(),
             from: to,

@@ -74,7 +74,10 @@ impl VaultIntent {
                 })?,
             },
             (Method::POST, VaultPath::RotateKey) => VaultCall::RotateKey,
-            (_, VaultPath::Status | VaultPath::Secrets) => return Err(not_allowed("use GET")),
+            (Method::GET, VaultPath::Readers(p)) => VaultCall::Readers(p.clone()),
+            (_, VaultPath::Status | VaultPath::Secrets | VaultPath::Readers(_)) => {
+                return Err(not_allowed("use GET"));
+            }
             (_, VaultPath::Secret(_)) => return Err(not_allowed("use GET or DELETE")),
             (_, VaultPath::Value(_)) => {
                 return Err(not_allowed("use GET to read the value, PUT to set it"));

@@ -1,0 +1,412 @@
+//! Identities end to end on a simulated 3-node cluster (issue 13): an
+//! instance declaring two secrets, a certificate and an SSH key receives
+//! exactly those files, with their modes and owners, through the agents'
+//! delivery into the simulated container; an instance declaring nothing
+//! receives nothing. A new secret version and a rollback are delivered
+//! within one pass of the instance's agent; a short-lived certificate is
+//! renewed before it expires and delivered again, and `openssl verify`
+//! accepts the delivered chain with the CA's current CRL; an SSH key
+//! rotates on schedule, both keys work during the overlap and the old
+//! one is gone after it (`ssh-keygen -l` on the delivered public halves
+//! and the vault's private half). Refusals at `apply` name both objects.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use orbitlab_engine::api::Api;
+use orbitlab_engine::pki::{CaName, CertName, Pki};
+use orbitlab_engine::reconcile::Scope;
+use orbitlab_engine::reconcile::init::init;
+use orbitlab_engine::ssh::{KeyName, SshKeys};
+use orbitlab_engine::status::ObjectStatus;
+use orbitlab_engine::vault::{SecretPath, SecretValue, Vault, Version};
+use orbitlab_manifests::{Kind, codec};
+use orbitlab_sim::pve::pct::PushedFile;
+use orbitlab_tests::Lab;
+
+const TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+
+const MANIFESTS: &str = r#"
+apiVersion: orbitlab.io/v1
+kind: Sector
+metadata: {name: web}
+spec: {cidr: 172.16.0.0/24}
+---
+apiVersion: orbitlab.io/v1
+kind: SshKey
+metadata: {name: deploy}
+spec: {rotate_every: 10s, overlap: 4s}
+---
+apiVersion: orbitlab.io/v1
+kind: Certificate
+metadata: {name: root}
+spec: {role: root_ca, common_name: Identities Test Root}
+---
+apiVersion: orbitlab.io/v1
+kind: Certificate
+metadata: {name: api-tls}
+spec:
+  role: server
+  issuer: root
+  dns_names: [app.web.orbitlab.internal]
+  lifetime: 75s
+  renew_before: 60s
+---
+apiVersion: orbitlab.io/v1
+kind: Secret
+metadata: {name: db-password}
+spec:
+  path: app/db/password
+  readers: [{lxc: app}]
+---
+apiVersion: orbitlab.io/v1
+kind: Secret
+metadata: {name: api-token}
+spec:
+  readers: [{selector: "role=app"}]
+---
+apiVersion: orbitlab.io/v1
+kind: Lxc
+metadata: {name: app, labels: {role: app}}
+spec:
+  sector: web
+  template: TEMPLATE
+  ssh_keys: [deploy]
+  secrets:
+    - {secret: db-password, path: /run/secrets/db, mode: "0440", owner: "www-data:www-data"}
+    - {secret: api-token, path: /run/secrets/token}
+  certificates:
+    - certificate: api-tls
+      cert: /etc/ssl/api.pem
+      chain: /etc/ssl/api-chain.pem
+      key: /run/tls/api.key
+      reload: [systemctl, reload, nginx]
+---
+apiVersion: orbitlab.io/v1
+kind: Lxc
+metadata: {name: plain, labels: {role: web}}
+spec: {sector: web, template: TEMPLATE}
+"#;
+
+fn manifests() -> String {
+    MANIFESTS.replace("TEMPLATE", TEMPLATE)
+}
+
+fn status(lab: &Lab, kind: Kind, name: &str) -> ObjectStatus {
+    lab.store
+        .read_status(kind, &name.parse().unwrap())
+        .unwrap()
+        .unwrap_or_else(|| panic!("{kind} {name} has no status"))
+}
+
+fn output(lab: &Lab, kind: Kind, name: &str, key: &str) -> String {
+    let s = status(lab, kind, name);
+    s.outputs
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("{kind} {name}: no {key} in {s:#?}"))
+}
+
+fn files_of(lab: &Lab, name: &str) -> std::collections::BTreeMap<String, PushedFile> {
+    let vmid: u32 = output(lab, Kind::Lxc, name, "vmid").parse().unwrap();
+    lab.sim
+        .pct_log()
+        .get(&vmid)
+        .map(|r| r.files.clone())
+        .unwrap_or_default()
+}
+
+fn file(lab: &Lab, name: &str, path: &str) -> PushedFile {
+    files_of(lab, name)
+        .remove(path)
+        .unwrap_or_else(|| panic!("{name} has no {path}"))
+}
+
+fn set_secret(lab: &Lab, path: &str, value: &str) -> Version {
+    Vault::new(lab.store.clone())
+        .set(
+            &path.parse().unwrap(),
+            &SecretValue::new(value.as_bytes().to_vec()).unwrap(),
+        )
+        .unwrap()
+        .version
+}
+
+/// One run of the agent of `node` (the cluster-scoped one on pve1) with a
+/// single pass: what "within one pass" means.
+fn one_pass_of(lab: &Lab, node: &str) {
+    let host = lab.host(node);
+    let mut reconciler = lab.reconciler(&host);
+    reconciler.options.max_passes = 1;
+    if node != "pve1" {
+        reconciler.options.scope = Scope::Node;
+    }
+    reconciler.run().expect("a pass runs");
+}
+
+fn sleep_until(t: Instant) {
+    if let Some(left) = t.checked_duration_since(Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+/// `ssh-keygen -l` of each `authorized_keys` line: their fingerprints.
+fn fingerprints(dir: &Path, authorized_keys: &str) -> Vec<String> {
+    let path = dir.join("authorized_keys");
+    std::fs::write(&path, authorized_keys).unwrap();
+    let out = Command::new("ssh-keygen")
+        .arg("-l")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
+        .collect()
+}
+
+/// `ssh-keygen -l` of the vault's private half of key `deploy`.
+fn private_fingerprint(lab: &Lab, dir: &Path) -> String {
+    let key = SshKeys::new(Vault::new(lab.store.clone()))
+        .private_key(&"deploy".parse::<KeyName>().unwrap())
+        .unwrap();
+    let path = dir.join("id_deploy");
+    std::fs::write(&path, key.expose()).unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&path, perms).unwrap();
+    let out = Command::new("ssh-keygen")
+        .arg("-l")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+/// `openssl verify` of the delivered certificate against the root CA and
+/// its current CRL.
+fn openssl_verify(lab: &Lab, dir: &Path, delivered_chain: &str) {
+    let pki = Pki::new(Vault::new(lab.store.clone()));
+    let root: CaName = "root".parse().unwrap();
+    std::fs::write(dir.join("root.pem"), pki.ca_cert_pem(&root).unwrap()).unwrap();
+    std::fs::write(dir.join("crl.pem"), pki.crl(&root).unwrap()).unwrap();
+    std::fs::write(dir.join("chain.pem"), delivered_chain).unwrap();
+    let out = Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(dir.join("root.pem"))
+        .arg("-CRLfile")
+        .arg(dir.join("crl.pem"))
+        .arg(dir.join("chain.pem"))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn identities_are_delivered_exactly_where_declared_and_kept_current() {
+    let lab = Lab::new();
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init");
+    let api = Api::new(lab.store.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    set_secret(&lab, "app/db/password", "db-secret-one");
+    set_secret(&lab, "api-token", "token-one");
+    api.apply(codec::decode("identities.yaml", &manifests()).unwrap())
+        .expect("the manifests are accepted");
+    let t0 = Instant::now();
+    lab.converge_as_agents("pve1");
+    for (kind, name) in [
+        (Kind::Lxc, "app"),
+        (Kind::Lxc, "plain"),
+        (Kind::SshKey, "deploy"),
+        (Kind::Certificate, "root"),
+        (Kind::Certificate, "api-tls"),
+        (Kind::Secret, "db-password"),
+        (Kind::Secret, "api-token"),
+    ] {
+        let s = status(&lab, kind, name);
+        assert!(s.is_ready(), "{kind} {name} is not Ready: {s:#?}");
+    }
+
+    // Exactly the declared files, with their modes and owners.
+    let files = files_of(&lab, "app");
+    let paths: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        [
+            "/etc/ssl/api-chain.pem",
+            "/etc/ssl/api.pem",
+            "/root/.ssh/authorized_keys",
+            "/run/secrets/db",
+            "/run/secrets/token",
+            "/run/tls/api.key",
+        ]
+    );
+    let db = &files["/run/secrets/db"];
+    assert_eq!((db.content.as_str(), db.mode, db.owner.as_str()), ("db-secret-one", 0o440, "www-data:www-data"));
+    let token = &files["/run/secrets/token"];
+    assert_eq!((token.content.as_str(), token.mode, token.owner.as_str()), ("token-one", 0o400, "root:root"));
+    let key = &files["/run/tls/api.key"];
+    assert!(key.content.contains("PRIVATE KEY"));
+    assert_eq!((key.mode, key.owner.as_str()), (0o400, "root:root"));
+    assert_eq!(files["/etc/ssl/api.pem"].mode, 0o444);
+    assert_eq!(files["/root/.ssh/authorized_keys"].mode, 0o600);
+    let vmid: u32 = output(&lab, Kind::Lxc, "app", "vmid").parse().unwrap();
+    let commands = lab.sim.pct_log()[&vmid].commands.clone();
+    assert!(
+        commands.contains(&vec!["systemctl".into(), "reload".into(), "nginx".into()]),
+        "{commands:?}"
+    );
+    // The instance that declares nothing receives nothing.
+    assert!(files_of(&lab, "plain").is_empty(), "{:?}", files_of(&lab, "plain"));
+    // Its status lists the versions it holds, never a value.
+    let app = status(&lab, Kind::Lxc, "app");
+    assert_eq!(app.outputs["holds/secret/db-password"], "v1");
+    assert_eq!(app.outputs["holds/secret/api-token"], "v1");
+    let text = serde_json::to_string(&app).unwrap();
+    assert!(!text.contains("db-secret-one") && !text.contains("token-one"));
+    let db_readers = output(&lab, Kind::Secret, "db-password", "readers");
+    assert_eq!(db_readers, "lxc/app");
+    // The delivered chain verifies with the CA's current CRL.
+    openssl_verify(&lab, tmp.path(), &files["/etc/ssl/api-chain.pem"].content);
+
+    // A new version is delivered within one pass of the instance's agent.
+    let app_node = output(&lab, Kind::Lxc, "app", "node");
+    let v2 = set_secret(&lab, "app/db/password", "db-secret-two");
+    one_pass_of(&lab, &app_node);
+    assert_eq!(file(&lab, "app", "/run/secrets/db").content, "db-secret-two");
+    // A rollback (a new version equal to v1) is delivered the same way.
+    Vault::new(lab.store.clone())
+        .rollback(&"app/db/password".parse::<SecretPath>().unwrap(), Version::new(1).unwrap())
+        .unwrap();
+    one_pass_of(&lab, &app_node);
+    assert_eq!(file(&lab, "app", "/run/secrets/db").content, "db-secret-one");
+    lab.converge_as_agents("pve1");
+    assert_eq!(
+        status(&lab, Kind::Lxc, "app").outputs["holds/secret/db-password"],
+        format!("v{}", v2.get() + 1)
+    );
+    // Still nothing for the other instance.
+    assert!(files_of(&lab, "plain").is_empty());
+
+    // SSH key rotation: after 10 s a new key; both work for the overlap.
+    let first = output(&lab, Kind::SshKey, "deploy", "fingerprint");
+    assert_eq!(fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content), [first.clone()]);
+    assert_eq!(private_fingerprint(&lab, tmp.path()), first);
+    sleep_until(t0 + Duration::from_millis(10_500));
+    lab.converge_as_agents("pve1");
+    let second = output(&lab, Kind::SshKey, "deploy", "fingerprint");
+    assert_ne!(second, first, "rotated");
+    assert_eq!(output(&lab, Kind::SshKey, "deploy", "previous/fingerprint"), first);
+    let rotated_at = Instant::now();
+    let both = fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content);
+    assert_eq!(both, [second.clone(), first.clone()], "both halves during the overlap");
+    assert_eq!(private_fingerprint(&lab, tmp.path()), second);
+    // After the overlap (4 s) the old key is gone.
+    sleep_until(rotated_at + Duration::from_millis(4_500));
+    lab.converge_as_agents("pve1");
+    let after = fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content);
+    assert_eq!(after, [second.clone()], "the old key is gone after the overlap");
+    assert!(!status(&lab, Kind::SshKey, "deploy").outputs.contains_key("previous/fingerprint"));
+
+    // The certificate is renewed 60 s before it expires (15 s after it
+    // was issued) and delivered again.
+    let serial = output(&lab, Kind::Certificate, "api-tls", "serial");
+    let old_pem = file(&lab, "app", "/etc/ssl/api.pem").content;
+    sleep_until(t0 + Duration::from_millis(15_500));
+    lab.converge_as_agents("pve1");
+    let renewed = output(&lab, Kind::Certificate, "api-tls", "serial");
+    assert_ne!(renewed, serial, "renewed before expiry");
+    assert_eq!(status(&lab, Kind::Lxc, "app").outputs["holds/certificate/api-tls"], renewed);
+    let new_pem = file(&lab, "app", "/etc/ssl/api.pem").content;
+    assert_ne!(new_pem, old_pem);
+    let pki = Pki::new(Vault::new(lab.store.clone()));
+    let details = pki
+        .show_cert(&"root".parse().unwrap(), &"api-tls".parse::<CertName>().unwrap())
+        .unwrap();
+    assert_eq!(new_pem, details.info.pem);
+    openssl_verify(&lab, tmp.path(), &file(&lab, "app", "/etc/ssl/api-chain.pem").content);
+    assert!(files_of(&lab, "plain").is_empty());
+}
+
+#[test]
+fn a_restarted_container_gets_its_memory_only_files_again() {
+    let lab = Lab::new();
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init");
+    let api = Api::new(lab.store.clone());
+    set_secret(&lab, "app/db/password", "db-secret-one");
+    set_secret(&lab, "api-token", "token-one");
+    api.apply(codec::decode("identities.yaml", &manifests()).unwrap())
+        .unwrap();
+    lab.converge_as_agents("pve1");
+    assert!(files_of(&lab, "app").contains_key("/run/secrets/db"));
+    // A restart empties the container's tmpfs.
+    let vmid: u32 = output(&lab, Kind::Lxc, "app", "vmid").parse().unwrap();
+    let node = output(&lab, Kind::Lxc, "app", "node");
+    use orbitlab_engine::pve::Pve;
+    let upid = lab.pve.lxc_stop(&node, vmid).unwrap();
+    lab.pve.wait_task(&upid, Duration::from_secs(10)).unwrap();
+    // Proxmox counts uptime in whole seconds: a start seen more than a
+    // few seconds after the delivery's is a restart.
+    std::thread::sleep(Duration::from_secs(6));
+    let upid = lab.pve.lxc_start(&node, vmid).unwrap();
+    lab.pve.wait_task(&upid, Duration::from_secs(10)).unwrap();
+    assert!(!files_of(&lab, "app").contains_key("/run/secrets/db"), "tmpfs emptied");
+    assert!(files_of(&lab, "app").contains_key("/etc/ssl/api.pem"), "disk kept");
+    lab.converge_as_agents("pve1");
+    assert_eq!(file(&lab, "app", "/run/secrets/db").content, "db-secret-one");
+    assert_eq!(file(&lab, "app", "/run/tls/api.key").mode, 0o400);
+}
+
+#[test]
+fn refusals_name_both_objects_and_change_nothing() {
+    let lab = Lab::new();
+    let api = Api::new(lab.store.clone());
+    let base = manifests();
+    api.apply(codec::decode("identities.yaml", &base).unwrap())
+        .unwrap();
+    let before = lab.store.read_all_manifests().unwrap().len();
+    // A declaration without a grant.
+    let undeclared = format!(
+        "{base}---\napiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata: {{name: sneaky}}\nspec:\n  sector: web\n  template: {TEMPLATE}\n  secrets: [{{secret: db-password, path: /run/db}}]\n"
+    );
+    let err = api
+        .apply(codec::decode("sneaky.yaml", &undeclared).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Secret db-password") && err.contains("Lxc sneaky"), "{err}");
+    assert!(err.contains("spec.secrets[0].secret"), "{err}");
+    // A grant by a label that matches nothing.
+    let orphan = format!(
+        "{base}---\napiVersion: orbitlab.io/v1\nkind: Secret\nmetadata: {{name: orphan}}\nspec:\n  readers: [{{selector: \"role=nothing\"}}]\n"
+    );
+    let err = api
+        .apply(codec::decode("orphan.yaml", &orphan).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Secret orphan") && err.contains("role=nothing"), "{err}");
+    assert!(err.contains("matches no Lxc"), "{err}");
+    // A secret file off tmpfs without on_disk.
+    let on_disk = base.replace("path: /run/secrets/token", "path: /etc/app/token");
+    let err = api
+        .apply(codec::decode("disk.yaml", &on_disk).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("spec.secrets[1].path") && err.contains("on_disk"), "{err}");
+    assert_eq!(lab.store.read_all_manifests().unwrap().len(), before, "nothing stored");
+}
