@@ -36,7 +36,7 @@ spec: {cidr: 172.16.0.0/24}
 apiVersion: orbitlab.io/v1
 kind: SshKey
 metadata: {name: deploy}
-spec: {rotate_every: 10s, overlap: 4s}
+spec: {rotate_every: 12s, overlap: 6s}
 ---
 apiVersion: orbitlab.io/v1
 kind: Certificate
@@ -50,8 +50,8 @@ spec:
   role: server
   issuer: root
   dns_names: [app.web.orbitlab.internal]
-  lifetime: 75s
-  renew_before: 60s
+  lifetime: 100s
+  renew_before: 75s
 ---
 apiVersion: orbitlab.io/v1
 kind: Secret
@@ -303,11 +303,11 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     // Still nothing for the other instance.
     assert!(files_of(&lab, "plain").is_empty());
 
-    // SSH key rotation: after 10 s a new key; both work for the overlap.
+    // SSH key rotation: after 12 s a new key; both work for the overlap.
     let first = output(&lab, Kind::SshKey, "deploy", "fingerprint");
     assert_eq!(fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content), [first.clone()]);
     assert_eq!(private_fingerprint(&lab, tmp.path()), first);
-    sleep_until(t0 + Duration::from_millis(10_500));
+    sleep_until(t0 + Duration::from_millis(12_500));
     lab.converge_as_agents("pve1");
     let second = output(&lab, Kind::SshKey, "deploy", "fingerprint");
     assert_ne!(second, first, "rotated");
@@ -316,21 +316,26 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     let both = fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content);
     assert_eq!(both, [second.clone(), first.clone()], "both halves during the overlap");
     assert_eq!(private_fingerprint(&lab, tmp.path()), second);
-    // After the overlap (4 s) the old key is gone.
-    sleep_until(rotated_at + Duration::from_millis(4_500));
+    // After the overlap (6 s) the old key is gone.
+    sleep_until(rotated_at + Duration::from_millis(6_500));
     lab.converge_as_agents("pve1");
     let after = fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content);
     assert_eq!(after, [second.clone()], "the old key is gone after the overlap");
     assert!(!status(&lab, Kind::SshKey, "deploy").outputs.contains_key("previous/fingerprint"));
 
-    // The certificate is renewed 60 s before it expires (15 s after it
+    // The certificate is renewed 75 s before it expires (25 s after it
     // was issued) and delivered again.
     let serial = output(&lab, Kind::Certificate, "api-tls", "serial");
     let old_pem = file(&lab, "app", "/etc/ssl/api.pem").content;
-    sleep_until(t0 + Duration::from_millis(15_500));
+    sleep_until(t0 + Duration::from_millis(25_500));
     lab.converge_as_agents("pve1");
     let renewed = output(&lab, Kind::Certificate, "api-tls", "serial");
-    assert_ne!(renewed, serial, "renewed before expiry");
+    assert_ne!(
+        renewed,
+        serial,
+        "renewed before expiry: {:#?}",
+        status(&lab, Kind::Certificate, "api-tls")
+    );
     assert_eq!(status(&lab, Kind::Lxc, "app").outputs["holds/certificate/api-tls"], renewed);
     let new_pem = file(&lab, "app", "/etc/ssl/api.pem").content;
     assert_ne!(new_pem, old_pem);

@@ -71,6 +71,21 @@ pub(super) fn write(store: &Store, node: &str, pass: &Pass<'_>) -> Result<(), Re
     Ok(())
 }
 
+/// What Ready means for objects of `kind`.
+fn ready_message(kind: orbitlab_manifests::Kind) -> &'static str {
+    use orbitlab_manifests::Kind;
+    match kind {
+        Kind::Secret => "the vault holds a value",
+        Kind::SshKey | Kind::Certificate => {
+            "the vault holds it, current as its schedule wants"
+        }
+        Kind::Lxc => {
+            "everything the manifest declares exists in Proxmox and is delivered into the container"
+        }
+        _ => "everything the manifest declares exists in Proxmox",
+    }
+}
+
 /// The outputs the controller of `object`'s kind reports for it.
 fn describe(object: &ObjectRef, observed: &Observed) -> BTreeMap<String, String> {
     controllers::of(object.kind)
@@ -113,7 +128,7 @@ fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, o
             Ready,
             true,
             "Reconciled",
-            "everything the manifest declares exists in Proxmox",
+            ready_message(object.kind),
         );
         status.set_condition(Progressing, false, "Reconciled", "");
         status.set_condition(Failed, false, "Reconciled", "");

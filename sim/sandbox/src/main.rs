@@ -592,17 +592,24 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
     let examples = sb.dir.join("examples");
     std::fs::create_dir_all(&examples)?;
     let file = examples.join("sector-web.yaml");
-    std::fs::write(
-        &file,
-        "# An example Sector: its own VXLAN network, a gateway and a DNS container.\n\
-         apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n\
-         ---\n\
-         # An instance in it: a container placed by the cluster's policy, with an\n\
-         # address from the Sector's IPAM and the name app.web.orbitlab.internal.\n\
-         apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: app\nspec:\n  sector: web\n  \
-         template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  memory: 256\n",
-    )?;
-    say!("[6/7] orbitlab apply -f {} --wait", file.display());
+    std::fs::write(&file, EXAMPLE)?;
+    // The instance's secret: a value in the vault (from standard input,
+    // never an argument), before the manifest that grants it.
+    say!("[6/7] printf %s 'db-s3cret' | orbitlab secret set app/db-password");
+    let mut command = Command::new(&programs.cli);
+    command
+        .args(["secret", "set", "app/db-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    orbitlab_env(sb, programs, &mut command, NODES[1]);
+    let mut child = command.spawn().context("cannot run orbitlab secret set")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, b"db-s3cret")?;
+    }
+    if !child.wait()?.success() {
+        bail!("orbitlab secret set failed");
+    }
+    say!("      orbitlab apply -f {} --wait", file.display());
     let started = Instant::now();
     let mut command = Command::new(&programs.cli);
     command
@@ -625,11 +632,98 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
         );
     }
     say!(
-        "      Sector web and instance app are Ready after {:.1} s",
+        "      Sector web, instance app and its secret, certificate and SSH key are Ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let mut command = Command::new(&programs.cli);
+    command
+        .args(["secret", "who-can-read", "app/db-password"])
+        .stdin(Stdio::null());
+    orbitlab_env(sb, programs, &mut command, NODES[1]);
+    let output = command.output().context("cannot run orbitlab secret who-can-read")?;
+    say!("      orbitlab secret who-can-read app/db-password");
+    print_indented(&String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        bail!("orbitlab secret who-can-read failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
     Ok(())
 }
+
+/// What the sandbox applies: a Sector, and an instance in it that declares
+/// a secret, a certificate and an SSH key, each delivered into its
+/// container by the agent of its node.
+const EXAMPLE: &str = "\
+# An example Sector: its own VXLAN network, a gateway and a DNS container.
+apiVersion: orbitlab.io/v1
+kind: Sector
+metadata:
+  name: web
+spec:
+  cidr: 172.16.0.0/24
+---
+# The database password. Its value is in the vault (orbitlab secret set);
+# only the instances named or selected here may receive it.
+apiVersion: orbitlab.io/v1
+kind: Secret
+metadata:
+  name: db-password
+spec:
+  path: app/db-password
+  readers:
+    - lxc: app
+---
+# A CA of the lab, and a server certificate for the instance, renewed a
+# third of its validity before it expires.
+apiVersion: orbitlab.io/v1
+kind: Certificate
+metadata:
+  name: lab-root
+spec:
+  role: root_ca
+  common_name: OrbitLab Sandbox Root CA
+---
+apiVersion: orbitlab.io/v1
+kind: Certificate
+metadata:
+  name: app-tls
+spec:
+  role: server
+  issuer: lab-root
+  dns_names: [app.web.orbitlab.internal]
+  lifetime: 30d
+---
+# An SSH key for root on the instance, replaced every 30 days (the old one
+# keeps working for a day).
+apiVersion: orbitlab.io/v1
+kind: SshKey
+metadata:
+  name: deploy
+spec:
+  rotate_every: 30d
+---
+# An instance in the Sector: a container placed by the cluster's policy,
+# with an address from the Sector's IPAM and the name
+# app.web.orbitlab.internal; it receives exactly what it declares: the
+# password in memory (/run), the certificate with its key, the SSH key.
+apiVersion: orbitlab.io/v1
+kind: Lxc
+metadata:
+  name: app
+spec:
+  sector: web
+  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
+  memory: 256
+  ssh_keys: [deploy]
+  secrets:
+    - secret: db-password
+      path: /run/secrets/db-password
+      mode: \"0440\"
+  certificates:
+    - certificate: app-tls
+      cert: /etc/ssl/certs/app.pem
+      chain: /etc/ssl/certs/app-chain.pem
+      key: /run/ssl/app.key
+";
 
 /// Reads `/sectors` from every agent's API as a user would: the sandbox
 /// token, TLS verified with the simulated cluster's CA; then `orbitlab
@@ -780,8 +874,10 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
             "  {cli} {remote} apply -f {} --wait",
             sb.dir.join("examples/sector-web.yaml").display()
         );
-        say!("  printf s3cret | {cli} {remote} secret set app/db-password");
-        say!("  {cli} {remote} ssh-key create deploy");
+        say!("  printf s3cret-2 | {cli} {remote} secret set app/db-password   # delivered into app at once");
+        say!("  {cli} {remote} secret who-can-read app/db-password");
+        say!("  {cli} {remote} get /lxc/app   # holds/...: the versions it holds");
+        say!("  {cli} {remote} ssh-key create backup");
         say!("  {cli} {remote} pki ca create-root lab-ca");
         say!(
             "  {cli} {remote} pki cert sign-csr lab-ca web --csr web.csr   # only the certificate comes back"
