@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orbitlab_engine::api::Api;
+use orbitlab_engine::audit::{Action, AuditLog, Verification};
 use orbitlab_engine::pki::{CaName, CertName, Pki};
 use orbitlab_engine::reconcile::Scope;
 use orbitlab_engine::reconcile::init::init;
@@ -346,6 +347,46 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     assert_eq!(new_pem, details.info.pem);
     openssl_verify(&lab, tmp.path(), &file(&lab, "app", "/etc/ssl/api-chain.pem").content);
     assert!(files_of(&lab, "plain").is_empty());
+
+    // The audit log records every delivery of a secret, the rotation and
+    // the renewal, never a value; its chain verifies.
+    let log = AuditLog::new(lab.store.clone());
+    let records = log.records(None).unwrap();
+    let delivered: Vec<_> = records
+        .iter()
+        .filter(|r| r.action == Action::SecretDeliver && r.object == "/vault/values/app/db/password")
+        .collect();
+    assert!(delivered.len() >= 3, "three versions delivered: {delivered:#?}");
+    assert!(delivered.iter().all(|r| r.detail["into"] == "lxc/app" && r.detail["file"] == "/run/secrets/db"));
+    for action in [Action::SshKeyRotate, Action::SshKeyDropPrevious, Action::PkiCertIssue, Action::PkiRenew] {
+        assert!(records.iter().any(|r| r.action == action), "no {action} in the audit log");
+    }
+    let verdict = log.verify().unwrap();
+    assert!(matches!(verdict, Verification::Intact(_)), "{verdict:?}");
+    // No value anywhere in the store (statuses, records, audit, vault).
+    for (path, bytes) in all_files(lab.dir.path()) {
+        let text = String::from_utf8_lossy(&bytes);
+        for value in ["db-secret-one", "db-secret-two", "token-one"] {
+            assert!(!text.contains(value), "{value} in {path}");
+        }
+    }
+}
+
+/// Every file under `root`, with its path.
+fn all_files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push((path.display().to_string(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out
 }
 
 #[test]

@@ -367,3 +367,53 @@ impl Delivered {
         self.node == node.as_str()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired_with_root() -> Desired {
+        let mut desired = Desired::default();
+        let spec: CertificateSpec =
+            serde_json::from_value(serde_json::json!({"role": "root_ca", "common_name": "Root"}))
+                .unwrap();
+        desired.certificates.insert("root".parse().unwrap(), spec);
+        desired
+    }
+
+    #[test]
+    fn a_cas_crl_and_certificate_fall_due_on_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path());
+        let pki = Pki::new(Vault::new(store.clone()));
+        pki.create_root(
+            &"root".parse().unwrap(),
+            &crate::pki::CaOptions::lifetime(crate::pki::Lifetime::days(3650).unwrap()),
+        )
+        .unwrap();
+        let desired = desired_with_root();
+        let name: Name = "root".parse().unwrap();
+        let now = Timestamp::now().0;
+        let day = 86_400;
+        let at = |secs: u64| read(&store, &desired, Timestamp(secs)).unwrap().certificates[&name].clone();
+        let fresh = at(now);
+        assert!(!fresh.crl_due && !fresh.renewal_due, "{fresh:?}");
+        assert!(fresh.differs.is_none());
+        // The CRL is valid 30 days and signed again 15 days before it ends.
+        assert!(!at(now + 14 * day).crl_due);
+        assert!(at(now + 16 * day).crl_due);
+        // The CA is renewed a third of its 3650 days before it expires.
+        let renewal = fresh.next_renewal.0;
+        assert!(renewal.abs_diff(now + (3650 - 3650 / 3) * day) < 2 * day, "{fresh:?}");
+        assert!(!at(renewal - 1).renewal_due);
+        assert!(at(renewal).renewal_due);
+    }
+
+    #[test]
+    fn a_restart_is_a_start_later_than_the_delivery_saw() {
+        assert!(!restarted_since(Some(1000), Some(1002)), "the same boot read later");
+        assert!(restarted_since(Some(1000), Some(1060)));
+        assert!(restarted_since(None, Some(1000)), "no boot on record");
+        assert!(!restarted_since(Some(1000), None), "stopped: nothing to deliver into");
+    }
+}
