@@ -283,6 +283,7 @@ pub fn examine(facts: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(quorum(&facts.members));
     out.extend(agents(facts));
+    out.extend(sealed(facts));
     let hosts = reported_hosts(&facts.records);
     out.extend(
         prerequisites(&facts.members, &hosts)
@@ -322,6 +323,37 @@ pub fn examine(facts: &Facts) -> Vec<Finding> {
         ),
     });
     out
+}
+
+/// A sealed vault, per node whose live agent reports it (a plain vault has
+/// no per-node state).
+fn sealed(facts: &Facts) -> Vec<Finding> {
+    use crate::vault::SealState;
+    facts
+        .records
+        .iter()
+        .filter_map(|(node, r)| Some((node, r.as_ref().ok()?)))
+        .filter(|(_, r)| !r.stopped && r.fresh(facts.now))
+        .filter_map(|(node, r)| {
+            let target = Some(node.as_str());
+            match r.vault? {
+                SealState::Plain => None,
+                SealState::Unsealed => Some(Finding::ok(
+                    "vault-seal",
+                    target,
+                    "the vault is sealed and this node's agent holds its key",
+                )),
+                SealState::Sealed => Some(Finding::failed(
+                    "vault-seal",
+                    target,
+                    "the vault is sealed and this node's agent does not hold its key: it delivers no secret, certificate key or SSH key, and serves no value",
+                    format!(
+                        "unseal it: `printf %s \"$PASSPHRASE\" | orbitlab --host https://{node}:8206 vault unseal` (an agent forgets the key when it restarts)"
+                    ),
+                )),
+            }
+        })
+        .collect()
 }
 
 fn quorum(members: &Members) -> Finding {
@@ -578,6 +610,7 @@ mod tests {
             },
             stopped: false,
             appliances: Default::default(),
+            vault: None,
         }
     }
 

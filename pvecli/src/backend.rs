@@ -178,6 +178,11 @@ impl Backend {
         }
     }
 
+    /// True when the calls go to an agent over HTTPS.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Backend::Remote(_))
+    }
+
     /// A vault call (see [`orbitlab_engine::api::VaultPath`]).
     pub fn vault(&self, call: VaultCall) -> Result<Value> {
         match self {
@@ -186,8 +191,12 @@ impl Backend {
                 let (method, path, query) = call.http();
                 let method = Method::from_bytes(method.as_bytes())?;
                 let body = match call {
-                    VaultCall::Set { value, .. } => {
-                        Body::Raw("application/octet-stream", value.expose().to_vec())
+                    VaultCall::Set { value: bytes, .. }
+                    | VaultCall::Seal {
+                        passphrase: bytes, ..
+                    }
+                    | VaultCall::Unseal { passphrase: bytes } => {
+                        Body::Raw("application/octet-stream", bytes.expose().to_vec())
                     }
                     _ => Body::Empty,
                 };

@@ -48,7 +48,14 @@ history and process listings. Standard input is stored byte for byte
 pub const VAULT_EXAMPLES: &str = "\
 Examples:
   orbitlab vault status
-  orbitlab vault rotate-key --output-format json";
+  orbitlab vault rotate-key --output-format json
+  read -rs P; printf %s \"$P\" | orbitlab vault seal
+  read -rs P; printf %s \"$P\" | orbitlab --host https://pve1:8206 vault unseal
+
+Sealed, the vault's keys are wrapped by the passphrase, and only a process
+that was given it can read secrets: unseal each node's agent (it forgets
+the key when it restarts) and go through it with --host. The passphrase is
+read from standard input, never from an argument.";
 
 /// `orbitlab secret`.
 #[derive(Debug, Subcommand)]
@@ -123,9 +130,22 @@ pub enum VaultCommand {
     /// with it; values are not decrypted, every version stays readable,
     /// keys no version uses any more are dropped.
     RotateKey,
-    /// Show the keyring file, its keys (ids and ages, never the keys) and
-    /// the number of secrets.
+    /// Show the keyring file, its keys (ids and ages, never the keys),
+    /// the number of secrets and whether the vault is sealed.
     Status,
+    /// Seal the vault (or change its passphrase): its keys are stored
+    /// wrapped by a key Argon2id derives from the passphrase (read from
+    /// standard input). Needs the vault open where it runs: plain, or
+    /// unsealed in the agent it runs through.
+    Seal {
+        /// Argon2id memory cost in MiB (at least 8).
+        #[arg(long, value_name = "MIB", default_value_t = orbitlab_engine::vault::seal::DEFAULT_MEMORY_MIB)]
+        kdf_memory_mib: u32,
+    },
+    /// Unseal the vault in the agent this runs through (`--host`): it
+    /// keeps the key in memory until it stops. The passphrase is read
+    /// from standard input; a wrong one changes nothing.
+    Unseal,
 }
 
 /// Runs `orbitlab secret ...` through `backend` (this process, or an
@@ -245,6 +265,24 @@ pub fn run_vault(backend: &Backend, command: VaultCommand) -> Result<Reply> {
             })
         }
         VaultCommand::Status => Reply::data(backend.vault(VaultCall::Status)?),
+        VaultCommand::Seal { kdf_memory_mib } => {
+            let passphrase = read_stdin_value("the passphrase")?;
+            Reply::data(backend.vault(VaultCall::Seal {
+                passphrase,
+                memory_mib: kdf_memory_mib,
+            })?)
+        }
+        VaultCommand::Unseal => {
+            let passphrase = read_stdin_value("the passphrase")?;
+            let reply = Reply::data(backend.vault(VaultCall::Unseal { passphrase })?)?;
+            Ok(if backend.is_remote() {
+                reply
+            } else {
+                reply.warn(
+                    "unsealed in this command's own process only, which ends now; to unseal a node, run this through its agent: orbitlab --host https://NODE:8206 vault unseal",
+                )
+            })
+        }
     }
 }
 

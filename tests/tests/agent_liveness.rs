@@ -185,6 +185,7 @@ fn older_agents_stand_down_while_a_newer_one_is_alive_and_never_overwrite_a_newe
                     host: Default::default(),
                     stopped,
                     appliances: Default::default(),
+                    vault: None,
                 };
                 record.write(&store).unwrap();
                 if stopped {

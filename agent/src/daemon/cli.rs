@@ -225,6 +225,7 @@ fn run(args: &Args) -> Result<(), String> {
     {
         tracing::warn!(%addr, "metrics are served beyond this host; they have no authentication (and hold no secrets)");
     }
+    protect_memory();
     if args.exit_with_parent {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(|e| {
             format!("--exit-with-parent: cannot ask for SIGTERM on the parent's death: {e}")
@@ -241,6 +242,27 @@ fn run(args: &Args) -> Result<(), String> {
     }
     daemon.run(woken);
     Ok(())
+}
+
+/// Keeps what the agent holds in memory there: the vault's unseal key
+/// once unsealed, and every value it reads to deliver. Its pages are
+/// locked as they are touched (never swapped out; `MCL_ONFAULT`, so
+/// thread stacks are not filled in up front), and it is not dumpable (no
+/// core dump, no ptrace by other processes of its user). Best effort: a
+/// failure is logged and the agent runs on.
+fn protect_memory() {
+    use nix::sys::mman::{MlockAllFlags, mlockall};
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(error = %e, "cannot make the agent undumpable: a core dump could hold secret values");
+    }
+    // MCL_ONFAULT (Linux 4.4), which nix does not name.
+    const MCL_ONFAULT: i32 = 4;
+    let flags = MlockAllFlags::MCL_CURRENT
+        | MlockAllFlags::MCL_FUTURE
+        | MlockAllFlags::from_bits_retain(MCL_ONFAULT);
+    if let Err(e) = mlockall(flags) {
+        tracing::warn!(error = %e, "cannot lock the agent's memory: the vault's unseal key and secret values could be swapped out");
+    }
 }
 
 #[cfg(test)]

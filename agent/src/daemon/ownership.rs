@@ -242,6 +242,9 @@ impl Presence {
             host: self.host.clone(),
             stopped: self.stopped,
             appliances: self.probes.clone(),
+            vault: orbitlab_engine::vault::Vault::new(store.clone())
+                .seal_state()
+                .ok(),
         };
         match record.write(store) {
             Ok(()) => self.next_beat = Some(now + self.interval),

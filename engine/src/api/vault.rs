@@ -12,7 +12,13 @@
 //! POST   /vault/prune/{path}?keep=N          drop all but the newest N        change
 //! POST   /vault/rotate-key                   new key-encryption key           change
 //! GET    /vault/readers/{path}               who may read it, who holds it    metadata
+//! POST   /vault/seal[?memory-mib=N]          seal (or re-seal); body = passphrase   change
+//! POST   /vault/unseal                       unseal this process; body = passphrase change
 //! ```
+//!
+//! `seal` and `unseal` act on the process that serves the call: run
+//! through an agent (`orbitlab --host`), they give that agent the key;
+//! run in the command's own process, the key lives only as long as it.
 //!
 //! `readers` answers from the manifests: each Secret whose vault path is
 //! `{path}`, the instances its `readers` grant (and by which entry),
@@ -50,6 +56,10 @@ pub enum VaultPath {
     Prune(SecretPath),
     /// `/vault/readers/{path}`.
     Readers(SecretPath),
+    /// `/vault/seal`.
+    Seal,
+    /// `/vault/unseal`.
+    Unseal,
     /// `/vault/rotate-key`.
     RotateKey,
 }
@@ -77,9 +87,11 @@ impl VaultPath {
             ("prune", false) => VaultPath::Prune(secret()?),
             ("readers", false) => VaultPath::Readers(secret()?),
             ("rotate-key", true) => VaultPath::RotateKey,
+            ("seal", true) => VaultPath::Seal,
+            ("unseal", true) => VaultPath::Unseal,
             _ => {
                 return Err(error(
-                    "below /vault: secrets[/{path}], values/{path}, rollback/{path}, prune/{path}, readers/{path}, rotate-key"
+                    "below /vault: secrets[/{path}], values/{path}, rollback/{path}, prune/{path}, readers/{path}, rotate-key, seal, unseal"
                         .into(),
                 ));
             }
@@ -98,6 +110,8 @@ impl fmt::Display for VaultPath {
             VaultPath::Prune(p) => write!(f, "/vault/prune/{p}"),
             VaultPath::Readers(p) => write!(f, "/vault/readers/{p}"),
             VaultPath::RotateKey => f.write_str("/vault/rotate-key"),
+            VaultPath::Seal => f.write_str("/vault/seal"),
+            VaultPath::Unseal => f.write_str("/vault/unseal"),
         }
     }
 }
@@ -169,6 +183,18 @@ pub enum VaultCall {
     Delete(SecretPath),
     /// Who may read a secret and who holds which version.
     Readers(SecretPath),
+    /// Seals the vault with a passphrase (redacted in `Debug`).
+    Seal {
+        /// The passphrase.
+        passphrase: SecretValue,
+        /// Argon2id memory cost, MiB.
+        memory_mib: u32,
+    },
+    /// Unseals the vault in the process serving the call.
+    Unseal {
+        /// The passphrase.
+        passphrase: SecretValue,
+    },
     /// Makes a new key-encryption key and re-wraps every data key.
     RotateKey,
 }
@@ -186,7 +212,9 @@ impl VaultCall {
             | VaultCall::Rollback { .. }
             | VaultCall::Prune { .. }
             | VaultCall::Delete(_)
-            | VaultCall::RotateKey => VaultAccess::Change,
+            | VaultCall::RotateKey
+            | VaultCall::Seal { .. }
+            | VaultCall::Unseal { .. } => VaultAccess::Change,
         }
     }
 
@@ -220,6 +248,12 @@ impl VaultCall {
             VaultCall::Delete(p) => ("DELETE", VaultPath::Secret(p.clone()), Vec::new()),
             VaultCall::RotateKey => ("POST", VaultPath::RotateKey, Vec::new()),
             VaultCall::Readers(p) => ("GET", VaultPath::Readers(p.clone()), Vec::new()),
+            VaultCall::Seal { memory_mib, .. } => (
+                "POST",
+                VaultPath::Seal,
+                vec![("memory-mib", memory_mib.to_string())],
+            ),
+            VaultCall::Unseal { .. } => ("POST", VaultPath::Unseal, Vec::new()),
         }
     }
 
@@ -236,6 +270,8 @@ impl VaultCall {
             VaultCall::Delete(p) => format!("delete secret {p}"),
             VaultCall::RotateKey => "rotate the vault's key".to_owned(),
             VaultCall::Readers(p) => format!("read who may read secret {p}"),
+            VaultCall::Seal { .. } => "seal the vault".to_owned(),
+            VaultCall::Unseal { .. } => "unseal the vault".to_owned(),
         }
     }
 }
@@ -255,6 +291,8 @@ impl VaultCall {
             VaultCall::Prune { .. } => Action::SecretPrune,
             VaultCall::Delete(_) => Action::SecretDelete,
             VaultCall::RotateKey => Action::VaultRotateKey,
+            VaultCall::Seal { .. } => Action::VaultSeal,
+            VaultCall::Unseal { .. } => Action::VaultUnseal,
         };
         let (_, path, query) = self.http();
         Some(super::audit_of(self.access(), action, path, query))
@@ -314,6 +352,11 @@ impl Api {
             }
             VaultCall::RotateKey => json(&vault.rotate_kek()?),
             VaultCall::Readers(path) => self.readers(&path)?,
+            VaultCall::Seal {
+                passphrase,
+                memory_mib,
+            } => json(&vault.seal(&passphrase, memory_mib)?),
+            VaultCall::Unseal { passphrase } => json(&vault.unseal(&passphrase)?),
         })
     }
 

@@ -66,6 +66,10 @@ pub enum Action {
     PkiKeyExport,
     /// A CA's CRL signed again.
     PkiCrlPublish,
+    /// The vault sealed with a passphrase (or its passphrase changed).
+    VaultSeal,
+    /// The vault unsealed in one process (an agent).
+    VaultUnseal,
 }
 
 impl fmt::Display for Action {

@@ -222,6 +222,7 @@ mod tests {
             host: Default::default(),
             stopped: false,
             appliances: Default::default(),
+            vault: None,
         }
     }
 

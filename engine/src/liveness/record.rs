@@ -58,6 +58,10 @@ pub struct AgentRecord {
     /// on its node, by VMID (absent from records of older agents).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub appliances: BTreeMap<u32, ApplianceProbe>,
+    /// Whether the vault is sealed for this agent (`plain`, `sealed`,
+    /// `unsealed`; absent from older agents' records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<crate::vault::SealState>,
 }
 
 /// How an agent's last reconcile went.
@@ -176,6 +180,7 @@ pub fn record_probes(
             host: HostReport::default(),
             stopped: true,
             appliances: probes,
+            vault: None,
         },
     };
     record.write(store)?;

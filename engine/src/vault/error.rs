@@ -116,6 +116,26 @@ pub enum VaultError {
         dir: PathBuf,
     },
 
+    /// The keyring is sealed and this process does not hold its key.
+    #[error(
+        "the vault is sealed: the keys in {file} are wrapped by a passphrase and this process does not hold it; unseal the agent of this node (`orbitlab --host https://NODE:8206 vault unseal`, passphrase on standard input) and use the vault through it (`orbitlab --host ...`)"
+    )]
+    Sealed {
+        /// The keyring file.
+        file: PathBuf,
+    },
+
+    /// `vault unseal` with a passphrase that opens nothing.
+    #[error("the passphrase does not unseal the vault; nothing changed")]
+    WrongPassphrase,
+
+    /// `vault unseal` of a vault that is not sealed.
+    #[error("the vault is not sealed ({file} holds its keys in the clear); seal it first with `orbitlab vault seal`")]
+    NotSealed {
+        /// The keyring file.
+        file: PathBuf,
+    },
+
     /// The keyring file cannot be used.
     #[error("the vault keyring {file} is damaged: {reason}; restore it from a backup")]
     KeyringDamaged {

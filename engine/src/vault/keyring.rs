@@ -9,6 +9,11 @@
 //! no secret's history is MAC'd with them. Each KEK has two uses: an
 //! AES-256 key (wrapping data keys) and, through a derived key, an
 //! HMAC-SHA-256 key (authenticating version histories, see `history`).
+//!
+//! Sealed ([`super::seal`]): the file also records `"seal": {argon2id
+//! parameters and salt}`, and each entry holds `"wrapped"` (the KEK
+//! wrapped by the unseal key) instead of `"key"`. Loading it needs the
+//! unseal key; without it the keyring is [`KeyringProblem::Sealed`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::crypto::{self, KEY_LEN, Key};
+use super::seal::{self, SealParams};
 use super::ids::Timestamp;
 use super::record::json_error;
 
@@ -67,6 +73,19 @@ struct Kek {
 pub(crate) struct Keyring {
     active: KekId,
     keys: BTreeMap<KekId, Kek>,
+    /// Sealed: how the unseal key is derived, and that key.
+    seal: Option<(SealParams, Key)>,
+}
+
+/// Why a keyring file cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyringProblem {
+    /// It is sealed and this process holds no key for it.
+    Sealed,
+    /// It is sealed and the key given opens none of its KEKs.
+    WrongKey,
+    /// It is damaged (the reason; never key material).
+    Damaged(String),
 }
 
 impl fmt::Debug for Keyring {
@@ -83,6 +102,8 @@ impl fmt::Debug for Keyring {
 struct KeyringFile {
     format: u32,
     active: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seal: Option<SealParams>,
     keys: Vec<KeyEntry>,
 }
 
@@ -91,7 +112,10 @@ struct KeyringFile {
 struct KeyEntry {
     id: String,
     created: u64,
-    key: Zeroizing<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wrapped: Option<String>,
 }
 
 impl Keyring {
@@ -100,6 +124,7 @@ impl Keyring {
         let mut ring = Keyring {
             active: KekId(String::new()),
             keys: BTreeMap::new(),
+            seal: None,
         };
         ring.add_active(now);
         ring
@@ -153,18 +178,39 @@ impl Keyring {
             .collect()
     }
 
+    /// Seals the keyring from now on: its KEKs are written wrapped by
+    /// `key` (derived with `params`).
+    pub(crate) fn seal_with(&mut self, params: SealParams, key: Key) {
+        self.seal = Some((params, key));
+    }
+
+    /// True when the keyring is sealed.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.seal.is_some()
+    }
+
     /// The file's bytes (key material: zeroized buffer).
     pub(crate) fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let file = KeyringFile {
             format: FORMAT,
             active: self.active.0.clone(),
+            seal: self.seal.as_ref().map(|(params, _)| params.clone()),
             keys: self
                 .keys
                 .iter()
-                .map(|(id, k)| KeyEntry {
-                    id: id.0.clone(),
-                    created: k.created.0,
-                    key: Zeroizing::new(B64.encode(&k.key[..])),
+                .map(|(id, k)| match &self.seal {
+                    None => KeyEntry {
+                        id: id.0.clone(),
+                        created: k.created.0,
+                        key: Some(Zeroizing::new(B64.encode(&k.key[..]))),
+                        wrapped: None,
+                    },
+                    Some((_, unseal)) => KeyEntry {
+                        id: id.0.clone(),
+                        created: k.created.0,
+                        key: None,
+                        wrapped: Some(seal::wrap(unseal, &id.0, &k.key)),
+                    },
                 })
                 .collect(),
         };
@@ -173,45 +219,101 @@ impl Keyring {
         out
     }
 
-    /// Parses and checks a keyring file. The error is the reason only; the
-    /// caller names the file.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Keyring, String> {
+    /// The sealing parameters a keyring file records (`None`: not sealed).
+    pub(crate) fn seal_params(bytes: &[u8]) -> Result<Option<SealParams>, String> {
         let file: KeyringFile = serde_json::from_slice(bytes)
             .map_err(|e| format!("it is not a valid keyring ({})", json_error(&e)))?;
+        Ok(file.seal)
+    }
+
+    /// Parses and checks a plain keyring file. The error is the reason
+    /// only; the caller names the file.
+    #[cfg(test)]
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Keyring, String> {
+        Keyring::parse_with(bytes, |_| None).map_err(|p| match p {
+            KeyringProblem::Damaged(why) => why,
+            KeyringProblem::Sealed | KeyringProblem::WrongKey => "it is sealed".into(),
+        })
+    }
+
+    /// Parses and checks a keyring file, opening a sealed one with the key
+    /// `unseal` gives for its parameters.
+    pub(crate) fn parse_with(
+        bytes: &[u8],
+        unseal: impl Fn(&SealParams) -> Option<Key>,
+    ) -> Result<Keyring, KeyringProblem> {
+        use KeyringProblem::Damaged;
+        let file: KeyringFile = serde_json::from_slice(bytes)
+            .map_err(|e| Damaged(format!("it is not a valid keyring ({})", json_error(&e))))?;
         if file.format != FORMAT {
-            return Err(format!(
+            return Err(Damaged(format!(
                 "it has format {}, this OrbitLab reads format {FORMAT}",
                 file.format
-            ));
+            )));
         }
+        let sealing = match &file.seal {
+            None => None,
+            Some(params) => {
+                params.check().map_err(Damaged)?;
+                let key = unseal(params).ok_or(KeyringProblem::Sealed)?;
+                // The active KEK must open: else the key is not this
+                // keyring's (a wrong passphrase).
+                let active = file
+                    .keys
+                    .iter()
+                    .find(|e| e.id == file.active)
+                    .and_then(|e| e.wrapped.as_deref())
+                    .ok_or_else(|| Damaged("its active key is not among its wrapped keys".into()))?;
+                if seal::unwrap(&key, &file.active, active).is_none() {
+                    return Err(KeyringProblem::WrongKey);
+                }
+                Some((params.clone(), key))
+            }
+        };
         let mut keys = BTreeMap::new();
         for entry in &file.keys {
-            let key = decode_key(&entry.key).ok_or_else(|| {
-                format!("the key of entry {:?} is not 32 bytes of base64", entry.id)
+            let key = match (&sealing, &entry.key, &entry.wrapped) {
+                (None, Some(text), None) => decode_key(text),
+                (Some((_, unseal)), None, Some(text)) => seal::unwrap(unseal, &entry.id, text),
+                _ => {
+                    return Err(Damaged(format!(
+                        "entry {:?} holds a {} key in a {} keyring",
+                        entry.id,
+                        if entry.key.is_some() { "plain" } else { "wrapped" },
+                        if sealing.is_some() { "sealed" } else { "plain" },
+                    )));
+                }
+            }
+            .ok_or_else(|| {
+                Damaged(format!("the key of entry {:?} is not 32 bytes of base64 or does not open", entry.id))
             })?;
             let id = KekId::of(&key);
             if id.0 != entry.id {
-                return Err(format!(
+                return Err(Damaged(format!(
                     "the key of entry {:?} does not match its id (the file was edited or damaged)",
                     entry.id
-                ));
+                )));
             }
             let kek = Kek {
                 created: Timestamp(entry.created),
                 key,
             };
             if keys.insert(id, kek).is_some() {
-                return Err(format!("entry {:?} appears twice", entry.id));
+                return Err(Damaged(format!("entry {:?} appears twice", entry.id)));
             }
         }
         let active = KekId(file.active.clone());
         if !keys.contains_key(&active) {
-            return Err(format!(
+            return Err(Damaged(format!(
                 "its active key {:?} is not among its keys",
                 file.active
-            ));
+            )));
         }
-        Ok(Keyring { active, keys })
+        Ok(Keyring {
+            active,
+            keys,
+            seal: sealing,
+        })
     }
 }
 

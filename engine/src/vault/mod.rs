@@ -49,6 +49,7 @@ mod error;
 mod history;
 mod ids;
 mod keyring;
+pub mod seal;
 mod record;
 mod rotate;
 mod value;
@@ -68,7 +69,7 @@ pub use value::{MAX_VALUE_BYTES, SecretValue, ValueError};
 use crate::store::layout::{self, Lock};
 use crate::store::{LockGuard, Store, StorePath};
 use history::{Files, State};
-use keyring::Keyring;
+use keyring::{Keyring, KeyringProblem};
 use record::{Head, HeadMac, Header, Sealed, SecretRecord, VersionEntry};
 
 /// Largest secret file the vault writes (768 KiB): a quarter below the
@@ -145,6 +146,31 @@ pub struct VaultStatus {
     pub keys: Vec<KekInfo>,
     /// Number of secret files.
     pub secrets: usize,
+    /// Whether the keyring is sealed, as this process sees it.
+    pub seal: SealState,
+}
+
+/// Whether the vault is sealed, as one process sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SealState {
+    /// The keyring holds its keys in the clear (the default).
+    Plain,
+    /// Its keys are wrapped by a passphrase this process was not given.
+    Sealed,
+    /// Its keys are wrapped, and this process holds the unseal key.
+    Unsealed,
+}
+
+impl SealState {
+    /// `plain`, `sealed` or `unsealed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealState::Plain => "plain",
+            SealState::Sealed => "sealed",
+            SealState::Unsealed => "unsealed",
+        }
+    }
 }
 
 /// Handle on the vault of one store (cheap to clone).
@@ -430,7 +456,13 @@ impl Vault {
 
     /// The keyring's KEKs (never the keys) and the number of secrets.
     pub fn status(&self) -> Result<VaultStatus, VaultError> {
-        let keys = self.load_keyring()?.map(|k| k.info()).unwrap_or_default();
+        let (keys, seal) = match self.load_keyring() {
+            Ok(Some(k)) if k.is_sealed() => (k.info(), SealState::Unsealed),
+            Ok(Some(k)) => (k.info(), SealState::Plain),
+            Ok(None) => (Vec::new(), SealState::Plain),
+            Err(VaultError::Sealed { .. }) => (Vec::new(), SealState::Sealed),
+            Err(e) => return Err(e),
+        };
         let mut secrets = 0;
         for shard in self.store.list(&secrets_dir())? {
             secrets += self.store.list(&secrets_dir().join(&shard)?)?.len();
@@ -439,6 +471,7 @@ impl Vault {
             keyring_file: self.store.absolute(&keyring_path()),
             keys,
             secrets,
+            seal,
         })
     }
 
@@ -766,12 +799,90 @@ impl Vault {
             return Ok(None);
         };
         let bytes = zeroize::Zeroizing::new(bytes);
-        Keyring::parse(&bytes)
+        let file = self.store.absolute(&keyring_path());
+        Keyring::parse_with(&bytes, seal::held)
             .map(Some)
+            .map_err(|problem| match problem {
+                KeyringProblem::Sealed => VaultError::Sealed { file },
+                // The key this process holds was derived for this salt yet
+                // opens nothing: the file was changed under it.
+                KeyringProblem::WrongKey => VaultError::KeyringDamaged {
+                    file,
+                    reason: "its keys do not open with the unseal key this process holds (the keyring was replaced?); unseal again".into(),
+                },
+                KeyringProblem::Damaged(reason) => VaultError::KeyringDamaged { file, reason },
+            })
+    }
+
+    /// Whether the keyring is sealed and, if so, whether this process holds
+    /// its key: one small read (the agents report it in their heartbeat).
+    pub fn seal_state(&self) -> Result<SealState, VaultError> {
+        let Some(bytes) = self.store.read(&keyring_path())? else {
+            return Ok(SealState::Plain);
+        };
+        let bytes = zeroize::Zeroizing::new(bytes);
+        let params = Keyring::seal_params(&bytes).map_err(|reason| VaultError::KeyringDamaged {
+            file: self.store.absolute(&keyring_path()),
+            reason,
+        })?;
+        Ok(match params {
+            None => SealState::Plain,
+            Some(p) if seal::held(&p).is_some() => SealState::Unsealed,
+            Some(_) => SealState::Sealed,
+        })
+    }
+
+    /// Seals the vault with `passphrase` (or changes its passphrase): the
+    /// keyring's KEKs are written wrapped by a key Argon2id derives from it
+    /// (`memory_mib` MiB of memory cost), and this process keeps that key.
+    /// Needs the keyring open here (plain, or unsealed in this process).
+    /// Every version stays readable; nothing but the keyring changes.
+    pub fn seal(&self, passphrase: &SecretValue, memory_mib: u32) -> Result<VaultStatus, VaultError> {
+        let guard = self.lock()?;
+        let mut keyring = self.keyring_for_writing(&guard)?;
+        let params = seal::SealParams::new(memory_mib);
+        let key = params
+            .derive(passphrase.expose())
             .map_err(|reason| VaultError::KeyringDamaged {
                 file: self.store.absolute(&keyring_path()),
                 reason,
-            })
+            })?;
+        keyring.seal_with(params.clone(), key.clone());
+        self.write(&guard, &keyring_path(), &keyring.to_bytes())?;
+        seal::remember(&params, &key);
+        drop(guard);
+        tracing::info!("vault sealed: its keys are wrapped by the passphrase");
+        self.status()
+    }
+
+    /// Unseals the vault in this process: derives the key from
+    /// `passphrase` and keeps it in memory if it opens the keyring. A wrong
+    /// passphrase is refused ([`VaultError::WrongPassphrase`]); nothing is
+    /// written.
+    pub fn unseal(&self, passphrase: &SecretValue) -> Result<VaultStatus, VaultError> {
+        let file = self.store.absolute(&keyring_path());
+        let bytes = zeroize::Zeroizing::new(
+            self.store
+                .read(&keyring_path())?
+                .ok_or_else(|| VaultError::NotSealed { file: file.clone() })?,
+        );
+        let damaged = |reason| VaultError::KeyringDamaged {
+            file: file.clone(),
+            reason,
+        };
+        let params = Keyring::seal_params(&bytes)
+            .map_err(damaged)?
+            .ok_or_else(|| VaultError::NotSealed { file: file.clone() })?;
+        let key = params.derive(passphrase.expose()).map_err(damaged)?;
+        match Keyring::parse_with(&bytes, |_| Some(key.clone())) {
+            Ok(_) => {}
+            Err(KeyringProblem::WrongKey) => return Err(VaultError::WrongPassphrase),
+            Err(KeyringProblem::Sealed) => return Err(VaultError::WrongPassphrase),
+            Err(KeyringProblem::Damaged(reason)) => return Err(damaged(reason)),
+        }
+        seal::remember(&params, &key);
+        tracing::info!("vault unsealed in this process");
+        self.status()
     }
 
     /// The keyring for reading: a missing one is an error.

@@ -21,6 +21,10 @@ use orbitlab_engine::vault::{SecretPath, SecretValue, VaultError};
 pub(super) enum VaultIntent {
     Ready(VaultCall),
     SetValue(SecretPath),
+    /// `POST /vault/seal`: the passphrase is the body.
+    Seal { memory_mib: u32 },
+    /// `POST /vault/unseal`: the passphrase is the body.
+    Unseal,
 }
 
 impl VaultIntent {
@@ -75,6 +79,20 @@ impl VaultIntent {
             },
             (Method::POST, VaultPath::RotateKey) => VaultCall::RotateKey,
             (Method::GET, VaultPath::Readers(p)) => VaultCall::Readers(p.clone()),
+            (Method::POST, VaultPath::Seal) => {
+                let memory_mib = match one("memory-mib")? {
+                    Some(m) => m.parse().map_err(|_| {
+                        bad_request("memory-mib", "give the Argon2id memory cost in MiB, e.g. 64")
+                    })?,
+                    None => orbitlab_engine::vault::seal::DEFAULT_MEMORY_MIB,
+                };
+                refuse_unknown(&params, "memory-mib only: the passphrase is the body")?;
+                return Ok(VaultIntent::Seal { memory_mib });
+            }
+            (Method::POST, VaultPath::Unseal) => {
+                refuse_unknown(&params, "no parameters: the passphrase is the body")?;
+                return Ok(VaultIntent::Unseal);
+            }
             (_, VaultPath::Status | VaultPath::Secrets | VaultPath::Readers(_)) => {
                 return Err(not_allowed("use GET"));
             }
@@ -91,7 +109,9 @@ impl VaultIntent {
     pub(super) fn operation(&self) -> Operation {
         match self {
             VaultIntent::Ready(call) => operation_of(call.access()),
-            VaultIntent::SetValue(_) => operation_of(VaultAccess::Change),
+            VaultIntent::SetValue(_) | VaultIntent::Seal { .. } | VaultIntent::Unseal => {
+                operation_of(VaultAccess::Change)
+            }
         }
     }
 
@@ -99,11 +119,13 @@ impl VaultIntent {
         match self {
             VaultIntent::Ready(call) => call.describe(),
             VaultIntent::SetValue(p) => format!("set secret {p}"),
+            VaultIntent::Seal { .. } => "seal the vault".into(),
+            VaultIntent::Unseal => "unseal the vault".into(),
         }
     }
 
     pub(super) fn takes_body(&self) -> bool {
-        matches!(self, VaultIntent::SetValue(_))
+        !matches!(self, VaultIntent::Ready(_))
     }
 
     /// The call; a value comes from `body`, which must be raw bytes
@@ -113,24 +135,35 @@ impl VaultIntent {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<VaultCall, Failure> {
-        match self {
-            VaultIntent::Ready(call) => Ok(call),
-            VaultIntent::SetValue(path) => {
-                let mime = crate::server::params::media_type(content_type);
-                if !matches!(
-                    mime.as_str(),
-                    "" | "application/octet-stream" | "text/plain"
-                ) {
-                    return Err(Failure::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "send the secret value as the body itself, as application/octet-stream",
-                    ));
-                }
-                let value = SecretValue::new(body.to_vec())
-                    .map_err(|e| bad_request("value", e.to_string()))?;
-                Ok(VaultCall::Set { path, value })
-            }
+        if let VaultIntent::Ready(call) = self {
+            return Ok(call);
         }
+        let mime = crate::server::params::media_type(content_type);
+        if !matches!(
+            mime.as_str(),
+            "" | "application/octet-stream" | "text/plain"
+        ) {
+            return Err(Failure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the secret value or passphrase as the body itself, as application/octet-stream",
+            ));
+        }
+        let field = if matches!(self, VaultIntent::SetValue(_)) {
+            "value"
+        } else {
+            "passphrase"
+        };
+        let value =
+            SecretValue::new(body.to_vec()).map_err(|e| bad_request(field, e.to_string()))?;
+        Ok(match self {
+            VaultIntent::Ready(call) => call,
+            VaultIntent::SetValue(path) => VaultCall::Set { path, value },
+            VaultIntent::Seal { memory_mib } => VaultCall::Seal {
+                passphrase: value,
+                memory_mib,
+            },
+            VaultIntent::Unseal => VaultCall::Unseal { passphrase: value },
+        })
     }
 
     /// The call of a request answered without reading a body.
@@ -165,6 +198,9 @@ impl From<VaultError> for Failure {
             VaultError::NotFound { .. } | VaultError::VersionNotFound { .. } => {
                 StatusCode::NOT_FOUND
             }
+            VaultError::WrongPassphrase => StatusCode::FORBIDDEN,
+            VaultError::NotSealed { .. } => StatusCode::CONFLICT,
+            VaultError::Sealed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             VaultError::LockLost { .. }
             | VaultError::Store(StoreError::ReadOnly { .. } | StoreError::LockTimeout { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
