@@ -487,10 +487,14 @@ fn references_and_sizes_no_node_can_satisfy_are_refused_before_anything_is_made(
         assert_eq!(containers_named(&world, name), 0, "{name}");
     }
     let key = world.status_of(Kind::SshKey, "admin");
-    let ready = key.condition(ConditionType::Ready).expect("a Ready condition");
+    let ready = key
+        .condition(ConditionType::Ready)
+        .expect("a Ready condition");
     assert!(!ready.status);
     assert!(
-        ready.message.contains("Secret rootpw has no value in the vault"),
+        ready
+            .message
+            .contains("Secret rootpw has no value in the vault"),
         "{}",
         ready.message
     );

@@ -11,7 +11,9 @@
 mod files_support;
 
 use orbitlab_engine::store::Store;
-use orbitlab_engine::vault::{SealState, SecretPath, SecretValue, Vault, VaultError, Version, seal};
+use orbitlab_engine::vault::{
+    SealState, SecretPath, SecretValue, Vault, VaultError, Version, seal,
+};
 
 const PASSPHRASE: &str = "correct horse battery staple 42";
 
@@ -40,14 +42,33 @@ fn a_sealed_vault_opens_only_with_its_passphrase_and_forgets_it_on_restart() {
     assert_eq!(vault.seal_state().unwrap(), SealState::Plain);
     let keyring = dir.path().join("priv/orbitlab/vault/keyring.json");
     let plain = std::fs::read_to_string(&keyring).unwrap();
-    let plain_key = plain.split("\"key\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let plain_key = plain
+        .split("\"key\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
 
     // Sealing: the keys are wrapped, none is left in the clear.
-    let status = vault.seal(&value(PASSPHRASE), seal::MIN_MEMORY_MIB).unwrap();
-    assert_eq!(status.seal, SealState::Unsealed, "the sealing process keeps the key");
+    let status = vault
+        .seal(&value(PASSPHRASE), seal::MIN_MEMORY_MIB)
+        .unwrap();
+    assert_eq!(
+        status.seal,
+        SealState::Unsealed,
+        "the sealing process keeps the key"
+    );
     let sealed = std::fs::read_to_string(&keyring).unwrap();
-    assert!(sealed.contains("\"seal\"") && sealed.contains("\"wrapped\""), "{sealed}");
-    assert!(!sealed.contains("\"key\"") && !sealed.contains(&plain_key), "{sealed}");
+    assert!(
+        sealed.contains("\"seal\"") && sealed.contains("\"wrapped\""),
+        "{sealed}"
+    );
+    assert!(
+        !sealed.contains("\"key\"") && !sealed.contains(&plain_key),
+        "{sealed}"
+    );
     assert_eq!(read(&vault, "app/db").unwrap(), "db-two");
 
     // A restarted process holds no key: sealed, and it says so.
@@ -63,46 +84,81 @@ fn a_sealed_vault_opens_only_with_its_passphrase_and_forgets_it_on_restart() {
     ));
 
     // A wrong passphrase is refused and changes nothing.
-    let e = vault.unseal(&value("correct horse battery staple 43")).unwrap_err();
+    let e = vault
+        .unseal(&value("correct horse battery staple 43"))
+        .unwrap_err();
     assert!(matches!(e, VaultError::WrongPassphrase), "{e}");
     assert_eq!(vault.seal_state().unwrap(), SealState::Sealed);
-    assert_eq!(std::fs::read_to_string(&keyring).unwrap(), sealed, "nothing written");
+    assert_eq!(
+        std::fs::read_to_string(&keyring).unwrap(),
+        sealed,
+        "nothing written"
+    );
 
     // Unsealed: get, set, rollback and key rotation work.
-    assert_eq!(vault.unseal(&value(PASSPHRASE)).unwrap().seal, SealState::Unsealed);
-    assert_eq!(std::fs::read_to_string(&keyring).unwrap(), sealed, "unsealing writes nothing");
+    assert_eq!(
+        vault.unseal(&value(PASSPHRASE)).unwrap().seal,
+        SealState::Unsealed
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keyring).unwrap(),
+        sealed,
+        "unsealing writes nothing"
+    );
     assert_eq!(read(&vault, "api/token").unwrap(), "token-one");
     vault.set(&path("app/db"), &value("db-three")).unwrap();
-    vault.rollback(&path("app/db"), Version::new(1).unwrap()).unwrap();
+    vault
+        .rollback(&path("app/db"), Version::new(1).unwrap())
+        .unwrap();
     assert_eq!(read(&vault, "app/db").unwrap(), "db-one");
     let report = vault.rotate_kek().unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     let rotated = std::fs::read_to_string(&keyring).unwrap();
-    assert!(rotated.contains("\"seal\"") && !rotated.contains("\"key\""), "still sealed: {rotated}");
+    assert!(
+        rotated.contains("\"seal\"") && !rotated.contains("\"key\""),
+        "still sealed: {rotated}"
+    );
 
     // Restart again: sealed; unsealed: every version still reads back.
     seal::forget();
-    assert!(matches!(read(&vault, "app/db"), Err(VaultError::Sealed { .. })));
+    assert!(matches!(
+        read(&vault, "app/db"),
+        Err(VaultError::Sealed { .. })
+    ));
     vault.unseal(&value(PASSPHRASE)).unwrap();
     let versions: Vec<String> = (1..=4)
         .map(|v| {
-            let s = vault.get_version(&path("app/db"), Version::new(v).unwrap()).unwrap();
+            let s = vault
+                .get_version(&path("app/db"), Version::new(v).unwrap())
+                .unwrap();
             String::from_utf8(s.value.expose().to_vec()).unwrap()
         })
         .collect();
     assert_eq!(versions, ["db-one", "db-two", "db-three", "db-one"]);
 
     // Re-sealing with a new passphrase: the old one no longer opens it.
-    vault.seal(&value("another passphrase"), seal::MIN_MEMORY_MIB).unwrap();
+    vault
+        .seal(&value("another passphrase"), seal::MIN_MEMORY_MIB)
+        .unwrap();
     seal::forget();
-    assert!(matches!(vault.unseal(&value(PASSPHRASE)), Err(VaultError::WrongPassphrase)));
+    assert!(matches!(
+        vault.unseal(&value(PASSPHRASE)),
+        Err(VaultError::WrongPassphrase)
+    ));
     vault.unseal(&value("another passphrase")).unwrap();
     assert_eq!(read(&vault, "app/db").unwrap(), "db-one");
 
     // Neither passphrase nor value in any file of the store.
     for (file, bytes) in files_support::all_files(dir.path()) {
         let text = String::from_utf8_lossy(&bytes);
-        for needle in [PASSPHRASE, "another passphrase", "db-one", "db-two", "db-three", "token-one"] {
+        for needle in [
+            PASSPHRASE,
+            "another passphrase",
+            "db-one",
+            "db-two",
+            "db-three",
+            "token-one",
+        ] {
             assert!(!text.contains(needle), "{needle:?} in {file}");
         }
     }

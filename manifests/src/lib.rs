@@ -42,12 +42,12 @@ pub use period::Period;
 pub use selector::{Selector, SelectorError, Term};
 pub use set::ManifestSet;
 pub use sourced::Sourced;
+pub use spec::lxc::AUTHORIZED_KEYS;
 pub use spec::{
     ApplianceRole, ApplianceSpec, BackplaneSpec, CertificateRole, CertificateSpec, ClusterDefaults,
     ClusterSpec, HaResourceState, HaSpec, IngressRule, LogLevel, LxcSpec, NodeSpec,
     PlacementPolicy, PowerState, Protocol, Reader, Reference, SecretSpec, SecretType, SectorSpec,
     SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec, VaultPath,
 };
-pub use spec::lxc::AUTHORIZED_KEYS;
 pub use spec::{Arg, CertificateFiles, FileMode, FileOwner, FilePath, SecretFile};
 pub use text::{Alias, Comment, CommonName, Description};

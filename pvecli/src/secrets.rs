@@ -216,7 +216,7 @@ pub fn run_secret(backend: &Backend, command: SecretCommand) -> Result<Reply> {
                         })
                 })
                 .collect();
-            let mut reply = Reply::data(&answer)?.with_text(&Value::Array(rows))?;
+            let mut reply = Reply::data(&answer)?.with_text(Value::Array(rows))?;
             if answer["secrets"].as_array().is_none_or(Vec::is_empty) {
                 reply = reply.warn(format!(
                     "no Secret manifest names vault path {path}: nobody is granted it"

@@ -48,7 +48,11 @@ fn holders(lab: &Lab, value: &str) -> usize {
     lab.sim
         .pct_log()
         .values()
-        .filter(|r| r.files.get("/run/secrets/db").is_some_and(|f| f.content == value))
+        .filter(|r| {
+            r.files
+                .get("/run/secrets/db")
+                .is_some_and(|f| f.content == value)
+        })
         .count()
 }
 
@@ -72,7 +76,10 @@ fn measure(instances: usize) {
         let value = format!("v{i}");
         let start = Instant::now();
         vault
-            .set(&path, &SecretValue::new(value.clone().into_bytes()).unwrap())
+            .set(
+                &path,
+                &SecretValue::new(value.clone().into_bytes()).unwrap(),
+            )
             .unwrap();
         let mut n = 0;
         while holders(&lab, &value) < instances {
@@ -100,7 +107,11 @@ fn measure(instances: usize) {
             r.dedup();
             r
         },
-        status.outputs.get("holds/secret/db").cloned().unwrap_or_default()
+        status
+            .outputs
+            .get("holds/secret/db")
+            .cloned()
+            .unwrap_or_default()
     );
 }
 

@@ -162,7 +162,11 @@ fn fingerprints(dir: &Path, authorized_keys: &str) -> Vec<String> {
         .arg(&path)
         .output()
         .expect("ssh-keygen runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
@@ -185,7 +189,11 @@ fn private_fingerprint(lab: &Lab, dir: &Path) -> String {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .nth(1)
@@ -258,9 +266,15 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         ]
     );
     let db = &files["/run/secrets/db"];
-    assert_eq!((db.content.as_str(), db.mode, db.owner.as_str()), ("db-secret-one", 0o440, "www-data:www-data"));
+    assert_eq!(
+        (db.content.as_str(), db.mode, db.owner.as_str()),
+        ("db-secret-one", 0o440, "www-data:www-data")
+    );
     let token = &files["/run/secrets/token"];
-    assert_eq!((token.content.as_str(), token.mode, token.owner.as_str()), ("token-one", 0o400, "root:root"));
+    assert_eq!(
+        (token.content.as_str(), token.mode, token.owner.as_str()),
+        ("token-one", 0o400, "root:root")
+    );
     let key = &files["/run/tls/api.key"];
     assert!(key.content.contains("PRIVATE KEY"));
     assert_eq!((key.mode, key.owner.as_str()), (0o400, "root:root"));
@@ -273,7 +287,11 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         "{commands:?}"
     );
     // The instance that declares nothing receives nothing.
-    assert!(files_of(&lab, "plain").is_empty(), "{:?}", files_of(&lab, "plain"));
+    assert!(
+        files_of(&lab, "plain").is_empty(),
+        "{:?}",
+        files_of(&lab, "plain")
+    );
     // Its status lists the versions it holds, never a value.
     let app = status(&lab, Kind::Lxc, "app");
     assert_eq!(app.outputs["holds/secret/db-password"], "v1");
@@ -289,13 +307,22 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     let app_node = output(&lab, Kind::Lxc, "app", "node");
     let v2 = set_secret(&lab, "app/db/password", "db-secret-two");
     one_pass_of(&lab, &app_node);
-    assert_eq!(file(&lab, "app", "/run/secrets/db").content, "db-secret-two");
+    assert_eq!(
+        file(&lab, "app", "/run/secrets/db").content,
+        "db-secret-two"
+    );
     // A rollback (a new version equal to v1) is delivered the same way.
     Vault::new(lab.store.clone())
-        .rollback(&"app/db/password".parse::<SecretPath>().unwrap(), Version::new(1).unwrap())
+        .rollback(
+            &"app/db/password".parse::<SecretPath>().unwrap(),
+            Version::new(1).unwrap(),
+        )
         .unwrap();
     one_pass_of(&lab, &app_node);
-    assert_eq!(file(&lab, "app", "/run/secrets/db").content, "db-secret-one");
+    assert_eq!(
+        file(&lab, "app", "/run/secrets/db").content,
+        "db-secret-one"
+    );
     lab.converge_as_agents("pve1");
     assert_eq!(
         status(&lab, Kind::Lxc, "app").outputs["holds/secret/db-password"],
@@ -306,23 +333,48 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
 
     // SSH key rotation: after 12 s a new key; both work for the overlap.
     let first = output(&lab, Kind::SshKey, "deploy", "fingerprint");
-    assert_eq!(fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content), [first.clone()]);
+    let only_first = fingerprints(
+        tmp.path(),
+        &file(&lab, "app", "/root/.ssh/authorized_keys").content,
+    );
+    assert_eq!(only_first, [first.as_str()]);
     assert_eq!(private_fingerprint(&lab, tmp.path()), first);
     sleep_until(t0 + Duration::from_millis(12_500));
     lab.converge_as_agents("pve1");
     let second = output(&lab, Kind::SshKey, "deploy", "fingerprint");
     assert_ne!(second, first, "rotated");
-    assert_eq!(output(&lab, Kind::SshKey, "deploy", "previous/fingerprint"), first);
+    assert_eq!(
+        output(&lab, Kind::SshKey, "deploy", "previous/fingerprint"),
+        first
+    );
     let rotated_at = Instant::now();
-    let both = fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content);
-    assert_eq!(both, [second.clone(), first.clone()], "both halves during the overlap");
+    let both = fingerprints(
+        tmp.path(),
+        &file(&lab, "app", "/root/.ssh/authorized_keys").content,
+    );
+    assert_eq!(
+        both,
+        [second.clone(), first.clone()],
+        "both halves during the overlap"
+    );
     assert_eq!(private_fingerprint(&lab, tmp.path()), second);
     // After the overlap (6 s) the old key is gone.
     sleep_until(rotated_at + Duration::from_millis(6_500));
     lab.converge_as_agents("pve1");
-    let after = fingerprints(tmp.path(), &file(&lab, "app", "/root/.ssh/authorized_keys").content);
-    assert_eq!(after, [second.clone()], "the old key is gone after the overlap");
-    assert!(!status(&lab, Kind::SshKey, "deploy").outputs.contains_key("previous/fingerprint"));
+    let after = fingerprints(
+        tmp.path(),
+        &file(&lab, "app", "/root/.ssh/authorized_keys").content,
+    );
+    assert_eq!(
+        after,
+        [second.as_str()],
+        "the old key is gone after the overlap"
+    );
+    assert!(
+        !status(&lab, Kind::SshKey, "deploy")
+            .outputs
+            .contains_key("previous/fingerprint")
+    );
 
     // The certificate is renewed 75 s before it expires (25 s after it
     // was issued) and delivered again.
@@ -337,15 +389,25 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         "renewed before expiry: {:#?}",
         status(&lab, Kind::Certificate, "api-tls")
     );
-    assert_eq!(status(&lab, Kind::Lxc, "app").outputs["holds/certificate/api-tls"], renewed);
+    assert_eq!(
+        status(&lab, Kind::Lxc, "app").outputs["holds/certificate/api-tls"],
+        renewed
+    );
     let new_pem = file(&lab, "app", "/etc/ssl/api.pem").content;
     assert_ne!(new_pem, old_pem);
     let pki = Pki::new(Vault::new(lab.store.clone()));
     let details = pki
-        .show_cert(&"root".parse().unwrap(), &"api-tls".parse::<CertName>().unwrap())
+        .show_cert(
+            &"root".parse().unwrap(),
+            &"api-tls".parse::<CertName>().unwrap(),
+        )
         .unwrap();
     assert_eq!(new_pem, details.info.pem);
-    openssl_verify(&lab, tmp.path(), &file(&lab, "app", "/etc/ssl/api-chain.pem").content);
+    openssl_verify(
+        &lab,
+        tmp.path(),
+        &file(&lab, "app", "/etc/ssl/api-chain.pem").content,
+    );
     assert!(files_of(&lab, "plain").is_empty());
 
     // The audit log records every delivery of a secret, the rotation and
@@ -354,12 +416,29 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     let records = log.records(None).unwrap();
     let delivered: Vec<_> = records
         .iter()
-        .filter(|r| r.action == Action::SecretDeliver && r.object == "/vault/values/app/db/password")
+        .filter(|r| {
+            r.action == Action::SecretDeliver && r.object == "/vault/values/app/db/password"
+        })
         .collect();
-    assert!(delivered.len() >= 3, "three versions delivered: {delivered:#?}");
-    assert!(delivered.iter().all(|r| r.detail["into"] == "lxc/app" && r.detail["file"] == "/run/secrets/db"));
-    for action in [Action::SshKeyRotate, Action::SshKeyDropPrevious, Action::PkiCertIssue, Action::PkiRenew] {
-        assert!(records.iter().any(|r| r.action == action), "no {action} in the audit log");
+    assert!(
+        delivered.len() >= 3,
+        "three versions delivered: {delivered:#?}"
+    );
+    assert!(
+        delivered
+            .iter()
+            .all(|r| r.detail["into"] == "lxc/app" && r.detail["file"] == "/run/secrets/db")
+    );
+    for action in [
+        Action::SshKeyRotate,
+        Action::SshKeyDropPrevious,
+        Action::PkiCertIssue,
+        Action::PkiRenew,
+    ] {
+        assert!(
+            records.iter().any(|r| r.action == action),
+            "no {action} in the audit log"
+        );
     }
     let verdict = log.verify().unwrap();
     assert!(matches!(verdict, Verification::Intact(_)), "{verdict:?}");
@@ -382,7 +461,10 @@ fn all_files(root: &Path) -> Vec<(String, Vec<u8>)> {
             if path.is_dir() {
                 dirs.push(path);
             } else {
-                out.push((path.display().to_string(), std::fs::read(&path).unwrap_or_default()));
+                out.push((
+                    path.display().to_string(),
+                    std::fs::read(&path).unwrap_or_default(),
+                ));
             }
         }
     }
@@ -412,10 +494,19 @@ fn a_restarted_container_gets_its_memory_only_files_again() {
     std::thread::sleep(Duration::from_secs(6));
     let upid = lab.pve.lxc_start(&node, vmid).unwrap();
     lab.pve.wait_task(&upid, Duration::from_secs(10)).unwrap();
-    assert!(!files_of(&lab, "app").contains_key("/run/secrets/db"), "tmpfs emptied");
-    assert!(files_of(&lab, "app").contains_key("/etc/ssl/api.pem"), "disk kept");
+    assert!(
+        !files_of(&lab, "app").contains_key("/run/secrets/db"),
+        "tmpfs emptied"
+    );
+    assert!(
+        files_of(&lab, "app").contains_key("/etc/ssl/api.pem"),
+        "disk kept"
+    );
     lab.converge_as_agents("pve1");
-    assert_eq!(file(&lab, "app", "/run/secrets/db").content, "db-secret-one");
+    assert_eq!(
+        file(&lab, "app", "/run/secrets/db").content,
+        "db-secret-one"
+    );
     assert_eq!(file(&lab, "app", "/run/tls/api.key").mode, 0o400);
 }
 
@@ -435,7 +526,10 @@ fn refusals_name_both_objects_and_change_nothing() {
         .apply(codec::decode("sneaky.yaml", &undeclared).unwrap())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("Secret db-password") && err.contains("Lxc sneaky"), "{err}");
+    assert!(
+        err.contains("Secret db-password") && err.contains("Lxc sneaky"),
+        "{err}"
+    );
     assert!(err.contains("spec.secrets[0].secret"), "{err}");
     // A grant by a label that matches nothing.
     let orphan = format!(
@@ -445,7 +539,10 @@ fn refusals_name_both_objects_and_change_nothing() {
         .apply(codec::decode("orphan.yaml", &orphan).unwrap())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("Secret orphan") && err.contains("role=nothing"), "{err}");
+    assert!(
+        err.contains("Secret orphan") && err.contains("role=nothing"),
+        "{err}"
+    );
     assert!(err.contains("matches no Lxc"), "{err}");
     // A secret file off tmpfs without on_disk.
     let on_disk = base.replace("path: /run/secrets/token", "path: /etc/app/token");
@@ -453,6 +550,13 @@ fn refusals_name_both_objects_and_change_nothing() {
         .apply(codec::decode("disk.yaml", &on_disk).unwrap())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("spec.secrets[1].path") && err.contains("on_disk"), "{err}");
-    assert_eq!(lab.store.read_all_manifests().unwrap().len(), before, "nothing stored");
+    assert!(
+        err.contains("spec.secrets[1].path") && err.contains("on_disk"),
+        "{err}"
+    );
+    assert_eq!(
+        lab.store.read_all_manifests().unwrap().len(),
+        before,
+        "nothing stored"
+    );
 }

@@ -392,7 +392,11 @@ impl Api {
                         .read_status(Kind::Lxc, lxc)
                         .ok()
                         .flatten()
-                        .and_then(|s| s.outputs.get(&format!("holds/secret/{}", m.name())).cloned());
+                        .and_then(|s| {
+                            s.outputs
+                                .get(&format!("holds/secret/{}", m.name()))
+                                .cloned()
+                        });
                     json!({
                         "lxc": lxc,
                         "granted_by": by.to_string(),

@@ -171,6 +171,9 @@ mod tests {
         };
         assert!(!install_argv(&file).iter().any(|a| a.contains("hunter2")));
         let shown = format!("{file:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("<7 bytes>"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<7 bytes>"),
+            "{shown}"
+        );
     }
 }

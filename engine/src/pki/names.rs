@@ -215,7 +215,7 @@ impl Lifetime {
 
     /// The seconds records keep when it is not a whole number of days.
     pub(crate) fn odd_seconds(self) -> Option<u64> {
-        (self.0 % 86_400 != 0).then_some(self.0)
+        (!self.0.is_multiple_of(86_400)).then_some(self.0)
     }
 
     /// The number of whole days.

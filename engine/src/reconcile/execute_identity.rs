@@ -15,10 +15,10 @@
 
 use orbitlab_manifests::{Kind, ManifestSet, Spec};
 
+use super::ReconcileError;
 use super::execute::Context;
 use super::identities::{self, Delivered};
 use super::identity_steps::{DeliveryPlan, FileSource, IdentityStep, SshKeyMaking};
-use super::ReconcileError;
 use crate::audit::{self, Action as Audit};
 use crate::host::InstallFile;
 use crate::pki::{CaOptions, DnsName, LeafProfile, LeafRequest, Lifetime, Pki};
@@ -178,11 +178,15 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
                     ctx.store,
                     path,
                     &into,
-                    &[("file", file.path.clone()), ("version", format!("v{version}"))],
+                    &[
+                        ("file", file.path.clone()),
+                        ("version", format!("v{version}")),
+                    ],
                 )?;
                 vault.get_version(path, *version)?.value
             }
-            FileSource::Certificate { ca, name, serial } | FileSource::Chain { ca, name, serial } => {
+            FileSource::Certificate { ca, name, serial }
+            | FileSource::Chain { ca, name, serial } => {
                 let details = pki.show_cert(ca, name)?;
                 same_serial(&details.info.serial, serial, name.as_str())?;
                 let pem = match &file.source {

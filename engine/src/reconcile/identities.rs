@@ -138,7 +138,10 @@ pub(crate) fn pki_names(name: &Name, spec: &CertificateSpec) -> Result<PkiNames,
 }
 
 /// The vault path of a declared Secret.
-pub(crate) fn secret_path(name: &Name, spec: &orbitlab_manifests::SecretSpec) -> Option<SecretPath> {
+pub(crate) fn secret_path(
+    name: &Name,
+    spec: &orbitlab_manifests::SecretSpec,
+) -> Option<SecretPath> {
     spec.vault_path(name).as_str().parse().ok()
 }
 
@@ -395,7 +398,12 @@ mod tests {
         let name: Name = "root".parse().unwrap();
         let now = Timestamp::now().0;
         let day = 86_400;
-        let at = |secs: u64| read(&store, &desired, Timestamp(secs)).unwrap().certificates[&name].clone();
+        let at = |secs: u64| {
+            read(&store, &desired, Timestamp(secs))
+                .unwrap()
+                .certificates[&name]
+                .clone()
+        };
         let fresh = at(now);
         assert!(!fresh.crl_due && !fresh.renewal_due, "{fresh:?}");
         assert!(fresh.differs.is_none());
@@ -404,16 +412,25 @@ mod tests {
         assert!(at(now + 16 * day).crl_due);
         // The CA is renewed a third of its 3650 days before it expires.
         let renewal = fresh.next_renewal.0;
-        assert!(renewal.abs_diff(now + (3650 - 3650 / 3) * day) < 2 * day, "{fresh:?}");
+        assert!(
+            renewal.abs_diff(now + (3650 - 3650 / 3) * day) < 2 * day,
+            "{fresh:?}"
+        );
         assert!(!at(renewal - 1).renewal_due);
         assert!(at(renewal).renewal_due);
     }
 
     #[test]
     fn a_restart_is_a_start_later_than_the_delivery_saw() {
-        assert!(!restarted_since(Some(1000), Some(1002)), "the same boot read later");
+        assert!(
+            !restarted_since(Some(1000), Some(1002)),
+            "the same boot read later"
+        );
         assert!(restarted_since(Some(1000), Some(1060)));
         assert!(restarted_since(None, Some(1000)), "no boot on record");
-        assert!(!restarted_since(Some(1000), None), "stopped: nothing to deliver into");
+        assert!(
+            !restarted_since(Some(1000), None),
+            "stopped: nothing to deliver into"
+        );
     }
 }

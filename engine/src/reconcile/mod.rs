@@ -221,7 +221,8 @@ impl Reconciler<'_> {
         );
         let local = (!cluster).then(|| self.host.local_node());
         observe::dns_inputs(self.pve, desired, &mut observed, earlier, local);
-        observed.identities = identities::read(self.store, desired, crate::vault::Timestamp::now())?;
+        observed.identities =
+            identities::read(self.store, desired, crate::vault::Timestamp::now())?;
         let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();

@@ -76,9 +76,7 @@ fn ready_message(kind: orbitlab_manifests::Kind) -> &'static str {
     use orbitlab_manifests::Kind;
     match kind {
         Kind::Secret => "the vault holds a value",
-        Kind::SshKey | Kind::Certificate => {
-            "the vault holds it, current as its schedule wants"
-        }
+        Kind::SshKey | Kind::Certificate => "the vault holds it, current as its schedule wants",
         Kind::Lxc => {
             "everything the manifest declares exists in Proxmox and is delivered into the container"
         }
@@ -124,12 +122,7 @@ fn set_conditions(status: &mut ObjectStatus, object: &ObjectRef, after: &Plan, o
         status.set_condition(Progressing, true, reason, &message);
         status.set_condition(Failed, false, reason, "");
     } else {
-        status.set_condition(
-            Ready,
-            true,
-            "Reconciled",
-            ready_message(object.kind),
-        );
+        status.set_condition(Ready, true, "Reconciled", ready_message(object.kind));
         status.set_condition(Progressing, false, "Reconciled", "");
         status.set_condition(Failed, false, "Reconciled", "");
     }

@@ -130,7 +130,9 @@ pub enum VaultError {
     WrongPassphrase,
 
     /// `vault unseal` of a vault that is not sealed.
-    #[error("the vault is not sealed ({file} holds its keys in the clear); seal it first with `orbitlab vault seal`")]
+    #[error(
+        "the vault is not sealed ({file} holds its keys in the clear); seal it first with `orbitlab vault seal`"
+    )]
     NotSealed {
         /// The keyring file.
         file: PathBuf,

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::crypto::{self, KEY_LEN, Key};
-use super::seal::{self, SealParams};
 use super::ids::Timestamp;
 use super::record::json_error;
+use super::seal::{self, SealParams};
 
 /// On-disk format number of the keyring file.
 const FORMAT: u32 = 1;
@@ -263,7 +263,9 @@ impl Keyring {
                     .iter()
                     .find(|e| e.id == file.active)
                     .and_then(|e| e.wrapped.as_deref())
-                    .ok_or_else(|| Damaged("its active key is not among its wrapped keys".into()))?;
+                    .ok_or_else(|| {
+                        Damaged("its active key is not among its wrapped keys".into())
+                    })?;
                 if seal::unwrap(&key, &file.active, active).is_none() {
                     return Err(KeyringProblem::WrongKey);
                 }
@@ -279,13 +281,20 @@ impl Keyring {
                     return Err(Damaged(format!(
                         "entry {:?} holds a {} key in a {} keyring",
                         entry.id,
-                        if entry.key.is_some() { "plain" } else { "wrapped" },
+                        if entry.key.is_some() {
+                            "plain"
+                        } else {
+                            "wrapped"
+                        },
                         if sealing.is_some() { "sealed" } else { "plain" },
                     )));
                 }
             }
             .ok_or_else(|| {
-                Damaged(format!("the key of entry {:?} is not 32 bytes of base64 or does not open", entry.id))
+                Damaged(format!(
+                    "the key of entry {:?} is not 32 bytes of base64 or does not open",
+                    entry.id
+                ))
             })?;
             let id = KekId::of(&key);
             if id.0 != entry.id {

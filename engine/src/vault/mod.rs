@@ -49,9 +49,9 @@ mod error;
 mod history;
 mod ids;
 mod keyring;
-pub mod seal;
 mod record;
 mod rotate;
+pub mod seal;
 mod value;
 
 use std::collections::BTreeSet;
@@ -837,16 +837,21 @@ impl Vault {
     /// (`memory_mib` MiB of memory cost), and this process keeps that key.
     /// Needs the keyring open here (plain, or unsealed in this process).
     /// Every version stays readable; nothing but the keyring changes.
-    pub fn seal(&self, passphrase: &SecretValue, memory_mib: u32) -> Result<VaultStatus, VaultError> {
+    pub fn seal(
+        &self,
+        passphrase: &SecretValue,
+        memory_mib: u32,
+    ) -> Result<VaultStatus, VaultError> {
         let guard = self.lock()?;
         let mut keyring = self.keyring_for_writing(&guard)?;
         let params = seal::SealParams::new(memory_mib);
-        let key = params
-            .derive(passphrase.expose())
-            .map_err(|reason| VaultError::KeyringDamaged {
-                file: self.store.absolute(&keyring_path()),
-                reason,
-            })?;
+        let key =
+            params
+                .derive(passphrase.expose())
+                .map_err(|reason| VaultError::KeyringDamaged {
+                    file: self.store.absolute(&keyring_path()),
+                    reason,
+                })?;
         keyring.seal_with(params.clone(), key.clone());
         self.write(&guard, &keyring_path(), &keyring.to_bytes())?;
         seal::remember(&params, &key);

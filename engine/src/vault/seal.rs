@@ -68,7 +68,10 @@ impl SealParams {
             return Err(format!("its key derivation {:?} is not argon2id", self.kdf));
         }
         if self.m_kib < MIN_MEMORY_MIB * 1024 || self.m_kib > 4 * 1024 * 1024 {
-            return Err(format!("its Argon2id memory cost {} KiB is out of range", self.m_kib));
+            return Err(format!(
+                "its Argon2id memory cost {} KiB is out of range",
+                self.m_kib
+            ));
         }
         if !(1..=16).contains(&self.t) || !(1..=8).contains(&self.p) {
             return Err("its Argon2id passes or lanes are out of range".into());
@@ -85,7 +88,8 @@ impl SealParams {
         let salt = B64.decode(&self.salt).map_err(|_| "bad salt".to_owned())?;
         let params = argon2::Params::new(self.m_kib, self.t, self.p, Some(KEY_LEN))
             .map_err(|e| format!("its Argon2id parameters are refused: {e}"))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         argon
             .hash_password_into(passphrase, &salt, &mut key[..])
@@ -144,10 +148,7 @@ pub fn forget() {
 
 /// True when this process holds an unseal key.
 pub fn holds_key() -> bool {
-    UNSEALED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_some()
+    UNSEALED.lock().unwrap_or_else(|e| e.into_inner()).is_some()
 }
 
 #[cfg(test)]
@@ -165,7 +166,9 @@ mod tests {
         assert!(unwrap(&wrong, "abc", &text).is_none());
         assert!(unwrap(&right, "abd", &text).is_none(), "bound to its id");
         // Another salt derives another key from the same passphrase.
-        let other = SealParams::new(MIN_MEMORY_MIB).derive(b"correct horse").unwrap();
+        let other = SealParams::new(MIN_MEMORY_MIB)
+            .derive(b"correct horse")
+            .unwrap();
         assert_ne!(*other, *right);
     }
 

@@ -640,11 +640,16 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
         .args(["secret", "who-can-read", "app/db-password"])
         .stdin(Stdio::null());
     orbitlab_env(sb, programs, &mut command, NODES[1]);
-    let output = command.output().context("cannot run orbitlab secret who-can-read")?;
+    let output = command
+        .output()
+        .context("cannot run orbitlab secret who-can-read")?;
     say!("      orbitlab secret who-can-read app/db-password");
     print_indented(&String::from_utf8_lossy(&output.stdout));
     if !output.status.success() {
-        bail!("orbitlab secret who-can-read failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "orbitlab secret who-can-read failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }
@@ -874,7 +879,9 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
             "  {cli} {remote} apply -f {} --wait",
             sb.dir.join("examples/sector-web.yaml").display()
         );
-        say!("  printf s3cret-2 | {cli} {remote} secret set app/db-password   # delivered into app at once");
+        say!(
+            "  printf s3cret-2 | {cli} {remote} secret set app/db-password   # delivered into app at once"
+        );
         say!("  {cli} {remote} secret who-can-read app/db-password");
         say!("  {cli} {remote} get /lxc/app   # holds/...: the versions it holds");
         say!("  {cli} {remote} ssh-key create backup");

@@ -75,7 +75,10 @@ fn text(out: &Output) -> String {
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -130,11 +133,13 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
     let sandbox = common::start();
     // The sandbox printed the example's value while setting it up.
-    assert!(sandbox.printed.iter().any(|l| l.contains("secret set app/db-password")));
-    let words: Vec<&str> = sandbox
-        .line("ORBITLAB_ROOT=")
-        .split_whitespace()
-        .collect();
+    assert!(
+        sandbox
+            .printed
+            .iter()
+            .any(|l| l.contains("secret set app/db-password"))
+    );
+    let words: Vec<&str> = sandbox.line("ORBITLAB_ROOT=").split_whitespace().collect();
     let root = words[0].strip_prefix("ORBITLAB_ROOT=").unwrap().to_owned();
     let cli = PathBuf::from(words[1]);
     // `  <cli> --host API --cacert CA --token-file FILE get /sectors`
@@ -143,7 +148,12 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
         .iter()
         .find(|l| l.contains("--token-file") && l.trim_end().ends_with(" get /sectors"))
         .expect("the guide shows orbitlab --host");
-    let remote: Vec<String> = line.split_whitespace().skip(1).take(6).map(str::to_owned).collect();
+    let remote: Vec<String> = line
+        .split_whitespace()
+        .skip(1)
+        .take(6)
+        .map(str::to_owned)
+        .collect();
     let cli = Cli { cli, root, remote };
 
     // The agent serves the value while the vault is plain.
@@ -154,7 +164,11 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
 
     // Sealed (on pve1, by the command in its own process): every agent is
     // sealed now, and doctor says so per node.
-    let out = cli.run(false, &["vault", "seal", "--kdf-memory-mib", "8"], PASSPHRASE);
+    let out = cli.run(
+        false,
+        &["vault", "seal", "--kdf-memory-mib", "8"],
+        PASSPHRASE,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let out = cli.run(true, &get, "");
     assert!(!out.status.success());
@@ -177,11 +191,21 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
     let out = cli.run(true, &["vault", "unseal"], PASSPHRASE);
     assert!(out.status.success(), "{}", text(&out));
     let out = cli.run(true, &get, "");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "db-s3cret", "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "db-s3cret",
+        "{}",
+        text(&out)
+    );
     let out = cli.run(true, &["secret", "set", "app/db-password"], NEW_VALUE);
     assert!(out.status.success(), "{}", text(&out));
     let out = cli.run(true, &get, "");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), NEW_VALUE, "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        NEW_VALUE,
+        "{}",
+        text(&out)
+    );
     wait_until("pve1 reports unsealed", || {
         cli.seal_findings().first() == Some(&("pve1".to_owned(), true))
     });
@@ -207,13 +231,20 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
         };
         let content = String::from_utf8_lossy(&bytes);
         for needle in [PASSPHRASE, "not the passphrase", NEW_VALUE, "db-s3cret"] {
-            assert!(!content.contains(needle), "{needle:?} in {}", file.display());
+            assert!(
+                !content.contains(needle),
+                "{needle:?} in {}",
+                file.display()
+            );
         }
     }
     for proc in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmdline) = std::fs::read(proc.path().join("cmdline")) {
             let args = String::from_utf8_lossy(&cmdline);
-            assert!(!args.contains(PASSPHRASE) && !args.contains(NEW_VALUE), "{args}");
+            assert!(
+                !args.contains(PASSPHRASE) && !args.contains(NEW_VALUE),
+                "{args}"
+            );
         }
     }
     let _ = agent.kill();

@@ -230,7 +230,6 @@ fn install(
     answer(0, String::new())
 }
 
-
 /// `orbitlab-appliance health`, as the helper answers it.
 fn health(record: &ContainerRecord) -> ExecAnswer {
     let role = if record.files.contains_key("/etc/dnsmasq.d/orbitlab.conf") {

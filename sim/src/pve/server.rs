@@ -482,7 +482,13 @@ impl SimHandle {
         argv: &[String],
         stdin: &str,
     ) -> Result<pct::ExecAnswer, String> {
-        pct::exec(&self.shared, node, vmid, argv.to_vec(), Some(stdin.to_owned()))
+        pct::exec(
+            &self.shared,
+            node,
+            vmid,
+            argv.to_vec(),
+            Some(stdin.to_owned()),
+        )
     }
 
     /// `pct exec` in a running container on `node`, with what the command

@@ -22,7 +22,9 @@ pub(super) enum VaultIntent {
     Ready(VaultCall),
     SetValue(SecretPath),
     /// `POST /vault/seal`: the passphrase is the body.
-    Seal { memory_mib: u32 },
+    Seal {
+        memory_mib: u32,
+    },
     /// `POST /vault/unseal`: the passphrase is the body.
     Unseal,
 }
@@ -82,7 +84,10 @@ impl VaultIntent {
             (Method::POST, VaultPath::Seal) => {
                 let memory_mib = match one("memory-mib")? {
                     Some(m) => m.parse().map_err(|_| {
-                        bad_request("memory-mib", "give the Argon2id memory cost in MiB, e.g. 64")
+                        bad_request(
+                            "memory-mib",
+                            "give the Argon2id memory cost in MiB, e.g. 64",
+                        )
                     })?,
                     None => orbitlab_engine::vault::seal::DEFAULT_MEMORY_MIB,
                 };

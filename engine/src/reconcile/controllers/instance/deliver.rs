@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use orbitlab_manifests::{AUTHORIZED_KEYS, FileMode, FileOwner, Kind, LxcSpec, Name, PowerState};
 use sha2::{Digest, Sha256};
 
+use crate::pve::Vmid;
 use crate::reconcile::ObjectRef;
 use crate::reconcile::action::Action;
 use crate::reconcile::identities::{PkiNames, pki_names, restarted_since};
@@ -22,7 +23,6 @@ use crate::reconcile::identity_steps::{DeliveryFile, DeliveryPlan, FileSource};
 use crate::reconcile::ids::Marker;
 use crate::reconcile::observed::ContainerObs;
 use crate::reconcile::plan::Planner;
-use crate::pve::Vmid;
 
 impl Planner<'_> {
     /// The delivery `name` needs into container `vmid`, if any; `Err`
@@ -46,7 +46,12 @@ impl Planner<'_> {
         let mut files = Vec::new();
         let mut holds = BTreeMap::new();
         let mut reloads = Vec::new();
-        let owner = |o: &Option<FileOwner>| o.clone().unwrap_or_else(FileOwner::root).as_str().to_owned();
+        let owner = |o: &Option<FileOwner>| {
+            o.clone()
+                .unwrap_or_else(FileOwner::root)
+                .as_str()
+                .to_owned()
+        };
         for (i, f) in spec.secrets.iter().enumerate() {
             if !self
                 .desired
@@ -83,9 +88,16 @@ impl Planner<'_> {
             });
         }
         for (i, c) in spec.certificates.iter().enumerate() {
-            let cert_spec = self.desired.certificates.get(&c.certificate).ok_or_else(|| {
-                format!("spec.certificates[{i}]: Certificate {} is not declared", c.certificate)
-            })?;
+            let cert_spec = self
+                .desired
+                .certificates
+                .get(&c.certificate)
+                .ok_or_else(|| {
+                    format!(
+                        "spec.certificates[{i}]: Certificate {} is not declared",
+                        c.certificate
+                    )
+                })?;
             let PkiNames::Leaf(ca, cert) = pki_names(&c.certificate, cert_spec)? else {
                 return Err(format!(
                     "spec.certificates[{i}]: Certificate {} is a CA; its key is never delivered",
@@ -189,10 +201,17 @@ impl Planner<'_> {
 
 /// A digest of everything a delivery places: paths, modes, owners, where
 /// they may live, what they hold, and the commands run after.
-fn digest(files: &[DeliveryFile], holds: &BTreeMap<String, String>, reloads: &[Vec<String>]) -> String {
+fn digest(
+    files: &[DeliveryFile],
+    holds: &BTreeMap<String, String>,
+    reloads: &[Vec<String>],
+) -> String {
     let mut h = Sha256::new();
     for f in files {
-        h.update(format!("{}\0{:o}\0{}\0{}\0{}\n", f.path, f.mode, f.owner, f.tmpfs, f.source));
+        h.update(format!(
+            "{}\0{:o}\0{}\0{}\0{}\n",
+            f.path, f.mode, f.owner, f.tmpfs, f.source
+        ));
     }
     for (k, v) in holds {
         h.update(format!("{k}={v}\n"));
