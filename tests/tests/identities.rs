@@ -298,6 +298,24 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     assert_eq!(app.outputs["holds/secret/api-token"], "v1");
     let text = serde_json::to_string(&app).unwrap();
     assert!(!text.contains("db-secret-one") && !text.contains("token-one"));
+    // Key and certificate statuses: fingerprint, age, next rotation;
+    // serial, expiry, next renewal.
+    let key = status(&lab, Kind::SshKey, "deploy");
+    assert!(
+        key.outputs["fingerprint"].starts_with("SHA256:"),
+        "{key:#?}"
+    );
+    assert_eq!(key.outputs["age"], "under 1h");
+    assert!(key.outputs.contains_key("next_rotation"), "{key:#?}");
+    let cert = status(&lab, Kind::Certificate, "api-tls");
+    for k in ["serial", "not_after", "next_renewal"] {
+        assert!(cert.outputs.contains_key(k), "{k}: {cert:#?}");
+    }
+    assert!(
+        status(&lab, Kind::Certificate, "root")
+            .outputs
+            .contains_key("crl/next_update")
+    );
     let db_readers = output(&lab, Kind::Secret, "db-password", "readers");
     assert_eq!(db_readers, "lxc/app");
     // The delivered chain verifies with the CA's current CRL.

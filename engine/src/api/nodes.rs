@@ -1,6 +1,7 @@
 //! `/nodes` as people read it: every node of the cluster, with what pmxcfs
 //! says of it (member, online), what its agent's heartbeat says (alive,
-//! version, heartbeat age, last pass, role, prerequisites), and its Node
+//! version, heartbeat age, last pass, role, prerequisites, whether the
+//! vault is sealed for it), and its Node
 //! manifest when there is one. Nodes that are only in one of those places
 //! are listed too, so a node without an agent, or an agent's leftover
 //! heartbeat of a node that left, shows up.
@@ -102,6 +103,9 @@ fn row(
                         }
                     },
                 ),
+                // `sealed`: this node's agent cannot read the vault until
+                // it is unsealed (`orbitlab --host ... vault unseal`).
+                "vault": r.vault.map_or("unknown", crate::vault::SealState::as_str),
                 "prerequisites": if failed.is_empty() { "ok".to_owned() } else { format!("failed: {}", failed.join(", ")) },
                 "heartbeat": serde_json::to_value(r).unwrap_or(Value::Null),
             });

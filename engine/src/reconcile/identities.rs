@@ -35,6 +35,9 @@ pub struct SshKeyObs {
     pub fingerprint: String,
     /// When the current key was made.
     pub created: Timestamp,
+    /// Its age, coarse (`under 1h`, `5h`, `12d`), so a status changes at
+    /// most hourly.
+    pub age: String,
     /// The previous key's fingerprint, while it is kept.
     pub previous: Option<String>,
     /// When the previous key goes (the rotation plus the overlap).
@@ -228,12 +231,22 @@ fn ssh_obs(info: &crate::ssh::SshKeyInfo, spec: &SshKeySpec, now: Timestamp) -> 
     SshKeyObs {
         fingerprint: info.current.fingerprint.clone(),
         created,
+        age: coarse_age(now.0.saturating_sub(created.0)),
         previous: info.previous.as_ref().map(|p| p.fingerprint.clone()),
         previous_until,
         next_rotation,
         rotation_due: next_rotation.is_some_and(|t| now >= t),
         previous_expired: previous_until.is_some_and(|t| now >= t),
         algorithm_differs: info.current.algorithm != want,
+    }
+}
+
+/// `under 1h`, `Nh` under a day, else `Nd`.
+fn coarse_age(secs: u64) -> String {
+    match secs {
+        s if s < 3600 => "under 1h".into(),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
     }
 }
 

@@ -50,6 +50,18 @@ impl Cli {
         child.wait_with_output().unwrap()
     }
 
+    /// `vault` of `orbitlab get /nodes`, per node.
+    fn node_vault(&self) -> Vec<String> {
+        let out = self.run(false, &["get", "/nodes", "--output-format", "json"], "");
+        let nodes: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["vault"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// The vault-seal findings of `orbitlab doctor`: node → ok.
     fn seal_findings(&self) -> Vec<(String, bool)> {
         let out = self.run(false, &["doctor", "--output-format", "json"], "");
@@ -186,6 +198,7 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
     let out = cli.run(true, &["vault", "unseal"], "not the passphrase");
     assert!(!out.status.success());
     assert!(text(&out).contains("does not unseal"), "{}", text(&out));
+    assert!(!text(&out).contains("not the passphrase"), "{}", text(&out));
 
     // Unsealed through pve1's agent: get and set work there.
     let out = cli.run(true, &["vault", "unseal"], PASSPHRASE);
@@ -209,6 +222,7 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
     wait_until("pve1 reports unsealed", || {
         cli.seal_findings().first() == Some(&("pve1".to_owned(), true))
     });
+    assert_eq!(cli.node_vault(), ["unsealed", "sealed", "sealed"]);
 
     // A restarted agent is sealed again.
     let log = sandbox.dir.join("logs/agent-pve1-restarted.log");
@@ -220,6 +234,7 @@ fn a_sealed_vault_needs_each_agent_unsealed_and_a_restart_seals_it_again() {
     wait_until("doctor says pve1 is sealed again", || {
         cli.seal_findings().first() == Some(&("pve1".to_owned(), false))
     });
+    assert_eq!(cli.node_vault(), ["sealed", "sealed", "sealed"]);
 
     // Neither the passphrase nor a value in any file or process argument.
     for file in files(&sandbox.dir) {

@@ -122,6 +122,7 @@ impl Controller for SshKeyController {
         if let Some(key) = observed.identities.ssh_keys.get(name) {
             out.insert("fingerprint".into(), key.fingerprint.clone());
             out.insert("created".into(), key.created.to_string());
+            out.insert("age".into(), key.age.clone());
             if let Some(next) = key.next_rotation {
                 out.insert("next_rotation".into(), next.to_string());
             }
