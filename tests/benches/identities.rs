@@ -8,6 +8,9 @@
 //! for a change made on its own node (inotify), at most its poll interval
 //! (2 s) for one made on another node.
 //!
+//! Also the sealed vault's unseal cost: Argon2id at the default 64 MiB, 3
+//! passes (what `orbitlab vault unseal` costs an agent once per start).
+//!
 //! Run: `cargo bench -p orbitlab-tests --bench identities`.
 
 use std::time::{Duration, Instant};
@@ -115,8 +118,39 @@ fn measure(instances: usize) {
     );
 }
 
+fn unseal_cost() {
+    use orbitlab_engine::vault::seal;
+    let dir = tempfile::tempdir().unwrap();
+    let store = orbitlab_engine::store::Store::open(dir.path());
+    let vault = Vault::new(store);
+    vault
+        .set(
+            &"a".parse().unwrap(),
+            &SecretValue::new(b"x".to_vec()).unwrap(),
+        )
+        .unwrap();
+    let passphrase = SecretValue::new(b"bench passphrase".to_vec()).unwrap();
+    vault.seal(&passphrase, seal::DEFAULT_MEMORY_MIB).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        seal::forget();
+        let start = Instant::now();
+        vault.unseal(&passphrase).unwrap();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "unseal at {} MiB / 3 passes (Argon2id + opening the keyring): median {:.0} ms, max {:.0} ms over 5",
+        seal::DEFAULT_MEMORY_MIB,
+        times[2].as_secs_f64() * 1000.0,
+        times[4].as_secs_f64() * 1000.0
+    );
+    seal::forget();
+}
+
 fn main() {
     for instances in [1, 10, 30] {
         measure(instances);
     }
+    unseal_cost();
 }

@@ -124,6 +124,17 @@ fn file(lab: &Lab, name: &str, path: &str) -> PushedFile {
         .unwrap_or_else(|| panic!("{name} has no {path}"))
 }
 
+/// How often `systemctl reload nginx` ran in `app`'s container.
+fn reloads(lab: &Lab) -> usize {
+    let vmid: u32 = output(lab, Kind::Lxc, "app", "vmid").parse().unwrap();
+    let reload = ["systemctl", "reload", "nginx"].map(String::from).to_vec();
+    lab.sim.pct_log()[&vmid]
+        .commands
+        .iter()
+        .filter(|c| **c == reload)
+        .count()
+}
+
 fn set_secret(lab: &Lab, path: &str, value: &str) -> Version {
     Vault::new(lab.store.clone())
         .set(
@@ -280,11 +291,10 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     assert_eq!((key.mode, key.owner.as_str()), (0o400, "root:root"));
     assert_eq!(files["/etc/ssl/api.pem"].mode, 0o444);
     assert_eq!(files["/root/.ssh/authorized_keys"].mode, 0o600);
-    let vmid: u32 = output(&lab, Kind::Lxc, "app", "vmid").parse().unwrap();
-    let commands = lab.sim.pct_log()[&vmid].commands.clone();
-    assert!(
-        commands.contains(&vec!["systemctl".into(), "reload".into(), "nginx".into()]),
-        "{commands:?}"
+    assert_eq!(
+        reloads(&lab),
+        1,
+        "nginx reloaded once its certificate is in place"
     );
     // The instance that declares nothing receives nothing.
     assert!(
@@ -346,8 +356,10 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         status(&lab, Kind::Lxc, "app").outputs["holds/secret/db-password"],
         format!("v{}", v2.get() + 1)
     );
-    // Still nothing for the other instance.
+    // Still nothing for the other instance, and nginx was not reloaded
+    // for a secret's change.
     assert!(files_of(&lab, "plain").is_empty());
+    assert_eq!(reloads(&lab), 1);
 
     // SSH key rotation: after 12 s a new key; both work for the overlap.
     let first = output(&lab, Kind::SshKey, "deploy", "fingerprint");
@@ -426,7 +438,23 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         tmp.path(),
         &file(&lab, "app", "/etc/ssl/api-chain.pem").content,
     );
+    assert_eq!(reloads(&lab), 2, "reloaded for the renewed certificate");
     assert!(files_of(&lab, "plain").is_empty());
+
+    // A declaration taken back: its file leaves the container.
+    let without_token =
+        manifests().replace("    - {secret: api-token, path: /run/secrets/token}\n", "");
+    assert_ne!(without_token, manifests());
+    api.apply(codec::decode("identities.yaml", &without_token).unwrap())
+        .unwrap();
+    lab.converge_as_agents("pve1");
+    assert!(!files_of(&lab, "app").contains_key("/run/secrets/token"));
+    assert!(files_of(&lab, "app").contains_key("/run/secrets/db"));
+    assert!(
+        !status(&lab, Kind::Lxc, "app")
+            .outputs
+            .contains_key("holds/secret/api-token")
+    );
 
     // The audit log records every delivery of a secret, the rotation and
     // the renewal, never a value; its chain verifies.

@@ -228,6 +228,13 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
             },
         )?;
     }
+    for path in &plan.remove {
+        ctx.host.exec(
+            node,
+            vmid,
+            &["rm".into(), "-f".into(), "--".into(), path.clone()],
+        )?;
+    }
     for argv in &plan.reloads {
         ctx.host.exec(node, vmid, argv)?;
     }
@@ -239,6 +246,7 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
             digest: plan.digest.clone(),
             holds: plan.holds.clone(),
             booted: plan.booted,
+            paths: plan.files.iter().map(|f| f.path.clone()).collect(),
         },
     )?;
     tracing::info!(instance, vmid, files = plan.files.len(), "delivered");

@@ -96,6 +96,10 @@ pub struct Delivered {
     pub holds: BTreeMap<String, String>,
     /// When the container had started, as observed at delivery.
     pub booted: Option<u64>,
+    /// The paths delivered: a path no longer declared is removed from the
+    /// container at the next delivery.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// Everything identity-related one pass sees.

@@ -143,7 +143,10 @@ pub struct DeliveryPlan {
     pub vmid: Vmid,
     pub node: NodeName,
     pub files: Vec<DeliveryFile>,
-    /// Commands run inside afterwards (certificates' `reload`).
+    /// Files delivered earlier that are no longer declared: removed.
+    pub remove: Vec<String>,
+    /// Commands run inside afterwards (the `reload` of each certificate
+    /// whose files change).
     pub reloads: Vec<Vec<String>>,
     /// What the container will hold (see
     /// [`super::identities::Delivered::holds`]).
@@ -232,6 +235,9 @@ impl fmt::Display for DeliveryPlan {
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
+        if !self.remove.is_empty() {
+            write!(f, "; remove {}", self.remove.join(", "))?;
+        }
         if !self.reloads.is_empty() {
             write!(
                 f,

@@ -26,7 +26,8 @@
 //! with owner `$2` and mode `$3`, as the script does; with `$4 = tmpfs` it
 //! is refused (exit status 3, nothing written) unless the directory is
 //! one of a Debian container's tmpfs mounts (`/run`, `/dev/shm` and
-//! below). It is not recorded as a command (its content is a file). The real tools' checks are not played: the data-path tests
+//! below). It is not recorded as a command (its content is a file).
+//! `rm -f -- PATH` removes a placed file. The real tools' checks are not played: the data-path tests
 //! run the real helper.
 
 use std::collections::BTreeMap;
@@ -170,6 +171,9 @@ pub(crate) fn exec(
     match argv.as_slice() {
         [_, _, _, name, path, owner, mode, place] if name == INSTALL => {
             return Ok(install(record, path, owner, mode, place == "tmpfs", stdin));
+        }
+        [rm, f, dashes, path] if rm == "rm" && f == "-f" && dashes == "--" => {
+            record.files.remove(path);
         }
         [helper, verb] if helper == HELPER && verb == "health" => return Ok(health(record)),
         [helper, verb, id] if helper == HELPER && verb == "apply" => {

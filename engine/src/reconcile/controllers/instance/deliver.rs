@@ -8,7 +8,11 @@
 //! owners, modes and the versions, serials and fingerprints they hold;
 //! planned when the digest differs from the last delivery's record, when
 //! the container started again since (its tmpfs is empty), or when it now
-//! runs on another node. Nothing is delivered into a stopped container.
+//! runs on another node. Files delivered earlier and no longer declared
+//! are removed by the same step (a secret whose declaration or grant is
+//! gone does not stay in the container). A certificate's `reload` runs
+//! only when its files change. Nothing is delivered into a stopped
+//! container.
 
 use std::collections::BTreeMap;
 
@@ -35,14 +39,14 @@ impl Planner<'_> {
         vmid: Vmid,
         container: &ContainerObs,
     ) -> Result<Option<Action>, String> {
-        if spec.secrets.is_empty() && spec.certificates.is_empty() && spec.ssh_keys.is_empty() {
-            return Ok(None);
-        }
         if !container.running || spec.state != PowerState::Running {
             return Ok(None);
         }
         let object = ObjectRef::new(Kind::Lxc, name);
         let ids = &self.observed.identities;
+        let recorded = ids.delivered.get(&vmid);
+        let restarted = recorded
+            .is_none_or(|r| !r.by(&container.node) || restarted_since(r.booted, container.booted));
         let mut files = Vec::new();
         let mut holds = BTreeMap::new();
         let mut reloads = Vec::new();
@@ -111,7 +115,10 @@ impl Planner<'_> {
                 );
                 return Ok(None);
             };
-            holds.insert(format!("certificate/{}", c.certificate), obs.serial.clone());
+            let item = format!("certificate/{}", c.certificate);
+            let changed =
+                restarted || recorded.is_none_or(|r| r.holds.get(&item) != Some(&obs.serial));
+            holds.insert(item, obs.serial.clone());
             let serial = obs.serial.clone();
             let public = |path: &orbitlab_manifests::FilePath, source| DeliveryFile {
                 path: path.to_string(),
@@ -149,7 +156,7 @@ impl Planner<'_> {
                     serial,
                 },
             });
-            if !c.reload.is_empty() {
+            if !c.reload.is_empty() && changed {
                 reloads.push(c.reload.iter().map(|a| a.as_str().to_owned()).collect());
             }
         }
@@ -176,14 +183,22 @@ impl Planner<'_> {
                 },
             });
         }
-        let digest = digest(&files, &holds, &reloads);
-        let recorded = ids.delivered.get(&vmid);
-        let current = recorded.is_some_and(|r| {
-            r.digest == digest
-                && r.by(&container.node)
-                && !restarted_since(r.booted, container.booted)
-        });
-        if current {
+        let remove: Vec<String> = recorded
+            .map(|r| {
+                // Only what a delivery could have placed: a valid path.
+                r.paths
+                    .iter()
+                    .filter(|p| p.parse::<orbitlab_manifests::FilePath>().is_ok())
+                    .filter(|p| !files.iter().any(|f: &DeliveryFile| &f.path == *p))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.is_empty() && remove.is_empty() {
+            return Ok(None);
+        }
+        let digest = digest(&files, &holds);
+        if !restarted && remove.is_empty() && recorded.is_some_and(|r| r.digest == digest) {
             return Ok(None);
         }
         Ok(Some(Action::Deliver(Box::new(DeliveryPlan {
@@ -191,6 +206,7 @@ impl Planner<'_> {
             vmid,
             node: container.node.clone(),
             files,
+            remove,
             reloads,
             holds,
             digest,
@@ -200,12 +216,8 @@ impl Planner<'_> {
 }
 
 /// A digest of everything a delivery places: paths, modes, owners, where
-/// they may live, what they hold, and the commands run after.
-fn digest(
-    files: &[DeliveryFile],
-    holds: &BTreeMap<String, String>,
-    reloads: &[Vec<String>],
-) -> String {
+/// they may live, and what they hold.
+fn digest(files: &[DeliveryFile], holds: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
     for f in files {
         h.update(format!(
@@ -215,10 +227,6 @@ fn digest(
     }
     for (k, v) in holds {
         h.update(format!("{k}={v}\n"));
-    }
-    for r in reloads {
-        h.update(r.join("\0"));
-        h.update("\n");
     }
     hex::encode(h.finalize())
 }
