@@ -51,14 +51,35 @@ fn a_sealed_vault_opens_only_with_its_passphrase_and_forgets_it_on_restart() {
         .unwrap()
         .to_owned();
 
-    // Sealing: the keys are wrapped, none is left in the clear.
-    let status = vault
+    let plain_id = plain
+        .split("\"active\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Sealing: the keys are wrapped, none is left in the clear, and the
+    // KEK is replaced: the plain keyring (a backup) opens nothing now.
+    let report = vault
         .seal(&value(PASSPHRASE), seal::MIN_MEMORY_MIB)
         .unwrap();
     assert_eq!(
-        status.seal,
+        report.status.seal,
         SealState::Unsealed,
         "the sealing process keeps the key"
+    );
+    assert_eq!(report.rotation.versions_rewrapped, 3);
+    assert!(report.rotation.failed.is_empty());
+    assert_eq!(
+        report
+            .rotation
+            .retired
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
+        [plain_id.as_str()]
     );
     let sealed = std::fs::read_to_string(&keyring).unwrap();
     assert!(
@@ -148,9 +169,11 @@ fn a_sealed_vault_opens_only_with_its_passphrase_and_forgets_it_on_restart() {
     vault.unseal(&value("another passphrase")).unwrap();
     assert_eq!(read(&vault, "app/db").unwrap(), "db-one");
 
-    // Neither passphrase nor value in any file of the store.
+    // Neither passphrase nor value in any file of the store, nor the old
+    // plain key, nor (in the clear) any key of the keyring.
     for (file, bytes) in files_support::all_files(dir.path()) {
         let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&plain_key), "the old plain KEK in {file}");
         for needle in [
             PASSPHRASE,
             "another passphrase",

@@ -4,12 +4,19 @@
 //! [`Pct`](super::Pct) runs [`INSTALL_SCRIPT`] inside the container with
 //! `pct exec` and hands it the content on standard input: the content is
 //! never an argument of any process (arguments are world-readable in
-//! `/proc`) and never written to the node's disk. Inside, the script
-//! creates the parent directory, refuses a file that must stay in memory
-//! when its directory is not a tmpfs (`stat -f`), writes a temporary file
-//! next to the target with a private umask, sets owner and mode, and
-//! renames it over the target: a reader in the container sees the old
-//! file or the new one, never a torn or wrongly-owned one.
+//! `/proc`) and never written to the node's disk. Inside, the script:
+//! - creates the parent directory (mode 0755) if it is missing;
+//! - refuses a directory reached through a symbolic link, not owned by
+//!   root, or writable by group or others without the sticky bit (a user
+//!   of the container must not be able to swap the file or its directory
+//!   while root writes it);
+//! - refuses a file that must stay in memory when the directory is not a
+//!   tmpfs (`stat -f`);
+//! - writes a fresh temporary file (`mktemp`: new, unguessable, 0600) in
+//!   that directory, sets its owner (`chown -h`) and mode, and renames it
+//!   over the target (`mv -T`): a reader sees the old file or the new one,
+//!   never a torn or wrongly-owned one; the temporary file is removed on
+//!   any failure.
 
 /// One file to install ([`super::ContainerHost::install`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -44,12 +51,28 @@ pub const INSTALL_NAME: &str = "orbitlab-install";
 
 /// The POSIX shell script that installs standard input at `$1`, owner
 /// `$2`, mode `$3`; `$4` is `tmpfs` when the directory must be one.
-/// Exit status 3: the directory is not a tmpfs (nothing written).
+/// Exit status 3: the directory is not a tmpfs; 4: the directory is not
+/// safe to write in (nothing written either way).
 pub const INSTALL_SCRIPT: &str = r#"set -eu
 umask 077
 dir=${1%/*}
 [ -n "$dir" ] || dir=/
-mkdir -p -- "$dir"
+(umask 022 && mkdir -p -- "$dir")
+real=$(realpath -e -- "$dir")
+if [ "$real" != "$dir" ]; then
+  echo "$dir leads through a symbolic link (to $real): the file was not written" >&2
+  exit 4
+fi
+if [ "$(stat -c %u -- "$dir")" != 0 ]; then
+  echo "$dir is not owned by root: the file was not written" >&2
+  exit 4
+fi
+case $(stat -c %a -- "$dir") in
+  1???) ;;
+  *[2367]? | *[2367])
+    echo "$dir is writable by group or others: the file was not written" >&2
+    exit 4 ;;
+esac
 if [ "$4" = tmpfs ]; then
   fs=$(stat -f -c %T -- "$dir")
   if [ "$fs" != tmpfs ]; then
@@ -57,11 +80,13 @@ if [ "$4" = tmpfs ]; then
     exit 3
   fi
 fi
-tmp="$1.orbitlab-new"
+tmp=$(mktemp -- "$dir/.orbitlab-XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
-chown -- "$2" "$tmp"
+chown -h -- "$2" "$tmp"
 chmod -- "$3" "$tmp"
-mv -f -- "$tmp" "$1"
+mv -fT -- "$tmp" "$1"
+trap - EXIT
 "#;
 
 /// The command that installs `file` (its content goes on standard input).
@@ -139,7 +164,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
     }
 
     #[test]
@@ -158,6 +183,94 @@ mod tests {
         let (ok, err) = run(path.to_str().unwrap(), &owner, 0o400, true, b"k");
         assert!(ok, "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"k");
+    }
+
+    #[test]
+    fn new_directories_are_reachable_and_unsafe_ones_are_refused() {
+        let owner = owner_of_this_process();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("made/here/secret");
+        let (ok, err) = run(path.to_str().unwrap(), &owner, 0o440, false, b"v");
+        assert!(ok, "{err}");
+        // The owner of the file can walk to it: 0755, whatever the umask.
+        for d in ["made", "made/here"] {
+            let mode = std::fs::metadata(dir.path().join(d))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o755, "{d}");
+        }
+        // A directory reached through a symbolic link.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("link")).unwrap();
+        let (ok, err) = run(
+            dir.path().join("link/secret").to_str().unwrap(),
+            &owner,
+            0o400,
+            false,
+            b"v",
+        );
+        assert!(!ok && err.contains("symbolic link"), "{err}");
+        assert!(!elsewhere.path().join("secret").exists());
+        // A directory others may write in (no sticky bit).
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let (ok, err) = run(
+            open.join("secret").to_str().unwrap(),
+            &owner,
+            0o400,
+            false,
+            b"v",
+        );
+        assert!(!ok && err.contains("writable by group or others"), "{err}");
+        assert!(!open.join("secret").exists());
+        // A sticky one (like /dev/shm) is fine: others cannot swap our file.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let (ok, err) = run(
+            open.join("secret").to_str().unwrap(),
+            &owner,
+            0o400,
+            false,
+            b"v",
+        );
+        assert!(ok, "{err}");
+    }
+
+    #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        let owner = owner_of_this_process();
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // The target and the name the script used to write to first.
+        let target = dir.path().join("secret");
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("secret.orbitlab-new")).unwrap();
+        let (ok, err) = run(target.to_str().unwrap(), &owner, 0o400, false, b"s3cret");
+        assert!(ok, "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert!(
+            !std::fs::symlink_metadata(&target)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"s3cret");
+        // A directory at the target is not written into.
+        std::fs::create_dir(dir.path().join("adir")).unwrap();
+        let (ok, _) = run(
+            dir.path().join("adir").to_str().unwrap(),
+            &owner,
+            0o400,
+            false,
+            b"x",
+        );
+        assert!(!ok);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("adir")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

@@ -150,6 +150,16 @@ pub struct VaultStatus {
     pub seal: SealState,
 }
 
+/// What `orbitlab vault seal` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SealReport {
+    /// The vault afterwards.
+    pub status: VaultStatus,
+    /// The KEK rotation that followed (a file it could not re-wrap keeps
+    /// its old KEK, which then stays in the keyring, wrapped).
+    pub rotation: RotationReport,
+}
+
 /// Whether the vault is sealed, as one process sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -835,13 +845,15 @@ impl Vault {
     /// Seals the vault with `passphrase` (or changes its passphrase): the
     /// keyring's KEKs are written wrapped by a key Argon2id derives from it
     /// (`memory_mib` MiB of memory cost), and this process keeps that key.
-    /// Needs the keyring open here (plain, or unsealed in this process).
-    /// Every version stays readable; nothing but the keyring changes.
+    /// Then the KEK is rotated (a fresh one, wrapped; every data key
+    /// re-wrapped; the old KEKs dropped), so a copy of the keyring from
+    /// before (a backup) opens nothing any more. Needs the keyring open here
+    /// (plain, or unsealed in this process). Every version stays readable.
     pub fn seal(
         &self,
         passphrase: &SecretValue,
         memory_mib: u32,
-    ) -> Result<VaultStatus, VaultError> {
+    ) -> Result<SealReport, VaultError> {
         let guard = self.lock()?;
         let mut keyring = self.keyring_for_writing(&guard)?;
         let params = seal::SealParams::new(memory_mib);
@@ -855,9 +867,13 @@ impl Vault {
         keyring.seal_with(params.clone(), key.clone());
         self.write(&guard, &keyring_path(), &keyring.to_bytes())?;
         seal::remember(&params, &key);
-        drop(guard);
         tracing::info!("vault sealed: its keys are wrapped by the passphrase");
-        self.status()
+        let rotation = rotate::rotate(self, &guard)?;
+        drop(guard);
+        Ok(SealReport {
+            status: self.status()?,
+            rotation,
+        })
     }
 
     /// Unseals the vault in this process: derives the key from

@@ -9,9 +9,10 @@
 //! ([`SealParams`]). The unseal key lives in this process's memory only
 //! ([`remember`]), in a zeroizing buffer: never on disk, never in a log or
 //! an error; a restarted process is sealed again until `orbitlab vault
-//! unseal` gives it the passphrase. The agent also locks its memory and
-//! makes itself undumpable when it is unsealed (see the agent's `vault`
-//! module), so the key is neither swapped out nor in a core dump.
+//! unseal` gives it the passphrase. The agent locks its memory
+//! (`mlockall`) and is not dumpable from its start (`orbitlab-agent`'s
+//! `protect_memory`), so the key is neither swapped out nor in a core
+//! dump.
 //!
 //! A wrong passphrase derives a key that opens no wrapped KEK: refused
 //! without saying more. Pure computation and process memory; no I/O.
@@ -44,6 +45,8 @@ pub struct SealParams {
 
 /// Least memory cost accepted (8 MiB).
 pub const MIN_MEMORY_MIB: u32 = 8;
+/// Most memory cost accepted (1 GiB): every agent pays it at each unseal.
+pub const MAX_MEMORY_MIB: u32 = 1024;
 /// Default memory cost (64 MiB, OWASP's Argon2id minimum is 19 MiB).
 pub const DEFAULT_MEMORY_MIB: u32 = 64;
 
@@ -55,7 +58,7 @@ impl SealParams {
         rand::rngs::OsRng.fill_bytes(&mut salt);
         SealParams {
             kdf: "argon2id".into(),
-            m_kib: memory_mib.max(MIN_MEMORY_MIB) * 1024,
+            m_kib: memory_mib.clamp(MIN_MEMORY_MIB, MAX_MEMORY_MIB) * 1024,
             t: 3,
             p: 1,
             salt: B64.encode(salt),
@@ -67,7 +70,7 @@ impl SealParams {
         if self.kdf != "argon2id" {
             return Err(format!("its key derivation {:?} is not argon2id", self.kdf));
         }
-        if self.m_kib < MIN_MEMORY_MIB * 1024 || self.m_kib > 4 * 1024 * 1024 {
+        if self.m_kib < MIN_MEMORY_MIB * 1024 || self.m_kib > MAX_MEMORY_MIB * 1024 {
             return Err(format!(
                 "its Argon2id memory cost {} KiB is out of range",
                 self.m_kib
