@@ -4,7 +4,7 @@
 //! delivery into the simulated container; an instance declaring nothing
 //! receives nothing. A new secret version and a rollback are delivered
 //! within one pass of the instance's agent; a short-lived certificate is
-//! renewed before it expires and delivered again, and `openssl verify`
+//! renewed halfway through its life and delivered again, and `openssl verify`
 //! accepts the delivered chain with the CA's current CRL; an SSH key
 //! rotates on schedule, both keys work during the overlap and the old
 //! one is gone after it (`ssh-keygen -l` on the delivered public halves
@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orbitlab_engine::api::Api;
 use orbitlab_engine::audit::{Action, AuditLog, Verification};
@@ -21,7 +21,7 @@ use orbitlab_engine::reconcile::Scope;
 use orbitlab_engine::reconcile::init::init;
 use orbitlab_engine::ssh::{KeyName, SshKeys};
 use orbitlab_engine::status::ObjectStatus;
-use orbitlab_engine::vault::{SecretPath, SecretValue, Vault, Version};
+use orbitlab_engine::vault::{SecretPath, SecretValue, Timestamp, Vault, Version};
 use orbitlab_manifests::{Kind, codec};
 use orbitlab_sim::pve::pct::PushedFile;
 use orbitlab_tests::Lab;
@@ -37,7 +37,7 @@ spec: {cidr: 172.16.0.0/24}
 apiVersion: orbitlab.io/v1
 kind: SshKey
 metadata: {name: deploy}
-spec: {rotate_every: 12s, overlap: 6s}
+spec: {rotate_every: 20s, overlap: 8s}
 ---
 apiVersion: orbitlab.io/v1
 kind: Certificate
@@ -51,8 +51,8 @@ spec:
   role: server
   issuer: root
   dns_names: [app.web.orbitlab.internal]
-  lifetime: 100s
-  renew_before: 75s
+  lifetime: 60s
+  renew_before: 30s
 ---
 apiVersion: orbitlab.io/v1
 kind: Secret
@@ -157,10 +157,19 @@ fn one_pass_of(lab: &Lab, node: &str) {
     reconciler.run().expect("a pass runs");
 }
 
-fn sleep_until(t: Instant) {
-    if let Some(left) = t.checked_duration_since(Instant::now()) {
+/// Sleeps until one second after `at` (a record's whole-second time).
+fn sleep_past(at: Timestamp) {
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(at.0 + 1);
+    if let Ok(left) = when.duration_since(std::time::SystemTime::now()) {
         std::thread::sleep(left);
     }
+}
+
+/// The current key of `deploy` as its record says.
+fn deploy_key(lab: &Lab) -> orbitlab_engine::ssh::SshKeyInfo {
+    SshKeys::new(Vault::new(lab.store.clone()))
+        .show(&"deploy".parse::<KeyName>().unwrap())
+        .unwrap()
 }
 
 /// `ssh-keygen -l` of each `authorized_keys` line: their fingerprints.
@@ -184,13 +193,19 @@ fn fingerprints(dir: &Path, authorized_keys: &str) -> Vec<String> {
         .collect()
 }
 
-/// `ssh-keygen -l` of the vault's private half of key `deploy`.
+/// `ssh-keygen -l` of the vault's current private half of key `deploy`.
 fn private_fingerprint(lab: &Lab, dir: &Path) -> String {
     let key = SshKeys::new(Vault::new(lab.store.clone()))
         .private_key(&"deploy".parse::<KeyName>().unwrap())
         .unwrap();
+    key_fingerprint(dir, key.expose())
+}
+
+/// `ssh-keygen -l` of a private key (OpenSSH format).
+fn key_fingerprint(dir: &Path, private: &[u8]) -> String {
     let path = dir.join("id_deploy");
-    std::fs::write(&path, key.expose()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    std::fs::write(&path, private).unwrap();
     let mut perms = std::fs::metadata(&path).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
     std::fs::set_permissions(&path, perms).unwrap();
@@ -247,8 +262,17 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     set_secret(&lab, "api-token", "token-one");
     api.apply(codec::decode("identities.yaml", &manifests()).unwrap())
         .expect("the manifests are accepted");
-    let t0 = Instant::now();
     lab.converge_as_agents("pve1");
+    // When the key rotates and the certificate renews, from their records;
+    // and what they are before.
+    let rotation_at = deploy_key(&lab).current.created.0 + 20;
+    let cert_name = "api-tls".parse::<CertName>().unwrap();
+    let issued = Pki::new(Vault::new(lab.store.clone()))
+        .show_cert(&"root".parse().unwrap(), &cert_name)
+        .unwrap();
+    let renewal_at = Timestamp(issued.info.not_after.0 - 30);
+    let serial = issued.info.serial.clone();
+    let old_pem = issued.info.pem.clone();
     for (kind, name) in [
         (Kind::Lxc, "app"),
         (Kind::Lxc, "plain"),
@@ -361,7 +385,7 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     assert!(files_of(&lab, "plain").is_empty());
     assert_eq!(reloads(&lab), 1);
 
-    // SSH key rotation: after 12 s a new key; both work for the overlap.
+    // SSH key rotation: after 20 s a new key; both work for the overlap.
     let first = output(&lab, Kind::SshKey, "deploy", "fingerprint");
     let only_first = fingerprints(
         tmp.path(),
@@ -369,7 +393,7 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     );
     assert_eq!(only_first, [first.as_str()]);
     assert_eq!(private_fingerprint(&lab, tmp.path()), first);
-    sleep_until(t0 + Duration::from_millis(12_500));
+    sleep_past(Timestamp(rotation_at));
     lab.converge_as_agents("pve1");
     let second = output(&lab, Kind::SshKey, "deploy", "fingerprint");
     assert_ne!(second, first, "rotated");
@@ -377,7 +401,6 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         output(&lab, Kind::SshKey, "deploy", "previous/fingerprint"),
         first
     );
-    let rotated_at = Instant::now();
     let both = fingerprints(
         tmp.path(),
         &file(&lab, "app", "/root/.ssh/authorized_keys").content,
@@ -388,8 +411,18 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         "both halves during the overlap"
     );
     assert_eq!(private_fingerprint(&lab, tmp.path()), second);
-    // After the overlap (6 s) the old key is gone.
-    sleep_until(rotated_at + Duration::from_millis(6_500));
+    // The previous private half (its vault version) is the first key.
+    let key = deploy_key(&lab);
+    let previous = key.previous.clone().expect("a previous key");
+    let old_private = Vault::new(lab.store.clone())
+        .get_version(&"ssh/deploy".parse().unwrap(), previous.vault_version)
+        .unwrap();
+    assert_eq!(
+        key_fingerprint(tmp.path(), old_private.value.expose()),
+        first
+    );
+    // After the overlap (8 s) the old key is gone.
+    sleep_past(Timestamp(key.current.created.0 + 8));
     lab.converge_as_agents("pve1");
     let after = fingerprints(
         tmp.path(),
@@ -406,11 +439,10 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
             .contains_key("previous/fingerprint")
     );
 
-    // The certificate is renewed 75 s before it expires (25 s after it
-    // was issued) and delivered again.
-    let serial = output(&lab, Kind::Certificate, "api-tls", "serial");
-    let old_pem = file(&lab, "app", "/etc/ssl/api.pem").content;
-    sleep_until(t0 + Duration::from_millis(25_500));
+    // The certificate is renewed 30 s before it expires (halfway through
+    // its 60 s) and delivered again.
+    assert_eq!(old_pem, issued.info.pem);
+    sleep_past(renewal_at);
     lab.converge_as_agents("pve1");
     let renewed = output(&lab, Kind::Certificate, "api-tls", "serial");
     assert_ne!(
@@ -466,10 +498,11 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
             r.action == Action::SecretDeliver && r.object == "/vault/values/app/db/password"
         })
         .collect();
-    assert!(
-        delivered.len() >= 3,
-        "three versions delivered: {delivered:#?}"
-    );
+    // v1, v2, v3 (the rollback), each delivered again with the files the
+    // rotations and the renewal changed.
+    let versions: std::collections::BTreeSet<&str> =
+        delivered.iter().map(|r| r.detail["version"].as_str()).collect();
+    assert_eq!(versions, ["v1", "v2", "v3"].into(), "{delivered:#?}");
     assert!(
         delivered
             .iter()

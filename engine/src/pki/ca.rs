@@ -171,11 +171,26 @@ impl Pki {
     /// asks its root). Certificates it issued stay valid.
     pub fn renew_ca(&self, name: &CaName) -> Result<CaDetails, PkiError> {
         let _guard = self.lock()?;
-        self.renew_ca_locked(name)
+        self.renew_ca_locked(name, None)
     }
 
-    pub(super) fn renew_ca_locked(&self, name: &CaName) -> Result<CaDetails, PkiError> {
+    /// [`Pki::renew_ca`] with a new lifetime from now on, recorded for
+    /// later renewals.
+    pub fn renew_ca_for(&self, name: &CaName, lifetime: Lifetime) -> Result<CaDetails, PkiError> {
+        let _guard = self.lock()?;
+        self.renew_ca_locked(name, Some(lifetime))
+    }
+
+    pub(super) fn renew_ca_locked(
+        &self,
+        name: &CaName,
+        lifetime: Option<Lifetime>,
+    ) -> Result<CaDetails, PkiError> {
         let mut rec = self.load_ca(name)?;
+        if let Some(l) = lifetime {
+            rec.lifetime_days = l.get();
+            rec.lifetime_secs = l.odd_seconds();
+        }
         let key = self.ca_key(&rec)?;
         let lifetime = Lifetime::from_record(rec.lifetime_days, rec.lifetime_secs)?;
         let now = self.now();

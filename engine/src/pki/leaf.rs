@@ -97,15 +97,32 @@ impl Pki {
     /// lifetime (a new key when OrbitLab holds it, the CSR's key otherwise).
     pub fn renew_cert(&self, ca: &CaName, name: &CertName) -> Result<CertDetails, PkiError> {
         let _guard = self.lock()?;
-        self.renew_cert_locked(ca, name)
+        self.renew_cert_locked(ca, name, None)
+    }
+
+    /// [`Pki::renew_cert`] with a new lifetime from now on (a manifest's
+    /// changed `lifetime`), recorded for later renewals.
+    pub fn renew_cert_for(
+        &self,
+        ca: &CaName,
+        name: &CertName,
+        lifetime: Lifetime,
+    ) -> Result<CertDetails, PkiError> {
+        let _guard = self.lock()?;
+        self.renew_cert_locked(ca, name, Some(lifetime))
     }
 
     pub(super) fn renew_cert_locked(
         &self,
         ca: &CaName,
         name: &CertName,
+        lifetime: Option<Lifetime>,
     ) -> Result<CertDetails, PkiError> {
         let mut cert = self.load_cert(ca, name)?;
+        if let Some(l) = lifetime {
+            cert.lifetime_days = l.get();
+            cert.lifetime_secs = l.odd_seconds();
+        }
         let rec = self.load_ca(ca)?;
         let req = LeafRequest {
             profile: cert.profile,

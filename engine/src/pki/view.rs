@@ -290,12 +290,12 @@ impl Pki {
         let mut report = RenewalReport::default();
         for item in self.renewal_due(within_days)? {
             let result = match item.kind {
-                DueKind::Ca => self.renew_ca_locked(&item.ca).map(|d| d.info),
+                DueKind::Ca => self.renew_ca_locked(&item.ca, None).map(|d| d.info),
                 DueKind::Cert => item
                     .name
                     .parse::<CertName>()
                     .map_err(PkiError::from)
-                    .and_then(|name| self.renew_cert_locked(&item.ca, &name))
+                    .and_then(|name| self.renew_cert_locked(&item.ca, &name, None))
                     .map(|d| d.info),
             };
             match result {

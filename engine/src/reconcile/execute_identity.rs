@@ -83,12 +83,13 @@ pub(super) fn identity_step(ctx: &Context<'_>, step: &IdentityStep) -> Result<()
                 },
             )?;
         }
-        IdentityStep::RenewCa { ca } => {
+        IdentityStep::RenewCa { ca, lifetime_secs } => {
+            let lifetime = lifetime(*lifetime_secs)?;
             audit::reconciler_change(
                 store,
                 Audit::PkiRenew,
                 object(Kind::Certificate, ca.as_str()),
-                || pki.renew_ca(ca),
+                || pki.renew_ca_for(ca, lifetime),
             )?;
         }
         IdentityStep::IssueCertificate(leaf) => {
@@ -114,12 +115,17 @@ pub(super) fn identity_step(ctx: &Context<'_>, step: &IdentityStep) -> Result<()
                 || pki.issue(&leaf.ca, &leaf.name, &request),
             )?;
         }
-        IdentityStep::RenewCertificate { ca, name } => {
+        IdentityStep::RenewCertificate {
+            ca,
+            name,
+            lifetime_secs,
+        } => {
+            let lifetime = lifetime(*lifetime_secs)?;
             audit::reconciler_change(
                 store,
                 Audit::PkiRenew,
                 object(Kind::Certificate, name.as_str()),
-                || pki.renew_cert(ca, name),
+                || pki.renew_cert_for(ca, name, lifetime),
             )?;
         }
         IdentityStep::PublishCrl { ca } => {

@@ -262,8 +262,12 @@ fn cert_obs(
     now: Timestamp,
 ) -> Result<Option<CertObs>, String> {
     let renew_before = spec.renew_before_secs();
+    // Never more than half the certificate's own validity before its end:
+    // one issued with another lifetime than the manifest's now is not
+    // renewed again on every pass (it is renewed with the manifest's).
     let judge = |info: &crate::pki::CertInfo| {
-        let next_renewal = Timestamp(info.not_after.0.saturating_sub(renew_before));
+        let half = info.not_after.0.saturating_sub(info.not_before.0) / 2;
+        let next_renewal = Timestamp(info.not_after.0.saturating_sub(renew_before.min(half)));
         (next_renewal, now >= next_renewal)
     };
     match pki_names(name, spec)? {

@@ -26,12 +26,18 @@ pub enum IdentityStep {
     DropPreviousSshKey { name: Name },
     /// Creates a root (no parent) or intermediate CA.
     CreateCa(Box<CaMaking>),
-    /// Signs a CA's certificate again (same key and subject).
-    RenewCa { ca: CaName },
+    /// Signs a CA's certificate again (same key and subject), valid for
+    /// the manifest's lifetime.
+    RenewCa { ca: CaName, lifetime_secs: u64 },
     /// Issues a leaf certificate with a new key.
     IssueCertificate(Box<LeafMaking>),
-    /// Issues a leaf again before it expires (new key, same names).
-    RenewCertificate { ca: CaName, name: CertName },
+    /// Issues a leaf again before it expires (new key, same names), valid
+    /// for the manifest's lifetime.
+    RenewCertificate {
+        ca: CaName,
+        name: CertName,
+        lifetime_secs: u64,
+    },
     /// Signs a CA's CRL again.
     PublishCrl { ca: CaName },
 }
@@ -177,7 +183,7 @@ impl fmt::Display for IdentityStep {
                 Some(p) => write!(f, "create intermediate CA {} signed by {p}", ca.ca),
                 None => write!(f, "create root CA {}", ca.ca),
             },
-            IdentityStep::RenewCa { ca } => write!(f, "renew the certificate of CA {ca}"),
+            IdentityStep::RenewCa { ca, .. } => write!(f, "renew the certificate of CA {ca}"),
             IdentityStep::IssueCertificate(l) => write!(
                 f,
                 "issue {} certificate {} from CA {} for {}",
@@ -191,7 +197,7 @@ impl fmt::Display for IdentityStep {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
-            IdentityStep::RenewCertificate { ca, name } => {
+            IdentityStep::RenewCertificate { ca, name, .. } => {
                 write!(f, "renew certificate {name} of CA {ca} before it expires")
             }
             IdentityStep::PublishCrl { ca } => write!(f, "publish a new CRL of CA {ca}"),

@@ -94,7 +94,8 @@ pub struct CertificateSpec {
     #[garde(skip)]
     pub lifetime: Option<Period>,
     /// Renew this long before it expires (default: a third of its
-    /// validity). The CRL of a CA is published again on the same schedule.
+    /// validity; at most half). The CRL of a CA is published again on the
+    /// same schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(skip)]
     pub renew_before: Option<Period>,
@@ -137,12 +138,12 @@ impl CertificateSpec {
             p.push("lifetime", "set either lifetime or lifetime_days, not both");
         }
         if let Some(before) = self.renew_before
-            && before.as_secs() >= self.lifetime_secs()
+            && before.as_secs() > self.lifetime_secs() / 2
         {
             p.push(
                 "renew_before",
                 format!(
-                    "{before} is not shorter than the certificate's validity; it would be renewed as soon as it is issued"
+                    "{before} is more than half the certificate's validity; a certificate is renewed at the earliest halfway through its life"
                 ),
             );
         }

@@ -225,7 +225,10 @@ impl Controller for CertificateController {
                 match names {
                     PkiNames::Ca(ca) => {
                         if obs.renewal_due {
-                            steps.push(IdentityStep::RenewCa { ca: ca.clone() });
+                            steps.push(IdentityStep::RenewCa {
+                                ca: ca.clone(),
+                                lifetime_secs: spec.lifetime_secs(),
+                            });
                         }
                         if obs.crl_due || obs.renewal_due {
                             steps.push(IdentityStep::PublishCrl { ca });
@@ -233,7 +236,11 @@ impl Controller for CertificateController {
                     }
                     PkiNames::Leaf(ca, name) => {
                         if obs.renewal_due {
-                            steps.push(IdentityStep::RenewCertificate { ca, name });
+                            steps.push(IdentityStep::RenewCertificate {
+                                ca,
+                                name,
+                                lifetime_secs: spec.lifetime_secs(),
+                            });
                         }
                     }
                 }
