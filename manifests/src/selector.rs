@@ -72,6 +72,13 @@ impl Selector {
 }
 
 impl Term {
+    /// True for a term only labelled objects satisfy (`=`, `in`, a key
+    /// that must be present); false for one an object without labels
+    /// satisfies (`!=`, `notin`, `!key`).
+    pub fn is_positive(&self) -> bool {
+        matches!(self, Term::Equals(..) | Term::In(..) | Term::Exists(_))
+    }
+
     /// Whether `labels` satisfy this term.
     pub fn matches(&self, labels: &BTreeMap<LabelKey, LabelValue>) -> bool {
         match self {

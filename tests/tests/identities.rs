@@ -500,8 +500,10 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         .collect();
     // v1, v2, v3 (the rollback), each delivered again with the files the
     // rotations and the renewal changed.
-    let versions: std::collections::BTreeSet<&str> =
-        delivered.iter().map(|r| r.detail["version"].as_str()).collect();
+    let versions: std::collections::BTreeSet<&str> = delivered
+        .iter()
+        .map(|r| r.detail["version"].as_str())
+        .collect();
     assert_eq!(versions, ["v1", "v2", "v3"].into(), "{delivered:#?}");
     assert!(
         delivered
@@ -521,6 +523,18 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     }
     let verdict = log.verify().unwrap();
     assert!(matches!(verdict, Verification::Intact(_)), "{verdict:?}");
+    // No value in any command the agents ran in a container (the
+    // arguments every process in it could read).
+    for (vmid, record) in lab.sim.pct_log() {
+        for argv in &record.commands {
+            for value in ["db-secret-one", "db-secret-two", "token-one", "PRIVATE KEY"] {
+                assert!(
+                    !argv.iter().any(|a| a.contains(value)),
+                    "{value} in {vmid}: {argv:?}"
+                );
+            }
+        }
+    }
     // No value anywhere in the store (statuses, records, audit, vault).
     for (path, bytes) in all_files(lab.dir.path()) {
         let text = String::from_utf8_lossy(&bytes);
@@ -633,9 +647,40 @@ fn refusals_name_both_objects_and_change_nothing() {
         err.contains("spec.secrets[1].path") && err.contains("on_disk"),
         "{err}"
     );
+    // A grant that only excludes would grant every new instance.
+    let excluding = base.replace(
+        "readers: [{selector: \"role=app\"}]",
+        "readers: [{selector: \"!legacy\"}]",
+    );
+    assert_ne!(excluding, base);
+    let err = api
+        .apply(codec::decode("excluding.yaml", &excluding).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only excludes"), "{err}");
     assert_eq!(
         lab.store.read_all_manifests().unwrap().len(),
         before,
         "nothing stored"
     );
+    // Removing the last instance a selector grant matches stays possible
+    // (the grant is checked when its Secret is applied).
+    let lone = base.replace(
+        "metadata: {name: app, labels: {role: app}}",
+        "metadata: {name: app}",
+    );
+    let lone = lone.replace("    - {secret: api-token, path: /run/secrets/token}\n", "");
+    let lone = lone.replace(
+        "readers: [{selector: \"role=app\"}]",
+        "readers: [{lxc: app}]",
+    );
+    api.apply(codec::decode("lone.yaml", &lone).unwrap())
+        .unwrap();
+    let with_selector = format!(
+        "apiVersion: orbitlab.io/v1\nkind: Secret\nmetadata: {{name: api-token}}\nspec:\n  readers: [{{selector: \"role=web\"}}]\n"
+    );
+    api.apply(codec::decode("grant.yaml", &with_selector).unwrap())
+        .unwrap();
+    api.delete(&"/lxc/plain".parse().unwrap(), false)
+        .expect("the last instance a grant matched can go");
 }

@@ -149,10 +149,14 @@ impl Catalog {
 
     /// Validates the edited set as a whole and lists what changes.
     pub(crate) fn validated_changes(&self) -> Result<Vec<Change>, ApiError> {
-        ManifestSet::new(self.objects.values().cloned().collect())?;
+        let set = ManifestSet::new(self.objects.values().cloned().collect())?;
         let mut changes = Vec::new();
         let mut refusals = Vec::new();
         for key in &self.touched {
+            // A Secret applied with a selector grant that matches nothing.
+            if key.0 == Kind::Secret {
+                refusals.extend(set.unmatched_grants(key.1.as_str()));
+            }
             let action = match (self.original.get(key), self.objects.get(key)) {
                 (None, None) => continue,
                 (None, Some(_)) => Action::Created,

@@ -18,7 +18,7 @@ use orbitlab_manifests::{Kind, ManifestSet, Spec};
 use super::ReconcileError;
 use super::execute::Context;
 use super::identities::{self, Delivered};
-use super::identity_steps::{DeliveryPlan, FileSource, IdentityStep, SshKeyMaking};
+use super::identity_steps::{DeliveryFile, DeliveryPlan, FileSource, IdentityStep, SshKeyMaking};
 use crate::audit::{self, Action as Audit};
 use crate::host::InstallFile;
 use crate::pki::{CaOptions, DnsName, LeafProfile, LeafRequest, Lifetime, Pki};
@@ -168,9 +168,7 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
     let instance = plan.marker.name.as_str();
     let set = ManifestSet::new(ctx.store.read_all_manifests()?)?;
     for file in &plan.files {
-        if let FileSource::Secret { name, .. } = &file.source {
-            check_access(&set, instance, name.as_str(), &file.path)?;
-        }
+        check_access(&set, instance, file)?;
     }
     let vault = Vault::new(ctx.store.clone());
     let pki = Pki::new(vault.clone());
@@ -178,18 +176,20 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
     let (node, vmid) = (plan.node.as_str(), plan.vmid.get());
     let into = format!("lxc/{instance}");
     for file in &plan.files {
+        let delivered = |path: &crate::vault::SecretPath, which: (&str, String)| {
+            audit::delivered(
+                ctx.store,
+                path,
+                &into,
+                &[("file", file.path.to_string()), which],
+            )
+        };
+        // A value is recorded in the audit log once read, before it leaves.
         let content: SecretValue = match &file.source {
             FileSource::Secret { path, version, .. } => {
-                audit::delivered(
-                    ctx.store,
-                    path,
-                    &into,
-                    &[
-                        ("file", file.path.clone()),
-                        ("version", format!("v{version}")),
-                    ],
-                )?;
-                vault.get_version(path, *version)?.value
+                let value = vault.get_version(path, *version)?.value;
+                delivered(path, ("version", format!("v{version}")))?;
+                value
             }
             FileSource::Certificate { ca, name, serial }
             | FileSource::Chain { ca, name, serial } => {
@@ -204,14 +204,12 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
             FileSource::CertificateKey { ca, name, serial } => {
                 let details = pki.show_cert(ca, name)?;
                 same_serial(&details.info.serial, serial, name.as_str())?;
-                let key_path = crate::pki::cert_key_path(ca, name);
-                audit::delivered(
-                    ctx.store,
-                    &key_path,
-                    &into,
-                    &[("file", file.path.clone()), ("serial", serial.clone())],
+                let key = pki.cert_key(ca, name)?;
+                delivered(
+                    &crate::pki::cert_key_path(ca, name),
+                    ("serial", serial.clone()),
                 )?;
-                pki.cert_key(ca, name)?
+                key
             }
             FileSource::AuthorizedKeys { keys: names } => {
                 let names = names
@@ -226,23 +224,21 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
             node,
             vmid,
             &InstallFile {
-                path: &file.path,
-                mode: file.mode,
-                owner: &file.owner,
+                path: file.path.as_str(),
+                mode: file.mode.bits(),
+                owner: file.owner.as_str(),
                 tmpfs: file.tmpfs,
                 content: content.expose(),
             },
         )?;
     }
     for path in &plan.remove {
-        ctx.host.exec(
-            node,
-            vmid,
-            &["rm".into(), "-f".into(), "--".into(), path.clone()],
-        )?;
+        let argv = ["rm", "-f", "--", path.as_str()].map(String::from);
+        ctx.host.exec(node, vmid, &argv)?;
     }
     for argv in &plan.reloads {
-        ctx.host.exec(node, vmid, argv)?;
+        let argv: Vec<String> = argv.iter().map(|a| a.as_str().to_owned()).collect();
+        ctx.host.exec(node, vmid, &argv)?;
     }
     identities::record(
         ctx.store,
@@ -252,38 +248,59 @@ pub(super) fn deliver(ctx: &Context<'_>, plan: &DeliveryPlan) -> Result<(), Reco
             digest: plan.digest.clone(),
             holds: plan.holds.clone(),
             booted: plan.booted,
-            paths: plan.files.iter().map(|f| f.path.clone()).collect(),
+            paths: plan.files.iter().map(|f| f.path.to_string()).collect(),
         },
     )?;
     tracing::info!(instance, vmid, files = plan.files.len(), "delivered");
     Ok(())
 }
 
-/// Refuses a secret file that `instance` does not declare at `path`, or
-/// that its Secret does not grant it, in the manifests as stored now.
+/// Refuses a file that holds a secret (a Secret's value, a certificate's
+/// key) unless `instance` declares it there, in memory unless it declares
+/// `on_disk`, and, for a Secret, its readers grant it — in the manifests
+/// as stored now.
 fn check_access(
     set: &ManifestSet,
     instance: &str,
-    secret: &str,
-    path: &str,
+    file: &DeliveryFile,
 ) -> Result<(), ReconcileError> {
+    let (kind, object) = match &file.source {
+        FileSource::Secret { name, .. } => (Kind::Secret, name.as_str()),
+        FileSource::CertificateKey { name, .. } => (Kind::Certificate, name.as_str()),
+        _ => return Ok(()),
+    };
     let refuse = |why| ReconcileError::Undeclared {
         instance: instance.to_owned(),
-        secret: secret.to_owned(),
-        path: path.to_owned(),
+        kind,
+        object: object.to_owned(),
+        path: file.path.to_string(),
         why,
     };
-    let declared = match set.get(Kind::Lxc, instance).map(|m| &m.spec) {
-        Some(Spec::Lxc(lxc)) => lxc
+    let Some(Spec::Lxc(lxc)) = set.get(Kind::Lxc, instance).map(|m| &m.spec) else {
+        return Err(refuse("the instance is not declared"));
+    };
+    // Where it is declared, and whether it may be on disk.
+    let on_disk = match kind {
+        Kind::Secret => lxc
             .secrets
             .iter()
-            .any(|f| f.secret.as_str() == secret && f.path.as_str() == path),
-        _ => return Err(refuse("the instance is not declared")),
+            .find(|f| f.secret.as_str() == object && f.path == file.path)
+            .map(|f| f.on_disk),
+        _ => lxc
+            .certificates
+            .iter()
+            .find(|c| c.certificate.as_str() == object && c.key == file.path)
+            .map(|c| c.on_disk),
     };
-    if !declared {
+    let Some(on_disk) = on_disk else {
         return Err(refuse("the instance does not declare it there"));
+    };
+    if on_disk == file.tmpfs {
+        return Err(refuse(
+            "where it may be written differs from the declaration",
+        ));
     }
-    if set.grant(secret, instance).is_none() {
+    if kind == Kind::Secret && set.grant(object, instance).is_none() {
         return Err(refuse("the Secret's readers do not grant it"));
     }
     Ok(())
@@ -342,22 +359,39 @@ spec:
   readers: [{selector: app=web}]
 "#;
 
+    fn secret_file(secret: &str, path: &str, tmpfs: bool) -> DeliveryFile {
+        DeliveryFile {
+            path: path.parse().unwrap(),
+            mode: orbitlab_manifests::FileMode::OWNER_READ,
+            owner: orbitlab_manifests::FileOwner::root(),
+            tmpfs,
+            source: FileSource::Secret {
+                name: secret.parse().unwrap(),
+                path: secret.parse().unwrap(),
+                version: crate::vault::Version::new(1).unwrap(),
+            },
+        }
+    }
+
     #[test]
     fn an_undeclared_read_is_refused_naming_both() {
         let set = set(BASE);
-        assert!(check_access(&set, "web", "db", "/run/secrets/db").is_ok());
-        let e = check_access(&set, "api", "db", "/run/secrets/db")
-            .unwrap_err()
-            .to_string();
+        let refusal = |instance: &str, file: DeliveryFile| {
+            check_access(&set, instance, &file).unwrap_err().to_string()
+        };
+        assert!(check_access(&set, "web", &secret_file("db", "/run/secrets/db", true)).is_ok());
+        let e = refusal("api", secret_file("db", "/run/secrets/db", true));
         assert!(e.contains("Lxc api") && e.contains("Secret db"), "{e}");
         assert!(e.contains("does not declare"), "{e}");
-        let e = check_access(&set, "web", "db", "/run/other")
-            .unwrap_err()
-            .to_string();
+        let e = refusal("web", secret_file("db", "/run/other", true));
         assert!(e.contains("does not declare it there"), "{e}");
-        let e = check_access(&set, "gone", "db", "/run/secrets/db")
-            .unwrap_err()
-            .to_string();
+        let e = refusal("web", secret_file("db", "/run/secrets/db", false));
+        assert!(e.contains("differs from the declaration"), "{e}");
+        let e = refusal("gone", secret_file("db", "/run/secrets/db", true));
         assert!(e.contains("not declared"), "{e}");
+        // Public files need no declaration check.
+        let mut cert = secret_file("db", "/etc/ssl/x.pem", false);
+        cert.source = FileSource::AuthorizedKeys { keys: Vec::new() };
+        assert!(check_access(&set, "api", &cert).is_ok());
     }
 }

@@ -83,9 +83,9 @@ pub struct SecretObs {
     pub readers: Vec<Name>,
 }
 
-/// What was last delivered into a container ([`record`]).
+/// What was last delivered into a container ([`record`]). Unknown fields
+/// are ignored: a newer agent's record still reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Delivered {
     /// The node that delivered.
     pub node: String,
@@ -115,6 +115,9 @@ pub struct Identities {
     pub delivered: BTreeMap<Vmid, Delivered>,
     /// Declared objects whose records could not be read, with why.
     pub unreadable: BTreeMap<ObjectRef, String>,
+    /// The node of the reconciler that observed (restarts of containers
+    /// are judged on their own node only, see `instance/deliver.rs`).
+    pub local: Option<NodeName>,
 }
 
 /// The PKI names of a Certificate manifest: a CA is a CA of its own name,
@@ -154,10 +157,16 @@ pub(crate) fn secret_path(
 
 /// Reads what the identity controllers and deliveries need, judging
 /// schedules at `now`.
-pub fn read(store: &Store, desired: &Desired, now: Timestamp) -> Result<Identities, StoreError> {
+pub fn read(
+    store: &Store,
+    desired: &Desired,
+    now: Timestamp,
+    local: Option<NodeName>,
+) -> Result<Identities, StoreError> {
     let vault = Vault::new(store.clone());
     let mut out = Identities {
         delivered: read_delivered(store)?,
+        local,
         ..Identities::default()
     };
     let keys = SshKeys::new(vault.clone());
@@ -420,7 +429,7 @@ mod tests {
         let now = Timestamp::now().0;
         let day = 86_400;
         let at = |secs: u64| {
-            read(&store, &desired, Timestamp(secs))
+            read(&store, &desired, Timestamp(secs), None)
                 .unwrap()
                 .certificates[&name]
                 .clone()

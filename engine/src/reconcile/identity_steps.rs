@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use orbitlab_manifests::{Name, NodeName, SshKeyAlgorithm};
+use orbitlab_manifests::{Arg, FileMode, FileOwner, FilePath, Name, NodeName, SshKeyAlgorithm};
 
 use super::ids::Marker;
 use crate::pki::{CaName, CertName};
@@ -132,9 +132,9 @@ impl FileSource {
 /// One file of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryFile {
-    pub path: String,
-    pub mode: u32,
-    pub owner: String,
+    pub path: FilePath,
+    pub mode: FileMode,
+    pub owner: FileOwner,
     /// It must land on a tmpfs.
     pub tmpfs: bool,
     pub source: FileSource,
@@ -150,10 +150,10 @@ pub struct DeliveryPlan {
     pub node: NodeName,
     pub files: Vec<DeliveryFile>,
     /// Files delivered earlier that are no longer declared: removed.
-    pub remove: Vec<String>,
+    pub remove: Vec<FilePath>,
     /// Commands run inside afterwards (the `reload` of each certificate
     /// whose files change).
-    pub reloads: Vec<Vec<String>>,
+    pub reloads: Vec<Vec<Arg>>,
     /// What the container will hold (see
     /// [`super::identities::Delivered::holds`]).
     pub holds: BTreeMap<String, String>,
@@ -208,7 +208,11 @@ impl fmt::Display for IdentityStep {
 impl fmt::Display for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FileSource::Secret { name, version, .. } => write!(f, "secret {name} v{version}"),
+            FileSource::Secret {
+                name,
+                path,
+                version,
+            } => write!(f, "secret {name} ({path}) v{version}"),
             FileSource::Certificate { name, serial, .. } => {
                 write!(f, "certificate {name} {serial}")
             }
@@ -237,12 +241,21 @@ impl fmt::Display for DeliveryPlan {
             self.node,
             self.files
                 .iter()
-                .map(|x| format!("{} ({}, {:04o} {})", x.path, x.source, x.mode, x.owner))
+                .map(|x| {
+                    format!(
+                        "{} ({}, {} {})",
+                        x.path,
+                        x.source,
+                        String::from(x.mode),
+                        x.owner.as_str()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
         if !self.remove.is_empty() {
-            write!(f, "; remove {}", self.remove.join(", "))?;
+            let remove: Vec<&str> = self.remove.iter().map(FilePath::as_str).collect();
+            write!(f, "; remove {}", remove.join(", "))?;
         }
         if !self.reloads.is_empty() {
             write!(
@@ -250,7 +263,7 @@ impl fmt::Display for DeliveryPlan {
                 "; then run {}",
                 self.reloads
                     .iter()
-                    .map(|r| r.join(" "))
+                    .map(|r| r.iter().map(Arg::as_str).collect::<Vec<_>>().join(" "))
                     .collect::<Vec<_>>()
                     .join("; ")
             )?;

@@ -87,14 +87,16 @@ pub enum ReconcileError {
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]
     Ssh(#[from] crate::ssh::SshError),
-    /// A delivery of a secret its instance does not (or no longer)
-    /// declares, or that its Secret does not grant it: nothing delivered.
+    /// A delivery of a secret or certificate key its instance does not
+    /// (or no longer) declare there, or that its Secret does not grant
+    /// it: nothing delivered.
     #[error(
-        "Lxc {instance} may not receive Secret {secret} at {path}: {why}; nothing was delivered"
+        "Lxc {instance} may not receive {kind} {object} at {path}: {why}; nothing was delivered"
     )]
     Undeclared {
         instance: String,
-        secret: String,
+        kind: orbitlab_manifests::Kind,
+        object: String,
         path: String,
         why: &'static str,
     },
@@ -221,8 +223,12 @@ impl Reconciler<'_> {
         );
         let local = (!cluster).then(|| self.host.local_node());
         observe::dns_inputs(self.pve, desired, &mut observed, earlier, local);
-        observed.identities =
-            identities::read(self.store, desired, crate::vault::Timestamp::now())?;
+        observed.identities = identities::read(
+            self.store,
+            desired,
+            crate::vault::Timestamp::now(),
+            self.host.local_node().parse().ok(),
+        )?;
         let mut plan = plan(desired, &observed);
         if self.options.scope == Scope::Node {
             let local = self.host.local_node();

@@ -1,11 +1,14 @@
 //! Who may read a Secret, in both directions, and the rules that keep the
 //! two in step: an instance declaring a secret (`spec.secrets`) must be
 //! granted it by the Secret's `readers` (by name or by a selector matching
-//! its labels), and a selector grant must match at least one instance (a
-//! grant that matches nothing is most likely a typo that would one day
-//! grant the wrong instance). Certificates delivered to instances must be
-//! server or client certificates: a CA's key never leaves the vault.
-//! Pure: no I/O.
+//! its labels). Certificates delivered to instances must be server or
+//! client certificates: a CA's key never leaves the vault.
+//!
+//! A selector grant should match at least one instance (one that matches
+//! nothing is most likely a typo that would one day grant the wrong
+//! instance): [`ManifestSet::unmatched_grants`] says so for a Secret being
+//! applied. It is not a rule of the whole set, so removing the last
+//! instance a grant matched stays possible. Pure: no I/O.
 
 use super::{ManifestSet, place};
 use crate::error::ManifestError;
@@ -34,6 +37,35 @@ impl ManifestSet {
         };
         self.of_kind(Kind::Lxc)
             .filter_map(|m| Some((m.name(), spec.readers.iter().find(|r| grants(r, m))?)))
+            .collect()
+    }
+
+    /// Refusals of Secret `secret`'s selector grants that match no
+    /// instance (see the module documentation); none for another kind.
+    pub fn unmatched_grants(&self, secret: &str) -> Vec<ManifestError> {
+        let Some(item) = self.get_sourced(Kind::Secret, secret) else {
+            return Vec::new();
+        };
+        let Spec::Secret(spec) = &item.spec else {
+            return Vec::new();
+        };
+        spec.readers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Reader::Selector(s)
+                    if !self.of_kind(Kind::Lxc).any(|m| s.matches(&m.metadata.labels)) =>
+                {
+                    Some(item.error(
+                        format!("spec.readers[{i}].selector"),
+                        format!(
+                            "selector {s} of Secret {} matches no Lxc instance; correct it, label the instances it is meant for, or remove it",
+                            item.name()
+                        ),
+                    ))
+                }
+                _ => None,
+            })
             .collect()
     }
 
@@ -103,23 +135,6 @@ pub(super) fn check(set: &ManifestSet, item: &Sourced<Manifest>, errors: &mut Ve
                             "Certificate {} is a {}; a CA's key never leaves the vault, so only server and client certificates are delivered",
                             c.certificate,
                             cert.role.as_str()
-                        ),
-                    ));
-                }
-            }
-        }
-        Spec::Secret(spec) => {
-            for (i, r) in spec.readers.iter().enumerate() {
-                if let Reader::Selector(s) = r
-                    && !set
-                        .of_kind(Kind::Lxc)
-                        .any(|m| s.matches(&m.metadata.labels))
-                {
-                    errors.push(item.error(
-                        format!("spec.readers[{i}].selector"),
-                        format!(
-                            "selector {s} of Secret {} matches no Lxc instance; correct it, label the instances it is meant for, or remove it",
-                            item.name()
                         ),
                     ));
                 }

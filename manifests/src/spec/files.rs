@@ -111,6 +111,8 @@ impl FileMode {
     pub const OWNER_READ: FileMode = FileMode(0o400);
     /// Read by everyone (`0444`), the default for certificates and chains.
     pub const ALL_READ: FileMode = FileMode(0o444);
+    /// Read and written by the owner (`0600`): `authorized_keys`.
+    pub const OWNER_RW: FileMode = FileMode(0o600);
 }
 
 impl std::str::FromStr for FileMode {

@@ -8,7 +8,9 @@
 //! (`spec.secrets` of the `Lxc`) *and* a reader entry grants it; both
 //! directions are checked by [`crate::ManifestSet`] before anything is
 //! stored. Vault paths under `ssh/` and `pki/` hold OrbitLab's own keys
-//! and cannot be named. Pure: no I/O.
+//! and cannot be named. A selector grant names at least one label an
+//! instance must have (one that only excludes would grant every new
+//! instance). Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +161,18 @@ impl SecretSpec {
                     "{path} lies in {area}/, where OrbitLab keeps its own keys; choose a path outside ssh/ and pki/"
                 ),
             );
+        }
+        for (i, r) in self.readers.iter().enumerate() {
+            if let Reader::Selector(s) = r
+                && !s.terms().iter().any(crate::selector::Term::is_positive)
+            {
+                p.push(
+                    format!("readers[{i}].selector"),
+                    format!(
+                        "{s} only excludes, so it grants every instance without those labels, today's and tomorrow's; add a term that names what it grants, such as app=web"
+                    ),
+                );
+            }
         }
         for (i, first) in super::rules::duplicates(&self.readers, |r| r) {
             p.push(

@@ -26,7 +26,8 @@
 //! with owner `$2` and mode `$3`, as the script does; with `$4 = tmpfs` it
 //! is refused (exit status 3, nothing written) unless the directory is
 //! one of a Debian container's tmpfs mounts (`/run`, `/dev/shm` and
-//! below). It is not recorded as a command (its content is a file).
+//! below). Its arguments are recorded as a command; its standard input
+//! becomes the file.
 //! `rm -f -- PATH` removes a placed file. The real tools' checks are not played: the data-path tests
 //! run the real helper.
 
@@ -170,7 +171,10 @@ pub(crate) fn exec(
     let record = log.entry(vmid).or_default();
     match argv.as_slice() {
         [_, _, _, name, path, owner, mode, place] if name == INSTALL => {
-            return Ok(install(record, path, owner, mode, place == "tmpfs", stdin));
+            let answer = install(record, path, owner, mode, place == "tmpfs", stdin);
+            // Its arguments are recorded (what `ps` shows); its input is not.
+            record.commands.push(argv);
+            return Ok(answer);
         }
         [rm, f, dashes, path] if rm == "rm" && f == "-f" && dashes == "--" => {
             record.files.remove(path);

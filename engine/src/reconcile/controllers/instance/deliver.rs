@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use orbitlab_manifests::{AUTHORIZED_KEYS, FileMode, FileOwner, Kind, LxcSpec, Name, PowerState};
+use orbitlab_manifests::{
+    AUTHORIZED_KEYS, FileMode, FileOwner, FilePath, Kind, LxcSpec, Name, PowerState,
+};
 use sha2::{Digest, Sha256};
 
 use crate::pve::Vmid;
@@ -45,17 +47,17 @@ impl Planner<'_> {
         let object = ObjectRef::new(Kind::Lxc, name);
         let ids = &self.observed.identities;
         let recorded = ids.delivered.get(&vmid);
-        let restarted = recorded
-            .is_none_or(|r| !r.by(&container.node) || restarted_since(r.booted, container.booted));
+        // A restart is judged only for this node's own containers: their
+        // start time and the delivery's record come from one clock.
+        let restarted = recorded.is_none_or(|r| {
+            !r.by(&container.node)
+                || (ids.local.as_ref() == Some(&container.node)
+                    && restarted_since(r.booted, container.booted))
+        });
         let mut files = Vec::new();
         let mut holds = BTreeMap::new();
         let mut reloads = Vec::new();
-        let owner = |o: &Option<FileOwner>| {
-            o.clone()
-                .unwrap_or_else(FileOwner::root)
-                .as_str()
-                .to_owned()
-        };
+        let owner = |o: &Option<FileOwner>| o.clone().unwrap_or_else(FileOwner::root);
         for (i, f) in spec.secrets.iter().enumerate() {
             if !self
                 .desired
@@ -65,6 +67,12 @@ impl Planner<'_> {
             {
                 return Err(format!(
                     "spec.secrets[{i}]: Secret {} does not grant Lxc {name} read access",
+                    f.secret
+                ));
+            }
+            if let Some(why) = ids.unreadable.get(&ObjectRef::new(Kind::Secret, &f.secret)) {
+                return Err(format!(
+                    "spec.secrets[{i}]: Secret {} cannot be read: {why}",
                     f.secret
                 ));
             }
@@ -80,8 +88,8 @@ impl Planner<'_> {
             };
             holds.insert(format!("secret/{}", f.secret), format!("v{version}"));
             files.push(DeliveryFile {
-                path: f.path.to_string(),
-                mode: f.mode.unwrap_or(FileMode::OWNER_READ).bits(),
+                path: f.path.clone(),
+                mode: f.mode.unwrap_or(FileMode::OWNER_READ),
                 owner: owner(&f.owner),
                 tmpfs: !f.on_disk,
                 source: FileSource::Secret {
@@ -120,9 +128,9 @@ impl Planner<'_> {
                 restarted || recorded.is_none_or(|r| r.holds.get(&item) != Some(&obs.serial));
             holds.insert(item, obs.serial.clone());
             let serial = obs.serial.clone();
-            let public = |path: &orbitlab_manifests::FilePath, source| DeliveryFile {
-                path: path.to_string(),
-                mode: FileMode::ALL_READ.bits(),
+            let public = |path: &FilePath, source| DeliveryFile {
+                path: path.clone(),
+                mode: FileMode::ALL_READ,
                 owner: owner(&c.owner),
                 tmpfs: false,
                 source,
@@ -146,8 +154,8 @@ impl Planner<'_> {
                 ));
             }
             files.push(DeliveryFile {
-                path: c.key.to_string(),
-                mode: c.mode.unwrap_or(FileMode::OWNER_READ).bits(),
+                path: c.key.clone(),
+                mode: c.mode.unwrap_or(FileMode::OWNER_READ),
                 owner: owner(&c.owner),
                 tmpfs: !c.on_disk,
                 source: FileSource::CertificateKey {
@@ -157,7 +165,7 @@ impl Planner<'_> {
                 },
             });
             if !c.reload.is_empty() && changed {
-                reloads.push(c.reload.iter().map(|a| a.as_str().to_owned()).collect());
+                reloads.push(c.reload.clone());
             }
         }
         if !spec.ssh_keys.is_empty() {
@@ -174,23 +182,22 @@ impl Planner<'_> {
                 holds.insert(format!("ssh_key/{key}"), prints);
             }
             files.push(DeliveryFile {
-                path: AUTHORIZED_KEYS.to_owned(),
-                mode: 0o600,
-                owner: FileOwner::root().as_str().to_owned(),
+                path: AUTHORIZED_KEYS.parse().expect("a valid path"),
+                mode: FileMode::OWNER_RW,
+                owner: FileOwner::root(),
                 tmpfs: false,
                 source: FileSource::AuthorizedKeys {
                     keys: spec.ssh_keys.clone(),
                 },
             });
         }
-        let remove: Vec<String> = recorded
+        // Only what a delivery could have placed: a valid path.
+        let remove: Vec<FilePath> = recorded
             .map(|r| {
-                // Only what a delivery could have placed: a valid path.
                 r.paths
                     .iter()
-                    .filter(|p| p.parse::<orbitlab_manifests::FilePath>().is_ok())
-                    .filter(|p| !files.iter().any(|f: &DeliveryFile| &f.path == *p))
-                    .cloned()
+                    .filter_map(|p| p.parse::<FilePath>().ok())
+                    .filter(|p| !files.iter().any(|f: &DeliveryFile| &f.path == p))
                     .collect()
             })
             .unwrap_or_default();
@@ -222,7 +229,11 @@ fn digest(files: &[DeliveryFile], holds: &BTreeMap<String, String>) -> String {
     for f in files {
         h.update(format!(
             "{}\0{:o}\0{}\0{}\0{}\n",
-            f.path, f.mode, f.owner, f.tmpfs, f.source
+            f.path,
+            f.mode.bits(),
+            f.owner.as_str(),
+            f.tmpfs,
+            f.source
         ));
     }
     for (k, v) in holds {
