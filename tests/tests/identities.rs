@@ -676,10 +676,8 @@ fn refusals_name_both_objects_and_change_nothing() {
     );
     api.apply(codec::decode("lone.yaml", &lone).unwrap())
         .unwrap();
-    let with_selector = format!(
-        "apiVersion: orbitlab.io/v1\nkind: Secret\nmetadata: {{name: api-token}}\nspec:\n  readers: [{{selector: \"role=web\"}}]\n"
-    );
-    api.apply(codec::decode("grant.yaml", &with_selector).unwrap())
+    let with_selector = "apiVersion: orbitlab.io/v1\nkind: Secret\nmetadata: {name: api-token}\nspec:\n  readers: [{selector: \"role=web\"}]\n";
+    api.apply(codec::decode("grant.yaml", with_selector).unwrap())
         .unwrap();
     api.delete(&"/lxc/plain".parse().unwrap(), false)
         .expect("the last instance a grant matched can go");

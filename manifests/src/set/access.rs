@@ -99,47 +99,47 @@ fn readers_text(spec: &SecretSpec) -> String {
     }
 }
 
+/// The rules of one instance's declarations (see the module
+/// documentation).
 pub(super) fn check(set: &ManifestSet, item: &Sourced<Manifest>, errors: &mut Vec<ManifestError>) {
-    match &item.spec {
-        Spec::Lxc(lxc) => {
-            for (i, f) in lxc.secrets.iter().enumerate() {
-                let Some(secret) = set.get_sourced(Kind::Secret, f.secret.as_str()) else {
-                    continue; // reported as a dangling reference
-                };
-                let Spec::Secret(spec) = &secret.spec else {
-                    continue;
-                };
-                if set.grant(f.secret.as_str(), item.name().as_str()).is_none() {
-                    errors.push(item.error(
-                        format!("spec.secrets[{i}].secret"),
-                        format!(
-                            "Secret {} ({}) does not grant Lxc {} read access ({}); add `- lxc: {}` or a matching selector to its spec.readers, or remove this entry",
-                            f.secret,
-                            place(secret),
-                            item.name(),
-                            readers_text(spec),
-                            item.name(),
-                        ),
-                    ));
-                }
-            }
-            for (i, c) in lxc.certificates.iter().enumerate() {
-                if let Some(Spec::Certificate(cert)) = set
-                    .get(Kind::Certificate, c.certificate.as_str())
-                    .map(|m| &m.spec)
-                    && cert.role.is_ca()
-                {
-                    errors.push(item.error(
-                        format!("spec.certificates[{i}].certificate"),
-                        format!(
-                            "Certificate {} is a {}; a CA's key never leaves the vault, so only server and client certificates are delivered",
-                            c.certificate,
-                            cert.role.as_str()
-                        ),
-                    ));
-                }
-            }
+    let Spec::Lxc(lxc) = &item.spec else {
+        return;
+    };
+    for (i, f) in lxc.secrets.iter().enumerate() {
+        let Some(secret) = set.get_sourced(Kind::Secret, f.secret.as_str()) else {
+            continue; // reported as a dangling reference
+        };
+        let Spec::Secret(spec) = &secret.spec else {
+            continue;
+        };
+        if set.grant(f.secret.as_str(), item.name().as_str()).is_none() {
+            errors.push(item.error(
+                format!("spec.secrets[{i}].secret"),
+                format!(
+                    "Secret {} ({}) does not grant Lxc {} read access ({}); add `- lxc: {}` or a matching selector to its spec.readers, or remove this entry",
+                    f.secret,
+                    place(secret),
+                    item.name(),
+                    readers_text(spec),
+                    item.name(),
+                ),
+            ));
         }
-        _ => {}
+    }
+    for (i, c) in lxc.certificates.iter().enumerate() {
+        if let Some(Spec::Certificate(cert)) = set
+            .get(Kind::Certificate, c.certificate.as_str())
+            .map(|m| &m.spec)
+            && cert.role.is_ca()
+        {
+            errors.push(item.error(
+                format!("spec.certificates[{i}].certificate"),
+                format!(
+                    "Certificate {} is a {}; a CA's key never leaves the vault, so only server and client certificates are delivered",
+                    c.certificate,
+                    cert.role.as_str()
+                ),
+            ));
+        }
     }
 }
