@@ -233,8 +233,11 @@ impl Planner<'_> {
             })
             .collect();
         let have = config::Have::read(&container.config);
+        // SSH keys are recorded too, but their change is delivered into the
+        // container's authorized_keys (see `deliver.rs`), not refused.
         let changed: Vec<String> = creation_notes(spec)
             .into_iter()
+            .filter(|(key, _)| *key != "ssh_keys")
             .filter_map(|(key, want)| {
                 let had = have.creation_note(key);
                 (had != Some(want.as_str())).then(|| {
