@@ -274,10 +274,21 @@ fn cert_obs(
     // Never more than half the certificate's own validity before its end:
     // one issued with another lifetime than the manifest's now is not
     // renewed again on every pass (it is renewed with the manifest's).
-    let judge = |info: &crate::pki::CertInfo| {
+    // A CA's CRL is signed again once `renew_before` (at most half the
+    // CRL's validity) is left, so relying parties never hold a stale one.
+    let judge = |info: &crate::pki::CertInfo, differs, crl: Option<Timestamp>| {
         let half = info.not_after.0.saturating_sub(info.not_before.0) / 2;
         let next_renewal = Timestamp(info.not_after.0.saturating_sub(renew_before.min(half)));
-        (next_renewal, now >= next_renewal)
+        let crl_window = renew_before.min(crate::pki::CRL_VALIDITY_SECS / 2);
+        CertObs {
+            serial: info.serial.clone(),
+            not_after: info.not_after,
+            next_renewal,
+            renewal_due: now >= next_renewal,
+            differs,
+            crl_next_update: crl,
+            crl_due: crl.is_some_and(|next| now.0 + crl_window >= next.0),
+        }
     };
     match pki_names(name, spec)? {
         PkiNames::Ca(ca) => {
@@ -305,19 +316,11 @@ fn cert_obs(
             } else {
                 None
             };
-            let (next_renewal, renewal_due) = judge(&details.info);
-            // A CRL is signed again once `renew_before` (at most half its
-            // validity) is left, so relying parties never hold a stale one.
-            let crl_window = renew_before.min(crate::pki::CRL_VALIDITY_SECS / 2);
-            Ok(Some(CertObs {
-                serial: details.info.serial.clone(),
-                not_after: details.info.not_after,
-                next_renewal,
-                renewal_due,
+            Ok(Some(judge(
+                &details.info,
                 differs,
-                crl_next_update: Some(details.crl_next_update),
-                crl_due: now.0 + crl_window >= details.crl_next_update.0,
-            }))
+                Some(details.crl_next_update),
+            )))
         }
         PkiNames::Leaf(ca, cert) => {
             let details = match pki.show_cert(&ca, &cert) {
@@ -339,16 +342,7 @@ fn cert_obs(
                     have_dns, have_ips, want_dns, want_ips
                 )
             });
-            let (next_renewal, renewal_due) = judge(&details.info);
-            Ok(Some(CertObs {
-                serial: details.info.serial.clone(),
-                not_after: details.info.not_after,
-                next_renewal,
-                renewal_due,
-                differs,
-                crl_next_update: None,
-                crl_due: false,
-            }))
+            Ok(Some(judge(&details.info, differs, None)))
         }
     }
 }

@@ -12,25 +12,24 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{InvalidValue, Name, shown};
+use crate::names::{InvalidValue, Name, shown, validated_string};
 
 /// Directories whose files live in memory (tmpfs) in OrbitLab's and
 /// Debian's containers.
 pub const TMPFS_DIRS: &[&str] = &["/run/", "/dev/shm/"];
 
-/// An absolute path inside a container, such as `/run/secrets/db`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FilePath(String);
+validated_string!(
+    /// An absolute path inside a container, such as `/run/secrets/db`:
+    /// segments of letters, digits, `.`, `_`, `-`, `+`, `@`; no `.` or
+    /// `..` segment, no empty one, not a directory (`/` at the end); at
+    /// most 255 bytes.
+    FilePath,
+    check_file_path
+);
 
 const PATH_HINT: &str = "a file path is absolute, such as /run/secrets/db-password, made of letters, digits, '.', '_', '-', '+', '@' and '/'";
 
 impl FilePath {
-    /// The path as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The directory holding the file.
     pub fn parent(&self) -> &str {
         match self.0.rfind('/') {
@@ -45,54 +44,32 @@ impl FilePath {
     }
 }
 
-impl std::str::FromStr for FilePath {
-    type Err = InvalidValue;
-    fn from_str(value: &str) -> Result<Self, InvalidValue> {
-        let fail = |why: &str| Err(InvalidValue(format!("{} {why}; {PATH_HINT}", shown(value))));
-        if !value.starts_with('/') {
-            return fail("is not absolute");
-        }
-        if value.len() > 255 {
-            return fail("is longer than 255 bytes");
-        }
-        if value.ends_with('/') {
-            return fail("ends with '/' (it names a directory)");
-        }
-        for segment in value[1..].split('/') {
-            if segment.is_empty() {
-                return fail("has an empty segment ('//')");
-            }
-            if segment == "." || segment == ".." {
-                return fail("has a '.' or '..' segment");
-            }
-            if let Some(c) = segment
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')))
-            {
-                return fail(&format!("contains {c:?}"));
-            }
-        }
-        Ok(FilePath(value.to_owned()))
+fn check_file_path(value: &str) -> Result<(), InvalidValue> {
+    let fail = |why: &str| Err(InvalidValue(format!("{} {why}; {PATH_HINT}", shown(value))));
+    if !value.starts_with('/') {
+        return fail("is not absolute");
     }
-}
-
-impl TryFrom<String> for FilePath {
-    type Error = InvalidValue;
-    fn try_from(v: String) -> Result<Self, InvalidValue> {
-        v.parse()
+    if value.len() > 255 {
+        return fail("is longer than 255 bytes");
     }
-}
-
-impl From<FilePath> for String {
-    fn from(p: FilePath) -> String {
-        p.0
+    if value.ends_with('/') {
+        return fail("ends with '/' (it names a directory)");
     }
-}
-
-impl std::fmt::Display for FilePath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+    for segment in value[1..].split('/') {
+        if segment.is_empty() {
+            return fail("has an empty segment ('//')");
+        }
+        if segment == "." || segment == ".." {
+            return fail("has a '.' or '..' segment");
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')))
+        {
+            return fail(&format!("contains {c:?}"));
+        }
     }
+    Ok(())
 }
 
 /// Permission bits written in octal, such as `"0400"`: no set-id or sticky
@@ -151,101 +128,59 @@ impl From<FileMode> for String {
     }
 }
 
-/// `user` or `user:group`, each a name (`www-data`) or a number (`1000`),
-/// resolved inside the container.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FileOwner(String);
+validated_string!(
+    /// `user` or `user:group`, each a name (`www-data`) or a number
+    /// (`1000`), resolved inside the container.
+    FileOwner,
+    check_owner
+);
 
 impl FileOwner {
-    /// The owner as `chown` takes it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// `root:root`.
     pub fn root() -> FileOwner {
         FileOwner("root:root".into())
     }
 }
 
-impl std::str::FromStr for FileOwner {
-    type Err = InvalidValue;
-    fn from_str(value: &str) -> Result<Self, InvalidValue> {
-        let part_ok = |p: &str| {
-            !p.is_empty()
-                && p.len() <= 32
-                && (p.bytes().all(|b| b.is_ascii_digit())
-                    || (p.as_bytes()[0].is_ascii_lowercase() || p.as_bytes()[0] == b'_')
-                        && p.bytes().all(|b| {
-                            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-')
-                        }))
-        };
-        let ok = match value.split_once(':') {
-            Some((u, g)) => part_ok(u) && part_ok(g),
-            None => part_ok(value),
-        };
-        if ok {
-            Ok(FileOwner(value.to_owned()))
-        } else {
-            Err(InvalidValue(format!(
-                "{} is not an owner; write user or user:group, each a name such as www-data or a number such as 1000",
-                shown(value)
-            )))
-        }
+fn check_owner(value: &str) -> Result<(), InvalidValue> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 32
+            && (p.bytes().all(|b| b.is_ascii_digit())
+                || (p.as_bytes()[0].is_ascii_lowercase() || p.as_bytes()[0] == b'_')
+                    && p.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-')
+                    }))
+    };
+    let ok = match value.split_once(':') {
+        Some((u, g)) => part_ok(u) && part_ok(g),
+        None => part_ok(value),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue(format!(
+            "{} is not an owner; write user or user:group, each a name such as www-data or a number such as 1000",
+            shown(value)
+        )))
     }
 }
 
-impl TryFrom<String> for FileOwner {
-    type Error = InvalidValue;
-    fn try_from(v: String) -> Result<Self, InvalidValue> {
-        v.parse()
-    }
-}
+validated_string!(
+    /// One argument of a command run inside a container (no shell sees
+    /// it): 1–256 printable characters, no newline or NUL.
+    Arg,
+    check_arg
+);
 
-impl From<FileOwner> for String {
-    fn from(o: FileOwner) -> String {
-        o.0
+fn check_arg(value: &str) -> Result<(), InvalidValue> {
+    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+        return Err(InvalidValue(format!(
+            "{} is not a command argument; each is 1 to 256 printable characters",
+            shown(value)
+        )));
     }
-}
-
-/// One argument of a command run inside a container (no shell sees it):
-/// 1–256 printable characters, no newline or NUL.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Arg(String);
-
-impl Arg {
-    /// The argument as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for Arg {
-    type Err = InvalidValue;
-    fn from_str(value: &str) -> Result<Self, InvalidValue> {
-        if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
-            return Err(InvalidValue(format!(
-                "{} is not a command argument; each is 1 to 256 printable characters",
-                shown(value)
-            )));
-        }
-        Ok(Arg(value.to_owned()))
-    }
-}
-
-impl TryFrom<String> for Arg {
-    type Error = InvalidValue;
-    fn try_from(v: String) -> Result<Self, InvalidValue> {
-        v.parse()
-    }
-}
-
-impl From<Arg> for String {
-    fn from(a: Arg) -> String {
-        a.0
-    }
+    Ok(())
 }
 
 /// A secret an instance receives as a file (`spec.secrets[]`).

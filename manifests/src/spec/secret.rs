@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Problems;
-use crate::names::{InvalidValue, Name, shown};
+use crate::names::{InvalidValue, Name, shown, validated_string};
 use crate::selector::Selector;
 
 /// What a secret holds; it decides how a value is generated and shown.
@@ -33,22 +33,18 @@ pub enum SecretType {
     Opaque,
 }
 
-/// A vault path such as `app/db/password`: 1–16 segments of letters,
-/// digits, `.`, `_`, `-` separated by `/`, at most 256 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct VaultPath(String);
+validated_string!(
+    /// A vault path such as `app/db/password`: 1–16 segments of letters,
+    /// digits, `.`, `_`, `-` separated by `/`, at most 256 bytes.
+    VaultPath,
+    check_vault_path
+);
 
 /// Vault areas that hold OrbitLab's own keys (SSH keys, CA and certificate
 /// keys); a Secret cannot name them.
 pub const RESERVED_VAULT_AREAS: &[&str] = &["ssh", "pki"];
 
 impl VaultPath {
-    /// The path as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The reserved area ([`RESERVED_VAULT_AREAS`]) the path lies in.
     pub fn reserved_area(&self) -> Option<&'static str> {
         let first = self.0.split('/').next().unwrap_or_default();
@@ -56,54 +52,32 @@ impl VaultPath {
     }
 }
 
-impl std::str::FromStr for VaultPath {
-    type Err = InvalidValue;
-    fn from_str(value: &str) -> Result<Self, InvalidValue> {
-        let fail = |why: &str| {
-            Err(InvalidValue(format!(
-                "{} {why}; a vault path is 1 to 16 segments of letters, digits, '.', '_' or '-' separated by '/', such as app/db/password",
-                shown(value)
-            )))
-        };
-        if value.is_empty() || value.len() > 256 {
-            return fail("is empty or longer than 256 bytes");
+fn check_vault_path(value: &str) -> Result<(), InvalidValue> {
+    let fail = |why: &str| {
+        Err(InvalidValue(format!(
+            "{} {why}; a vault path is 1 to 16 segments of letters, digits, '.', '_' or '-' separated by '/', such as app/db/password",
+            shown(value)
+        )))
+    };
+    if value.is_empty() || value.len() > 256 {
+        return fail("is empty or longer than 256 bytes");
+    }
+    let segments: Vec<&str> = value.split('/').collect();
+    if segments.len() > 16 {
+        return fail("has more than 16 segments");
+    }
+    for s in segments {
+        if s.is_empty() || s == "." || s == ".." {
+            return fail("has an empty, '.' or '..' segment");
         }
-        let segments: Vec<&str> = value.split('/').collect();
-        if segments.len() > 16 {
-            return fail("has more than 16 segments");
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return fail(&format!("contains {c:?}"));
         }
-        for s in segments {
-            if s.is_empty() || s == "." || s == ".." {
-                return fail("has an empty, '.' or '..' segment");
-            }
-            if let Some(c) = s
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-            {
-                return fail(&format!("contains {c:?}"));
-            }
-        }
-        Ok(VaultPath(value.to_owned()))
     }
-}
-
-impl TryFrom<String> for VaultPath {
-    type Error = InvalidValue;
-    fn try_from(v: String) -> Result<Self, InvalidValue> {
-        v.parse()
-    }
-}
-
-impl From<VaultPath> for String {
-    fn from(p: VaultPath) -> String {
-        p.0
-    }
-}
-
-impl std::fmt::Display for VaultPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+    Ok(())
 }
 
 /// One grant of read access (`spec.readers[]`).
