@@ -485,3 +485,63 @@ fn the_vault_over_https_shows_values_only_on_explicit_privileged_calls() {
     let (status, text) = call("root@pam!ci=r", s.client.get(url("/vault/values/app/db")));
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 }
+
+#[test]
+fn a_label_selector_picks_objects_of_a_collection() {
+    let s = admin();
+    let lxc = |name: &str, labels: &str| {
+        format!(
+            "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: {name}\n  labels: {labels}\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n"
+        )
+    };
+    let yaml = [
+        SECTOR_WEB.to_owned(),
+        lxc("web1", "{app: web, env: prod}"),
+        lxc("web2", "{app: web, env: dev}"),
+        lxc("db1", "{app: db, env: prod}"),
+    ]
+    .join("---\n");
+    let (status, body) = send(
+        s.client
+            .post(s.url("/api2/json/orbitlab-apply"))
+            .header("Content-Type", "application/yaml")
+            .body(yaml),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names = |selector: &str| -> Vec<String> {
+        let (status, body) = send(
+            s.client
+                .get(s.url("/api2/json/orbitlab/lxc"))
+                .query(&[("selector", selector)]),
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("app=web"), ["web1", "web2"]);
+    assert_eq!(names("app=web,env!=dev"), ["web1"]);
+    assert_eq!(names("env in (prod),app notin (web)"), ["db1"]);
+    assert_eq!(names("!app"), Vec::<String>::new());
+    // A selector that does not parse names its column; one on an object
+    // is refused.
+    let (status, body) = send(
+        s.client
+            .get(s.url("/api2/json/orbitlab/lxc"))
+            .query(&[("selector", "app in web")]),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("column 8"),
+        "{body}"
+    );
+    let (status, _) = send(
+        s.client
+            .get(s.url("/api2/json/orbitlab/sectors/web"))
+            .query(&[("selector", "app=web")]),
+    );
+    assert!(status.is_client_error(), "{status}");
+}

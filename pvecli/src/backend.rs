@@ -8,7 +8,7 @@ use orbitlab_engine::api::{
 };
 use orbitlab_engine::pve::Method;
 use orbitlab_engine::status::ObjectStatus;
-use orbitlab_manifests::{Manifest, Sourced, codec};
+use orbitlab_manifests::{Manifest, Selector, Sourced, codec};
 use serde_json::Value;
 
 use crate::remote::{Body, Remote};
@@ -104,11 +104,18 @@ impl Backend {
         }
     }
 
-    /// `get PATH`.
-    pub fn get(&self, path: &ApiPath) -> Result<Value> {
-        match self {
-            Backend::Local(api) => Ok(api.get(path)?),
-            Backend::Remote(r) => r.call(Method::GET, &path.to_string(), &[], Body::Empty),
+    /// `get PATH [-l SELECTOR]`.
+    pub fn get(&self, path: &ApiPath, selector: Option<&Selector>) -> Result<Value> {
+        match (self, selector) {
+            (Backend::Local(api), None) => Ok(api.get(path)?),
+            (Backend::Local(api), Some(s)) => Ok(api.get_selected(path, s)?),
+            (Backend::Remote(r), _) => {
+                let query: Vec<(&str, String)> = selector
+                    .map(|s| ("selector", s.to_string()))
+                    .into_iter()
+                    .collect();
+                r.call(Method::GET, &path.to_string(), &query, Body::Empty)
+            }
         }
     }
 

@@ -119,8 +119,9 @@ pub enum OutputFormat {
 pub enum Command {
     /// List the entries below a path.
     Ls(PathArg),
-    /// Show an object (spec and status) or every object of a collection.
-    Get(PathArg),
+    /// Show an object (spec and status) or every object of a collection;
+    /// `-l app=web,env!=dev` keeps those whose labels match.
+    Get(GetArgs),
     /// Create an object: `create /sectors --name web --cidr 172.16.0.0/24`.
     Create(ChangeArgs),
     /// Change an object's properties: `set /sectors/web --alias front`.
@@ -195,6 +196,17 @@ pub enum Command {
 pub struct PathArg {
     /// An API path, e.g. /sectors/web.
     pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// An API path, e.g. /sectors/web or /lxc.
+    pub path: String,
+    /// Only the objects of the collection whose labels match this
+    /// selector: `key=value`, `key!=value`, `key in (a,b)`, `key notin
+    /// (a,b)`, `key`, `!key`, joined by `,`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Args)]

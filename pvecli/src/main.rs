@@ -66,7 +66,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     let result: Value = match cli.command {
         Command::Ls(arg) => backend.ls(&parse_path(&arg.path)?)?,
-        Command::Get(arg) => backend.get(&parse_path(&arg.path)?)?,
+        Command::Get(arg) => {
+            let selector = arg
+                .selector
+                .as_deref()
+                .map(str::parse::<orbitlab_manifests::Selector>)
+                .transpose()?;
+            backend.get(&parse_path(&arg.path)?, selector.as_ref())?
+        }
         Command::Create(args) => {
             let props = Properties::parse(&args.properties)?;
             format = props.output_format.unwrap_or(format);

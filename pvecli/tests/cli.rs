@@ -242,3 +242,44 @@ fn a_busy_lock_is_named_while_waiting_and_lock_wait_bounds_the_wait() {
             .exists()
     );
 }
+
+#[test]
+fn get_with_a_label_selector() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pve");
+    let file = dir.path().join("all.yaml");
+    let lxc = |name: &str, labels: &str| {
+        format!(
+            "apiVersion: orbitlab.io/v1\nkind: Lxc\nmetadata:\n  name: {name}\n  labels: {labels}\nspec:\n  sector: web\n  template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n"
+        )
+    };
+    let yaml = [
+        "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata:\n  name: web\nspec:\n  cidr: 172.16.0.0/24\n".to_owned(),
+        lxc("web1", "{app: web, tier: front}"),
+        lxc("web2", "{app: web}"),
+        lxc("db1", "{app: db}"),
+    ]
+    .join("---\n");
+    std::fs::write(&file, yaml).unwrap();
+    let applied = orbitlab(&root, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let names = |selector: &str| -> Vec<String> {
+        let out = orbitlab(
+            &root,
+            &["get", "/lxc", "-l", selector, "--output-format", "json"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("app=web"), ["web1", "web2"]);
+    assert_eq!(names("app=web,!tier"), ["web2"]);
+    assert_eq!(names("app in (db,web),tier"), ["web1"]);
+    let bad = orbitlab(&root, &["get", "/lxc", "--selector", "app=web,"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("at column 9"), "{}", stderr(&bad));
+}

@@ -43,7 +43,7 @@ mod view;
 
 use std::collections::BTreeSet;
 
-use orbitlab_manifests::{Kind, Manifest, ManifestErrors, Name, Sourced};
+use orbitlab_manifests::{Kind, LabelKey, LabelValue, Manifest, ManifestErrors, Name, Sourced};
 use serde_json::{Value, json};
 
 pub use change::{Action, Change};
@@ -160,6 +160,46 @@ impl Api {
                 Value::Array(Vec::new())
             }
         })
+    }
+
+    /// Spec and status of every object of collection `path` whose labels
+    /// `selector` matches (`orbitlab get /lxc -l app=web`). Nodes are
+    /// matched by their Node manifest's labels. Refused for anything but
+    /// a collection of several objects.
+    pub fn get_selected(
+        &self,
+        path: &ApiPath,
+        selector: &orbitlab_manifests::Selector,
+    ) -> Result<Value, ApiError> {
+        match path {
+            ApiPath::Collection(kind) if !kind.is_singleton() => {}
+            _ => {
+                return Err(PathError::at(
+                    &path.to_string(),
+                    "a label selector picks objects of a collection, such as /lxc or /sectors",
+                )
+                .into());
+            }
+        }
+        let all = self.get(path)?;
+        let labels = |v: &Value| -> std::collections::BTreeMap<LabelKey, LabelValue> {
+            // Nodes carry their manifest under `manifest`.
+            let metadata = v
+                .get("metadata")
+                .or_else(|| v.get("manifest").and_then(|m| m.get("metadata")));
+            metadata
+                .and_then(|m| m.get("labels"))
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default()
+        };
+        Ok(Value::Array(
+            all.as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| selector.matches(&labels(v)))
+                .cloned()
+                .collect(),
+        ))
     }
 
     /// Spec and status of an object, or of every object of a collection

@@ -29,11 +29,28 @@ use orbitlab_engine::audit::Actor;
 /// enough to check privileges before the body is read.
 #[derive(Debug)]
 pub(super) enum Intent {
-    Get { path: ApiPath, ls: bool },
-    Create { path: ApiPath, query: String },
-    Set { path: ApiPath, query: String },
-    Delete { path: ApiPath, force: bool },
-    Apply { dry_run: bool, source: String },
+    Get {
+        path: ApiPath,
+        ls: bool,
+        /// `selector=...`: only the collection's objects whose labels match.
+        selector: Option<orbitlab_manifests::Selector>,
+    },
+    Create {
+        path: ApiPath,
+        query: String,
+    },
+    Set {
+        path: ApiPath,
+        query: String,
+    },
+    Delete {
+        path: ApiPath,
+        force: bool,
+    },
+    Apply {
+        dry_run: bool,
+        source: String,
+    },
     Vault(VaultIntent),
     Ssh(SshIntent),
     Pki(PkiIntent),
@@ -100,8 +117,15 @@ impl Intent {
             Method::GET => {
                 let mut params = query_params(query)?;
                 let ls = take_flag(&mut params, "ls")?;
-                refuse_unknown(&params, "only `ls`")?;
-                Intent::Get { path, ls }
+                let selector = match take(&mut params, "selector")?.pop() {
+                    Some(text) => Some(
+                        text.parse::<orbitlab_manifests::Selector>()
+                            .map_err(|e| bad_request("selector", e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                refuse_unknown(&params, "only `ls` and `selector`")?;
+                Intent::Get { path, ls, selector }
             }
             _ => {
                 let mut params = query_params(query)?;
@@ -179,7 +203,7 @@ impl Intent {
     /// read).
     pub(super) fn without_body(self) -> Result<Call, Failure> {
         Ok(match self {
-            Intent::Get { path, ls } => Call::Get { path, ls },
+            Intent::Get { path, ls, selector } => Call::Get { path, ls, selector },
             Intent::Delete { path, force } => Call::Delete { path, force },
             Intent::Create { path, .. } => Call::Create {
                 path,
@@ -264,6 +288,7 @@ pub(super) enum Call {
     Get {
         path: ApiPath,
         ls: bool,
+        selector: Option<orbitlab_manifests::Selector>,
     },
     Create {
         path: ApiPath,
@@ -334,8 +359,13 @@ impl Call {
         // The audit log names the authenticated caller.
         let api = &api.clone().acting_as(Actor::https(&who.user));
         let changes = match self {
-            Call::Get { path, ls: true } => return Ok(api.ls(&path)?),
-            Call::Get { path, ls: false } => return Ok(api.get(&path)?),
+            Call::Get { path, ls: true, .. } => return Ok(api.ls(&path)?),
+            Call::Get {
+                path,
+                selector: Some(selector),
+                ..
+            } => return Ok(api.get_selected(&path, &selector)?),
+            Call::Get { path, .. } => return Ok(api.get(&path)?),
             Call::Create { path, properties } => api.create(&path, properties)?,
             Call::Set {
                 path,
