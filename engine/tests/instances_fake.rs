@@ -503,3 +503,47 @@ fn references_and_sizes_no_node_can_satisfy_are_refused_before_anything_is_made(
         world.writes()
     );
 }
+
+#[test]
+fn node_selector_places_on_matching_nodes_and_says_when_none_matches() {
+    let world = with_web();
+    let node = |name: &str, labels: &str| {
+        format!(
+            "apiVersion: orbitlab.io/v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {labels}\nspec: {{}}\n"
+        )
+    };
+    world.apply(
+        &[
+            node("pve1", "{rack: a}"),
+            node("pve2", "{rack: b, gpu: yes}"),
+            node("pve3", "{rack: b}"),
+            lxc("g1", "node_selector: gpu"),
+            lxc("g2", "node_selector: gpu"),
+            lxc("b1", "node_selector: \"rack=b,!gpu\""),
+            lxc("nowhere", "node_selector: rack=z"),
+        ]
+        .join("---\n"),
+    );
+    world.settle();
+    for name in ["g1", "g2", "b1"] {
+        assert_instance_ready(&world, name);
+    }
+    assert_eq!(output(&world, "g1", "node"), "pve2");
+    assert_eq!(output(&world, "g2", "node"), "pve2");
+    assert_eq!(output(&world, "b1", "node"), "pve3");
+    let (reason, message) = not_ready(&world, "nowhere");
+    assert_eq!(reason, "Blocked");
+    assert!(
+        message.contains("no online, schedulable node has labels matching rack=z"),
+        "{message}"
+    );
+    assert_eq!(containers_named(&world, "nowhere"), 0);
+
+    // A node's labels change under a placed instance: said, not ignored.
+    world.apply(&node("pve3", "{rack: c}"));
+    world.settle();
+    let (reason, message) = not_ready(&world, "b1");
+    assert_eq!(reason, "Blocked");
+    assert!(message.contains("runs on node pve3"), "{message}");
+    assert_eq!(output(&world, "b1", "node"), "pve3", "not moved");
+}

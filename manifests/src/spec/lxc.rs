@@ -47,6 +47,11 @@ pub struct LxcSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(skip)]
     pub node: Option<NodeName>,
+    /// Only nodes whose Node manifest's labels match (`rack=b`,
+    /// `gpu,zone in (a,b)`); with `placement` choosing among them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub node_selector: Option<crate::selector::Selector>,
     /// Placement policy when `node` is absent; defaults to the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(skip)]
@@ -183,6 +188,7 @@ impl LxcSpec {
             memory: default_memory(),
             disk: default_disk(),
             node: None,
+            node_selector: None,
             placement: None,
             ssh_keys: Vec::new(),
             password: None,
@@ -239,6 +245,12 @@ impl LxcSpec {
 
     pub(crate) fn check(&self, p: &mut Problems) {
         self.check_files(p);
+        if self.node.is_some() && self.node_selector.is_some() {
+            p.push(
+                "node_selector",
+                "set either node (pin to one node) or node_selector, not both",
+            );
+        }
         if self.node.is_some() && self.placement.is_some() {
             p.push(
                 "placement",

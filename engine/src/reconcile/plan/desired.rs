@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use orbitlab_manifests::{
-    ApplianceRole, CertificateSpec, ClusterSpec, Kind, LxcSpec, ManifestSet, Name, NodeSpec,
-    SecretSpec, SectorSpec, Spec, SshKeySpec, Version,
+    ApplianceRole, CertificateSpec, ClusterSpec, Kind, LabelKey, LabelValue, LxcSpec, ManifestSet,
+    Name, NodeSpec, SecretSpec, SectorSpec, Spec, SshKeySpec, Version,
 };
 
 /// What the containers playing one appliance role are made from.
@@ -53,6 +53,9 @@ pub struct Desired {
     /// Node manifests, by the node's name in lower case (as they are
     /// named): whether a node takes new instances, and how many.
     pub nodes: BTreeMap<String, NodeSpec>,
+    /// The labels of each Node manifest, by the node's name in lower case
+    /// (what instances' `node_selector` matches).
+    pub node_labels: BTreeMap<String, BTreeMap<LabelKey, LabelValue>>,
     /// Declared SSH keys.
     pub ssh_keys: BTreeMap<Name, SshKeySpec>,
     /// Declared certificates and CAs.
@@ -123,6 +126,10 @@ impl Desired {
                 _ => None,
             })
             .collect();
+        let node_labels = set
+            .of_kind(Kind::Node)
+            .map(|m| (m.name().to_string(), m.metadata.labels.clone()))
+            .collect();
         let nodes = set
             .of_kind(Kind::Node)
             .filter_map(|m| match &m.spec {
@@ -166,6 +173,7 @@ impl Desired {
             appliances,
             instances,
             nodes,
+            node_labels,
             ssh_keys,
             certificates,
             secrets,
@@ -193,6 +201,14 @@ impl Desired {
 }
 
 impl Desired {
+    /// The labels of `node`'s Node manifest (none without one).
+    pub fn node_labels(&self, node: &str) -> BTreeMap<LabelKey, LabelValue> {
+        self.node_labels
+            .get(&node.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The settings of `node` (defaults when no Node manifest names it).
     pub fn node(&self, node: &str) -> NodeSpec {
         self.nodes

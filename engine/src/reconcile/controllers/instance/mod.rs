@@ -232,6 +232,16 @@ impl Planner<'_> {
                 running: c.running,
             })
             .collect();
+        // Placement happens once; a node that no longer matches the
+        // declared node_selector is said, not ignored.
+        if let Some(selector) = &spec.node_selector
+            && !selector.matches(&self.desired.node_labels(container.node.as_str()))
+        {
+            return Err(format!(
+                "spec.node_selector: container {vmid} runs on node {}, whose labels do not match {selector}; an instance stays where it was made: delete it and apply it again to move it, or change the selector",
+                container.node
+            ));
+        }
         let have = config::Have::read(&container.config);
         // SSH keys are recorded too, but their change is delivered into the
         // container's authorized_keys (see `deliver.rs`), not refused.

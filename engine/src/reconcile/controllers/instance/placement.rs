@@ -1,6 +1,7 @@
 //! Where a new instance goes: its pinned `node`, or the node its placement
 //! policy (the manifest's, else the cluster's) picks among the online,
-//! schedulable nodes below their `max_instances` with enough free memory
+//! schedulable nodes whose Node manifest's labels match its
+//! `node_selector`, below their `max_instances` with enough free memory
 //! (`GET /nodes/{node}/status`, less what this plan already placed).
 //! Placement happens once: an instance stays where it was made, and a
 //! cordoned node keeps what it has.
@@ -122,6 +123,21 @@ impl Planner<'_> {
                         .into(),
                 );
             }
+            let schedulable: Vec<Candidate> = match &spec.node_selector {
+                None => schedulable,
+                Some(selector) => {
+                    let matching: Vec<Candidate> = schedulable
+                        .into_iter()
+                        .filter(|c| selector.matches(&self.desired.node_labels(c.node.as_str())))
+                        .collect();
+                    if matching.is_empty() {
+                        return Err(format!(
+                            "spec.node_selector: no online, schedulable node has labels matching {selector}; label the nodes' Node manifests (metadata.labels) or change the selector"
+                        ));
+                    }
+                    matching
+                }
+            };
             let largest = schedulable
                 .iter()
                 .filter_map(|c| self.observed.loads.get(&c.node))
