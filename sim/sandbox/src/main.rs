@@ -714,6 +714,8 @@ apiVersion: orbitlab.io/v1
 kind: Lxc
 metadata:
   name: app
+  labels:
+    tier: web
 spec:
   sector: web
   template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
@@ -849,6 +851,7 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         "  ORBITLAB_ROOT={root} {cli} apply -f {} --wait",
         sb.dir.join("examples/sector-web.yaml").display()
     );
+    say!("  ORBITLAB_ROOT={root} {cli} get /lxc -l tier=web   # by label selector");
     say!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
     say!("  ORBITLAB_ROOT={root} {cli} get /cluster");
     say!(
