@@ -70,6 +70,10 @@ pub struct CertObs {
     pub crl_next_update: Option<Timestamp>,
     /// For a CA: the CRL is to be published again now.
     pub crl_due: bool,
+    /// For a leaf: the end of its CA's certificate, when a certificate
+    /// issued now for the manifest's lifetime would outlive it (the PKI
+    /// refuses that: the CA must be renewed first).
+    pub outlives_issuer: Option<Timestamp>,
 }
 
 /// A declared Secret's value in the vault.
@@ -288,6 +292,7 @@ fn cert_obs(
             differs,
             crl_next_update: crl,
             crl_due: crl.is_some_and(|next| now.0 + crl_window >= next.0),
+            outlives_issuer: None,
         }
     };
     match pki_names(name, spec)? {
@@ -342,7 +347,14 @@ fn cert_obs(
                     have_dns, have_ips, want_dns, want_ips
                 )
             });
-            Ok(Some(judge(&details.info, differs, None)))
+            let mut obs = judge(&details.info, differs, None);
+            // The chain lists the CAs above it, nearest first.
+            obs.outlives_issuer = details
+                .chain
+                .first()
+                .map(|ca| ca.not_after)
+                .filter(|end| now.0 + spec.lifetime_secs() > end.0);
+            Ok(Some(obs))
         }
     }
 }
@@ -442,6 +454,48 @@ mod tests {
         );
         assert!(!at(renewal - 1).renewal_due);
         assert!(at(renewal).renewal_due);
+    }
+
+    #[test]
+    fn a_renewal_that_would_outlive_the_ca_is_known_before_it_is_tried() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path());
+        let pki = Pki::new(Vault::new(store.clone()));
+        let hours = |h: u64| crate::pki::Lifetime::seconds(h * 3600).unwrap();
+        let root: crate::pki::CaName = "root".parse().unwrap();
+        pki.create_root(&root, &crate::pki::CaOptions::lifetime(hours(48)))
+            .unwrap();
+        let request = crate::pki::LeafRequest {
+            profile: crate::pki::LeafProfile::Server,
+            dns: vec!["web.example".parse().unwrap()],
+            ips: Vec::new(),
+            lifetime: hours(30),
+        };
+        pki.issue(&root, &"web".parse().unwrap(), &request).unwrap();
+        let mut desired = desired_with_root();
+        let leaf: CertificateSpec = serde_json::from_value(serde_json::json!({
+            "role": "server", "issuer": "root", "dns_names": ["web.example"], "lifetime": "30h"
+        }))
+        .unwrap();
+        desired.certificates.insert("web".parse().unwrap(), leaf);
+        let name: Name = "web".parse().unwrap();
+        let now = Timestamp::now().0;
+        let at = |secs: u64| {
+            read(&store, &desired, Timestamp(secs), None)
+                .unwrap()
+                .certificates[&name]
+                .clone()
+        };
+        let fresh = at(now);
+        assert!(
+            fresh.outlives_issuer.is_none() && !fresh.renewal_due,
+            "{fresh:?}"
+        );
+        // Due (10 h before its end) 25 h from now, when 30 more hours
+        // would end after the CA's 48.
+        let later = at(now + 25 * 3600);
+        assert!(later.renewal_due, "{later:?}");
+        assert!(later.outlives_issuer.is_some(), "{later:?}");
     }
 
     #[test]

@@ -235,6 +235,16 @@ impl Controller for CertificateController {
                         }
                     }
                     PkiNames::Leaf(ca, name) => {
+                        if obs.renewal_due
+                            && let Some(end) = obs.outlives_issuer
+                        {
+                            // Planned, it would fail (and be recorded as a
+                            // failed change) on every pass.
+                            return Err(format!(
+                                "it is due for renewal, but a certificate valid for {}s from now would outlive its CA {ca} (valid until {end}); renew the CA first (its Certificate manifest renews it before it expires, or `orbitlab pki renew`), or shorten spec.lifetime",
+                                spec.lifetime_secs()
+                            ));
+                        }
                         if obs.renewal_due {
                             steps.push(IdentityStep::RenewCertificate {
                                 ca,
