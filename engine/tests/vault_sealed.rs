@@ -31,6 +31,18 @@ fn read(vault: &Vault, p: &str) -> Result<String, VaultError> {
         .map(|s| String::from_utf8(s.value.expose().to_vec()).unwrap())
 }
 
+/// The first string value of `key` in a JSON text.
+fn json_text(text: &str, key: &str) -> String {
+    let start = format!("\"{key}\":\"");
+    text.split(&start)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 #[test]
 fn a_sealed_vault_opens_only_with_its_passphrase_and_forgets_it_on_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,23 +54,9 @@ fn a_sealed_vault_opens_only_with_its_passphrase_and_forgets_it_on_restart() {
     assert_eq!(vault.seal_state().unwrap(), SealState::Plain);
     let keyring = dir.path().join("priv/orbitlab/vault/keyring.json");
     let plain = std::fs::read_to_string(&keyring).unwrap();
-    let plain_key = plain
-        .split("\"key\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let plain_key = json_text(&plain, "key");
 
-    let plain_id = plain
-        .split("\"active\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let plain_id = json_text(&plain, "active");
 
     // Sealing: the keys are wrapped, none is left in the clear, and the
     // KEK is replaced: the plain keyring (a backup) opens nothing now.

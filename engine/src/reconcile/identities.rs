@@ -411,6 +411,14 @@ impl Delivered {
 mod tests {
     use super::*;
 
+    /// Certificate `name` as observed at `secs`.
+    fn cert_at(store: &Store, desired: &Desired, name: &Name, secs: u64) -> CertObs {
+        read(store, desired, Timestamp(secs), None)
+            .unwrap()
+            .certificates[name]
+            .clone()
+    }
+
     fn desired_with_root() -> Desired {
         let mut desired = Desired::default();
         let spec: CertificateSpec =
@@ -434,12 +442,7 @@ mod tests {
         let name: Name = "root".parse().unwrap();
         let now = Timestamp::now().0;
         let day = 86_400;
-        let at = |secs: u64| {
-            read(&store, &desired, Timestamp(secs), None)
-                .unwrap()
-                .certificates[&name]
-                .clone()
-        };
+        let at = |secs: u64| cert_at(&store, &desired, &name, secs);
         let fresh = at(now);
         assert!(!fresh.crl_due && !fresh.renewal_due, "{fresh:?}");
         assert!(fresh.differs.is_none());
@@ -480,12 +483,7 @@ mod tests {
         desired.certificates.insert("web".parse().unwrap(), leaf);
         let name: Name = "web".parse().unwrap();
         let now = Timestamp::now().0;
-        let at = |secs: u64| {
-            read(&store, &desired, Timestamp(secs), None)
-                .unwrap()
-                .certificates[&name]
-                .clone()
-        };
+        let at = |secs: u64| cert_at(&store, &desired, &name, secs);
         let fresh = at(now);
         assert!(
             fresh.outlives_issuer.is_none() && !fresh.renewal_due,
