@@ -68,6 +68,11 @@ spec:
   readers: [{selector: "role=app"}]
 ---
 apiVersion: orbitlab.io/v1
+kind: Secret
+metadata: {name: admin-pw}
+spec: {type: password}
+---
+apiVersion: orbitlab.io/v1
 kind: Lxc
 metadata: {name: app, labels: {role: app}}
 spec:
@@ -281,6 +286,7 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
         (Kind::Certificate, "api-tls"),
         (Kind::Secret, "db-password"),
         (Kind::Secret, "api-token"),
+        (Kind::Secret, "admin-pw"),
     ] {
         let s = status(&lab, kind, name);
         assert!(s.is_ready(), "{kind} {name} is not Ready: {s:#?}");
@@ -332,6 +338,20 @@ fn identities_are_delivered_exactly_where_declared_and_kept_current() {
     assert_eq!(app.outputs["holds/secret/api-token"], "v1");
     let text = serde_json::to_string(&app).unwrap();
     assert!(!text.contains("db-secret-one") && !text.contains("token-one"));
+    // A password Secret without a value got a generated one.
+    let generated = Vault::new(lab.store.clone())
+        .get(&"admin-pw".parse().unwrap())
+        .unwrap();
+    assert_eq!(generated.version.get(), 1);
+    assert_eq!(generated.value.len(), 24);
+    assert!(
+        generated
+            .value
+            .expose()
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
+    );
+    assert!(status(&lab, Kind::Secret, "admin-pw").is_ready());
     // Key and certificate statuses: fingerprint, age, next rotation;
     // serial, expiry, next renewal.
     let key = status(&lab, Kind::SshKey, "deploy");

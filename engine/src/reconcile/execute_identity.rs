@@ -128,6 +128,18 @@ pub(super) fn identity_step(ctx: &Context<'_>, step: &IdentityStep) -> Result<()
                 || pki.renew_cert_for(ca, name, lifetime),
             )?;
         }
+        IdentityStep::GeneratePassword { path } => {
+            // Only when still empty: a value set meanwhile is kept.
+            if !vault.exists(path)? {
+                let value = generated_password()?;
+                audit::reconciler_change(
+                    store,
+                    Audit::SecretSet,
+                    format!("/vault/values/{path}"),
+                    || vault.set(path, &value),
+                )?;
+            }
+        }
         IdentityStep::PublishCrl { ca } => {
             audit::reconciler_change(
                 store,
@@ -138,6 +150,20 @@ pub(super) fn identity_step(ctx: &Context<'_>, step: &IdentityStep) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Length of a generated password (letters and digits: ~143 bits).
+const PASSWORD_LEN: usize = 24;
+
+/// A random password of [`PASSWORD_LEN`] letters and digits.
+fn generated_password() -> Result<SecretValue, ReconcileError> {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rngs::OsRng;
+    let bytes = (0..PASSWORD_LEN)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
+        .collect();
+    SecretValue::new(bytes).map_err(|e| ReconcileError::Internal(e.to_string()))
 }
 
 fn key_name(k: &SshKeyMaking) -> Result<KeyName, ReconcileError> {

@@ -40,6 +40,9 @@ pub enum IdentityStep {
     },
     /// Signs a CA's CRL again.
     PublishCrl { ca: CaName },
+    /// Stores a generated password as version 1 of a `type: password`
+    /// Secret that has no value (never shown anywhere).
+    GeneratePassword { path: SecretPath },
 }
 
 impl IdentityStep {
@@ -48,7 +51,7 @@ impl IdentityStep {
     pub(crate) fn rank(&self) -> u8 {
         match self {
             IdentityStep::CreateCa(ca) if ca.parent.is_none() => 0,
-            IdentityStep::RenewCa { .. } => 0,
+            IdentityStep::RenewCa { .. } | IdentityStep::GeneratePassword { .. } => 0,
             IdentityStep::CreateCa(_) => 1,
             IdentityStep::PublishCrl { .. } => 3,
             _ => 2,
@@ -201,6 +204,9 @@ impl fmt::Display for IdentityStep {
                 write!(f, "renew certificate {name} of CA {ca} before it expires")
             }
             IdentityStep::PublishCrl { ca } => write!(f, "publish a new CRL of CA {ca}"),
+            IdentityStep::GeneratePassword { path } => {
+                write!(f, "generate a password into the vault at {path}")
+            }
         }
     }
 }

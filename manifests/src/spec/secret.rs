@@ -18,13 +18,14 @@ use crate::error::Problems;
 use crate::names::{InvalidValue, Name, shown, validated_string};
 use crate::selector::Selector;
 
-/// What a secret holds; it decides how a value is generated and shown.
+/// What a secret holds.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SecretType {
-    /// A password (generated if none is set).
+    /// A password: when the vault holds no value, the agents generate one
+    /// (24 letters and digits) as version 1.
     Password,
     /// An API token.
     Token,

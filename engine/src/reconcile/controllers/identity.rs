@@ -9,8 +9,9 @@
 //!   its expiry, and a CA's CRL is signed again before it runs out. A
 //!   record that disagrees with the manifest (another issuer, other
 //!   names) is not adopted: the object is blocked with what to do.
-//! - Secret: no step of its own (values are set by people, `orbitlab
-//!   secret set`); not Ready until the vault holds a value.
+//! - Secret: values are set by people (`orbitlab secret set`), except that
+//!   a `type: password` Secret without one gets a generated password; not
+//!   Ready until the vault holds a value.
 //!
 //! Deleting a manifest stops management and removes the status; keys,
 //! certificates and values stay in the vault and the PKI (removed with
@@ -21,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orbitlab_manifests::{CertificateRole, Kind, Name};
+use orbitlab_manifests::{CertificateRole, Kind, Name, SecretType};
 
 use super::Controller;
 use crate::reconcile::ObjectRef;
@@ -303,18 +304,32 @@ impl Controller for SecretController {
     fn plan(&self, name: &Name, planner: &mut Planner<'_>) -> Result<Vec<Action>, String> {
         let object = ObjectRef::new(Kind::Secret, name);
         unreadable(planner, &object)?;
+        let spec = planner
+            .desired
+            .secrets
+            .get(name)
+            .ok_or("the manifest is gone")?;
         match planner.observed.identities.secrets.get(name) {
-            Some(s) if s.version.is_some() => {}
-            Some(s) => planner.wait(
-                object,
-                format!(
-                    "no value in the vault yet; set one with `orbitlab secret set {}`",
-                    s.path
-                ),
-            ),
-            None => return Err("its vault path is not valid".into()),
+            Some(s) if s.version.is_some() => Ok(Vec::new()),
+            // `type: password` without a value: one is generated.
+            Some(s) if spec.secret_type == SecretType::Password => Ok(vec![Action::Identity {
+                owner: object,
+                step: IdentityStep::GeneratePassword {
+                    path: s.path.clone(),
+                },
+            }]),
+            Some(s) => {
+                planner.wait(
+                    object,
+                    format!(
+                        "no value in the vault yet; set one with `orbitlab secret set {}`",
+                        s.path
+                    ),
+                );
+                Ok(Vec::new())
+            }
+            None => Err("its vault path is not valid".into()),
         }
-        Ok(Vec::new())
     }
 
     fn teardown(&self, name: &Name, planner: &mut Planner<'_>) -> Vec<Action> {
