@@ -31,11 +31,13 @@ pub enum Kind {
     SshKey,
     /// Agent settings (at most one).
     Settings,
+    /// A group of identical instances with health checks and scaling.
+    Pool,
 }
 
 impl Kind {
     /// All kinds, in declaration order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Cluster,
         Kind::Node,
         Kind::Sector,
@@ -45,6 +47,7 @@ impl Kind {
         Kind::Certificate,
         Kind::SshKey,
         Kind::Settings,
+        Kind::Pool,
     ];
 
     /// The PascalCase form used in YAML (`SshKey`).
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Certificate => "Certificate",
             Kind::SshKey => "SshKey",
             Kind::Settings => "Settings",
+            Kind::Pool => "Pool",
         }
     }
 
@@ -75,6 +79,7 @@ impl Kind {
             Kind::Certificate => "certificate",
             Kind::SshKey => "ssh_key",
             Kind::Settings => "settings",
+            Kind::Pool => "pool",
         }
     }
 
@@ -101,6 +106,7 @@ impl Kind {
             Kind::Appliance => 6,
             Kind::Sector => 7,
             Kind::Lxc => 8,
+            Kind::Pool => 9,
         }
     }
 }

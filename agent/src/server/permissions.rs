@@ -95,7 +95,7 @@ impl Operation {
 fn extra_for(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Cluster | Kind::Sector => Some(SDN_ALLOCATE),
-        Kind::Lxc => Some(VM_ALLOCATE),
+        Kind::Lxc | Kind::Pool => Some(VM_ALLOCATE),
         Kind::Appliance => Some(TEMPLATE_ALLOCATE),
         Kind::Node | Kind::Settings | Kind::Secret | Kind::Certificate | Kind::SshKey => None,
     }

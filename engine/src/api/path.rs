@@ -74,6 +74,7 @@ pub fn collection_segment(kind: Kind) -> &'static str {
         Kind::Certificate => "certificates",
         Kind::SshKey => "ssh-keys",
         Kind::Settings => "settings",
+        Kind::Pool => "pools",
     }
 }
 

@@ -25,7 +25,7 @@ pub struct ManifestSet {
     /// Sorted by (kind, name); names unique per kind.
     items: Vec<Sourced<Manifest>>,
     /// The slice of `items` holding each kind, indexed by `Kind::index`.
-    ranges: [Range<usize>; 9],
+    ranges: [Range<usize>; Kind::ALL.len()],
     /// Indices into `items`, dependencies first.
     order: Vec<usize>,
 }
@@ -203,8 +203,8 @@ pub(crate) fn place(item: &Sourced<Manifest>) -> String {
     }
 }
 
-fn kind_ranges(items: &[Sourced<Manifest>]) -> [Range<usize>; 9] {
-    let mut ranges: [Range<usize>; 9] = Default::default();
+fn kind_ranges(items: &[Sourced<Manifest>]) -> [Range<usize>; Kind::ALL.len()] {
+    let mut ranges: [Range<usize>; Kind::ALL.len()] = Default::default();
     let mut start = 0;
     for kind in Kind::ALL {
         let end = start

@@ -14,6 +14,7 @@ use crate::error::ManifestError;
 use crate::kind::Kind;
 use crate::manifest::Manifest;
 use crate::sourced::Sourced;
+use crate::spec::pool::MAX_POOL_NAME;
 use crate::spec::{CertificateRole, CertificateSpec, LxcSpec, SectorSpec, Spec};
 
 /// How many existing names a "no such object" message lists.
@@ -31,7 +32,28 @@ pub(super) fn check(set: &ManifestSet, errors: &mut Vec<ManifestError>) {
             }
         }
         match &item.spec {
-            Spec::Lxc(lxc) => check_lxc(set, item, lxc, &mut addresses, errors),
+            Spec::Lxc(lxc) => {
+                check_lxc(set, item, "spec", lxc, &mut addresses, errors);
+                check_member_name(set, item, errors);
+            }
+            Spec::Pool(pool) => {
+                check_lxc(
+                    set,
+                    item,
+                    "spec.instance",
+                    &pool.instance,
+                    &mut addresses,
+                    errors,
+                );
+                if item.name().as_str().len() > MAX_POOL_NAME {
+                    errors.push(item.error(
+                        "metadata.name",
+                        format!(
+                            "a Pool's name is at most {MAX_POOL_NAME} characters (its members are named <pool>-<n>); shorten it"
+                        ),
+                    ));
+                }
+            }
             Spec::Sector(sector) => {
                 if cidr::overlaps(&sector.cidr, &backplane) {
                     errors.push(item.error(
@@ -82,6 +104,7 @@ fn missing(set: &ManifestSet, kind: Kind, name: &str) -> String {
 fn check_lxc<'a>(
     set: &'a ManifestSet,
     item: &'a Sourced<Manifest>,
+    at: &str,
     lxc: &'a LxcSpec,
     addresses: &mut HashMap<(&'a str, Ipv4Addr), &'a Sourced<Manifest>>,
     errors: &mut Vec<ManifestError>,
@@ -93,7 +116,7 @@ fn check_lxc<'a>(
             && !n.schedulable
         {
             errors.push(item.error(
-                "spec.node",
+                format!("{at}.node"),
                 format!("node {node} is marked schedulable: false; pin the instance to another node or remove node"),
             ));
         }
@@ -106,7 +129,7 @@ fn check_lxc<'a>(
             Some(s) => Some(s),
             None => {
                 errors.push(item.error(
-                    "spec.subnet",
+                    format!("{at}.subnet"),
                     format!(
                         "Sector {} has no subnet \"{name}\"; its subnets are {}",
                         lxc.sector,
@@ -120,11 +143,11 @@ fn check_lxc<'a>(
     };
     if let Some(addr) = lxc.address {
         if let Some(why) = sector.address_problem(addr, subnet.as_ref()) {
-            errors.push(item.error("spec.address", why));
+            errors.push(item.error(format!("{at}.address"), why));
         } else if let Some(first) = addresses.insert((lxc.sector.as_str(), addr), item) {
             addresses.insert((lxc.sector.as_str(), addr), first);
             errors.push(item.error(
-                "spec.address",
+                format!("{at}.address"),
                 format!(
                     "{addr} is already the address of Lxc {} ({}) in Sector {}; give each instance its own address",
                     first.name(),
@@ -133,6 +156,27 @@ fn check_lxc<'a>(
                 ),
             ));
         }
+    }
+}
+
+/// Refuses an Lxc whose name is one a Pool gives its members
+/// (`<pool>-<n>`): the two would fight over one container.
+fn check_member_name(set: &ManifestSet, item: &Sourced<Manifest>, errors: &mut Vec<ManifestError>) {
+    let name = item.name().as_str();
+    let Some((pool, n)) = name.rsplit_once('-') else {
+        return;
+    };
+    if !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && let Some(p) = set.get_sourced(Kind::Pool, pool)
+    {
+        errors.push(item.error(
+            "metadata.name",
+            format!(
+                "{name} is the name of a member of Pool {pool} ({}); choose another name",
+                place(p)
+            ),
+        ));
     }
 }
 

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod files;
 pub mod lxc;
 pub mod node;
+pub mod pool;
 pub(crate) mod rules;
 pub mod secret;
 pub mod sector;
@@ -30,6 +31,9 @@ pub use cluster::{BackplaneSpec, ClusterDefaults, ClusterSpec};
 pub use files::{Arg, CertificateFiles, FileMode, FileOwner, FilePath, SecretFile};
 pub use lxc::{HaResourceState, HaSpec, LxcSpec, PowerState};
 pub use node::NodeSpec;
+pub use pool::{
+    Autoscale, HealthCheck, HttpCheck, HttpPath, PoolSpec, Probe, Spread, TcpCheck, UpdateStrategy,
+};
 pub use secret::{Reader, SecretSpec, SecretType, VaultPath};
 pub use sector::{IngressRule, Protocol, SectorSpec, SubnetSpec};
 pub use settings::{LogLevel, SettingsSpec};
@@ -71,6 +75,8 @@ pub enum Spec {
     SshKey(SshKeySpec),
     /// `kind: Settings`.
     Settings(SettingsSpec),
+    /// `kind: Pool`.
+    Pool(PoolSpec),
 }
 
 /// A reference from one object to another, found in its spec.
@@ -101,6 +107,7 @@ macro_rules! each_spec {
             Spec::Certificate($s) => $body,
             Spec::SshKey($s) => $body,
             Spec::Settings($s) => $body,
+            Spec::Pool($s) => $body,
         }
     };
 }
@@ -118,6 +125,7 @@ impl Spec {
             Spec::Certificate(_) => Kind::Certificate,
             Spec::SshKey(_) => Kind::SshKey,
             Spec::Settings(_) => Kind::Settings,
+            Spec::Pool(_) => Kind::Pool,
         }
     }
 
@@ -137,6 +145,7 @@ impl Spec {
             Kind::Certificate => Spec::Certificate(Deserialize::deserialize(d)?),
             Kind::SshKey => Spec::SshKey(Deserialize::deserialize(d)?),
             Kind::Settings => Spec::Settings(Deserialize::deserialize(d)?),
+            Kind::Pool => Spec::Pool(Deserialize::deserialize(d)?),
         })
     }
 
@@ -180,13 +189,18 @@ impl Spec {
             })
         };
         match self {
-            Spec::Lxc(s) => {
-                add("spec.sector".into(), Kind::Sector, &s.sector, true);
+            Spec::Lxc(_) | Spec::Pool(_) => {
+                let (s, at) = match self {
+                    Spec::Pool(p) => (&p.instance, "spec.instance"),
+                    Spec::Lxc(s) => (s, "spec"),
+                    _ => unreachable!(),
+                };
+                add(format!("{at}.sector"), Kind::Sector, &s.sector, true);
                 for (i, k) in s.ssh_keys.iter().enumerate() {
-                    add(format!("spec.ssh_keys[{i}]"), Kind::SshKey, k, true);
+                    add(format!("{at}.ssh_keys[{i}]"), Kind::SshKey, k, true);
                 }
                 if let Some(p) = &s.password {
-                    add("spec.password".into(), Kind::Secret, p, true);
+                    add(format!("{at}.password"), Kind::Secret, p, true);
                 }
                 for (i, f) in s.secrets.iter().enumerate() {
                     add(
@@ -258,6 +272,7 @@ impl Spec {
             Spec::Settings(s) => s.check(&mut own),
             Spec::Secret(s) => s.check(&mut own),
             Spec::SshKey(s) => s.check(&mut own),
+            Spec::Pool(s) => s.check(&mut own),
             Spec::Node(_) | Spec::Appliance(_) => {}
         }
         p.append(own);
@@ -290,6 +305,7 @@ spec_from!(
     Certificate(CertificateSpec),
     SshKey(SshKeySpec),
     Settings(SettingsSpec),
+    Pool(PoolSpec),
 );
 
 #[cfg(test)]
