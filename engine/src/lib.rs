@@ -26,6 +26,7 @@ pub mod ipam;
 pub mod liveness;
 pub mod pki;
 pub mod placement;
+pub mod pool;
 pub mod pve;
 pub mod reconcile;
 pub mod render;

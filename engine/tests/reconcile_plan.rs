@@ -320,6 +320,7 @@ fn a_deleted_sector_is_torn_down_in_reverse_and_its_tag_released_last() {
             config: BTreeMap::new(),
             version: None,
             booted: None,
+            usage: None,
         },
     );
     observed

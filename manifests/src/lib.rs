@@ -50,4 +50,7 @@ pub use spec::{
     SettingsSpec, Spec, SshKeyAlgorithm, SshKeySpec, SubnetSpec, VaultPath,
 };
 pub use spec::{Arg, CertificateFiles, FileMode, FileOwner, FilePath, SecretFile};
+pub use spec::{
+    Autoscale, HealthCheck, HttpCheck, HttpPath, PoolSpec, Probe, Spread, TcpCheck, UpdateStrategy,
+};
 pub use text::{Alias, Comment, CommonName, Description};

@@ -208,6 +208,7 @@ pub fn dns_config(sector: Sector) -> DnsConfig {
         listen: DNS,
         upstreams: vec![OUTSIDE],
         records,
+        groups: Default::default(),
     })
     .expect("the lab's DNS configuration is valid")
 }

@@ -108,6 +108,7 @@ fn dns_config(records: &[(&str, &str)]) -> DnsConfig {
         listen: "172.16.0.2".parse().unwrap(),
         upstreams: vec!["192.0.2.53".parse().unwrap()],
         records,
+        groups: Default::default(),
     })
     .unwrap()
 }

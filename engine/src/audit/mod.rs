@@ -410,6 +410,27 @@ pub(crate) fn delivered(
     )
 }
 
+/// A Pool's decision (`what`: `scale`, `replace`, `remade`, `fail`,
+/// `rollout`, `pause`), recorded as done by the reconciler with its
+/// figures.
+pub(crate) fn pool_event(
+    store: &Store,
+    pool: &orbitlab_manifests::Name,
+    what: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    let action = match what {
+        "scale" => Action::PoolScale,
+        "replace" | "remade" | "fail" => Action::PoolReplace,
+        _ => Action::PoolRollout,
+    };
+    let detail = Detail::from([
+        ("event".to_owned(), what.to_owned()),
+        ("decision".to_owned(), detail.to_owned()),
+    ]);
+    Witness::new(store, &Actor::local_as(RECONCILER)).done(action, format!("/pools/{pool}"), detail)
+}
+
 /// Runs `call`, a change the reconciler makes on its own (an SSH key
 /// rotated, a certificate renewed), recorded in the audit log before it
 /// runs and, if it fails, after.

@@ -70,6 +70,14 @@ pub enum Action {
     VaultSeal,
     /// The vault unsealed in one process (an agent).
     VaultUnseal,
+    /// A Pool's member count changed by auto-scaling (with the figures).
+    PoolScale,
+    /// A Pool member replaced (unhealthy, or its container made again),
+    /// or replacing stopped.
+    PoolReplace,
+    /// A Pool's rollout began, paused, or was paused, resumed or undone
+    /// by an operator.
+    PoolRollout,
 }
 
 impl fmt::Display for Action {

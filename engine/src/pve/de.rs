@@ -67,3 +67,24 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         Some(other) => Some(other.to_string()),
     })
 }
+
+/// `Option<u32>` thousandths from a fraction given as a number or numeric
+/// string (Proxmox's `cpu`: `0.25` → 250); negative or unreadable → error.
+pub fn opt_permille<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    let fraction = match &v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match fraction {
+        Some(f) if f.is_finite() && f >= 0.0 => {
+            Ok(Some((f * 1000.0).round().min(f64::from(u32::MAX)) as u32))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "expected a fraction, got {}",
+            v.unwrap_or(Value::Null)
+        ))),
+    }
+}

@@ -205,4 +205,11 @@ pub struct LxcStatus {
     /// Seconds since it started (0 or absent when stopped).
     #[serde(default, deserialize_with = "de::opt_u64")]
     pub uptime: Option<u64>,
+    /// CPU use in thousandths of its cores (Proxmox's `cpu` fraction:
+    /// 1000 = every core it may use is busy); absent when stopped.
+    #[serde(default, deserialize_with = "de::opt_permille")]
+    pub cpu: Option<u32>,
+    /// Memory in use, bytes.
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub mem: Option<u64>,
 }

@@ -319,6 +319,13 @@ pub enum Action {
         tag: u32,
     },
     ForgetStatus(ObjectRef),
+    /// Replaces a Pool's record ([`crate::pool::PoolRecord`]): members
+    /// recorded here are made by the next pass, members left out are
+    /// removed; new events (scaling, replacements, pauses) are audited.
+    RecordPool {
+        pool: Name,
+        record: Box<crate::pool::PoolRecord>,
+    },
     Allocate {
         owner: ObjectRef,
         pool: PoolRef,
@@ -408,6 +415,7 @@ impl Action {
             }
             CreateController { .. } | UpdateController { .. } => None,
             ForgetStatus(object) => Some(object.clone()),
+            RecordPool { pool, .. } => Some(ObjectRef::new(orbitlab_manifests::Kind::Pool, pool)),
             DestroyContainer { owner, .. }
             | CreateZone { owner, .. }
             | UpdateZone { owner, .. }
@@ -488,6 +496,7 @@ impl Action {
             | ReleaseTag { .. }
             | ReleaseAddresses { .. }
             | ForgetStatus(_)
+            | RecordPool { .. }
             | Allocate { .. }
             | Configure(_)
             | Identity { .. }
@@ -523,7 +532,7 @@ impl Action {
     pub(crate) fn phase(&self) -> Phase {
         use Action::*;
         match self {
-            ReserveTag { .. } | RecordUplinks(_) => Phase::Reserve,
+            ReserveTag { .. } | RecordUplinks(_) | RecordPool { .. } => Phase::Reserve,
             Identity { .. } => Phase::Identity,
             RemoveHa { .. } | DestroyContainer { .. } => Phase::Destroy,
             DeleteSubnet { .. } | DeleteVnet { .. } | DeleteZone { .. } => Phase::SdnDelete,
@@ -675,6 +684,30 @@ impl fmt::Display for Action {
                     .join(", ")
             ),
             ReleaseAddresses { owner } => write!(f, "release IPAM addresses of {owner}"),
+            RecordPool { pool, record } => {
+                let members: Vec<String> = record
+                    .members
+                    .iter()
+                    .map(|(n, m)| {
+                        let mut text =
+                            format!("{}@{}", crate::pool::member_name(pool, *n), m.revision);
+                        if m.retiring.is_some() {
+                            text.push_str(" (retiring)");
+                        }
+                        text
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "record Pool {pool}: {} wanted, members {}",
+                    record.replicas,
+                    if members.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        members.join(", ")
+                    }
+                )
+            }
             ForgetStatus(object) => {
                 write!(
                     f,

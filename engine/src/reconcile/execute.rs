@@ -329,9 +329,13 @@ fn step(ctx: &Context<'_>, action: &Action, outcome: &mut Outcome) -> Result<(),
                 }
             }
         }
+        Action::RecordPool { pool, record } => crate::pool::record(ctx.store, pool, record)?,
         Action::ForgetStatus(object) => {
             if object.kind == orbitlab_manifests::Kind::Sector {
                 upgrades::forget(ctx.store, &object.name)?;
+            }
+            if object.kind == orbitlab_manifests::Kind::Pool {
+                crate::pool::forget(ctx.store, &object.name)?;
             }
             ctx.store.remove_status(object.kind, &object.name)?;
         }

@@ -159,7 +159,8 @@ impl Reconciler<'_> {
     /// The desired state from the stored manifests, validated as a whole.
     pub fn desired(&self) -> Result<Desired, ReconcileError> {
         let set = ManifestSet::new(self.store.read_all_manifests()?)?;
-        Ok(Desired::from_set(&set))
+        let records = crate::pool::read_records(self.store)?;
+        Ok(Desired::from_set(&set).with_pool_members(&records))
     }
 
     /// The plan of the next pass (reads only), restricted to this

@@ -199,6 +199,7 @@ pub(super) fn observe_since(
                     config,
                     version: seen.version,
                     booted: booted(guest.status == GuestState::Running, guest.uptime),
+                    usage: usage(&guest),
                 },
             );
         }
@@ -241,11 +242,31 @@ fn read_records(store: &Store, observed: &mut Observed) -> Result<(), ReconcileE
     observed.upgrades = super::upgrades::read_all(store)?;
     observed.statuses.clear();
     observed.homes.clear();
+    observed.pools = super::observed::PoolsObs {
+        records: crate::pool::read_records(store)?,
+        health: crate::pool::read_health(store)?,
+        now: crate::pool::unix(std::time::SystemTime::now()),
+        ..Default::default()
+    };
+    for pool in observed.pools.records.keys() {
+        let control = crate::pool::read_control(store, pool)?;
+        observed.pools.controls.insert(pool.clone(), control);
+    }
     for kind in super::controllers::reported() {
         for (name, status) in store.read_statuses(kind)? {
             let Some(name) = valid::<orbitlab_manifests::Name>("status file name", &name) else {
                 continue;
             };
+            if kind == Kind::Lxc
+                && let Some(failed) = status
+                    .condition(crate::status::ConditionType::Failed)
+                    .filter(|c| c.status)
+            {
+                observed
+                    .pools
+                    .failures
+                    .insert(name.clone(), failed.message.clone());
+            }
             observed.homes.extend(homes(kind, &name, &status.outputs));
             observed.statuses.insert(ObjectRef { kind, name });
         }
@@ -339,6 +360,23 @@ pub fn local_appliances(
         }
     }
     Ok(found)
+}
+
+/// A running container's CPU and memory use, as its node lists them.
+fn usage(guest: &crate::pve::LxcStatus) -> Option<super::observed::Usage> {
+    if guest.status != GuestState::Running {
+        return None;
+    }
+    let mem_permille = match (guest.mem, guest.maxmem) {
+        (Some(used), Some(max)) if max > 0 => {
+            u32::try_from(used.saturating_mul(1000) / max).unwrap_or(u32::MAX)
+        }
+        _ => 0,
+    };
+    Some(super::observed::Usage {
+        cpu_permille: guest.cpu?,
+        mem_permille,
+    })
 }
 
 /// What instances and HA need, read only in cluster-scoped passes: the HA

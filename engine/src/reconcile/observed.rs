@@ -102,6 +102,18 @@ pub struct ContainerObs {
     /// when stopped or unknown): a later start than a delivery recorded
     /// means what was delivered into its tmpfs is gone.
     pub booted: Option<u64>,
+    /// CPU and memory use while running (from the node's container
+    /// listing, no extra request), for Pools' auto-scaling.
+    pub usage: Option<Usage>,
+}
+
+/// A running container's use of what it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU, thousandths of its cores.
+    pub cpu_permille: u32,
+    /// Memory in use, thousandths of its limit.
+    pub mem_permille: u32,
 }
 
 /// The keys of an instance container's config that OrbitLab owns: it
@@ -266,6 +278,23 @@ pub struct Observed {
     /// `observe::dns_inputs`); a node is missing when it was not read or
     /// its read failed.
     pub node_resolvers: BTreeMap<NodeName, Vec<String>>,
+    /// Pools' records, controls and members' health ([`crate::pool`]).
+    pub pools: PoolsObs,
+}
+
+/// What the Pool controller reads besides containers and addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolsObs {
+    /// Each Pool's record.
+    pub records: BTreeMap<orbitlab_manifests::Name, crate::pool::PoolRecord>,
+    /// What operators asked of each Pool's rollout.
+    pub controls: BTreeMap<orbitlab_manifests::Name, crate::pool::Control>,
+    /// Each member's last health check (from every node's report).
+    pub health: BTreeMap<orbitlab_manifests::Name, crate::pool::MemberHealth>,
+    /// Why each instance whose status says Failed failed.
+    pub failures: BTreeMap<orbitlab_manifests::Name, String>,
+    /// The time of the observation, Unix seconds.
+    pub now: u64,
 }
 
 impl Observed {

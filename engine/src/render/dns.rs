@@ -31,6 +31,10 @@ pub struct DnsSpec {
     pub upstreams: Vec<Ipv4Addr>,
     /// Host name → address; answered as `<host>.<sector>.orbitlab.internal`.
     pub records: BTreeMap<DnsLabel, Ipv4Addr>,
+    /// Group name → addresses (a Pool's healthy members), answered with
+    /// every address; a group with none is not in the file (the name does
+    /// not resolve). A group never shares a name with a record.
+    pub groups: BTreeMap<DnsLabel, BTreeSet<Ipv4Addr>>,
 }
 
 /// A [`DnsSpec`] whose addresses are all usable: the listen address, the
@@ -59,8 +63,14 @@ impl DnsConfig {
                 return Err(fail("upstream", up, "it is listed twice"));
             }
         }
-        for &addr in spec.records.values() {
+        for &addr in spec.records.values().chain(spec.groups.values().flatten()) {
             check_unicast(addr).map_err(|r| fail("record", addr, r))?;
+        }
+        if let Some(name) = spec.groups.keys().find(|g| spec.records.contains_key(*g)) {
+            return Err(RenderError::DnsName {
+                sector: spec.sector.to_string(),
+                name: name.to_string(),
+            });
         }
         Ok(Self(spec))
     }
@@ -141,6 +151,11 @@ pub fn dns_hosts(config: &DnsConfig) -> String {
     );
     for (host, addr) in &spec.records {
         out.push_str(&format!("{addr} {host}.{domain} {host}\n"));
+    }
+    for (group, addrs) in &spec.groups {
+        for addr in addrs {
+            out.push_str(&format!("{addr} {group}.{domain} {group}\n"));
+        }
     }
     out
 }

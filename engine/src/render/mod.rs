@@ -181,6 +181,9 @@ pub enum RenderError {
         /// Why.
         reason: &'static str,
     },
+    /// A group name (a Pool's) is also a host's name.
+    #[error("sector {sector}: DNS name {name} is both a host and a Pool; rename one")]
+    DnsName { sector: String, name: String },
 }
 
 /// One file to place inside an appliance.

@@ -262,6 +262,34 @@ pub fn upgrade(sector: &Name) -> StorePath {
     config(&format!("upgrades/{sector}.{RECORD_EXTENSION}"))
 }
 
+/// `pools/`: the records of [`pool`] and [`pool_control`].
+pub fn pools_dir() -> StorePath {
+    config("pools")
+}
+
+/// `pools/<pool>.json`: a Pool's members, revisions, scaling and rollout
+/// (written by the cluster-scoped reconciler only).
+pub fn pool(pool: &Name) -> StorePath {
+    config(&format!("pools/{pool}.{RECORD_EXTENSION}"))
+}
+
+/// `pools/<pool>.control`: what an operator asked of a Pool's rollout
+/// (pause, resume), written by the API, read by the reconciler.
+pub fn pool_control(pool: &Name) -> StorePath {
+    config(&format!("pools/{pool}.control"))
+}
+
+/// `status/health/`: the records of [`health`].
+pub fn health_dir() -> StorePath {
+    config("status/health")
+}
+
+/// `status/health/<node>.json`: the health checks of Pool members that
+/// `node`'s agent ran (written by that agent only).
+pub fn health(node: &NodeName) -> StorePath {
+    config(&format!("status/health/{node}.{RECORD_EXTENSION}"))
+}
+
 // ---- IPAM ------------------------------------------------------------------
 
 /// `ipam/`: one directory per pool.

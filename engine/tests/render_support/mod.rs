@@ -72,6 +72,7 @@ pub fn dns_spec() -> DnsSpec {
             "198.51.100.53".parse().unwrap(),
         ],
         records,
+        groups: Default::default(),
     }
 }
 

@@ -13,7 +13,8 @@
 //! (`appliance/`: its template on every node), Secret, SshKey and
 //! Certificate (`identity.rs`), Sector (`sector/`) and Lxc (`instance/`,
 //! which also delivers the secrets, certificates and keys an instance
-//! declares).
+//! declares), Pool (`pool/`: which members a pool has; the members are
+//! instances).
 //!
 //! Shared building blocks (SDN zone/subnet steps, container lifecycle,
 //! IPAM allocations) are methods of the [`Planner`], so every kind creates,
@@ -23,6 +24,7 @@ mod appliance;
 mod cluster;
 mod identity;
 mod instance;
+mod pool;
 mod sector;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +80,7 @@ pub(crate) const ALL: &[&dyn Controller] = &[
     &identity::SshKeyController,
     &identity::CertificateController,
     &sector::SectorController,
+    &pool::PoolController,
     &instance::InstanceController,
 ];
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use orbitlab_manifests::{
     ApplianceRole, CertificateSpec, ClusterSpec, Kind, LabelKey, LabelValue, LxcSpec, ManifestSet,
-    Name, NodeSpec, SecretSpec, SectorSpec, Spec, SshKeySpec, Version,
+    Name, NodeSpec, PoolSpec, SecretSpec, SectorSpec, Spec, SshKeySpec, Version,
 };
 
 /// What the containers playing one appliance role are made from.
@@ -65,6 +65,23 @@ pub struct Desired {
     /// For each Secret, the instances its readers grant (resolved from
     /// names and label selectors).
     pub grants: BTreeMap<Name, BTreeSet<Name>>,
+    /// Declared Pools.
+    pub pools: BTreeMap<Name, PoolSpec>,
+    /// The instances that are Pools' members (also in `instances`, with
+    /// the spec of the revision each was made from): see
+    /// [`Desired::with_pool_members`].
+    pub members: BTreeMap<Name, MemberOf>,
+}
+
+/// Which Pool an instance belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberOf {
+    /// The Pool.
+    pub pool: Name,
+    /// Its number (`<pool>-<n>`).
+    pub number: u32,
+    /// The revision of the Pool's template it is made from.
+    pub revision: String,
 }
 
 /// Memory of an appliance container when no Appliance manifest sets it.
@@ -167,7 +184,15 @@ impl Desired {
                 (s.clone(), who)
             })
             .collect();
+        let pools = of(Kind::Pool)
+            .filter_map(|(n, s)| match s {
+                Spec::Pool(s) => Some((n, s.clone())),
+                _ => None,
+            })
+            .collect();
         Desired {
+            pools,
+            members: BTreeMap::new(),
             cluster,
             sectors,
             appliances,
@@ -179,6 +204,38 @@ impl Desired {
             secrets,
             grants,
         }
+    }
+
+    /// Adds the members each declared Pool's record lists to `instances`:
+    /// `<pool>-<n>` with the spec of the revision it was made from (so a
+    /// member of an older revision stays as it was made until the rollout
+    /// replaces it). Members of Pools no longer declared are left out (and
+    /// so removed); a record's member whose revision is unknown takes the
+    /// Pool's current template.
+    pub fn with_pool_members(mut self, records: &BTreeMap<Name, crate::pool::PoolRecord>) -> Self {
+        for (pool, spec) in &self.pools {
+            let Some(record) = records.get(pool) else {
+                continue;
+            };
+            for (n, member) in &record.members {
+                let name = crate::pool::member_name(pool, *n);
+                let instance = record
+                    .revisions
+                    .get(&member.revision)
+                    .unwrap_or(&spec.instance)
+                    .clone();
+                self.instances.insert(name.clone(), instance);
+                self.members.insert(
+                    name,
+                    MemberOf {
+                        pool: pool.clone(),
+                        number: *n,
+                        revision: member.revision.clone(),
+                    },
+                );
+            }
+        }
+        self
     }
 
     /// What new containers playing `role` are made from: its Appliance

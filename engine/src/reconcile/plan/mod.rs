@@ -18,7 +18,8 @@ mod desired;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use desired::{
-    APPLIANCE_VERSION, ApplianceChoice, ApplianceManifest, Desired, default_appliance_template,
+    APPLIANCE_VERSION, ApplianceChoice, ApplianceManifest, Desired, MemberOf,
+    default_appliance_template,
 };
 
 use super::ObjectRef;
@@ -87,6 +88,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         reserved_tags: BTreeSet::new(),
         planned_addresses: BTreeMap::new(),
         placed: BTreeMap::new(),
+        placed_members: BTreeMap::new(),
         backplane: None,
     };
     for controller in controllers::ALL {
@@ -126,6 +128,7 @@ impl<'a> Planner<'a> {
             reserved_tags: self.reserved_tags.clone(),
             planned_addresses: self.planned_addresses.clone(),
             placed: self.placed.clone(),
+            placed_members: self.placed_members.clone(),
             backplane: self.backplane.clone(),
         };
         let out = f(&mut sub);
@@ -171,6 +174,9 @@ pub(crate) struct Planner<'a> {
     /// Instances this plan places on each node, and their memory (MiB),
     /// so that one plan never overfills a node.
     pub placed: BTreeMap<orbitlab_manifests::NodeName, (u32, u64)>,
+    /// Members of each Pool this plan places on each node, for the pool's
+    /// spread.
+    pub placed_members: BTreeMap<(orbitlab_manifests::Name, orbitlab_manifests::NodeName), u32>,
     /// What the Cluster's controller found out about the Backplane, for
     /// the kinds planned after it (`None` unless it could plan it; whether
     /// it is blocked is [`Planner::blocked`] of the Cluster).

@@ -17,6 +17,10 @@ struct Candidate {
     node: NodeName,
     instances: u32,
     free_mib: u64,
+    /// For a Pool's member: the pool's other members in the node's group
+    /// (its value of the label the pool spreads over; the node itself
+    /// when it spreads over nodes) and on the node. Fewer wins first.
+    spread: (u32, u32),
 }
 
 impl Planner<'_> {
@@ -38,6 +42,44 @@ impl Planner<'_> {
                 .count() as u32;
             existing + self.placed.get(node).map_or(0, |p| p.0)
         };
+        let spread = super::super::pool::member_spread(self.desired, self.observed, &object.name);
+        let spread_on = |node: &NodeName| -> (u32, u32) {
+            let Some((label, members_on)) = &spread else {
+                return (0, 0);
+            };
+            let here = members_on.get(node).copied().unwrap_or(0)
+                + self
+                    .placed_members
+                    .get(&(object_pool(self.desired, &object.name), node.clone()))
+                    .copied()
+                    .unwrap_or(0);
+            let group_of = |n: &NodeName| {
+                label.as_ref().map(|key| {
+                    self.desired
+                        .node_labels(n.as_str())
+                        .get(key)
+                        .map(ToString::to_string)
+                })
+            };
+            let group = match label {
+                None => here,
+                Some(_) => self
+                    .observed
+                    .nodes
+                    .keys()
+                    .filter(|n| group_of(n) == group_of(node))
+                    .map(|n| {
+                        members_on.get(n).copied().unwrap_or(0)
+                            + self
+                                .placed_members
+                                .get(&(object_pool(self.desired, &object.name), n.clone()))
+                                .copied()
+                                .unwrap_or(0)
+                    })
+                    .sum(),
+            };
+            (group, here)
+        };
         let candidate = |node: &NodeName| -> Option<Candidate> {
             let load = self.observed.loads.get(node)?;
             let planned = self.placed.get(node).map_or(0, |p| p.1);
@@ -45,6 +87,7 @@ impl Planner<'_> {
                 node: node.clone(),
                 instances: instances_on(node),
                 free_mib: load.free_mib.saturating_sub(planned),
+                spread: spread_on(node),
             })
         };
         let want = u64::from(spec.memory);
@@ -184,14 +227,32 @@ impl Planner<'_> {
         let entry = self.placed.entry(chosen.node.clone()).or_default();
         entry.0 += 1;
         entry.1 += want;
+        if spread.is_some() {
+            *self
+                .placed_members
+                .entry((object_pool(self.desired, &object.name), chosen.node.clone()))
+                .or_default() += 1;
+        }
         Ok(Some(chosen.node))
     }
 }
 
-/// The candidate `policy` prefers; ties go to the node name, so every
-/// agent picks the same.
+/// The Pool `member` belongs to (its own name for an instance).
+fn object_pool(
+    desired: &crate::reconcile::plan::Desired,
+    member: &orbitlab_manifests::Name,
+) -> orbitlab_manifests::Name {
+    desired
+        .members
+        .get(member)
+        .map_or_else(|| member.clone(), |m| m.pool.clone())
+}
+
+/// The candidate `policy` prefers, after a Pool member's spread; ties go
+/// to the node name, so every agent picks the same.
 fn pick(candidates: Vec<Candidate>, policy: PlacementPolicy) -> Option<Candidate> {
     candidates.into_iter().min_by(|a, b| {
+        let spread = a.spread.cmp(&b.spread);
         let preferred = match policy {
             PlacementPolicy::Spread => a
                 .instances
@@ -203,7 +264,7 @@ fn pick(candidates: Vec<Candidate>, policy: PlacementPolicy) -> Option<Candidate
                 .then(a.instances.cmp(&b.instances)),
             PlacementPolicy::Pack => b.instances.cmp(&a.instances),
         };
-        preferred.then_with(|| a.node.cmp(&b.node))
+        spread.then(preferred).then_with(|| a.node.cmp(&b.node))
     })
 }
 
@@ -216,6 +277,7 @@ mod tests {
             node: node.parse().unwrap(),
             instances,
             free_mib,
+            spread: (0, 0),
         }
     }
 

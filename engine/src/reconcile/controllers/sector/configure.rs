@@ -16,7 +16,7 @@
 //! With no usable upstream the DNS is still configured (the Sector's own
 //! names resolve) and the Sector is blocked with the reason and the fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
@@ -128,6 +128,12 @@ impl Planner<'_> {
         for (instance, addr) in self.instance_addresses(name, spec) {
             records.insert(label(&instance)?, addr);
         }
+        let mut groups: BTreeMap<DnsLabel, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+        for (pool, healthy) in super::super::pool::dns_groups(self.desired, self.observed, name) {
+            if !healthy.is_empty() {
+                groups.insert(label(pool.as_str())?, healthy);
+            }
+        }
         let cluster_upstreams = self
             .desired
             .cluster
@@ -150,6 +156,7 @@ impl Planner<'_> {
                     listen: role_address(first, ApplianceRole::Dns),
                     upstreams,
                     records,
+                    groups,
                 })
                 .map_err(|e| format!("cannot render the Sector DNS's configuration: {e}"))?;
                 Some(render::dns_files(&config))
