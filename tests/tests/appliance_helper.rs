@@ -545,3 +545,53 @@ fn health_of_a_dns_appliance_needs_its_listen_address() {
     assert_eq!(probe["healthy"], false);
     assert_eq!(probe["listen"]["172.16.0.2"], false);
 }
+
+/// A one-shot HTTP server for `socat ... EXEC:`: reads the request line,
+/// answers with the status given as its argument.
+const HTTP_SERVER: &str = "#!/bin/sh\nread -r line\nprintf 'HTTP/1.0 %s X\\r\\n\\r\\n' \"$1\"\n";
+
+#[test]
+fn probe_checks_every_target_at_once_and_answers_in_order() {
+    let gateway = Appliance::new(Role::Gateway);
+    write(&gateway.bin.join("http-server"), HTTP_SERVER);
+    fs::set_permissions(
+        gateway.bin.join("http-server"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    // In the test's own network namespace: loopback servers answering 200,
+    // 503, and one that accepts but never answers.
+    let out = gateway.sh(r#"ip link set lo up
+socat TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork EXEC:"http-server 200" >/dev/null 2>&1 &
+a=$!
+socat TCP-LISTEN:8081,bind=127.0.0.1,reuseaddr,fork EXEC:"http-server 503" >/dev/null 2>&1 &
+b=$!
+socat TCP-LISTEN:8082,bind=127.0.0.1,reuseaddr,fork EXEC:"sleep 5" >/dev/null 2>&1 &
+c=$!
+sleep 0.5
+"$H" probe 1 tcp:127.0.0.1:8080 http:127.0.0.1:8080:200:/healthz http:127.0.0.1:8081:200:/ \
+  tcp:127.0.0.1:8099 http:127.0.0.1:8082:200:/ tcp:10.9.9.9:80 'tcp:127.0.0.1;reboot:1' \
+  'http:127.0.0.1:8080:200:$(reboot)'
+status=$?
+kill "$a" "$b" "$c"
+exit $status"#);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "ok tcp:127.0.0.1:8080",
+            "ok http:127.0.0.1:8080:200:/healthz",
+            "fail http:127.0.0.1:8081:200:/ HTTP 503 (expected 200)",
+            "fail tcp:127.0.0.1:8099 Connection refused",
+            "fail http:127.0.0.1:8082:200:/ no answer within 1s",
+            "fail tcp:10.9.9.9:80 Network is unreachable",
+            "fail tcp:127.0.0.1;reboot:1 not an IPv4 address",
+            "fail http:127.0.0.1:8080:200:$(reboot) not an HTTP path",
+        ]
+    );
+}

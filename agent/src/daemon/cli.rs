@@ -72,6 +72,12 @@ pub struct Args {
     /// into its heartbeat and the Sector statuses.
     #[arg(long, env = "ORBITLAB_PROBE_INTERVAL", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_interval: Duration,
+    /// How often the agent owning cluster-scoped work looks at the Pools
+    /// again without a change (auto-scaling windows, replacement backoff,
+    /// members' health), while any Pool exists. Members' health checks
+    /// run at each Pool's own `health.interval`.
+    #[arg(long, env = "ORBITLAB_POOL_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub pool_interval: Duration,
     /// The host whose prerequisites the agent checks and reports (FRR,
     /// the interfaces.d include, Proxmox's SDN package, time sync): / on
     /// a node; the sandbox gives each simulated node a directory.
@@ -153,6 +159,7 @@ impl Args {
             ("--resync-interval", self.resync_interval),
             ("--heartbeat-interval", self.heartbeat_interval),
             ("--probe-interval", self.probe_interval),
+            ("--pool-interval", self.pool_interval),
         ] {
             if value.is_zero() {
                 return Err(format!("{flag} must be longer than 0"));
@@ -184,6 +191,7 @@ impl Args {
         config.stop_grace = self.stop_grace;
         config.heartbeat_interval = self.heartbeat_interval;
         config.probe_interval = self.probe_interval;
+        config.pool_interval = self.pool_interval;
         config.host_root = self.host_root.clone();
         Ok(config)
     }

@@ -99,6 +99,10 @@ pub struct Config {
     /// (`orbitlab-appliance health`) besides right after a reconcile that
     /// changed something.
     pub probe_interval: Duration,
+    /// How often the node owning cluster-scoped work looks at its Pools
+    /// again without a change (auto-scaling windows, replacement backoff,
+    /// members' health), while any Pool exists.
+    pub pool_interval: Duration,
 }
 
 impl Config {
@@ -120,6 +124,7 @@ impl Config {
             heartbeat_interval: Duration::from_secs(5),
             host_root: PathBuf::from("/"),
             probe_interval: Duration::from_secs(30),
+            pool_interval: Duration::from_secs(10),
         }
     }
 }

@@ -96,6 +96,10 @@ pub struct Daemon {
     next_probe: Option<Instant>,
     /// The appliance containers probed last.
     probed: Vec<u32>,
+    /// When Pool members are checked next (`None`: at once).
+    next_health: Option<Instant>,
+    /// When the owner looks at the Pools again (`None`: at once).
+    next_pools: Option<Instant>,
 }
 
 impl Daemon {
@@ -185,6 +189,8 @@ impl Daemon {
             api: None,
             next_probe: None,
             probed: Vec::new(),
+            next_health: None,
+            next_pools: None,
             config,
         })
     }
@@ -252,6 +258,17 @@ impl Daemon {
                     && self.owner
                 {
                     self.scopes[0].dirty = true;
+                }
+                if !self.fence.stop_requested()
+                    && self.next_health.is_none_or(|at| Instant::now() >= at)
+                {
+                    self.check_members();
+                }
+                if self.owner && self.next_pools.is_none_or(|at| Instant::now() >= at) {
+                    self.next_pools = Some(Instant::now() + self.config.pool_interval);
+                    if self.any_pool() {
+                        self.scopes[0].dirty = true;
+                    }
                 }
             }
             self.report_loop(ready);
@@ -589,6 +606,57 @@ impl Daemon {
         changed
     }
 
+    /// Runs the health checks of Pool members due on this node
+    /// ([`orbitlab_engine::pool::probe`]); when a member's health changed,
+    /// tells every node (the change counter) and, as the owner, looks at
+    /// the Pools at once.
+    fn check_members(&mut self) {
+        let Ok(node) = self.config.node.parse() else {
+            self.next_health = Some(Instant::now() + self.config.pool_interval);
+            return;
+        };
+        let host = FencedHost::new(&self.host, &self.fence);
+        let now = orbitlab_engine::pool::unix(std::time::SystemTime::now());
+        self.busy.store(true, Ordering::Relaxed);
+        let round = orbitlab_engine::pool::probe::run(&self.store, &host, &node, now);
+        self.busy.store(false, Ordering::Relaxed);
+        self.fence.beat();
+        match round {
+            Ok(round) => {
+                let wait = round
+                    .next_in
+                    .map_or(self.config.pool_interval, |s| Duration::from_secs(s.max(1)));
+                self.next_health = Some(Instant::now() + wait);
+                if !round.flipped.is_empty() {
+                    let names: Vec<String> =
+                        round.flipped.iter().map(ToString::to_string).collect();
+                    tracing::info!(members = %names.join(", "), checked = round.checked, "Pool members' health changed");
+                    match self.store.bump_generation() {
+                        Ok(generation) => self.changes.bumped_by_us(generation),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot bump the change counter; the owner notices at its next look at the Pools")
+                        }
+                    }
+                    if self.owner {
+                        self.scopes[0].dirty = true;
+                    }
+                }
+            }
+            Err(e) => {
+                self.next_health = Some(Instant::now() + self.config.pool_interval);
+                tracing::warn!(error = %e, "cannot run the health checks of Pool members");
+            }
+        }
+    }
+
+    /// Whether any Pool has a record (the owner then looks again every
+    /// pool interval).
+    fn any_pool(&self) -> bool {
+        self.store
+            .list(&orbitlab_engine::store::layout::pools_dir())
+            .is_ok_and(|files| !files.is_empty())
+    }
+
     /// A short label of why a reconcile could not run, for the metrics.
     fn reason(&self, error: &ReconcileError) -> &'static str {
         if let ReconcileError::Objects(ObjectError::NewerStatusFormat { .. }) = error {
@@ -665,7 +733,12 @@ impl Daemon {
         if !ready {
             return pause;
         }
-        if let Some(at) = self.next_probe {
+        for at in [self.next_probe, self.next_health].into_iter().flatten() {
+            pause = pause.min(at.saturating_duration_since(now));
+        }
+        if self.owner
+            && let Some(at) = self.next_pools
+        {
             pause = pause.min(at.saturating_duration_since(now));
         }
         for (index, state) in self.scopes.iter().enumerate() {

@@ -16,6 +16,7 @@
 //! | `POST /_sim/nodes/{node}/dns` `{servers, search?}` | set a node's name servers (0–3 addresses, IPv4 or IPv6, loopback allowed) and search domain (`GET /nodes/{node}/dns`) |
 //! | `POST /_sim/task-failures` `{task_type, message}` | fail the next task of that type |
 //! | `POST /_sim/task-duration` `{millis}` | how long new tasks run |
+//! | `POST /_sim/load` `{hostname_prefix, cpu}` | the CPU use (a fraction of their cores) that running containers whose host name starts with the prefix report from now on (`cpu: 0` removes it) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,27 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/ha/recover", post(recover_ha_route))
         .route("/_sim/task-failures", post(task_failure))
         .route("/_sim/task-duration", post(task_duration))
+        .route("/_sim/load", post(load_route))
+}
+
+#[derive(Deserialize)]
+struct LoadBody {
+    hostname_prefix: String,
+    cpu: f64,
+}
+
+/// `POST /_sim/load`: see the module documentation.
+async fn load_route(State(s): State<Arc<Shared>>, Json(body): Json<LoadBody>) -> StatusCode {
+    if !body.cpu.is_finite() || body.cpu < 0.0 {
+        return StatusCode::BAD_REQUEST;
+    }
+    let mut st = lock(&s.state);
+    if body.cpu == 0.0 {
+        st.loads.remove(&body.hostname_prefix);
+    } else {
+        st.loads.insert(body.hostname_prefix, body.cpu);
+    }
+    StatusCode::NO_CONTENT
 }
 
 /// Take a node offline or bring it back; false if there is no such node.

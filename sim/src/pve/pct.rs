@@ -8,6 +8,7 @@
 //! | `POST /_sim/pct/{node}/{vmid}/push` `{path, mode, content}` | place a file |
 //! | `POST /_sim/pct/{node}/{vmid}/exec` `{argv, stdin?}` | run a command: `{status, stdout, stderr}` |
 //! | `PUT /_sim/pct/{vmid}/problems` `["..."]` | what the container's health probe reports from now on (`[]`: healthy) |
+//! | `PUT /_sim/pct/{vmid}/service` `{up, http_status?}` | how the container's service answers Pool health checks from now on (default: up, HTTP 200) |
 //! | `GET /_sim/pct` | everything recorded, by VMID |
 //!
 //! `exec` of `/usr/sbin/orbitlab-appliance apply ID` plays the helper inside
@@ -20,6 +21,14 @@
 //! current bundle" until a bundle was applied, then healthy unless
 //! problems were set for the container. Probes are reads: they are not
 //! recorded.
+//!
+//! `exec` of `orbitlab-appliance probe TIMEOUT TARGET...` (in a gateway)
+//! answers each `tcp:ADDR:PORT` or `http:ADDR:PORT:STATUS:PATH` target as
+//! the helper does (`ok TARGET` or `fail TARGET REASON`, one line each):
+//! the container at ADDR must run and its service be up (HTTP: answer
+//! STATUS). `exec` of `timeout -k 1 T COMMAND...` (a Pool's command check
+//! inside a member) exits 0 while the container's service is up, 1
+//! otherwise. Neither is recorded.
 //!
 //! `exec` of OrbitLab's install script (`$0` `orbitlab-install`, see
 //! `orbitlab_engine::host::install`) places its standard input at `$1`
@@ -57,6 +66,29 @@ fn root() -> String {
     "root:root".into()
 }
 
+/// How a container's service answers health checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Accepts connections.
+    pub up: bool,
+    /// The status it answers HTTP requests with.
+    #[serde(default = "ok_status")]
+    pub http_status: u16,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            up: true,
+            http_status: ok_status(),
+        }
+    }
+}
+
 /// What one container received.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -71,6 +103,9 @@ pub struct ContainerRecord {
     /// What its health probe reports (none: healthy once configured).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// How its service answers Pool health checks.
+    #[serde(default)]
+    pub service: Service,
     /// The start of the container its files were placed in: a later start
     /// (a restart) empties its tmpfs mounts.
     #[serde(skip)]
@@ -166,6 +201,21 @@ pub(crate) fn exec(
     reachable(shared, node, vmid)?;
     if argv.is_empty() {
         return Err("no command given".into());
+    }
+    if argv.len() >= 3 && argv[0] == HELPER && argv[1] == "probe" {
+        return Ok(probe(shared, &argv[3..]));
+    }
+    if argv.len() >= 5 && argv[0] == "timeout" && argv[1] == "-k" {
+        let up = lock(&shared.pct).get(&vmid).is_none_or(|r| r.service.up);
+        return Ok(ExecAnswer {
+            status: if up { 0 } else { 1 },
+            stdout: String::new(),
+            stderr: if up {
+                String::new()
+            } else {
+                "connection refused".into()
+            },
+        });
     }
     let mut log = lock(&shared.pct);
     let record = log.entry(vmid).or_default();
@@ -266,6 +316,58 @@ fn health(record: &ContainerRecord) -> ExecAnswer {
     }
 }
 
+/// `orbitlab-appliance probe`: each target answered from the containers'
+/// state and services (see the module documentation).
+fn probe(shared: &Shared, targets: &[String]) -> ExecAnswer {
+    let mut out = String::new();
+    for target in targets {
+        let verdict = probe_one(shared, target);
+        match verdict {
+            Ok(()) => out.push_str(&format!("ok {target}\n")),
+            Err(why) => out.push_str(&format!("fail {target} {why}\n")),
+        }
+    }
+    ExecAnswer {
+        status: 0,
+        stdout: out,
+        stderr: String::new(),
+    }
+}
+
+fn probe_one(shared: &Shared, target: &str) -> Result<(), String> {
+    let mut parts = target.splitn(5, ':');
+    let (kind, addr) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let _port = parts.next();
+    let running = {
+        let st = lock(&shared.state);
+        st.guest_at(addr)
+            .filter(|(_, g)| matches!(g.status, PowerState::Running))
+            .map(|(vmid, _)| vmid)
+    };
+    let Some(vmid) = running else {
+        return Err("no connection within the timeout".into());
+    };
+    let service = lock(&shared.pct)
+        .get(&vmid)
+        .map(|r| r.service.clone())
+        .unwrap_or_default();
+    if !service.up {
+        return Err("connection refused".into());
+    }
+    if kind == "http" {
+        let want: u16 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(200);
+        if service.http_status != want {
+            return Err(format!("HTTP {} (expected {want})", service.http_status));
+        }
+    }
+    Ok(())
+}
+
+/// Sets how container `vmid`'s service answers health checks.
+pub(crate) fn set_service(shared: &Shared, vmid: u32, service: Service) {
+    lock(&shared.pct).entry(vmid).or_default().service = service;
+}
+
 /// Makes container `vmid`'s health probe report `problems` (none:
 /// healthy once configured).
 pub(crate) fn set_problems(shared: &Shared, vmid: u32, problems: Vec<String>) {
@@ -339,6 +441,16 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/pct/{node}/{vmid}/push", post(push_route))
         .route("/_sim/pct/{node}/{vmid}/exec", post(exec_route))
         .route("/_sim/pct/{vmid}/problems", put(problems_route))
+        .route("/_sim/pct/{vmid}/service", put(service_route))
+}
+
+async fn service_route(
+    State(s): State<Arc<Shared>>,
+    Path(vmid): Path<u32>,
+    Json(service): Json<Service>,
+) -> StatusCode {
+    set_service(&s, vmid, service);
+    StatusCode::NO_CONTENT
 }
 
 #[derive(Deserialize)]

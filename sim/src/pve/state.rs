@@ -375,6 +375,35 @@ pub struct ClusterState {
     /// Where uploaded volumes' bytes are kept, if anywhere.
     #[serde(skip)]
     pub volume_files: Option<std::path::PathBuf>,
+    /// Simulated CPU use of running containers, by host-name prefix
+    /// (`web-` → 0.9): a fraction of their cores (`POST /_sim/load`).
+    pub loads: BTreeMap<String, f64>,
+}
+
+impl ClusterState {
+    /// The CPU use a running container `g` reports: the load of the
+    /// longest host-name prefix that matches, else 0.
+    pub fn cpu_of(&self, g: &Guest) -> f64 {
+        let Some(name) = g.config.get("hostname") else {
+            return 0.0;
+        };
+        self.loads
+            .iter()
+            .filter(|(prefix, _)| name.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(0.0, |(_, load)| *load)
+    }
+
+    /// The running container with address `addr` on `net0`, by VMID.
+    pub fn guest_at(&self, addr: &str) -> Option<(u32, &Guest)> {
+        self.guests.iter().map(|(v, g)| (*v, g)).find(|(_, g)| {
+            g.config.get("net0").is_some_and(|net| {
+                net.split(',').any(|kv| {
+                    kv.strip_prefix("ip=").and_then(|ip| ip.split('/').next()) == Some(addr)
+                })
+            })
+        })
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -460,6 +489,7 @@ impl ClusterState {
             nodes: map,
             sdn: SdnState::default(),
             guests: BTreeMap::new(),
+            loads: BTreeMap::new(),
             tasks: BTreeMap::new(),
             ha: BTreeMap::new(),
             storage,

@@ -84,7 +84,7 @@ fn list_guests(ctx: &mut Ctx<'_>) -> Reply {
             .guests
             .iter()
             .filter(|(_, g)| g.node == node)
-            .map(|(vmid, g)| summary(*vmid, g))
+            .map(|(vmid, g)| summary(*vmid, g, ctx.st.cpu_of(g)))
             .collect(),
     )
 }
@@ -98,14 +98,20 @@ fn mem_bytes(g: &Guest, key: &str, default: u64) -> u64 {
         * 1024
 }
 
-fn summary(vmid: u32, g: &Guest) -> Value {
+/// A container's entry in `GET /nodes/{node}/lxc` and its
+/// `status/current`; `cpu`: its simulated CPU use (a fraction of its
+/// cores), reported while it runs, with memory at a tenth of its limit.
+fn summary(vmid: u32, g: &Guest, cpu: f64) -> Value {
+    let running = matches!(g.status, crate::pve::state::PowerState::Running);
     let mut v = json!({
         "vmid": vmid, "type": "lxc", "status": g.status,
         "name": g.config.get("hostname").cloned().unwrap_or_else(|| format!("CT{vmid}")),
         "maxmem": mem_bytes(g, "memory", 512), "maxswap": mem_bytes(g, "swap", 512),
         "cpus": g.config.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1),
         "uptime": g.uptime(),
-        "maxdisk": 4_294_967_296_u64, "disk": 0, "mem": 0, "swap": 0, "cpu": 0,
+        "maxdisk": 4_294_967_296_u64, "disk": 0, "swap": 0,
+        "mem": if running { mem_bytes(g, "memory", 512) / 10 } else { 0 },
+        "cpu": if running { cpu } else { 0.0 },
     });
     if let Some(obj) = v.as_object_mut() {
         if let Some(t) = g.config.get("tags") {
@@ -423,7 +429,7 @@ fn status(ctx: &mut Ctx<'_>) -> Reply {
     let node = ctx.node()?;
     let vmid = ctx.vmid()?;
     let g = guest(ctx, &node, vmid)?;
-    let mut v = summary(vmid, g);
+    let mut v = summary(vmid, g, ctx.st.cpu_of(g));
     let managed = ctx.st.ha.contains_key(&format!("ct:{vmid}"));
     if let Some(o) = v.as_object_mut() {
         o.insert("ha".into(), json!({ "managed": u8::from(managed) }));
