@@ -190,6 +190,14 @@ impl Backend {
         matches!(self, Backend::Remote(_))
     }
 
+    /// A Pool rollout call (`POST /pools/{name}/rollout/{action}`).
+    pub fn rollout(&self, path: &orbitlab_engine::api::RolloutPath) -> Result<Value> {
+        match self {
+            Backend::Local(api) => Ok(api.rollout(path)?),
+            Backend::Remote(r) => r.call(Method::POST, &path.to_string(), &[], Body::Empty),
+        }
+    }
+
     /// A vault call (see [`orbitlab_engine::api::VaultPath`]).
     pub fn vault(&self, call: VaultCall) -> Result<Value> {
         match self {

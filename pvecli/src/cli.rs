@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{appliance, audit, pki, secrets, ssh_keys};
+use crate::{appliance, audit, pki, pools, secrets, ssh_keys};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -181,6 +181,10 @@ pub enum Command {
     /// which node; never a value); `audit verify` checks its hash chain.
     #[command(after_long_help = audit::EXAMPLES)]
     Audit(audit::AuditArgs),
+    /// Pools of identical instances: the rollout of a changed template
+    /// (status, pause, resume, undo).
+    #[command(subcommand, after_long_help = pools::EXAMPLES)]
+    Pool(pools::PoolCommand),
     /// Appliance templates: build one on this node into a storage
     /// (agents copy it to the other nodes).
     #[command(subcommand, after_long_help = appliance::EXAMPLES)]

@@ -11,6 +11,7 @@ mod engine;
 mod input;
 mod output;
 mod pki;
+mod pools;
 mod properties;
 mod remote;
 mod reply;
@@ -162,6 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Vault(command) => return secrets::run_vault(&backend, command)?.emit(format),
         Command::Pki(command) => return pki::run(&backend, command)?.emit(format),
         Command::SshKey(command) => return ssh_keys::run(&backend, command)?.emit(format),
+        Command::Pool(command) => return pools::run(&backend, command)?.emit(format),
         Command::Reconcile { .. } => {
             backend.on_node(NodeOnly::Reconcile)?;
             let (report, report_code) = engine::reconcile_once(&store)?;

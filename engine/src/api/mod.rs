@@ -35,6 +35,7 @@ mod nodes;
 pub mod path;
 mod pki;
 mod plan;
+mod pools;
 pub mod properties;
 pub mod request;
 mod ssh;
@@ -52,6 +53,7 @@ pub use pki::{
     CsrPem, MAX_CSR_BYTES, NewCa, PkiCall, PkiPath, Revocation, ca_request, leaf_request,
 };
 pub use plan::{PlanError, object_status_path, parse_object_status_path};
+pub use pools::{RolloutAction, RolloutPath};
 pub use properties::{PropertyError, PropertyValue};
 pub use ssh::{KeyRequest, SshCall, SshPath};
 pub use vault::{VaultAccess, VaultCall, VaultPath, secret_json};

@@ -20,8 +20,8 @@ use super::pki::PkiIntent;
 use super::ssh::SshIntent;
 use super::vault::VaultIntent;
 use orbitlab_engine::api::{
-    Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, SshCall, SshPath, VaultCall,
-    VaultPath, object_path, parse_object_status_path,
+    Api, ApiError, ApiPath, PkiCall, PkiPath, PropertyValue, RolloutPath, SshCall, SshPath,
+    VaultCall, VaultPath, object_path, parse_object_status_path,
 };
 use orbitlab_engine::audit::Actor;
 
@@ -57,6 +57,7 @@ pub(super) enum Intent {
     Plan,
     Status,
     ObjectStatus(ApiPath),
+    Rollout(RolloutPath),
 }
 
 impl Intent {
@@ -84,6 +85,18 @@ impl Intent {
                     method: "this method",
                     path: rest.to_owned(),
                     hint: "use GET".into(),
+                }))
+            };
+        }
+        if let Some(path) = RolloutPath::parse(rest).map_err(path_error)? {
+            return if *method == Method::POST {
+                refuse_unknown(&query_params(query)?, "no parameters")?;
+                Ok(Intent::Rollout(path))
+            } else {
+                Err(Failure::from(ApiError::NotAllowed {
+                    method: "this method",
+                    path: rest.to_owned(),
+                    hint: "use POST".into(),
                 }))
             };
         }
@@ -165,6 +178,7 @@ impl Intent {
             Intent::Ssh(intent) => intent.operation(),
             Intent::Pki(intent) => intent.operation(),
             Intent::Plan | Intent::Status | Intent::ObjectStatus(_) => Operation::Read,
+            Intent::Rollout(_) => Operation::write(orbitlab_manifests::Kind::Pool),
         }
     }
 
@@ -182,6 +196,9 @@ impl Intent {
             Intent::Plan => "read the plan".to_owned(),
             Intent::Status => "read the status".to_owned(),
             Intent::ObjectStatus(path) => format!("read the status of {path}"),
+            Intent::Rollout(path) => {
+                format!("{} the rollout of Pool {}", path.action.as_str(), path.pool)
+            }
         }
     }
 
@@ -195,7 +212,8 @@ impl Intent {
             | Intent::Delete { .. }
             | Intent::Plan
             | Intent::Status
-            | Intent::ObjectStatus(_) => false,
+            | Intent::ObjectStatus(_)
+            | Intent::Rollout(_) => false,
         }
     }
 
@@ -224,6 +242,7 @@ impl Intent {
             Intent::Plan => Call::Plan,
             Intent::Status => Call::Status,
             Intent::ObjectStatus(path) => Call::ObjectStatus(path),
+            Intent::Rollout(path) => Call::Rollout(path),
         })
     }
 
@@ -313,6 +332,7 @@ pub(super) enum Call {
     Plan,
     Status,
     ObjectStatus(ApiPath),
+    Rollout(RolloutPath),
 }
 
 impl Call {
@@ -331,6 +351,7 @@ impl Call {
             Call::Ssh(call) => super::vault::operation_of(call.access()),
             Call::Pki(call) => super::pki::operation(call),
             Call::Plan | Call::Status | Call::ObjectStatus(_) => Operation::Read,
+            Call::Rollout(_) => Operation::write(orbitlab_manifests::Kind::Pool),
         }
     }
 
@@ -349,6 +370,9 @@ impl Call {
             Call::Plan => "read the plan".to_owned(),
             Call::Status => "read the status".to_owned(),
             Call::ObjectStatus(path) => format!("read the status of {path}"),
+            Call::Rollout(path) => {
+                format!("{} the rollout of Pool {}", path.action.as_str(), path.pool)
+            }
         }
     }
 
@@ -393,6 +417,7 @@ impl Call {
             Call::Ssh(call) => return Ok(api.ssh(call)?),
             Call::Pki(call) => return Ok(api.pki(call)?),
             Call::Plan => return Ok(api.plan()?),
+            Call::Rollout(path) => return Ok(api.rollout(&path)?),
             Call::Status => return Ok(api.status()?),
             Call::ObjectStatus(path) => {
                 let status = api.object_status(&path)?;
