@@ -80,6 +80,9 @@ fn ready_message(kind: orbitlab_manifests::Kind) -> &'static str {
         Kind::Lxc => {
             "everything the manifest declares exists in Proxmox and is delivered into the container"
         }
+        Kind::Pool => {
+            "every wanted member exists, is made from the current template and passes its health check"
+        }
         _ => "everything the manifest declares exists in Proxmox",
     }
 }

@@ -514,6 +514,38 @@ impl SimHandle {
         );
     }
 
+    /// How container `vmid`'s service answers Pool health checks from now
+    /// on, as `PUT /_sim/pct/{vmid}/service` does.
+    pub fn set_service(&self, vmid: u32, up: bool, http_status: u16) {
+        pct::set_service(&self.shared, vmid, pct::Service { up, http_status });
+    }
+
+    /// The CPU use (a fraction of their cores) that running containers
+    /// whose host name starts with `prefix` report from now on (0 removes
+    /// it), as `POST /_sim/load` does.
+    pub fn set_load(&self, prefix: &str, cpu: f64) {
+        let mut st = lock(&self.shared.state);
+        if cpu == 0.0 {
+            st.loads.remove(prefix);
+        } else {
+            st.loads.insert(prefix.to_owned(), cpu);
+        }
+    }
+
+    /// Destroys container `vmid` at once, as if it crashed beyond repair
+    /// (or was removed by hand): its config and its `pct` record are gone.
+    pub fn kill(&self, vmid: u32) -> bool {
+        let mut st = lock(&self.shared.state);
+        let gone = st.guests.remove(&vmid).is_some();
+        if gone {
+            st.vmlist_version += 1;
+            self.shared.sync_files(&st);
+        }
+        drop(st);
+        lock(&self.shared.pct).remove(&vmid);
+        gone
+    }
+
     /// What existing containers received through `pct`.
     pub fn pct_log(&self) -> PctLog {
         pct::records(&self.shared)

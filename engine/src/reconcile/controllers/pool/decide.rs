@@ -226,15 +226,29 @@ fn learn(rec: &mut PoolRecord, pool: &Name, views: &BTreeMap<u32, View>, now: u6
     let mut remade = Vec::new();
     for (n, m) in &mut rec.members {
         let Some(view) = views.get(n) else { continue };
-        if let Some((vmid, node, _, _)) = &view.container {
-            if let Some(old) = m.vmid.filter(|old| old != vmid) {
-                remade.push(format!(
-                    "{}: container {old} was gone; made again as {vmid}",
-                    member_name(pool, *n)
-                ));
+        match &view.container {
+            Some((vmid, node, _, _)) => {
+                if let Some(old) = m.vmid.filter(|old| old != vmid) {
+                    remade.push(format!(
+                        "{}: container {old} was gone; made again as {vmid}",
+                        member_name(pool, *n)
+                    ));
+                }
+                m.vmid = Some(*vmid);
+                m.node = Some(node.clone());
             }
-            m.vmid = Some(*vmid);
-            m.node = Some(node.clone());
+            // Gone (destroyed, or lost with its node's disk): the instance
+            // controller makes it again under its name, at its address
+            // (Proxmox may give it the same VMID).
+            None => {
+                if let Some(old) = m.vmid.take() {
+                    remade.push(format!(
+                        "{}: container {old} was gone; made again from the template",
+                        member_name(pool, *n)
+                    ));
+                }
+                m.node = None;
+            }
         }
         if view.address.is_some() {
             m.address = view.address;
