@@ -258,6 +258,10 @@ impl MultiNode {
                 &ms(o.backoff_max),
                 "--heartbeat-interval",
                 &ms(o.heartbeat),
+                // Pools are looked at again every second (auto-scaling,
+                // replacements), not every 10.
+                "--pool-interval",
+                "1s",
             ])
             .args([
                 "--task-deadline",
@@ -639,9 +643,33 @@ fn audit(
             _ => None,
         })
         .collect();
+    // Pools' members are instances too (no manifest of their own).
+    let mut instance_sectors = instance_sectors;
+    let records = orbitlab_engine::pool::read_records(&lab.store).unwrap_or_default();
+    let lxc_statuses = lab.store.read_statuses(Kind::Lxc).unwrap_or_default();
+    for pool in lab.store.read_manifests(Kind::Pool).unwrap_or_default() {
+        let Spec::Pool(spec) = &pool.value.spec else {
+            continue;
+        };
+        for n in records
+            .get(pool.value.name())
+            .map(|r| r.members.keys().copied().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let member = orbitlab_engine::pool::member_name(pool.value.name(), n).to_string();
+            let phase = lxc_statuses.get(&member).map_or("-", |s| s.phase());
+            check(p, phase != "Ready", || {
+                format!("Pool member {member} is {phase}")
+            });
+            instance_sectors.insert(member, spec.instance.sector.to_string());
+        }
+    }
+    for (name, phase) in lab.phases_of(Kind::Pool) {
+        check(p, phase != "Ready", || format!("Pool {name} is {phase}"));
+    }
     let declared: BTreeSet<String> = instance_sectors.keys().cloned().collect();
     check(p, declared != *instances, || {
-        format!("Lxc manifests {declared:?}, expected {instances:?}")
+        format!("instances (Lxc manifests and Pool members) {declared:?}, expected {instances:?}")
     });
     for (name, phase) in lab.phases_of(Kind::Lxc) {
         check(p, phase != "Ready", || {

@@ -293,3 +293,75 @@ fn audit_catches_duplicates_and_orphans(
         );
     }
 }
+
+#[test]
+fn a_pool_of_six_converges_through_thirty_kills() {
+    let options = ClusterOptions {
+        task_duration: Duration::from_millis(100),
+        ..ClusterOptions::default()
+    };
+    let mut lab = MultiNode::start(test_programs!(), options);
+    lab.start_agents();
+    let started = Instant::now();
+    let yaml = format!(
+        "apiVersion: orbitlab.io/v1\nkind: Sector\nmetadata: {{name: web}}\nspec: {{cidr: 172.16.0.0/24}}\n---\n\
+         apiVersion: orbitlab.io/v1\nkind: Pool\nmetadata: {{name: api}}\nspec:\n  instance: {{sector: web, template: '{TEMPLATE}', memory: 128}}\n  replicas: 6\n  \
+         health: {{tcp: {{port: 80}}, interval: 2s, timeout: 1s}}\n"
+    );
+    lab.api()
+        .apply(codec::decode("pool.yaml", &yaml).expect("the manifests decode"))
+        .expect("apply");
+    let mut rng = rand::thread_rng();
+    let mut kills_per_node = [0usize; 3];
+    for _ in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
+        let n = rng.gen_range(0..NODES.len());
+        lab.kill_agent(NODES[n]);
+        kills_per_node[n] += 1;
+        lab.start_agent(NODES[n]);
+    }
+    let chaos = started.elapsed();
+    let sectors = BTreeSet::from(["web".to_owned()]);
+    let members = |lab: &MultiNode| -> BTreeSet<String> {
+        let records = orbitlab_engine::pool::read_records(&lab.store).unwrap_or_default();
+        records
+            .values()
+            .flat_map(|r| r.members.keys())
+            .map(|n| format!("api-{n}"))
+            .collect()
+    };
+    let converged_at = Instant::now();
+    let done = orbitlab_tests::multinode::wait_for(Duration::from_secs(150), || {
+        let members = members(&lab);
+        (members.len() == 6 && lab.audit_with_instances(&sectors, &members).is_ok())
+            .then_some(members)
+    });
+    let Some(names) = done else {
+        let members = members(&lab);
+        panic!(
+            "the pool did not converge: members {members:?}; {}\n{}",
+            lab.audit_with_instances(&sectors, &members)
+                .err()
+                .unwrap_or_default(),
+            lab.agent_logs()
+        );
+    };
+    let after_kills = converged_at.elapsed();
+    let audit = lab
+        .audit_with_instances(&sectors, &names)
+        .unwrap_or_else(|e| panic!("{e}"));
+    lab.stop_agents();
+    println!(
+        "multinode chaos: Pool api of 6 applied; {} SIGKILLs (per node {:?}) over {}; converged {} after the last kill, {} in all; \
+         end state: members {names:?}, {} containers, {} addresses, no duplicate or orphan",
+        kills_per_node.iter().sum::<usize>(),
+        kills_per_node,
+        secs(chaos),
+        secs(after_kills),
+        secs(started.elapsed()),
+        audit.containers,
+        audit.addresses,
+    );
+    assert_eq!(audit.instances, 6);
+    assert_eq!(audit.containers, 2 + 6, "gateway, DNS and one per member");
+}

@@ -402,3 +402,36 @@ fn load_scales_a_pool_up_to_max_and_back_down_to_min() {
         s.outputs
     );
 }
+
+#[test]
+fn members_spread_over_the_values_of_a_node_label() {
+    let lab = Lab::new();
+    let host = lab.host("pve1");
+    init(&lab.reconciler(&host), None).expect("init");
+    // Racks: pve1 and pve2 in rack a, pve3 alone in rack b.
+    let nodes = ["pve1", "pve2", "pve3"]
+        .iter()
+        .zip(["a", "a", "b"])
+        .map(|(node, rack)| {
+            format!("apiVersion: orbitlab.io/v1\nkind: Node\nmetadata: {{name: {node}, labels: {{rack: {rack}}}}}\nspec: {{}}\n")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    apply(
+        &lab,
+        &format!(
+            "{nodes}---\n{}",
+            manifests(&format!(
+                "  instance: {{sector: apps, template: '{TEMPLATE}'}}\n  replicas: 4\n  spread: {{label: rack}}"
+            ))
+        ),
+    );
+    until(&lab, "the pool of 4 is Ready", 20, ready);
+    let mut per_rack: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, node, _, _) in members(&lab, "web").values() {
+        let rack = if node == "pve3" { "b" } else { "a" };
+        *per_rack.entry(rack).or_default() += 1;
+    }
+    // Two per rack: pve3 alone holds as many as pve1 and pve2 together.
+    assert_eq!(per_rack, BTreeMap::from([("a", 2), ("b", 2)]));
+}
