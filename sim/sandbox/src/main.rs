@@ -19,8 +19,9 @@
 //!   `local/pve-ssl.pem`, issued by the simulated cluster's CA);
 //! - `orbitlab init` as node pve1 (checks every node's prerequisites,
 //!   stores the connection, builds the Backplane);
-//! - an example Sector with an instance in it through `orbitlab apply
-//!   --wait`, then one read of
+//! - an example Sector with an instance in it and a Pool of three
+//!   health-checked members through `orbitlab apply --wait`, then one
+//!   read of
 //!   every agent's API with the sandbox token, verifying TLS with the CA;
 //!
 //! prints how to drive it with `orbitlab` and `curl` (the token's header in
@@ -632,9 +633,25 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
         );
     }
     say!(
-        "      Sector web, instance app and its secret, certificate and SSH key are Ready after {:.1} s",
+        "      Sector web, instance app and its secret, certificate and SSH key, and Pool web-pool are Ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let mut command = Command::new(&programs.cli);
+    command
+        .args(["pool", "rollout", "status", "web-pool"])
+        .stdin(Stdio::null());
+    orbitlab_env(sb, programs, &mut command, NODES[1]);
+    let output = command
+        .output()
+        .context("cannot run orbitlab pool rollout status")?;
+    say!("      orbitlab pool rollout status web-pool");
+    print_indented(&String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        bail!(
+            "orbitlab pool rollout status failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let mut command = Command::new(&programs.cli);
     command
         .args(["secret", "who-can-read", "app/db-password"])
@@ -730,6 +747,26 @@ spec:
       cert: /etc/ssl/certs/app.pem
       chain: /etc/ssl/certs/app-chain.pem
       key: /run/ssl/app.key
+---
+# A pool of three identical web servers, web-pool-1..3, spread over the
+# nodes and checked over TCP from the Sector's gateway every 5 s: a member
+# failing 3 checks in a row is replaced (the new one first). The name
+# web-pool.web.orbitlab.internal answers with the healthy members only.
+apiVersion: orbitlab.io/v1
+kind: Pool
+metadata:
+  name: web-pool
+  labels:
+    tier: web
+spec:
+  instance:
+    sector: web
+    template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
+    memory: 256
+  replicas: 3
+  health:
+    tcp: {port: 80}
+    interval: 5s
 ";
 
 /// Reads `/sectors` from every agent's API as a user would: the sandbox
@@ -852,6 +889,15 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         sb.dir.join("examples/sector-web.yaml").display()
     );
     say!("  ORBITLAB_ROOT={root} {cli} get /lxc -l tier=web   # by label selector");
+    say!(
+        "  ORBITLAB_ROOT={root} {cli} get /pools/web-pool   # members, their health and last check, replacements, scaling"
+    );
+    say!(
+        "  ORBITLAB_ROOT={root} {cli} set /pools/web-pool --replicas 5   # more members, spread over the nodes"
+    );
+    say!(
+        "  ORBITLAB_ROOT={root} {cli} pool rollout status web-pool   # after a template change: pause, resume, undo"
+    );
     say!("  ORBITLAB_ROOT={root} {cli} delete /sectors/shop");
     say!("  ORBITLAB_ROOT={root} {cli} get /cluster");
     say!(
