@@ -127,9 +127,7 @@ fn members(lab: &Lab, name: &str) -> BTreeMap<String, (u32, String, String, bool
         .iter()
         .filter_map(|(n, m)| {
             let member = pool::member_name(&name.parse().unwrap(), *n);
-            let healthy = health
-                .get(&member)
-                .is_some_and(|h| h.healthy && Some(h.vmid) == m.vmid);
+            let healthy = health.get(&member).is_some_and(|h| h.healthy && h.is_of(m));
             Some((
                 member.to_string(),
                 (

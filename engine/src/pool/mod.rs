@@ -201,8 +201,11 @@ pub struct Control {
 /// One member's health, as the agent that checks it last saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberHealth {
-    /// The container checked (a member made again starts over).
+    /// The container checked, and when its member was recorded: a member
+    /// made again, or a new member given a reused VMID, starts over.
     pub vmid: u32,
+    #[serde(default)]
+    pub member_since: u64,
     /// Healthy: passed `healthy_after` checks in a row since it last
     /// failed `unhealthy_after` in a row (a new member starts unhealthy).
     pub healthy: bool,
@@ -214,6 +217,13 @@ pub struct MemberHealth {
     /// What the last failed check said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl MemberHealth {
+    /// Whether this is the health of `member`'s current container.
+    pub fn is_of(&self, member: &Member) -> bool {
+        Some(self.vmid) == member.vmid && self.member_since == member.since
+    }
 }
 
 /// The checks one node's agent ran, by member.

@@ -86,15 +86,16 @@ fn read_answer(stdout: &str, targets: &[String]) -> Vec<Result<(), String>> {
 /// Folds one result into a member's health.
 fn fold(
     old: Option<&MemberHealth>,
-    vmid: u32,
+    (vmid, member_since): (u32, u64),
     result: Result<(), String>,
     now: u64,
     check: &HealthCheck,
 ) -> MemberHealth {
     let mut h = match old {
-        Some(h) if h.vmid == vmid => h.clone(),
+        Some(h) if h.vmid == vmid && h.member_since == member_since => h.clone(),
         _ => MemberHealth {
             vmid,
+            member_since,
             healthy: false,
             passes: 0,
             failures: 0,
@@ -159,7 +160,7 @@ pub fn run(
                 .is_none_or(|h| now >= h.checked + interval)
         };
         // Members checked here, with their container and address.
-        let mut here: Vec<(Name, u32, Ipv4Addr)> = Vec::new();
+        let mut here: Vec<(Name, (u32, u64), Ipv4Addr)> = Vec::new();
         for (n, m) in &record.members {
             let name = member_name(pool.name(), *n);
             let (Some(vmid), Some(addr), Some(member_node)) = (m.vmid, m.address, &m.node) else {
@@ -174,14 +175,14 @@ pub fn run(
             }
             if !due(&name) {
                 // Not due: the last result stands.
-                if let Some(h) = old.members.get(&name).filter(|h| h.vmid == vmid) {
+                if let Some(h) = old.members.get(&name).filter(|h| h.is_of(m)) {
                     report.members.insert(name.clone(), h.clone());
                     let wait = (h.checked + interval).saturating_sub(now);
                     round.next_in = Some(round.next_in.map_or(wait, |w| w.min(wait)));
                 }
                 continue;
             }
-            here.push((name, vmid, addr));
+            here.push((name, (vmid, m.since), addr));
         }
         if here.is_empty() {
             continue;
@@ -190,7 +191,7 @@ pub fn run(
         let results: Vec<Result<(), String>> = match probe {
             Probe::Command(argv) => here
                 .iter()
-                .map(|(_, vmid, _)| {
+                .map(|(_, (vmid, _), _)| {
                     round.execs += 1;
                     let mut cmd = vec![
                         "timeout".to_owned(),
@@ -233,8 +234,12 @@ pub fn run(
                         // The gateway cannot check: that says nothing about
                         // the members; their last results stand.
                         tracing::warn!(pool = %pool.name(), gateway = gateway.vmid, error = %e, "the Sector gateway could not run the health checks");
-                        for (name, vmid, _) in &here {
-                            if let Some(h) = old.members.get(name).filter(|h| h.vmid == *vmid) {
+                        for (name, (vmid, since), _) in &here {
+                            if let Some(h) = old
+                                .members
+                                .get(name)
+                                .filter(|h| h.vmid == *vmid && h.member_since == *since)
+                            {
                                 report.members.insert(name.clone(), h.clone());
                             }
                         }
@@ -243,10 +248,13 @@ pub fn run(
                 }
             }
         };
-        for ((name, vmid, _), result) in here.into_iter().zip(results) {
+        for ((name, id, _), result) in here.into_iter().zip(results) {
             round.checked += 1;
-            let before = old.members.get(&name).filter(|h| h.vmid == vmid);
-            let after = fold(before, vmid, result, now, check);
+            let before = old
+                .members
+                .get(&name)
+                .filter(|h| (h.vmid, h.member_since) == id);
+            let after = fold(before, id, result, now, check);
             if before.map(|h| h.healthy) != Some(after.healthy) || before.is_none() {
                 round.flipped.insert(name.clone());
             }
@@ -282,20 +290,27 @@ mod tests {
     #[test]
     fn thresholds_decide_when_health_flips() {
         let c = check(3, 2);
-        let mut h = fold(None, 100, Ok(()), 1, &c);
+        let id = (100, 7);
+        let mut h = fold(None, id, Ok(()), 1, &c);
         assert!(!h.healthy, "one pass of two");
-        h = fold(Some(&h), 100, Ok(()), 2, &c);
+        h = fold(Some(&h), id, Ok(()), 2, &c);
         assert!(h.healthy);
         for t in 3..5 {
-            h = fold(Some(&h), 100, Err("refused".into()), t, &c);
+            h = fold(Some(&h), id, Err("refused".into()), t, &c);
             assert!(h.healthy, "two failures of three");
         }
-        h = fold(Some(&h), 100, Err("refused".into()), 5, &c);
+        h = fold(Some(&h), id, Err("refused".into()), 5, &c);
         assert!(!h.healthy);
         assert_eq!((h.failures, h.error.as_deref()), (3, Some("refused")));
-        // A new container starts over, unhealthy.
-        let fresh = fold(Some(&h), 101, Ok(()), 6, &c);
+        // A new container starts over, unhealthy; so does a new member
+        // given the same (reused) VMID.
+        let fresh = fold(Some(&h), (101, 7), Ok(()), 6, &c);
         assert_eq!((fresh.vmid, fresh.passes, fresh.healthy), (101, 1, false));
+        let reused = fold(Some(&h), (100, 8), Ok(()), 6, &c);
+        assert_eq!(
+            (reused.member_since, reused.passes, reused.healthy),
+            (8, 1, false)
+        );
     }
 
     #[test]

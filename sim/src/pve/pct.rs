@@ -106,6 +106,10 @@ pub struct ContainerRecord {
     /// How its service answers Pool health checks.
     #[serde(default)]
     pub service: Service,
+    /// Which container it is of (its `created`): a container made later
+    /// under the same VMID starts with an empty record.
+    #[serde(skip)]
+    pub container: Option<u64>,
     /// The start of the container its files were placed in: a later start
     /// (a restart) empties its tmpfs mounts.
     #[serde(skip)]
@@ -142,11 +146,25 @@ pub type PctLog = BTreeMap<u32, ContainerRecord>;
 /// to the container's last start.
 fn reachable(shared: &Shared, node: &str, vmid: u32) -> Result<(), String> {
     let started = reachable_since(shared, node, vmid)?;
-    lock(&shared.pct)
-        .entry(vmid)
-        .or_default()
-        .follow_start(started);
+    let created = lock(&shared.state).guests.get(&vmid).map(|g| g.created);
+    let mut log = lock(&shared.pct);
+    let record = log.entry(vmid).or_default();
+    record.of_container(created);
+    record.follow_start(started);
     Ok(())
+}
+
+impl ContainerRecord {
+    /// Starts the record over when it was of an earlier container with
+    /// the same VMID.
+    fn of_container(&mut self, created: Option<u64>) {
+        if self.container != created {
+            *self = ContainerRecord {
+                container: created,
+                ..ContainerRecord::default()
+            };
+        }
+    }
 }
 
 /// [`reachable`]'s check; the container's last start.
@@ -342,13 +360,14 @@ fn probe_one(shared: &Shared, target: &str) -> Result<(), String> {
         let st = lock(&shared.state);
         st.guest_at(addr)
             .filter(|(_, g)| matches!(g.status, PowerState::Running))
-            .map(|(vmid, _)| vmid)
+            .map(|(vmid, g)| (vmid, g.created))
     };
-    let Some(vmid) = running else {
+    let Some((vmid, created)) = running else {
         return Err("no connection within the timeout".into());
     };
     let service = lock(&shared.pct)
         .get(&vmid)
+        .filter(|r| r.container == Some(created))
         .map(|r| r.service.clone())
         .unwrap_or_default();
     if !service.up {
@@ -365,13 +384,21 @@ fn probe_one(shared: &Shared, target: &str) -> Result<(), String> {
 
 /// Sets how container `vmid`'s service answers health checks.
 pub(crate) fn set_service(shared: &Shared, vmid: u32, service: Service) {
-    lock(&shared.pct).entry(vmid).or_default().service = service;
+    let created = lock(&shared.state).guests.get(&vmid).map(|g| g.created);
+    let mut log = lock(&shared.pct);
+    let record = log.entry(vmid).or_default();
+    record.of_container(created);
+    record.service = service;
 }
 
 /// Makes container `vmid`'s health probe report `problems` (none:
 /// healthy once configured).
 pub(crate) fn set_problems(shared: &Shared, vmid: u32, problems: Vec<String>) {
-    lock(&shared.pct).entry(vmid).or_default().problems = problems;
+    let created = lock(&shared.state).guests.get(&vmid).map(|g| g.created);
+    let mut log = lock(&shared.pct);
+    let record = log.entry(vmid).or_default();
+    record.of_container(created);
+    record.problems = problems;
 }
 
 /// The appliance helper, as seen from outside.
@@ -420,15 +447,16 @@ fn apply_bundle(record: &mut ContainerRecord, id: &str) -> Result<(), String> {
 
 /// What containers that still exist received.
 pub(crate) fn records(shared: &Shared) -> PctLog {
-    let guests: BTreeMap<u32, Option<std::time::Instant>> = lock(&shared.state)
+    let guests: BTreeMap<u32, (Option<std::time::Instant>, u64)> = lock(&shared.state)
         .guests
         .iter()
-        .map(|(vmid, g)| (*vmid, g.started))
+        .map(|(vmid, g)| (*vmid, (g.started, g.created)))
         .collect();
     let mut log = lock(&shared.pct);
     log.iter_mut()
         .filter_map(|(vmid, r)| {
-            let started = guests.get(vmid)?;
+            let (started, created) = guests.get(vmid)?;
+            r.of_container(Some(*created));
             r.follow_start(*started);
             Some((*vmid, r.clone()))
         })

@@ -127,6 +127,10 @@ pub struct Guest {
     /// When it last started (its `uptime` counts from there).
     #[serde(skip)]
     pub started: Option<std::time::Instant>,
+    /// The config version it was made with: which container this is
+    /// (a VMID is reused once its container is destroyed; this never is).
+    #[serde(default)]
+    pub created: u64,
 }
 
 impl Guest {

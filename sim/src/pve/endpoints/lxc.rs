@@ -264,6 +264,7 @@ fn create(ctx: &mut Ctx<'_>) -> Reply {
             lock: Some("create".into()),
             version,
             started: None,
+            created: version,
         },
     );
     ctx.st.vmlist_version += 1;

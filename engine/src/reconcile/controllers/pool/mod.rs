@@ -84,8 +84,8 @@ impl Controller for PoolController {
         let views = record
             .map(|r| {
                 r.members
-                    .keys()
-                    .map(|n| (*n, view(observed, &member_name(name, *n))))
+                    .iter()
+                    .map(|(n, m)| (*n, view(observed, &member_name(name, *n), m)))
                     .collect()
             })
             .unwrap_or_default();
@@ -148,11 +148,7 @@ impl Controller for PoolController {
         let mut healthy = 0;
         for (n, m) in &record.members {
             let member = member_name(name, *n);
-            let health = observed
-                .pools
-                .health
-                .get(&member)
-                .filter(|h| Some(h.vmid) == m.vmid);
+            let health = observed.pools.health.get(&member).filter(|h| h.is_of(m));
             let word = match health {
                 Some(h) if h.healthy => "healthy".to_owned(),
                 Some(h) if h.failures > 0 => format!(
@@ -240,8 +236,8 @@ impl Controller for PoolController {
     }
 }
 
-/// How member `member` is, as observed.
-fn view(observed: &Observed, member: &Name) -> decide::View {
+/// How member `member` (recorded as `recorded`) is, as observed.
+fn view(observed: &Observed, member: &Name, recorded: &crate::pool::Member) -> decide::View {
     let container = observed
         .container(&Marker::object(Kind::Lxc, member))
         .map(|(vmid, c)| (vmid.get(), c.node.clone(), c.running, c.usage));
@@ -255,7 +251,9 @@ fn view(observed: &Observed, member: &Name) -> decide::View {
         .pools
         .health
         .get(member)
-        .filter(|h| container.as_ref().is_some_and(|c| c.0 == h.vmid))
+        .filter(|h| {
+            container.as_ref().is_some_and(|c| c.0 == h.vmid) && h.member_since == recorded.since
+        })
         .cloned();
     decide::View {
         container,
@@ -312,8 +310,8 @@ pub(crate) fn dns_groups(
         };
         let views: BTreeMap<u32, decide::View> = record
             .members
-            .keys()
-            .map(|n| (*n, view(observed, &member_name(pool, *n))))
+            .iter()
+            .map(|(n, m)| (*n, view(observed, &member_name(pool, *n), m)))
             .collect();
         let healthy = record
             .members

@@ -60,6 +60,7 @@ impl World {
                         address: Some(std::net::Ipv4Addr::new(10, 0, 0, 10 + *n as u8)),
                         health: Some(MemberHealth {
                             vmid: 100 + n,
+                            member_since: 0,
                             healthy: !sick,
                             passes: u32::from(!sick),
                             failures: if sick { 3 } else { 0 },
