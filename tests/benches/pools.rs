@@ -37,8 +37,11 @@ fn manifests(pool: &str) -> String {
     )
 }
 
+/// A simulated cluster whose store root also holds what pmxcfs generates
+/// (`.vmlist` lets observations reuse what they read of unchanged
+/// containers, as on a real node), with `pool` applied.
 fn lab_with(pool: &str) -> Lab {
-    let lab = Lab::new();
+    let lab = Lab::with_pmxcfs_files();
     for node in NODES {
         lab.sim.set_node_resources(node, 512 << 30, 64);
     }
@@ -257,7 +260,26 @@ fn health_cost() {
     let start = Instant::now();
     let report = lab.reconciler(&host).run().unwrap();
     let look = start.elapsed();
-    let by_look = lab.sim.requests().len();
+    let requests = lab.sim.requests();
+    let by_look = requests.len();
+    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for r in &requests {
+        let path: Vec<&str> = r
+            .path
+            .split('/')
+            .map(|seg| {
+                if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                    "{vmid}"
+                } else {
+                    seg
+                }
+            })
+            .collect();
+        *kinds
+            .entry(format!("{} {}", r.method, path.join("/")))
+            .or_default() += 1;
+    }
+    println!("requests of one look, by kind: {kinds:?}");
     println!(
         "200 members: one round of checks ({checked} checked) sent {by_checks} requests to Proxmox; one look of the owner (a reconcile pass, {} steps) sent {by_look} requests in {:.0} ms: at --pool-interval 10s, {} requests a minute",
         report.steps,

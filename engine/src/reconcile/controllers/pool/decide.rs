@@ -334,7 +334,9 @@ fn autoscale(
         s.below_since = None;
         return count;
     };
-    if now.saturating_sub(since) < window {
+    // Whole seconds: more than the window between two readings means
+    // at least the whole window passed.
+    if now.saturating_sub(since) <= window {
         return count;
     }
     s.above_since = None;
