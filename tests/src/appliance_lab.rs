@@ -194,8 +194,9 @@ pub fn gateway_config(sector: Sector) -> GatewayConfig {
     .expect("the lab's gateway configuration is valid")
 }
 
-/// The Sector DNS's configuration: `router`, `dns` and every instance, and
-/// the outside resolver as the upstream.
+/// The Sector DNS's configuration: `router`, `dns` and every instance, a
+/// Pool named `pool` whose healthy members are every instance, and the
+/// outside resolver as the upstream.
 pub fn dns_config(sector: Sector) -> DnsConfig {
     let mut records = BTreeMap::new();
     records.insert("router".parse().unwrap(), ROUTER);
@@ -203,12 +204,17 @@ pub fn dns_config(sector: Sector) -> DnsConfig {
     for (name, addr) in sector.instances() {
         records.insert(name.parse().unwrap(), *addr);
     }
+    let mut groups = BTreeMap::new();
+    groups.insert(
+        "pool".parse().unwrap(),
+        sector.instances().iter().map(|(_, addr)| *addr).collect(),
+    );
     DnsConfig::new(DnsSpec {
         sector: sector.name().parse().unwrap(),
         listen: DNS,
         upstreams: vec![OUTSIDE],
         records,
-        groups: Default::default(),
+        groups,
     })
     .expect("the lab's DNS configuration is valid")
 }

@@ -90,6 +90,12 @@ fn two_sectors_with_one_cidr_run_on_appliances_booted_from_our_templates() {
             vec![*second_addr],
             "{second}.{domain} from {first}"
         );
+        // A Pool's name answers with every healthy member's address.
+        let mut pool = lab.resolve(&ns, &format!("pool.{domain}"));
+        pool.sort();
+        let mut members: Vec<Ipv4Addr> = sector.instances().iter().map(|(_, a)| *a).collect();
+        members.sort();
+        assert_eq!(pool, members, "pool.{domain}");
         let outside_name = format!("{}.outside.test", sector.name());
         assert_eq!(
             lab.resolve(&ns, &outside_name),

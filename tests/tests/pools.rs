@@ -160,16 +160,20 @@ fn serving(lab: &Lab) -> usize {
         .count()
 }
 
-/// The addresses the Sector DNS answers for `web.apps.orbitlab.internal`,
-/// from the records file last pushed into it.
-fn dns_answers(lab: &Lab) -> BTreeSet<String> {
-    let log = lab.sim.pct_log();
-    let hosts = log
+/// The Sector DNS's records file, as last pushed into it.
+fn dns_hosts(lab: &Lab) -> String {
+    lab.sim
+        .pct_log()
         .values()
         .find_map(|r| r.files.get("/etc/orbitlab/dns.hosts"))
         .map(|f| f.content.clone())
-        .unwrap_or_default();
-    hosts
+        .unwrap_or_default()
+}
+
+/// The addresses the Sector DNS answers for `web.apps.orbitlab.internal`,
+/// from the records file last pushed into it.
+fn dns_answers(lab: &Lab) -> BTreeSet<String> {
+    dns_hosts(lab)
         .lines()
         .filter(|l| l.split_whitespace().nth(1) == Some("web.apps.orbitlab.internal"))
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
@@ -205,6 +209,12 @@ fn a_pool_spreads_heals_rolls_and_pauses() {
     // The pool's DNS name answers with every healthy member.
     let addresses: BTreeSet<String> = all.values().map(|m| m.2.clone()).collect();
     assert_eq!(dns_answers(&lab), addresses);
+    // Each member has its own name too.
+    let hosts = dns_hosts(&lab);
+    for (member, (_, _, addr, _)) in &all {
+        let line = format!("{addr} {member}.apps.orbitlab.internal {member}");
+        assert!(hosts.contains(&line), "{line} not in\n{hosts}");
+    }
     let s = status(&lab, "web");
     assert_eq!(s.outputs["fqdn"], "web.apps.orbitlab.internal");
     assert_eq!(s.outputs["members"], "4 (4 healthy by their last check)");

@@ -16,6 +16,7 @@
 //! | `POST /_sim/nodes/{node}/dns` `{servers, search?}` | set a node's name servers (0–3 addresses, IPv4 or IPv6, loopback allowed) and search domain (`GET /nodes/{node}/dns`) |
 //! | `POST /_sim/task-failures` `{task_type, message}` | fail the next task of that type |
 //! | `POST /_sim/task-duration` `{millis}` | how long new tasks run |
+//! | `DELETE /_sim/guests/{vmid}` | destroy a container at once, as if it crashed beyond repair or was removed by hand (its config and `pct` record go; 404 if there is none) |
 //! | `POST /_sim/load` `{hostname_prefix, cpu}` | the CPU use (a fraction of their cores) that running containers whose host name starts with the prefix report from now on (`cpu: 0` removes it) |
 
 use std::sync::Arc;
@@ -45,6 +46,29 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/task-failures", post(task_failure))
         .route("/_sim/task-duration", post(task_duration))
         .route("/_sim/load", post(load_route))
+        .route("/_sim/guests/{vmid}", axum::routing::delete(kill_route))
+}
+
+/// `DELETE /_sim/guests/{vmid}`: see the module documentation.
+async fn kill_route(State(s): State<Arc<Shared>>, Path(vmid): Path<u32>) -> StatusCode {
+    if kill(&s, vmid) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+/// Destroys container `vmid` at once; false if there is none.
+pub(crate) fn kill(shared: &Shared, vmid: u32) -> bool {
+    let mut st = lock(&shared.state);
+    let gone = st.guests.remove(&vmid).is_some();
+    if gone {
+        st.vmlist_version += 1;
+        shared.sync_files(&st);
+    }
+    drop(st);
+    lock(&shared.pct).remove(&vmid);
+    gone
 }
 
 #[derive(Deserialize)]

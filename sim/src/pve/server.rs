@@ -533,17 +533,10 @@ impl SimHandle {
     }
 
     /// Destroys container `vmid` at once, as if it crashed beyond repair
-    /// (or was removed by hand): its config and its `pct` record are gone.
+    /// (or was removed by hand): its config and its `pct` record are gone,
+    /// as `DELETE /_sim/guests/{vmid}` does.
     pub fn kill(&self, vmid: u32) -> bool {
-        let mut st = lock(&self.shared.state);
-        let gone = st.guests.remove(&vmid).is_some();
-        if gone {
-            st.vmlist_version += 1;
-            self.shared.sync_files(&st);
-        }
-        drop(st);
-        lock(&self.shared.pct).remove(&vmid);
-        gone
+        control::kill(&self.shared, vmid)
     }
 
     /// What existing containers received through `pct`.
