@@ -591,3 +591,46 @@ fn every_document_of_a_large_file_is_located() {
         assert_eq!(line % lines_per_doc, 6, "{e}");
     }
 }
+
+#[test]
+fn pool_names_stay_clear_of_instances_and_their_members() {
+    let pool = |name: &str| {
+        doc(
+            "Pool",
+            name,
+            "instance: {sector: web, template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst}\nreplicas: 2",
+        )
+    };
+    let errors = set_err(&[
+        ("s.yaml", &sector("web", "10.1.0.0/16", "")),
+        ("p.yaml", &pool("api")),
+        ("a.yaml", &lxc("api", "web", "")),
+        ("m.yaml", &lxc("api-2", "web", "")),
+        ("d.yaml", &pool("dns")),
+    ]);
+    assert_eq!(errors.len(), 3, "{errors}");
+    let reason = |file: &str| {
+        errors
+            .iter()
+            .find(|e| e.file == file && e.field == "metadata.name")
+            .unwrap_or_else(|| panic!("no error for {file}: {errors}"))
+            .reason
+            .clone()
+    };
+    assert!(
+        reason("p.yaml")
+            .contains("api.web.orbitlab.internal, which is the name of Lxc api (a.yaml:1)"),
+        "{}",
+        reason("p.yaml")
+    );
+    assert!(
+        reason("m.yaml").contains("api-2 is the name of a member of Pool api (p.yaml:1)"),
+        "{}",
+        reason("m.yaml")
+    );
+    assert!(
+        reason("d.yaml").contains("the Sector's own appliances"),
+        "{}",
+        reason("d.yaml")
+    );
+}

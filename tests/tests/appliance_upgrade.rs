@@ -23,7 +23,7 @@ use orbitlab_tests::{Lab, NODES};
 
 const SECTORS: [&str; 2] = ["alpha", "beta"];
 const ROLES: [&str; 2] = ["gateway", "dns"];
-const NEW: &str = "1.1.0";
+const NEW: &str = "1.2.0";
 
 /// (sector, role).
 type Part = (String, String);

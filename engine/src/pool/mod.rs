@@ -61,6 +61,10 @@ pub struct PoolRecord {
     /// The newest events, oldest first.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// When members were replaced (Unix seconds, the newest
+    /// [`EVENTS_KEPT`]): the backoff and the flapping limit count these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_at: Vec<u64>,
 }
 
 /// One member.
@@ -156,17 +160,25 @@ impl PoolRecord {
         self.events.drain(..extra);
     }
 
-    /// The lowest member number not in use.
-    pub fn free_number(&self) -> u32 {
-        (1..).find(|n| !self.members.contains_key(n)).unwrap_or(1)
+    /// The lowest member number neither in use nor in `avoid` (numbers
+    /// whose container may still exist, or freed in the same decision: a
+    /// new member never takes over an old container).
+    pub fn free_number(&self, avoid: &std::collections::BTreeSet<u32>) -> u32 {
+        (1..)
+            .find(|n| !self.members.contains_key(n) && !avoid.contains(n))
+            .unwrap_or(1)
     }
 
-    /// Replacements recorded since `since` (Unix seconds).
+    /// Records a replacement at `at`.
+    pub fn replaced(&mut self, at: u64) {
+        self.replaced_at.push(at);
+        let extra = self.replaced_at.len().saturating_sub(EVENTS_KEPT);
+        self.replaced_at.drain(..extra);
+    }
+
+    /// Replacements made since `since` (Unix seconds).
     pub fn replacements_since(&self, since: u64) -> usize {
-        self.events
-            .iter()
-            .filter(|e| e.at >= since && e.what == "replace")
-            .count()
+        self.replaced_at.iter().filter(|at| **at >= since).count()
     }
 }
 
@@ -209,6 +221,10 @@ pub struct MemberHealth {
     /// Healthy: passed `healthy_after` checks in a row since it last
     /// failed `unhealthy_after` in a row (a new member starts unhealthy).
     pub healthy: bool,
+    /// Whether this container ever passed `healthy_after` checks in a row
+    /// (until then, failing checks count only after the start grace).
+    #[serde(default)]
+    pub ever_healthy: bool,
     /// Checks passed (or failed) in a row.
     pub passes: u32,
     pub failures: u32,

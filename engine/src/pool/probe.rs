@@ -4,8 +4,10 @@
 //! - `tcp` and `http` checks run from the member's Sector Gateway (the
 //!   only place that reaches every member of the Sector), by the agent of
 //!   the gateway's node: one `pct exec <gateway> -- orbitlab-appliance
-//!   probe <timeout> <target>...` per Sector and round, every target
-//!   checked at once inside the gateway;
+//!   probe <timeout> <target>...` per Pool and round (in batches of
+//!   [`BATCH`] targets), every target checked at once inside the gateway;
+//!   a gateway that cannot answer (an older helper without `probe`, a
+//!   failed exec) leaves its members' last results as they were;
 //! - `command` checks run inside the member, by the agent of the member's
 //!   node: `pct exec <member> -- timeout -k 1 <timeout> <command>...`.
 //!
@@ -27,6 +29,10 @@ use crate::store::{ObjectError, Store};
 
 /// The helper's path inside OrbitLab's appliances.
 pub const HELPER: &str = "/usr/sbin/orbitlab-appliance";
+
+/// Most targets one gateway probe checks (its answer stays far below what
+/// `pct exec`'s output is read up to).
+pub const BATCH: usize = 100;
 
 /// What one round did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -96,6 +102,7 @@ fn fold(
         _ => MemberHealth {
             vmid,
             member_since,
+            ever_healthy: false,
             healthy: false,
             passes: 0,
             failures: 0,
@@ -111,6 +118,7 @@ fn fold(
             h.error = None;
             if h.passes >= u32::from(check.healthy_after) {
                 h.healthy = true;
+                h.ever_healthy = true;
             }
         }
         Err(why) => {
@@ -225,27 +233,52 @@ pub fn run(
                     .iter()
                     .filter_map(|(_, _, addr)| target(&probe, *addr))
                     .collect();
-                let mut argv = vec![HELPER.to_owned(), "probe".to_owned(), timeout.to_string()];
-                argv.extend(targets.iter().cloned());
-                round.execs += 1;
-                match host.exec_output(node.as_str(), gateway.vmid, &argv) {
-                    Ok(out) => read_answer(&String::from_utf8_lossy(&out.stdout), &targets),
-                    Err(e) => {
-                        // The gateway cannot check: that says nothing about
-                        // the members; their last results stand.
-                        tracing::warn!(pool = %pool.name(), gateway = gateway.vmid, error = %e, "the Sector gateway could not run the health checks");
-                        for (name, (vmid, since), _) in &here {
-                            if let Some(h) = old
-                                .members
-                                .get(name)
-                                .filter(|h| h.vmid == *vmid && h.member_since == *since)
-                            {
-                                report.members.insert(name.clone(), h.clone());
-                            }
+                let mut results = Vec::with_capacity(targets.len());
+                for batch in targets.chunks(BATCH) {
+                    let mut argv = vec![HELPER.to_owned(), "probe".to_owned(), timeout.to_string()];
+                    argv.extend(batch.iter().cloned());
+                    round.execs += 1;
+                    let answer = host
+                        .exec_output(node.as_str(), gateway.vmid, &argv)
+                        .map_err(|e| e.to_string())
+                        .and_then(|out| match (out.status, out.truncated) {
+                            (Some(0), false) => Ok(out),
+                            (status, truncated) => Err(format!(
+                                "the helper exited with {status:?}{}: {}",
+                                if truncated {
+                                    ", its answer cut short"
+                                } else {
+                                    ""
+                                },
+                                out.stderr
+                            )),
+                        });
+                    match answer {
+                        Ok(out) => results
+                            .extend(read_answer(&String::from_utf8_lossy(&out.stdout), batch)),
+                        Err(e) => {
+                            // The gateway cannot check (an older helper, a
+                            // failed exec): that says nothing about the
+                            // members; their last results stand.
+                            tracing::warn!(pool = %pool.name(), gateway = gateway.vmid, error = %e, "the Sector gateway could not run the health checks");
+                            results.clear();
+                            break;
                         }
-                        continue;
                     }
                 }
+                if results.len() != here.len() {
+                    for (name, (vmid, since), _) in &here {
+                        if let Some(h) = old
+                            .members
+                            .get(name)
+                            .filter(|h| h.vmid == *vmid && h.member_since == *since)
+                        {
+                            report.members.insert(name.clone(), h.clone());
+                        }
+                    }
+                    continue;
+                }
+                results
             }
         };
         for ((name, id, _), result) in here.into_iter().zip(results) {

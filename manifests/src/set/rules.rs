@@ -45,6 +45,30 @@ pub(super) fn check(set: &ManifestSet, errors: &mut Vec<ManifestError>) {
                     &mut addresses,
                     errors,
                 );
+                // The pool's name is a DNS name of its Sector: it may not
+                // be a host's there.
+                let taken = match item.name().as_str() {
+                    "dns" | "router" => Some("a name of the Sector's own appliances".to_owned()),
+                    name => match set.get_sourced(Kind::Lxc, name) {
+                        Some(lxc) if matches!(&lxc.spec, Spec::Lxc(l) if l.sector == pool.instance.sector) => {
+                            Some(format!(
+                                "the name of Lxc {name} ({}) in the same Sector",
+                                place(lxc)
+                            ))
+                        }
+                        _ => None,
+                    },
+                };
+                if let Some(why) = taken {
+                    errors.push(item.error(
+                        "metadata.name",
+                        format!(
+                            "the Pool answers in DNS as {}.{}.orbitlab.internal, which is {why}; choose another name",
+                            item.name(),
+                            pool.instance.sector
+                        ),
+                    ));
+                }
                 if item.name().as_str().len() > MAX_POOL_NAME {
                     errors.push(item.error(
                         "metadata.name",

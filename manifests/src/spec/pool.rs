@@ -27,6 +27,10 @@ use crate::spec::Arg;
 /// Most members a pool may have (`replicas`, `autoscale.max`).
 pub const MAX_REPLICAS: u16 = 500;
 
+/// Longest timeout of one health check, seconds (a round of checks must
+/// finish well within what one `pct exec` may take).
+pub const MAX_CHECK_TIMEOUT: u64 = 25;
+
 /// Longest pool name: room for `-<n>` up to [`MAX_REPLICAS`] twice over
 /// within a name's 40 characters.
 pub const MAX_POOL_NAME: usize = 35;
@@ -411,6 +415,15 @@ impl HealthCheck {
     fn check(&self, p: &mut Problems) {
         if self.probe().is_none() {
             p.push("health", "declare exactly one of tcp, http and command");
+        }
+        if self.timeout.as_secs() > MAX_CHECK_TIMEOUT {
+            p.push(
+                "health.timeout",
+                format!(
+                    "{} is longer than {MAX_CHECK_TIMEOUT}s, what one round of checks may take",
+                    self.timeout
+                ),
+            );
         }
         if self.timeout >= self.interval {
             p.push(

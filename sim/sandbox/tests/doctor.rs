@@ -109,7 +109,7 @@ fn doctor_is_green_on_the_sandbox_and_names_each_problem_with_its_fix() {
     for role in ["gateway", "dns"] {
         let removed = http
             .delete(format!(
-                "{origin}/api2/json/nodes/pve3/storage/local/content/local%3Avztmpl%2Forbitlab-{role}_1.0.0_amd64.tar.zst"
+                "{origin}/api2/json/nodes/pve3/storage/local/content/local%3Avztmpl%2Forbitlab-{role}_1.1.0_amd64.tar.zst"
             ))
             .header("Authorization", token)
             .send()

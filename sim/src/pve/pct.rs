@@ -320,7 +320,7 @@ fn health(record: &ContainerRecord) -> ExecAnswer {
     let healthy = problems.is_empty();
     let answer = serde_json::json!({
         "role": role,
-        "version": "1.0.0",
+        "version": super::state::APPLIANCE_VERSION,
         "bundle": record.current,
         "healthy": healthy,
         "services": {},

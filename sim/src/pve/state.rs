@@ -423,13 +423,13 @@ pub const DEFAULT_TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64
 
 /// The version of OrbitLab's appliance templates of this release
 /// (`appliances/VERSION`).
-pub const APPLIANCE_VERSION: &str = "1.0.0";
+pub const APPLIANCE_VERSION: &str = "1.1.0";
 
 /// OrbitLab's appliance templates of this release, on every simulated
 /// node's `local` storage as if `orbitlab appliance build` had run there.
 pub const APPLIANCE_TEMPLATES: [&str; 2] = [
-    "local:vztmpl/orbitlab-dns_1.0.0_amd64.tar.zst",
-    "local:vztmpl/orbitlab-gateway_1.0.0_amd64.tar.zst",
+    "local:vztmpl/orbitlab-dns_1.1.0_amd64.tar.zst",
+    "local:vztmpl/orbitlab-gateway_1.1.0_amd64.tar.zst",
 ];
 
 impl ClusterState {

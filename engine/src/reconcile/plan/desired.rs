@@ -89,7 +89,7 @@ pub const DEFAULT_APPLIANCE_MEMORY_MIB: u32 = 128;
 
 /// The version of the appliance templates this release builds
 /// (`appliances/VERSION`; a test keeps the two equal).
-pub const APPLIANCE_VERSION: &str = "1.0.0";
+pub const APPLIANCE_VERSION: &str = "1.1.0";
 
 /// The template file of `role`'s appliance at [`APPLIANCE_VERSION`], as
 /// `orbitlab appliance build` names it: used when no Appliance manifest

@@ -43,6 +43,9 @@ pub(crate) const FLAP_LIMIT: usize = 5;
 pub(crate) const FLAP_WINDOW: u64 = 600;
 /// The longest backoff between two replacements, seconds.
 const MAX_BACKOFF: u64 = 300;
+/// How long a new container may fail its checks before that counts (it
+/// boots and starts its service), besides `unhealthy_after` intervals.
+pub(crate) const START_GRACE: u64 = 60;
 
 /// How one member is, as observed.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +57,11 @@ pub(crate) struct View {
     pub health: Option<MemberHealth>,
     /// Why its instance failed, when its status says so.
     pub failure: Option<String>,
+    /// The offline node its container was last seen on (it is still
+    /// there, unreachable).
+    pub lost: Option<orbitlab_manifests::NodeName>,
+    /// Seconds since the member was recorded.
+    pub age: u64,
 }
 
 /// How a member is doing.
@@ -81,9 +89,12 @@ impl State {
 /// How a member is, from its view and the pool's check.
 pub(crate) fn state(view: &View, check: Option<&HealthCheck>) -> State {
     let Some((vmid, _, running, _)) = &view.container else {
-        return match &view.failure {
-            Some(why) => State::Failed(why.clone()),
-            None => State::Starting("its container is being made".into()),
+        return match (&view.lost, &view.failure) {
+            (Some(node), _) => State::Unhealthy(format!(
+                "its node {node} is offline (the container stays there until it is back)"
+            )),
+            (None, Some(why)) => State::Failed(why.clone()),
+            (None, None) => State::Starting("its container is being made".into()),
         };
     };
     if !running {
@@ -92,13 +103,19 @@ pub(crate) fn state(view: &View, check: Option<&HealthCheck>) -> State {
     let Some(check) = check else {
         return State::Available;
     };
+    let grace = START_GRACE + check.interval.as_secs() * u64::from(check.unhealthy_after);
     match &view.health {
         Some(h) if h.healthy => State::Available,
-        Some(h) if h.failures >= u32::from(check.unhealthy_after) => State::Unhealthy(format!(
-            "{} failed checks in a row: {}",
-            h.failures,
-            h.error.as_deref().unwrap_or("failed")
-        )),
+        Some(h)
+            if h.failures >= u32::from(check.unhealthy_after)
+                && (h.ever_healthy || view.age >= grace) =>
+        {
+            State::Unhealthy(format!(
+                "{} failed checks in a row: {}",
+                h.failures,
+                h.error.as_deref().unwrap_or("failed")
+            ))
+        }
         Some(h) => State::Starting(match &h.error {
             Some(e) => format!("not healthy yet ({} failed checks: {e})", h.failures),
             None => format!(
@@ -131,6 +148,10 @@ pub(crate) struct Inputs<'a> {
     /// How each recorded member is, by number.
     pub views: &'a BTreeMap<u32, View>,
     pub gateway: Option<Gateway>,
+    /// Numbers not in the record whose container or status may still
+    /// exist: a new member never takes one (it would take over the old
+    /// container).
+    pub leftovers: &'a std::collections::BTreeSet<u32>,
     /// Unix seconds.
     pub now: u64,
 }
@@ -173,16 +194,48 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
     rec.revisions.insert(current.clone(), spec.instance.clone());
     rec.gateway = inputs.gateway.clone();
     learn(&mut rec, pool, views, now);
-    for stop in [&mut rec.paused, &mut rec.failed] {
-        if stop.as_ref().is_some_and(|p| p.at <= control.resumed) {
-            *stop = None;
-        }
-    }
     let states: BTreeMap<u32, State> = rec
         .members
         .keys()
         .map(|n| (*n, state(views.get(n).unwrap_or(&View::default()), check)))
         .collect();
+    // Numbers a new member may not take: those whose old container may
+    // still exist, and those freed in this decision.
+    let mut avoid = inputs.leftovers.clone();
+    if rec.failed.as_ref().is_some_and(|p| p.at <= control.resumed) {
+        rec.failed = None;
+        rec.push_event(
+            now,
+            "resume",
+            "replacing goes on (resumed by an operator)".into(),
+        );
+    }
+    if rec.paused.as_ref().is_some_and(|p| p.at <= control.resumed) {
+        // The members that stopped the rollout go; new ones are made in
+        // their place, so that the rollout tries again.
+        rec.paused = None;
+        let stuck: Vec<u32> = rec
+            .members
+            .iter()
+            .filter(|(n, m)| {
+                m.revision == rec.current
+                    && matches!(states.get(n), Some(State::Failed(_) | State::Unhealthy(_)))
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in &stuck {
+            rec.members.remove(n);
+            avoid.insert(*n);
+        }
+        rec.push_event(
+            now,
+            "resume",
+            format!(
+                "the rollout goes on (resumed by an operator); {} failed new members removed",
+                stuck.len()
+            ),
+        );
+    }
     let wanted = match (&spec.autoscale, spec.replicas) {
         (Some(auto), _) => autoscale(auto, &mut rec, views, &states, now),
         (None, Some(r)) => r,
@@ -190,30 +243,40 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Decision {
     };
     rec.replicas = wanted;
     let mut notes = Vec::new();
-    heal(pool, spec, &mut rec, &states, now, &mut notes);
-    retire(&mut rec, &states);
-    let stopped = |rec: &PoolRecord| {
-        rec.failed
-            .as_ref()
-            .or(rec.paused.as_ref())
-            .map(|p| p.reason.clone())
-            .or_else(|| {
-                control.paused.then(|| {
-                    format!("the rollout is paused by an operator; `orbitlab pool rollout resume {pool}` goes on")
-                })
-            })
-    };
-    if stopped(&rec).is_none() {
-        roll(pool, spec, &mut rec, &states, now);
+    let since = now.saturating_sub(FLAP_WINDOW).max(control.resumed);
+    heal(
+        pool,
+        spec,
+        &mut rec,
+        &states,
+        (now, since),
+        &mut avoid,
+        &mut notes,
+    );
+    retire(&mut rec, &states, &mut avoid);
+    // Paused (by a failure or an operator): no member is added or removed
+    // for the new revision; scaling and refilling go on.
+    let hold = rec.paused.is_some() || control.paused;
+    roll(pool, spec, &mut rec, &states, now, hold, &mut avoid);
+    let rolling = rec.members.values().any(|m| m.revision != rec.current);
+    let stopped = rec
+        .failed
+        .as_ref()
+        .or(rec.paused.as_ref())
+        .map(|p| p.reason.clone());
+    if control.paused && rolling {
+        notes.push(format!(
+            "the rollout is paused by an operator; `orbitlab pool rollout resume {pool}` goes on"
+        ));
     }
-    let stopped = stopped(&rec);
+    let stale = stale(pool, spec, &rec, views, now);
     // Revisions no member uses are forgotten (the previous one is kept for
     // `rollout undo`).
     let used: Vec<String> = rec.members.values().map(|m| m.revision.clone()).collect();
     let keep =
         |r: &String| used.contains(r) || *r == rec.current || rec.previous.as_ref() == Some(r);
     rec.revisions.retain(|r, _| keep(r));
-    let progress = progress(&rec, &states, stopped, notes);
+    let progress = progress(pool, &rec, &states, stopped, notes, stale);
     Decision {
         record: rec,
         progress,
@@ -237,6 +300,9 @@ fn learn(rec: &mut PoolRecord, pool: &Name, views: &BTreeMap<u32, View>, now: u6
                 m.vmid = Some(*vmid);
                 m.node = Some(node.clone());
             }
+            // On an offline node: still there, unreachable; it is
+            // replaced (see `state`), not made again.
+            None if view.lost.is_some() => {}
             // Gone (destroyed, or lost with its node's disk): the instance
             // controller makes it again under its name, at its address
             // (Proxmox may give it the same VMID).
@@ -288,9 +354,12 @@ fn autoscale(
     };
     let cpu = average(|u| u.cpu_permille);
     let mem = average(|u| u.mem_permille);
+    // The measured members' total use over the target: members still
+    // starting do not count yet (their count would inflate it).
+    let measured = used.len() as u64;
     let need = |average: u64, target: Option<u8>| -> Option<u64> {
         let target = u64::from(target?) * 10;
-        Some((u64::from(count) * average).div_ceil(target))
+        Some((measured * average).div_ceil(target))
     };
     let wanted = need(cpu, auto.cpu)
         .into_iter()
@@ -352,12 +421,15 @@ fn autoscale(
 }
 
 /// Replaces unhealthy members (see the module documentation).
+/// `(now, since)`: replacements since `since` count towards the limit
+/// (the flapping window, or the last resume if later).
 fn heal(
     pool: &Name,
     spec: &PoolSpec,
     rec: &mut PoolRecord,
     states: &BTreeMap<u32, State>,
-    now: u64,
+    (now, since): (u64, u64),
+    avoid: &mut std::collections::BTreeSet<u32>,
     notes: &mut Vec<String>,
 ) {
     if rec.failed.is_some() {
@@ -381,7 +453,7 @@ fn heal(
         .collect();
     for (n, why) in unhealthy {
         let name = member_name(pool, n);
-        let recent = rec.replacements_since(now.saturating_sub(FLAP_WINDOW));
+        let recent = rec.replacements_since(since);
         if recent >= FLAP_LIMIT {
             let reason = format!(
                 "{recent} members were replaced in the last {} minutes, the last one {name} ({why}); replacing stopped so that it does not loop: fix what fails, then run `orbitlab pool rollout resume {pool}`",
@@ -392,12 +464,7 @@ fn heal(
             return;
         }
         if recent > 0 {
-            let last = rec
-                .events
-                .iter()
-                .rev()
-                .find(|e| e.what == "replace")
-                .map_or(0, |e| e.at);
+            let last = rec.replaced_at.last().copied().unwrap_or(0);
             let backoff = (interval << (recent - 1).min(16)).min(MAX_BACKOFF);
             if now < last + backoff {
                 notes.push(format!(
@@ -417,9 +484,12 @@ fn heal(
             ));
             continue;
         }
+        rec.replaced(now);
         if spec.update.max_surge == 0 {
-            // No room for one more: the unhealthy one goes first.
+            // No room for one more: the unhealthy one goes first; its
+            // number is not taken again until its container is gone.
             rec.members.remove(&n);
+            avoid.insert(n);
             rec.push_event(
                 now,
                 "replace",
@@ -427,7 +497,7 @@ fn heal(
             );
             continue;
         }
-        let new = rec.free_number();
+        let new = rec.free_number(avoid);
         rec.members.insert(new, Member::new(revision, now));
         if let Some(m) = rec.members.get_mut(&n) {
             m.retiring = Some(format!("unhealthy: {why}"));
@@ -447,7 +517,11 @@ fn heal(
 /// Removes retiring members whose replacement is available, gone, or
 /// failing too (waiting for it would help nothing: the retiring one is
 /// unavailable anyway).
-fn retire(rec: &mut PoolRecord, states: &BTreeMap<u32, State>) {
+fn retire(
+    rec: &mut PoolRecord,
+    states: &BTreeMap<u32, State>,
+    avoid: &mut std::collections::BTreeSet<u32>,
+) {
     let done: Vec<u32> = rec
         .members
         .iter()
@@ -464,17 +538,22 @@ fn retire(rec: &mut PoolRecord, states: &BTreeMap<u32, State>) {
         .collect();
     for n in done {
         rec.members.remove(&n);
+        avoid.insert(n);
     }
 }
 
 /// Rolls the template through the members and follows the wanted count
 /// (see the module documentation).
+/// While `hold` (paused), nothing is added or removed for the new
+/// revision; without old members it is only scaling, which goes on.
 fn roll(
     pool: &Name,
     spec: &PoolSpec,
     rec: &mut PoolRecord,
     states: &BTreeMap<u32, State>,
     now: u64,
+    hold: bool,
+    avoid: &mut std::collections::BTreeSet<u32>,
 ) {
     let wanted = usize::from(rec.replicas);
     let current = rec.current.clone();
@@ -488,6 +567,9 @@ fn roll(
     let old = active(rec, false);
     let fresh = active(rec, true);
     let available = |n: &u32| states.get(n) == Some(&State::Available);
+    if hold && !old.is_empty() {
+        return;
+    }
     if !old.is_empty()
         && let Some((n, s)) = fresh
             .iter()
@@ -513,7 +595,7 @@ fn roll(
     let room = (wanted + usize::from(spec.update.max_surge)).saturating_sub(rec.members.len());
     let add = wanted.saturating_sub(fresh.len()).min(room);
     for _ in 0..add {
-        let n = rec.free_number();
+        let n = rec.free_number(avoid);
         rec.members.insert(n, Member::new(current.clone(), now));
     }
     // Remove old members while enough stay available.
@@ -529,6 +611,7 @@ fn roll(
             available_now -= 1;
         }
         rec.members.remove(&n);
+        avoid.insert(n);
     }
     // Scale down: the newest members beyond the wanted count go
     // (unavailable ones first).
@@ -544,16 +627,19 @@ fn roll(
         let extra = fresh.len() - wanted;
         for n in fresh.into_iter().take(extra) {
             rec.members.remove(&n);
+            avoid.insert(n);
         }
     }
 }
 
 /// Where the pool stands after a decision.
 fn progress(
+    pool: &Name,
     rec: &PoolRecord,
     states: &BTreeMap<u32, State>,
     stopped: Option<String>,
     notes: Vec<String>,
+    stale: Option<String>,
 ) -> Progress {
     if let Some(reason) = stopped {
         return Progress::Stopped(reason);
@@ -574,17 +660,66 @@ fn progress(
         && rec
             .members
             .keys()
-            .all(|n| states.get(n) == Some(&State::Available));
+            .all(|n| states.get(n) == Some(&State::Available))
+        && stale.is_none();
     if stable {
         return Progress::Stable;
     }
+    let waiting: Vec<String> = states
+        .iter()
+        .filter(|(n, s)| **s != State::Available && rec.members.contains_key(n))
+        .take(3)
+        .map(|(n, s)| format!("{}: {}", member_name(pool, *n), s.why()))
+        .collect();
     let mut why = vec![format!(
         "{available} of {} members healthy, {current} of {wanted} at revision {}",
         rec.members.len(),
         rec.current
     )];
+    why.extend(waiting);
     why.extend(notes);
+    why.extend(stale);
     Progress::Working(why.join("; "))
+}
+
+/// Members whose last health check is too old to go by (the agent that
+/// checks them is not running, or cannot reach them): said, so the pool
+/// is not Ready; their last results still stand (a pool's DNS name does
+/// not empty because its checks stopped).
+fn stale(
+    pool: &Name,
+    spec: &PoolSpec,
+    rec: &PoolRecord,
+    views: &BTreeMap<u32, View>,
+    now: u64,
+) -> Option<String> {
+    let check = spec.health.as_ref()?;
+    let limit = 3 * check.interval.as_secs() + check.timeout.as_secs() + 30;
+    let old: Vec<String> = rec
+        .members
+        .keys()
+        .filter(|n| {
+            views
+                .get(n)
+                .and_then(|v| v.health.as_ref())
+                .is_some_and(|h| now.saturating_sub(h.checked) > limit)
+        })
+        .map(|n| member_name(pool, *n).to_string())
+        .collect();
+    if old.is_empty() {
+        return None;
+    }
+    let who = match (&check.command.is_empty(), &rec.gateway) {
+        (true, Some(g)) => format!(
+            "the agent of node {} (its Sector's gateway runs there)",
+            g.node
+        ),
+        _ => "the agents of their nodes".into(),
+    };
+    Some(format!(
+        "the last health checks of {} are older than {limit}s: {who} does not check them; their last results stand",
+        old.join(", ")
+    ))
 }
 
 #[cfg(test)]

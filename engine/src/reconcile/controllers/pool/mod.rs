@@ -95,6 +95,7 @@ impl Controller for PoolController {
             .get(name)
             .cloned()
             .unwrap_or_default();
+        let leftovers = leftovers(observed, name, record);
         let decision = decide::decide(&decide::Inputs {
             pool: name,
             spec,
@@ -102,6 +103,7 @@ impl Controller for PoolController {
             control: &control,
             views: &views,
             gateway,
+            leftovers: &leftovers,
             now: observed.pools.now,
         });
         let object = ObjectRef::new(Kind::Pool, name);
@@ -236,6 +238,30 @@ impl Controller for PoolController {
     }
 }
 
+/// Numbers of `pool`'s members not in its record whose container (or
+/// its last home, on an offline node) is still there.
+fn leftovers(
+    observed: &Observed,
+    pool: &Name,
+    record: Option<&crate::pool::PoolRecord>,
+) -> BTreeSet<u32> {
+    let prefix = format!("{pool}-");
+    let number = |m: &Marker| -> Option<u32> {
+        if m.kind != Kind::Lxc || m.role.is_some() {
+            return None;
+        }
+        let n: u32 = m.name.as_str().strip_prefix(&prefix)?.parse().ok()?;
+        (!record.is_some_and(|r| r.members.contains_key(&n))).then_some(n)
+    };
+    observed
+        .containers
+        .values()
+        .filter_map(|c| c.marker.as_ref())
+        .chain(observed.homes.keys())
+        .filter_map(number)
+        .collect()
+}
+
 /// How member `member` (recorded as `recorded`) is, as observed.
 fn view(observed: &Observed, member: &Name, recorded: &crate::pool::Member) -> decide::View {
     let container = observed
@@ -255,11 +281,18 @@ fn view(observed: &Observed, member: &Name, recorded: &crate::pool::Member) -> d
             container.as_ref().is_some_and(|c| c.0 == h.vmid) && h.member_since == recorded.since
         })
         .cloned();
+    let marker = Marker::object(Kind::Lxc, member);
+    let lost = match (&container, observed.homes.get(&marker)) {
+        (None, Some((_, node))) if !observed.online(node) => Some(node.clone()),
+        _ => None,
+    };
     decide::View {
         container,
         address,
         health,
         failure: observed.pools.failures.get(member).cloned(),
+        lost,
+        age: observed.pools.now.saturating_sub(recorded.since),
     }
 }
 

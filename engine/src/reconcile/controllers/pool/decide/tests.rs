@@ -31,10 +31,14 @@ struct World {
     pending: BTreeSet<u32>,
     /// CPU use of every member, thousandths.
     cpu: u32,
+    /// Members whose node is offline (their container unreachable there).
+    lost: BTreeSet<u32>,
+    /// When the checks ran last (none: at every step).
+    checked_at: Option<u64>,
 }
 
 impl World {
-    fn views(&self, rec: &PoolRecord) -> BTreeMap<u32, View> {
+    fn views(&self, rec: &PoolRecord, now: u64) -> BTreeMap<u32, View> {
         rec.members
             .keys()
             .map(|n| {
@@ -45,6 +49,11 @@ impl World {
                     }
                 } else if self.pending.contains(n) {
                     View::default()
+                } else if self.lost.contains(n) {
+                    View {
+                        lost: Some("pve3".parse().unwrap()),
+                        ..View::default()
+                    }
                 } else {
                     let sick = self.sick.contains(n);
                     View {
@@ -61,13 +70,16 @@ impl World {
                         health: Some(MemberHealth {
                             vmid: 100 + n,
                             member_since: 0,
+                            ever_healthy: true,
                             healthy: !sick,
                             passes: u32::from(!sick),
                             failures: if sick { 3 } else { 0 },
-                            checked: 0,
+                            checked: self.checked_at.unwrap_or(now),
                             error: sick.then(|| "connection refused".into()),
                         }),
                         failure: None,
+                        lost: None,
+                        age: 1000,
                     }
                 };
                 (*n, view)
@@ -88,7 +100,7 @@ fn step_with(
     control: &Control,
 ) -> Decision {
     let empty = PoolRecord::default();
-    let views = world.views(rec.unwrap_or(&empty));
+    let views = world.views(rec.unwrap_or(&empty), now);
     decide(&Inputs {
         pool: &pool(),
         spec,
@@ -96,6 +108,7 @@ fn step_with(
         control,
         views: &views,
         gateway: None,
+        leftovers: &BTreeSet::new(),
         now,
     })
 }
@@ -346,20 +359,163 @@ fn autoscaling_waits_for_its_windows_and_stays_between_min_and_max() {
 }
 
 #[test]
-fn members_of_an_unknown_spec_are_not_made_and_a_paused_rollout_waits() {
+fn an_operator_pause_holds_the_rollout_but_not_scaling() {
     let old = spec(serde_json::json!({"replicas": 2}));
     let world = World::default();
     let rec = step(&old, None, &world, 0).record;
+    let rec = step(&old, Some(&rec), &world, 1).record;
+    let paused = Control {
+        paused: true,
+        resumed: 0,
+    };
     let mut new = old.clone();
     new.instance = LxcSpec {
         cores: 2,
         ..new.instance.clone()
     };
-    let paused = Control {
-        paused: true,
-        resumed: 0,
+    let d = step_with(&new, Some(&rec), &world, 2, &paused);
+    assert_eq!(numbers(&d.record), [1, 2], "nothing rolls while paused");
+    assert!(
+        matches!(d.progress, Progress::Working(ref r) if r.contains("paused by an operator")),
+        "{:?}",
+        d.progress
+    );
+    // Without a rollout pending, scaling goes on.
+    let mut more = old.clone();
+    more.replicas = Some(3);
+    let d = step_with(&more, Some(&rec), &world, 3, &paused);
+    assert_eq!(numbers(&d.record), [1, 2, 3]);
+}
+
+#[test]
+fn with_no_surge_a_replacement_never_takes_the_old_number() {
+    let spec =
+        spec(serde_json::json!({"replicas": 3, "update": {"max_unavailable": 1, "max_surge": 0}}));
+    let mut world = World::default();
+    let rec = step(&spec, None, &world, 0).record;
+    let rec = step(&spec, Some(&rec), &world, 1).record;
+    world.sick.insert(2);
+    let d = step(&spec, Some(&rec), &world, 10);
+    // web-2 goes at once (no room for one more); its number is not taken
+    // again in the same decision, so its container is removed.
+    assert_eq!(numbers(&d.record), [1, 3, 4]);
+    world.sick.clear();
+    let d = step(&spec, Some(&d.record), &world, 11);
+    assert_eq!(numbers(&d.record), [1, 3, 4]);
+}
+
+#[test]
+fn a_number_whose_old_container_still_exists_is_not_taken() {
+    let spec = spec(serde_json::json!({"replicas": 2}));
+    let rec = step(&spec, None, &World::default(), 0).record;
+    let mut rec = step(&spec, Some(&rec), &World::default(), 1).record;
+    rec.members.remove(&1);
+    let views = World::default().views(&rec, 2);
+    let d = decide(&Inputs {
+        pool: &pool(),
+        spec: &spec,
+        record: Some(&rec),
+        control: &Control::default(),
+        views: &views,
+        gateway: None,
+        leftovers: &BTreeSet::from([1]),
+        now: 2,
+    });
+    assert_eq!(numbers(&d.record), [2, 3]);
+}
+
+#[test]
+fn resuming_a_paused_rollout_replaces_the_failed_new_member() {
+    let old = spec(serde_json::json!({"replicas": 3}));
+    let mut world = World::default();
+    let rec = step(&old, None, &world, 0).record;
+    let rec = step(&old, Some(&rec), &world, 1).record;
+    let mut new = old.clone();
+    new.instance.cores = 2;
+    let d = step(&new, Some(&rec), &world, 2);
+    let added = *d.record.members.keys().max().unwrap();
+    world.broken.insert(added);
+    let paused = step(&new, Some(&d.record), &world, 3);
+    assert!(matches!(paused.progress, Progress::Stopped(_)));
+    let resumed = Control {
+        paused: false,
+        resumed: 4,
     };
-    let d = step_with(&new, Some(&rec), &world, 1, &paused);
-    assert_eq!(numbers(&d.record), [1, 2]);
-    assert!(matches!(d.progress, Progress::Stopped(ref r) if r.contains("paused by an operator")));
+    let d = step_with(&new, Some(&paused.record), &world, 5, &resumed);
+    assert!(d.record.paused.is_none(), "{:?}", d.progress);
+    assert!(
+        !d.record.members.contains_key(&added),
+        "the failed member went"
+    );
+    assert!(
+        d.record
+            .members
+            .iter()
+            .any(|(n, m)| *n != added && m.revision == d.record.current)
+    );
+}
+
+#[test]
+fn members_on_a_lost_node_are_replaced_not_called_remade() {
+    let spec = spec(serde_json::json!({"replicas": 3}));
+    let mut world = World::default();
+    let rec = step(&spec, None, &world, 0).record;
+    let rec = step(&spec, Some(&rec), &world, 1).record;
+    world.lost.insert(3);
+    let d = step(&spec, Some(&rec), &world, 10);
+    assert_eq!(d.record.members[&3].replaced_by, Some(4));
+    assert_eq!(
+        d.record.members[&3].vmid,
+        Some(103),
+        "still there, unreachable"
+    );
+    assert!(
+        d.record.events.iter().all(|e| e.what != "remade"),
+        "{:?}",
+        d.record.events
+    );
+}
+
+#[test]
+fn autoscaling_counts_only_measured_members() {
+    let spec = spec(
+        serde_json::json!({"autoscale": {"min": 2, "max": 10, "cpu": 50, "scale_up_after": "5s", "scale_down_after": "5s"}}),
+    );
+    let mut world = World {
+        cpu: 900,
+        ..World::default()
+    };
+    let mut rec = step(&spec, None, &world, 0).record;
+    // Scale to 4 once the window passed; the two new members stay
+    // starting: the count must not run away while they do.
+    for now in 1..60 {
+        world.pending = rec.members.keys().filter(|n| **n > 2).copied().collect();
+        rec = step(&spec, Some(&rec), &world, now).record;
+    }
+    assert_eq!(rec.replicas, 4, "{:?}", rec.events);
+}
+
+#[test]
+fn stale_checks_keep_the_pool_from_ready_but_keep_their_results() {
+    let spec = spec(serde_json::json!({"replicas": 2}));
+    let world = World {
+        checked_at: Some(0),
+        ..World::default()
+    };
+    let rec = step(&spec, None, &world, 0).record;
+    let d = step(&spec, Some(&rec), &world, 10);
+    assert_eq!(d.progress, Progress::Stable);
+    let d = step(&spec, Some(&d.record), &world, 1000);
+    let Progress::Working(why) = &d.progress else {
+        panic!("{:?}", d.progress)
+    };
+    assert!(
+        why.contains("the last health checks of web-1, web-2 are older than 46s"),
+        "{why}"
+    );
+    assert_eq!(
+        numbers(&d.record),
+        [1, 2],
+        "nothing replaced on old results"
+    );
 }
