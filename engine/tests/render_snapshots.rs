@@ -4,7 +4,7 @@
 mod render_support;
 
 use orbitlab_engine::render::{
-    self, DnsConfig, DnsLabel, GatewayConfig, Ingress, Protocol, RenderError,
+    self, DnsConfig, DnsLabel, GatewayConfig, Ingress, Protocol, RenderError, Targets,
 };
 use render_support::{dns, dns_spec, gateway, gateway_spec};
 
@@ -142,7 +142,7 @@ fn bad_gateway_inputs_are_refused_with_a_clear_reason() {
                     name: "other".parse().unwrap(),
                     protocol: Protocol::Tcp,
                     port: 8080,
-                    to: "172.16.0.11".parse().unwrap(),
+                    to: Targets::one("172.16.0.11".parse().unwrap()),
                     to_port: 80,
                 })
             }),
@@ -154,11 +154,11 @@ fn bad_gateway_inputs_are_refused_with_a_clear_reason() {
             "port 0 in to_port",
         ),
         (
-            gateway_err(|s| s.ingress[0].to = "192.168.1.10".parse().unwrap()),
+            gateway_err(|s| s.ingress[0].to = Targets::one("192.168.1.10".parse().unwrap())),
             "ingress http targets 192.168.1.10",
         ),
         (
-            gateway_err(|s| s.ingress[0].to = "172.16.1.1".parse().unwrap()),
+            gateway_err(|s| s.ingress[0].to = Targets::one("172.16.1.1".parse().unwrap())),
             "ingress http targets 172.16.1.1",
         ),
     ];

@@ -278,3 +278,37 @@ fn dnsmasq_forwards_only_outside_names_and_only_to_its_upstreams() {
     let trap = std::fs::read_to_string(&trap_log).unwrap_or_default();
     assert!(!trap.contains("query["), "{trap}");
 }
+
+#[test]
+fn an_ingress_to_several_targets_spreads_connections_and_loads() {
+    let mut spec = render_support::gateway_spec();
+    spec.ingress[0].to = orbitlab_engine::render::Targets::new(
+        ["172.16.0.12", "172.16.0.10", "172.16.0.11"].map(|a| a.parse().unwrap()),
+    )
+    .unwrap();
+    let config = orbitlab_engine::render::GatewayConfig::new(spec).expect("valid");
+    let text = render::nftables(&config);
+    assert!(
+        text.contains(
+            "dnat to numgen inc mod 3 map { 0 : 172.16.0.10, 1 : 172.16.0.11, 2 : 172.16.0.12 }:80"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ct status dnat ip daddr { 172.16.0.10, 172.16.0.11, 172.16.0.12 } tcp dport 80 accept"
+        ),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "nftables.conf", &text);
+    let script = format!("nft -f {path} && nft list ruleset");
+    let out = run("unshare", &["-n", "sh", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "nft refused the ruleset:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("numgen inc mod 3"), "{listed}");
+}

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use orbitlab_engine::host::bundle::{self, BundleFile, BundleId};
 use orbitlab_engine::host::{HostError, Pct};
 use orbitlab_engine::render::{
-    self, DnsConfig, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol,
+    self, DnsConfig, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol, Targets,
 };
 
 /// The node name the lab's [`Pct`] acts as.
@@ -187,7 +187,7 @@ pub fn gateway_config(sector: Sector) -> GatewayConfig {
             name: "http".parse().unwrap(),
             protocol: Protocol::Tcp,
             port: INGRESS_PORT,
-            to: target,
+            to: Targets::one(target),
             to_port: INSTANCE_PORT,
         }],
     })

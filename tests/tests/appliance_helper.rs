@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 
 use orbitlab_engine::render::{
     self, DnsConfig, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol,
-    RenderedFile,
+    RenderedFile, Targets,
 };
 use serde_json::Value;
 
@@ -90,7 +90,7 @@ fn gateway_config() -> GatewayConfig {
             name: "http".parse().unwrap(),
             protocol: Protocol::Tcp,
             port: 8080,
-            to: "172.16.0.10".parse().unwrap(),
+            to: Targets::one("172.16.0.10".parse().unwrap()),
             to_port: 80,
         }],
     })

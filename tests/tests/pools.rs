@@ -38,7 +38,9 @@ fn manifests(pool: &str) -> String {
 apiVersion: orbitlab.io/v1
 kind: Sector
 metadata: {{name: apps}}
-spec: {{cidr: 172.16.0.0/24}}
+spec:
+  cidr: 172.16.0.0/24
+  ingress: [{{name: web, protocol: tcp, port: 80, to_selector: "app=web"}}]
 ---
 apiVersion: orbitlab.io/v1
 kind: Pool
@@ -170,6 +172,30 @@ fn dns_hosts(lab: &Lab) -> String {
         .unwrap_or_default()
 }
 
+/// The addresses the Sector Gateway's ingress `web` (`to_selector:
+/// app=web`) forwards to, from the ruleset last pushed into it.
+fn ingress_targets(lab: &Lab) -> BTreeSet<String> {
+    let ruleset = lab
+        .sim
+        .pct_log()
+        .values()
+        .find_map(|r| r.files.get("/etc/nftables.conf"))
+        .map(|f| f.content.clone())
+        .unwrap_or_default();
+    ruleset
+        .lines()
+        .filter(|l| l.contains("dnat to") && l.contains("comment \"ingress web\""))
+        .flat_map(|l| {
+            let to = l.split("dnat to ").nth(1).unwrap_or("");
+            let to = to.split(" comment").next().unwrap_or("");
+            to.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .filter(|w| w.matches('.').count() == 3)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// The addresses the Sector DNS answers for `web.apps.orbitlab.internal`,
 /// from the records file last pushed into it.
 fn dns_answers(lab: &Lab) -> BTreeSet<String> {
@@ -209,6 +235,9 @@ fn a_pool_spreads_heals_rolls_and_pauses() {
     // The pool's DNS name answers with every healthy member.
     let addresses: BTreeSet<String> = all.values().map(|m| m.2.clone()).collect();
     assert_eq!(dns_answers(&lab), addresses);
+    // The Sector's ingress by selector (app=web, the Pool's label) spreads
+    // over every healthy member.
+    assert_eq!(ingress_targets(&lab), addresses);
     // Each member has its own name too.
     let hosts = dns_hosts(&lab);
     for (member, (_, _, addr, _)) in &all {
@@ -246,13 +275,19 @@ fn a_pool_spreads_heals_rolls_and_pauses() {
         if now.contains_key("web-3") && now.contains_key("web-5") {
             saw_both = true;
         }
-        if now.contains_key("web-3") && !dns_answers(lab).contains(&sick_addr) {
+        if now.contains_key("web-3")
+            && !dns_answers(lab).contains(&sick_addr)
+            && !ingress_targets(lab).contains(&sick_addr)
+        {
             left_dns = true;
         }
         !now.contains_key("web-3") && ready(lab)
     });
     assert!(saw_both, "the replacement came before the removal");
-    assert!(left_dns, "the failing member left the pool's DNS name");
+    assert!(
+        left_dns,
+        "the failing member left the pool's DNS name and the ingress"
+    );
     let s = status(&lab, "web");
     assert!(
         s.outputs["last_replacement"].starts_with(
@@ -263,6 +298,7 @@ fn a_pool_spreads_heals_rolls_and_pauses() {
     );
     let healthy: BTreeSet<String> = members(&lab, "web").values().map(|m| m.2.clone()).collect();
     assert_eq!(dns_answers(&lab), healthy);
+    assert_eq!(ingress_targets(&lab), healthy);
 
     // A changed template rolls through, one member at a time.
     let changed_at = pool::unix(std::time::SystemTime::now());

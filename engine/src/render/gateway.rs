@@ -69,6 +69,29 @@ pub struct GatewaySubnet {
     pub gateway: Ipv4Addr,
 }
 
+/// Where an ingress forwards: one address, or more with connections spread
+/// over them in turn (a selector's targets). Sorted, never empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Targets(Vec<Ipv4Addr>);
+
+impl Targets {
+    /// One address.
+    pub fn one(addr: Ipv4Addr) -> Self {
+        Targets(vec![addr])
+    }
+
+    /// These addresses (sorted, each once); `None` when there are none.
+    pub fn new(addrs: impl IntoIterator<Item = Ipv4Addr>) -> Option<Self> {
+        let set: std::collections::BTreeSet<Ipv4Addr> = addrs.into_iter().collect();
+        (!set.is_empty()).then(|| Targets(set.into_iter().collect()))
+    }
+
+    /// The addresses, sorted.
+    pub fn addresses(&self) -> &[Ipv4Addr] {
+        &self.0
+    }
+}
+
 /// One explicitly declared ingress: traffic arriving on the gateway's
 /// Backplane address at `protocol`/`port` is forwarded to `to`:`to_port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,8 +102,8 @@ pub struct Ingress {
     pub protocol: Protocol,
     /// Port on the gateway's Backplane address (1–65535).
     pub port: u16,
-    /// Instance address inside the Sector.
-    pub to: Ipv4Addr,
+    /// Instance addresses inside the Sector.
+    pub to: Targets,
     /// Port on the instance (1–65535).
     pub to_port: u16,
 }
@@ -233,16 +256,18 @@ fn check_ingress(spec: &GatewaySpec) -> Result<(), RenderError> {
                 second: rule.name.to_string(),
             });
         }
-        let inside = spec
-            .subnets
-            .iter()
-            .any(|s| is_host_of(&s.cidr, rule.to) && s.gateway != rule.to);
-        if !inside {
-            return Err(RenderError::IngressTarget {
-                sector: sector(),
-                name: rule.name.to_string(),
-                to: rule.to,
-            });
+        for &to in rule.to.addresses() {
+            let inside = spec
+                .subnets
+                .iter()
+                .any(|s| is_host_of(&s.cidr, to) && s.gateway != to);
+            if !inside {
+                return Err(RenderError::IngressTarget {
+                    sector: sector(),
+                    name: rule.name.to_string(),
+                    to,
+                });
+            }
         }
     }
     Ok(())

@@ -32,7 +32,7 @@ use ipnet::Ipv4Net;
 
 pub use dns::{DnsConfig, DnsSpec, dns_hosts, dnsmasq_conf};
 pub use frr::{frr_conf, frr_daemons};
-pub use gateway::{GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol};
+pub use gateway::{GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol, Targets};
 pub use label::{DnsLabel, MAX_LABEL_LEN};
 pub use nftables::nftables;
 

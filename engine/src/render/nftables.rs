@@ -83,7 +83,7 @@ pub fn nftables(config: &GatewayConfig) -> String {
     for rule in &spec.ingress {
         line(&format!(
             "\t\tiifname \"{wan}\" oifname \"{lan}\" ct status dnat ip daddr {to} {proto} dport {to_port} accept comment \"ingress {name}\"",
-            to = rule.to,
+            to = address_set(&rule.to),
             proto = rule.protocol,
             to_port = rule.to_port,
             name = rule.name,
@@ -100,7 +100,7 @@ pub fn nftables(config: &GatewayConfig) -> String {
             "\t\tiifname \"{wan}\" ip daddr {own} {proto} dport {port} dnat to {to}:{to_port} comment \"ingress {name}\"",
             proto = rule.protocol,
             port = rule.port,
-            to = rule.to,
+            to = dnat_target(&rule.to),
             to_port = rule.to_port,
             name = rule.name,
         ));
@@ -115,4 +115,35 @@ pub fn nftables(config: &GatewayConfig) -> String {
     line("\t}");
     line("}");
     out
+}
+
+/// `a` for one address, `{ a, b }` for more.
+fn address_set(to: &super::gateway::Targets) -> String {
+    match to.addresses() {
+        [one] => one.to_string(),
+        many => format!(
+            "{{ {} }}",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `a` for one address; for more, each connection to the next in turn:
+/// `numgen inc mod N map { 0 : a, 1 : b }`.
+fn dnat_target(to: &super::gateway::Targets) -> String {
+    match to.addresses() {
+        [one] => one.to_string(),
+        many => format!(
+            "numgen inc mod {} map {{ {} }}",
+            many.len(),
+            many.iter()
+                .enumerate()
+                .map(|(i, a)| format!("{i} : {a}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use orbitlab_engine::render::{
-    DnsConfig, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol,
+    DnsConfig, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress, Protocol, Targets,
 };
 
 /// Sector `web`: 172.16.0.0/24 and 172.16.1.0/24, gateway eth1 at
@@ -35,14 +35,14 @@ pub fn gateway_spec() -> GatewaySpec {
                 name: "http".parse().unwrap(),
                 protocol: Protocol::Tcp,
                 port: 8080,
-                to: "172.16.0.10".parse().unwrap(),
+                to: Targets::one("172.16.0.10".parse().unwrap()),
                 to_port: 80,
             },
             Ingress {
                 name: "dns-public".parse().unwrap(),
                 protocol: Protocol::Udp,
                 port: 5353,
-                to: "172.16.1.20".parse().unwrap(),
+                to: Targets::one("172.16.1.20".parse().unwrap()),
                 to_port: 53,
             },
         ],

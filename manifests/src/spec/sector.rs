@@ -92,10 +92,17 @@ pub struct IngressRule {
     /// Port on the gateway's Backplane address.
     #[garde(custom(within(1u16, 65535, "")))]
     pub port: u16,
-    /// Target instance (an `Lxc` in this Sector), or use `to_address`.
+    /// Target instance (an `Lxc` in this Sector), or use `to_address` or
+    /// `to_selector`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[garde(skip)]
     pub to_instance: Option<Name>,
+    /// Targets chosen by labels: the running instances of this Sector and
+    /// the healthy members of its Pools (which carry their Pool's labels)
+    /// that match, connections spread over them in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub to_selector: Option<crate::selector::Selector>,
     /// Target address inside the Sector, or use `to_instance`.
     #[serde(
         default,
@@ -257,21 +264,37 @@ impl SectorSpec {
             );
         }
         for (i, r) in self.ingress.iter().enumerate() {
-            match (&r.to_instance, r.to_address) {
-                (Some(_), Some(_)) => p.push(
-                    format!("ingress[{i}].to_address"),
-                    "set either to_instance or to_address, not both",
-                ),
-                (None, None) => p.push(
+            let targets = usize::from(r.to_instance.is_some())
+                + usize::from(r.to_address.is_some())
+                + usize::from(r.to_selector.is_some());
+            match targets {
+                0 => p.push(
                     format!("ingress[{i}]"),
-                    "names no target; set to_instance (an Lxc in this Sector) or to_address",
+                    "names no target; set to_instance (an Lxc in this Sector), to_address or to_selector",
                 ),
-                (None, Some(addr)) => {
-                    if let Some(why) = self.address_problem(addr, None) {
-                        p.push(format!("ingress[{i}].to_address"), why);
-                    }
-                }
-                (Some(_), None) => {}
+                1 => {}
+                _ => p.push(
+                    format!("ingress[{i}]"),
+                    "set one of to_instance, to_address and to_selector",
+                ),
+            }
+            if let Some(addr) = r.to_address
+                && let Some(why) = self.address_problem(addr, None)
+            {
+                p.push(format!("ingress[{i}].to_address"), why);
+            }
+            if let Some(selector) = &r.to_selector
+                && !selector
+                    .terms()
+                    .iter()
+                    .any(crate::selector::Term::is_positive)
+            {
+                p.push(
+                    format!("ingress[{i}].to_selector"),
+                    format!(
+                        "{selector} only excludes, so it would forward to every instance without those labels, today's and tomorrow's; add a term that names the targets, such as app=web"
+                    ),
+                );
             }
         }
     }
@@ -348,6 +371,7 @@ mod tests {
             protocol: Protocol::Tcp,
             port,
             to_instance: None,
+            to_selector: None,
             to_address: addr.map(|a| a.parse().unwrap()),
             to_port: None,
         };
@@ -374,5 +398,28 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(got.len(), 5, "{got:?}");
+        // A selector target: one target only, and one that names what it
+        // reaches.
+        let mut by_label = rule("lb", 90, Some("10.1.0.10"));
+        by_label.to_selector = Some("app=web".parse().unwrap());
+        let mut only_not = rule("lb2", 91, None);
+        only_not.to_selector = Some("!legacy".parse().unwrap());
+        let mut fine = rule("lb3", 92, None);
+        fine.to_selector = Some("app=web,tier in (a,b)".parse().unwrap());
+        s.ingress = vec![by_label, only_not, fine];
+        let got = check(&s);
+        let has = |f: &str, r: &str| got.iter().any(|(gf, gr)| gf == f && gr.contains(r));
+        assert!(
+            has(
+                "spec.ingress[0]",
+                "set one of to_instance, to_address and to_selector"
+            ),
+            "{got:?}"
+        );
+        assert!(
+            has("spec.ingress[1].to_selector", "!legacy only excludes"),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
     }
 }

@@ -67,6 +67,11 @@ pub struct Desired {
     pub grants: BTreeMap<Name, BTreeSet<Name>>,
     /// Declared Pools.
     pub pools: BTreeMap<Name, PoolSpec>,
+    /// The labels of each instance: its manifest's, or for a Pool's member
+    /// its Pool's (what ingress selectors match).
+    pub labels: BTreeMap<Name, BTreeMap<LabelKey, LabelValue>>,
+    /// The labels of each Pool.
+    pub pool_labels: BTreeMap<Name, BTreeMap<LabelKey, LabelValue>>,
     /// The instances that are Pools' members (also in `instances`, with
     /// the spec of the revision each was made from): see
     /// [`Desired::with_pool_members`].
@@ -190,8 +195,18 @@ impl Desired {
                 _ => None,
             })
             .collect();
+        let labels = set
+            .of_kind(Kind::Lxc)
+            .map(|m| (m.name().clone(), m.metadata.labels.clone()))
+            .collect();
+        let pool_labels = set
+            .of_kind(Kind::Pool)
+            .map(|m| (m.name().clone(), m.metadata.labels.clone()))
+            .collect();
         Desired {
             pools,
+            labels,
+            pool_labels,
             members: BTreeMap::new(),
             cluster,
             sectors,
@@ -225,6 +240,9 @@ impl Desired {
                     .unwrap_or(&spec.instance)
                     .clone();
                 self.instances.insert(name.clone(), instance);
+                if let Some(labels) = self.pool_labels.get(pool) {
+                    self.labels.insert(name.clone(), labels.clone());
+                }
                 self.members.insert(
                     name,
                     MemberOf {

@@ -37,7 +37,7 @@ use crate::reconcile::ids::{self, SectorTag};
 use crate::reconcile::plan::Planner;
 use crate::render::{
     self, DnsConfig, DnsLabel, DnsSpec, GatewayConfig, GatewaySpec, GatewaySubnet, Ingress,
-    Protocol, RenderedFile,
+    Protocol, RenderedFile, Targets,
 };
 
 impl Planner<'_> {
@@ -80,14 +80,19 @@ impl Planner<'_> {
             .ingress
             .iter()
             .filter_map(|rule| {
-                let to = match (&rule.to_address, &rule.to_instance) {
-                    (Some(addr), _) => *addr,
-                    (None, Some(instance)) => {
+                let to = match (&rule.to_address, &rule.to_instance, &rule.to_selector) {
+                    (Some(addr), _, _) => Targets::one(*addr),
+                    (None, Some(instance), _) => {
                         // A missing target blocks the Sector (see
                         // `ingress_without_target`); the other rules are pushed.
-                        self.instance_address(name, spec, instance.as_ref())?
+                        Targets::one(self.instance_address(name, spec, instance.as_ref())?)
                     }
-                    (None, None) => return None,
+                    // Only what serves now; none: the rule is left out
+                    // until something does (see `ingress_without_target`).
+                    (None, None, Some(selector)) => {
+                        Targets::new(self.selected(name, spec, selector).serving)?
+                    }
+                    (None, None, None) => return None,
                 };
                 Some(label(rule.name.as_ref()).map(|name| Ingress {
                     name,
@@ -214,15 +219,78 @@ impl Planner<'_> {
             .collect()
     }
 
+    /// What an ingress selector picks in `sector`: the instances
+    /// declared there whose labels match (a Pool's members carry its
+    /// labels), and the addresses of those serving now — running, and for
+    /// a Pool's member, healthy.
+    pub(super) fn selected(
+        &self,
+        sector: &Name,
+        spec: &SectorSpec,
+        selector: &orbitlab_manifests::Selector,
+    ) -> Selected {
+        let healthy: BTreeSet<Ipv4Addr> =
+            super::super::pool::dns_groups(self.desired, self.observed, sector)
+                .into_values()
+                .flatten()
+                .collect();
+        let addresses: BTreeMap<String, Ipv4Addr> =
+            self.instance_addresses(sector, spec).into_iter().collect();
+        let mut out = Selected::default();
+        for (instance, lxc) in &self.desired.instances {
+            let labels = self
+                .desired
+                .labels
+                .get(instance)
+                .cloned()
+                .unwrap_or_default();
+            if lxc.sector != *sector || !selector.matches(&labels) {
+                continue;
+            }
+            out.declared += 1;
+            let Some(addr) = addresses.get(instance.as_str()) else {
+                continue;
+            };
+            let serving = if self.desired.members.contains_key(instance) {
+                healthy.contains(addr)
+            } else {
+                let marker = crate::reconcile::ids::Marker::object(Kind::Lxc, instance);
+                self.observed
+                    .container(&marker)
+                    .is_some_and(|(_, c)| c.running)
+            };
+            if serving {
+                out.serving.push(*addr);
+            }
+        }
+        out
+    }
+
     /// Why a declared ingress rule cannot forward: the first rule whose
     /// target instance has no address in this Sector (it does not exist,
-    /// or has not been given one yet); `None` when every rule has a target.
+    /// or has not been given one yet), or whose selector matches no
+    /// instance or Pool member of the Sector, or none that serves;
+    /// `None` when every rule has a target.
     pub(super) fn ingress_without_target(
         &self,
         sector: &Name,
         spec: &SectorSpec,
     ) -> Option<String> {
         spec.ingress.iter().find_map(|rule| {
+            if let Some(selector) = &rule.to_selector {
+                let selected = self.selected(sector, spec, selector);
+                return match (selected.declared, selected.serving.len()) {
+                    (0, _) => Some(format!(
+                        "ingress rule {}: selector {selector} matches no instance or Pool member of Sector {sector}, so the rule forwards nowhere; label the instances or Pools it should reach, or change the selector",
+                        rule.name
+                    )),
+                    (n, 0) => Some(format!(
+                        "ingress rule {}: none of the {n} instances selector {selector} matches is running and healthy, so the rule forwards to nothing",
+                        rule.name
+                    )),
+                    _ => None,
+                };
+            }
             let instance = rule.to_instance.as_ref()?;
             if self
                 .instance_address(sector, spec, instance.as_ref())
@@ -255,6 +323,15 @@ impl Planner<'_> {
             .find(|(n, _)| n == instance)
             .map(|(_, a)| a)
     }
+}
+
+/// What an ingress selector picks (see [`Planner::selected`]).
+#[derive(Debug, Default)]
+pub(super) struct Selected {
+    /// Instances of the Sector whose labels match.
+    pub declared: usize,
+    /// The addresses of those serving now.
+    pub serving: Vec<Ipv4Addr>,
 }
 
 /// Where a Sector DNS forwards names outside its Sector.
