@@ -676,12 +676,20 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
 /// container by the agent of its node.
 const EXAMPLE: &str = "\
 # An example Sector: its own VXLAN network, a gateway and a DNS container.
+# Port 8080 of its gateway's Backplane address reaches port 80 of every
+# running instance and healthy Pool member labelled tier=web, in turn.
 apiVersion: orbitlab.io/v1
 kind: Sector
 metadata:
   name: web
 spec:
   cidr: 172.16.0.0/24
+  ingress:
+    - name: web
+      protocol: tcp
+      port: 8080
+      to_selector: \"tier=web\"
+      to_port: 80
 ---
 # The database password. Its value is in the vault (orbitlab secret set);
 # only the instances named or selected here may receive it.

@@ -269,8 +269,8 @@ impl Planner<'_> {
     /// Why a declared ingress rule cannot forward: the first rule whose
     /// target instance has no address in this Sector (it does not exist,
     /// or has not been given one yet), or whose selector matches no
-    /// instance or Pool member of the Sector, or none that serves;
-    /// `None` when every rule has a target.
+    /// instance or Pool member of the Sector; `None` when every rule has
+    /// a target.
     pub(super) fn ingress_without_target(
         &self,
         sector: &Name,
@@ -279,17 +279,10 @@ impl Planner<'_> {
         spec.ingress.iter().find_map(|rule| {
             if let Some(selector) = &rule.to_selector {
                 let selected = self.selected(sector, spec, selector);
-                return match (selected.declared, selected.serving.len()) {
-                    (0, _) => Some(format!(
-                        "ingress rule {}: selector {selector} matches no instance or Pool member of Sector {sector}, so the rule forwards nowhere; label the instances or Pools it should reach, or change the selector",
-                        rule.name
-                    )),
-                    (n, 0) => Some(format!(
-                        "ingress rule {}: none of the {n} instances selector {selector} matches is running and healthy, so the rule forwards to nothing",
-                        rule.name
-                    )),
-                    _ => None,
-                };
+                return (selected.declared == 0).then(|| format!(
+                    "ingress rule {}: selector {selector} matches no instance or Pool member of Sector {sector}, so the rule forwards nowhere; label the instances or Pools it should reach, or change the selector",
+                    rule.name
+                ));
             }
             let instance = rule.to_instance.as_ref()?;
             if self
@@ -307,6 +300,22 @@ impl Planner<'_> {
                 format!(
                     "ingress rule {}: instance {instance} is not running, so the rule forwards to nothing",
                     rule.name
+                )
+            })
+        })
+    }
+
+    /// Why a selector's ingress rule waits: it matches instances of the
+    /// Sector, none of which serves yet (being made, started or checked);
+    /// the rule is pushed once one does.
+    pub(super) fn ingress_waiting(&self, sector: &Name, spec: &SectorSpec) -> Option<String> {
+        spec.ingress.iter().find_map(|rule| {
+            let selector = rule.to_selector.as_ref()?;
+            let selected = self.selected(sector, spec, selector);
+            (selected.declared > 0 && selected.serving.is_empty()).then(|| {
+                format!(
+                    "ingress rule {}: waiting for one of the {} instances selector {selector} matches to run (and, for a Pool's member, pass its health check)",
+                    rule.name, selected.declared
                 )
             })
         })

@@ -345,6 +345,8 @@ impl Planner<'_> {
         // being Ready; the rules that do have a target are still pushed.
         if let Some(reason) = self.ingress_without_target(name, spec) {
             self.block(owner.clone(), reason);
+        } else if let Some(reason) = self.ingress_waiting(name, spec) {
+            self.wait(owner.clone(), reason);
         }
         Ok(steps)
     }
