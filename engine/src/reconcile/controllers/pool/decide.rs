@@ -5,13 +5,18 @@
 //!
 //! - **Health.** A member is available when its container runs and, with
 //!   a health check, its last checks made it healthy; unhealthy when its
-//!   checks failed `unhealthy_after` times in a row; failed when its
-//!   instance failed (a template that cannot be made, say).
+//!   checks failed `unhealthy_after` times in a row (for a container never
+//!   healthy yet, only after [`START_GRACE`] plus `unhealthy_after`
+//!   intervals) or its node is offline; failed when its instance failed
+//!   (a template that cannot be made, say). Results older than three
+//!   intervals keep the pool from Ready but still stand.
 //! - **Self-healing.** An unhealthy member gets a replacement first; it is
-//!   removed once the replacement is available. Replacements back off
-//!   (the check interval, doubled for each replacement in the last 10
-//!   minutes, at most 5 minutes); after [`FLAP_LIMIT`] in 10 minutes the
-//!   pool stops replacing and says why. A member whose container was
+//!   removed once the replacement is available (or fails too). A number
+//!   whose old container may remain is never given to a new member.
+//!   Replacements back off (the check interval, doubled for each
+//!   replacement in the last 10 minutes, at most 5 minutes); after
+//!   [`FLAP_LIMIT`] in 10 minutes the pool stops replacing and says why,
+//!   until an operator resumes it. A member whose container was
 //!   destroyed is made again under its own name by the instance
 //!   controller (recorded as `remade`).
 //! - **Rolling updates.** A member made from another revision of the
@@ -20,9 +25,10 @@
 //!   `replicas - max_unavailable` members stay available (unavailable old
 //!   ones first). A new member that fails or turns unhealthy while old
 //!   ones serve pauses the rollout with the reason; the old ones keep
-//!   serving.
-//! - **Auto-scaling.** The wanted count is `ceil(count × use / target)`
-//!   (the highest over CPU and memory, averaged over available members),
+//!   serving; a resume replaces the failed new members and tries again.
+//! - **Auto-scaling.** The wanted count is `ceil(measured × use / target)`
+//!   (the highest over CPU and memory, over the available members it was
+//!   measured on),
 //!   between `min` and `max`, applied only once the use stayed beyond the
 //!   target for the declared window; scale-down removes the newest
 //!   members.
