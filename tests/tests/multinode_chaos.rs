@@ -28,6 +28,23 @@ const KILLS: usize = 30;
 const INSTANCES: usize = 20;
 const TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 
+/// SIGKILLs a random agent [`KILLS`] times, 150–900 ms apart, restarting
+/// it at once as systemd would; `after(kill, lab)` runs after each (from
+/// 1). The kills per node.
+fn kill_agents(lab: &mut MultiNode, mut after: impl FnMut(usize, &MultiNode)) -> [usize; 3] {
+    let mut rng = rand::thread_rng();
+    let mut per_node = [0usize; 3];
+    for kill in 1..=KILLS {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
+        let n = rng.gen_range(0..NODES.len());
+        lab.kill_agent(NODES[n]);
+        per_node[n] += 1;
+        lab.start_agent(NODES[n]);
+        after(kill, lab);
+    }
+    per_node
+}
+
 fn cidr(i: usize) -> String {
     // Half the Sectors share one CIDR (overlap is allowed), half have their own.
     if i.is_multiple_of(2) {
@@ -65,15 +82,8 @@ fn twenty_sectors_converge_through_thirty_kills() {
         .collect();
 
     // Kill a random agent at random moments, restarting it at once.
-    let mut rng = rand::thread_rng();
-    let mut kills_per_node = [0usize; 3];
     let mut deleted = false;
-    for kill in 1..=KILLS {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
-        let n = rng.gen_range(0..NODES.len());
-        lab.kill_agent(NODES[n]);
-        kills_per_node[n] += 1;
-        lab.start_agent(NODES[n]);
+    let kills_per_node = kill_agents(&mut lab, |kill, lab| {
         if !deleted && kill >= KILLS / 2 && writers.iter().all(|w| w.is_finished()) {
             let api = lab.api();
             for i in 0..DELETED {
@@ -82,7 +92,7 @@ fn twenty_sectors_converge_through_thirty_kills() {
             }
             deleted = true;
         }
-    }
+    });
     let chaos = started.elapsed();
     for writer in writers {
         writer.join().expect("a writer failed");
@@ -173,15 +183,7 @@ fn twenty_instances_converge_through_thirty_kills() {
         })
         .collect();
 
-    let mut rng = rand::thread_rng();
-    let mut kills_per_node = [0usize; 3];
-    for _ in 0..KILLS {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
-        let n = rng.gen_range(0..NODES.len());
-        lab.kill_agent(NODES[n]);
-        kills_per_node[n] += 1;
-        lab.start_agent(NODES[n]);
-    }
+    let kills_per_node = kill_agents(&mut lab, |_, _| {});
     let chaos = chaos_started.elapsed();
     let batches: usize = writers
         .into_iter()
@@ -311,15 +313,7 @@ fn a_pool_of_six_converges_through_thirty_kills() {
     lab.api()
         .apply(codec::decode("pool.yaml", &yaml).expect("the manifests decode"))
         .expect("apply");
-    let mut rng = rand::thread_rng();
-    let mut kills_per_node = [0usize; 3];
-    for _ in 0..KILLS {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..900)));
-        let n = rng.gen_range(0..NODES.len());
-        lab.kill_agent(NODES[n]);
-        kills_per_node[n] += 1;
-        lab.start_agent(NODES[n]);
-    }
+    let kills_per_node = kill_agents(&mut lab, |_, _| {});
     let chaos = started.elapsed();
     let sectors = BTreeSet::from(["web".to_owned()]);
     let members = |lab: &MultiNode| -> BTreeSet<String> {
