@@ -132,9 +132,6 @@ pub struct Scaling {
     /// Since when use is below what one member fewer would need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below_since: Option<u64>,
-    /// The last change of the member count (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_change: Option<u64>,
 }
 
 /// Something the pool did, for its status and history.

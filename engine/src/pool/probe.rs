@@ -23,7 +23,7 @@ use std::net::Ipv4Addr;
 
 use orbitlab_manifests::{HealthCheck, Kind, ManifestSet, Name, NodeName, Probe, Spec};
 
-use super::{HealthReport, MemberHealth, PoolRecord, member_name};
+use super::{HealthReport, MemberHealth, member_name};
 use crate::host::ContainerHost;
 use crate::store::{ObjectError, Store};
 
@@ -43,8 +43,6 @@ pub struct Round {
     pub flipped: BTreeSet<Name>,
     /// Seconds until the next check is due (none: nothing to check here).
     pub next_in: Option<u64>,
-    /// `pct exec` calls made.
-    pub execs: usize,
 }
 
 /// One target of a gateway probe, as the helper takes it.
@@ -200,7 +198,6 @@ pub fn run(
             Probe::Command(argv) => here
                 .iter()
                 .map(|(_, (vmid, _), _)| {
-                    round.execs += 1;
                     let mut cmd = vec![
                         "timeout".to_owned(),
                         "-k".to_owned(),
@@ -237,7 +234,6 @@ pub fn run(
                 for batch in targets.chunks(BATCH) {
                     let mut argv = vec![HELPER.to_owned(), "probe".to_owned(), timeout.to_string()];
                     argv.extend(batch.iter().cloned());
-                    round.execs += 1;
                     let answer = host
                         .exec_output(node.as_str(), gateway.vmid, &argv)
                         .map_err(|e| e.to_string())
@@ -298,15 +294,6 @@ pub fn run(
         super::write_health(store, node, &report)?;
     }
     Ok(round)
-}
-
-/// Whether anything on `node` needs checking: a Pool with a health check
-/// whose gateway or members are here.
-pub fn any_here(records: &BTreeMap<Name, PoolRecord>, node: &NodeName) -> bool {
-    records.values().any(|r| {
-        r.gateway.as_ref().is_some_and(|g| &g.node == node)
-            || r.members.values().any(|m| m.node.as_ref() == Some(node))
-    })
 }
 
 #[cfg(test)]

@@ -109,12 +109,17 @@ pub struct Autoscale {
     pub scale_down_after: Period,
 }
 
+/// A default period of `n` seconds (1 ≤ n, far below the 20-year limit).
+fn seconds(n: u64) -> Period {
+    Period::from_secs(n).unwrap_or_else(|_| unreachable!("defaults are within range"))
+}
+
 fn default_up_window() -> Period {
-    Period::from_secs(30).unwrap_or_else(|_| unreachable!())
+    seconds(30)
 }
 
 fn default_down_window() -> Period {
-    Period::from_secs(120).unwrap_or_else(|_| unreachable!())
+    seconds(120)
 }
 
 /// One health check of every member.
@@ -145,10 +150,10 @@ pub struct HealthCheck {
 }
 
 fn default_interval() -> Period {
-    Period::from_secs(10).unwrap_or_else(|_| unreachable!())
+    seconds(10)
 }
 fn default_timeout() -> Period {
-    Period::from_secs(2).unwrap_or_else(|_| unreachable!())
+    seconds(2)
 }
 fn default_unhealthy_after() -> u8 {
     3

@@ -636,35 +636,25 @@ fn step_sector(sb: &Sandbox, programs: &Programs, stop: &AtomicBool) -> Result<(
         "      Sector web, instance app and its secret, certificate and SSH key, and Pool web-pool are Ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    show(sb, programs, &["pool", "rollout", "status", "web-pool"])?;
+    show(sb, programs, &["secret", "who-can-read", "app/db-password"])
+}
+
+/// Runs `orbitlab ARGS` as node pve2 and prints what it answered; its
+/// failure ends the sandbox's start with the command's error.
+fn show(sb: &Sandbox, programs: &Programs, args: &[&str]) -> Result<()> {
+    let shown = format!("orbitlab {}", args.join(" "));
     let mut command = Command::new(&programs.cli);
-    command
-        .args(["pool", "rollout", "status", "web-pool"])
-        .stdin(Stdio::null());
+    command.args(args).stdin(Stdio::null());
     orbitlab_env(sb, programs, &mut command, NODES[1]);
     let output = command
         .output()
-        .context("cannot run orbitlab pool rollout status")?;
-    say!("      orbitlab pool rollout status web-pool");
+        .with_context(|| format!("cannot run {shown}"))?;
+    say!("      {shown}");
     print_indented(&String::from_utf8_lossy(&output.stdout));
     if !output.status.success() {
         bail!(
-            "orbitlab pool rollout status failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let mut command = Command::new(&programs.cli);
-    command
-        .args(["secret", "who-can-read", "app/db-password"])
-        .stdin(Stdio::null());
-    orbitlab_env(sb, programs, &mut command, NODES[1]);
-    let output = command
-        .output()
-        .context("cannot run orbitlab secret who-can-read")?;
-    say!("      orbitlab secret who-can-read app/db-password");
-    print_indented(&String::from_utf8_lossy(&output.stdout));
-    if !output.status.success() {
-        bail!(
-            "orbitlab secret who-can-read failed: {}",
+            "{shown} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }

@@ -416,7 +416,6 @@ fn autoscale(
     }
     s.above_since = None;
     s.below_since = None;
-    s.last_change = Some(now);
     let detail = format!(
         "{count} → {wanted} members: {} for {}s (window {window}s)",
         figures(),
