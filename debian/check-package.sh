@@ -11,14 +11,26 @@
 # Needs (Debian packages): build-essential debhelper help2man lintian
 # systemd man-db, and cargo (rustup) on PATH.
 #
+# The web UI panel's <script> line goes into pve-manager's page template,
+# /usr/share/pve-manager/index.html.tpl. This test runs where pve-manager is
+# NOT installed (CI: a plain Debian 12): it writes a small stand-in template
+# there (inline below, not a copy of the real one) and deletes
+# /usr/share/pve-manager again at the end. It refuses to start if that
+# directory already exists: it never touches a real pve-manager.
+#
 # Steps: copy the tree (tracked and untracked, not ignored files) to a
 # temporary directory; dpkg-buildpackage -b there (the repository is not
 # touched); check the .deb's contents; lintian (fails on any error or
 # warning not overridden, with a justification, in
 # debian/orbitlab.lintian-overrides); dpkg -i; both binaries' --version,
 # man pages, completions; systemd-analyze verify on the installed unit; the
-# unit enabled; dpkg -r leaves nothing but conffiles; dpkg -P leaves nothing
-# at all; then a summary with figures.
+# unit enabled; the panel installed and its line in the template, once;
+# a pve-manager upgrade (template replaced, file trigger: the line is back,
+# once; again: the template is not rewritten); dpkg -i again (an upgrade:
+# the line stays); dpkg -r leaves nothing but conffiles and the template as
+# it was; dpkg -P leaves nothing at all; dpkg -i and dpkg -P straight away;
+# dpkg -i and -P without a template (a warning, no failure); dpkg -P with the
+# hook gone (postrm takes the line out); then a summary with figures.
 #
 # Environment:
 #   ORBITLAB_DEB_TARGET_DIR  cargo's build directory for the package build,
@@ -39,6 +51,15 @@ fail() {
 }
 pkg_status() { dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null || true; }
 
+# The web UI panel (debian/orbitlab.install, ui/orbitlab-ui-hook).
+PVE_DIR=/usr/share/pve-manager
+TEMPLATE=$PVE_DIR/index.html.tpl
+PANEL_JS=$PVE_DIR/js/orbitlab/orbitlab.js
+UI_HOOK=/usr/lib/orbitlab/orbitlab-ui-hook
+MARK='<!-- orbitlab-panel -->'
+ANCHOR='/pve2/js/pvemanagerlib.js'
+STANDIN_TAG="stand-in for pve-manager's index.html.tpl, written by orbitlab's debian/check-package.sh"
+
 # --- preconditions --------------------------------------------------------
 [ "$(id -u)" = 0 ] || fail "run as root: this test installs and removes the package"
 for tool in dpkg-buildpackage dh help2man lintian systemd-analyze systemctl man cargo; do
@@ -49,14 +70,29 @@ case "$(pkg_status)" in
 "" | "unknown ok not-installed") ;;
 *) fail "$PKG is on this machine ($(pkg_status)); this test installs and purges it: remove it first (dpkg -P $PKG)" ;;
 esac
+if [ -e "$TEMPLATE" ] || [ -L "$TEMPLATE" ]; then
+    grep -qF "$STANDIN_TAG" "$TEMPLATE" 2>/dev/null &&
+        fail "$TEMPLATE is the stand-in left by an interrupted run of this test: check that no package owns it (dpkg -S $TEMPLATE), delete $PVE_DIR and run again"
+    fail "$TEMPLATE exists (pve-manager is installed?): this test writes a stand-in template there and never touches a real one: run it on a machine without pve-manager"
+fi
+[ ! -e "$PVE_DIR" ] ||
+    fail "$PVE_DIR exists (without index.html.tpl): this test creates that directory with a stand-in template and deletes it afterwards: run it where $PVE_DIR does not exist"
 
 WORK="$(mktemp -d -t orbitlab-deb.XXXXXX)"
 INSTALLED=0
+STANDIN=0 # 1 once this script created $PVE_DIR
 cleanup() {
     local rc=$?
     if [ "$INSTALLED" = 1 ] && [ -n "$(dpkg-query -W -f='${db:Status-Status}' "$PKG" 2>/dev/null | grep -v '^not-installed$' || true)" ]; then
         echo "cleanup: purging $PKG" >&2
         dpkg -P "$PKG" >/dev/null 2>&1 || dpkg -P --force-remove-reinstreq "$PKG" >&2 || true
+    fi
+    if [ "$STANDIN" = 1 ]; then
+        if [ -z "$(dpkg-query -W -f='${db:Status-Status}' "$PKG" 2>/dev/null | grep -v '^not-installed$' || true)" ]; then
+            rm -rf "$PVE_DIR"
+        else
+            echo "cleanup: $PKG is still installed: left $PVE_DIR (with the stand-in template) in place" >&2
+        fi
     fi
     if [ "${ORBITLAB_DEB_KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
     if [ "$rc" = 0 ]; then echo "check-package: all checks passed"; else echo "check-package: FAILED (exit $rc)" >&2; fi
@@ -98,7 +134,8 @@ DEB="$WORK/${PKG}_${VERSION#*:}_${ARCH}.deb"
 say "built $(basename "$DEB") in ${BUILD_S}s"
 
 # --- contents -------------------------------------------------------------
-dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|' >"$WORK/contents"
+dpkg-deb -c "$DEB" >"$WORK/contents.long"
+awk '{print $6}' "$WORK/contents.long" | sed 's|^\./|/|' >"$WORK/contents"
 UNIT_PATH="$(grep -E "^(/usr)?/lib/systemd/system/$UNIT\$" "$WORK/contents" || true)"
 [ -n "$UNIT_PATH" ] || fail "the package does not ship $UNIT"
 for f in /usr/bin/orbitlab /usr/bin/orbitlab-agent \
@@ -109,13 +146,21 @@ for f in /usr/bin/orbitlab /usr/bin/orbitlab-agent \
     /usr/share/doc/orbitlab/copyright /usr/share/doc/orbitlab/changelog.gz \
     /usr/share/doc/orbitlab/crates.txt.gz \
     /usr/share/orbitlab/appliances/build.sh /usr/share/orbitlab/appliances/VERSION \
-    /usr/share/orbitlab/appliances/helper/orbitlab-appliance; do
+    /usr/share/orbitlab/appliances/helper/orbitlab-appliance \
+    "$PANEL_JS" "$UI_HOOK"; do
     grep -qxF "$f" "$WORK/contents" || fail "the package does not ship $f"
 done
-dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$WORK" ./postinst ./prerm ./postrm
+grep -qE "^-rw-r--r-- root/root +[1-9][0-9]* .* \.$PANEL_JS\$" "$WORK/contents.long" ||
+    fail "$PANEL_JS is not shipped as a non-empty root-owned 0644 file: $(grep -F "$PANEL_JS" "$WORK/contents.long")"
+grep -qE "^-rwxr-xr-x root/root .* \.$UI_HOOK\$" "$WORK/contents.long" ||
+    fail "$UI_HOOK is not shipped executable (0755): $(grep -F "$UI_HOOK" "$WORK/contents.long")"
+dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$WORK" ./postinst ./prerm ./postrm ./triggers
 grep -q "deb-systemd-helper enable '$UNIT'" "$WORK/postinst" || fail "postinst does not enable $UNIT"
 grep -q "deb-systemd-invoke stop '$UNIT'" "$WORK/prerm" || fail "prerm does not stop $UNIT on removal"
-say "contents: binaries, unit, man pages, completions, appliance recipes, enable/stop snippets present"
+grep -qx "interest-noawait $TEMPLATE" "$WORK/triggers" || fail "the package has no file trigger on $TEMPLATE: $(cat "$WORK/triggers")"
+grep -qF "$UI_HOOK add" "$WORK/postinst" || fail "postinst does not run $UI_HOOK add"
+grep -qF "$UI_HOOK remove" "$WORK/prerm" || fail "prerm does not run $UI_HOOK remove"
+say "contents: binaries, unit, man pages, completions, appliance recipes, web UI panel and hook, enable/stop snippets, file trigger present"
 
 # Never let dpkg overwrite, then delete, files this package does not own.
 while read -r f; do
@@ -134,7 +179,79 @@ cat "$WORK/lintian.log"
 LINTIAN_E=$(grep -c '^E:' "$WORK/lintian.log" || true)
 LINTIAN_W=$(grep -c '^W:' "$WORK/lintian.log" || true)
 LINTIAN_I=$(grep -c '^I:' "$WORK/lintian.log" || true)
-LINTIAN_O=$(grep -c '^orbitlab:' debian/orbitlab.lintian-overrides || true)
+LINTIAN_O=$(grep -c '^orbitlab:' "$REPO/debian/orbitlab.lintian-overrides" || true)
+
+# --- pve-manager's page template: a stand-in -----------------------------
+# What the package does to the template is checked against this stand-in: a
+# few lines around the one that loads pvemanagerlib.js, as in pve-manager's.
+write_standin() {
+    # Written beside the template, then renamed over it, as dpkg replaces a
+    # file when pve-manager is upgraded. (dpkg -P deletes $PVE_DIR when it
+    # was left empty, as the package owns it here.)
+    mkdir -p "$PVE_DIR"
+    cat >"$TEMPLATE.check-package" <<EOF
+<!DOCTYPE html>
+<!-- $STANDIN_TAG -->
+<html>
+  <head>
+    <meta http-equiv="Content-Type" content="text/html; charset=utf-8" />
+    <title>[% nodename %] - Proxmox Virtual Environment</title>
+    <link rel="stylesheet" type="text/css" href="/pve2/css/ext6-pve.css?ver=[% version %]" />
+    <script type="text/javascript" src="/pve2/ext6/ext-all.js?ver=7.0.0"></script>
+    <script type="text/javascript" src="/proxmoxlib.js?ver=[% wtversion %]"></script>
+    <script type="text/javascript" src="/pve2/js/pvemanagerlib.js?ver=[% version %]"></script>
+    <script type="text/javascript" src="/pve2/ext6/locale/locale-[% lang %].js?ver=7.0.0"></script>
+
+    <script type="text/javascript">
+    if (typeof(PVE) === 'undefined') PVE = {};
+    Ext.History.fieldid = 'x-history-field';
+    Ext.onReady(function() { Ext.create('PVE.StdWorkspace');});
+    </script>
+
+  </head>
+  <body>
+  </body>
+</html>
+EOF
+    chmod 0644 "$TEMPLATE.check-package"
+    mv -f "$TEMPLATE.check-package" "$TEMPLATE"
+}
+STANDIN=1
+write_standin
+STANDIN_SHA=$(sha256sum "$TEMPLATE" | cut -d' ' -f1)
+STANDIN_LINES=$(wc -l <"$TEMPLATE")
+say "stand-in $TEMPLATE: $STANDIN_LINES lines, sha256 $STANDIN_SHA"
+
+TEMPLATE_CHECKS=0
+# The template holds the panel's line exactly once, right after the line that
+# loads pvemanagerlib.js, loading the installed panel with its hash, and is
+# otherwise the stand-in byte for byte, with its mode and owner.
+template_has_line() {
+    local when=$1 n anchor at want
+    n=$(grep -cF "$MARK" "$TEMPLATE" || true)
+    [ "$n" = 1 ] || fail "$when: $TEMPLATE has $n lines marked $MARK, expected 1"
+    anchor=$(grep -nF "$ANCHOR" "$TEMPLATE" | cut -d: -f1)
+    at=$(grep -nF "$MARK" "$TEMPLATE" | cut -d: -f1)
+    [ "$at" = $((anchor + 1)) ] || fail "$when: the panel's line is line $at of $TEMPLATE, expected $((anchor + 1)), right after the one loading $ANCHOR"
+    want="src=\"/pve2/js/orbitlab/orbitlab.js?ver=$(sha256sum "$PANEL_JS" | cut -c1-16)\""
+    grep -F "$MARK" "$TEMPLATE" | grep -qF "$want" ||
+        fail "$when: the panel's line does not load $want: $(grep -F "$MARK" "$TEMPLATE")"
+    [ "$(grep -vF "$MARK" "$TEMPLATE" | sha256sum | cut -d' ' -f1)" = "$STANDIN_SHA" ] ||
+        fail "$when: $TEMPLATE differs from the stand-in in more than the panel's line"
+    [ "$(stat -c '%a %U:%G' "$TEMPLATE")" = "644 root:root" ] ||
+        fail "$when: $TEMPLATE is $(stat -c '%a %U:%G' "$TEMPLATE"), the stand-in was 644 root:root"
+    [ "$("$UI_HOOK" status)" = present ] || fail "$when: $UI_HOOK status says '$("$UI_HOOK" status)', expected present"
+    TEMPLATE_CHECKS=$((TEMPLATE_CHECKS + 1))
+}
+# The template is the stand-in again, byte for byte: no line left behind.
+template_as_shipped() {
+    local when=$1
+    [ -f "$TEMPLATE" ] || fail "$when: $TEMPLATE is gone"
+    if grep -qF "$MARK" "$TEMPLATE"; then fail "$when: $TEMPLATE still has the panel's line: $(grep -F "$MARK" "$TEMPLATE")"; fi
+    [ "$(sha256sum "$TEMPLATE" | cut -d' ' -f1)" = "$STANDIN_SHA" ] ||
+        fail "$when: $TEMPLATE is not the stand-in byte for byte (sha256 $(sha256sum "$TEMPLATE" | cut -d' ' -f1), expected $STANDIN_SHA)"
+    TEMPLATE_CHECKS=$((TEMPLATE_CHECKS + 1))
+}
 
 # --- install --------------------------------------------------------------
 say "dpkg -i"
@@ -176,6 +293,49 @@ else
 fi
 say "unit enabled ($WANTS); systemd $SYSTEMD"
 
+# --- the web UI panel -----------------------------------------------------
+[ "$(stat -c '%a %U:%G' "$PANEL_JS")" = "644 root:root" ] || fail "$PANEL_JS is $(stat -c '%a %U:%G' "$PANEL_JS"), expected 644 root:root"
+[ -s "$PANEL_JS" ] || fail "$PANEL_JS is empty"
+PANEL_BYTES=$(stat -c %s "$PANEL_JS")
+[ "$(stat -c '%a' "$UI_HOOK")" = 755 ] || fail "$UI_HOOK is $(stat -c '%a' "$UI_HOOK"), expected 755"
+template_has_line "after dpkg -i"
+say "panel $PANEL_JS ($PANEL_BYTES bytes, 0644); its line in $TEMPLATE once, after $ANCHOR: $(grep -F "$MARK" "$TEMPLATE" | sed 's/^ *//')"
+
+# A pve-manager upgrade: dpkg puts the new template in place by rename (our
+# line is gone), and, as the package ships that path, activates the file
+# trigger of every package interested in it; pve-manager is not installed
+# here, so dpkg-trigger activates it as dpkg would, and dpkg --triggers-only
+# runs `postinst triggered` as the end of that dpkg run would.
+say "pve-manager upgrade: $TEMPLATE replaced by rename, file trigger"
+write_standin
+template_as_shipped "after the template was replaced"
+dpkg-trigger --no-await "$TEMPLATE" || fail "dpkg-trigger --no-await $TEMPLATE failed"
+[ "$(dpkg-query -W -f='${db:Status-Status}' "$PKG")" = triggers-pending ] ||
+    fail "dpkg-trigger $TEMPLATE did not activate $PKG's file trigger (status $(dpkg-query -W -f='${db:Status-Status}' "$PKG"))"
+T0=$(date +%s%N)
+dpkg --triggers-only "$PKG" || fail "dpkg --triggers-only $PKG failed"
+TRIGGER_MS=$((($(date +%s%N) - T0) / 1000000))
+[ "$(pkg_status)" = "install ok installed" ] || fail "after the trigger the package is '$(pkg_status)'"
+template_has_line "after the file trigger"
+# Again, with the line already there: the template is not even rewritten.
+BEFORE="$(stat -c '%i %y' "$TEMPLATE")"
+dpkg-trigger --no-await "$TEMPLATE" || fail "dpkg-trigger --no-await $TEMPLATE failed"
+dpkg --triggers-only "$PKG" || fail "dpkg --triggers-only $PKG failed (second time)"
+template_has_line "after the file trigger ran again"
+[ "$(stat -c '%i %y' "$TEMPLATE")" = "$BEFORE" ] ||
+    fail "the second trigger rewrote $TEMPLATE (inode, mtime: $BEFORE, now $(stat -c '%i %y' "$TEMPLATE")) though its line was already right"
+say "the trigger put the line back once (${TRIGGER_MS} ms); run again, it left the template untouched"
+
+# An upgrade (the same .deb again): prerm upgrade keeps the line, the new
+# postinst finds it right: still once, and the template not rewritten.
+say "dpkg -i again (upgrade to the same version)"
+dpkg -i "$DEB" || fail "dpkg -i (again) failed"
+[ "$(pkg_status)" = "install ok installed" ] || fail "after dpkg -i (again) the package is '$(pkg_status)'"
+template_has_line "after dpkg -i again"
+[ "$(stat -c '%i %y' "$TEMPLATE")" = "$BEFORE" ] ||
+    fail "the upgrade rewrote $TEMPLATE (inode, mtime: $BEFORE, now $(stat -c '%i %y' "$TEMPLATE")): prerm upgrade should keep the line"
+say "upgraded: the line still there once, the template untouched"
+
 # --- remove: nothing but conffiles left -----------------------------------
 CONFFILES="$(dpkg-query -W -f='${Conffiles}\n' "$PKG" | awk 'NF {print $1}')"
 INSTALLED_KB=$(dpkg-query -W -f='${Installed-Size}' "$PKG")
@@ -205,24 +365,79 @@ done < <(dpkg -L "$PKG" 2>/dev/null || true)
 # reinstall keeps the administrator's choice: the link may stay, dangling.
 KEPT="$(find /etc/systemd/system -name "$UNIT" 2>/dev/null | tr '\n' ' ')"
 for f in $KEPT; do [ ! -e "$f" ] || fail "$f still resolves after dpkg -r"; done
-say "removed: $(pkg_status); conffiles kept: ${CONFFILES:-none}; enablement kept until purge: ${KEPT:-none}"
+template_as_shipped "after dpkg -r"
+say "removed: $(pkg_status); conffiles kept: ${CONFFILES:-none}; enablement kept until purge: ${KEPT:-none}; $TEMPLATE as shipped"
 
 # --- purge: nothing at all ------------------------------------------------
+# dpkg "$@", its standard error shown and also kept in $WORK/dpkg.err.
+dpkg_logged() {
+    local rc=0
+    dpkg "$@" 2>"$WORK/dpkg.err" || rc=$?
+    cat "$WORK/dpkg.err" >&2
+    return "$rc"
+}
+# dpkg -P, then: the package, its files, enablement and conffiles are gone.
+purge_and_check() {
+    local when=$1 f
+    dpkg_logged -P "$PKG" || fail "$when: dpkg -P failed"
+    case "$(pkg_status)" in
+    "" | "unknown ok not-installed") ;;
+    *) fail "$when: after dpkg -P the package is '$(pkg_status)'" ;;
+    esac
+    INSTALLED=0
+    for f in "$WANTS" "/etc/systemd/system/$UNIT" \
+        "/var/lib/systemd/deb-systemd-helper-enabled/$UNIT.dsh-also" \
+        "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/$UNIT" \
+        "/var/lib/systemd/deb-systemd-helper-masked/$UNIT"; do
+        if [ -e "$f" ] || [ -L "$f" ]; then fail "$when: dpkg -P left $f"; fi
+    done
+    for f in $CONFFILES; do [ ! -e "$f" ] || fail "$when: dpkg -P left the conffile $f"; done
+    while read -r f; do
+        [ -d "$f" ] && continue
+        if [ -e "$f" ] || [ -L "$f" ]; then fail "$when: dpkg -P left $f"; fi
+    done <"$WORK/contents"
+}
+# dpkg -i, then: the package is installed.
+install_or_fail() {
+    INSTALLED=1
+    dpkg_logged -i "$DEB" || fail "$1: dpkg -i failed"
+    [ "$(pkg_status)" = "install ok installed" ] || fail "$1: after dpkg -i the package is '$(pkg_status)'"
+}
 say "dpkg -P"
-dpkg -P "$PKG" || fail "dpkg -P failed"
-case "$(pkg_status)" in
-"" | "unknown ok not-installed") ;;
-*) fail "after dpkg -P the package is '$(pkg_status)'" ;;
-esac
-INSTALLED=0
-for f in "$WANTS" "/etc/systemd/system/$UNIT" \
-    "/var/lib/systemd/deb-systemd-helper-enabled/$UNIT.dsh-also" \
-    "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/$UNIT" \
-    "/var/lib/systemd/deb-systemd-helper-masked/$UNIT"; do
-    if [ -e "$f" ] || [ -L "$f" ]; then fail "dpkg -P left $f"; fi
-done
-for f in $CONFFILES; do [ ! -e "$f" ] || fail "dpkg -P left the conffile $f"; done
-say "purged: nothing left"
+purge_and_check "purge after remove"
+template_as_shipped "after dpkg -P"
+say "purged: nothing left; $TEMPLATE as shipped"
+
+# Purge straight from installed: prerm remove takes the line out.
+say "dpkg -i, then dpkg -P"
+install_or_fail "install before purge"
+template_has_line "after dpkg -i (before purge)"
+purge_and_check "purge when installed"
+template_as_shipped "after dpkg -i, dpkg -P"
+say "purged from installed: nothing left; $TEMPLATE as shipped"
+
+# No template (a node without pve-manager's UI): installs, with a warning.
+say "dpkg -i, dpkg -P without $TEMPLATE"
+rm -f "$TEMPLATE"
+install_or_fail "install without a template"
+grep -qF "orbitlab-ui-hook: $TEMPLATE is absent" "$WORK/dpkg.err" ||
+    fail "installing without $TEMPLATE did not warn that it is absent"
+[ ! -e "$TEMPLATE" ] || fail "installing without $TEMPLATE created it"
+purge_and_check "purge without a template"
+[ ! -e "$TEMPLATE" ] || fail "purging without $TEMPLATE created it"
+write_standin
+say "without a template: installed with a warning, purged, nothing created"
+
+# The hook gone by removal time (deleted by hand): postrm takes the line out.
+say "dpkg -i, $UI_HOOK deleted, dpkg -P"
+install_or_fail "install before deleting the hook"
+template_has_line "after dpkg -i (before deleting the hook)"
+rm -f "$UI_HOOK"
+purge_and_check "purge without the hook"
+grep -qF "orbitlab: taking the OrbitLab panel's line out of $TEMPLATE" "$WORK/dpkg.err" ||
+    fail "purging without the hook: postrm did not say it took the line out"
+template_as_shipped "after dpkg -P without the hook"
+say "without the hook: postrm took the line out; $TEMPLATE as shipped"
 
 # --- figures --------------------------------------------------------------
 DEB_BYTES=$(stat -c %s "$DEB")
@@ -240,6 +455,10 @@ Package check summary ($(uname -m), $(nproc) cores, $(. /etc/os-release && echo 
   files shipped      $(grep -vc '/$' "$WORK/contents")
   build time         ${BUILD_S} s (dpkg-buildpackage -b, cargo target $ORBITLAB_DEB_TARGET_DIR)
   lintian            $LINTIAN_E errors, $LINTIAN_W warnings, $LINTIAN_I info, $LINTIAN_O overridden
+  web UI panel       orbitlab.js $PANEL_BYTES bytes; stand-in template $STANDIN_LINES lines; $TEMPLATE_CHECKS template checks
+                     (line once: dpkg -i, trigger, trigger again untouched, upgrade untouched;
+                     as shipped: dpkg -r, -P, -P from installed, -P without the hook; no template: warning)
+  file trigger       ${TRIGGER_MS} ms (dpkg --triggers-only $PKG)
   systemd            $SYSTEMD
   total time         ${TOTAL_S} s
 EOF

@@ -282,6 +282,79 @@ fn tickets_need_a_genuine_csrf_token() {
     );
 }
 
+/// What the panel does in the browser: the web UI's ticket cookie and
+/// CSRF token, on `/api2/extjs/...` from the web UI's origin. Refusals of
+/// the ticket keep their HTTP 401 (the UI logs in again on it); a refusal
+/// of the privileges is an `extjs` answer.
+#[test]
+fn the_web_ui_calls_the_extjs_format_with_its_ticket() {
+    let c = cluster();
+    let ui = "https://pve1.example.com:8006";
+    let s = start_with(c.auth.clone(), |cfg: &mut ServerConfig| {
+        cfg.allowed_origins = vec![ui.to_owned()];
+    });
+    let root = login(&c, "root@pam", DEFAULT_PASSWORD);
+    let create = |ticket: &Ticket, name: &str| {
+        s.client
+            .post(s.url("/api2/extjs/orbitlab/sectors"))
+            .header("Origin", ui)
+            .header("Cookie", &ticket.cookie)
+            .header("X-Requested-With", "XMLHttpRequest")
+            .form(&[("name", name), ("cidr", "172.16.0.0/24")])
+    };
+
+    let (status, body) = answer(create(&root, "web"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["success"], 0, "{body}");
+    assert_eq!(body["status"], 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("CSRFPreventionToken")
+    );
+    let (status, body) =
+        answer(create(&root, "web").header("CSRFPreventionToken", format!("{}x", root.csrf)));
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(s.api.store().generation().unwrap().0, 0);
+
+    let response = create(&root, "web")
+        .header("CSRFPreventionToken", &root.csrf)
+        .send()
+        .unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], ui);
+    assert_eq!(
+        response.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let (status, body) = (response.status(), response.json::<Value>().unwrap());
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], 1, "{body}");
+    assert_eq!(body["data"][0]["action"], "created", "{body}");
+
+    let (status, body) = answer(
+        s.client
+            .get(s.url("/api2/extjs/orbitlab/sectors/web"))
+            .header("Cookie", &root.cookie)
+            .header("CSRFPreventionToken", &root.csrf),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], 1);
+    assert_eq!(body["data"]["spec"]["cidr"], "172.16.0.0/24");
+
+    // An auditor's ticket is genuine but may not write: HTTP 200, 403 inside.
+    let auditor = login(&c, "auditor@pve", AUDITOR_PASSWORD);
+    let (status, body) =
+        answer(create(&auditor, "db").header("CSRFPreventionToken", &auditor.csrf));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], 0, "{body}");
+    assert_eq!(body["status"], 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Sys.Modify"),
+        "{body}"
+    );
+}
+
 #[test]
 fn auditors_read_but_may_not_write() {
     let c = cluster();

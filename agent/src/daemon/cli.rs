@@ -13,6 +13,7 @@ use clap::Parser;
 
 use super::notify::Notifier;
 use super::{BackoffPolicy, Config, Daemon, signals};
+use crate::server::UiOrigin;
 use orbitlab_engine::store::{LockOptions, PMXCFS_LOCK_EXPIRY};
 
 /// The OrbitLab node agent: keeps Proxmox matching the manifests in
@@ -44,6 +45,16 @@ pub struct Args {
     /// connection is stored; 0 turns it off.
     #[arg(long, env = "ORBITLAB_API_LISTEN", default_value = "0.0.0.0:8206", value_parser = parse_listen, value_name = "ADDRESS:PORT")]
     pub api_listen: Listen,
+    /// A further browser origin allowed to call the local API with the
+    /// user's Proxmox login (CORS), such as the web UI behind a reverse
+    /// proxy: https://HOST or https://HOST:PORT, no path, no wildcard.
+    /// This node's own web UI origins are always allowed: https://NAME:8006
+    /// for the node name, its cluster address (.members) and the DNS names
+    /// and IP addresses of the certificate the API serves (loopback names
+    /// left out). Repeatable; the environment variable takes a
+    /// comma-separated list.
+    #[arg(long = "ui-origin", env = "ORBITLAB_UI_ORIGINS", value_delimiter = ',', value_parser = parse_ui_origin, value_name = "ORIGIN")]
+    pub ui_origins: Vec<UiOrigin>,
     /// How often a held cluster lock is renewed; must stay well under the
     /// lock expiry of pmxcfs (120 s).
     #[arg(long, env = "ORBITLAB_LOCK_RENEW", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
@@ -145,6 +156,12 @@ pub fn parse_listen(text: &str) -> Result<Listen, String> {
     }
 }
 
+/// `https://HOST[:PORT]`, as browsers send it in `Origin` (see
+/// [`UiOrigin`]).
+pub fn parse_ui_origin(text: &str) -> Result<UiOrigin, String> {
+    text.parse::<UiOrigin>().map_err(|e| e.to_string())
+}
+
 impl Args {
     /// The daemon's configuration; refuses settings that cannot work.
     pub fn config(&self) -> Result<Config, String> {
@@ -175,6 +192,7 @@ impl Args {
         config.resync_interval = self.resync_interval;
         config.metrics_listen = self.metrics_listen.0;
         config.api_listen = self.api_listen.0;
+        config.ui_origins = self.ui_origins.clone();
         // A waiter probes a busy lock at least every 50 ms (one local mkdir and
         // utime on pmxcfs): agents hand the locks around often.
         config.lock = LockOptions {
@@ -291,5 +309,47 @@ mod tests {
             moved.unwrap().api_listen.0,
             Some("127.0.0.1:9443".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn ui_origins_are_repeatable_and_checked() {
+        let args = Args::try_parse_from([
+            "orbitlab-agent",
+            "--ui-origin",
+            "https://PVE.Example.com:443/",
+            "--ui-origin",
+            "https://[2001:db8::1]:8006,https://pve1.lab:8443",
+        ])
+        .unwrap();
+        let config = args.config().unwrap();
+        let shown: Vec<&str> = config.ui_origins.iter().map(UiOrigin::as_str).collect();
+        assert_eq!(
+            shown,
+            [
+                "https://pve.example.com",
+                "https://[2001:db8::1]:8006",
+                "https://pve1.lab:8443"
+            ]
+        );
+        assert!(
+            Args::try_parse_from(["orbitlab-agent"])
+                .unwrap()
+                .ui_origins
+                .is_empty()
+        );
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "http://pve1:8006",
+            "https://pve1:8006/pve2",
+            "pve1:8006",
+            "https://pve1:8006,",
+        ] {
+            let err = Args::try_parse_from(["orbitlab-agent", "--ui-origin", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("--ui-origin"), "{err}");
+            assert!(err.contains("https://HOST[:PORT]"), "{bad}: {err}");
+        }
     }
 }

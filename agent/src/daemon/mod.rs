@@ -80,6 +80,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Where the local HTTPS API is served; `None`: not at all.
     pub api_listen: Option<SocketAddr>,
+    /// Browser origins allowed to call the local API besides this node's
+    /// own web UI origins (`--ui-origin`), which the agent works out from
+    /// its name, `.members` and its certificate.
+    pub ui_origins: Vec<crate::server::UiOrigin>,
     /// Cluster lock timing (wait, renewal).
     pub lock: LockOptions,
     /// How long one Proxmox task may run.
@@ -116,6 +120,7 @@ impl Config {
             resync_interval: Duration::from_secs(60),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9728))),
             api_listen: Some(crate::server::DEFAULT_LISTEN),
+            ui_origins: Vec::new(),
             lock: LockOptions::default(),
             task_deadline: Duration::from_secs(300),
             max_passes: 8,

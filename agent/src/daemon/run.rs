@@ -91,7 +91,7 @@ pub struct Daemon {
     heartbeat: Option<std::thread::JoinHandle<()>>,
     shown: Shown,
     /// The local HTTPS API, once a connection allowed starting it.
-    api: Option<crate::server::ServerHandle>,
+    api: Option<super::api::LocalApi>,
     /// When this node's appliances are probed next (`None`: at once).
     next_probe: Option<Instant>,
     /// The appliance containers probed last.
@@ -229,6 +229,9 @@ impl Daemon {
                 .look(&self.store, &members, now)
                 .clone();
             self.follow_members(&members, &role);
+            if let Some(api) = &mut self.api {
+                api.follow(&self.config, &members, now);
+            }
             if self.presence.lock().take_probes_moved() && self.owner {
                 // Another node's appliance answered differently: the
                 // Sector statuses say so.

@@ -3,7 +3,12 @@
 //!
 //! # Routes
 //!
-//! Under `https://NODE:8206` (see [`ServerConfig`]):
+//! Under `https://NODE:8206` (see [`ServerConfig`]), each path in two
+//! formats: `/api2/json/...` as below, and the same path under
+//! `/api2/extjs/...` (`/api2/extjs/orbitlab[/PATH]`,
+//! `/api2/extjs/orbitlab-apply`) for Proxmox's UI helpers, with the same
+//! authentication, permissions, limits and handlers; only the answer's
+//! shape differs (see "Answers"):
 //!
 //! | request | does |
 //! | --- | --- |
@@ -21,12 +26,26 @@
 //! Properties are read as `pvesh` reads `--key value`: a form field or a
 //! JSON member each (JSON strings, numbers and booleans are taken as
 //! text; a JSON object is a nested property; a JSON list repeats the key);
-//! dotted keys address nested fields. Answers are `{"data": ...}`; a change
-//! answers its list of `{kind, name, action}`. Failures carry an HTTP
-//! status (400 refused input, 401 not authenticated, 403 not permitted,
-//! 404 no such path or object, 409 conflict, 413 body too large, 503
-//! Proxmox or quorum unavailable) and `{"data": null, "message": "...",
-//! "errors": {field: reason}}`, the message also in the status line.
+//! dotted keys address nested fields. The query parameter `_dc` (ExtJS's
+//! cache buster) is ignored, as pveproxy ignores it.
+//!
+//! # Answers
+//!
+//! `json`: `{"data": ...}`; a change answers its list of `{kind, name,
+//! action}`. Failures carry an HTTP status (400 refused input, 401 not
+//! authenticated, 403 not permitted, 404 no such path or object, 409
+//! conflict, 413 body too large, 503 Proxmox or quorum unavailable) and
+//! `{"data": null, "message": "...", "errors": {field: reason}}`, the
+//! message also in the status line.
+//!
+//! `extjs`, as pveproxy's formatter writes it: HTTP 200 always, with
+//! `{"success": 1, "data": ...}`, or on failure `{"success": 0, "data":
+//! null, "message": "...", "status": CODE}` and `"errors": {field:
+//! reason}` when there are any (`CODE` is the status the `json` format
+//! would have sent). Except a failed credential check (401; 503 or 500
+//! when Proxmox cannot be asked): it keeps its HTTP status and the
+//! message in the status line, as pveproxy answers its own authentication
+//! failures, so the web UI notices an expired login.
 //!
 //! # Authentication
 //!
@@ -75,9 +94,24 @@
 //! Bodies up to 1 MiB (413 beyond), TLS handshake and request-header
 //! timeouts, a whole-request timeout, per-client and global caps on TLS
 //! handshakes and open connections and a per-client rate of new
-//! connections (see [`Limits`]), and CORS
-//! answers only for the origins listed in [`ServerConfig::allowed_origins`]
-//! (the web UI's origin, e.g. `https://pve1.example.com:8006`).
+//! connections (see [`Limits`]).
+//!
+//! # CORS
+//!
+//! The panel runs in the Proxmox web UI (`https://NODE:8006`) and calls
+//! this port cross-origin, with credentials. Only the origins listed in
+//! [`ServerConfig::allowed_origins`] (written as browsers send `Origin`,
+//! see [`UiOrigin`]; the daemon lists the node's own web UI origins) get
+//! CORS answers, compared exactly, never a wildcard: `Access-Control-Allow-Origin`
+//! echoing the origin, `Access-Control-Allow-Credentials: true` and `Vary:
+//! Origin`, on every answer in both formats. A preflight (`OPTIONS`, on
+//! any route of either format) from such an origin is answered 204 with
+//! the route's methods and the headers the web UI sends
+//! (`Authorization, CSRFPreventionToken, Content-Type, Accept,
+//! X-Requested-With`), cached for 600 s; from any other origin it is
+//! answered 403, and other answers to it carry no CORS header, so the
+//! browser keeps their content from the page. The list can be replaced
+//! while serving ([`ServerHandle::set_allowed_origins`]).
 //!
 //! Side effects: listens on [`ServerConfig::listen`]; reads the certificate
 //! and key files (again when they change); reads and writes the store
@@ -88,6 +122,7 @@ mod authenticator;
 mod credential;
 mod csrf;
 mod listener;
+mod origin;
 mod params;
 pub mod permissions;
 mod proxmox;
@@ -97,7 +132,7 @@ mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -105,6 +140,7 @@ use tokio::sync::watch;
 
 pub use authenticator::{AuthError, Authenticator, Identity};
 pub use credential::{CSRF_HEADER, Credential, CredentialError, TICKET_COOKIE};
+pub use origin::{OriginError, UI_PORT, UiOrigin};
 pub use permissions::{Operation, Privileges};
 pub use proxmox::{AuthSetupError, ProxmoxAuthConfig, ProxmoxAuthenticator};
 pub use tls::CertError;
@@ -213,7 +249,9 @@ pub struct ServerConfig {
     /// remembered.
     pub auth_refusal_ttl: Duration,
     /// Browser origins allowed to call the API with credentials (CORS),
-    /// e.g. `https://pve1.example.com:8006`; empty: same origin only.
+    /// exactly as browsers send `Origin` (see [`UiOrigin`]), e.g.
+    /// `https://pve1.example.com:8006`; empty: same origin only. Never a
+    /// wildcard: `*` here matches only an `Origin: *` no browser sends.
     pub allowed_origins: Vec<String>,
     /// Size and time limits.
     pub limits: Limits,
@@ -280,12 +318,30 @@ pub struct ServerHandle {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
+    origins: Arc<RwLock<Vec<String>>>,
 }
 
 impl ServerHandle {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Replaces [`ServerConfig::allowed_origins`] for the requests that
+    /// arrive from now on.
+    pub fn set_allowed_origins(&self, origins: Vec<String>) {
+        *self
+            .origins
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = origins;
+    }
+
+    /// The browser origins allowed now.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.origins
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops accepting connections, lets requests in flight finish for
@@ -345,6 +401,7 @@ pub fn spawn(
     // Kept outside the runtime so the authenticator (which may own a
     // blocking HTTP client) is dropped on a plain thread.
     let keep_auth = auth.clone();
+    let origins = Arc::new(RwLock::new(config.allowed_origins));
     let app = routes::router(Arc::new(routes::App {
         api,
         checks: authenticator::Checks::new(
@@ -354,7 +411,7 @@ pub fn spawn(
             &limits,
         ),
         limits,
-        allowed_origins: config.allowed_origins,
+        allowed_origins: Arc::clone(&origins),
     }));
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
@@ -384,6 +441,7 @@ pub fn spawn(
         addr,
         stop,
         thread: Some(thread),
+        origins,
     })
 }
 

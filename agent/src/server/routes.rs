@@ -2,6 +2,12 @@
 //! permission check of every request, then the API call on the blocking
 //! pool. See the module doc of [`super`] for the routes.
 //!
+//! Every route is served in two formats ([`Format`], from the path):
+//! `/api2/json/...` and `/api2/extjs/...` (for Proxmox's UI helpers) go
+//! through the same steps below; only the answer's shape differs
+//! ([`super::reply`]). As pveproxy does, the query parameter `_dc` (the
+//! cache buster ExtJS adds to GETs unless told not to) is dropped in both.
+//!
 //! Order of a request: route and method; credential, checked with Proxmox;
 //! the operation, from method, path and query alone, and its privileges
 //! (for an apply: `Sys.Modify`, or `Sys.Audit` for a dry run) — all before
@@ -45,7 +51,7 @@ use super::Limits;
 use super::authenticator::{CheckError, Checks, Identity};
 use super::credential::{CSRF_HEADER, Credential};
 use super::permissions::decide;
-use super::reply::{Failure, ok};
+use super::reply::{Failure, Format};
 use orbitlab_engine::api::{APPLY_PATH, Api, TREE_PREFIX};
 
 /// Longest a body may take to parse or decode on the blocking pool (the
@@ -55,13 +61,25 @@ pub(crate) const PARSE_TIMEOUT: Duration = Duration::from_secs(10);
 const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// The access log's user until Proxmox has accepted the credential.
 const UNAUTHENTICATED: &str = "unauthenticated";
+/// The request headers a browser may send cross-origin (the preflight's
+/// `Access-Control-Allow-Headers`): the credentials (`CSRFPreventionToken`
+/// with the ticket cookie, or `Authorization` with an API token, which
+/// Proxmox's widget toolkit adds to every request when it holds one), the
+/// body's `Content-Type` (JSON is not a "simple" type), and what ExtJS's
+/// `Ext.Ajax` sends on every request: `Accept: application/json` (set by
+/// Proxmox's toolkit) and `X-Requested-With: XMLHttpRequest`
+/// (`useDefaultXhrHeader`, on by default even cross-origin).
+const ALLOWED_HEADERS: &str =
+    "Authorization, CSRFPreventionToken, Content-Type, Accept, X-Requested-With";
 
 /// What every request handler shares.
 pub(crate) struct App {
     pub(crate) api: Api,
     pub(crate) checks: Checks,
     pub(crate) limits: Limits,
-    pub(crate) allowed_origins: Vec<String>,
+    /// Exactly as browsers send `Origin`; replaced while serving by
+    /// [`super::ServerHandle::set_allowed_origins`].
+    pub(crate) allowed_origins: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 /// The peer of a connection, for the access log.
@@ -101,6 +119,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
         .map_or_else(|| "-".to_owned(), |p| p.0.to_string());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let (format, tree_path) = Format::of_path(&path);
     let origin = allowed_origin(&app, request.headers());
     let headers = request.headers();
     let sends_body = headers.contains_key(TRANSFER_ENCODING)
@@ -113,13 +132,12 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
         body: Some(body),
     };
     let mut response = if method == Method::OPTIONS {
-        preflight(origin.is_some(), route(&path))
+        preflight(origin.is_some(), route(&tree_path))
     } else {
-        match tokio::time::timeout(app.limits.request_timeout, handle(&app, parts, &mut seen))
-            .await
-        {
+        let handled = handle(&app, parts, &tree_path, format, &mut seen);
+        match tokio::time::timeout(app.limits.request_timeout, handled).await {
             Ok(Ok(response)) => response,
-            Ok(Err(failure)) => failure.into_response(),
+            Ok(Err(failure)) => failure.respond(format),
             Err(_) => Failure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -127,7 +145,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
                     app.limits.request_timeout
                 ),
             )
-            .into_response(),
+            .respond(format),
         }
     };
     if let Some(body) = seen.body.take()
@@ -193,10 +211,15 @@ pub(crate) fn log_field(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The request's `Origin` when it is one of the allowed origins, compared
+/// byte for byte (browsers send it normalised: lower-case host, IPv6 in
+/// brackets, no default port).
 fn allowed_origin(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
     let origin = headers.get(ORIGIN)?;
     let text = origin.to_str().ok()?;
     app.allowed_origins
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .iter()
         .any(|o| o == text)
         .then(|| origin.clone())
@@ -221,7 +244,7 @@ fn preflight(origin_allowed: bool, route: Option<Route>) -> Response {
     }
     h.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, CSRFPreventionToken, Content-Type"),
+        HeaderValue::from_static(ALLOWED_HEADERS),
     );
     h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     response
@@ -241,20 +264,24 @@ async fn discard(body: Body, limit: usize) {
     let _ = tokio::time::timeout(DISCARD_TIMEOUT, axum::body::to_bytes(body, limit)).await;
 }
 
-/// One request: route and method, credential (Proxmox), the operation
-/// and its privileges, only then the body (parsed off the event loop), an
-/// apply's per-kind privileges, then the API call.
+/// One request on `path` (the request's path as the `json` tree names
+/// it), answered in `format`: route and method, credential (Proxmox), the
+/// operation and its privileges, only then the body (parsed off the event
+/// loop), an apply's per-kind privileges, then the API call.
 async fn handle(
     app: &Arc<App>,
     parts: axum::http::request::Parts,
+    path: &str,
+    format: Format,
     seen: &mut Seen,
 ) -> Result<Response, Failure> {
-    let path = parts.uri.path();
+    // Messages name the path as it was asked.
+    let asked = parts.uri.path();
     let route = route(path).ok_or_else(|| {
         Failure::new(
             StatusCode::NOT_FOUND,
             format!(
-                "no such path {path:?}; the OrbitLab API is under {TREE_PREFIX}/ (and {APPLY_PATH})"
+                "no such path {asked:?}; the OrbitLab API is under {TREE_PREFIX}/ (and {APPLY_PATH}), or the same under /api2/extjs/"
             ),
         )
     })?;
@@ -264,12 +291,12 @@ async fn handle(
         let mut response = Failure::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!(
-                "{} is not possible on {path}; use {}",
+                "{} is not possible on {asked}; use {}",
                 parts.method,
                 allow.join(", ")
             ),
         )
-        .into_response();
+        .respond(format);
         if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
             response.headers_mut().insert(ALLOW, v);
         }
@@ -288,10 +315,10 @@ async fn handle(
 
     // What is asked, from method, path and query alone: refused now, when
     // not permitted, before a byte of the body is read.
-    let query = parts.uri.query().unwrap_or_default();
+    let query = without_cache_buster(parts.uri.query().unwrap_or_default());
     let intent = match route {
-        Route::Apply => Intent::apply(query)?,
-        Route::Tree => Intent::at(&parts.method, tree_rest(path), query)?,
+        Route::Apply => Intent::apply(&query)?,
+        Route::Tree => Intent::at(&parts.method, tree_rest(path), &query)?,
     };
     decide(
         &identity.user,
@@ -326,7 +353,24 @@ async fn handle(
         call.run(&api, &identity)
     })
     .await??;
-    Ok(ok(data))
+    Ok(format.ok(data))
+}
+
+/// `query` without `_dc` parameters, as pveproxy drops them: ExtJS adds
+/// `_dc=TIMESTAMP` to GETs to defeat caches (Proxmox's toolkit turns that
+/// off, plain `Ext.Ajax` calls do not).
+fn without_cache_buster(query: &str) -> Cow<'_, str> {
+    let is_dc = |pair: &str| pair.split('=').next() == Some("_dc");
+    if !query.split('&').any(is_dc) {
+        return Cow::Borrowed(query);
+    }
+    Cow::Owned(
+        query
+            .split('&')
+            .filter(|pair| !is_dc(pair))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
 }
 
 /// Runs `work` on the blocking pool: a panic there is a 500 for this
@@ -354,6 +398,7 @@ async fn off_the_loop<T: Send + 'static>(
 /// Asks the authenticator (or a cache) about `credential`. A caller
 /// who is not authenticated learns only that Proxmox refused, could not
 /// be asked, or that the agent is busy: internal details go to the log.
+/// Every failure here keeps its HTTP status in every format.
 async fn authenticate(
     app: &Arc<App>,
     credential: Credential,
@@ -382,6 +427,7 @@ async fn authenticate(
                 "checking the credential failed inside the agent; see the agent's log",
             ),
         })
+        .map_err(Failure::at_authentication)
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {
@@ -443,6 +489,36 @@ mod tests {
                     .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
             );
         }
+    }
+
+    #[test]
+    fn the_cache_buster_is_dropped_and_nothing_else() {
+        assert_eq!(without_cache_buster(""), "");
+        assert!(matches!(
+            without_cache_buster("ls=1"),
+            Cow::Borrowed("ls=1")
+        ));
+        assert_eq!(without_cache_buster("_dc=1712345678901"), "");
+        assert_eq!(without_cache_buster("ls=1&_dc=17&force=1"), "ls=1&force=1");
+        assert_eq!(without_cache_buster("_dc&x=1"), "x=1");
+        assert_eq!(without_cache_buster("_dcx=1&a_dc=2"), "_dcx=1&a_dc=2");
+    }
+
+    #[test]
+    fn extjs_paths_route_as_their_json_twins() {
+        for (extjs, route_of) in [
+            ("/api2/extjs/orbitlab", Some(Route::Tree)),
+            ("/api2/extjs/orbitlab/vault/secrets/db", Some(Route::Tree)),
+            ("/api2/extjs/orbitlab-apply", Some(Route::Apply)),
+            ("/api2/extjs/orbitlabx", None),
+            ("/api2/extjs/nodes", None),
+        ] {
+            let (format, path) = Format::of_path(extjs);
+            assert_eq!(format, Format::Extjs);
+            assert_eq!(route(&path), route_of, "{extjs}");
+        }
+        let (_, path) = Format::of_path("/api2/extjs/orbitlab/sectors/web");
+        assert_eq!(tree_rest(&path), "/sectors/web");
     }
 
     #[test]

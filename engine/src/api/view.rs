@@ -12,14 +12,20 @@ use crate::status::ObjectStatus;
 const METADATA_KEYS: [&str; 3] = ["name", "description", "labels"];
 
 /// `{apiVersion, kind, metadata, spec, status}`; `status` is null until an
-/// agent reported one.
+/// agent reported one, and then carries its `phase` too.
 pub(crate) fn object(manifest: &Manifest, status: Option<&ObjectStatus>) -> Value {
     let mut value = serde_json::to_value(manifest).unwrap_or(Value::Null);
     if let Value::Object(fields) = &mut value {
         fields.insert(
             "status".into(),
             status.map_or(Value::Null, |s| {
-                serde_json::to_value(s).unwrap_or(Value::Null)
+                let mut value = serde_json::to_value(s).unwrap_or(Value::Null);
+                // The phase as `orbitlab status` names it, so that clients
+                // (the web UI panel) need not derive it again.
+                if let Value::Object(fields) = &mut value {
+                    fields.insert("phase".into(), Value::from(s.phase()));
+                }
+                value
             }),
         );
     }

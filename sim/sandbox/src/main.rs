@@ -49,6 +49,7 @@ macro_rules! complain {
 
 mod programs;
 mod service;
+mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -104,6 +105,17 @@ struct Args {
     /// How long each simulated Proxmox task runs, in milliseconds.
     #[arg(long, default_value_t = 100)]
     task_ms: u64,
+    /// Also serve the Proxmox VE web UI with the OrbitLab panel, from the
+    /// UI's sources in DIR (`pve-manager/www` and
+    /// `proxmox-widget-toolkit/src`, as in `../shared/pve-ui`); needs
+    /// `--extjs`. Each node's page is on its own address (127.0.0.N) and
+    /// its agent's API on port 8206 there. Use with `--pve-version 9.1`.
+    #[arg(long, value_name = "DIR", requires = "extjs")]
+    ui: Option<PathBuf>,
+    /// The npm package `extjs-gpl` (6.2) for `--ui`: its folder (with
+    /// `build/ext-all.js`), e.g. `node_modules/extjs-gpl`.
+    #[arg(long, value_name = "DIR", requires = "ui")]
+    extjs: Option<PathBuf>,
 }
 
 /// Everything started, for the guide and the cleanup.
@@ -129,6 +141,8 @@ struct Sandbox {
     metrics: Vec<(String, String)>,
     /// Each node's local API (`https://127.0.0.1:PORT`).
     apis: Vec<(String, String)>,
+    /// The Proxmox web UI with the panel (`--ui`).
+    ui: Option<ui::UiServer>,
 }
 
 fn main() -> ExitCode {
@@ -159,6 +173,7 @@ fn main() -> ExitCode {
         services: Vec::new(),
         metrics: Vec::new(),
         apis: Vec::new(),
+        ui: None,
     };
     let result = run(&args, &mut sandbox, &stop);
     if let Err(e) = &result {
@@ -252,6 +267,7 @@ fn run(args: &Args, sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
     step_store(args, sb, &programs, &logs, stop)?;
     step_pve(args, sb, &programs, &logs, stop)?;
     step_hosts(args, sb)?;
+    step_ui(args, sb)?;
     step_agents(sb, &programs, &logs, stop)?;
     step_init(sb, &programs)?;
     step_agent_apis(sb, stop)?;
@@ -359,6 +375,15 @@ fn step_pve(
         .arg(NODES.join(","))
         .arg("--tls-dir")
         .arg(&tls_dir)
+        // Every node's address: the agents (and with --ui the pages) of
+        // pve2 and pve3 serve on 127.0.0.2 and 127.0.0.3.
+        .arg("--tls-names")
+        .arg(
+            (1..NODES.len())
+                .map(|i| ui::node_address(i).to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .arg("--etc-pve")
         .arg(&sb.root)
         .env("ORBITLAB_SIM_TOKEN_SECRET", &sb.secret)
@@ -525,11 +550,21 @@ fn step_agents(
     say!(
         "[4/7] agents (orbitlab-agent), one per node, as the package starts them (they wait for `orbitlab init`):"
     );
-    for node in NODES {
+    for (i, node) in NODES.into_iter().enumerate() {
         // A port of its own: the three agents share this machine. The
         // certificate is the sandbox's local/pve-ssl.pem (for 127.0.0.1).
-        let api = format!("127.0.0.1:{}", free_port()?);
+        // With the web UI, each node's address and the default port, as
+        // the panel on that node's page expects.
+        let api = match &sb.ui {
+            Some(_) => format!("{}:{}", ui::node_address(i), ui::AGENT_PORT),
+            None => format!("127.0.0.1:{}", free_port()?),
+        };
         let mut command = Command::new(&programs.agent);
+        if let Some(ui) = &sb.ui {
+            command
+                .arg("--ui-origin")
+                .arg(format!("https://{}:{}", ui::node_address(i), ui.port));
+        }
         command.arg("--root").arg(&sb.root).args([
             "--node",
             node,
@@ -586,6 +621,38 @@ fn step_agent_apis(sb: &mut Sandbox, stop: &AtomicBool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Proxmox web UI with the panel, when asked for (`--ui`).
+fn step_ui(args: &Args, sb: &mut Sandbox) -> Result<()> {
+    let (Some(pve_ui), Some(extjs)) = (&args.ui, &args.extjs) else {
+        return Ok(());
+    };
+    let panel = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui");
+    let sources = ui::UiSources::new(pve_ui, extjs, &panel)?;
+    let local = sb.root.join("local");
+    let server = ui::UiServer::start(
+        sources,
+        &sb.dir.join("ui"),
+        &NODES,
+        (&local.join("pve-ssl.pem"), &local.join("pve-ssl.key")),
+        &sb.origin,
+        &sb.ca,
+    )?;
+    say!(
+        "      Proxmox VE web UI with the OrbitLab panel: {}",
+        ui_urls(server.port)
+    );
+    sb.ui = Some(server);
+    Ok(())
+}
+
+/// Each node's page.
+fn ui_urls(port: u16) -> String {
+    (0..NODES.len())
+        .map(|i| format!("https://{}:{port}/ ({})", ui::node_address(i), NODES[i]))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The example Sector and an instance in it, applied and waited for.
@@ -935,6 +1002,15 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         say!("  {cli} {remote} pki ca create-root lab-ca");
         say!(
             "  {cli} {remote} pki cert sign-csr lab-ca web --csr web.csr   # only the certificate comes back"
+        );
+    }
+    if let Some(ui) = &sb.ui {
+        say!("Open the Proxmox VE web UI, Datacenter -> OrbitLab (user root, realm pam, password {}):", orbitlab_sim::pve::DEFAULT_PASSWORD);
+        say!("  {}", ui_urls(ui.port));
+        say!(
+            "  (certificates from the sandbox's CA {}: accept them for the page and for its agent, https://127.0.0.N:{})",
+            sb.ca.display(),
+            ui::AGENT_PORT
         );
     }
     say!("Look behind the scenes:");

@@ -41,6 +41,10 @@ struct Args {
     /// Serve HTTPS; write the CA to DIR/pve-root-ca.pem.
     #[arg(long)]
     tls_dir: Option<PathBuf>,
+    /// More names or addresses for the certificate made with --tls-dir
+    /// (besides localhost and the listening address), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    tls_names: Vec<String>,
     /// Mirror .members and .vmlist into this directory.
     #[arg(long)]
     pmxcfs_root: Option<PathBuf>,
@@ -123,7 +127,9 @@ fn main() -> Result<()> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let ca = TestCa::new("OrbitLab simulator CA")?;
             let host = args.listen.ip().to_string();
-            let material = ca.issue_server(&["localhost", &host])?;
+            let mut names = vec!["localhost", host.as_str()];
+            names.extend(args.tls_names.iter().map(String::as_str));
+            let material = ca.issue_server(&names)?;
             let ca_path = dir.join("pve-root-ca.pem");
             std::fs::write(&ca_path, ca.pem())
                 .with_context(|| format!("writing {}", ca_path.display()))?;

@@ -1,6 +1,9 @@
 //! A simulated Proxmox VE cluster (API only) that enforces the official
-//! parameter rules of the endpoints OrbitLab uses. Start one with
-//! [`PveSim::start`]; talk to it over HTTP(S) at [`SimHandle::base_url`].
+//! parameter rules of the endpoints OrbitLab uses, and serves what the
+//! Proxmox web UI reads to log in and show the Datacenter view. Start one
+//! with [`PveSim::start`]; talk to it over HTTP(S) at
+//! [`SimHandle::base_url`] (`/api2/json`), or under `/api2/extjs` in the
+//! format the web UI uses (see [`server::Format`]).
 //!
 //! Layout: `schema` (rule types, parsed from the tables in `rules/`),
 //! `formats` (named string formats), `validate` (request checking),

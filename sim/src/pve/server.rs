@@ -1,9 +1,20 @@
 //! The simulator's HTTP(S) server: binds a loopback port (or the address
-//! given), serves the Proxmox API under `/api2/json` and the control API
-//! under `/_sim` (see `control.rs`), on a background thread with its own
-//! tokio runtime so synchronous tests can use it. Every API request is
-//! authenticated, checked against the rules, answered like pveproxy, and
+//! given), serves the Proxmox API under `/api2/json` and `/api2/extjs`
+//! (every path in both formats, see [`Format`]) and the control API under
+//! `/_sim` (see `control.rs`), on a background thread with its own tokio
+//! runtime so synchronous tests can use it. Every API request is
+//! authenticated (except the calls Proxmox answers anyone, see
+//! [`is_world`]), checked against the rules, answered like pveproxy, and
 //! recorded (secrets redacted).
+//!
+//! How a failure is answered depends on where it arises, as in pveproxy:
+//! an unreadable request, failed authentication or CSRF check (401) and
+//! an offline node (595) are plain HTTP errors in every format; what the
+//! API refuses (400 with per-parameter `errors`, 403, 501) and a handler's
+//! error go through the format's formatter: `json` answers the status with
+//! `{"data": null, "message": ...}`, `extjs` answers HTTP 200 with
+//! `{"data": null, "success": 0, "status": ..., "message": ...}`. ExtJS's
+//! cache breaker `_dc` is dropped before the parameters are checked.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,7 +36,7 @@ use tokio::sync::oneshot;
 
 use super::control;
 use super::csrf::{WWW_KEY_FILE, WwwKey};
-use super::endpoints::access::{ApiToken, UserLogin, authorize, permissions};
+use super::endpoints::access::{ApiToken, UserLogin, authorize, is_world, permissions};
 use super::endpoints::{Auth, AuthConfig, Ctx, authenticate, dispatch, issue_ticket};
 use super::error::ApiError;
 use super::faults::{FaultSpec, Faults};
@@ -128,13 +139,18 @@ pub struct RequestRecord {
     pub seq: u64,
     /// HTTP method.
     pub method: String,
-    /// Path after `/api2/json`.
+    /// Path after `/api2/json` or `/api2/extjs`.
     pub path: String,
+    /// The format asked for (`json`, `extjs`).
+    #[serde(default = "json_format")]
+    pub format: String,
     /// Parameters (query and body; repeated ones joined by `,`; secrets redacted).
     pub params: BTreeMap<String, String>,
     /// Authenticated id, if any.
     pub user: Option<String>,
-    /// Status answered.
+    /// The API's status: the HTTP status answered, except in the `extjs`
+    /// format, where a failure answers HTTP 200 with this status in the
+    /// body.
     pub status: u16,
 }
 
@@ -575,15 +591,73 @@ const SECRET_PARAMS: &[&str] = &[
     "ssh-public-keys",
 ];
 
-fn error_response(e: &ApiError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut body = json!({ "data": null });
-    if let (Some(errs), Some(o)) = (&e.errors, body.as_object_mut()) {
-        o.insert("errors".into(), json!(errs));
+/// The answer formats of pveproxy the simulator serves: the second
+/// segment of `/api2/{format}/...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `json`: the HTTP status tells success from failure; a failure's
+    /// body has its `message` (pve-http-server 5.2 and later: PVE 8.4, 9.x).
+    Json,
+    /// `extjs` (what the web UI's `API2Request` and forms use): HTTP 200
+    /// even when the API call failed; the body's `success` (1 or 0) tells,
+    /// a failure's `status` holds the HTTP status it would have had and
+    /// `message` its message (Proxmox's `Formatter/Standard.pm`).
+    Extjs,
+}
+
+impl Format {
+    /// The format name, as in the URL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Extjs => "extjs",
+        }
     }
-    let mut resp = (status, axum::Json(body)).into_response();
-    let reason: String = e
-        .message
+
+    /// The format of an API path and the path after it (`/api2/json/nodes`
+    /// → `Json`, `/nodes`).
+    fn split(full_path: &str) -> Option<(Format, &str)> {
+        [Format::Json, Format::Extjs].into_iter().find_map(|f| {
+            let rest = full_path.strip_prefix("/api2/")?.strip_prefix(f.name())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((f, rest))
+        })
+    }
+}
+
+fn json_format() -> String {
+    Format::Json.name().to_owned()
+}
+
+/// Why a request failed, which decides how it is answered.
+#[derive(Debug)]
+enum Failure {
+    /// pveproxy refused it before any API handler ran (an unreadable
+    /// request, failed authentication or CSRF check, an unreachable
+    /// node): a plain HTTP error in every format.
+    Server(ApiError),
+    /// The API refused it (parameters, privileges, no such method) or its
+    /// handler failed: worded by the format's formatter.
+    Api(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+impl Failure {
+    fn error(&self) -> &ApiError {
+        match self {
+            Failure::Server(e) | Failure::Api(e) => e,
+        }
+    }
+}
+
+/// Put `message` into the status line, as pveproxy does (control
+/// characters made spaces).
+fn with_reason(mut resp: Response, message: &str) -> Response {
+    let reason: String = message
         .trim_end()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -592,6 +666,64 @@ fn error_response(e: &ApiError) -> Response {
         resp.extensions_mut().insert(rp);
     }
     resp
+}
+
+/// A refusal of pveproxy itself: the status, the message in the status
+/// line, `{"data": null}` (and the per-parameter errors, if any).
+fn error_response(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = json!({ "data": null });
+    if let (Some(errs), Some(o)) = (&e.errors, body.as_object_mut()) {
+        o.insert("errors".into(), json!(errs));
+    }
+    with_reason((status, axum::Json(body)).into_response(), &e.message)
+}
+
+/// The `message` of a failed call's body: the error as the API raised it.
+/// Proxmox's errors end with a newline (`die "...\n"` and its exceptions),
+/// except the "not implemented" answer for a missing method; an empty one
+/// becomes the status's text.
+fn body_message(e: &ApiError) -> String {
+    if e.message.is_empty() {
+        StatusCode::from_u16(e.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown error")
+            .to_owned()
+    } else if e.message.ends_with('\n') || e.status == 501 {
+        e.message.clone()
+    } else {
+        format!("{}\n", e.message)
+    }
+}
+
+/// The HTTP answer to a call in `format`, as pveproxy's formatters make it.
+fn answer(format: Format, result: Result<Value, Failure>) -> Response {
+    match (format, result) {
+        (Format::Json, Ok(data)) => axum::Json(json!({ "data": data })).into_response(),
+        (Format::Extjs, Ok(data)) => {
+            axum::Json(json!({ "data": data, "success": 1 })).into_response()
+        }
+        (_, Err(Failure::Server(e))) => error_response(&e),
+        (Format::Json, Err(Failure::Api(e))) => {
+            let mut body = json!({ "data": null, "message": body_message(&e) });
+            if let Some(errs) = &e.errors {
+                body["errors"] = json!(errs);
+            }
+            let status =
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            with_reason((status, axum::Json(body)).into_response(), &e.message)
+        }
+        (Format::Extjs, Err(Failure::Api(e))) => {
+            let mut body = json!({
+                "data": null, "success": 0, "status": e.status, "message": body_message(&e),
+            });
+            if let Some(errs) = &e.errors {
+                body["errors"] = json!(errs);
+            }
+            axum::Json(body).into_response()
+        }
+    }
 }
 
 async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
@@ -609,7 +741,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let (result, record) = handle(
+    let (format, result, record) = handle(
         &shared,
         &parts.method,
         parts.uri.path(),
@@ -619,7 +751,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     );
     let status = match &result {
         Ok(_) => 200,
-        Err(e) => e.status,
+        Err(f) => f.error().status,
     };
     if let Some(mut rec) = record {
         rec.status = status;
@@ -631,17 +763,15 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         log.push(rec);
     }
-    match result {
-        Ok(data) => axum::Json(json!({ "data": data })).into_response(),
-        Err(e) => error_response(&e),
-    }
+    answer(format, result)
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Handle one API request synchronously; returns the answer and the record.
+/// Handle one API request synchronously; returns its format, the answer
+/// and the record.
 fn handle(
     shared: &Shared,
     method: &Method,
@@ -649,10 +779,14 @@ fn handle(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-) -> (Result<Value, ApiError>, Option<RequestRecord>) {
-    let Some(path) = full_path.strip_prefix("/api2/json") else {
+) -> (Format, Result<Value, Failure>, Option<RequestRecord>) {
+    let Some((format, path)) = Format::split(full_path) else {
         return (
-            Err(ApiError::status(404, "Not found - use /api2/json")),
+            Format::Json,
+            Err(Failure::Server(ApiError::status(
+                404,
+                "Not found - use /api2/json or /api2/extjs",
+            ))),
             None,
         );
     };
@@ -662,14 +796,17 @@ fn handle(
         path
     };
     let method = method.as_str();
-    let raw = match request::parse(query, header(headers, "content-type"), body) {
+    let mut raw = match request::parse(query, header(headers, "content-type"), body) {
         Ok(r) => r,
-        Err(e) => return (Err(e), None),
+        Err(e) => return (format, Err(Failure::Server(e)), None),
     };
+    // pveproxy drops ExtJS's cache breaker before the API sees the call.
+    raw.params.retain(|(k, _)| k != "_dc");
     let mut record = RequestRecord {
         seq: 0,
         method: method.to_string(),
         path: path.to_string(),
+        format: format.name().to_owned(),
         params: BTreeMap::new(),
         user: None,
         status: 0,
@@ -690,7 +827,7 @@ fn handle(
             .or_insert_with(|| v.to_string());
     }
     let result = handle_inner(shared, method, path, headers, &raw, &mut record);
-    (result, Some(record))
+    (format, result, Some(record))
 }
 
 fn handle_inner(
@@ -700,13 +837,13 @@ fn handle_inner(
     headers: &HeaderMap,
     raw: &request::RawRequest,
     record: &mut RequestRecord,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Failure> {
     let mut st = lock(&shared.state);
     st.tick();
     let version = st.version;
     let rules = rules(version);
     let ticket_call = method == "POST" && path == "/access/ticket";
-    let user = if ticket_call {
+    let user = if is_world(method, path) {
         None
     } else {
         let auth = authenticate(
@@ -717,12 +854,13 @@ fn handle_inner(
             header(headers, "cookie"),
             header(headers, "csrfpreventiontoken"),
             method != "GET",
-        )?;
+        )
+        .map_err(Failure::Server)?;
         record.user = Some(auth.id().to_string());
         Some(auth)
     };
     if let Some(f) = lock(&shared.faults).check(method, path) {
-        return Err(ApiError::status(f.status, f.message));
+        return Err(ApiError::status(f.status, f.message).into());
     }
     let (ep, vars) = rules.lookup(method, path).map_err(|path_known| {
         if path_known {
@@ -737,10 +875,10 @@ fn handle_inner(
     if let Some(node) = vars.get("node")
         && st.nodes.get(node).is_some_and(|n| !n.online)
     {
-        return Err(ApiError::status(
+        return Err(Failure::Server(ApiError::status(
             595,
             format!("No route to host (node '{node}' is offline)"),
-        ));
+        )));
     }
     let mut all: Vec<(String, String)> = vars.into_iter().collect();
     all.extend(raw.params.iter().cloned());
@@ -768,5 +906,5 @@ fn handle_inner(
         dispatch(method, &ep.path, &mut ctx)
     };
     shared.sync_files(&st);
-    reply
+    Ok(reply?)
 }

@@ -222,6 +222,9 @@ pub struct Task {
     pub duration: Duration,
     /// `None` while running; `Some("OK")` or the failure message after.
     pub exitstatus: Option<String>,
+    /// When it ended (Unix seconds), once it has.
+    #[serde(default)]
+    pub endtime: Option<u64>,
     /// Planned failure message, if the task is to fail.
     pub fail_with: Option<String>,
     /// What happens when it ends.
@@ -279,12 +282,26 @@ pub struct AccessState {
 }
 
 /// A user made through the API.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Clone, Default, Serialize)]
 pub struct UserEntry {
     /// Free text.
     pub comment: Option<String>,
     /// Whether the account may be used.
     pub enable: bool,
+    /// The password it logs in with, when one was set (`password` of
+    /// `POST /access/users`; never serialised, never printed).
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("comment", &self.comment)
+            .field("enable", &self.enable)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// An API token made through the API.
@@ -609,6 +626,7 @@ impl ClusterState {
                 started: Instant::now(),
                 duration: self.task_duration,
                 exitstatus: None,
+                endtime: None,
                 fail_with,
                 effect,
             },
@@ -632,6 +650,7 @@ impl ClusterState {
             };
             let ok = task.fail_with.is_none();
             task.exitstatus = Some(task.fail_with.clone().unwrap_or_else(|| "OK".into()));
+            task.endtime = Some(unix_now());
             let effect = task.effect.clone();
             self.finish(effect, ok);
         }

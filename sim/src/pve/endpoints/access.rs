@@ -7,6 +7,22 @@
 //! passes, not only the one issued with the ticket), and the caller's
 //! effective privileges (`GET /access/permissions`).
 //!
+//! Endpoints answered here:
+//!
+//! | call | answer |
+//! | --- | --- |
+//! | `POST /access/ticket` | a ticket, CSRF token, the GUI's capabilities (`cap`) and, with `Sys.Audit`, the cluster name; the password may be a current ticket of the same user (or of `root@pam`), as the web UI renews its ticket; with `path` and `privs` only checks the credentials and privileges |
+//! | `GET /access/domains` | the realms `pam` and `pve` (no authentication needed, the login window reads it) |
+//! | `GET /access/permissions` | the caller's privileges, by path |
+//! | `GET`/`POST /access/roles`, `GET`/`PUT /access/roles/{roleid}` | roles |
+//! | `GET`/`POST /access/users` | users (a `password` makes the user able to log in, realms `pam` and `pve`) |
+//! | `GET`/`PUT /access/acl` | the ACL |
+//! | `POST`/`DELETE /access/users/{userid}/token/{tokenid}` | API tokens |
+//!
+//! The ticket cookie's value is URI-unescaped first, as pveproxy does (the
+//! web UI stores it with JavaScript's `escape`). `POST /access/ticket` and
+//! `GET /access/domains` need no credentials ([`is_world`]).
+//!
 //! Privileges: [`AuthConfig::privileges`] gives the privileges on `/` of
 //! chosen users and tokens; everyone not listed holds every privilege, as
 //! `root@pam` (the default login) does on a real cluster. A token without an
@@ -204,8 +220,13 @@ pub fn authenticate(
         .flat_map(|c| c.split(';'))
         .filter_map(|kv| kv.trim().strip_prefix("PVEAuthCookie="))
         .next()
+        .filter(|t| !t.is_empty())
+        .map(uri_unescape)
         .ok_or_else(|| ApiError::status(401, "No ticket"))?;
-    let session = st.sessions.get(ticket).ok_or_else(denied)?;
+    let session = st.sessions.get(&ticket).ok_or_else(denied)?;
+    if !user_enabled(cfg, st, &session.user) {
+        return Err(denied());
+    }
     if write && !csrf.is_some_and(|c| www_key.accepts(&session.user, c, unix_now())) {
         return Err(ApiError::status(
             401,
@@ -215,7 +236,103 @@ pub fn authenticate(
     Ok(Auth::Ticket(session.user.clone()))
 }
 
-/// `POST /access/ticket`: check the password and open a session.
+/// `%XX` escapes decoded, as Perl's `uri_unescape` does (malformed ones
+/// stay as they are).
+fn uri_unescape(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Calls pveproxy answers without credentials (Proxmox's `auth_handler`
+/// lets these through; the simulator serves no other of them).
+pub fn is_world(method: &str, path: &str) -> bool {
+    matches!(
+        (method, path),
+        ("POST", "/access/ticket") | ("GET", "/access/domains")
+    )
+}
+
+/// Whether `user` exists and may log in (`check_user_enabled`): a
+/// configured user always, a user made through the API when enabled.
+fn user_enabled(cfg: &AuthConfig, st: &ClusterState, user: &str) -> bool {
+    match st.access.users.get(user) {
+        Some(u) => u.enable,
+        None => configured_users(cfg).contains(user),
+    }
+}
+
+/// Whether `password` is the password of `user` (configured, or set when
+/// the user was made through the API).
+fn password_matches(cfg: &AuthConfig, st: &ClusterState, user: &str, password: &str) -> bool {
+    cfg.users
+        .iter()
+        .any(|u| u.user == user && same(&u.password, password))
+        || st
+            .access
+            .users
+            .get(user)
+            .and_then(|u| u.password.as_deref())
+            .is_some_and(|pw| same(pw, password))
+}
+
+/// The privilege groups of the web UI's capabilities (`cap` of a ticket),
+/// as Proxmox's `compute_api_permission` sorts them: the privileges held
+/// that start with one of the prefixes.
+const CAPABILITIES: &[(&str, &[&str])] = &[
+    ("access", &["User.", "Group.", "Permissions.Modify"]),
+    ("dc", &["Sys.Audit", "Sys.Modify", "SDN."]),
+    ("mapping", &["Mapping.", "Permissions.Modify"]),
+    ("nodes", &["Sys.", "Permissions.Modify"]),
+    ("sdn", &["SDN.", "Permissions.Modify"]),
+    ("storage", &["Datastore.", "Permissions.Modify"]),
+    ("vms", &["VM.", "Permissions.Modify"]),
+];
+
+/// The `cap` of a ticket answer: what the web UI shows and enables
+/// (`{"vms": {"VM.Audit": 1}, "dc": {...}, ...}`, every group present).
+pub fn capabilities(cfg: &AuthConfig, st: &ClusterState, user: &str) -> Value {
+    let held = effective_privileges(cfg, st, user);
+    let groups: serde_json::Map<String, Value> = CAPABILITIES
+        .iter()
+        .map(|(group, prefixes)| {
+            let privs: serde_json::Map<String, Value> = held
+                .iter()
+                .filter(|p| prefixes.iter().any(|prefix| p.starts_with(prefix)))
+                .map(|p| (p.clone(), json!(1)))
+                .collect();
+            ((*group).to_string(), Value::Object(privs))
+        })
+        .collect();
+    Value::Object(groups)
+}
+
+/// `POST /access/ticket`: check the credentials and open a session.
+///
+/// As Proxmox does: the realm is appended to the user name when given;
+/// the password may be a current ticket of the same user (or, when a
+/// ticket is created, of `root@pam`, who may create tickets for anyone);
+/// every failure is `401 authentication failure`, whatever its cause;
+/// `path` with `privs` only checks (the answer has no ticket) and fails
+/// unless the user holds every privilege in `privs`.
 pub fn issue_ticket(
     cfg: &AuthConfig,
     st: &mut ClusterState,
@@ -223,34 +340,67 @@ pub fn issue_ticket(
     p: &Params,
 ) -> Result<Value, ApiError> {
     let mut user = p.str("username").unwrap_or_default().to_string();
-    if let Some(realm) = p.str("realm")
-        && !user.contains('@')
-    {
+    if let Some(realm) = p.str("realm") {
         user = format!("{user}@{realm}");
     }
     let password = p.str("password").unwrap_or_default();
-    let ok = cfg
-        .users
-        .iter()
-        .any(|u| u.user == user && same(&u.password, password));
-    if !ok {
-        return Err(ApiError::status(401, "authentication failure"));
+    let verify_only = p.has("path") && p.has("privs");
+    let denied = || ApiError::status(401, "authentication failure");
+    if !user_enabled(cfg, st, &user) {
+        return Err(denied());
     }
-    let now = unix_now();
-    let ticket = format!("PVE:{user}:{now:08X}::{:032x}", rand::random::<u128>());
-    let csrf = www_key.token(&user, now);
-    st.sessions
-        .insert(ticket.clone(), Session { user: user.clone() });
-    Ok(json!({
-        "username": user, "ticket": ticket, "CSRFPreventionToken": csrf,
-        "cap": {}, "clustername": st.cluster_name,
-    }))
+    let ticket_user = st.sessions.get(password).map(|s| s.user.as_str());
+    let by_ticket = ticket_user.is_some_and(|t| t == user || (!verify_only && t == ROOT));
+    if !by_ticket && !password_matches(cfg, st, &user, password) {
+        return Err(denied());
+    }
+    let held = effective_privileges(cfg, st, &user);
+    let mut answer = if verify_only {
+        let wanted = split_list(p.str("privs"));
+        if wanted.is_empty() || !wanted.iter().all(|w| held.contains(w)) {
+            return Err(denied());
+        }
+        json!({ "username": user })
+    } else {
+        let now = unix_now();
+        let ticket = format!("PVE:{user}:{now:08X}::{:032x}", rand::random::<u128>());
+        let csrf = www_key.token(&user, now);
+        st.sessions
+            .insert(ticket.clone(), Session { user: user.clone() });
+        json!({ "username": user, "ticket": ticket, "CSRFPreventionToken": csrf })
+    };
+    if let Some(o) = answer.as_object_mut() {
+        o.insert("cap".into(), capabilities(cfg, st, &user));
+        if held.contains("Sys.Audit") {
+            o.insert("clustername".into(), json!(st.cluster_name));
+        }
+    }
+    Ok(answer)
 }
+
+/// The superuser, who holds every privilege everywhere.
+const ROOT: &str = "root@pam";
+
+/// The paths `GET /access/permissions` lists without `path` (Proxmox's
+/// `get_effective_permissions`), before the paths of ACL entries.
+const PERMISSION_PATHS: &[&str] = &[
+    "/",
+    "/access",
+    "/access/groups",
+    "/nodes",
+    "/pool",
+    "/sdn",
+    "/storage",
+    "/vms",
+];
 
 /// `GET /access/permissions`: the privileges of the caller (or of
 /// `userid`, which must be the caller or one of its tokens unless the
-/// caller may audit `/access`), as `{path: {privilege: 1}}`. Privileges are
-/// held on `/` and propagate, so every path shows the same set.
+/// caller may audit `/access`), as `{path: {privilege: 1}}`: for `path`
+/// alone when given (an empty map when none is held), else for every
+/// top-level path and every path of the ACL, leaving out paths without
+/// any privilege. Privileges are held on `/` and propagate, so every path
+/// shows the same set.
 pub fn permissions(
     cfg: &AuthConfig,
     st: &ClusterState,
@@ -273,9 +423,15 @@ pub fn permissions(
         .into_iter()
         .map(|p| (p, json!(1)))
         .collect();
-    let path = p.str("path").unwrap_or("/").to_string();
     let mut answer = BTreeMap::new();
-    answer.insert(path, Value::Object(privileges));
+    if let Some(path) = p.str("path").filter(|p| !p.is_empty()) {
+        answer.insert(path.to_string(), Value::Object(privileges));
+    } else if !privileges.is_empty() {
+        let acl_paths = st.access.acl.iter().map(|e| e.path.as_str());
+        for path in PERMISSION_PATHS.iter().copied().chain(acl_paths) {
+            answer.insert(path.to_string(), Value::Object(privileges.clone()));
+        }
+    }
     Ok(json!(answer))
 }
 
@@ -306,6 +462,7 @@ fn builtin_role(id: &str, version: PveVersion) -> Option<BTreeSet<String>> {
             .map(str::to_string)
             .collect(),
         "NoAccess" => BTreeSet::new(),
+        // The `audit` privileges of every group (9.x adds the guest agent's).
         "PVEAuditor" => [
             "Datastore.Audit",
             "Mapping.Audit",
@@ -315,6 +472,7 @@ fn builtin_role(id: &str, version: PveVersion) -> Option<BTreeSet<String>> {
             "VM.Audit",
         ]
         .into_iter()
+        .chain((version >= PveVersion::V9_1).then_some("VM.GuestAgent.Audit"))
         .map(str::to_string)
         .collect(),
         _ => return None,
@@ -437,6 +595,7 @@ fn required(method: &str, template: &str) -> &'static [&'static [&'static str]] 
         ("POST", "/access/roles") | ("PUT" | "DELETE", "/access/roles/{roleid}") => ACCESS,
         ("POST", "/access/users") => &[&["Realm.AllocateUser"], &["User.Modify"]],
         ("PUT", "/access/acl") => &[&["Permissions.Modify"]],
+        ("GET", "/nodes/{node}/ceph/status") => &[&["Sys.Audit", "Datastore.Audit"]],
         _ => &[],
     }
 }
@@ -469,6 +628,7 @@ pub fn authorize(
 /// answered by the server itself).
 pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
     match (method, template) {
+        ("GET", "/access/domains") => domains(),
         ("GET", "/access/roles") => list_roles(ctx),
         ("POST", "/access/roles") => create_role(ctx),
         ("GET", "/access/roles/{roleid}") => read_role(ctx),
@@ -484,6 +644,16 @@ pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
             format!("Method '{method} {template}' not implemented"),
         )),
     }
+}
+
+/// `GET /access/domains`: the realms every cluster has, as a fresh
+/// install lists them (`domains.cfg` adds `pam` and `pve` with these
+/// comments; no `default` marker, no second factor).
+fn domains() -> Reply {
+    list(vec![
+        json!({"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"}),
+        json!({"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"}),
+    ])
 }
 
 fn joined(privs: &BTreeSet<String>) -> String {
@@ -604,6 +774,7 @@ fn list_users(ctx: &Ctx<'_>) -> Reply {
                 UserEntry {
                     comment: None,
                     enable: true,
+                    password: None,
                 },
             )
         });
@@ -657,11 +828,14 @@ fn create_user(ctx: &mut Ctx<'_>) -> Reply {
             "create user failed: the simulator has no groups",
         ));
     }
+    // Proxmox stores the password in the realm (`priv/shadow.cfg` for
+    // `pve`; `usermod` for `pam`, whose Linux account is taken to exist).
     ctx.st.access.users.insert(
         id,
         UserEntry {
             comment: ctx.p.str("comment").map(str::to_string),
             enable: ctx.p.flag("enable", true),
+            password: ctx.p.str("password").map(str::to_string),
         },
     );
     Ok(Value::Null)

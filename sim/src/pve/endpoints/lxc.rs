@@ -101,7 +101,7 @@ fn mem_bytes(g: &Guest, key: &str, default: u64) -> u64 {
 /// A container's entry in `GET /nodes/{node}/lxc` and its
 /// `status/current`; `cpu`: its simulated CPU use (a fraction of its
 /// cores), reported while it runs, with memory at a tenth of its limit.
-fn summary(vmid: u32, g: &Guest, cpu: f64) -> Value {
+pub(super) fn summary(vmid: u32, g: &Guest, cpu: f64) -> Value {
     let running = matches!(g.status, crate::pve::state::PowerState::Running);
     let mut v = json!({
         "vmid": vmid, "type": "lxc", "status": g.status,

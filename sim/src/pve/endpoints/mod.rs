@@ -1,6 +1,10 @@
-//! Handlers of the simulated endpoints, one module per area. Every handler
-//! gets parameters already checked against the rules (`validate.rs`) and
-//! works on the cluster state under its lock.
+//! Handlers of the simulated endpoints, one module per area (each lists
+//! its endpoints): `access` (tickets, realms, permissions, users, roles,
+//! ACL, tokens), `cluster` (version, cluster status, resources, tasks and
+//! options, nodes, subscription, Ceph status, network, DNS, task status),
+//! `lxc`, `storage`, `sdn`, `ha`. Every handler gets parameters already
+//! checked against the rules (`validate.rs`) and works on the cluster
+//! state under its lock.
 
 pub mod access;
 mod cluster;
@@ -49,9 +53,16 @@ impl Ctx<'_> {
             .ok_or_else(|| ApiError::param("vmid", "property is missing and it is not optional"))
     }
 
-    /// The `node` parameter, checked to be a cluster member.
+    /// The `node` parameter, checked to be a cluster member; `localhost`
+    /// is the node answering (the first node, the one `GET
+    /// /cluster/status` marks `local`), as pveproxy never proxies it.
     pub fn node(&self) -> Result<String, ApiError> {
         let n = self.s("node")?;
+        if n == "localhost"
+            && let Some(local) = self.st.nodes.keys().next()
+        {
+            return Ok(local.clone());
+        }
         if self.st.nodes.contains_key(&n) {
             Ok(n)
         } else {

@@ -19,6 +19,11 @@ pub const APPLIANCES: &[(&str, &str)] = &[
     ("alpine-3.22-default_20250617_amd64.tar.xz", "alpine-3.22"),
 ];
 
+/// Size of every simulated storage (bytes).
+pub(super) const STORAGE_TOTAL: u64 = 100_000_000_000;
+/// What every simulated storage has in use (bytes).
+pub(super) const STORAGE_USED: u64 = 10_000_000_000;
+
 pub fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Reply {
     match (method, template) {
         ("GET", "/nodes/{node}/storage") => storages(ctx),
@@ -114,8 +119,8 @@ fn storages(ctx: &mut Ctx<'_>) -> Reply {
                 json!({
                     "storage": id, "type": s.kind, "content": s.content.join(","),
                     "active": 1, "enabled": 1, "shared": 0,
-                    "total": 100_000_000_000_u64, "used": 10_000_000_000_u64,
-                    "avail": 90_000_000_000_u64,
+                    "total": STORAGE_TOTAL, "used": STORAGE_USED,
+                    "avail": STORAGE_TOTAL - STORAGE_USED,
                 })
             })
             .collect(),

@@ -7,7 +7,20 @@ GET /version
 
 GET /cluster/status
 
+GET /cluster/resources
+  type?                        str enum=vm|storage|node|sdn
+
+GET /cluster/tasks
+
+GET /cluster/options
+
 GET /nodes
+
+GET /nodes/{node}/subscription
+  node                         str fmt=pve-node
+
+GET /nodes/{node}/ceph/status
+  node                         str fmt=pve-node
 
 GET /nodes/{node}/status
   node                         str fmt=pve-node
@@ -462,6 +475,8 @@ POST /nodes/{node}/storage/{storage}/upload
   node                         str fmt=pve-node
   storage                      str fmt=pve-storage-id
   tmpfilename?                 str pat=/var/tmp/pveupload-[0-9a-f]+
+
+GET /access/domains
 
 GET /access/permissions
   path?                        str

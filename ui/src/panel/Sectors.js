@@ -1,0 +1,237 @@
+/*
+ * Sectors: the list with each one's status (refreshed every few seconds),
+ * create / edit / remove, and the selected Sector's ingress rules below.
+ * Write buttons are shown only to users who may change Sectors
+ * (Sys.Modify and SDN.Allocate on /); the agent checks again.
+ */
+Ext.define('OrbitLab.panel.Sectors', {
+    extend: 'Ext.panel.Panel',
+    alias: 'widget.orbitlabSectors',
+
+    layout: 'border',
+    border: false,
+
+    initComponent: function () {
+        let me = this;
+
+        let rstore = Ext.create('OrbitLab.data.UpdateStore', { path: '/sectors' });
+        let store = Ext.create('Proxmox.data.DiffStore', {
+            rstore: rstore,
+            sorters: 'name',
+        });
+        let reload = () => rstore.load();
+
+        let ingressStore = Ext.create('Ext.data.Store', {
+            fields: ['name', 'protocol', 'port', 'to_port', 'target', 'index'],
+        });
+
+        let grid;
+        let selected = () => grid.getSelection()[0];
+        let showIngress = function () {
+            let rec = selected();
+            let rules = (rec && rec.get('spec').ingress) || [];
+            ingressStore.setData(
+                rules.map(function (rule, i) {
+                    let target = rule.to_instance
+                        ? gettext('instance') + ' ' + rule.to_instance
+                        : rule.to_address
+                          ? rule.to_address
+                          : gettext('selector') + ' ' + rule.to_selector;
+                    return {
+                        index: i,
+                        name: rule.name,
+                        protocol: rule.protocol || 'tcp',
+                        port: rule.port,
+                        to_port: rule.to_port || rule.port,
+                        target: target,
+                    };
+                }),
+            );
+        };
+
+        let editSector = function (object) {
+            Ext.create('OrbitLab.window.SectorEdit', {
+                autoShow: true,
+                object: object,
+                canApply: OrbitLab.Utils.may('sectors'),
+                applied: reload,
+            });
+        };
+
+        let ingressGrid = Ext.create('Ext.grid.Panel', {
+            region: 'south',
+            itemId: 'ingress',
+            title: gettext('Ingress rules'),
+            height: 220,
+            split: true,
+            store: ingressStore,
+            tbar: [
+                {
+                    text: gettext('Add'),
+                    itemId: 'addIngress',
+                    hidden: true,
+                    orbitlabPrivilege: 'sectors',
+                    handler: function () {
+                        let rec = selected();
+                        if (!rec) {
+                            return;
+                        }
+                        Ext.create('OrbitLab.window.IngressEdit', {
+                            autoShow: true,
+                            sector: OrbitLab.Utils.objectOf(rec),
+                            applied: reload,
+                        });
+                    },
+                },
+                {
+                    text: gettext('Remove'),
+                    itemId: 'removeIngress',
+                    hidden: true,
+                    orbitlabPrivilege: 'sectors',
+                    handler: function () {
+                        let rec = selected();
+                        let rule = ingressGrid.getSelection()[0];
+                        if (!rec || !rule) {
+                            return;
+                        }
+                        let manifest = OrbitLab.Utils.manifest('Sector', {}, OrbitLab.Utils.objectOf(rec));
+                        manifest.spec.ingress.splice(rule.get('index'), 1);
+                        if (!manifest.spec.ingress.length) {
+                            delete manifest.spec.ingress;
+                        }
+                        Ext.create('OrbitLab.window.PlanPreview', {
+                            autoShow: true,
+                            manifests: [manifest],
+                            applied: reload,
+                        });
+                    },
+                },
+            ],
+            columns: [
+                { header: gettext('Name'), dataIndex: 'name', width: 140 },
+                { header: gettext('Protocol'), dataIndex: 'protocol', width: 80 },
+                { header: gettext('Port'), dataIndex: 'port', width: 80 },
+                { header: gettext('To'), dataIndex: 'target', flex: 1, renderer: Ext.htmlEncode },
+                { header: gettext('To port'), dataIndex: 'to_port', width: 80 },
+            ],
+        });
+
+        grid = Ext.create('Ext.grid.Panel', {
+            region: 'center',
+            itemId: 'sectors',
+            store: store,
+            stateful: true,
+            stateId: 'grid-orbitlab-sectors',
+            viewConfig: { trackOver: false },
+            tbar: [
+                {
+                    text: gettext('Create'),
+                    itemId: 'create',
+                    hidden: true,
+                    orbitlabPrivilege: 'sectors',
+                    handler: () => editSector(undefined),
+                },
+                {
+                    xtype: 'proxmoxButton',
+                    text: gettext('Edit'),
+                    itemId: 'edit',
+                    hidden: true,
+                    orbitlabPrivilege: 'sectors',
+                    disabled: true,
+                    handler: () => editSector(OrbitLab.Utils.objectOf(selected())),
+                },
+                {
+                    xtype: 'proxmoxButton',
+                    text: gettext('Remove'),
+                    itemId: 'remove',
+                    hidden: true,
+                    orbitlabPrivilege: 'sectors',
+                    disabled: true,
+                    dangerous: true,
+                    confirmMsg: (rec) =>
+                        Ext.String.format(
+                            gettext('Remove Sector {0}? Its gateway, DNS and addresses go with it.'),
+                            "'" + rec.get('name') + "'",
+                        ),
+                    handler: function (btn, event, rec) {
+                        OrbitLab.Utils.API2Request({
+                            url: '/sectors/' + encodeURIComponent(rec.get('name')),
+                            method: 'DELETE',
+                            waitMsgTarget: me,
+                            callback: reload,
+                            failure: (response) => Ext.Msg.alert(gettext('Error'), response.htmlStatus),
+                        });
+                    },
+                },
+                '->',
+                {
+                    xtype: 'tbtext',
+                    itemId: 'count',
+                    text: '',
+                },
+            ],
+            columns: [
+                { header: gettext('Name'), dataIndex: 'name', width: 140, renderer: Ext.htmlEncode },
+                {
+                    header: gettext('Status'),
+                    dataIndex: 'phase',
+                    width: 110,
+                    renderer: OrbitLab.Utils.render_phase,
+                },
+                {
+                    header: 'CIDR',
+                    width: 130,
+                    renderer: (v, m, rec) => Ext.htmlEncode(rec.get('spec').cidr),
+                },
+                {
+                    header: gettext('Subnets'),
+                    flex: 1,
+                    renderer: (v, m, rec) =>
+                        Ext.htmlEncode(
+                            (rec.get('spec').subnets || []).map((s) => s.name + ' ' + s.cidr).join(', '),
+                        ),
+                },
+                {
+                    header: gettext('Alias'),
+                    width: 160,
+                    renderer: (v, m, rec) => Ext.htmlEncode(rec.get('spec').alias || ''),
+                },
+                {
+                    header: gettext('Message'),
+                    dataIndex: 'message',
+                    flex: 2,
+                    renderer: Ext.htmlEncode,
+                },
+            ],
+            listeners: {
+                selectionchange: showIngress,
+                itemdblclick: function (view, rec) {
+                    if (OrbitLab.Utils.may('sectors')) {
+                        editSector(OrbitLab.Utils.objectOf(rec));
+                    }
+                },
+            },
+        });
+
+        // Keep the ingress list in step with background updates.
+        rstore.on('load', function () {
+            showIngress();
+            grid.down('#count').setText(
+                Ext.String.format(gettext('{0} Sectors'), rstore.getCount()),
+            );
+        });
+
+        Ext.apply(me, {
+            items: [grid, ingressGrid],
+            listeners: {
+                activate: () => rstore.startUpdate(),
+                deactivate: () => rstore.stopUpdate(),
+                destroy: () => rstore.stopUpdate(),
+            },
+        });
+
+        me.callParent();
+        OrbitLab.Utils.applyPrivileges(me);
+        rstore.startUpdate();
+    },
+});
