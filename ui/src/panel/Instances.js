@@ -144,7 +144,7 @@ Ext.define('OrbitLab.panel.Instances', {
                 },
                 {
                     header: 'FQDN',
-                    flex: 1,
+                    width: 210,
                     renderer: (v, m, rec) => Ext.htmlEncode(status(rec, 'fqdn') || '-'),
                 },
                 {
@@ -173,6 +173,7 @@ Ext.define('OrbitLab.panel.Instances', {
                     header: gettext('Message'),
                     dataIndex: 'message',
                     flex: 1,
+                    minWidth: 150,
                     renderer: Ext.htmlEncode,
                 },
             ],

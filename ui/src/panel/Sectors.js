@@ -25,10 +25,11 @@ Ext.define('OrbitLab.panel.Sectors', {
             fields: ['name', 'protocol', 'port', 'to_port', 'target', 'index'],
         });
 
-        let grid;
+        let grid, ingressGrid;
         let selected = () => grid.getSelection()[0];
         let showIngress = function () {
             let rec = selected();
+            ingressGrid.down('#addIngress').setDisabled(!rec);
             let rules = (rec && rec.get('spec').ingress) || [];
             ingressStore.setData(
                 rules.map(function (rule, i) {
@@ -49,6 +50,22 @@ Ext.define('OrbitLab.panel.Sectors', {
             );
         };
 
+        // Add (index undefined) or edit one ingress rule of the selected
+        // Sector.
+        let editIngress = function (index) {
+            let rec = selected();
+            if (!rec) {
+                return;
+            }
+            Ext.create('OrbitLab.window.IngressEdit', {
+                autoShow: true,
+                sector: OrbitLab.Utils.objectOf(rec),
+                index: index,
+                canApply: OrbitLab.Utils.may('sectors'),
+                applied: reload,
+            });
+        };
+
         let editSector = function (object) {
             Ext.create('OrbitLab.window.SectorEdit', {
                 autoShow: true,
@@ -58,7 +75,7 @@ Ext.define('OrbitLab.panel.Sectors', {
             });
         };
 
-        let ingressGrid = Ext.create('Ext.grid.Panel', {
+        ingressGrid = Ext.create('Ext.grid.Panel', {
             region: 'south',
             itemId: 'ingress',
             title: gettext('Ingress rules'),
@@ -70,28 +87,29 @@ Ext.define('OrbitLab.panel.Sectors', {
                     text: gettext('Add'),
                     itemId: 'addIngress',
                     hidden: true,
+                    disabled: true,
                     orbitlabPrivilege: 'sectors',
-                    handler: function () {
-                        let rec = selected();
-                        if (!rec) {
-                            return;
-                        }
-                        Ext.create('OrbitLab.window.IngressEdit', {
-                            autoShow: true,
-                            sector: OrbitLab.Utils.objectOf(rec),
-                            applied: reload,
-                        });
-                    },
+                    handler: () => editIngress(undefined),
                 },
                 {
+                    xtype: 'proxmoxButton',
+                    text: gettext('Edit'),
+                    itemId: 'editIngress',
+                    hidden: true,
+                    disabled: true,
+                    orbitlabPrivilege: 'sectors',
+                    handler: (btn, event, rule) => editIngress(rule.get('index')),
+                },
+                {
+                    xtype: 'proxmoxButton',
                     text: gettext('Remove'),
                     itemId: 'removeIngress',
                     hidden: true,
+                    disabled: true,
                     orbitlabPrivilege: 'sectors',
-                    handler: function () {
+                    handler: function (btn, event, rule) {
                         let rec = selected();
-                        let rule = ingressGrid.getSelection()[0];
-                        if (!rec || !rule) {
+                        if (!rec) {
                             return;
                         }
                         let manifest = OrbitLab.Utils.manifest('Sector', {}, OrbitLab.Utils.objectOf(rec));
@@ -102,11 +120,19 @@ Ext.define('OrbitLab.panel.Sectors', {
                         Ext.create('OrbitLab.window.PlanPreview', {
                             autoShow: true,
                             manifests: [manifest],
+                            canApply: OrbitLab.Utils.may('sectors'),
                             applied: reload,
                         });
                     },
                 },
             ],
+            listeners: {
+                itemdblclick: function (view, rule) {
+                    if (OrbitLab.Utils.may('sectors')) {
+                        editIngress(rule.get('index'));
+                    }
+                },
+            },
             columns: [
                 { header: gettext('Name'), dataIndex: 'name', width: 140 },
                 { header: gettext('Protocol'), dataIndex: 'protocol', width: 80 },

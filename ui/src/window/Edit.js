@@ -35,6 +35,12 @@ Ext.define('OrbitLab.window.Edit', {
         return OrbitLab.Utils.manifest(this.kind, values, this.object);
     },
 
+    // The form's field names for the errors the agent reported
+    // ({'spec.cidr': reason}).
+    formErrors: function (errors) {
+        return OrbitLab.Utils.errorsForForm(errors);
+    },
+
     submit: function () {
         let me = this;
         let form = me.formPanel.getForm();
@@ -46,7 +52,7 @@ Ext.define('OrbitLab.window.Edit', {
             refused: function (response) {
                 let errors = response.result && response.result.errors;
                 if (errors) {
-                    form.markInvalid(OrbitLab.Utils.errorsForForm(errors));
+                    form.markInvalid(me.formErrors(errors));
                 }
             },
             applied: function (changes) {

@@ -25,7 +25,7 @@ Ext.define('OrbitLab.window.PlanPreview', {
     // Called with the failed response when the check refuses the manifests.
     refused: Ext.emptyFn,
 
-    body: function () {
+    manifestText: function () {
         return this.manifests.map((m) => JSON.stringify(m, null, 2)).join('\n---\n') + '\n';
     },
 
@@ -34,7 +34,7 @@ Ext.define('OrbitLab.window.PlanPreview', {
         OrbitLab.Utils.API2Request({
             url: '-apply?source=web-ui' + (dryRun ? '&dry-run=1' : ''),
             method: 'POST',
-            rawData: me.body(),
+            rawData: me.manifestText(),
             headers: { 'Content-Type': 'application/yaml' },
             waitMsgTarget: me,
             success: success,
@@ -112,7 +112,7 @@ Ext.define('OrbitLab.window.PlanPreview', {
                     split: true,
                     readOnly: true,
                     fieldStyle: 'font-family: monospace; font-size: 11px;',
-                    value: me.body(),
+                    value: me.manifestText(),
                 },
             ],
             buttons: [

@@ -140,6 +140,18 @@ Ext.define('OrbitLab.window.IngressEdit', {
         return {};
     },
 
+    // 'spec.ingress[2].port' names this form's 'port'; the targets
+    // (to_instance, to_address, to_selector) are its 'to'.
+    formErrors: function (errors) {
+        let out = {};
+        Ext.Object.each(errors || {}, function (field, reason) {
+            let match = /^spec\.ingress\[\d+\]\.(\w+)/.exec(field);
+            let name = match ? match[1] : field;
+            out[/^to_(instance|address|selector)$/.test(name) ? 'to' : name] = reason;
+        });
+        return out;
+    },
+
     manifestOf: function (values) {
         let me = this;
         let manifest = OrbitLab.Utils.manifest('Sector', {}, me.sector);

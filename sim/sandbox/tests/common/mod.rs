@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod panel;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,11 +27,17 @@ pub struct Running {
 
 /// Starts the sandbox and waits for its guide (`Press Ctrl-C`).
 pub fn start() -> Running {
+    start_with(&[])
+}
+
+/// [`start`] with more arguments.
+pub fn start_with(extra: &[String]) -> Running {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("sandbox");
     let mut child = Command::new(env!("CARGO_BIN_EXE_orbitlab-sandbox"))
         .args(["--no-build", "--task-ms", "0", "--dir"])
         .arg(&dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -95,4 +104,26 @@ pub fn alive(pid: i32) -> bool {
         })
         .flatten()
         .is_some_and(|state| state != 'Z')
+}
+
+impl Drop for Running {
+    /// A test that ends (or fails) stops its sandbox as Ctrl-C would:
+    /// SIGTERM, then up to 30 s for it to stop everything and clean up.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let started = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if started.elapsed() > Duration::from_secs(30) {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
 }
