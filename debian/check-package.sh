@@ -54,7 +54,7 @@ pkg_status() { dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null || true; }
 # The web UI panel (debian/orbitlab.install, ui/orbitlab-ui-hook).
 PVE_DIR=/usr/share/pve-manager
 TEMPLATE=$PVE_DIR/index.html.tpl
-PANEL_JS=$PVE_DIR/js/orbitlab/orbitlab.js
+PANEL_JS=$PVE_DIR/js/orbitlab.js
 UI_HOOK=/usr/lib/orbitlab/orbitlab-ui-hook
 MARK='<!-- orbitlab-panel -->'
 ANCHOR='/pve2/js/pvemanagerlib.js'
@@ -233,7 +233,7 @@ template_has_line() {
     anchor=$(grep -nF "$ANCHOR" "$TEMPLATE" | cut -d: -f1)
     at=$(grep -nF "$MARK" "$TEMPLATE" | cut -d: -f1)
     [ "$at" = $((anchor + 1)) ] || fail "$when: the panel's line is line $at of $TEMPLATE, expected $((anchor + 1)), right after the one loading $ANCHOR"
-    want="src=\"/pve2/js/orbitlab/orbitlab.js?ver=$(sha256sum "$PANEL_JS" | cut -c1-16)\""
+    want="src=\"/pve2/js/orbitlab.js?ver=$(sha256sum "$PANEL_JS" | cut -c1-16)\""
     grep -F "$MARK" "$TEMPLATE" | grep -qF "$want" ||
         fail "$when: the panel's line does not load $want: $(grep -F "$MARK" "$TEMPLATE")"
     [ "$(grep -vF "$MARK" "$TEMPLATE" | sha256sum | cut -d' ' -f1)" = "$STANDIN_SHA" ] ||

@@ -28,13 +28,21 @@ cd "$(dirname "$0")/.."
 # - lxc, bind9-dnsutils: the appliance data-path test boots containers from
 #   those templates with LXC's own tools (what Proxmox's pct wraps) and
 #   queries their DNS with dig (tests/tests/appliance_datapath.rs).
+# - chromium, chromium-driver, fonts-font-awesome, libjs-marked, npm: the
+#   panel's browser test (sim/sandbox/tests/panel.rs) runs the real Proxmox
+#   web UI in headless Chromium, with Font Awesome and marked.js as Debian
+#   packages them for pveproxy, and ExtJS from the npm package extjs-gpl
+#   (ui/test-deps, installed below with `npm ci`; npm only when the
+#   machine has none).
 PACKAGES=(
   ca-certificates nftables frr dnsmasq-base iproute2 socat fuse3
   openssl openssh-client e2fsprogs
   build-essential debhelper help2man lintian man-db systemd
   mmdebstrap zstd
   lxc bind9-dnsutils
+  chromium chromium-driver fonts-font-awesome libjs-marked
 )
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 if [ "${ORBITLAB_TEST_NO_INSTALL:-0}" != 1 ]; then
   sudo=()
@@ -57,6 +65,13 @@ if [ "${ORBITLAB_TEST_NO_INSTALL:-0}" != 1 ]; then
       "${sudo[@]}" systemctl disable --now lxc-net.service >/dev/null 2>&1 || true
     fi
   fi
+fi
+
+# ExtJS (and terser, for the panel's size benchmark), pinned by
+# ui/test-deps/package-lock.json; kept between runs.
+if [ ! -f ui/test-deps/node_modules/extjs-gpl/build/ext-all.js ] ||
+  [ ui/test-deps/package-lock.json -nt ui/test-deps/node_modules/.package-lock.json ]; then
+  npm ci --prefix ui/test-deps --no-audit --no-fund --loglevel=error
 fi
 
 # The templates first: the data-path test boots containers from them.

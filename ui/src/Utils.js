@@ -1,7 +1,8 @@
 /*
  * OrbitLab panel for the Proxmox VE web UI: shared helpers.
  *
- * The panel is static code, loaded after pvemanagerlib.js by the one line
+ * The panel is static code (/usr/share/pve-manager/js/orbitlab.js, served
+ * as /pve2/js/orbitlab.js), loaded after pvemanagerlib.js by the one line
  * orbitlab-ui-hook puts into pve-manager's index.html.tpl. Its data comes
  * from this node's orbitlab-agent HTTPS API (default port 8206), never from
  * pveproxy: every request whose URL starts with /api2/json/orbitlab or
@@ -112,23 +113,6 @@ Ext.define('OrbitLab.Utils', {
         return '<i class="' + icon + '"></i> ' + Ext.htmlEncode(phase);
     },
 
-    render_labels: function (labels) {
-        if (!labels) {
-            return '';
-        }
-        return Object.keys(labels)
-            .sort()
-            .map((k) => Ext.htmlEncode(k + '=' + labels[k]))
-            .join(', ');
-    },
-
-    render_age: function (seconds) {
-        if (seconds === undefined || seconds === null) {
-            return '-';
-        }
-        return Proxmox.Utils.format_duration_human(seconds) + ' ' + gettext('ago');
-    },
-
     render_expiry: function (notAfter) {
         if (!notAfter) {
             return '-';
@@ -188,9 +172,12 @@ Ext.define('OrbitLab.Utils', {
     // A field's name for an error the API reported: the API names
     // manifest fields ('spec.cidr', 'spec.ingress[0].port'); a form field
     // carries the same name, or the part before the first index.
+    // Reasons are HTML-encoded: ExtJS shows field errors as HTML, and a
+    // reason may quote what was typed.
     errorsForForm: function (errors) {
         let out = {};
         Ext.Object.each(errors || {}, function (field, reason) {
+            reason = Ext.htmlEncode(reason);
             out[field] = reason;
             let base = field.replace(/\[\d+\].*$/, '');
             if (base !== field && out[base] === undefined) {
@@ -198,6 +185,28 @@ Ext.define('OrbitLab.Utils', {
             }
         });
         return out;
+    },
+
+    // Shows a store's load errors on 'component' as Proxmox's views do
+    // (an error mask with the agent's message); when the agent cannot be
+    // reached at all (down, or its certificate not trusted by this browser
+    // yet), says so and where.
+    monStoreErrors: function (component, store) {
+        Proxmox.Utils.monStoreErrors(component, store, true, function (error) {
+            if (error && error.status) {
+                return false;
+            }
+            Proxmox.Utils.setErrorMask(
+                component,
+                Ext.htmlEncode(
+                    Ext.String.format(
+                        gettext('Cannot reach the OrbitLab agent at {0}: is orbitlab-agent running there, and does this browser trust its certificate (open {0} once)?'),
+                        OrbitLab.Utils.agentOrigin(),
+                    ),
+                ),
+            );
+            return true;
+        });
     },
 });
 

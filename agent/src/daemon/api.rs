@@ -125,34 +125,52 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
+/// Where a name of this node comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameSource {
+    NodeName,
+    Members,
+    Certificate,
+}
+
+impl std::fmt::Display for NameSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameSource::NodeName => "the node name",
+            NameSource::Members => "the node's address in .members",
+            NameSource::Certificate => "certificate",
+        })
+    }
+}
+
 /// This node's web UI origins (see the module doc) with `cert_file` as
 /// the certificate the API serves.
 pub(super) fn ui_origins(config: &Config, members: &Members, cert_file: &Path) -> Origins {
     let mut allowed = BTreeSet::new();
     let mut problems = Vec::new();
-    let mut add_host = |host: &str, from: &str, problems: &mut Vec<String>| {
+    let mut add_host = |host: &str, from: NameSource, problems: &mut Vec<String>| {
         if is_loopback(host) {
-            tracing::debug!(%host, from, "loopback name left out of the web UI origins");
+            tracing::debug!(%host, %from, "loopback name left out of the web UI origins");
             return;
         }
         match UiOrigin::of_host(host, UI_PORT) {
             Ok(origin) => {
                 allowed.insert(String::from(origin));
             }
-            Err(e) if from == "certificate" => {
+            Err(e) if from == NameSource::Certificate => {
                 // Wildcard names are usual in certificates, and never allowed.
                 tracing::debug!(%host, reason = %e.reason, "certificate name left out of the web UI origins");
             }
             Err(e) => problems.push(format!("{from}: {e}")),
         }
     };
-    add_host(&config.node, "the node name", &mut problems);
+    add_host(&config.node, NameSource::NodeName, &mut problems);
     if let Some(ip) = members
         .nodes
         .get(&config.node)
         .and_then(|member| member.ip.as_deref())
     {
-        add_host(ip, "the node's address in .members", &mut problems);
+        add_host(ip, NameSource::Members, &mut problems);
     }
     match std::fs::read_to_string(cert_file) {
         Err(e) => problems.push(format!(
@@ -164,10 +182,10 @@ pub(super) fn ui_origins(config: &Config, members: &Members, cert_file: &Path) -
             Ok(chain) => {
                 if let Some(leaf) = chain.first() {
                     for name in &leaf.dns_names {
-                        add_host(name, "certificate", &mut problems);
+                        add_host(name, NameSource::Certificate, &mut problems);
                     }
                     for ip in &leaf.ip_addresses {
-                        add_host(&ip.to_string(), "certificate", &mut problems);
+                        add_host(&ip.to_string(), NameSource::Certificate, &mut problems);
                     }
                 }
             }

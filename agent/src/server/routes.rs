@@ -41,8 +41,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CONNECTION, CONTENT_LENGTH,
-    CONTENT_TYPE, ORIGIN, TRANSFER_ENCODING, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONNECTION,
+    CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, PRAGMA, TRANSFER_ENCODING, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -160,14 +160,19 @@ async fn entry(State(app): State<Arc<App>>, request: Request) -> Response {
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    let h = response.headers_mut();
+    // Answers may hold secret values and private keys: never cached, by
+    // browsers or anything between (as pveproxy answers its API).
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    // The CORS headers depend on the Origin: every answer says so.
+    h.append(VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = origin {
-        let h = response.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
             ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
-        h.append(VARY, HeaderValue::from_static("Origin"));
     }
     let status = response.status().as_u16();
     let ms = started.elapsed().as_millis() as u64;

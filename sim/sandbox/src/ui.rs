@@ -10,7 +10,7 @@
 //!   line in, exactly as the dpkg trigger does on a node;
 //! - `/pve2/js/pvemanagerlib.js` and `/proxmoxlib.js` are concatenations of
 //!   the sources in the order their Makefiles list (`JSSRC`), as their
-//!   packages build them ([`jssrc`]); `/pve2/js/orbitlab/orbitlab.js` the
+//!   packages build them ([`jssrc`]); `/pve2/js/orbitlab.js` the
 //!   same from `ui/Makefile` (built again for every request, so that an
 //!   edit shows on the next reload); the package's files are static code, served
 //!   without authentication like every `/pve2/` file;
@@ -24,7 +24,8 @@
 //! Every node gets its own address (`127.0.0.N`, N from 1), all on one
 //! port: the page for node N says `NodeName: pveN`, and its panel calls
 //! the agent at `https://127.0.0.N:8206`, as a node's panel calls its own
-//! agent. Listens on loopback only; reads the sources once at start.
+//! agent. Listens on loopback only; reads the sources once at start, but
+//! the panel's, which it concatenates again for every request.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -482,7 +483,7 @@ async fn handle(
         "/proxmoxlib.js" => reply(StatusCode::OK, js, site.proxmoxlib.clone()),
         "/pve2/js/pvemanagerlib.js" => reply(StatusCode::OK, js, site.pvemanagerlib.clone()),
         // Built again on every request: edit ui/src, reload the page.
-        "/pve2/js/orbitlab/orbitlab.js" => match concatenate(&site.sources.panel, "", &[]) {
+        "/pve2/js/orbitlab.js" => match concatenate(&site.sources.panel, "", &[]) {
             Ok(panel) => reply(StatusCode::OK, js, panel),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e:#}")),
         },

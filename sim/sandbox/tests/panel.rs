@@ -46,16 +46,31 @@ fn wait_phase(b: &Browser, query: &str, name: &str, phase: &str, limit: Duration
         .unwrap()
 }
 
+/// Clicks the row whose `field` is `value` in the grid `query`.
+fn select_by(b: &Browser, query: &str, field: &str, value: Value) {
+    b.click_found(
+        &format!("the row of {value} in {query}"),
+        "let g = Ext.ComponentQuery.query(arguments[0])[0];
+         let r = g && g.getStore().findRecord(arguments[1], arguments[2], 0, false, true, true);
+         return r ? g.getView().getNode(r) : null;",
+        &[json!(query), json!(field), value],
+    );
+}
+
 /// Clicks the row of `name` in the grid `query`.
 fn select_row(b: &Browser, query: &str, name: &str) {
-    let row = b.wait_element(
-        &format!("the row of {name}"),
+    select_by(b, query, "name", json!(name));
+}
+
+/// Waits until the grid `query` holds `count` rows.
+fn wait_count(b: &Browser, query: &str, count: usize) {
+    b.wait_true(
+        &format!("{count} rows in {query}"),
+        Duration::from_secs(30),
         "let g = Ext.ComponentQuery.query(arguments[0])[0];
-         let r = g && g.getStore().findRecord('name', arguments[1], 0, false, true, true);
-         return r ? g.getView().getNode(r) : null;",
-        &[json!(query), json!(name)],
+         return !!g && g.getStore().getCount() === arguments[1];",
+        &[json!(query), json!(count)],
     );
-    b.click(&row);
 }
 
 /// `fetch()` from the page to this page's agent: `[status, body]`.
@@ -142,7 +157,34 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
         !text.as_str().unwrap().contains("db-s3cret"),
         "a secret value is on the page"
     );
+    select_by(&b, "orbitlabSecrets #secrets", "path", json!("app/db-password"));
+    wait_count(&b, "orbitlabSecrets #versions", 1);
     b.screenshot(&shots().join("secrets.png"));
+    // A new value through the form: version 2.
+    click(&b, "Set new value", "orbitlabSecrets #set");
+    fill(&b, "orbitlabSecretEdit", "value", "db-s3cret-2");
+    click(&b, "Set", "orbitlabSecretEdit button[text=Set]");
+    wait_count(&b, "orbitlabSecrets #versions", 2);
+    // Shown only when asked for, confirmed, and gone with its window.
+    click(&b, "Reveal value", "orbitlabSecrets #reveal");
+    click(&b, "Yes", "messagebox #yes");
+    b.wait_true(
+        "the newest value shown",
+        Duration::from_secs(20),
+        "return Ext.ComponentQuery.query('window textarea').some((t) => t.isVisible() && t.getValue() === 'db-s3cret-2');",
+        &[],
+    );
+    click(&b, "Close", "window button[text=Close]");
+    let text = b.js("return document.body.innerHTML;", &[]);
+    assert!(
+        !text.as_str().unwrap().contains("db-s3cret"),
+        "a secret value stays in the page after its window closed"
+    );
+    // Roll back to version 1: written again as version 3.
+    select_by(&b, "orbitlabSecrets #versions", "version", json!(1));
+    click(&b, "Roll back", "orbitlabSecrets #rollback");
+    click(&b, "Yes", "messagebox #yes");
+    wait_count(&b, "orbitlabSecrets #versions", 3);
     open(&b, "orbitlab-certificates");
     wait_phase(&b, "orbitlabCertificates", "app-tls", "Ready", Duration::from_secs(30));
     b.screenshot(&shots().join("certificates.png"));
@@ -214,21 +256,19 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     open(&b, "orbitlab-instances");
     click(&b, "Create", "orbitlabInstances #create");
     fill(&b, "orbitlabInstanceEdit", "metadata.name", "shop-1");
-    let trigger = b.wait_element(
+    b.click_found(
         "the Sector list",
         "let c = Ext.ComponentQuery.query('orbitlabInstanceEdit field[name=spec.sector]')[0];
          return c && c.getStore().findRecord('name', 'shop') ? c.getTrigger('picker').el.dom : null;",
         &[],
     );
-    b.click(&trigger);
-    let item = b.wait_element(
+    b.click_found(
         "Sector shop in the list",
         "let c = Ext.ComponentQuery.query('orbitlabInstanceEdit field[name=spec.sector]')[0];
          let picker = c.getPicker();
          return picker.isVisible() ? picker.getNode(c.getStore().findRecord('name', 'shop')) : null;",
         &[],
     );
-    b.click(&item);
     fill(
         &b,
         "orbitlabInstanceEdit",

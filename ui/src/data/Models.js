@@ -41,3 +41,16 @@ Ext.define('orbitlab-object', {
     idProperty: 'name',
 });
 
+// GET /nodes: each node's agent.
+Ext.define('orbitlab-node', {
+    extend: 'Ext.data.Model',
+    fields: ['name', 'online', 'agent', 'version', 'heartbeat_age_s', 'owner', 'last_pass', 'vault', 'prerequisites'],
+    idProperty: 'name',
+});
+
+// GET /vault/secrets: metadata only, never a value.
+Ext.define('orbitlab-secret', {
+    extend: 'Ext.data.Model',
+    fields: ['path', 'latest', 'versions', 'updated'],
+    idProperty: 'path',
+});

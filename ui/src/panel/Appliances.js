@@ -23,7 +23,7 @@ Ext.define('OrbitLab.panel.Appliances', {
             fields: ['sector', 'role', 'node', 'vmid', 'version', 'health', 'probed'],
             sorters: ['sector', 'role'],
         });
-        sectors.on('load', function () {
+        me.mon(sectors, 'load', function () {
             let rows = [];
             sectors.each(function (rec) {
                 let out = rec.get('outputs');
@@ -54,6 +54,9 @@ Ext.define('OrbitLab.panel.Appliances', {
                 url: '/cluster',
                 method: 'GET',
                 success: function (response) {
+                    if (me.destroyed) {
+                        return;
+                    }
                     let defaults = ((response.result.data || {}).spec || {}).defaults || {};
                     let storage = defaults.template_storage || 'local';
                     Proxmox.Utils.API2Request({
@@ -61,6 +64,9 @@ Ext.define('OrbitLab.panel.Appliances', {
                         params: { content: 'vztmpl' },
                         method: 'GET',
                         success: function (answer) {
+                            if (me.destroyed) {
+                                return;
+                            }
                             templates.setData(
                                 (answer.result.data || []).filter((t) => /\/orbitlab-/.test(t.volid)),
                             );
@@ -90,9 +96,9 @@ Ext.define('OrbitLab.panel.Appliances', {
                     deferEmptyText: false,
                     columns: [
                         { header: gettext('Sector'), dataIndex: 'sector', width: 120, renderer: Ext.htmlEncode },
-                        { header: gettext('Role'), dataIndex: 'role', width: 90 },
+                        { header: gettext('Role'), dataIndex: 'role', width: 90, renderer: Ext.htmlEncode },
                         { header: gettext('Node'), dataIndex: 'node', width: 90, renderer: Ext.htmlEncode },
-                        { header: 'VMID', dataIndex: 'vmid', width: 80 },
+                        { header: 'VMID', dataIndex: 'vmid', width: 80, renderer: Ext.htmlEncode },
                         { header: gettext('Version'), dataIndex: 'version', width: 90, renderer: Ext.htmlEncode },
                         {
                             header: gettext('Health'),
@@ -143,11 +149,12 @@ Ext.define('OrbitLab.panel.Appliances', {
             listeners: {
                 activate: () => sectors.startUpdate(),
                 deactivate: () => sectors.stopUpdate(),
-                destroy: () => sectors.stopUpdate(),
+                destroy: () => sectors.destroy(),
             },
         });
 
         me.callParent();
+        OrbitLab.Utils.monStoreErrors(me.down('#containers'), sectors);
         sectors.startUpdate();
         loadTemplates();
     },

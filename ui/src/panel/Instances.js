@@ -16,7 +16,11 @@ Ext.define('OrbitLab.panel.Instances', {
         let me = this;
 
         let rstore = Ext.create('OrbitLab.data.UpdateStore', { path: '/lxc' });
-        let store = Ext.create('Proxmox.data.DiffStore', { rstore: rstore, sorters: 'name' });
+        let store = Ext.create('Proxmox.data.DiffStore', {
+            rstore: rstore,
+            sorters: 'name',
+            autoDestroyRstore: true,
+        });
         let reload = () => rstore.load();
         let selected = () => me.getSelection()[0];
         let status = (rec, key) => rec.get('outputs')[key];
@@ -45,6 +49,7 @@ Ext.define('OrbitLab.panel.Instances', {
             Ext.create('OrbitLab.window.PlanPreview', {
                 autoShow: true,
                 manifests: [manifest],
+                canApply: OrbitLab.Utils.may('instances'),
                 applied: reload,
             });
         };
@@ -101,7 +106,7 @@ Ext.define('OrbitLab.panel.Instances', {
                     confirmMsg: (rec) =>
                         Ext.String.format(
                             gettext('Remove instance {0}? Its container is destroyed.'),
-                            "'" + rec.get('name') + "'",
+                            Ext.htmlEncode("'" + rec.get('name') + "'"),
                         ),
                     handler: function (btn, event, rec) {
                         OrbitLab.Utils.API2Request({
@@ -185,11 +190,12 @@ Ext.define('OrbitLab.panel.Instances', {
                 },
                 activate: () => rstore.startUpdate(),
                 deactivate: () => rstore.stopUpdate(),
-                destroy: () => rstore.stopUpdate(),
+                destroy: () => store.destroy(),
             },
         });
 
         me.callParent();
+        OrbitLab.Utils.monStoreErrors(me, rstore);
         OrbitLab.Utils.applyPrivileges(me);
         rstore.startUpdate();
     },

@@ -33,7 +33,12 @@ Ext.define('OrbitLab.grid.Objects', {
     initComponent: function () {
         let me = this;
         let rstore = Ext.create('OrbitLab.data.UpdateStore', { path: me.path });
-        me.store = Ext.create('Proxmox.data.DiffStore', { rstore: rstore, sorters: 'name' });
+        let store = Ext.create('Proxmox.data.DiffStore', {
+            rstore: rstore,
+            sorters: 'name',
+            autoDestroyRstore: true,
+        });
+        me.store = store;
         me.columns = [
             { header: gettext('Name'), dataIndex: 'name', width: 140, renderer: Ext.htmlEncode },
             {
@@ -48,9 +53,10 @@ Ext.define('OrbitLab.grid.Objects', {
         me.listeners = Ext.apply(me.listeners || {}, {
             activate: () => rstore.startUpdate(),
             deactivate: () => rstore.stopUpdate(),
-            destroy: () => rstore.stopUpdate(),
+            destroy: () => store.destroy(),
         });
         me.callParent();
+        OrbitLab.Utils.monStoreErrors(me, rstore);
         rstore.startUpdate();
     },
 });

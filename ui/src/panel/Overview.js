@@ -17,11 +17,7 @@ Ext.define('OrbitLab.panel.Overview', {
         let me = this;
 
         let cluster = Ext.create('OrbitLab.data.UpdateStore', { path: '/cluster' });
-        let nodes = Ext.create('OrbitLab.data.UpdateStore', {
-            path: '/nodes',
-            fields: ['name', 'online', 'agent', 'version', 'heartbeat_age_s', 'owner', 'last_pass', 'vault', 'prerequisites'],
-            idProperty: 'name',
-        });
+        let nodes = Ext.create('OrbitLab.data.UpdateStore', { path: '/nodes', model: 'orbitlab-node' });
         let plan = Ext.create('OrbitLab.data.UpdateStore', {
             path: '/plan',
             interval: 10000,
@@ -73,8 +69,8 @@ Ext.define('OrbitLab.panel.Overview', {
                     '</table>',
             );
         };
-        cluster.on('load', showBackplane);
-        pveStatus.on('load', showBackplane);
+        me.mon(cluster, 'load', showBackplane);
+        me.mon(pveStatus, 'load', showBackplane);
 
         Ext.apply(me, {
             items: [
@@ -135,11 +131,13 @@ Ext.define('OrbitLab.panel.Overview', {
             listeners: {
                 activate: () => stores.forEach((s) => s.startUpdate()),
                 deactivate: () => stores.forEach((s) => s.stopUpdate()),
-                destroy: () => stores.forEach((s) => s.stopUpdate()),
+                destroy: () => stores.forEach((s) => s.destroy()),
             },
         });
 
         me.callParent();
+        OrbitLab.Utils.monStoreErrors(me.down('#agents'), nodes);
+        OrbitLab.Utils.monStoreErrors(me.down('#plan'), plan);
         stores.forEach((s) => s.startUpdate());
     },
 });

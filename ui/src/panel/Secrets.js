@@ -20,15 +20,18 @@ Ext.define('OrbitLab.panel.Secrets', {
         // {secrets: [{path, latest, versions, updated}], damaged: [...]}
         let rstore = Ext.create('OrbitLab.data.UpdateStore', {
             path: '/vault/secrets',
-            fields: ['path', 'latest', 'versions', 'updated'],
-            idProperty: 'path',
+            model: 'orbitlab-secret',
             proxy: {
                 type: 'proxmox',
                 url: OrbitLab.Utils.jsonBase + '/vault/secrets',
                 reader: { type: 'json', rootProperty: 'data.secrets' },
             },
         });
-        let store = Ext.create('Proxmox.data.DiffStore', { rstore: rstore, sorters: 'path' });
+        let store = Ext.create('Proxmox.data.DiffStore', {
+            rstore: rstore,
+            sorters: 'path',
+            autoDestroyRstore: true,
+        });
         let versions = Ext.create('Ext.data.Store', {
             fields: ['version', 'created', 'kek'],
             sorters: { property: 'version', direction: 'DESC' },
@@ -43,6 +46,7 @@ Ext.define('OrbitLab.panel.Secrets', {
 
         let loadVersions = function () {
             let path = selectedPath();
+            versionGrid.down('#reveal').setDisabled(!path);
             if (!path) {
                 versions.removeAll();
                 return;
@@ -51,7 +55,9 @@ Ext.define('OrbitLab.panel.Secrets', {
                 url: '/vault/secrets/' + segments(path),
                 method: 'GET',
                 success: function (response) {
-                    versions.setData(response.result.data || []);
+                    if (!me.destroyed) {
+                        versions.setData(response.result.data || []);
+                    }
                 },
                 failure: () => versions.removeAll(),
             });
@@ -80,7 +86,13 @@ Ext.define('OrbitLab.panel.Secrets', {
                         waitMsgTarget: me,
                         success: function (response) {
                             let data = response.result.data;
-                            let value = data.encoding === 'base64' ? atob(data.value) : data.value;
+                            // base64 of the value's bytes, shown as UTF-8 text.
+                            let value =
+                                data.encoding === 'base64'
+                                    ? new TextDecoder().decode(
+                                          Uint8Array.from(atob(data.value), (c) => c.charCodeAt(0)),
+                                      )
+                                    : data.value;
                             let win = Ext.create('Ext.window.Window', {
                                 title: Ext.htmlEncode(path) + ' v' + data.version,
                                 modal: true,
@@ -112,12 +124,19 @@ Ext.define('OrbitLab.panel.Secrets', {
             store: versions,
             tbar: [
                 {
+                    xtype: 'proxmoxButton',
                     text: gettext('Roll back to this version'),
                     itemId: 'rollback',
                     hidden: true,
+                    disabled: true,
                     orbitlabPrivilege: 'modify',
-                    handler: function () {
-                        let rec = versionGrid.getSelection()[0];
+                    confirmMsg: (rec) =>
+                        Ext.String.format(
+                            gettext('Write version {0} again as the newest version of {1}?'),
+                            rec.get('version'),
+                            Ext.htmlEncode(selectedPath()),
+                        ),
+                    handler: function (btn, event, rec) {
                         let path = selectedPath();
                         if (!rec || !path) {
                             return;
@@ -139,12 +158,13 @@ Ext.define('OrbitLab.panel.Secrets', {
                     itemId: 'reveal',
                     iconCls: 'fa fa-eye',
                     hidden: true,
+                    disabled: true,
                     orbitlabPrivilege: 'reveal',
                     handler: reveal,
                 },
             ],
             columns: [
-                { header: gettext('Version'), dataIndex: 'version', width: 90 },
+                { header: gettext('Version'), dataIndex: 'version', width: 90, renderer: Ext.htmlEncode },
                 {
                     header: gettext('Created'),
                     dataIndex: 'created',
@@ -188,8 +208,8 @@ Ext.define('OrbitLab.panel.Secrets', {
             ],
             columns: [
                 { header: gettext('Path'), dataIndex: 'path', flex: 1, renderer: Ext.htmlEncode },
-                { header: gettext('Versions'), dataIndex: 'versions', width: 90 },
-                { header: gettext('Latest'), dataIndex: 'latest', width: 90 },
+                { header: gettext('Versions'), dataIndex: 'versions', width: 90, renderer: Ext.htmlEncode },
+                { header: gettext('Latest'), dataIndex: 'latest', width: 90, renderer: Ext.htmlEncode },
                 {
                     header: gettext('Updated'),
                     dataIndex: 'updated',
@@ -205,10 +225,11 @@ Ext.define('OrbitLab.panel.Secrets', {
             listeners: {
                 activate: () => rstore.startUpdate(),
                 deactivate: () => rstore.stopUpdate(),
-                destroy: () => rstore.stopUpdate(),
+                destroy: () => store.destroy(),
             },
         });
         me.callParent();
+        OrbitLab.Utils.monStoreErrors(grid, rstore);
         OrbitLab.Utils.applyPrivileges(me);
         rstore.startUpdate();
     },

@@ -18,6 +18,7 @@ Ext.define('OrbitLab.panel.Sectors', {
         let store = Ext.create('Proxmox.data.DiffStore', {
             rstore: rstore,
             sorters: 'name',
+            autoDestroyRstore: true,
         });
         let reload = () => rstore.load();
 
@@ -27,10 +28,18 @@ Ext.define('OrbitLab.panel.Sectors', {
 
         let grid, ingressGrid;
         let selected = () => grid.getSelection()[0];
+        // The selected Sector's rules; set again only when they changed, so
+        // that background refreshes keep the rule selected.
+        let shownRules;
         let showIngress = function () {
             let rec = selected();
             ingressGrid.down('#addIngress').setDisabled(!rec);
             let rules = (rec && rec.get('spec').ingress) || [];
+            let key = JSON.stringify([rec && rec.get('name'), rules]);
+            if (key === shownRules) {
+                return;
+            }
+            shownRules = key;
             ingressStore.setData(
                 rules.map(function (rule, i) {
                     let target = rule.to_instance
@@ -134,11 +143,11 @@ Ext.define('OrbitLab.panel.Sectors', {
                 },
             },
             columns: [
-                { header: gettext('Name'), dataIndex: 'name', width: 140 },
-                { header: gettext('Protocol'), dataIndex: 'protocol', width: 80 },
-                { header: gettext('Port'), dataIndex: 'port', width: 80 },
+                { header: gettext('Name'), dataIndex: 'name', width: 140, renderer: Ext.htmlEncode },
+                { header: gettext('Protocol'), dataIndex: 'protocol', width: 80, renderer: Ext.htmlEncode },
+                { header: gettext('Port'), dataIndex: 'port', width: 80, renderer: Ext.htmlEncode },
                 { header: gettext('To'), dataIndex: 'target', flex: 1, renderer: Ext.htmlEncode },
-                { header: gettext('To port'), dataIndex: 'to_port', width: 80 },
+                { header: gettext('To port'), dataIndex: 'to_port', width: 80, renderer: Ext.htmlEncode },
             ],
         });
 
@@ -177,7 +186,7 @@ Ext.define('OrbitLab.panel.Sectors', {
                     confirmMsg: (rec) =>
                         Ext.String.format(
                             gettext('Remove Sector {0}? Its gateway, DNS and addresses go with it.'),
-                            "'" + rec.get('name') + "'",
+                            Ext.htmlEncode("'" + rec.get('name') + "'"),
                         ),
                     handler: function (btn, event, rec) {
                         OrbitLab.Utils.API2Request({
@@ -240,7 +249,7 @@ Ext.define('OrbitLab.panel.Sectors', {
         });
 
         // Keep the ingress list in step with background updates.
-        rstore.on('load', function () {
+        me.mon(rstore, 'load', function () {
             showIngress();
             grid.down('#count').setText(
                 Ext.String.format(gettext('{0} Sectors'), rstore.getCount()),
@@ -252,11 +261,12 @@ Ext.define('OrbitLab.panel.Sectors', {
             listeners: {
                 activate: () => rstore.startUpdate(),
                 deactivate: () => rstore.stopUpdate(),
-                destroy: () => rstore.stopUpdate(),
+                destroy: () => store.destroy(),
             },
         });
 
         me.callParent();
+        OrbitLab.Utils.monStoreErrors(grid, rstore);
         OrbitLab.Utils.applyPrivileges(me);
         rstore.startUpdate();
     },

@@ -86,8 +86,8 @@ Ext.define('OrbitLab.window.PlanPreview', {
                     itemId: 'changes',
                     store: { fields: ['kind', 'name', 'action'] },
                     columns: [
-                        { header: gettext('Kind'), dataIndex: 'kind', width: 110 },
-                        { header: gettext('Name'), dataIndex: 'name', flex: 1 },
+                        { header: gettext('Kind'), dataIndex: 'kind', width: 110, renderer: Ext.htmlEncode },
+                        { header: gettext('Name'), dataIndex: 'name', flex: 1, renderer: Ext.htmlEncode },
                         {
                             header: gettext('Action'),
                             dataIndex: 'action',

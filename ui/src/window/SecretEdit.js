@@ -80,6 +80,5 @@ Ext.define('OrbitLab.window.SecretEdit', {
             ],
         });
         me.callParent();
-        me.on('destroy', () => me.down('form') && me.down('form').getForm().reset());
     },
 });

@@ -113,7 +113,11 @@ Ext.define('OrbitLab.window.IngressEdit', {
         // The window edits the Sector; the form holds one rule.
         me.object = me.sector;
         me.callParent();
+        // The base class took a Sector as an edit; a new rule is a create.
         me.isCreate = me.index === undefined;
+        me.setTitle(
+            Ext.String.format(me.isCreate ? gettext('Add: {0}') : gettext('Edit: {0}'), me.subject),
+        );
         let nameField = me.down('field[name=name]');
         if (!me.isCreate) {
             let rule = me.sector.spec.ingress[me.index];
@@ -140,14 +144,21 @@ Ext.define('OrbitLab.window.IngressEdit', {
         return {};
     },
 
-    // 'spec.ingress[2].port' names this form's 'port'; the targets
-    // (to_instance, to_address, to_selector) are its 'to'.
+    // 'spec.ingress[N].port' of this rule (N its index, or the new last
+    // one) names this form's 'port'; the targets (to_instance, to_address,
+    // to_selector) are its 'to'. Errors of other rules stay in the message.
     formErrors: function (errors) {
+        let me = this;
+        let rules = (me.sector.spec.ingress || []).length;
+        let index = me.index === undefined ? rules : me.index;
+        let prefix = 'spec.ingress[' + index + '].';
         let out = {};
         Ext.Object.each(errors || {}, function (field, reason) {
-            let match = /^spec\.ingress\[\d+\]\.(\w+)/.exec(field);
-            let name = match ? match[1] : field;
-            out[/^to_(instance|address|selector)$/.test(name) ? 'to' : name] = reason;
+            if (field.indexOf(prefix) !== 0) {
+                return;
+            }
+            let name = field.substring(prefix.length).replace(/[.[].*$/, '');
+            out[/^to_(instance|address|selector)$/.test(name) ? 'to' : name] = Ext.htmlEncode(reason);
         });
         return out;
     },

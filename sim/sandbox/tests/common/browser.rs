@@ -122,6 +122,13 @@ impl Browser {
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
+    }
+
+    /// A WebDriver command; its error (`stale element reference: ...`) as
+    /// text.
+    fn try_call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if !body.is_null() {
             request = request.json(&body);
@@ -129,11 +136,11 @@ impl Browser {
         let answer: Value = request
             .send()
             .and_then(|r| r.json())
-            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"));
+            .map_err(|e| e.to_string())?;
         if let Some(error) = answer["value"]["error"].as_str() {
-            panic!("webdriver {path}: {error}: {}", answer["value"]["message"]);
+            return Err(format!("{error}: {}", answer["value"]["message"]));
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
     }
 
     /// Opens `url`.
@@ -205,15 +212,43 @@ impl Browser {
 
     /// Clicks an element, as a user would (scrolled into view first).
     pub fn click(&self, e: &Element) {
-        self.js(
-            "arguments[0].scrollIntoView({block: 'center'});",
-            &[json!({ ELEMENT: e.0 })],
-        );
-        self.call(
+        if let Err(error) = self.try_click(e) {
+            self.fail(&format!("click: {error}"));
+        }
+    }
+
+    fn try_click(&self, e: &Element) -> Result<Value, String> {
+        self.try_call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({
+                "script": "arguments[0].scrollIntoView({block: 'center'});",
+                "args": [{ ELEMENT: e.0 }],
+            }),
+        )?;
+        self.try_call(
             reqwest::Method::POST,
             &format!("/element/{}/click", e.0),
             json!({}),
-        );
+        )
+    }
+
+    /// Clicks the element `script` returns once it is there; found again
+    /// if the page drew it anew in between (ExtJS redraws rows and tree
+    /// nodes as their stores refresh).
+    pub fn click_found(&self, what: &str, script: &str, args: &[Value]) {
+        let started = Instant::now();
+        loop {
+            let e = self.wait_element(what, script, args);
+            match self.try_click(&e) {
+                Ok(_) => return,
+                Err(error) if error.starts_with("stale element reference") => {}
+                Err(error) => self.fail(&format!("clicking {what}: {error}")),
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                self.fail(&format!("{what} kept being redrawn for 60 s"));
+            }
+        }
     }
 
     /// Types `text` into an element.

@@ -82,20 +82,17 @@ pub fn login(b: &Browser, page: &str, user: &str, password: &str, realm: &str) {
         "Ext.ComponentQuery.query('window[title=Proxmox VE Login] field[name=realm]')[0].setValue(arguments[0]);",
         &[json!(realm)],
     );
-    let login = b
-        .element(
-            "return Ext.ComponentQuery.query('window[title=Proxmox VE Login] button[text=Login]')[0].el.dom;",
-            &[],
-        )
-        .expect("the Login button");
-    b.click(&login);
-    let ok = b.wait_element(
+    b.click_found(
+        "the Login button",
+        "return Ext.ComponentQuery.query('window[title=Proxmox VE Login] button[text=Login]')[0].el.dom;",
+        &[],
+    );
+    b.click_found(
         "the subscription notice",
         "let m = Ext.ComponentQuery.query('messagebox').find((w) => w.isVisible() && /subscription/i.test(w.title));
          return m ? m.down('#ok').el.dom : null;",
         &[],
     );
-    b.click(&ok);
     b.wait_true(
         "logged in",
         Duration::from_secs(30),
@@ -107,15 +104,14 @@ pub fn login(b: &Browser, page: &str, user: &str, password: &str, realm: &str) {
 /// Selects Datacenter in the resource tree, then the menu entry
 /// `item_id` of the Datacenter view (`orbitlab`, `orbitlab-sectors`...).
 pub fn open(b: &Browser, item_id: &str) {
-    let dc = b.wait_element(
+    b.click_found(
         "Datacenter in the resource tree",
         "let tree = Ext.ComponentQuery.query('pveResourceTree')[0];
          let rec = tree && tree.getStore().getNodeById('root');
          return rec ? tree.getView().getNode(rec) : null;",
         &[],
     );
-    b.click(&dc);
-    let entry = b.wait_element(
+    b.click_found(
         &format!("the Datacenter menu entry {item_id}"),
         "let cfg = Ext.ComponentQuery.query('panel').find((c) => c instanceof PVE.dc.Config);
          let menu = cfg && cfg.down('#menu');
@@ -123,7 +119,6 @@ pub fn open(b: &Browser, item_id: &str) {
          return rec ? menu.getItem(rec).rowElement.dom : null;",
         &[json!(item_id)],
     );
-    b.click(&entry);
     b.wait_true(
         &format!("{item_id} shown"),
         Duration::from_secs(20),
@@ -154,13 +149,12 @@ pub fn rows(b: &Browser, query: &str) -> Vec<Value> {
 
 /// Clicks the button `query` (an ExtJS component query).
 pub fn click(b: &Browser, what: &str, query: &str) {
-    let button = b.wait_element(
+    b.click_found(
         what,
         "let c = Ext.ComponentQuery.query(arguments[0]).find((c) => c.isVisible() && !c.isDisabled());
          return c ? c.el.dom : null;",
         &[json!(query)],
     );
-    b.click(&button);
 }
 
 /// Types into the visible form field `name` of the window `window`.
