@@ -118,7 +118,13 @@ fn main() {
 
     let pages = common::panel::pages(&sb);
     let b = common::panel::browser(&sb);
-    common::panel::login(&b, &pages[0], "root", orbitlab_sim::pve::DEFAULT_PASSWORD, "pam");
+    common::panel::login(
+        &b,
+        &pages[0],
+        "root",
+        orbitlab_sim::pve::DEFAULT_PASSWORD,
+        "pam",
+    );
     common::panel::open(&b, "orbitlab");
     let mut ms = Vec::new();
     let mut request_ms = Vec::new();
@@ -139,7 +145,7 @@ fn main() {
                          let drawn = performance.now() - t0;
                          // The agent's answer: the last GET of the list.
                          let request = performance.getEntriesByType('resource')
-                             .filter((e) => /\/api2\/json\/orbitlab\/sectors(\?|$)/.test(e.name) && e.startTime >= t0)
+                             .filter((e) => e.name.indexOf('/api2/json/orbitlab/sectors') !== -1 && e.startTime >= t0)
                              .pop();
                          done([drawn, request ? request.duration : -1]);
                      });

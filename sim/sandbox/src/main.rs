@@ -1005,7 +1005,10 @@ fn print_guide(sb: &Sandbox, programs: &Programs) {
         );
     }
     if let Some(ui) = &sb.ui {
-        say!("Open the Proxmox VE web UI, Datacenter -> OrbitLab (user root, realm pam, password {}):", orbitlab_sim::pve::DEFAULT_PASSWORD);
+        say!(
+            "Open the Proxmox VE web UI, Datacenter -> OrbitLab (user root, realm pam, password {}):",
+            orbitlab_sim::pve::DEFAULT_PASSWORD
+        );
         say!("  {}", ui_urls(ui.port));
         say!(
             "  (certificates from the sandbox's CA {}: accept them for the page and for its agent, https://127.0.0.N:{})",

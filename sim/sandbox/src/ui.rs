@@ -82,12 +82,36 @@ impl UiSources {
             font_awesome: PathBuf::from("/usr/share/fonts-font-awesome"),
         };
         for (what, path, hint) in [
-            ("pve-manager's www/", sources.pve_www.join("index.html.tpl"), "--ui DIR: the folder with pve-manager/www and proxmox-widget-toolkit/src"),
-            ("the widget toolkit", sources.toolkit.join("Makefile"), "--ui DIR: the folder with pve-manager/www and proxmox-widget-toolkit/src"),
-            ("ExtJS", sources.extjs.join("ext-all.js"), "npm install extjs-gpl@6.2.0, then --extjs DIR/node_modules/extjs-gpl"),
-            ("the panel", sources.panel.join("Makefile"), "the repository's ui/ folder"),
-            ("marked.js", sources.marked.clone(), "apt-get install libjs-marked"),
-            ("Font Awesome", sources.font_awesome.join("css/font-awesome.css"), "apt-get install fonts-font-awesome"),
+            (
+                "pve-manager's www/",
+                sources.pve_www.join("index.html.tpl"),
+                "--ui DIR: the folder with pve-manager/www and proxmox-widget-toolkit/src",
+            ),
+            (
+                "the widget toolkit",
+                sources.toolkit.join("Makefile"),
+                "--ui DIR: the folder with pve-manager/www and proxmox-widget-toolkit/src",
+            ),
+            (
+                "ExtJS",
+                sources.extjs.join("ext-all.js"),
+                "npm install extjs-gpl@6.2.0, then --extjs DIR/node_modules/extjs-gpl",
+            ),
+            (
+                "the panel",
+                sources.panel.join("Makefile"),
+                "the repository's ui/ folder",
+            ),
+            (
+                "marked.js",
+                sources.marked.clone(),
+                "apt-get install libjs-marked",
+            ),
+            (
+                "Font Awesome",
+                sources.font_awesome.join("css/font-awesome.css"),
+                "apt-get install fonts-font-awesome",
+            ),
         ] {
             if !path.is_file() {
                 bail!("{what} is missing ({} not found): {hint}", path.display());
@@ -139,8 +163,13 @@ pub fn jssrc(makefile: &Path) -> Result<Vec<String>> {
 pub fn concatenate(dir: &Path, prefix: &str, suffix: &[&Path]) -> Result<Vec<u8>> {
     let mut out = prefix.as_bytes().to_vec();
     let files = jssrc(&dir.join("Makefile"))?;
-    for file in files.iter().map(|f| dir.join(f)).chain(suffix.iter().map(|p| p.to_path_buf())) {
-        let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    for file in files
+        .iter()
+        .map(|f| dir.join(f))
+        .chain(suffix.iter().map(|p| p.to_path_buf()))
+    {
+        let text =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
         out.extend_from_slice(&text);
     }
     Ok(out)
@@ -212,7 +241,9 @@ pub fn render(template: &str, vars: &HashMap<&str, String>) -> Result<String> {
             };
             stack.push((on, shown(&stack)));
         } else if inner == "ELSE" {
-            let top = stack.last_mut().context("index.html.tpl: ELSE without IF")?;
+            let top = stack
+                .last_mut()
+                .context("index.html.tpl: ELSE without IF")?;
             top.0 = !top.0;
         } else if inner == "END" {
             stack.pop().context("index.html.tpl: END without IF")?;
@@ -288,7 +319,10 @@ impl UiServer {
             .with_context(|| format!("cannot run {}", hook.display()))?;
         let template = std::fs::read_to_string(&template_file)?;
         if !status.success() || !template.contains("<!-- orbitlab-panel -->") {
-            bail!("{} did not add the panel's line to index.html.tpl", hook.display());
+            bail!(
+                "{} did not add the panel's line to index.html.tpl",
+                hook.display()
+            );
         }
         let proxmoxlib = concatenate(
             &sources.toolkit,
@@ -365,11 +399,7 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: tokio_rustls::TlsAcceptor,
-) {
+async fn serve(listener: tokio::net::TcpListener, app: Router, tls: tokio_rustls::TlsAcceptor) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -477,7 +507,11 @@ async fn handle(
                 .unwrap_or_default();
             match render(&site.template, &page_vars(&node)) {
                 Ok(page) => reply(StatusCode::OK, "text/html; charset=utf-8", page),
-                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    e.to_string(),
+                ),
             }
         }
         "/proxmoxlib.js" => reply(StatusCode::OK, js, site.proxmoxlib.clone()),
@@ -485,7 +519,11 @@ async fn handle(
         // Built again on every request: edit ui/src, reload the page.
         "/pve2/js/orbitlab.js" => match concatenate(&site.sources.panel, "", &[]) {
             Ok(panel) => reply(StatusCode::OK, js, panel),
-            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e:#}")),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("{e:#}"),
+            ),
         },
         // Not packaged in Debian 12; the UI works without it.
         "/qrcode.min.js" => reply(StatusCode::OK, js, ""),
@@ -507,7 +545,11 @@ async fn proxy(site: &Site, request: Request) -> Response {
     let uri = request.uri().clone();
     let headers = request.headers().clone();
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
-        return reply(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "body too large");
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            "body too large",
+        );
     };
     let url = format!(
         "{}{}",
@@ -574,7 +616,11 @@ mod tests {
     fn reads_a_makefile_jssrc_list() {
         let dir = tempfile::tempdir().unwrap();
         let mk = dir.path().join("Makefile");
-        std::fs::write(&mk, "X=1\nJSSRC=\t\\\n\ta.js\t\\\n\tb/c.js\t\\\n# end\n\nall:\n").unwrap();
+        std::fs::write(
+            &mk,
+            "X=1\nJSSRC=\t\\\n\ta.js\t\\\n\tb/c.js\t\\\n# end\n\nall:\n",
+        )
+        .unwrap();
         assert_eq!(jssrc(&mk).unwrap(), ["a.js", "b/c.js"]);
     }
 
@@ -588,7 +634,10 @@ mod tests {
             marked: "/m".into(),
             font_awesome: "/fa".into(),
         };
-        assert_eq!(static_file(&s, "/pve2/css/ext6-pve.css"), Some("/w/css/ext6-pve.css".into()));
+        assert_eq!(
+            static_file(&s, "/pve2/css/ext6-pve.css"),
+            Some("/w/css/ext6-pve.css".into())
+        );
         assert_eq!(
             static_file(&s, "/pve2/ext6/theme-crisp/resources/theme-crisp-all.css"),
             Some("/e/classic/theme-crisp/resources/theme-crisp-all.css".into())

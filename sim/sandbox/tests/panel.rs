@@ -117,7 +117,13 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
 
     // What the sandbox made.
     open(&b, "orbitlab-sectors");
-    let web = wait_phase(&b, "orbitlabSectors #sectors", "web", "Ready", Duration::from_secs(30));
+    let web = wait_phase(
+        &b,
+        "orbitlabSectors #sectors",
+        "web",
+        "Ready",
+        Duration::from_secs(30),
+    );
     assert_eq!(web["name"], "web");
     select_row(&b, "orbitlabSectors #sectors", "web");
     b.wait_true(
@@ -130,7 +136,13 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     );
     b.screenshot(&shots().join("sectors.png"));
     open(&b, "orbitlab-instances");
-    let app = wait_phase(&b, "orbitlabInstances", "app", "Ready", Duration::from_secs(30));
+    let app = wait_phase(
+        &b,
+        "orbitlabInstances",
+        "app",
+        "Ready",
+        Duration::from_secs(30),
+    );
     assert_eq!(app["outputs"]["fqdn"], "app.web.orbitlab.internal", "{app}");
     assert_eq!(app["outputs"]["power"], "running", "{app}");
     b.screenshot(&shots().join("instances.png"));
@@ -157,7 +169,12 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
         !text.as_str().unwrap().contains("db-s3cret"),
         "a secret value is on the page"
     );
-    select_by(&b, "orbitlabSecrets #secrets", "path", json!("app/db-password"));
+    select_by(
+        &b,
+        "orbitlabSecrets #secrets",
+        "path",
+        json!("app/db-password"),
+    );
     wait_count(&b, "orbitlabSecrets #versions", 1);
     b.screenshot(&shots().join("secrets.png"));
     // A new value through the form: version 2.
@@ -186,10 +203,22 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     click(&b, "Yes", "messagebox #yes");
     wait_count(&b, "orbitlabSecrets #versions", 3);
     open(&b, "orbitlab-certificates");
-    wait_phase(&b, "orbitlabCertificates", "app-tls", "Ready", Duration::from_secs(30));
+    wait_phase(
+        &b,
+        "orbitlabCertificates",
+        "app-tls",
+        "Ready",
+        Duration::from_secs(30),
+    );
     b.screenshot(&shots().join("certificates.png"));
     open(&b, "orbitlab-sshkeys");
-    let key = wait_phase(&b, "orbitlabSshKeys", "deploy", "Ready", Duration::from_secs(30));
+    let key = wait_phase(
+        &b,
+        "orbitlabSshKeys",
+        "deploy",
+        "Ready",
+        Duration::from_secs(30),
+    );
     assert!(
         key["outputs"]["fingerprint"]
             .as_str()
@@ -217,7 +246,13 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     let before = rows(&b, "orbitlabSectors #sectors");
     assert!(!before.iter().any(|r| r["name"] == "shop"), "{before:?}");
     click(&b, "Apply", "orbitlabPlanPreview #apply");
-    wait_phase(&b, "orbitlabSectors #sectors", "shop", "Ready", Duration::from_secs(90));
+    wait_phase(
+        &b,
+        "orbitlabSectors #sectors",
+        "shop",
+        "Ready",
+        Duration::from_secs(90),
+    );
 
     // A bad CIDR: the error is on that field, nothing is written.
     click(&b, "Create", "orbitlabSectors #create");
@@ -285,7 +320,13 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
         &[],
     );
     click(&b, "Apply", "orbitlabPlanPreview #apply");
-    let shop1 = wait_phase(&b, "orbitlabInstances", "shop-1", "Ready", Duration::from_secs(90));
+    let shop1 = wait_phase(
+        &b,
+        "orbitlabInstances",
+        "shop-1",
+        "Ready",
+        Duration::from_secs(90),
+    );
     assert!(
         shop1["outputs"]["address"]
             .as_str()
@@ -320,7 +361,13 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
          return !!r && /shop-1/.test(r.get('target')) && r.get('port') === 8443 && r.get('to_port') === 443;",
         &[],
     );
-    wait_phase(&b, "orbitlabSectors #sectors", "shop", "Ready", Duration::from_secs(90));
+    wait_phase(
+        &b,
+        "orbitlabSectors #sectors",
+        "shop",
+        "Ready",
+        Duration::from_secs(90),
+    );
 
     assert_clean_console(&b);
 
@@ -343,7 +390,13 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     let b = panel::browser(&sb);
     panel::login(&b, &pages[1], "root", orbitlab_sim_password(), "pam");
     open(&b, "orbitlab-sectors");
-    wait_phase(&b, "orbitlabSectors #sectors", "shop", "Ready", Duration::from_secs(30));
+    wait_phase(
+        &b,
+        "orbitlabSectors #sectors",
+        "shop",
+        "Ready",
+        Duration::from_secs(30),
+    );
     let agent = b.js("return OrbitLab.Utils.agentOrigin();", &[]);
     assert_eq!(agent, "https://127.0.0.2:8206");
     let used = b.js(
@@ -362,12 +415,28 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
 
     // A PVEAuditor: no write button, and a write anyway is refused (403).
     let api = sim_api(&sb);
-    api.post("/access/users", &[("userid", "auditor@pve"), ("password", "auditor-pass-1")]);
-    api.put("/access/acl", &[("path", "/"), ("roles", "PVEAuditor"), ("users", "auditor@pve")]);
+    api.post(
+        "/access/users",
+        &[("userid", "auditor@pve"), ("password", "auditor-pass-1")],
+    );
+    api.put(
+        "/access/acl",
+        &[
+            ("path", "/"),
+            ("roles", "PVEAuditor"),
+            ("users", "auditor@pve"),
+        ],
+    );
     let b = panel::browser(&sb);
     panel::login(&b, &pages[0], "auditor", "auditor-pass-1", "pve");
     open(&b, "orbitlab-sectors");
-    wait_phase(&b, "orbitlabSectors #sectors", "shop", "Ready", Duration::from_secs(30));
+    wait_phase(
+        &b,
+        "orbitlabSectors #sectors",
+        "shop",
+        "Ready",
+        Duration::from_secs(30),
+    );
     // Privileges are known once Proxmox answered; then no write button.
     b.wait_true(
         "the auditor's privileges known",
@@ -388,8 +457,21 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        for write in ["Create", "Edit", "Remove", "Add", "Start", "Stop", "Set new value", "Reveal value", "Roll back to this version"] {
-            assert!(!visible.contains(&write), "{view} shows {write} to an auditor: {visible:?}");
+        for write in [
+            "Create",
+            "Edit",
+            "Remove",
+            "Add",
+            "Start",
+            "Stop",
+            "Set new value",
+            "Reveal value",
+            "Roll back to this version",
+        ] {
+            assert!(
+                !visible.contains(&write),
+                "{view} shows {write} to an auditor: {visible:?}"
+            );
         }
     }
     open(&b, "orbitlab-sectors");
@@ -404,7 +486,6 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     );
     assert_eq!(status, 403, "{body}");
     assert!(body.to_string().contains("Sys.Modify"), "{body}");
-
 }
 
 /// No error in the browser's console (but the 404 of `font-logos.css`,
@@ -415,7 +496,10 @@ fn assert_clean_console(b: &Browser) {
         .into_iter()
         .filter(|l| l.contains("SEVERE") && !l.contains("font-logos"))
         .collect();
-    assert!(errors.is_empty(), "errors in the browser console: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "errors in the browser console: {errors:#?}"
+    );
 }
 
 fn orbitlab_sim_password() -> &'static str {

@@ -13,19 +13,14 @@ use nix::unistd::Pid;
 use common::alive;
 
 fn stops_cleanly_on(signal: Signal) {
-    let common::Running {
-        mut child,
-        parent,
-        dir,
-        agents: pids,
-        ..
-    } = common::start();
+    let mut sandbox = common::start();
+    let (pids, dir) = (sandbox.agents.clone(), sandbox.dir.clone());
     assert_eq!(pids.len(), 3, "three agents were started: {pids:?}");
     assert!(pids.iter().all(|p| alive(*p)));
     assert!(dir.is_dir());
 
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-    let status = child.wait().unwrap();
+    kill(Pid::from_raw(sandbox.child.id() as i32), signal).unwrap();
+    let status = sandbox.child.wait().unwrap();
     assert!(status.code().is_some(), "it exited by itself: {status:?}");
     for pid in &pids {
         assert!(!alive(*pid), "agent {pid} still runs after {signal}");
@@ -42,7 +37,7 @@ fn stops_cleanly_on(signal: Signal) {
         dir.display()
     );
     assert!(
-        Path::new(parent.path())
+        Path::new(sandbox.parent.path())
             .read_dir()
             .unwrap()
             .next()

@@ -60,7 +60,8 @@ pub fn pages(sb: &Running) -> Vec<String> {
 /// the agents serve it).
 pub fn browser(sb: &Running) -> Browser {
     let mut b = Browser::start(&[spki_pin(&sb.dir.join("etc-pve/local/pve-ssl.pem"))]);
-    b.failure_shot = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("panel-screenshots/failure.png"));
+    b.failure_shot =
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("panel-screenshots/failure.png"));
     b
 }
 
