@@ -187,6 +187,32 @@ Ext.define('OrbitLab.Utils', {
         return out;
     },
 
+    // The Remove button of a list of OrbitLab objects: asks first ('message'
+    // names the object as {0}), then DELETE /<collection>/<name> (the
+    // agent refuses while others refer to it, naming them); 'done' runs
+    // after, whatever the outcome. Shown to users holding 'privilege'.
+    removeButton: function (config) {
+        return {
+            xtype: 'proxmoxButton',
+            text: gettext('Remove'),
+            itemId: 'remove',
+            hidden: true,
+            orbitlabPrivilege: config.privilege,
+            disabled: true,
+            dangerous: true,
+            confirmMsg: (rec) => Ext.String.format(config.message, Ext.htmlEncode("'" + rec.get('name') + "'")),
+            handler: function (btn, event, rec) {
+                OrbitLab.Utils.API2Request({
+                    url: '/' + config.collection + '/' + encodeURIComponent(rec.get('name')),
+                    method: 'DELETE',
+                    waitMsgTarget: config.waitMsgTarget,
+                    callback: config.done,
+                    failure: (response) => Ext.Msg.alert(gettext('Error'), response.htmlStatus),
+                });
+            },
+        };
+    },
+
     // Shows a store's load errors on 'component' as Proxmox's views do
     // (an error mask with the agent's message); when the agent cannot be
     // reached at all (down, or its certificate not trusted by this browser

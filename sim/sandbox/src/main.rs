@@ -24,6 +24,11 @@
 //!   read of
 //!   every agent's API with the sandbox token, verifying TLS with the CA;
 //!
+//! with `--ui DIR --extjs DIR` (and `--pve-version 9.1`), also the real
+//! Proxmox VE web UI with the OrbitLab panel, one page per node on
+//! `127.0.0.N` ([`ui`]; the agents then listen on `127.0.0.N:8206` and
+//! allow that page's origin);
+//!
 //! prints how to drive it with `orbitlab` and `curl` (the token's header in
 //! a 0600 file, `curl -H @FILE`, so the secret is in no command line), and
 //! keeps running until Ctrl-C

@@ -62,6 +62,18 @@ fn select_row(b: &Browser, query: &str, name: &str) {
     select_by(b, query, "name", json!(name));
 }
 
+/// Waits until the plan preview lists `kind` `name` with `action`.
+fn wait_preview(b: &Browser, kind: &str, name: &str, action: &str) {
+    b.wait_true(
+        &format!("the plan preview: {kind} {name} {action}"),
+        Duration::from_secs(30),
+        "let g = Ext.ComponentQuery.query('orbitlabPlanPreview #changes')[0];
+         let r = g && g.getStore().findRecord('name', arguments[1], 0, false, true, true);
+         return !!r && r.get('kind') === arguments[0] && r.get('action') === arguments[2];",
+        &[json!(kind), json!(name), json!(action)],
+    );
+}
+
 /// Waits until the grid `query` holds `count` rows.
 fn wait_count(b: &Browser, query: &str, count: usize) {
     b.wait_true(
@@ -233,14 +245,7 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     fill(&b, "orbitlabSectorEdit", "metadata.name", "shop");
     fill(&b, "orbitlabSectorEdit", "spec.cidr", "172.20.0.0/24");
     click(&b, "Preview", "orbitlabSectorEdit button[text=Preview]");
-    b.wait_true(
-        "the plan preview: Sector shop created",
-        Duration::from_secs(30),
-        "let g = Ext.ComponentQuery.query('orbitlabPlanPreview #changes')[0];
-         let r = g && g.getStore().findRecord('name', 'shop');
-         return !!r && r.get('action') === 'created' && r.get('kind') === 'Sector';",
-        &[],
-    );
+    wait_preview(&b, "Sector", "shop", "created");
     b.screenshot(&shots().join("plan-preview.png"));
     // Nothing is written by the preview.
     let before = rows(&b, "orbitlabSectors #sectors");
@@ -311,14 +316,7 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
         "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
     );
     click(&b, "Preview", "orbitlabInstanceEdit button[text=Preview]");
-    b.wait_true(
-        "the plan preview: Lxc shop-1 created",
-        Duration::from_secs(30),
-        "let g = Ext.ComponentQuery.query('orbitlabPlanPreview #changes')[0];
-         let r = g && g.getStore().findRecord('name', 'shop-1');
-         return !!r && r.get('action') === 'created' && r.get('kind') === 'Lxc';",
-        &[],
-    );
+    wait_preview(&b, "Lxc", "shop-1", "created");
     click(&b, "Apply", "orbitlabPlanPreview #apply");
     let shop1 = wait_phase(
         &b,
@@ -344,14 +342,7 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
     fill(&b, "orbitlabIngressEdit", "to", "shop-1");
     fill(&b, "orbitlabIngressEdit", "to_port", "443");
     click(&b, "Preview", "orbitlabIngressEdit button[text=Preview]");
-    b.wait_true(
-        "the plan preview: Sector shop configured",
-        Duration::from_secs(30),
-        "let g = Ext.ComponentQuery.query('orbitlabPlanPreview #changes')[0];
-         let r = g && g.getStore().findRecord('name', 'shop');
-         return !!r && r.get('action') === 'configured';",
-        &[],
-    );
+    wait_preview(&b, "Sector", "shop", "configured");
     click(&b, "Apply", "orbitlabPlanPreview #apply");
     b.wait_true(
         "shop's ingress rule https",
@@ -369,6 +360,35 @@ fn the_panel_works_inside_the_real_proxmox_ui() {
         Duration::from_secs(90),
     );
 
+    // The rule removed again (previewed), then removals: a Sector an
+    // instance still uses is refused, naming it; the instance goes.
+    select_by(&b, "orbitlabSectors #ingress", "name", json!("https"));
+    click(&b, "Remove", "orbitlabSectors #removeIngress");
+    wait_preview(&b, "Sector", "shop", "configured");
+    click(&b, "Apply", "orbitlabPlanPreview #apply");
+    wait_count(&b, "orbitlabSectors #ingress", 0);
+    select_row(&b, "orbitlabSectors #sectors", "shop");
+    click(&b, "Remove", "orbitlabSectors #remove");
+    click(&b, "Yes", "messagebox #yes");
+    b.wait_true(
+        "the refusal, naming shop-1",
+        Duration::from_secs(20),
+        "let m = Ext.ComponentQuery.query('messagebox').find((w) => w.isVisible() && w.title === 'Error');
+         return !!m && /shop-1/.test(m.el.dom.innerText);",
+        &[],
+    );
+    click(&b, "OK", "messagebox #ok");
+    open(&b, "orbitlab-instances");
+    select_row(&b, "orbitlabInstances", "shop-1");
+    click(&b, "Remove", "orbitlabInstances #remove");
+    click(&b, "Yes", "messagebox #yes");
+    b.wait_true(
+        "shop-1 gone",
+        Duration::from_secs(60),
+        "let g = Ext.ComponentQuery.query('orbitlabInstances')[0];
+         return !!g && !g.getStore().findRecord('name', 'shop-1', 0, false, true, true);",
+        &[],
+    );
     assert_clean_console(&b);
 
     // A write without the CSRF prevention token is refused (the ticket

@@ -95,29 +95,13 @@ Ext.define('OrbitLab.panel.Instances', {
                     enableFn: (rec) => rec.get('spec').state !== 'stopped',
                     handler: () => power('stopped'),
                 },
-                {
-                    xtype: 'proxmoxButton',
-                    text: gettext('Remove'),
-                    itemId: 'remove',
-                    hidden: true,
-                    orbitlabPrivilege: 'instances',
-                    disabled: true,
-                    dangerous: true,
-                    confirmMsg: (rec) =>
-                        Ext.String.format(
-                            gettext('Remove instance {0}? Its container is destroyed.'),
-                            Ext.htmlEncode("'" + rec.get('name') + "'"),
-                        ),
-                    handler: function (btn, event, rec) {
-                        OrbitLab.Utils.API2Request({
-                            url: '/lxc/' + encodeURIComponent(rec.get('name')),
-                            method: 'DELETE',
-                            waitMsgTarget: me,
-                            callback: reload,
-                            failure: (response) => Ext.Msg.alert(gettext('Error'), response.htmlStatus),
-                        });
-                    },
-                },
+                OrbitLab.Utils.removeButton({
+                    privilege: 'instances',
+                    collection: 'lxc',
+                    message: gettext('Remove instance {0}? Its container is destroyed.'),
+                    waitMsgTarget: me,
+                    done: reload,
+                }),
             ],
             columns: [
                 { header: gettext('Name'), dataIndex: 'name', width: 130, renderer: Ext.htmlEncode },

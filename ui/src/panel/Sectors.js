@@ -175,29 +175,13 @@ Ext.define('OrbitLab.panel.Sectors', {
                     disabled: true,
                     handler: () => editSector(OrbitLab.Utils.objectOf(selected())),
                 },
-                {
-                    xtype: 'proxmoxButton',
-                    text: gettext('Remove'),
-                    itemId: 'remove',
-                    hidden: true,
-                    orbitlabPrivilege: 'sectors',
-                    disabled: true,
-                    dangerous: true,
-                    confirmMsg: (rec) =>
-                        Ext.String.format(
-                            gettext('Remove Sector {0}? Its gateway, DNS and addresses go with it.'),
-                            Ext.htmlEncode("'" + rec.get('name') + "'"),
-                        ),
-                    handler: function (btn, event, rec) {
-                        OrbitLab.Utils.API2Request({
-                            url: '/sectors/' + encodeURIComponent(rec.get('name')),
-                            method: 'DELETE',
-                            waitMsgTarget: me,
-                            callback: reload,
-                            failure: (response) => Ext.Msg.alert(gettext('Error'), response.htmlStatus),
-                        });
-                    },
-                },
+                OrbitLab.Utils.removeButton({
+                    privilege: 'sectors',
+                    collection: 'sectors',
+                    message: gettext('Remove Sector {0}? Its gateway, DNS and addresses go with it.'),
+                    waitMsgTarget: me,
+                    done: reload,
+                }),
                 '->',
                 {
                     xtype: 'tbtext',

@@ -17,6 +17,8 @@ Ext.define('OrbitLab.window.Edit', {
     // Called after an apply.
     applied: Ext.emptyFn,
 
+    // Proxmox.window.Edit requires a URL; submit() below sends the
+    // manifest through the plan preview instead.
     url: '/api2/extjs/orbitlab-apply',
     submitText: gettext('Preview'),
 
