@@ -308,7 +308,7 @@ fn permissions_and_the_check_cache() {
 fn cors_only_for_listed_origins() {
     let s = start_with(
         CannedAuth::with(&[("admin@pve!ui", "admin-secret", ADMIN)]),
-        |c| c.allowed_origins = vec!["https://pve1.example.com:8006".into()],
+        |c| c.allowed_origins = vec!["https://pve1.example.com:8006".parse().unwrap()],
     );
     let preflight = |origin: &str| {
         s.client

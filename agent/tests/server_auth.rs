@@ -291,7 +291,7 @@ fn the_web_ui_calls_the_extjs_format_with_its_ticket() {
     let c = cluster();
     let ui = "https://pve1.example.com:8006";
     let s = start_with(c.auth.clone(), |cfg: &mut ServerConfig| {
-        cfg.allowed_origins = vec![ui.to_owned()];
+        cfg.allowed_origins = vec![ui.parse().unwrap()];
     });
     let root = login(&c, "root@pam", DEFAULT_PASSWORD);
     let create = |ticket: &Ticket, name: &str| {

@@ -25,7 +25,7 @@ fn server() -> Running {
             ("admin@pve!ui", "admin-secret", ADMIN),
             ("audit@pve!ui", "audit-secret", &["Sys.Audit"]),
         ]),
-        |c| c.allowed_origins = vec![UI.to_owned()],
+        |c| c.allowed_origins = vec![UI.parse().unwrap()],
     )
 }
 
@@ -422,7 +422,7 @@ fn answers_carry_cors_headers_only_for_a_listed_origin() {
         )
         .is_none()
     );
-    s.handle.set_allowed_origins(vec![tunnel.to_owned()]);
+    s.handle.set_allowed_origins(vec![tunnel.parse().unwrap()]);
     assert_eq!(s.handle.allowed_origins(), [tunnel]);
     assert_eq!(
         header(

@@ -86,7 +86,7 @@ impl LocalApi {
         }
         if fresh.allowed != self.origins.allowed {
             tracing::info!(
-                origins = %fresh.allowed.join(" "),
+                origins = %joined(&fresh.allowed),
                 "the web UI origins allowed to call the local API changed"
             );
             self.handle.set_allowed_origins(fresh.allowed.clone());
@@ -99,7 +99,7 @@ impl LocalApi {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Origins {
     /// Sorted, each once, as browsers send `Origin`.
-    pub(super) allowed: Vec<String>,
+    pub(super) allowed: Vec<UiOrigin>,
     /// What could not be read or used (logged as warnings).
     pub(super) problems: Vec<String>,
 }
@@ -110,6 +110,15 @@ impl Origins {
             tracing::warn!(problem = %problem, "a web UI origin of this node is not allowed to call the local API");
         }
     }
+}
+
+/// The origins, space-separated, for the log.
+fn joined(origins: &[UiOrigin]) -> String {
+    origins
+        .iter()
+        .map(UiOrigin::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `localhost`, `*.localhost` and loopback addresses: names that, in a
@@ -155,7 +164,7 @@ pub(super) fn ui_origins(config: &Config, members: &Members, cert_file: &Path) -
         }
         match UiOrigin::of_host(host, UI_PORT) {
             Ok(origin) => {
-                allowed.insert(String::from(origin));
+                allowed.insert(origin);
             }
             Err(e) if from == NameSource::Certificate => {
                 // Wildcard names are usual in certificates, and never allowed.
@@ -191,7 +200,7 @@ pub(super) fn ui_origins(config: &Config, members: &Members, cert_file: &Path) -
             }
         },
     }
-    allowed.extend(config.ui_origins.iter().map(|o| o.to_string()));
+    allowed.extend(config.ui_origins.iter().cloned());
     Origins {
         allowed: allowed.into_iter().collect(),
         problems,
@@ -226,7 +235,7 @@ pub(super) fn start(config: &Config, store: &Store) -> Option<LocalApi> {
         Ok(api) => {
             tracing::info!(listen = %api.local_addr(), "local API served over HTTPS");
             tracing::info!(
-                origins = %api.origins.allowed.join(" "),
+                origins = %joined(&api.origins.allowed),
                 "web UI origins allowed to call the local API (CORS, with credentials)"
             );
             api.origins.warn();

@@ -251,8 +251,8 @@ pub struct ServerConfig {
     /// Browser origins allowed to call the API with credentials (CORS),
     /// exactly as browsers send `Origin` (see [`UiOrigin`]), e.g.
     /// `https://pve1.example.com:8006`; empty: same origin only. Never a
-    /// wildcard: `*` here matches only an `Origin: *` no browser sends.
-    pub allowed_origins: Vec<String>,
+    /// wildcard ([`UiOrigin`] refuses one).
+    pub allowed_origins: Vec<UiOrigin>,
     /// Size and time limits.
     pub limits: Limits,
 }
@@ -318,7 +318,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
-    origins: Arc<RwLock<Vec<String>>>,
+    origins: Arc<RwLock<Vec<UiOrigin>>>,
 }
 
 impl ServerHandle {
@@ -329,7 +329,7 @@ impl ServerHandle {
 
     /// Replaces [`ServerConfig::allowed_origins`] for the requests that
     /// arrive from now on.
-    pub fn set_allowed_origins(&self, origins: Vec<String>) {
+    pub fn set_allowed_origins(&self, origins: Vec<UiOrigin>) {
         *self
             .origins
             .write()
@@ -337,7 +337,7 @@ impl ServerHandle {
     }
 
     /// The browser origins allowed now.
-    pub fn allowed_origins(&self) -> Vec<String> {
+    pub fn allowed_origins(&self) -> Vec<UiOrigin> {
         self.origins
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -62,6 +62,13 @@ impl UiOrigin {
     }
 }
 
+/// Compares with an origin as written (tests, and `Origin` headers).
+impl PartialEq<&str> for UiOrigin {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for UiOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -79,7 +79,7 @@ pub(crate) struct App {
     pub(crate) limits: Limits,
     /// Exactly as browsers send `Origin`; replaced while serving by
     /// [`super::ServerHandle::set_allowed_origins`].
-    pub(crate) allowed_origins: Arc<std::sync::RwLock<Vec<String>>>,
+    pub(crate) allowed_origins: Arc<std::sync::RwLock<Vec<super::UiOrigin>>>,
 }
 
 /// The peer of a connection, for the access log.
@@ -226,7 +226,7 @@ fn allowed_origin(app: &App, headers: &HeaderMap) -> Option<HeaderValue> {
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .iter()
-        .any(|o| o == text)
+        .any(|o| o.as_str() == text)
         .then(|| origin.clone())
 }
 
