@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use orbitlab_engine::pve::known_calls::KNOWN_CALLS;
 use orbitlab_sim::pve::formats::KNOWN as KNOWN_FORMATS;
-use orbitlab_sim::pve::schema::{Kind, ParamRule, PveVersion, Rules, rules};
+use orbitlab_sim::pve::schema::{Kind, ParamRule, PveVersion, Rules, official_endpoints, rules};
 use serde_json::Value;
 
 fn schema_dir() -> Option<PathBuf> {
@@ -23,27 +23,7 @@ type Official = BTreeMap<String, BTreeMap<String, Value>>;
 
 /// path -> method -> info.
 fn load(dir: &std::path::Path, v: PveVersion) -> Official {
-    let file = dir.join(format!("pve-api-schema-full-pve{}.json", v.release()));
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
-    let tree: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", file.display()));
-    let mut out = Official::new();
-    fn walk(n: &Value, out: &mut Official) {
-        if let (Some(path), Some(info)) = (n["path"].as_str(), n["info"].as_object()) {
-            let e = out.entry(path.to_string()).or_default();
-            for (m, i) in info {
-                e.insert(m.clone(), i.clone());
-            }
-        }
-        for c in n["children"].as_array().into_iter().flatten() {
-            walk(c, out);
-        }
-    }
-    for n in tree.as_array().expect("schema is an array") {
-        walk(n, &mut out);
-    }
-    out
+    official_endpoints(dir, v).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn props(info: &Value) -> BTreeMap<String, Value> {

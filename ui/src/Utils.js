@@ -213,6 +213,18 @@ Ext.define('OrbitLab.Utils', {
         };
     },
 
+    // Keeps 'stores' (OrbitLab.data.UpdateStore) refreshing while
+    // 'component' is shown, from now on, and destroys 'owned' (default:
+    // the stores themselves; a DiffStore destroys its own) with it.
+    refreshWhileShown: function (component, stores, owned) {
+        component.on({
+            activate: () => stores.forEach((s) => s.startUpdate()),
+            deactivate: () => stores.forEach((s) => s.stopUpdate()),
+            destroy: () => (owned || stores).forEach((s) => s.destroy()),
+        });
+        stores.forEach((s) => s.startUpdate());
+    },
+
     // Shows a store's load errors on 'component' as Proxmox's views do
     // (an error mask with the agent's message); when the agent cannot be
     // reached at all (down, or its certificate not trusted by this browser

@@ -402,6 +402,8 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
 async fn serve(listener: tokio::net::TcpListener, app: Router, tls: tokio_rustls::TlsAcceptor) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of file descriptors, say: wait rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let local = tcp.local_addr().ok();

@@ -8,6 +8,34 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::error::ApiError;
 
+/// `%XX` escapes decoded, as Perl's `uri_unescape` does: pveproxy's
+/// reading of the ticket cookie and of path segments (a volume id such as
+/// `local:vztmpl/x.tar.zst` travels as `local%3Avztmpl%2Fx.tar.zst`).
+/// Malformed escapes stay as they are.
+pub fn uri_unescape(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The file part of an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadedFile {
@@ -146,6 +174,12 @@ fn parse_multipart(boundary: &str, body: &[u8], out: &mut RawRequest) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_unescape_decodes_escapes_and_keeps_malformed_ones() {
+        assert_eq!(uri_unescape("local%3Avztmpl%2Fx"), b"local:vztmpl/x");
+        assert_eq!(uri_unescape("a%2+1%zz%"), b"a%2+1%zz%");
+    }
 
     #[test]
     fn form_json_and_multipart() {

@@ -236,30 +236,43 @@ impl EndpointRule {
     }
 }
 
-/// A path segment as pveproxy hands it on: `%XX` escapes decoded (a
-/// volume id such as `local:vztmpl/x.tar.zst` travels as one segment,
-/// `local%3Avztmpl%2Fx.tar.zst`). Malformed escapes stay as they are.
+/// A path segment as pveproxy hands it on: `%XX` escapes decoded.
 fn percent_decoded(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
+    String::from_utf8(super::request::uri_unescape(segment)).unwrap_or_else(|_| segment.to_owned())
+}
+
+/// The official schema file of `version` in `dir` (see
+/// [`official_schema_dir`]) as path → method → its `info` (parameters,
+/// returns, permissions), for tests that compare with it.
+pub fn official_endpoints(
+    dir: &std::path::Path,
+    version: PveVersion,
+) -> Result<BTreeMap<String, BTreeMap<String, serde_json::Value>>, String> {
+    use serde_json::Value;
+    fn walk(n: &Value, out: &mut BTreeMap<String, BTreeMap<String, Value>>) {
+        if let (Some(path), Some(info)) = (n["path"].as_str(), n["info"].as_object()) {
+            let methods = out.entry(path.to_owned()).or_default();
+            for (method, i) in info {
+                methods.insert(method.clone(), i.clone());
             }
         }
+        for c in n["children"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
     }
-    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
+    let file = dir.join(format!("pve-api-schema-full-pve{}.json", version.release()));
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let tree: Value =
+        serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", file.display()))?;
+    let roots = tree
+        .as_array()
+        .ok_or_else(|| format!("{}: not a list of paths", file.display()))?;
+    let mut out = BTreeMap::new();
+    for n in roots {
+        walk(n, &mut out);
+    }
+    Ok(out)
 }
 
 /// All rules for one version.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use orbitlab_sim::pve::schema::{compile_perl_pattern, official_schema_dir};
+use orbitlab_sim::pve::schema::{compile_perl_pattern, official_endpoints, official_schema_dir};
 use orbitlab_sim::pve::{
     DEFAULT_PASSWORD, DEFAULT_TEMPLATE, DEFAULT_TOKEN_SECRET, PveSim, PveVersion, SimConfig,
     SimHandle,
@@ -204,25 +204,7 @@ fn official(version: PveVersion) -> Option<&'static BTreeMap<String, BTreeMap<St
     let slot = &SCHEMAS[usize::from(version == PveVersion::V9_1)];
     slot.get_or_init(|| {
         let dir = official_schema_dir("the answers of the simulator")?;
-        let file = dir.join(format!("pve-api-schema-full-pve{}.json", version.release()));
-        let text = std::fs::read_to_string(&file).expect("schema readable");
-        let tree: Value = serde_json::from_str(&text).expect("schema is JSON");
-        let mut out = Tree::new();
-        fn walk(n: &Value, out: &mut Tree) {
-            if let (Some(path), Some(info)) = (n["path"].as_str(), n["info"].as_object()) {
-                let e = out.entry(path.to_owned()).or_default();
-                for (m, i) in info {
-                    e.insert(m.clone(), i.clone());
-                }
-            }
-            for c in n["children"].as_array().into_iter().flatten() {
-                walk(c, out);
-            }
-        }
-        for n in tree.as_array().expect("schema is an array") {
-            walk(n, &mut out);
-        }
-        Some(out)
+        Some(official_endpoints(&dir, version).unwrap_or_else(|e| panic!("{e}")))
     })
     .as_ref()
 }

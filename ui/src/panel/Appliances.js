@@ -146,16 +146,11 @@ Ext.define('OrbitLab.panel.Appliances', {
                     ],
                 },
             ],
-            listeners: {
-                activate: () => sectors.startUpdate(),
-                deactivate: () => sectors.stopUpdate(),
-                destroy: () => sectors.destroy(),
-            },
         });
 
         me.callParent();
         OrbitLab.Utils.monStoreErrors(me.down('#containers'), sectors);
-        sectors.startUpdate();
+        OrbitLab.Utils.refreshWhileShown(me, [sectors]);
         loadTemplates();
     },
 });

@@ -172,15 +172,12 @@ Ext.define('OrbitLab.panel.Instances', {
                         edit(OrbitLab.Utils.objectOf(rec));
                     }
                 },
-                activate: () => rstore.startUpdate(),
-                deactivate: () => rstore.stopUpdate(),
-                destroy: () => store.destroy(),
             },
         });
 
         me.callParent();
         OrbitLab.Utils.monStoreErrors(me, rstore);
         OrbitLab.Utils.applyPrivileges(me);
-        rstore.startUpdate();
+        OrbitLab.Utils.refreshWhileShown(me, [rstore], [store]);
     },
 });

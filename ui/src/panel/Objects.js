@@ -50,13 +50,8 @@ Ext.define('OrbitLab.grid.Objects', {
         ]
             .concat(me.kindColumns.map((c) => (c.renderer ? c : me.column(c.part, c.key, c.header, c.config))))
             .concat([{ header: gettext('Message'), dataIndex: 'message', flex: 1, renderer: Ext.htmlEncode }]);
-        me.listeners = Ext.apply(me.listeners || {}, {
-            activate: () => rstore.startUpdate(),
-            deactivate: () => rstore.stopUpdate(),
-            destroy: () => store.destroy(),
-        });
         me.callParent();
         OrbitLab.Utils.monStoreErrors(me, rstore);
-        rstore.startUpdate();
+        OrbitLab.Utils.refreshWhileShown(me, [rstore], [store]);
     },
 });

@@ -128,16 +128,11 @@ Ext.define('OrbitLab.panel.Overview', {
                     ],
                 },
             ],
-            listeners: {
-                activate: () => stores.forEach((s) => s.startUpdate()),
-                deactivate: () => stores.forEach((s) => s.stopUpdate()),
-                destroy: () => stores.forEach((s) => s.destroy()),
-            },
         });
 
         me.callParent();
         OrbitLab.Utils.monStoreErrors(me.down('#agents'), nodes);
         OrbitLab.Utils.monStoreErrors(me.down('#plan'), plan);
-        stores.forEach((s) => s.startUpdate());
+        OrbitLab.Utils.refreshWhileShown(me, stores);
     },
 });

@@ -222,15 +222,10 @@ Ext.define('OrbitLab.panel.Secrets', {
 
         Ext.apply(me, {
             items: [grid, versionGrid],
-            listeners: {
-                activate: () => rstore.startUpdate(),
-                deactivate: () => rstore.stopUpdate(),
-                destroy: () => store.destroy(),
-            },
         });
         me.callParent();
         OrbitLab.Utils.monStoreErrors(grid, rstore);
         OrbitLab.Utils.applyPrivileges(me);
-        rstore.startUpdate();
+        OrbitLab.Utils.refreshWhileShown(me, [rstore], [store]);
     },
 });

@@ -242,16 +242,11 @@ Ext.define('OrbitLab.panel.Sectors', {
 
         Ext.apply(me, {
             items: [grid, ingressGrid],
-            listeners: {
-                activate: () => rstore.startUpdate(),
-                deactivate: () => rstore.stopUpdate(),
-                destroy: () => store.destroy(),
-            },
         });
 
         me.callParent();
         OrbitLab.Utils.monStoreErrors(grid, rstore);
         OrbitLab.Utils.applyPrivileges(me);
-        rstore.startUpdate();
+        OrbitLab.Utils.refreshWhileShown(me, [rstore], [store]);
     },
 });

@@ -16,6 +16,9 @@ Ext.define('OrbitLab.window.Edit', {
     object: undefined,
     // Called after an apply.
     applied: Ext.emptyFn,
+    // Whether this user may apply (OrbitLab.Utils.may); without it the
+    // preview is all there is.
+    canApply: false,
 
     // Proxmox.window.Edit requires a URL; submit() below sends the
     // manifest through the plan preview instead.
@@ -50,7 +53,7 @@ Ext.define('OrbitLab.window.Edit', {
         Ext.create('OrbitLab.window.PlanPreview', {
             autoShow: true,
             manifests: [manifest],
-            canApply: me.canApply !== false,
+            canApply: me.canApply,
             refused: function (response) {
                 let errors = response.result && response.result.errors;
                 if (errors) {

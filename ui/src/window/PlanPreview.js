@@ -18,8 +18,9 @@ Ext.define('OrbitLab.window.PlanPreview', {
 
     // The manifests to apply (objects).
     manifests: [],
-    // Whether this user may apply (the agent checks again).
-    canApply: true,
+    // Whether this user may apply (the agent checks again); without it the
+    // preview is all there is.
+    canApply: false,
     // Called after a successful apply with the changes.
     applied: Ext.emptyFn,
     // Called with the failed response when the check refuses the manifests.

@@ -236,30 +236,9 @@ pub fn authenticate(
     Ok(Auth::Ticket(session.user.clone()))
 }
 
-/// `%XX` escapes decoded, as Perl's `uri_unescape` does (malformed ones
-/// stay as they are).
+/// The cookie's `%XX` escapes decoded, as pveproxy reads it.
 fn uri_unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&crate::pve::request::uri_unescape(s)).into_owned()
 }
 
 /// Calls pveproxy answers without credentials (Proxmox's `auth_handler`
